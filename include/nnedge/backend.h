@@ -1,0 +1,66 @@
+/* nnedge backends and sessions.
+ *
+ * A backend executes an inferred graph. Every backend exposes one interface table; clients
+ * (codec, bench, CLI) use sessions and never reach into a backend's internals.
+ *
+ * A session binds a graph to a backend: it plans the activation arena once
+ * (nne_graph_plan), allocates it once, and runs the graph as often as needed.
+ */
+#ifndef NNEDGE_BACKEND_H
+#define NNEDGE_BACKEND_H
+
+#include "nnedge/graph.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Per-node timing collected by a profiling run. */
+typedef struct nne_node_profile {
+    int32_t node;
+    uint64_t ns;  /* wall time of the node's last run */
+} nne_node_profile;
+
+typedef struct nne_backend {
+    const char *name;  /* "cpu-ref", ... */
+    /* NNE_OK if the backend can execute this node (dtype, op, parameters). */
+    nne_status (*supports_node)(const nne_graph *g, const nne_node *n);
+    /* Prepare backend state for an inferred, planned graph (e.g. repack weights). */
+    nne_status (*compile)(const nne_graph *g, void **state);
+    /* Execute all nodes. `arena` holds every input/activation tensor at its arena_offset. */
+    nne_status (*run)(void *state, const nne_graph *g, uint8_t *arena);
+    /* Per-node wall times of the last run (may be NULL if unsupported). prof has n_nodes slots. */
+    nne_status (*profile)(void *state, const nne_graph *g, nne_node_profile *prof);
+    void (*free)(void *state);
+} nne_backend;
+
+/* The plain C reference backend (f32). */
+const nne_backend *nne_backend_cpu_ref(void);
+/* Look up a backend by name; NULL if unknown. */
+const nne_backend *nne_backend_by_name(const char *name);
+
+typedef struct nne_session nne_session;
+
+/* Infer and plan `g` (if needed), check the backend supports every node, compile, allocate
+ * the arena. The graph must outlive the session and must not be modified while it exists. */
+nne_status nne_session_create(nne_graph *g, const nne_backend *be, nne_session **out);
+void nne_session_free(nne_session *s);
+
+/* Pointer to the arena storage of graph input/output i (contiguous, the tensor's dtype). */
+void *nne_session_input(nne_session *s, int32_t i);
+const void *nne_session_output(const nne_session *s, int32_t i);
+const nne_tensor *nne_session_input_tensor(const nne_session *s, int32_t i);
+const nne_tensor *nne_session_output_tensor(const nne_session *s, int32_t i);
+/* Pointer to any planned tensor's storage (activations are only valid while their
+ * lifetime lasts: use for debugging and tests). */
+void *nne_session_tensor_data(nne_session *s, int32_t tensor);
+
+nne_status nne_session_run(nne_session *s);
+/* Per-node timing of the last run (n_nodes entries). */
+nne_status nne_session_profile(nne_session *s, nne_node_profile *prof);
+size_t nne_session_arena_size(const nne_session *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,138 @@
+/* Shared option parsing and error reporting for the subcommands. */
+#include <stdarg.h>
+#include <string.h>
+
+#include "cli.h"
+
+void cli_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "nnedge %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+int cli_fail(const char *cmd, nne_status s) {
+    const char *msg = nne_last_error();
+    fprintf(stderr, "nnedge %s: %s%s%s\n", cmd, nne_status_str(s), *msg ? ": " : "", msg);
+    return NNE_EXIT_RUNTIME;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "nnedge %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\ntry 'nnedge %s --help'\n", cmd);
+    return NNE_EXIT_USAGE;
+}
+
+static const cli_option *find_long(const cli_option *o, const char *name, size_t len) {
+    for (; o && o->long_name; o++)
+        if (strlen(o->long_name) == len && strncmp(o->long_name, name, len) == 0) return o;
+    return NULL;
+}
+
+static const cli_option *find_short(const cli_option *o, char c) {
+    for (; o && o->long_name; o++)
+        if (o->short_name && o->short_name == c) return o;
+    return NULL;
+}
+
+bool cli_parse(const char *cmd, int argc, char **argv, cli_common *common,
+               const cli_option *extra, const char **pos, int max_pos, int *n_pos) {
+    memset(common, 0, sizeof *common);
+    *n_pos = 0;
+    bool options_done = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (options_done || a[0] != '-' || a[1] == 0) { /* positional ("-" = stdin/stdout) */
+            if (*n_pos >= max_pos) {
+                cli_usage_error(cmd, "unexpected argument '%s'", a);
+                return false;
+            }
+            pos[(*n_pos)++] = a;
+            continue;
+        }
+        if (!strcmp(a, "--")) {
+            options_done = true;
+            continue;
+        }
+        const cli_option *o = NULL;
+        const char *value = NULL;
+        char shortc = 0;
+        if (a[1] == '-') {
+            const char *name = a + 2, *eq = strchr(name, '=');
+            size_t len = eq ? (size_t)(eq - name) : strlen(name);
+            if (eq) value = eq + 1;
+            if (len == 4 && !strncmp(name, "help", 4)) { common->help = true; continue; }
+            if (len == 4 && !strncmp(name, "json", 4)) { common->json = true; continue; }
+            if (len == 5 && !strncmp(name, "quiet", 5)) { common->quiet = true; continue; }
+            if (len == 7 && !strncmp(name, "verbose", 7)) { common->verbose++; continue; }
+            if (len == 6 && !strncmp(name, "output", 6)) {
+                if (!value) {
+                    if (i + 1 >= argc) {
+                        cli_usage_error(cmd, "option --output needs a value");
+                        return false;
+                    }
+                    value = argv[++i];
+                }
+                common->output = value;
+                continue;
+            }
+            o = find_long(extra, name, len);
+            if (!o) {
+                cli_usage_error(cmd, "unknown option '%s'", a);
+                return false;
+            }
+        } else {
+            shortc = a[1];
+            if (a[2] != 0) { /* "-ofile" / "-vv" */
+                if (shortc == 'v') {
+                    bool all_v = true;
+                    for (const char *p = a + 1; *p; p++) all_v &= *p == 'v';
+                    if (all_v) { common->verbose += (int)strlen(a + 1); continue; }
+                }
+                value = a + 2;
+            }
+            if (shortc == 'h') { common->help = true; continue; }
+            if (shortc == 'q' && !value) { common->quiet = true; continue; }
+            if (shortc == 'v' && !value) { common->verbose++; continue; }
+            if (shortc == 'o') {
+                if (!value) {
+                    if (i + 1 >= argc) {
+                        cli_usage_error(cmd, "option -o needs a value");
+                        return false;
+                    }
+                    value = argv[++i];
+                }
+                common->output = value;
+                continue;
+            }
+            o = find_short(extra, shortc);
+            if (!o) {
+                cli_usage_error(cmd, "unknown option '%s'", a);
+                return false;
+            }
+        }
+        if (o->has_arg) {
+            if (!value) {
+                if (i + 1 >= argc) {
+                    cli_usage_error(cmd, "option --%s needs a value", o->long_name);
+                    return false;
+                }
+                value = argv[++i];
+            }
+            *o->value = value;
+        } else {
+            if (value) {
+                cli_usage_error(cmd, "option --%s takes no value", o->long_name);
+                return false;
+            }
+            *o->flag = true;
+        }
+    }
+    return true;
+}

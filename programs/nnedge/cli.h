@@ -1,0 +1,75 @@
+/* nnedge CLI: shared conventions for every subcommand.
+ *
+ * Each subcommand is `int nne_cmd_<name>(int argc, char **argv)` in its own file
+ * programs/nnedge/cmd_<name>.c, registered in the table in main.c. argv[0] is the
+ * subcommand name. It returns an exit code:
+ *   NNE_EXIT_OK (0)     success
+ *   NNE_EXIT_RUNTIME (1) runtime error (bad file contents, I/O, ...)
+ *   NNE_EXIT_USAGE (2)  usage error (unknown flag, missing argument)
+ * Flags shared by all subcommands: -h/--help, -o FILE (output), --json (machine-readable
+ * stdout), -v (verbose, repeatable), -q (quiet). Messages go to stderr, prefixed
+ * "nnedge <cmd>: ", and name the file and the problem. Results go to stdout.
+ */
+#ifndef NNE_CLI_H
+#define NNE_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "nnedge/common.h"
+
+enum { NNE_EXIT_OK = 0, NNE_EXIT_RUNTIME = 1, NNE_EXIT_USAGE = 2 };
+
+/* Options common to all subcommands, filled by cli_parse. */
+typedef struct cli_common {
+    const char *output; /* -o / --output, NULL if absent */
+    bool json;          /* --json */
+    int verbose;        /* -v count */
+    bool quiet;         /* -q */
+    bool help;          /* -h / --help */
+} cli_common;
+
+/* Description of one extra option of a subcommand. `has_arg`: takes a value. */
+typedef struct cli_option {
+    const char *long_name; /* without "--" */
+    char short_name;       /* 0 if none */
+    bool has_arg;
+    const char **value;    /* has_arg: where the value goes */
+    bool *flag;            /* !has_arg: set to true */
+} cli_option;
+
+/* Parse argv[1..] into common options, the extra options (may be NULL) and positional
+ * arguments (pointers into argv, at most max_pos). Supports "--name value", "--name=value",
+ * "-o value", "--" to end options. On a usage error prints it and returns false; the
+ * command should then return NNE_EXIT_USAGE. */
+bool cli_parse(const char *cmd, int argc, char **argv, cli_common *common,
+               const cli_option *extra, const char **pos, int max_pos, int *n_pos);
+
+/* Print "nnedge <cmd>: <message>\n" to stderr. */
+void cli_error(const char *cmd, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* Print a library failure: "nnedge <cmd>: <status>: <nne_last_error()>". Returns
+ * NNE_EXIT_RUNTIME. */
+int cli_fail(const char *cmd, nne_status s);
+/* Usage error: prints the message and "try 'nnedge <cmd> --help'". Returns NNE_EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* Load a model given as a built-in name (see `nnedge info --list`) or a model file path. */
+struct nne_graph;
+nne_status cli_load_model(const char *spec, struct nne_graph **out);
+
+/* Format an integer with thousands separators ("3,975,122,304") into buf. */
+const char *cli_thousands(int64_t v, char *buf, size_t n);
+
+/* Subcommands. */
+int nne_cmd_info(int argc, char **argv);
+int nne_cmd_metrics(int argc, char **argv);
+
+#endif

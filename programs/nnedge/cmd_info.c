@@ -1,0 +1,171 @@
+/* nnedge info: per-layer description of a model (shapes, parameters, MACs, memory). */
+#include <string.h>
+
+#include "cli.h"
+#include "nnedge/graph.h"
+#include "nnedge/json.h"
+#include "nnedge/models.h"
+
+static const char *k_cmd = "info";
+
+static void help(void) {
+    printf("usage: nnedge info MODEL [--json]\n"
+           "       nnedge info --list\n\n"
+           "Describe a model layer by layer: name, op, input and output shapes, parameters,\n"
+           "MACs, ops (2 x MACs, in MOP = 1e6 ops), weight bytes and activation bytes\n"
+           "(inputs read + output written), with totals. MODEL is a built-in model name or a\n"
+           "model file (.nne). A built-in model made of parts (cae-seed: encoder, decoder) is\n"
+           "shown part by part.\n\n"
+           "options:\n"
+           "  --json     print JSON instead of a table\n"
+           "  --list     list the built-in models\n"
+           "  -h, --help this help\n");
+}
+
+typedef struct totals {
+    int64_t macs, params, weight_bytes, act_bytes;
+} totals;
+
+static void print_table(const nne_graph *g, totals *sum) {
+    char a[64], b[64], c1[32], c2[32];
+    printf("model %s\n", g->name);
+    printf("%3s  %-22s %-17s %-20s %-20s %10s %16s %12s %12s %12s\n", "ID", "Name", "Op",
+           "Input", "Output", "Params", "MACs", "MOP", "Weights(B)", "Acts(B)");
+    totals t = {0, 0, 0, 0};
+    for (int32_t i = 0; i < g->n_nodes; i++) {
+        const nne_node *n = &g->nodes[i];
+        nne_node_cost c;
+        nne_node_cost_get(g, i, &c);
+        nne_shape_str(&g->tensors[n->inputs[0]].shape, a, sizeof a);
+        nne_shape_str(&g->tensors[n->output].shape, b, sizeof b);
+        printf("%3d  %-22s %-17s %-20s %-20s %10lld %16s %12.3f %12lld %12lld\n", (int)i, n->name,
+               nne_op_name(n->op), a, b, (long long)c.params, cli_thousands(c.macs, c1, sizeof c1),
+               2.0 * (double)c.macs / 1e6, (long long)c.weight_bytes,
+               (long long)(c.in_bytes + c.out_bytes));
+        t.macs += c.macs;
+        t.params += c.params;
+        t.weight_bytes += c.weight_bytes;
+        t.act_bytes += c.in_bytes + c.out_bytes;
+    }
+    printf("%3s  %-22s %-17s %-20s %-20s %10lld %16s %12.3f %12lld %12lld\n", "", "total", "", "",
+           "", (long long)t.params, cli_thousands(t.macs, c2, sizeof c2), 2.0 * (double)t.macs / 1e6,
+           (long long)t.weight_bytes, (long long)t.act_bytes);
+    sum->macs += t.macs;
+    sum->params += t.params;
+    sum->weight_bytes += t.weight_bytes;
+    sum->act_bytes += t.act_bytes;
+}
+
+static void json_totals(nne_json *j, const char *key, const totals *t) {
+    nne_json_object_begin(j, key);
+    nne_json_int(j, "params", t->params);
+    nne_json_int(j, "macs", t->macs);
+    nne_json_int(j, "ops", 2 * t->macs);
+    nne_json_number(j, "mop", 2.0 * (double)t->macs / 1e6, 6);
+    nne_json_int(j, "weight_bytes", t->weight_bytes);
+    nne_json_int(j, "activation_bytes", t->act_bytes);
+    nne_json_object_end(j);
+}
+
+static void json_shape(nne_json *j, const char *key, const nne_shape *s) {
+    nne_json_array_begin(j, key);
+    for (int d = 0; d < s->ndim; d++) nne_json_int(j, NULL, s->dim[d]);
+    nne_json_array_end(j);
+}
+
+static void print_json_part(nne_json *j, const nne_graph *g, totals *sum) {
+    totals t = {0, 0, 0, 0};
+    nne_json_object_begin(j, NULL);
+    nne_json_string(j, "name", g->name);
+    nne_json_array_begin(j, "layers");
+    for (int32_t i = 0; i < g->n_nodes; i++) {
+        const nne_node *n = &g->nodes[i];
+        nne_node_cost c;
+        nne_node_cost_get(g, i, &c);
+        nne_json_object_begin(j, NULL);
+        nne_json_int(j, "id", i);
+        nne_json_string(j, "name", n->name);
+        nne_json_string(j, "op", nne_op_name(n->op));
+        json_shape(j, "input_shape", &g->tensors[n->inputs[0]].shape);
+        json_shape(j, "output_shape", &g->tensors[n->output].shape);
+        nne_json_int(j, "params", c.params);
+        nne_json_int(j, "macs", c.macs);
+        nne_json_int(j, "ops", 2 * c.macs);
+        nne_json_number(j, "mop", 2.0 * (double)c.macs / 1e6, 6);
+        nne_json_int(j, "weight_bytes", c.weight_bytes);
+        nne_json_int(j, "activation_bytes", c.in_bytes + c.out_bytes);
+        nne_json_object_end(j);
+        t.macs += c.macs;
+        t.params += c.params;
+        t.weight_bytes += c.weight_bytes;
+        t.act_bytes += c.in_bytes + c.out_bytes;
+    }
+    nne_json_array_end(j);
+    json_totals(j, "total", &t);
+    nne_json_object_end(j);
+    sum->macs += t.macs;
+    sum->params += t.params;
+    sum->weight_bytes += t.weight_bytes;
+    sum->act_bytes += t.act_bytes;
+}
+
+int nne_cmd_info(int argc, char **argv) {
+    cli_common co;
+    bool list = false;
+    const cli_option opts[] = {{"list", 0, false, NULL, &list}, {NULL, 0, false, NULL, NULL}};
+    const char *pos[1];
+    int n_pos;
+    if (!cli_parse(k_cmd, argc, argv, &co, opts, pos, 1, &n_pos)) return NNE_EXIT_USAGE;
+    if (co.help) {
+        help();
+        return NNE_EXIT_OK;
+    }
+    if (list) {
+        for (const char *const *n = nne_builtin_model_names(); *n; n++) printf("%s\n", *n);
+        return NNE_EXIT_OK;
+    }
+    if (n_pos != 1) return cli_usage_error(k_cmd, "expected one MODEL argument");
+    if (co.output) return cli_usage_error(k_cmd, "-o is not used by this command");
+    const char *spec = pos[0];
+    const char *const *parts = nne_builtin_model_parts(spec);
+    const char *single[2] = {spec, NULL};
+    if (!parts) parts = single;
+    nne_graph *gs[8] = {NULL};
+    int np = 0;
+    int rc = NNE_EXIT_OK;
+    for (; parts[np] && np < 8; np++) {
+        nne_status s = cli_load_model(parts[np], &gs[np]);
+        if (!s) s = nne_graph_infer(gs[np]);
+        if (s) {
+            rc = cli_fail(k_cmd, s);
+            goto done;
+        }
+    }
+    totals sum = {0, 0, 0, 0};
+    if (co.json) {
+        nne_json j;
+        nne_json_init(&j, stdout, true);
+        nne_json_object_begin(&j, NULL);
+        nne_json_string(&j, "model", spec);
+        nne_json_array_begin(&j, "parts");
+        for (int i = 0; i < np; i++) print_json_part(&j, gs[i], &sum);
+        nne_json_array_end(&j);
+        json_totals(&j, "total", &sum);
+        nne_json_object_end(&j);
+        nne_json_finish(&j);
+    } else {
+        for (int i = 0; i < np; i++) {
+            if (i) printf("\n");
+            print_table(gs[i], &sum);
+        }
+        if (np > 1) {
+            char c[32];
+            printf("\n%s total: %lld params, %s MACs, %.3f MOP, %lld weight bytes\n", spec,
+                   (long long)sum.params, cli_thousands(sum.macs, c, sizeof c),
+                   2.0 * (double)sum.macs / 1e6, (long long)sum.weight_bytes);
+        }
+    }
+done:
+    for (int i = 0; i < np; i++) nne_graph_free(gs[i]);
+    return rc;
+}

@@ -1,0 +1,57 @@
+/* nnedge: the command-line tool. One subcommand per job; see `nnedge help`. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+typedef struct command {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command k_commands[] = {
+    {"info", nne_cmd_info, "describe a model: layers, shapes, parameters, MACs, memory"},
+    {"metrics", nne_cmd_metrics, "quality of an image against a reference: MSE, PSNR, SSIM, MS-SSIM"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "nnedge %s: deep-learning image compression for edge accelerators\n\n"
+               "usage: nnedge <command> [options] [args]\n\ncommands:\n",
+            NNE_VERSION_STRING);
+    for (size_t i = 0; i < sizeof k_commands / sizeof k_commands[0]; i++)
+        fprintf(f, "  %-10s %s\n", k_commands[i].name, k_commands[i].summary);
+    fprintf(f, "\ncommon options: -h/--help, -o FILE, --json, -v (verbose), -q (quiet)\n"
+               "exit codes: 0 success, 1 runtime error, 2 usage error\n"
+               "run 'nnedge <command> --help' for a command's options\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return NNE_EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+        if (argc >= 3 && strcmp(cmd, "help") == 0) {
+            for (size_t i = 0; i < sizeof k_commands / sizeof k_commands[0]; i++)
+                if (!strcmp(argv[2], k_commands[i].name)) {
+                    char *hargv[] = {argv[2], (char *)"--help", NULL};
+                    return k_commands[i].fn(2, hargv);
+                }
+        }
+        usage(stdout);
+        return NNE_EXIT_OK;
+    }
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
+        char feats[256];
+        printf("nnedge %s\ncpu: %s\n", NNE_VERSION_STRING,
+               nne_cpu_features_str(nne_cpu_features(), feats, sizeof feats));
+        return NNE_EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof k_commands / sizeof k_commands[0]; i++)
+        if (!strcmp(cmd, k_commands[i].name)) return k_commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "nnedge: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return NNE_EXIT_USAGE;
+}

@@ -1,0 +1,106 @@
+/* Sessions on the cpu-ref backend: a planned, shared arena must give exactly the result of
+ * running the same kernels on separate buffers, and inputs/outputs must survive the run. */
+#include <string.h>
+
+#include "nnedge/backend.h"
+#include "nnedge/models.h"
+#include "testutil.h"
+
+static void fill_random(nne_graph *g, nne_test_rng *rng) {
+    for (int32_t i = 0; i < g->n_tensors; i++) {
+        nne_tensor *t = &g->tensors[i];
+        if (t->kind != NNE_TENSOR_CONSTANT) continue;
+        float *d = t->data;
+        int64_t n = nne_shape_numel(&t->shape);
+        for (int64_t k = 0; k < n; k++) d[k] = (float)(nne_test_rng_uniform(rng) - 0.5) * 0.4f;
+    }
+}
+
+/* Run the graph node by node with a separate buffer per tensor (no arena). */
+static float **run_unplanned(const nne_graph *g, const float *input) {
+    float **buf = calloc((size_t)g->n_tensors, sizeof *buf);
+    buf[g->inputs[0]] = (float *)input;
+    for (int32_t i = 0; i < g->n_nodes; i++) {
+        const nne_node *n = &g->nodes[i];
+        const nne_tensor *o = &g->tensors[n->output];
+        float *y = malloc((size_t)nne_shape_numel(&o->shape) * sizeof(float));
+        buf[n->output] = y;
+        const float *x = buf[n->inputs[0]];
+        const float *w = n->n_inputs > 1 ? g->tensors[n->inputs[1]].data : NULL;
+        const float *b = n->n_inputs > 2 ? g->tensors[n->inputs[2]].data : NULL;
+        int32_t c = (int32_t)o->shape.dim[o->shape.ndim - 1];
+        if (n->op == NNE_OP_CONV2D) nne_conv2d_f32__ref(&n->conv_geom, x, w, b, y);
+        else if (n->op == NNE_OP_CONV_TRANSPOSE2D)
+            nne_conv_transpose2d_f32__ref(&n->conv_geom, x, w, b, y);
+        else if (n->op == NNE_OP_PRELU)
+            nne_prelu_f32__ref((size_t)nne_shape_numel(&o->shape) / (size_t)c, c, x, w, c, y);
+    }
+    return buf;
+}
+
+static void test_cae_session_matches_unplanned(void) {
+    nne_test_rng rng;
+    nne_test_rng_seed(&rng, 7);
+    nne_graph *g;
+    CHECK_OK(nne_model_cae_seed(37, 45, NNE_CAE_FULL, &g));
+    if (!g) return;
+    fill_random(g, &rng);
+    nne_session *s;
+    CHECK_OK(nne_session_create(g, nne_backend_cpu_ref(), &s));
+    if (!s) {
+        nne_graph_free(g);
+        return;
+    }
+    const nne_tensor *it = nne_session_input_tensor(s, 0), *ot = nne_session_output_tensor(s, 0);
+    size_t n_in = (size_t)nne_shape_numel(&it->shape), n_out = (size_t)nne_shape_numel(&ot->shape);
+    CHECK(n_out == n_in);
+    float *x = nne_session_input(s, 0);
+    float *copy = malloc(n_in * sizeof(float));
+    for (size_t i = 0; i < n_in; i++) x[i] = copy[i] = (float)nne_test_rng_uniform(&rng);
+    CHECK_OK(nne_session_run(s));
+    const float *y = nne_session_output(s, 0);
+    float **ref = run_unplanned(g, copy);
+    CHECK(memcmp(y, ref[g->outputs[0]], n_out * sizeof(float)) == 0);
+    CHECK(memcmp(x, copy, n_in * sizeof(float)) == 0); /* input intact */
+    float *first = malloc(n_out * sizeof(float));
+    memcpy(first, y, n_out * sizeof(float));
+    CHECK_OK(nne_session_run(s));
+    CHECK(memcmp(first, nne_session_output(s, 0), n_out * sizeof(float)) == 0);
+    /* The arena is smaller than the sum of all activations. */
+    size_t sum = 0;
+    for (int32_t i = 0; i < g->n_tensors; i++)
+        if (g->tensors[i].kind != NNE_TENSOR_CONSTANT) sum += nne_tensor_nbytes(&g->tensors[i]);
+    CHECK(nne_session_arena_size(s) < sum);
+    nne_node_profile prof[32];
+    CHECK_OK(nne_session_profile(s, prof));
+    CHECK(prof[0].node == 0);
+    for (int32_t i = 0; i < g->n_tensors; i++)
+        if (ref[i] != copy && g->tensors[i].kind == NNE_TENSOR_ACTIVATION) free(ref[i]);
+    free(ref);
+    free(first);
+    free(copy);
+    nne_session_free(s);
+    nne_graph_free(g);
+}
+
+static void test_unsupported_dtype(void) {
+    nne_graph *g;
+    CHECK_OK(nne_graph_create("s8", &g));
+    int32_t x;
+    CHECK_OK(nne_graph_add_input(g, "x", NNE_S8, nne_shape_1d(8), &x));
+    CHECK_OK(nne_graph_add_node(g, "r", NNE_OP_RELU, NULL, &x, 1, "y", &x));
+    CHECK_OK(nne_graph_mark_output(g, x));
+    nne_session *s = NULL;
+    CHECK_STATUS(nne_session_create(g, nne_backend_cpu_ref(), &s), NNE_ERR_UNSUPPORTED);
+    CHECK(s == NULL);
+    CHECK(strstr(nne_last_error(), "s8") != NULL);
+    CHECK(nne_backend_by_name("cpu-ref") == nne_backend_cpu_ref());
+    CHECK(nne_backend_by_name("nope") == NULL);
+    nne_graph_free(g);
+}
+
+int main(void) {
+    NNE_RUN(test_cae_session_matches_unplanned);
+    NNE_RUN(test_unsupported_dtype);
+    return nne_test_summary();
+}
