@@ -29,7 +29,7 @@ typedef struct totals {
 static void print_table(const nne_graph *g, totals *sum) {
     char a[64], b[64], c1[32], c2[32];
     printf("model %s\n", g->name);
-    printf("%3s  %-22s %-17s %-20s %-20s %10s %16s %12s %12s %12s\n", "ID", "Name", "Op",
+    printf("%3s  %-26s %-17s %-20s %-20s %10s %16s %12s %12s %12s\n", "ID", "Name", "Op",
            "Input", "Output", "Params", "MACs", "MOP", "Weights(B)", "Acts(B)");
     totals t = {0, 0, 0, 0};
     for (int32_t i = 0; i < g->n_nodes; i++) {
@@ -38,7 +38,7 @@ static void print_table(const nne_graph *g, totals *sum) {
         nne_node_cost_get(g, i, &c);
         nne_shape_str(&g->tensors[n->inputs[0]].shape, a, sizeof a);
         nne_shape_str(&g->tensors[n->output].shape, b, sizeof b);
-        printf("%3d  %-22s %-17s %-20s %-20s %10lld %16s %12.3f %12lld %12lld\n", (int)i, n->name,
+        printf("%3d  %-26s %-17s %-20s %-20s %10lld %16s %12.3f %12lld %12lld\n", (int)i, n->name,
                nne_op_name(n->op), a, b, (long long)c.params, cli_thousands(c.macs, c1, sizeof c1),
                2.0 * (double)c.macs / 1e6, (long long)c.weight_bytes,
                (long long)(c.in_bytes + c.out_bytes));
@@ -47,7 +47,7 @@ static void print_table(const nne_graph *g, totals *sum) {
         t.weight_bytes += c.weight_bytes;
         t.act_bytes += c.in_bytes + c.out_bytes;
     }
-    printf("%3s  %-22s %-17s %-20s %-20s %10lld %16s %12.3f %12lld %12lld\n", "", "total", "", "",
+    printf("%3s  %-26s %-17s %-20s %-20s %10lld %16s %12.3f %12lld %12lld\n", "", "total", "", "",
            "", (long long)t.params, cli_thousands(t.macs, c2, sizeof c2), 2.0 * (double)t.macs / 1e6,
            (long long)t.weight_bytes, (long long)t.act_bytes);
     sum->macs += t.macs;
