@@ -41,16 +41,23 @@ enum {
     NNE_IMAGE_LOAD_DROP_ALPHA = 2,   /* discard alpha (no compositing) */
 };
 
+/* Allocate zeroed pixels (INVALID_ARG for a bad shape, LIMIT above the limits). free
+ * releases the pixels and zeroes *img; it accepts NULL and a zeroed image. */
 nne_status nne_image_alloc(nne_image *img, int32_t width, int32_t height, int32_t channels);
 void nne_image_free(nne_image *img);
 
 /* Detect the format from the first bytes. */
 nne_image_format nne_image_detect(const uint8_t *buf, size_t n);
-/* Detect from the file name's extension (.png, .ppm, .pgm, .pnm); UNKNOWN otherwise. */
+/* Detect from the file name's extension (.png, .ppm, .pgm, .pnm; case-insensitive);
+ * UNKNOWN otherwise. ".pnm" reports PPM; nne_image_save writes PGM for a 1-channel image. */
 nne_image_format nne_image_format_from_path(const char *path);
 
 /* Decode from memory / from a file (format sniffed from content). Errors name the file
- * (or "<memory>") and the problem; img is left zeroed on failure. */
+ * (or "<memory>") and the problem; img is left zeroed on failure. Statuses: FORMAT
+ * (malformed or truncated), CHECKSUM (CRC of a critical PNG chunk), LIMIT (dimensions over
+ * NNE_IMAGE_MAX_DIM / NNE_IMAGE_MAX_PIXELS), UNSUPPORTED (other Netpbm types; alpha with
+ * NNE_IMAGE_LOAD_RGB alone), NOT_FOUND / IO (files), INVALID_ARG (unknown flag bits).
+ * PPM/PGM with maxval != 255 (up to 65535) are rescaled to 8 bits, round(v * 255 / maxval). */
 nne_status nne_image_decode(const uint8_t *buf, size_t n, int flags, nne_image *img);
 nne_status nne_image_load(const char *path, int flags, nne_image *img);
 
@@ -61,9 +68,12 @@ nne_status nne_image_encode(const nne_image *img, nne_image_format fmt, uint8_t 
                             size_t *out_size);
 nne_status nne_image_save(const char *path, const nne_image *img);
 
-/* Channel conversions into a new image. */
+/* Channel conversions into a new image (dst is overwritten, not freed; zeroed on failure).
+ * drop_alpha: 2 -> 1 and 4 -> 3 channels; 1 and 3 channels are copied.
+ * to_rgb: gray -> RGB by replication, RGB copied; an image with alpha is refused
+ * (NNE_ERR_INVALID_ARG): drop the alpha first, explicitly. */
 nne_status nne_image_drop_alpha(const nne_image *src, nne_image *dst);
-nne_status nne_image_to_rgb(const nne_image *src, nne_image *dst); /* gray -> RGB replicate */
+nne_status nne_image_to_rgb(const nne_image *src, nne_image *dst);
 
 #ifdef __cplusplus
 }
