@@ -19,14 +19,22 @@ extern "C" {
 #define NNE_MODEL_MAGIC "NNEDGEM\0"  /* 8 bytes */
 #define NNE_MODEL_VERSION 1
 
-/* Serialize to memory (*out allocated with nne_malloc). The graph must pass nne_graph_infer. */
+/* Serialize to memory (*out allocated with nne_malloc, release with nne_free). The graph must
+ * have passed nne_graph_infer (else NNE_ERR_INVALID_ARG). The encoding is canonical: the same
+ * graph always gives the same bytes. Tensors are stored inputs and constants first, then one
+ * activation per node in node order, so a graph read back may number its tensors differently
+ * from the one written (names, node order, inputs, outputs and metadata are kept). */
 nne_status nne_model_write_mem(const nne_graph *g, uint8_t **out, size_t *out_size);
-/* Write atomically to `path` (temporary file in the same directory, fsync, rename). */
+/* Write atomically to `path`: a temporary file beside it is written, fsync'ed and renamed over
+ * `path`, so `path` holds the old model or the new one, never a mixture. On failure the
+ * temporary file is removed and an existing `path` is left as it was (NNE_ERR_IO). */
 nne_status nne_model_write_file(const nne_graph *g, const char *path);
 
-/* Parse from memory. On success *out is an inferred graph (nne_graph_infer passed). */
+/* Parse from memory. On success *out is an inferred graph (nne_graph_infer passed); on
+ * failure *out is NULL and nne_last_error() starts with "model: ". */
 nne_status nne_model_read_mem(const uint8_t *buf, size_t size, nne_graph **out);
-/* Read a file; errors are prefixed with the path. */
+/* Read a regular file of at most 4 GiB (checked before reading: NNE_ERR_LIMIT); errors are
+ * prefixed with the path. */
 nne_status nne_model_read_file(const char *path, nne_graph **out);
 
 #ifdef __cplusplus
