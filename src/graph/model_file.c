@@ -13,17 +13,14 @@
  *      shapes) therefore live in one place, the graph layer; the reader only checks what
  *      is specific to the encoding.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "graph/model_file_internal.h"
+#include "nnedge/file.h"
 #include "nnedge/model_file.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -339,88 +336,13 @@ done:
     return s;
 }
 
-/* Directory part of `path` ("." if none), for the temporary file and the directory fsync. */
-static char *dir_of(const char *path) {
-    const char *slash = strrchr(path, '/');
-    if (!slash) return nne_strdup(".");
-    size_t n = slash == path ? 1 : (size_t)(slash - path);
-    char *d = nne_malloc(n + 1);
-    if (d) {
-        memcpy(d, path, n);
-        d[n] = 0;
-    }
-    return d;
-}
-
 nne_status nne_model_write_file(const nne_graph *g, const char *path) {
     if (!path || !*path) return nne_error(NNE_ERR_INVALID_ARG, "model write: empty path");
     uint8_t *buf = NULL;
     size_t size = 0;
     nne_status s = nne_model_write_mem(g, &buf, &size);
     if (s) return s;
-
-    /* The temporary file lives beside the target so that rename() stays on one file system
-     * and is atomic: readers see the old file or the complete new one, never a prefix. */
-    static const char suffix[] = ".tmp.XXXXXX";
-    size_t plen = strlen(path);
-    char *tmp = nne_malloc(plen + sizeof suffix);
-    char *dir = dir_of(path);
-    FILE *f = NULL;
-    int fd = -1;
-    if (!tmp || !dir) {
-        s = NNE_ERR_NOMEM;
-        goto fail;
-    }
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, suffix, sizeof suffix);
-    fd = mkstemp(tmp);
-    if (fd < 0) {
-        s = nne_error(NNE_ERR_IO, "%s: cannot create a temporary file: %s", path,
-                      strerror(errno));
-        tmp[0] = 0; /* nothing to remove */
-        goto fail;
-    }
-    /* mkstemp creates the file 0600; give the result the mode of the file it replaces, or
-     * 0644 for a new file. */
-    struct stat st;
-    mode_t mode = 0644;
-    if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) mode = st.st_mode & 07777;
-    (void)fchmod(fd, mode);
-    f = fdopen(fd, "wb");
-    if (!f) {
-        s = nne_error(NNE_ERR_IO, "%s: %s", tmp, strerror(errno));
-        close(fd);
-        goto fail;
-    }
-    if (fwrite(buf, 1, size, f) != size || fflush(f) != 0 || fsync(fileno(f)) != 0) {
-        s = nne_error(NNE_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
-        fclose(f);
-        goto fail;
-    }
-    if (fclose(f) != 0) {
-        s = nne_error(NNE_ERR_IO, "%s: close failed: %s", tmp, strerror(errno));
-        goto fail;
-    }
-    if (rename(tmp, path) != 0) {
-        s = nne_error(NNE_ERR_IO, "%s: cannot rename %s into place: %s", path, tmp,
-                      strerror(errno));
-        goto fail;
-    }
-    /* Make the rename itself durable. Best effort: some file systems refuse to fsync a
-     * directory, and the data is already safe. */
-    int dfd = open(dir, O_RDONLY);
-    if (dfd >= 0) {
-        (void)fsync(dfd);
-        close(dfd);
-    }
-    nne_free(tmp);
-    nne_free(dir);
-    nne_free(buf);
-    return NNE_OK;
-fail:
-    if (tmp && tmp[0]) unlink(tmp);
-    nne_free(tmp);
-    nne_free(dir);
+    s = nne_file_write_atomic(path, buf, size);
     nne_free(buf);
     return s;
 }
@@ -1042,32 +964,11 @@ nne_status nne_model_read_file(const char *path, nne_graph **out) {
     if (!out) return nne_error(NNE_ERR_INVALID_ARG, "model read: NULL output");
     *out = NULL;
     if (!path) return nne_error(NNE_ERR_INVALID_ARG, "model read: NULL path");
-    FILE *f = fopen(path, "rb");
-    if (!f) return nne_error(NNE_ERR_IO, "%s: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return nne_error(NNE_ERR_IO, "%s: not a regular file", path);
-    }
-    if (st.st_size < 0 || (uint64_t)st.st_size > NNE_MF_MAX_FILE_SIZE) {
-        fclose(f);
-        return nne_error(NNE_ERR_LIMIT, "%s: %lld bytes exceeds the %llu-byte model limit", path,
-                         (long long)st.st_size, (unsigned long long)NNE_MF_MAX_FILE_SIZE);
-    }
-    size_t size = (size_t)st.st_size;
-    uint8_t *buf = nne_malloc(size);
-    if (!buf) {
-        fclose(f);
-        return NNE_ERR_NOMEM;
-    }
-    size_t got = fread(buf, 1, size, f);
-    bool err = ferror(f) != 0;
-    fclose(f);
-    if (got != size || err) {
-        nne_free(buf);
-        return nne_error(NNE_ERR_IO, "%s: read %zu of %zu bytes", path, got, size);
-    }
-    nne_status s = read_mem_impl(buf, size, path, out);
+    uint8_t *buf = NULL;
+    size_t size = 0;
+    nne_status s = nne_file_read(path, (size_t)NNE_MF_MAX_FILE_SIZE, &buf, &size);
+    if (s) return s;
+    s = read_mem_impl(buf, size, path, out);
     nne_free(buf);
     return s;
 }

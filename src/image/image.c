@@ -1,26 +1,17 @@
 /* Image I/O entry points: allocation, format detection, file load/save (atomic), channel
  * conversions. The codecs live in png.c and pnm.c. See docs/image-io.md. */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "image/image_internal.h"
+#include "nnedge/file.h"
 
 #define MEMORY_NAME "<memory>"
 /* Largest file nne_image_load reads: more than the largest raw image (MAX_PIXELS * 4 bytes)
  * plus room for PNG framing, far less than SIZE_MAX on 64-bit hosts. */
 #define MAX_FILE_SIZE ((size_t)NNE_IMAGE_MAX_PIXELS * 4 + ((size_t)1 << 26))
-
-static const char *errno_str(int err, char *buf, size_t n) {
-    /* XSI strerror_r (we build with _POSIX_C_SOURCE and without _GNU_SOURCE). */
-    if (strerror_r(err, buf, n) != 0) snprintf(buf, n, "error %d", err);
-    return buf;
-}
 
 nne_status nne_image_check_dims(const char *name, int64_t width, int64_t height, int64_t channels,
                                 size_t *size) {
@@ -122,67 +113,12 @@ nne_status nne_image_decode(const uint8_t *buf, size_t n, int flags, nne_image *
     return decode_named(buf, n, flags, MEMORY_NAME, img);
 }
 
-/* Reads a whole file; works for pipes too (the size is only a hint). */
-static nne_status read_file(const char *path, uint8_t **out, size_t *out_size) {
-    char eb[128];
-    *out = NULL;
-    *out_size = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return nne_error(errno == ENOENT ? NNE_ERR_NOT_FOUND : NNE_ERR_IO, "%s: cannot open: %s",
-                         path, errno_str(errno, eb, sizeof eb));
-    size_t cap = 1 << 16, len = 0;
-    struct stat st;
-    if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode)) {
-        if ((uint64_t)st.st_size > MAX_FILE_SIZE) {
-            fclose(f);
-            return nne_error(NNE_ERR_LIMIT, "%s: file too large (%lld bytes)", path,
-                             (long long)st.st_size);
-        }
-        cap = (size_t)st.st_size + 1; /* +1 so that EOF is seen without growing */
-    }
-    uint8_t *buf = nne_malloc(cap);
-    if (!buf) {
-        fclose(f);
-        return NNE_ERR_NOMEM;
-    }
-    for (;;) {
-        if (len == cap) {
-            if (cap > MAX_FILE_SIZE) {
-                nne_free(buf);
-                fclose(f);
-                return nne_error(NNE_ERR_LIMIT, "%s: file too large", path);
-            }
-            uint8_t *nb = nne_realloc_array(buf, cap, 2);
-            if (!nb) {
-                nne_free(buf);
-                fclose(f);
-                return NNE_ERR_NOMEM;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        size_t got = fread(buf + len, 1, cap - len, f);
-        len += got;
-        if (got == 0) break;
-    }
-    int err = ferror(f) ? errno : 0;
-    fclose(f);
-    if (err) {
-        nne_free(buf);
-        return nne_error(NNE_ERR_IO, "%s: read error: %s", path, errno_str(err, eb, sizeof eb));
-    }
-    *out = buf;
-    *out_size = len;
-    return NNE_OK;
-}
-
 nne_status nne_image_load(const char *path, int flags, nne_image *img) {
     if (img) memset(img, 0, sizeof *img);
     if (!path || !img) return nne_error(NNE_ERR_INVALID_ARG, "nne_image_load: NULL argument");
     uint8_t *buf;
     size_t n;
-    nne_status s = read_file(path, &buf, &n);
+    nne_status s = nne_file_read(path, MAX_FILE_SIZE, &buf, &n);
     if (s != NNE_OK) return s;
     s = decode_named(buf, n, flags, path, img);
     nne_free(buf);
@@ -219,99 +155,6 @@ nne_status nne_image_encode(const nne_image *img, nne_image_format fmt, uint8_t 
     return nne_error(NNE_ERR_INVALID_ARG, "nne_image_encode: unknown format %d", (int)fmt);
 }
 
-/* Mode for a new file: the process umask applied to 0666, as open(O_CREAT) would do. The
- * umask is read from /proc (Linux) because umask(2) cannot be queried without changing it,
- * which would race with other threads; 0644 is the fallback. */
-static mode_t new_file_mode(void) {
-    mode_t mode = 0644;
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f) return mode;
-    char line[256];
-    while (fgets(line, sizeof line, f)) {
-        unsigned m;
-        if (sscanf(line, "Umask: %o", &m) == 1) {
-            mode = (mode_t)(0666 & ~m);
-            break;
-        }
-    }
-    fclose(f);
-    return mode;
-}
-
-static int write_all(int fd, const uint8_t *p, size_t n) {
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-/* Writes `data` to `path` atomically: a temporary file next to it (so that rename stays
- * within one file system), fsync, rename over the target, fsync of the directory. Readers
- * see either the old file or the complete new one; the temporary is removed on failure. */
-static nne_status write_file_atomic(const char *path, const uint8_t *data, size_t n) {
-    char eb[128];
-    size_t plen = strlen(path);
-    static const char suffix[] = ".tmp-XXXXXX";
-    char *tmp = nne_malloc(plen + sizeof suffix);
-    if (!tmp) return NNE_ERR_NOMEM;
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, suffix, sizeof suffix);
-
-    nne_status s = NNE_OK;
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        s = nne_error(NNE_ERR_IO, "%s: cannot create temporary file: %s", path,
-                      errno_str(errno, eb, sizeof eb));
-        nne_free(tmp);
-        return s;
-    }
-    /* mkstemp creates the file 0600; give it the mode of the file it replaces, or the mode a
-     * plain fopen would have given it. */
-    struct stat st;
-    mode_t mode = stat(path, &st) == 0 ? (st.st_mode & 07777) : new_file_mode();
-    const char *what = NULL;
-    if (fchmod(fd, mode) != 0)
-        what = "chmod";
-    else if (write_all(fd, data, n) != 0)
-        what = "write";
-    else if (fsync(fd) != 0)
-        what = "fsync";
-    int err = what ? errno : 0;
-    if (close(fd) != 0 && !what) {
-        what = "close";
-        err = errno;
-    }
-    if (!what && rename(tmp, path) != 0) {
-        what = "rename";
-        err = errno;
-    }
-    if (what) {
-        s = nne_error(NNE_ERR_IO, "%s: %s failed: %s", path, what, errno_str(err, eb, sizeof eb));
-        unlink(tmp);
-        nne_free(tmp);
-        return s;
-    }
-    nne_free(tmp);
-    /* Make the rename itself durable. Best effort: some file systems refuse fsync on
-     * directories, and the data is already safely in place. */
-    const char *slash = strrchr(path, '/');
-    char *dir = slash ? nne_strdup(path) : NULL;
-    if (dir) dir[slash == path ? 1 : slash - path] = 0;
-    int dfd = open(dir ? dir : ".", O_RDONLY | O_DIRECTORY);
-    if (dfd >= 0) {
-        (void)fsync(dfd);
-        close(dfd);
-    }
-    nne_free(dir);
-    return NNE_OK;
-}
-
 nne_status nne_image_save(const char *path, const nne_image *img) {
     if (!path) return nne_error(NNE_ERR_INVALID_ARG, "nne_image_save: path is NULL");
     nne_image_format fmt = nne_image_format_from_path(path);
@@ -329,7 +172,7 @@ nne_status nne_image_save(const char *path, const nne_image *img) {
         snprintf(msg, sizeof msg, "%s", nne_last_error());
         return nne_error(s, "%s: %s", path, msg);
     }
-    s = write_file_atomic(path, buf, n);
+    s = nne_file_write_atomic(path, buf, n);
     nne_free(buf);
     return s;
 }
