@@ -53,13 +53,26 @@ const char *nne_test_path(const char *dir, const char *rel) {
 unsigned char *nne_test_read_file(const char *path, size_t *size) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
-    if (fseek(f, 0, SEEK_END) != 0) { fclose(f); return NULL; }
+    if (fseek(f, 0, SEEK_END) != 0) {
+        fclose(f);
+        return NULL;
+    }
     long n = ftell(f);
-    if (n < 0) { fclose(f); return NULL; }
+    if (n < 0) {
+        fclose(f);
+        return NULL;
+    }
     rewind(f);
     unsigned char *p = nne_malloc((size_t)n + 1);
-    if (!p) { fclose(f); return NULL; }
-    if (fread(p, 1, (size_t)n, f) != (size_t)n) { nne_free(p); fclose(f); return NULL; }
+    if (!p) {
+        fclose(f);
+        return NULL;
+    }
+    if (fread(p, 1, (size_t)n, f) != (size_t)n) {
+        nne_free(p);
+        fclose(f);
+        return NULL;
+    }
     fclose(f);
     p[n] = 0;
     if (size) *size = (size_t)n;

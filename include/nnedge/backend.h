@@ -18,11 +18,11 @@ extern "C" {
 /* Per-node timing collected by a profiling run. */
 typedef struct nne_node_profile {
     int32_t node;
-    uint64_t ns;  /* wall time of the node's last run */
+    uint64_t ns; /* wall time of the node's last run */
 } nne_node_profile;
 
 typedef struct nne_backend {
-    const char *name;  /* "cpu-ref", ... */
+    const char *name; /* "cpu-ref", ... */
     /* NNE_OK if the backend can execute this node (dtype, op, parameters). */
     nne_status (*supports_node)(const nne_graph *g, const nne_node *n);
     /* Prepare backend state for an inferred, planned graph (e.g. repack weights). */

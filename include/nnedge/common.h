@@ -19,23 +19,23 @@
 extern "C" {
 #endif
 
-#define NNE_VERSION_MAJOR 0
-#define NNE_VERSION_MINOR 1
-#define NNE_VERSION_PATCH 0
+#define NNE_VERSION_MAJOR  0
+#define NNE_VERSION_MINOR  1
+#define NNE_VERSION_PATCH  0
 #define NNE_VERSION_STRING "0.1.0"
 
 typedef enum nne_status {
     NNE_OK = 0,
-    NNE_ERR_INVALID_ARG,  /* a parameter is out of its documented range */
-    NNE_ERR_NOMEM,        /* allocation failed, or a size would overflow */
-    NNE_ERR_IO,           /* open/read/write failed */
-    NNE_ERR_FORMAT,       /* malformed file or stream (truncated, bad magic, bad field) */
-    NNE_ERR_CHECKSUM,     /* checksum mismatch */
-    NNE_ERR_UNSUPPORTED,  /* valid but not supported (version, dtype, op on a backend) */
-    NNE_ERR_SHAPE,        /* inconsistent tensor shapes */
-    NNE_ERR_LIMIT,        /* a documented limit is exceeded (dimensions, counts, sizes) */
-    NNE_ERR_NOT_FOUND,    /* a named object does not exist */
-    NNE_ERR_INTERNAL      /* a bug in nnedge */
+    NNE_ERR_INVALID_ARG, /* a parameter is out of its documented range */
+    NNE_ERR_NOMEM,       /* allocation failed, or a size would overflow */
+    NNE_ERR_IO,          /* open/read/write failed */
+    NNE_ERR_FORMAT,      /* malformed file or stream (truncated, bad magic, bad field) */
+    NNE_ERR_CHECKSUM,    /* checksum mismatch */
+    NNE_ERR_UNSUPPORTED, /* valid but not supported (version, dtype, op on a backend) */
+    NNE_ERR_SHAPE,       /* inconsistent tensor shapes */
+    NNE_ERR_LIMIT,       /* a documented limit is exceeded (dimensions, counts, sizes) */
+    NNE_ERR_NOT_FOUND,   /* a named object does not exist */
+    NNE_ERR_INTERNAL     /* a bug in nnedge */
 } nne_status;
 
 /* Short constant name of a status, e.g. "format error". Never NULL. */

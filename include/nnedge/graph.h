@@ -26,24 +26,24 @@ typedef enum nne_op_type {
     NNE_OP_GLOBAL_AVGPOOL = 6,   /* in: x -> [N][1][1][C] */
     NNE_OP_RELU = 7,
     NNE_OP_RELU6 = 8,
-    NNE_OP_LEAKY_RELU = 9,       /* params.leaky.alpha */
-    NNE_OP_PRELU = 10,           /* in: x, slope [1] or [C] */
+    NNE_OP_LEAKY_RELU = 9, /* params.leaky.alpha */
+    NNE_OP_PRELU = 10,     /* in: x, slope [1] or [C] */
     NNE_OP_SIGMOID = 11,
     NNE_OP_TANH = 12,
     NNE_OP_HARDSWISH = 13,
-    NNE_OP_GDN = 14,             /* in: x, beta [C], gamma [C][C] */
-    NNE_OP_IGDN = 15,            /* in: x, beta [C], gamma [C][C] */
-    NNE_OP_BATCHNORM = 16,       /* in: x, mean [C], var [C], gamma [C], beta [C]; params.bn.eps */
-    NNE_OP_ADD = 17,             /* in: a, b (same shape) */
-    NNE_OP_CONCAT = 18,          /* in: x0..xk; params.concat.axis */
-    NNE_OP_UPSAMPLE = 19,        /* in: x; params.upsample */
-    NNE_OP_SOFTMAX = 20,         /* in: x; over the last axis */
-    NNE_OP_RESHAPE = 21,         /* in: x; params.reshape (one dim may be -1) */
-    NNE_OP_FLATTEN = 22,         /* in: x [N][...] -> [N][prod] (NHWC order) */
+    NNE_OP_GDN = 14,       /* in: x, beta [C], gamma [C][C] */
+    NNE_OP_IGDN = 15,      /* in: x, beta [C], gamma [C][C] */
+    NNE_OP_BATCHNORM = 16, /* in: x, mean [C], var [C], gamma [C], beta [C]; params.bn.eps */
+    NNE_OP_ADD = 17,       /* in: a, b (same shape) */
+    NNE_OP_CONCAT = 18,    /* in: x0..xk; params.concat.axis */
+    NNE_OP_UPSAMPLE = 19,  /* in: x; params.upsample */
+    NNE_OP_SOFTMAX = 20,   /* in: x; over the last axis */
+    NNE_OP_RESHAPE = 21,   /* in: x; params.reshape (one dim may be -1) */
+    NNE_OP_FLATTEN = 22,   /* in: x [N][...] -> [N][prod] (NHWC order) */
     NNE_OP_COUNT
 } nne_op_type;
 
-const char *nne_op_name(nne_op_type t);  /* "conv2d", ...; "invalid" if out of range */
+const char *nne_op_name(nne_op_type t); /* "conv2d", ...; "invalid" if out of range */
 nne_op_type nne_op_from_name(const char *name);
 
 typedef enum nne_pad_mode {
@@ -56,13 +56,13 @@ typedef enum nne_pad_mode {
 /* Op parameters. Every member is a 4-byte int32 or float so that the model file stores the
  * union as NNE_OP_PARAM_WORDS little-endian words (docs/model-format.md). */
 typedef struct nne_conv_params {
-    int32_t kernel[2];    /* kh, kw */
+    int32_t kernel[2]; /* kh, kw */
     int32_t stride[2];
     int32_t dilation[2];
-    int32_t pad[4];       /* top, left, bottom, right (explicit mode) */
-    int32_t pad_mode;     /* nne_pad_mode */
+    int32_t pad[4];   /* top, left, bottom, right (explicit mode) */
+    int32_t pad_mode; /* nne_pad_mode */
     int32_t groups;
-    int32_t out_pad[2];   /* conv_transpose2d only */
+    int32_t out_pad[2]; /* conv_transpose2d only */
 } nne_conv_params;
 
 typedef struct nne_pool_params {
@@ -88,31 +88,37 @@ typedef struct nne_reshape_params {
 typedef union nne_op_params {
     nne_conv_params conv;
     nne_pool_params pool;
-    struct { float alpha; } leaky;
-    struct { float eps; } bn;
-    struct { int32_t axis; } concat; /* negative counts from the end */
+    struct {
+        float alpha;
+    } leaky;
+    struct {
+        float eps;
+    } bn;
+    struct {
+        int32_t axis;
+    } concat; /* negative counts from the end */
     nne_upsample_params upsample;
     nne_reshape_params reshape;
     uint32_t words[NNE_OP_PARAM_WORDS];
 } nne_op_params;
 
 #define NNE_MAX_NODE_INPUTS 16
-#define NNE_MAX_NAME 255 /* bytes, excluding the terminator */
+#define NNE_MAX_NAME        255 /* bytes, excluding the terminator */
 
 typedef struct nne_node {
-    char *name;                             /* unique within the graph, owned */
+    char *name; /* unique within the graph, owned */
     nne_op_type op;
     nne_op_params params;
     int32_t n_inputs;
-    int32_t inputs[NNE_MAX_NODE_INPUTS];    /* tensor indices; -1 = absent optional input */
-    int32_t output;                         /* tensor index (every op has one output) */
+    int32_t inputs[NNE_MAX_NODE_INPUTS]; /* tensor indices; -1 = absent optional input */
+    int32_t output;                      /* tensor index (every op has one output) */
     /* Filled by nne_graph_infer for conv-like and pooling ops: */
     nne_conv2d_geom conv_geom;
     nne_pool2d_geom pool_geom;
 } nne_node;
 
 typedef struct nne_meta {
-    char *key;   /* e.g. "model", "train.steps", "train.data" */
+    char *key; /* e.g. "model", "train.steps", "train.data" */
     char *value;
 } nne_meta;
 
@@ -120,24 +126,24 @@ typedef struct nne_graph {
     char *name;
     nne_tensor *tensors;
     int32_t n_tensors, cap_tensors;
-    nne_node *nodes;            /* in execution order */
+    nne_node *nodes; /* in execution order */
     int32_t n_nodes, cap_nodes;
-    int32_t *inputs;            /* tensor indices of graph inputs */
+    int32_t *inputs; /* tensor indices of graph inputs */
     int32_t n_inputs;
-    int32_t *outputs;           /* tensor indices of graph outputs */
+    int32_t *outputs; /* tensor indices of graph outputs */
     int32_t n_outputs;
     nne_meta *meta;
     int32_t n_meta, cap_meta;
-    bool inferred;              /* shapes and geometry are valid */
-    bool planned;               /* arena offsets are valid */
-    size_t arena_size;          /* bytes, after nne_graph_plan */
-    void *priv;                 /* name indices and inference results (private) */
+    bool inferred;     /* shapes and geometry are valid */
+    bool planned;      /* arena offsets are valid */
+    size_t arena_size; /* bytes, after nne_graph_plan */
+    void *priv;        /* name indices and inference results (private) */
 } nne_graph;
 
 /* Limits enforced by builders and by the model-file reader. */
-#define NNE_MAX_TENSORS 65536
-#define NNE_MAX_NODES 65536
-#define NNE_MAX_META 1024
+#define NNE_MAX_TENSORS    65536
+#define NNE_MAX_NODES      65536
+#define NNE_MAX_META       1024
 #define NNE_MAX_META_VALUE (1 << 20)
 
 nne_status nne_graph_create(const char *name, nne_graph **out);
@@ -152,8 +158,8 @@ nne_status nne_graph_add_constant(nne_graph *g, const char *name, nne_dtype dt, 
 /* Add a node; its output activation tensor is created with the name `output_name`
  * (shape filled by nne_graph_infer). Optional inputs may be -1. */
 nne_status nne_graph_add_node(nne_graph *g, const char *name, nne_op_type op,
-                              const nne_op_params *params, const int32_t *inputs,
-                              int32_t n_inputs, const char *output_name, int32_t *out_tensor);
+                              const nne_op_params *params, const int32_t *inputs, int32_t n_inputs,
+                              const char *output_name, int32_t *out_tensor);
 nne_status nne_graph_mark_output(nne_graph *g, int32_t tensor);
 
 /* Lookup by name; -1 if absent. */
@@ -188,7 +194,7 @@ typedef struct nne_node_cost {
     int64_t macs;
     int64_t params;
     int64_t weight_bytes;
-    int64_t in_bytes;   /* activation inputs */
+    int64_t in_bytes; /* activation inputs */
     int64_t out_bytes;
 } nne_node_cost;
 nne_status nne_node_cost_get(const nne_graph *g, int32_t node, nne_node_cost *c);

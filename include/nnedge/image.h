@@ -17,13 +17,13 @@
 extern "C" {
 #endif
 
-#define NNE_IMAGE_MAX_DIM 65535          /* width and height */
-#define NNE_IMAGE_MAX_PIXELS (1 << 28)   /* width * height: 268 Mpixel */
+#define NNE_IMAGE_MAX_DIM    65535     /* width and height */
+#define NNE_IMAGE_MAX_PIXELS (1 << 28) /* width * height: 268 Mpixel */
 
 typedef struct nne_image {
     int32_t width, height;
-    int32_t channels;  /* 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA */
-    uint8_t *data;     /* width * height * channels bytes, owned */
+    int32_t channels; /* 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA */
+    uint8_t *data;    /* width * height * channels bytes, owned */
 } nne_image;
 
 typedef enum nne_image_format {
@@ -35,10 +35,10 @@ typedef enum nne_image_format {
 
 /* Load flags. */
 enum {
-    NNE_IMAGE_LOAD_ANY = 0,          /* keep the file's channels (alpha included) */
-    NNE_IMAGE_LOAD_RGB = 1,          /* convert to 3 channels; fail if the file has alpha
-                                        unless NNE_IMAGE_LOAD_DROP_ALPHA is also given */
-    NNE_IMAGE_LOAD_DROP_ALPHA = 2,   /* discard alpha (no compositing) */
+    NNE_IMAGE_LOAD_ANY = 0,        /* keep the file's channels (alpha included) */
+    NNE_IMAGE_LOAD_RGB = 1,        /* convert to 3 channels; fail if the file has alpha
+                                      unless NNE_IMAGE_LOAD_DROP_ALPHA is also given */
+    NNE_IMAGE_LOAD_DROP_ALPHA = 2, /* discard alpha (no compositing) */
 };
 
 /* Allocate zeroed pixels (INVALID_ARG for a bad shape, LIMIT above the limits). free

@@ -25,7 +25,7 @@ void nne_json_array_begin(nne_json *j, const char *key);
 void nne_json_array_end(nne_json *j);
 void nne_json_string(nne_json *j, const char *key, const char *value); /* NULL -> null */
 void nne_json_int(nne_json *j, const char *key, int64_t value);
-void nne_json_double(nne_json *j, const char *key, double value);  /* %.17g, shortest safe */
+void nne_json_double(nne_json *j, const char *key, double value); /* %.17g, shortest safe */
 void nne_json_number(nne_json *j, const char *key, double value, int decimals);
 void nne_json_bool(nne_json *j, const char *key, bool value);
 void nne_json_null(nne_json *j, const char *key);

@@ -16,7 +16,7 @@
 extern "C" {
 #endif
 
-#define NNE_MODEL_MAGIC "NNEDGEM\0"  /* 8 bytes */
+#define NNE_MODEL_MAGIC   "NNEDGEM\0" /* 8 bytes */
 #define NNE_MODEL_VERSION 1
 
 /* Serialize to memory (*out allocated with nne_malloc, release with nne_free). The graph must

@@ -9,9 +9,9 @@ extern "C" {
 #endif
 
 typedef enum nne_cae_part {
-    NNE_CAE_FULL = 0,     /* encoder + decoder: image -> reconstruction */
-    NNE_CAE_ENCODER = 1,  /* image -> latent */
-    NNE_CAE_DECODER = 2,  /* latent -> image */
+    NNE_CAE_FULL = 0,    /* encoder + decoder: image -> reconstruction */
+    NNE_CAE_ENCODER = 1, /* image -> latent */
+    NNE_CAE_DECODER = 2, /* latent -> image */
 } nne_cae_part;
 
 /* The CAE paper's network ("cae-seed", docs/models.md, ../shared/specs/dpu.md): five 3x3

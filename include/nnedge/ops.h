@@ -29,15 +29,15 @@ extern "C" {
  *          w[oc][ky][kx][ic_in_group]. (PyTorch's (Cin, Cout/g, kh, kw) maps to it by
  *          regrouping; see scripts/gen_golden_ops.py.) */
 typedef struct nne_conv2d_geom {
-    int32_t n;                  /* batch */
-    int32_t ih, iw, ic;         /* input NHWC */
-    int32_t oh, ow, oc;         /* output NHWC */
-    int32_t kh, kw;             /* kernel */
+    int32_t n;          /* batch */
+    int32_t ih, iw, ic; /* input NHWC */
+    int32_t oh, ow, oc; /* output NHWC */
+    int32_t kh, kw;     /* kernel */
     int32_t stride_h, stride_w;
     int32_t dil_h, dil_w;
     int32_t pad_t, pad_l, pad_b, pad_r; /* conv: zero padding; transpose: cropping */
     int32_t out_pad_h, out_pad_w;       /* transpose only: extra rows/cols at the end */
-    int32_t groups;             /* ic % groups == 0 && oc % groups == 0 */
+    int32_t groups;                     /* ic % groups == 0 && oc % groups == 0 */
 } nne_conv2d_geom;
 
 /* Output extent of one spatial axis; <= 0 means the geometry is invalid (callers check).
@@ -54,14 +54,13 @@ static inline int32_t nne_conv_out_dim(int32_t in, int32_t k, int32_t stride, in
     int64_t o = span / stride + 1;
     return o > INT32_MAX ? 0 : (int32_t)o;
 }
-static inline int32_t nne_conv_transpose_out_dim(int32_t in, int32_t k, int32_t stride,
-                                                 int32_t dil, int32_t pad_begin,
-                                                 int32_t pad_end, int32_t out_pad) {
-    if (in <= 0 || k <= 0 || stride <= 0 || dil <= 0 || pad_begin < 0 || pad_end < 0 ||
-        out_pad < 0)
+static inline int32_t nne_conv_transpose_out_dim(int32_t in, int32_t k, int32_t stride, int32_t dil,
+                                                 int32_t pad_begin, int32_t pad_end,
+                                                 int32_t out_pad) {
+    if (in <= 0 || k <= 0 || stride <= 0 || dil <= 0 || pad_begin < 0 || pad_end < 0 || out_pad < 0)
         return 0;
-    int64_t o = ((int64_t)in - 1) * stride - pad_begin - pad_end + (int64_t)dil * (k - 1) +
-                out_pad + 1;
+    int64_t o =
+        ((int64_t)in - 1) * stride - pad_begin - pad_end + (int64_t)dil * (k - 1) + out_pad + 1;
     return o <= 0 || o > INT32_MAX ? 0 : (int32_t)o;
 }
 
@@ -134,7 +133,10 @@ void nne_add_f32__ref(size_t count, const float *a, const float *b, float *y);
 void nne_concat_f32__ref(size_t outer, int32_t n_inputs, const float *const *xs,
                          const size_t *inner, float *y);
 
-typedef enum nne_upsample_mode { NNE_UPSAMPLE_NEAREST = 0, NNE_UPSAMPLE_BILINEAR = 1 } nne_upsample_mode;
+typedef enum nne_upsample_mode {
+    NNE_UPSAMPLE_NEAREST = 0,
+    NNE_UPSAMPLE_BILINEAR = 1
+} nne_upsample_mode;
 
 /* Upsample [n][ih][iw][c] -> [n][oh][ow][c] by integer factors oh = ih*sh, ow = iw*sw.
  * nearest: src = floor(dst / s). bilinear: PyTorch align_corners=False (half-pixel centers,

@@ -34,12 +34,12 @@ nne_dtype nne_dtype_from_name(const char *name);
 
 /* Dimensions are int64 so that products can be checked for overflow; each dimension must be
  * in [1, NNE_MAX_DIM] and the element count at most NNE_MAX_ELEMENTS. */
-#define NNE_MAX_DIM (1 << 24)
+#define NNE_MAX_DIM      (1 << 24)
 #define NNE_MAX_ELEMENTS ((int64_t)1 << 34)
 
 typedef struct nne_shape {
-    int32_t ndim;                /* 0..NNE_MAX_DIMS; 0 is a scalar */
-    int64_t dim[NNE_MAX_DIMS];   /* outermost first: NHWC is dim[0]=N .. dim[3]=C */
+    int32_t ndim;              /* 0..NNE_MAX_DIMS; 0 is a scalar */
+    int64_t dim[NNE_MAX_DIMS]; /* outermost first: NHWC is dim[0]=N .. dim[3]=C */
 } nne_shape;
 
 /* Build a shape; unused trailing dims are zeroed. */
@@ -65,9 +65,9 @@ const char *nne_shape_str(const nne_shape *s, char *buf, size_t n);
  *       shift k is recoverable as -log2(scale). */
 typedef struct nne_quant {
     int32_t axis;
-    int32_t count;        /* 0 = not quantized */
-    float *scale;         /* [count], owned by the tensor */
-    int32_t *zero_point;  /* [count], owned by the tensor */
+    int32_t count;       /* 0 = not quantized */
+    float *scale;        /* [count], owned by the tensor */
+    int32_t *zero_point; /* [count], owned by the tensor */
     bool pow2;
 } nne_quant;
 
@@ -78,15 +78,15 @@ typedef enum nne_tensor_kind {
 } nne_tensor_kind;
 
 typedef struct nne_tensor {
-    char *name;              /* unique within a graph, owned */
+    char *name; /* unique within a graph, owned */
     nne_dtype dtype;
     nne_tensor_kind kind;
     nne_shape shape;
     nne_quant quant;
-    void *data;              /* constants: owned 64-byte aligned buffer; others: NULL
-                                until a backend binds them */
-    int64_t arena_offset;    /* activations/inputs: byte offset in the planned arena, -1 if
-                                unplanned */
+    void *data;           /* constants: owned 64-byte aligned buffer; others: NULL
+                             until a backend binds them */
+    int64_t arena_offset; /* activations/inputs: byte offset in the planned arena, -1 if
+                             unplanned */
 } nne_tensor;
 
 /* Bytes of the tensor's contiguous data (numel * dtype size); 0 on overflow/invalid. */

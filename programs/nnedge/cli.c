@@ -41,8 +41,8 @@ static const cli_option *find_short(const cli_option *o, char c) {
     return NULL;
 }
 
-bool cli_parse(const char *cmd, int argc, char **argv, cli_common *common,
-               const cli_option *extra, const char **pos, int max_pos, int *n_pos) {
+bool cli_parse(const char *cmd, int argc, char **argv, cli_common *common, const cli_option *extra,
+               const char **pos, int max_pos, int *n_pos) {
     memset(common, 0, sizeof *common);
     *n_pos = 0;
     bool options_done = false;
@@ -67,10 +67,22 @@ bool cli_parse(const char *cmd, int argc, char **argv, cli_common *common,
             const char *name = a + 2, *eq = strchr(name, '=');
             size_t len = eq ? (size_t)(eq - name) : strlen(name);
             if (eq) value = eq + 1;
-            if (len == 4 && !strncmp(name, "help", 4)) { common->help = true; continue; }
-            if (len == 4 && !strncmp(name, "json", 4)) { common->json = true; continue; }
-            if (len == 5 && !strncmp(name, "quiet", 5)) { common->quiet = true; continue; }
-            if (len == 7 && !strncmp(name, "verbose", 7)) { common->verbose++; continue; }
+            if (len == 4 && !strncmp(name, "help", 4)) {
+                common->help = true;
+                continue;
+            }
+            if (len == 4 && !strncmp(name, "json", 4)) {
+                common->json = true;
+                continue;
+            }
+            if (len == 5 && !strncmp(name, "quiet", 5)) {
+                common->quiet = true;
+                continue;
+            }
+            if (len == 7 && !strncmp(name, "verbose", 7)) {
+                common->verbose++;
+                continue;
+            }
             if (len == 6 && !strncmp(name, "output", 6)) {
                 if (!value) {
                     if (i + 1 >= argc) {
@@ -93,13 +105,25 @@ bool cli_parse(const char *cmd, int argc, char **argv, cli_common *common,
                 if (shortc == 'v') {
                     bool all_v = true;
                     for (const char *p = a + 1; *p; p++) all_v &= *p == 'v';
-                    if (all_v) { common->verbose += (int)strlen(a + 1); continue; }
+                    if (all_v) {
+                        common->verbose += (int)strlen(a + 1);
+                        continue;
+                    }
                 }
                 value = a + 2;
             }
-            if (shortc == 'h') { common->help = true; continue; }
-            if (shortc == 'q' && !value) { common->quiet = true; continue; }
-            if (shortc == 'v' && !value) { common->verbose++; continue; }
+            if (shortc == 'h') {
+                common->help = true;
+                continue;
+            }
+            if (shortc == 'q' && !value) {
+                common->quiet = true;
+                continue;
+            }
+            if (shortc == 'v' && !value) {
+                common->verbose++;
+                continue;
+            }
             if (shortc == 'o') {
                 if (!value) {
                     if (i + 1 >= argc) {

@@ -34,16 +34,16 @@ typedef struct cli_option {
     const char *long_name; /* without "--" */
     char short_name;       /* 0 if none */
     bool has_arg;
-    const char **value;    /* has_arg: where the value goes */
-    bool *flag;            /* !has_arg: set to true */
+    const char **value; /* has_arg: where the value goes */
+    bool *flag;         /* !has_arg: set to true */
 } cli_option;
 
 /* Parse argv[1..] into common options, the extra options (may be NULL) and positional
  * arguments (pointers into argv, at most max_pos). Supports "--name value", "--name=value",
  * "-o value", "--" to end options. On a usage error prints it and returns false; the
  * command should then return NNE_EXIT_USAGE. */
-bool cli_parse(const char *cmd, int argc, char **argv, cli_common *common,
-               const cli_option *extra, const char **pos, int max_pos, int *n_pos);
+bool cli_parse(const char *cmd, int argc, char **argv, cli_common *common, const cli_option *extra,
+               const char **pos, int max_pos, int *n_pos);
 
 /* Print "nnedge <cmd>: <message>\n" to stderr. */
 void cli_error(const char *cmd, const char *fmt, ...)

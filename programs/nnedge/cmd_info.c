@@ -29,8 +29,8 @@ typedef struct totals {
 static void print_table(const nne_graph *g, totals *sum) {
     char a[64], b[64], c1[32], c2[32];
     printf("model %s\n", g->name);
-    printf("%3s  %-26s %-17s %-20s %-20s %10s %16s %12s %12s %12s\n", "ID", "Name", "Op",
-           "Input", "Output", "Params", "MACs", "MOP", "Weights(B)", "Acts(B)");
+    printf("%3s  %-26s %-17s %-20s %-20s %10s %16s %12s %12s %12s\n", "ID", "Name", "Op", "Input",
+           "Output", "Params", "MACs", "MOP", "Weights(B)", "Acts(B)");
     totals t = {0, 0, 0, 0};
     for (int32_t i = 0; i < g->n_nodes; i++) {
         const nne_node *n = &g->nodes[i];
@@ -48,8 +48,8 @@ static void print_table(const nne_graph *g, totals *sum) {
         t.act_bytes += c.in_bytes + c.out_bytes;
     }
     printf("%3s  %-26s %-17s %-20s %-20s %10lld %16s %12.3f %12lld %12lld\n", "", "total", "", "",
-           "", (long long)t.params, cli_thousands(t.macs, c2, sizeof c2), 2.0 * (double)t.macs / 1e6,
-           (long long)t.weight_bytes, (long long)t.act_bytes);
+           "", (long long)t.params, cli_thousands(t.macs, c2, sizeof c2),
+           2.0 * (double)t.macs / 1e6, (long long)t.weight_bytes, (long long)t.act_bytes);
     sum->macs += t.macs;
     sum->params += t.params;
     sum->weight_bytes += t.weight_bytes;

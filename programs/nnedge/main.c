@@ -12,12 +12,14 @@ typedef struct command {
 
 static const command k_commands[] = {
     {"info", nne_cmd_info, "describe a model: layers, shapes, parameters, MACs, memory"},
-    {"metrics", nne_cmd_metrics, "quality of an image against a reference: MSE, PSNR, SSIM, MS-SSIM"},
+    {"metrics", nne_cmd_metrics,
+     "quality of an image against a reference: MSE, PSNR, SSIM, MS-SSIM"},
 };
 
 static void usage(FILE *f) {
-    fprintf(f, "nnedge %s: deep-learning image compression for edge accelerators\n\n"
-               "usage: nnedge <command> [options] [args]\n\ncommands:\n",
+    fprintf(f,
+            "nnedge %s: deep-learning image compression for edge accelerators\n\n"
+            "usage: nnedge <command> [options] [args]\n\ncommands:\n",
             NNE_VERSION_STRING);
     for (size_t i = 0; i < sizeof k_commands / sizeof k_commands[0]; i++)
         fprintf(f, "  %-10s %s\n", k_commands[i].name, k_commands[i].summary);

@@ -79,8 +79,10 @@ const nne_tensor *nne_session_output_tensor(const nne_session *s, int32_t i) {
 
 nne_status nne_session_run(nne_session *s) {
     if (!s->g->planned)
-        return nne_error(NNE_ERR_INVALID_ARG, "graph '%s' was modified after the session was "
-                         "created", s->g->name);
+        return nne_error(NNE_ERR_INVALID_ARG,
+                         "graph '%s' was modified after the session was "
+                         "created",
+                         s->g->name);
     return s->be->run(s->state, s->g, s->arena);
 }
 

@@ -52,12 +52,20 @@ uint32_t nne_cpu_features(void) {
 }
 
 const char *nne_cpu_features_str(uint32_t m, char *buf, size_t n) {
-    static const struct { uint32_t bit; const char *name; } names[] = {
-        {NNE_CPU_AVX2, "avx2"},         {NNE_CPU_FMA, "fma"},
-        {NNE_CPU_AVX512F, "avx512f"},   {NNE_CPU_AVX512BW, "avx512bw"},
-        {NNE_CPU_AVX512VL, "avx512vl"}, {NNE_CPU_AVX512VNNI, "avx512vnni"},
-        {NNE_CPU_AVX512BF16, "avx512bf16"}, {NNE_CPU_AMX_TILE, "amx-tile"},
-        {NNE_CPU_AMX_INT8, "amx-int8"}, {NNE_CPU_AMX_BF16, "amx-bf16"},
+    static const struct {
+        uint32_t bit;
+        const char *name;
+    } names[] = {
+        {NNE_CPU_AVX2, "avx2"},
+        {NNE_CPU_FMA, "fma"},
+        {NNE_CPU_AVX512F, "avx512f"},
+        {NNE_CPU_AVX512BW, "avx512bw"},
+        {NNE_CPU_AVX512VL, "avx512vl"},
+        {NNE_CPU_AVX512VNNI, "avx512vnni"},
+        {NNE_CPU_AVX512BF16, "avx512bf16"},
+        {NNE_CPU_AMX_TILE, "amx-tile"},
+        {NNE_CPU_AMX_INT8, "amx-int8"},
+        {NNE_CPU_AMX_BF16, "amx-bf16"},
     };
     if (!n) return buf;
     buf[0] = 0;

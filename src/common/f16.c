@@ -3,8 +3,16 @@
 
 #include "nnedge/common.h"
 
-static uint32_t f32_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
-static float bits_f32(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+static uint32_t f32_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+static float bits_f32(uint32_t u) {
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
 
 uint16_t nne_f32_to_f16(float f) {
     uint32_t x = f32_bits(f);
@@ -40,7 +48,10 @@ float nne_f16_to_f32(uint16_t h) {
         if (man == 0) return bits_f32(sign);
         /* subnormal: normalize */
         int e = -1;
-        do { man <<= 1; e++; } while (!(man & 0x400u));
+        do {
+            man <<= 1;
+            e++;
+        } while (!(man & 0x400u));
         man &= 0x3FFu;
         return bits_f32(sign | ((uint32_t)(127 - 15 - e) << 23) | (man << 13));
     }

@@ -135,9 +135,12 @@ nne_status nne_file_write_atomic(const char *path, const void *data, size_t n) {
     struct stat st;
     mode_t mode = stat(path, &st) == 0 ? (st.st_mode & 07777) : new_file_mode();
     const char *what = NULL;
-    if (fchmod(fd, mode) != 0) what = "chmod";
-    else if (write_all(fd, data, n) != 0) what = "write";
-    else if (fsync(fd) != 0) what = "fsync";
+    if (fchmod(fd, mode) != 0)
+        what = "chmod";
+    else if (write_all(fd, data, n) != 0)
+        what = "write";
+    else if (fsync(fd) != 0)
+        what = "fsync";
     int err = what ? errno : 0;
     if (close(fd) != 0 && !what) {
         what = "close";

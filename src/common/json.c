@@ -13,14 +13,26 @@ static void write_escaped(FILE *f, const char *s) {
     fputc('"', f);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         switch (*p) {
-        case '"': fputs("\\\"", f); break;
-        case '\\': fputs("\\\\", f); break;
-        case '\n': fputs("\\n", f); break;
-        case '\r': fputs("\\r", f); break;
-        case '\t': fputs("\\t", f); break;
+        case '"':
+            fputs("\\\"", f);
+            break;
+        case '\\':
+            fputs("\\\\", f);
+            break;
+        case '\n':
+            fputs("\\n", f);
+            break;
+        case '\r':
+            fputs("\\r", f);
+            break;
+        case '\t':
+            fputs("\\t", f);
+            break;
         default:
-            if (*p < 0x20) fprintf(f, "\\u%04x", *p);
-            else fputc(*p, f);
+            if (*p < 0x20)
+                fprintf(f, "\\u%04x", *p);
+            else
+                fputc(*p, f);
         }
     }
     fputc('"', f);
@@ -63,8 +75,10 @@ void nne_json_array_end(nne_json *j) { close_(j, ']'); }
 
 void nne_json_string(nne_json *j, const char *key, const char *value) {
     prefix(j, key);
-    if (value) write_escaped(j->f, value);
-    else fputs("null", j->f);
+    if (value)
+        write_escaped(j->f, value);
+    else
+        fputs("null", j->f);
 }
 
 void nne_json_int(nne_json *j, const char *key, int64_t value) {
@@ -74,14 +88,18 @@ void nne_json_int(nne_json *j, const char *key, int64_t value) {
 
 void nne_json_double(nne_json *j, const char *key, double value) {
     prefix(j, key);
-    if (isfinite(value)) fprintf(j->f, "%.17g", value);
-    else fputs("null", j->f);
+    if (isfinite(value))
+        fprintf(j->f, "%.17g", value);
+    else
+        fputs("null", j->f);
 }
 
 void nne_json_number(nne_json *j, const char *key, double value, int decimals) {
     prefix(j, key);
-    if (isfinite(value)) fprintf(j->f, "%.*f", decimals, value);
-    else fputs("null", j->f);
+    if (isfinite(value))
+        fprintf(j->f, "%.*f", decimals, value);
+    else
+        fputs("null", j->f);
 }
 
 void nne_json_bool(nne_json *j, const char *key, bool value) {

@@ -8,17 +8,28 @@ static _Thread_local char g_msg[1024];
 
 const char *nne_status_str(nne_status s) {
     switch (s) {
-    case NNE_OK: return "ok";
-    case NNE_ERR_INVALID_ARG: return "invalid argument";
-    case NNE_ERR_NOMEM: return "out of memory";
-    case NNE_ERR_IO: return "I/O error";
-    case NNE_ERR_FORMAT: return "format error";
-    case NNE_ERR_CHECKSUM: return "checksum mismatch";
-    case NNE_ERR_UNSUPPORTED: return "unsupported";
-    case NNE_ERR_SHAPE: return "shape error";
-    case NNE_ERR_LIMIT: return "limit exceeded";
-    case NNE_ERR_NOT_FOUND: return "not found";
-    case NNE_ERR_INTERNAL: return "internal error";
+    case NNE_OK:
+        return "ok";
+    case NNE_ERR_INVALID_ARG:
+        return "invalid argument";
+    case NNE_ERR_NOMEM:
+        return "out of memory";
+    case NNE_ERR_IO:
+        return "I/O error";
+    case NNE_ERR_FORMAT:
+        return "format error";
+    case NNE_ERR_CHECKSUM:
+        return "checksum mismatch";
+    case NNE_ERR_UNSUPPORTED:
+        return "unsupported";
+    case NNE_ERR_SHAPE:
+        return "shape error";
+    case NNE_ERR_LIMIT:
+        return "limit exceeded";
+    case NNE_ERR_NOT_FOUND:
+        return "not found";
+    case NNE_ERR_INTERNAL:
+        return "internal error";
     }
     return "unknown status";
 }

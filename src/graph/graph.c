@@ -70,7 +70,8 @@ static nne_status index_insert(nne_name_index *ix, const char *name, int32_t val
                                const char *(*get_name)(const nne_graph *, int32_t),
                                const nne_graph *g);
 
-static nne_status index_grow(nne_name_index *ix, const char *(*get_name)(const nne_graph *, int32_t),
+static nne_status index_grow(nne_name_index *ix,
+                             const char *(*get_name)(const nne_graph *, int32_t),
                              const nne_graph *g) {
     uint32_t ncap = ix->cap ? ix->cap * 2 : 64;
     int32_t *old = ix->slot;
@@ -238,8 +239,10 @@ nne_status nne_graph_add_constant(nne_graph *g, const char *name, nne_dtype dt, 
         return nne_error(NNE_ERR_INVALID_ARG, "constant '%s': bad dtype or size", name);
     void *buf = nne_aligned_alloc(nbytes);
     if (!buf) return NNE_ERR_NOMEM;
-    if (data) memcpy(buf, data, nbytes);
-    else memset(buf, 0, nbytes);
+    if (data)
+        memcpy(buf, data, nbytes);
+    else
+        memset(buf, 0, nbytes);
     int32_t i;
     if ((s = add_tensor(g, name, dt, shape, NNE_TENSOR_CONSTANT, &i))) {
         nne_aligned_free(buf);
@@ -251,8 +254,8 @@ nne_status nne_graph_add_constant(nne_graph *g, const char *name, nne_dtype dt, 
 }
 
 nne_status nne_graph_add_node(nne_graph *g, const char *name, nne_op_type op,
-                              const nne_op_params *params, const int32_t *inputs,
-                              int32_t n_inputs, const char *output_name, int32_t *out_tensor) {
+                              const nne_op_params *params, const int32_t *inputs, int32_t n_inputs,
+                              const char *output_name, int32_t *out_tensor) {
     nne_status s = check_name("node", name);
     if (s) return s;
     if ((int)op <= 0 || op >= NNE_OP_COUNT)

@@ -5,8 +5,8 @@
 #include "nnedge/graph.h"
 
 typedef struct nne_name_index {
-    int32_t *slot;  /* -1 = empty */
-    uint32_t cap;   /* power of two */
+    int32_t *slot; /* -1 = empty */
+    uint32_t cap;  /* power of two */
     uint32_t count;
 } nne_name_index;
 

@@ -2,14 +2,16 @@
  * graphs from builders, the model-file reader and passes are all held to the same rules.
  * Each error names the node and the problem. */
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "graph/graph_internal.h"
 
-#define MAX_KERNEL 64
-#define MAX_STRIDE 64
+#define MAX_KERNEL   64
+#define MAX_STRIDE   64
 #define MAX_DILATION 64
-#define MAX_PAD 1024
+#define MAX_PAD      1024
 #define MAX_UPSAMPLE 64
 
 typedef struct ctx {
@@ -26,8 +28,6 @@ static nne_status node_error(const ctx *c, nne_status s, const char *fmt, ...)
 #endif
     ;
 
-#include <stdarg.h>
-#include <stdio.h>
 static nne_status node_error(const ctx *c, nne_status s, const char *fmt, ...) {
     char msg[512];
     va_list ap;
@@ -55,8 +55,8 @@ static nne_status check_arity(const ctx *c, int required, int allowed) {
 static nne_status check_rank(const ctx *c, int k, int rank) {
     const nne_tensor *t = in(c, k);
     if (t->shape.ndim != rank)
-        FAIL(NNE_ERR_SHAPE, "input %d '%s' has rank %d, expects %d", k, t->name,
-             (int)t->shape.ndim, rank);
+        FAIL(NNE_ERR_SHAPE, "input %d '%s' has rank %d, expects %d", k, t->name, (int)t->shape.ndim,
+             rank);
     return NNE_OK;
 }
 
@@ -219,15 +219,19 @@ static nne_status infer_pool(ctx *c, nne_shape *out) {
     return NNE_OK;
 }
 
-static int64_t last_dim(const nne_tensor *t) { return t->shape.ndim ? t->shape.dim[t->shape.ndim - 1] : 1; }
+static int64_t last_dim(const nne_tensor *t) {
+    return t->shape.ndim ? t->shape.dim[t->shape.ndim - 1] : 1;
+}
 
 static nne_status infer_node(ctx *c, nne_shape *out) {
     const nne_node *n = c->n;
     const nne_op_params *p = &n->params;
     nne_status s;
     switch (n->op) {
-    case NNE_OP_CONV2D: return infer_conv(c, out, false);
-    case NNE_OP_CONV_TRANSPOSE2D: return infer_conv(c, out, true);
+    case NNE_OP_CONV2D:
+        return infer_conv(c, out, false);
+    case NNE_OP_CONV_TRANSPOSE2D:
+        return infer_conv(c, out, true);
     case NNE_OP_DENSE: {
         if ((s = check_arity(c, 2, 3)) || (s = check_rank(c, 0, 2)) || (s = check_rank(c, 1, 2)))
             return s;
@@ -240,7 +244,8 @@ static nne_status infer_node(ctx *c, nne_shape *out) {
         return NNE_OK;
     }
     case NNE_OP_MAXPOOL2D:
-    case NNE_OP_AVGPOOL2D: return infer_pool(c, out);
+    case NNE_OP_AVGPOOL2D:
+        return infer_pool(c, out);
     case NNE_OP_GLOBAL_AVGPOOL: {
         if ((s = check_arity(c, 1, 1)) || (s = check_rank(c, 0, 4))) return s;
         const nne_tensor *x = in(c, 0);
@@ -378,7 +383,8 @@ static nne_status infer_node(ctx *c, nne_shape *out) {
         *out = nne_shape_2d(x->shape.dim[0], nne_shape_numel(&x->shape) / x->shape.dim[0]);
         return NNE_OK;
     }
-    default: FAIL(NNE_ERR_FORMAT, "unknown op type %d", (int)n->op);
+    default:
+        FAIL(NNE_ERR_FORMAT, "unknown op type %d", (int)n->op);
     }
 }
 
@@ -392,8 +398,10 @@ static bool is_param_input(nne_op_type op, int k) {
     case NNE_OP_PRELU:
     case NNE_OP_GDN:
     case NNE_OP_IGDN:
-    case NNE_OP_BATCHNORM: return k >= 1;
-    default: return false;
+    case NNE_OP_BATCHNORM:
+        return k >= 1;
+    default:
+        return false;
     }
 }
 
@@ -456,11 +464,14 @@ nne_status nne_graph_infer(nne_graph *g) {
         /* Topological order: every activation input is produced by an earlier node. */
         for (int k = 0; k < n->n_inputs; k++) {
             int32_t t = n->inputs[k];
-            if (t < -1 || t >= g->n_tensors) return node_error(&c, NNE_ERR_FORMAT, "bad input index");
+            if (t < -1 || t >= g->n_tensors)
+                return node_error(&c, NNE_ERR_FORMAT, "bad input index");
             if (t < 0) continue;
             if (g->tensors[t].kind == NNE_TENSOR_ACTIVATION && producer[t] >= i)
-                return node_error(&c, NNE_ERR_FORMAT, "input '%s' is produced later (not in "
-                                  "topological order)", g->tensors[t].name);
+                return node_error(&c, NNE_ERR_FORMAT,
+                                  "input '%s' is produced later (not in "
+                                  "topological order)",
+                                  g->tensors[t].name);
             bool param = is_param_input(n->op, k);
             if (param && g->tensors[t].kind != NNE_TENSOR_CONSTANT)
                 return node_error(&c, NNE_ERR_FORMAT, "parameter input %d '%s' must be a constant",
@@ -479,7 +490,8 @@ nne_status nne_graph_infer(nne_graph *g) {
         o->shape = out;
         /* Data type: float ops keep their input's dtype; f16 is storage only. */
         nne_dtype dt = g->tensors[n->inputs[0]].dtype;
-        if (dt == NNE_F16) return node_error(&c, NNE_ERR_UNSUPPORTED, "f16 activations are storage only");
+        if (dt == NNE_F16)
+            return node_error(&c, NNE_ERR_UNSUPPORTED, "f16 activations are storage only");
         for (int k = 1; k < n->n_inputs; k++) {
             int32_t t = n->inputs[k];
             if (t < 0) continue;

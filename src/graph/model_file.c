@@ -154,8 +154,7 @@ static nne_status writer_measure(const nne_graph *g, const int32_t *order, mf_wr
         size_acc(&strings, strlen(g->meta[m].key) + 1);
         size_acc(&strings, strlen(g->meta[m].value) + 1);
     }
-    if (strings > UINT32_MAX)
-        return nne_error(NNE_ERR_LIMIT, "model write: strings exceed 4 GiB");
+    if (strings > UINT32_MAX) return nne_error(NNE_ERR_LIMIT, "model write: strings exceed 4 GiB");
     w->sec_size[NNE_MF_SEC_STRINGS] = strings;
     w->sec_size[NNE_MF_SEC_TENSORS] =
         NNE_MF_TABLE_HEADER + (size_t)g->n_tensors * NNE_MF_TENSOR_SIZE;
@@ -250,8 +249,8 @@ nne_status nne_model_write_mem(const nne_graph *g, uint8_t **out, size_t *out_si
      * WEIGHTS 64-aligned. */
     size_t pos = NNE_MF_HEADER_SIZE + NNE_MF_SEC_KNOWN_COUNT * NNE_MF_SECTION_ENTRY_SIZE;
     for (int t = 1; t <= NNE_MF_SEC_KNOWN_COUNT; t++) {
-        pos = nne_align_up(pos, t == NNE_MF_SEC_WEIGHTS ? NNE_MF_WEIGHTS_ALIGN
-                                                         : NNE_MF_SECTION_ALIGN);
+        pos = nne_align_up(pos,
+                           t == NNE_MF_SEC_WEIGHTS ? NNE_MF_WEIGHTS_ALIGN : NNE_MF_SECTION_ALIGN);
         w.sec_off[t] = pos;
         if (!size_acc(&pos, w.sec_size[t]) || pos > NNE_MF_MAX_FILE_SIZE) {
             s = nne_error(NNE_ERR_LIMIT, "model write: the file would exceed %llu bytes",
@@ -418,8 +417,10 @@ static nne_status bad_graph(const mf_reader *r, nne_status s, const char *where)
     case NNE_ERR_NOMEM:
     case NNE_ERR_LIMIT:
     case NNE_ERR_UNSUPPORTED:
-    case NNE_ERR_INTERNAL: break;
-    default: s = NNE_ERR_FORMAT;
+    case NNE_ERR_INTERNAL:
+        break;
+    default:
+        s = NNE_ERR_FORMAT;
     }
     return nne_error(s, "%s: %s: %s", r->prefix, where, msg);
 }
@@ -451,11 +452,10 @@ static nne_status read_header(mf_reader *r) {
                    NNE_MF_HEADER_SIZE);
     uint32_t version = nne_mf_rd32(b + NNE_MF_OFF_VERSION);
     if (version != NNE_MODEL_VERSION)
-        return bad(r, NNE_ERR_UNSUPPORTED, "format version %u (this reader supports %d)",
-                   version, NNE_MODEL_VERSION);
+        return bad(r, NNE_ERR_UNSUPPORTED, "format version %u (this reader supports %d)", version,
+                   NNE_MODEL_VERSION);
     uint32_t flags = nne_mf_rd32(b + NNE_MF_OFF_FLAGS);
-    if (flags)
-        return bad(r, NNE_ERR_UNSUPPORTED, "header flags 0x%08x (none are defined)", flags);
+    if (flags) return bad(r, NNE_ERR_UNSUPPORTED, "header flags 0x%08x (none are defined)", flags);
     uint32_t hsize = nne_mf_rd32(b + NNE_MF_OFF_HEADER_SIZE);
     uint32_t esize = nne_mf_rd32(b + NNE_MF_OFF_SECTION_ESIZE);
     if (hsize != NNE_MF_HEADER_SIZE || esize != NNE_MF_SECTION_ENTRY_SIZE)
@@ -494,13 +494,12 @@ static nne_status read_sections(mf_reader *r) {
         const uint8_t *se = b + NNE_MF_HEADER_SIZE + (size_t)i * NNE_MF_SECTION_ENTRY_SIZE;
         uint32_t type = nne_mf_rd32(se + NNE_MF_SE_TYPE);
         uint32_t flags = nne_mf_rd32(se + NNE_MF_SE_FLAGS);
-        const char *tname = type >= 1 && type <= NNE_MF_SEC_KNOWN_COUNT ? g_section_names[type]
-                                                                         : "unknown";
+        const char *tname =
+            type >= 1 && type <= NNE_MF_SEC_KNOWN_COUNT ? g_section_names[type] : "unknown";
         off[i] = nne_mf_rd64(se + NNE_MF_SE_OFFSET);
         sz[i] = nne_mf_rd64(se + NNE_MF_SE_SIZE);
         if (nne_mf_rd32(se + NNE_MF_SE_RESERVED))
-            return bad(r, NNE_ERR_FORMAT, "section %u (%s): reserved field is not zero", i,
-                       tname);
+            return bad(r, NNE_ERR_FORMAT, "section %u (%s): reserved field is not zero", i, tname);
         if (flags & ~NNE_MF_SECTION_OPTIONAL)
             return bad(r, NNE_ERR_UNSUPPORTED, "section %u (%s): unknown flags 0x%08x", i, tname,
                        flags);
@@ -526,8 +525,7 @@ static nne_status read_sections(mf_reader *r) {
             r->sec_off[type] = off[i];
             r->sec_size[type] = sz[i];
         } else if (!(flags & NNE_MF_SECTION_OPTIONAL)) {
-            return bad(r, NNE_ERR_UNSUPPORTED, "section %u has unknown required type %u", i,
-                       type);
+            return bad(r, NNE_ERR_UNSUPPORTED, "section %u has unknown required type %u", i, type);
         }
     }
     for (int t = 1; t <= NNE_MF_SEC_KNOWN_COUNT; t++)
@@ -552,8 +550,8 @@ static nne_status read_table(const mf_reader *r, int type, uint32_t entry, uint3
     if (n > limit) return bad(r, NNE_ERR_LIMIT, "%s: %u entries (at most %u)", name, n, limit);
     if (nne_mf_rd32(p + 4)) return bad(r, NNE_ERR_FORMAT, "%s: reserved field is not zero", name);
     if (size != NNE_MF_TABLE_HEADER + (uint64_t)n * entry)
-        return bad(r, NNE_ERR_FORMAT, "%s: %u entries need %llu bytes, the section has %llu",
-                   name, n, (unsigned long long)(NNE_MF_TABLE_HEADER + (uint64_t)n * entry),
+        return bad(r, NNE_ERR_FORMAT, "%s: %u entries need %llu bytes, the section has %llu", name,
+                   n, (unsigned long long)(NNE_MF_TABLE_HEADER + (uint64_t)n * entry),
                    (unsigned long long)size);
     *count = n;
     return NNE_OK;
@@ -572,9 +570,8 @@ static nne_status read_string(mf_reader *r, const uint8_t *p, uint32_t max, cons
         return bad(r, NNE_ERR_FORMAT, "%s: string at %llu overlaps or precedes the previous one",
                    what, (unsigned long long)off);
     if (off + len >= size) /* off, len < 2^32: no overflow; the NUL must be inside too */
-        return bad(r, NNE_ERR_FORMAT, "%s: string [%llu, +%llu] outside STRINGS (%llu bytes)",
-                   what, (unsigned long long)off, (unsigned long long)len,
-                   (unsigned long long)size);
+        return bad(r, NNE_ERR_FORMAT, "%s: string [%llu, +%llu] outside STRINGS (%llu bytes)", what,
+                   (unsigned long long)off, (unsigned long long)len, (unsigned long long)size);
     const char *s = (const char *)sec(r, NNE_MF_SEC_STRINGS) + off;
     if (s[len] != 0 || memchr(s, 0, (size_t)len))
         return bad(r, NNE_ERR_FORMAT, "%s: string at %llu is not exactly %llu bytes + NUL", what,
@@ -593,8 +590,8 @@ static nne_status read_quant(mf_reader *r, const uint8_t *e, uint32_t i, mf_tens
     uint64_t qoff = nne_mf_rd64(e + NNE_MF_T_Q_OFFSET);
     const char *tn = t->name.s;
     if (nne_mf_rd32(e + NNE_MF_T_Q_RESERVED))
-        return bad(r, NNE_ERR_FORMAT, "tensor %u ('%s'): reserved quantization field not zero",
-                   i, tn);
+        return bad(r, NNE_ERR_FORMAT, "tensor %u ('%s'): reserved quantization field not zero", i,
+                   tn);
     if (flags & ~NNE_MF_QUANT_POW2)
         return bad(r, NNE_ERR_FORMAT, "tensor %u ('%s'): unknown quantization flags 0x%x", i, tn,
                    flags);
@@ -607,13 +604,12 @@ static nne_status read_quant(mf_reader *r, const uint8_t *e, uint32_t i, mf_tens
         return NNE_OK;
     }
     if (axis < -1 || axis >= t->shape.ndim)
-        return bad(r, NNE_ERR_FORMAT, "tensor %u ('%s'): quantization axis %d for rank %d", i,
-                   tn, (int)axis, (int)t->shape.ndim);
+        return bad(r, NNE_ERR_FORMAT, "tensor %u ('%s'): quantization axis %d for rank %d", i, tn,
+                   (int)axis, (int)t->shape.ndim);
     uint64_t want = axis < 0 ? 1 : (uint64_t)t->shape.dim[axis];
     if (count != want)
-        return bad(r, NNE_ERR_FORMAT,
-                   "tensor %u ('%s'): %u quantization pairs, axis %d needs %llu", i, tn, count,
-                   (int)axis, (unsigned long long)want);
+        return bad(r, NNE_ERR_FORMAT, "tensor %u ('%s'): %u quantization pairs, axis %d needs %llu",
+                   i, tn, count, (int)axis, (unsigned long long)want);
     uint64_t qsize = r->sec_size[NNE_MF_SEC_QUANT], bytes = (uint64_t)count * 8;
     if (qoff % 4 || qoff < r->quant_next || qoff > qsize || bytes > qsize - qoff)
         return bad(r, NNE_ERR_FORMAT,
@@ -630,8 +626,10 @@ static nne_status read_quant(mf_reader *r, const uint8_t *e, uint32_t i, mf_tens
                        i, tn, k, (double)sc);
         int ex;
         if ((flags & NNE_MF_QUANT_POW2) && frexpf(sc, &ex) != 0.5f)
-            return bad(r, NNE_ERR_FORMAT, "tensor %u ('%s'): pow2 scale[%u] = %g is not a power "
-                       "of two", i, tn, k, (double)sc);
+            return bad(r, NNE_ERR_FORMAT,
+                       "tensor %u ('%s'): pow2 scale[%u] = %g is not a power "
+                       "of two",
+                       i, tn, k, (double)sc);
         int32_t zp = rd_i32(q + 4 * ((size_t)count + k));
         if ((t->dtype == NNE_S8 && (zp < -128 || zp > 127)) ||
             (t->dtype == NNE_U8 && (zp < 0 || zp > 255)))
@@ -646,8 +644,8 @@ static nne_status read_quant(mf_reader *r, const uint8_t *e, uint32_t i, mf_tens
 }
 
 static nne_status read_tensor(mf_reader *r, uint32_t i, mf_tensor *t) {
-    const uint8_t *e = sec(r, NNE_MF_SEC_TENSORS) + NNE_MF_TABLE_HEADER +
-                       (size_t)i * NNE_MF_TENSOR_SIZE;
+    const uint8_t *e =
+        sec(r, NNE_MF_SEC_TENSORS) + NNE_MF_TABLE_HEADER + (size_t)i * NNE_MF_TENSOR_SIZE;
     char what[48];
     snprintf(what, sizeof what, "tensor %u name", i);
     nne_status s = read_string(r, e + NNE_MF_T_NAME_OFF, NNE_MAX_NAME, what, &t->name);
@@ -669,13 +667,13 @@ static nne_status read_tensor(mf_reader *r, uint32_t i, mf_tensor *t) {
         uint64_t v = nne_mf_rd64(e + NNE_MF_T_DIMS + 8 * d);
         if (d >= ndim) {
             if (v)
-                return bad(r, NNE_ERR_FORMAT, "tensor %u ('%s'): unused dimension %u is not 0",
-                           i, tn, d);
+                return bad(r, NNE_ERR_FORMAT, "tensor %u ('%s'): unused dimension %u is not 0", i,
+                           tn, d);
             continue;
         }
         if (v > NNE_MAX_DIM)
-            return bad(r, NNE_ERR_LIMIT, "tensor %u ('%s'): dimension %u is %llu (at most %d)",
-                       i, tn, d, (unsigned long long)v, NNE_MAX_DIM);
+            return bad(r, NNE_ERR_LIMIT, "tensor %u ('%s'): dimension %u is %llu (at most %d)", i,
+                       tn, d, (unsigned long long)v, NNE_MAX_DIM);
         t->shape.dim[d] = (int64_t)v;
     }
     if ((s = nne_shape_validate(&t->shape))) {
@@ -698,10 +696,11 @@ static nne_status read_tensor(mf_reader *r, uint32_t i, mf_tensor *t) {
     uint64_t want = (uint64_t)nne_shape_numel(&t->shape) * nne_dtype_size(t->dtype);
     uint64_t wsize = r->sec_size[NNE_MF_SEC_WEIGHTS];
     if (dsize != want)
-        return bad(r, NNE_ERR_FORMAT, "tensor %u ('%s'): %llu data bytes, shape and dtype need "
-                   "%llu", i, tn, (unsigned long long)dsize, (unsigned long long)want);
-    if (doff % NNE_MF_WEIGHTS_ALIGN || doff < r->data_next || doff > wsize ||
-        dsize > wsize - doff)
+        return bad(r, NNE_ERR_FORMAT,
+                   "tensor %u ('%s'): %llu data bytes, shape and dtype need "
+                   "%llu",
+                   i, tn, (unsigned long long)dsize, (unsigned long long)want);
+    if (doff % NNE_MF_WEIGHTS_ALIGN || doff < r->data_next || doff > wsize || dsize > wsize - doff)
         return bad(r, NNE_ERR_FORMAT,
                    "tensor %u ('%s'): data [%llu, +%llu) misaligned, overlapping or outside "
                    "WEIGHTS (%llu bytes)",
@@ -713,8 +712,8 @@ static nne_status read_tensor(mf_reader *r, uint32_t i, mf_tensor *t) {
 }
 
 static nne_status read_node(mf_reader *r, uint32_t k, mf_node *n) {
-    const uint8_t *e = sec(r, NNE_MF_SEC_NODES) + NNE_MF_TABLE_HEADER +
-                       (size_t)k * NNE_MF_NODE_SIZE;
+    const uint8_t *e =
+        sec(r, NNE_MF_SEC_NODES) + NNE_MF_TABLE_HEADER + (size_t)k * NNE_MF_NODE_SIZE;
     char what[48];
     snprintf(what, sizeof what, "node %u name", k);
     nne_status s = read_string(r, e + NNE_MF_N_NAME_OFF, NNE_MAX_NAME, what, &n->name);
@@ -741,8 +740,8 @@ static nne_status read_node(mf_reader *r, uint32_t k, mf_node *n) {
         int32_t in = rd_i32(e + NNE_MF_N_INPUTS + 4 * j);
         /* Range and order are the graph builder's to check; slot hygiene is ours. */
         if (j >= n_in && in != -1)
-            return bad(r, NNE_ERR_FORMAT, "node %u ('%s'): unused input slot %u is not -1", k,
-                       nn, j);
+            return bad(r, NNE_ERR_FORMAT, "node %u ('%s'): unused input slot %u is not -1", k, nn,
+                       j);
         n->inputs[j] = in;
     }
     return NNE_OK;
@@ -761,8 +760,8 @@ static nne_status decode(mf_reader *r) {
     r->n_inputs = nne_mf_rd32(gp + 8);
     r->n_outputs = nne_mf_rd32(gp + 12);
     if (r->n_inputs > NNE_MAX_TENSORS || r->n_outputs > NNE_MAX_TENSORS)
-        return bad(r, NNE_ERR_LIMIT, "GRAPH: %u inputs, %u outputs (at most %d each)",
-                   r->n_inputs, r->n_outputs, NNE_MAX_TENSORS);
+        return bad(r, NNE_ERR_LIMIT, "GRAPH: %u inputs, %u outputs (at most %d each)", r->n_inputs,
+                   r->n_outputs, NNE_MAX_TENSORS);
     if (gsize != NNE_MF_GRAPH_HEADER + 4 * ((uint64_t)r->n_inputs + r->n_outputs))
         return bad(r, NNE_ERR_FORMAT, "GRAPH: %llu bytes do not hold %u inputs and %u outputs",
                    (unsigned long long)gsize, r->n_inputs, r->n_outputs);
@@ -775,8 +774,8 @@ static nne_status decode(mf_reader *r) {
         uint32_t t = nne_mf_rd32(gp + NNE_MF_GRAPH_HEADER + 4 * (size_t)i);
         if (t >= r->n_tensors)
             return bad(r, NNE_ERR_FORMAT, "GRAPH: %s %u is tensor %u of %u",
-                       i < r->n_inputs ? "input" : "output",
-                       i < r->n_inputs ? i : i - r->n_inputs, t, r->n_tensors);
+                       i < r->n_inputs ? "input" : "output", i < r->n_inputs ? i : i - r->n_inputs,
+                       t, r->n_tensors);
     }
     if ((s = read_string(r, gp, NNE_MAX_NAME, "graph name", &r->graph_name))) return s;
 
@@ -790,8 +789,8 @@ static nne_status decode(mf_reader *r) {
         if (kind == NNE_TENSOR_ACTIVATION && r->n_fixed == r->n_tensors) r->n_fixed = i;
         if (kind != NNE_TENSOR_ACTIVATION && r->n_fixed < i)
             return bad(r, NNE_ERR_FORMAT,
-                       "tensor %u: %s tensor after activation tensor %u (activations come last)",
-                       i, g_kind_names[kind], r->n_fixed);
+                       "tensor %u: %s tensor after activation tensor %u (activations come last)", i,
+                       g_kind_names[kind], r->n_fixed);
     }
     if (r->n_tensors - r->n_fixed != r->n_nodes)
         return bad(r, NNE_ERR_FORMAT, "%u activation tensors for %u nodes (need one each)",
@@ -869,8 +868,8 @@ static nne_status build(const mf_reader *r, nne_graph **out) {
         const mf_node *n = &r->nodes[k];
         const mf_tensor *t = &r->tensors[r->n_fixed + k];
         int32_t idx = -1;
-        s = nne_graph_add_node(g, n->name.s, n->op, &n->params, n->inputs, n->n_inputs,
-                               t->name.s, &idx);
+        s = nne_graph_add_node(g, n->name.s, n->op, &n->params, n->inputs, n->n_inputs, t->name.s,
+                               &idx);
         if (s) {
             snprintf(where, sizeof where, "node %u", k);
             s = bad_graph(r, s, where);
@@ -923,9 +922,8 @@ static nne_status build(const mf_reader *r, nne_graph **out) {
         const nne_tensor *gt = &g->tensors[i];
         if (gt->dtype != t->dtype || !nne_shape_equal(&gt->shape, &t->shape)) {
             char a[96], b[96];
-            s = bad(r, NNE_ERR_FORMAT,
-                    "tensor %u ('%s'): stored as %s %s, inference gives %s %s", i, t->name.s,
-                    nne_dtype_name(t->dtype), nne_shape_str(&t->shape, a, sizeof a),
+            s = bad(r, NNE_ERR_FORMAT, "tensor %u ('%s'): stored as %s %s, inference gives %s %s",
+                    i, t->name.s, nne_dtype_name(t->dtype), nne_shape_str(&t->shape, a, sizeof a),
                     nne_dtype_name(gt->dtype), nne_shape_str(&gt->shape, b, sizeof b));
             goto fail;
         }

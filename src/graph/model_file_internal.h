@@ -10,27 +10,27 @@
 #include "nnedge/common.h"
 
 /* ---- Header (64 bytes at offset 0) ---- */
-#define NNE_MF_HEADER_SIZE 64
-#define NNE_MF_OFF_MAGIC 0          /* u8[8] "NNEDGEM\0" */
-#define NNE_MF_OFF_VERSION 8        /* u32 */
-#define NNE_MF_OFF_FLAGS 12         /* u32, zero in version 1 */
-#define NNE_MF_OFF_HEADER_SIZE 16   /* u32 = 64 */
+#define NNE_MF_HEADER_SIZE       64
+#define NNE_MF_OFF_MAGIC         0  /* u8[8] "NNEDGEM\0" */
+#define NNE_MF_OFF_VERSION       8  /* u32 */
+#define NNE_MF_OFF_FLAGS         12 /* u32, zero in version 1 */
+#define NNE_MF_OFF_HEADER_SIZE   16 /* u32 = 64 */
 #define NNE_MF_OFF_SECTION_ESIZE 20 /* u32 = 32 */
 #define NNE_MF_OFF_SECTION_COUNT 24 /* u32 */
-#define NNE_MF_OFF_FILE_CRC 28      /* u32, CRC-32 of the file without these 4 bytes */
-#define NNE_MF_OFF_FILE_SIZE 32     /* u64 */
-#define NNE_MF_OFF_RESERVED 40      /* u8[24], zero */
+#define NNE_MF_OFF_FILE_CRC      28 /* u32, CRC-32 of the file without these 4 bytes */
+#define NNE_MF_OFF_FILE_SIZE     32 /* u64 */
+#define NNE_MF_OFF_RESERVED      40 /* u8[24], zero */
 
 /* ---- Section table (section_count entries of 32 bytes at offset 64) ---- */
 #define NNE_MF_SECTION_ENTRY_SIZE 32
-#define NNE_MF_SE_TYPE 0     /* u32 */
-#define NNE_MF_SE_FLAGS 4    /* u32, bit 0 = optional */
-#define NNE_MF_SE_OFFSET 8   /* u64, from file start */
-#define NNE_MF_SE_SIZE 16    /* u64 */
-#define NNE_MF_SE_CRC 24     /* u32, CRC-32 of the section's bytes */
-#define NNE_MF_SE_RESERVED 28
-#define NNE_MF_SECTION_OPTIONAL 1u
-#define NNE_MF_MAX_SECTIONS 64
+#define NNE_MF_SE_TYPE            0  /* u32 */
+#define NNE_MF_SE_FLAGS           4  /* u32, bit 0 = optional */
+#define NNE_MF_SE_OFFSET          8  /* u64, from file start */
+#define NNE_MF_SE_SIZE            16 /* u64 */
+#define NNE_MF_SE_CRC             24 /* u32, CRC-32 of the section's bytes */
+#define NNE_MF_SE_RESERVED        28
+#define NNE_MF_SECTION_OPTIONAL   1u
+#define NNE_MF_MAX_SECTIONS       64
 
 enum {
     NNE_MF_SEC_STRINGS = 1,
@@ -50,33 +50,33 @@ enum {
 #define NNE_MF_TABLE_HEADER 8
 
 /* ---- TENSORS entry (112 bytes) ---- */
-#define NNE_MF_TENSOR_SIZE 112
-#define NNE_MF_T_NAME_OFF 0    /* u32 string ref: offset in STRINGS */
-#define NNE_MF_T_NAME_LEN 4    /* u32 string ref: length without the NUL */
-#define NNE_MF_T_DTYPE 8       /* u32 nne_dtype */
-#define NNE_MF_T_KIND 12       /* u32 nne_tensor_kind */
-#define NNE_MF_T_NDIM 16       /* u32 */
-#define NNE_MF_T_RESERVED 20   /* u32, zero */
-#define NNE_MF_T_DIMS 24       /* u64[6] */
-#define NNE_MF_T_Q_AXIS 72     /* i32 */
-#define NNE_MF_T_Q_COUNT 76    /* u32, 0 = not quantized */
-#define NNE_MF_T_Q_FLAGS 80    /* u32, bit 0 = pow2 */
-#define NNE_MF_T_Q_RESERVED 84 /* u32, zero */
-#define NNE_MF_T_Q_OFFSET 88   /* u64, in QUANT */
-#define NNE_MF_T_DATA_OFFSET 96 /* u64, in WEIGHTS */
-#define NNE_MF_T_DATA_SIZE 104 /* u64 */
-#define NNE_MF_QUANT_POW2 1u
+#define NNE_MF_TENSOR_SIZE   112
+#define NNE_MF_T_NAME_OFF    0   /* u32 string ref: offset in STRINGS */
+#define NNE_MF_T_NAME_LEN    4   /* u32 string ref: length without the NUL */
+#define NNE_MF_T_DTYPE       8   /* u32 nne_dtype */
+#define NNE_MF_T_KIND        12  /* u32 nne_tensor_kind */
+#define NNE_MF_T_NDIM        16  /* u32 */
+#define NNE_MF_T_RESERVED    20  /* u32, zero */
+#define NNE_MF_T_DIMS        24  /* u64[6] */
+#define NNE_MF_T_Q_AXIS      72  /* i32 */
+#define NNE_MF_T_Q_COUNT     76  /* u32, 0 = not quantized */
+#define NNE_MF_T_Q_FLAGS     80  /* u32, bit 0 = pow2 */
+#define NNE_MF_T_Q_RESERVED  84  /* u32, zero */
+#define NNE_MF_T_Q_OFFSET    88  /* u64, in QUANT */
+#define NNE_MF_T_DATA_OFFSET 96  /* u64, in WEIGHTS */
+#define NNE_MF_T_DATA_SIZE   104 /* u64 */
+#define NNE_MF_QUANT_POW2    1u
 
 /* ---- NODES entry (152 bytes) ---- */
-#define NNE_MF_NODE_SIZE 152
+#define NNE_MF_NODE_SIZE  152
 #define NNE_MF_N_NAME_OFF 0
 #define NNE_MF_N_NAME_LEN 4
-#define NNE_MF_N_OP 8        /* u32 nne_op_type */
+#define NNE_MF_N_OP       8  /* u32 nne_op_type */
 #define NNE_MF_N_N_INPUTS 12 /* u32 */
-#define NNE_MF_N_OUTPUT 16   /* u32 tensor index */
+#define NNE_MF_N_OUTPUT   16 /* u32 tensor index */
 #define NNE_MF_N_RESERVED 20 /* u32, zero */
-#define NNE_MF_N_PARAMS 24   /* u32[NNE_OP_PARAM_WORDS] */
-#define NNE_MF_N_INPUTS 88   /* i32[NNE_MAX_NODE_INPUTS], -1 = absent / unused */
+#define NNE_MF_N_PARAMS   24 /* u32[NNE_OP_PARAM_WORDS] */
+#define NNE_MF_N_INPUTS   88 /* i32[NNE_MAX_NODE_INPUTS], -1 = absent / unused */
 
 /* ---- GRAPH: {name ref, u32 n_inputs, u32 n_outputs} then u32 refs ---- */
 #define NNE_MF_GRAPH_HEADER 16

@@ -131,10 +131,12 @@ nne_status nne_node_cost_get(const nne_graph *g, int32_t node, nne_node_cost *c)
     const nne_conv2d_geom *cg = &n->conv_geom;
     switch (n->op) {
     case NNE_OP_CONV2D: /* one MAC per output element per kernel tap per group input channel */
-        c->macs = (int64_t)cg->n * cg->oh * cg->ow * cg->oc * cg->kh * cg->kw * (cg->ic / cg->groups);
+        c->macs =
+            (int64_t)cg->n * cg->oh * cg->ow * cg->oc * cg->kh * cg->kw * (cg->ic / cg->groups);
         break;
     case NNE_OP_CONV_TRANSPOSE2D: /* every input element scatters to kh*kw*(oc/groups) outputs */
-        c->macs = (int64_t)cg->n * cg->ih * cg->iw * cg->ic * cg->kh * cg->kw * (cg->oc / cg->groups);
+        c->macs =
+            (int64_t)cg->n * cg->ih * cg->iw * cg->ic * cg->kh * cg->kw * (cg->oc / cg->groups);
         break;
     case NNE_OP_DENSE: {
         const nne_tensor *w = &g->tensors[n->inputs[1]];
@@ -147,7 +149,8 @@ nne_status nne_node_cost_get(const nne_graph *g, int32_t node, nne_node_cost *c)
         c->macs = nne_shape_numel(&out->shape) * ch;
         break;
     }
-    default: break;
+    default:
+        break;
     }
     return NNE_OK;
 }

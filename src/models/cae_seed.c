@@ -21,8 +21,8 @@ typedef struct cae_layer {
 } cae_layer;
 
 static const cae_layer k_enc[5] = {
-    {"conv2d_1", 3, 32, 1, true},   {"conv2d_2", 32, 32, 2, true}, {"conv2d_3", 32, 64, 1, true},
-    {"conv2d_4", 64, 64, 2, true},  {"conv2d_5", 64, 32, 2, false},
+    {"conv2d_1", 3, 32, 1, true},  {"conv2d_2", 32, 32, 2, true},  {"conv2d_3", 32, 64, 1, true},
+    {"conv2d_4", 64, 64, 2, true}, {"conv2d_5", 64, 32, 2, false},
 };
 static const cae_layer k_dec[5] = {
     {"conv2d_transpose_1", 32, 64, 2, true}, {"conv2d_transpose_2", 64, 64, 2, true},
@@ -64,8 +64,8 @@ static nne_status add_layer(nne_graph *g, const cae_layer *L, bool transpose, in
     int32_t ins[3] = {x, w, b};
     snprintf(cname, sizeof cname, "%s:out", L->name);
     const char *conv_out = L->prelu ? cname : out_name;
-    if ((s = nne_graph_add_node(g, L->name, transpose ? NNE_OP_CONV_TRANSPOSE2D : NNE_OP_CONV2D,
-                                &p, ins, 3, conv_out, &t)))
+    if ((s = nne_graph_add_node(g, L->name, transpose ? NNE_OP_CONV_TRANSPOSE2D : NNE_OP_CONV2D, &p,
+                                ins, 3, conv_out, &t)))
         return s;
     if (!L->prelu) {
         *y = t;
@@ -77,8 +77,7 @@ static nne_status add_layer(nne_graph *g, const cae_layer *L, bool transpose, in
     int32_t a;
     snprintf(aname, sizeof aname, "%s.prelu.slope", L->name);
     snprintf(pname, sizeof pname, "%s.prelu", L->name);
-    if ((s = nne_graph_add_constant(g, aname, NNE_F32, nne_shape_1d(L->cout), slope, &a)))
-        return s;
+    if ((s = nne_graph_add_constant(g, aname, NNE_F32, nne_shape_1d(L->cout), slope, &a))) return s;
     int32_t pin[2] = {t, a};
     memset(&p, 0, sizeof p);
     return nne_graph_add_node(g, pname, NNE_OP_PRELU, &p, pin, 2, out_name, y);
@@ -118,17 +117,18 @@ nne_status nne_model_cae_seed(int32_t height, int32_t width, nne_cae_part part, 
             int64_t st = k_dec[k].stride;
             int32_t oph = (int32_t)(hs[4 - k] - ((hs[5 - k] - 1) * st + 3));
             int32_t opw = (int32_t)(ws[4 - k] - ((ws[5 - k] - 1) * st + 3));
-            s = add_layer(g, &k_dec[k], true, x, oph, opw,
-                          k == 4 ? "reconstruction" : (snprintf(buf, sizeof buf, "dec%d", k + 1), buf),
-                          &x);
+            s = add_layer(
+                g, &k_dec[k], true, x, oph, opw,
+                k == 4 ? "reconstruction" : (snprintf(buf, sizeof buf, "dec%d", k + 1), buf), &x);
         }
         if (s) goto fail;
         if ((s = nne_graph_mark_output(g, x))) goto fail;
     }
     if ((s = nne_graph_set_meta(g, "model", "cae-seed")) ||
-        (s = nne_graph_set_meta(g, "model.part", part == NNE_CAE_FULL      ? "full"
-                                                 : part == NNE_CAE_ENCODER ? "encoder"
-                                                                           : "decoder")) ||
+        (s = nne_graph_set_meta(g, "model.part",
+                                part == NNE_CAE_FULL      ? "full"
+                                : part == NNE_CAE_ENCODER ? "encoder"
+                                                          : "decoder")) ||
         (s = nne_graph_set_meta(g, "model.source", "CAE paper (Table 3), docs/models.md")))
         goto fail;
     if ((s = nne_graph_infer(g))) goto fail;

@@ -6,17 +6,23 @@
 
 size_t nne_dtype_size(nne_dtype t) {
     switch (t) {
-    case NNE_F32: return 4;
-    case NNE_F16: return 2;
-    case NNE_S8: return 1;
-    case NNE_U8: return 1;
-    case NNE_S32: return 4;
-    default: return 0;
+    case NNE_F32:
+        return 4;
+    case NNE_F16:
+        return 2;
+    case NNE_S8:
+        return 1;
+    case NNE_U8:
+        return 1;
+    case NNE_S32:
+        return 4;
+    default:
+        return 0;
     }
 }
 
-static const char *const g_dtype_names[NNE_DTYPE_COUNT] = {"invalid", "f32", "f16", "s8", "u8",
-                                                           "s32"};
+static const char *const g_dtype_names[NNE_DTYPE_COUNT] = {"invalid", "f32", "f16",
+                                                           "s8",      "u8",  "s32"};
 
 const char *nne_dtype_name(nne_dtype t) {
     if ((int)t <= 0 || t >= NNE_DTYPE_COUNT) return "invalid";
@@ -95,11 +101,11 @@ const char *nne_shape_str(const nne_shape *s, char *buf, size_t n) {
     size_t len = 0;
     if (!n) return buf;
     buf[0] = 0;
-#define APPEND(...)                                                          \
-    do {                                                                     \
-        int w_ = snprintf(buf + len, n - len, __VA_ARGS__);                  \
-        if (w_ < 0 || (size_t)w_ >= n - len) return buf;                     \
-        len += (size_t)w_;                                                   \
+#define APPEND(...)                                                                                \
+    do {                                                                                           \
+        int w_ = snprintf(buf + len, n - len, __VA_ARGS__);                                        \
+        if (w_ < 0 || (size_t)w_ >= n - len) return buf;                                           \
+        len += (size_t)w_;                                                                         \
     } while (0)
     APPEND("[");
     for (int i = 0; i < s->ndim; i++) APPEND("%s%lld", i ? ", " : "", (long long)s->dim[i]);
@@ -112,8 +118,7 @@ size_t nne_tensor_nbytes(const nne_tensor *t) {
     size_t es = nne_dtype_size(t->dtype), total = es;
     if (!es) return 0;
     for (int i = 0; i < t->shape.ndim; i++) {
-        if (t->shape.dim[i] < 0 || !nne_size_mul(total, (size_t)t->shape.dim[i], &total))
-            return 0;
+        if (t->shape.dim[i] < 0 || !nne_size_mul(total, (size_t)t->shape.dim[i], &total)) return 0;
     }
     return total;
 }
@@ -134,8 +139,10 @@ nne_status nne_quant_set(nne_quant *q, int32_t axis, int32_t count, const float 
         return NNE_ERR_NOMEM;
     }
     memcpy(s, scale, (size_t)count * sizeof *s);
-    if (zero_point) memcpy(z, zero_point, (size_t)count * sizeof *z);
-    else memset(z, 0, (size_t)count * sizeof *z);
+    if (zero_point)
+        memcpy(z, zero_point, (size_t)count * sizeof *z);
+    else
+        memset(z, 0, (size_t)count * sizeof *z);
     q->axis = axis;
     q->count = count;
     q->scale = s;

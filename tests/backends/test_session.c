@@ -29,7 +29,8 @@ static float **run_unplanned(const nne_graph *g, const float *input) {
         const float *w = n->n_inputs > 1 ? g->tensors[n->inputs[1]].data : NULL;
         const float *b = n->n_inputs > 2 ? g->tensors[n->inputs[2]].data : NULL;
         int32_t c = (int32_t)o->shape.dim[o->shape.ndim - 1];
-        if (n->op == NNE_OP_CONV2D) nne_conv2d_f32__ref(&n->conv_geom, x, w, b, y);
+        if (n->op == NNE_OP_CONV2D)
+            nne_conv2d_f32__ref(&n->conv_geom, x, w, b, y);
         else if (n->op == NNE_OP_CONV_TRANSPOSE2D)
             nne_conv_transpose2d_f32__ref(&n->conv_geom, x, w, b, y);
         else if (n->op == NNE_OP_PRELU)

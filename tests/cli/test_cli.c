@@ -29,10 +29,10 @@ static int run(const char *args) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-#define EXPECT_RC(args, rc)                                                                    \
-    do {                                                                                       \
-        int r_ = run(args);                                                                    \
-        CHECK_MSG(r_ == (rc), "'nnedge %s' exited %d, want %d; stderr: %s", args, r_, rc, g_err); \
+#define EXPECT_RC(args, rc)                                                                        \
+    do {                                                                                           \
+        int r_ = run(args);                                                                        \
+        CHECK_MSG(r_ == (rc), "'nnedge %s' exited %d, want %d; stderr: %s", args, r_, rc, g_err);  \
     } while (0)
 
 static void test_top_level(void) {
@@ -50,8 +50,9 @@ static void test_top_level(void) {
 static void test_info(void) {
     EXPECT_RC("info cae-seed", 0);
     /* Per-layer workloads of the paper's Table 3 and the encoder total. */
-    const char *want[] = {"675.060", "1788.420", "3530.097", "1741.824", "214.843", "7950.245",
-                          "3,975,122,304", "conv2d_transpose_5", "[1, 62, 94, 32]"};
+    const char *want[] = {"675.060",        "1788.420", "3530.097",      "1741.824",
+                          "214.843",        "7950.245", "3,975,122,304", "conv2d_transpose_5",
+                          "[1, 62, 94, 32]"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         CHECK_MSG(strstr(g_out, want[i]) != NULL, "missing '%s'", want[i]);
     EXPECT_RC("info cae-seed --json", 0);

@@ -50,7 +50,7 @@ static void test_f16(void) {
     CHECK(nne_f16_to_f32(0xC000) == -2.0f);
     CHECK(nne_f16_to_f32(0x7BFF) == 65504.0f);
     CHECK(nne_f16_to_f32(0x0001) == ldexpf(1.0f, -24));
-    CHECK(nne_f32_to_f16(1e6f) == 0x7C00);                 /* overflow -> inf */
+    CHECK(nne_f32_to_f16(1e6f) == 0x7C00);                     /* overflow -> inf */
     CHECK(nne_f32_to_f16(1.0f + ldexpf(1.0f, -11)) == 0x3C00); /* tie -> even */
     CHECK(nne_f32_to_f16(1.0f + 3 * ldexpf(1.0f, -11)) == 0x3C02);
     CHECK(isnan(nne_f16_to_f32(nne_f32_to_f16(NAN))));
@@ -74,8 +74,9 @@ static void test_json(void) {
     nne_json_array_end(&j);
     nne_json_object_end(&j);
     fclose(f);
-    CHECK_MSG(strcmp(buf, "{\"s\":\"a\\\"b\\n\",\"i\":-3,\"inf\":null,\"a\":[true,null],\"e\":[]}") == 0,
-              "%s", buf);
+    CHECK_MSG(
+        strcmp(buf, "{\"s\":\"a\\\"b\\n\",\"i\":-3,\"inf\":null,\"a\":[true,null],\"e\":[]}") == 0,
+        "%s", buf);
     free(buf);
 }
 

@@ -103,9 +103,9 @@ static void expect_conv_failure(int kernel, int stride, int groups, int wout, in
     CHECK_OK(nne_graph_create("t", &g));
     int32_t x, w, y;
     CHECK_OK(nne_graph_add_input(g, "x", NNE_F32, nne_shape_4d(1, 9, 9, 4), &x));
-    CHECK_OK(nne_graph_add_constant(g, "w", NNE_F32, nne_shape_4d(wout, kernel > 0 ? kernel : 1,
-                                                                  kernel > 0 ? kernel : 1, win),
-                                    NULL, &w));
+    CHECK_OK(nne_graph_add_constant(
+        g, "w", NNE_F32, nne_shape_4d(wout, kernel > 0 ? kernel : 1, kernel > 0 ? kernel : 1, win),
+        NULL, &w));
     nne_op_params p = conv_params(kernel, stride, NNE_PAD_EXPLICIT, groups);
     p.conv.pad[0] = p.conv.pad[1] = p.conv.pad[2] = p.conv.pad[3] = pad;
     p.conv.out_pad[0] = p.conv.out_pad[1] = out_pad;
@@ -220,8 +220,10 @@ static void test_plan_no_overlap(void) {
             int32_t a = ts[nne_test_rng_int(&rng, 0, nt - 1)];
             int32_t b = ts[nne_test_rng_int(&rng, 0, nt - 1)];
             int32_t ab[2] = {a, b}, t;
-            if (nne_test_rng_int(&rng, 0, 1)) CHECK_OK(nne_graph_add_node(g, name, NNE_OP_ADD, NULL, ab, 2, out, &t));
-            else CHECK_OK(nne_graph_add_node(g, name, NNE_OP_SIGMOID, NULL, &a, 1, out, &t));
+            if (nne_test_rng_int(&rng, 0, 1))
+                CHECK_OK(nne_graph_add_node(g, name, NNE_OP_ADD, NULL, ab, 2, out, &t));
+            else
+                CHECK_OK(nne_graph_add_node(g, name, NNE_OP_SIGMOID, NULL, &a, 1, out, &t));
             if (nt < 64) ts[nt++] = t;
         }
         CHECK_OK(nne_graph_mark_output(g, ts[nt - 1]));

@@ -71,8 +71,11 @@ static nne_graph *build_all_ops(void) {
     CHECK_OK(nne_graph_add_input(g, "x", NNE_F32, nne_shape_4d(1, 8, 8, 4), &x));
 
     memset(&p, 0, sizeof p);
-    p.conv = (nne_conv_params){.kernel = {3, 3}, .stride = {1, 1}, .dilation = {1, 1},
-                               .pad_mode = NNE_PAD_SAME, .groups = 1};
+    p.conv = (nne_conv_params){.kernel = {3, 3},
+                               .stride = {1, 1},
+                               .dilation = {1, 1},
+                               .pad_mode = NNE_PAD_SAME,
+                               .groups = 1};
     int32_t c1in[3] = {x, add_const(g, "c1.w", NNE_F32, nne_shape_4d(8, 3, 3, 4)),
                        add_const(g, "c1.b", NNE_F32, nne_shape_1d(8))};
     int32_t c1 = add_op(g, "c1", NNE_OP_CONV2D, &p, c1in, 3);
@@ -102,15 +105,19 @@ static nne_graph *build_all_ops(void) {
     p.pool = (nne_pool_params){.kernel = {2, 2}, .stride = {2, 2}};
     int32_t mp = add_op(g, "maxpool", NNE_OP_MAXPOOL2D, &p, &ig, 1);
     memset(&p, 0, sizeof p);
-    p.conv = (nne_conv_params){.kernel = {3, 3}, .stride = {2, 2}, .dilation = {1, 1},
-                               .pad = {1, 1, 1, 1}, .groups = 1, .out_pad = {1, 1}};
+    p.conv = (nne_conv_params){.kernel = {3, 3},
+                               .stride = {2, 2},
+                               .dilation = {1, 1},
+                               .pad = {1, 1, 1, 1},
+                               .groups = 1,
+                               .out_pad = {1, 1}};
     int32_t ctin[3] = {mp, add_const(g, "ct.w", NNE_F32, nne_shape_4d(4, 3, 3, 8)), -1};
     int32_t ct = add_op(g, "convt", NNE_OP_CONV_TRANSPOSE2D, &p, ctin, 3);
     memset(&p, 0, sizeof p);
     int32_t addin[2] = {ct, x};
     int32_t ad = add_op(g, "add", NNE_OP_ADD, &p, addin, 2);
-    p.pool = (nne_pool_params){.kernel = {3, 3}, .stride = {1, 1}, .pad = {1, 1, 1, 1},
-                               .count_include_pad = 1};
+    p.pool = (nne_pool_params){
+        .kernel = {3, 3}, .stride = {1, 1}, .pad = {1, 1, 1, 1}, .count_include_pad = 1};
     int32_t ap = add_op(g, "avgpool", NNE_OP_AVGPOOL2D, &p, &ad, 1);
     memset(&p, 0, sizeof p);
     p.concat.axis = -1;
@@ -148,8 +155,11 @@ static nne_graph *build_all_ops(void) {
     int32_t bq = add_const(g, "q.b", NNE_S32, nne_shape_1d(4));
     CHECK_OK(nne_quant_set(&g->tensors[bq].quant, 0, 4, s_b, zp0, false));
     memset(&p, 0, sizeof p);
-    p.conv = (nne_conv_params){.kernel = {1, 1}, .stride = {1, 1}, .dilation = {1, 1},
-                               .pad_mode = NNE_PAD_VALID, .groups = 1};
+    p.conv = (nne_conv_params){.kernel = {1, 1},
+                               .stride = {1, 1},
+                               .dilation = {1, 1},
+                               .pad_mode = NNE_PAD_VALID,
+                               .groups = 1};
     int32_t qin[3] = {xq, wq, bq};
     int32_t qc = add_op(g, "qconv", NNE_OP_CONV2D, &p, qin, 3);
     CHECK_OK(nne_quant_set(&g->tensors[qc].quant, -1, 1, &s_out, &zp_out, false));
@@ -188,8 +198,7 @@ static nne_graph *build_small(void) {
     CHECK_OK(nne_graph_add_input(g, "x", NNE_F32, nne_shape_4d(1, 4, 4, 2), &x));
     nne_op_params p;
     memset(&p, 0, sizeof p);
-    p.conv = (nne_conv_params){.kernel = {1, 1}, .stride = {1, 1}, .dilation = {1, 1},
-                               .groups = 1};
+    p.conv = (nne_conv_params){.kernel = {1, 1}, .stride = {1, 1}, .dilation = {1, 1}, .groups = 1};
     int32_t in[3] = {x, add_const(g, "w", NNE_F32, nne_shape_4d(3, 1, 1, 2)),
                      add_const(g, "b", NNE_F32, nne_shape_1d(3))};
     float sc[3] = {0.5f, 0.25f, 0.125f};
@@ -377,8 +386,7 @@ static void test_golden(void) {
     if (!g) return;
     size_t n = 0;
     uint8_t *b = write_mem(g, &n);
-    const char *path =
-        nne_test_path(nne_test_source_dir(), "tests/golden/model_file/small_v1.nne");
+    const char *path = nne_test_path(nne_test_source_dir(), "tests/golden/model_file/small_v1.nne");
     const char *regen = getenv("NNE_REGEN_GOLDEN");
     if (regen && *regen == '1') {
         FILE *f = fopen(path, "wb");
@@ -659,15 +667,13 @@ static void e_kind(uint8_t *b, size_t n) {
     nne_mf_wr32(tensor_entry(b, tensor_index(b, "x")) + NNE_MF_T_KIND, 3);
 }
 static void e_kind_order(uint8_t *b, size_t n) { /* a constant after the activations */
-    nne_mf_wr32(tensor_entry(b, tensor_index(b, "relu.out")) + NNE_MF_T_KIND,
-                NNE_TENSOR_CONSTANT);
+    nne_mf_wr32(tensor_entry(b, tensor_index(b, "relu.out")) + NNE_MF_T_KIND, NNE_TENSOR_CONSTANT);
 }
 static void e_data_past_weights(uint8_t *b, size_t n) {
     nne_mf_wr64(tensor_entry(b, tensor_index(b, "b")) + NNE_MF_T_DATA_OFFSET, 1u << 20);
 }
 static void e_data_overflow(uint8_t *b, size_t n) {
-    nne_mf_wr64(tensor_entry(b, tensor_index(b, "b")) + NNE_MF_T_DATA_OFFSET,
-                UINT64_MAX - 63);
+    nne_mf_wr64(tensor_entry(b, tensor_index(b, "b")) + NNE_MF_T_DATA_OFFSET, UINT64_MAX - 63);
 }
 static void e_data_shared(uint8_t *b, size_t n) { /* b's data aliased onto w's */
     nne_mf_wr64(tensor_entry(b, tensor_index(b, "b")) + NNE_MF_T_DATA_OFFSET,

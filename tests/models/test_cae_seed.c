@@ -10,7 +10,10 @@ static void test_encoder_table3(void) {
     CHECK_OK(nne_model_cae_seed(512, 768, NNE_CAE_ENCODER, &g));
     if (!g) return;
     /* name, output h, w, c, MACs (Table 3 workload / 2) */
-    static const struct { const char *name; int64_t h, w, c, macs; } want[5] = {
+    static const struct {
+        const char *name;
+        int64_t h, w, c, macs;
+    } want[5] = {
         {"conv2d_1", 510, 766, 32, 337530240},  {"conv2d_2", 254, 382, 32, 894210048},
         {"conv2d_3", 252, 380, 64, 1765048320}, {"conv2d_4", 125, 189, 64, 870912000},
         {"conv2d_5", 62, 94, 32, 107421696},
@@ -55,7 +58,10 @@ static void test_decoder_mirrors(void) {
     nne_graph *g;
     CHECK_OK(nne_model_cae_seed(512, 768, NNE_CAE_DECODER, &g));
     if (!g) return;
-    static const struct { const char *name; int64_t h, w, c; } want[5] = {
+    static const struct {
+        const char *name;
+        int64_t h, w, c;
+    } want[5] = {
         {"conv2d_transpose_1", 125, 189, 64}, {"conv2d_transpose_2", 252, 380, 64},
         {"conv2d_transpose_3", 254, 382, 32}, {"conv2d_transpose_4", 510, 766, 32},
         {"conv2d_transpose_5", 512, 768, 3},
@@ -65,8 +71,8 @@ static void test_decoder_mirrors(void) {
         CHECK(ni >= 0);
         if (ni < 0) continue;
         const nne_shape *s = &g->tensors[g->nodes[ni].output].shape;
-        CHECK_MSG(s->dim[1] == want[k].h && s->dim[2] == want[k].w && s->dim[3] == want[k].c,
-                  "%s", want[k].name);
+        CHECK_MSG(s->dim[1] == want[k].h && s->dim[2] == want[k].w && s->dim[3] == want[k].c, "%s",
+                  want[k].name);
     }
     nne_graph_free(g);
 }

@@ -13,9 +13,11 @@ static nne_status cpu_ref_supports(const nne_graph *g, const nne_node *n) {
     for (int32_t k = 0; k < n->n_inputs; k++) {
         int32_t t = n->inputs[k];
         if (t >= 0 && g->tensors[t].dtype != NNE_F32)
-            return nne_error(NNE_ERR_UNSUPPORTED, "backend cpu-ref: node '%s' (%s): input '%s' is "
-                             "%s, only f32 is supported", n->name, nne_op_name(n->op),
-                             g->tensors[t].name, nne_dtype_name(g->tensors[t].dtype));
+            return nne_error(NNE_ERR_UNSUPPORTED,
+                             "backend cpu-ref: node '%s' (%s): input '%s' is "
+                             "%s, only f32 is supported",
+                             n->name, nne_op_name(n->op), g->tensors[t].name,
+                             nne_dtype_name(g->tensors[t].dtype));
     }
     return NNE_OK;
 }
@@ -72,23 +74,40 @@ static nne_status run_node(const nne_graph *g, const nne_node *n, uint8_t *arena
     case NNE_OP_DENSE: {
         const nne_shape *ws = &g->tensors[in[1]].shape;
         nne_dense_f32__ref((int32_t)g->tensors[in[0]].shape.dim[0], (int32_t)ws->dim[1],
-                           (int32_t)ws->dim[0], x, tdata(g, arena, in[1]), tdata(g, arena, in[2]), y);
+                           (int32_t)ws->dim[0], x, tdata(g, arena, in[1]), tdata(g, arena, in[2]),
+                           y);
         break;
     }
-    case NNE_OP_MAXPOOL2D: nne_pool2d_f32__ref(&n->pool_geom, NNE_POOL_MAX, x, y); break;
-    case NNE_OP_AVGPOOL2D: nne_pool2d_f32__ref(&n->pool_geom, NNE_POOL_AVG, x, y); break;
+    case NNE_OP_MAXPOOL2D:
+        nne_pool2d_f32__ref(&n->pool_geom, NNE_POOL_MAX, x, y);
+        break;
+    case NNE_OP_AVGPOOL2D:
+        nne_pool2d_f32__ref(&n->pool_geom, NNE_POOL_AVG, x, y);
+        break;
     case NNE_OP_GLOBAL_AVGPOOL: {
         const nne_shape *s = &g->tensors[in[0]].shape;
         nne_global_avgpool_f32__ref((int32_t)s->dim[0], (int32_t)s->dim[1], (int32_t)s->dim[2],
                                     (int32_t)s->dim[3], x, y);
         break;
     }
-    case NNE_OP_RELU: nne_relu_f32__ref(cnt, x, y); break;
-    case NNE_OP_RELU6: nne_relu6_f32__ref(cnt, x, y); break;
-    case NNE_OP_LEAKY_RELU: nne_leaky_relu_f32__ref(cnt, n->params.leaky.alpha, x, y); break;
-    case NNE_OP_SIGMOID: nne_sigmoid_f32__ref(cnt, x, y); break;
-    case NNE_OP_TANH: nne_tanh_f32__ref(cnt, x, y); break;
-    case NNE_OP_HARDSWISH: nne_hardswish_f32__ref(cnt, x, y); break;
+    case NNE_OP_RELU:
+        nne_relu_f32__ref(cnt, x, y);
+        break;
+    case NNE_OP_RELU6:
+        nne_relu6_f32__ref(cnt, x, y);
+        break;
+    case NNE_OP_LEAKY_RELU:
+        nne_leaky_relu_f32__ref(cnt, n->params.leaky.alpha, x, y);
+        break;
+    case NNE_OP_SIGMOID:
+        nne_sigmoid_f32__ref(cnt, x, y);
+        break;
+    case NNE_OP_TANH:
+        nne_tanh_f32__ref(cnt, x, y);
+        break;
+    case NNE_OP_HARDSWISH:
+        nne_hardswish_f32__ref(cnt, x, y);
+        break;
     case NNE_OP_PRELU: {
         int32_t c = (int32_t)last_dim(g, in[0]);
         nne_prelu_f32__ref(cnt / (size_t)c, c, x, tdata(g, arena, in[1]),
@@ -109,7 +128,9 @@ static nne_status run_node(const nne_graph *g, const nne_node *n, uint8_t *arena
                                tdata(g, arena, in[4]), n->params.bn.eps, y);
         break;
     }
-    case NNE_OP_ADD: nne_add_f32__ref(cnt, x, tdata(g, arena, in[1]), y); break;
+    case NNE_OP_ADD:
+        nne_add_f32__ref(cnt, x, tdata(g, arena, in[1]), y);
+        break;
     case NNE_OP_CONCAT: {
         const nne_shape *os = &g->tensors[n->output].shape;
         int32_t axis = n->params.concat.axis;
