@@ -252,6 +252,27 @@ def generate():
               trns=struct.pack(">HHH", 255, 255, 255))
     add("rgb8_trns.png")
 
+    # JPEG, written by Pillow (libjpeg-turbo): nnedge decodes with the same library and
+    # settings, so the pixels must match Pillow's decode exactly. A smooth pattern with an
+    # edge, so that chroma subsampling and the DCT are exercised.
+    def smooth(w, h, c):
+        img = Image.new("RGB" if c == 3 else "L", (w, h))
+        px = []
+        for y in range(h):
+            for x in range(w):
+                v = [(x * 255 // max(w - 1, 1)), (y * 255 // max(h - 1, 1)),
+                     255 if x > w // 2 else 40]
+                px.append(tuple(v) if c == 3 else v[0] // 2 + v[1] // 2)
+        img.putdata(px)
+        return img
+    smooth(37, 29, 3).save(os.path.join(OUT, "jpeg_rgb_q75.jpg"), quality=75)
+    add("jpeg_rgb_q75.jpg")
+    smooth(21, 17, 1).save(os.path.join(OUT, "jpeg_gray_q90.jpg"), quality=90)
+    add("jpeg_gray_q90.jpg")
+    smooth(33, 35, 3).save(os.path.join(OUT, "jpeg_rgb_progressive.jpg"), quality=60,
+                           progressive=True)
+    add("jpeg_rgb_progressive.jpg")
+
     lines = []
     for name in made:
         path = os.path.join(OUT, name)

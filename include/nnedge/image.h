@@ -31,6 +31,7 @@ typedef enum nne_image_format {
     NNE_IMAGE_FORMAT_PNG,
     NNE_IMAGE_FORMAT_PPM, /* P6 (RGB) */
     NNE_IMAGE_FORMAT_PGM, /* P5 (gray) */
+    NNE_IMAGE_FORMAT_JPEG, /* baseline/progressive 8-bit, via libjpeg-turbo */
 } nne_image_format;
 
 /* Load flags. */
@@ -67,6 +68,13 @@ nne_status nne_image_load(const char *path, int flags, nne_image *img);
 nne_status nne_image_encode(const nne_image *img, nne_image_format fmt, uint8_t **out,
                             size_t *out_size);
 nne_status nne_image_save(const char *path, const nne_image *img);
+
+/* JPEG at `quality` 1..100 with libjpeg's defaults (4:2:0 chroma subsampling, standard
+ * Huffman tables, baseline), as Pillow and cjpeg produce; gray or RGB input. nne_image_encode
+ * and nne_image_save use NNE_IMAGE_JPEG_DEFAULT_QUALITY for JPEG. */
+#define NNE_IMAGE_JPEG_DEFAULT_QUALITY 90
+nne_status nne_image_encode_jpeg(const nne_image *img, int quality, uint8_t **out,
+                                 size_t *out_size);
 
 /* Channel conversions into a new image (dst is overwritten, not freed; zeroed on failure).
  * drop_alpha: 2 -> 1 and 4 -> 3 channels; 1 and 3 channels are copied.

@@ -68,6 +68,7 @@ nne_image_format nne_image_detect(const uint8_t *buf, size_t n) {
     static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
     if (!buf) return NNE_IMAGE_FORMAT_UNKNOWN;
     if (n >= 8 && memcmp(buf, png_sig, 8) == 0) return NNE_IMAGE_FORMAT_PNG;
+    if (n >= 3 && buf[0] == 0xFF && buf[1] == 0xD8 && buf[2] == 0xFF) return NNE_IMAGE_FORMAT_JPEG;
     if (n >= 2 && buf[0] == 'P' && (buf[1] == '5' || buf[1] == '6') &&
         (n == 2 || is_pnm_space(buf[2]) || buf[2] == '#'))
         return buf[1] == '5' ? NNE_IMAGE_FORMAT_PGM : NNE_IMAGE_FORMAT_PPM;
@@ -82,6 +83,7 @@ nne_image_format nne_image_format_from_path(const char *path) {
     if (strcasecmp(dot, ".png") == 0) return NNE_IMAGE_FORMAT_PNG;
     if (strcasecmp(dot, ".ppm") == 0 || strcasecmp(dot, ".pnm") == 0) return NNE_IMAGE_FORMAT_PPM;
     if (strcasecmp(dot, ".pgm") == 0) return NNE_IMAGE_FORMAT_PGM;
+    if (strcasecmp(dot, ".jpg") == 0 || strcasecmp(dot, ".jpeg") == 0) return NNE_IMAGE_FORMAT_JPEG;
     return NNE_IMAGE_FORMAT_UNKNOWN;
 }
 
@@ -99,6 +101,8 @@ static nne_status decode_named(const uint8_t *buf, size_t n, int flags, const ch
     case NNE_IMAGE_FORMAT_PPM:
     case NNE_IMAGE_FORMAT_PGM:
         return nne_image_pnm_decode(buf, n, flags, name, img);
+    case NNE_IMAGE_FORMAT_JPEG:
+        return nne_image_jpeg_decode(buf, n, flags, name, img);
     case NNE_IMAGE_FORMAT_UNKNOWN:
         break;
     }
@@ -106,7 +110,7 @@ static nne_status decode_named(const uint8_t *buf, size_t n, int flags, const ch
         return nne_error(NNE_ERR_UNSUPPORTED,
                          "%s: Netpbm type P%c is not supported (only binary P5 PGM and P6 PPM)",
                          name, buf[1]);
-    return nne_error(NNE_ERR_FORMAT, "%s: unrecognized image format (not PNG, PPM or PGM)", name);
+    return nne_error(NNE_ERR_FORMAT, "%s: unrecognized image format (not PNG, JPEG, PPM or PGM)", name);
 }
 
 nne_status nne_image_decode(const uint8_t *buf, size_t n, int flags, nne_image *img) {
@@ -149,10 +153,23 @@ nne_status nne_image_encode(const nne_image *img, nne_image_format fmt, uint8_t 
     case NNE_IMAGE_FORMAT_PPM:
     case NNE_IMAGE_FORMAT_PGM:
         return nne_image_pnm_encode(img, fmt, out, out_size);
+    case NNE_IMAGE_FORMAT_JPEG:
+        return nne_image_jpeg_encode(img, NNE_IMAGE_JPEG_DEFAULT_QUALITY, out, out_size);
     case NNE_IMAGE_FORMAT_UNKNOWN:
         break;
     }
     return nne_error(NNE_ERR_INVALID_ARG, "nne_image_encode: unknown format %d", (int)fmt);
+}
+
+nne_status nne_image_encode_jpeg(const nne_image *img, int quality, uint8_t **out,
+                                 size_t *out_size) {
+    if (!out || !out_size)
+        return nne_error(NNE_ERR_INVALID_ARG, "nne_image_encode_jpeg: NULL output");
+    *out = NULL;
+    *out_size = 0;
+    nne_status s = check_image("nne_image_encode_jpeg", img);
+    if (s != NNE_OK) return s;
+    return nne_image_jpeg_encode(img, quality, out, out_size);
 }
 
 nne_status nne_image_save(const char *path, const nne_image *img) {
@@ -160,7 +177,7 @@ nne_status nne_image_save(const char *path, const nne_image *img) {
     nne_image_format fmt = nne_image_format_from_path(path);
     if (fmt == NNE_IMAGE_FORMAT_UNKNOWN)
         return nne_error(NNE_ERR_INVALID_ARG,
-                         "%s: unknown image extension (use .png, .ppm, .pgm or .pnm)", path);
+                         "%s: unknown image extension (use .png, .jpg, .ppm, .pgm or .pnm)", path);
     const char *dot = strrchr(path, '.');
     if (strcasecmp(dot, ".pnm") == 0 && img && img->channels == 1) fmt = NNE_IMAGE_FORMAT_PGM;
     uint8_t *buf;

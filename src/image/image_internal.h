@@ -10,9 +10,13 @@ nne_status nne_image_png_decode(const uint8_t *buf, size_t n, int flags, const c
                                 nne_image *img);
 nne_status nne_image_pnm_decode(const uint8_t *buf, size_t n, int flags, const char *name,
                                 nne_image *img);
+nne_status nne_image_jpeg_decode(const uint8_t *buf, size_t n, int flags, const char *name,
+                                 nne_image *img);
 
 /* Encoders: `img` has been validated (dimensions, channels, data). *out is nne_malloc'd. */
 nne_status nne_image_png_encode(const nne_image *img, uint8_t **out, size_t *out_size);
+nne_status nne_image_jpeg_encode(const nne_image *img, int quality, uint8_t **out,
+                                 size_t *out_size);
 nne_status nne_image_pnm_encode(const nne_image *img, nne_image_format fmt, uint8_t **out,
                                 size_t *out_size);
 

@@ -519,7 +519,7 @@ static void test_api(void) {
     CHECK(nne_image_format_from_path("x.PPM") == NNE_IMAGE_FORMAT_PPM);
     CHECK(nne_image_format_from_path("x.pnm") == NNE_IMAGE_FORMAT_PPM);
     CHECK(nne_image_format_from_path("x.pgm") == NNE_IMAGE_FORMAT_PGM);
-    CHECK(nne_image_format_from_path("x.jpg") == NNE_IMAGE_FORMAT_UNKNOWN);
+    CHECK(nne_image_format_from_path("x.gif") == NNE_IMAGE_FORMAT_UNKNOWN);
     CHECK(nne_image_format_from_path("dir.png/x") == NNE_IMAGE_FORMAT_UNKNOWN);
     CHECK(nne_image_format_from_path(NULL) == NNE_IMAGE_FORMAT_UNKNOWN);
 
@@ -568,8 +568,8 @@ static void test_api(void) {
     /* Saving: bad extension, wrong channels, missing directory; nothing is left behind. */
     char dir[256];
     if (make_temp_dir(dir, sizeof dir)) {
-        CHECK_STATUS(nne_image_save(nne_test_path(dir, "x.jpg"), &img), NNE_ERR_INVALID_ARG);
-        CHECK(strstr(nne_last_error(), "x.jpg") != NULL);
+        CHECK_STATUS(nne_image_save(nne_test_path(dir, "x.gif"), &img), NNE_ERR_INVALID_ARG);
+        CHECK(strstr(nne_last_error(), "x.gif") != NULL);
         CHECK_STATUS(nne_image_save(nne_test_path(dir, "x.pgm"), &img), NNE_ERR_INVALID_ARG);
         CHECK(strstr(nne_last_error(), "x.pgm") && strstr(nne_last_error(), "PGM takes 1"));
         CHECK_STATUS(nne_image_save(nne_test_path(dir, "nodir/x.png"), &img), NNE_ERR_IO);
