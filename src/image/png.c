@@ -144,7 +144,15 @@ static nne_status png_decode_run(png_dec *d, png_structp png, png_infop info) {
     png_uint_32 w, h;
     int depth, ctype, interlace;
     png_get_IHDR(png, info, &w, &h, &depth, &ctype, &interlace, NULL, NULL);
-    const int has_trns = png_get_valid(png, info, PNG_INFO_tRNS) != 0;
+    /* A tRNS chunk counts only if libpng kept entries: when a PLTE follows tRNS ("tRNS must
+     * be after"), libpng zeroes num_trans but keeps the valid flag to detect duplicates, and
+     * png_set_tRNS_to_alpha then adds no alpha (found by fuzz_image). */
+    int num_trans = 0;
+    png_bytep trans_alpha = NULL;
+    png_color_16p trans_color = NULL;
+    const int has_trns = png_get_valid(png, info, PNG_INFO_tRNS) != 0 &&
+                         png_get_tRNS(png, info, &trans_alpha, &num_trans, &trans_color) != 0 &&
+                         num_trans > 0;
     const int has_alpha = (ctype & PNG_COLOR_MASK_ALPHA) || has_trns;
     const int is_color = (ctype & PNG_COLOR_MASK_COLOR) != 0; /* palette included */
     const int want_rgb = (d->flags & NNE_IMAGE_LOAD_RGB) != 0;
