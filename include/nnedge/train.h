@@ -1,0 +1,269 @@
+/* nnedge training engine: forward/backward pairs on plain arrays, losses with gradients,
+ * parameter/gradient arenas, optimizers, learning-rate schedules, a seeded PRNG with
+ * PyTorch-style initialisation, and a graph-level trainer. Semantics, formulas and the
+ * gradient-check and PyTorch-parity results are in docs/training.md.
+ *
+ * Conventions (llm.c style, the same layouts as ops.h):
+ *  - Activations NHWC, contiguous; conv weights OHWI w[oc][kh][kw][ic/groups].
+ *  - Every layer has a `_forward` (the reference kernel of src/ops) and a `_backward`.
+ *  - Backward passes OVERWRITE the input gradient dx (which may be NULL: not wanted, e.g.
+ *    for the first layer) and ACCUMULATE (+=) into parameter gradients (dw, db, dslope,
+ *    dbeta, dgamma), so gradients of shared parameters and of several batches add up;
+ *    zero them before a step (nne_params_zero_grad).
+ *  - Kernels never allocate and never fail on valid arguments; callers pass scratch sized
+ *    by the matching `_scratch_size()` function. Geometry is validated by nne_graph_infer.
+ *  - Thread-ready: every kernel writes disjoint outputs per batch image (dx) or per output
+ *    channel (dw, db), so a thread pool can split those loops (see docs/training.md).
+ */
+#ifndef NNEDGE_TRAIN_H
+#define NNEDGE_TRAIN_H
+
+#include "nnedge/graph.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ==== Layers ======================================================================== */
+
+/* conv2d. Forward = nne_conv2d_f32__ref.
+ *   x  [n][ih][iw][ic]   w  [oc][kh][kw][ic/g]   dy [n][oh][ow][oc]
+ *   dx [n][ih][iw][ic]   overwritten; NULL to skip
+ *   dw [oc][kh][kw][ic/g] +=        db [oc] +=, NULL to skip (no bias)
+ *   scratch: nne_conv2d_backward_scratch_size(g) floats (per-row partial sums of dw). */
+void nne_conv2d_forward(const nne_conv2d_geom *g, const float *x, const float *w, const float *b,
+                        float *y);
+size_t nne_conv2d_backward_scratch_size(const nne_conv2d_geom *g);
+void nne_conv2d_backward(const nne_conv2d_geom *g, const float *x, const float *w, const float *dy,
+                         float *dx, float *dw, float *db, float *scratch);
+
+/* conv_transpose2d (PyTorch semantics, ops.h). Forward = nne_conv_transpose2d_f32__ref.
+ * Same buffers and rules as conv2d; w is OHWI with O = output channels. */
+void nne_conv_transpose2d_forward(const nne_conv2d_geom *g, const float *x, const float *w,
+                                  const float *b, float *y);
+size_t nne_conv_transpose2d_backward_scratch_size(const nne_conv2d_geom *g);
+void nne_conv_transpose2d_backward(const nne_conv2d_geom *g, const float *x, const float *w,
+                                   const float *dy, float *dx, float *dw, float *db,
+                                   float *scratch);
+
+/* relu: x, dy, dx [count]. dx = x > 0 ? dy : 0 (dx may alias dy). */
+void nne_relu_forward(size_t count, const float *x, float *y);
+void nne_relu_backward(size_t count, const float *x, const float *dy, float *dx);
+
+/* prelu: x, dy, dx [pixels][c], slope/dslope [n_slope], n_slope 1 (shared) or c.
+ * y = x < 0 ? slope*x : x.  dx = x < 0 ? slope*dy : dy (may alias dy, NULL to skip);
+ * dslope += sum over x < 0 of x*dy. */
+void nne_prelu_forward(size_t pixels, int32_t c, const float *x, const float *slope,
+                       int32_t n_slope, float *y);
+void nne_prelu_backward(size_t pixels, int32_t c, const float *x, const float *slope,
+                        int32_t n_slope, const float *dy, float *dx, float *dslope);
+
+/* GDN / IGDN: x, dy, dx [pixels][c], beta/dbeta [c], gamma/dgamma [c][c] (row i = output
+ * channel). dx overwritten (must not alias x or dy; NULL to skip); dbeta, dgamma +=.
+ * scratch: nne_gdn_backward_scratch_size(c) floats. */
+void nne_gdn_forward(size_t pixels, int32_t c, const float *x, const float *beta,
+                     const float *gamma, bool inverse, float *y);
+size_t nne_gdn_backward_scratch_size(int32_t c);
+void nne_gdn_backward(size_t pixels, int32_t c, const float *x, const float *beta,
+                      const float *gamma, bool inverse, const float *dy, float *dx, float *dbeta,
+                      float *dgamma, float *scratch);
+
+/* add: y = a + b; da = db = dy (overwritten; either may be NULL or alias dy). */
+void nne_add_forward(size_t count, const float *a, const float *b, float *y);
+void nne_add_backward(size_t count, const float *dy, float *da, float *db);
+
+/* ==== Losses ========================================================================= */
+
+/* Mean squared error over `count` elements: L = (1/count) sum (y - t)^2, summed in double.
+ * dy (NULL to skip) is overwritten with dL/dy = 2 (y - t) / count. Returns L. */
+double nne_mse_loss(size_t count, const float *y, const float *t, float *dy);
+
+/* 1 - MS-SSIM on float images in [0, 1] (data range 1), NHWC [n][h][w][c], exactly the
+ * pytorch_msssim / nne_ms_ssim_u8 conventions (docs/metrics.md): per image and channel,
+ * 11-tap Gaussian (sigma 1.5) valid filtering, K1 = 0.01, K2 = 0.03, `scales` scales with
+ * 2x2 average pooling (odd sizes padded on both sides, divisor 4), relu of every mean cs /
+ * ssim before the weighted product; the loss is 1 - mean over images and channels.
+ *
+ * scales: 5 is the standard MS-SSIM (weights 0.0448, 0.2856, 0.3001, 0.2363, 0.1333) and
+ * needs min(h, w) > 160. 1..4 uses the first `scales` weights renormalized to sum 1 and
+ * needs min(h, w) > 10 * 2^(scales-1) (for crops smaller than 161 px). 0 = automatic:
+ * 5 when possible, else the largest number that fits (nne_ms_ssim_auto_scales).
+ * y is the prediction (differentiated), t the target. dy (NULL to skip) is overwritten.
+ * Computation is in double. Errors: NNE_ERR_INVALID_ARG (bad sizes, scales),
+ * NNE_ERR_LIMIT (image too small for the scales). */
+int32_t nne_ms_ssim_auto_scales(int32_t h, int32_t w); /* 0 if min(h, w) < 11 */
+size_t nne_ms_ssim_loss_scratch_size(int32_t h, int32_t w, int32_t scales); /* bytes */
+nne_status nne_ms_ssim_loss(int32_t n, int32_t h, int32_t w, int32_t c, const float *y,
+                            const float *t, int32_t scales, void *scratch, double *loss, float *dy);
+
+/* ==== PRNG and initialisation ======================================================= */
+
+/* xoshiro256** (Blackman & Vigna 2018), state seeded from a 64-bit seed by four outputs of
+ * splitmix64. nne_rng_uniform_f32 returns (u64 >> 40) * 2^-24 in [0, 1), exact in f32.
+ * scripts/gen_golden_train.py implements the same generator bit for bit. */
+typedef struct nne_rng {
+    uint64_t s[4];
+} nne_rng;
+void nne_rng_seed(nne_rng *r, uint64_t seed);
+uint64_t nne_rng_u64(nne_rng *r);
+float nne_rng_uniform_f32(nne_rng *r);                       /* [0, 1) */
+float nne_rng_uniform_range(nne_rng *r, float lo, float hi); /* lo + (hi - lo) * u */
+
+/* Initialise the trainable constants of an f32 graph like PyTorch's defaults, in node
+ * order, each tensor in its storage order, from one nne_rng seeded with `seed`:
+ *   conv2d / conv_transpose2d weight and bias: uniform(-1/sqrt(fan_in), 1/sqrt(fan_in))
+ *     (kaiming_uniform with a = sqrt(5)); fan_in = (ic/g)*kh*kw for conv2d and
+ *     (oc/g)*kh*kw for conv_transpose2d (PyTorch computes it from its (Cin, Cout/g, kh, kw)
+ *     weight); weight first, then bias.
+ *   prelu slope: 0.25.  GDN/IGDN: beta = 1, gamma = 0.1 * identity (CompressAI).
+ * Constants shared by several nodes are initialised once, at their first use. */
+nne_status nne_train_init_params(nne_graph *g, uint64_t seed);
+
+/* ==== Parameter and gradient arenas ================================================== */
+
+typedef struct nne_param {
+    int32_t tensor; /* graph tensor index (a constant) */
+    size_t offset;  /* first element in data/grad */
+    size_t count;   /* elements */
+    bool decay;     /* weight decay applies (conv weights; not biases, slopes, GDN) */
+} nne_param;
+
+/* All trainable tensors of a graph in one contiguous f32 buffer, and their gradients in a
+ * second one of the same layout, so optimizers and clipping are single loops. Trainable:
+ * every constant input of conv2d, conv_transpose2d, prelu, gdn, igdn nodes. Order: the
+ * decayed tensors (conv weights, node order) first, then the others (node order, input
+ * order), so elements [0, n_decay) get weight decay and [n_decay, total) do not. */
+typedef struct nne_params {
+    nne_param *items; /* [n] */
+    int32_t n;
+    size_t total;   /* elements */
+    size_t n_decay; /* elements [0, n_decay) are decayed */
+    float *data;    /* [total], 64-byte aligned */
+    float *grad;    /* [total], 64-byte aligned */
+} nne_params;
+
+/* Register the trainable constants of an inferred f32 graph and copy their values in. */
+nne_status nne_params_create(const nne_graph *g, nne_params **out);
+void nne_params_free(nne_params *p);
+void nne_params_zero_grad(nne_params *p);
+/* Copy values graph -> arena (load) or arena -> graph constants (store). */
+void nne_params_load(nne_params *p, const nne_graph *g);
+void nne_params_store(const nne_params *p, nne_graph *g);
+/* Index of the item for graph tensor `tensor`, or -1. */
+int32_t nne_params_find(const nne_params *p, int32_t tensor);
+
+/* ==== Optimizers ===================================================================== */
+
+typedef enum nne_optim_kind { NNE_OPTIM_SGD = 0, NNE_OPTIM_ADAM = 1 } nne_optim_kind;
+
+/* Hyper-parameters. Weight decay is decoupled (AdamW, Loshchilov & Hutter 2019), applied
+ * before the gradient update: p -= lr * weight_decay * p, for elements [0, n_decay) only.
+ *   Adam:  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;  t += 1
+ *          p -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)   (PyTorch's order)
+ *   SGD:   buf = momentum * buf + g  (buf starts at 0);  p -= lr * buf
+ * With weight_decay = 0 these equal torch.optim.Adam and torch.optim.SGD(momentum). */
+typedef struct nne_optim_config {
+    nne_optim_kind kind;
+    double beta1, beta2, eps; /* Adam: 0.9, 0.999, 1e-8 (double, as PyTorch's Python floats) */
+    float momentum;           /* SGD: 0 = plain SGD */
+    float weight_decay;       /* decoupled, 0 = none */
+    float clip_norm;          /* global gradient L2 norm limit; 0 = no clipping */
+} nne_optim_config;
+/* Adam defaults (0.9, 0.999, 1e-8), no decay, no clipping. */
+nne_optim_config nne_optim_config_adam(void);
+nne_optim_config nne_optim_config_sgd(float momentum);
+
+typedef struct nne_optim {
+    nne_optim_config cfg;
+    size_t n;
+    int64_t t; /* updates done */
+    float *m;  /* [n] Adam first moment / SGD momentum buffer */
+    float *v;  /* [n] Adam second moment (NULL for SGD) */
+} nne_optim;
+
+nne_status nne_optim_create(const nne_optim_config *cfg, size_t n, nne_optim **out);
+void nne_optim_free(nne_optim *o);
+/* One update of p[0, n) with gradient g at learning rate lr; elements [0, n_decay) get
+ * weight decay. */
+void nne_optim_step(nne_optim *o, float *p, const float *g, size_t n_decay, float lr);
+
+/* Global L2 norm of g[0, n) (summed in double). If max_norm > 0 and the norm exceeds it,
+ * g is scaled by max_norm / (norm + 1e-6) (torch.nn.utils.clip_grad_norm_). Returns the
+ * norm before clipping. */
+double nne_clip_grad_norm(float *g, size_t n, double max_norm);
+
+/* ==== Learning-rate schedules ======================================================== */
+
+typedef enum nne_lr_kind {
+    NNE_LR_CONSTANT = 0,
+    NNE_LR_STEP = 1,   /* lr * gamma^floor(s / step_size) */
+    NNE_LR_COSINE = 2, /* min_lr + (lr - min_lr) (1 + cos(pi min(s, T) / T)) / 2 */
+} nne_lr_kind;
+
+/* `step` is the 0-based index of the update about to be made. With warm-up, steps
+ * [0, warmup) use lr * (step + 1) / warmup, and the schedule's own clock is
+ * s = step - warmup afterwards; T = total_steps - warmup (cosine). */
+typedef struct nne_lr_schedule {
+    nne_lr_kind kind;
+    float lr;            /* base learning rate */
+    int64_t warmup;      /* linear warm-up steps, 0 = none */
+    int64_t step_size;   /* NNE_LR_STEP: decay every step_size steps (>= 1) */
+    float gamma;         /* NNE_LR_STEP factor */
+    int64_t total_steps; /* NNE_LR_COSINE: end of the cosine (> warmup) */
+    float min_lr;        /* NNE_LR_COSINE floor */
+} nne_lr_schedule;
+float nne_lr_at(const nne_lr_schedule *s, int64_t step);
+
+/* ==== Graph-level trainer ============================================================ */
+
+typedef enum nne_loss_kind { NNE_LOSS_MSE = 0, NNE_LOSS_MS_SSIM = 1 } nne_loss_kind;
+
+typedef struct nne_trainer_config {
+    nne_optim_config optim;
+    nne_lr_schedule lr;
+    nne_loss_kind loss;
+    int32_t ms_ssim_scales; /* NNE_LOSS_MS_SSIM: 0 = automatic (nne_ms_ssim_loss) */
+} nne_trainer_config;
+
+typedef struct nne_train_stats {
+    double loss;      /* before the update */
+    double grad_norm; /* global gradient norm before clipping */
+    float lr;         /* learning rate used */
+    int64_t step;     /* updates done after this one */
+} nne_train_stats;
+
+typedef struct nne_trainer nne_trainer;
+
+/* A trainer for an inferred f32 graph with one input and one output made of conv2d,
+ * conv_transpose2d, prelu, relu, gdn, igdn and add nodes; the batch is dim 0 of the input
+ * (nne_graph_set_input_shape + nne_graph_infer to change it). Copies the graph's current
+ * constants into its parameter arena (call nne_train_init_params first for a fresh model),
+ * allocates every activation, every activation gradient, the scratch and the optimizer
+ * state once. The graph must outlive the trainer and not be modified while it exists;
+ * its constants are only written by nne_trainer_store. Single-threaded and deterministic:
+ * the same graph, config and data give bit-identical results. */
+nne_status nne_trainer_create(nne_graph *g, const nne_trainer_config *cfg, nne_trainer **out);
+void nne_trainer_free(nne_trainer *t);
+
+/* One step: forward on `input` (the graph input's shape), loss against `target` (the
+ * output's shape), backward, gradient clipping, optimizer update. stats may be NULL. */
+nne_status nne_trainer_step(nne_trainer *t, const float *input, const float *target,
+                            nne_train_stats *stats);
+/* Forward, loss and backward without an update: nne_trainer_params(t)->grad holds the
+ * (unclipped) gradient afterwards. For gradient checks and gradient accumulation. */
+nne_status nne_trainer_grad(nne_trainer *t, const float *input, const float *target, double *loss);
+/* Forward and loss only (validation); the parameters are not changed. */
+nne_status nne_trainer_eval(nne_trainer *t, const float *input, const float *target, double *loss);
+/* The output of the last forward pass [graph output shape]. */
+const float *nne_trainer_output(const nne_trainer *t);
+/* Parameters and gradients; after a step the gradient buffer holds the (clipped) gradient
+ * that the update used. */
+nne_params *nne_trainer_params(nne_trainer *t);
+int64_t nne_trainer_steps(const nne_trainer *t);
+/* Write the trained parameters back into the graph's constants. */
+void nne_trainer_store(const nne_trainer *t);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

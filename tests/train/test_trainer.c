@@ -1,0 +1,260 @@
+/* The graph-level trainer: its gradients against finite differences of the whole graph
+ * (wiring, shared tensors, every op), determinism, and that training reduces the loss. */
+#include <math.h>
+#include <string.h>
+
+#include "nnedge/models.h"
+#include "nnedge/train.h"
+#include "testutil.h"
+
+static nne_op_params conv_params(int k, int stride, int pad, int oph, int opw) {
+    nne_op_params p;
+    memset(&p, 0, sizeof p);
+    p.conv.kernel[0] = p.conv.kernel[1] = k;
+    p.conv.stride[0] = p.conv.stride[1] = stride;
+    p.conv.dilation[0] = p.conv.dilation[1] = 1;
+    p.conv.pad[0] = p.conv.pad[1] = p.conv.pad[2] = p.conv.pad[3] = pad;
+    p.conv.pad_mode = NNE_PAD_EXPLICIT;
+    p.conv.groups = 1;
+    p.conv.out_pad[0] = oph;
+    p.conv.out_pad[1] = opw;
+    return p;
+}
+
+/* x [2][9][10][3] -> conv 3->4 -> prelu -> gdn (= a) -> conv s2 4->4 -> relu -> convT s2
+ * -> igdn -> add(., a) -> convT 4->3 -> y [2][9][10][3]. `a` has two readers. */
+static nne_graph *small_graph(void) {
+    nne_graph *g;
+    if (nne_graph_create("small", &g)) return NULL;
+    int32_t x, t, a, w, b, s, beta, gamma;
+    nne_op_params p;
+    float ones[4] = {1, 1, 1, 1}, eye[16] = {0}, slope[4] = {0.25f, 0.25f, 0.25f, 0.25f};
+    for (int i = 0; i < 4; i++) eye[i * 5] = 0.1f;
+    nne_status st = nne_graph_add_input(g, "x", NNE_F32, nne_shape_4d(2, 9, 10, 3), &x);
+#define ADD_CONV(name, op, cin, cout, prm, in, out)                                                \
+    st = st ? st                                                                                   \
+            : nne_graph_add_constant(g, name ".w", NNE_F32, nne_shape_4d(cout, 3, 3, cin), NULL,   \
+                                     &w);                                                          \
+    st = st ? st : nne_graph_add_constant(g, name ".b", NNE_F32, nne_shape_1d(cout), NULL, &b);    \
+    p = prm;                                                                                       \
+    st = st ? st : nne_graph_add_node(g, name, op, &p, (int32_t[]){in, w, b}, 3, name ":out", &out)
+    ADD_CONV("c1", NNE_OP_CONV2D, 3, 4, conv_params(3, 1, 1, 0, 0), x, t);
+    st = st ? st : nne_graph_add_constant(g, "s1", NNE_F32, nne_shape_1d(4), slope, &s);
+    memset(&p, 0, sizeof p);
+    st =
+        st ? st : nne_graph_add_node(g, "p1", NNE_OP_PRELU, &p, (int32_t[]){t, s}, 2, "p1:out", &t);
+    st = st ? st : nne_graph_add_constant(g, "g1.beta", NNE_F32, nne_shape_1d(4), ones, &beta);
+    st = st ? st : nne_graph_add_constant(g, "g1.gamma", NNE_F32, nne_shape_2d(4, 4), eye, &gamma);
+    st = st ? st
+            : nne_graph_add_node(g, "g1", NNE_OP_GDN, &p, (int32_t[]){t, beta, gamma}, 3, "a", &a);
+    ADD_CONV("c2", NNE_OP_CONV2D, 4, 4, conv_params(3, 2, 1, 0, 0), a, t);
+    memset(&p, 0, sizeof p);
+    st = st ? st : nne_graph_add_node(g, "r1", NNE_OP_RELU, &p, (int32_t[]){t}, 1, "r1:out", &t);
+    ADD_CONV("t1", NNE_OP_CONV_TRANSPOSE2D, 4, 4, conv_params(3, 2, 1, 0, 1), t, t);
+    st = st ? st : nne_graph_add_constant(g, "g2.beta", NNE_F32, nne_shape_1d(4), ones, &beta);
+    st = st ? st : nne_graph_add_constant(g, "g2.gamma", NNE_F32, nne_shape_2d(4, 4), eye, &gamma);
+    memset(&p, 0, sizeof p);
+    st = st ? st
+            : nne_graph_add_node(g, "g2", NNE_OP_IGDN, &p, (int32_t[]){t, beta, gamma}, 3, "g2:out",
+                                 &t);
+    st = st ? st : nne_graph_add_node(g, "add", NNE_OP_ADD, &p, (int32_t[]){t, a}, 2, "sum", &t);
+    ADD_CONV("t2", NNE_OP_CONV_TRANSPOSE2D, 4, 3, conv_params(3, 1, 1, 0, 0), t, t);
+#undef ADD_CONV
+    st = st ? st : nne_graph_mark_output(g, t);
+    st = st ? st : nne_graph_infer(g);
+    st = st ? st : nne_train_init_params(g, 7);
+    if (st) {
+        fprintf(stderr, "small_graph: %s\n", nne_last_error());
+        nne_graph_free(g);
+        return NULL;
+    }
+    return g;
+}
+
+static nne_trainer_config adam_mse(float lr) {
+    nne_trainer_config c;
+    memset(&c, 0, sizeof c);
+    c.optim = nne_optim_config_adam();
+    c.lr.kind = NNE_LR_CONSTANT;
+    c.lr.lr = lr;
+    c.loss = NNE_LOSS_MSE;
+    return c;
+}
+
+/* Central differences of the f32 graph loss (double accumulation) with h = 2e-3: the
+ * forward's f32 rounding (~1e-7 of the loss) gives ~1e-4 relative noise on gradients of ~1e-3,
+ * truncation ~h^2 relative. Tolerance 2% of the tensor's largest checked gradient: far below the
+ * O(1) errors of a wiring bug (wrong tensor, lost contribution of a shared tensor). */
+static void test_graph_grad_fd(void) {
+    nne_graph *g = small_graph();
+    CHECK(g != NULL);
+    if (!g) return;
+    nne_trainer_config cfg = adam_mse(1e-3f);
+    nne_trainer *tr;
+    CHECK_OK(nne_trainer_create(g, &cfg, &tr));
+    if (!tr) return;
+    nne_test_rng r;
+    nne_test_rng_seed(&r, 3);
+    const size_t n = 2 * 9 * 10 * 3;
+    float *x = malloc(n * 4), *tg = malloc(n * 4);
+    for (size_t i = 0; i < n; i++) {
+        x[i] = (float)nne_test_rng_uniform(&r);
+        tg[i] = (float)nne_test_rng_uniform(&r);
+    }
+    nne_params *p = nne_trainer_params(tr);
+    double loss;
+    CHECK_OK(nne_trainer_grad(tr, x, tg, &loss));
+    float *ga = malloc(p->total * 4);
+    memcpy(ga, p->grad, p->total * 4);
+    double worst = 0;
+    for (int32_t k = 0; k < p->n; k++) {
+        const nne_param *it = &p->items[k];
+        double max_num = 0, max_err = 0;
+        for (int s = 0; s < 6; s++) {
+            const size_t i = it->offset + (size_t)nne_test_rng_int(&r, 0, (int)it->count - 1);
+            const float save = p->data[i];
+            const float h = 2e-3f;
+            double lp, lm;
+            p->data[i] = save + h;
+            CHECK_OK(nne_trainer_eval(tr, x, tg, &lp));
+            p->data[i] = save - h;
+            CHECK_OK(nne_trainer_eval(tr, x, tg, &lm));
+            p->data[i] = save;
+            const double num = (lp - lm) / (2.0 * (double)h);
+            max_num = fmax(max_num, fabs(num));
+            max_err = fmax(max_err, fabs(num - ga[i]));
+        }
+        const double rel = max_err / fmax(max_num, 1e-12);
+        worst = fmax(worst, rel);
+        CHECK_MSG(rel < 2e-2, "%s: rel err %.3g (max |g| %.3g)", g->tensors[it->tensor].name, rel,
+                  max_num);
+    }
+    printf("  graph-level FD check: worst rel err %.3g over %d tensors\n", worst, (int)p->n);
+    free(x), free(tg), free(ga);
+    nne_trainer_free(tr);
+    nne_graph_free(g);
+}
+
+/* Two trainers from the same seed and data end bit-identical; the loss falls. */
+static void test_determinism_and_descent(void) {
+    float *out[2] = {NULL, NULL};
+    double first = 0, last = 0;
+    size_t total = 0;
+    for (int run = 0; run < 2; run++) {
+        nne_graph *g;
+        CHECK_OK(nne_model_cae_seed(24, 28, NNE_CAE_FULL, &g));
+        if (!g) return;
+        CHECK_OK(nne_graph_set_input_shape(g, 0, nne_shape_4d(2, 24, 28, 3)));
+        CHECK_OK(nne_graph_infer(g));
+        CHECK_OK(nne_train_init_params(g, 1234));
+        nne_trainer_config cfg = adam_mse(3e-3f);
+        cfg.optim.clip_norm = 1.0f;
+        cfg.optim.weight_decay = 1e-4f;
+        nne_trainer *tr;
+        CHECK_OK(nne_trainer_create(g, &cfg, &tr));
+        if (!tr) return;
+        const size_t n = 2 * 24 * 28 * 3;
+        float *x = malloc(n * 4);
+        nne_rng rng;
+        nne_rng_seed(&rng, 99);
+        for (size_t i = 0; i < n; i++) x[i] = nne_rng_uniform_f32(&rng);
+        nne_train_stats st;
+        for (int k = 0; k < 30; k++) {
+            CHECK_OK(nne_trainer_step(tr, x, x, &st));
+            if (k == 0) first = st.loss;
+        }
+        last = st.loss;
+        CHECK(st.step == 30 && nne_trainer_steps(tr) == 30);
+        nne_params *p = nne_trainer_params(tr);
+        total = p->total;
+        out[run] = malloc(total * 4);
+        memcpy(out[run], p->data, total * 4);
+        /* store writes the trained values into the graph */
+        nne_trainer_store(tr);
+        CHECK(memcmp(g->tensors[p->items[0].tensor].data, p->data + p->items[0].offset,
+                     p->items[0].count * 4) == 0);
+        free(x);
+        nne_trainer_free(tr);
+        nne_graph_free(g);
+    }
+    printf("  cae-seed 2x24x28, 30 Adam steps: loss %.5f -> %.5f\n", first, last);
+    CHECK(last < 0.5 * first);
+    CHECK(out[0] && out[1] && memcmp(out[0], out[1], total * 4) == 0);
+    free(out[0]);
+    free(out[1]);
+}
+
+/* MS-SSIM loss through the trainer (3 scales at 48x52), and SGD. */
+static void test_ms_ssim_training(void) {
+    nne_graph *g;
+    CHECK_OK(nne_model_cae_seed(48, 52, NNE_CAE_FULL, &g));
+    if (!g) return;
+    CHECK_OK(nne_train_init_params(g, 5));
+    nne_trainer_config cfg = adam_mse(2e-3f);
+    cfg.loss = NNE_LOSS_MS_SSIM;
+    nne_trainer *tr;
+    CHECK_OK(nne_trainer_create(g, &cfg, &tr));
+    if (!tr) return;
+    const size_t n = 48 * 52 * 3;
+    float *x = malloc(n * 4);
+    for (int i = 0; i < 48; i++)
+        for (int j = 0; j < 52; j++)
+            for (int c = 0; c < 3; c++)
+                x[(i * 52 + j) * 3 + c] = 0.5f + 0.4f * sinf(0.3f * i + c) * cosf(0.2f * j);
+    nne_train_stats st;
+    double first = 0;
+    for (int k = 0; k < 15; k++) {
+        CHECK_OK(nne_trainer_step(tr, x, x, &st));
+        if (k == 0) first = st.loss;
+        CHECK(st.loss >= 0.0 && st.loss <= 1.0);
+    }
+    printf("  cae-seed 48x52, 1-MS-SSIM (3 scales), 15 Adam steps: %.5f -> %.5f\n", first, st.loss);
+    CHECK(st.loss < first);
+    nne_trainer_free(tr);
+
+    /* SGD with momentum and a step schedule runs and reduces MSE. */
+    cfg = adam_mse(0.0f);
+    cfg.optim = nne_optim_config_sgd(0.9f);
+    cfg.lr.kind = NNE_LR_STEP;
+    cfg.lr.lr = 0.05f;
+    cfg.lr.step_size = 10;
+    cfg.lr.gamma = 0.5f;
+    cfg.lr.warmup = 2;
+    CHECK_OK(nne_trainer_create(g, &cfg, &tr));
+    if (tr) {
+        for (int k = 0; k < 20; k++) {
+            CHECK_OK(nne_trainer_step(tr, x, x, &st));
+            if (k == 0) first = st.loss;
+        }
+        printf("  cae-seed 48x52, MSE, 20 SGD steps: %.5f -> %.5f\n", first, st.loss);
+        CHECK(st.loss < first);
+        nne_trainer_free(tr);
+    }
+    free(x);
+
+    /* Errors: unsupported ops, too small for MS-SSIM, non-finite data. */
+    nne_graph_free(g);
+    CHECK_OK(nne_model_cae_seed(24, 28, NNE_CAE_FULL, &g));
+    cfg = adam_mse(1e-3f);
+    cfg.loss = NNE_LOSS_MS_SSIM;
+    cfg.ms_ssim_scales = 3;
+    CHECK_STATUS(nne_trainer_create(g, &cfg, &tr), NNE_ERR_LIMIT);
+    cfg.loss = NNE_LOSS_MSE;
+    CHECK_OK(nne_trainer_create(g, &cfg, &tr));
+    if (tr) {
+        float *bad = calloc(24 * 28 * 3, 4);
+        bad[5] = NAN;
+        CHECK_STATUS(nne_trainer_step(tr, bad, bad, &st), NNE_ERR_INVALID_ARG);
+        CHECK(nne_trainer_steps(tr) == 0);
+        free(bad);
+        nne_trainer_free(tr);
+    }
+    nne_graph_free(g);
+}
+
+int main(void) {
+    NNE_RUN(test_graph_grad_fd);
+    NNE_RUN(test_determinism_and_descent);
+    NNE_RUN(test_ms_ssim_training);
+    return nne_test_summary();
+}
