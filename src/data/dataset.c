@@ -124,7 +124,7 @@ nne_status nne_dataset_open(const char *dir, const nne_dataset_opts *opts, nne_d
     ds->cache = o.cache;
     nne_status s = list_dir(ds, dir, o.recursive, 0);
     if (s) goto fail;
-    qsort(ds->items, (size_t)ds->n, sizeof *ds->items, by_path);
+    if (ds->n > 1) qsort(ds->items, (size_t)ds->n, sizeof *ds->items, by_path);
     int32_t kept = 0;
     for (int32_t i = 0; i < ds->n; i++) {
         ds_item *it = &ds->items[i];
