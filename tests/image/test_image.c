@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 
 #include "image_testlib.h"
-#include "sha256.h"
+#include "nnedge/sha256.h"
 
 /* ------------------------------------------------------------------ SHA-256 (FIPS 180-2) */
 

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "image_testlib.h"
-#include "sha256.h"
+#include "nnedge/sha256.h"
 
 static void test_kodak_pixel_sha256(void) {
     const char *dir = nne_test_path(nne_test_shared_dir(), "data/kodak");

@@ -1,5 +1,5 @@
 /* SHA-256 (FIPS 180-4), straightforward and portable; speed is not a goal. */
-#include "sha256.h"
+#include "nnedge/sha256.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -1,6 +1,6 @@
-/* SHA-256 (FIPS 180-4) for tests: hashing decoded pixels against published digests. */
-#ifndef NNE_TEST_SHA256_H
-#define NNE_TEST_SHA256_H
+/* SHA-256 (FIPS 180-4): model weight hashes in latent files, decoded-pixel digests in tests. */
+#ifndef NNEDGE_SHA256_H
+#define NNEDGE_SHA256_H
 
 #include <stddef.h>
 #include <stdint.h>
