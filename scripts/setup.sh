@@ -6,7 +6,7 @@
 #                             (PyTorch, scikit-image, Pillow, NumPy) and the fuzzing runtime
 set -eu
 
-BUILD_PKGS="gcc make cmake pkg-config libpng-dev zlib1g-dev libjpeg62-turbo-dev"
+BUILD_PKGS="gcc make cmake pkg-config libpng-dev zlib1g-dev libjpeg62-turbo-dev libzstd-dev liblzma-dev"
 FUZZ_PKGS="clang libclang-rt-14-dev"
 DEV_PKGS="python3 python3-numpy python3-scipy python3-torch python3-skimage python3-pil"
 

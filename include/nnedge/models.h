@@ -22,6 +22,17 @@ typedef enum nne_cae_part {
  * load trained weights from a model file. */
 nne_status nne_model_cae_seed(int32_t height, int32_t width, nne_cae_part part, nne_graph **out);
 
+/* Rebind trained weights to a graph built for another input size: copy the data (and the
+ * quantization parameters) of every constant of `dst` from the constant of the same name in
+ * `src`. Convolution weights do not depend on the input size, so a model trained on 256x256
+ * crops can be rebuilt with nne_model_cae_seed at an image's size and given its weights.
+ * Every constant of `dst` must be a constant of `src` with the same dtype and shape
+ * (NNE_ERR_NOT_FOUND / NNE_ERR_SHAPE naming the tensor); constants only `src` has are
+ * ignored. Everything is checked before anything is copied, so on such an error `dst` is
+ * unchanged (only NNE_ERR_NOMEM while copying quantization parameters can leave it partly
+ * updated). Inference results and the plan of `dst` stay valid (shapes do not change). */
+nne_status nne_model_copy_weights(nne_graph *dst, const nne_graph *src);
+
 /* Names of the built-in models, NULL-terminated. */
 const char *const *nne_builtin_model_names(void);
 /* For a built-in model made of parts (cae-seed: its encoder and decoder), the NULL-terminated

@@ -12,13 +12,14 @@
  *    zero them before a step (nne_params_zero_grad).
  *  - Kernels never allocate and never fail on valid arguments; callers pass scratch sized
  *    by the matching `_scratch_size()` function. Geometry is validated by nne_graph_infer.
- *  - Thread-ready: every kernel writes disjoint outputs per batch image (dx) or per output
- *    channel (dw, db), so a thread pool can split those loops (see docs/training.md).
+ *  - The loop kernels are the reference (serial); nne_conv*_gemm are the fast, threaded
+ *    convolutions the trainer uses (docs/training.md, "Fast path").
  */
 #ifndef NNEDGE_TRAIN_H
 #define NNEDGE_TRAIN_H
 
 #include "nnedge/graph.h"
+#include "nnedge/threadpool.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -45,6 +46,30 @@ size_t nne_conv_transpose2d_backward_scratch_size(const nne_conv2d_geom *g);
 void nne_conv_transpose2d_backward(const nne_conv2d_geom *g, const float *x, const float *w,
                                    const float *dy, float *dx, float *dw, float *db,
                                    float *scratch);
+
+/* Fast convolutions (src/train/conv_gemm.c): im2col + nne_gemm_f32, split over `pool`
+ * (NULL = serial). Same arguments and rules as the reference pairs above (dx overwritten,
+ * NULL to skip; dw, db +=, NULL to skip), equal to them within f32 rounding (the sums are
+ * reordered; tests/train/test_conv_gemm.c) and bitwise identical for every thread count
+ * and schedule: the work is cut into chunks that depend on the geometry only, weight and
+ * bias gradients are summed per chunk and reduced in chunk order. groups > 1 runs the
+ * reference loops (serial). scratch: *_gemm_scratch_size(g, nne_threadpool_threads(pool))
+ * bytes, 64-byte aligned (nne_aligned_alloc), shared by forward and backward; it is bounded
+ * by a tile of about 256 KiB of patches plus GEMM packing (~0.5 MiB) per thread and
+ * 16 partial weight gradients. */
+size_t nne_conv2d_gemm_scratch_size(const nne_conv2d_geom *g, int threads);
+void nne_conv2d_forward_gemm(nne_threadpool *pool, const nne_conv2d_geom *g, const float *x,
+                             const float *w, const float *b, float *y, void *scratch);
+void nne_conv2d_backward_gemm(nne_threadpool *pool, const nne_conv2d_geom *g, const float *x,
+                              const float *w, const float *dy, float *dx, float *dw, float *db,
+                              void *scratch);
+size_t nne_conv_transpose2d_gemm_scratch_size(const nne_conv2d_geom *g, int threads);
+void nne_conv_transpose2d_forward_gemm(nne_threadpool *pool, const nne_conv2d_geom *g,
+                                       const float *x, const float *w, const float *b, float *y,
+                                       void *scratch);
+void nne_conv_transpose2d_backward_gemm(nne_threadpool *pool, const nne_conv2d_geom *g,
+                                        const float *x, const float *w, const float *dy, float *dx,
+                                        float *dw, float *db, void *scratch);
 
 /* relu: x, dy, dx [count]. dx = x > 0 ? dy : 0 (dx may alias dy). */
 void nne_relu_forward(size_t count, const float *x, float *y);
@@ -223,6 +248,10 @@ typedef struct nne_trainer_config {
     nne_lr_schedule lr;
     nne_loss_kind loss;
     int32_t ms_ssim_scales; /* NNE_LOSS_MS_SSIM: 0 = automatic (nne_ms_ssim_loss) */
+    /* Threads: 0 = the process-wide pool (nne_threadpool_default(): NNEDGE_THREADS or the
+     * number of CPUs), n >= 1 = a pool of n threads owned by the trainer. Results are
+     * bitwise identical for every thread count (docs/training.md). */
+    int32_t threads;
 } nne_trainer_config;
 
 typedef struct nne_train_stats {
@@ -240,8 +269,9 @@ typedef struct nne_trainer nne_trainer;
  * constants into its parameter arena (call nne_train_init_params first for a fresh model),
  * allocates every activation, every activation gradient, the scratch and the optimizer
  * state once. The graph must outlive the trainer and not be modified while it exists;
- * its constants are only written by nne_trainer_store. Single-threaded and deterministic:
- * the same graph, config and data give bit-identical results. */
+ * its constants are only written by nne_trainer_store. Deterministic: the same graph,
+ * config and data give bit-identical results, for any config.threads (the convolutions run
+ * nne_conv*_gemm, the element-wise layers split over fixed pixel ranges). */
 nne_status nne_trainer_create(nne_graph *g, const nne_trainer_config *cfg, nne_trainer **out);
 void nne_trainer_free(nne_trainer *t);
 
@@ -262,6 +292,64 @@ nne_params *nne_trainer_params(nne_trainer *t);
 int64_t nne_trainer_steps(const nne_trainer *t);
 /* Write the trained parameters back into the graph's constants. */
 void nne_trainer_store(const nne_trainer *t);
+
+/* ==== Checkpoints ===================================================================== */
+
+/* A training checkpoint holds everything needed to continue a run exactly: the model (graph,
+ * current weights, metadata) as an embedded .nne model file, the optimizer state (moments
+ * and update count), the update index, the data position, the trainer configuration and the
+ * application's own settings as key/value strings. Resuming after N steps and running M
+ * more gives the same bits as N + M uninterrupted steps (same thread count). File format,
+ * limits and reader behaviour: docs/training.md, "Checkpoint file". The reader treats its
+ * input as hostile, like the model-file reader. */
+#define NNE_CKPT_MAGIC     "NNEDGEK\0" /* 8 bytes */
+#define NNE_CKPT_VERSION   1
+#define NNE_CKPT_MAX_KV    1024      /* key/value entries */
+#define NNE_CKPT_MAX_VALUE (1 << 16) /* bytes of one value (keys: NNE_MAX_NAME) */
+
+typedef struct nne_checkpoint {
+    nne_graph *model;          /* inferred f32 graph holding the current weights */
+    nne_trainer_config config; /* optimizer hyper-parameters, schedule and loss */
+    nne_optim *optim;          /* optimizer state; n = nne_params total of `model` */
+    int64_t step;              /* updates done (the index of the next update) */
+    uint64_t next_batch;       /* index of the next training batch (dataset.h) */
+    uint64_t seed;             /* the run's seed (initialisation and data) */
+    double elapsed_s;          /* training wall time so far, seconds */
+    double best_val_loss;      /* lowest validation loss so far; NaN = none yet */
+    double best_val_psnr;      /* validation PSNR at that point (dB); NaN = none */
+    int64_t best_step;         /* step of the best validation; -1 = none */
+    nne_meta *kv;              /* [n_kv] application settings (unique non-empty keys) */
+    int32_t n_kv;
+} nne_checkpoint;
+
+/* Serialize (*out from nne_malloc, release with nne_free). The writers only read `c`: the
+ * model must be inferred, all f32, and its trainable parameters must number exactly
+ * c->optim->n (store the trainer's weights first: nne_trainer_store); c->optim->cfg must
+ * equal c->config.optim. The encoding is canonical (same checkpoint, same bytes). */
+nne_status nne_checkpoint_write_mem(const nne_checkpoint *c, uint8_t **out, size_t *out_size);
+/* Write atomically (nne_file_write_atomic): `path` holds the previous checkpoint or the new
+ * one, never a mixture. */
+nne_status nne_checkpoint_write_file(const nne_checkpoint *c, const char *path);
+
+/* Parse and validate. On success *c owns its model, optim and kv (nne_checkpoint_clear);
+ * on failure *c is zeroed and nne_last_error() starts with "checkpoint: " (memory) or the
+ * path (file). Errors: NNE_ERR_FORMAT, NNE_ERR_CHECKSUM, NNE_ERR_LIMIT, NNE_ERR_UNSUPPORTED,
+ * NNE_ERR_NOMEM; for files also NNE_ERR_NOT_FOUND and NNE_ERR_IO. */
+nne_status nne_checkpoint_read_mem(const uint8_t *buf, size_t size, nne_checkpoint *c);
+nne_status nne_checkpoint_read_file(const char *path, nne_checkpoint *c);
+/* Free the model, optimizer and key/values of a checkpoint that owns them, and zero it. */
+void nne_checkpoint_clear(nne_checkpoint *c);
+/* Value of key `key`, or NULL. */
+const char *nne_checkpoint_get(const nne_checkpoint *c, const char *key);
+
+/* One update exactly like nne_trainer_step (gradient, clipping with o->cfg.clip_norm,
+ * lr = nne_lr_at(lr, step), nne_optim_step), but with the optimizer state `o` and the update
+ * index `step` held by the caller, so that they can be checkpointed and restored. `o` must
+ * have n = nne_trainer_params(t)->total. The trainer's own optimizer and step counter are
+ * not used. stats->step is step + 1. */
+nne_status nne_trainer_step_ext(nne_trainer *t, nne_optim *o, const nne_lr_schedule *lr,
+                                int64_t step, const float *input, const float *target,
+                                nne_train_stats *stats);
 
 #ifdef __cplusplus
 }

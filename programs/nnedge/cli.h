@@ -71,5 +71,21 @@ const char *cli_thousands(int64_t v, char *buf, size_t n);
 /* Subcommands. */
 int nne_cmd_info(int argc, char **argv);
 int nne_cmd_metrics(int argc, char **argv);
+int nne_cmd_encode(int argc, char **argv);
+int nne_cmd_decode(int argc, char **argv);
+int nne_cmd_eval(int argc, char **argv);
+int nne_cmd_train(int argc, char **argv);
+
+/* The trained model encode/decode/eval use when --model is absent: models/cae-seed.nne in
+ * the current directory or in the repository the executable was built in (its parent
+ * folder). Returns false (and prints why, naming the places looked at) if there is none. */
+bool cli_default_cae_model(const char *cmd, char *path, size_t n);
+/* Load a trained cae-seed model file for the latent codec: `spec` (a path) or, when NULL,
+ * the default above. A built-in model name is refused: its weights are zero. Prints the
+ * problem and returns false on failure; *codec is then NULL. */
+struct nne_cae_codec;
+bool cli_load_cae_codec(const char *cmd, const char *spec, struct nne_cae_codec **codec);
+/* true if a and b name the same existing file (same device and inode). */
+bool cli_same_file(const char *a, const char *b);
 
 #endif

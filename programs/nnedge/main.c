@@ -14,6 +14,11 @@ static const command k_commands[] = {
     {"info", nne_cmd_info, "describe a model: layers, shapes, parameters, MACs, memory"},
     {"metrics", nne_cmd_metrics,
      "quality of an image against a reference: MSE, PSNR, SSIM, MS-SSIM"},
+    {"encode", nne_cmd_encode, "image -> float latent file (.nnl) with a trained cae-seed"},
+    {"decode", nne_cmd_decode, "latent file (.nnl) -> image with the model that encoded it"},
+    {"eval", nne_cmd_eval,
+     "per-image PSNR, MS-SSIM, latent sizes (zstd, xz) against JPEG q90; Figure 6"},
+    {"train", nne_cmd_train, "train a model on a folder of images, with checkpoints and resume"},
 };
 
 static void usage(FILE *f) {

@@ -7,26 +7,42 @@
  *   grad[t]  dL/d(tensor t) for every activation (the graph input gets none)
  *   tmp      [largest activation] for tensors read by several nodes: each consumer's
  *            backward writes its contribution here and it is added to grad[t]
- *   scratch  [largest kernel scratch] floats; loss_scratch for MS-SSIM
+ *   scratch  [largest conv scratch] bytes (nne_conv*_gemm_scratch_size for the pool's
+ *            thread count); loss_scratch for MS-SSIM
+ *   ew_part  [EW_CHUNKS][largest per-chunk parameter gradient] partial sums of the
+ *            element-wise layers (prelu slopes, GDN beta and gamma); ew_thread [threads][2c]
  * A tensor with one consumer (the common case) gets its gradient written in place by that
- * consumer's backward (dx is overwritten); only shared tensors pay for the extra add. */
+ * consumer's backward (dx is overwritten); only shared tensors pay for the extra add.
+ *
+ * Threads. Convolutions run the GEMM kernels of conv_gemm.c on the trainer's pool. The
+ * element-wise layers are split into at most EW_CHUNKS pixel ranges that depend on the
+ * tensor size only; parameter gradients get one partial per range, summed in range order.
+ * So a step is bitwise identical for every thread count (tests/train/test_conv_gemm.c). */
 #include <math.h>
 #include <string.h>
 
 #include "nnedge/train.h"
+
+/* Element-wise layers: at most EW_CHUNKS ranges of at least EW_MIN_PIXELS pixels. */
+enum { EW_CHUNKS = 16, EW_MIN_PIXELS = 2048 };
 
 struct nne_trainer {
     nne_graph *g;
     nne_trainer_config cfg;
     nne_params *params;
     nne_optim *optim;
-    float **act;           /* [n_tensors] storage of inputs/activations, NULL for constants */
-    float **grad;          /* [n_tensors] activation gradients, NULL where none is needed */
-    int32_t *param_of;     /* [n_tensors] index into params->items, -1 if not a parameter */
-    int32_t *consumers;    /* [n_tensors] readers (nodes' inputs; +1 for the graph output) */
-    float *tmp;            /* [max_numel] */
-    float *scratch;        /* [max_scratch] */
-    void *loss_scratch;    /* MS-SSIM */
+    float **act;        /* [n_tensors] storage of inputs/activations, NULL for constants */
+    float **grad;       /* [n_tensors] activation gradients, NULL where none is needed */
+    int32_t *param_of;  /* [n_tensors] index into params->items, -1 if not a parameter */
+    int32_t *consumers; /* [n_tensors] readers (nodes' inputs; +1 for the graph output) */
+    float *tmp;         /* [max_numel] */
+    void *scratch;      /* [scratch_bytes] conv kernels */
+    float *ew_part;     /* [EW_CHUNKS][ew_part_floats] */
+    float *ew_thread;   /* [threads][2 * max GDN channels] */
+    size_t ew_part_floats, ew_thread_floats;
+    void *loss_scratch;   /* MS-SSIM */
+    nne_threadpool *pool; /* NULL: serial */
+    bool own_pool;
     int32_t input, output; /* tensor indices */
     int32_t ms_ssim_scales;
     int64_t step;
@@ -82,6 +98,9 @@ void nne_trainer_free(nne_trainer *t) {
     nne_free(t->consumers);
     nne_aligned_free(t->tmp);
     nne_aligned_free(t->scratch);
+    nne_aligned_free(t->ew_part);
+    nne_aligned_free(t->ew_thread);
+    if (t->own_pool) nne_threadpool_free(t->pool);
     nne_aligned_free(t->loss_scratch);
     nne_params_free(t->params);
     nne_optim_free(t->optim);
@@ -144,25 +163,44 @@ nne_status nne_trainer_create(nne_graph *g, const nne_trainer_config *cfg, nne_t
     t->consumers = nne_calloc(nt, sizeof *t->consumers);
     if (!t->act || !t->grad || !t->param_of || !t->consumers) goto nomem;
 
+    if (cfg->threads < 0 || cfg->threads > NNE_THREADPOOL_MAX_THREADS) {
+        st = nne_error(NNE_ERR_INVALID_ARG, "trainer: threads %d out of range [0, %d]",
+                       (int)cfg->threads, NNE_THREADPOOL_MAX_THREADS);
+        goto fail;
+    }
+    if (cfg->threads == 0) {
+        t->pool = nne_threadpool_default(); /* NULL (serial) if it cannot be created */
+    } else if (cfg->threads > 1) {
+        if ((st = nne_threadpool_create(cfg->threads, &t->pool)) != NNE_OK) goto fail;
+        t->own_pool = true;
+    }
+    const int threads = nne_threadpool_threads(t->pool);
     if ((st = nne_params_create(g, &t->params)) != NNE_OK) goto fail;
     if ((st = nne_optim_create(&cfg->optim, t->params->total, &t->optim)) != NNE_OK) goto fail;
     for (size_t i = 0; i < nt; i++) t->param_of[i] = -1;
     for (int32_t i = 0; i < t->params->n; i++) t->param_of[t->params->items[i].tensor] = i;
 
     /* Consumers, activation and gradient buffers, scratch sizes. */
-    size_t max_numel = 1, max_scratch = 1;
+    size_t max_numel = 1, max_scratch = 64;
+    t->ew_part_floats = t->ew_thread_floats = 1;
     for (int32_t i = 0; i < g->n_nodes; i++) {
         const nne_node *n = &g->nodes[i];
         for (int32_t k = 0; k < n->n_inputs; k++)
             if (n->inputs[k] >= 0 && g->tensors[n->inputs[k]].kind != NNE_TENSOR_CONSTANT)
                 t->consumers[n->inputs[k]]++;
-        size_t s = 0;
-        if (n->op == NNE_OP_CONV2D) s = nne_conv2d_backward_scratch_size(&n->conv_geom);
+        size_t s = 0, part = 0;
+        const size_t c = (size_t)tchannels(g, n->inputs[0]);
+        if (n->op == NNE_OP_CONV2D) s = nne_conv2d_gemm_scratch_size(&n->conv_geom, threads);
         if (n->op == NNE_OP_CONV_TRANSPOSE2D)
-            s = nne_conv_transpose2d_backward_scratch_size(&n->conv_geom);
-        if (n->op == NNE_OP_GDN || n->op == NNE_OP_IGDN)
-            s = nne_gdn_backward_scratch_size(tchannels(g, n->inputs[0]));
+            s = nne_conv_transpose2d_gemm_scratch_size(&n->conv_geom, threads);
+        if (n->op == NNE_OP_PRELU) part = c;
+        if (n->op == NNE_OP_GDN || n->op == NNE_OP_IGDN) {
+            part = c + c * c; /* dbeta, dgamma */
+            const size_t ks = nne_gdn_backward_scratch_size((int32_t)c);
+            if (ks > t->ew_thread_floats) t->ew_thread_floats = ks;
+        }
         if (s > max_scratch) max_scratch = s;
+        if (part > t->ew_part_floats) t->ew_part_floats = part;
     }
     t->consumers[t->output]++; /* the loss reads the output */
     for (int32_t i = 0; i < g->n_tensors; i++) {
@@ -174,7 +212,10 @@ nne_status nne_trainer_create(nne_graph *g, const nne_trainer_config *cfg, nne_t
         if (g->tensors[i].kind == NNE_TENSOR_ACTIVATION && !(t->grad[i] = alloc_floats(n)))
             goto nomem;
     }
-    if (!(t->tmp = alloc_floats(max_numel)) || !(t->scratch = alloc_floats(max_scratch)))
+    t->ew_thread_floats = (t->ew_thread_floats + 15) / 16 * 16; /* 64-byte slices */
+    if (!(t->tmp = alloc_floats(max_numel)) || !(t->scratch = nne_aligned_alloc(max_scratch)) ||
+        !(t->ew_part = alloc_floats(EW_CHUNKS * t->ew_part_floats)) ||
+        !(t->ew_thread = alloc_floats((size_t)threads * t->ew_thread_floats)))
         goto nomem;
 
     if (cfg->loss == NNE_LOSS_MS_SSIM) {
@@ -206,6 +247,92 @@ fail:
     return st;
 }
 
+/* ---- element-wise layers, split into pixel ranges ------------------------------------- */
+
+typedef enum ew_kind {
+    EW_PRELU_FWD,
+    EW_PRELU_BWD,
+    EW_RELU_FWD,
+    EW_RELU_BWD,
+    EW_GDN_FWD,
+    EW_GDN_BWD,
+    EW_ADD_FWD,
+    EW_ACCUMULATE, /* y += x */
+} ew_kind;
+
+typedef struct ew_ctx {
+    const nne_trainer *tr;
+    ew_kind kind;
+    size_t pixels;            /* rows of c channels (element count for relu, add) */
+    int32_t c, n_param;       /* channels; prelu: slopes (1 or c) */
+    int n_chunks;             /* ew_chunks(pixels) */
+    const float *x, *x2, *dy; /* x2: add's second input */
+    const float *p0, *p1;     /* prelu slope; GDN beta, gamma */
+    bool inverse;             /* IGDN */
+    float *y, *dx;
+} ew_ctx;
+
+static int ew_chunks(size_t pixels) {
+    const size_t n = pixels / EW_MIN_PIXELS;
+    return n < 1 ? 1 : n > EW_CHUNKS ? EW_CHUNKS : (int)n;
+}
+
+static void ew_task(void *vctx, int task, int thread) {
+    const ew_ctx *e = vctx;
+    const size_t q0 = e->pixels * (size_t)task / (size_t)e->n_chunks;
+    const size_t q1 = e->pixels * (size_t)(task + 1) / (size_t)e->n_chunks;
+    const size_t np = q1 - q0, c = (size_t)e->c, o = q0 * c; /* o: first element */
+    float *part = e->tr->ew_part + (size_t)task * e->tr->ew_part_floats;
+    switch (e->kind) {
+    case EW_PRELU_FWD:
+        nne_prelu_forward(np, e->c, e->x + o, e->p0, e->n_param, e->y + o);
+        break;
+    case EW_PRELU_BWD:
+        memset(part, 0, (size_t)e->n_param * sizeof(float));
+        nne_prelu_backward(np, e->c, e->x + o, e->p0, e->n_param, e->dy + o,
+                           e->dx ? e->dx + o : NULL, part);
+        break;
+    case EW_RELU_FWD:
+        nne_relu_forward(np * c, e->x + o, e->y + o);
+        break;
+    case EW_RELU_BWD:
+        nne_relu_backward(np * c, e->x + o, e->dy + o, e->dx + o);
+        break;
+    case EW_GDN_FWD:
+        nne_gdn_forward(np, e->c, e->x + o, e->p0, e->p1, e->inverse, e->y + o);
+        break;
+    case EW_GDN_BWD:
+        memset(part, 0, (c + c * c) * sizeof(float));
+        nne_gdn_backward(np, e->c, e->x + o, e->p0, e->p1, e->inverse, e->dy + o,
+                         e->dx ? e->dx + o : NULL, part, part + c,
+                         e->tr->ew_thread + (size_t)thread * e->tr->ew_thread_floats);
+        break;
+    case EW_ADD_FWD:
+        nne_add_forward(np * c, e->x + o, e->x2 + o, e->y + o);
+        break;
+    case EW_ACCUMULATE:
+        for (size_t i = o; i < o + np * c; i++) e->y[i] += e->x[i];
+        break;
+    }
+}
+
+static void ew_run(const nne_trainer *tr, ew_ctx *e) {
+    e->tr = tr;
+    e->n_chunks = ew_chunks(e->pixels);
+    nne_threadpool_run(tr->pool, e->n_chunks, ew_task, e);
+}
+
+/* g[0, n) += elements [off, off + n) of the chunks' partials [n_chunks][ew_part_floats],
+ * summed in chunk order. */
+static void ew_reduce(const nne_trainer *tr, const ew_ctx *e, size_t off, size_t n, float *g) {
+    const float *part = tr->ew_part + off;
+    for (size_t i = 0; i < n; i++) {
+        float s = part[i];
+        for (int k = 1; k < e->n_chunks; k++) s += part[(size_t)k * tr->ew_part_floats + i];
+        g[i] += s;
+    }
+}
+
 /* ---- forward ---------------------------------------------------------------------------- */
 
 static void forward_node(nne_trainer *tr, const nne_node *n) {
@@ -214,35 +341,40 @@ static void forward_node(nne_trainer *tr, const nne_node *n) {
     const float *x = tdata(tr, in[0]);
     float *y = tr->act[n->output];
     const size_t cnt = tnumel(g, n->output);
+    const int32_t c = tchannels(g, in[0]);
+    ew_ctx e = {.pixels = cnt / (size_t)c, .c = c, .x = x, .y = y};
     switch (n->op) {
     case NNE_OP_CONV2D:
-        nne_conv2d_forward(&n->conv_geom, x, tdata(tr, in[1]), tdata(tr, in[2]), y);
-        break;
+        nne_conv2d_forward_gemm(tr->pool, &n->conv_geom, x, tdata(tr, in[1]), tdata(tr, in[2]), y,
+                                tr->scratch);
+        return;
     case NNE_OP_CONV_TRANSPOSE2D:
-        nne_conv_transpose2d_forward(&n->conv_geom, x, tdata(tr, in[1]), tdata(tr, in[2]), y);
+        nne_conv_transpose2d_forward_gemm(tr->pool, &n->conv_geom, x, tdata(tr, in[1]),
+                                          tdata(tr, in[2]), y, tr->scratch);
+        return;
+    case NNE_OP_PRELU:
+        e.kind = EW_PRELU_FWD;
+        e.p0 = tdata(tr, in[1]);
+        e.n_param = (int32_t)g->tensors[in[1]].shape.dim[0];
         break;
-    case NNE_OP_PRELU: {
-        const int32_t c = tchannels(g, in[0]);
-        nne_prelu_forward(cnt / (size_t)c, c, x, tdata(tr, in[1]),
-                          (int32_t)g->tensors[in[1]].shape.dim[0], y);
-        break;
-    }
     case NNE_OP_RELU:
-        nne_relu_forward(cnt, x, y);
+        e.kind = EW_RELU_FWD;
         break;
     case NNE_OP_GDN:
-    case NNE_OP_IGDN: {
-        const int32_t c = tchannels(g, in[0]);
-        nne_gdn_forward(cnt / (size_t)c, c, x, tdata(tr, in[1]), tdata(tr, in[2]),
-                        n->op == NNE_OP_IGDN, y);
+    case NNE_OP_IGDN:
+        e.kind = EW_GDN_FWD;
+        e.p0 = tdata(tr, in[1]);
+        e.p1 = tdata(tr, in[2]);
+        e.inverse = n->op == NNE_OP_IGDN;
         break;
-    }
     case NNE_OP_ADD:
-        nne_add_forward(cnt, x, tdata(tr, in[1]), y);
+        e.kind = EW_ADD_FWD;
+        e.x2 = tdata(tr, in[1]);
         break;
     default: /* rejected by check_graph */
-        break;
+        return;
     }
+    ew_run(tr, &e);
 }
 
 static void forward(nne_trainer *tr, const float *input) {
@@ -274,9 +406,9 @@ static float *grad_target(nne_trainer *tr, int32_t t) {
 
 static void grad_commit(nne_trainer *tr, int32_t t) {
     if (t < 0 || !tr->grad[t] || tr->consumers[t] == 1) return;
-    const size_t n = tnumel(tr->g, t);
-    float *gd = tr->grad[t];
-    for (size_t i = 0; i < n; i++) gd[i] += tr->tmp[i];
+    ew_ctx e = {
+        .kind = EW_ACCUMULATE, .pixels = tnumel(tr->g, t), .c = 1, .x = tr->tmp, .y = tr->grad[t]};
+    ew_run(tr, &e);
 }
 
 static void backward_node(nne_trainer *tr, const nne_node *n) {
@@ -286,30 +418,37 @@ static void backward_node(nne_trainer *tr, const nne_node *n) {
     const float *dy = tr->grad[n->output];
     const size_t cnt = tnumel(g, n->output);
     float *dx = grad_target(tr, in[0]);
+    const int32_t c = tchannels(g, in[0]);
+    ew_ctx e = {.pixels = cnt / (size_t)c, .c = c, .x = x, .dy = dy, .dx = dx};
     switch (n->op) {
     case NNE_OP_CONV2D:
-        nne_conv2d_backward(&n->conv_geom, x, tdata(tr, in[1]), dy, dx, pgrad(tr, in[1]),
-                            pgrad(tr, in[2]), tr->scratch);
+        nne_conv2d_backward_gemm(tr->pool, &n->conv_geom, x, tdata(tr, in[1]), dy, dx,
+                                 pgrad(tr, in[1]), pgrad(tr, in[2]), tr->scratch);
         break;
     case NNE_OP_CONV_TRANSPOSE2D:
-        nne_conv_transpose2d_backward(&n->conv_geom, x, tdata(tr, in[1]), dy, dx, pgrad(tr, in[1]),
-                                      pgrad(tr, in[2]), tr->scratch);
+        nne_conv_transpose2d_backward_gemm(tr->pool, &n->conv_geom, x, tdata(tr, in[1]), dy, dx,
+                                           pgrad(tr, in[1]), pgrad(tr, in[2]), tr->scratch);
         break;
-    case NNE_OP_PRELU: {
-        const int32_t c = tchannels(g, in[0]);
-        nne_prelu_backward(cnt / (size_t)c, c, x, tdata(tr, in[1]),
-                           (int32_t)g->tensors[in[1]].shape.dim[0], dy, dx, pgrad(tr, in[1]));
+    case NNE_OP_PRELU:
+        e.kind = EW_PRELU_BWD;
+        e.p0 = tdata(tr, in[1]);
+        e.n_param = (int32_t)g->tensors[in[1]].shape.dim[0];
+        ew_run(tr, &e);
+        ew_reduce(tr, &e, 0, (size_t)e.n_param, pgrad(tr, in[1]));
         break;
-    }
     case NNE_OP_RELU:
-        if (dx) nne_relu_backward(cnt, x, dy, dx);
+        e.kind = EW_RELU_BWD;
+        if (dx) ew_run(tr, &e);
         break;
     case NNE_OP_GDN:
     case NNE_OP_IGDN: {
-        const int32_t c = tchannels(g, in[0]);
-        nne_gdn_backward(cnt / (size_t)c, c, x, tdata(tr, in[1]), tdata(tr, in[2]),
-                         n->op == NNE_OP_IGDN, dy, dx, pgrad(tr, in[1]), pgrad(tr, in[2]),
-                         tr->scratch);
+        e.kind = EW_GDN_BWD;
+        e.p0 = tdata(tr, in[1]);
+        e.p1 = tdata(tr, in[2]);
+        e.inverse = n->op == NNE_OP_IGDN;
+        ew_run(tr, &e);
+        ew_reduce(tr, &e, 0, (size_t)c, pgrad(tr, in[1]));                     /* dbeta */
+        ew_reduce(tr, &e, (size_t)c, (size_t)c * (size_t)c, pgrad(tr, in[2])); /* dgamma */
         break;
     }
     case NNE_OP_ADD:

@@ -1,0 +1,246 @@
+/* bench_train: training throughput of cae-seed (docs/perf-train.md).
+ *
+ *   bench_train [--batch N] [--size PX] [--threads LIST] [--steps N] [--warmup N] [--layers]
+ *
+ * One step = nne_trainer_step: forward, MSE loss against the input (an autoencoder), backward,
+ * Adam update (lr 1e-4), on a batch of random crops (uniform [0, 1), a fixed seed; the data do
+ * not change the work). Defaults: batch 8 of 256x256 crops, threads 1,2, 2 warm-up steps and
+ * 7 timed steps. For each thread count a fresh trainer (its own pool) runs the warm-up and
+ * then the timed steps; the table gives the median step time with its min-max range, crops/s
+ * (batch / median) and GFLOP/s = 3 x 2 x forward MACs / median: the usual approximation of
+ * the backward pass as twice the forward (the first layer's input gradient is not computed,
+ * so it slightly overstates the work done).
+ *
+ * Checks before the numbers are trusted: every loss is finite, the loss decreases over the
+ * run, and the first step's loss is bitwise the same for every thread count (the trainer is
+ * deterministic across thread counts). --layers also times each convolution's forward and
+ * backward kernel alone (nne_conv*_gemm at the same geometry).
+ *
+ * Output: Markdown on stdout, and one `RESULT threads=T crops_per_s=X gflops=Y ms=Z` line per
+ * thread count for scripts/bench_train.sh. Exit status 1 when a check fails. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nnedge/graph.h"
+#include "nnedge/models.h"
+#include "nnedge/threadpool.h"
+#include "nnedge/train.h"
+
+static int cmp_double(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Forward multiply-adds of the graph's convolutions (transposed: input pixels x taps x oc). */
+static double forward_macs(const nne_graph *g) {
+    double macs = 0.0;
+    for (int32_t i = 0; i < g->n_nodes; i++) {
+        const nne_node *n = &g->nodes[i];
+        const nne_conv2d_geom *c = &n->conv_geom;
+        const double taps = (double)c->kh * c->kw;
+        if (n->op == NNE_OP_CONV2D)
+            macs += (double)c->n * c->oh * c->ow * c->oc * taps * (c->ic / c->groups);
+        else if (n->op == NNE_OP_CONV_TRANSPOSE2D)
+            macs += (double)c->n * c->ih * c->iw * c->ic * taps * (c->oc / c->groups);
+    }
+    return macs;
+}
+
+static int parse_list(const char *s, int *out, int max) {
+    int n = 0;
+    while (*s && n < max) {
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (end == s || v < 1 || v > NNE_THREADPOOL_MAX_THREADS) return -1;
+        out[n++] = (int)v;
+        s = *end == ',' ? end + 1 : end;
+        if (*end && *end != ',') return -1;
+    }
+    return n;
+}
+
+static float *alloc_rand(size_t n, nne_rng *r) {
+    float *p = nne_aligned_alloc(n * sizeof(float));
+    if (p)
+        for (size_t i = 0; i < n; i++) p[i] = nne_rng_uniform_f32(r);
+    return p;
+}
+
+/* --layers: each convolution's kernels alone, median of 5 after one warm-up. */
+static void time_layers(const nne_graph *g, int threads) {
+    nne_threadpool *pool = NULL;
+    if (threads > 1 && nne_threadpool_create(threads, &pool) != NNE_OK) return;
+    printf("\n### Convolution kernels alone, %d thread(s)\n\n", threads);
+    printf("| layer | MACs (G) | forward ms | GFLOP/s | backward ms | GFLOP/s |\n");
+    printf("|---|---|---|---|---|---|\n");
+    nne_rng r;
+    nne_rng_seed(&r, 5);
+    for (int32_t i = 0; i < g->n_nodes; i++) {
+        const nne_node *n = &g->nodes[i];
+        const bool tr = n->op == NNE_OP_CONV_TRANSPOSE2D;
+        if (n->op != NNE_OP_CONV2D && !tr) continue;
+        const nne_conv2d_geom *c = &n->conv_geom;
+        const size_t nx = (size_t)c->n * c->ih * c->iw * c->ic,
+                     ny = (size_t)c->n * c->oh * c->ow * c->oc;
+        const size_t nw = (size_t)c->oc * c->kh * c->kw * c->ic / c->groups;
+        const double macs = (tr ? (double)c->n * c->ih * c->iw * c->ic * c->oc
+                                : (double)c->n * c->oh * c->ow * c->oc * c->ic) *
+                            c->kh * c->kw / c->groups;
+        const size_t ss = tr ? nne_conv_transpose2d_gemm_scratch_size(c, threads)
+                             : nne_conv2d_gemm_scratch_size(c, threads);
+        float *x = alloc_rand(nx, &r), *w = alloc_rand(nw, &r), *b = alloc_rand(c->oc, &r);
+        float *y = alloc_rand(ny, &r), *dx = alloc_rand(nx, &r), *dw = alloc_rand(nw, &r);
+        float *db = alloc_rand(c->oc, &r);
+        void *scr = nne_aligned_alloc(ss);
+        const bool first = g->tensors[n->inputs[0]].kind != NNE_TENSOR_ACTIVATION; /* no dx */
+        double tf[6], tb[6];
+        for (int k = 0; k < 6; k++) {
+            uint64_t t0 = nne_time_ns();
+            if (tr)
+                nne_conv_transpose2d_forward_gemm(pool, c, x, w, b, y, scr);
+            else
+                nne_conv2d_forward_gemm(pool, c, x, w, b, y, scr);
+            uint64_t t1 = nne_time_ns();
+            if (tr)
+                nne_conv_transpose2d_backward_gemm(pool, c, x, w, y, first ? NULL : dx, dw, db,
+                                                   scr);
+            else
+                nne_conv2d_backward_gemm(pool, c, x, w, y, first ? NULL : dx, dw, db, scr);
+            uint64_t t2 = nne_time_ns();
+            tf[k] = (double)(t1 - t0) * 1e-9;
+            tb[k] = (double)(t2 - t1) * 1e-9;
+        }
+        qsort(tf + 1, 5, sizeof(double), cmp_double);
+        qsort(tb + 1, 5, sizeof(double), cmp_double);
+        const double bw_macs = macs * (first ? 1.0 : 2.0);
+        printf("| %s | %.3f | %.1f | %.1f | %.1f | %.1f |\n", n->name, macs * 1e-9, tf[3] * 1e3,
+               2.0 * macs / tf[3] * 1e-9, tb[3] * 1e3, 2.0 * bw_macs / tb[3] * 1e-9);
+        nne_aligned_free(x);
+        nne_aligned_free(w);
+        nne_aligned_free(b);
+        nne_aligned_free(y);
+        nne_aligned_free(dx);
+        nne_aligned_free(dw);
+        nne_aligned_free(db);
+        nne_aligned_free(scr);
+    }
+    nne_threadpool_free(pool);
+}
+
+int main(int argc, char **argv) {
+    int batch = 8, size = 256, steps = 7, warmup = 2, n_threads = 2;
+    int threads[16] = {1, 2};
+    bool layers = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const bool more = i + 1 < argc;
+        if (!strcmp(a, "--batch") && more)
+            batch = atoi(argv[++i]);
+        else if (!strcmp(a, "--size") && more)
+            size = atoi(argv[++i]);
+        else if (!strcmp(a, "--steps") && more)
+            steps = atoi(argv[++i]);
+        else if (!strcmp(a, "--warmup") && more)
+            warmup = atoi(argv[++i]);
+        else if (!strcmp(a, "--threads") && more)
+            n_threads = parse_list(argv[++i], threads, 16);
+        else if (!strcmp(a, "--layers"))
+            layers = true;
+        else {
+            fprintf(stderr,
+                    "usage: bench_train [--batch N] [--size PX] [--threads LIST] [--steps N] "
+                    "[--warmup N] [--layers]\n");
+            return 2;
+        }
+    }
+    if (batch < 1 || size < 32 || steps < 1 || warmup < 0 || n_threads < 1) {
+        fprintf(stderr, "bench_train: bad arguments\n");
+        return 2;
+    }
+
+    nne_graph *g = NULL;
+    nne_status st = nne_model_cae_seed(size, size, NNE_CAE_FULL, &g);
+    if (st == NNE_OK) st = nne_graph_set_input_shape(g, 0, nne_shape_4d(batch, size, size, 3));
+    if (st == NNE_OK) st = nne_graph_infer(g);
+    if (st == NNE_OK) st = nne_train_init_params(g, 1);
+    if (st != NNE_OK) {
+        fprintf(stderr, "bench_train: %s\n", nne_last_error());
+        return 1;
+    }
+    const size_t n_in = (size_t)batch * size * size * 3;
+    const int n_data = 4; /* distinct batches, cycled */
+    nne_rng r;
+    nne_rng_seed(&r, 42);
+    float *data = alloc_rand(n_in * n_data, &r);
+    const double macs = forward_macs(g);
+    const double flop_step = 3.0 * 2.0 * macs;
+
+    printf("## bench_train: cae-seed, batch %d of %dx%d crops, MSE, Adam\n\n", batch, size, size);
+    printf("Forward: %.3f GMAC per step (%.2f GMAC per crop); GFLOP/s counts 3 x 2 x forward "
+           "MACs per step (%.1f GFLOP).\n\n",
+           macs * 1e-9, macs * 1e-9 / batch, flop_step * 1e-9);
+    printf("| threads | step ms (median) | range ms | crops/s | GFLOP/s | loss first -> last |\n");
+    printf("|---|---|---|---|---|---|\n");
+    int failed = 0;
+    double first_loss0 = 0.0;
+    char results[16][160];
+    for (int ti = 0; ti < n_threads; ti++) {
+        nne_trainer_config cfg;
+        memset(&cfg, 0, sizeof cfg);
+        cfg.optim = nne_optim_config_adam();
+        cfg.lr.kind = NNE_LR_CONSTANT;
+        cfg.lr.lr = 1e-4f;
+        cfg.loss = NNE_LOSS_MSE;
+        cfg.threads = threads[ti];
+        nne_trainer *tr = NULL;
+        nne_train_init_params(g, 1); /* the same start for every thread count */
+        if (nne_trainer_create(g, &cfg, &tr) != NNE_OK) {
+            fprintf(stderr, "bench_train: %s\n", nne_last_error());
+            return 1;
+        }
+        double *t = calloc((size_t)steps, sizeof *t), loss0 = 0.0, loss1 = 0.0;
+        for (int s = 0; s < warmup + steps; s++) {
+            const float *in = data + (size_t)(s % n_data) * n_in;
+            nne_train_stats stats;
+            const uint64_t t0 = nne_time_ns();
+            st = nne_trainer_step(tr, in, in, &stats);
+            const uint64_t t1 = nne_time_ns();
+            if (st != NNE_OK || !isfinite(stats.loss)) {
+                fprintf(stderr, "bench_train: step %d failed: %s\n", s, nne_last_error());
+                failed = 1;
+                break;
+            }
+            if (s == 0) loss0 = stats.loss;
+            loss1 = stats.loss;
+            if (s >= warmup) t[s - warmup] = (double)(t1 - t0) * 1e-9;
+        }
+        if (ti == 0) first_loss0 = loss0;
+        if (loss0 != first_loss0) {
+            fprintf(stderr, "bench_train: first loss %.9g with %d threads != %.9g\n", loss0,
+                    threads[ti], first_loss0);
+            failed = 1;
+        }
+        if (!(loss1 < loss0)) {
+            fprintf(stderr, "bench_train: loss did not decrease (%.6g -> %.6g)\n", loss0, loss1);
+            failed = 1;
+        }
+        qsort(t, (size_t)steps, sizeof *t, cmp_double);
+        const double med = steps % 2 ? t[steps / 2] : 0.5 * (t[steps / 2 - 1] + t[steps / 2]);
+        printf("| %d | %.1f | %.1f-%.1f | %.2f | %.1f | %.4f -> %.4f |\n", threads[ti], med * 1e3,
+               t[0] * 1e3, t[steps - 1] * 1e3, batch / med, flop_step / med * 1e-9, loss0, loss1);
+        snprintf(results[ti], sizeof results[ti],
+                 "RESULT threads=%d crops_per_s=%.3f gflops=%.2f ms=%.2f", threads[ti], batch / med,
+                 flop_step / med * 1e-9, med * 1e3);
+        free(t);
+        nne_trainer_free(tr);
+    }
+    printf("\n");
+    for (int ti = 0; ti < n_threads; ti++) printf("%s\n", results[ti]);
+    if (layers)
+        for (int ti = 0; ti < n_threads; ti++) time_layers(g, threads[ti]);
+    nne_aligned_free(data);
+    nne_graph_free(g);
+    return failed;
+}

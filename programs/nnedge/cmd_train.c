@@ -1,0 +1,1213 @@
+/* nnedge train: train a built-in model on a folder of images with random crops, validation on
+ * full images, a progress bar, a CSV log, checkpoints every few minutes and on Ctrl-C, exact
+ * resume, and a model file with provenance. docs/cli.md, docs/training.md. */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "nnedge/dataset.h"
+#include "nnedge/file.h"
+#include "nnedge/image.h"
+#include "nnedge/model_file.h"
+#include "nnedge/models.h"
+#include "nnedge/threadpool.h"
+#include "nnedge/train.h"
+
+static const char *k_cmd = "train";
+
+enum { EXIT_INTERRUPTED = 130, PATH_BYTES = 4096, MIN_VAL_SIDE = 21 };
+
+static void help(void) {
+    printf(
+        "usage: nnedge train --data DIR -o OUT.nne [options]\n"
+        "       nnedge train --resume CHECKPOINT [options]\n\n"
+        "Train a built-in model on random crops of the images under DIR (recursively), validate\n"
+        "on the full images of --val, and write OUT.nne with its provenance (train.* metadata).\n"
+        "A checkpoint (weights, optimizer state, data position, settings) is written every\n"
+        "--checkpoint-minutes, at the end and on Ctrl-C; --resume continues bit for bit.\n\n"
+        "model and data:\n"
+        "  --model NAME          model to train (default cae-seed)\n"
+        "  --data DIR            training images (.png .jpg .ppm .pgm), never Kodak\n"
+        "  --val DIR             validation images (full size), never Kodak\n"
+        "  --batch B             crops per step (default 8)\n"
+        "  --crop S              crop size in pixels (default 256)\n"
+        "  --steps N | --epochs E  length of the run (default --epochs 50)\n"
+        "  --seed S              initialisation and data order (default 1)\n"
+        "optimization:\n"
+        "  --optimizer adam|sgd  (default adam; sgd uses momentum 0.9)\n"
+        "  --lr LR               base learning rate (default 1e-3)\n"
+        "  --lr-schedule constant|step|cosine  (default cosine, down to lr/100)\n"
+        "  --warmup N            linear warm-up steps (default 2%% of the steps, at most 1000)\n"
+        "  --weight-decay W      decoupled weight decay on conv weights (default 0)\n"
+        "  --clip C              global gradient-norm limit, 0 = none (default 0)\n"
+        "  --loss mse|ms-ssim    (default mse)\n"
+        "run:\n"
+        "  --threads T           threads (default: NNEDGE_THREADS or all CPUs)\n"
+        "  --val-every N         validate every N steps, and at the end (default 1000)\n"
+        "  --log FILE.csv        CSV log: step,epoch,lr,train_loss,val_loss,val_psnr,elapsed_s\n"
+        "  --log-every N         a CSV row every N steps (default 100)\n"
+        "  --checkpoint FILE     checkpoint path (default OUT with .ckpt instead of .nne)\n"
+        "  --checkpoint-minutes M  minutes between checkpoints, 0 = end only (default 10)\n"
+        "  --resume FILE         continue from a checkpoint with its settings\n"
+        "  --stop-after N        stop after N steps of this session with a checkpoint (exit 0;\n"
+        "                        --resume continues), to train in time slices\n"
+        "  --commit HASH         source revision for train.commit (default: git, else unknown)\n"
+        "  --force               overwrite an existing OUT.nne / log (never the data)\n"
+        "  -q                    no progress output\n"
+        "  -h, --help            this help\n\n"
+        "The best model by validation loss is kept beside the checkpoint (NAME.best.nne).\n"
+        "Exit codes: 0 done, 1 runtime error, 2 usage error, 130 interrupted (checkpoint\n"
+        "written; rerun with --resume to continue).\n");
+}
+
+/* ---- settings ---------------------------------------------------------------------------- */
+
+typedef struct settings {
+    const char *model;
+    const char *data, *val; /* as given */
+    const char *output;
+    int64_t steps;
+    double epochs; /* > 0 when the length was given in epochs */
+    int32_t batch, crop;
+    float lr;
+    nne_lr_kind sched;
+    int64_t warmup; /* -1 = default */
+    nne_optim_kind optim;
+    float weight_decay, clip;
+    nne_loss_kind loss;
+    uint64_t seed;
+    int64_t val_every, log_every;
+    int64_t stop_after; /* 0 = run to the end */
+    double ckpt_minutes;
+    int32_t threads;
+} settings;
+
+/* Strict number parsing: the whole string, in range. */
+static bool parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out) {
+    if (!s || !*s) return false;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || v < lo || v > hi) return false;
+    *out = v;
+    return true;
+}
+static bool parse_f64(const char *s, double lo, double hi, double *out) {
+    if (!s || !*s) return false;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || *end || !isfinite(v) || v < lo || v > hi) return false;
+    *out = v;
+    return true;
+}
+
+static const char *k_sched_names[] = {"constant", "step", "cosine"};
+static const char *k_optim_names[] = {"sgd", "adam"};
+static const char *k_loss_names[] = {"mse", "ms-ssim"};
+
+static int name_index(const char *s, const char *const *names, int n) {
+    for (int i = 0; i < n; i++)
+        if (s && !strcmp(s, names[i])) return i;
+    return -1;
+}
+
+/* The option values as strings (NULL = not given), in one place so that a resumed run can
+ * compare them with the checkpoint's settings. */
+typedef struct raw_opts {
+    const char *model, *data, *val, *steps, *epochs, *batch, *crop, *lr, *sched, *warmup, *optim,
+        *wd, *clip, *loss, *seed, *threads, *ckpt, *ckpt_minutes, *resume, *log, *val_every,
+        *log_every, *commit, *stop_after;
+    bool force;
+} raw_opts;
+
+/* The options that define the computation: on --resume they come from the checkpoint and a
+ * differing value on the command line is refused. */
+typedef struct train_key {
+    const char *key; /* checkpoint key = option name */
+    size_t off;      /* offsetof(raw_opts, ...) */
+} train_key;
+#define RAW(f) offsetof(raw_opts, f)
+static const train_key k_train_keys[] = {
+    {"model", RAW(model)},       {"steps", RAW(steps)},   {"epochs", RAW(epochs)},
+    {"batch", RAW(batch)},       {"crop", RAW(crop)},     {"lr", RAW(lr)},
+    {"lr-schedule", RAW(sched)}, {"warmup", RAW(warmup)}, {"optimizer", RAW(optim)},
+    {"weight-decay", RAW(wd)},   {"clip", RAW(clip)},     {"loss", RAW(loss)},
+    {"seed", RAW(seed)},
+};
+static const char *raw_get(const raw_opts *r, size_t off) {
+    return *(const char *const *)((const char *)r + off);
+}
+static void raw_set(raw_opts *r, size_t off, const char *v) {
+    *(const char **)((char *)r + off) = v;
+}
+
+/* Validate the raw options into s. Returns 0 or NNE_EXIT_USAGE (message printed). */
+static int settings_from_raw(const raw_opts *r, settings *s) {
+    memset(s, 0, sizeof *s);
+    int64_t i;
+    double d;
+    s->model = r->model ? r->model : "cae-seed";
+    if (strcmp(s->model, "cae-seed") != 0)
+        return cli_usage_error(k_cmd, "--model %s: only cae-seed can be trained for now", s->model);
+    s->data = r->data;
+    s->val = r->val;
+    if (r->steps && r->epochs) return cli_usage_error(k_cmd, "give --steps or --epochs, not both");
+    if (r->steps) {
+        if (!parse_i64(r->steps, 1, (int64_t)1 << 40, &i))
+            return cli_usage_error(k_cmd, "--steps %s: want an integer >= 1", r->steps);
+        s->steps = i;
+    } else {
+        if (!parse_f64(r->epochs ? r->epochs : "50", 1e-9, 1e6, &d))
+            return cli_usage_error(k_cmd, "--epochs %s: want a number > 0", r->epochs);
+        s->epochs = d;
+    }
+    if (!parse_i64(r->batch ? r->batch : "8", 1, 4096, &i))
+        return cli_usage_error(k_cmd, "--batch %s: want an integer in [1, 4096]", r->batch);
+    s->batch = (int32_t)i;
+    if (!parse_i64(r->crop ? r->crop : "256", MIN_VAL_SIDE, 8192, &i))
+        return cli_usage_error(k_cmd, "--crop %s: want an integer in [%d, 8192]", r->crop,
+                               MIN_VAL_SIDE);
+    s->crop = (int32_t)i;
+    if (!parse_f64(r->lr ? r->lr : "1e-3", 0.0, 10.0, &d) || d <= 0.0)
+        return cli_usage_error(k_cmd, "--lr %s: want a number in (0, 10]", r->lr);
+    s->lr = (float)d;
+    int k = name_index(r->sched ? r->sched : "cosine", k_sched_names, 3);
+    if (k < 0)
+        return cli_usage_error(k_cmd, "--lr-schedule %s: want constant, step or cosine", r->sched);
+    s->sched = (nne_lr_kind)k;
+    s->warmup = -1;
+    if (r->warmup) {
+        if (!parse_i64(r->warmup, 0, (int64_t)1 << 40, &i))
+            return cli_usage_error(k_cmd, "--warmup %s: want an integer >= 0", r->warmup);
+        s->warmup = i;
+    }
+    k = name_index(r->optim ? r->optim : "adam", k_optim_names, 2);
+    if (k < 0) return cli_usage_error(k_cmd, "--optimizer %s: want adam or sgd", r->optim);
+    s->optim = (nne_optim_kind)k;
+    if (!parse_f64(r->wd ? r->wd : "0", 0.0, 1.0, &d))
+        return cli_usage_error(k_cmd, "--weight-decay %s: want a number in [0, 1]", r->wd);
+    s->weight_decay = (float)d;
+    if (!parse_f64(r->clip ? r->clip : "0", 0.0, 1e9, &d))
+        return cli_usage_error(k_cmd, "--clip %s: want a number >= 0", r->clip);
+    s->clip = (float)d;
+    k = name_index(r->loss ? r->loss : "mse", k_loss_names, 2);
+    if (k < 0) return cli_usage_error(k_cmd, "--loss %s: want mse or ms-ssim", r->loss);
+    s->loss = (nne_loss_kind)k;
+    if (s->loss == NNE_LOSS_MS_SSIM && nne_ms_ssim_auto_scales(s->crop, s->crop) == 0)
+        return cli_usage_error(k_cmd, "--loss ms-ssim needs --crop >= 11");
+    if (!parse_i64(r->seed ? r->seed : "1", 0, INT64_MAX, &i))
+        return cli_usage_error(k_cmd, "--seed %s: want an integer >= 0", r->seed);
+    s->seed = (uint64_t)i;
+    if (!parse_i64(r->val_every ? r->val_every : "1000", 1, INT64_MAX, &i))
+        return cli_usage_error(k_cmd, "--val-every %s: want an integer >= 1", r->val_every);
+    s->val_every = i;
+    if (!parse_i64(r->log_every ? r->log_every : "100", 1, INT64_MAX, &i))
+        return cli_usage_error(k_cmd, "--log-every %s: want an integer >= 1", r->log_every);
+    s->log_every = i;
+    if (r->stop_after) {
+        if (!parse_i64(r->stop_after, 1, INT64_MAX, &i))
+            return cli_usage_error(k_cmd, "--stop-after %s: want an integer >= 1", r->stop_after);
+        s->stop_after = i;
+    }
+    if (!parse_f64(r->ckpt_minutes ? r->ckpt_minutes : "10", 0.0, 1e6, &d))
+        return cli_usage_error(k_cmd, "--checkpoint-minutes %s: want a number >= 0",
+                               r->ckpt_minutes);
+    s->ckpt_minutes = d;
+    if (r->threads) {
+        if (!parse_i64(r->threads, 1, NNE_THREADPOOL_MAX_THREADS, &i))
+            return cli_usage_error(k_cmd, "--threads %s: want an integer in [1, %d]", r->threads,
+                                   NNE_THREADPOOL_MAX_THREADS);
+        s->threads = (int32_t)i;
+    }
+    return 0;
+}
+
+/* ---- paths and guards -------------------------------------------------------------------- */
+
+static bool file_exists(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+/* Real path of the folder that holds `path` (which may not exist yet), into out. */
+static bool parent_realpath(const char *path, char *out) {
+    char tmp[PATH_BYTES];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    char *slash = strrchr(tmp, '/');
+    const char *dir = ".";
+    if (slash == tmp)
+        dir = "/";
+    else if (slash) {
+        *slash = 0;
+        dir = tmp;
+    }
+    return realpath(dir, out) != NULL;
+}
+
+/* Absolute form of `path` (its folder resolved), for settings that must survive a resume
+ * from another working directory; `path` itself if its folder does not exist. */
+static void abs_path(const char *path, char *out, size_t n) {
+    char parent[PATH_BYTES];
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    const int len = parent_realpath(path, parent)
+                        ? snprintf(out, n, "%s%s%s", parent, strcmp(parent, "/") ? "/" : "", base)
+                        : -1;
+    if (len < 0 || (size_t)len >= n) snprintf(out, n, "%s", path);
+}
+
+/* True if `inner` is `outer` or lies under it (both real paths). */
+static bool path_within(const char *inner, const char *outer) {
+    const size_t n = strlen(outer);
+    if (strncmp(inner, outer, n) != 0) return false;
+    return inner[n] == 0 || inner[n] == '/' || (n == 1 && outer[0] == '/');
+}
+
+/* The first kodim*.png under dir (recursively), into found; false if none. */
+static bool find_kodak(const char *dir, int depth, char *found, size_t n) {
+    if (depth > 32) return false;
+    DIR *d = opendir(dir);
+    if (!d) return false;
+    struct dirent *e;
+    bool hit = false;
+    while (!hit && (e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char p[PATH_BYTES];
+        if (snprintf(p, sizeof p, "%s/%s", dir, e->d_name) >= (int)sizeof p) continue;
+        const size_t len = strlen(e->d_name);
+        if (strncasecmp(e->d_name, "kodim", 5) == 0 && len > 4 &&
+            strcasecmp(e->d_name + len - 4, ".png") == 0) {
+            snprintf(found, n, "%s", p);
+            hit = true;
+            break;
+        }
+        struct stat st;
+        if (stat(p, &st) == 0 && S_ISDIR(st.st_mode)) hit = find_kodak(p, depth + 1, found, n);
+    }
+    closedir(d);
+    return hit;
+}
+
+/* Replace a trailing ".nne" of `path` by `ext` (or append it). */
+static void with_ext(const char *path, const char *ext, char *out, size_t n) {
+    size_t len = strlen(path);
+    if (len > 4 && strcmp(path + len - 4, ".nne") == 0) len -= 4;
+    if (len > 5 && strcmp(path + len - 5, ".ckpt") == 0) len -= 5;
+    snprintf(out, n, "%.*s%s", (int)len, path, ext);
+}
+
+/* ---- provenance -------------------------------------------------------------------------- */
+
+/* First line of a shell command's output (stderr discarded), or false. */
+static bool run_line(const char *cmd, char *out, size_t n) {
+    FILE *p = popen(cmd, "r");
+    if (!p) return false;
+    out[0] = 0;
+    bool ok = fgets(out, (int)n, p) != NULL;
+    const int rc = pclose(p);
+    if (!ok || rc != 0) {
+        out[0] = 0;
+        return rc == 0; /* a command that succeeds with no output (clean `git status`) */
+    }
+    out[strcspn(out, "\r\n")] = 0;
+    return true;
+}
+
+/* git commit of the source tree the binary was built in (the repository that holds the
+ * executable), with "-dirty" if tracked files differ; "unknown" without git. */
+static void git_commit(char *out, size_t n) {
+    snprintf(out, n, "unknown");
+    char exe[PATH_BYTES];
+    const ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len <= 0) return;
+    exe[len] = 0;
+    char *slash = strrchr(exe, '/');
+    if (!slash) return;
+    *slash = 0;
+    if (strchr(exe, '\'')) return; /* keep the shell quoting trivial */
+    char cmd[PATH_BYTES + 128], hash[128], dirty[512];
+    snprintf(cmd, sizeof cmd, "git -C '%s' rev-parse HEAD 2>/dev/null", exe);
+    if (!run_line(cmd, hash, sizeof hash) || strlen(hash) < 7) return;
+    snprintf(cmd, sizeof cmd, "git -C '%s' status --porcelain --untracked-files=no 2>/dev/null",
+             exe);
+    const bool clean = run_line(cmd, dirty, sizeof dirty) && dirty[0] == 0;
+    snprintf(out, n, "%s%s", hash, clean ? "" : "-dirty");
+}
+
+static void utc_now(char *out, size_t n) {
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* A fingerprint of a dataset: its image paths (relative to the folder) and sizes. */
+static uint64_t dataset_hash(const nne_dataset *ds, const char *dir) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    const size_t skip = strlen(dir);
+    for (int32_t i = 0; i < nne_dataset_size(ds); i++) {
+        const char *p = nne_dataset_path(ds, i);
+        if (strncmp(p, dir, skip) == 0) p += skip;
+        int32_t w, hh;
+        nne_dataset_dims(ds, i, &w, &hh);
+        char dims[32];
+        snprintf(dims, sizeof dims, "|%dx%d|", (int)w, (int)hh);
+        for (const char *q = p; *q; q++) h = (h ^ (uint8_t)*q) * 0x100000001b3ull;
+        for (const char *q = dims; *q; q++) h = (h ^ (uint8_t)*q) * 0x100000001b3ull;
+    }
+    return h;
+}
+
+/* ---- signals ----------------------------------------------------------------------------- */
+
+static volatile sig_atomic_t g_stop; /* the signal that asked us to stop, 0 = none */
+
+static void on_signal(int sig) {
+    g_stop = sig;
+    signal(sig, SIG_DFL); /* a second Ctrl-C kills at once */
+}
+
+/* ---- the run ----------------------------------------------------------------------------- */
+
+typedef struct run {
+    settings s;
+    raw_opts raw;
+    bool quiet, tty;
+    char output[PATH_BYTES], ckpt[PATH_BYTES], best[PATH_BYTES], log[PATH_BYTES];
+    char data_real[PATH_BYTES], val_real[PATH_BYTES], commit[160], commit_start[160];
+    nne_dataset *train, *val;
+    uint64_t data_hash, val_hash;
+    nne_graph *graph; /* training graph [batch][crop][crop][3] */
+    nne_trainer *tr;
+    nne_optim *optim;
+    nne_trainer_config cfg;
+    int64_t step, total;
+    uint64_t next_batch;
+    double elapsed_before; /* seconds of earlier sessions */
+    uint64_t t0;           /* this session's start */
+    double best_val_loss, best_val_psnr, last_val_loss, last_val_psnr;
+    int64_t best_step;
+    FILE *csv;
+    int threads;
+} run;
+
+static double now_s(void) { return (double)nne_time_ns() * 1e-9; }
+static double elapsed(const run *r) { return r->elapsed_before + now_s() - (double)r->t0 * 1e-9; }
+
+static double epoch_at(const run *r, int64_t step) {
+    return (double)step * r->s.batch / (double)nne_dataset_size(r->train);
+}
+
+static void fmt_duration(double s, char *out, size_t n) {
+    if (!isfinite(s) || s < 0) {
+        snprintf(out, n, "?");
+        return;
+    }
+    const long long t = (long long)(s + 0.5);
+    if (t >= 3600)
+        snprintf(out, n, "%lldh%02lldm", t / 3600, t / 60 % 60);
+    else if (t >= 60)
+        snprintf(out, n, "%lldm%02llds", t / 60, t % 60);
+    else
+        snprintf(out, n, "%llds", t);
+}
+
+/* Key/value settings stored in the checkpoint. */
+typedef struct kvbuf {
+    nne_meta kv[64];
+    char store[64][PATH_BYTES];
+    int32_t n;
+} kvbuf;
+
+static void kv_add(kvbuf *b, const char *key, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+static void kv_add(kvbuf *b, const char *key, const char *fmt, ...) {
+    if (b->n >= 64) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(b->store[b->n], PATH_BYTES, fmt, ap);
+    va_end(ap);
+    b->kv[b->n].key = (char *)key;
+    b->kv[b->n].value = b->store[b->n];
+    b->n++;
+}
+
+static void settings_kv(const run *r, kvbuf *b) {
+    const settings *s = &r->s;
+    kv_add(b, "model", "%s", s->model);
+    kv_add(b, "data", "%s", r->data_real);
+    kv_add(b, "data.images", "%d", (int)nne_dataset_size(r->train));
+    kv_add(b, "data.hash", "%016llx", (unsigned long long)r->data_hash);
+    if (r->val) {
+        kv_add(b, "val", "%s", r->val_real);
+        kv_add(b, "val.images", "%d", (int)nne_dataset_size(r->val));
+        kv_add(b, "val.hash", "%016llx", (unsigned long long)r->val_hash);
+    }
+    char abs[PATH_BYTES];
+    abs_path(r->output, abs, sizeof abs);
+    kv_add(b, "output", "%s", abs);
+    if (r->s.epochs > 0) kv_add(b, "epochs", "%.17g", s->epochs);
+    kv_add(b, "steps", "%lld", (long long)r->total);
+    kv_add(b, "batch", "%d", (int)s->batch);
+    kv_add(b, "crop", "%d", (int)s->crop);
+    kv_add(b, "lr", "%.9g", (double)s->lr);
+    kv_add(b, "lr-schedule", "%s", k_sched_names[s->sched]);
+    kv_add(b, "warmup", "%lld", (long long)r->cfg.lr.warmup);
+    kv_add(b, "optimizer", "%s", k_optim_names[s->optim]);
+    kv_add(b, "weight-decay", "%.9g", (double)s->weight_decay);
+    kv_add(b, "clip", "%.9g", (double)s->clip);
+    kv_add(b, "loss", "%s", k_loss_names[s->loss]);
+    kv_add(b, "seed", "%llu", (unsigned long long)s->seed);
+    kv_add(b, "val-every", "%lld", (long long)s->val_every);
+    kv_add(b, "log-every", "%lld", (long long)s->log_every);
+    kv_add(b, "threads", "%d", r->threads);
+    kv_add(b, "commit", "%s", r->commit_start);
+    if (r->log[0]) {
+        abs_path(r->log, abs, sizeof abs);
+        kv_add(b, "log", "%s", abs);
+    }
+}
+
+static nne_status write_checkpoint(run *r) {
+    nne_trainer_store(r->tr);
+    kvbuf *b = calloc(1, sizeof *b);
+    if (!b) return nne_error(NNE_ERR_NOMEM, "out of memory");
+    settings_kv(r, b);
+    nne_checkpoint c;
+    memset(&c, 0, sizeof c);
+    c.model = r->graph;
+    c.config = r->cfg;
+    c.optim = r->optim;
+    c.step = r->step;
+    c.next_batch = r->next_batch;
+    c.seed = r->s.seed;
+    c.elapsed_s = elapsed(r);
+    c.best_val_loss = r->best_val_loss;
+    c.best_val_psnr = r->best_val_psnr;
+    c.best_step = r->best_step;
+    c.kv = b->kv;
+    c.n_kv = b->n;
+    nne_status st = nne_checkpoint_write_file(&c, r->ckpt);
+    free(b);
+    return st;
+}
+
+/* The shipped model: the built-in graph at its default size with the trained weights and
+ * the provenance metadata. */
+static nne_status build_model(run *r, nne_graph **out, double val_psnr) {
+    *out = NULL;
+    nne_trainer_store(r->tr);
+    nne_graph *g = NULL;
+    nne_status st = nne_builtin_model(r->s.model, &g);
+    if (!st) st = nne_model_copy_weights(g, r->graph);
+    char v[PATH_BYTES + 64], date[40];
+    utc_now(date, sizeof date);
+#define META(k, ...)                                                                               \
+    do {                                                                                           \
+        snprintf(v, sizeof v, __VA_ARGS__);                                                        \
+        if (!st) st = nne_graph_set_meta(g, k, v);                                                 \
+    } while (0)
+    META("source", "train");
+    META("train.data", "%s (%d images)", r->data_real, (int)nne_dataset_size(r->train));
+    if (r->val)
+        META("train.val", "%s (%d images)", r->val_real, (int)nne_dataset_size(r->val));
+    else
+        META("train.val", "none");
+    META("train.steps", "%lld", (long long)r->step);
+    META("train.epochs", "%.3f", epoch_at(r, r->step));
+    META("train.seed", "%llu", (unsigned long long)r->s.seed);
+    META("train.batch", "%d", (int)r->s.batch);
+    META("train.crop", "%dx%d", (int)r->s.crop, (int)r->s.crop);
+    META("train.loss", "%s", k_loss_names[r->s.loss]);
+    META("train.optimizer", "%s, weight decay %g, clip %g", k_optim_names[r->s.optim],
+         (double)r->s.weight_decay, (double)r->s.clip);
+    META("train.lr", "%g, %s schedule, %lld warm-up steps", (double)r->s.lr,
+         k_sched_names[r->s.sched], (long long)r->cfg.lr.warmup);
+    if (strcmp(r->commit, r->commit_start) != 0)
+        META("train.commit", "%s (started at %s)", r->commit, r->commit_start);
+    else
+        META("train.commit", "%s", r->commit);
+    META("train.date", "%s", date);
+    META("train.threads", "%d", r->threads);
+    META("train.time_s", "%.0f", elapsed(r));
+    if (!isnan(val_psnr)) META("train.val_psnr", "%.4f", val_psnr);
+    if (r->best_step >= 0) {
+        META("train.best_val_psnr", "%.4f", r->best_val_psnr);
+        META("train.best_step", "%lld", (long long)r->best_step);
+    }
+#undef META
+    if (st) {
+        nne_graph_free(g);
+        return st;
+    }
+    *out = g;
+    return NNE_OK;
+}
+
+/* Validation over every full image of --val: mean loss (the training loss) and mean PSNR of
+ * the output clamped and rounded to 8 bits, as a decoder would produce it. Returns false if
+ * interrupted (no result). */
+static nne_status validate(run *r, double *loss_out, double *psnr_out, bool *done) {
+    *done = false;
+    nne_trainer_store(r->tr);
+    double sum_loss = 0.0, sum_psnr = 0.0;
+    const int32_t n = nne_dataset_size(r->val);
+    nne_status st = NNE_OK;
+    for (int32_t i = 0; i < n && !st; i++) {
+        if (g_stop) return NNE_OK;
+        nne_image img;
+        bool owned = false;
+        if ((st = nne_dataset_image(r->val, i, &img, &owned))) break;
+        nne_graph *g = NULL;
+        nne_trainer *t = NULL;
+        float *x = NULL;
+        const size_t npx = (size_t)img.width * img.height * 3;
+        if (!(st = nne_model_cae_seed(img.height, img.width, NNE_CAE_FULL, &g)) &&
+            !(st = nne_model_copy_weights(g, r->graph))) {
+            nne_trainer_config c = r->cfg;
+            c.ms_ssim_scales = 0;
+            st = nne_trainer_create(g, &c, &t);
+        }
+        if (!st && !(x = nne_malloc(npx * sizeof(float)))) st = NNE_ERR_NOMEM;
+        double loss = 0.0;
+        if (!st) {
+            for (size_t k = 0; k < npx; k++) x[k] = (float)img.data[k] * (1.0f / 255.0f);
+            st = nne_trainer_eval(t, x, x, &loss);
+        }
+        if (!st) {
+            const float *y = nne_trainer_output(t);
+            double se = 0.0;
+            for (size_t k = 0; k < npx; k++) {
+                float v = y[k] < 0.0f ? 0.0f : y[k] > 1.0f ? 1.0f : y[k];
+                const double dq = floor(v * 255.0f + 0.5f) - (double)img.data[k];
+                se += dq * dq;
+            }
+            const double mse = se / (double)npx;
+            sum_psnr += mse > 0 ? 10.0 * log10(255.0 * 255.0 / mse) : 100.0;
+            sum_loss += loss;
+        }
+        nne_free(x);
+        nne_trainer_free(t);
+        nne_graph_free(g);
+        if (owned) nne_image_free(&img);
+    }
+    if (st) return st;
+    *loss_out = sum_loss / n;
+    *psnr_out = sum_psnr / n;
+    *done = true;
+    return NNE_OK;
+}
+
+static void csv_row(run *r, int64_t step, double train_loss, double val_loss, double val_psnr) {
+    if (!r->csv) return;
+    fprintf(r->csv, "%lld,%.4f,%.6g,", (long long)step, epoch_at(r, step),
+            (double)nne_lr_at(&r->cfg.lr, step > 0 ? step - 1 : 0));
+    if (!isnan(train_loss)) fprintf(r->csv, "%.6g", train_loss);
+    fputc(',', r->csv);
+    if (!isnan(val_loss))
+        fprintf(r->csv, "%.6g,%.4f", val_loss, val_psnr);
+    else
+        fputc(',', r->csv);
+    fprintf(r->csv, ",%.1f\n", elapsed(r));
+    fflush(r->csv);
+}
+
+/* Open the CSV log: a new file gets the header; on resume rows after the checkpoint's step
+ * (written by a run that went on after its last checkpoint) are dropped, since those steps
+ * are about to be redone. */
+static int open_log(run *r, bool resumed) {
+    static const char header[] = "step,epoch,lr,train_loss,val_loss,val_psnr,elapsed_s\n";
+    if (resumed && file_exists(r->log)) {
+        uint8_t *buf = NULL;
+        size_t n = 0;
+        nne_status st = nne_file_read(r->log, (size_t)1 << 30, &buf, &n);
+        if (st) return cli_fail(k_cmd, st);
+        char *out = malloc(n + sizeof header);
+        if (!out) {
+            nne_free(buf);
+            return cli_fail(k_cmd, NNE_ERR_NOMEM);
+        }
+        size_t o = 0;
+        bool any = false;
+        for (size_t i = 0; i < n;) {
+            size_t e = i;
+            while (e < n && buf[e] != '\n') e++;
+            const bool is_header = !any && e > i && buf[i] == 's';
+            long long step = strtoll((const char *)buf + i, NULL, 10);
+            if (is_header || (e > i && step <= r->step)) {
+                memcpy(out + o, buf + i, e - i);
+                o += e - i;
+                out[o++] = '\n';
+            }
+            if (is_header) any = true;
+            i = e + 1;
+        }
+        st = nne_file_write_atomic(r->log, out, o);
+        free(out);
+        nne_free(buf);
+        if (st) return cli_fail(k_cmd, st);
+    }
+    const bool fresh = !file_exists(r->log);
+    r->csv = fopen(r->log, resumed ? "a" : "w");
+    if (!r->csv) {
+        char e[128];
+        cli_error(k_cmd, "%s: cannot open the log: %s", r->log, nne_errno_str(errno, e, sizeof e));
+        return NNE_EXIT_RUNTIME;
+    }
+    if (fresh || !resumed) {
+        fputs(header, r->csv);
+        fflush(r->csv);
+    }
+    return 0;
+}
+
+/* Progress on stderr: a bar redrawn in place on a terminal, a line every 30 s otherwise. */
+static void progress(run *r, double ema, double rate, bool force, double *last) {
+    if (r->quiet) return;
+    const double t = now_s();
+    static int64_t last_step = -1;
+    if (!force && t - *last < (r->tty ? 0.25 : 30.0)) return;
+    if (force && r->step == last_step) return; /* already shown */
+    *last = t;
+    last_step = r->step;
+    char eta[32], el[32];
+    fmt_duration(rate > 0 ? (double)(r->total - r->step) * r->s.batch / rate : NAN, eta,
+                 sizeof eta);
+    fmt_duration(elapsed(r), el, sizeof el);
+    const double frac = r->total ? (double)r->step / (double)r->total : 1.0;
+    if (r->tty) {
+        char bar[26];
+        const int fill = (int)(frac * 24.0);
+        for (int i = 0; i < 24; i++) bar[i] = i < fill ? '#' : '.';
+        bar[24] = 0;
+        fprintf(stderr, "\r\033[K%lld/%lld [%s] %5.1f%% loss %.5f lr %.2e %.1f img/s %s ETA %s",
+                (long long)r->step, (long long)r->total, bar, 100.0 * frac, ema,
+                (double)nne_lr_at(&r->cfg.lr, r->step), rate, el, eta);
+    } else {
+        fprintf(stderr,
+                "nnedge train: step %lld/%lld (%.1f%%) epoch %.2f loss %.5f lr %.2e %.1f img/s "
+                "elapsed %s ETA %s\n",
+                (long long)r->step, (long long)r->total, 100.0 * frac, epoch_at(r, r->step), ema,
+                (double)nne_lr_at(&r->cfg.lr, r->step), rate, el, eta);
+    }
+    fflush(stderr);
+}
+
+static void end_progress_line(const run *r) {
+    if (!r->quiet && r->tty) fputc('\n', stderr);
+}
+
+static void note(const run *r, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+static void note(const run *r, const char *fmt, ...) {
+    if (r->quiet) return;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "nnedge train: ");
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+static void run_free(run *r) {
+    if (r->csv) fclose(r->csv);
+    nne_trainer_free(r->tr);
+    nne_optim_free(r->optim);
+    nne_graph_free(r->graph);
+    nne_dataset_free(r->train);
+    nne_dataset_free(r->val);
+}
+
+/* Resolve a data folder (must exist) and refuse Kodak. 0 or an exit code. */
+static int check_data_dir(const char *opt, const char *dir, char *real) {
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        cli_error(k_cmd, "%s %s: no such folder", opt, dir);
+        return NNE_EXIT_RUNTIME;
+    }
+    if (!realpath(dir, real)) {
+        char e[128];
+        cli_error(k_cmd, "%s %s: %s", opt, dir, nne_errno_str(errno, e, sizeof e));
+        return NNE_EXIT_RUNTIME;
+    }
+    char found[PATH_BYTES];
+    if (find_kodak(real, 0, found, sizeof found))
+        return cli_usage_error(k_cmd,
+                               "%s %s: refusing to use a folder with Kodak images (%s): Kodak is "
+                               "the test set, never training or validation data",
+                               opt, dir, found);
+    return 0;
+}
+
+/* Refuse an output path inside a data folder. */
+static int check_not_in_data(const run *r, const char *what, const char *path) {
+    char parent[PATH_BYTES];
+    if (!parent_realpath(path, parent)) {
+        char e[128];
+        cli_error(k_cmd, "%s %s: its folder does not exist (%s)", what, path,
+                  nne_errno_str(errno, e, sizeof e));
+        return NNE_EXIT_RUNTIME;
+    }
+    if (path_within(parent, r->data_real) || (r->s.val && path_within(parent, r->val_real)))
+        return cli_usage_error(k_cmd, "%s %s: refusing to write into a data folder", what, path);
+    return 0;
+}
+
+static int open_data(run *r) {
+    nne_dataset_opts o = {
+        .recursive = true, .cache = true, .min_width = r->s.crop, .min_height = r->s.crop};
+    note(r, "loading %s ...", r->data_real);
+    nne_status st = nne_dataset_open(r->data_real, &o, &r->train);
+    if (st) return cli_fail(k_cmd, st);
+    if (nne_dataset_skipped(r->train))
+        note(r, "%d images smaller than %dx%d skipped", (int)nne_dataset_skipped(r->train),
+             (int)r->s.crop, (int)r->s.crop);
+    r->data_hash = dataset_hash(r->train, r->data_real);
+    if (r->s.val) {
+        nne_dataset_opts vo = {.recursive = true,
+                               .cache = true,
+                               .min_width = MIN_VAL_SIDE,
+                               .min_height = MIN_VAL_SIDE};
+        if ((st = nne_dataset_open(r->val_real, &vo, &r->val))) return cli_fail(k_cmd, st);
+        r->val_hash = dataset_hash(r->val, r->val_real);
+    }
+    return 0;
+}
+
+/* Fill r->cfg from the settings (fresh run). */
+static void make_config(run *r) {
+    const settings *s = &r->s;
+    nne_trainer_config *c = &r->cfg;
+    memset(c, 0, sizeof *c);
+    c->optim = s->optim == NNE_OPTIM_ADAM ? nne_optim_config_adam() : nne_optim_config_sgd(0.9f);
+    c->optim.weight_decay = s->weight_decay;
+    c->optim.clip_norm = s->clip;
+    c->loss = s->loss;
+    c->lr.kind = s->sched;
+    c->lr.lr = s->lr;
+    int64_t warm = s->warmup >= 0 ? s->warmup : r->total / 50;
+    if (s->warmup < 0 && warm > 1000) warm = 1000;
+    if (warm >= r->total) warm = r->total - 1;
+    c->lr.warmup = warm;
+    c->lr.gamma = 0.1f;
+    c->lr.step_size = (r->total - warm + 2) / 3;
+    if (c->lr.step_size < 1) c->lr.step_size = 1;
+    c->lr.total_steps = r->total;
+    c->lr.min_lr = s->lr * 0.01f;
+}
+
+int nne_cmd_train(int argc, char **argv) {
+    cli_common co;
+    run *r = calloc(1, sizeof *r);
+    if (!r) return cli_fail(k_cmd, NNE_ERR_NOMEM);
+    raw_opts *ro = &r->raw;
+    const cli_option opts[] = {
+        {"model", 0, true, &ro->model, NULL},
+        {"data", 0, true, &ro->data, NULL},
+        {"val", 0, true, &ro->val, NULL},
+        {"steps", 0, true, &ro->steps, NULL},
+        {"epochs", 0, true, &ro->epochs, NULL},
+        {"batch", 0, true, &ro->batch, NULL},
+        {"crop", 0, true, &ro->crop, NULL},
+        {"lr", 0, true, &ro->lr, NULL},
+        {"lr-schedule", 0, true, &ro->sched, NULL},
+        {"warmup", 0, true, &ro->warmup, NULL},
+        {"optimizer", 0, true, &ro->optim, NULL},
+        {"weight-decay", 0, true, &ro->wd, NULL},
+        {"clip", 0, true, &ro->clip, NULL},
+        {"loss", 0, true, &ro->loss, NULL},
+        {"seed", 0, true, &ro->seed, NULL},
+        {"threads", 0, true, &ro->threads, NULL},
+        {"checkpoint", 0, true, &ro->ckpt, NULL},
+        {"checkpoint-minutes", 0, true, &ro->ckpt_minutes, NULL},
+        {"resume", 0, true, &ro->resume, NULL},
+        {"log", 0, true, &ro->log, NULL},
+        {"val-every", 0, true, &ro->val_every, NULL},
+        {"log-every", 0, true, &ro->log_every, NULL},
+        {"commit", 0, true, &ro->commit, NULL},
+        {"stop-after", 0, true, &ro->stop_after, NULL},
+        {"force", 0, false, NULL, &ro->force},
+        {NULL, 0, false, NULL, NULL},
+    };
+    const char *pos[1];
+    int n_pos, rc = NNE_EXIT_OK;
+    nne_checkpoint ck;
+    memset(&ck, 0, sizeof ck);
+    nne_status st = NNE_OK;
+    nne_prefetcher *pf = NULL;
+    if (!cli_parse(k_cmd, argc, argv, &co, opts, pos, 0, &n_pos)) {
+        free(r);
+        return NNE_EXIT_USAGE;
+    }
+    if (co.help) {
+        help();
+        free(r);
+        return NNE_EXIT_OK;
+    }
+    r->quiet = co.quiet;
+    r->tty = isatty(STDERR_FILENO) != 0;
+    r->best_val_loss = r->best_val_psnr = r->last_val_loss = r->last_val_psnr = NAN;
+    r->best_step = -1;
+    const bool resumed = ro->resume != NULL;
+
+    /* ---- settings: from the command line, or from the checkpoint on --resume ---- */
+    if (resumed) {
+        if ((st = nne_checkpoint_read_file(ro->resume, &ck))) {
+            rc = cli_fail(k_cmd, st);
+            goto out;
+        }
+        raw_opts given = *ro;
+        for (size_t i = 0; i < sizeof k_train_keys / sizeof k_train_keys[0]; i++) {
+            const char *saved = nne_checkpoint_get(&ck, k_train_keys[i].key);
+            const char *cmd = raw_get(&given, k_train_keys[i].off);
+            if (cmd && (!saved || strcmp(cmd, saved) != 0)) {
+                /* Equal numbers spelled differently (1e-3 vs 0.001) are fine. */
+                double a, b;
+                if (!(saved && parse_f64(cmd, -1e300, 1e300, &a) &&
+                      parse_f64(saved, -1e300, 1e300, &b) && (float)a == (float)b)) {
+                    rc = cli_usage_error(k_cmd,
+                                         "--%s %s conflicts with the checkpoint (%s): a resumed "
+                                         "run keeps its settings",
+                                         k_train_keys[i].key, cmd, saved ? saved : "not set");
+                    goto out;
+                }
+            }
+            raw_set(ro, k_train_keys[i].off, saved);
+        }
+        /* "steps" holds the resolved length even for a run given in epochs. */
+        if (ro->epochs) ro->steps = NULL;
+        if (!ro->data) ro->data = nne_checkpoint_get(&ck, "data");
+        if (!ro->val) ro->val = nne_checkpoint_get(&ck, "val");
+        if (!ro->val_every) ro->val_every = nne_checkpoint_get(&ck, "val-every");
+        if (!ro->log_every) ro->log_every = nne_checkpoint_get(&ck, "log-every");
+        if (!ro->log) ro->log = nne_checkpoint_get(&ck, "log");
+        if (!co.output) co.output = nne_checkpoint_get(&ck, "output");
+        if (!ro->ckpt) ro->ckpt = ro->resume;
+        if (!ro->data || (!ro->steps && !ro->epochs) || !co.output) {
+            cli_error(k_cmd, "%s: the checkpoint lacks its run settings (data, steps, output)",
+                      ro->resume);
+            rc = NNE_EXIT_RUNTIME;
+            goto out;
+        }
+    }
+    if ((rc = settings_from_raw(ro, &r->s))) goto out;
+    if (!r->s.data) {
+        rc = cli_usage_error(k_cmd, "--data DIR is required");
+        goto out;
+    }
+    if (!co.output) {
+        rc = cli_usage_error(k_cmd, "-o OUT.nne is required");
+        goto out;
+    }
+    snprintf(r->output, sizeof r->output, "%s", co.output);
+    if (ro->ckpt)
+        snprintf(r->ckpt, sizeof r->ckpt, "%s", ro->ckpt);
+    else
+        with_ext(r->output, ".ckpt", r->ckpt, sizeof r->ckpt);
+    with_ext(r->ckpt, ".best.nne", r->best, sizeof r->best);
+    if (ro->log) snprintf(r->log, sizeof r->log, "%s", ro->log);
+    if (!strcmp(r->ckpt, r->output) || !strcmp(r->best, r->output) ||
+        (r->log[0] && (!strcmp(r->log, r->output) || !strcmp(r->log, r->ckpt)))) {
+        rc = cli_usage_error(k_cmd, "the output, checkpoint and log must be different files");
+        goto out;
+    }
+
+    /* ---- guards: data folders, Kodak, outputs ---- */
+    if ((rc = check_data_dir("--data", r->s.data, r->data_real))) goto out;
+    if (r->s.val && (rc = check_data_dir("--val", r->s.val, r->val_real))) goto out;
+    if ((rc = check_not_in_data(r, "-o", r->output)) ||
+        (rc = check_not_in_data(r, "--checkpoint", r->ckpt)) ||
+        (r->log[0] && (rc = check_not_in_data(r, "--log", r->log))))
+        goto out;
+    if (file_exists(r->output) && !ro->force) {
+        cli_error(k_cmd, "%s already exists; use --force to overwrite it", r->output);
+        rc = NNE_EXIT_RUNTIME;
+        goto out;
+    }
+    if (!resumed && r->log[0] && file_exists(r->log) && !ro->force) {
+        cli_error(k_cmd, "%s already exists; use --force to overwrite it, or --resume", r->log);
+        rc = NNE_EXIT_RUNTIME;
+        goto out;
+    }
+    if (!resumed && file_exists(r->ckpt) && !ro->force) {
+        cli_error(k_cmd,
+                  "%s already exists: continue that run with 'nnedge train --resume %s', or use "
+                  "--force to start over",
+                  r->ckpt, r->ckpt);
+        rc = NNE_EXIT_RUNTIME;
+        goto out;
+    }
+
+    /* ---- threads: one process-wide pool for training and validation ---- */
+    if (r->s.threads > 0) {
+        char t[16];
+        snprintf(t, sizeof t, "%d", (int)r->s.threads);
+        setenv("NNEDGE_THREADS", t, 1);
+    }
+    r->threads = nne_threadpool_default_threads();
+
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGHUP, on_signal);
+
+    /* ---- data ---- */
+    if ((rc = open_data(r))) goto out;
+    if (g_stop) {
+        cli_error(k_cmd, "interrupted before training started; nothing written");
+        rc = EXIT_INTERRUPTED;
+        goto out;
+    }
+    if (resumed) {
+        const char *h = nne_checkpoint_get(&ck, "data.hash");
+        char now[32];
+        snprintf(now, sizeof now, "%016llx", (unsigned long long)r->data_hash);
+        if (!h || strcmp(h, now) != 0) {
+            const char *n0 = nne_checkpoint_get(&ck, "data.images");
+            cli_error(k_cmd,
+                      "%s: the training images differ from the checkpoint's (%d images now, %s "
+                      "then): resuming would not continue the same run",
+                      r->data_real, (int)nne_dataset_size(r->train), n0 ? n0 : "?");
+            rc = NNE_EXIT_RUNTIME;
+            goto out;
+        }
+    }
+    if (r->s.epochs > 0) {
+        const double n = ceil(r->s.epochs * nne_dataset_size(r->train) / r->s.batch);
+        r->total = n < 1 ? 1 : (int64_t)n;
+    } else {
+        r->total = r->s.steps;
+    }
+
+    /* ---- model, trainer, optimizer ---- */
+    if (resumed) {
+        r->graph = ck.model;
+        ck.model = NULL;
+        r->optim = ck.optim;
+        ck.optim = NULL;
+        r->cfg = ck.config;
+        r->step = ck.step;
+        r->next_batch = ck.next_batch;
+        r->elapsed_before = ck.elapsed_s;
+        r->best_val_loss = ck.best_val_loss;
+        r->best_val_psnr = ck.best_val_psnr;
+        r->best_step = ck.best_step;
+        const char *c0 = nne_checkpoint_get(&ck, "commit");
+        snprintf(r->commit_start, sizeof r->commit_start, "%s", c0 ? c0 : "unknown");
+        const nne_shape *in = &r->graph->tensors[r->graph->inputs[0]].shape;
+        if (in->ndim != 4 || in->dim[0] != r->s.batch || in->dim[1] != r->s.crop ||
+            in->dim[2] != r->s.crop || ck.seed != r->s.seed || r->cfg.lr.total_steps != r->total) {
+            cli_error(k_cmd, "%s: the checkpoint's model and settings disagree", ro->resume);
+            rc = NNE_EXIT_RUNTIME;
+            goto out;
+        }
+    } else {
+        make_config(r);
+        if ((st = nne_model_cae_seed(r->s.crop, r->s.crop, NNE_CAE_FULL, &r->graph)) ||
+            (st = nne_graph_set_input_shape(r->graph, 0,
+                                            nne_shape_4d(r->s.batch, r->s.crop, r->s.crop, 3))) ||
+            (st = nne_graph_infer(r->graph)) || (st = nne_train_init_params(r->graph, r->s.seed))) {
+            rc = cli_fail(k_cmd, st);
+            goto out;
+        }
+    }
+    if (ro->commit)
+        snprintf(r->commit, sizeof r->commit, "%s", ro->commit);
+    else
+        git_commit(r->commit, sizeof r->commit);
+    if (!resumed) snprintf(r->commit_start, sizeof r->commit_start, "%s", r->commit);
+    r->cfg.threads = 0; /* the process-wide pool, sized above */
+    if ((st = nne_trainer_create(r->graph, &r->cfg, &r->tr))) {
+        rc = cli_fail(k_cmd, st);
+        goto out;
+    }
+    if (!r->optim &&
+        (st = nne_optim_create(&r->cfg.optim, nne_trainer_params(r->tr)->total, &r->optim))) {
+        rc = cli_fail(k_cmd, st);
+        goto out;
+    }
+    if (r->log[0] && (rc = open_log(r, resumed))) goto out;
+
+    note(r,
+         "%s %s: %d images (%s), %lld steps of %d crops %dx%d (%.2f epochs), %s lr %g %s, "
+         "%s loss, %d threads",
+         resumed ? "resuming" : "training", r->s.model, (int)nne_dataset_size(r->train),
+         r->data_real, (long long)r->total, (int)r->s.batch, (int)r->s.crop, (int)r->s.crop,
+         epoch_at(r, r->total), k_optim_names[r->s.optim], (double)r->s.lr,
+         k_sched_names[r->s.sched], k_loss_names[r->s.loss], r->threads);
+    if (resumed)
+        note(r, "continuing at step %lld/%lld from %s", (long long)r->step, (long long)r->total,
+             ro->resume);
+    note(r, "checkpoint: %s (every %g min)%s%s", r->ckpt, r->s.ckpt_minutes,
+         r->log[0] ? ", log: " : "", r->log);
+
+    /* ---- the loop ---- */
+    nne_crop_opts copts = {.batch = r->s.batch,
+                           .height = r->s.crop,
+                           .width = r->s.crop,
+                           .hflip = true,
+                           .vflip = false,
+                           .seed = r->s.seed};
+    if (r->step < r->total &&
+        (st = nne_prefetcher_create(r->train, &copts, r->next_batch, 3, &pf))) {
+        rc = cli_fail(k_cmd, st);
+        goto out;
+    }
+    r->t0 = nne_time_ns();
+    double last_ckpt = now_s(), last_print = 0.0, train_time = 0.0, ema_sum = 0.0, ema_w = 0.0;
+    double win_loss = 0.0;
+    int64_t win_n = 0, session_steps = 0;
+    bool paused = false;
+    while (r->step < r->total && !g_stop) {
+        if (r->s.stop_after && session_steps == r->s.stop_after) {
+            paused = true;
+            break;
+        }
+        const double ts = now_s();
+        const float *batch = NULL;
+        uint64_t idx = 0;
+        if ((st = nne_prefetcher_next(pf, &batch, &idx))) break;
+        if (idx != r->next_batch) {
+            st = nne_error(NNE_ERR_INTERNAL, "prefetcher returned batch %llu, want %llu",
+                           (unsigned long long)idx, (unsigned long long)r->next_batch);
+            break;
+        }
+        nne_train_stats ts_;
+        if ((st = nne_trainer_step_ext(r->tr, r->optim, &r->cfg.lr, r->step, batch, batch, &ts_)))
+            break;
+        r->step++;
+        r->next_batch++;
+        session_steps++;
+        train_time += now_s() - ts;
+        win_loss += ts_.loss;
+        win_n++;
+        ema_sum = 0.98 * ema_sum + 0.02 * ts_.loss; /* bias-corrected moving average */
+        ema_w = 0.98 * ema_w + 0.02;
+        const double ema = ema_sum / ema_w;
+        const double rate = train_time > 0 ? (double)session_steps * r->s.batch / train_time : 0;
+        const bool do_val = r->val && (r->step % r->s.val_every == 0 || r->step == r->total);
+        double vl = NAN, vp = NAN;
+        if (do_val) {
+            bool done = false;
+            progress(r, ema, rate, true, &last_print);
+            if ((st = validate(r, &vl, &vp, &done))) break;
+            if (done) {
+                r->last_val_loss = vl;
+                r->last_val_psnr = vp;
+                if (!r->quiet) {
+                    end_progress_line(r);
+                    note(r, "step %lld: validation loss %.6g, PSNR %.3f dB%s", (long long)r->step,
+                         vl, vp,
+                         (isnan(r->best_val_loss) || vl < r->best_val_loss) ? " (best)" : "");
+                }
+                if (isnan(r->best_val_loss) || vl < r->best_val_loss) {
+                    r->best_val_loss = vl;
+                    r->best_val_psnr = vp;
+                    r->best_step = r->step;
+                    nne_graph *m = NULL;
+                    if ((st = build_model(r, &m, vp)) || (st = nne_model_write_file(m, r->best))) {
+                        nne_graph_free(m);
+                        break;
+                    }
+                    nne_graph_free(m);
+                }
+            }
+        }
+        if (win_n && (r->step % r->s.log_every == 0 || r->step == r->total || !isnan(vl))) {
+            csv_row(r, r->step, win_loss / (double)win_n, vl, vp);
+            win_loss = 0.0;
+            win_n = 0;
+        }
+        progress(r, ema, rate, r->step == r->total, &last_print);
+        if (r->s.ckpt_minutes > 0 && now_s() - last_ckpt >= r->s.ckpt_minutes * 60.0 &&
+            r->step < r->total) {
+            if ((st = write_checkpoint(r))) break;
+            last_ckpt = now_s();
+        }
+    }
+    nne_prefetcher_free(pf);
+    pf = NULL;
+    end_progress_line(r);
+    if (st) {
+        rc = cli_fail(k_cmd, st);
+        if (file_exists(r->ckpt)) cli_error(k_cmd, "the last checkpoint is %s", r->ckpt);
+        goto out;
+    }
+
+    /* ---- interrupted or paused: checkpoint and say how to resume ---- */
+    if (paused && !g_stop) {
+        if (win_n) csv_row(r, r->step, win_loss / (double)win_n, NAN, NAN);
+        if ((st = write_checkpoint(r))) {
+            rc = cli_fail(k_cmd, st);
+            goto out;
+        }
+        note(r, "stopped at step %lld/%lld as asked; checkpoint written to %s", (long long)r->step,
+             (long long)r->total, r->ckpt);
+        note(r, "resume with: nnedge train --resume %s", r->ckpt);
+        goto out;
+    }
+    if (g_stop && r->step < r->total) {
+        if (win_n) csv_row(r, r->step, win_loss / (double)win_n, NAN, NAN);
+        if ((st = write_checkpoint(r))) {
+            rc = cli_fail(k_cmd, st);
+            goto out;
+        }
+        cli_error(k_cmd, "interrupted at step %lld/%lld; checkpoint written to %s",
+                  (long long)r->step, (long long)r->total, r->ckpt);
+        fprintf(stderr, "resume with: nnedge train --resume %s\n", r->ckpt);
+        rc = g_stop == SIGINT ? EXIT_INTERRUPTED : 128 + (int)g_stop;
+        goto out;
+    }
+
+    /* ---- done: final checkpoint, then the model ---- */
+    if ((st = write_checkpoint(r))) {
+        rc = cli_fail(k_cmd, st);
+        goto out;
+    }
+    if (file_exists(r->output) && !ro->force) {
+        cli_error(k_cmd,
+                  "%s appeared during training; not overwritten. The weights are in %s: rerun "
+                  "'nnedge train --resume %s -o OTHER.nne' or add --force",
+                  r->output, r->ckpt, r->ckpt);
+        rc = NNE_EXIT_RUNTIME;
+        goto out;
+    }
+    nne_graph *m = NULL;
+    if ((st = build_model(r, &m, r->last_val_psnr)) || (st = nne_model_write_file(m, r->output))) {
+        nne_graph_free(m);
+        rc = cli_fail(k_cmd, st);
+        goto out;
+    }
+    nne_graph_free(m);
+    if (!r->quiet) {
+        char el[32];
+        fmt_duration(elapsed(r), el, sizeof el);
+        note(r, "wrote %s (%lld steps, %.2f epochs, %s)", r->output, (long long)r->step,
+             epoch_at(r, r->step), el);
+        if (!isnan(r->last_val_psnr))
+            note(r, "validation PSNR %.3f dB; best %.3f dB at step %lld (%s)", r->last_val_psnr,
+                 r->best_val_psnr, (long long)r->best_step, r->best);
+    }
+out:
+    nne_prefetcher_free(pf);
+    nne_checkpoint_clear(&ck);
+    run_free(r);
+    free(r);
+    return rc;
+}

@@ -1,0 +1,285 @@
+/* The CAE paper's pipeline: image -> float latent -> image with cae-seed (codec.h).
+ *
+ * The codec keeps the trained weights in a cae-seed autoencoder built at the smallest input
+ * size (the weights do not depend on it) and, per image size, builds the encoder or decoder
+ * part with nne_model_cae_seed, rebinds the weights by name (nne_model_copy_weights) and runs
+ * it in a cpu-ref session. The last size's graphs and sessions are kept, so a folder of
+ * same-sized images (Kodak: 512x768 and 768x512) builds them once per size change. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "nnedge/sha256.h"
+#include "nnedge/backend.h"
+#include "nnedge/codec.h"
+#include "nnedge/models.h"
+
+#define CAE_MODEL_ID "cae-seed"
+
+typedef struct cae_part {
+    int32_t height, width; /* image size the graph is built for; 0 = none */
+    nne_graph *g;
+    nne_session *s;
+} cae_part;
+
+struct nne_cae_codec {
+    nne_graph *weights; /* NNE_CAE_FULL at NNE_CAE_MIN_SIDE, holding the trained weights */
+    uint8_t hash[NNE_LATENT_HASH_SIZE];
+    cae_part enc, dec;
+};
+
+static void part_reset(cae_part *p) {
+    nne_session_free(p->s);
+    nne_graph_free(p->g);
+    memset(p, 0, sizeof *p);
+}
+
+nne_status nne_cae_latent_shape(int32_t height, int32_t width, int32_t *lat_h, int32_t *lat_w,
+                                int32_t *lat_c) {
+    if (height < NNE_CAE_MIN_SIDE || width < NNE_CAE_MIN_SIDE)
+        return nne_error(NNE_ERR_INVALID_ARG,
+                         "cae-seed: image %dx%d is smaller than %dx%d, the smallest size the "
+                         "encoder accepts",
+                         (int)width, (int)height, NNE_CAE_MIN_SIDE, NNE_CAE_MIN_SIDE);
+    if (height > NNE_IMAGE_MAX_DIM || width > NNE_IMAGE_MAX_DIM)
+        return nne_error(NNE_ERR_INVALID_ARG, "cae-seed: image %dx%d is larger than %d per side",
+                         (int)width, (int)height, NNE_IMAGE_MAX_DIM);
+    /* Five 3x3 valid convolutions with strides 1, 2, 1, 2, 2 (docs/models.md). */
+    static const int32_t stride[5] = {1, 2, 1, 2, 2};
+    int32_t h = height, w = width;
+    for (int k = 0; k < 5; k++) {
+        h = (h - 3) / stride[k] + 1;
+        w = (w - 3) / stride[k] + 1;
+    }
+    *lat_h = h;
+    *lat_w = w;
+    *lat_c = 32;
+    return NNE_OK;
+}
+
+static void put_u32(nne_sha256 *h, uint32_t v) {
+    uint8_t b[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+    nne_sha256_update(h, b, 4);
+}
+
+/* SHA-256 over the constants of `g` in name order (docs/latent-format.md, "Model hash"):
+ * per constant u32 name length, name bytes, u32 dtype, u32 ndim, ndim x u32 dims, then the
+ * data as little-endian f32. Only f32 constants exist in cae-seed. */
+static nne_status weights_hash(const nne_graph *g, uint8_t out[NNE_LATENT_HASH_SIZE]) {
+    int32_t n = 0;
+    for (int32_t i = 0; i < g->n_tensors; i++) n += g->tensors[i].kind == NNE_TENSOR_CONSTANT;
+    int32_t *idx = nne_calloc((size_t)(n ? n : 1), sizeof *idx);
+    if (!idx) return NNE_ERR_NOMEM;
+    n = 0;
+    for (int32_t i = 0; i < g->n_tensors; i++)
+        if (g->tensors[i].kind == NNE_TENSOR_CONSTANT) idx[n++] = i;
+    /* Name order (strcmp, i.e. bytewise); an insertion sort, as qsort has no context
+     * argument in C11 and there are a few dozen constants. */
+    for (int32_t i = 1; i < n; i++)
+        for (int32_t j = i;
+             j > 0 && strcmp(g->tensors[idx[j - 1]].name, g->tensors[idx[j]].name) > 0; j--) {
+            int32_t t = idx[j];
+            idx[j] = idx[j - 1];
+            idx[j - 1] = t;
+        }
+    nne_sha256 h;
+    nne_sha256_init(&h);
+    for (int32_t k = 0; k < n; k++) {
+        const nne_tensor *t = &g->tensors[idx[k]];
+        if (t->dtype != NNE_F32) {
+            nne_free(idx);
+            return nne_error(NNE_ERR_UNSUPPORTED, "cae-seed: weight '%s' is %s, not f32", t->name,
+                             nne_dtype_name(t->dtype));
+        }
+        const size_t len = strlen(t->name);
+        put_u32(&h, (uint32_t)len);
+        nne_sha256_update(&h, t->name, len);
+        put_u32(&h, (uint32_t)t->dtype);
+        put_u32(&h, (uint32_t)t->shape.ndim);
+        for (int d = 0; d < t->shape.ndim; d++) put_u32(&h, (uint32_t)t->shape.dim[d]);
+        const float *v = t->data;
+        const size_t m = nne_tensor_nbytes(t) / 4;
+        for (size_t i = 0; i < m; i++) {
+            uint32_t bits;
+            memcpy(&bits, &v[i], 4);
+            put_u32(&h, bits);
+        }
+    }
+    nne_sha256_final(&h, out);
+    nne_free(idx);
+    return NNE_OK;
+}
+
+nne_status nne_cae_codec_create(const nne_graph *model, nne_cae_codec **out) {
+    *out = NULL;
+    if (!model) return nne_error(NNE_ERR_INVALID_ARG, "cae-seed: NULL model");
+    const char *id = nne_graph_get_meta(model, "model");
+    if (id && strcmp(id, CAE_MODEL_ID) != 0)
+        return nne_error(NNE_ERR_UNSUPPORTED,
+                         "model '%s' is a '%s' model; the latent codec needs a cae-seed model",
+                         model->name ? model->name : "?", id);
+    nne_cae_codec *c = nne_calloc(1, sizeof *c);
+    if (!c) return NNE_ERR_NOMEM;
+    nne_status s =
+        nne_model_cae_seed(NNE_CAE_MIN_SIDE, NNE_CAE_MIN_SIDE, NNE_CAE_FULL, &c->weights);
+    if (!s) s = nne_model_copy_weights(c->weights, model);
+    if (!s) s = weights_hash(c->weights, c->hash);
+    if (!s) {
+        /* A trained model has no business producing non-finite outputs; refuse its weights
+         * now rather than every latent later. */
+        for (int32_t i = 0; i < c->weights->n_tensors && !s; i++) {
+            const nne_tensor *t = &c->weights->tensors[i];
+            if (t->kind != NNE_TENSOR_CONSTANT) continue;
+            const float *v = t->data;
+            for (size_t k = 0; k < nne_tensor_nbytes(t) / 4; k++)
+                if (!isfinite(v[k])) {
+                    s = nne_error(NNE_ERR_FORMAT, "cae-seed: weight '%s' has a non-finite value",
+                                  t->name);
+                    break;
+                }
+        }
+    }
+    if (s) {
+        nne_cae_codec_free(c);
+        return s;
+    }
+    *out = c;
+    return NNE_OK;
+}
+
+void nne_cae_codec_free(nne_cae_codec *c) {
+    if (!c) return;
+    part_reset(&c->enc);
+    part_reset(&c->dec);
+    nne_graph_free(c->weights);
+    nne_free(c);
+}
+
+const uint8_t *nne_cae_codec_hash(const nne_cae_codec *c) { return c->hash; }
+
+/* The encoder or decoder for an image of height x width, built and bound on first use. */
+static nne_status get_part(nne_cae_codec *c, nne_cae_part which, int32_t height, int32_t width,
+                           cae_part **out) {
+    cae_part *p = which == NNE_CAE_ENCODER ? &c->enc : &c->dec;
+    if (p->g && p->height == height && p->width == width) {
+        *out = p;
+        return NNE_OK;
+    }
+    part_reset(p);
+    nne_status s = nne_model_cae_seed(height, width, which, &p->g);
+    if (!s) s = nne_model_copy_weights(p->g, c->weights);
+    if (!s) s = nne_session_create(p->g, nne_backend_cpu_ref(), &p->s);
+    if (s) {
+        part_reset(p);
+        return s;
+    }
+    p->height = height;
+    p->width = width;
+    *out = p;
+    return NNE_OK;
+}
+
+nne_status nne_cae_encode(nne_cae_codec *c, const nne_image *img, nne_latent *out) {
+    memset(out, 0, sizeof *out);
+    if (!c || !img || !img->data) return nne_error(NNE_ERR_INVALID_ARG, "cae-seed: no image");
+    if (img->channels != 3)
+        return nne_error(NNE_ERR_INVALID_ARG,
+                         "cae-seed: the encoder takes RGB images (3 channels), not %d channels",
+                         (int)img->channels);
+    int32_t lh, lw, lc;
+    nne_status s = nne_cae_latent_shape(img->height, img->width, &lh, &lw, &lc);
+    if (s) return s;
+    cae_part *p;
+    if ((s = get_part(c, NNE_CAE_ENCODER, img->height, img->width, &p))) return s;
+    const nne_tensor *ot = nne_session_output_tensor(p->s, 0);
+    if (ot->shape.dim[1] != lh || ot->shape.dim[2] != lw || ot->shape.dim[3] != lc)
+        return nne_error(NNE_ERR_INTERNAL, "cae-seed: encoder output shape disagrees with "
+                                           "nne_cae_latent_shape");
+    /* [1][H][W][3] float in [0, 1]. */
+    float *x = nne_session_input(p->s, 0);
+    const size_t npix = (size_t)img->width * (size_t)img->height * 3;
+    for (size_t i = 0; i < npix; i++) x[i] = (float)img->data[i] / 255.0f;
+    if ((s = nne_session_run(p->s))) return s;
+    const size_t n = (size_t)lh * (size_t)lw * (size_t)lc;
+    float *lat = nne_malloc(n * sizeof *lat);
+    if (!lat) return NNE_ERR_NOMEM;
+    memcpy(lat, nne_session_output(p->s, 0), n * sizeof *lat);
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(lat[i])) {
+            nne_free(lat);
+            return nne_error(NNE_ERR_INTERNAL, "cae-seed: the encoder produced a non-finite value");
+        }
+    snprintf(out->model_id, sizeof out->model_id, "%s", CAE_MODEL_ID);
+    memcpy(out->model_hash, c->hash, NNE_LATENT_HASH_SIZE);
+    out->image_width = img->width;
+    out->image_height = img->height;
+    out->height = lh;
+    out->width = lw;
+    out->channels = lc;
+    out->data = lat;
+    return NNE_OK;
+}
+
+/* Reconstruction to 8 bits: clamp to [0, 1] (NaN -> 0), then floor(x * 255 + 0.5). */
+static uint8_t to_u8(float v) {
+    if (!(v > 0.0f)) return 0; /* also NaN */
+    if (v >= 1.0f) return 255;
+    return (uint8_t)(v * 255.0f + 0.5f);
+}
+
+nne_status nne_cae_decode(nne_cae_codec *c, const nne_latent *lat, nne_image *out) {
+    memset(out, 0, sizeof *out);
+    if (!c || !lat || !lat->data) return nne_error(NNE_ERR_INVALID_ARG, "cae-seed: no latent");
+    char want[2 * NNE_LATENT_HASH_SIZE + 1], got[2 * NNE_LATENT_HASH_SIZE + 1];
+    if (strncmp(lat->model_id, CAE_MODEL_ID, sizeof lat->model_id) != 0)
+        return nne_error(NNE_ERR_INVALID_ARG,
+                         "latent was made by model '%.*s', not by cae-seed: decode it with the "
+                         "model that encoded it",
+                         (int)strnlen(lat->model_id, sizeof lat->model_id), lat->model_id);
+    if (memcmp(lat->model_hash, c->hash, NNE_LATENT_HASH_SIZE) != 0)
+        return nne_error(NNE_ERR_INVALID_ARG,
+                         "wrong model: the latent was encoded with weights sha256 %.16s..., the "
+                         "model given has weights sha256 %.16s...; decode with the model that "
+                         "encoded it",
+                         nne_latent_hash_hex(lat->model_hash, want),
+                         nne_latent_hash_hex(c->hash, got));
+    for (int i = 0; i < 4; i++)
+        if (lat->pad[i] < 0 || lat->pad[i] > NNE_IMAGE_MAX_DIM)
+            return nne_error(NNE_ERR_FORMAT, "cae-seed: padding %d out of range", (int)lat->pad[i]);
+    const int64_t ph = (int64_t)lat->image_height + lat->pad[0] + lat->pad[2];
+    const int64_t pw = (int64_t)lat->image_width + lat->pad[1] + lat->pad[3];
+    if (lat->image_width < 1 || lat->image_height < 1 || ph > NNE_IMAGE_MAX_DIM ||
+        pw > NNE_IMAGE_MAX_DIM)
+        return nne_error(NNE_ERR_FORMAT, "cae-seed: bad image geometry %dx%d",
+                         (int)lat->image_width, (int)lat->image_height);
+    int32_t lh, lw, lc;
+    nne_status s = nne_cae_latent_shape((int32_t)ph, (int32_t)pw, &lh, &lw, &lc);
+    if (s)
+        return nne_error(NNE_ERR_FORMAT, "latent: image %lldx%lld is below the CAE's minimum %dx%d",
+                         (long long)pw, (long long)ph, NNE_CAE_MIN_SIDE, NNE_CAE_MIN_SIDE);
+    if (lat->height != lh || lat->width != lw || lat->channels != lc)
+        return nne_error(NNE_ERR_FORMAT,
+                         "latent shape %dx%dx%d does not match the %dx%dx%d that cae-seed gives "
+                         "for a %lldx%lld image",
+                         (int)lat->height, (int)lat->width, (int)lat->channels, (int)lh, (int)lw,
+                         (int)lc, (long long)pw, (long long)ph);
+    cae_part *p;
+    if ((s = get_part(c, NNE_CAE_DECODER, (int32_t)ph, (int32_t)pw, &p))) return s;
+    const nne_tensor *it = nne_session_input_tensor(p->s, 0);
+    if (it->shape.dim[1] != lh || it->shape.dim[2] != lw || it->shape.dim[3] != lc)
+        return nne_error(NNE_ERR_INTERNAL, "cae-seed: decoder input shape disagrees with "
+                                           "nne_cae_latent_shape");
+    memcpy(nne_session_input(p->s, 0), lat->data, (size_t)lh * (size_t)lw * (size_t)lc * 4);
+    if ((s = nne_session_run(p->s))) return s;
+    nne_image img;
+    if ((s = nne_image_alloc(&img, lat->image_width, lat->image_height, 3))) return s;
+    /* Reconstruction [1][ph][pw][3]; crop the padding. */
+    const float *y = nne_session_output(p->s, 0);
+    for (int32_t r = 0; r < img.height; r++) {
+        const float *row = y + (((size_t)(r + lat->pad[0]) * (size_t)pw) + (size_t)lat->pad[1]) * 3;
+        uint8_t *dst = img.data + (size_t)r * (size_t)img.width * 3;
+        for (size_t i = 0; i < (size_t)img.width * 3; i++) dst[i] = to_u8(row[i]);
+    }
+    *out = img;
+    return NNE_OK;
+}
