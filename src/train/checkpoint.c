@@ -535,35 +535,3 @@ nne_status nne_checkpoint_read_file(const char *path, nne_checkpoint *c) {
     nne_free(buf);
     return st;
 }
-
-/* ---- stepping with external optimizer state --------------------------------------------- */
-
-nne_status nne_trainer_step_ext(nne_trainer *t, nne_optim *o, const nne_lr_schedule *lr,
-                                int64_t step, const float *input, const float *target,
-                                nne_train_stats *stats) {
-    if (!t || !o || !lr || !input || !target)
-        return nne_error(NNE_ERR_INVALID_ARG, "trainer: NULL argument");
-    nne_params *p = nne_trainer_params(t);
-    if (o->n != p->total)
-        return nne_error(NNE_ERR_INVALID_ARG,
-                         "trainer: optimizer holds %zu values, the trainer %zu parameters", o->n,
-                         p->total);
-    double loss = 0.0;
-    nne_status st = nne_trainer_grad(t, input, target, &loss);
-    if (st != NNE_OK) return st;
-    if (!isfinite(loss))
-        return nne_error(NNE_ERR_INVALID_ARG,
-                         "trainer: loss is %g at step %lld (non-finite data or divergence); "
-                         "parameters not updated",
-                         loss, (long long)step);
-    const double norm = nne_clip_grad_norm(p->grad, p->total, (double)o->cfg.clip_norm);
-    const float rate = nne_lr_at(lr, step);
-    nne_optim_step(o, p->data, p->grad, p->n_decay, rate);
-    if (stats) {
-        stats->loss = loss;
-        stats->grad_norm = norm;
-        stats->lr = rate;
-        stats->step = step + 1;
-    }
-    return NNE_OK;
-}

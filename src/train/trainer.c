@@ -481,9 +481,16 @@ static nne_status forward_backward(nne_trainer *tr, const float *input, const fl
     return NNE_OK;
 }
 
-nne_status nne_trainer_step(nne_trainer *t, const float *input, const float *target,
-                            nne_train_stats *stats) {
-    if (!t || !input || !target) return nne_error(NNE_ERR_INVALID_ARG, "trainer: NULL argument");
+nne_status nne_trainer_step_ext(nne_trainer *t, nne_optim *o, const nne_lr_schedule *lr,
+                                int64_t step, const float *input, const float *target,
+                                nne_train_stats *stats) {
+    if (!t || !o || !lr || !input || !target)
+        return nne_error(NNE_ERR_INVALID_ARG, "trainer: NULL argument");
+    nne_params *p = t->params;
+    if (o->n != p->total)
+        return nne_error(NNE_ERR_INVALID_ARG,
+                         "trainer: optimizer holds %zu values, the trainer %zu parameters", o->n,
+                         p->total);
     double loss = 0.0;
     nne_status st = forward_backward(t, input, target, &loss);
     if (st != NNE_OK) return st;
@@ -491,19 +498,25 @@ nne_status nne_trainer_step(nne_trainer *t, const float *input, const float *tar
         return nne_error(NNE_ERR_INVALID_ARG,
                          "trainer: loss is %g at step %lld (non-finite data or divergence); "
                          "parameters not updated",
-                         loss, (long long)t->step);
-    const double norm =
-        nne_clip_grad_norm(t->params->grad, t->params->total, (double)t->cfg.optim.clip_norm);
-    const float lr = nne_lr_at(&t->cfg.lr, t->step);
-    nne_optim_step(t->optim, t->params->data, t->params->grad, t->params->n_decay, lr);
-    t->step++;
+                         loss, (long long)step);
+    const double norm = nne_clip_grad_norm(p->grad, p->total, (double)o->cfg.clip_norm);
+    const float rate = nne_lr_at(lr, step);
+    nne_optim_step(o, p->data, p->grad, p->n_decay, rate);
     if (stats) {
         stats->loss = loss;
         stats->grad_norm = norm;
-        stats->lr = lr;
-        stats->step = t->step;
+        stats->lr = rate;
+        stats->step = step + 1;
     }
     return NNE_OK;
+}
+
+nne_status nne_trainer_step(nne_trainer *t, const float *input, const float *target,
+                            nne_train_stats *stats) {
+    if (!t) return nne_error(NNE_ERR_INVALID_ARG, "trainer: NULL argument");
+    nne_status st = nne_trainer_step_ext(t, t->optim, &t->cfg.lr, t->step, input, target, stats);
+    if (st == NNE_OK) t->step++;
+    return st;
 }
 
 nne_status nne_trainer_grad(nne_trainer *t, const float *input, const float *target, double *loss) {
