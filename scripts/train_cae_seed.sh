@@ -46,7 +46,10 @@ THREADS_OPT=""
 if [ -f "$CKPT" ]; then
     echo "$(date -u +%FT%TZ) resuming from $CKPT" >>"$LOG"
     # shellcheck disable=SC2086
-    set -- train --resume "$CKPT" $THREADS_OPT ${EXTRA:-}
+    # Paths are given again (relative to the repository) so that a checkpoint made in another
+    # checkout or on another machine writes here, not to the folders it recorded.
+    set -- train --resume "$CKPT" --data "$DATA" --val "$VAL" -o "$OUT" --log "$CSV" \
+        $THREADS_OPT ${EXTRA:-}
 else
     echo "$(date -u +%FT%TZ) starting" >>"$LOG"
     # shellcheck disable=SC2086
