@@ -8,59 +8,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli_util.h"
 #include "nnedge/codec.h"
 #include "nnedge/image.h"
 #include "nnedge/model_file.h"
 #include "nnedge/models.h"
-#include "testutil.h"
-
-static const char *g_bin;
-static char g_out[1 << 20], g_err[1 << 16];
-static char g_tmp[256];
-
-/* Run "nnedge ARGS" from the source directory (a shell fragment; %T expands to the temporary
- * directory), capture stdout/stderr, return the exit code. */
-static int run(const char *args) {
-    char expanded[4096], cmd[8192], po[300], pe[300];
-    size_t o = 0;
-    for (const char *p = args; *p && o + 300 < sizeof expanded; p++) {
-        if (p[0] == '%' && p[1] == 'T') {
-            o += (size_t)snprintf(expanded + o, sizeof expanded - o, "%s", g_tmp);
-            p++;
-        } else {
-            expanded[o++] = *p;
-        }
-    }
-    expanded[o] = 0;
-    snprintf(po, sizeof po, "%s/out.txt", g_tmp);
-    snprintf(pe, sizeof pe, "%s/err.txt", g_tmp);
-    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' %s >'%s' 2>'%s' </dev/null", nne_test_source_dir(),
-             g_bin, expanded, po, pe);
-    int st = system(cmd);
-    size_t n;
-    unsigned char *out = nne_test_read_file(po, &n);
-    snprintf(g_out, sizeof g_out, "%s", out ? (char *)out : "");
-    nne_free(out);
-    unsigned char *e = nne_test_read_file(pe, &n);
-    snprintf(g_err, sizeof g_err, "%s", e ? (char *)e : "");
-    nne_free(e);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-#define EXPECT_RC(args, rc)                                                                        \
-    do {                                                                                           \
-        int r_ = run(args);                                                                        \
-        CHECK_MSG(r_ == (rc), "'nnedge %s' exited %d, want %d; stderr: %s", args, r_, rc, g_err);  \
-    } while (0)
-#define EXPECT_ERR(s) CHECK_MSG(strstr(g_err, s) != NULL, "stderr lacks '%s': %s", s, g_err)
-#define EXPECT_OUT(s) CHECK_MSG(strstr(g_out, s) != NULL, "stdout lacks '%s': %s", s, g_out)
-
-static const char *tmp_path(const char *name) { return nne_test_path(g_tmp, name); }
-
-static bool exists(const char *name) {
-    struct stat st;
-    return stat(tmp_path(name), &st) == 0;
-}
 
 /* A cae-seed autoencoder (built at 64x64, as a trainer would save it) with weights drawn
  * from a seeded uniform distribution of variance 1 / fan_in. */
@@ -79,7 +31,7 @@ static bool write_model(const char *name, unsigned seed) {
         for (size_t k = 0; k < nne_tensor_nbytes(t) / 4; k++)
             v[k] = (float)(a * (2 * nne_test_rng_uniform(&r) - 1));
     }
-    nne_status s = nne_model_write_file(g, tmp_path(name));
+    nne_status s = nne_model_write_file(g, nne_cli_tmp_path(name));
     nne_graph_free(g);
     return s == NNE_OK;
 }
@@ -93,7 +45,7 @@ static bool write_crop(const char *name, int32_t x0, int32_t y0, int32_t w, int3
     for (int32_t y = 0; ok && y < h; y++)
         memcpy(dst.data + (size_t)y * w * 3, src.data + ((size_t)(y + y0) * src.width + x0) * 3,
                (size_t)w * 3);
-    ok = ok && nne_image_save(tmp_path(name), &dst) == NNE_OK;
+    ok = ok && nne_image_save(nne_cli_tmp_path(name), &dst) == NNE_OK;
     nne_image_free(&src);
     nne_image_free(&dst);
     return ok;
@@ -104,7 +56,7 @@ static void test_round_trip(void) {
     EXPECT_OUT("latent 28x38x32");
     nne_latent lat;
     nne_latent_info info;
-    CHECK_OK(nne_latent_read_file(tmp_path("a.nnl"), &lat, &info));
+    CHECK_OK(nne_latent_read_file(nne_cli_tmp_path("a.nnl"), &lat, &info));
     int32_t lh, lw, lc;
     CHECK_OK(nne_cae_latent_shape(240, 320, &lh, &lw, &lc));
     CHECK(lat.height == lh && lat.width == lw && lat.channels == lc);
@@ -114,31 +66,31 @@ static void test_round_trip(void) {
 
     EXPECT_RC("decode %T/a.nnl -o %T/a.png --model %T/m1.nne", 0);
     nne_image img = {0};
-    CHECK_OK(nne_image_load(tmp_path("a.png"), NNE_IMAGE_LOAD_ANY, &img));
+    CHECK_OK(nne_image_load(nne_cli_tmp_path("a.png"), NNE_IMAGE_LOAD_ANY, &img));
     CHECK(img.width == 320 && img.height == 240 && img.channels == 3);
     nne_image_free(&img);
 
     /* Every compression decodes to the same pixels. */
     EXPECT_RC("encode samples/wiki-crop.png -o %T/b.nnl --model %T/m1.nne --compress none -q", 0);
-    CHECK(g_out[0] == 0);
+    CHECK(nne_cli_out[0] == 0);
     EXPECT_RC("encode samples/wiki-crop.png -o %T/c.nnl --model %T/m1.nne --compress xz --level 6 "
               "--json",
               0);
-    CHECK(g_out[0] == '{');
+    CHECK(nne_cli_out[0] == '{');
     EXPECT_OUT("\"latent_shape\"");
     EXPECT_OUT("\"compression\": \"xz\"");
     EXPECT_RC("decode %T/b.nnl -o %T/b.ppm --model %T/m1.nne --json", 0);
     EXPECT_OUT("\"width\": 320");
     EXPECT_RC("decode %T/c.nnl -o %T/c.png --model %T/m1.nne -q", 0);
     size_t na, nc;
-    unsigned char *pa = nne_test_read_file(tmp_path("a.png"), &na);
-    unsigned char *pc = nne_test_read_file(tmp_path("c.png"), &nc);
+    unsigned char *pa = nne_test_read_file(nne_cli_tmp_path("a.png"), &na);
+    unsigned char *pc = nne_test_read_file(nne_cli_tmp_path("c.png"), &nc);
     CHECK(pa && pc && na == nc && memcmp(pa, pc, na) == 0);
     nne_free(pa);
     nne_free(pc);
     nne_image b = {0}, a = {0};
-    CHECK_OK(nne_image_load(tmp_path("b.ppm"), NNE_IMAGE_LOAD_ANY, &b));
-    CHECK_OK(nne_image_load(tmp_path("a.png"), NNE_IMAGE_LOAD_ANY, &a));
+    CHECK_OK(nne_image_load(nne_cli_tmp_path("b.ppm"), NNE_IMAGE_LOAD_ANY, &b));
+    CHECK_OK(nne_image_load(nne_cli_tmp_path("a.png"), NNE_IMAGE_LOAD_ANY, &a));
     CHECK(a.data && b.data && memcmp(a.data, b.data, 320 * 240 * 3) == 0);
     nne_image_free(&a);
     nne_image_free(&b);
@@ -152,7 +104,7 @@ static void test_round_trip(void) {
     EXPECT_RC("encode %T/tiny20.png -o %T/t20.nnl --model %T/m1.nne", 1);
     EXPECT_ERR("tiny20.png");
     EXPECT_ERR("21x21");
-    CHECK(!exists("t20.nnl"));
+    CHECK(!nne_cli_tmp_exists("t20.nnl"));
 }
 
 static void test_errors(void) {
@@ -196,12 +148,12 @@ static void test_errors(void) {
     EXPECT_RC("decode %T/a.nnl -o %T/wrong.png --model %T/m2.nne", 1);
     EXPECT_ERR("a.nnl");
     EXPECT_ERR("wrong model");
-    CHECK(!exists("wrong.png"));
+    CHECK(!nne_cli_tmp_exists("wrong.png"));
     /* A truncated latent file. */
     size_t n;
-    unsigned char *buf = nne_test_read_file(tmp_path("a.nnl"), &n);
+    unsigned char *buf = nne_test_read_file(nne_cli_tmp_path("a.nnl"), &n);
     if (buf) {
-        FILE *f = fopen(tmp_path("trunc.nnl"), "wb");
+        FILE *f = fopen(nne_cli_tmp_path("trunc.nnl"), "wb");
         if (f) {
             fwrite(buf, 1, n / 2, f);
             fclose(f);
@@ -214,11 +166,11 @@ static void test_errors(void) {
     /* Never overwrite the input. */
     CHECK(write_crop("self.png", 10, 10, 40, 40));
     size_t before_n;
-    unsigned char *before = nne_test_read_file(tmp_path("self.png"), &before_n);
+    unsigned char *before = nne_test_read_file(nne_cli_tmp_path("self.png"), &before_n);
     EXPECT_RC("encode %T/self.png -o %T/self.png --model %T/m1.nne", 1);
     EXPECT_ERR("refusing to overwrite");
     size_t after_n;
-    unsigned char *after = nne_test_read_file(tmp_path("self.png"), &after_n);
+    unsigned char *after = nne_test_read_file(nne_cli_tmp_path("self.png"), &after_n);
     CHECK(before && after && before_n == after_n && memcmp(before, after, after_n) == 0);
     nne_free(before);
     nne_free(after);
@@ -232,7 +184,7 @@ static void test_errors(void) {
 
 static void test_eval(void) {
     char dir[300];
-    snprintf(dir, sizeof dir, "%s/data", g_tmp);
+    snprintf(dir, sizeof dir, "%s/data", nne_cli_tmp);
     CHECK(mkdir(dir, 0777) == 0);
     /* Two images larger than 160 pixels on each side, so MS-SSIM is defined. */
     CHECK(write_crop("data/img-b.png", 100, 40, 200, 170));
@@ -244,10 +196,10 @@ static void test_eval(void) {
     EXPECT_OUT("0.6356"); /* the footnote about the paper's ratio */
     EXPECT_ERR("[2/2]");  /* progress */
     /* img-a sorts first. */
-    CHECK(strstr(g_out, "img-a") < strstr(g_out, "img-b"));
+    CHECK(strstr(nne_cli_out, "img-a") < strstr(nne_cli_out, "img-b"));
 
     size_t n;
-    char *csv = (char *)nne_test_read_file(tmp_path("report/eval.csv"), &n);
+    char *csv = (char *)nne_test_read_file(nne_cli_tmp_path("report/eval.csv"), &n);
     CHECK(csv != NULL);
     if (csv) {
         CHECK(strncmp(csv, "image,width,height,", 19) == 0);
@@ -259,14 +211,14 @@ static void test_eval(void) {
         CHECK(strstr(csv, ",90,") != NULL);
     }
     nne_free(csv);
-    char *json = (char *)nne_test_read_file(tmp_path("report/eval.json"), &n);
+    char *json = (char *)nne_test_read_file(nne_cli_tmp_path("report/eval.json"), &n);
     CHECK(json && json[0] == '{' && strstr(json, "\"images\"") && strstr(json, "\"mean\"") &&
           strstr(json, "\"nnl_xz_bytes\"") && strstr(json, "\"jpeg_ms_ssim\""));
     nne_free(json);
-    char *md = (char *)nne_test_read_file(tmp_path("report/eval.md"), &n);
+    char *md = (char *)nne_test_read_file(nne_cli_tmp_path("report/eval.md"), &n);
     CHECK(md && strstr(md, "| **mean** |") && strstr(md, "figure6.svg"));
     nne_free(md);
-    char *svg = (char *)nne_test_read_file(tmp_path("report/figure6.svg"), &n);
+    char *svg = (char *)nne_test_read_file(nne_cli_tmp_path("report/figure6.svg"), &n);
     CHECK(svg != NULL);
     if (svg) {
         CHECK(strncmp(svg, "<svg", 4) == 0);
@@ -280,9 +232,9 @@ static void test_eval(void) {
     nne_free(svg);
 
     EXPECT_RC("eval --model %T/m1.nne --data %T/data --json -q", 0);
-    CHECK(g_out[0] == '{');
+    CHECK(nne_cli_out[0] == '{');
     EXPECT_OUT("\"raw_ratio\"");
-    CHECK(g_err[0] == 0);
+    CHECK(nne_cli_err[0] == 0);
     /* The report directory may not be the data directory; a missing folder is an error. */
     EXPECT_RC("eval --model %T/m1.nne --data %T/data -o %T/data", 1);
     EXPECT_RC("eval --model %T/m1.nne --data %T/nonexistent", 1);
@@ -290,10 +242,7 @@ static void test_eval(void) {
 }
 
 int main(void) {
-    g_bin = getenv("NNEDGE_BIN");
-    if (!g_bin || access(g_bin, X_OK) != 0) nne_test_skip("NNEDGE_BIN not set or not executable");
-    snprintf(g_tmp, sizeof g_tmp, "/tmp/nnedge-codec-cli-XXXXXX");
-    if (!mkdtemp(g_tmp)) nne_test_skip("cannot create a temporary directory");
+    nne_cli_setup("codec-cli");
     if (!write_model("m1.nne", 1) || !write_model("m2.nne", 2)) {
         fprintf(stderr, "cannot write the test models: %s\n", nne_last_error());
         return 1;
@@ -301,8 +250,6 @@ int main(void) {
     NNE_RUN(test_round_trip);
     NNE_RUN(test_errors);
     NNE_RUN(test_eval);
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_tmp);
+    nne_cli_cleanup();
     return nne_test_summary();
 }

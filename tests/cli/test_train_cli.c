@@ -7,49 +7,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli_util.h"
 #include "nnedge/image.h"
 #include "nnedge/model_file.h"
-#include "testutil.h"
 
-static const char *g_bin;
-static char g_out[1 << 16], g_err[1 << 16];
-static char g_tmp[256];
-
-/* Run "nnedge ARGS" in the temporary folder, capture stdout/stderr, return the exit code. */
-static int run(const char *args) {
-    char cmd[4096], po[300], pe[300];
-    snprintf(po, sizeof po, "%s/out.txt", g_tmp);
-    snprintf(pe, sizeof pe, "%s/err.txt", g_tmp);
-    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' %s >'%s' 2>'%s' </dev/null", g_tmp, g_bin, args, po,
-             pe);
-    int st = system(cmd);
-    size_t n;
-    unsigned char *o = nne_test_read_file(po, &n);
-    snprintf(g_out, sizeof g_out, "%s", o ? (char *)o : "");
-    nne_free(o);
-    unsigned char *e = nne_test_read_file(pe, &n);
-    snprintf(g_err, sizeof g_err, "%s", e ? (char *)e : "");
-    nne_free(e);
-    if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-#define EXPECT_RC(args, rc)                                                                        \
-    do {                                                                                           \
-        int r_ = run(args);                                                                        \
-        CHECK_MSG(r_ == (rc), "'nnedge %s' exited %d, want %d; stderr: %s", args, r_, rc, g_err);  \
-    } while (0)
-
-static const char *tmp_path(const char *rel) { return nne_test_path(g_tmp, rel); }
-
-static bool exists(const char *rel) {
-    struct stat st;
-    return stat(tmp_path(rel), &st) == 0;
-}
+/* Every command of this test runs inside the temporary folder. */
+#undef EXPECT_RC
+#define EXPECT_RC(args, rc) EXPECT_RC_IN(nne_cli_tmp, args, rc)
 
 /* A folder of small images: textured gradients, mixed sizes and formats. */
 static void make_images(const char *dir, int n, int seed) {
-    mkdir(tmp_path(dir), 0755);
+    mkdir(nne_cli_tmp_path(dir), 0755);
     nne_test_rng r;
     nne_test_rng_seed(&r, (unsigned long long)seed);
     for (int i = 0; i < n; i++) {
@@ -65,20 +33,20 @@ static void make_images(const char *dir, int n, int seed) {
             }
         char rel[64];
         snprintf(rel, sizeof rel, "%s/img%02d.%s", dir, i, i % 2 ? "ppm" : "png");
-        CHECK_OK(nne_image_save(tmp_path(rel), &img));
+        CHECK_OK(nne_image_save(nne_cli_tmp_path(rel), &img));
         nne_image_free(&img);
     }
 }
 
 static void test_usage(void) {
     EXPECT_RC("train --help", 0);
-    CHECK(strstr(g_out, "usage: nnedge train") != NULL);
+    CHECK(strstr(nne_cli_out, "usage: nnedge train") != NULL);
     EXPECT_RC("train", 2);
-    CHECK(strstr(g_err, "--data") != NULL);
+    CHECK(strstr(nne_cli_err, "--data") != NULL);
     EXPECT_RC("train --data data", 2);
-    CHECK(strstr(g_err, "-o") != NULL);
+    CHECK(strstr(nne_cli_err, "-o") != NULL);
     EXPECT_RC("train --data data -o m.nne --steps 0", 2);
-    CHECK(strstr(g_err, "--steps 0") != NULL);
+    CHECK(strstr(nne_cli_err, "--steps 0") != NULL);
     EXPECT_RC("train --data data -o m.nne --steps 10 --epochs 1", 2);
     EXPECT_RC("train --data data -o m.nne --batch x", 2);
     EXPECT_RC("train --data data -o m.nne --crop 8", 2);
@@ -87,38 +55,38 @@ static void test_usage(void) {
     EXPECT_RC("train --data data -o m.nne --loss l1", 2);
     EXPECT_RC("train --data data -o m.nne --model resnet", 2);
     EXPECT_RC("train --data data -o m.nne --bogus", 2);
-    CHECK(strstr(g_err, "unknown option '--bogus'") != NULL);
+    CHECK(strstr(nne_cli_err, "unknown option '--bogus'") != NULL);
     EXPECT_RC("train --data data -o m.nne extra", 2);
     EXPECT_RC("help train", 0);
     EXPECT_RC("--help", 0);
-    CHECK(strstr(g_out, "train") != NULL);
+    CHECK(strstr(nne_cli_out, "train") != NULL);
 }
 
 static void test_guards(void) {
     EXPECT_RC("train --data nonexistent-folder -o m.nne --steps 2", 1);
-    CHECK(strstr(g_err, "nonexistent-folder") != NULL);
+    CHECK(strstr(nne_cli_err, "nonexistent-folder") != NULL);
     EXPECT_RC("train --data data --val no-val-here -o m.nne --steps 2", 1);
-    CHECK(strstr(g_err, "no-val-here") != NULL);
+    CHECK(strstr(nne_cli_err, "no-val-here") != NULL);
     /* Kodak, even in a subfolder, as --data or --val. */
-    mkdir(tmp_path("kodakish"), 0755);
-    mkdir(tmp_path("kodakish/sub"), 0755);
-    FILE *f = fopen(tmp_path("kodakish/sub/kodim07.png"), "wb");
+    mkdir(nne_cli_tmp_path("kodakish"), 0755);
+    mkdir(nne_cli_tmp_path("kodakish/sub"), 0755);
+    FILE *f = fopen(nne_cli_tmp_path("kodakish/sub/kodim07.png"), "wb");
     if (f) fclose(f);
     EXPECT_RC("train --data kodakish -o m.nne --steps 2", 2);
-    CHECK(strstr(g_err, "Kodak") && strstr(g_err, "kodim07.png"));
+    CHECK(strstr(nne_cli_err, "Kodak") && strstr(nne_cli_err, "kodim07.png"));
     EXPECT_RC("train --data data --val kodakish -o m.nne --steps 2", 2);
-    CHECK(strstr(g_err, "Kodak") != NULL);
+    CHECK(strstr(nne_cli_err, "Kodak") != NULL);
     /* No output inside the data. */
     EXPECT_RC("train --data data -o data/m.nne --steps 2", 2);
-    CHECK(strstr(g_err, "data folder") != NULL);
+    CHECK(strstr(nne_cli_err, "data folder") != NULL);
     /* An empty folder. */
-    mkdir(tmp_path("empty"), 0755);
+    mkdir(nne_cli_tmp_path("empty"), 0755);
     EXPECT_RC("train --data empty -o m.nne --steps 2 -q", 1);
-    CHECK(strstr(g_err, "empty") != NULL);
+    CHECK(strstr(nne_cli_err, "empty") != NULL);
     /* Images smaller than the crop are skipped; none left is an error. */
     EXPECT_RC("train --data data -o m.nne --steps 2 --crop 64 -q", 1);
-    CHECK(strstr(g_err, "no usable images") != NULL);
-    CHECK(!exists("m.nne"));
+    CHECK(strstr(nne_cli_err, "no usable images") != NULL);
+    CHECK(!nne_cli_tmp_exists("m.nne"));
 }
 
 static const char *k_small = "--steps 10 --crop 32 --batch 2 --val-every 5 --log-every 2 --seed 3";
@@ -127,9 +95,10 @@ static void test_run_and_provenance(void) {
     char args[1024];
     snprintf(args, sizeof args, "train --data data --val val -o a.nne --log a.csv %s", k_small);
     EXPECT_RC(args, 0);
-    CHECK(exists("a.nne") && exists("a.ckpt") && exists("a.best.nne") && exists("a.csv"));
+    CHECK(nne_cli_tmp_exists("a.nne") && nne_cli_tmp_exists("a.ckpt") &&
+          nne_cli_tmp_exists("a.best.nne") && nne_cli_tmp_exists("a.csv"));
     nne_graph *g = NULL;
-    CHECK_OK(nne_model_read_file(tmp_path("a.nne"), &g));
+    CHECK_OK(nne_model_read_file(nne_cli_tmp_path("a.nne"), &g));
     if (g) {
         const char *keys[] = {
             "train.data",   "train.val",  "train.steps",   "train.epochs",        "train.seed",
@@ -148,7 +117,7 @@ static void test_run_and_provenance(void) {
         nne_graph_free(g);
     }
     size_t n;
-    unsigned char *csv = nne_test_read_file(tmp_path("a.csv"), &n);
+    unsigned char *csv = nne_test_read_file(nne_cli_tmp_path("a.csv"), &n);
     CHECK(csv &&
           strncmp((char *)csv, "step,epoch,lr,train_loss,val_loss,val_psnr,elapsed_s\n", 53) == 0);
     if (csv) {
@@ -159,25 +128,26 @@ static void test_run_and_provenance(void) {
     }
     nne_free(csv);
     EXPECT_RC("info a.nne", 0);
-    CHECK(strstr(g_out, "conv2d_1") != NULL);
+    CHECK(strstr(nne_cli_out, "conv2d_1") != NULL);
     /* Never overwrite. */
     snprintf(args, sizeof args, "train --data data -o a.nne %s", k_small);
     EXPECT_RC(args, 1);
-    CHECK(strstr(g_err, "a.nne already exists") && strstr(g_err, "--force"));
+    CHECK(strstr(nne_cli_err, "a.nne already exists") && strstr(nne_cli_err, "--force"));
     snprintf(args, sizeof args, "train --data data -o b.nne --log a.csv %s", k_small);
     EXPECT_RC(args, 1);
-    CHECK(strstr(g_err, "a.csv already exists") != NULL);
+    CHECK(strstr(nne_cli_err, "a.csv already exists") != NULL);
     /* A checkpoint of another run is not clobbered by a fresh start. */
     snprintf(args, sizeof args, "train --data data -o b.nne --checkpoint a.ckpt %s", k_small);
     EXPECT_RC(args, 1);
-    CHECK(strstr(g_err, "--resume a.ckpt") != NULL);
+    CHECK(strstr(nne_cli_err, "--resume a.ckpt") != NULL);
 }
 
 /* Compare the constants of two model files bit for bit. */
 static bool same_weights(const char *a, const char *b) {
     nne_graph *ga = NULL, *gb = NULL;
-    bool same = nne_model_read_file(tmp_path(a), &ga) == NNE_OK &&
-                nne_model_read_file(tmp_path(b), &gb) == NNE_OK && ga->n_tensors == gb->n_tensors;
+    bool same = nne_model_read_file(nne_cli_tmp_path(a), &ga) == NNE_OK &&
+                nne_model_read_file(nne_cli_tmp_path(b), &gb) == NNE_OK &&
+                ga->n_tensors == gb->n_tensors;
     for (int32_t i = 0; same && i < ga->n_tensors; i++) {
         const nne_tensor *x = &ga->tensors[i], *y = &gb->tensors[i];
         if (x->kind != NNE_TENSOR_CONSTANT) continue;
@@ -201,38 +171,39 @@ static void test_resume(void) {
              "--stop-after 4 -q",
              k_long);
     EXPECT_RC(args, 0);
-    CHECK(exists("res.ckpt") && !exists("res.nne"));
+    CHECK(nne_cli_tmp_exists("res.ckpt") && !nne_cli_tmp_exists("res.nne"));
     /* Settings come from the checkpoint; a conflicting one is refused. */
     EXPECT_RC("train --resume res.ckpt --batch 4", 2);
-    CHECK(strstr(g_err, "--batch 4 conflicts") != NULL);
+    CHECK(strstr(nne_cli_err, "--batch 4 conflicts") != NULL);
     EXPECT_RC("train --resume res.ckpt --stop-after 3", 0);
-    CHECK(strstr(g_err, "continuing at step 4/40") && strstr(g_err, "stopped at step 7/40"));
+    CHECK(strstr(nne_cli_err, "continuing at step 4/40") &&
+          strstr(nne_cli_err, "stopped at step 7/40"));
     EXPECT_RC("train --resume res.ckpt -q --batch 2 --lr 0.001", 0);
-    CHECK(exists("res.nne"));
+    CHECK(nne_cli_tmp_exists("res.nne"));
     size_t n;
-    unsigned char *csv = nne_test_read_file(tmp_path("res.csv"), &n);
+    unsigned char *csv = nne_test_read_file(nne_cli_tmp_path("res.csv"), &n);
     CHECK(csv && n > 4 && strstr((char *)csv, "\n40,") != NULL);
     nne_free(csv);
     CHECK_MSG(same_weights("ref.nne", "res.nne"), "resumed model differs from the reference");
     /* Resuming a finished run only rewrites the model, which exists: refused. */
     EXPECT_RC("train --resume res.ckpt -q", 1);
-    CHECK(strstr(g_err, "already exists") != NULL);
+    CHECK(strstr(nne_cli_err, "already exists") != NULL);
     /* A run given in epochs resumes too (6 images, batch 2: 3 steps per epoch). */
     EXPECT_RC("train --data data -o ep.nne --epochs 2 --crop 32 --batch 2 --stop-after 2", 0);
-    CHECK(strstr(g_err, "6 steps") != NULL);
+    CHECK(strstr(nne_cli_err, "6 steps") != NULL);
     EXPECT_RC("train --resume ep.ckpt --epochs 2", 0);
-    CHECK(strstr(g_err, "continuing at step 2/6") != NULL);
-    CHECK(exists("ep.nne"));
+    CHECK(strstr(nne_cli_err, "continuing at step 2/6") != NULL);
+    CHECK(nne_cli_tmp_exists("ep.nne"));
     /* Ctrl-C: a long run is stopped after its second step, writes a checkpoint, exits 130 and
      * says how to resume. */
     snprintf(args, sizeof args,
              "'%s' train --data data -o int.nne --log int.csv --log-every 1 --steps 1000000 "
              "--crop 36 --batch 2 & p=$!; i=0; while [ $i -lt 1000 ] && ! grep -q '^2,' int.csv "
              "2>/dev/null; do sleep 0.01; i=$((i+1)); done; kill -INT $p; wait $p",
-             g_bin);
+             nne_cli_bin);
     char cmd[2048], pe[300];
-    snprintf(pe, sizeof pe, "%s/err.txt", g_tmp);
-    snprintf(cmd, sizeof cmd, "cd '%s' && ( %s ) 2>'%s'", g_tmp, args, pe);
+    snprintf(pe, sizeof pe, "%s/err.txt", nne_cli_tmp);
+    snprintf(cmd, sizeof cmd, "cd '%s' && ( %s ) 2>'%s'", nne_cli_tmp, args, pe);
     const int st = system(cmd);
     const int rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
     unsigned char *e = nne_test_read_file(pe, &n);
@@ -240,39 +211,34 @@ static void test_resume(void) {
     CHECK(e && strstr((char *)e, "interrupted at step") &&
           strstr((char *)e, "resume with: nnedge train --resume int.ckpt"));
     nne_free(e);
-    CHECK(exists("int.ckpt") && !exists("int.nne"));
+    CHECK(nne_cli_tmp_exists("int.ckpt") && !nne_cli_tmp_exists("int.nne"));
     EXPECT_RC("train --resume int.ckpt --stop-after 1", 0);
-    CHECK(strstr(g_err, "continuing at step") != NULL);
+    CHECK(strstr(nne_cli_err, "continuing at step") != NULL);
     /* A damaged checkpoint is refused, naming it. */
-    unsigned char *ck = nne_test_read_file(tmp_path("res.ckpt"), &n);
+    unsigned char *ck = nne_test_read_file(nne_cli_tmp_path("res.ckpt"), &n);
     if (ck) {
         ck[n / 2] ^= 1;
-        FILE *f = fopen(tmp_path("bad.ckpt"), "wb");
+        FILE *f = fopen(nne_cli_tmp_path("bad.ckpt"), "wb");
         if (f) {
             fwrite(ck, 1, n, f);
             fclose(f);
         }
         nne_free(ck);
         EXPECT_RC("train --resume bad.ckpt -o other.nne -q", 1);
-        CHECK(strstr(g_err, "bad.ckpt") && strstr(g_err, "CRC"));
+        CHECK(strstr(nne_cli_err, "bad.ckpt") && strstr(nne_cli_err, "CRC"));
     }
     EXPECT_RC("train --resume missing.ckpt", 1);
-    CHECK(strstr(g_err, "missing.ckpt") != NULL);
+    CHECK(strstr(nne_cli_err, "missing.ckpt") != NULL);
 }
 
 int main(void) {
-    g_bin = getenv("NNEDGE_BIN");
-    if (!g_bin || access(g_bin, X_OK) != 0) nne_test_skip("NNEDGE_BIN not set or not executable");
-    snprintf(g_tmp, sizeof g_tmp, "/tmp/nnedge-train-cli-XXXXXX");
-    if (!mkdtemp(g_tmp)) nne_test_skip("cannot create a temporary directory");
+    nne_cli_setup("train-cli");
     make_images("data", 6, 1);
     make_images("val", 2, 2);
     NNE_RUN(test_usage);
     NNE_RUN(test_guards);
     NNE_RUN(test_run_and_provenance);
     NNE_RUN(test_resume);
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_tmp);
+    nne_cli_cleanup();
     return nne_test_summary();
 }
