@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../src/codec/latent_internal.h"
+#include "codec/latent_internal.h"
 #include "nnedge/codec.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

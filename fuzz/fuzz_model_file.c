@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../src/graph/model_file_internal.h"
+#include "graph/model_file_internal.h"
 #include "nnedge/model_file.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -14,6 +14,7 @@
 #include <zstd_errors.h>
 
 #include "codec/latent_internal.h"
+#include "common/le.h"
 #include "nnedge/codec.h"
 #include "nnedge/file.h"
 
@@ -21,17 +22,6 @@
 #define ZSTD_WINDOW_LOG_MAX 23                   /* 8 MiB: zstd levels 1..19 stay within it */
 #define XZ_MEMLIMIT         ((uint64_t)96 << 20) /* preset 9 needs about 65 MiB */
 #define GROW_START          ((size_t)1 << 20)    /* first output buffer for decompression */
-
-static void wr32(uint8_t *p, uint32_t v) {
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static void wr64(uint8_t *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint32_t rd32(const uint8_t *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static uint64_t rd64(const uint8_t *p) { return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32; }
 
 /* Re-raise the thread's error with another status and a prefix (the message is copied first:
  * nne_error formats into the buffer nne_last_error() returns). */
@@ -83,9 +73,9 @@ void nne_latent_free(nne_latent *l) {
 
 void nne_latent_fix_checksums(uint8_t *buf, size_t size) {
     if (size < NNE_LATENT_HEADER_SIZE) return;
-    wr32(buf + NNE_LT_OFF_PAYLOAD_CRC,
-         nne_crc32(0, buf + NNE_LATENT_HEADER_SIZE, size - NNE_LATENT_HEADER_SIZE));
-    wr32(buf + NNE_LT_OFF_HEADER_CRC, nne_crc32(0, buf, NNE_LT_OFF_HEADER_CRC));
+    nne_le_wr32(buf + NNE_LT_OFF_PAYLOAD_CRC,
+                nne_crc32(0, buf + NNE_LATENT_HEADER_SIZE, size - NNE_LATENT_HEADER_SIZE));
+    nne_le_wr32(buf + NNE_LT_OFF_HEADER_CRC, nne_crc32(0, buf, NNE_LT_OFF_HEADER_CRC));
 }
 
 /* The model identifier field: 1..31 printable ASCII bytes, then NULs to the end. */
@@ -224,7 +214,7 @@ nne_status nne_latent_write_mem(const nne_latent *l, nne_latent_compression c, i
         }
         uint32_t v;
         memcpy(&v, &l->data[i], 4);
-        wr32(raw + 4 * i, v);
+        nne_le_wr32(raw + 4 * i, v);
     }
 
     size_t bound = (size_t)raw_size;
@@ -257,23 +247,23 @@ nne_status nne_latent_write_mem(const nne_latent *l, nne_latent_compression c, i
     }
 
     memcpy(buf + NNE_LT_OFF_MAGIC, NNE_LATENT_MAGIC, 8);
-    wr32(buf + NNE_LT_OFF_VERSION, NNE_LATENT_VERSION);
-    wr32(buf + NNE_LT_OFF_HEADER_SIZE, NNE_LATENT_HEADER_SIZE);
-    wr32(buf + NNE_LT_OFF_FLAGS, 0);
-    wr32(buf + NNE_LT_OFF_COMPRESSION, (uint32_t)c);
-    wr32(buf + NNE_LT_OFF_DTYPE, NNE_LT_DTYPE_F32);
-    wr32(buf + NNE_LT_OFF_IMAGE_WIDTH, (uint32_t)l->image_width);
-    wr32(buf + NNE_LT_OFF_IMAGE_HEIGHT, (uint32_t)l->image_height);
-    wr32(buf + NNE_LT_OFF_IMAGE_CHANNELS, 3);
-    for (int i = 0; i < 4; i++) wr32(buf + NNE_LT_OFF_PAD + 4 * i, (uint32_t)l->pad[i]);
-    wr32(buf + NNE_LT_OFF_LATENT_SHAPE + 0, (uint32_t)l->height);
-    wr32(buf + NNE_LT_OFF_LATENT_SHAPE + 4, (uint32_t)l->width);
-    wr32(buf + NNE_LT_OFF_LATENT_SHAPE + 8, (uint32_t)l->channels);
-    wr64(buf + NNE_LT_OFF_RAW_SIZE, raw_size);
-    wr64(buf + NNE_LT_OFF_STORED_SIZE, stored);
+    nne_le_wr32(buf + NNE_LT_OFF_VERSION, NNE_LATENT_VERSION);
+    nne_le_wr32(buf + NNE_LT_OFF_HEADER_SIZE, NNE_LATENT_HEADER_SIZE);
+    nne_le_wr32(buf + NNE_LT_OFF_FLAGS, 0);
+    nne_le_wr32(buf + NNE_LT_OFF_COMPRESSION, (uint32_t)c);
+    nne_le_wr32(buf + NNE_LT_OFF_DTYPE, NNE_LT_DTYPE_F32);
+    nne_le_wr32(buf + NNE_LT_OFF_IMAGE_WIDTH, (uint32_t)l->image_width);
+    nne_le_wr32(buf + NNE_LT_OFF_IMAGE_HEIGHT, (uint32_t)l->image_height);
+    nne_le_wr32(buf + NNE_LT_OFF_IMAGE_CHANNELS, 3);
+    for (int i = 0; i < 4; i++) nne_le_wr32(buf + NNE_LT_OFF_PAD + 4 * i, (uint32_t)l->pad[i]);
+    nne_le_wr32(buf + NNE_LT_OFF_LATENT_SHAPE + 0, (uint32_t)l->height);
+    nne_le_wr32(buf + NNE_LT_OFF_LATENT_SHAPE + 4, (uint32_t)l->width);
+    nne_le_wr32(buf + NNE_LT_OFF_LATENT_SHAPE + 8, (uint32_t)l->channels);
+    nne_le_wr64(buf + NNE_LT_OFF_RAW_SIZE, raw_size);
+    nne_le_wr64(buf + NNE_LT_OFF_STORED_SIZE, stored);
     memcpy(buf + NNE_LT_OFF_MODEL_ID, id, NNE_LATENT_ID_SIZE);
     memcpy(buf + NNE_LT_OFF_MODEL_HASH, l->model_hash, NNE_LATENT_HASH_SIZE);
-    wr32(buf + NNE_LT_OFF_RESERVED, 0);
+    nne_le_wr32(buf + NNE_LT_OFF_RESERVED, 0);
     nne_latent_fix_checksums(buf, NNE_LATENT_HEADER_SIZE + stored);
     *out = buf;
     *out_size = NNE_LATENT_HEADER_SIZE + stored;
@@ -426,7 +416,7 @@ static nne_status read_mem(const uint8_t *b, size_t size, const char *what, nne_
         return nne_error(NNE_ERR_FORMAT, "latent: %s: not a latent file (bad magic)", what);
     if (size < NNE_LT_OFF_VERSION + 4)
         return nne_error(NNE_ERR_FORMAT, "latent: %s: truncated header (%zu bytes)", what, size);
-    const uint32_t version = rd32(b + NNE_LT_OFF_VERSION);
+    const uint32_t version = nne_le_rd32(b + NNE_LT_OFF_VERSION);
     if (version != NNE_LATENT_VERSION)
         return nne_error(NNE_ERR_UNSUPPORTED,
                          "latent: %s: version %u is not supported (this reader knows %d)", what,
@@ -435,48 +425,49 @@ static nne_status read_mem(const uint8_t *b, size_t size, const char *what, nne_
         return nne_error(NNE_ERR_FORMAT, "latent: %s: truncated header (%zu of %d bytes)", what,
                          size, NNE_LATENT_HEADER_SIZE);
     const uint32_t hcrc = nne_crc32(0, b, NNE_LT_OFF_HEADER_CRC);
-    if (hcrc != rd32(b + NNE_LT_OFF_HEADER_CRC))
+    if (hcrc != nne_le_rd32(b + NNE_LT_OFF_HEADER_CRC))
         return nne_error(NNE_ERR_CHECKSUM,
                          "latent: %s: header CRC-32 mismatch (stored %08x, computed %08x)", what,
-                         rd32(b + NNE_LT_OFF_HEADER_CRC), hcrc);
-    if (rd32(b + NNE_LT_OFF_HEADER_SIZE) != NNE_LATENT_HEADER_SIZE)
+                         nne_le_rd32(b + NNE_LT_OFF_HEADER_CRC), hcrc);
+    if (nne_le_rd32(b + NNE_LT_OFF_HEADER_SIZE) != NNE_LATENT_HEADER_SIZE)
         return nne_error(NNE_ERR_FORMAT, "latent: %s: header_size %u, expected %d", what,
-                         rd32(b + NNE_LT_OFF_HEADER_SIZE), NNE_LATENT_HEADER_SIZE);
-    if (rd32(b + NNE_LT_OFF_FLAGS) != 0)
+                         nne_le_rd32(b + NNE_LT_OFF_HEADER_SIZE), NNE_LATENT_HEADER_SIZE);
+    if (nne_le_rd32(b + NNE_LT_OFF_FLAGS) != 0)
         return nne_error(NNE_ERR_UNSUPPORTED, "latent: %s: unknown flags 0x%08x", what,
-                         rd32(b + NNE_LT_OFF_FLAGS));
-    if (rd32(b + NNE_LT_OFF_RESERVED) != 0)
+                         nne_le_rd32(b + NNE_LT_OFF_FLAGS));
+    if (nne_le_rd32(b + NNE_LT_OFF_RESERVED) != 0)
         return nne_error(NNE_ERR_FORMAT, "latent: %s: reserved field is not zero", what);
-    const uint32_t comp = rd32(b + NNE_LT_OFF_COMPRESSION);
+    const uint32_t comp = nne_le_rd32(b + NNE_LT_OFF_COMPRESSION);
     if (comp > NNE_LATENT_XZ)
         return nne_error(NNE_ERR_UNSUPPORTED, "latent: %s: unknown compression %u", what, comp);
-    if (rd32(b + NNE_LT_OFF_DTYPE) != NNE_LT_DTYPE_F32)
+    if (nne_le_rd32(b + NNE_LT_OFF_DTYPE) != NNE_LT_DTYPE_F32)
         return nne_error(NNE_ERR_UNSUPPORTED, "latent: %s: dtype %u (only 1 = f32 is supported)",
-                         what, rd32(b + NNE_LT_OFF_DTYPE));
-    if (rd32(b + NNE_LT_OFF_IMAGE_CHANNELS) != 3)
+                         what, nne_le_rd32(b + NNE_LT_OFF_DTYPE));
+    if (nne_le_rd32(b + NNE_LT_OFF_IMAGE_CHANNELS) != 3)
         return nne_error(NNE_ERR_UNSUPPORTED,
                          "latent: %s: %u image channels (only 3 = RGB is supported)", what,
-                         rd32(b + NNE_LT_OFF_IMAGE_CHANNELS));
-    const int64_t iw = rd32(b + NNE_LT_OFF_IMAGE_WIDTH), ih = rd32(b + NNE_LT_OFF_IMAGE_HEIGHT);
+                         nne_le_rd32(b + NNE_LT_OFF_IMAGE_CHANNELS));
+    const int64_t iw = nne_le_rd32(b + NNE_LT_OFF_IMAGE_WIDTH),
+                  ih = nne_le_rd32(b + NNE_LT_OFF_IMAGE_HEIGHT);
     int64_t pad[4];
-    for (int i = 0; i < 4; i++) pad[i] = rd32(b + NNE_LT_OFF_PAD + 4 * i);
-    const int64_t lh = rd32(b + NNE_LT_OFF_LATENT_SHAPE),
-                  lw = rd32(b + NNE_LT_OFF_LATENT_SHAPE + 4),
-                  lc = rd32(b + NNE_LT_OFF_LATENT_SHAPE + 8);
+    for (int i = 0; i < 4; i++) pad[i] = nne_le_rd32(b + NNE_LT_OFF_PAD + 4 * i);
+    const int64_t lh = nne_le_rd32(b + NNE_LT_OFF_LATENT_SHAPE),
+                  lw = nne_le_rd32(b + NNE_LT_OFF_LATENT_SHAPE + 4),
+                  lc = nne_le_rd32(b + NNE_LT_OFF_LATENT_SHAPE + 8);
     uint64_t raw;
     nne_status s = check_geometry(what, iw, ih, pad, lh, lw, lc, &raw);
     if (s) return s;
-    if (rd64(b + NNE_LT_OFF_RAW_SIZE) != raw)
+    if (nne_le_rd64(b + NNE_LT_OFF_RAW_SIZE) != raw)
         return nne_error(NNE_ERR_FORMAT,
                          "latent: %s: raw_size %llu does not match the latent shape (%llu bytes)",
-                         what, (unsigned long long)rd64(b + NNE_LT_OFF_RAW_SIZE),
+                         what, (unsigned long long)nne_le_rd64(b + NNE_LT_OFF_RAW_SIZE),
                          (unsigned long long)raw);
     if (!id_field_ok(b + NNE_LT_OFF_MODEL_ID))
         return nne_error(NNE_ERR_FORMAT,
                          "latent: %s: model id is not 1..%d printable ASCII bytes padded with "
                          "NULs",
                          what, NNE_LATENT_ID_SIZE - 1);
-    const uint64_t stored = rd64(b + NNE_LT_OFF_STORED_SIZE);
+    const uint64_t stored = nne_le_rd64(b + NNE_LT_OFF_STORED_SIZE);
     const uint64_t have = size - NNE_LATENT_HEADER_SIZE;
     if (stored != have)
         return nne_error(NNE_ERR_FORMAT,
@@ -489,10 +480,10 @@ static nne_status read_mem(const uint8_t *b, size_t size, const char *what, nne_
                          (unsigned long long)stored, (unsigned long long)raw);
     const uint8_t *payload = b + NNE_LATENT_HEADER_SIZE;
     const uint32_t pcrc = nne_crc32(0, payload, (size_t)stored);
-    if (pcrc != rd32(b + NNE_LT_OFF_PAYLOAD_CRC))
+    if (pcrc != nne_le_rd32(b + NNE_LT_OFF_PAYLOAD_CRC))
         return nne_error(NNE_ERR_CHECKSUM,
                          "latent: %s: payload CRC-32 mismatch (stored %08x, computed %08x)", what,
-                         rd32(b + NNE_LT_OFF_PAYLOAD_CRC), pcrc);
+                         nne_le_rd32(b + NNE_LT_OFF_PAYLOAD_CRC), pcrc);
 
     uint8_t *data = NULL;
     if (comp == NNE_LATENT_NONE) {
@@ -508,7 +499,7 @@ static nne_status read_mem(const uint8_t *b, size_t size, const char *what, nne_
     /* Little-endian bytes to host floats, in place; reject what no encoder produces. */
     const size_t n = (size_t)raw / 4;
     for (size_t i = 0; i < n; i++) {
-        const uint32_t v = rd32(data + 4 * i);
+        const uint32_t v = nne_le_rd32(data + 4 * i);
         float f;
         memcpy(&f, &v, 4);
         if (!isfinite(f)) {

@@ -55,8 +55,8 @@ static bool size_acc(size_t *total, size_t add) { return nne_size_add(*total, ad
 static void put_string(mf_writer *w, uint8_t *p, const char *s) {
     size_t n = strlen(s);
     memcpy(w->buf + w->sec_off[NNE_MF_SEC_STRINGS] + w->str_pos, s, n + 1);
-    nne_mf_wr32(p, (uint32_t)w->str_pos);
-    nne_mf_wr32(p + 4, (uint32_t)n);
+    nne_le_wr32(p, (uint32_t)w->str_pos);
+    nne_le_wr32(p + 4, (uint32_t)n);
     w->str_pos += n + 1;
 }
 
@@ -169,34 +169,34 @@ static nne_status writer_measure(const nne_graph *g, const int32_t *order, mf_wr
 
 static void write_tensor(mf_writer *w, uint8_t *e, const nne_tensor *t) {
     put_string(w, e + NNE_MF_T_NAME_OFF, t->name);
-    nne_mf_wr32(e + NNE_MF_T_DTYPE, (uint32_t)t->dtype);
-    nne_mf_wr32(e + NNE_MF_T_KIND, (uint32_t)t->kind);
-    nne_mf_wr32(e + NNE_MF_T_NDIM, (uint32_t)t->shape.ndim);
+    nne_le_wr32(e + NNE_MF_T_DTYPE, (uint32_t)t->dtype);
+    nne_le_wr32(e + NNE_MF_T_KIND, (uint32_t)t->kind);
+    nne_le_wr32(e + NNE_MF_T_NDIM, (uint32_t)t->shape.ndim);
     for (int d = 0; d < t->shape.ndim; d++)
-        nne_mf_wr64(e + NNE_MF_T_DIMS + 8 * d, (uint64_t)t->shape.dim[d]);
+        nne_le_wr64(e + NNE_MF_T_DIMS + 8 * d, (uint64_t)t->shape.dim[d]);
     if (t->quant.count > 0) {
         uint32_t count = (uint32_t)t->quant.count;
-        nne_mf_wr32(e + NNE_MF_T_Q_AXIS, (uint32_t)t->quant.axis);
-        nne_mf_wr32(e + NNE_MF_T_Q_COUNT, count);
-        nne_mf_wr32(e + NNE_MF_T_Q_FLAGS, t->quant.pow2 ? NNE_MF_QUANT_POW2 : 0);
-        nne_mf_wr64(e + NNE_MF_T_Q_OFFSET, w->quant_pos);
+        nne_le_wr32(e + NNE_MF_T_Q_AXIS, (uint32_t)t->quant.axis);
+        nne_le_wr32(e + NNE_MF_T_Q_COUNT, count);
+        nne_le_wr32(e + NNE_MF_T_Q_FLAGS, t->quant.pow2 ? NNE_MF_QUANT_POW2 : 0);
+        nne_le_wr64(e + NNE_MF_T_Q_OFFSET, w->quant_pos);
         uint8_t *q = w->buf + w->sec_off[NNE_MF_SEC_QUANT] + w->quant_pos;
         for (uint32_t i = 0; i < count; i++) {
             uint32_t bits;
             memcpy(&bits, &t->quant.scale[i], 4);
-            nne_mf_wr32(q + 4 * i, bits);
-            nne_mf_wr32(q + 4 * ((size_t)count + i), (uint32_t)t->quant.zero_point[i]);
+            nne_le_wr32(q + 4 * i, bits);
+            nne_le_wr32(q + 4 * ((size_t)count + i), (uint32_t)t->quant.zero_point[i]);
         }
         w->quant_pos += (size_t)count * 8;
     } else {
-        nne_mf_wr32(e + NNE_MF_T_Q_AXIS, UINT32_MAX); /* -1: canonical "not quantized" */
+        nne_le_wr32(e + NNE_MF_T_Q_AXIS, UINT32_MAX); /* -1: canonical "not quantized" */
     }
     if (t->kind == NNE_TENSOR_CONSTANT) {
         size_t nb = nne_tensor_nbytes(t);
         w->data_pos = nne_align_up(w->data_pos, NNE_MF_WEIGHTS_ALIGN);
         memcpy(w->buf + w->sec_off[NNE_MF_SEC_WEIGHTS] + w->data_pos, t->data, nb);
-        nne_mf_wr64(e + NNE_MF_T_DATA_OFFSET, w->data_pos);
-        nne_mf_wr64(e + NNE_MF_T_DATA_SIZE, nb);
+        nne_le_wr64(e + NNE_MF_T_DATA_OFFSET, w->data_pos);
+        nne_le_wr64(e + NNE_MF_T_DATA_SIZE, nb);
         w->data_pos += nb;
     }
 }
@@ -269,39 +269,39 @@ nne_status nne_model_write_mem(const nne_graph *g, uint8_t **out, size_t *out_si
     /* GRAPH first: its name is the first string. */
     uint8_t *gr = b + w.sec_off[NNE_MF_SEC_GRAPH];
     put_string(&w, gr, g->name ? g->name : "");
-    nne_mf_wr32(gr + 8, (uint32_t)g->n_inputs);
-    nne_mf_wr32(gr + 12, (uint32_t)g->n_outputs);
+    nne_le_wr32(gr + 8, (uint32_t)g->n_inputs);
+    nne_le_wr32(gr + 12, (uint32_t)g->n_outputs);
     for (int32_t i = 0; i < g->n_inputs; i++)
-        nne_mf_wr32(gr + NNE_MF_GRAPH_HEADER + 4 * (size_t)i, (uint32_t)file_of[g->inputs[i]]);
+        nne_le_wr32(gr + NNE_MF_GRAPH_HEADER + 4 * (size_t)i, (uint32_t)file_of[g->inputs[i]]);
     for (int32_t i = 0; i < g->n_outputs; i++)
-        nne_mf_wr32(gr + NNE_MF_GRAPH_HEADER + 4 * ((size_t)g->n_inputs + (size_t)i),
+        nne_le_wr32(gr + NNE_MF_GRAPH_HEADER + 4 * ((size_t)g->n_inputs + (size_t)i),
                     (uint32_t)file_of[g->outputs[i]]);
 
     uint8_t *te = b + w.sec_off[NNE_MF_SEC_TENSORS];
-    nne_mf_wr32(te, (uint32_t)g->n_tensors);
+    nne_le_wr32(te, (uint32_t)g->n_tensors);
     for (int32_t f = 0; f < g->n_tensors; f++)
         write_tensor(&w, te + NNE_MF_TABLE_HEADER + (size_t)f * NNE_MF_TENSOR_SIZE,
                      &g->tensors[order[f]]);
 
     uint8_t *ne = b + w.sec_off[NNE_MF_SEC_NODES];
-    nne_mf_wr32(ne, (uint32_t)g->n_nodes);
+    nne_le_wr32(ne, (uint32_t)g->n_nodes);
     for (int32_t k = 0; k < g->n_nodes; k++) {
         const nne_node *n = &g->nodes[k];
         uint8_t *e = ne + NNE_MF_TABLE_HEADER + (size_t)k * NNE_MF_NODE_SIZE;
         put_string(&w, e + NNE_MF_N_NAME_OFF, n->name);
-        nne_mf_wr32(e + NNE_MF_N_OP, (uint32_t)n->op);
-        nne_mf_wr32(e + NNE_MF_N_N_INPUTS, (uint32_t)n->n_inputs);
-        nne_mf_wr32(e + NNE_MF_N_OUTPUT, (uint32_t)file_of[n->output]);
+        nne_le_wr32(e + NNE_MF_N_OP, (uint32_t)n->op);
+        nne_le_wr32(e + NNE_MF_N_N_INPUTS, (uint32_t)n->n_inputs);
+        nne_le_wr32(e + NNE_MF_N_OUTPUT, (uint32_t)file_of[n->output]);
         for (int i = 0; i < NNE_OP_PARAM_WORDS; i++)
-            nne_mf_wr32(e + NNE_MF_N_PARAMS + 4 * i, n->params.words[i]);
+            nne_le_wr32(e + NNE_MF_N_PARAMS + 4 * i, n->params.words[i]);
         for (int i = 0; i < NNE_MAX_NODE_INPUTS; i++) {
             int32_t in = i < n->n_inputs ? n->inputs[i] : -1;
-            nne_mf_wr32(e + NNE_MF_N_INPUTS + 4 * i, in < 0 ? UINT32_MAX : (uint32_t)file_of[in]);
+            nne_le_wr32(e + NNE_MF_N_INPUTS + 4 * i, in < 0 ? UINT32_MAX : (uint32_t)file_of[in]);
         }
     }
 
     uint8_t *me = b + w.sec_off[NNE_MF_SEC_META];
-    nne_mf_wr32(me, (uint32_t)g->n_meta);
+    nne_le_wr32(me, (uint32_t)g->n_meta);
     for (int32_t m = 0; m < g->n_meta; m++) {
         uint8_t *e = me + NNE_MF_TABLE_HEADER + (size_t)m * NNE_MF_META_SIZE;
         put_string(&w, e, g->meta[m].key);
@@ -311,18 +311,18 @@ nne_status nne_model_write_mem(const nne_graph *g, uint8_t **out, size_t *out_si
     /* Section table, then the header and the checksums. */
     for (int t = 1; t <= NNE_MF_SEC_KNOWN_COUNT; t++) {
         uint8_t *se = b + NNE_MF_HEADER_SIZE + (size_t)(t - 1) * NNE_MF_SECTION_ENTRY_SIZE;
-        nne_mf_wr32(se + NNE_MF_SE_TYPE, (uint32_t)t);
-        nne_mf_wr64(se + NNE_MF_SE_OFFSET, w.sec_off[t]);
-        nne_mf_wr64(se + NNE_MF_SE_SIZE, w.sec_size[t]);
-        nne_mf_wr32(se + NNE_MF_SE_CRC, nne_crc32(0, b + w.sec_off[t], w.sec_size[t]));
+        nne_le_wr32(se + NNE_MF_SE_TYPE, (uint32_t)t);
+        nne_le_wr64(se + NNE_MF_SE_OFFSET, w.sec_off[t]);
+        nne_le_wr64(se + NNE_MF_SE_SIZE, w.sec_size[t]);
+        nne_le_wr32(se + NNE_MF_SE_CRC, nne_crc32(0, b + w.sec_off[t], w.sec_size[t]));
     }
     memcpy(b + NNE_MF_OFF_MAGIC, NNE_MODEL_MAGIC, 8);
-    nne_mf_wr32(b + NNE_MF_OFF_VERSION, NNE_MODEL_VERSION);
-    nne_mf_wr32(b + NNE_MF_OFF_HEADER_SIZE, NNE_MF_HEADER_SIZE);
-    nne_mf_wr32(b + NNE_MF_OFF_SECTION_ESIZE, NNE_MF_SECTION_ENTRY_SIZE);
-    nne_mf_wr32(b + NNE_MF_OFF_SECTION_COUNT, NNE_MF_SEC_KNOWN_COUNT);
-    nne_mf_wr64(b + NNE_MF_OFF_FILE_SIZE, file_size);
-    nne_mf_wr32(b + NNE_MF_OFF_FILE_CRC, nne_mf_file_crc(b, file_size));
+    nne_le_wr32(b + NNE_MF_OFF_VERSION, NNE_MODEL_VERSION);
+    nne_le_wr32(b + NNE_MF_OFF_HEADER_SIZE, NNE_MF_HEADER_SIZE);
+    nne_le_wr32(b + NNE_MF_OFF_SECTION_ESIZE, NNE_MF_SECTION_ENTRY_SIZE);
+    nne_le_wr32(b + NNE_MF_OFF_SECTION_COUNT, NNE_MF_SEC_KNOWN_COUNT);
+    nne_le_wr64(b + NNE_MF_OFF_FILE_SIZE, file_size);
+    nne_le_wr32(b + NNE_MF_OFF_FILE_CRC, nne_mf_file_crc(b, file_size));
 
     *out = w.buf;
     *out_size = file_size;
@@ -426,15 +426,8 @@ static nne_status bad_graph(const mf_reader *r, nne_status s, const char *where)
 }
 
 static int32_t rd_i32(const uint8_t *p) {
-    uint32_t v = nne_mf_rd32(p);
+    uint32_t v = nne_le_rd32(p);
     return v <= INT32_MAX ? (int32_t)v : -(int32_t)(UINT32_MAX - v) - 1;
-}
-
-static float rd_f32(const uint8_t *p) {
-    uint32_t v = nne_mf_rd32(p);
-    float f;
-    memcpy(&f, &v, 4);
-    return f;
 }
 
 static bool all_zero(const uint8_t *p, size_t n) {
@@ -450,18 +443,18 @@ static nne_status read_header(mf_reader *r) {
     if (r->size < NNE_MF_HEADER_SIZE)
         return bad(r, NNE_ERR_FORMAT, "truncated: %zu bytes, the header alone is %d", r->size,
                    NNE_MF_HEADER_SIZE);
-    uint32_t version = nne_mf_rd32(b + NNE_MF_OFF_VERSION);
+    uint32_t version = nne_le_rd32(b + NNE_MF_OFF_VERSION);
     if (version != NNE_MODEL_VERSION)
         return bad(r, NNE_ERR_UNSUPPORTED, "format version %u (this reader supports %d)", version,
                    NNE_MODEL_VERSION);
-    uint32_t flags = nne_mf_rd32(b + NNE_MF_OFF_FLAGS);
+    uint32_t flags = nne_le_rd32(b + NNE_MF_OFF_FLAGS);
     if (flags) return bad(r, NNE_ERR_UNSUPPORTED, "header flags 0x%08x (none are defined)", flags);
-    uint32_t hsize = nne_mf_rd32(b + NNE_MF_OFF_HEADER_SIZE);
-    uint32_t esize = nne_mf_rd32(b + NNE_MF_OFF_SECTION_ESIZE);
+    uint32_t hsize = nne_le_rd32(b + NNE_MF_OFF_HEADER_SIZE);
+    uint32_t esize = nne_le_rd32(b + NNE_MF_OFF_SECTION_ESIZE);
     if (hsize != NNE_MF_HEADER_SIZE || esize != NNE_MF_SECTION_ENTRY_SIZE)
         return bad(r, NNE_ERR_FORMAT, "header size %u / section entry size %u (want %d / %d)",
                    hsize, esize, NNE_MF_HEADER_SIZE, NNE_MF_SECTION_ENTRY_SIZE);
-    uint64_t fsize = nne_mf_rd64(b + NNE_MF_OFF_FILE_SIZE);
+    uint64_t fsize = nne_le_rd64(b + NNE_MF_OFF_FILE_SIZE);
     if (fsize != r->size)
         return bad(r, NNE_ERR_FORMAT,
                    "the header records %llu bytes but there are %zu (truncated or trailing "
@@ -472,7 +465,7 @@ static nne_status read_header(mf_reader *r) {
                    (unsigned long long)fsize, (unsigned long long)NNE_MF_MAX_FILE_SIZE);
     if (!all_zero(b + NNE_MF_OFF_RESERVED, NNE_MF_HEADER_SIZE - NNE_MF_OFF_RESERVED))
         return bad(r, NNE_ERR_FORMAT, "reserved header bytes are not zero");
-    uint32_t stored = nne_mf_rd32(b + NNE_MF_OFF_FILE_CRC);
+    uint32_t stored = nne_le_rd32(b + NNE_MF_OFF_FILE_CRC);
     uint32_t crc = nne_mf_file_crc(b, r->size);
     if (stored != crc)
         return bad(r, NNE_ERR_CHECKSUM, "file checksum mismatch (stored %08x, computed %08x)",
@@ -482,7 +475,7 @@ static nne_status read_header(mf_reader *r) {
 
 static nne_status read_sections(mf_reader *r) {
     const uint8_t *b = r->buf;
-    uint32_t count = nne_mf_rd32(b + NNE_MF_OFF_SECTION_COUNT);
+    uint32_t count = nne_le_rd32(b + NNE_MF_OFF_SECTION_COUNT);
     if (count > NNE_MF_MAX_SECTIONS)
         return bad(r, NNE_ERR_LIMIT, "%u sections (at most %d)", count, NNE_MF_MAX_SECTIONS);
     uint64_t table_end = NNE_MF_HEADER_SIZE + (uint64_t)count * NNE_MF_SECTION_ENTRY_SIZE;
@@ -492,13 +485,13 @@ static nne_status read_sections(mf_reader *r) {
     uint64_t off[NNE_MF_MAX_SECTIONS], sz[NNE_MF_MAX_SECTIONS];
     for (uint32_t i = 0; i < count; i++) {
         const uint8_t *se = b + NNE_MF_HEADER_SIZE + (size_t)i * NNE_MF_SECTION_ENTRY_SIZE;
-        uint32_t type = nne_mf_rd32(se + NNE_MF_SE_TYPE);
-        uint32_t flags = nne_mf_rd32(se + NNE_MF_SE_FLAGS);
+        uint32_t type = nne_le_rd32(se + NNE_MF_SE_TYPE);
+        uint32_t flags = nne_le_rd32(se + NNE_MF_SE_FLAGS);
         const char *tname =
             type >= 1 && type <= NNE_MF_SEC_KNOWN_COUNT ? g_section_names[type] : "unknown";
-        off[i] = nne_mf_rd64(se + NNE_MF_SE_OFFSET);
-        sz[i] = nne_mf_rd64(se + NNE_MF_SE_SIZE);
-        if (nne_mf_rd32(se + NNE_MF_SE_RESERVED))
+        off[i] = nne_le_rd64(se + NNE_MF_SE_OFFSET);
+        sz[i] = nne_le_rd64(se + NNE_MF_SE_SIZE);
+        if (nne_le_rd32(se + NNE_MF_SE_RESERVED))
             return bad(r, NNE_ERR_FORMAT, "section %u (%s): reserved field is not zero", i, tname);
         if (flags & ~NNE_MF_SECTION_OPTIONAL)
             return bad(r, NNE_ERR_UNSUPPORTED, "section %u (%s): unknown flags 0x%08x", i, tname,
@@ -513,7 +506,7 @@ static nne_status read_sections(mf_reader *r) {
             return bad(r, NNE_ERR_FORMAT, "section %u (%s): offset %llu is not %llu-aligned", i,
                        tname, (unsigned long long)off[i], (unsigned long long)align);
         uint32_t crc = nne_crc32(0, b + off[i], (size_t)sz[i]);
-        if (crc != nne_mf_rd32(se + NNE_MF_SE_CRC))
+        if (crc != nne_le_rd32(se + NNE_MF_SE_CRC))
             return bad(r, NNE_ERR_CHECKSUM, "section %u (%s): checksum mismatch", i, tname);
         for (uint32_t j = 0; j < i; j++)
             if (sz[i] && sz[j] && off[i] < off[j] + sz[j] && off[j] < off[i] + sz[i])
@@ -546,9 +539,9 @@ static nne_status read_table(const mf_reader *r, int type, uint32_t entry, uint3
         return bad(r, NNE_ERR_FORMAT, "%s: %llu bytes, too small for its header", name,
                    (unsigned long long)size);
     const uint8_t *p = sec(r, type);
-    uint32_t n = nne_mf_rd32(p);
+    uint32_t n = nne_le_rd32(p);
     if (n > limit) return bad(r, NNE_ERR_LIMIT, "%s: %u entries (at most %u)", name, n, limit);
-    if (nne_mf_rd32(p + 4)) return bad(r, NNE_ERR_FORMAT, "%s: reserved field is not zero", name);
+    if (nne_le_rd32(p + 4)) return bad(r, NNE_ERR_FORMAT, "%s: reserved field is not zero", name);
     if (size != NNE_MF_TABLE_HEADER + (uint64_t)n * entry)
         return bad(r, NNE_ERR_FORMAT, "%s: %u entries need %llu bytes, the section has %llu", name,
                    n, (unsigned long long)(NNE_MF_TABLE_HEADER + (uint64_t)n * entry),
@@ -561,7 +554,7 @@ static nne_status read_table(const mf_reader *r, int type, uint32_t entry, uint3
  * bytes, and after every string referenced before it. */
 static nne_status read_string(mf_reader *r, const uint8_t *p, uint32_t max, const char *what,
                               mf_string *out) {
-    uint64_t off = nne_mf_rd32(p), len = nne_mf_rd32(p + 4);
+    uint64_t off = nne_le_rd32(p), len = nne_le_rd32(p + 4);
     uint64_t size = r->sec_size[NNE_MF_SEC_STRINGS];
     if (len > max)
         return bad(r, NNE_ERR_LIMIT, "%s: string of %llu bytes (at most %u)", what,
@@ -585,11 +578,11 @@ static nne_status read_string(mf_reader *r, const uint8_t *p, uint32_t max, cons
 /* Validate the quantization fields of tensor entry e (decoded shape in t). */
 static nne_status read_quant(mf_reader *r, const uint8_t *e, uint32_t i, mf_tensor *t) {
     int32_t axis = rd_i32(e + NNE_MF_T_Q_AXIS);
-    uint32_t count = nne_mf_rd32(e + NNE_MF_T_Q_COUNT);
-    uint32_t flags = nne_mf_rd32(e + NNE_MF_T_Q_FLAGS);
-    uint64_t qoff = nne_mf_rd64(e + NNE_MF_T_Q_OFFSET);
+    uint32_t count = nne_le_rd32(e + NNE_MF_T_Q_COUNT);
+    uint32_t flags = nne_le_rd32(e + NNE_MF_T_Q_FLAGS);
+    uint64_t qoff = nne_le_rd64(e + NNE_MF_T_Q_OFFSET);
     const char *tn = t->name.s;
-    if (nne_mf_rd32(e + NNE_MF_T_Q_RESERVED))
+    if (nne_le_rd32(e + NNE_MF_T_Q_RESERVED))
         return bad(r, NNE_ERR_FORMAT, "tensor %u ('%s'): reserved quantization field not zero", i,
                    tn);
     if (flags & ~NNE_MF_QUANT_POW2)
@@ -620,7 +613,7 @@ static nne_status read_quant(mf_reader *r, const uint8_t *e, uint32_t i, mf_tens
     r->quant_next = qoff + bytes;
     const uint8_t *q = sec(r, NNE_MF_SEC_QUANT) + qoff;
     for (uint32_t k = 0; k < count; k++) {
-        float sc = rd_f32(q + 4 * (size_t)k);
+        float sc = nne_le_rdf32(q + 4 * (size_t)k);
         if (!isfinite(sc) || !(sc > 0.0f))
             return bad(r, NNE_ERR_FORMAT, "tensor %u ('%s'): scale[%u] = %g is not finite and > 0",
                        i, tn, k, (double)sc);
@@ -651,12 +644,12 @@ static nne_status read_tensor(mf_reader *r, uint32_t i, mf_tensor *t) {
     nne_status s = read_string(r, e + NNE_MF_T_NAME_OFF, NNE_MAX_NAME, what, &t->name);
     if (s) return s;
     const char *tn = t->name.s;
-    uint32_t dtype = nne_mf_rd32(e + NNE_MF_T_DTYPE), ndim = nne_mf_rd32(e + NNE_MF_T_NDIM);
-    t->kind = (nne_tensor_kind)nne_mf_rd32(e + NNE_MF_T_KIND); /* checked by the caller */
+    uint32_t dtype = nne_le_rd32(e + NNE_MF_T_DTYPE), ndim = nne_le_rd32(e + NNE_MF_T_NDIM);
+    t->kind = (nne_tensor_kind)nne_le_rd32(e + NNE_MF_T_KIND); /* checked by the caller */
     if (dtype == NNE_DTYPE_INVALID || dtype >= NNE_DTYPE_COUNT)
         return bad(r, NNE_ERR_FORMAT, "tensor %u ('%s'): invalid dtype %u", i, tn, dtype);
     t->dtype = (nne_dtype)dtype;
-    if (nne_mf_rd32(e + NNE_MF_T_RESERVED))
+    if (nne_le_rd32(e + NNE_MF_T_RESERVED))
         return bad(r, NNE_ERR_FORMAT, "tensor %u ('%s'): reserved field is not zero", i, tn);
     if (ndim > NNE_MAX_DIMS)
         return bad(r, NNE_ERR_LIMIT, "tensor %u ('%s'): rank %u (at most %d)", i, tn, ndim,
@@ -664,7 +657,7 @@ static nne_status read_tensor(mf_reader *r, uint32_t i, mf_tensor *t) {
     memset(&t->shape, 0, sizeof t->shape);
     t->shape.ndim = (int32_t)ndim;
     for (uint32_t d = 0; d < NNE_MAX_DIMS; d++) {
-        uint64_t v = nne_mf_rd64(e + NNE_MF_T_DIMS + 8 * d);
+        uint64_t v = nne_le_rd64(e + NNE_MF_T_DIMS + 8 * d);
         if (d >= ndim) {
             if (v)
                 return bad(r, NNE_ERR_FORMAT, "tensor %u ('%s'): unused dimension %u is not 0", i,
@@ -683,8 +676,8 @@ static nne_status read_tensor(mf_reader *r, uint32_t i, mf_tensor *t) {
     }
     if ((s = read_quant(r, e, i, t))) return s;
 
-    uint64_t doff = nne_mf_rd64(e + NNE_MF_T_DATA_OFFSET);
-    uint64_t dsize = nne_mf_rd64(e + NNE_MF_T_DATA_SIZE);
+    uint64_t doff = nne_le_rd64(e + NNE_MF_T_DATA_OFFSET);
+    uint64_t dsize = nne_le_rd64(e + NNE_MF_T_DATA_SIZE);
     t->data = NULL;
     if (t->kind != NNE_TENSOR_CONSTANT) {
         if (doff || dsize)
@@ -719,14 +712,14 @@ static nne_status read_node(mf_reader *r, uint32_t k, mf_node *n) {
     nne_status s = read_string(r, e + NNE_MF_N_NAME_OFF, NNE_MAX_NAME, what, &n->name);
     if (s) return s;
     const char *nn = n->name.s;
-    uint32_t op = nne_mf_rd32(e + NNE_MF_N_OP), n_in = nne_mf_rd32(e + NNE_MF_N_N_INPUTS);
-    uint32_t output = nne_mf_rd32(e + NNE_MF_N_OUTPUT);
+    uint32_t op = nne_le_rd32(e + NNE_MF_N_OP), n_in = nne_le_rd32(e + NNE_MF_N_N_INPUTS);
+    uint32_t output = nne_le_rd32(e + NNE_MF_N_OUTPUT);
     if (op == NNE_OP_INVALID || op >= NNE_OP_COUNT)
         return bad(r, NNE_ERR_FORMAT, "node %u ('%s'): unknown op type %u", k, nn, op);
     if (n_in > NNE_MAX_NODE_INPUTS)
         return bad(r, NNE_ERR_LIMIT, "node %u ('%s'): %u inputs (at most %d)", k, nn, n_in,
                    NNE_MAX_NODE_INPUTS);
-    if (nne_mf_rd32(e + NNE_MF_N_RESERVED))
+    if (nne_le_rd32(e + NNE_MF_N_RESERVED))
         return bad(r, NNE_ERR_FORMAT, "node %u ('%s'): reserved field is not zero", k, nn);
     /* Tensor order: node k produces tensor n_fixed + k (docs/model-format.md). */
     if (output != r->n_fixed + k)
@@ -735,7 +728,7 @@ static nne_status read_node(mf_reader *r, uint32_t k, mf_node *n) {
     n->op = (nne_op_type)op;
     n->n_inputs = (int32_t)n_in;
     for (int w = 0; w < NNE_OP_PARAM_WORDS; w++)
-        n->params.words[w] = nne_mf_rd32(e + NNE_MF_N_PARAMS + 4 * w);
+        n->params.words[w] = nne_le_rd32(e + NNE_MF_N_PARAMS + 4 * w);
     for (uint32_t j = 0; j < NNE_MAX_NODE_INPUTS; j++) {
         int32_t in = rd_i32(e + NNE_MF_N_INPUTS + 4 * j);
         /* Range and order are the graph builder's to check; slot hygiene is ours. */
@@ -757,8 +750,8 @@ static nne_status decode(mf_reader *r) {
     const uint8_t *gp = sec(r, NNE_MF_SEC_GRAPH);
     if (gsize < NNE_MF_GRAPH_HEADER)
         return bad(r, NNE_ERR_FORMAT, "GRAPH: %llu bytes, too small", (unsigned long long)gsize);
-    r->n_inputs = nne_mf_rd32(gp + 8);
-    r->n_outputs = nne_mf_rd32(gp + 12);
+    r->n_inputs = nne_le_rd32(gp + 8);
+    r->n_outputs = nne_le_rd32(gp + 12);
     if (r->n_inputs > NNE_MAX_TENSORS || r->n_outputs > NNE_MAX_TENSORS)
         return bad(r, NNE_ERR_LIMIT, "GRAPH: %u inputs, %u outputs (at most %d each)", r->n_inputs,
                    r->n_outputs, NNE_MAX_TENSORS);
@@ -771,7 +764,7 @@ static nne_status decode(mf_reader *r) {
         (s = read_table(r, NNE_MF_SEC_META, NNE_MF_META_SIZE, NNE_MAX_META, &r->n_meta)))
         return s;
     for (uint32_t i = 0; i < r->n_inputs + r->n_outputs; i++) {
-        uint32_t t = nne_mf_rd32(gp + NNE_MF_GRAPH_HEADER + 4 * (size_t)i);
+        uint32_t t = nne_le_rd32(gp + NNE_MF_GRAPH_HEADER + 4 * (size_t)i);
         if (t >= r->n_tensors)
             return bad(r, NNE_ERR_FORMAT, "GRAPH: %s %u is tensor %u of %u",
                        i < r->n_inputs ? "input" : "output", i < r->n_inputs ? i : i - r->n_inputs,
@@ -783,7 +776,7 @@ static nne_status decode(mf_reader *r) {
     const uint8_t *tp = sec(r, NNE_MF_SEC_TENSORS) + NNE_MF_TABLE_HEADER;
     r->n_fixed = r->n_tensors;
     for (uint32_t i = 0; i < r->n_tensors; i++) {
-        uint32_t kind = nne_mf_rd32(tp + (size_t)i * NNE_MF_TENSOR_SIZE + NNE_MF_T_KIND);
+        uint32_t kind = nne_le_rd32(tp + (size_t)i * NNE_MF_TENSOR_SIZE + NNE_MF_T_KIND);
         if (kind > NNE_TENSOR_CONSTANT)
             return bad(r, NNE_ERR_FORMAT, "tensor %u: invalid kind %u", i, kind);
         if (kind == NNE_TENSOR_ACTIVATION && r->n_fixed == r->n_tensors) r->n_fixed = i;
@@ -828,7 +821,7 @@ static nne_status set_quant(const mf_reader *r, nne_graph *g, int32_t idx, const
     nne_status s = NNE_ERR_NOMEM;
     if (scale && zp) {
         for (uint32_t k = 0; k < t->q_count; k++) {
-            scale[k] = rd_f32(t->q_data + 4 * (size_t)k);
+            scale[k] = nne_le_rdf32(t->q_data + 4 * (size_t)k);
             zp[k] = rd_i32(t->q_data + 4 * ((size_t)t->q_count + k));
         }
         s = nne_quant_set(&g->tensors[idx].quant, t->q_axis, (int32_t)t->q_count, scale, zp,
@@ -885,7 +878,7 @@ static nne_status build(const mf_reader *r, nne_graph **out) {
     /* The builder lists inputs in the order they were added; the file must agree. */
     bool inputs_ok = g->n_inputs == (int32_t)r->n_inputs;
     for (uint32_t i = 0; inputs_ok && i < r->n_inputs; i++)
-        inputs_ok = g->inputs[i] == (int32_t)nne_mf_rd32(gp + 4 * (size_t)i);
+        inputs_ok = g->inputs[i] == (int32_t)nne_le_rd32(gp + 4 * (size_t)i);
     if (!inputs_ok) {
         s = bad(r, NNE_ERR_FORMAT,
                 "GRAPH: the input list must name the %d input tensors in table order",
@@ -893,7 +886,7 @@ static nne_status build(const mf_reader *r, nne_graph **out) {
         goto fail;
     }
     for (uint32_t i = 0; i < r->n_outputs; i++) {
-        uint32_t t = nne_mf_rd32(gp + 4 * ((size_t)r->n_inputs + i));
+        uint32_t t = nne_le_rd32(gp + 4 * ((size_t)r->n_inputs + i));
         if ((s = nne_graph_mark_output(g, (int32_t)t))) {
             snprintf(where, sizeof where, "GRAPH output %u", i);
             s = bad_graph(r, s, where);

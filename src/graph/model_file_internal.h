@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/le.h"
 #include "nnedge/common.h"
 
 /* ---- Header (64 bytes at offset 0) ---- */
@@ -87,23 +88,6 @@ enum {
 /* Limits that the format adds to those of graph.h. */
 #define NNE_MF_MAX_FILE_SIZE ((uint64_t)1 << 32) /* 4 GiB */
 
-static inline uint32_t nne_mf_rd32(const uint8_t *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static inline uint64_t nne_mf_rd64(const uint8_t *p) {
-    return (uint64_t)nne_mf_rd32(p) | (uint64_t)nne_mf_rd32(p + 4) << 32;
-}
-static inline void nne_mf_wr32(uint8_t *p, uint32_t v) {
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-    p[2] = (uint8_t)(v >> 16);
-    p[3] = (uint8_t)(v >> 24);
-}
-static inline void nne_mf_wr64(uint8_t *p, uint64_t v) {
-    nne_mf_wr32(p, (uint32_t)v);
-    nne_mf_wr32(p + 4, (uint32_t)(v >> 32));
-}
-
 /* The whole-file CRC: CRC-32 of bytes [0, 28) followed by [32, size). */
 static inline uint32_t nne_mf_file_crc(const uint8_t *buf, size_t size) {
     uint32_t crc = nne_crc32(0, buf, NNE_MF_OFF_FILE_CRC);
@@ -116,16 +100,16 @@ static inline uint32_t nne_mf_file_crc(const uint8_t *buf, size_t size) {
  * nothing to a buffer shorter than the header. */
 static inline void nne_mf_fix_checksums(uint8_t *buf, size_t size) {
     if (size < NNE_MF_HEADER_SIZE) return;
-    uint64_t n = nne_mf_rd32(buf + NNE_MF_OFF_SECTION_COUNT);
+    uint64_t n = nne_le_rd32(buf + NNE_MF_OFF_SECTION_COUNT);
     for (uint64_t i = 0; i < n; i++) {
         uint64_t e = NNE_MF_HEADER_SIZE + i * NNE_MF_SECTION_ENTRY_SIZE;
         if (e > size || size - e < NNE_MF_SECTION_ENTRY_SIZE) break;
         uint8_t *se = buf + e;
-        uint64_t off = nne_mf_rd64(se + NNE_MF_SE_OFFSET), sz = nne_mf_rd64(se + NNE_MF_SE_SIZE);
+        uint64_t off = nne_le_rd64(se + NNE_MF_SE_OFFSET), sz = nne_le_rd64(se + NNE_MF_SE_SIZE);
         if (off > size || sz > size - off) continue;
-        nne_mf_wr32(se + NNE_MF_SE_CRC, nne_crc32(0, buf + off, (size_t)sz));
+        nne_le_wr32(se + NNE_MF_SE_CRC, nne_crc32(0, buf + off, (size_t)sz));
     }
-    nne_mf_wr32(buf + NNE_MF_OFF_FILE_CRC, nne_mf_file_crc(buf, size));
+    nne_le_wr32(buf + NNE_MF_OFF_FILE_CRC, nne_mf_file_crc(buf, size));
 }
 
 #endif

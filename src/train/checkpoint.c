@@ -17,6 +17,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "common/le.h"
 #include "nnedge/file.h"
 #include "nnedge/model_file.h"
 #include "nnedge/train.h"
@@ -31,47 +32,6 @@ enum {
 };
 #define CK_MAX_FILE     ((uint64_t)1 << 32) /* 4 GiB, as model files */
 #define CK_MAX_KV_BYTES ((uint64_t)NNE_CKPT_MAX_KV * (NNE_MAX_NAME + 1 + NNE_CKPT_MAX_VALUE + 1))
-
-/* ---- little-endian fields ---------------------------------------------------------------- */
-
-static void put_u32(uint8_t *p, uint32_t v) {
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put_u64(uint8_t *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put_f32(uint8_t *p, float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    put_u32(p, u);
-}
-static void put_f64(uint8_t *p, double f) {
-    uint64_t u;
-    memcpy(&u, &f, 8);
-    put_u64(p, u);
-}
-static uint32_t get_u32(const uint8_t *p) {
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--) v = (v << 8) | p[i];
-    return v;
-}
-static uint64_t get_u64(const uint8_t *p) {
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
-    return v;
-}
-static float get_f32(const uint8_t *p) {
-    uint32_t u = get_u32(p);
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-static double get_f64(const uint8_t *p) {
-    uint64_t u = get_u64(p);
-    double f;
-    memcpy(&f, &u, 8);
-    return f;
-}
 
 static uint32_t file_crc(const uint8_t *buf, size_t size) {
     uint32_t c = nne_crc32(0, buf, CK_CRC_OFF);
@@ -92,30 +52,30 @@ static nne_status rethrow(nne_status st, const char *prefix) {
 
 static void state_encode(const nne_checkpoint *c, uint8_t *s) {
     const nne_trainer_config *k = &c->config;
-    put_u64(s + 0, (uint64_t)c->step);
-    put_u64(s + 8, c->next_batch);
-    put_u64(s + 16, c->seed);
-    put_u64(s + 24, (uint64_t)c->optim->t);
-    put_u32(s + 32, (uint32_t)k->optim.kind);
-    put_u32(s + 36, (uint32_t)k->loss);
-    put_f64(s + 40, k->optim.beta1);
-    put_f64(s + 48, k->optim.beta2);
-    put_f64(s + 56, k->optim.eps);
-    put_f32(s + 64, k->optim.momentum);
-    put_f32(s + 68, k->optim.weight_decay);
-    put_f32(s + 72, k->optim.clip_norm);
-    put_u32(s + 76, (uint32_t)k->lr.kind);
-    put_f32(s + 80, k->lr.lr);
-    put_f32(s + 84, k->lr.gamma);
-    put_u64(s + 88, (uint64_t)k->lr.warmup);
-    put_u64(s + 96, (uint64_t)k->lr.step_size);
-    put_u64(s + 104, (uint64_t)k->lr.total_steps);
-    put_f32(s + 112, k->lr.min_lr);
-    put_u32(s + 116, (uint32_t)k->ms_ssim_scales);
-    put_f64(s + 120, c->best_val_loss);
-    put_u64(s + 128, (uint64_t)c->best_step);
-    put_f64(s + 136, c->elapsed_s);
-    put_f64(s + 144, c->best_val_psnr);
+    nne_le_wr64(s + 0, (uint64_t)c->step);
+    nne_le_wr64(s + 8, c->next_batch);
+    nne_le_wr64(s + 16, c->seed);
+    nne_le_wr64(s + 24, (uint64_t)c->optim->t);
+    nne_le_wr32(s + 32, (uint32_t)k->optim.kind);
+    nne_le_wr32(s + 36, (uint32_t)k->loss);
+    nne_le_wrf64(s + 40, k->optim.beta1);
+    nne_le_wrf64(s + 48, k->optim.beta2);
+    nne_le_wrf64(s + 56, k->optim.eps);
+    nne_le_wrf32(s + 64, k->optim.momentum);
+    nne_le_wrf32(s + 68, k->optim.weight_decay);
+    nne_le_wrf32(s + 72, k->optim.clip_norm);
+    nne_le_wr32(s + 76, (uint32_t)k->lr.kind);
+    nne_le_wrf32(s + 80, k->lr.lr);
+    nne_le_wrf32(s + 84, k->lr.gamma);
+    nne_le_wr64(s + 88, (uint64_t)k->lr.warmup);
+    nne_le_wr64(s + 96, (uint64_t)k->lr.step_size);
+    nne_le_wr64(s + 104, (uint64_t)k->lr.total_steps);
+    nne_le_wrf32(s + 112, k->lr.min_lr);
+    nne_le_wr32(s + 116, (uint32_t)k->ms_ssim_scales);
+    nne_le_wrf64(s + 120, c->best_val_loss);
+    nne_le_wr64(s + 128, (uint64_t)c->best_step);
+    nne_le_wrf64(s + 136, c->elapsed_s);
+    nne_le_wrf64(s + 144, c->best_val_psnr);
     /* 152..160 reserved, zero */
 }
 
@@ -127,28 +87,29 @@ static nne_status state_decode(const uint8_t *s, const char *who, nne_checkpoint
                                int64_t *optim_t) {
     nne_trainer_config *k = &c->config;
     memset(k, 0, sizeof *k);
-    c->step = (int64_t)get_u64(s + 0);
-    c->next_batch = get_u64(s + 8);
-    c->seed = get_u64(s + 16);
-    *optim_t = (int64_t)get_u64(s + 24);
-    const uint32_t okind = get_u32(s + 32), loss = get_u32(s + 36), lkind = get_u32(s + 76);
-    k->optim.beta1 = get_f64(s + 40);
-    k->optim.beta2 = get_f64(s + 48);
-    k->optim.eps = get_f64(s + 56);
-    k->optim.momentum = get_f32(s + 64);
-    k->optim.weight_decay = get_f32(s + 68);
-    k->optim.clip_norm = get_f32(s + 72);
-    k->lr.lr = get_f32(s + 80);
-    k->lr.gamma = get_f32(s + 84);
-    k->lr.warmup = (int64_t)get_u64(s + 88);
-    k->lr.step_size = (int64_t)get_u64(s + 96);
-    k->lr.total_steps = (int64_t)get_u64(s + 104);
-    k->lr.min_lr = get_f32(s + 112);
-    k->ms_ssim_scales = (int32_t)get_u32(s + 116);
-    c->best_val_loss = get_f64(s + 120);
-    c->best_step = (int64_t)get_u64(s + 128);
-    c->elapsed_s = get_f64(s + 136);
-    c->best_val_psnr = get_f64(s + 144);
+    c->step = (int64_t)nne_le_rd64(s + 0);
+    c->next_batch = nne_le_rd64(s + 8);
+    c->seed = nne_le_rd64(s + 16);
+    *optim_t = (int64_t)nne_le_rd64(s + 24);
+    const uint32_t okind = nne_le_rd32(s + 32), loss = nne_le_rd32(s + 36),
+                   lkind = nne_le_rd32(s + 76);
+    k->optim.beta1 = nne_le_rdf64(s + 40);
+    k->optim.beta2 = nne_le_rdf64(s + 48);
+    k->optim.eps = nne_le_rdf64(s + 56);
+    k->optim.momentum = nne_le_rdf32(s + 64);
+    k->optim.weight_decay = nne_le_rdf32(s + 68);
+    k->optim.clip_norm = nne_le_rdf32(s + 72);
+    k->lr.lr = nne_le_rdf32(s + 80);
+    k->lr.gamma = nne_le_rdf32(s + 84);
+    k->lr.warmup = (int64_t)nne_le_rd64(s + 88);
+    k->lr.step_size = (int64_t)nne_le_rd64(s + 96);
+    k->lr.total_steps = (int64_t)nne_le_rd64(s + 104);
+    k->lr.min_lr = nne_le_rdf32(s + 112);
+    k->ms_ssim_scales = (int32_t)nne_le_rd32(s + 116);
+    c->best_val_loss = nne_le_rdf64(s + 120);
+    c->best_step = (int64_t)nne_le_rd64(s + 128);
+    c->elapsed_s = nne_le_rdf64(s + 136);
+    c->best_val_psnr = nne_le_rdf64(s + 144);
     for (int i = 152; i < CK_STATE_SIZE; i++)
         if (s[i])
             return nne_error(NNE_ERR_FORMAT, "%s: reserved state byte %d is not zero", who, i);
@@ -278,15 +239,15 @@ nne_status nne_checkpoint_write_mem(const nne_checkpoint *c, uint8_t **out, size
         return NNE_ERR_NOMEM;
     }
     memcpy(b, NNE_CKPT_MAGIC, 8);
-    put_u32(b + 8, NNE_CKPT_VERSION);
-    put_u32(b + 12, 0);
-    put_u32(b + 16, CK_HEADER_SIZE);
-    put_u32(b + 20, CK_STATE_SIZE);
-    put_u32(b + 28, (uint32_t)c->n_kv);
-    put_u64(b + 32, total);
-    put_u64(b + 40, kv_size);
-    put_u64(b + 48, model_size);
-    put_u64(b + 56, n_params);
+    nne_le_wr32(b + 8, NNE_CKPT_VERSION);
+    nne_le_wr32(b + 12, 0);
+    nne_le_wr32(b + 16, CK_HEADER_SIZE);
+    nne_le_wr32(b + 20, CK_STATE_SIZE);
+    nne_le_wr32(b + 28, (uint32_t)c->n_kv);
+    nne_le_wr64(b + 32, total);
+    nne_le_wr64(b + 40, kv_size);
+    nne_le_wr64(b + 48, model_size);
+    nne_le_wr64(b + 56, n_params);
     memcpy(b + CK_STATE_OFF, state, CK_STATE_SIZE);
     uint8_t *q = b + CK_KV_OFF;
     for (int32_t i = 0; i < c->n_kv; i++) {
@@ -297,11 +258,11 @@ nne_status nne_checkpoint_write_mem(const nne_checkpoint *c, uint8_t **out, size
     }
     memcpy(b + model_off, model, model_size);
     nne_free(model);
-    for (size_t i = 0; i < n_params; i++) put_f32(b + mom_off + 4 * i, c->optim->m[i]);
+    for (size_t i = 0; i < n_params; i++) nne_le_wrf32(b + mom_off + 4 * i, c->optim->m[i]);
     if (n_arrays == 2)
         for (size_t i = 0; i < n_params; i++)
-            put_f32(b + mom_off + 4 * (n_params + i), c->optim->v[i]);
-    put_u32(b + CK_CRC_OFF, file_crc(b, (size_t)total));
+            nne_le_wrf32(b + mom_off + 4 * (n_params + i), c->optim->v[i]);
+    nne_le_wr32(b + CK_CRC_OFF, file_crc(b, (size_t)total));
     *out = b;
     *out_size = (size_t)total;
     return NNE_OK;
@@ -401,18 +362,18 @@ static nne_status read_mem(const uint8_t *buf, size_t size, const char *who, nne
     if (size < CK_KV_OFF)
         return nne_error(NNE_ERR_FORMAT, "%s: truncated (%zu bytes, the header and state need %d)",
                          who, size, CK_KV_OFF);
-    const uint32_t version = get_u32(buf + 8), flags = get_u32(buf + 12);
+    const uint32_t version = nne_le_rd32(buf + 8), flags = nne_le_rd32(buf + 12);
     if (version != NNE_CKPT_VERSION)
         return nne_error(NNE_ERR_UNSUPPORTED, "%s: version %u (this nnedge reads version %d)", who,
                          (unsigned)version, NNE_CKPT_VERSION);
     if (flags != 0)
         return nne_error(NNE_ERR_UNSUPPORTED, "%s: unknown header flags 0x%x", who,
                          (unsigned)flags);
-    if (get_u32(buf + 16) != CK_HEADER_SIZE || get_u32(buf + 20) != CK_STATE_SIZE)
+    if (nne_le_rd32(buf + 16) != CK_HEADER_SIZE || nne_le_rd32(buf + 20) != CK_STATE_SIZE)
         return nne_error(NNE_ERR_FORMAT, "%s: header size %u / state size %u (want %d / %d)", who,
-                         (unsigned)get_u32(buf + 16), (unsigned)get_u32(buf + 20), CK_HEADER_SIZE,
-                         CK_STATE_SIZE);
-    const uint64_t file_size = get_u64(buf + 32);
+                         (unsigned)nne_le_rd32(buf + 16), (unsigned)nne_le_rd32(buf + 20),
+                         CK_HEADER_SIZE, CK_STATE_SIZE);
+    const uint64_t file_size = nne_le_rd64(buf + 32);
     if (file_size != size)
         return nne_error(NNE_ERR_FORMAT, "%s: %s: the header says %llu bytes, there are %zu", who,
                          file_size > size ? "truncated" : "trailing bytes",
@@ -420,16 +381,16 @@ static nne_status read_mem(const uint8_t *buf, size_t size, const char *who, nne
     if (file_size > CK_MAX_FILE)
         return nne_error(NNE_ERR_LIMIT, "%s: %llu bytes exceed the 4 GiB limit", who,
                          (unsigned long long)file_size);
-    const uint32_t crc = get_u32(buf + CK_CRC_OFF), want = file_crc(buf, size);
+    const uint32_t crc = nne_le_rd32(buf + CK_CRC_OFF), want = file_crc(buf, size);
     if (crc != want)
         return nne_error(NNE_ERR_CHECKSUM,
                          "%s: CRC mismatch (stored 0x%08x, computed 0x%08x): the file is "
                          "damaged",
                          who, (unsigned)crc, (unsigned)want);
 
-    const uint32_t n_kv = get_u32(buf + 28);
-    const uint64_t kv_size = get_u64(buf + 40), model_size = get_u64(buf + 48),
-                   n_params = get_u64(buf + 56);
+    const uint32_t n_kv = nne_le_rd32(buf + 28);
+    const uint64_t kv_size = nne_le_rd64(buf + 40), model_size = nne_le_rd64(buf + 48),
+                   n_params = nne_le_rd64(buf + 56);
     if (n_kv > NNE_CKPT_MAX_KV)
         return nne_error(NNE_ERR_LIMIT, "%s: %u key/values (limit %d)", who, (unsigned)n_kv,
                          NNE_CKPT_MAX_KV);
@@ -496,7 +457,7 @@ static nne_status read_mem(const uint8_t *buf, size_t size, const char *who, nne
     c->optim->t = optim_t;
     const uint8_t *mp = buf + mom_off;
     for (size_t i = 0; i < (size_t)n_params; i++) {
-        const float m = get_f32(mp + 4 * i);
+        const float m = nne_le_rdf32(mp + 4 * i);
         if (!isfinite(m)) {
             st = nne_error(NNE_ERR_FORMAT, "%s: first moment %zu is not finite", who, i);
             goto fail;
@@ -505,7 +466,7 @@ static nne_status read_mem(const uint8_t *buf, size_t size, const char *who, nne
     }
     if (n_arrays == 2)
         for (size_t i = 0; i < (size_t)n_params; i++) {
-            const float v = get_f32(mp + 4 * ((size_t)n_params + i));
+            const float v = nne_le_rdf32(mp + 4 * ((size_t)n_params + i));
             if (!(isfinite(v) && v >= 0.0f)) {
                 st = nne_error(NNE_ERR_FORMAT, "%s: second moment %zu is negative or not finite",
                                who, i);

@@ -7,18 +7,12 @@
 #include <unistd.h>
 
 #include "codec/latent_internal.h"
+#include "common/le.h"
 #include "nnedge/codec.h"
 #include "nnedge/file.h"
 #include "testutil.h"
 
 static const nne_latent_compression k_all[] = {NNE_LATENT_NONE, NNE_LATENT_ZSTD, NNE_LATENT_XZ};
-
-static void wr32(uint8_t *p, uint32_t v) {
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static void wr64(uint8_t *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
 
 /* A latent with smooth, compressible values (as a real one) and a recognisable header. */
 static void make_latent(nne_latent *l, int32_t h, int32_t w, int32_t c, unsigned seed) {
@@ -209,41 +203,41 @@ static void expect_edit(nne_latent_compression c, edit_fn edit, nne_status want,
     nne_latent_free(&l);
 }
 
-static void e_version(uint8_t *b) { wr32(b + NNE_LT_OFF_VERSION, 2); }
-static void e_hsize(uint8_t *b) { wr32(b + NNE_LT_OFF_HEADER_SIZE, 192); }
-static void e_flags(uint8_t *b) { wr32(b + NNE_LT_OFF_FLAGS, 1); }
-static void e_comp(uint8_t *b) { wr32(b + NNE_LT_OFF_COMPRESSION, 3); }
-static void e_dtype(uint8_t *b) { wr32(b + NNE_LT_OFF_DTYPE, 2); }
-static void e_chan(uint8_t *b) { wr32(b + NNE_LT_OFF_IMAGE_CHANNELS, 1); }
-static void e_width0(uint8_t *b) { wr32(b + NNE_LT_OFF_IMAGE_WIDTH, 0); }
-static void e_widthbig(uint8_t *b) { wr32(b + NNE_LT_OFF_IMAGE_WIDTH, 0xFFFFFFFFu); }
-static void e_pad(uint8_t *b) { wr32(b + NNE_LT_OFF_PAD + 8, 70000); }
+static void e_version(uint8_t *b) { nne_le_wr32(b + NNE_LT_OFF_VERSION, 2); }
+static void e_hsize(uint8_t *b) { nne_le_wr32(b + NNE_LT_OFF_HEADER_SIZE, 192); }
+static void e_flags(uint8_t *b) { nne_le_wr32(b + NNE_LT_OFF_FLAGS, 1); }
+static void e_comp(uint8_t *b) { nne_le_wr32(b + NNE_LT_OFF_COMPRESSION, 3); }
+static void e_dtype(uint8_t *b) { nne_le_wr32(b + NNE_LT_OFF_DTYPE, 2); }
+static void e_chan(uint8_t *b) { nne_le_wr32(b + NNE_LT_OFF_IMAGE_CHANNELS, 1); }
+static void e_width0(uint8_t *b) { nne_le_wr32(b + NNE_LT_OFF_IMAGE_WIDTH, 0); }
+static void e_widthbig(uint8_t *b) { nne_le_wr32(b + NNE_LT_OFF_IMAGE_WIDTH, 0xFFFFFFFFu); }
+static void e_pad(uint8_t *b) { nne_le_wr32(b + NNE_LT_OFF_PAD + 8, 70000); }
 static void e_padsum(uint8_t *b) {
-    wr32(b + NNE_LT_OFF_PAD, 65000);
-    wr32(b + NNE_LT_OFF_PAD + 8, 65000);
+    nne_le_wr32(b + NNE_LT_OFF_PAD, 65000);
+    nne_le_wr32(b + NNE_LT_OFF_PAD + 8, 65000);
 }
-static void e_lat0(uint8_t *b) { wr32(b + NNE_LT_OFF_LATENT_SHAPE + 4, 0); }
-static void e_latbig(uint8_t *b) { wr32(b + NNE_LT_OFF_LATENT_SHAPE + 8, 65536); }
+static void e_lat0(uint8_t *b) { nne_le_wr32(b + NNE_LT_OFF_LATENT_SHAPE + 4, 0); }
+static void e_latbig(uint8_t *b) { nne_le_wr32(b + NNE_LT_OFF_LATENT_SHAPE + 8, 65536); }
 static void e_rawbig(uint8_t *b) { /* 65535 x 65535 x 4 x 4 bytes: over the 1 GiB limit */
-    wr32(b + NNE_LT_OFF_LATENT_SHAPE, 65535);
-    wr32(b + NNE_LT_OFF_LATENT_SHAPE + 4, 65535);
-    wr64(b + NNE_LT_OFF_RAW_SIZE, 65535ull * 65535 * 4 * 4);
+    nne_le_wr32(b + NNE_LT_OFF_LATENT_SHAPE, 65535);
+    nne_le_wr32(b + NNE_LT_OFF_LATENT_SHAPE + 4, 65535);
+    nne_le_wr64(b + NNE_LT_OFF_RAW_SIZE, 65535ull * 65535 * 4 * 4);
 }
-static void e_rawsize(uint8_t *b) { wr64(b + NNE_LT_OFF_RAW_SIZE, 2 * 3 * 4 * 4 + 4); }
-static void e_stored(uint8_t *b) { wr64(b + NNE_LT_OFF_STORED_SIZE, 1); }
-static void e_storedhuge(uint8_t *b) { wr64(b + NNE_LT_OFF_STORED_SIZE, ~0ull); }
+static void e_rawsize(uint8_t *b) { nne_le_wr64(b + NNE_LT_OFF_RAW_SIZE, 2 * 3 * 4 * 4 + 4); }
+static void e_stored(uint8_t *b) { nne_le_wr64(b + NNE_LT_OFF_STORED_SIZE, 1); }
+static void e_storedhuge(uint8_t *b) { nne_le_wr64(b + NNE_LT_OFF_STORED_SIZE, ~0ull); }
 static void e_id_empty(uint8_t *b) { memset(b + NNE_LT_OFF_MODEL_ID, 0, NNE_LATENT_ID_SIZE); }
 static void e_id_ctrl(uint8_t *b) { b[NNE_LT_OFF_MODEL_ID + 2] = 0x07; }
 static void e_id_full(uint8_t *b) { memset(b + NNE_LT_OFF_MODEL_ID, 'a', NNE_LATENT_ID_SIZE); }
 static void e_id_gap(uint8_t *b) { b[NNE_LT_OFF_MODEL_ID + 20] = 'x'; }
-static void e_reserved(uint8_t *b) { wr32(b + NNE_LT_OFF_RESERVED, 5); }
-static void e_nan(uint8_t *b) { wr32(b + NNE_LATENT_HEADER_SIZE + 8, 0x7FC00000u); }
-static void e_inf(uint8_t *b) { wr32(b + NNE_LATENT_HEADER_SIZE + 4, 0xFF800000u); }
+static void e_reserved(uint8_t *b) { nne_le_wr32(b + NNE_LT_OFF_RESERVED, 5); }
+static void e_nan(uint8_t *b) { nne_le_wr32(b + NNE_LATENT_HEADER_SIZE + 8, 0x7FC00000u); }
+static void e_inf(uint8_t *b) { nne_le_wr32(b + NNE_LATENT_HEADER_SIZE + 4, 0xFF800000u); }
 static void e_magic(uint8_t *b) { b[7] = 'X'; }
-static void e_none_to_zstd(uint8_t *b) { wr32(b + NNE_LT_OFF_COMPRESSION, NNE_LATENT_ZSTD); }
-static void e_none_to_xz(uint8_t *b) { wr32(b + NNE_LT_OFF_COMPRESSION, NNE_LATENT_XZ); }
-static void e_zstd_to_xz(uint8_t *b) { wr32(b + NNE_LT_OFF_COMPRESSION, NNE_LATENT_XZ); }
-static void e_zstd_to_none(uint8_t *b) { wr32(b + NNE_LT_OFF_COMPRESSION, NNE_LATENT_NONE); }
+static void e_none_to_zstd(uint8_t *b) { nne_le_wr32(b + NNE_LT_OFF_COMPRESSION, NNE_LATENT_ZSTD); }
+static void e_none_to_xz(uint8_t *b) { nne_le_wr32(b + NNE_LT_OFF_COMPRESSION, NNE_LATENT_XZ); }
+static void e_zstd_to_xz(uint8_t *b) { nne_le_wr32(b + NNE_LT_OFF_COMPRESSION, NNE_LATENT_XZ); }
+static void e_zstd_to_none(uint8_t *b) { nne_le_wr32(b + NNE_LT_OFF_COMPRESSION, NNE_LATENT_NONE); }
 static void e_nothing(uint8_t *b) { (void)b; }
 
 static void test_fields(void) {
@@ -305,8 +299,8 @@ static void test_payload_size_mismatch(void) {
             size_t n;
             CHECK_OK(nne_latent_write_mem(&l, k_all[k], -1, &buf, &n));
             const uint32_t c = dir ? 16 : 4; /* more or fewer channels than the payload has */
-            wr32(buf + NNE_LT_OFF_LATENT_SHAPE + 8, c);
-            wr64(buf + NNE_LT_OFF_RAW_SIZE, 4ull * 4 * c * 4);
+            nne_le_wr32(buf + NNE_LT_OFF_LATENT_SHAPE + 8, c);
+            nne_le_wr64(buf + NNE_LT_OFF_RAW_SIZE, 4ull * 4 * c * 4);
             nne_latent_fix_checksums(buf, n);
             nne_latent out;
             CHECK_STATUS(nne_latent_read_mem(buf, n, &out, NULL), NNE_ERR_FORMAT);
@@ -328,7 +322,7 @@ static void test_trailing_after_stream(void) {
         uint8_t *b2 = nne_malloc(n + 4);
         memcpy(b2, buf, n);
         memset(b2 + n, 0, 4); /* four zero bytes: xz stream padding, garbage to zstd */
-        wr64(b2 + NNE_LT_OFF_STORED_SIZE, n + 4 - NNE_LATENT_HEADER_SIZE);
+        nne_le_wr64(b2 + NNE_LT_OFF_STORED_SIZE, n + 4 - NNE_LATENT_HEADER_SIZE);
         nne_latent_fix_checksums(b2, n + 4);
         nne_latent out;
         CHECK_STATUS(nne_latent_read_mem(b2, n + 4, &out, NULL), NNE_ERR_FORMAT);
@@ -347,12 +341,12 @@ static void test_bomb_claim(void) {
         uint8_t *buf;
         size_t n;
         CHECK_OK(nne_latent_write_mem(&l, k_all[k], -1, &buf, &n));
-        wr32(buf + NNE_LT_OFF_IMAGE_WIDTH, 65535);
-        wr32(buf + NNE_LT_OFF_IMAGE_HEIGHT, 4096);
-        wr32(buf + NNE_LT_OFF_LATENT_SHAPE, 16384);
-        wr32(buf + NNE_LT_OFF_LATENT_SHAPE + 4, 16384);
-        wr32(buf + NNE_LT_OFF_LATENT_SHAPE + 8, 1);
-        wr64(buf + NNE_LT_OFF_RAW_SIZE, 16384ull * 16384 * 4);
+        nne_le_wr32(buf + NNE_LT_OFF_IMAGE_WIDTH, 65535);
+        nne_le_wr32(buf + NNE_LT_OFF_IMAGE_HEIGHT, 4096);
+        nne_le_wr32(buf + NNE_LT_OFF_LATENT_SHAPE, 16384);
+        nne_le_wr32(buf + NNE_LT_OFF_LATENT_SHAPE + 4, 16384);
+        nne_le_wr32(buf + NNE_LT_OFF_LATENT_SHAPE + 8, 1);
+        nne_le_wr64(buf + NNE_LT_OFF_RAW_SIZE, 16384ull * 16384 * 4);
         nne_latent_fix_checksums(buf, n);
         nne_latent out;
         const uint64_t t0 = nne_time_ns();

@@ -294,10 +294,10 @@ static void check_graphs_equal(const nne_graph *a, const nne_graph *b) {
 
 /* Offset of the section of `type` (0 if absent). */
 static uint64_t section_offset(const uint8_t *b, uint32_t type) {
-    uint32_t count = nne_mf_rd32(b + NNE_MF_OFF_SECTION_COUNT);
+    uint32_t count = nne_le_rd32(b + NNE_MF_OFF_SECTION_COUNT);
     for (uint32_t i = 0; i < count; i++) {
         const uint8_t *se = b + NNE_MF_HEADER_SIZE + (size_t)i * NNE_MF_SECTION_ENTRY_SIZE;
-        if (nne_mf_rd32(se + NNE_MF_SE_TYPE) == type) return nne_mf_rd64(se + NNE_MF_SE_OFFSET);
+        if (nne_le_rd32(se + NNE_MF_SE_TYPE) == type) return nne_le_rd64(se + NNE_MF_SE_OFFSET);
     }
     return 0;
 }
@@ -330,7 +330,7 @@ static void test_round_trip_all_ops(void) {
     CHECK(woff % 64 == 0 && toff != 0);
     for (uint32_t t = 0; t < (uint32_t)g->n_tensors; t++) {
         const uint8_t *e = b1 + toff + NNE_MF_TABLE_HEADER + (size_t)t * NNE_MF_TENSOR_SIZE;
-        CHECK((woff + nne_mf_rd64(e + NNE_MF_T_DATA_OFFSET)) % 64 == 0);
+        CHECK((woff + nne_le_rd64(e + NNE_MF_T_DATA_OFFSET)) % 64 == 0);
     }
     nne_free(b1);
     nne_graph_free(g2);
@@ -510,7 +510,7 @@ static void test_bit_flips(void) {
 static uint8_t *section_entry(uint8_t *b, uint32_t type) {
     for (uint32_t i = 0; i < NNE_MF_SEC_KNOWN_COUNT; i++) {
         uint8_t *se = b + NNE_MF_HEADER_SIZE + (size_t)i * NNE_MF_SECTION_ENTRY_SIZE;
-        if (nne_mf_rd32(se + NNE_MF_SE_TYPE) == type) return se;
+        if (nne_le_rd32(se + NNE_MF_SE_TYPE) == type) return se;
     }
     return NULL;
 }
@@ -527,10 +527,10 @@ static uint8_t *node_entry(uint8_t *b, uint32_t i) {
 
 /* Index of the file tensor named `name` (the small graph: x, w, b, conv.out, relu.out). */
 static uint32_t tensor_index(uint8_t *b, const char *name) {
-    uint32_t n = nne_mf_rd32(b + section_offset(b, NNE_MF_SEC_TENSORS));
+    uint32_t n = nne_le_rd32(b + section_offset(b, NNE_MF_SEC_TENSORS));
     const char *strs = (const char *)b + section_offset(b, NNE_MF_SEC_STRINGS);
     for (uint32_t i = 0; i < n; i++)
-        if (strcmp(strs + nne_mf_rd32(tensor_entry(b, i)), name) == 0) return i;
+        if (strcmp(strs + nne_le_rd32(tensor_entry(b, i)), name) == 0) return i;
     return UINT32_MAX;
 }
 
@@ -560,229 +560,229 @@ static void expect_edit(const char *what, edit_fn edit, bool fix, nne_status wan
 }
 
 static void e_magic(uint8_t *b, size_t n) { b[3] ^= 0x20; }
-static void e_version(uint8_t *b, size_t n) { nne_mf_wr32(b + NNE_MF_OFF_VERSION, 2); }
-static void e_flags(uint8_t *b, size_t n) { nne_mf_wr32(b + NNE_MF_OFF_FLAGS, 4); }
-static void e_header_size(uint8_t *b, size_t n) { nne_mf_wr32(b + NNE_MF_OFF_HEADER_SIZE, 128); }
-static void e_file_size(uint8_t *b, size_t n) { nne_mf_wr64(b + NNE_MF_OFF_FILE_SIZE, n + 1); }
+static void e_version(uint8_t *b, size_t n) { nne_le_wr32(b + NNE_MF_OFF_VERSION, 2); }
+static void e_flags(uint8_t *b, size_t n) { nne_le_wr32(b + NNE_MF_OFF_FLAGS, 4); }
+static void e_header_size(uint8_t *b, size_t n) { nne_le_wr32(b + NNE_MF_OFF_HEADER_SIZE, 128); }
+static void e_file_size(uint8_t *b, size_t n) { nne_le_wr64(b + NNE_MF_OFF_FILE_SIZE, n + 1); }
 static void e_file_size_huge(uint8_t *b, size_t n) {
-    nne_mf_wr64(b + NNE_MF_OFF_FILE_SIZE, UINT64_MAX);
+    nne_le_wr64(b + NNE_MF_OFF_FILE_SIZE, UINT64_MAX);
 }
 static void e_reserved(uint8_t *b, size_t n) { b[NNE_MF_OFF_RESERVED + 5] = 1; }
 static void e_crc(uint8_t *b, size_t n) { b[NNE_MF_OFF_FILE_CRC] ^= 1; }
 static void e_section_crc(uint8_t *b, size_t n) {
     uint8_t *se = section_entry(b, NNE_MF_SEC_NODES);
-    nne_mf_wr32(se + NNE_MF_SE_CRC, nne_mf_rd32(se + NNE_MF_SE_CRC) ^ 1);
-    nne_mf_wr32(b + NNE_MF_OFF_FILE_CRC, nne_mf_file_crc(b, n)); /* only the file CRC */
+    nne_le_wr32(se + NNE_MF_SE_CRC, nne_le_rd32(se + NNE_MF_SE_CRC) ^ 1);
+    nne_le_wr32(b + NNE_MF_OFF_FILE_CRC, nne_mf_file_crc(b, n)); /* only the file CRC */
 }
 static void e_section_count(uint8_t *b, size_t n) {
-    nne_mf_wr32(b + NNE_MF_OFF_SECTION_COUNT, UINT32_MAX);
+    nne_le_wr32(b + NNE_MF_OFF_SECTION_COUNT, UINT32_MAX);
 }
 static void e_section_count_short(uint8_t *b, size_t n) {
-    nne_mf_wr32(b + NNE_MF_OFF_SECTION_COUNT, NNE_MF_SEC_KNOWN_COUNT - 1); /* drops WEIGHTS */
+    nne_le_wr32(b + NNE_MF_OFF_SECTION_COUNT, NNE_MF_SEC_KNOWN_COUNT - 1); /* drops WEIGHTS */
 }
 static void e_section_past_eof(uint8_t *b, size_t n) {
-    nne_mf_wr64(section_entry(b, NNE_MF_SEC_META) + NNE_MF_SE_OFFSET, (n + 64) & ~(uint64_t)7);
+    nne_le_wr64(section_entry(b, NNE_MF_SEC_META) + NNE_MF_SE_OFFSET, (n + 64) & ~(uint64_t)7);
 }
 static void e_section_overflow(uint8_t *b, size_t n) {
     uint8_t *se = section_entry(b, NNE_MF_SEC_QUANT);
-    nne_mf_wr64(se + NNE_MF_SE_OFFSET, UINT64_MAX - 7); /* offset + size wraps around */
-    nne_mf_wr64(se + NNE_MF_SE_SIZE, 16);
+    nne_le_wr64(se + NNE_MF_SE_OFFSET, UINT64_MAX - 7); /* offset + size wraps around */
+    nne_le_wr64(se + NNE_MF_SE_SIZE, 16);
 }
 static void e_section_size_overflow(uint8_t *b, size_t n) {
-    nne_mf_wr64(section_entry(b, NNE_MF_SEC_STRINGS) + NNE_MF_SE_SIZE, UINT64_MAX);
+    nne_le_wr64(section_entry(b, NNE_MF_SEC_STRINGS) + NNE_MF_SE_SIZE, UINT64_MAX);
 }
 static void e_section_misaligned(uint8_t *b, size_t n) {
     uint8_t *se = section_entry(b, NNE_MF_SEC_WEIGHTS);
-    nne_mf_wr64(se + NNE_MF_SE_OFFSET, nne_mf_rd64(se + NNE_MF_SE_OFFSET) - 8);
+    nne_le_wr64(se + NNE_MF_SE_OFFSET, nne_le_rd64(se + NNE_MF_SE_OFFSET) - 8);
 }
 static void e_section_overlap(uint8_t *b, size_t n) {
     uint8_t *a = section_entry(b, NNE_MF_SEC_META), *c = section_entry(b, NNE_MF_SEC_GRAPH);
-    nne_mf_wr64(a + NNE_MF_SE_OFFSET, nne_mf_rd64(c + NNE_MF_SE_OFFSET));
+    nne_le_wr64(a + NNE_MF_SE_OFFSET, nne_le_rd64(c + NNE_MF_SE_OFFSET));
 }
 static void e_section_dup(uint8_t *b, size_t n) {
-    nne_mf_wr32(section_entry(b, NNE_MF_SEC_META) + NNE_MF_SE_TYPE, NNE_MF_SEC_GRAPH);
+    nne_le_wr32(section_entry(b, NNE_MF_SEC_META) + NNE_MF_SE_TYPE, NNE_MF_SEC_GRAPH);
 }
 static void e_section_unknown_required(uint8_t *b, size_t n) {
-    nne_mf_wr32(section_entry(b, NNE_MF_SEC_META) + NNE_MF_SE_TYPE, 99);
+    nne_le_wr32(section_entry(b, NNE_MF_SEC_META) + NNE_MF_SE_TYPE, 99);
 }
 static void e_section_unknown_optional(uint8_t *b, size_t n) {
     uint8_t *se = section_entry(b, NNE_MF_SEC_META);
-    nne_mf_wr32(se + NNE_MF_SE_TYPE, 99);
-    nne_mf_wr32(se + NNE_MF_SE_FLAGS, NNE_MF_SECTION_OPTIONAL); /* skipped: META now missing */
+    nne_le_wr32(se + NNE_MF_SE_TYPE, 99);
+    nne_le_wr32(se + NNE_MF_SE_FLAGS, NNE_MF_SECTION_OPTIONAL); /* skipped: META now missing */
 }
 static void e_section_flags(uint8_t *b, size_t n) {
-    nne_mf_wr32(section_entry(b, NNE_MF_SEC_META) + NNE_MF_SE_FLAGS, 2);
+    nne_le_wr32(section_entry(b, NNE_MF_SEC_META) + NNE_MF_SE_FLAGS, 2);
 }
 static void e_tensor_count_huge(uint8_t *b, size_t n) {
-    nne_mf_wr32(b + section_offset(b, NNE_MF_SEC_TENSORS), UINT32_MAX);
+    nne_le_wr32(b + section_offset(b, NNE_MF_SEC_TENSORS), UINT32_MAX);
 }
 static void e_tensor_count_lie(uint8_t *b, size_t n) {
-    nne_mf_wr32(b + section_offset(b, NNE_MF_SEC_TENSORS), NNE_MAX_TENSORS);
+    nne_le_wr32(b + section_offset(b, NNE_MF_SEC_TENSORS), NNE_MAX_TENSORS);
 }
 static void e_node_count_lie(uint8_t *b, size_t n) {
-    nne_mf_wr32(b + section_offset(b, NNE_MF_SEC_NODES), 1000);
+    nne_le_wr32(b + section_offset(b, NNE_MF_SEC_NODES), 1000);
 }
 static void e_meta_count_huge(uint8_t *b, size_t n) {
-    nne_mf_wr32(b + section_offset(b, NNE_MF_SEC_META), NNE_MAX_META + 1);
+    nne_le_wr32(b + section_offset(b, NNE_MF_SEC_META), NNE_MAX_META + 1);
 }
 static void e_graph_io_huge(uint8_t *b, size_t n) {
-    nne_mf_wr32(b + section_offset(b, NNE_MF_SEC_GRAPH) + 12, UINT32_MAX);
+    nne_le_wr32(b + section_offset(b, NNE_MF_SEC_GRAPH) + 12, UINT32_MAX);
 }
 static void e_graph_output_range(uint8_t *b, size_t n) {
-    nne_mf_wr32(b + section_offset(b, NNE_MF_SEC_GRAPH) + NNE_MF_GRAPH_HEADER + 4, 77);
+    nne_le_wr32(b + section_offset(b, NNE_MF_SEC_GRAPH) + NNE_MF_GRAPH_HEADER + 4, 77);
 }
 static void e_graph_output_constant(uint8_t *b, size_t n) {
-    nne_mf_wr32(b + section_offset(b, NNE_MF_SEC_GRAPH) + NNE_MF_GRAPH_HEADER + 4,
+    nne_le_wr32(b + section_offset(b, NNE_MF_SEC_GRAPH) + NNE_MF_GRAPH_HEADER + 4,
                 tensor_index(b, "w"));
 }
 static void e_graph_input_order(uint8_t *b, size_t n) {
-    nne_mf_wr32(b + section_offset(b, NNE_MF_SEC_GRAPH) + NNE_MF_GRAPH_HEADER, 1);
+    nne_le_wr32(b + section_offset(b, NNE_MF_SEC_GRAPH) + NNE_MF_GRAPH_HEADER, 1);
 }
 static void e_dim_huge(uint8_t *b, size_t n) {
-    nne_mf_wr64(tensor_entry(b, tensor_index(b, "w")) + NNE_MF_T_DIMS, (uint64_t)1 << 40);
+    nne_le_wr64(tensor_entry(b, tensor_index(b, "w")) + NNE_MF_T_DIMS, (uint64_t)1 << 40);
 }
 static void e_dim_max(uint8_t *b, size_t n) { /* in range, but the data is too small */
-    nne_mf_wr64(tensor_entry(b, tensor_index(b, "b")) + NNE_MF_T_DIMS, NNE_MAX_DIM);
+    nne_le_wr64(tensor_entry(b, tensor_index(b, "b")) + NNE_MF_T_DIMS, NNE_MAX_DIM);
 }
 static void e_dim_zero(uint8_t *b, size_t n) {
-    nne_mf_wr64(tensor_entry(b, tensor_index(b, "x")) + NNE_MF_T_DIMS + 8, 0);
+    nne_le_wr64(tensor_entry(b, tensor_index(b, "x")) + NNE_MF_T_DIMS + 8, 0);
 }
 static void e_numel_huge(uint8_t *b, size_t n) {
     uint8_t *e = tensor_entry(b, tensor_index(b, "x"));
-    for (int d = 0; d < 4; d++) nne_mf_wr64(e + NNE_MF_T_DIMS + 8 * d, NNE_MAX_DIM);
+    for (int d = 0; d < 4; d++) nne_le_wr64(e + NNE_MF_T_DIMS + 8 * d, NNE_MAX_DIM);
 }
 static void e_ndim(uint8_t *b, size_t n) {
-    nne_mf_wr32(tensor_entry(b, tensor_index(b, "x")) + NNE_MF_T_NDIM, 7);
+    nne_le_wr32(tensor_entry(b, tensor_index(b, "x")) + NNE_MF_T_NDIM, 7);
 }
 static void e_unused_dim(uint8_t *b, size_t n) {
-    nne_mf_wr64(tensor_entry(b, tensor_index(b, "b")) + NNE_MF_T_DIMS + 8 * 5, 1);
+    nne_le_wr64(tensor_entry(b, tensor_index(b, "b")) + NNE_MF_T_DIMS + 8 * 5, 1);
 }
 static void e_dtype(uint8_t *b, size_t n) {
-    nne_mf_wr32(tensor_entry(b, tensor_index(b, "w")) + NNE_MF_T_DTYPE, 9);
+    nne_le_wr32(tensor_entry(b, tensor_index(b, "w")) + NNE_MF_T_DTYPE, 9);
 }
 static void e_dtype_changes_size(uint8_t *b, size_t n) {
-    nne_mf_wr32(tensor_entry(b, tensor_index(b, "b")) + NNE_MF_T_DTYPE, NNE_S8);
+    nne_le_wr32(tensor_entry(b, tensor_index(b, "b")) + NNE_MF_T_DTYPE, NNE_S8);
 }
 static void e_kind(uint8_t *b, size_t n) {
-    nne_mf_wr32(tensor_entry(b, tensor_index(b, "x")) + NNE_MF_T_KIND, 3);
+    nne_le_wr32(tensor_entry(b, tensor_index(b, "x")) + NNE_MF_T_KIND, 3);
 }
 static void e_kind_order(uint8_t *b, size_t n) { /* a constant after the activations */
-    nne_mf_wr32(tensor_entry(b, tensor_index(b, "relu.out")) + NNE_MF_T_KIND, NNE_TENSOR_CONSTANT);
+    nne_le_wr32(tensor_entry(b, tensor_index(b, "relu.out")) + NNE_MF_T_KIND, NNE_TENSOR_CONSTANT);
 }
 static void e_data_past_weights(uint8_t *b, size_t n) {
-    nne_mf_wr64(tensor_entry(b, tensor_index(b, "b")) + NNE_MF_T_DATA_OFFSET, 1u << 20);
+    nne_le_wr64(tensor_entry(b, tensor_index(b, "b")) + NNE_MF_T_DATA_OFFSET, 1u << 20);
 }
 static void e_data_overflow(uint8_t *b, size_t n) {
-    nne_mf_wr64(tensor_entry(b, tensor_index(b, "b")) + NNE_MF_T_DATA_OFFSET, UINT64_MAX - 63);
+    nne_le_wr64(tensor_entry(b, tensor_index(b, "b")) + NNE_MF_T_DATA_OFFSET, UINT64_MAX - 63);
 }
 static void e_data_shared(uint8_t *b, size_t n) { /* b's data aliased onto w's */
-    nne_mf_wr64(tensor_entry(b, tensor_index(b, "b")) + NNE_MF_T_DATA_OFFSET,
-                nne_mf_rd64(tensor_entry(b, tensor_index(b, "w")) + NNE_MF_T_DATA_OFFSET));
+    nne_le_wr64(tensor_entry(b, tensor_index(b, "b")) + NNE_MF_T_DATA_OFFSET,
+                nne_le_rd64(tensor_entry(b, tensor_index(b, "w")) + NNE_MF_T_DATA_OFFSET));
 }
 static void e_data_on_input(uint8_t *b, size_t n) {
-    nne_mf_wr64(tensor_entry(b, tensor_index(b, "x")) + NNE_MF_T_DATA_SIZE, 128);
+    nne_le_wr64(tensor_entry(b, tensor_index(b, "x")) + NNE_MF_T_DATA_SIZE, 128);
 }
 static void e_name_past_strings(uint8_t *b, size_t n) {
-    nne_mf_wr32(tensor_entry(b, tensor_index(b, "x")) + NNE_MF_T_NAME_OFF, 0x7FFFFFF0);
+    nne_le_wr32(tensor_entry(b, tensor_index(b, "x")) + NNE_MF_T_NAME_OFF, 0x7FFFFFF0);
 }
 static void e_name_too_long(uint8_t *b, size_t n) {
-    nne_mf_wr32(tensor_entry(b, tensor_index(b, "x")) + NNE_MF_T_NAME_LEN, NNE_MAX_NAME + 1);
+    nne_le_wr32(tensor_entry(b, tensor_index(b, "x")) + NNE_MF_T_NAME_LEN, NNE_MAX_NAME + 1);
 }
 static void e_name_embedded_nul(uint8_t *b, size_t n) { /* "x" becomes 2 bytes: "x\0" */
-    nne_mf_wr32(tensor_entry(b, tensor_index(b, "x")) + NNE_MF_T_NAME_LEN, 2);
+    nne_le_wr32(tensor_entry(b, tensor_index(b, "x")) + NNE_MF_T_NAME_LEN, 2);
 }
 static void e_name_shared(uint8_t *b, size_t n) { /* node 'relu' reuses node 'conv's name */
-    nne_mf_wr32(node_entry(b, 1) + NNE_MF_N_NAME_OFF, nne_mf_rd32(node_entry(b, 0)));
+    nne_le_wr32(node_entry(b, 1) + NNE_MF_N_NAME_OFF, nne_le_rd32(node_entry(b, 0)));
 }
 static void e_name_duplicate(uint8_t *b, size_t n) { /* tensor "b" renamed "w" in place */
     uint8_t *strs = b + section_offset(b, NNE_MF_SEC_STRINGS);
-    strs[nne_mf_rd32(tensor_entry(b, tensor_index(b, "b")))] = 'w';
+    strs[nne_le_rd32(tensor_entry(b, tensor_index(b, "b")))] = 'w';
 }
 static void e_name_empty(uint8_t *b, size_t n) {
     uint8_t *strs = b + section_offset(b, NNE_MF_SEC_STRINGS);
     uint8_t *e = node_entry(b, 0);
-    strs[nne_mf_rd32(e)] = 0;
-    nne_mf_wr32(e + NNE_MF_N_NAME_LEN, 0);
+    strs[nne_le_rd32(e)] = 0;
+    nne_le_wr32(e + NNE_MF_N_NAME_LEN, 0);
 }
 static void e_quant_count(uint8_t *b, size_t n) {
-    nne_mf_wr32(tensor_entry(b, tensor_index(b, "w")) + NNE_MF_T_Q_COUNT, 2);
+    nne_le_wr32(tensor_entry(b, tensor_index(b, "w")) + NNE_MF_T_Q_COUNT, 2);
 }
 static void e_quant_axis(uint8_t *b, size_t n) {
-    nne_mf_wr32(tensor_entry(b, tensor_index(b, "w")) + NNE_MF_T_Q_AXIS, 4);
+    nne_le_wr32(tensor_entry(b, tensor_index(b, "w")) + NNE_MF_T_Q_AXIS, 4);
 }
 static void e_quant_offset(uint8_t *b, size_t n) {
-    nne_mf_wr64(tensor_entry(b, tensor_index(b, "w")) + NNE_MF_T_Q_OFFSET, UINT64_MAX - 3);
+    nne_le_wr64(tensor_entry(b, tensor_index(b, "w")) + NNE_MF_T_Q_OFFSET, UINT64_MAX - 3);
 }
 static uint8_t *scale0(uint8_t *b) {
     return b + section_offset(b, NNE_MF_SEC_QUANT) +
-           nne_mf_rd64(tensor_entry(b, tensor_index(b, "w")) + NNE_MF_T_Q_OFFSET);
+           nne_le_rd64(tensor_entry(b, tensor_index(b, "w")) + NNE_MF_T_Q_OFFSET);
 }
-static void e_scale_nan(uint8_t *b, size_t n) { nne_mf_wr32(scale0(b), 0x7FC00000u); }
-static void e_scale_inf(uint8_t *b, size_t n) { nne_mf_wr32(scale0(b), 0x7F800000u); }
-static void e_scale_zero(uint8_t *b, size_t n) { nne_mf_wr32(scale0(b), 0); }
-static void e_scale_negative(uint8_t *b, size_t n) { nne_mf_wr32(scale0(b), 0xBF000000u); }
-static void e_scale_not_pow2(uint8_t *b, size_t n) { nne_mf_wr32(scale0(b), 0x3F400000u); }
+static void e_scale_nan(uint8_t *b, size_t n) { nne_le_wr32(scale0(b), 0x7FC00000u); }
+static void e_scale_inf(uint8_t *b, size_t n) { nne_le_wr32(scale0(b), 0x7F800000u); }
+static void e_scale_zero(uint8_t *b, size_t n) { nne_le_wr32(scale0(b), 0); }
+static void e_scale_negative(uint8_t *b, size_t n) { nne_le_wr32(scale0(b), 0xBF000000u); }
+static void e_scale_not_pow2(uint8_t *b, size_t n) { nne_le_wr32(scale0(b), 0x3F400000u); }
 static void e_zero_point(uint8_t *b, size_t n) { /* w is f32: any zero point is allowed */
-    nne_mf_wr32(scale0(b) + 12, 1000);
+    nne_le_wr32(scale0(b) + 12, 1000);
 }
 static void e_zero_point_s8(uint8_t *b, size_t n) {
-    nne_mf_wr32(tensor_entry(b, tensor_index(b, "w")) + NNE_MF_T_DTYPE, NNE_S8);
-    nne_mf_wr64(tensor_entry(b, tensor_index(b, "w")) + NNE_MF_T_DATA_SIZE, 6);
-    nne_mf_wr32(scale0(b) + 12, 1000);
+    nne_le_wr32(tensor_entry(b, tensor_index(b, "w")) + NNE_MF_T_DTYPE, NNE_S8);
+    nne_le_wr64(tensor_entry(b, tensor_index(b, "w")) + NNE_MF_T_DATA_SIZE, 6);
+    nne_le_wr32(scale0(b) + 12, 1000);
 }
 static void e_quant_flags(uint8_t *b, size_t n) {
-    nne_mf_wr32(tensor_entry(b, tensor_index(b, "w")) + NNE_MF_T_Q_FLAGS, 3);
+    nne_le_wr32(tensor_entry(b, tensor_index(b, "w")) + NNE_MF_T_Q_FLAGS, 3);
 }
-static void e_op(uint8_t *b, size_t n) { nne_mf_wr32(node_entry(b, 0) + NNE_MF_N_OP, 99); }
-static void e_op_zero(uint8_t *b, size_t n) { nne_mf_wr32(node_entry(b, 0) + NNE_MF_N_OP, 0); }
+static void e_op(uint8_t *b, size_t n) { nne_le_wr32(node_entry(b, 0) + NNE_MF_N_OP, 99); }
+static void e_op_zero(uint8_t *b, size_t n) { nne_le_wr32(node_entry(b, 0) + NNE_MF_N_OP, 0); }
 static void e_n_inputs(uint8_t *b, size_t n) {
-    nne_mf_wr32(node_entry(b, 0) + NNE_MF_N_N_INPUTS, NNE_MAX_NODE_INPUTS + 1);
+    nne_le_wr32(node_entry(b, 0) + NNE_MF_N_N_INPUTS, NNE_MAX_NODE_INPUTS + 1);
 }
 static void e_input_range(uint8_t *b, size_t n) {
-    nne_mf_wr32(node_entry(b, 0) + NNE_MF_N_INPUTS, 1000);
+    nne_le_wr32(node_entry(b, 0) + NNE_MF_N_INPUTS, 1000);
 }
 static void e_input_negative(uint8_t *b, size_t n) {
-    nne_mf_wr32(node_entry(b, 0) + NNE_MF_N_INPUTS, (uint32_t)-2);
+    nne_le_wr32(node_entry(b, 0) + NNE_MF_N_INPUTS, (uint32_t)-2);
 }
 static void e_input_forward(uint8_t *b, size_t n) { /* conv reads relu's output */
-    nne_mf_wr32(node_entry(b, 0) + NNE_MF_N_INPUTS, tensor_index(b, "relu.out"));
+    nne_le_wr32(node_entry(b, 0) + NNE_MF_N_INPUTS, tensor_index(b, "relu.out"));
 }
 static void e_input_self(uint8_t *b, size_t n) { /* relu reads its own output */
-    nne_mf_wr32(node_entry(b, 1) + NNE_MF_N_INPUTS, tensor_index(b, "relu.out"));
+    nne_le_wr32(node_entry(b, 1) + NNE_MF_N_INPUTS, tensor_index(b, "relu.out"));
 }
 static void e_input_slot(uint8_t *b, size_t n) {
-    nne_mf_wr32(node_entry(b, 1) + NNE_MF_N_INPUTS + 4 * 5, 0);
+    nne_le_wr32(node_entry(b, 1) + NNE_MF_N_INPUTS + 4 * 5, 0);
 }
 static void e_input_missing(uint8_t *b, size_t n) { /* conv without weights */
-    nne_mf_wr32(node_entry(b, 0) + NNE_MF_N_INPUTS + 4, (uint32_t)-1);
+    nne_le_wr32(node_entry(b, 0) + NNE_MF_N_INPUTS + 4, (uint32_t)-1);
 }
 static void e_output_ref(uint8_t *b, size_t n) {
-    nne_mf_wr32(node_entry(b, 0) + NNE_MF_N_OUTPUT, 0);
+    nne_le_wr32(node_entry(b, 0) + NNE_MF_N_OUTPUT, 0);
 }
 static void e_params(uint8_t *b, size_t n) { /* conv kernel 1x1 -> 1000x1 */
-    nne_mf_wr32(node_entry(b, 0) + NNE_MF_N_PARAMS, 1000);
+    nne_le_wr32(node_entry(b, 0) + NNE_MF_N_PARAMS, 1000);
 }
 static void e_params_groups(uint8_t *b, size_t n) {
-    nne_mf_wr32(node_entry(b, 0) + NNE_MF_N_PARAMS + 4 * 11, 0);
+    nne_le_wr32(node_entry(b, 0) + NNE_MF_N_PARAMS + 4 * 11, 0);
 }
 static void e_activation_shape(uint8_t *b, size_t n) {
-    nne_mf_wr64(tensor_entry(b, tensor_index(b, "relu.out")) + NNE_MF_T_DIMS + 8, 5);
+    nne_le_wr64(tensor_entry(b, tensor_index(b, "relu.out")) + NNE_MF_T_DIMS + 8, 5);
 }
 static void e_activation_dtype(uint8_t *b, size_t n) {
-    nne_mf_wr32(tensor_entry(b, tensor_index(b, "relu.out")) + NNE_MF_T_DTYPE, NNE_S32);
+    nne_le_wr32(tensor_entry(b, tensor_index(b, "relu.out")) + NNE_MF_T_DTYPE, NNE_S32);
 }
 static void e_meta_dup(uint8_t *b, size_t n) { /* key 1 "train.steps" becomes "model" */
     uint8_t *m = b + section_offset(b, NNE_MF_SEC_META) + NNE_MF_TABLE_HEADER;
     uint8_t *strs = b + section_offset(b, NNE_MF_SEC_STRINGS);
-    memcpy(strs + nne_mf_rd32(m + NNE_MF_META_SIZE), "model", 6);
-    nne_mf_wr32(m + NNE_MF_META_SIZE + 4, 5);
+    memcpy(strs + nne_le_rd32(m + NNE_MF_META_SIZE), "model", 6);
+    nne_le_wr32(m + NNE_MF_META_SIZE + 4, 5);
 }
 static void e_meta_value_len(uint8_t *b, size_t n) {
     uint8_t *m = b + section_offset(b, NNE_MF_SEC_META) + NNE_MF_TABLE_HEADER;
-    nne_mf_wr32(m + 12, NNE_MAX_META_VALUE + 1);
+    nne_le_wr32(m + 12, NNE_MAX_META_VALUE + 1);
 }
 static void e_table_reserved(uint8_t *b, size_t n) {
-    nne_mf_wr32(b + section_offset(b, NNE_MF_SEC_NODES) + 4, 1);
+    nne_le_wr32(b + section_offset(b, NNE_MF_SEC_NODES) + 4, 1);
 }
 
 static void test_hostile(void) {
@@ -897,16 +897,16 @@ static void test_unknown_sections(void) {
     memcpy(x + table_end + 64, b + table_end, n - table_end);
     for (uint32_t i = 0; i < NNE_MF_SEC_KNOWN_COUNT; i++) {
         uint8_t *se = x + NNE_MF_HEADER_SIZE + i * NNE_MF_SECTION_ENTRY_SIZE;
-        nne_mf_wr64(se + NNE_MF_SE_OFFSET, nne_mf_rd64(se + NNE_MF_SE_OFFSET) + 64);
+        nne_le_wr64(se + NNE_MF_SE_OFFSET, nne_le_rd64(se + NNE_MF_SE_OFFSET) + 64);
     }
     uint8_t *ne = x + table_end;
-    nne_mf_wr32(ne + NNE_MF_SE_TYPE, 1000);
-    nne_mf_wr32(ne + NNE_MF_SE_FLAGS, NNE_MF_SECTION_OPTIONAL);
-    nne_mf_wr64(ne + NNE_MF_SE_OFFSET, extra);
-    nne_mf_wr64(ne + NNE_MF_SE_SIZE, 5);
+    nne_le_wr32(ne + NNE_MF_SE_TYPE, 1000);
+    nne_le_wr32(ne + NNE_MF_SE_FLAGS, NNE_MF_SECTION_OPTIONAL);
+    nne_le_wr64(ne + NNE_MF_SE_OFFSET, extra);
+    nne_le_wr64(ne + NNE_MF_SE_SIZE, 5);
     memcpy(x + extra, "hello", 5);
-    nne_mf_wr32(x + NNE_MF_OFF_SECTION_COUNT, NNE_MF_SEC_KNOWN_COUNT + 1);
-    nne_mf_wr64(x + NNE_MF_OFF_FILE_SIZE, m);
+    nne_le_wr32(x + NNE_MF_OFF_SECTION_COUNT, NNE_MF_SEC_KNOWN_COUNT + 1);
+    nne_le_wr64(x + NNE_MF_OFF_FILE_SIZE, m);
     nne_mf_fix_checksums(x, m);
     nne_graph *g2 = NULL;
     CHECK_OK(nne_model_read_mem(x, m, &g2));
@@ -919,7 +919,7 @@ static void test_unknown_sections(void) {
     }
     nne_graph_free(g2);
     g2 = NULL;
-    nne_mf_wr32(ne + NNE_MF_SE_FLAGS, 0);
+    nne_le_wr32(ne + NNE_MF_SE_FLAGS, 0);
     nne_mf_fix_checksums(x, m);
     CHECK_STATUS(nne_model_read_mem(x, m, &g2), NNE_ERR_UNSUPPORTED);
     CHECK(g2 == NULL);
