@@ -40,6 +40,14 @@ typedef enum nne_op_type {
     NNE_OP_SOFTMAX = 20,   /* in: x; over the last axis */
     NNE_OP_RESHAPE = 21,   /* in: x; params.reshape (one dim may be -1) */
     NNE_OP_FLATTEN = 22,   /* in: x [N][...] -> [N][prod] (NHWC order) */
+    /* Entropy-model ops of the learned codecs (docs/ops.md, "Entropy models"): */
+    NNE_OP_ABS = 23,      /* in: x */
+    NNE_OP_QUANTIZE = 24, /* in: x, means (optional, x's shape); round(x - m) + m;
+                             params.quantize.train_mode: what the trainer does instead */
+    NNE_OP_FACTORIZED_LIKELIHOOD = 25, /* in: x [...][C], params [C][NNE_FACT_PARAMS];
+                                          out: P(x) per element; params.entropy.lik_min */
+    NNE_OP_GAUSSIAN_LIKELIHOOD = 26,   /* in: x, scales, means (optional), same shape;
+                                          out: P(x); params.entropy.lik_min, scale_min */
     NNE_OP_COUNT
 } nne_op_type;
 
@@ -52,6 +60,14 @@ typedef enum nne_pad_mode {
     NNE_PAD_SAME = 2,     /* TF convention: out = ceil(in / stride); total padding split with
                              the extra row/column at the bottom/right. conv2d/pools only. */
 } nne_pad_mode;
+
+/* What the trainer does with a quantize op (inference always rounds):
+ *  NOISE: y = x + u, u ~ U(-0.5, 0.5) (Balle et al.'s proxy), gradient identity;
+ *  STE:   y = round(x - m) + m forward, identity gradient (straight-through). */
+typedef enum nne_quantize_train_mode {
+    NNE_QUANTIZE_NOISE = 0,
+    NNE_QUANTIZE_STE = 1,
+} nne_quantize_train_mode;
 
 /* Op parameters. Every member is a 4-byte int32 or float so that the model file stores the
  * union as NNE_OP_PARAM_WORDS little-endian words (docs/model-format.md). */
@@ -99,6 +115,13 @@ typedef union nne_op_params {
     } concat; /* negative counts from the end */
     nne_upsample_params upsample;
     nne_reshape_params reshape;
+    struct {
+        int32_t train_mode; /* nne_quantize_train_mode */
+    } quantize;
+    struct {
+        float lik_min;   /* lower bound of the likelihood (> 0; 1e-9 in CompressAI) */
+        float scale_min; /* gaussian: lower bound of the scale (0.11 in CompressAI) */
+    } entropy;
     uint32_t words[NNE_OP_PARAM_WORDS];
 } nne_op_params;
 

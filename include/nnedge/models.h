@@ -33,6 +33,45 @@ nne_status nne_model_cae_seed(int32_t height, int32_t width, nne_cae_part part, 
  * updated). Inference results and the plan of `dst` stay valid (shapes do not change). */
 nne_status nne_model_copy_weights(nne_graph *dst, const nne_graph *src);
 
+/* ---- Learned codecs (src/models/bmshj2018.c, docs/models.md "Learned codecs") ---------- */
+
+typedef enum nne_rdmodel_kind {
+    NNE_RD_FACTORIZED = 0, /* bmshj2018-factorized: y coded with a factorized density */
+    NNE_RD_HYPERPRIOR = 1, /* bmshj2018-hyperprior: y ~ N(0, scales(z_hat)), z factorized */
+    NNE_RD_MEAN_SCALE = 2, /* mbt2018-mean: y ~ N(means(z_hat), scales(z_hat)) */
+} nne_rdmodel_kind;
+
+typedef enum nne_rd_part {
+    NNE_RD_TRAIN = 0,           /* image -> x_hat, likelihoods_y [, likelihoods_z] */
+    NNE_RD_ANALYSIS = 1,        /* g_a: image -> y [B][H/16][W/16][M] */
+    NNE_RD_SYNTHESIS = 2,       /* g_s: y_hat -> x_hat */
+    NNE_RD_HYPER_ANALYSIS = 3,  /* h_a: y -> z [B][H/64][W/64][N] (hyperpriors only) */
+    NNE_RD_HYPER_SYNTHESIS = 4, /* h_s: z_hat -> scales [, means] (hyperpriors only) */
+} nne_rd_part;
+
+#define NNE_RD_LIK_MIN   1e-9f /* likelihood floor (CompressAI) */
+#define NNE_RD_SCALE_MIN 0.11f /* Gaussian scale floor (CompressAI) */
+
+typedef struct nne_rdmodel_config {
+    nne_rdmodel_kind kind;
+    int32_t n, m;                       /* channels: N (hidden), M (latent y) */
+    nne_quantize_train_mode train_mode; /* what training does at the quantize nodes */
+} nne_rdmodel_config;
+
+/* Build part `part` of a learned codec for batch x height x width x 3 images in [0, 1].
+ * height and width must be positive multiples of nne_rdmodel_alignment(kind) (16 for the
+ * factorized model, 64 for the hyperpriors). Constants are named so that every part shares
+ * the names of the training graph (g_a.0.weight, entropy_bottleneck.params, ...):
+ * nne_model_copy_weights moves trained weights into a part built at another size. Values
+ * are placeholders (nne_train_init_params or a model file). Meta: model (the kind's name),
+ * model.part, model.N, model.M. */
+nne_status nne_model_rd(const nne_rdmodel_config *c, int32_t batch, int32_t height, int32_t width,
+                        nne_rd_part part, nne_graph **out);
+int32_t nne_rdmodel_alignment(nne_rdmodel_kind kind);
+/* "bmshj2018-factorized", "bmshj2018-hyperprior", "mbt2018-mean"; NULL if invalid. */
+const char *nne_rdmodel_kind_name(nne_rdmodel_kind kind);
+nne_status nne_rdmodel_kind_from_name(const char *name, nne_rdmodel_kind *kind);
+
 /* Names of the built-in models, NULL-terminated. */
 const char *const *nne_builtin_model_names(void);
 /* For a built-in model made of parts (cae-seed: its encoder and decoder), the NULL-terminated

@@ -147,6 +147,50 @@ void nne_upsample_f32__ref(int32_t n, int32_t ih, int32_t iw, int32_t c, int32_t
 /* Softmax over the innermost `cols` elements of each of `rows` rows (max-subtracted). */
 void nne_softmax_f32__ref(size_t rows, int32_t cols, const float *x, float *y);
 
+/* ---- Entropy models of the learned codecs (src/ops/entropy_model.c, docs/ops.md) ------ */
+
+/* y = |x| (y may alias x). */
+void nne_abs_f32__ref(size_t count, const float *x, float *y);
+/* y = round(x - m) + m with m = means[i] (NULL: 0); round half away from zero (roundf).
+ * This is the inference meaning of the quantize op; training replaces it (train.h). */
+void nne_quantize_f32__ref(size_t count, const float *x, const float *means, float *y);
+
+/* Factorized density (Balle et al. 2018, appendix 6.1; CompressAI's EntropyBottleneck with
+ * filters (3, 3, 3)): one univariate cumulative c(v) = sigmoid(f(v)) per channel, with
+ * f = f_3 . f_2 . f_1 . f_0 mapping 1 -> 3 -> 3 -> 3 -> 1 values:
+ *   u_k = softplus(H_k) h_k + b_k;  h_{k+1} = u_k + tanh(a_k) * tanh(u_k) (k < 3);  f = u_3.
+ * One channel's NNE_FACT_PARAMS parameters, in this order (row-major matrices [out][in]):
+ *   H_0[3][1] H_1[3][3] H_2[3][3] H_3[1][3] | b_0[3] b_1[3] b_2[3] b_3[1] | a_0[3] a_1[3] a_2[3]
+ * H is stored before the softplus (as CompressAI stores its matrices). The likelihood of an
+ * integer-spaced value v is c(v + 0.5) - c(v - 0.5), computed as
+ * |sigmoid(s f(v + 0.5)) - sigmoid(s f(v - 0.5))| with s = -1 if f(v - 0.5) + f(v + 0.5) > 0
+ * else +1, which is the same number evaluated in the precise tail of the sigmoid. */
+#define NNE_FACT_LAYERS 4
+#define NNE_FACT_PARAMS 43
+#define NNE_FACT_TRACE  9 /* pre-gating values u_0, u_1, u_2 (3 each) */
+#define NNE_FACT_AUX    (2 + 2 * NNE_FACT_TRACE)
+/* f(v) for one channel's parameters p [NNE_FACT_PARAMS]. trace (NULL: not wanted) receives
+ * the NNE_FACT_TRACE pre-gating values the backward pass needs. */
+float nne_factorized_logit(const float *p, float v, float *trace);
+/* Backward of nne_factorized_logit: given dL/df, sets *dv = dL/dv (dv may be NULL) and
+ * ACCUMULATES dL/dp into dp [NNE_FACT_PARAMS] (NULL: not wanted). */
+void nne_factorized_logit_backward(const float *p, float v, const float *trace, float dlogit,
+                                   float *dv, float *dp);
+/* Likelihood of v (no lower bound). aux (NULL: not wanted) receives [NNE_FACT_AUX] values:
+ * f(v - 0.5), f(v + 0.5) and both traces, for the backward pass (train.h). */
+float nne_factorized_likelihood(const float *p, float v, float *aux);
+/* x, y [pixels][c]; params [c][NNE_FACT_PARAMS]; y = max(likelihood, lik_min). */
+void nne_factorized_likelihood_f32__ref(size_t pixels, int32_t c, const float *x,
+                                        const float *params, float lik_min, float *y);
+
+/* Discretized Gaussian of the scale hyperprior (Balle et al. 2018): with s = max(scale,
+ * scale_min) and v = |x - mean|, P = Phi((0.5 - v) / s) - Phi((-0.5 - v) / s), in double. */
+float nne_gaussian_likelihood(float x, float scale, float mean, float scale_min);
+/* x, scales, means, y [count]; means may be NULL (0); y = max(P, lik_min). */
+void nne_gaussian_likelihood_f32__ref(size_t count, const float *x, const float *scales,
+                                      const float *means, float scale_min, float lik_min,
+                                      float *y);
+
 #ifdef __cplusplus
 }
 #endif

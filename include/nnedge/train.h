@@ -97,6 +97,33 @@ void nne_gdn_backward(size_t pixels, int32_t c, const float *x, const float *bet
 void nne_add_forward(size_t count, const float *a, const float *b, float *y);
 void nne_add_backward(size_t count, const float *dy, float *da, float *db);
 
+/* abs: dx = sign(x) * dy (0 at x = 0); dx overwritten, may alias dy. */
+void nne_abs_backward(size_t count, const float *x, const float *dy, float *dx);
+
+struct nne_rng; /* the PRNG, below */
+
+/* quantize in training (ops.h nne_quantize_f32__ref is the inference meaning):
+ * NNE_QUANTIZE_NOISE: y = x + u, u uniform in [-0.5, 0.5) drawn from `rng` in element order;
+ * NNE_QUANTIZE_STE: y = round(x - m) + m (means NULL: m = 0). The backward of both is the
+ * identity for x (dx = dy) and zero for the means: d(round(x - m) + m)/dm is taken as 0. */
+void nne_quantize_train_forward(size_t count, nne_quantize_train_mode mode, const float *x,
+                                const float *means, struct nne_rng *rng, float *y);
+
+/* Factorized likelihood (ops.h): x, dy, dx [pixels][c]; params, dparams [c][NNE_FACT_PARAMS].
+ * y = max(P(x), lik_min); the lower bound passes the gradient where P >= lik_min or dy < 0
+ * (CompressAI's LowerBound), so a rate loss (dy < 0) always pulls P up. dx overwritten (NULL
+ * to skip); dparams += (NULL to skip). */
+void nne_factorized_likelihood_backward(size_t pixels, int32_t c, const float *x,
+                                        const float *params, float lik_min, const float *dy,
+                                        float *dx, float *dparams);
+
+/* Gaussian likelihood (ops.h): x, scales, means, dy and the gradients [count]; means NULL =
+ * 0. The lower bounds of the scale and of P pass gradients as above. dx, dscales, dmeans are
+ * overwritten; each may be NULL (skipped). */
+void nne_gaussian_likelihood_backward(size_t count, const float *x, const float *scales,
+                                      const float *means, float scale_min, float lik_min,
+                                      const float *dy, float *dx, float *dscales, float *dmeans);
+
 /* ==== Losses ========================================================================= */
 
 /* Mean squared error over `count` elements: L = (1/count) sum (y - t)^2, summed in double.
@@ -120,6 +147,10 @@ int32_t nne_ms_ssim_auto_scales(int32_t h, int32_t w); /* 0 if min(h, w) < 11 */
 size_t nne_ms_ssim_loss_scratch_size(int32_t h, int32_t w, int32_t scales); /* bytes */
 nne_status nne_ms_ssim_loss(int32_t n, int32_t h, int32_t w, int32_t c, const float *y,
                             const float *t, int32_t scales, void *scratch, double *loss, float *dy);
+
+/* Rate of likelihoods: bits = sum_i -log2(lik_i) (summed in double). dlik (NULL to skip)
+ * is overwritten with d(scale * bits)/d(lik) = -scale / (lik ln 2). Returns bits. */
+double nne_rate_bits(size_t count, const float *lik, double scale, float *dlik);
 
 /* ==== PRNG and initialisation ======================================================= */
 
@@ -241,7 +272,17 @@ float nne_lr_at(const nne_lr_schedule *s, int64_t step);
 
 /* ==== Graph-level trainer ============================================================ */
 
-typedef enum nne_loss_kind { NNE_LOSS_MSE = 0, NNE_LOSS_MS_SSIM = 1 } nne_loss_kind;
+/* NNE_LOSS_RD (rate-distortion, Balle et al. 2018): the graph's output 0 is the
+ * reconstruction and outputs 1.. are likelihood tensors (factorized/gaussian likelihood
+ * nodes). L = lambda * 255^2 * MSE(output 0, target) + bpp, with
+ * bpp = sum over the likelihood outputs of -log2(P) / (N * H * W) of output 0. In training
+ * steps quantize nodes add uniform noise (or round, NNE_QUANTIZE_STE); in
+ * nne_trainer_eval they round, so the eval loss uses the rate of the real symbols. */
+typedef enum nne_loss_kind {
+    NNE_LOSS_MSE = 0,
+    NNE_LOSS_MS_SSIM = 1,
+    NNE_LOSS_RD = 2,
+} nne_loss_kind;
 
 typedef struct nne_trainer_config {
     nne_optim_config optim;
@@ -252,6 +293,10 @@ typedef struct nne_trainer_config {
      * number of CPUs), n >= 1 = a pool of n threads owned by the trainer. Results are
      * bitwise identical for every thread count (docs/training.md). */
     int32_t threads;
+    float rd_lambda;     /* NNE_LOSS_RD: lambda (> 0), e.g. 0.0018 .. 0.0932 (CompressAI) */
+    uint64_t noise_seed; /* NNE_LOSS_RD: quantization noise of update `step` is drawn from a
+                            generator seeded by (noise_seed, step, node), so resuming at a
+                            step replays the same noise */
 } nne_trainer_config;
 
 typedef struct nne_train_stats {
@@ -259,6 +304,8 @@ typedef struct nne_train_stats {
     double grad_norm; /* global gradient norm before clipping */
     float lr;         /* learning rate used */
     int64_t step;     /* updates done after this one */
+    double mse;       /* NNE_LOSS_RD: the distortion term's MSE (images in [0, 1]) */
+    double bpp;       /* NNE_LOSS_RD: the rate term, bits per pixel */
 } nne_train_stats;
 
 typedef struct nne_trainer nne_trainer;
@@ -275,6 +322,10 @@ typedef struct nne_trainer nne_trainer;
 nne_status nne_trainer_create(nne_graph *g, const nne_trainer_config *cfg, nne_trainer **out);
 void nne_trainer_free(nne_trainer *t);
 
+/* After every update the trainer projects GDN/IGDN parameters back into their domain:
+ * beta >= NNE_GDN_BETA_MIN, gamma >= 0 (docs/training.md). */
+#define NNE_GDN_BETA_MIN 1e-6f
+
 /* One step: forward on `input` (the graph input's shape), loss against `target` (the
  * output's shape), backward, gradient clipping, optimizer update. stats may be NULL. */
 nne_status nne_trainer_step(nne_trainer *t, const float *input, const float *target,
@@ -284,6 +335,8 @@ nne_status nne_trainer_step(nne_trainer *t, const float *input, const float *tar
 nne_status nne_trainer_grad(nne_trainer *t, const float *input, const float *target, double *loss);
 /* Forward and loss only (validation); the parameters are not changed. */
 nne_status nne_trainer_eval(nne_trainer *t, const float *input, const float *target, double *loss);
+/* The MSE and bpp of the last loss computed with NNE_LOSS_RD (both 0 for other losses). */
+void nne_trainer_last_rd(const nne_trainer *t, double *mse, double *bpp);
 /* The output of the last forward pass [graph output shape]. */
 const float *nne_trainer_output(const nne_trainer *t);
 /* Parameters and gradients; after a step the gradient buffer holds the (clipped) gradient

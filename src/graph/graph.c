@@ -28,6 +28,10 @@ static const char *const g_op_names[NNE_OP_COUNT] = {
     [NNE_OP_SOFTMAX] = "softmax",
     [NNE_OP_RESHAPE] = "reshape",
     [NNE_OP_FLATTEN] = "flatten",
+    [NNE_OP_ABS] = "abs",
+    [NNE_OP_QUANTIZE] = "quantize",
+    [NNE_OP_FACTORIZED_LIKELIHOOD] = "factorized_likelihood",
+    [NNE_OP_GAUSSIAN_LIKELIHOOD] = "gaussian_likelihood",
 };
 
 const char *nne_op_name(nne_op_type t) {

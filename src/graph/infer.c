@@ -263,6 +263,42 @@ static nne_status infer_node(ctx *c, nne_shape *out) {
         if ((s = check_arity(c, 1, 1))) return s;
         *out = in(c, 0)->shape;
         return NNE_OK;
+    case NNE_OP_ABS:
+        if ((s = check_arity(c, 1, 1))) return s;
+        *out = in(c, 0)->shape;
+        return NNE_OK;
+    case NNE_OP_QUANTIZE:
+        if ((s = check_arity(c, 1, 2))) return s;
+        if (in(c, 1) && !nne_shape_equal(&in(c, 1)->shape, &in(c, 0)->shape))
+            FAIL(NNE_ERR_SHAPE, "means '%s' differ in shape from x", in(c, 1)->name);
+        if (!range(p->quantize.train_mode, NNE_QUANTIZE_NOISE, NNE_QUANTIZE_STE))
+            FAIL(NNE_ERR_FORMAT, "invalid train_mode %d", (int)p->quantize.train_mode);
+        *out = in(c, 0)->shape;
+        return NNE_OK;
+    case NNE_OP_FACTORIZED_LIKELIHOOD: {
+        if ((s = check_arity(c, 2, 2))) return s;
+        const nne_tensor *x = in(c, 0), *q = in(c, 1);
+        if (x->shape.ndim < 1) FAIL(NNE_ERR_SHAPE, "input must have rank >= 1");
+        if (q->shape.ndim != 2 || q->shape.dim[0] != last_dim(x) ||
+            q->shape.dim[1] != NNE_FACT_PARAMS)
+            FAIL(NNE_ERR_SHAPE, "params '%s' must be [%lld, %d]", q->name,
+                 (long long)last_dim(x), NNE_FACT_PARAMS);
+        if (!(p->entropy.lik_min > 0.0f && p->entropy.lik_min < 1.0f))
+            FAIL(NNE_ERR_FORMAT, "lik_min must be in (0, 1)");
+        *out = x->shape;
+        return NNE_OK;
+    }
+    case NNE_OP_GAUSSIAN_LIKELIHOOD:
+        if ((s = check_arity(c, 2, 3))) return s;
+        for (int k = 1; k < 3; k++)
+            if (in(c, k) && !nne_shape_equal(&in(c, k)->shape, &in(c, 0)->shape))
+                FAIL(NNE_ERR_SHAPE, "input %d '%s' differs in shape from x", k, in(c, k)->name);
+        if (!(p->entropy.lik_min > 0.0f && p->entropy.lik_min < 1.0f))
+            FAIL(NNE_ERR_FORMAT, "lik_min must be in (0, 1)");
+        if (!(p->entropy.scale_min > 0.0f) || !isfinite(p->entropy.scale_min))
+            FAIL(NNE_ERR_FORMAT, "scale_min must be > 0");
+        *out = in(c, 0)->shape;
+        return NNE_OK;
     case NNE_OP_PRELU: {
         if ((s = check_arity(c, 2, 2))) return s;
         const nne_tensor *x = in(c, 0), *a = in(c, 1);
@@ -400,6 +436,8 @@ static bool is_param_input(nne_op_type op, int k) {
     case NNE_OP_IGDN:
     case NNE_OP_BATCHNORM:
         return k >= 1;
+    case NNE_OP_FACTORIZED_LIKELIHOOD:
+        return k == 1;
     default:
         return false;
     }

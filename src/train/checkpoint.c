@@ -76,7 +76,8 @@ static void state_encode(const nne_checkpoint *c, uint8_t *s) {
     nne_le_wr64(s + 128, (uint64_t)c->best_step);
     nne_le_wrf64(s + 136, c->elapsed_s);
     nne_le_wrf64(s + 144, c->best_val_psnr);
-    /* 152..160 reserved, zero */
+    nne_le_wrf32(s + 152, k->loss == NNE_LOSS_RD ? k->rd_lambda : 0.0f);
+    /* 156..160 reserved, zero */
 }
 
 static bool fin_ge0(double x) { return isfinite(x) && x >= 0.0; }
@@ -110,7 +111,8 @@ static nne_status state_decode(const uint8_t *s, const char *who, nne_checkpoint
     c->best_step = (int64_t)nne_le_rd64(s + 128);
     c->elapsed_s = nne_le_rdf64(s + 136);
     c->best_val_psnr = nne_le_rdf64(s + 144);
-    for (int i = 152; i < CK_STATE_SIZE; i++)
+    k->rd_lambda = nne_le_rdf32(s + 152);
+    for (int i = 156; i < CK_STATE_SIZE; i++)
         if (s[i])
             return nne_error(NNE_ERR_FORMAT, "%s: reserved state byte %d is not zero", who, i);
 
@@ -120,9 +122,14 @@ static nne_status state_decode(const uint8_t *s, const char *who, nne_checkpoint
     if (okind > NNE_OPTIM_ADAM)
         return nne_error(NNE_ERR_FORMAT, "%s: unknown optimizer %u", who, (unsigned)okind);
     k->optim.kind = (nne_optim_kind)okind;
-    if (loss > NNE_LOSS_MS_SSIM)
+    if (loss > NNE_LOSS_RD)
         return nne_error(NNE_ERR_FORMAT, "%s: unknown loss %u", who, (unsigned)loss);
     k->loss = (nne_loss_kind)loss;
+    /* lambda: > 0 and finite for the rate-distortion loss, exactly 0 otherwise (canonical) */
+    if (loss == NNE_LOSS_RD ? !(isfinite(k->rd_lambda) && k->rd_lambda > 0.0f)
+                            : k->rd_lambda != 0.0f)
+        return nne_error(NNE_ERR_FORMAT, "%s: invalid rate-distortion lambda %g for loss %u", who,
+                         (double)k->rd_lambda, (unsigned)loss);
     if (lkind > NNE_LR_COSINE)
         return nne_error(NNE_ERR_FORMAT, "%s: unknown learning-rate schedule %u", who,
                          (unsigned)lkind);

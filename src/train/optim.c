@@ -58,8 +58,29 @@ static bool is_param_input(const nne_node *n, int32_t k, bool *decay) {
     case NNE_OP_GDN:
     case NNE_OP_IGDN:
         return k == 1 || k == 2;
+    case NNE_OP_FACTORIZED_LIKELIHOOD:
+        return k == 1;
     default:
         return false;
+    }
+}
+
+/* CompressAI's EntropyBottleneck initialisation (init_scale 10, filters (3, 3, 3)): every
+ * matrix entry of layer k is log(expm1(1 / scale / d_{k+1})) with scale = 10^(1/4) and
+ * d = (1, 3, 3, 3, 1), biases uniform in [-0.5, 0.5), gating factors 0. */
+static void init_factorized(float *d, int64_t channels, nne_rng *rng) {
+    static const int dims[NNE_FACT_LAYERS + 1] = {1, 3, 3, 3, 1};
+    const double scale = pow(10.0, 1.0 / NNE_FACT_LAYERS);
+    for (int64_t ch = 0; ch < channels; ch++) {
+        float *p = d + ch * NNE_FACT_PARAMS;
+        int o = 0;
+        for (int k = 0; k < NNE_FACT_LAYERS; k++) { /* H_k */
+            const float h = (float)log(expm1(1.0 / scale / dims[k + 1]));
+            for (int e = 0; e < dims[k] * dims[k + 1]; e++) p[o++] = h;
+        }
+        for (int k = 0; k < NNE_FACT_LAYERS; k++) /* b_k */
+            for (int e = 0; e < dims[k + 1]; e++) p[o++] = nne_rng_uniform_range(rng, -0.5f, 0.5f);
+        while (o < NNE_FACT_PARAMS) p[o++] = 0.0f; /* a_k */
     }
 }
 
@@ -88,6 +109,8 @@ nne_status nne_train_init_params(nne_graph *g, uint64_t seed) {
                 const int64_t fan_in = per_group * cg->kh * cg->kw;
                 const float bound = (float)(1.0 / sqrt((double)fan_in));
                 for (size_t e = 0; e < cnt; e++) d[e] = nne_rng_uniform_range(&rng, -bound, bound);
+            } else if (n->op == NNE_OP_FACTORIZED_LIKELIHOOD) {
+                init_factorized(d, t->shape.dim[0], &rng);
             } else if (n->op == NNE_OP_PRELU) {
                 for (size_t e = 0; e < cnt; e++) d[e] = 0.25f;
             } else if (k == 1) { /* GDN beta */

@@ -43,10 +43,14 @@ struct nne_trainer {
     void *loss_scratch;   /* MS-SSIM */
     nne_threadpool *pool; /* NULL: serial */
     bool own_pool;
-    int32_t input, output; /* tensor indices */
+    int32_t input, output; /* tensor indices; output = outputs[0] */
     int32_t ms_ssim_scales;
     int64_t step;
+    double last_mse, last_bpp; /* NNE_LOSS_RD terms of the last loss */
 };
+
+/* What quantize nodes do in a forward pass. */
+typedef enum fwd_mode { FWD_TRAIN, FWD_EVAL } fwd_mode;
 
 static bool trainable_op(nne_op_type op) {
     switch (op) {
@@ -57,6 +61,10 @@ static bool trainable_op(nne_op_type op) {
     case NNE_OP_GDN:
     case NNE_OP_IGDN:
     case NNE_OP_ADD:
+    case NNE_OP_ABS:
+    case NNE_OP_QUANTIZE:
+    case NNE_OP_FACTORIZED_LIKELIHOOD:
+    case NNE_OP_GAUSSIAN_LIKELIHOOD:
         return true;
     default:
         return false;
@@ -113,13 +121,23 @@ static float *alloc_floats(size_t n) {
     return nne_aligned_alloc(bytes);
 }
 
-static nne_status check_graph(const nne_graph *g) {
+static nne_status check_graph(const nne_graph *g, nne_loss_kind loss) {
     if (!g->inferred) return nne_error(NNE_ERR_INVALID_ARG, "trainer: graph is not inferred");
-    if (g->n_inputs != 1 || g->n_outputs != 1)
+    const bool rd = loss == NNE_LOSS_RD;
+    if (g->n_inputs != 1 || (rd ? g->n_outputs < 2 : g->n_outputs != 1))
         return nne_error(NNE_ERR_UNSUPPORTED,
                          "trainer: graph '%s' has %d inputs and %d outputs "
-                         "(want 1 and 1)",
-                         g->name ? g->name : "", (int)g->n_inputs, (int)g->n_outputs);
+                         "(want 1 and %s)",
+                         g->name ? g->name : "", (int)g->n_inputs, (int)g->n_outputs,
+                         rd ? "the reconstruction plus at least one likelihood" : "1");
+    for (int32_t k = 1; rd && k < g->n_outputs; k++) {
+        const int32_t prod = nne_graph_producer(g, g->outputs[k]);
+        const nne_op_type op = prod >= 0 ? g->nodes[prod].op : NNE_OP_INVALID;
+        if (op != NNE_OP_FACTORIZED_LIKELIHOOD && op != NNE_OP_GAUSSIAN_LIKELIHOOD)
+            return nne_error(NNE_ERR_UNSUPPORTED,
+                             "trainer: rate-distortion output %d '%s' is not a likelihood", (int)k,
+                             g->tensors[g->outputs[k]].name);
+    }
     for (int32_t i = 0; i < g->n_tensors; i++)
         if (g->tensors[i].dtype != NNE_F32)
             return nne_error(NNE_ERR_UNSUPPORTED, "trainer: tensor '%s' is %s (only f32 trains)",
@@ -129,7 +147,8 @@ static nne_status check_graph(const nne_graph *g) {
         if (!trainable_op(n->op))
             return nne_error(NNE_ERR_UNSUPPORTED,
                              "trainer: node '%s': op %s has no backward pass (supported: "
-                             "conv2d, conv_transpose2d, prelu, relu, gdn, igdn, add)",
+                             "conv2d, conv_transpose2d, prelu, relu, gdn, igdn, add, abs, "
+                             "quantize, factorized_likelihood, gaussian_likelihood)",
                              n->name, nne_op_name(n->op));
         if (n->op == NNE_OP_ADD)
             for (int32_t k = 0; k < 2; k++)
@@ -145,10 +164,12 @@ nne_status nne_trainer_create(nne_graph *g, const nne_trainer_config *cfg, nne_t
     if (!out) return nne_error(NNE_ERR_INVALID_ARG, "trainer: NULL output");
     *out = NULL;
     if (!g || !cfg) return nne_error(NNE_ERR_INVALID_ARG, "trainer: NULL graph or config");
-    nne_status st = check_graph(g);
-    if (st != NNE_OK) return st;
-    if (cfg->loss != NNE_LOSS_MSE && cfg->loss != NNE_LOSS_MS_SSIM)
+    if (cfg->loss != NNE_LOSS_MSE && cfg->loss != NNE_LOSS_MS_SSIM && cfg->loss != NNE_LOSS_RD)
         return nne_error(NNE_ERR_INVALID_ARG, "trainer: unknown loss %d", (int)cfg->loss);
+    if (cfg->loss == NNE_LOSS_RD && !(cfg->rd_lambda > 0.0f && isfinite(cfg->rd_lambda)))
+        return nne_error(NNE_ERR_INVALID_ARG, "trainer: rate-distortion lambda must be > 0");
+    nne_status st = check_graph(g, cfg->loss);
+    if (st != NNE_OK) return st;
 
     nne_trainer *t = nne_calloc(1, sizeof *t);
     if (!t) return NNE_ERR_NOMEM;
@@ -194,6 +215,7 @@ nne_status nne_trainer_create(nne_graph *g, const nne_trainer_config *cfg, nne_t
         if (n->op == NNE_OP_CONV_TRANSPOSE2D)
             s = nne_conv_transpose2d_gemm_scratch_size(&n->conv_geom, threads);
         if (n->op == NNE_OP_PRELU) part = c;
+        if (n->op == NNE_OP_FACTORIZED_LIKELIHOOD) part = c * NNE_FACT_PARAMS;
         if (n->op == NNE_OP_GDN || n->op == NNE_OP_IGDN) {
             part = c + c * c; /* dbeta, dgamma */
             const size_t ks = nne_gdn_backward_scratch_size((int32_t)c);
@@ -202,7 +224,7 @@ nne_status nne_trainer_create(nne_graph *g, const nne_trainer_config *cfg, nne_t
         if (s > max_scratch) max_scratch = s;
         if (part > t->ew_part_floats) t->ew_part_floats = part;
     }
-    t->consumers[t->output]++; /* the loss reads the output */
+    for (int32_t k = 0; k < g->n_outputs; k++) t->consumers[g->outputs[k]]++; /* the loss */
     for (int32_t i = 0; i < g->n_tensors; i++) {
         if (g->tensors[i].kind == NNE_TENSOR_CONSTANT) continue;
         const size_t n = tnumel(g, i);
@@ -257,6 +279,12 @@ typedef enum ew_kind {
     EW_GDN_FWD,
     EW_GDN_BWD,
     EW_ADD_FWD,
+    EW_ABS_FWD,
+    EW_ABS_BWD,
+    EW_FACT_FWD,
+    EW_FACT_BWD,
+    EW_GAUSS_FWD,
+    EW_GAUSS_BWD,
     EW_ACCUMULATE, /* y += x */
 } ew_kind;
 
@@ -267,9 +295,11 @@ typedef struct ew_ctx {
     int32_t c, n_param;       /* channels; prelu: slopes (1 or c) */
     int n_chunks;             /* ew_chunks(pixels) */
     const float *x, *x2, *dy; /* x2: add's second input */
-    const float *p0, *p1;     /* prelu slope; GDN beta, gamma */
+    const float *p0, *p1;     /* prelu slope; GDN beta, gamma; factorized params; scales */
     bool inverse;             /* IGDN */
+    float lik_min, scale_min; /* likelihoods */
     float *y, *dx;
+    float *dx1, *dx2; /* gaussian: d scales, d means (one of dx, dx1, dx2 per pass) */
 } ew_ctx;
 
 static int ew_chunks(size_t pixels) {
@@ -310,6 +340,30 @@ static void ew_task(void *vctx, int task, int thread) {
     case EW_ADD_FWD:
         nne_add_forward(np * c, e->x + o, e->x2 + o, e->y + o);
         break;
+    case EW_ABS_FWD:
+        nne_abs_f32__ref(np * c, e->x + o, e->y + o);
+        break;
+    case EW_ABS_BWD:
+        nne_abs_backward(np * c, e->x + o, e->dy + o, e->dx + o);
+        break;
+    case EW_FACT_FWD:
+        nne_factorized_likelihood_f32__ref(np, e->c, e->x + o, e->p0, e->lik_min, e->y + o);
+        break;
+    case EW_FACT_BWD:
+        memset(part, 0, c * NNE_FACT_PARAMS * sizeof(float));
+        nne_factorized_likelihood_backward(np, e->c, e->x + o, e->p0, e->lik_min, e->dy + o,
+                                           e->dx ? e->dx + o : NULL, part);
+        break;
+    case EW_GAUSS_FWD: /* c == 1 */
+        nne_gaussian_likelihood_f32__ref(np, e->x + o, e->p0 + o, e->x2 ? e->x2 + o : NULL,
+                                         e->scale_min, e->lik_min, e->y + o);
+        break;
+    case EW_GAUSS_BWD:
+        nne_gaussian_likelihood_backward(np, e->x + o, e->p0 + o, e->x2 ? e->x2 + o : NULL,
+                                         e->scale_min, e->lik_min, e->dy + o,
+                                         e->dx ? e->dx + o : NULL, e->dx1 ? e->dx1 + o : NULL,
+                                         e->dx2 ? e->dx2 + o : NULL);
+        break;
     case EW_ACCUMULATE:
         for (size_t i = o; i < o + np * c; i++) e->y[i] += e->x[i];
         break;
@@ -335,7 +389,15 @@ static void ew_reduce(const nne_trainer *tr, const ew_ctx *e, size_t off, size_t
 
 /* ---- forward ---------------------------------------------------------------------------- */
 
-static void forward_node(nne_trainer *tr, const nne_node *n) {
+/* The generator of quantize node `node`'s noise at update `step`: a function of the
+ * configuration's seed, the step and the node only, so a resumed run replays it. */
+static void noise_rng(const nne_trainer *tr, int64_t step, int32_t node, nne_rng *r) {
+    nne_rng_seed(r, tr->cfg.noise_seed ^ ((uint64_t)step * 0x9E3779B97F4A7C15ull) ^
+                        ((uint64_t)(node + 1) * 0xD1B54A32D192ED03ull));
+}
+
+static void forward_node(nne_trainer *tr, int32_t idx, fwd_mode mode, int64_t step) {
+    const nne_node *n = &tr->g->nodes[idx];
     const nne_graph *g = tr->g;
     const int32_t *in = n->inputs;
     const float *x = tdata(tr, in[0]);
@@ -371,27 +433,95 @@ static void forward_node(nne_trainer *tr, const nne_node *n) {
         e.kind = EW_ADD_FWD;
         e.x2 = tdata(tr, in[1]);
         break;
+    case NNE_OP_ABS:
+        e.kind = EW_ABS_FWD;
+        break;
+    case NNE_OP_QUANTIZE: {
+        /* Serial: the noise is one stream in element order (small tensors: latents). */
+        const float *means = n->n_inputs > 1 ? tdata(tr, in[1]) : NULL;
+        if (mode == FWD_EVAL) {
+            nne_quantize_f32__ref(cnt, x, means, y);
+        } else {
+            nne_rng r;
+            noise_rng(tr, step, idx, &r);
+            nne_quantize_train_forward(cnt, (nne_quantize_train_mode)n->params.quantize.train_mode,
+                                       x, means, &r, y);
+        }
+        return;
+    }
+    case NNE_OP_FACTORIZED_LIKELIHOOD:
+        e.kind = EW_FACT_FWD;
+        e.p0 = tdata(tr, in[1]);
+        e.lik_min = n->params.entropy.lik_min;
+        break;
+    case NNE_OP_GAUSSIAN_LIKELIHOOD:
+        e.kind = EW_GAUSS_FWD;
+        e.pixels = cnt;
+        e.c = 1;
+        e.p0 = tdata(tr, in[1]);
+        e.x2 = n->n_inputs > 2 ? tdata(tr, in[2]) : NULL;
+        e.lik_min = n->params.entropy.lik_min;
+        e.scale_min = n->params.entropy.scale_min;
+        break;
     default: /* rejected by check_graph */
         return;
     }
     ew_run(tr, &e);
 }
 
-static void forward(nne_trainer *tr, const float *input) {
+static void forward(nne_trainer *tr, const float *input, fwd_mode mode, int64_t step) {
     memcpy(tr->act[tr->input], input, tnumel(tr->g, tr->input) * sizeof(float));
-    for (int32_t i = 0; i < tr->g->n_nodes; i++) forward_node(tr, &tr->g->nodes[i]);
+    for (int32_t i = 0; i < tr->g->n_nodes; i++) forward_node(tr, i, mode, step);
 }
 
-static nne_status compute_loss(nne_trainer *tr, const float *target, double *loss, float *dy) {
+static float *grad_target(nne_trainer *tr, int32_t t);
+static void grad_commit(nne_trainer *tr, int32_t t);
+
+/* L = lambda 255^2 MSE(output 0) + sum_k bits(output k) / (N H W). With `grad`, the
+ * gradients of every output are written (grad_target / grad_commit, one at a time since
+ * they may share tmp). */
+static void rd_loss(nne_trainer *tr, const float *target, double *loss, bool grad) {
+    const nne_graph *g = tr->g;
+    const nne_shape *os = &g->tensors[tr->output].shape;
+    const double pixels = (double)os->dim[0] * (double)os->dim[1] * (double)os->dim[2];
+    const double w = 255.0 * 255.0 * (double)tr->cfg.rd_lambda;
+    float *dy = grad ? grad_target(tr, tr->output) : NULL;
+    const size_t cnt = tnumel(g, tr->output);
+    const double mse = nne_mse_loss(cnt, tr->act[tr->output], target, dy);
+    if (dy) {
+        for (size_t i = 0; i < cnt; i++) dy[i] = (float)((double)dy[i] * w);
+        grad_commit(tr, tr->output);
+    }
+    double bits = 0.0;
+    for (int32_t k = 1; k < g->n_outputs; k++) {
+        const int32_t o = g->outputs[k];
+        float *dl = grad ? grad_target(tr, o) : NULL;
+        bits += nne_rate_bits(tnumel(g, o), tr->act[o], 1.0 / pixels, dl);
+        if (dl) grad_commit(tr, o);
+    }
+    tr->last_mse = mse;
+    tr->last_bpp = bits / pixels;
+    *loss = w * mse + tr->last_bpp;
+}
+
+static nne_status compute_loss(nne_trainer *tr, const float *target, double *loss, bool grad) {
     const nne_shape *os = &tr->g->tensors[tr->output].shape;
     const float *y = tr->act[tr->output];
-    if (tr->cfg.loss == NNE_LOSS_MSE) {
-        *loss = nne_mse_loss(tnumel(tr->g, tr->output), y, target, dy);
+    float *dy = grad ? grad_target(tr, tr->output) : NULL;
+    nne_status st = NNE_OK;
+    if (tr->cfg.loss == NNE_LOSS_RD) {
+        rd_loss(tr, target, loss, grad);
         return NNE_OK;
     }
-    return nne_ms_ssim_loss((int32_t)os->dim[0], (int32_t)os->dim[1], (int32_t)os->dim[2],
-                            (int32_t)os->dim[3], y, target, tr->ms_ssim_scales, tr->loss_scratch,
-                            loss, dy);
+    if (tr->cfg.loss == NNE_LOSS_MSE) {
+        *loss = nne_mse_loss(tnumel(tr->g, tr->output), y, target, dy);
+    } else {
+        st = nne_ms_ssim_loss((int32_t)os->dim[0], (int32_t)os->dim[1], (int32_t)os->dim[2],
+                              (int32_t)os->dim[3], y, target, tr->ms_ssim_scales,
+                              tr->loss_scratch, loss, dy);
+    }
+    if (st == NNE_OK && grad) grad_commit(tr, tr->output);
+    return st;
 }
 
 /* ---- backward --------------------------------------------------------------------------- */
@@ -451,6 +581,45 @@ static void backward_node(nne_trainer *tr, const nne_node *n) {
         ew_reduce(tr, &e, (size_t)c, (size_t)c * (size_t)c, pgrad(tr, in[2])); /* dgamma */
         break;
     }
+    case NNE_OP_ABS:
+        e.kind = EW_ABS_BWD;
+        if (dx) ew_run(tr, &e);
+        break;
+    case NNE_OP_QUANTIZE: /* identity for x; zero for the means */
+        if (dx) memcpy(dx, dy, cnt * sizeof(float));
+        grad_commit(tr, in[0]);
+        if (n->n_inputs > 1 && in[1] >= 0 && grad_target(tr, in[1]) == tr->grad[in[1]] &&
+            tr->grad[in[1]])
+            memset(tr->grad[in[1]], 0, cnt * sizeof(float)); /* sole reader: overwrite */
+        return;
+    case NNE_OP_FACTORIZED_LIKELIHOOD:
+        e.kind = EW_FACT_BWD;
+        e.p0 = tdata(tr, in[1]);
+        e.lik_min = n->params.entropy.lik_min;
+        ew_run(tr, &e);
+        ew_reduce(tr, &e, 0, (size_t)c * NNE_FACT_PARAMS, pgrad(tr, in[1]));
+        break;
+    case NNE_OP_GAUSSIAN_LIKELIHOOD: {
+        /* One input per pass (each recomputes the likelihood), since two of them may share
+         * tmp as their gradient target. */
+        e.kind = EW_GAUSS_BWD;
+        e.pixels = cnt;
+        e.c = 1;
+        e.p0 = tdata(tr, in[1]);
+        e.x2 = n->n_inputs > 2 ? tdata(tr, in[2]) : NULL;
+        e.lik_min = n->params.entropy.lik_min;
+        e.scale_min = n->params.entropy.scale_min;
+        for (int k = 0; k < n->n_inputs && k < 3; k++) {
+            float *gk = grad_target(tr, in[k]);
+            if (!gk) continue;
+            e.dx = k == 0 ? gk : NULL;
+            e.dx1 = k == 1 ? gk : NULL;
+            e.dx2 = k == 2 ? gk : NULL;
+            ew_run(tr, &e);
+            grad_commit(tr, in[k]);
+        }
+        return;
+    }
     case NNE_OP_ADD:
         /* One input at a time, so that add(a, a) accumulates twice. */
         if (dx) nne_add_backward(cnt, dy, dx, NULL);
@@ -465,20 +634,42 @@ static void backward_node(nne_trainer *tr, const nne_node *n) {
     grad_commit(tr, in[0]);
 }
 
-/* Forward, loss and backward: fills params->grad. */
+/* Forward, loss and backward: fills params->grad. `step` seeds the quantization noise. */
 static nne_status forward_backward(nne_trainer *tr, const float *input, const float *target,
-                                   double *loss) {
+                                   int64_t step, double *loss) {
     nne_graph *g = tr->g;
-    forward(tr, input);
+    forward(tr, input, FWD_TRAIN, step);
     nne_params_zero_grad(tr->params);
     for (int32_t i = 0; i < g->n_tensors; i++)
         if (tr->grad[i] && tr->consumers[i] != 1) /* shared, or read by nobody */
             memset(tr->grad[i], 0, tnumel(g, i) * sizeof(float));
-    nne_status st = compute_loss(tr, target, loss, grad_target(tr, tr->output));
+    nne_status st = compute_loss(tr, target, loss, true);
     if (st != NNE_OK) return st;
-    grad_commit(tr, tr->output);
     for (int32_t i = g->n_nodes - 1; i >= 0; i--) backward_node(tr, &g->nodes[i]);
     return NNE_OK;
+}
+
+/* Keep GDN/IGDN in their domain after an update (projected gradient descent): beta >=
+ * NNE_GDN_BETA_MIN and gamma >= 0, so the square root stays real and positive. CompressAI
+ * reparametrizes instead (NonNegativeParametrizer); a projection keeps the stored values the
+ * ones the op uses and costs nothing between updates. */
+static void project_params(nne_trainer *t) {
+    const nne_graph *g = t->g;
+    for (int32_t i = 0; i < g->n_nodes; i++) {
+        const nne_node *n = &g->nodes[i];
+        if (n->op != NNE_OP_GDN && n->op != NNE_OP_IGDN) continue;
+        const int32_t b = n->inputs[1], gm = n->inputs[2];
+        if (t->param_of[b] >= 0) {
+            float *v = tdata(t, b);
+            for (size_t k = 0; k < tnumel(g, b); k++)
+                if (!(v[k] >= NNE_GDN_BETA_MIN)) v[k] = NNE_GDN_BETA_MIN;
+        }
+        if (t->param_of[gm] >= 0) {
+            float *v = tdata(t, gm);
+            for (size_t k = 0; k < tnumel(g, gm); k++)
+                if (!(v[k] >= 0.0f)) v[k] = 0.0f;
+        }
+    }
 }
 
 nne_status nne_trainer_step_ext(nne_trainer *t, nne_optim *o, const nne_lr_schedule *lr,
@@ -492,7 +683,7 @@ nne_status nne_trainer_step_ext(nne_trainer *t, nne_optim *o, const nne_lr_sched
                          "trainer: optimizer holds %zu values, the trainer %zu parameters", o->n,
                          p->total);
     double loss = 0.0;
-    nne_status st = forward_backward(t, input, target, &loss);
+    nne_status st = forward_backward(t, input, target, step, &loss);
     if (st != NNE_OK) return st;
     if (!isfinite(loss))
         return nne_error(NNE_ERR_INVALID_ARG,
@@ -502,11 +693,14 @@ nne_status nne_trainer_step_ext(nne_trainer *t, nne_optim *o, const nne_lr_sched
     const double norm = nne_clip_grad_norm(p->grad, p->total, (double)o->cfg.clip_norm);
     const float rate = nne_lr_at(lr, step);
     nne_optim_step(o, p->data, p->grad, p->n_decay, rate);
+    project_params(t);
     if (stats) {
         stats->loss = loss;
         stats->grad_norm = norm;
         stats->lr = rate;
         stats->step = step + 1;
+        stats->mse = t->last_mse;
+        stats->bpp = t->last_bpp;
     }
     return NNE_OK;
 }
@@ -522,14 +716,19 @@ nne_status nne_trainer_step(nne_trainer *t, const float *input, const float *tar
 nne_status nne_trainer_grad(nne_trainer *t, const float *input, const float *target, double *loss) {
     if (!t || !input || !target || !loss)
         return nne_error(NNE_ERR_INVALID_ARG, "trainer: NULL argument");
-    return forward_backward(t, input, target, loss);
+    return forward_backward(t, input, target, t->step, loss);
 }
 
 nne_status nne_trainer_eval(nne_trainer *t, const float *input, const float *target, double *loss) {
     if (!t || !input || !target || !loss)
         return nne_error(NNE_ERR_INVALID_ARG, "trainer: NULL argument");
-    forward(t, input);
-    return compute_loss(t, target, loss, NULL);
+    forward(t, input, FWD_EVAL, t->step);
+    return compute_loss(t, target, loss, false);
+}
+
+void nne_trainer_last_rd(const nne_trainer *t, double *mse, double *bpp) {
+    if (mse) *mse = t ? t->last_mse : 0.0;
+    if (bpp) *bpp = t ? t->last_bpp : 0.0;
 }
 
 const float *nne_trainer_output(const nne_trainer *t) { return t->act[t->output]; }

@@ -142,6 +142,20 @@ static nne_graph *build_all_ops(void) {
     int32_t up = add_op(g, "upsample", NNE_OP_UPSAMPLE, &p, &bn, 1);
     CHECK_OK(nne_graph_mark_output(g, rs));
     CHECK_OK(nne_graph_mark_output(g, up));
+    /* Entropy-model ops on up [1][16][16][8]. */
+    int32_t ab = add_unary(g, "abs", NNE_OP_ABS, up);
+    memset(&p, 0, sizeof p);
+    p.quantize.train_mode = NNE_QUANTIZE_STE;
+    int32_t quin[2] = {up, ab};
+    int32_t qz = add_op(g, "quantize", NNE_OP_QUANTIZE, &p, quin, 2);
+    memset(&p, 0, sizeof p);
+    p.entropy.lik_min = 1e-9f;
+    int32_t fin[2] = {qz, add_const(g, "eb.params", NNE_F32, nne_shape_2d(8, NNE_FACT_PARAMS))};
+    int32_t fk = add_op(g, "factorized", NNE_OP_FACTORIZED_LIKELIHOOD, &p, fin, 2);
+    p.entropy.scale_min = 0.11f;
+    int32_t gin[3] = {qz, ab, fk};
+    int32_t gl = add_op(g, "gaussian", NNE_OP_GAUSSIAN_LIKELIHOOD, &p, gin, 3);
+    CHECK_OK(nne_graph_mark_output(g, gl));
 
     /* Quantized s8 branch. */
     int32_t xq = -1;

@@ -434,6 +434,175 @@ static void test_add_mse_grad(void) {
     free(c.a), free(c.b), free(a), free(b), free(r), free(da), free(db), free(dy);
 }
 
+/* ---- entropy models: abs, factorized and Gaussian likelihoods, rate ---------------------- */
+
+/* Double forward of the factorized density, written from ops.h independently of the kernel. */
+static double sp64(double r) { return log1p(exp(r)); }
+static double fact_logit64(const double *p, double v) {
+    static const int dims[5] = {1, 3, 3, 3, 1};
+    int oh = 0, ob = 24, oa = 34;
+    double h[3] = {v, 0, 0};
+    for (int k = 0; k < 4; k++) {
+        double u[3] = {0, 0, 0};
+        for (int o = 0; o < dims[k + 1]; o++) {
+            u[o] = p[ob + o];
+            for (int i = 0; i < dims[k]; i++) u[o] += sp64(p[oh + o * dims[k] + i]) * h[i];
+        }
+        oh += dims[k] * dims[k + 1];
+        ob += dims[k + 1];
+        for (int o = 0; o < dims[k + 1]; o++)
+            h[o] = k < 3 ? u[o] + tanh(p[oa + o]) * tanh(u[o]) : u[o];
+        if (k < 3) oa += 3;
+    }
+    return h[0];
+}
+static double fact_lik64(const double *p, double v) {
+    const double l = fact_logit64(p, v - 0.5), u = fact_logit64(p, v + 0.5);
+    return 1.0 / (1.0 + exp(-u)) - 1.0 / (1.0 + exp(-l));
+}
+
+typedef struct ent_ctx {
+    size_t pixels;
+    int c;
+    double *x, *p;        /* factorized: x [pixels][c], params [c][43] */
+    double *scale, *mean; /* gaussian: [pixels] */
+    const float *r;
+} ent_ctx;
+
+static double fact_loss(void *vctx) {
+    ent_ctx *e = vctx;
+    double l = 0.0;
+    for (size_t px = 0; px < e->pixels; px++)
+        for (int ch = 0; ch < e->c; ch++) {
+            const size_t i = px * (size_t)e->c + (size_t)ch;
+            l += (double)e->r[i] * fact_lik64(e->p + (size_t)ch * NNE_FACT_PARAMS, e->x[i]);
+        }
+    return l;
+}
+
+static double gauss_cdf64(double t) { return 0.5 * erfc(-t / sqrt(2.0)); }
+static double gauss_loss(void *vctx) {
+    ent_ctx *e = vctx;
+    double l = 0.0;
+    for (size_t i = 0; i < e->pixels; i++) {
+        const double v = fabs(e->x[i] - e->mean[i]), s = e->scale[i];
+        l += (double)e->r[i] * (gauss_cdf64((0.5 - v) / s) - gauss_cdf64((-0.5 - v) / s));
+    }
+    return l;
+}
+
+static double abs_loss(void *vctx) {
+    ent_ctx *e = vctx;
+    double l = 0.0;
+    for (size_t i = 0; i < e->pixels; i++) l += (double)e->r[i] * fabs(e->x[i]);
+    return l;
+}
+
+static double rate_loss(void *vctx) { /* x holds likelihoods; L = sum -log2 x / 7 */
+    ent_ctx *e = vctx;
+    double l = 0.0;
+    for (size_t i = 0; i < e->pixels; i++) l -= log2(e->x[i]) / 7.0;
+    return l;
+}
+
+static void test_entropy_grad(void) {
+    const size_t pixels = 2 * 3 * 4;
+    const int c = 5;
+    const size_t n = pixels * (size_t)c, np = (size_t)c * NNE_FACT_PARAMS;
+    float *x = malloc(n * 4), *r = malloc(n * 4), *dx = malloc(n * 4), *y = malloc(n * 4);
+    float *p = malloc(np * 4), *dp = calloc(np, 4);
+    /* Factorized: params around CompressAI's initialisation, values over the support. */
+    fill(x, n, -3.0f, 3.0f);
+    fill(r, n, -1, 1);
+    for (int ch = 0; ch < c; ch++)
+        for (int k = 0; k < NNE_FACT_PARAMS; k++)
+            p[ch * NNE_FACT_PARAMS + k] = k < 24 ? urand(-1.0f, 0.5f) : urand(-0.5f, 0.5f);
+    nne_factorized_likelihood_f32__ref(pixels, c, x, p, 1e-9f, y);
+    ent_ctx e = {pixels, c, to_double(x, n), to_double(p, np), NULL, NULL, r};
+    double maxd = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        const double want = fact_lik64(e.p + (i % (size_t)c) * NNE_FACT_PARAMS, e.x[i]);
+        maxd = fmax(maxd, fabs((double)y[i] - want));
+    }
+    CHECK_MSG(maxd < 1e-6, "factorized forward vs double: %.3g", maxd);
+    nne_factorized_likelihood_backward(pixels, c, x, p, 1e-9f, r, dx, dp);
+    check_tensor("factorized_likelihood", "x", fact_loss, &e, e.x, dx, n);
+    check_tensor("factorized_likelihood", "params", fact_loss, &e, e.p, dp, np);
+    free(e.x), free(e.p);
+
+    /* Gaussian: scales above the bound, |x - mean| away from 0. */
+    float *sc = malloc(n * 4), *mu = malloc(n * 4), *ds = malloc(n * 4), *dm = malloc(n * 4);
+    fill(sc, n, 0.2f, 3.0f);
+    fill(mu, n, -1.0f, 1.0f);
+    fill_away_from_zero(x, n);
+    for (size_t i = 0; i < n; i++) x[i] = mu[i] + 3.0f * x[i];
+    nne_gaussian_likelihood_f32__ref(n, x, sc, mu, 0.11f, 1e-9f, y);
+    ent_ctx gsn = {n, 1, to_double(x, n), NULL, to_double(sc, n), to_double(mu, n), r};
+    maxd = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        const double v = fabs(gsn.x[i] - gsn.mean[i]), s = gsn.scale[i];
+        maxd = fmax(maxd, fabs((double)y[i] - (gauss_cdf64((0.5 - v) / s) -
+                                                gauss_cdf64((-0.5 - v) / s))));
+    }
+    CHECK_MSG(maxd < 1e-7, "gaussian forward vs double: %.3g", maxd);
+    nne_gaussian_likelihood_backward(n, x, sc, mu, 0.11f, 1e-9f, r, dx, ds, dm);
+    check_tensor("gaussian_likelihood", "x", gauss_loss, &gsn, gsn.x, dx, n);
+    check_tensor("gaussian_likelihood", "scale", gauss_loss, &gsn, gsn.scale, ds, n);
+    check_tensor("gaussian_likelihood", "mean", gauss_loss, &gsn, gsn.mean, dm, n);
+    /* Lower bounds: a scale below scale_min gets no gradient unless it pushes P up (CompressAI's
+     * LowerBound); P at the floor passes only a rate gradient (dy < 0). */
+    const float xs = 0.6f, small = 0.05f, pos = 1.0f, neg = -1.0f;
+    float gx, gs;
+    nne_gaussian_likelihood_backward(1, &xs, &small, NULL, 0.11f, 1e-9f, &pos, &gx, &gs, NULL);
+    CHECK(gs == 0.0f && gx != 0.0f); /* dP/ds > 0 at |x| = 0.6: dy dP/ds > 0 is blocked */
+    nne_gaussian_likelihood_backward(1, &xs, &small, NULL, 0.11f, 1e-9f, &neg, &gx, &gs, NULL);
+    CHECK(gs < 0.0f);
+    const float far = 40.0f, one = 1.0f;
+    nne_gaussian_likelihood_backward(1, &far, &one, NULL, 0.11f, 1e-9f, &pos, &gx, &gs, NULL);
+    CHECK(gx == 0.0f && gs == 0.0f); /* P ~ 1e-300 is floored: dy > 0 stops there */
+    free(gsn.x), free(gsn.scale), free(gsn.mean);
+
+    /* abs (away from the kink) and the rate. */
+    fill_away_from_zero(x, n);
+    nne_abs_backward(n, x, r, dx);
+    ent_ctx a = {n, 1, to_double(x, n), NULL, NULL, NULL, r};
+    check_tensor("abs", "x", abs_loss, &a, a.x, dx, n);
+    free(a.x);
+    fill(x, n, 0.01f, 1.0f);
+    const double bits = nne_rate_bits(n, x, 1.0 / 7.0, dx);
+    ent_ctx rt = {n, 1, to_double(x, n), NULL, NULL, NULL, r};
+    CHECK_NEAR(bits / 7.0, rate_loss(&rt), 1e-9);
+    check_tensor("rate", "likelihood", rate_loss, &rt, rt.x, dx, n);
+    free(rt.x);
+    free(x), free(r), free(dx), free(y), free(p), free(dp), free(sc), free(mu), free(ds), free(dm);
+}
+
+/* quantize: noise in [-0.5, 0.5), a function of the generator only; STE rounds half away. */
+static void test_quantize_train(void) {
+    enum { N = 4096 };
+    float *x = malloc(N * 4), *y1 = malloc(N * 4), *y2 = malloc(N * 4);
+    fill(x, N, -20.0f, 20.0f);
+    nne_rng a, b;
+    nne_rng_seed(&a, 11);
+    nne_rng_seed(&b, 11);
+    nne_quantize_train_forward(N, NNE_QUANTIZE_NOISE, x, NULL, &a, y1);
+    nne_quantize_train_forward(N, NNE_QUANTIZE_NOISE, x, NULL, &b, y2);
+    CHECK(memcmp(y1, y2, N * 4) == 0);
+    double mean = 0.0, lo = 1.0, hi = -1.0;
+    for (int i = 0; i < N; i++) {
+        const double u = (double)y1[i] - (double)x[i];
+        mean += u / N;
+        lo = fmin(lo, u), hi = fmax(hi, u);
+    }
+    CHECK(lo >= -0.5 - 1e-5 && hi < 0.5 + 1e-5 && fabs(mean) < 0.02 && hi - lo > 0.99);
+    const float xs[6] = {0.5f, -0.5f, 1.49f, -2.5f, 2.7f, 0.2f}, ms[6] = {0, 0, 0, 0, 0.5f, 0.7f};
+    const float want[6] = {1.0f, -1.0f, 1.0f, -3.0f, 2.5f, -0.3f}; /* 0.2 - 0.7 rounds to -1 */
+    float ys[6];
+    nne_quantize_train_forward(6, NNE_QUANTIZE_STE, xs, ms, NULL, ys);
+    for (int i = 0; i < 6; i++) CHECK_NEAR(ys[i], want[i], 1e-6);
+    free(x), free(y1), free(y2);
+}
+
 /* ---- MS-SSIM ---------------------------------------------------------------------------- */
 
 /* A smooth random image in [0, 1] (sum of a few sinusoids) plus noise, so SSIM is far from
@@ -598,6 +767,8 @@ int main(void) {
     NNE_RUN(test_relu_prelu_grad);
     NNE_RUN(test_gdn_grad);
     NNE_RUN(test_add_mse_grad);
+    NNE_RUN(test_entropy_grad);
+    NNE_RUN(test_quantize_train);
     NNE_RUN(test_ms_ssim_grad);
     NNE_RUN(test_ms_ssim_forward_matches_metrics);
     printf("max relative gradient error per op (bound %g; MS-SSIM %g):\n", GRAD_RTOL, MSSSIM_RTOL);

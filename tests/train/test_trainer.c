@@ -81,6 +81,40 @@ static nne_trainer_config adam_mse(float lr) {
     return c;
 }
 
+/* Central differences (h = 2e-3) of the trainer's loss on `samples` random elements of each
+ * parameter tensor, against the analytic gradient `ga`. `train` evaluates the training loss
+ * (nne_trainer_grad, noise fixed by the step) instead of nne_trainer_eval. The error is
+ * relative to max(largest checked gradient, floor). Returns the worst one; checks < tol. */
+static double fd_check(nne_trainer *tr, const nne_graph *g, const float *x, const float *tg,
+                       const float *ga, bool train, int samples, double floor, double tol,
+                       nne_test_rng *r) {
+    nne_params *p = nne_trainer_params(tr);
+    double worst = 0;
+    for (int32_t k = 0; k < p->n; k++) {
+        const nne_param *it = &p->items[k];
+        double max_num = 0, max_err = 0;
+        for (int s = 0; s < samples; s++) {
+            const size_t i = it->offset + (size_t)nne_test_rng_int(r, 0, (int)it->count - 1);
+            const float save = p->data[i];
+            const float h = 2e-3f;
+            double lp, lm;
+            p->data[i] = save + h;
+            CHECK_OK(train ? nne_trainer_grad(tr, x, tg, &lp) : nne_trainer_eval(tr, x, tg, &lp));
+            p->data[i] = save - h;
+            CHECK_OK(train ? nne_trainer_grad(tr, x, tg, &lm) : nne_trainer_eval(tr, x, tg, &lm));
+            p->data[i] = save;
+            const double num = (lp - lm) / (2.0 * (double)h);
+            max_num = fmax(max_num, fabs(num));
+            max_err = fmax(max_err, fabs(num - ga[i]));
+        }
+        const double rel = max_err / fmax(max_num, floor);
+        worst = fmax(worst, rel);
+        CHECK_MSG(rel < tol, "%s: rel err %.3g (max |g| %.3g)", g->tensors[it->tensor].name, rel,
+                  max_num);
+    }
+    return worst;
+}
+
 /* Central differences of the f32 graph loss (double accumulation) with h = 2e-3: the
  * forward's f32 rounding (~1e-7 of the loss) gives ~1e-4 relative noise on gradients of ~1e-3,
  * truncation ~h^2 relative. Tolerance 2% of the tensor's largest checked gradient: far below the
@@ -106,29 +140,7 @@ static void test_graph_grad_fd(void) {
     CHECK_OK(nne_trainer_grad(tr, x, tg, &loss));
     float *ga = malloc(p->total * 4);
     memcpy(ga, p->grad, p->total * 4);
-    double worst = 0;
-    for (int32_t k = 0; k < p->n; k++) {
-        const nne_param *it = &p->items[k];
-        double max_num = 0, max_err = 0;
-        for (int s = 0; s < 6; s++) {
-            const size_t i = it->offset + (size_t)nne_test_rng_int(&r, 0, (int)it->count - 1);
-            const float save = p->data[i];
-            const float h = 2e-3f;
-            double lp, lm;
-            p->data[i] = save + h;
-            CHECK_OK(nne_trainer_eval(tr, x, tg, &lp));
-            p->data[i] = save - h;
-            CHECK_OK(nne_trainer_eval(tr, x, tg, &lm));
-            p->data[i] = save;
-            const double num = (lp - lm) / (2.0 * (double)h);
-            max_num = fmax(max_num, fabs(num));
-            max_err = fmax(max_err, fabs(num - ga[i]));
-        }
-        const double rel = max_err / fmax(max_num, 1e-12);
-        worst = fmax(worst, rel);
-        CHECK_MSG(rel < 2e-2, "%s: rel err %.3g (max |g| %.3g)", g->tensors[it->tensor].name, rel,
-                  max_num);
-    }
+    const double worst = fd_check(tr, g, x, tg, ga, false, 6, 1e-12, 2e-2, &r);
     printf("  graph-level FD check: worst rel err %.3g over %d tensors\n", worst, (int)p->n);
     free(x), free(tg), free(ga);
     nne_trainer_free(tr);
@@ -252,9 +264,99 @@ static void test_ms_ssim_training(void) {
     nne_graph_free(g);
 }
 
+/* Rate-distortion training (NNE_LOSS_RD) of the learned-codec graphs at tiny channel counts:
+ * the gradient of the whole loss (noise fixed by the step) against central differences, for
+ * each kind (shared y, y_hat and z_hat; gaussian with scales and means; the factorized
+ * density's parameters); the eval loss rounds; training lowers the loss; a resumed trainer
+ * replays the same noise. */
+static void test_rd_training(void) {
+    for (int kind = 0; kind <= NNE_RD_MEAN_SCALE; kind++) {
+        const nne_rdmodel_config mc = {(nne_rdmodel_kind)kind, 4, 6, NNE_QUANTIZE_NOISE};
+        nne_graph *g;
+        CHECK_OK(nne_model_rd(&mc, 1, 64, 64, NNE_RD_TRAIN, &g));
+        if (!g) return;
+        CHECK(g->n_outputs == (kind == NNE_RD_FACTORIZED ? 2 : 3));
+        CHECK_OK(nne_train_init_params(g, 17));
+        /* Scales well above their floor, so the finite differences do not meet the lower
+         * bound, whose gradient is deliberately not the derivative (LowerBound). */
+        const int32_t sb = nne_graph_find_tensor(g, "h_s.4.bias");
+        if (sb >= 0)
+            for (int k = 0; k < 6; k++) ((float *)g->tensors[sb].data)[k] = 1.0f;
+        nne_trainer_config cfg = adam_mse(3e-3f);
+        cfg.loss = NNE_LOSS_RD;
+        cfg.rd_lambda = 0.01f;
+        cfg.noise_seed = 5;
+        nne_trainer *tr;
+        CHECK_OK(nne_trainer_create(g, &cfg, &tr));
+        if (!tr) {
+            nne_graph_free(g);
+            return;
+        }
+        const size_t n = 64 * 64 * 3;
+        float *x = malloc(n * 4);
+        for (int i = 0; i < 64; i++)
+            for (int j = 0; j < 64; j++)
+                for (int ch = 0; ch < 3; ch++)
+                    x[(i * 64 + j) * 3 + ch] = 0.5f + 0.4f * sinf(0.2f * i + ch) * cosf(0.15f * j);
+        nne_params *p = nne_trainer_params(tr);
+        double loss, mse, bpp;
+        CHECK_OK(nne_trainer_grad(tr, x, x, &loss));
+        nne_trainer_last_rd(tr, &mse, &bpp);
+        CHECK_NEAR(loss, (double)cfg.rd_lambda * 255.0 * 255.0 * mse + bpp, 1e-9 * loss);
+        CHECK(bpp > 0.0 && mse > 0.0);
+        float *ga = malloc(p->total * 4);
+        memcpy(ga, p->grad, p->total * 4);
+        nne_test_rng r;
+        nne_test_rng_seed(&r, 4);
+        /* Tensors whose sampled gradients are all ~0 (e.g. relu-dead units) carry no
+         * information: the error is then relative to the FD noise floor 1e-2. */
+        const double worst = fd_check(tr, g, x, x, ga, true, 4, 1e-2, 3e-2, &r);
+        /* eval rounds: its loss differs from the noisy training loss but is finite. */
+        double le;
+        CHECK_OK(nne_trainer_eval(tr, x, x, &le));
+        CHECK(isfinite(le) && le != loss);
+        nne_train_stats st;
+        double first = 0;
+        for (int k = 0; k < 25; k++) {
+            CHECK_MSG(nne_trainer_step(tr, x, x, &st) == NNE_OK, "%s step %d: %s",
+                      nne_rdmodel_kind_name(mc.kind), k, nne_last_error());
+            if (k == 0) first = st.loss;
+        }
+        printf("  %s N=4 M=6 64x64: FD worst rel err %.3g; 25 Adam steps loss %.4f -> %.4f "
+               "(mse %.5f, bpp %.4f)\n",
+               nne_rdmodel_kind_name(mc.kind), worst, first, st.loss, st.mse, st.bpp);
+        CHECK(st.loss < first);
+        free(x), free(ga);
+        nne_trainer_free(tr);
+        nne_graph_free(g);
+    }
+    /* Parts: shapes of every part at 128x192, and invalid sizes. */
+    const nne_rdmodel_config hc = {NNE_RD_MEAN_SCALE, 8, 12, NNE_QUANTIZE_NOISE};
+    nne_graph *p;
+    CHECK_OK(nne_model_rd(&hc, 1, 128, 192, NNE_RD_ANALYSIS, &p));
+    if (p) {
+        const nne_shape *ys = &p->tensors[p->outputs[0]].shape;
+        CHECK(ys->dim[1] == 8 && ys->dim[2] == 12 && ys->dim[3] == 12);
+        nne_graph_free(p);
+    }
+    CHECK_OK(nne_model_rd(&hc, 1, 128, 192, NNE_RD_HYPER_SYNTHESIS, &p));
+    if (p) {
+        CHECK(p->n_outputs == 2);
+        const nne_shape *ss = &p->tensors[p->outputs[0]].shape;
+        CHECK(ss->dim[1] == 8 && ss->dim[2] == 12 && ss->dim[3] == 12);
+        nne_graph_free(p);
+    }
+    CHECK_STATUS(nne_model_rd(&hc, 1, 96, 128, NNE_RD_TRAIN, &p), NNE_ERR_INVALID_ARG);
+    const nne_rdmodel_config fc = {NNE_RD_FACTORIZED, 8, 12, NNE_QUANTIZE_NOISE};
+    CHECK_STATUS(nne_model_rd(&fc, 1, 64, 64, NNE_RD_HYPER_ANALYSIS, &p), NNE_ERR_INVALID_ARG);
+    CHECK_OK(nne_model_rd(&fc, 1, 48, 80, NNE_RD_TRAIN, &p));
+    nne_graph_free(p);
+}
+
 int main(void) {
     NNE_RUN(test_graph_grad_fd);
     NNE_RUN(test_determinism_and_descent);
     NNE_RUN(test_ms_ssim_training);
+    NNE_RUN(test_rd_training);
     return nne_test_summary();
 }

@@ -131,6 +131,23 @@ static nne_status run_node(const nne_graph *g, const nne_node *n, uint8_t *arena
     case NNE_OP_ADD:
         nne_add_f32__ref(cnt, x, tdata(g, arena, in[1]), y);
         break;
+    case NNE_OP_ABS:
+        nne_abs_f32__ref(cnt, x, y);
+        break;
+    case NNE_OP_QUANTIZE:
+        nne_quantize_f32__ref(cnt, x, tdata(g, arena, in[1]), y);
+        break;
+    case NNE_OP_FACTORIZED_LIKELIHOOD: {
+        int32_t c = (int32_t)last_dim(g, in[0]);
+        nne_factorized_likelihood_f32__ref(cnt / (size_t)c, c, x, tdata(g, arena, in[1]),
+                                           n->params.entropy.lik_min, y);
+        break;
+    }
+    case NNE_OP_GAUSSIAN_LIKELIHOOD:
+        nne_gaussian_likelihood_f32__ref(cnt, x, tdata(g, arena, in[1]), tdata(g, arena, in[2]),
+                                         n->params.entropy.scale_min, n->params.entropy.lik_min,
+                                         y);
+        break;
     case NNE_OP_CONCAT: {
         const nne_shape *os = &g->tensors[n->output].shape;
         int32_t axis = n->params.concat.axis;
