@@ -24,16 +24,8 @@
  *   w[grp*ocg + j][ky][kx][c] = W_torch[grp*icg + c][j][ky][kx]. */
 #include <assert.h>
 
+#include "ops_internal.h"
 #include "nnedge/ops.h"
-
-/* Input coordinate feeding output coordinate `o` through tap `k`, or -1 if none. */
-static int32_t nne_tconv_src(int32_t o, int32_t k, int32_t stride, int32_t dil, int32_t pad,
-                             int32_t in) {
-    const int32_t t = o + pad - k * dil; /* = i * stride for the contributing input i */
-    if (t < 0 || t % stride != 0) return -1;
-    const int32_t i = t / stride;
-    return i < in ? i : -1;
-}
 
 void nne_conv_transpose2d_f32__ref(const nne_conv2d_geom *g, const float *x, const float *w,
                                    const float *bias, float *y) {

@@ -15,6 +15,7 @@
 #include <math.h>
 
 #include "nnedge/ops.h"
+#include "ops_internal.h"
 
 void nne_pool2d_f32__ref(const nne_pool2d_geom *g, nne_pool_kind kind, const float *x, float *y) {
     assert(g && x && y);
@@ -27,13 +28,10 @@ void nne_pool2d_f32__ref(const nne_pool2d_geom *g, nne_pool_kind kind, const flo
         const float *xb = x + (size_t)b * g->ih * g->iw * g->c; /* [ih][iw][c] */
         for (int32_t oy = 0; oy < g->oh; oy++) {
             /* Window clipped to the image: rows [y0, y1). Non-empty because pad < k. */
-            const int32_t wy = oy * g->stride_h - g->pad_t;
-            const int32_t y0 = wy < 0 ? 0 : wy;
-            const int32_t y1 = wy + g->kh > g->ih ? g->ih : wy + g->kh;
+            int32_t y0, y1, x0, x1;
+            nne_pool_span(oy, g->stride_h, g->pad_t, g->kh, g->ih, &y0, &y1);
             for (int32_t ox = 0; ox < g->ow; ox++) {
-                const int32_t wx = ox * g->stride_w - g->pad_l;
-                const int32_t x0 = wx < 0 ? 0 : wx;
-                const int32_t x1 = wx + g->kw > g->iw ? g->iw : wx + g->kw;
+                nne_pool_span(ox, g->stride_w, g->pad_l, g->kw, g->iw, &x0, &x1);
                 assert(y0 < y1 && x0 < x1);
                 float *yp = y + (((size_t)b * g->oh + oy) * g->ow + ox) * g->c; /* [c] */
                 for (int32_t ch = 0; ch < g->c; ch++) {
