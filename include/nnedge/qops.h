@@ -180,6 +180,33 @@ void nne_convert_s8_u8__ref(size_t count, const int8_t *x, uint8_t *y);
 void nne_quantize_bias_s32(int32_t n, const float *bias, float x_scale, const float *w_scale,
                            int32_t w_count, bool pow2, int32_t *q);
 
+/* ---- Weight quantization (docs/quantization.md, section 11) --------------------------------
+ * Symmetric, narrow range: a group (the whole tensor, or one index along axis 0 = the output
+ * channel of OHWI / [out][in] weights) with A = max|w| gets
+ *   general: scale = A / qmax
+ *   pow2:    scale = 2^-fp with the largest fp such that R(A * 2^fp) <= qmax
+ * with qmax = 2^(bits-1) - 1 (127 for int8, 7 for int4, 1 for int2); an all-zero group gets
+ * scale 1. Codes are nne_quantize_value(w, scale, 0, -qmax, qmax, pow2). */
+
+/* w [shape] f32 -> q [shape] s8 codes, and quant (set with nne_quant_set: axis -1 / count 1
+ * or axis 0 / count dim[0], zero points 0, pow2 flag). NNE_ERR_INVALID_ARG for a non-finite
+ * weight or a scalar shape with per_channel; NNE_ERR_NOMEM if quant cannot be allocated. */
+nne_status nne_quantize_tensor_s8(const nne_shape *shape, const float *w, bool per_channel,
+                                  bool pow2, int8_t *q, nne_quant *quant);
+/* q [shape] s8 -> w [shape] f32 with quant per tensor or along any axis:
+ * w = (float)(q - zero_point[i]) * scale[i]. NNE_ERR_SHAPE if quant does not fit the shape. */
+nne_status nne_dequantize_tensor_s8(const nne_shape *shape, const int8_t *q,
+                                    const nne_quant *quant, float *w);
+/* Fake quantization (quantize, then dequantize) to `bits` in [2, 8] with the rules above:
+ * y = scale * code. bits = 8 equals nne_quantize_tensor_s8 + nne_dequantize_tensor_s8 bit for
+ * bit; 4 and 2 are QuTiBench's INT4 / INT2 (int2 is ternary {-scale, 0, scale}). y may alias w.
+ * scale [1 or dim[0]] receives the scales (may be NULL). Errors as nne_quantize_tensor_s8. */
+nne_status nne_fake_quantize_tensor(const nne_shape *shape, const float *w, int bits,
+                                    bool per_channel, bool pow2, float *y, float *scale);
+/* FP16 round trip of f32 values (storage precision; round to nearest even, overflow to inf):
+ * y = f16_to_f32(f32_to_f16(x)). y may alias x. */
+void nne_fake_quantize_f16(size_t count, const float *x, float *y);
+
 /* ---- MAC layers (docs/quantization.md, section 3) ----------------------------------------
  * acc[o] = bias[o] + sum (x - x_zero_point) * w over the taps; padding / missing taps add 0.
  * bias: [oc] int32 at scale s_x * s_w[o], or NULL. out: count 1 or oc.

@@ -889,6 +889,131 @@ static void test_gdn_s8(void) {
     nne_free(x), nne_free(y), nne_free(xf), nne_free(yf);
 }
 
+/* ---- Weight quantization, INT4/INT2 and FP16 fake quantization ----------------------------- */
+
+static void test_quantize_tensor(void) {
+    nne_test_rng r;
+    nne_test_rng_seed(&r, 210);
+    const nne_shape shape = nne_shape_4d(7, 3, 3, 5); /* OHWI, 7 output channels */
+    const size_t n = 7 * 45, per = 45;
+    float w[315], back[315], fq[315], scale[7];
+    int8_t q[315];
+    for (size_t i = 0; i < n; i++) w[i] = rand_f(&r, -1, 1) * (float)(1 + i / per) * 0.1f;
+    for (size_t i = 0; i < per; i++) w[3 * per + i] = 0.0f; /* an all-zero channel */
+    w[5 * per + 7] = 0.7f; /* an outlier */
+    for (int mode = 0; mode < 4; mode++) {
+        const bool per_channel = mode & 1, pow2 = mode & 2;
+        nne_quant qt = {0};
+        CHECK_OK(nne_quantize_tensor_s8(&shape, w, per_channel, pow2, q, &qt));
+        CHECK(qt.count == (per_channel ? 7 : 1) && qt.axis == (per_channel ? 0 : -1));
+        CHECK(qt.pow2 == pow2);
+        CHECK_OK(nne_dequantize_tensor_s8(&shape, q, &qt, back));
+        size_t bad = 0;
+        for (int32_t c = 0; c < qt.count; c++) {
+            const size_t len = per_channel ? per : n, off = per_channel ? c * per : 0;
+            float amax = 0;
+            int32_t cmax = 0;
+            for (size_t i = off; i < off + len; i++) {
+                amax = fmaxf(amax, fabsf(w[i]));
+                cmax = q[i] > cmax ? q[i] : -q[i] > cmax ? -q[i] : cmax;
+                bad += q[i] < -127 || fabsf(back[i] - w[i]) > 0.5f * qt.scale[c] * 1.0001f;
+            }
+            bad += qt.zero_point[c] != 0;
+            if (amax == 0) {
+                bad += qt.scale[c] != 1.0f || cmax != 0;
+            } else if (pow2) {
+                int32_t fp;
+                bad += nne_quant_pow2_shift(qt.scale[c], &fp) != NNE_OK;
+                bad += cmax > 127 || cmax < 64; /* one more fraction bit would overflow */
+            } else {
+                bad += qt.scale[c] != amax / 127.0f || cmax != 127;
+            }
+        }
+        CHECK_MSG(bad == 0, "mode %d: %zu bad values or scales", mode, bad);
+        /* bits = 8 fake quantization is the same computation. */
+        CHECK_OK(nne_fake_quantize_tensor(&shape, w, 8, per_channel, pow2, fq, scale));
+        CHECK(memcmp(fq, back, sizeof fq) == 0);
+        CHECK(memcmp(scale, qt.scale, (size_t)qt.count * sizeof *scale) == 0);
+        nne_quant_free(&qt);
+    }
+    /* Per-channel scales follow the channel magnitudes; per tensor is set by the outlier. */
+    nne_quant qt = {0};
+    CHECK_OK(nne_quantize_tensor_s8(&shape, w, true, false, q, &qt));
+    CHECK(qt.scale[0] < qt.scale[6] && qt.scale[5] == 0.7f / 127.0f);
+    nne_quant_free(&qt);
+    /* pow2 takes the largest fp whose rounded codes fit: 63.65 * 2 = 127.3 rounds to 127, so
+     * the scale is 1/2 although 63.65 * 2 > 127. */
+    const float edge[2] = {63.65f, -1.0f};
+    int8_t qe[2];
+    const nne_shape s2 = nne_shape_1d(2);
+    CHECK_OK(nne_quantize_tensor_s8(&s2, edge, false, true, qe, &qt));
+    CHECK(qt.scale[0] == 0.5f && qe[0] == 127 && qe[1] == -2);
+    nne_quant_free(&qt);
+    /* Errors: non-finite weight, bad bit width, dequantize with a mismatched quant. */
+    w[10] = NAN;
+    CHECK_STATUS(nne_quantize_tensor_s8(&shape, w, false, false, q, &qt), NNE_ERR_INVALID_ARG);
+    w[10] = 0.0f;
+    CHECK_STATUS(nne_fake_quantize_tensor(&shape, w, 1, false, false, fq, NULL),
+                 NNE_ERR_INVALID_ARG);
+    CHECK_STATUS(nne_fake_quantize_tensor(&shape, w, 9, false, false, fq, NULL),
+                 NNE_ERR_INVALID_ARG);
+    const float s3[3] = {1, 1, 1};
+    const int32_t z3[3] = {0, 0, 0};
+    CHECK_OK(nne_quant_set(&qt, 1, 3, s3, z3, false));
+    CHECK_OK(nne_dequantize_tensor_s8(&shape, q, &qt, back)); /* along axis 1 (kh = 3) */
+    CHECK(back[0] == (float)q[0] && back[45] == (float)q[45]);
+    CHECK_STATUS(nne_dequantize_tensor_s8(&shape, q, &(nne_quant){3, 3, qt.scale, qt.zero_point,
+                                                                    false}, back),
+                 NNE_ERR_SHAPE); /* axis 3 has 5 entries */
+    nne_quant_free(&qt);
+}
+
+static void test_fake_quant_low_bits(void) {
+    nne_test_rng r;
+    nne_test_rng_seed(&r, 211);
+    const nne_shape shape = nne_shape_2d(4, 200); /* dense [out][in] */
+    float w[800], y[800], scale[4];
+    for (int i = 0; i < 800; i++) w[i] = rand_f(&r, -1, 1) * (float)(1 + i / 200);
+    const int bits_list[3] = {4, 2, 3};
+    for (int b = 0; b < 3; b++)
+        for (int mode = 0; mode < 4; mode++) {
+            const int bits = bits_list[b], qmax = (1 << (bits - 1)) - 1;
+            const bool per_channel = mode & 1, pow2 = mode & 2;
+            CHECK_OK(nne_fake_quantize_tensor(&shape, w, bits, per_channel, pow2, y, scale));
+            size_t bad = 0;
+            for (int i = 0; i < 800; i++) {
+                const float s = scale[per_channel ? i / 200 : 0];
+                const float code = y[i] / s;
+                /* On the grid {-qmax..qmax} * s, within half a step of w (no clipping). */
+                bad += code != rintf(code) || fabsf(code) > (float)qmax;
+                bad += fabsf(y[i] - w[i]) > 0.5f * s * 1.0001f;
+            }
+            CHECK_MSG(bad == 0, "bits %d mode %d: %zu bad", bits, mode, bad);
+        }
+    /* INT2 is ternary: every output is -s, 0 or s; in place. */
+    CHECK_OK(nne_fake_quantize_tensor(&shape, w, 2, false, false, w, scale));
+    size_t levels[3] = {0, 0, 0};
+    for (int i = 0; i < 800; i++) {
+        if (w[i] == -scale[0]) levels[0]++;
+        else if (w[i] == 0.0f) levels[1]++;
+        else if (w[i] == scale[0]) levels[2]++;
+    }
+    CHECK(levels[0] + levels[1] + levels[2] == 800 && levels[0] && levels[1] && levels[2]);
+}
+
+static void test_fake_quant_f16(void) {
+    const float x[6] = {1.0f / 3.0f, 1.0f, -2.5f, 65504.0f, 1e6f, 1e-9f};
+    float y[6];
+    nne_fake_quantize_f16(6, x, y);
+    CHECK(fabsf(y[0] - x[0]) <= ldexpf(x[0], -11) && y[0] != x[0]); /* rounded to 11 bits */
+    CHECK(y[1] == 1.0f && y[2] == -2.5f && y[3] == 65504.0f);      /* exact */
+    CHECK(isinf(y[4]) && y[5] == 0.0f);                            /* overflow, underflow */
+    float z[6];
+    memcpy(z, y, sizeof z);
+    nne_fake_quantize_f16(6, z, z); /* in place; f16 values are fixed points */
+    CHECK(memcmp(y, z, sizeof z) == 0);
+}
+
 int main(void) {
     if (LDBL_MANT_DIG < 64) nne_test_skip("the oracle needs a 64-bit long double mantissa");
     NNE_RUN(test_requant_edges);
@@ -907,5 +1032,8 @@ int main(void) {
     NNE_RUN(test_prelu);
     NNE_RUN(test_lut);
     NNE_RUN(test_gdn_s8);
+    NNE_RUN(test_quantize_tensor);
+    NNE_RUN(test_fake_quant_low_bits);
+    NNE_RUN(test_fake_quant_f16);
     return nne_test_summary();
 }
