@@ -68,7 +68,8 @@ static inline int32_t nne_rdbp(int32_t x, int32_t e) {
     const int32_t mask = (int32_t)(((int64_t)1 << e) - 1);
     const int32_t remainder = x & mask;
     const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
-    return (x >> e) + (remainder > threshold ? 1 : 0); /* >> of a negative: arithmetic (GCC/Clang) */
+    return (x >> e) +
+           (remainder > threshold ? 1 : 0); /* >> of a negative: arithmetic (GCC/Clang) */
 }
 
 /* THE requantization primitive: acc * M rounded as documented for `mode`, as int32 (no zero
@@ -195,8 +196,8 @@ nne_status nne_quantize_tensor_s8(const nne_shape *shape, const float *w, bool p
                                   bool pow2, int8_t *q, nne_quant *quant);
 /* q [shape] s8 -> w [shape] f32 with quant per tensor or along any axis:
  * w = (float)(q - zero_point[i]) * scale[i]. NNE_ERR_SHAPE if quant does not fit the shape. */
-nne_status nne_dequantize_tensor_s8(const nne_shape *shape, const int8_t *q,
-                                    const nne_quant *quant, float *w);
+nne_status nne_dequantize_tensor_s8(const nne_shape *shape, const int8_t *q, const nne_quant *quant,
+                                    float *w);
 /* Fake quantization (quantize, then dequantize) to `bits` in [2, 8] with the rules above:
  * y = scale * code. bits = 8 equals nne_quantize_tensor_s8 + nne_dequantize_tensor_s8 bit for
  * bit; 4 and 2 are QuTiBench's INT4 / INT2 (int2 is ternary {-scale, 0, scale}). y may alias w.
@@ -218,9 +219,9 @@ void nne_fake_quantize_f16(size_t count, const float *x, float *y);
 void nne_conv2d_s8__ref(const nne_conv2d_geom *g, const int8_t *x, int32_t x_zero_point,
                         const int8_t *w, const int32_t *bias, const nne_qoutput *out, int8_t *y);
 /* Transposed convolution, geometry and layouts as nne_conv_transpose2d_f32__ref. */
-void nne_conv_transpose2d_s8__ref(const nne_conv2d_geom *g, const int8_t *x,
-                                  int32_t x_zero_point, const int8_t *w, const int32_t *bias,
-                                  const nne_qoutput *out, int8_t *y);
+void nne_conv_transpose2d_s8__ref(const nne_conv2d_geom *g, const int8_t *x, int32_t x_zero_point,
+                                  const int8_t *w, const int32_t *bias, const nne_qoutput *out,
+                                  int8_t *y);
 /* Dense: x [n][in], w [out][in], y [n][out]. */
 void nne_dense_s8__ref(int32_t n, int32_t in, int32_t out, const int8_t *x, int32_t x_zero_point,
                        const int8_t *w, const int32_t *bias, const nne_qoutput *o, int8_t *y);
@@ -257,15 +258,14 @@ nne_status nne_qadd_init(nne_qadd *p, float a_scale, int32_t a_zero_point, float
                          int32_t b_zero_point, float y_scale, int32_t y_zero_point, bool pow2,
                          nne_qact act);
 /* y = a + b element-wise, same shape; y may alias a and/or b. */
-void nne_add_s8__ref(size_t count, const int8_t *a, const int8_t *b, const nne_qadd *p,
-                     int8_t *y);
+void nne_add_s8__ref(size_t count, const int8_t *a, const int8_t *b, const nne_qadd *p, int8_t *y);
 
 /* Concatenation, layout as nne_concat_f32__ref (outer blocks, input k contributes inner[k]
  * elements per block). Input k is rescaled with outs[k] (count 1; all outs share zero point
  * and clamp): y = outs[k](x_k - x_zero_points[k]). y must not alias an input. */
 void nne_concat_s8__ref(size_t outer, int32_t n_inputs, const int8_t *const *xs,
-                        const size_t *inner, const int32_t *x_zero_points,
-                        const nne_qoutput *outs, int8_t *y);
+                        const size_t *inner, const int32_t *x_zero_points, const nne_qoutput *outs,
+                        int8_t *y);
 
 /* ---- Activations (docs/quantization.md, section 6) ----------------------------------------- */
 
@@ -280,8 +280,8 @@ void nne_prelu_s8__ref(size_t pixels, int32_t c, const int8_t *x, int32_t x_zero
 /* Output stages of a PReLU: M_pos = x/y, M_neg[i] = slope[i] * x/y (n_slope 1 or c entries of
  * neg_rq). pow2 needs positive power-of-two slopes (NNE_ERR_UNSUPPORTED otherwise). */
 nne_status nne_qprelu_init(nne_qoutput *pos, nne_requant *pos_rq, nne_qoutput *neg,
-                           nne_requant *neg_rq, float x_scale, const float *slope,
-                           int32_t n_slope, float y_scale, int32_t y_zero_point, bool pow2);
+                           nne_requant *neg_rq, float x_scale, const float *slope, int32_t n_slope,
+                           float y_scale, int32_t y_zero_point, bool pow2);
 
 /* An f32 element-wise kernel (nne_sigmoid_f32__ref, nne_hardswish_f32__ref, ...). */
 typedef void (*nne_unary_f32_fn)(size_t count, const float *x, float *y);
@@ -297,9 +297,9 @@ void nne_lut_s8__ref(size_t count, const int8_t table[256], const int8_t *x, int
  * nne_quantize_value). x, y [pixels][c], not aliased; scratch of nne_gdn_s8_scratch_size(c)
  * bytes, float-aligned. */
 size_t nne_gdn_s8_scratch_size(int32_t c);
-void nne_gdn_s8__ref(size_t pixels, int32_t c, const int8_t *x, float x_scale,
-                     int32_t x_zero_point, const float *beta, const float *gamma, bool inverse,
-                     float y_scale, int32_t y_zero_point, bool y_pow2, void *scratch, int8_t *y);
+void nne_gdn_s8__ref(size_t pixels, int32_t c, const int8_t *x, float x_scale, int32_t x_zero_point,
+                     const float *beta, const float *gamma, bool inverse, float y_scale,
+                     int32_t y_zero_point, bool y_pow2, void *scratch, int8_t *y);
 
 #ifdef __cplusplus
 }

@@ -38,11 +38,11 @@ void nne_lut_s8__ref(size_t count, const int8_t table[256], const int8_t *x, int
 
 size_t nne_gdn_s8_scratch_size(int32_t c) { return 2 * (size_t)(c > 0 ? c : 0) * sizeof(float); }
 
-void nne_gdn_s8__ref(size_t pixels, int32_t c, const int8_t *x, float x_scale,
-                     int32_t x_zero_point, const float *beta, const float *gamma, bool inverse,
-                     float y_scale, int32_t y_zero_point, bool y_pow2, void *scratch, int8_t *y) {
+void nne_gdn_s8__ref(size_t pixels, int32_t c, const int8_t *x, float x_scale, int32_t x_zero_point,
+                     const float *beta, const float *gamma, bool inverse, float y_scale,
+                     int32_t y_zero_point, bool y_pow2, void *scratch, int8_t *y) {
     assert(x && beta && gamma && y && c >= 0 && (scratch || c == 0));
-    float *xf = scratch;        /* [c] dequantized input pixel */
+    float *xf = scratch;              /* [c] dequantized input pixel */
     float *yf = (float *)scratch + c; /* [c] f32 GDN output */
     for (size_t p = 0; p < pixels; p++) {
         nne_dequantize_s8_f32__ref((size_t)c, x + p * c, x_scale, x_zero_point, xf);

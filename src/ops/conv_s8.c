@@ -16,14 +16,13 @@
  * order is free; this one matches the f32 kernels (ky, kx, c). */
 #include <assert.h>
 
-#include "ops_internal.h"
 #include "nnedge/qops.h"
+#include "ops_internal.h"
 
-static void conv_s8_gather(const nne_conv2d_geom *g, bool transposed, const int8_t *x,
-                           int32_t x_zp, const int8_t *w, const int32_t *bias,
-                           const nne_qoutput *out, int8_t *y) {
-    assert(g && x && w && out && y);
-    assert(g->groups > 0 && g->ic % g->groups == 0 && g->oc % g->groups == 0);
+static void conv_s8_gather(const nne_conv2d_geom *g, bool transposed, const int8_t *x, int32_t x_zp,
+                           const int8_t *w, const int32_t *bias, const nne_qoutput *out,
+                           int8_t *y) {
+    assert(g && x && w && out && y && nne_conv2d_geom_ok(g, transposed));
     assert(out->count == 1 || out->count == g->oc);
     assert(x_zp >= -128 && x_zp <= 127);
     const int32_t icg = g->ic / g->groups; /* input channels per group */
@@ -46,8 +45,7 @@ static void conv_s8_gather(const nne_conv2d_geom *g, bool transposed, const int8
                         const int32_t iy = src(oy, ky, g->stride_h, g->dil_h, g->pad_t, g->ih);
                         if (iy < 0) continue;
                         for (int32_t kx = 0; kx < g->kw; kx++) {
-                            const int32_t ix =
-                                src(ox, kx, g->stride_w, g->dil_w, g->pad_l, g->iw);
+                            const int32_t ix = src(ox, kx, g->stride_w, g->dil_w, g->pad_l, g->iw);
                             if (ix < 0) continue;
                             const int8_t *xp = xb + ((size_t)iy * g->iw + ix) * g->ic + c0;
                             const int8_t *wp = w + (((size_t)o * g->kh + ky) * g->kw + kx) * icg;
@@ -64,17 +62,11 @@ static void conv_s8_gather(const nne_conv2d_geom *g, bool transposed, const int8
 
 void nne_conv2d_s8__ref(const nne_conv2d_geom *g, const int8_t *x, int32_t x_zero_point,
                         const int8_t *w, const int32_t *bias, const nne_qoutput *out, int8_t *y) {
-    assert(g->oh == nne_conv_out_dim(g->ih, g->kh, g->stride_h, g->dil_h, g->pad_t, g->pad_b));
-    assert(g->ow == nne_conv_out_dim(g->iw, g->kw, g->stride_w, g->dil_w, g->pad_l, g->pad_r));
     conv_s8_gather(g, false, x, x_zero_point, w, bias, out, y);
 }
 
-void nne_conv_transpose2d_s8__ref(const nne_conv2d_geom *g, const int8_t *x,
-                                  int32_t x_zero_point, const int8_t *w, const int32_t *bias,
-                                  const nne_qoutput *out, int8_t *y) {
-    assert(g->oh == nne_conv_transpose_out_dim(g->ih, g->kh, g->stride_h, g->dil_h, g->pad_t,
-                                               g->pad_b, g->out_pad_h));
-    assert(g->ow == nne_conv_transpose_out_dim(g->iw, g->kw, g->stride_w, g->dil_w, g->pad_l,
-                                               g->pad_r, g->out_pad_w));
+void nne_conv_transpose2d_s8__ref(const nne_conv2d_geom *g, const int8_t *x, int32_t x_zero_point,
+                                  const int8_t *w, const int32_t *bias, const nne_qoutput *out,
+                                  int8_t *y) {
     conv_s8_gather(g, true, x, x_zero_point, w, bias, out, y);
 }

@@ -24,17 +24,12 @@
  *   w[grp*ocg + j][ky][kx][c] = W_torch[grp*icg + c][j][ky][kx]. */
 #include <assert.h>
 
-#include "ops_internal.h"
 #include "nnedge/ops.h"
+#include "ops_internal.h"
 
 void nne_conv_transpose2d_f32__ref(const nne_conv2d_geom *g, const float *x, const float *w,
                                    const float *bias, float *y) {
-    assert(g && x && w && y);
-    assert(g->groups > 0 && g->ic % g->groups == 0 && g->oc % g->groups == 0);
-    assert(g->oh == nne_conv_transpose_out_dim(g->ih, g->kh, g->stride_h, g->dil_h, g->pad_t,
-                                               g->pad_b, g->out_pad_h));
-    assert(g->ow == nne_conv_transpose_out_dim(g->iw, g->kw, g->stride_w, g->dil_w, g->pad_l,
-                                               g->pad_r, g->out_pad_w));
+    assert(g && x && w && y && nne_conv2d_geom_ok(g, true));
 
     const int32_t icg = g->ic / g->groups;
     const int32_t ocg = g->oc / g->groups;

@@ -4,8 +4,7 @@
 #include "nnedge/qops.h"
 
 /* t = rq(a - za, a_rq) + rq(b - zb, b_rq);  y = clamp(rq(t, y_rq) + zy). */
-void nne_add_s8__ref(size_t count, const int8_t *a, const int8_t *b, const nne_qadd *p,
-                     int8_t *y) {
+void nne_add_s8__ref(size_t count, const int8_t *a, const int8_t *b, const nne_qadd *p, int8_t *y) {
     assert(a && b && p && y);
     const nne_qoutput out = {p->mode, 1, &p->y_rq, p->y_zero_point, p->act_min, p->act_max};
     for (size_t i = 0; i < count; i++) {
@@ -17,21 +16,16 @@ void nne_add_s8__ref(size_t count, const int8_t *a, const int8_t *b, const nne_q
     }
 }
 
-/* Layout as nne_concat_f32__ref; input k's runs go through nne_rescale_s8__ref. */
+/* Layout as nne_concat_f32__ref: y is, block after block, input 0's run, input 1's run, ...;
+ * every run goes through nne_rescale_s8__ref. */
 void nne_concat_s8__ref(size_t outer, int32_t n_inputs, const int8_t *const *xs,
-                        const size_t *inner, const int32_t *x_zero_points,
-                        const nne_qoutput *outs, int8_t *y) {
+                        const size_t *inner, const int32_t *x_zero_points, const nne_qoutput *outs,
+                        int8_t *y) {
     assert(n_inputs >= 0 && (n_inputs == 0 || (xs && inner && x_zero_points && outs)) && y);
-    size_t block = 0; /* elements of y per outer index */
-    for (int32_t k = 0; k < n_inputs; k++) block += inner[k];
-    size_t off = 0; /* offset of input k's run inside a block */
-    for (int32_t k = 0; k < n_inputs; k++) {
-        const size_t len = inner[k];
-        if (len == 0) continue;
-        assert(xs[k]);
-        for (size_t o = 0; o < outer; o++)
-            nne_rescale_s8__ref(len, xs[k] + o * len, x_zero_points[k], &outs[k],
-                                y + o * block + off);
-        off += len;
-    }
+    for (size_t o = 0; o < outer; o++)
+        for (int32_t k = 0; k < n_inputs; k++) {
+            if (inner[k] == 0) continue; /* xs[k] may be NULL */
+            nne_rescale_s8__ref(inner[k], xs[k] + o * inner[k], x_zero_points[k], &outs[k], y);
+            y += inner[k];
+        }
 }

@@ -15,8 +15,10 @@ int32_t nne_quantize_value(float x, float scale, int32_t zero_point, int32_t qmi
     if (isnan(x)) r = zero_point;
     /* pow2: 1/scale and the product are exact in double (for |x| < 2^52 * scale). General:
      * the f32 product x * (1.0f / scale) rounded half even, as PyTorch's fake quantization. */
-    else if (pow2) r = round_code((double)x * (1.0 / (double)scale), true) + zero_point;
-    else r = nearbyintf(x * (1.0f / scale)) + (double)zero_point;
+    else if (pow2)
+        r = round_code((double)x * (1.0 / (double)scale), true) + zero_point;
+    else
+        r = nearbyintf(x * (1.0f / scale)) + (double)zero_point;
     return r < qmin ? qmin : r > qmax ? qmax : (int32_t)r; /* clamp before converting: no UB */
 }
 
@@ -138,8 +140,8 @@ nne_status nne_fake_quantize_tensor(const nne_shape *shape, const float *w, int 
     return quantize_groups(shape, w, bits, per_channel, pow2, NULL, y, scale);
 }
 
-nne_status nne_dequantize_tensor_s8(const nne_shape *shape, const int8_t *q,
-                                    const nne_quant *quant, float *w) {
+nne_status nne_dequantize_tensor_s8(const nne_shape *shape, const int8_t *q, const nne_quant *quant,
+                                    float *w) {
     if (!shape || !q || !quant || !w || quant->count < 1 || !quant->scale || !quant->zero_point)
         return nne_error(NNE_ERR_INVALID_ARG, "dequantize: missing tensor or parameters");
     nne_status st = nne_shape_validate(shape);

@@ -20,8 +20,8 @@ nne_status nne_quant_multiplier_from_scale(double m, nne_requant *rq) {
     if (!isfinite(m)) return nne_error(NNE_ERR_INVALID_ARG, "requantization multiplier %g", m);
     if (m == 0.0) return NNE_OK;
     int e = 0;
-    const double q = frexp(m, &e);            /* m = q * 2^e, 0.5 <= |q| < 1 */
-    long long mant = llround(q * 2147483648.0); /* q * 2^31 is exact: one rounding */
+    const double q = frexp(m, &e);                       /* m = q * 2^e, 0.5 <= |q| < 1 */
+    long long mant = llround(q * 2147483648.0);          /* q * 2^31 is exact: one rounding */
     if (mant == 2147483648LL || mant == -2147483648LL) { /* |q| rounded up to 1 */
         mant /= 2;
         e++;
@@ -48,7 +48,8 @@ void nne_qact_range(nne_qact act, float y_scale, int32_t y_zero_point, bool pow2
     *lo = -128;
     *hi = 127;
     if (act == NNE_QACT_RELU || act == NNE_QACT_RELU6) *lo = y_zero_point; /* Q(0) */
-    if (act == NNE_QACT_RELU6) *hi = nne_quantize_value(6.0f, y_scale, y_zero_point, -128, 127, pow2);
+    if (act == NNE_QACT_RELU6)
+        *hi = nne_quantize_value(6.0f, y_scale, y_zero_point, -128, 127, pow2);
 }
 
 static nne_status check_scale(float s, const char *what) {
@@ -74,8 +75,7 @@ static nne_status pow2_rq(float x_scale, float w_scale, float y_scale, nne_requa
     if (st != NNE_OK) return st;
     const int32_t s = fx + fw - fy;
     if (s < -NNE_REQUANT_SHIFT_MAX || s > NNE_REQUANT_SHIFT_MAX)
-        return nne_error(NNE_ERR_INVALID_ARG, "power-of-two rescale by 2^%d out of range",
-                         (int)-s);
+        return nne_error(NNE_ERR_INVALID_ARG, "power-of-two rescale by 2^%d out of range", (int)-s);
     rq->multiplier = 0;
     rq->shift = s;
     return NNE_OK;
@@ -92,8 +92,10 @@ nne_status nne_qoutput_init(nne_qoutput *out, nne_requant *rq, int32_t count, fl
         const float ws = w_scale ? w_scale[c] : 1.0f;
         st = check_scale(ws, "weight");
         if (st != NNE_OK) break;
-        if (pow2) st = pow2_rq(x_scale, ws, y_scale, &rq[c]);
-        else st = nne_quant_multiplier_from_scale((double)x_scale * ws / y_scale, &rq[c]);
+        if (pow2)
+            st = pow2_rq(x_scale, ws, y_scale, &rq[c]);
+        else
+            st = nne_quant_multiplier_from_scale((double)x_scale * ws / y_scale, &rq[c]);
     }
     if (st != NNE_OK) return st;
     out->mode = pow2 ? NNE_RQ_POW2 : NNE_RQ_Q31;
@@ -186,8 +188,8 @@ nne_status nne_qadd_init(nne_qadd *p, float a_scale, int32_t a_zero_point, float
         for (int i = 0; i < 3; i++)
             if (shifts[i] < -NNE_REQUANT_SHIFT_MAX || shifts[i] > NNE_REQUANT_SHIFT_MAX)
                 return nne_error(NNE_ERR_UNSUPPORTED,
-                                 "add of fixed-point positions %d, %d -> %d out of range",
-                                 (int)fa, (int)fb, (int)fy);
+                                 "add of fixed-point positions %d, %d -> %d out of range", (int)fa,
+                                 (int)fb, (int)fy);
     } else {
         /* TFLite: inputs normalised by twice the larger scale, 20 extra fraction bits:
          * |M_k| <= 2^19, so |rq(x - z, M_k)| <= 255 * 2^19 + 1 < 2^27 and |t| < 2^28. */
@@ -203,11 +205,11 @@ nne_status nne_qadd_init(nne_qadd *p, float a_scale, int32_t a_zero_point, float
 }
 
 nne_status nne_qprelu_init(nne_qoutput *pos, nne_requant *pos_rq, nne_qoutput *neg,
-                           nne_requant *neg_rq, float x_scale, const float *slope,
-                           int32_t n_slope, float y_scale, int32_t y_zero_point, bool pow2) {
+                           nne_requant *neg_rq, float x_scale, const float *slope, int32_t n_slope,
+                           float y_scale, int32_t y_zero_point, bool pow2) {
     if (n_slope < 1) return nne_error(NNE_ERR_INVALID_ARG, "PReLU with %d slopes", (int)n_slope);
-    nne_status st = nne_qoutput_init(pos, pos_rq, 1, x_scale, NULL, y_scale, y_zero_point, pow2,
-                                     NNE_QACT_NONE);
+    nne_status st =
+        nne_qoutput_init(pos, pos_rq, 1, x_scale, NULL, y_scale, y_zero_point, pow2, NNE_QACT_NONE);
     if (st != NNE_OK) return st;
     if (pow2) {
         /* slope 2^-k is a weight scale of 2^-k: the shift grows by k. */
@@ -218,14 +220,14 @@ nne_status nne_qprelu_init(nne_qoutput *pos, nne_requant *pos_rq, nne_qoutput *n
                                  "PReLU slope %g (channel %d) is not a positive power of two",
                                  (double)slope[c], (int)c);
         }
-        return nne_qoutput_init(neg, neg_rq, n_slope, x_scale, slope, y_scale, y_zero_point,
-                                true, NNE_QACT_NONE);
+        return nne_qoutput_init(neg, neg_rq, n_slope, x_scale, slope, y_scale, y_zero_point, true,
+                                NNE_QACT_NONE);
     }
     /* Slopes may be negative or zero: M_neg = slope * x / y with a signed Q31 mantissa. */
     for (int32_t c = 0; c < n_slope; c++) {
         if (!isfinite(slope[c]))
-            return nne_error(NNE_ERR_INVALID_ARG, "PReLU slope %g (channel %d)",
-                             (double)slope[c], (int)c);
+            return nne_error(NNE_ERR_INVALID_ARG, "PReLU slope %g (channel %d)", (double)slope[c],
+                             (int)c);
         st = nne_quant_multiplier_from_scale((double)slope[c] * x_scale / y_scale, &neg_rq[c]);
         if (st != NNE_OK) return st;
     }

@@ -64,6 +64,15 @@ static float rand_scale(nne_test_rng *r, bool pow2, int klo, int khi) {
 
 static nne_qact rand_act(nne_test_rng *r) { return (nne_qact)nne_test_rng_int(r, 0, 2); }
 
+/* Output extent, written out independently of nne_conv_out_dim (the kernels assert that the
+ * two agree): the dilated kernel spans dil*(k-1) + 1 inputs. */
+static int32_t out_size(int32_t in, int32_t k, int32_t stride, int32_t dil, int32_t pads,
+                        int32_t out_pad, bool transposed) {
+    const int32_t span = dil * (k - 1) + 1;
+    if (transposed) return stride * (in - 1) + span + out_pad - pads;
+    return in + pads < span ? 0 : (in + pads - span) / stride + 1;
+}
+
 /* Random conv geometry: channels 1..19 per group (not multiples of 8/16 in general), groups
  * 1-3 or depthwise, strides 1-2, dilation 1-2, asymmetric padding, output padding. */
 static nne_conv2d_geom rand_geom(nne_test_rng *r, bool transposed) {
@@ -89,14 +98,11 @@ static nne_conv2d_geom rand_geom(nne_test_rng *r, bool transposed) {
         if (transposed) {
             g.out_pad_h = nne_test_rng_int(r, 0, g.stride_h - 1);
             g.out_pad_w = nne_test_rng_int(r, 0, g.stride_w - 1);
-            g.oh = nne_conv_transpose_out_dim(g.ih, g.kh, g.stride_h, g.dil_h, g.pad_t, g.pad_b,
-                                              g.out_pad_h);
-            g.ow = nne_conv_transpose_out_dim(g.iw, g.kw, g.stride_w, g.dil_w, g.pad_l, g.pad_r,
-                                              g.out_pad_w);
-        } else {
-            g.oh = nne_conv_out_dim(g.ih, g.kh, g.stride_h, g.dil_h, g.pad_t, g.pad_b);
-            g.ow = nne_conv_out_dim(g.iw, g.kw, g.stride_w, g.dil_w, g.pad_l, g.pad_r);
         }
+        g.oh =
+            out_size(g.ih, g.kh, g.stride_h, g.dil_h, g.pad_t + g.pad_b, g.out_pad_h, transposed);
+        g.ow =
+            out_size(g.iw, g.kw, g.stride_w, g.dil_w, g.pad_l + g.pad_r, g.out_pad_w, transposed);
         if (g.oh > 0 && g.ow > 0) return g;
     }
 }
@@ -110,8 +116,8 @@ static size_t n_w(const nne_conv2d_geom *g) {
 /* Oracle accumulators, scatter form: every input pixel, through every tap, adds into the
  * output it reaches. conv: in[iy] reaches out[oy] iff oy*stride - pad + ky*dil == iy;
  * transposed: out[iy*stride - pad + ky*dil]. int64, bias included. */
-static void oracle_conv_acc(const nne_conv2d_geom *g, bool transposed, const int8_t *x,
-                            int32_t xz, const int8_t *w, const int32_t *bias, int64_t *acc) {
+static void oracle_conv_acc(const nne_conv2d_geom *g, bool transposed, const int8_t *x, int32_t xz,
+                            const int8_t *w, const int32_t *bias, int64_t *acc) {
     const int32_t icg = g->ic / g->groups, ocg = g->oc / g->groups;
     for (size_t i = 0; i < n_out(g); i++) acc[i] = bias ? bias[i % g->oc] : 0;
     for (int32_t b = 0; b < g->n; b++)
@@ -154,8 +160,8 @@ static void test_requant_edges(void) {
     /* pow2: round half up (toward +inf). */
     CHECK(rq_pow2(5, 1) == 3 && rq_pow2(-5, 1) == -2 && rq_pow2(3, 1) == 2 && rq_pow2(-3, 1) == -1);
     CHECK(rq_pow2(6, 2) == 2 && rq_pow2(-6, 2) == -1 && rq_pow2(-7, 2) == -2 && rq_pow2(7, 2) == 2);
-    CHECK(rq_pow2(12345, 0) == 12345 && rq_pow2(-7, 0) == -7);                       /* shift 0 */
-    CHECK(rq_pow2(-3, -4) == -48 && rq_pow2(1, -31) == INT32_MAX);                   /* left */
+    CHECK(rq_pow2(12345, 0) == 12345 && rq_pow2(-7, 0) == -7);                         /* shift 0 */
+    CHECK(rq_pow2(-3, -4) == -48 && rq_pow2(1, -31) == INT32_MAX);                     /* left */
     CHECK(rq_pow2(INT32_MAX, -1) == INT32_MAX && rq_pow2(INT32_MIN, -1) == INT32_MIN); /* sat */
     CHECK(rq_pow2(INT32_MAX, 1) == 1073741824 && rq_pow2(INT32_MIN, 1) == -1073741824);
     CHECK(rq_pow2(INT32_MIN, 31) == -1 && rq_pow2(INT32_MAX, 31) == 1);
@@ -183,15 +189,15 @@ static void test_requant_edges(void) {
     /* Multiplier 0, negative multipliers, shifts +-31. */
     CHECK(rq_q31(INT32_MAX, 0, 5) == 0 && rq_q31(INT32_MIN, 0, -31) == 0);
     CHECK(rq_q31(3, -half, 0) == -1 && rq_q31(-3, -half, 0) == 2); /* -1.5 -> -1, 1.5 -> 2 */
-    CHECK(rq_q31(INT32_MIN, INT32_MAX, 31) == -1); /* (-2^31 * ~1) / 2^31 ≈ -1 */
-    CHECK(rq_q31(1, INT32_MAX, -31) == INT32_MAX - 1); /* a saturates to INT32_MAX */
+    CHECK(rq_q31(INT32_MIN, INT32_MAX, 31) == -1);                 /* (-2^31 * ~1) / 2^31 ≈ -1 */
+    CHECK(rq_q31(1, INT32_MAX, -31) == INT32_MAX - 1);             /* a saturates to INT32_MAX */
     CHECK(rq_q31(-1, INT32_MAX, -31) == -INT32_MAX);
 
     /* Random: the primitive against the long double oracle, including the int32 extremes. */
     nne_test_rng r;
     nne_test_rng_seed(&r, 101);
-    const int32_t special[] = {INT32_MIN, INT32_MIN + 1, -(1 << 30), -1, 0, 1, (1 << 30),
-                               INT32_MAX - 1, INT32_MAX};
+    const int32_t special[] = {INT32_MIN, INT32_MIN + 1, -(1 << 30),    -1,       0,
+                               1,         (1 << 30),     INT32_MAX - 1, INT32_MAX};
     size_t bad = 0;
     for (int it = 0; it < 300000; it++) {
         const nne_rq_mode mode = (nne_rq_mode)(it & 1);
@@ -199,16 +205,19 @@ static void test_requant_edges(void) {
         rq.shift = nne_test_rng_int(&r, -31, 31);
         const int mk = nne_test_rng_int(&r, 0, 9);
         rq.multiplier = mode == NNE_RQ_POW2 ? 0
-                        : mk == 0          ? 0
-                        : mk == 1          ? half
-                        : mk == 2          ? INT32_MAX
+                        : mk == 0           ? 0
+                        : mk == 1           ? half
+                        : mk == 2           ? INT32_MAX
                         : mk == 3 ? -(int32_t)(half + (int32_t)(nne_test_rng_u64(&r) % half))
                                   : (int32_t)(half + (int32_t)(nne_test_rng_u64(&r) % half));
         int32_t acc;
         const int ak = nne_test_rng_int(&r, 0, 3);
-        if (ak == 0) acc = special[nne_test_rng_int(&r, 0, 8)];
-        else if (ak == 1) acc = nne_test_rng_int(&r, -70000, 70000);
-        else acc = (int32_t)(uint32_t)nne_test_rng_u64(&r);
+        if (ak == 0)
+            acc = special[nne_test_rng_int(&r, 0, 8)];
+        else if (ak == 1)
+            acc = nne_test_rng_int(&r, -70000, 70000);
+        else
+            acc = (int32_t)(uint32_t)nne_test_rng_u64(&r);
         const int64_t want = sim_requant(acc, rq, mode);
         const int32_t got = nne_requantize(acc, rq, mode);
         if (got != want && bad++ < 5)
@@ -318,7 +327,7 @@ static void test_quantize_value(void) {
     nne_quantize_bias_s32(4, b, 0.25f, ws, 4, true, qb);
     CHECK(qb[0] == 8 && qb[1] == -3 && qb[2] == INT32_MAX && qb[3] == 1);
     nne_quantize_bias_s32(4, b, 0.25f, ws, 4, false, qb);
-    CHECK(qb[1] == -3 && qb[3] == 1); /* -3 exact; 0.0625/0.0625 = 1 */
+    CHECK(qb[1] == -3 && qb[3] == 1);      /* -3 exact; 0.0625/0.0625 = 1 */
     const float b2[2] = {0.625f, -0.625f}; /* / (0.5 * 0.5) = +-2.5 */
     nne_quantize_bias_s32(2, b2, 0.5f, ws, 1, false, qb);
     CHECK(qb[0] == 2 && qb[1] == -2);
@@ -432,11 +441,12 @@ static void test_conv_vs_oracle(bool transposed) {
         int8_t *y = rand_s8(&r, n_out(&g), -128, 127);
         int64_t *acc = nne_malloc(n_out(&g) * sizeof *acc);
         const int32_t *bias = iter % 5 == 4 ? NULL : L.bias;
-        if (transposed) nne_conv_transpose2d_s8__ref(&g, x, L.xz, w, bias, &L.out, y);
-        else nne_conv2d_s8__ref(&g, x, L.xz, w, bias, &L.out, y);
+        if (transposed)
+            nne_conv_transpose2d_s8__ref(&g, x, L.xz, w, bias, &L.out, y);
+        else
+            nne_conv2d_s8__ref(&g, x, L.xz, w, bias, &L.out, y);
         oracle_conv_acc(&g, transposed, x, L.xz, w, bias, acc);
-        bad += check_out(y, acc, n_out(&g), g.oc, &L, &inside, transposed ? "tconv" : "conv",
-                         iter);
+        bad += check_out(y, acc, n_out(&g), g.oc, &L, &inside, transposed ? "tconv" : "conv", iter);
         total += n_out(&g);
         nne_free(x), nne_free(w), nne_free(y), nne_free(acc), nne_free(L.bias);
     }
@@ -469,9 +479,11 @@ static void test_dense_vs_oracle(void) {
         bad += check_out(y, acc, (size_t)n * out, out, &L, &inside, "dense", iter);
         total += (size_t)n * out;
         /* A 1x1 stride-1 convolution over n pixels is the same layer, bit for bit. */
-        nne_conv2d_geom g = {.n = n, .ih = 1, .iw = 1, .ic = in, .oh = 1, .ow = 1, .oc = out,
-                             .kh = 1, .kw = 1, .stride_h = 1, .stride_w = 1, .dil_h = 1,
-                             .dil_w = 1, .groups = 1};
+        nne_conv2d_geom g;
+        memset(&g, 0, sizeof g);
+        g.n = n, g.ic = in, g.oc = out;
+        g.ih = g.iw = g.oh = g.ow = g.kh = g.kw = 1;
+        g.stride_h = g.stride_w = g.dil_h = g.dil_w = g.groups = 1;
         int8_t *yc = rand_s8(&r, (size_t)n * out, -128, 127);
         nne_conv2d_s8__ref(&g, x, L.xz, w, L.bias, &L.out, yc);
         CHECK(memcmp(y, yc, (size_t)n * out) == 0);
@@ -564,8 +576,10 @@ static void test_conv_approximates_f32(void) {
         const int32_t zy = nne_test_rng_int(&r, -10, 10);
         nne_qoutput out;
         CHECK_OK(nne_qoutput_init(&out, rq, g.oc, sx, sw, sy, zy, pow2, NNE_QACT_NONE));
-        if (transposed) nne_conv_transpose2d_s8__ref(&g, xq, zx, wq, bq, &out, y);
-        else nne_conv2d_s8__ref(&g, xq, zx, wq, bq, &out, y);
+        if (transposed)
+            nne_conv_transpose2d_s8__ref(&g, xq, zx, wq, bq, &out, y);
+        else
+            nne_conv2d_s8__ref(&g, xq, zx, wq, bq, &out, y);
         nne_dequantize_s8_f32__ref(ny, y, sy, zy, yq);
         const double lo = (double)sy * (-128 - zy), hi = (double)sy * (127 - zy);
         size_t bad = 0;
@@ -717,7 +731,8 @@ static void test_concat(void) {
     nne_test_rng_seed(&r, 207);
     const size_t outer = 37;
     const size_t inner[3] = {5, 0, 11};
-    int8_t *x0 = rand_s8(&r, outer * inner[0], -128, 127), *x2 = rand_s8(&r, outer * inner[2], -128, 127);
+    int8_t *x0 = rand_s8(&r, outer * inner[0], -128, 127),
+           *x2 = rand_s8(&r, outer * inner[2], -128, 127);
     const int8_t *xs[3] = {x0, NULL, x2};
     int8_t y[37 * 16];
     for (int mode = 0; mode < 2; mode++) {
@@ -729,7 +744,8 @@ static void test_concat(void) {
         nne_requant rq[3];
         nne_qoutput outs[3];
         for (int k = 0; k < 3; k++)
-            CHECK_OK(nne_qoutput_init(&outs[k], &rq[k], 1, s[k], NULL, sy, zy, pow2, NNE_QACT_NONE));
+            CHECK_OK(
+                nne_qoutput_init(&outs[k], &rq[k], 1, s[k], NULL, sy, zy, pow2, NNE_QACT_NONE));
         nne_concat_s8__ref(outer, 3, xs, inner, z, outs, y);
         size_t bad = 0;
         for (size_t o = 0; o < outer; o++) {
@@ -840,9 +856,12 @@ static void test_lut(void) {
         for (int i = 0; i < 256; i++) {
             const double v = (double)cases[t].sx * (x[i] - cases[t].zx);
             double f;
-            if (cases[t].f == nne_sigmoid_f32__ref) f = 1.0 / (1.0 + exp(-v));
-            else if (cases[t].f == nne_tanh_f32__ref) f = tanh(v);
-            else f = v * fmin(fmax(v + 3.0, 0.0), 6.0) / 6.0;
+            if (cases[t].f == nne_sigmoid_f32__ref)
+                f = 1.0 / (1.0 + exp(-v));
+            else if (cases[t].f == nne_tanh_f32__ref)
+                f = tanh(v);
+            else
+                f = v * fmin(fmax(v + 3.0, 0.0), 6.0) / 6.0;
             f = fmin(fmax(f, cases[t].sy * (-128.0 - cases[t].zy)),
                      cases[t].sy * (127.0 - cases[t].zy));
             const double got = (double)cases[t].sy * (y[i] - cases[t].zy);
@@ -883,8 +902,8 @@ static void test_gdn_s8(void) {
             bad += y[i] != (int8_t)nne_quantize_value(yf[i], sy, zy, -128, 127, false);
             inside += y[i] > -128 && y[i] < 127;
         }
-        CHECK_MSG(bad == 0 && inside > pixels * c / 2, "inverse %d: %zu wrong, %zu inside",
-                  inverse, bad, inside);
+        CHECK_MSG(bad == 0 && inside > pixels * c / 2, "inverse %d: %zu wrong, %zu inside", inverse,
+                  bad, inside);
     }
     nne_free(x), nne_free(y), nne_free(xf), nne_free(yf);
 }
@@ -900,7 +919,7 @@ static void test_quantize_tensor(void) {
     int8_t q[315];
     for (size_t i = 0; i < n; i++) w[i] = rand_f(&r, -1, 1) * (float)(1 + i / per) * 0.1f;
     for (size_t i = 0; i < per; i++) w[3 * per + i] = 0.0f; /* an all-zero channel */
-    w[5 * per + 7] = 0.7f; /* an outlier */
+    w[5 * per + 7] = 0.7f;                                  /* an outlier */
     for (int mode = 0; mode < 4; mode++) {
         const bool per_channel = mode & 1, pow2 = mode & 2;
         nne_quant qt = {0};
@@ -962,8 +981,8 @@ static void test_quantize_tensor(void) {
     CHECK_OK(nne_quant_set(&qt, 1, 3, s3, z3, false));
     CHECK_OK(nne_dequantize_tensor_s8(&shape, q, &qt, back)); /* along axis 1 (kh = 3) */
     CHECK(back[0] == (float)q[0] && back[45] == (float)q[45]);
-    CHECK_STATUS(nne_dequantize_tensor_s8(&shape, q, &(nne_quant){3, 3, qt.scale, qt.zero_point,
-                                                                    false}, back),
+    CHECK_STATUS(nne_dequantize_tensor_s8(&shape, q,
+                                          &(nne_quant){3, 3, qt.scale, qt.zero_point, false}, back),
                  NNE_ERR_SHAPE); /* axis 3 has 5 entries */
     nne_quant_free(&qt);
 }
@@ -994,9 +1013,12 @@ static void test_fake_quant_low_bits(void) {
     CHECK_OK(nne_fake_quantize_tensor(&shape, w, 2, false, false, w, scale));
     size_t levels[3] = {0, 0, 0};
     for (int i = 0; i < 800; i++) {
-        if (w[i] == -scale[0]) levels[0]++;
-        else if (w[i] == 0.0f) levels[1]++;
-        else if (w[i] == scale[0]) levels[2]++;
+        if (w[i] == -scale[0])
+            levels[0]++;
+        else if (w[i] == 0.0f)
+            levels[1]++;
+        else if (w[i] == scale[0])
+            levels[2]++;
     }
     CHECK(levels[0] + levels[1] + levels[2] == 800 && levels[0] && levels[1] && levels[2]);
 }
@@ -1006,8 +1028,8 @@ static void test_fake_quant_f16(void) {
     float y[6];
     nne_fake_quantize_f16(6, x, y);
     CHECK(fabsf(y[0] - x[0]) <= ldexpf(x[0], -11) && y[0] != x[0]); /* rounded to 11 bits */
-    CHECK(y[1] == 1.0f && y[2] == -2.5f && y[3] == 65504.0f);      /* exact */
-    CHECK(isinf(y[4]) && y[5] == 0.0f);                            /* overflow, underflow */
+    CHECK(y[1] == 1.0f && y[2] == -2.5f && y[3] == 65504.0f);       /* exact */
+    CHECK(isinf(y[4]) && y[5] == 0.0f);                             /* overflow, underflow */
     float z[6];
     memcpy(z, y, sizeof z);
     nne_fake_quantize_f16(6, z, z); /* in place; f16 values are fixed points */
