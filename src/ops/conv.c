@@ -18,13 +18,11 @@
 #include <assert.h>
 
 #include "nnedge/ops.h"
+#include "ops_internal.h"
 
 void nne_conv2d_f32__ref(const nne_conv2d_geom *g, const float *x, const float *w,
                          const float *bias, float *y) {
-    assert(g && x && w && y);
-    assert(g->groups > 0 && g->ic % g->groups == 0 && g->oc % g->groups == 0);
-    assert(g->oh == nne_conv_out_dim(g->ih, g->kh, g->stride_h, g->dil_h, g->pad_t, g->pad_b));
-    assert(g->ow == nne_conv_out_dim(g->iw, g->kw, g->stride_w, g->dil_w, g->pad_l, g->pad_r));
+    assert(g && x && w && y && nne_conv2d_geom_ok(g, false));
 
     const int32_t icg = g->ic / g->groups; /* input channels per group */
     const int32_t ocg = g->oc / g->groups; /* output channels per group */

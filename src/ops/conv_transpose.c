@@ -25,24 +25,11 @@
 #include <assert.h>
 
 #include "nnedge/ops.h"
-
-/* Input coordinate feeding output coordinate `o` through tap `k`, or -1 if none. */
-static int32_t nne_tconv_src(int32_t o, int32_t k, int32_t stride, int32_t dil, int32_t pad,
-                             int32_t in) {
-    const int32_t t = o + pad - k * dil; /* = i * stride for the contributing input i */
-    if (t < 0 || t % stride != 0) return -1;
-    const int32_t i = t / stride;
-    return i < in ? i : -1;
-}
+#include "ops_internal.h"
 
 void nne_conv_transpose2d_f32__ref(const nne_conv2d_geom *g, const float *x, const float *w,
                                    const float *bias, float *y) {
-    assert(g && x && w && y);
-    assert(g->groups > 0 && g->ic % g->groups == 0 && g->oc % g->groups == 0);
-    assert(g->oh == nne_conv_transpose_out_dim(g->ih, g->kh, g->stride_h, g->dil_h, g->pad_t,
-                                               g->pad_b, g->out_pad_h));
-    assert(g->ow == nne_conv_transpose_out_dim(g->iw, g->kw, g->stride_w, g->dil_w, g->pad_l,
-                                               g->pad_r, g->out_pad_w));
+    assert(g && x && w && y && nne_conv2d_geom_ok(g, true));
 
     const int32_t icg = g->ic / g->groups;
     const int32_t ocg = g->oc / g->groups;

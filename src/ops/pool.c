@@ -15,47 +15,36 @@
 #include <math.h>
 
 #include "nnedge/ops.h"
+#include "ops_internal.h"
 
 void nne_pool2d_f32__ref(const nne_pool2d_geom *g, nne_pool_kind kind, const float *x, float *y) {
-    assert(g && x && y);
+    assert(g && x && y && nne_pool2d_geom_ok(g));
     assert(kind == NNE_POOL_MAX || kind == NNE_POOL_AVG);
-    assert(g->pad_t < g->kh && g->pad_b < g->kh && g->pad_l < g->kw && g->pad_r < g->kw);
-    assert(g->oh == nne_conv_out_dim(g->ih, g->kh, g->stride_h, 1, g->pad_t, g->pad_b));
-    assert(g->ow == nne_conv_out_dim(g->iw, g->kw, g->stride_w, 1, g->pad_l, g->pad_r));
 
-    for (int32_t b = 0; b < g->n; b++) {
-        const float *xb = x + (size_t)b * g->ih * g->iw * g->c; /* [ih][iw][c] */
-        for (int32_t oy = 0; oy < g->oh; oy++) {
-            /* Window clipped to the image: rows [y0, y1). Non-empty because pad < k. */
-            const int32_t wy = oy * g->stride_h - g->pad_t;
-            const int32_t y0 = wy < 0 ? 0 : wy;
-            const int32_t y1 = wy + g->kh > g->ih ? g->ih : wy + g->kh;
-            for (int32_t ox = 0; ox < g->ow; ox++) {
-                const int32_t wx = ox * g->stride_w - g->pad_l;
-                const int32_t x0 = wx < 0 ? 0 : wx;
-                const int32_t x1 = wx + g->kw > g->iw ? g->iw : wx + g->kw;
-                assert(y0 < y1 && x0 < x1);
-                float *yp = y + (((size_t)b * g->oh + oy) * g->ow + ox) * g->c; /* [c] */
-                for (int32_t ch = 0; ch < g->c; ch++) {
-                    if (kind == NNE_POOL_MAX) {
-                        float m = -INFINITY;
-                        for (int32_t iy = y0; iy < y1; iy++)
-                            for (int32_t ix = x0; ix < x1; ix++) {
-                                const float v = xb[((size_t)iy * g->iw + ix) * g->c + ch];
-                                /* A NaN tap wins and sticks (as torch.max_pool2d). */
-                                if (v > m || isnan(v)) m = v;
-                            }
-                        yp[ch] = m;
-                    } else {
-                        float sum = 0.0f;
-                        for (int32_t iy = y0; iy < y1; iy++)
-                            for (int32_t ix = x0; ix < x1; ix++)
-                                sum += xb[((size_t)iy * g->iw + ix) * g->c + ch];
-                        const int32_t count =
-                            g->count_include_pad ? g->kh * g->kw : (y1 - y0) * (x1 - x0);
-                        yp[ch] = sum / (float)count;
+    const size_t pixels = (size_t)g->n * g->oh * g->ow;
+    for (size_t p = 0; p < pixels; p++) {
+        const nne_pool_win w = nne_pool_window(g, p); /* window clipped to the image */
+        assert(w.y0 < w.y1 && w.x0 < w.x1);
+        const float *xb = x + (size_t)w.b * g->ih * g->iw * g->c; /* [ih][iw][c] */
+        float *yp = y + p * g->c;                                 /* [c] */
+        for (int32_t ch = 0; ch < g->c; ch++) {
+            if (kind == NNE_POOL_MAX) {
+                float m = -INFINITY;
+                for (int32_t iy = w.y0; iy < w.y1; iy++)
+                    for (int32_t ix = w.x0; ix < w.x1; ix++) {
+                        const float v = xb[((size_t)iy * g->iw + ix) * g->c + ch];
+                        /* A NaN tap wins and sticks (as torch.max_pool2d). */
+                        if (v > m || isnan(v)) m = v;
                     }
-                }
+                yp[ch] = m;
+            } else {
+                float sum = 0.0f;
+                for (int32_t iy = w.y0; iy < w.y1; iy++)
+                    for (int32_t ix = w.x0; ix < w.x1; ix++)
+                        sum += xb[((size_t)iy * g->iw + ix) * g->c + ch];
+                const int32_t count =
+                    g->count_include_pad ? g->kh * g->kw : (w.y1 - w.y0) * (w.x1 - w.x0);
+                yp[ch] = sum / (float)count;
             }
         }
     }
