@@ -77,10 +77,10 @@ nne_status nne_cdf_set_factorized(int32_t channels, const double *pmfs, const in
 
 /* ---- Gaussian conditional (scale hyperprior) ---- */
 
-#define NNE_GAUSS_SCALES    64      /* table scales */
-#define NNE_GAUSS_SCALE_MIN 0.11    /* smallest table scale (CompressAI's SCALES_MIN) */
-#define NNE_GAUSS_SCALE_MAX 256.0   /* largest table scale (CompressAI's SCALES_MAX) */
-#define NNE_GAUSS_TAIL_MASS 1e-9    /* probability outside a table's range (both tails) */
+#define NNE_GAUSS_SCALES    64    /* table scales */
+#define NNE_GAUSS_SCALE_MIN 0.11  /* smallest table scale (CompressAI's SCALES_MIN) */
+#define NNE_GAUSS_SCALE_MAX 256.0 /* largest table scale (CompressAI's SCALES_MAX) */
+#define NNE_GAUSS_TAIL_MASS 1e-9  /* probability outside a table's range (both tails) */
 
 /* The default scale table: scales[j] = exp(log(MIN) + j * (log(MAX) - log(MIN)) / (n - 1)),
  * j = 0..n-1 (n >= 2), i.e. n log-spaced values from MIN to MAX inclusive. */

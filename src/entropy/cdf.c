@@ -85,8 +85,8 @@ nne_status nne_cdf_set_validate(const nne_cdf_set *s) {
         const uint32_t *c = s->cdf + pos;
         if (c[0] != 0 || c[len] != total)
             return nne_error(NNE_ERR_FORMAT,
-                             "entropy: CDF table %d runs from %u to %u (expected 0 to %u)", t,
-                             c[0], c[len], total);
+                             "entropy: CDF table %d runs from %u to %u (expected 0 to %u)", t, c[0],
+                             c[len], total);
         for (int32_t i = 0; i < len; i++)
             if (c[i + 1] <= c[i])
                 return nne_error(NNE_ERR_FORMAT,

@@ -112,8 +112,8 @@ static inline uint32_t nne_rans_dec_get(uint32_t x, uint32_t bits) {
 
 /* Remove the symbol [start, start + freq) that nne_rans_dec_get pointed into, and
  * renormalise. */
-static inline void nne_rans_dec_advance(uint32_t *x, nne_rans_in *in, uint32_t start,
-                                        uint32_t freq, uint32_t bits) {
+static inline void nne_rans_dec_advance(uint32_t *x, nne_rans_in *in, uint32_t start, uint32_t freq,
+                                        uint32_t bits) {
     const uint32_t mask = (1u << bits) - 1;
     uint32_t v = freq * (*x >> bits) + (*x & mask) - start;
     while (v < NNE_RANS_L) v = (v << 8) | nne_rans_in_byte(in);

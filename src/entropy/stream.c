@@ -11,9 +11,9 @@
 #include "entropy/rans.h"
 #include "nnedge/entropy.h"
 
-#define STREAM_WAYS  2  /* interleaved rANS states */
-#define ESC_BITS     4  /* bits per escape chunk */
-#define ESC_MAX_CHNK 9  /* chunks: |value - mean - offset| < 2^33, so raw < 2^35 < 2^36 */
+#define STREAM_WAYS  2 /* interleaved rANS states */
+#define ESC_BITS     4 /* bits per escape chunk */
+#define ESC_MAX_CHNK 9 /* chunks: |value - mean - offset| < 2^33, so raw < 2^35 < 2^36 */
 /* Worst case per symbol: 16 (table) + 4 (count) + 9 * 4 (chunks) = 56 bits <= 7 bytes; the
  * bound charges 8 per symbol, which also absorbs rANS' fractional-bit rounding, plus the
  * flushed states. */
@@ -27,8 +27,8 @@ size_t nne_entropy_encode_bound(size_t n) {
 }
 
 /* Encode one value (already minus its mean and the table offset, so in [-2^33, 2^33)). */
-static inline void enc_one(uint32_t *x, nne_rans_out *o, const uint32_t *c, int32_t len,
-                           int64_t v, uint32_t bits) {
+static inline void enc_one(uint32_t *x, nne_rans_out *o, const uint32_t *c, int32_t len, int64_t v,
+                           uint32_t bits) {
     const int64_t esc = len - 1;
     if (v >= 0 && v < esc) {
         nne_rans_enc_put(x, o, c[v], c[v + 1] - c[v], bits);
@@ -137,8 +137,7 @@ nne_status nne_entropy_decode(const nne_cdf_set *set, const uint8_t *src, size_t
     for (size_t i = 0; i < n; i++) {
         const int32_t t = index[i];
         int64_t v;
-        if (!dec_one(&x[i % STREAM_WAYS], &in, set->cdf + set->start[t], set->length[t], bits,
-                     &v))
+        if (!dec_one(&x[i % STREAM_WAYS], &in, set->cdf + set->start[t], set->length[t], bits, &v))
             return nne_error(NNE_ERR_FORMAT, "entropy: decode: symbol %zu: malformed escape", i);
         v += (int64_t)set->offset[t] + (means ? means[i] : 0);
         if (v < INT32_MIN || v > INT32_MAX)

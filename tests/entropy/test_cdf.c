@@ -55,8 +55,8 @@ static void test_quantize_random(void) {
         for (int32_t i = 0; i < n; i++) {
             const double u = nne_test_rng_uniform(&r);
             p[i] = kind == 0   ? u
-                   : kind == 1 ? exp(-30 * u)                    /* tiny masses */
-                   : kind == 2 ? (u < 0.5 ? 0 : u)               /* zeros */
+                   : kind == 1 ? exp(-30 * u)                /* tiny masses */
+                   : kind == 2 ? (u < 0.5 ? 0 : u)           /* zeros */
                                : (i == 0 ? 1e6 : 1e-12 * u); /* one dominant symbol */
         }
         if (kind == 2) p[n - 1] = 1; /* a positive sum */
@@ -176,24 +176,27 @@ static void test_gaussian(void) {
         CHECK(k == (int32_t)ceil(s[j] * 6.109410204869)); /* scipy.stats.norm.isf(5e-10) */
         for (int32_t v = 1; v <= k; v++) {
             const int64_t fp = c[k + v + 1] - c[k + v], fm = c[k - v + 1] - c[k - v];
-            CHECK_MSG(llabs(fp - fm) <= 1, "scale %d value %d: %lld vs %lld", j, v,
-                      (long long)fp, (long long)fm);
+            CHECK_MSG(llabs(fp - fm) <= 1, "scale %d value %d: %lld vs %lld", j, v, (long long)fp,
+                      (long long)fm);
         }
         /* P(0) against the closed form: off by at most the rounding and the mass the
          * quantizer moved to tail values whose ideal frequency is below 1. */
         const double p0 = erf(0.5 / s[j] / sqrt(2.0));
         int32_t bumped = 0;
         for (int32_t v = -k; v <= k; v++)
-            bumped += 65536 * (erf((fabs((double)v) + 0.5) / s[j] / sqrt(2.0)) -
-                               erf((fabs((double)v) - 0.5) / s[j] / sqrt(2.0))) / 2 < 1;
+            bumped += 65536 *
+                          (erf((fabs((double)v) + 0.5) / s[j] / sqrt(2.0)) -
+                           erf((fabs((double)v) - 0.5) / s[j] / sqrt(2.0))) /
+                          2 <
+                      1;
         CHECK_NEAR((double)(c[k + 1] - c[k]) / 65536, p0, (2.0 + bumped) / 65536);
         /* The coding loss of the table: cross-entropy against the exact PMF within 0.5% of
          * its entropy (once the entropy is large enough for a ratio to mean something). */
         double h = 0, ce = 0;
         for (int32_t v = -k; v <= k; v++) {
             const double a = fabs((double)v);
-            const double pv = (erfc((a - 0.5) / s[j] / sqrt(2.0)) -
-                               erfc((a + 0.5) / s[j] / sqrt(2.0))) / 2;
+            const double pv =
+                (erfc((a - 0.5) / s[j] / sqrt(2.0)) - erfc((a + 0.5) / s[j] / sqrt(2.0))) / 2;
             const double pv0 = v == 0 ? p0 : pv;
             if (pv0 <= 0) continue;
             h -= pv0 * log2(pv0);
@@ -232,8 +235,7 @@ static void test_factorized(void) {
     CHECK(f.cdf[f.start[2] + 1] == 4095);
     nne_cdf_set_free(&f);
     const int32_t bad_len[3] = {2, 0, 1};
-    CHECK_STATUS(nne_cdf_set_factorized(3, pmfs, bad_len, offs, NULL, 12, &f),
-                 NNE_ERR_INVALID_ARG);
+    CHECK_STATUS(nne_cdf_set_factorized(3, pmfs, bad_len, offs, NULL, 12, &f), NNE_ERR_INVALID_ARG);
     const double neg[8] = {3, 1, 1, -2, 4, 2, 1, 1};
     CHECK_STATUS(nne_cdf_set_factorized(3, neg, lens, offs, NULL, 12, &f), NNE_ERR_INVALID_ARG);
     CHECK(strstr(nne_last_error(), "channel 1") != NULL);

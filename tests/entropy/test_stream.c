@@ -10,6 +10,7 @@
 #include "entropy/rans.h"
 #include "nnedge/entropy.h"
 #include "testutil.h"
+#include "toy_codec.h"
 
 /* The core coder alone: random symbols of random tables at every precision 1..16, one state,
  * plus raw bits; decode in reverse-of-encode order. */
@@ -86,8 +87,9 @@ static int32_t draw(nne_test_rng *r, const nne_cdf_set *set, int32_t t) {
     if (s < set->length[t] - 1) return set->offset[t] + s;
     const int64_t far = nne_test_rng_int(r, 0, 3) == 0 ? (int64_t)nne_test_rng_int(r, 0, 1 << 30)
                                                        : nne_test_rng_int(r, 0, 20);
-    const int64_t v = nne_test_rng_int(r, 0, 1) ? (int64_t)set->offset[t] - 1 - far
-                                                : (int64_t)set->offset[t] + set->length[t] - 1 + far;
+    const int64_t v = nne_test_rng_int(r, 0, 1)
+                          ? (int64_t)set->offset[t] - 1 - far
+                          : (int64_t)set->offset[t] + set->length[t] - 1 + far;
     return (int32_t)(v < INT32_MIN ? INT32_MIN : v > INT32_MAX ? INT32_MAX : v);
 }
 
@@ -121,8 +123,8 @@ static void case_free(stream_case *c) {
 /* Encode, then decode from an exact-size copy (so ASan sees any over-read); true if equal. */
 static bool round_trip(const nne_cdf_set *set, stream_case *c, bool use_means) {
     const int32_t *means = use_means ? c->means : NULL;
-    nne_status s = nne_entropy_encode(set, c->values, c->index, means, c->n, c->buf, c->cap,
-                                      &c->size);
+    nne_status s =
+        nne_entropy_encode(set, c->values, c->index, means, c->n, c->buf, c->cap, &c->size);
     CHECK_OK(s);
     if (s) return false;
     CHECK(c->size <= c->cap);
@@ -177,8 +179,8 @@ static void test_escapes(void) {
     nne_cdf_set set;
     small_set(&set, 16);
     if (!set.cdf) return;
-    const int32_t extremes[] = {INT32_MIN, INT32_MIN + 1, -65536, -2, 2, 6, 7, 1 << 20,
-                                INT32_MAX - 1, INT32_MAX};
+    const int32_t extremes[] = {INT32_MIN, INT32_MIN + 1, -65536,        -2,       2, 6,
+                                7,         1 << 20,       INT32_MAX - 1, INT32_MAX};
     const size_t ne = sizeof extremes / sizeof extremes[0];
     stream_case c;
     case_alloc(&c, ne * ne * 2);
@@ -319,8 +321,10 @@ static void test_truncation(void) {
         uint8_t *p = nne_malloc(cut ? cut : 1);
         memcpy(p, c.buf, cut);
         nne_status s = nne_entropy_decode(&set, p, cut, c.index, c.means, c.n, c.back);
-        if (s == NNE_OK) accepted++;
-        else CHECK(s == NNE_ERR_FORMAT && strncmp(nne_last_error(), "entropy: decode", 15) == 0);
+        if (s == NNE_OK)
+            accepted++;
+        else
+            CHECK(s == NNE_ERR_FORMAT && strncmp(nne_last_error(), "entropy: decode", 15) == 0);
         nne_free(p);
     }
     CHECK_MSG(accepted == 0, "%d of %zu truncations accepted", accepted, c.size);
@@ -419,8 +423,8 @@ static void test_malformed_escape(void) {
         nne_rans_enc_flush(&x0, &o);
         const int32_t index = 1;
         int32_t v;
-        nne_status s = nne_entropy_decode(&set, buf + o.pos, sizeof buf - (size_t)o.pos, &index,
-                                          NULL, 1, &v);
+        nne_status s =
+            nne_entropy_decode(&set, buf + o.pos, sizeof buf - (size_t)o.pos, &index, NULL, 1, &v);
         if (variant == 2) {
             /* The canonical form of the same value: raw 3 -> value -(3 + 1) / 2 + 5 = 3. */
             CHECK_OK(s);
@@ -433,19 +437,11 @@ static void test_malformed_escape(void) {
     nne_cdf_set_free(&set);
 }
 
-/* Determinism and the golden vector: fixed tables (quantized from rational PMFs, so no libm)
- * and fixed values must give the committed bytes. A change here is a format change. */
+/* Determinism and the golden vector: fixed tables (tests/toy_codec.h: quantized from
+ * rational PMFs, so no libm) and fixed values must give the committed bytes. A change here is a
+ * format change. */
 static void golden_case(nne_cdf_set *set, stream_case *c) {
-    double pmfs[3 * 40];
-    int32_t lens[3] = {5, 17, 40}, offs[3] = {-2, -8, -20};
-    const double tails[3] = {0.01, 0.001, 0};
-    size_t p = 0;
-    for (int t = 0; t < 3; t++)
-        for (int32_t i = 0; i < lens[t]; i++) {
-            const int32_t d = i - lens[t] / 2;
-            pmfs[p++] = 1.0 / (1.0 + (double)(d * d) * (t + 1));
-        }
-    CHECK_OK(nne_cdf_set_factorized(3, pmfs, lens, offs, tails, 16, set));
+    CHECK_OK(nne_toy_tables(set));
     case_alloc(c, 1000);
     uint32_t state = 12345; /* a local LCG: the vector must not depend on test helpers */
     for (size_t i = 0; i < c->n; i++) {
@@ -492,6 +488,45 @@ static void test_golden(void) {
     nne_cdf_set_free(&set2);
 }
 
+/* With NNE_REGEN_GOLDEN=1, write raw-stream seeds for fuzz/fuzz_bitstream.c's second mode:
+ * 4 bytes (set, count low, count high, pattern), then the stream, with the table and mean
+ * pattern that target derives from the pattern byte. */
+static void test_fuzz_seeds(void) {
+    const char *regen = getenv("NNE_REGEN_GOLDEN");
+    for (int k = 0; k < 2; k++) {
+        nne_cdf_set set;
+        if (k == 0) {
+            CHECK_OK(nne_toy_tables(&set));
+        } else {
+            double s[NNE_GAUSS_SCALES];
+            nne_gauss_scale_table(s, NNE_GAUSS_SCALES);
+            CHECK_OK(nne_cdf_set_gaussian(s, NNE_GAUSS_SCALES, NNE_GAUSS_TAIL_MASS, 16, &set));
+        }
+        if (!set.cdf) return;
+        const uint8_t pat = k == 0 ? 0x00 : 0x19;
+        stream_case c;
+        case_alloc(&c, k == 0 ? 300 : 1000);
+        nne_test_rng r;
+        nne_test_rng_seed(&r, 20 + (unsigned)k);
+        for (size_t i = 0; i < c.n; i++) {
+            c.index[i] = (int32_t)((i * (pat | 1u) + (pat >> 4)) % (size_t)set.n_tables);
+            c.means[i] = pat & 8 ? (int32_t)(i % 7) - 3 : 0;
+            c.values[i] = draw(&r, &set, c.index[i]) + c.means[i];
+        }
+        CHECK(round_trip(&set, &c, true));
+        if (regen && *regen == '1') {
+            const char *rel = k == 0 ? "fuzz/corpus/fuzz_bitstream/raw_toy.bin"
+                                     : "fuzz/corpus/fuzz_bitstream/raw_gauss.bin";
+            const uint8_t head[4] = {(uint8_t)k, (uint8_t)c.n, (uint8_t)(c.n >> 8), pat};
+            FILE *f = fopen(nne_test_path(nne_test_source_dir(), rel), "wb");
+            CHECK(f && fwrite(head, 1, 4, f) == 4 && fwrite(c.buf, 1, c.size, f) == c.size);
+            if (f) fclose(f);
+        }
+        case_free(&c);
+        nne_cdf_set_free(&set);
+    }
+}
+
 int main(void) {
     NNE_RUN(test_core);
     NNE_RUN(test_random_round_trips);
@@ -503,5 +538,6 @@ int main(void) {
     NNE_RUN(test_bad_args);
     NNE_RUN(test_malformed_escape);
     NNE_RUN(test_golden);
+    NNE_RUN(test_fuzz_seeds);
     return nne_test_summary();
 }
