@@ -8,12 +8,10 @@
  * overlap the dependency chains of consecutive symbols (ryg_rans' interleaving). */
 #include <string.h>
 
-#include "entropy/rans.h"
+#include "entropy/symbol.h"
 #include "nnedge/entropy.h"
 
-#define STREAM_WAYS  2 /* interleaved rANS states */
-#define ESC_BITS     4 /* bits per escape chunk */
-#define ESC_MAX_CHNK 9 /* chunks: |value - mean - offset| < 2^33, so raw < 2^35 < 2^36 */
+#define STREAM_WAYS 2 /* interleaved rANS states (the loops below are written for 2) */
 /* Worst case per symbol: 16 (table) + 4 (count) + 9 * 4 (chunks) = 56 bits <= 7 bytes; the
  * bound charges 8 per symbol, which also absorbs rANS' fractional-bit rounding, plus the
  * flushed states. */
@@ -26,22 +24,13 @@ size_t nne_entropy_encode_bound(size_t n) {
     return b;
 }
 
-/* Encode one value (already minus its mean and the table offset, so in [-2^33, 2^33)). */
-static inline void enc_one(uint32_t *x, nne_rans_out *o, const uint32_t *c, int32_t len, int64_t v,
-                           uint32_t bits) {
-    const int64_t esc = len - 1;
-    if (v >= 0 && v < esc) {
-        nne_rans_enc_put(x, o, c[v], c[v + 1] - c[v], bits);
-        return;
-    }
-    /* Escape magnitude: zig-zag around the table range, 0 = the first value past it. */
-    const uint64_t raw = v < 0 ? (uint64_t)(-2 * v - 1) : (uint64_t)(2 * (v - esc));
-    uint32_t nc = 0;
-    while (nc < ESC_MAX_CHNK && (raw >> (ESC_BITS * nc)) != 0) nc++;
-    for (uint32_t j = nc; j-- > 0;)
-        nne_rans_enc_put_bits(x, o, (uint32_t)(raw >> (ESC_BITS * j)) & 15u, ESC_BITS);
-    nne_rans_enc_put_bits(x, o, nc, ESC_BITS);
-    nne_rans_enc_put(x, o, c[esc], c[esc + 1] - c[esc], bits);
+/* Encode value i on state x. */
+static inline void enc_value(const nne_cdf_set *set, uint32_t *x, nne_rans_out *o,
+                             const int32_t *values, const int32_t *index, const int32_t *means,
+                             size_t i) {
+    const int32_t t = index[i];
+    const int64_t v = (int64_t)values[i] - (means ? means[i] : 0) - set->offset[t];
+    nne_symbol_enc(x, o, set->cdf + set->start[t], set->length[t], v, (uint32_t)set->precision);
 }
 
 nne_status nne_entropy_encode(const nne_cdf_set *set, const int32_t *values, const int32_t *index,
@@ -57,15 +46,24 @@ nne_status nne_entropy_encode(const nne_cdf_set *set, const int32_t *values, con
             return nne_error(NNE_ERR_INVALID_ARG,
                              "entropy: encode: symbol %zu uses table %d of a set of %d", i,
                              index[i], set->n_tables);
-    const uint32_t bits = (uint32_t)set->precision;
     nne_rans_out o = {dst, (ptrdiff_t)cap};
     uint32_t x[STREAM_WAYS];
     for (int w = 0; w < STREAM_WAYS; w++) nne_rans_enc_init(&x[w]);
-    for (size_t i = n; i-- > 0;) {
-        const int32_t t = index[i];
-        const int64_t v = (int64_t)values[i] - (means ? means[i] : 0) - set->offset[t];
-        enc_one(&x[i % STREAM_WAYS], &o, set->cdf + set->start[t], set->length[t], v, bits);
+    /* Symbols from last to first; symbol i on state i mod 2 (locals, as in the decoder). */
+    uint32_t x0 = x[0], x1 = x[1];
+    size_t i = n;
+    if (i & 1) {
+        i--;
+        enc_value(set, &x0, &o, values, index, means, i);
     }
+    while (i) {
+        i--;
+        enc_value(set, &x1, &o, values, index, means, i);
+        i--;
+        enc_value(set, &x0, &o, values, index, means, i);
+    }
+    x[0] = x0;
+    x[1] = x1;
     /* The decoder reads state 0 first, so it is flushed last (lowest address). */
     for (int w = STREAM_WAYS; w-- > 0;) nne_rans_enc_flush(&x[w], &o);
     if (o.pos < 0)
@@ -78,36 +76,20 @@ nne_status nne_entropy_encode(const nne_cdf_set *set, const int32_t *values, con
     return NNE_OK;
 }
 
-/* Decode one value (before adding the offset and mean). Returns 0 on a malformed escape. */
-static inline int dec_one(uint32_t *x, nne_rans_in *in, const uint32_t *c, int32_t len,
-                          uint32_t bits, int64_t *out) {
-    const uint32_t cum = nne_rans_dec_get(*x, bits);
-    /* c[0] = 0 <= cum < c[len] = 2^bits: find s with c[s] <= cum < c[s + 1]. */
-    uint32_t lo = 0, hi = (uint32_t)len;
-    while (hi - lo > 1) {
-        const uint32_t mid = (lo + hi) >> 1;
-        if (c[mid] <= cum)
-            lo = mid;
-        else
-            hi = mid;
-    }
-    nne_rans_dec_advance(x, in, c[lo], c[lo + 1] - c[lo], bits);
-    const int64_t esc = len - 1;
-    if (lo < (uint32_t)esc) {
-        *out = lo;
-        return 1;
-    }
-    const uint32_t nc = nne_rans_dec_get_bits(x, in, ESC_BITS);
-    if (nc > ESC_MAX_CHNK) return 0;
-    uint64_t raw = 0;
-    uint32_t top = 0;
-    for (uint32_t j = 0; j < nc; j++) {
-        top = nne_rans_dec_get_bits(x, in, ESC_BITS);
-        raw |= (uint64_t)top << (ESC_BITS * j);
-    }
-    if (nc > 0 && top == 0) return 0; /* not the shortest form: no encoder writes it */
-    *out = (raw & 1) ? -(int64_t)((raw + 1) >> 1) : (int64_t)(raw >> 1) + esc;
-    return 1;
+enum { DEC_OK = 0, DEC_BAD_ESCAPE, DEC_RANGE };
+
+/* Decode value i on state x. */
+static inline int dec_value(const nne_cdf_set *set, uint32_t *x, nne_rans_in *in,
+                            const int32_t *index, const int32_t *means, size_t i, int32_t *values) {
+    const int32_t t = index[i];
+    int64_t v;
+    if (!nne_symbol_dec(x, in, set->cdf + set->start[t], set->length[t], (uint32_t)set->precision,
+                        &v))
+        return DEC_BAD_ESCAPE;
+    v += (int64_t)set->offset[t] + (means ? means[i] : 0);
+    if (v < INT32_MIN || v > INT32_MAX) return DEC_RANGE;
+    values[i] = (int32_t)v;
+    return DEC_OK;
 }
 
 nne_status nne_entropy_decode(const nne_cdf_set *set, const uint8_t *src, size_t size,
@@ -133,23 +115,29 @@ nne_status nne_entropy_decode(const nne_cdf_set *set, const uint8_t *src, size_t
                              "entropy: decode: stream of %zu bytes is too short or starts with "
                              "an invalid state",
                              size);
-    const uint32_t bits = (uint32_t)set->precision;
-    for (size_t i = 0; i < n; i++) {
-        const int32_t t = index[i];
-        int64_t v;
-        if (!dec_one(&x[i % STREAM_WAYS], &in, set->cdf + set->start[t], set->length[t], bits, &v))
-            return nne_error(NNE_ERR_FORMAT, "entropy: decode: symbol %zu: malformed escape", i);
-        v += (int64_t)set->offset[t] + (means ? means[i] : 0);
-        if (v < INT32_MIN || v > INT32_MAX)
-            return nne_error(NNE_ERR_FORMAT, "entropy: decode: symbol %zu decodes outside int32",
-                             i);
-        values[i] = (int32_t)v;
-        if (in.pos > size)
-            return nne_error(NNE_ERR_FORMAT,
-                             "entropy: decode: stream of %zu bytes is truncated (symbol %zu of "
-                             "%zu)",
-                             size, i, n);
+    /* Pairs of symbols on the two states, kept in locals so that the compiler holds them in
+     * registers and the CPU overlaps their two dependency chains. Running past the end of the
+     * input is checked once per pair: until then reads past the end return zeros, so the work
+     * stays bounded by n whatever the input. */
+    uint32_t x0 = x[0], x1 = x[1];
+    size_t i = 0;
+    int err = 0;
+    while (i < n && in.pos <= size) {
+        if ((err = dec_value(set, &x0, &in, index, means, i, values))) break;
+        if (++i == n) break;
+        if ((err = dec_value(set, &x1, &in, index, means, i, values))) break;
+        i++;
     }
+    if (err == DEC_BAD_ESCAPE)
+        return nne_error(NNE_ERR_FORMAT, "entropy: decode: symbol %zu: malformed escape", i);
+    if (err == DEC_RANGE)
+        return nne_error(NNE_ERR_FORMAT, "entropy: decode: symbol %zu decodes outside int32", i);
+    if (in.pos > size)
+        return nne_error(NNE_ERR_FORMAT,
+                         "entropy: decode: stream of %zu bytes is truncated (symbol %zu of %zu)",
+                         size, i, n);
+    x[0] = x0;
+    x[1] = x1;
     if (in.pos != size)
         return nne_error(NNE_ERR_FORMAT, "entropy: decode: %zu trailing bytes after %zu symbols",
                          size - in.pos, n);
