@@ -174,19 +174,9 @@ static void test_golden(void) {
     size_t n = 0;
     uint8_t *b = golden_bytes(&n);
     if (!b) return;
-    const char *path = nne_test_path(nne_test_source_dir(), "tests/golden/bitstream/toy_v1.nnc");
-    const char *regen = getenv("NNE_REGEN_GOLDEN");
-    if (regen && *regen == '1') {
-        FILE *f = fopen(path, "wb");
-        CHECK(f && fwrite(b, 1, n, f) == n);
-        if (f) fclose(f);
-    }
     size_t gn = 0;
-    unsigned char *gold = nne_test_read_file(path, &gn);
-    CHECK_MSG(gold != NULL, "missing %s (NNE_REGEN_GOLDEN=1 creates it)", path);
+    unsigned char *gold = nne_test_golden_bytes("tests/golden/bitstream/toy_v1.nnc", b, n, &gn);
     if (gold) {
-        CHECK_MSG(gn == n && memcmp(gold, b, n) == 0,
-                  "the writer's output changed: a format change needs a new version");
         nne_nnc r;
         CHECK_OK(nne_nnc_read_mem(gold, gn, &r));
         toy t;
@@ -210,7 +200,6 @@ static void test_fuzz_seeds(void) {
                  {1, 1, 1, 1, "toy_1x1.nnc"},
                  {40, 24, 8, 4, "toy_4streams.nnc"},
                  {17, 9, 16, 16, "toy_16streams.nnc"}};
-    const char *regen = getenv("NNE_REGEN_GOLDEN");
     for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) {
         toy t;
         toy_make(&t, seeds[i].w, seeds[i].h, seeds[i].align, seeds[i].streams, (uint32_t)i);
@@ -218,12 +207,10 @@ static void test_fuzz_seeds(void) {
         size_t n = 0;
         CHECK_OK(nne_nnc_write_mem(&t.c, &b, &n));
         CHECK_MSG(n < 64 * 1024, "seed %s is %zu bytes", seeds[i].name, n);
-        if (regen && *regen == '1' && b) {
+        if (nne_test_regen() && b) {
             char rel[128];
             snprintf(rel, sizeof rel, "fuzz/corpus/fuzz_bitstream/%s", seeds[i].name);
-            FILE *f = fopen(nne_test_path(nne_test_source_dir(), rel), "wb");
-            CHECK(f && fwrite(b, 1, n, f) == n);
-            if (f) fclose(f);
+            nne_test_write_rel(rel, b, n);
         }
         nne_free(b);
         toy_free(&t);
