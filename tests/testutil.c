@@ -97,3 +97,30 @@ double nne_test_rng_uniform(nne_test_rng *r) {
 int nne_test_rng_int(nne_test_rng *r, int lo, int hi) {
     return lo + (int)(nne_test_rng_u64(r) % (unsigned long long)(hi - lo + 1));
 }
+
+bool nne_test_regen(void) {
+    const char *e = getenv("NNE_REGEN_GOLDEN");
+    return e && *e == '1';
+}
+
+void nne_test_write_rel(const char *rel, const void *data, size_t n) {
+    const char *path = nne_test_path(nne_test_source_dir(), rel);
+    FILE *f = fopen(path, "wb");
+    CHECK_MSG(f && fwrite(data, 1, n, f) == n, "cannot write %s", path);
+    if (f) fclose(f);
+}
+
+unsigned char *nne_test_golden_bytes(const char *rel, const void *data, size_t n, size_t *gold_n) {
+    if (nne_test_regen()) nne_test_write_rel(rel, data, n);
+    const char *path = nne_test_path(nne_test_source_dir(), rel);
+    size_t gn = 0;
+    unsigned char *gold = nne_test_read_file(path, &gn);
+    CHECK_MSG(gold != NULL, "missing %s (NNE_REGEN_GOLDEN=1 creates it)", path);
+    if (gold)
+        CHECK_MSG(gn == n && memcmp(gold, data, n) == 0,
+                  "%s: the writer's output changed (%zu bytes, golden %zu): a format change "
+                  "needs a new version",
+                  rel, n, gn);
+    if (gold_n) *gold_n = gn;
+    return gold;
+}

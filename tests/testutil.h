@@ -89,6 +89,16 @@ const char *nne_test_path(const char *dir, const char *rel);
 /* Read a whole file (nne_malloc'd); NULL if it cannot be read. */
 unsigned char *nne_test_read_file(const char *path, size_t *size);
 
+/* Golden files (tests/golden/, fuzz seeds). With NNE_REGEN_GOLDEN=1 (nne_test_regen()),
+ * nne_test_golden_bytes first writes `data` to `rel` (relative to the repository root); then
+ * it reads the file back, records a failed check naming the file if it is missing or differs
+ * from `data` (a changed writer output means a format change, which needs a new version), and
+ * returns the file's bytes (nne_malloc'd, *gold_n set; NULL if missing) so that the caller can
+ * also parse what is committed. nne_test_write_rel writes (or fails a check). */
+bool nne_test_regen(void);
+void nne_test_write_rel(const char *rel, const void *data, size_t n);
+unsigned char *nne_test_golden_bytes(const char *rel, const void *data, size_t n, size_t *gold_n);
+
 /* Deterministic PRNG for tests (xorshift64*). */
 typedef struct {
     unsigned long long s;

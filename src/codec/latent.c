@@ -78,8 +78,7 @@ void nne_latent_fix_checksums(uint8_t *buf, size_t size) {
     nne_le_wr32(buf + NNE_LT_OFF_HEADER_CRC, nne_crc32(0, buf, NNE_LT_OFF_HEADER_CRC));
 }
 
-/* The model identifier field: 1..31 printable ASCII bytes, then NULs to the end. */
-static bool id_field_ok(const uint8_t id[NNE_LATENT_ID_SIZE]) {
+bool nne_latent_id_field_ok(const uint8_t id[NNE_LATENT_ID_SIZE]) {
     int n = 0;
     while (n < NNE_LATENT_ID_SIZE && id[n]) {
         if (id[n] < 0x20 || id[n] > 0x7E) return false;
@@ -180,7 +179,7 @@ nne_status nne_latent_write_mem(const nne_latent *l, nne_latent_compression c, i
     uint8_t id[NNE_LATENT_ID_SIZE] = {0};
     size_t id_len = strnlen(l->model_id, NNE_LATENT_ID_SIZE);
     memcpy(id, l->model_id, id_len < NNE_LATENT_ID_SIZE ? id_len : NNE_LATENT_ID_SIZE);
-    if (!id_field_ok(id))
+    if (!nne_latent_id_field_ok(id))
         return nne_error(NNE_ERR_INVALID_ARG,
                          "latent: write: model id must be 1..%d printable ASCII characters",
                          NNE_LATENT_ID_SIZE - 1);
@@ -462,7 +461,7 @@ static nne_status read_mem(const uint8_t *b, size_t size, const char *what, nne_
                          "latent: %s: raw_size %llu does not match the latent shape (%llu bytes)",
                          what, (unsigned long long)nne_le_rd64(b + NNE_LT_OFF_RAW_SIZE),
                          (unsigned long long)raw);
-    if (!id_field_ok(b + NNE_LT_OFF_MODEL_ID))
+    if (!nne_latent_id_field_ok(b + NNE_LT_OFF_MODEL_ID))
         return nne_error(NNE_ERR_FORMAT,
                          "latent: %s: model id is not 1..%d printable ASCII bytes padded with "
                          "NULs",

@@ -3,6 +3,7 @@
 #ifndef NNE_CODEC_LATENT_INTERNAL_H
 #define NNE_CODEC_LATENT_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,5 +33,9 @@ enum {
  * tests and the fuzz target can mutate fields and still reach the validation behind the
  * checksums. */
 void nne_latent_fix_checksums(uint8_t *buf, size_t size);
+
+/* The model identifier field of the latent and bitstream containers (32 bytes): 1..31
+ * printable ASCII bytes (0x20..0x7E), then NULs to the end. */
+bool nne_latent_id_field_ok(const uint8_t id[32]);
 
 #endif

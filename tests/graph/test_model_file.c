@@ -400,19 +400,9 @@ static void test_golden(void) {
     if (!g) return;
     size_t n = 0;
     uint8_t *b = write_mem(g, &n);
-    const char *path = nne_test_path(nne_test_source_dir(), "tests/golden/model_file/small_v1.nne");
-    const char *regen = getenv("NNE_REGEN_GOLDEN");
-    if (regen && *regen == '1') {
-        FILE *f = fopen(path, "wb");
-        CHECK(f && fwrite(b, 1, n, f) == n);
-        if (f) fclose(f);
-    }
     size_t gn = 0;
-    unsigned char *gold = nne_test_read_file(path, &gn);
-    CHECK_MSG(gold != NULL, "missing %s (NNE_REGEN_GOLDEN=1 creates it)", path);
+    unsigned char *gold = nne_test_golden_bytes("tests/golden/model_file/small_v1.nne", b, n, &gn);
     if (gold) {
-        CHECK_MSG(gn == n && memcmp(gold, b, n) == 0,
-                  "the writer's output changed: a format change needs a new version");
         nne_graph *g2 = NULL;
         CHECK_OK(nne_model_read_mem(gold, gn, &g2));
         if (g2) check_graphs_equal(g, g2);
@@ -427,18 +417,15 @@ static void test_golden(void) {
 static void test_fuzz_seeds(void) {
     nne_graph *gs[3] = {build_tiny(), build_small(), build_all_ops()};
     const char *names[3] = {"tiny.nne", "small.nne", "all_ops.nne"};
-    const char *regen = getenv("NNE_REGEN_GOLDEN");
     for (int i = 0; i < 3; i++) {
         if (!gs[i]) continue;
         size_t n = 0;
         uint8_t *b = write_mem(gs[i], &n);
         CHECK_MSG(n < 64 * 1024, "seed %s is %zu bytes", names[i], n);
-        if (regen && *regen == '1') {
+        if (nne_test_regen()) {
             char rel[128];
             snprintf(rel, sizeof rel, "fuzz/corpus/fuzz_model_file/%s", names[i]);
-            FILE *f = fopen(nne_test_path(nne_test_source_dir(), rel), "wb");
-            CHECK(f && fwrite(b, 1, n, f) == n);
-            if (f) fclose(f);
+            nne_test_write_rel(rel, b, n);
         }
         nne_free(b);
         nne_graph_free(gs[i]);
