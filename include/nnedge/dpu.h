@@ -22,19 +22,19 @@ extern "C" {
 /* ---- Architectures (DPUCZDX8G sizes B512..B4096) ---------------------------------------- */
 
 typedef struct nne_dpu_arch {
-    char name[16];          /* "B1024" */
-    int32_t pp, icp, ocp;   /* pixel, input-channel, output-channel parallelism */
-    int32_t bank_depth;     /* words per on-chip bank (a word is icp bytes) */
-    uint32_t fmap_bytes;    /* feature-map buffer: 2 groups x pp banks x icp x depth */
-    uint32_t weight_bytes;  /* weight buffer: ocp banks x icp x depth */
-    uint32_t bias_bytes;    /* bias / activation-parameter buffer: 1 bank x icp x depth */
-    int32_t aug_channels;   /* channel augmentation: kw * ic <= this folds the kernel width
-                               into the channels (2 x icp) */
-    int32_t axi_bytes;      /* bytes per fabric cycle of a data port (16: 128-bit AXI) */
-    int32_t save_words;     /* words (<= icp channels of one pixel) the save engine moves per
-                               cycle */
-    int32_t pool_pp;        /* pixels per cycle of the pooling engine */
-    int32_t elew_pp;        /* pixels per cycle of the element-wise engine */
+    char name[16];         /* "B1024" */
+    int32_t pp, icp, ocp;  /* pixel, input-channel, output-channel parallelism */
+    int32_t bank_depth;    /* words per on-chip bank (a word is icp bytes) */
+    uint32_t fmap_bytes;   /* feature-map buffer: 2 groups x pp banks x icp x depth */
+    uint32_t weight_bytes; /* weight buffer: ocp banks x icp x depth */
+    uint32_t bias_bytes;   /* bias / activation-parameter buffer: 1 bank x icp x depth */
+    int32_t aug_channels;  /* channel augmentation: kw * ic <= this folds the kernel width
+                              into the channels (2 x icp) */
+    int32_t axi_bytes;     /* bytes per fabric cycle of a data port (16: 128-bit AXI) */
+    int32_t save_words;    /* words (<= icp channels of one pixel) the save engine moves per
+                              cycle */
+    int32_t pool_pp;       /* pixels per cycle of the pooling engine */
+    int32_t elew_pp;       /* pixels per cycle of the element-wise engine */
     /* Fixed cost of every instruction, in fabric cycles (issue, DDR latency, pipeline fill). */
     int32_t load_overhead, save_overhead, conv_overhead, misc_overhead;
 } nne_dpu_arch;
@@ -55,15 +55,15 @@ nne_status nne_dpu_arch_make(const char *name, int32_t pp, int32_t icp, int32_t 
 /* ---- Boards ---------------------------------------------------------------------------- */
 
 typedef struct nne_dpu_board {
-    char name[32];          /* "ultra96" */
-    char device[32];        /* "XCZU3EG" */
-    double clock_mhz;       /* DPU fabric clock; the DSPs run at dsp_clock_factor x this */
-    double max_clock_mhz;   /* highest clock the board's designs close timing at */
+    char name[32];        /* "ultra96" */
+    char device[32];      /* "XCZU3EG" */
+    double clock_mhz;     /* DPU fabric clock; the DSPs run at dsp_clock_factor x this */
+    double max_clock_mhz; /* highest clock the board's designs close timing at */
     int32_t dsp_clock_factor;
-    int32_t cores;          /* DPU cores in the design */
-    double ddr_gbps;        /* theoretical external bandwidth, 1e9 bytes/s */
+    int32_t cores;           /* DPU cores in the design */
+    double ddr_gbps;         /* theoretical external bandwidth, 1e9 bytes/s */
     double burst_efficiency; /* fraction of ddr_gbps the DPU's bursts achieve, (0, 1] */
-    char max_arch[16];      /* largest architecture that fits the device */
+    char max_arch[16];       /* largest architecture that fits the device */
 } nne_dpu_board;
 
 /* Presets, NULL-terminated: "ultra96", "zcu102", "zcu104". */
@@ -91,18 +91,19 @@ typedef enum nne_dpu_opcode {
 } nne_dpu_opcode;
 
 typedef enum nne_dpu_buffer { /* on-chip buffers */
-    NNE_DPU_BUF_FMAP = 0,
-    NNE_DPU_BUF_WEIGHT = 1,
-    NNE_DPU_BUF_BIAS = 2,
-    NNE_DPU_BUF_COUNT
+                              NNE_DPU_BUF_FMAP = 0,
+                              NNE_DPU_BUF_WEIGHT = 1,
+                              NNE_DPU_BUF_BIAS = 2,
+                              NNE_DPU_BUF_COUNT
 } nne_dpu_buffer;
 
 typedef enum nne_dpu_region { /* DDR regions, each addressed from 0 */
-    NNE_DPU_REG_PARAMS = 0,   /* weights, biases, activation parameters (int8) */
-    NNE_DPU_REG_WORK = 1,     /* intermediate feature maps */
-    NNE_DPU_REG_INPUT = 2,    /* the graph input */
-    NNE_DPU_REG_OUTPUT = 3,   /* the graph output */
-    NNE_DPU_REG_COUNT
+                              NNE_DPU_REG_PARAMS =
+                                  0, /* weights, biases, activation parameters (int8) */
+                              NNE_DPU_REG_WORK = 1,   /* intermediate feature maps */
+                              NNE_DPU_REG_INPUT = 2,  /* the graph input */
+                              NNE_DPU_REG_OUTPUT = 3, /* the graph output */
+                              NNE_DPU_REG_COUNT
 } nne_dpu_region;
 
 typedef enum nne_dpu_act {
@@ -128,9 +129,9 @@ typedef struct nne_dpu_mem {
 } nne_dpu_mem;
 
 typedef struct nne_dpu_conv {
-    uint32_t in_offset, out_offset;       /* feature-map buffer */
-    uint32_t weight_offset;               /* weight buffer: [oc][kh][kw][words(ic)] */
-    uint32_t bias_offset, act_offset;     /* bias buffer: bias [oc], prelu slopes [oc] */
+    uint32_t in_offset, out_offset;   /* feature-map buffer */
+    uint32_t weight_offset;           /* weight buffer: [oc][kh][kw][words(ic)] */
+    uint32_t bias_offset, act_offset; /* bias buffer: bias [oc], prelu slopes [oc] */
     uint16_t in_rows, in_cols, out_rows, out_cols, in_ch, out_ch;
     uint8_t kh, kw, sh, sw, dh, dw;
     uint8_t pad[4]; /* top, left, bottom, right: zero rows/columns around the input tile */
@@ -171,13 +172,13 @@ enum {
 };
 
 typedef struct nne_dpu_layer {
-    char name[32];            /* the graph node's name, truncated */
-    uint8_t kind;             /* NNE_DPU_CONV, _POOL or _ELEW */
-    uint8_t act;              /* fused activation */
-    uint8_t flags;            /* NNE_DPU_LAYER_* */
-    uint8_t order;            /* tiling loop order: 0 weights outer, 1 rows outer */
-    uint32_t first, count;    /* its instructions */
-    uint64_t ops;             /* workload: 2 x MACs (pool, elew: 1 per output element) */
+    char name[32];         /* the graph node's name, truncated */
+    uint8_t kind;          /* NNE_DPU_CONV, _POOL or _ELEW */
+    uint8_t act;           /* fused activation */
+    uint8_t flags;         /* NNE_DPU_LAYER_* */
+    uint8_t order;         /* tiling loop order: 0 weights outer, 1 rows outer */
+    uint32_t first, count; /* its instructions */
+    uint64_t ops;          /* workload: 2 x MACs (pool, elew: 1 per output element) */
     uint16_t out_h, out_w, out_c;
     uint16_t tile_h, tile_w, tile_m; /* output tile: rows, columns, channels */
 } nne_dpu_layer;
@@ -222,7 +223,8 @@ nne_status nne_dpu_compile(const nne_graph *g, const nne_dpu_arch *arch,
 typedef struct nne_dpu_layer_time {
     uint64_t cycles;         /* fabric cycles from the layer's first instruction to its last */
     uint64_t compute_cycles; /* busy cycles of the conv / misc engines */
-    uint64_t ddr_cycles;     /* cycles the layer's DDR traffic needs at the effective rate */
+    uint64_t load_cycles, save_cycles; /* busy cycles of the load / save engines */
+    uint64_t ddr_cycles; /* cycles the layer's DDR traffic needs at the effective rate */
     uint64_t load_bytes, save_bytes; /* DDR traffic (Mem) */
     double ms;
 } nne_dpu_layer_time;

@@ -73,8 +73,8 @@ nne_status nne_dpu_arch_make(const char *name, int32_t pp, int32_t icp, int32_t 
 nne_status nne_dpu_arch_get(const char *name, nne_dpu_arch *out) {
     for (int i = 0; i < N_ARCHS; i++)
         if (name && strcasecmp(name, k_archs[i].name) == 0)
-            return nne_dpu_arch_make(k_archs[i].name, k_archs[i].pp, k_archs[i].icp,
-                                     k_archs[i].ocp, out);
+            return nne_dpu_arch_make(k_archs[i].name, k_archs[i].pp, k_archs[i].icp, k_archs[i].ocp,
+                                     out);
     memset(out, 0, sizeof *out);
     return nne_error(NNE_ERR_NOT_FOUND,
                      "unknown DPU architecture '%s' (one of B512, B800, B1024, B1152, B1600, "
@@ -149,10 +149,17 @@ nne_status nne_dpu_board_parse(const char *text, size_t n, nne_dpu_board *out) {
     if (n > BOARD_MAX_TEXT)
         return nne_error(NNE_ERR_LIMIT, "board file: %zu bytes, more than the limit %d", n,
                          BOARD_MAX_TEXT);
-    static const char *const keys[] = {"base",           "name",          "device",
-                                       "clock_mhz",      "max_clock_mhz", "dsp_clock_factor",
-                                       "cores",          "ddr_gbps",      "burst_efficiency",
-                                       "max_arch",       NULL};
+    static const char *const keys[] = {"base",
+                                       "name",
+                                       "device",
+                                       "clock_mhz",
+                                       "max_clock_mhz",
+                                       "dsp_clock_factor",
+                                       "cores",
+                                       "ddr_gbps",
+                                       "burst_efficiency",
+                                       "max_arch",
+                                       NULL};
     uint32_t seen = 0;
     bool clock_set = false, max_set = false;
     size_t pos = 0;
@@ -180,7 +187,8 @@ nne_status nne_dpu_board_parse(const char *text, size_t n, nne_dpu_board *out) {
         while (e > s && isspace((unsigned char)e[-1])) *--e = 0;
         if (!*s) continue;
         char *eq = strchr(s, '=');
-        if (!eq) return nne_error(NNE_ERR_FORMAT, "board file line %d: expected key = value", lineno);
+        if (!eq)
+            return nne_error(NNE_ERR_FORMAT, "board file line %d: expected key = value", lineno);
         char *k = s, *v = eq + 1;
         char *ke = eq;
         while (ke > k && isspace((unsigned char)ke[-1])) ke--;
@@ -207,14 +215,34 @@ nne_status nne_dpu_board_parse(const char *text, size_t n, nne_dpu_board *out) {
             b = base;
             break;
         }
-        case 1: ok = valid_text(v, sizeof b.name); if (ok) snprintf(b.name, sizeof b.name, "%s", v); break;
-        case 2: ok = valid_text(v, sizeof b.device); if (ok) snprintf(b.device, sizeof b.device, "%s", v); break;
-        case 3: ok = parse_double(v, 1.0, 2000.0, &b.clock_mhz); clock_set = true; break;
-        case 4: ok = parse_double(v, 1.0, 2000.0, &b.max_clock_mhz); max_set = true; break;
-        case 5: ok = parse_int(v, 1, 4, &b.dsp_clock_factor); break;
-        case 6: ok = parse_int(v, 1, 64, &b.cores); break;
-        case 7: ok = parse_double(v, 0.01, 10000.0, &b.ddr_gbps); break;
-        case 8: ok = parse_double(v, 0.01, 1.0, &b.burst_efficiency); break;
+        case 1:
+            ok = valid_text(v, sizeof b.name);
+            if (ok) snprintf(b.name, sizeof b.name, "%s", v);
+            break;
+        case 2:
+            ok = valid_text(v, sizeof b.device);
+            if (ok) snprintf(b.device, sizeof b.device, "%s", v);
+            break;
+        case 3:
+            ok = parse_double(v, 1.0, 2000.0, &b.clock_mhz);
+            clock_set = true;
+            break;
+        case 4:
+            ok = parse_double(v, 1.0, 2000.0, &b.max_clock_mhz);
+            max_set = true;
+            break;
+        case 5:
+            ok = parse_int(v, 1, 4, &b.dsp_clock_factor);
+            break;
+        case 6:
+            ok = parse_int(v, 1, 64, &b.cores);
+            break;
+        case 7:
+            ok = parse_double(v, 0.01, 10000.0, &b.ddr_gbps);
+            break;
+        case 8:
+            ok = parse_double(v, 0.01, 1.0, &b.burst_efficiency);
+            break;
         case 9: {
             nne_dpu_arch a;
             ok = nne_dpu_arch_get(v, &a) == NNE_OK;

@@ -191,7 +191,8 @@ static nne_status build_layers(cctx *c, bool *absorbed) {
         }
         case NNE_OP_ADD: {
             const nne_shape *s0 = &g->tensors[n->inputs[0]].shape;
-            if (s0->ndim != 4) return node_err(g, i, NNE_ERR_UNSUPPORTED, "add of non-NHWC tensors");
+            if (s0->ndim != 4)
+                return node_err(g, i, NNE_ERR_UNSUPPORTED, "add of non-NHWC tensors");
             L.kind = NNE_DPU_ELEW;
             L.in2 = n->inputs[1];
             L.H = L.OH = (int32_t)s0->dim[1], L.W = L.OW = (int32_t)s0->dim[2];
@@ -221,8 +222,8 @@ static nne_status build_layers(cctx *c, bool *absorbed) {
         L.placeholder = ph;
         if (g->tensors[L.out].shape.ndim != 4 || g->tensors[L.out].shape.dim[0] != 1)
             return node_err(g, i, NNE_ERR_UNSUPPORTED, "batch size other than 1");
-        if (L.H > 65535 || L.W > 65535 || L.C > 65535 || L.M > 65535 || L.kh > 255 ||
-            L.kw > 255 || L.sh > 255 || L.sw > 255 || L.dh > 255 || L.dw > 255 || L.pad[0] > 255 ||
+        if (L.H > 65535 || L.W > 65535 || L.C > 65535 || L.M > 65535 || L.kh > 255 || L.kw > 255 ||
+            L.sh > 255 || L.sw > 255 || L.dh > 255 || L.dw > 255 || L.pad[0] > 255 ||
             L.pad[1] > 255 || L.pad[2] > 255 || L.pad[3] > 255)
             return node_err(g, i, NNE_ERR_LIMIT,
                             "a dimension above 65535 or a kernel, stride, dilation or padding "
@@ -247,8 +248,8 @@ static nne_status place_in_concat(cctx *c, int32_t t, int32_t node, int depth) {
     const nne_graph *g = c->g;
     const nne_node *n = &g->nodes[node];
     const nne_shape *so = &g->tensors[n->output].shape;
-    int32_t axis = n->params.concat.axis < 0 ? n->params.concat.axis + so->ndim
-                                             : n->params.concat.axis;
+    int32_t axis =
+        n->params.concat.axis < 0 ? n->params.concat.axis + so->ndim : n->params.concat.axis;
     if (so->ndim != 4 || axis != 3)
         return node_err(g, node, NNE_ERR_UNSUPPORTED, "concat on an axis other than channels");
     nne_status s = place(c, n->output, depth + 1);
@@ -349,7 +350,8 @@ typedef struct layout {
  * (two input and two output slots); filters too when they are reloaded. */
 static bool plan(const nne_dpu_arch *a, const clayer *L, const tiling *t, layout *lo) {
     memset(lo, 0, sizeof *lo);
-    int32_t ir = max_in(t->th, L->kh, L->sh, L->dh, L->H), ic = max_in(t->tw, L->kw, L->sw, L->dw, L->W);
+    int32_t ir = max_in(t->th, L->kh, L->sh, L->dh, L->H),
+            ic = max_in(t->tw, L->kw, L->sw, L->dw, L->W);
     if (ir < 1 || ic < 1 || ir > 65535 || ic > 65535) return false;
     lo->in_slot = nne_dpu_bank_bytes(a, (uint32_t)ir, (uint32_t)ic, (uint32_t)L->C);
     lo->out_slot = nne_dpu_bank_bytes(a, (uint32_t)t->th, (uint32_t)t->tw, (uint32_t)t->tm);
@@ -375,9 +377,8 @@ static nne_status emit_weights(ivec *iv, const cctx *c, const clayer *L, uint16_
                                uint64_t bank_off, int32_t m0, int32_t mc) {
     dview pv = {NNE_DPU_REG_PARAMS, true, L->w_off, 0, (uint64_t)L->C};
     pv.row_stride = (uint64_t)L->kh * L->kw * L->C;
-    nne_dpu_instr in = mem_instr(NNE_DPU_LOAD, li, NNE_DPU_BUF_WEIGHT, bank_off, &pv,
-                                 (uint64_t)m0, 0, 0, (uint32_t)mc, (uint32_t)(L->kh * L->kw),
-                                 (uint32_t)L->C);
+    nne_dpu_instr in = mem_instr(NNE_DPU_LOAD, li, NNE_DPU_BUF_WEIGHT, bank_off, &pv, (uint64_t)m0,
+                                 0, 0, (uint32_t)mc, (uint32_t)(L->kh * L->kw), (uint32_t)L->C);
     (void)c;
     return ivec_push(iv, &in);
 }
@@ -424,9 +425,9 @@ static nne_status emit_layer(ivec *iv, const cctx *c, const clayer *L, uint16_t 
                 const uint64_t in_off = in_base + (k_in % 2) * lo.in_slot;
                 const uint64_t in2_off = in2_base + (k_in % 2) * lo.in2_slot;
                 k_in++;
-                nne_dpu_instr in = mem_instr(NNE_DPU_LOAD, li, NNE_DPU_BUF_FMAP, in_off, vin,
-                                             (uint64_t)iy, (uint64_t)ix, 0, (uint32_t)ih,
-                                             (uint32_t)iw, (uint32_t)L->C);
+                nne_dpu_instr in =
+                    mem_instr(NNE_DPU_LOAD, li, NNE_DPU_BUF_FMAP, in_off, vin, (uint64_t)iy,
+                              (uint64_t)ix, 0, (uint32_t)ih, (uint32_t)iw, (uint32_t)L->C);
                 if ((s = ivec_push(iv, &in))) return s;
                 if (vin2) {
                     in = mem_instr(NNE_DPU_LOAD, li, NNE_DPU_BUF_FMAP, in2_off, vin2, (uint64_t)iy,
@@ -499,9 +500,9 @@ static nne_status emit_layer(ivec *iv, const cctx *c, const clayer *L, uint16_t 
                         e->fp_in0 = L->fp_in, e->fp_in1 = L->fp_in2, e->fp_out = L->fp_out;
                     }
                     if ((s = ivec_push(iv, &in))) return s;
-                    in = mem_instr(NNE_DPU_SAVE, li, NNE_DPU_BUF_FMAP, out_off, vout,
-                                   (uint64_t)r0, (uint64_t)c0, (uint64_t)m0, (uint32_t)rows,
-                                   (uint32_t)cols, (uint32_t)mc);
+                    in = mem_instr(NNE_DPU_SAVE, li, NNE_DPU_BUF_FMAP, out_off, vout, (uint64_t)r0,
+                                   (uint64_t)c0, (uint64_t)m0, (uint32_t)rows, (uint32_t)cols,
+                                   (uint32_t)mc);
                     if ((s = ivec_push(iv, &in))) return s;
                 }
             }
@@ -524,15 +525,28 @@ static int32_t ladder(int32_t max, int32_t unit, int32_t *out, int32_t cap) {
     return n;
 }
 
-/* Lower bound of a layer's cycles with tiling t: the CONV/MISC engine's and the SAVE
- * engine's total busy time (both depend only on output tile sizes). */
-static double lower_bound(const nne_dpu_arch *a, const clayer *L, const tiling *t) {
+/* Cycles of a LOAD or SAVE on its engine including the DDR time and the fixed overhead. */
+static double mem_cycles(const cctx *c, const nne_dpu_instr *in) {
+    uint64_t ddr;
+    double cyc = (double)nne_dpu_instr_cycles(c->a, in, &ddr);
+    double dc = (double)ddr / nne_dpu_ddr_bytes_per_cycle(c->b);
+    return (dc > cyc ? dc : cyc) +
+           (in->op == NNE_DPU_LOAD ? c->a->load_overhead : c->a->save_overhead);
+}
+
+/* Lower bound of a layer's cycles with tiling t, without emitting it: the CONV/MISC engine's
+ * total busy time, after the first tile's input (and filters) are loaded and before the last
+ * tile's output is saved; or the SAVE engine's total busy time if longer. Both depend only on
+ * tile sizes. */
+static double lower_bound(const cctx *c, const clayer *L, const tiling *t) {
+    const nne_dpu_arch *a = c->a;
     double conv = 0, save = 0;
     const int32_t szs[3][2][2] = {
         {{t->th, L->OH / t->th}, {L->OH % t->th, 1}},
         {{t->tw, L->OW / t->tw}, {L->OW % t->tw, 1}},
         {{t->tm, L->M / t->tm}, {L->M % t->tm, 1}},
     };
+    double last_save = 0;
     for (int i = 0; i < 2; i++)
         for (int j = 0; j < 2; j++)
             for (int k = 0; k < 2; k++) {
@@ -565,9 +579,28 @@ static double lower_bound(const nne_dpu_arch *a, const clayer *L, const tiling *
                 in.op = NNE_DPU_SAVE;
                 in.u.mem.rows = (uint16_t)r, in.u.mem.cols = (uint16_t)w;
                 in.u.mem.channels = (uint16_t)m;
-                in.u.mem.col_stride = (uint32_t)m, in.u.mem.row_stride = (uint32_t)(w * m);
-                save += cnt * ((double)nne_dpu_instr_cycles(a, &in, &dummy) + a->save_overhead);
+                in.u.mem.col_stride = (uint32_t)L->M,
+                in.u.mem.row_stride = (uint32_t)(L->OW * L->M);
+                double sc = mem_cycles(c, &in);
+                save += cnt * sc;
+                last_save = sc; /* the last class visited holds the last tile */
             }
+    /* The first input tile (and the first filters) before the first CONV. */
+    int32_t iy, ih, pt, pb, ix, iw, pl, pr;
+    in_extent(0, imin(t->th, L->OH), L->kh, L->sh, L->dh, L->pad[0], L->H, &iy, &ih, &pt, &pb);
+    in_extent(0, imin(t->tw, L->OW), L->kw, L->sw, L->dw, L->pad[1], L->W, &ix, &iw, &pl, &pr);
+    nne_dpu_instr in;
+    memset(&in, 0, sizeof in);
+    in.op = NNE_DPU_LOAD;
+    in.u.mem.rows = (uint16_t)ih, in.u.mem.cols = (uint16_t)iw, in.u.mem.channels = (uint16_t)L->C;
+    in.u.mem.col_stride = (uint32_t)L->C, in.u.mem.row_stride = (uint32_t)(L->W * L->C);
+    double first = mem_cycles(c, &in);
+    if (L->kind == NNE_DPU_CONV) {
+        in.u.mem.rows = (uint16_t)imin(t->tm, L->M), in.u.mem.cols = (uint16_t)(L->kh * L->kw);
+        in.u.mem.row_stride = (uint32_t)(L->kh * L->kw * L->C);
+        first += mem_cycles(c, &in);
+    }
+    conv += first + last_save;
     return conv > save ? conv : save;
 }
 
@@ -650,7 +683,7 @@ static nne_status layer_cands(const cctx *c, const clayer *L, const grid *gr, ca
                     layout lo;
                     if (!plan(c->a, L, &t, &lo)) continue;
                     v[n].t = t;
-                    v[n].lb = lower_bound(c->a, L, &t);
+                    v[n].lb = lower_bound(c, L, &t);
                     v[n].cycles = -1;
                     v[n].bytes = 0;
                     n++;
@@ -669,8 +702,9 @@ static nne_status search_layer(const cctx *c, const clayer *L, const grid *gr, i
     if (s) return s;
     double bc = -1;
     uint64_t bb = 0;
-    for (int32_t i = 0; i < n; i++) {
-        if (bc >= 0 && v[i].lb > bc * 1.002) break; /* branch and bound */
+    int32_t i = 0;
+    for (; i < n; i++) {
+        if (bc >= 0 && v[i].lb >= bc) break; /* branch and bound */
         double cyc;
         uint64_t bytes;
         if ((s = eval(c, L, &v[i].t, scratch, &cyc, &bytes))) break;
@@ -704,7 +738,7 @@ static nne_status search_uniform(const cctx *c, const grid *gr, ivec *scratch, t
                         tiling tl = clamp(&c->L[l], t);
                         layout lo;
                         ok = plan(c->a, &c->L[l], &tl, &lo);
-                        if (ok) lb += lower_bound(c->a, &c->L[l], &tl);
+                        if (ok) lb += lower_bound(c, &c->L[l], &tl);
                     }
                     if (!ok) continue;
                     v[n].t = t;
@@ -716,7 +750,7 @@ static nne_status search_uniform(const cctx *c, const grid *gr, ivec *scratch, t
     uint64_t bb = 0;
     nne_status s = NNE_OK;
     for (size_t i = 0; i < n && !s; i++) {
-        if (bc >= 0 && v[i].lb > bc * 1.002) break;
+        if (bc >= 0 && v[i].lb >= bc) break;
         double tot = 0;
         uint64_t tb = 0;
         for (int32_t l = 0; l < c->nl && !s; l++) {
@@ -795,7 +829,8 @@ nne_status nne_dpu_compile(const nne_graph *g, const nne_dpu_arch *arch,
         }
     for (int32_t l = 0; l < c.nl; l++) {
         const clayer *L = &c.L[l];
-        const dview *vs[3] = {&c.view[L->in], &c.view[L->out], L->in2 >= 0 ? &c.view[L->in2] : NULL};
+        const dview *vs[3] = {&c.view[L->in], &c.view[L->out],
+                              L->in2 >= 0 ? &c.view[L->in2] : NULL};
         for (int k = 0; k < 3; k++)
             if (vs[k] && vs[k]->row_stride > UINT32_MAX) {
                 s = node_err(g, L->node, NNE_ERR_LIMIT, "a feature-map row is over 4 GiB");
@@ -814,7 +849,8 @@ nne_status nne_dpu_compile(const nne_graph *g, const nne_dpu_arch *arch,
         if ((s = search_uniform(&c, &gr, &scratch, &u))) goto done;
         for (int32_t l = 0; l < c.nl; l++) tl[l] = clamp(&c.L[l], u);
     } else {
-        for (int32_t l = 0; l < c.nl && !s; l++) s = search_layer(&c, &c.L[l], &gr, &scratch, &tl[l]);
+        for (int32_t l = 0; l < c.nl && !s; l++)
+            s = search_layer(&c, &c.L[l], &gr, &scratch, &tl[l]);
         if (s) goto done;
     }
     out->layers = nne_calloc((size_t)c.nl, sizeof *out->layers);

@@ -19,11 +19,11 @@
 #define NNE_DPU_BURST_EFFICIENCY 0.53
 
 /* Instruction-stream file layout (docs/dpu-isa.md). */
-#define NNE_DPU_MAGIC        "NNEDPUI"
-#define NNE_DPU_VERSION      1
-#define NNE_DPU_HEADER_SIZE  128
-#define NNE_DPU_LAYER_SIZE   64
-#define NNE_DPU_INSTR_SIZE   64
+#define NNE_DPU_MAGIC       "NNEDPUI"
+#define NNE_DPU_VERSION     1
+#define NNE_DPU_HEADER_SIZE 128
+#define NNE_DPU_LAYER_SIZE  64
+#define NNE_DPU_INSTR_SIZE  64
 
 static inline uint32_t nne_dpu_ceil_div(uint32_t a, uint32_t b) { return (a + b - 1) / b; }
 static inline uint64_t nne_dpu_ceil_div64(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
@@ -32,8 +32,7 @@ static inline uint64_t nne_dpu_ceil_div64(uint64_t a, uint64_t b) { return (a + 
  * every pixel takes ceil(channels / icp) words of icp bytes. */
 static inline uint64_t nne_dpu_bank_bytes(const nne_dpu_arch *a, uint32_t rows, uint32_t cols,
                                           uint32_t channels) {
-    return (uint64_t)rows * cols * nne_dpu_ceil_div(channels, (uint32_t)a->icp) *
-           (uint64_t)a->icp;
+    return (uint64_t)rows * cols * nne_dpu_ceil_div(channels, (uint32_t)a->icp) * (uint64_t)a->icp;
 }
 
 /* Weight-buffer bytes of oc filters of kh x kw x ic: [oc][kh][kw][words(ic)]. */
@@ -56,7 +55,6 @@ void nne_dpu_time_instrs(const nne_dpu_arch *a, const nne_dpu_board *b, const nn
 double nne_dpu_ddr_bytes_per_cycle(const nne_dpu_board *b);
 /* Cycles of one instruction on its engine, without the fixed overhead; *ddr_bytes gets the
  * bytes it moves over DDR rounded up to whole AXI beats (0 for compute instructions). */
-uint64_t nne_dpu_instr_cycles(const nne_dpu_arch *a, const nne_dpu_instr *in,
-                              uint64_t *ddr_bytes);
+uint64_t nne_dpu_instr_cycles(const nne_dpu_arch *a, const nne_dpu_instr *in, uint64_t *ddr_bytes);
 
 #endif

@@ -210,8 +210,9 @@ nne_status nne_dpu_instr_decode(const uint8_t o[NNE_DPU_INSTR_SIZE], nne_dpu_ins
 /* ---- validation ---- */
 
 static uint32_t buffer_size(const nne_dpu_arch *a, uint32_t b) {
-    return b == NNE_DPU_BUF_FMAP ? a->fmap_bytes : b == NNE_DPU_BUF_WEIGHT ? a->weight_bytes
-                                                                            : a->bias_bytes;
+    return b == NNE_DPU_BUF_FMAP     ? a->fmap_bytes
+           : b == NNE_DPU_BUF_WEIGHT ? a->weight_bytes
+                                     : a->bias_bytes;
 }
 
 static const char *k_buf_names[] = {"fmap", "weight", "bias"};
@@ -263,11 +264,13 @@ static nne_status check_instr(const nne_dpu_program *p, uint32_t i, const nne_dp
         if (!fp_ok(c->fp_in) || !fp_ok(c->fp_w) || !fp_ok(c->fp_bias) || !fp_ok(c->fp_out) ||
             !fp_ok(c->fp_act))
             return BAD("fixed-point position outside -32..32", i, on);
-        if (c->out_rows != nne_conv_out_dim(c->in_rows, c->kh, c->sh, c->dh, c->pad[0], c->pad[2]) ||
+        if (c->out_rows !=
+                nne_conv_out_dim(c->in_rows, c->kh, c->sh, c->dh, c->pad[0], c->pad[2]) ||
             c->out_cols != nne_conv_out_dim(c->in_cols, c->kw, c->sw, c->dw, c->pad[1], c->pad[3]))
-            return BAD("output %ux%u does not follow from the input, kernel, stride and padding",
-                       i, on, c->out_rows, c->out_cols);
-        if (c->in_offset + nne_dpu_bank_bytes(a, c->in_rows, c->in_cols, c->in_ch) > a->fmap_bytes ||
+            return BAD("output %ux%u does not follow from the input, kernel, stride and padding", i,
+                       on, c->out_rows, c->out_cols);
+        if (c->in_offset + nne_dpu_bank_bytes(a, c->in_rows, c->in_cols, c->in_ch) >
+                a->fmap_bytes ||
             c->out_offset + nne_dpu_bank_bytes(a, c->out_rows, c->out_cols, c->out_ch) >
                 a->fmap_bytes)
             return BAD("tile past the fmap buffer", i, on);
@@ -325,8 +328,9 @@ nne_status nne_dpu_program_validate(const nne_dpu_program *p) {
         return nne_error(NNE_ERR_LIMIT, "%u instructions, %u layers: over the limits", p->n_instrs,
                          p->n_layers);
     if (p->params_size && p->params_size != p->region_size[NNE_DPU_REG_PARAMS])
-        return nne_error(NNE_ERR_FORMAT, "params data (%u bytes) does not fill the params region "
-                                         "(%u bytes)",
+        return nne_error(NNE_ERR_FORMAT,
+                         "params data (%u bytes) does not fill the params region "
+                         "(%u bytes)",
                          p->params_size, p->region_size[NNE_DPU_REG_PARAMS]);
     uint32_t next = 0;
     for (uint32_t l = 0; l < p->n_layers; l++) {
@@ -355,8 +359,9 @@ nne_status nne_dpu_program_validate(const nne_dpu_program *p) {
             if (in->op == NNE_DPU_END)
                 return nne_error(NNE_ERR_FORMAT, "instruction %u: END before the last", i);
             if (in->layer != l)
-                return nne_error(NNE_ERR_FORMAT, "instruction %u: layer %u, but it lies in layer %u",
-                                 i, in->layer, l);
+                return nne_error(NNE_ERR_FORMAT,
+                                 "instruction %u: layer %u, but it lies in layer %u", i, in->layer,
+                                 l);
         } else if (in->layer != 0) {
             return nne_error(NNE_ERR_FORMAT, "END: layer field %u (must be 0)", in->layer);
         }
@@ -647,14 +652,12 @@ void nne_dpu_disasm(const nne_dpu_program *p, FILE *f) {
     for (uint32_t i = 0; i < p->n_instrs; i++) {
         if (l < p->n_layers && p->layers[l].first == i) {
             const nne_dpu_layer *L = &p->layers[l];
-            fprintf(f,
-                    "\n; layer %u %s: %s %s, %.3f MOP, out %ux%ux%u, tile %ux%ux%u (%s outer)%s\n",
-                    l, L->name, nne_dpu_opcode_name((nne_dpu_opcode)L->kind),
-                    nne_dpu_act_name((nne_dpu_act)L->act), (double)L->ops / 1e6, L->out_h,
-                    L->out_w, L->out_c, L->tile_h, L->tile_w, L->tile_m,
-                    L->order ? "rows" : "weights",
-                    (L->flags & NNE_DPU_LAYER_QUANT_PLACEHOLDER) ? ", placeholder fixed points"
-                                                                 : "");
+            fprintf(
+                f, "\n; layer %u %s: %s %s, %.3f MOP, out %ux%ux%u, tile %ux%ux%u (%s outer)%s\n",
+                l, L->name, nne_dpu_opcode_name((nne_dpu_opcode)L->kind),
+                nne_dpu_act_name((nne_dpu_act)L->act), (double)L->ops / 1e6, L->out_h, L->out_w,
+                L->out_c, L->tile_h, L->tile_w, L->tile_m, L->order ? "rows" : "weights",
+                (L->flags & NNE_DPU_LAYER_QUANT_PLACEHOLDER) ? ", placeholder fixed points" : "");
             l++;
         }
         fprintf(f, "%6u  %s\n", i, nne_dpu_instr_str(&p->instrs[i], buf, sizeof buf));

@@ -43,8 +43,7 @@ static uint64_t mem_beat_bytes(const nne_dpu_arch *a, const nne_dpu_mem *m) {
     return runs * nne_dpu_ceil_div64(run, beat) * beat;
 }
 
-uint64_t nne_dpu_instr_cycles(const nne_dpu_arch *a, const nne_dpu_instr *in,
-                              uint64_t *ddr_bytes) {
+uint64_t nne_dpu_instr_cycles(const nne_dpu_arch *a, const nne_dpu_instr *in, uint64_t *ddr_bytes) {
     *ddr_bytes = 0;
     const uint32_t icp = (uint32_t)a->icp;
     switch (in->op) {
@@ -166,9 +165,12 @@ static void instr_ranges(const nne_dpu_arch *a, const nne_dpu_instr *in, range *
     case NNE_DPU_LOAD:
     case NNE_DPU_SAVE: {
         const nne_dpu_mem *m = &in->u.mem;
-        range r = mk(m->buffer, m->bank_offset, nne_dpu_bank_bytes(a, m->rows, m->cols, m->channels));
-        if (in->op == NNE_DPU_LOAD) wr[(*nwr)++] = r;
-        else rd[(*nrd)++] = r;
+        range r =
+            mk(m->buffer, m->bank_offset, nne_dpu_bank_bytes(a, m->rows, m->cols, m->channels));
+        if (in->op == NNE_DPU_LOAD)
+            wr[(*nwr)++] = r;
+        else
+            rd[(*nrd)++] = r;
         break;
     }
     case NNE_DPU_CONV: {
@@ -213,7 +215,7 @@ void nne_dpu_time_instrs(const nne_dpu_arch *a, const nne_dpu_board *b, const nn
     memset(t, 0, sizeof *t);
     const double bpc = nne_dpu_ddr_bytes_per_cycle(b);
     double eng[ENG_COUNT] = {0, 0, 0, 0};
-    double ddr_total = 0, compute = 0;
+    double ddr_total = 0, compute = 0, load_busy = 0, save_busy = 0;
     scoreboard sb;
     sb.n = 0;
     sb.clock = 0;
@@ -222,20 +224,31 @@ void nne_dpu_time_instrs(const nne_dpu_arch *a, const nne_dpu_board *b, const nn
         int e;
         double overhead;
         switch (x->op) {
-        case NNE_DPU_LOAD: e = ENG_LOAD, overhead = a->load_overhead; break;
-        case NNE_DPU_SAVE: e = ENG_SAVE, overhead = a->save_overhead; break;
-        case NNE_DPU_CONV: e = ENG_CONV, overhead = a->conv_overhead; break;
+        case NNE_DPU_LOAD:
+            e = ENG_LOAD, overhead = a->load_overhead;
+            break;
+        case NNE_DPU_SAVE:
+            e = ENG_SAVE, overhead = a->save_overhead;
+            break;
+        case NNE_DPU_CONV:
+            e = ENG_CONV, overhead = a->conv_overhead;
+            break;
         case NNE_DPU_POOL:
-        case NNE_DPU_ELEW: e = ENG_MISC, overhead = a->misc_overhead; break;
-        default: continue;
+        case NNE_DPU_ELEW:
+            e = ENG_MISC, overhead = a->misc_overhead;
+            break;
+        default:
+            continue;
         }
         uint64_t ddr_bytes;
         double dur = (double)nne_dpu_instr_cycles(a, x, &ddr_bytes);
         if (ddr_bytes) {
             const nne_dpu_mem *m = &x->u.mem;
             uint64_t payload = (uint64_t)m->rows * m->cols * m->channels;
-            if (x->op == NNE_DPU_LOAD) t->load_bytes += payload;
-            else t->save_bytes += payload;
+            if (x->op == NNE_DPU_LOAD)
+                t->load_bytes += payload;
+            else
+                t->save_bytes += payload;
             double dc = (double)ddr_bytes / bpc;
             ddr_total += dc;
             if (dc > dur) dur = dc;
@@ -243,6 +256,8 @@ void nne_dpu_time_instrs(const nne_dpu_arch *a, const nne_dpu_board *b, const nn
             compute += dur + overhead;
         }
         dur += overhead;
+        if (e == ENG_LOAD) load_busy += dur;
+        if (e == ENG_SAVE) save_busy += dur;
         range rd[3], wr[1];
         int nrd, nwr;
         instr_ranges(a, x, rd, &nrd, wr, &nwr);
@@ -260,14 +275,17 @@ void nne_dpu_time_instrs(const nne_dpu_arch *a, const nne_dpu_board *b, const nn
     t->cycles = (uint64_t)ceil(mk_span);
     t->compute_cycles = (uint64_t)ceil(compute);
     t->ddr_cycles = (uint64_t)ceil(ddr_total);
+    t->load_cycles = (uint64_t)ceil(load_busy);
+    t->save_cycles = (uint64_t)ceil(save_busy);
     t->ms = (double)t->cycles / (b->clock_mhz * 1e3);
 }
 
 nne_status nne_dpu_time(const nne_dpu_program *p, const nne_dpu_board *board,
                         nne_dpu_layer_time *times, double *total_ms) {
     if (!(board->clock_mhz > 0) || !(board->ddr_gbps > 0) || !(board->burst_efficiency > 0))
-        return nne_error(NNE_ERR_INVALID_ARG, "board %s: clock, bandwidth and efficiency must be "
-                                              "positive",
+        return nne_error(NNE_ERR_INVALID_ARG,
+                         "board %s: clock, bandwidth and efficiency must be "
+                         "positive",
                          board->name);
     double total = 0;
     for (uint32_t l = 0; l < p->n_layers; l++) {
