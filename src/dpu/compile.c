@@ -228,6 +228,9 @@ static nne_status build_layers(cctx *c, bool *absorbed) {
             return node_err(g, i, NNE_ERR_LIMIT,
                             "a dimension above 65535 or a kernel, stride, dilation or padding "
                             "above 255");
+        if (L.kind == NNE_DPU_CONV && (uint64_t)L.kh * L.kw * L.C > NNE_DPU_MAX_TAPS)
+            return node_err(g, i, NNE_ERR_LIMIT,
+                            "more than 131071 taps per output (the int32 accumulator's bound)");
         clayer *nl = nne_realloc_array(c->L, (size_t)c->nl + 1, sizeof *nl);
         if (!nl) return NNE_ERR_NOMEM;
         c->L = nl;

@@ -18,6 +18,9 @@
 /* Fraction of the theoretical DDR bandwidth the DPU's transfers achieve. */
 #define NNE_DPU_BURST_EFFICIENCY 0.53
 
+/* Taps (kh x kw x ic) of one CONV output: |sum| <= 131071 x 2^14 < 2^31. */
+#define NNE_DPU_MAX_TAPS 131071u
+
 /* Instruction-stream file layout (docs/dpu-isa.md). */
 #define NNE_DPU_MAGIC       "NNEDPUI"
 #define NNE_DPU_VERSION     1

@@ -259,6 +259,10 @@ static nne_status check_instr(const nne_dpu_program *p, uint32_t i, const nne_dp
         if ((c->flags & NNE_DPU_CONV_AUG) && (uint32_t)c->kw * c->in_ch > (uint32_t)a->aug_channels)
             return BAD("channel augmentation with kw x ic = %u > %d", i, on,
                        (unsigned)c->kw * c->in_ch, a->aug_channels);
+        /* int32 accumulator: |x * w| <= 128 * 128 = 2^14 per tap, so at most 131071 taps. */
+        if ((uint32_t)c->kh * c->kw * c->in_ch > NNE_DPU_MAX_TAPS)
+            return BAD("%u taps per output, over %u (int32 accumulator)", i, on,
+                       (unsigned)c->kh * c->kw * c->in_ch, NNE_DPU_MAX_TAPS);
         if (c->act >= NNE_DPU_ACT_COUNT) return BAD("activation %u", i, on, c->act);
         if (c->flags & ~NNE_DPU_CONV_AUG) return BAD("flags 0x%x", i, on, c->flags);
         if (!fp_ok(c->fp_in) || !fp_ok(c->fp_w) || !fp_ok(c->fp_bias) || !fp_ok(c->fp_out) ||

@@ -162,14 +162,12 @@ static void test_unsupported(void) {
     nne_graph_free(g);
 }
 
-static void test_too_wide_for_buffers(void) {
-    /* 16384 input channels on B512: one output pixel's 3x3 window is 9 x 16 KiB, more than
-     * the 128 KiB feature-map buffer, so no tiling fits (there is no input-channel tiling). */
+static void expect_limit(int channels, int k, const char *msg) {
     nne_graph *g;
     CHECK_OK(nne_graph_create("w", &g));
     int32_t x;
-    CHECK_OK(nne_graph_add_input(g, "x", NNE_F32, nne_shape_4d(1, 4, 4, 16384), &x));
-    int32_t y = conv(g, "big", x, 16384, 8, 3, 1, NNE_OP_INVALID);
+    CHECK_OK(nne_graph_add_input(g, "x", NNE_F32, nne_shape_4d(1, 4, 4, channels), &x));
+    int32_t y = conv(g, "big", x, channels, 8, k, 1, NNE_OP_INVALID);
     CHECK_OK(nne_graph_mark_output(g, y));
     CHECK_OK(nne_graph_infer(g));
     nne_dpu_arch a;
@@ -177,7 +175,17 @@ static void test_too_wide_for_buffers(void) {
     nne_dpu_program p;
     CHECK_STATUS(nne_dpu_compile(g, &a, NULL, &p), NNE_ERR_LIMIT);
     CHECK(strstr(nne_last_error(), "'big'") != NULL);
+    CHECK_MSG(strstr(nne_last_error(), msg) != NULL, "'%s' lacks '%s'", nne_last_error(), msg);
     nne_graph_free(g);
+}
+
+static void test_limits(void) {
+    /* 14000 input channels on B512: one output pixel's 3x3 window is 126000 B, and two of
+     * them (double buffering) exceed the 128 KiB feature-map buffer; there is no
+     * input-channel tiling, so nothing fits. */
+    expect_limit(14000, 3, "no tiling fits");
+    /* 5 x 5 x 8192 = 204800 taps: past the int32 accumulator's bound of 131071. */
+    expect_limit(8192, 5, "taps");
 }
 
 static void test_cycle_formulas(void) {
@@ -268,7 +276,7 @@ int main(void) {
     NNE_RUN(test_small_graph);
     NNE_RUN(test_fixed_points);
     NNE_RUN(test_unsupported);
-    NNE_RUN(test_too_wide_for_buffers);
+    NNE_RUN(test_limits);
     NNE_RUN(test_cycle_formulas);
     NNE_RUN(test_memory_bound);
     NNE_RUN(test_arch_presets);
