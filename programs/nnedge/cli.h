@@ -62,6 +62,11 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 #endif
     ;
 
+/* Strict number parsing of an option value: the whole string, finite, in [lo, hi]. false
+ * (and *out untouched) otherwise, also for NULL or "". */
+bool cli_parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out);
+bool cli_parse_f64(const char *s, double lo, double hi, double *out);
+
 /* Load a model given as a built-in name (see `nnedge info --list`) or a model file path. */
 struct nne_graph;
 nne_status cli_load_model(const char *spec, struct nne_graph **out);

@@ -1,23 +1,11 @@
 /* Shared by the DPU subcommands (compile, disasm, profile, dse): target options, loading a
  * model or an instruction-stream file, the paper's profile table. */
-#include <errno.h>
-#include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 #include "nnedge/dpu.h"
 #include "nnedge/model_file.h"
 #include "nnedge/models.h"
-
-static bool parse_pos_double(const char *s, double lo, double hi, double *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || *end || errno || !isfinite(v) || v < lo || v > hi) return false;
-    *out = v;
-    return true;
-}
 
 int cli_dpu_target(const char *cmd, const cli_dpu_opts *o, nne_dpu_arch *a, nne_dpu_board *b) {
     nne_status s = nne_dpu_board_load(o->board, b);
@@ -30,7 +18,7 @@ int cli_dpu_target(const char *cmd, const cli_dpu_opts *o, nne_dpu_arch *a, nne_
     }
     if (o->clock) {
         double mhz;
-        if (!parse_pos_double(o->clock, 1, 2000, &mhz))
+        if (!cli_parse_f64(o->clock, 1, 2000, &mhz))
             return cli_usage_error(cmd, "--clock '%s': expected MHz in 1..2000", o->clock);
         if (mhz > b->max_clock_mhz)
             cli_error(cmd, "warning: %.0f MHz is above %s's %.0f MHz timing-closure limit", mhz,
@@ -39,8 +27,8 @@ int cli_dpu_target(const char *cmd, const cli_dpu_opts *o, nne_dpu_arch *a, nne_
         if (b->max_clock_mhz < mhz) b->max_clock_mhz = mhz;
     }
     if (o->cores) {
-        double c;
-        if (!parse_pos_double(o->cores, 1, 64, &c) || c != floor(c))
+        int64_t c;
+        if (!cli_parse_i64(o->cores, 1, 64, &c))
             return cli_usage_error(cmd, "--cores '%s': expected 1..64", o->cores);
         b->cores = (int32_t)c;
     }

@@ -1,6 +1,5 @@
 /* nnedge dse: the smallest DPU architecture and the lowest clock that reach a frame rate on a
  * board, with each layer's roofline position. */
-#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,21 +67,15 @@ int nne_cmd_dse(int argc, char **argv) {
     d.quiet = co.quiet || co.json;
     if (n_pos != 1) return cli_usage_error(k_cmd, "expected one MODEL argument");
     if (co.output) return cli_usage_error(k_cmd, "-o is not used by this command");
-    char *end;
-    errno = 0;
-    double target = fps_s ? strtod(fps_s, &end) : 0;
-    if (!fps_s || end == fps_s || *end || errno || !(target > 0) || target > 1e6)
+    double target;
+    if (!cli_parse_f64(fps_s, 1e-6, 1e6, &target))
         return cli_usage_error(k_cmd, "--fps F is required: frames per second, > 0");
     nne_dpu_arch a0;
     nne_dpu_board b;
     int rc = cli_dpu_target(k_cmd, &d, &a0, &b);
     if (rc) return rc;
-    if (max_s) {
-        double m = strtod(max_s, &end);
-        if (end == max_s || *end || !(m >= 1) || m > 2000)
-            return cli_usage_error(k_cmd, "--max-clock '%s': expected MHz in 1..2000", max_s);
-        b.max_clock_mhz = m;
-    }
+    if (max_s && !cli_parse_f64(max_s, 1, 2000, &b.max_clock_mhz))
+        return cli_usage_error(k_cmd, "--max-clock '%s': expected MHz in 1..2000", max_s);
     nne_dpu_arch amax;
     nne_dpu_arch_get(b.max_arch, &amax);
     nne_graph *g;

@@ -49,6 +49,16 @@ static row make_row(uint64_t ops, uint64_t bytes, double ms, double util_peak_go
     return r;
 }
 
+/* The paper's columns of one row, as JSON members. */
+static void json_row(nne_json *j, const row *r) {
+    nne_json_number(j, "workload_mop", r->mop, 3);
+    nne_json_number(j, "mem_mb", r->mem_mb, 3);
+    nne_json_number(j, "runtime_ms", r->ms, 4);
+    nne_json_number(j, "perf_gops", r->gops, 2);
+    nne_json_number(j, "utilization", r->util, 4);
+    nne_json_number(j, "mb_per_s", r->mbps, 1);
+}
+
 int nne_cmd_profile(int argc, char **argv) {
     cli_common co;
     cli_dpu_opts d;
@@ -76,9 +86,8 @@ int nne_cmd_profile(int argc, char **argv) {
     if (co.output) return cli_usage_error(k_cmd, "-o is not used by this command");
     int threads = 0;
     if (threads_s) {
-        char *end;
-        long t = strtol(threads_s, &end, 10);
-        if (end == threads_s || *end || t < 1 || t > 1024)
+        int64_t t;
+        if (!cli_parse_i64(threads_s, 1, 1024, &t))
             return cli_usage_error(k_cmd, "--threads '%s': expected 1..1024", threads_s);
         threads = (int)t;
     }
@@ -163,12 +172,7 @@ int nne_cmd_profile(int argc, char **argv) {
             nne_json_object_begin(&j, NULL);
             nne_json_int(&j, "id", l + 1);
             nne_json_string(&j, "name", L->name);
-            nne_json_number(&j, "workload_mop", r.mop, 3);
-            nne_json_number(&j, "mem_mb", r.mem_mb, 3);
-            nne_json_number(&j, "runtime_ms", r.ms, 4);
-            nne_json_number(&j, "perf_gops", r.gops, 2);
-            nne_json_number(&j, "utilization", r.util, 4);
-            nne_json_number(&j, "mb_per_s", r.mbps, 1);
+            json_row(&j, &r);
             nne_json_string(&j, "bound", cli_dpu_bound(&t[l]));
             nne_json_int(&j, "cycles", (int64_t)t[l].cycles);
             nne_json_int(&j, "instructions", L->count);
@@ -182,12 +186,7 @@ int nne_cmd_profile(int argc, char **argv) {
         }
         nne_json_array_end(&j);
         nne_json_object_begin(&j, "total");
-        nne_json_number(&j, "workload_mop", all.mop, 3);
-        nne_json_number(&j, "mem_mb", all.mem_mb, 3);
-        nne_json_number(&j, "runtime_ms", all.ms, 4);
-        nne_json_number(&j, "perf_gops", all.gops, 2);
-        nne_json_number(&j, "utilization", all.util, 4);
-        nne_json_number(&j, "mb_per_s", all.mbps, 1);
+        json_row(&j, &all);
         nne_json_object_end(&j);
         nne_json_number(&j, "latency_ms", total, 4);
         nne_json_number(&j, "fps", fps, 3);
