@@ -609,9 +609,7 @@ static double lower_bound(const cctx *c, const clayer *L, const tiling *t) {
 
 typedef struct cand {
     tiling t;
-    double lb;
-    double cycles; /* < 0: not evaluated */
-    uint64_t bytes;
+    double lb; /* lower bound of its cycles */
 } cand;
 
 static int cmp_lb(const void *x, const void *y) {
@@ -687,8 +685,6 @@ static nne_status layer_cands(const cctx *c, const clayer *L, const grid *gr, ca
                     if (!plan(c->a, L, &t, &lo)) continue;
                     v[n].t = t;
                     v[n].lb = lower_bound(c, L, &t);
-                    v[n].cycles = -1;
-                    v[n].bytes = 0;
                     n++;
                 }
     qsort(v, (size_t)n, sizeof *v, cmp_lb);
@@ -705,8 +701,7 @@ static nne_status search_layer(const cctx *c, const clayer *L, const grid *gr, i
     if (s) return s;
     double bc = -1;
     uint64_t bb = 0;
-    int32_t i = 0;
-    for (; i < n; i++) {
+    for (int32_t i = 0; i < n; i++) {
         if (bc >= 0 && v[i].lb >= bc) break; /* branch and bound */
         double cyc;
         uint64_t bytes;
