@@ -2,6 +2,8 @@
 #include <string.h>
 
 #include "cli_util.h"
+#include "nnedge/model_file.h"
+#include "nnedge/models.h"
 
 static void test_compile_disasm(void) {
     EXPECT_RC("compile cae-seed --arch B512 -o %T/enc.dpu -q", 0);
@@ -75,6 +77,32 @@ static void test_profile(void) {
     EXPECT_RC("profile --help", 0);
 }
 
+static void test_model_file(void) {
+    /* A full cae-seed model file (as the trainer writes it, here 64x96 with zero weights) is
+     * compiled by its encoder; an encoder file as it is. */
+    nne_graph *g = NULL;
+    CHECK_OK(nne_model_cae_seed(64, 96, NNE_CAE_FULL, &g));
+    if (!g) return;
+    CHECK_OK(nne_model_write_file(g, nne_cli_tmp_path("full.nne")));
+    nne_graph_free(g);
+    CHECK_OK(nne_model_cae_seed(64, 96, NNE_CAE_ENCODER, &g));
+    if (!g) return;
+    CHECK_OK(nne_model_write_file(g, nne_cli_tmp_path("enc.nne")));
+    nne_graph_free(g);
+    EXPECT_RC("profile %T/full.nne --arch B512", 0);
+    EXPECT_ERR("its encoder");
+    CHECK(strstr(nne_cli_out, "conv2d_5") && !strstr(nne_cli_out, "transpose"));
+    static char full[sizeof nne_cli_out];
+    memcpy(full, nne_cli_out, sizeof full);
+    EXPECT_RC("profile %T/enc.nne --arch B512", 0);
+    CHECK(nne_cli_err[0] == 0);
+    /* Same layers, same times (the first line names the graph, the rest must agree). */
+    CHECK(strcmp(strchr(full, '\n'), strchr(nne_cli_out, '\n')) == 0);
+    EXPECT_RC("compile %T/enc.nne --arch B2304 -o %T/enc2304.dpu -q", 0);
+    EXPECT_RC("disasm %T/enc2304.dpu", 0);
+    CHECK(strstr(nne_cli_out, "arch B2304") != NULL);
+}
+
 static void test_dse(void) {
     EXPECT_RC("dse cae-seed --fps 25 -q", 0);
     CHECK(strstr(nne_cli_out, "smallest: B2304") != NULL);
@@ -89,6 +117,7 @@ int main(void) {
     nne_cli_setup("dpu");
     NNE_RUN(test_compile_disasm);
     NNE_RUN(test_profile);
+    NNE_RUN(test_model_file);
     NNE_RUN(test_dse);
     nne_cli_cleanup();
     return nne_test_summary();
