@@ -234,9 +234,10 @@ typedef struct nne_dpu_layer_time {
 nne_status nne_dpu_time(const nne_dpu_program *p, const nne_dpu_board *board,
                         nne_dpu_layer_time *times, double *total_ms);
 
-/* Frames per second with `cores` cores each running `threads` / cores frames in flight
- * (at least one), bounded by the shared DDR: min(cores, threads) / latency, capped by
- * effective bandwidth / bytes per frame. */
+/* Frames per second of `cores` DPU cores fed by `threads` frames in flight, each frame taking
+ * latency_ms on a core: min(cores, threads) / latency, capped by the DDR the cores share:
+ * ddr_gbps x burst_efficiency / bytes_per_frame (no cap if bytes_per_frame is 0). The host's
+ * work is not included. */
 double nne_dpu_throughput_fps(const nne_dpu_board *board, double latency_ms,
                               uint64_t bytes_per_frame, int32_t cores, int32_t threads);
 
