@@ -17,6 +17,7 @@
 #include <stdio.h>
 
 #include "nnedge/common.h"
+#include "nnedge/dpu.h"
 
 enum { NNE_EXIT_OK = 0, NNE_EXIT_RUNTIME = 1, NNE_EXIT_USAGE = 2 };
 
@@ -61,6 +62,11 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 #endif
     ;
 
+/* Strict number parsing of an option value: the whole string, finite, in [lo, hi]. false
+ * (and *out untouched) otherwise, also for NULL or "". */
+bool cli_parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out);
+bool cli_parse_f64(const char *s, double lo, double hi, double *out);
+
 /* Load a model given as a built-in name (see `nnedge info --list`) or a model file path. */
 struct nne_graph;
 nne_status cli_load_model(const char *spec, struct nne_graph **out);
@@ -75,6 +81,34 @@ int nne_cmd_encode(int argc, char **argv);
 int nne_cmd_decode(int argc, char **argv);
 int nne_cmd_eval(int argc, char **argv);
 int nne_cmd_train(int argc, char **argv);
+int nne_cmd_compile(int argc, char **argv);
+int nne_cmd_disasm(int argc, char **argv);
+int nne_cmd_profile(int argc, char **argv);
+int nne_cmd_dse(int argc, char **argv);
+
+/* ---- DPU subcommands (cli_dpu.c) ---- */
+typedef struct cli_dpu_opts {
+    const char *arch;   /* --arch (default B1024) */
+    const char *board;  /* --board: preset or board file (default ultra96) */
+    const char *clock;  /* --clock MHz (default: the board's) */
+    const char *cores;  /* --cores N (default: the board's) */
+    const char *tiling; /* --tiling dynamic|uniform */
+    bool quiet;
+} cli_dpu_opts;
+/* Resolve the target; an unknown architecture or board name is a usage error (exit 2), a bad
+ * board file a runtime error (1). Returns NNE_EXIT_OK or the exit code. */
+int cli_dpu_target(const char *cmd, const cli_dpu_opts *o, nne_dpu_arch *a, nne_dpu_board *b);
+/* true if `path` is a DPU instruction-stream file (by its magic). */
+bool cli_dpu_is_program_file(const char *path);
+/* Load MODEL for the DPU: a built-in model made of parts gives its first part (cae-seed: the
+ * encoder), a full cae-seed model file its encoder with the file's weights. */
+int cli_dpu_load_graph(const char *cmd, const char *spec, struct nne_graph **out, bool quiet);
+/* MODEL compiled for (a, b), or a .dpu file read as it is; name gets the graph's or file's
+ * name. */
+int cli_dpu_program(const char *cmd, const char *spec, const cli_dpu_opts *o, const nne_dpu_arch *a,
+                    const nne_dpu_board *b, nne_dpu_program *p, char *name, size_t name_size);
+/* What limits a layer: "compute", "load", "save" or "ddr" (the busiest resource). */
+const char *cli_dpu_bound(const nne_dpu_layer_time *t);
 
 /* The trained model encode/decode/eval use when --model is absent: models/cae-seed.nne in
  * the current directory or in the repository the executable was built in (its parent

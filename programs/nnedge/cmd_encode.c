@@ -113,16 +113,6 @@ static void help(void) {
            "exit status: 0 success, 1 runtime error, 2 usage error\n");
 }
 
-/* Strict integer option parsing; false if `s` is not an integer in [lo, hi]. */
-static bool parse_int(const char *s, long lo, long hi, int *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return false;
-    *out = (int)v;
-    return true;
-}
-
 int nne_cmd_encode(int argc, char **argv) {
     const char *cmd = "encode";
     cli_common co;
@@ -151,9 +141,11 @@ int nne_cmd_encode(int argc, char **argv) {
         const int lo = comp == NNE_LATENT_XZ ? 0 : 1;
         if (comp == NNE_LATENT_NONE)
             return cli_usage_error(cmd, "--level needs --compress zstd or xz");
-        if (!parse_int(level_s, lo, hi, &level))
+        int64_t lv;
+        if (!cli_parse_i64(level_s, lo, hi, &lv))
             return cli_usage_error(cmd, "--level '%s': expected %d..%d for %s", level_s, lo, hi,
                                    compress);
+        level = (int)lv;
     }
     const char *in = pos[0], *out = co.output;
     if (cli_same_file(in, out)) {

@@ -92,26 +92,6 @@ typedef struct settings {
     int32_t threads;
 } settings;
 
-/* Strict number parsing: the whole string, in range. */
-static bool parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out) {
-    if (!s || !*s) return false;
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || *end || v < lo || v > hi) return false;
-    *out = v;
-    return true;
-}
-static bool parse_f64(const char *s, double lo, double hi, double *out) {
-    if (!s || !*s) return false;
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || *end || !isfinite(v) || v < lo || v > hi) return false;
-    *out = v;
-    return true;
-}
-
 static const char *k_sched_names[] = {"constant", "step", "cosine"};
 static const char *k_optim_names[] = {"sgd", "adam"};
 static const char *k_loss_names[] = {"mse", "ms-ssim"};
@@ -164,22 +144,22 @@ static int settings_from_raw(const raw_opts *r, settings *s) {
     s->val = r->val;
     if (r->steps && r->epochs) return cli_usage_error(k_cmd, "give --steps or --epochs, not both");
     if (r->steps) {
-        if (!parse_i64(r->steps, 1, (int64_t)1 << 40, &i))
+        if (!cli_parse_i64(r->steps, 1, (int64_t)1 << 40, &i))
             return cli_usage_error(k_cmd, "--steps %s: want an integer >= 1", r->steps);
         s->steps = i;
     } else {
-        if (!parse_f64(r->epochs ? r->epochs : "50", 1e-9, 1e6, &d))
+        if (!cli_parse_f64(r->epochs ? r->epochs : "50", 1e-9, 1e6, &d))
             return cli_usage_error(k_cmd, "--epochs %s: want a number > 0", r->epochs);
         s->epochs = d;
     }
-    if (!parse_i64(r->batch ? r->batch : "8", 1, 4096, &i))
+    if (!cli_parse_i64(r->batch ? r->batch : "8", 1, 4096, &i))
         return cli_usage_error(k_cmd, "--batch %s: want an integer in [1, 4096]", r->batch);
     s->batch = (int32_t)i;
-    if (!parse_i64(r->crop ? r->crop : "256", MIN_VAL_SIDE, 8192, &i))
+    if (!cli_parse_i64(r->crop ? r->crop : "256", MIN_VAL_SIDE, 8192, &i))
         return cli_usage_error(k_cmd, "--crop %s: want an integer in [%d, 8192]", r->crop,
                                MIN_VAL_SIDE);
     s->crop = (int32_t)i;
-    if (!parse_f64(r->lr ? r->lr : "1e-3", 0.0, 10.0, &d) || d <= 0.0)
+    if (!cli_parse_f64(r->lr ? r->lr : "1e-3", 0.0, 10.0, &d) || d <= 0.0)
         return cli_usage_error(k_cmd, "--lr %s: want a number in (0, 10]", r->lr);
     s->lr = (float)d;
     int k = name_index(r->sched ? r->sched : "cosine", k_sched_names, 3);
@@ -188,17 +168,17 @@ static int settings_from_raw(const raw_opts *r, settings *s) {
     s->sched = (nne_lr_kind)k;
     s->warmup = -1;
     if (r->warmup) {
-        if (!parse_i64(r->warmup, 0, (int64_t)1 << 40, &i))
+        if (!cli_parse_i64(r->warmup, 0, (int64_t)1 << 40, &i))
             return cli_usage_error(k_cmd, "--warmup %s: want an integer >= 0", r->warmup);
         s->warmup = i;
     }
     k = name_index(r->optim ? r->optim : "adam", k_optim_names, 2);
     if (k < 0) return cli_usage_error(k_cmd, "--optimizer %s: want adam or sgd", r->optim);
     s->optim = (nne_optim_kind)k;
-    if (!parse_f64(r->wd ? r->wd : "0", 0.0, 1.0, &d))
+    if (!cli_parse_f64(r->wd ? r->wd : "0", 0.0, 1.0, &d))
         return cli_usage_error(k_cmd, "--weight-decay %s: want a number in [0, 1]", r->wd);
     s->weight_decay = (float)d;
-    if (!parse_f64(r->clip ? r->clip : "0", 0.0, 1e9, &d))
+    if (!cli_parse_f64(r->clip ? r->clip : "0", 0.0, 1e9, &d))
         return cli_usage_error(k_cmd, "--clip %s: want a number >= 0", r->clip);
     s->clip = (float)d;
     k = name_index(r->loss ? r->loss : "mse", k_loss_names, 2);
@@ -206,26 +186,26 @@ static int settings_from_raw(const raw_opts *r, settings *s) {
     s->loss = (nne_loss_kind)k;
     if (s->loss == NNE_LOSS_MS_SSIM && nne_ms_ssim_auto_scales(s->crop, s->crop) == 0)
         return cli_usage_error(k_cmd, "--loss ms-ssim needs --crop >= 11");
-    if (!parse_i64(r->seed ? r->seed : "1", 0, INT64_MAX, &i))
+    if (!cli_parse_i64(r->seed ? r->seed : "1", 0, INT64_MAX, &i))
         return cli_usage_error(k_cmd, "--seed %s: want an integer >= 0", r->seed);
     s->seed = (uint64_t)i;
-    if (!parse_i64(r->val_every ? r->val_every : "1000", 1, INT64_MAX, &i))
+    if (!cli_parse_i64(r->val_every ? r->val_every : "1000", 1, INT64_MAX, &i))
         return cli_usage_error(k_cmd, "--val-every %s: want an integer >= 1", r->val_every);
     s->val_every = i;
-    if (!parse_i64(r->log_every ? r->log_every : "100", 1, INT64_MAX, &i))
+    if (!cli_parse_i64(r->log_every ? r->log_every : "100", 1, INT64_MAX, &i))
         return cli_usage_error(k_cmd, "--log-every %s: want an integer >= 1", r->log_every);
     s->log_every = i;
     if (r->stop_after) {
-        if (!parse_i64(r->stop_after, 1, INT64_MAX, &i))
+        if (!cli_parse_i64(r->stop_after, 1, INT64_MAX, &i))
             return cli_usage_error(k_cmd, "--stop-after %s: want an integer >= 1", r->stop_after);
         s->stop_after = i;
     }
-    if (!parse_f64(r->ckpt_minutes ? r->ckpt_minutes : "10", 0.0, 1e6, &d))
+    if (!cli_parse_f64(r->ckpt_minutes ? r->ckpt_minutes : "10", 0.0, 1e6, &d))
         return cli_usage_error(k_cmd, "--checkpoint-minutes %s: want a number >= 0",
                                r->ckpt_minutes);
     s->ckpt_minutes = d;
     if (r->threads) {
-        if (!parse_i64(r->threads, 1, NNE_THREADPOOL_MAX_THREADS, &i))
+        if (!cli_parse_i64(r->threads, 1, NNE_THREADPOOL_MAX_THREADS, &i))
             return cli_usage_error(k_cmd, "--threads %s: want an integer in [1, %d]", r->threads,
                                    NNE_THREADPOOL_MAX_THREADS);
         s->threads = (int32_t)i;
@@ -880,8 +860,8 @@ int nne_cmd_train(int argc, char **argv) {
             if (cmd && (!saved || strcmp(cmd, saved) != 0)) {
                 /* Equal numbers spelled differently (1e-3 vs 0.001) are fine. */
                 double a, b;
-                if (!(saved && parse_f64(cmd, -1e300, 1e300, &a) &&
-                      parse_f64(saved, -1e300, 1e300, &b) && (float)a == (float)b)) {
+                if (!(saved && cli_parse_f64(cmd, -1e300, 1e300, &a) &&
+                      cli_parse_f64(saved, -1e300, 1e300, &b) && (float)a == (float)b)) {
                     rc = cli_usage_error(k_cmd,
                                          "--%s %s conflicts with the checkpoint (%s): a resumed "
                                          "run keeps its settings",

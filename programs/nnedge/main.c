@@ -19,6 +19,11 @@ static const command k_commands[] = {
     {"eval", nne_cmd_eval,
      "per-image PSNR, MS-SSIM, latent sizes (zstd, xz) against JPEG q90; Figure 6"},
     {"train", nne_cmd_train, "train a model on a folder of images, with checkpoints and resume"},
+    {"compile", nne_cmd_compile, "compile a model for the DPU into an instruction stream (.dpu)"},
+    {"disasm", nne_cmd_disasm, "print a DPU instruction stream as assembly"},
+    {"profile", nne_cmd_profile,
+     "DPU timing model: per-layer profile as in the CAE paper, FPS, throughput"},
+    {"dse", nne_cmd_dse, "smallest DPU architecture and clock reaching a frame rate; roofline"},
 };
 
 static void usage(FILE *f) {
