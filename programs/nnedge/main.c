@@ -19,6 +19,9 @@ static const command k_commands[] = {
     {"eval", nne_cmd_eval,
      "per-image PSNR, MS-SSIM, latent sizes (zstd, xz) against JPEG q90; Figure 6"},
     {"train", nne_cmd_train, "train a model on a folder of images, with checkpoints and resume"},
+    {"rd", nne_cmd_rd,
+     "rate-distortion of image codecs (JPEG, WebP, JPEG 2000, AVIF, JPEG XL) on a folder: "
+     "curves, BD-rates, plot"},
 };
 
 static void usage(FILE *f) {

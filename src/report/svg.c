@@ -378,6 +378,24 @@ static void auto_range(double vmin, double vmax, double *lo, double *hi, double 
     if (!(*hi > *lo)) *hi = *lo + *step;
 }
 
+/* An axis range: explicit (lo < hi, finite) or, when lo == hi, automatic from the data's
+ * [vmin, vmax] (which must then be finite). */
+static nne_status resolve_range(const char *axis, double lo, double hi, double vmin, double vmax,
+                                double *out_lo, double *out_hi, double *step) {
+    if (lo == hi) {
+        if (!isfinite(vmin))
+            return nne_error(NNE_ERR_INVALID_ARG, "svg: line chart has no finite point");
+        auto_range(vmin, vmax, out_lo, out_hi, step);
+        return NNE_OK;
+    }
+    if (!isfinite(lo) || !isfinite(hi) || !(hi > lo))
+        return nne_error(NNE_ERR_INVALID_ARG, "svg: bad %s range %g..%g", axis, lo, hi);
+    *out_lo = lo;
+    *out_hi = hi;
+    *step = nice_step((hi - lo) / 6.0);
+    return NNE_OK;
+}
+
 /* Liang-Barsky: clip the segment (x0,y0)-(x1,y1) to [xl,xr] x [yl,yh]; false if outside. */
 static bool clip_segment(double *x0, double *y0, double *x1, double *y1, double xl, double xr,
                          double yl, double yh) {
@@ -447,27 +465,9 @@ nne_status nne_svg_line_chart(nne_svg *svg, const nne_line_chart *c, double x, d
             }
     }
     double xlo, xhi, xstep, ylo, yhi, ystep;
-    const bool xauto = c->x_min == c->x_max, yauto = c->y_min == c->y_max;
-    if ((xauto || yauto) && !isfinite(xmin))
-        return nne_error(NNE_ERR_INVALID_ARG, "svg: line chart has no finite point");
-    if (xauto) {
-        auto_range(xmin, xmax, &xlo, &xhi, &xstep);
-    } else {
-        if (!isfinite(c->x_min) || !isfinite(c->x_max) || !(c->x_max > c->x_min))
-            return nne_error(NNE_ERR_INVALID_ARG, "svg: bad x range %g..%g", c->x_min, c->x_max);
-        xlo = c->x_min;
-        xhi = c->x_max;
-        xstep = nice_step((xhi - xlo) / 6.0);
-    }
-    if (yauto) {
-        auto_range(ymin, ymax, &ylo, &yhi, &ystep);
-    } else {
-        if (!isfinite(c->y_min) || !isfinite(c->y_max) || !(c->y_max > c->y_min))
-            return nne_error(NNE_ERR_INVALID_ARG, "svg: bad y range %g..%g", c->y_min, c->y_max);
-        ylo = c->y_min;
-        yhi = c->y_max;
-        ystep = nice_step((yhi - ylo) / 6.0);
-    }
+    nne_status st = resolve_range("x", c->x_min, c->x_max, xmin, xmax, &xlo, &xhi, &xstep);
+    if (!st) st = resolve_range("y", c->y_min, c->y_max, ymin, ymax, &ylo, &yhi, &ystep);
+    if (st) return st;
     const int xdec = c->x_decimals < 0 ? 0 : c->x_decimals > 6 ? 6 : c->x_decimals;
     const int ydec = c->y_decimals < 0 ? 0 : c->y_decimals > 6 ? 6 : c->y_decimals;
 
