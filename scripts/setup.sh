@@ -7,6 +7,9 @@
 set -eu
 
 BUILD_PKGS="gcc make cmake pkg-config libpng-dev zlib1g-dev libjpeg62-turbo-dev libzstd-dev liblzma-dev"
+# The classical image codecs that `nnedge rd` runs live (src/imgcodec/, docs/rd.md):
+# libwebp, OpenJPEG, libavif (with libaom for encoding, dav1d for decoding), libjxl.
+BUILD_PKGS="$BUILD_PKGS libwebp-dev libopenjp2-7-dev libavif-dev libjxl-dev"
 FUZZ_PKGS="clang libclang-rt-14-dev"
 DEV_PKGS="python3 python3-numpy python3-scipy python3-torch python3-skimage python3-pil"
 

@@ -73,6 +73,37 @@ typedef struct nne_bar_chart {
 nne_status nne_svg_bar_chart(nne_svg *svg, const nne_bar_chart *c, double x, double y, double w,
                              double h);
 
+/* An x-y line chart (e.g. rate-distortion curves): each series is a polyline through its
+ * points in the given order, optionally dashed and with dots at the points (class="point",
+ * tooltip "label: x, y"); a NaN coordinate breaks the line. Axes with nice ticks, a grid and
+ * a legend box in the lower right corner. Everything is clipped to the axis range, so a
+ * series that runs beyond it (a reference curve over a wider range) is cut at the frame. */
+typedef struct nne_line_series {
+    const char *label;  /* legend entry; may be NULL (not listed) */
+    const double *x, *y; /* n points */
+    int32_t n;
+    const char *stroke; /* NULL: "#4c72b0" */
+    const char *dash;   /* NULL: solid; else an SVG dasharray such as "6 4" */
+    bool points;        /* dots at the points */
+} nne_line_series;
+
+typedef struct nne_line_chart {
+    const char *title;            /* may be NULL */
+    const char *x_label, *y_label; /* may be NULL */
+    int32_t n_series;              /* >= 1 */
+    const nne_line_series *series;
+    int x_decimals, y_decimals; /* tick decimals, 0..6 */
+    /* Axis ranges. x_min == x_max: automatic from every finite point (from a tick at or
+     * below the smallest to one at or above the largest); likewise for y. */
+    double x_min, x_max, y_min, y_max;
+} nne_line_chart;
+
+/* Draw `c` into the rectangle (x, y, w, h). NNE_ERR_INVALID_ARG for no series, a series
+ * with n > 0 and missing arrays, a non-finite or empty explicit range, or no finite point
+ * with an automatic range. */
+nne_status nne_svg_line_chart(nne_svg *svg, const nne_line_chart *c, double x, double y, double w,
+                              double h);
+
 #ifdef __cplusplus
 }
 #endif

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "nnedge/file.h"
 
 void cli_error(const char *cmd, const char *fmt, ...) {
     va_list ap;
@@ -181,5 +182,60 @@ bool cli_parse_f64(const char *s, double lo, double hi, double *out) {
     double v = strtod(s, &end);
     if (errno || *end || !isfinite(v) || v < lo || v > hi) return false;
     *out = v;
+    return true;
+}
+
+const char *cli_fmtd(char *buf, size_t n, double v, int dec, const char *na) {
+    if (isnan(v))
+        snprintf(buf, n, "%s", na);
+    else if (isinf(v))
+        snprintf(buf, n, "%sinf", v < 0 ? "-" : "");
+    else
+        snprintf(buf, n, "%.*f", dec, v);
+    return buf;
+}
+
+void cli_csv_field(FILE *f, const char *s) {
+    if (strpbrk(s, ",\"\r\n")) {
+        fputc('"', f);
+        for (; *s; s++) {
+            if (*s == '"') fputc('"', f);
+            fputc(*s, f);
+        }
+        fputc('"', f);
+    } else {
+        fputs(s, f);
+    }
+}
+
+void cli_base_name(const char *path, char *out, size_t n) {
+    const char *b = strrchr(path, '/');
+    b = b ? b + 1 : path;
+    snprintf(out, n, "%s", b);
+    char *dot = strrchr(out, '.');
+    if (dot && dot != out) *dot = 0;
+}
+
+bool cli_write_report(const char *cmd, const char *path, void (*fn)(FILE *, const void *),
+                      const void *ctx) {
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&buf, &n);
+    if (!f) {
+        cli_error(cmd, "%s: cannot allocate the report", path);
+        return false;
+    }
+    fn(f, ctx);
+    if (fclose(f) != 0) {
+        free(buf);
+        cli_error(cmd, "%s: cannot render the report", path);
+        return false;
+    }
+    nne_status s = nne_file_write_atomic(path, buf, n);
+    free(buf);
+    if (s) {
+        cli_fail(cmd, s);
+        return false;
+    }
     return true;
 }

@@ -109,6 +109,7 @@ int cli_dpu_program(const char *cmd, const char *spec, const cli_dpu_opts *o, co
                     const nne_dpu_board *b, nne_dpu_program *p, char *name, size_t name_size);
 /* What limits a layer: "compute", "load", "save" or "ddr" (the busiest resource). */
 const char *cli_dpu_bound(const nne_dpu_layer_time *t);
+int nne_cmd_rd(int argc, char **argv);
 
 /* The trained model encode/decode/eval use when --model is absent: models/cae-seed.nne in
  * the current directory or in the repository the executable was built in (its parent
@@ -121,5 +122,17 @@ struct nne_cae_codec;
 bool cli_load_cae_codec(const char *cmd, const char *spec, struct nne_cae_codec **codec);
 /* true if a and b name the same existing file (same device and inode). */
 bool cli_same_file(const char *a, const char *b);
+
+/* ---- Report helpers shared by eval and rd ---- */
+/* "%.*f" of v into buf, `na` for NaN, "inf"/"-inf" for infinities; returns buf. */
+const char *cli_fmtd(char *buf, size_t n, double v, int dec, const char *na);
+/* One CSV field, quoted (RFC 4180) when it holds a comma, quote or line break. */
+void cli_csv_field(FILE *f, const char *s);
+/* File name without directory and extension ("a/b/kodim01.png" -> "kodim01"). */
+void cli_base_name(const char *path, char *out, size_t n);
+/* Render a report with fn(f, ctx) into memory, then write it atomically to `path`. Prints
+ * the problem and returns false on failure. */
+bool cli_write_report(const char *cmd, const char *path, void (*fn)(FILE *, const void *),
+                      const void *ctx);
 
 #endif

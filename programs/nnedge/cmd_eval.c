@@ -82,17 +82,6 @@ typedef struct eval_ctx {
     int n;
 } eval_ctx;
 
-/* "%.*f", or `na` for NaN and "inf" for infinity. */
-static const char *fmtd(char *buf, size_t n, double v, int dec, const char *na) {
-    if (isnan(v))
-        snprintf(buf, n, "%s", na);
-    else if (isinf(v))
-        snprintf(buf, n, "%sinf", v < 0 ? "-" : "");
-    else
-        snprintf(buf, n, "%.*f", dec, v);
-    return buf;
-}
-
 /* ---- Writers ---------------------------------------------------------------------------- */
 
 static void json_quality(nne_json *j, const char *psnr_key, const char *msssim_key,
@@ -155,19 +144,6 @@ static void write_json(FILE *f, const eval_ctx *c) {
     nne_json_finish(&j);
 }
 
-static void csv_field(FILE *f, const char *s) {
-    if (strpbrk(s, ",\"\r\n")) {
-        fputc('"', f);
-        for (; *s; s++) {
-            if (*s == '"') fputc('"', f);
-            fputc(*s, f);
-        }
-        fputc('"', f);
-    } else {
-        fputs(s, f);
-    }
-}
-
 static void write_csv(FILE *f, const eval_ctx *c) {
     char b[9][48];
     fprintf(f, "image,width,height,latent_h,latent_w,latent_c,psnr,ms_ssim,latent_bytes,rgb_bytes,"
@@ -175,21 +151,21 @@ static void write_csv(FILE *f, const eval_ctx *c) {
                "jpeg_ms_ssim,xz_to_jpeg\n");
     for (int i = 0; i < c->n; i++) {
         const eval_row *r = &c->rows[i];
-        csv_field(f, r->name);
+        cli_csv_field(f, r->name);
         fprintf(f, ",%d,%d,%d,%d,%d,%s,%s,%lld,%lld,%s,%lld,%lld,%d,%lld,%s,%s,%s\n", (int)r->width,
                 (int)r->height, (int)r->lh, (int)r->lw, (int)r->lc,
-                fmtd(b[0], 48, r->q.psnr, 4, ""), fmtd(b[1], 48, r->q.ms_ssim, 6, ""),
-                (long long)r->raw_bytes, (long long)r->rgb_bytes, fmtd(b[2], 48, g_ratio(r), 6, ""),
+                cli_fmtd(b[0], 48, r->q.psnr, 4, ""), cli_fmtd(b[1], 48, r->q.ms_ssim, 6, ""),
+                (long long)r->raw_bytes, (long long)r->rgb_bytes, cli_fmtd(b[2], 48, g_ratio(r), 6, ""),
                 (long long)r->zstd_bytes, (long long)r->xz_bytes, c->jpeg_quality,
-                (long long)r->jpeg_bytes, fmtd(b[3], 48, r->jq.psnr, 4, ""),
-                fmtd(b[4], 48, r->jq.ms_ssim, 6, ""), fmtd(b[5], 48, g_xzjpeg(r), 4, ""));
+                (long long)r->jpeg_bytes, cli_fmtd(b[3], 48, r->jq.psnr, 4, ""),
+                cli_fmtd(b[4], 48, r->jq.ms_ssim, 6, ""), cli_fmtd(b[5], 48, g_xzjpeg(r), 4, ""));
     }
     const eval_mean m = means(c->rows, c->n);
-    fprintf(f, "mean,,,,,,%s,%s,,,%s,%s,%s,%d,%s,%s,%s,%s\n", fmtd(b[0], 48, m.psnr, 4, ""),
-            fmtd(b[1], 48, m.ms_ssim, 6, ""), fmtd(b[2], 48, m.raw_ratio, 6, ""),
-            fmtd(b[3], 48, m.zstd_bytes, 1, ""), fmtd(b[4], 48, m.xz_bytes, 1, ""), c->jpeg_quality,
-            fmtd(b[5], 48, m.jpeg_bytes, 1, ""), fmtd(b[6], 48, m.jpeg_psnr, 4, ""),
-            fmtd(b[7], 48, m.jpeg_ms_ssim, 6, ""), fmtd(b[8], 48, m.xz_to_jpeg, 4, ""));
+    fprintf(f, "mean,,,,,,%s,%s,,,%s,%s,%s,%d,%s,%s,%s,%s\n", cli_fmtd(b[0], 48, m.psnr, 4, ""),
+            cli_fmtd(b[1], 48, m.ms_ssim, 6, ""), cli_fmtd(b[2], 48, m.raw_ratio, 6, ""),
+            cli_fmtd(b[3], 48, m.zstd_bytes, 1, ""), cli_fmtd(b[4], 48, m.xz_bytes, 1, ""), c->jpeg_quality,
+            cli_fmtd(b[5], 48, m.jpeg_bytes, 1, ""), cli_fmtd(b[6], 48, m.jpeg_psnr, 4, ""),
+            cli_fmtd(b[7], 48, m.jpeg_ms_ssim, 6, ""), cli_fmtd(b[8], 48, m.xz_to_jpeg, 4, ""));
 }
 
 /* The table on stdout and in eval.md share their rows; `md` selects the markdown form. */
@@ -222,15 +198,15 @@ static void write_table(FILE *f, const eval_ctx *c, bool md) {
             snprintf(size, sizeof size, "%s", "");
         else
             snprintf(size, sizeof size, "%dx%d", (int)r->width, (int)r->height);
-        fmtd(b[0], 48, mean ? m.psnr : r->q.psnr, 2, "n/a");
-        fmtd(b[1], 48, mean ? m.ms_ssim : r->q.ms_ssim, 4, "n/a");
-        fmtd(b[2], 48, mean ? m.raw_ratio : g_ratio(r), 4, "n/a");
-        fmtd(b[3], 48, (mean ? m.zstd_bytes : (double)r->zstd_bytes) / 1000.0, 1, "n/a");
-        fmtd(b[4], 48, (mean ? m.xz_bytes : (double)r->xz_bytes) / 1000.0, 1, "n/a");
-        fmtd(b[5], 48, (mean ? m.jpeg_bytes : (double)r->jpeg_bytes) / 1000.0, 1, "n/a");
-        fmtd(b[6], 48, mean ? m.jpeg_psnr : r->jq.psnr, 2, "n/a");
-        fmtd(b[7], 48, mean ? m.jpeg_ms_ssim : r->jq.ms_ssim, 4, "n/a");
-        fmtd(b[8], 48, mean ? m.xz_to_jpeg : g_xzjpeg(r), 3, "n/a");
+        cli_fmtd(b[0], 48, mean ? m.psnr : r->q.psnr, 2, "n/a");
+        cli_fmtd(b[1], 48, mean ? m.ms_ssim : r->q.ms_ssim, 4, "n/a");
+        cli_fmtd(b[2], 48, mean ? m.raw_ratio : g_ratio(r), 4, "n/a");
+        cli_fmtd(b[3], 48, (mean ? m.zstd_bytes : (double)r->zstd_bytes) / 1000.0, 1, "n/a");
+        cli_fmtd(b[4], 48, (mean ? m.xz_bytes : (double)r->xz_bytes) / 1000.0, 1, "n/a");
+        cli_fmtd(b[5], 48, (mean ? m.jpeg_bytes : (double)r->jpeg_bytes) / 1000.0, 1, "n/a");
+        cli_fmtd(b[6], 48, mean ? m.jpeg_psnr : r->jq.psnr, 2, "n/a");
+        cli_fmtd(b[7], 48, mean ? m.jpeg_ms_ssim : r->jq.ms_ssim, 4, "n/a");
+        cli_fmtd(b[8], 48, mean ? m.xz_to_jpeg : g_xzjpeg(r), 3, "n/a");
         const char *name = mean ? "mean" : r->name;
         if (md)
             fprintf(f, "| %s%s%s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
@@ -317,34 +293,17 @@ static nne_status write_svg(const eval_ctx *c, char **out, size_t *size) {
     return nne_svg_finish(svg, out, size);
 }
 
-/* Render with `fn` into memory, then write atomically to dir/name. */
-static bool save_report(const char *dir, const char *name, void (*fn)(FILE *, const eval_ctx *),
+/* Write dir/name with a renderer (cli_write_report). */
+static bool save_report(const char *dir, const char *name, void (*fn)(FILE *, const void *),
                         const eval_ctx *c) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    char *buf = NULL;
-    size_t n = 0;
-    FILE *f = open_memstream(&buf, &n);
-    if (!f) {
-        cli_error(k_cmd, "%s: cannot allocate the report", path);
-        return false;
-    }
-    fn(f, c);
-    if (fclose(f) != 0) {
-        free(buf);
-        cli_error(k_cmd, "%s: cannot render the report", path);
-        return false;
-    }
-    nne_status s = nne_file_write_atomic(path, buf, n);
-    free(buf);
-    if (s) {
-        cli_fail(k_cmd, s);
-        return false;
-    }
-    return true;
+    return cli_write_report(k_cmd, path, fn, c);
 }
 
-static void write_md(FILE *f, const eval_ctx *c) { write_table(f, c, true); }
+static void write_md(FILE *f, const void *c) { write_table(f, c, true); }
+static void write_csv_v(FILE *f, const void *c) { write_csv(f, c); }
+static void write_json_v(FILE *f, const void *c) { write_json(f, c); }
 
 static bool write_reports(const char *dir, const eval_ctx *c) {
     if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
@@ -358,8 +317,9 @@ static bool write_reports(const char *dir, const eval_ctx *c) {
         cli_error(k_cmd, "%s: not a directory", dir);
         return false;
     }
-    if (!save_report(dir, "eval.csv", write_csv, c) ||
-        !save_report(dir, "eval.json", write_json, c) || !save_report(dir, "eval.md", write_md, c))
+    if (!save_report(dir, "eval.csv", write_csv_v, c) ||
+        !save_report(dir, "eval.json", write_json_v, c) ||
+        !save_report(dir, "eval.md", write_md, c))
         return false;
     char *svg;
     size_t n;
@@ -378,14 +338,6 @@ static bool write_reports(const char *dir, const eval_ctx *c) {
 }
 
 /* ---- One image ---------------------------------------------------------------------------- */
-
-static void base_name(const char *path, char *out, size_t n) {
-    const char *b = strrchr(path, '/');
-    b = b ? b + 1 : path;
-    snprintf(out, n, "%s", b);
-    char *dot = strrchr(out, '.');
-    if (dot && dot != out) *dot = 0;
-}
 
 /* Encode, write the latent with zstd and xz, decode what xz wrote, measure; JPEG beside it. */
 static nne_status eval_image(nne_cae_codec *codec, const nne_image *img, int jpeg_quality,
@@ -507,7 +459,7 @@ int nne_cmd_eval(int argc, char **argv) {
         const uint64_t t0 = nne_time_ns();
         s = nne_dataset_image(ds, i, &img, &owned);
         if (!s) {
-            base_name(path, rows[i].name, sizeof rows[i].name);
+            cli_base_name(path, rows[i].name, sizeof rows[i].name);
             s = eval_image(codec, &img, jpeg_quality, &rows[i]);
         }
         if (owned) nne_image_free(&img);

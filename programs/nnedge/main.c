@@ -24,6 +24,9 @@ static const command k_commands[] = {
     {"profile", nne_cmd_profile,
      "DPU timing model: per-layer profile as in the CAE paper, FPS, throughput"},
     {"dse", nne_cmd_dse, "smallest DPU architecture and clock reaching a frame rate; roofline"},
+    {"rd", nne_cmd_rd,
+     "rate-distortion of image codecs (JPEG, WebP, JPEG 2000, AVIF, JPEG XL) on a folder: "
+     "curves, BD-rates, plot"},
 };
 
 static void usage(FILE *f) {

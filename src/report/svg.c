@@ -362,3 +362,176 @@ nne_status nne_svg_bar_chart(nne_svg *svg, const nne_bar_chart *c, double x, dou
 #undef YPOS
     return svg->err;
 }
+
+/* ---- Line chart ----------------------------------------------------------------------- */
+
+/* Automatic axis range: nice ticks around [vmin, vmax]. */
+static void auto_range(double vmin, double vmax, double *lo, double *hi, double *step) {
+    if (!(vmax > vmin)) {
+        const double d = fabs(vmax) > 0 ? fabs(vmax) * 0.1 : 1.0;
+        vmin -= d;
+        vmax += d;
+    }
+    *step = nice_step((vmax - vmin) / 5.0);
+    *lo = floor(vmin / *step) * *step;
+    *hi = ceil(vmax / *step) * *step;
+    if (!(*hi > *lo)) *hi = *lo + *step;
+}
+
+/* An axis range: explicit (lo < hi, finite) or, when lo == hi, automatic from the data's
+ * [vmin, vmax] (which must then be finite). */
+static nne_status resolve_range(const char *axis, double lo, double hi, double vmin, double vmax,
+                                double *out_lo, double *out_hi, double *step) {
+    if (lo == hi) {
+        if (!isfinite(vmin))
+            return nne_error(NNE_ERR_INVALID_ARG, "svg: line chart has no finite point");
+        auto_range(vmin, vmax, out_lo, out_hi, step);
+        return NNE_OK;
+    }
+    if (!isfinite(lo) || !isfinite(hi) || !(hi > lo))
+        return nne_error(NNE_ERR_INVALID_ARG, "svg: bad %s range %g..%g", axis, lo, hi);
+    *out_lo = lo;
+    *out_hi = hi;
+    *step = nice_step((hi - lo) / 6.0);
+    return NNE_OK;
+}
+
+/* Liang-Barsky: clip the segment (x0,y0)-(x1,y1) to [xl,xr] x [yl,yh]; false if outside. */
+static bool clip_segment(double *x0, double *y0, double *x1, double *y1, double xl, double xr,
+                         double yl, double yh) {
+    const double dx = *x1 - *x0, dy = *y1 - *y0;
+    const double p[4] = {-dx, dx, -dy, dy}, q[4] = {*x0 - xl, xr - *x0, *y0 - yl, yh - *y0};
+    double t0 = 0, t1 = 1;
+    for (int i = 0; i < 4; i++) {
+        if (p[i] == 0) {
+            if (q[i] < 0) return false;
+        } else {
+            const double t = q[i] / p[i];
+            if (p[i] < 0) {
+                if (t > t1) return false;
+                if (t > t0) t0 = t;
+            } else {
+                if (t < t0) return false;
+                if (t < t1) t1 = t;
+            }
+        }
+    }
+    const double ax = *x0, ay = *y0;
+    *x0 = ax + t0 * dx;
+    *y0 = ay + t0 * dy;
+    *x1 = ax + t1 * dx;
+    *y1 = ay + t1 * dy;
+    return true;
+}
+
+static void axis_ticks(nne_svg *svg, bool vertical, double lo, double hi, double step, int dec,
+                       double left, double right, double top, double bottom) {
+    char buf[64];
+    const double t0 = ceil(lo / step - 1e-9) * step;
+    for (long k = 0; k <= 50; k++) {
+        const double t = t0 + (double)k * step;
+        if (t > hi + step * 1e-9) break;
+        snprintf(buf, sizeof buf, "%.*f", dec, fabs(t) < step * 1e-9 ? 0.0 : t);
+        if (vertical) {
+            const double ty = bottom - (t - lo) / (hi - lo) * (bottom - top);
+            nne_svg_line(svg, left, ty, right, ty, "#e8e8e8", 1.0, NULL);
+            nne_svg_line(svg, left - 4, ty, left, ty, "#333333", 1.0, NULL);
+            nne_svg_text(svg, left - 7, ty + 4, buf, 11.0, "end", 0);
+        } else {
+            const double tx = left + (t - lo) / (hi - lo) * (right - left);
+            nne_svg_line(svg, tx, top, tx, bottom, "#e8e8e8", 1.0, NULL);
+            nne_svg_line(svg, tx, bottom, tx, bottom + 4, "#333333", 1.0, NULL);
+            nne_svg_text(svg, tx, bottom + 16, buf, 11.0, "middle", 0);
+        }
+    }
+}
+
+nne_status nne_svg_line_chart(nne_svg *svg, const nne_line_chart *c, double x, double y, double w,
+                              double h) {
+    if (!svg || !c || c->n_series < 1 || !c->series)
+        return nne_error(NNE_ERR_INVALID_ARG, "svg: line chart needs at least one series");
+    double xmin = INFINITY, xmax = -INFINITY, ymin = INFINITY, ymax = -INFINITY;
+    for (int32_t s = 0; s < c->n_series; s++) {
+        const nne_line_series *ls = &c->series[s];
+        if (ls->n < 0 || (ls->n > 0 && (!ls->x || !ls->y)))
+            return nne_error(NNE_ERR_INVALID_ARG, "svg: line series %d has no points array",
+                             (int)s);
+        for (int32_t i = 0; i < ls->n; i++)
+            if (isfinite(ls->x[i]) && isfinite(ls->y[i])) {
+                xmin = fmin(xmin, ls->x[i]);
+                xmax = fmax(xmax, ls->x[i]);
+                ymin = fmin(ymin, ls->y[i]);
+                ymax = fmax(ymax, ls->y[i]);
+            }
+    }
+    double xlo, xhi, xstep, ylo, yhi, ystep;
+    nne_status st = resolve_range("x", c->x_min, c->x_max, xmin, xmax, &xlo, &xhi, &xstep);
+    if (!st) st = resolve_range("y", c->y_min, c->y_max, ymin, ymax, &ylo, &yhi, &ystep);
+    if (st) return st;
+    const int xdec = c->x_decimals < 0 ? 0 : c->x_decimals > 6 ? 6 : c->x_decimals;
+    const int ydec = c->y_decimals < 0 ? 0 : c->y_decimals > 6 ? 6 : c->y_decimals;
+
+    const double top = y + (c->title ? 30.0 : 10.0), left = x + 64.0, right = x + w - 16.0,
+                 bottom = y + h - 46.0;
+    if (!(right > left + 10) || !(bottom > top + 10))
+        return nne_error(NNE_ERR_INVALID_ARG, "svg: line chart area %gx%g is too small", w, h);
+#define PX(v) (left + ((v) - xlo) / (xhi - xlo) * (right - left))
+#define PY(v) (bottom - ((v) - ylo) / (yhi - ylo) * (bottom - top))
+    char buf[512];
+    nne_svg_group_begin(svg, NULL, "line-chart");
+    if (c->title) nne_svg_text(svg, x + w / 2, y + 20.0, c->title, 15.0, "middle", 0);
+    axis_ticks(svg, true, ylo, yhi, ystep, ydec, left, right, top, bottom);
+    axis_ticks(svg, false, xlo, xhi, xstep, xdec, left, right, top, bottom);
+    if (c->y_label) nne_svg_text(svg, x + 16, (top + bottom) / 2, c->y_label, 12.0, "middle", -90);
+    if (c->x_label) nne_svg_text(svg, (left + right) / 2, bottom + 36, c->x_label, 12.0, "middle", 0);
+
+    for (int32_t s = 0; s < c->n_series; s++) {
+        const nne_line_series *ls = &c->series[s];
+        const char *stroke = ls->stroke ? ls->stroke : "#4c72b0";
+        nne_svg_group_begin(svg, NULL, "series");
+        for (int32_t i = 0; i + 1 < ls->n; i++) {
+            double x0 = ls->x[i], y0 = ls->y[i], x1 = ls->x[i + 1], y1 = ls->y[i + 1];
+            if (!isfinite(x0) || !isfinite(y0) || !isfinite(x1) || !isfinite(y1)) continue;
+            if (!clip_segment(&x0, &y0, &x1, &y1, xlo, xhi, ylo, yhi)) continue;
+            nne_svg_line(svg, PX(x0), PY(y0), PX(x1), PY(y1), stroke, 1.8, ls->dash);
+        }
+        for (int32_t i = 0; ls->points && i < ls->n; i++) {
+            const double px = ls->x[i], py = ls->y[i];
+            if (!isfinite(px) || !isfinite(py) || px < xlo || px > xhi || py < ylo || py > yhi)
+                continue;
+            snprintf(buf, sizeof buf, "%s: %.4f, %.4f", ls->label ? ls->label : "", px, py);
+            nne_svg_circle(svg, PX(px), PY(py), 2.8, stroke, "point", buf);
+        }
+        nne_svg_group_end(svg);
+    }
+
+    /* Legend, lower right (RD curves rise to the upper right, leaving that corner free). */
+    int32_t n_leg = 0;
+    size_t longest = 0;
+    for (int32_t s = 0; s < c->n_series; s++)
+        if (c->series[s].label) {
+            n_leg++;
+            const size_t l = strlen(c->series[s].label);
+            if (l > longest) longest = l;
+        }
+    if (n_leg > 0) {
+        const double lw = 40.0 + 6.2 * (double)longest, lh = 8.0 + 16.0 * (double)n_leg;
+        double lx = right - lw - 8, ly = bottom - lh - 8;
+        nne_svg_rect(svg, lx, ly, lw, lh, "#ffffff", "legend", NULL);
+        for (int32_t s = 0, k = 0; s < c->n_series; s++) {
+            const nne_line_series *ls = &c->series[s];
+            if (!ls->label) continue;
+            const double ey = ly + 12.0 + 16.0 * (double)k++;
+            const char *stroke = ls->stroke ? ls->stroke : "#4c72b0";
+            nne_svg_line(svg, lx + 6, ey, lx + 30, ey, stroke, 1.8, ls->dash);
+            if (ls->points) nne_svg_circle(svg, lx + 18, ey, 2.8, stroke, NULL, NULL);
+            nne_svg_text(svg, lx + 36, ey + 4, ls->label, 11.0, "start", 0);
+        }
+    }
+    nne_svg_line(svg, left, top, left, bottom, "#333333", 1.0, NULL);
+    nne_svg_line(svg, left, bottom, right, bottom, "#333333", 1.0, NULL);
+    nne_svg_group_end(svg);
+#undef PX
+#undef PY
+    return svg->err;
+}

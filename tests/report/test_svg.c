@@ -145,8 +145,60 @@ static void test_bar_chart(void) {
     nne_free(out);
 }
 
+static char *line_chart(const nne_line_chart *c, nne_status *st) {
+    nne_svg *svg = NULL;
+    char *out = NULL;
+    size_t n = 0;
+    *st = nne_svg_begin(600, 400, &svg);
+    if (*st) return NULL;
+    *st = nne_svg_line_chart(svg, c, 0, 0, 600, 400);
+    if (*st) {
+        nne_svg_free(svg);
+        return NULL;
+    }
+    *st = nne_svg_finish(svg, &out, &n);
+    return out;
+}
+
+static void test_line_chart(void) {
+    const double x1[4] = {0.2, 0.5, 1.0, 1.4}, y1[4] = {28, 31, 34, 36};
+    /* A reference curve reaching beyond the range (x to 3) and a NaN point breaking it. */
+    const double x2[5] = {0.1, 0.6, NAN, 2.0, 3.0}, y2[5] = {26, 30, 33, 38, 40};
+    nne_line_series s[2] = {{"live & co", x1, y1, 4, "#1f77b4", NULL, true},
+                            {"anchor", x2, y2, 5, "#ff7f0e", "6 4", false}};
+    nne_line_chart c = {"RD", "bpp", "PSNR (dB)", 2, s, 1, 0, 0, 1.5, 25, 37};
+    nne_status st;
+    char *out = line_chart(&c, &st);
+    CHECK_OK(st);
+    if (!out) return;
+    CHECK(count(out, "class=\"point\"") == 4);         /* dots of the first series only */
+    CHECK(strstr(out, "live &amp; co: 0.5000, 31.0000") != NULL); /* tooltip */
+    CHECK(count(out, "stroke-dasharray=\"6 4\"") == 2); /* 1 segment kept after clipping + legend */
+    CHECK(strstr(out, ">1.5<") != NULL && strstr(out, ">37<") == NULL); /* ticks by 0.5 / 2 */
+    CHECK(strstr(out, "nan") == NULL);
+    nne_free(out);
+    /* Automatic range covers every finite point. */
+    c.x_min = c.x_max = c.y_min = c.y_max = 0;
+    out = line_chart(&c, &st);
+    CHECK_OK(st);
+    CHECK(out && strstr(out, ">3.0<") != NULL && strstr(out, ">40<") != NULL);
+    nne_free(out);
+    /* Errors. */
+    c.n_series = 0;
+    CHECK(line_chart(&c, &st) == NULL && st == NNE_ERR_INVALID_ARG);
+    c.n_series = 2;
+    c.x_min = 2;
+    c.x_max = 1;
+    CHECK(line_chart(&c, &st) == NULL && st == NNE_ERR_INVALID_ARG);
+    const double nx[1] = {NAN};
+    nne_line_series e = {"e", nx, nx, 1, NULL, NULL, false};
+    nne_line_chart ce = {NULL, NULL, NULL, 1, &e, 0, 0, 0, 0, 0, 0};
+    CHECK(line_chart(&ce, &st) == NULL && st == NNE_ERR_INVALID_ARG);
+}
+
 int main(void) {
     NNE_RUN(test_document);
     NNE_RUN(test_bar_chart);
+    NNE_RUN(test_line_chart);
     return nne_test_summary();
 }

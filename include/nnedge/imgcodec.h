@@ -1,0 +1,75 @@
+/* nnedge image codecs: one interface over the classical codecs (JPEG, WebP, JPEG 2000, AVIF,
+ * JPEG XL) for rate-distortion evaluation (`nnedge rd`), so that a learned codec plugs in
+ * later as one more entry.
+ *
+ * A codec is a table entry {name, quality knob and its range/direction, encode, decode}.
+ * encode takes an RGB8 image (channels == 3) and one value of the codec's quality knob and
+ * returns the compressed bytes in memory, exactly what would be written to a file; decode
+ * takes those bytes back to an RGB8 image of the same size. Rates are measured on these real
+ * bytes (bpp = 8 * bytes / (width * height)), containers and headers included.
+ *
+ * Settings of each codec (subsampling, speed/effort, rate control, colour transform) are fixed
+ * in the entry and spelled out in `settings` and docs/rd.md; they follow CompressAI's anchors
+ * where one exists (../shared/anchors/compressai-kodak).
+ *
+ * Threads: every codec runs single-threaded inside one call (callers parallelise over images),
+ * and encode/decode may be called concurrently from several threads on the same entry. A
+ * codec with state (a learned model) keeps it behind `ctx` and must honour the same rule.
+ *
+ * Errors: nne_status with a message (nne_last_error) naming the codec and the problem;
+ * nothing is printed. Outputs are left zeroed/NULL on failure.
+ */
+#ifndef NNEDGE_IMGCODEC_H
+#define NNEDGE_IMGCODEC_H
+
+#include "nnedge/image.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define NNE_IMGCODEC_MAX_SWEEP 16
+
+typedef struct nne_imgcodec nne_imgcodec;
+struct nne_imgcodec {
+    const char *name;     /* short id for the command line: "jpeg", "webp", ... */
+    const char *label;    /* for tables and plots: "JPEG (libjpeg-turbo)" */
+    const char *knob;     /* what the quality value means: "quality", "distance", ... */
+    double q_min, q_max;  /* accepted knob range, inclusive */
+    int direction;        /* +1: a larger knob gives higher quality and more bytes; -1: fewer */
+    bool integer;         /* the knob takes integer values only */
+    const char *settings; /* fixed settings, one line (subsampling, speed, rate control) */
+    const char *anchor;   /* file stem of the matching CompressAI anchor (e.g. "jpeg"), or NULL */
+    /* Default sweep: roughly 0.1..1.5 bpp on photographs, ordered by increasing rate. */
+    int n_sweep;
+    double sweep[NNE_IMGCODEC_MAX_SWEEP];
+    /* Library version(s) into buf (e.g. "libwebp 1.2.4"); returns buf. */
+    const char *(*version)(const nne_imgcodec *c, char *buf, size_t n);
+    /* img: RGB8 (channels 3); quality within [q_min, q_max] (integer if `integer`).
+     * *out: nne_malloc'd bytes (free with nne_free), *out_size > 0. */
+    nne_status (*encode)(const nne_imgcodec *c, const nne_image *img, double quality,
+                         uint8_t **out, size_t *out_size);
+    /* Bytes from encode -> RGB8 image (nne_image_free). A stream that does not decode
+     * completely is NNE_ERR_FORMAT. */
+    nne_status (*decode)(const nne_imgcodec *c, const uint8_t *buf, size_t n, nne_image *img);
+    void *ctx; /* codec state (NULL for the built-in codecs) */
+};
+
+/* The built-in codecs, in a fixed order (jpeg, webp, jp2, avif, jxl). */
+int nne_imgcodec_count(void);
+const nne_imgcodec *nne_imgcodec_get(int i);
+/* By name (case-sensitive); NULL if there is none. */
+const nne_imgcodec *nne_imgcodec_find(const char *name);
+
+/* Checked calls through the table: validate the arguments (RGB8 image within the image
+ * limits, quality inside the range and integral where required), then call the codec.
+ * NNE_ERR_INVALID_ARG for bad arguments. */
+nne_status nne_imgcodec_encode(const nne_imgcodec *c, const nne_image *img, double quality,
+                               uint8_t **out, size_t *out_size);
+nne_status nne_imgcodec_decode(const nne_imgcodec *c, const uint8_t *buf, size_t n,
+                               nne_image *img);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

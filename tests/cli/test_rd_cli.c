@@ -1,0 +1,193 @@
+/* End-to-end tests of nnedge rd on a tiny synthetic folder: exit codes (usage 2, runtime 1),
+ * the five report files and that they parse, no overwrite without --force, identical
+ * results for 1 and 2 threads, anchors read from a folder. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli_util.h"
+#include "nnedge/file.h"
+#include "nnedge/image.h"
+#include "nnedge/json.h"
+
+/* Two 176x168 RGB images (> 160 per side, so MS-SSIM is defined): smooth shapes and a
+ * little seeded noise, different per image. */
+static bool write_images(void) {
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/img", nne_cli_tmp);
+    if (mkdir(dir, 0777) != 0) return false;
+    for (int k = 0; k < 2; k++) {
+        nne_image img = {0};
+        if (nne_image_alloc(&img, 176, 168, 3)) return false;
+        nne_test_rng r;
+        nne_test_rng_seed(&r, 11 + (unsigned)k);
+        for (int y = 0; y < 168; y++)
+            for (int x = 0; x < 176; x++) {
+                uint8_t *p = img.data + ((size_t)y * 176 + x) * 3;
+                const double s = sin((x + 7 * k) * 0.07) * cos(y * 0.05 + k);
+                const double n = 6 * (nne_test_rng_uniform(&r) - 0.5);
+                const double v[3] = {128 + 90 * s + n, 40 + y + n, 200 - x + 20 * s};
+                for (int c = 0; c < 3; c++)
+                    p[c] = (uint8_t)(v[c] < 0 ? 0 : v[c] > 255 ? 255 : v[c]);
+            }
+        char path[600];
+        snprintf(path, sizeof path, "%s/im%d.png", dir, k);
+        const nne_status s = nne_image_save(path, &img);
+        nne_image_free(&img);
+        if (s) return false;
+    }
+    return true;
+}
+
+static int count_lines(const char *rel) {
+    uint8_t *b = NULL;
+    size_t n = 0;
+    if (nne_file_read(nne_cli_tmp_path(rel), 1 << 24, &b, &n)) return -1;
+    int lines = 0;
+    for (size_t i = 0; i < n; i++) lines += b[i] == '\n';
+    nne_free(b);
+    return lines;
+}
+
+static char *slurp(const char *rel, size_t *n) {
+    uint8_t *b = NULL;
+    if (nne_file_read(nne_cli_tmp_path(rel), 1 << 24, &b, n)) return NULL;
+    return (char *)b;
+}
+
+/* The mean CSV without its two timing columns (the only thread-dependent values). */
+static bool same_results(const char *a, const char *b) {
+    size_t na, nb;
+    char *x = slurp(a, &na), *y = slurp(b, &nb);
+    bool same = x && y;
+    for (char *p = x, *q = y; same && p && q && *p && *q;) {
+        char *pe = strchr(p, '\n'), *qe = strchr(q, '\n');
+        if (!pe || !qe) break;
+        /* cut each line after its 8th comma (codec..ms_ssim_db) */
+        int cp = 0, cq = 0;
+        char *pp = p, *qq = q;
+        while (pp < pe && cp < 8) cp += *pp++ == ',';
+        while (qq < qe && cq < 8) cq += *qq++ == ',';
+        same = pp - p == qq - q && memcmp(p, q, (size_t)(pp - p)) == 0;
+        p = pe + 1;
+        q = qe + 1;
+    }
+    nne_free(x);
+    nne_free(y);
+    return same;
+}
+
+static void test_usage_errors(void) {
+    EXPECT_RC("rd %T/img --codecs jpeg,bpg", 2);
+    EXPECT_ERR("unknown codec 'bpg'");
+    EXPECT_ERR("jpeg, webp, jp2, avif, jxl");
+    EXPECT_RC("rd %T/img --codecs jpeg,jpeg", 2);
+    EXPECT_RC("rd %T/img --codecs jpeg --qualities 0,50", 2); /* jpeg quality is 1..100 */
+    EXPECT_ERR("outside 1..100");
+    EXPECT_RC("rd %T/img --codecs jpeg --qualities 'avif=30,40'", 2);
+    EXPECT_RC("rd %T/img --codecs avif --qualities 30.5", 2);
+    EXPECT_RC("rd %T/img --threads 0", 2);
+    EXPECT_RC("rd %T/img --anchor-extra jpeg", 2);
+    EXPECT_RC("rd", 2);
+    EXPECT_RC("rd --help", 0);
+    EXPECT_OUT("--qualities");
+    EXPECT_RC("help rd", 0);
+}
+
+static void test_runtime_errors(void) {
+    EXPECT_RC("rd %T/no-such-folder --codecs jpeg -q", 1);
+    EXPECT_ERR("no-such-folder");
+    EXPECT_RC("rd %T/img --codecs jpeg --anchors %T/no-anchors --anchor-extra x -q", 1);
+}
+
+static void test_reports(void) {
+    EXPECT_RC("rd %T/img --codecs jpeg,webp,jxl --qualities 'jpeg=10,30,50,70/webp=10,30,50,70/"
+              "jxl=1,2,4,8' --threads 2 -o %T/r -q",
+              0);
+    CHECK(nne_cli_out[0] == 0); /* -q: nothing on stdout */
+    CHECK(count_lines("r.csv") == 1 + 12);
+    CHECK(count_lines("r-images.csv") == 1 + 12 * 2);
+    size_t n = 0;
+    char *json = slurp("r.json", &n);
+    nne_json_value *v = NULL;
+    CHECK(json && nne_json_parse(json, n, &v) == NNE_OK);
+    const nne_json_value *codecs = nne_json_get(v, "codecs");
+    CHECK(codecs && codecs->type == NNE_JSON_ARRAY && codecs->n == 3);
+    if (codecs && codecs->n == 3) {
+        /* Points in increasing rate and quality, whatever the knob's direction. */
+        for (int c = 0; c < 3; c++) {
+            const nne_json_value *pts = nne_json_get(&codecs->items[c], "points");
+            CHECK(pts && pts->n == 4);
+            for (int k = 1; pts && k < pts->n; k++) {
+                CHECK(nne_json_get(&pts->items[k], "bpp")->number >
+                      nne_json_get(&pts->items[k - 1], "bpp")->number);
+                CHECK(nne_json_get(&pts->items[k], "psnr")->number >
+                      nne_json_get(&pts->items[k - 1], "psnr")->number);
+            }
+        }
+    }
+    const nne_json_value *bd = nne_json_get(v, "bd");
+    CHECK(bd && bd->n == 6); /* 3 x 2 ordered pairs */
+    nne_json_value_free(v);
+    nne_free(json);
+    char *md = slurp("r.md", &n);
+    CHECK(md && strstr(md, "nnedge rd ") && strstr(md, "BD-rate matrix") &&
+          strstr(md, "![RD curves](r.svg)"));
+    nne_free(md);
+    char *svg = slurp("r.svg", &n);
+    CHECK(svg && n > 20 && strstr(svg, "</svg>") && strstr(svg, "JPEG XL (libjxl)"));
+    nne_free(svg);
+
+    /* Existing outputs are kept unless --force. */
+    EXPECT_RC("rd %T/img --codecs jpeg -o %T/r -q", 1);
+    EXPECT_ERR("already exists");
+    CHECK(count_lines("r.csv") == 1 + 12);
+    /* 1 thread gives the same numbers as 2 (only the timings may differ). */
+    EXPECT_RC("rd %T/img --codecs jpeg,webp,jxl --qualities 'jpeg=10,30,50,70/webp=10,30,50,70/"
+              "jxl=1,2,4,8' --threads 1 -o %T/r --force -q",
+              0);
+    EXPECT_RC("rd %T/img --codecs jpeg,webp,jxl --qualities 'jpeg=10,30,50,70/webp=10,30,50,70/"
+              "jxl=1,2,4,8' --threads 2 -o %T/s -q",
+              0);
+    CHECK(same_results("r.csv", "s.csv"));
+    CHECK(same_results("r-images.csv", "s-images.csv"));
+}
+
+static void test_anchors(void) {
+    char dir[512], path[600];
+    snprintf(dir, sizeof dir, "%s/anchors", nne_cli_tmp);
+    CHECK(mkdir(dir, 0777) == 0);
+    snprintf(path, sizeof path, "%s/jpeg.json", dir);
+    const char *doc = "{\"name\": \"JPEG\", \"results\": {\"bpp\": [0.3, 0.6, 1.0, 1.6, 2.4],"
+                      " \"psnr-rgb\": [24, 27, 29.5, 32, 34],"
+                      " \"ms-ssim-rgb\": [0.85, 0.92, 0.95, 0.97, 0.98]}}";
+    CHECK(nne_file_write_atomic(path, doc, strlen(doc)) == NNE_OK);
+    EXPECT_RC("rd %T/img --codecs jpeg,avif --qualities 'jpeg=10,30,50,70/avif=50,40,30,20' "
+              "--anchors %T/anchors --threads 2",
+              0);
+    EXPECT_OUT("JPEG (anchor)");
+    EXPECT_OUT("BD-rate (pchip, PSNR)");
+    EXPECT_RC("rd %T/img --codecs jpeg --qualities 10,30,50,70 --anchors %T/anchors --json", 0);
+    nne_json_value *v = NULL;
+    CHECK(nne_json_parse(nne_cli_out, strlen(nne_cli_out), &v) == NNE_OK);
+    const nne_json_value *an = nne_json_get(v, "anchors");
+    CHECK(an && an->n == 1);
+    nne_json_value_free(v);
+    /* A damaged anchor file is a runtime error naming it. */
+    CHECK(nne_file_write_atomic(path, "{\"results\": [", 13) == NNE_OK);
+    EXPECT_RC("rd %T/img --codecs jpeg --anchors %T/anchors -q", 1);
+    EXPECT_ERR("jpeg.json");
+}
+
+int main(void) {
+    nne_cli_setup("rd");
+    CHECK(write_images());
+    NNE_RUN(test_usage_errors);
+    NNE_RUN(test_runtime_errors);
+    NNE_RUN(test_reports);
+    NNE_RUN(test_anchors);
+    nne_cli_cleanup();
+    return nne_test_summary();
+}
