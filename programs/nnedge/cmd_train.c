@@ -36,7 +36,10 @@ static void help(void) {
         "A checkpoint (weights, optimizer state, data position, settings) is written every\n"
         "--checkpoint-minutes, at the end and on Ctrl-C; --resume continues bit for bit.\n\n"
         "model and data:\n"
-        "  --model NAME          model to train (default cae-seed)\n"
+        "  --model NAME          cae-seed (default), or a learned codec: bmshj2018-factorized,\n"
+        "                        bmshj2018-hyperprior, mbt2018-mean (rate-distortion loss)\n"
+        "  --channels N,M        learned codecs: hidden and latent channels (default 64,96)\n"
+        "  --lambda L            learned codecs: L = lambda*255^2*MSE + bpp (default 0.0130)\n"
         "  --data DIR            training images (.png .jpg .ppm .pgm), never Kodak\n"
         "  --val DIR             validation images (full size), never Kodak\n"
         "  --batch B             crops per step (default 8)\n"
@@ -50,7 +53,7 @@ static void help(void) {
         "  --warmup N            linear warm-up steps (default 2%% of the steps, at most 1000)\n"
         "  --weight-decay W      decoupled weight decay on conv weights (default 0)\n"
         "  --clip C              global gradient-norm limit, 0 = none (default 0)\n"
-        "  --loss mse|ms-ssim    (default mse)\n"
+        "  --loss mse|ms-ssim|rd (default mse; rd, the only choice, for learned codecs)\n"
         "run:\n"
         "  --threads T           threads (default: NNEDGE_THREADS or all CPUs)\n"
         "  --val-every N         validate every N steps, and at the end (default 1000)\n"
@@ -85,6 +88,9 @@ typedef struct settings {
     nne_optim_kind optim;
     float weight_decay, clip;
     nne_loss_kind loss;
+    bool rd;                /* a learned codec (rate-distortion loss) */
+    nne_rdmodel_config rdm; /* its kind and channels */
+    float lambda;
     uint64_t seed;
     int64_t val_every, log_every;
     int64_t stop_after; /* 0 = run to the end */
@@ -94,7 +100,7 @@ typedef struct settings {
 
 static const char *k_sched_names[] = {"constant", "step", "cosine"};
 static const char *k_optim_names[] = {"sgd", "adam"};
-static const char *k_loss_names[] = {"mse", "ms-ssim"};
+static const char *k_loss_names[] = {"mse", "ms-ssim", "rd"};
 
 static int name_index(const char *s, const char *const *names, int n) {
     for (int i = 0; i < n; i++)
@@ -107,7 +113,7 @@ static int name_index(const char *s, const char *const *names, int n) {
 typedef struct raw_opts {
     const char *model, *data, *val, *steps, *epochs, *batch, *crop, *lr, *sched, *warmup, *optim,
         *wd, *clip, *loss, *seed, *threads, *ckpt, *ckpt_minutes, *resume, *log, *val_every,
-        *log_every, *commit, *stop_after;
+        *log_every, *commit, *stop_after, *channels, *lambda;
     bool force;
 } raw_opts;
 
@@ -123,7 +129,7 @@ static const train_key k_train_keys[] = {
     {"batch", RAW(batch)},       {"crop", RAW(crop)},     {"lr", RAW(lr)},
     {"lr-schedule", RAW(sched)}, {"warmup", RAW(warmup)}, {"optimizer", RAW(optim)},
     {"weight-decay", RAW(wd)},   {"clip", RAW(clip)},     {"loss", RAW(loss)},
-    {"seed", RAW(seed)},
+    {"seed", RAW(seed)},         {"channels", RAW(channels)}, {"lambda", RAW(lambda)},
 };
 static const char *raw_get(const raw_opts *r, size_t off) {
     return *(const char *const *)((const char *)r + off);
@@ -138,8 +144,27 @@ static int settings_from_raw(const raw_opts *r, settings *s) {
     int64_t i;
     double d;
     s->model = r->model ? r->model : "cae-seed";
-    if (strcmp(s->model, "cae-seed") != 0)
-        return cli_usage_error(k_cmd, "--model %s: only cae-seed can be trained for now", s->model);
+    if (strcmp(s->model, "cae-seed") != 0) {
+        if (nne_rdmodel_kind_from_name(s->model, &s->rdm.kind) != NNE_OK)
+            return cli_usage_error(k_cmd,
+                                   "--model %s: want cae-seed, bmshj2018-factorized, "
+                                   "bmshj2018-hyperprior or mbt2018-mean",
+                                   s->model);
+        s->rd = true;
+        s->rdm.train_mode = NNE_QUANTIZE_NOISE;
+        const char *ch = r->channels ? r->channels : "64,96";
+        int n = 0, m = 0, used = 0;
+        if (sscanf(ch, "%d,%d%n", &n, &m, &used) != 2 || ch[used] || n < 1 || m < 1 || n > 1024 ||
+            m > 1024)
+            return cli_usage_error(k_cmd, "--channels %s: want N,M with 1 <= N, M <= 1024", ch);
+        s->rdm.n = n;
+        s->rdm.m = m;
+        if (!cli_parse_f64(r->lambda ? r->lambda : "0.0130", 1e-6, 100.0, &d))
+            return cli_usage_error(k_cmd, "--lambda %s: want a number in [1e-6, 100]", r->lambda);
+        s->lambda = (float)d;
+    } else if (r->channels || r->lambda) {
+        return cli_usage_error(k_cmd, "--channels and --lambda are for learned-codec models");
+    }
     s->data = r->data;
     s->val = r->val;
     if (r->steps && r->epochs) return cli_usage_error(k_cmd, "give --steps or --epochs, not both");
@@ -181,9 +206,14 @@ static int settings_from_raw(const raw_opts *r, settings *s) {
     if (!cli_parse_f64(r->clip ? r->clip : "0", 0.0, 1e9, &d))
         return cli_usage_error(k_cmd, "--clip %s: want a number >= 0", r->clip);
     s->clip = (float)d;
-    k = name_index(r->loss ? r->loss : "mse", k_loss_names, 2);
-    if (k < 0) return cli_usage_error(k_cmd, "--loss %s: want mse or ms-ssim", r->loss);
+    k = name_index(r->loss ? r->loss : s->rd ? "rd" : "mse", k_loss_names, 3);
+    if (k < 0) return cli_usage_error(k_cmd, "--loss %s: want mse, ms-ssim or rd", r->loss);
     s->loss = (nne_loss_kind)k;
+    if ((s->loss == NNE_LOSS_RD) != s->rd)
+        return cli_usage_error(k_cmd, "--loss rd goes with the learned-codec models, and only it");
+    if (s->rd && s->crop % nne_rdmodel_alignment(s->rdm.kind))
+        return cli_usage_error(k_cmd, "--crop %d: %s needs a multiple of %d", (int)s->crop,
+                               s->model, (int)nne_rdmodel_alignment(s->rdm.kind));
     if (s->loss == NNE_LOSS_MS_SSIM && nne_ms_ssim_auto_scales(s->crop, s->crop) == 0)
         return cli_usage_error(k_cmd, "--loss ms-ssim needs --crop >= 11");
     if (!cli_parse_i64(r->seed ? r->seed : "1", 0, INT64_MAX, &i))
@@ -451,6 +481,10 @@ static void settings_kv(const run *r, kvbuf *b) {
     kv_add(b, "weight-decay", "%.9g", (double)s->weight_decay);
     kv_add(b, "clip", "%.9g", (double)s->clip);
     kv_add(b, "loss", "%s", k_loss_names[s->loss]);
+    if (s->rd) {
+        kv_add(b, "channels", "%d,%d", (int)s->rdm.n, (int)s->rdm.m);
+        kv_add(b, "lambda", "%.9g", (double)s->lambda);
+    }
     kv_add(b, "seed", "%llu", (unsigned long long)s->seed);
     kv_add(b, "val-every", "%lld", (long long)s->val_every);
     kv_add(b, "log-every", "%lld", (long long)s->log_every);
@@ -486,13 +520,30 @@ static nne_status write_checkpoint(run *r) {
     return st;
 }
 
+/* The training graph of the run's model for batch x h x w images. */
+static nne_status train_graph(const settings *s, int32_t batch, int32_t h, int32_t w,
+                              nne_graph **out) {
+    if (s->rd) return nne_model_rd(&s->rdm, batch, h, w, NNE_RD_TRAIN, out);
+    nne_status st = nne_model_cae_seed(h, w, NNE_CAE_FULL, out);
+    if (!st && batch != 1) st = nne_graph_set_input_shape(*out, 0, nne_shape_4d(batch, h, w, 3));
+    if (!st) st = nne_graph_infer(*out);
+    if (st) {
+        nne_graph_free(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
 /* The shipped model: the built-in graph at its default size with the trained weights and
  * the provenance metadata. */
 static nne_status build_model(run *r, nne_graph **out, double val_psnr) {
     *out = NULL;
     nne_trainer_store(r->tr);
     nne_graph *g = NULL;
-    nne_status st = nne_builtin_model(r->s.model, &g);
+    /* cae-seed at its default size (512x768); a learned codec's training graph for one
+     * crop-sized image (its parts are rebuilt at each image's size by the codec) */
+    nne_status st = r->s.rd ? train_graph(&r->s, 1, r->s.crop, r->s.crop, &g)
+                            : nne_builtin_model(r->s.model, &g);
     if (!st) st = nne_model_copy_weights(g, r->graph);
     char v[PATH_BYTES + 64], date[40];
     utc_now(date, sizeof date);
@@ -513,6 +564,7 @@ static nne_status build_model(run *r, nne_graph **out, double val_psnr) {
     META("train.batch", "%d", (int)r->s.batch);
     META("train.crop", "%dx%d", (int)r->s.crop, (int)r->s.crop);
     META("train.loss", "%s", k_loss_names[r->s.loss]);
+    if (r->s.rd) META("train.lambda", "%g", (double)r->s.lambda);
     META("train.optimizer", "%s, weight decay %g, clip %g", k_optim_names[r->s.optim],
          (double)r->s.weight_decay, (double)r->s.clip);
     META("train.lr", "%g, %s schedule, %lld warm-up steps", (double)r->s.lr,
@@ -539,24 +591,35 @@ static nne_status build_model(run *r, nne_graph **out, double val_psnr) {
 }
 
 /* Validation over every full image of --val: mean loss (the training loss) and mean PSNR of
- * the output clamped and rounded to 8 bits, as a decoder would produce it. Returns false if
- * interrupted (no result). */
-static nne_status validate(run *r, double *loss_out, double *psnr_out, bool *done) {
+ * the output clamped and rounded to 8 bits, as a decoder would produce it; for a learned codec
+ * also the mean bpp (*bpp_out, NaN otherwise), on the centred crop of each image to a multiple
+ * of the model's alignment (images smaller than it are skipped). Returns false if interrupted
+ * (no result). */
+static nne_status validate(run *r, double *loss_out, double *psnr_out, double *bpp_out,
+                           bool *done) {
     *done = false;
     nne_trainer_store(r->tr);
-    double sum_loss = 0.0, sum_psnr = 0.0;
+    double sum_loss = 0.0, sum_psnr = 0.0, sum_bpp = 0.0;
+    int32_t used = 0;
     const int32_t n = nne_dataset_size(r->val);
+    const int32_t align = r->s.rd ? nne_rdmodel_alignment(r->s.rdm.kind) : 1;
     nne_status st = NNE_OK;
     for (int32_t i = 0; i < n && !st; i++) {
         if (g_stop) return NNE_OK;
         nne_image img;
         bool owned = false;
         if ((st = nne_dataset_image(r->val, i, &img, &owned))) break;
+        const int32_t vh = img.height - img.height % align, vw = img.width - img.width % align;
+        const int32_t y0 = (img.height - vh) / 2, x0 = (img.width - vw) / 2;
         nne_graph *g = NULL;
         nne_trainer *t = NULL;
         float *x = NULL;
-        const size_t npx = (size_t)img.width * img.height * 3;
-        if (!(st = nne_model_cae_seed(img.height, img.width, NNE_CAE_FULL, &g)) &&
+        const size_t npx = (size_t)vw * vh * 3;
+        if (vh < align || vw < align) {
+            if (owned) nne_image_free(&img);
+            continue;
+        }
+        if (!(st = train_graph(&r->s, 1, vh, vw, &g)) &&
             !(st = nne_model_copy_weights(g, r->graph))) {
             nne_trainer_config c = r->cfg;
             c.ms_ssim_scales = 0;
@@ -564,8 +627,13 @@ static nne_status validate(run *r, double *loss_out, double *psnr_out, bool *don
         }
         if (!st && !(x = nne_malloc(npx * sizeof(float)))) st = NNE_ERR_NOMEM;
         double loss = 0.0;
+        const size_t row = (size_t)vw * 3;
         if (!st) {
-            for (size_t k = 0; k < npx; k++) x[k] = (float)img.data[k] * (1.0f / 255.0f);
+            for (int32_t yy = 0; yy < vh; yy++) {
+                const uint8_t *src = img.data + ((size_t)(y0 + yy) * img.width + x0) * 3;
+                for (size_t k = 0; k < row; k++)
+                    x[(size_t)yy * row + k] = (float)src[k] * (1.0f / 255.0f);
+            }
             st = nne_trainer_eval(t, x, x, &loss);
         }
         if (!st) {
@@ -573,12 +641,16 @@ static nne_status validate(run *r, double *loss_out, double *psnr_out, bool *don
             double se = 0.0;
             for (size_t k = 0; k < npx; k++) {
                 float v = y[k] < 0.0f ? 0.0f : y[k] > 1.0f ? 1.0f : y[k];
-                const double dq = floor(v * 255.0f + 0.5f) - (double)img.data[k];
+                const double dq = floor(v * 255.0f + 0.5f) - floor(x[k] * 255.0f + 0.5f);
                 se += dq * dq;
             }
             const double mse = se / (double)npx;
+            double bpp = 0.0;
+            nne_trainer_last_rd(t, NULL, &bpp);
             sum_psnr += mse > 0 ? 10.0 * log10(255.0 * 255.0 / mse) : 100.0;
             sum_loss += loss;
+            sum_bpp += bpp;
+            used++;
         }
         nne_free(x);
         nne_trainer_free(t);
@@ -586,13 +658,20 @@ static nne_status validate(run *r, double *loss_out, double *psnr_out, bool *don
         if (owned) nne_image_free(&img);
     }
     if (st) return st;
-    *loss_out = sum_loss / n;
-    *psnr_out = sum_psnr / n;
+    if (used == 0)
+        return nne_error(NNE_ERR_INVALID_ARG,
+                         "validation: no image of the --val folder is at least %dx%d", (int)align,
+                         (int)align);
+    *loss_out = sum_loss / used;
+    *psnr_out = sum_psnr / used;
+    *bpp_out = r->s.rd ? sum_bpp / used : NAN;
     *done = true;
     return NNE_OK;
 }
 
-static void csv_row(run *r, int64_t step, double train_loss, double val_loss, double val_psnr) {
+/* A learned codec's log has one more column, val_bpp, after elapsed_s. */
+static void csv_row(run *r, int64_t step, double train_loss, double val_loss, double val_psnr,
+                    double val_bpp) {
     if (!r->csv) return;
     fprintf(r->csv, "%lld,%.4f,%.6g,", (long long)step, epoch_at(r, step),
             (double)nne_lr_at(&r->cfg.lr, step > 0 ? step - 1 : 0));
@@ -602,7 +681,12 @@ static void csv_row(run *r, int64_t step, double train_loss, double val_loss, do
         fprintf(r->csv, "%.6g,%.4f", val_loss, val_psnr);
     else
         fputc(',', r->csv);
-    fprintf(r->csv, ",%.1f\n", elapsed(r));
+    fprintf(r->csv, ",%.1f", elapsed(r));
+    if (r->s.rd) {
+        fputc(',', r->csv);
+        if (!isnan(val_bpp)) fprintf(r->csv, "%.5f", val_bpp);
+    }
+    fputc('\n', r->csv);
     fflush(r->csv);
 }
 
@@ -610,13 +694,14 @@ static void csv_row(run *r, int64_t step, double train_loss, double val_loss, do
  * (written by a run that went on after its last checkpoint) are dropped, since those steps
  * are about to be redone. */
 static int open_log(run *r, bool resumed) {
-    static const char header[] = "step,epoch,lr,train_loss,val_loss,val_psnr,elapsed_s\n";
+    const char *header = r->s.rd ? "step,epoch,lr,train_loss,val_loss,val_psnr,elapsed_s,val_bpp\n"
+                                 : "step,epoch,lr,train_loss,val_loss,val_psnr,elapsed_s\n";
     if (resumed && file_exists(r->log)) {
         uint8_t *buf = NULL;
         size_t n = 0;
         nne_status st = nne_file_read(r->log, (size_t)1 << 30, &buf, &n);
         if (st) return cli_fail(k_cmd, st);
-        char *out = malloc(n + sizeof header);
+        char *out = malloc(n + strlen(header) + 1);
         if (!out) {
             nne_free(buf);
             return cli_fail(k_cmd, NNE_ERR_NOMEM);
@@ -780,6 +865,8 @@ static void make_config(run *r) {
     c->optim.weight_decay = s->weight_decay;
     c->optim.clip_norm = s->clip;
     c->loss = s->loss;
+    c->rd_lambda = s->rd ? s->lambda : 0.0f;
+    c->noise_seed = s->seed;
     c->lr.kind = s->sched;
     c->lr.lr = s->lr;
     int64_t warm = s->warmup >= 0 ? s->warmup : r->total / 50;
@@ -823,6 +910,8 @@ int nne_cmd_train(int argc, char **argv) {
         {"log-every", 0, true, &ro->log_every, NULL},
         {"commit", 0, true, &ro->commit, NULL},
         {"stop-after", 0, true, &ro->stop_after, NULL},
+        {"channels", 0, true, &ro->channels, NULL},
+        {"lambda", 0, true, &ro->lambda, NULL},
         {"force", 0, false, NULL, &ro->force},
         {NULL, 0, false, NULL, NULL},
     };
@@ -982,6 +1071,7 @@ int nne_cmd_train(int argc, char **argv) {
         r->optim = ck.optim;
         ck.optim = NULL;
         r->cfg = ck.config;
+        r->cfg.noise_seed = ck.seed; /* as make_config sets it: the run's seed */
         r->step = ck.step;
         r->next_batch = ck.next_batch;
         r->elapsed_before = ck.elapsed_s;
@@ -999,10 +1089,8 @@ int nne_cmd_train(int argc, char **argv) {
         }
     } else {
         make_config(r);
-        if ((st = nne_model_cae_seed(r->s.crop, r->s.crop, NNE_CAE_FULL, &r->graph)) ||
-            (st = nne_graph_set_input_shape(r->graph, 0,
-                                            nne_shape_4d(r->s.batch, r->s.crop, r->s.crop, 3))) ||
-            (st = nne_graph_infer(r->graph)) || (st = nne_train_init_params(r->graph, r->s.seed))) {
+        if ((st = train_graph(&r->s, r->s.batch, r->s.crop, r->s.crop, &r->graph)) ||
+            (st = nne_train_init_params(r->graph, r->s.seed))) {
             rc = cli_fail(k_cmd, st);
             goto out;
         }
@@ -1082,18 +1170,20 @@ int nne_cmd_train(int argc, char **argv) {
         const double ema = ema_sum / ema_w;
         const double rate = train_time > 0 ? (double)session_steps * r->s.batch / train_time : 0;
         const bool do_val = r->val && (r->step % r->s.val_every == 0 || r->step == r->total);
-        double vl = NAN, vp = NAN;
+        double vl = NAN, vp = NAN, vb = NAN;
         if (do_val) {
             bool done = false;
             progress(r, ema, rate, true, &last_print);
-            if ((st = validate(r, &vl, &vp, &done))) break;
+            if ((st = validate(r, &vl, &vp, &vb, &done))) break;
             if (done) {
                 r->last_val_loss = vl;
                 r->last_val_psnr = vp;
                 if (!r->quiet) {
                     end_progress_line(r);
-                    note(r, "step %lld: validation loss %.6g, PSNR %.3f dB%s", (long long)r->step,
-                         vl, vp,
+                    char bpp[48] = "";
+                    if (!isnan(vb)) snprintf(bpp, sizeof bpp, ", %.4f bpp", vb);
+                    note(r, "step %lld: validation loss %.6g, PSNR %.3f dB%s%s", (long long)r->step,
+                         vl, vp, bpp,
                          (isnan(r->best_val_loss) || vl < r->best_val_loss) ? " (best)" : "");
                 }
                 if (isnan(r->best_val_loss) || vl < r->best_val_loss) {
@@ -1110,7 +1200,7 @@ int nne_cmd_train(int argc, char **argv) {
             }
         }
         if (win_n && (r->step % r->s.log_every == 0 || r->step == r->total || !isnan(vl))) {
-            csv_row(r, r->step, win_loss / (double)win_n, vl, vp);
+            csv_row(r, r->step, win_loss / (double)win_n, vl, vp, vb);
             win_loss = 0.0;
             win_n = 0;
         }
@@ -1132,7 +1222,7 @@ int nne_cmd_train(int argc, char **argv) {
 
     /* ---- interrupted or paused: checkpoint and say how to resume ---- */
     if (paused && !g_stop) {
-        if (win_n) csv_row(r, r->step, win_loss / (double)win_n, NAN, NAN);
+        if (win_n) csv_row(r, r->step, win_loss / (double)win_n, NAN, NAN, NAN);
         if ((st = write_checkpoint(r))) {
             rc = cli_fail(k_cmd, st);
             goto out;
@@ -1143,7 +1233,7 @@ int nne_cmd_train(int argc, char **argv) {
         goto out;
     }
     if (g_stop && r->step < r->total) {
-        if (win_n) csv_row(r, r->step, win_loss / (double)win_n, NAN, NAN);
+        if (win_n) csv_row(r, r->step, win_loss / (double)win_n, NAN, NAN, NAN);
         if ((st = write_checkpoint(r))) {
             rc = cli_fail(k_cmd, st);
             goto out;

@@ -231,6 +231,38 @@ static void test_resume(void) {
     CHECK(strstr(nne_cli_err, "missing.ckpt") != NULL);
 }
 
+/* A learned codec trains with the rate-distortion loss: val_bpp in the log, lambda and channels
+ * in the provenance, exact resume (the quantization noise is replayed), usage errors. */
+static void test_rd_model(void) {
+    EXPECT_RC("train --data data -o h.nne --model mbt2018-mean --crop 36", 2);
+    CHECK(strstr(nne_cli_err, "multiple of 64") != NULL);
+    EXPECT_RC("train --data data -o h.nne --model bmshj2018-factorized --loss mse --crop 32", 2);
+    EXPECT_RC("train --data data -o h.nne --model bmshj2018-factorized --channels 8 --crop 32", 2);
+    EXPECT_RC("train --data data -o h.nne --lambda 0.01", 2); /* cae-seed has no lambda */
+    const char *k_rd = "--model bmshj2018-factorized --channels 6,8 --lambda 0.02 --crop 32 "
+                       "--batch 2 --steps 8 --seed 3 --val data --val-every 4";
+    char args[1024];
+    snprintf(args, sizeof args, "train --data data -o rd.nne --log rd.csv -q %s", k_rd);
+    EXPECT_RC(args, 0);
+    size_t n;
+    unsigned char *csv = nne_test_read_file(nne_cli_tmp_path("rd.csv"), &n);
+    CHECK(csv && strstr((char *)csv, "elapsed_s,val_bpp\n") && strstr((char *)csv, "\n8,"));
+    nne_free(csv);
+    nne_graph *g = NULL;
+    CHECK_OK(nne_model_read_file(nne_cli_tmp_path("rd.nne"), &g));
+    if (g) {
+        const char *lam = nne_graph_get_meta(g, "train.lambda"), *m = nne_graph_get_meta(g, "model.M");
+        CHECK(lam && strcmp(lam, "0.02") == 0 && m && strcmp(m, "8") == 0);
+        CHECK(g->n_outputs == 2);
+        nne_graph_free(g);
+    }
+    snprintf(args, sizeof args, "train --data data -o rs.nne -q %s --stop-after 5", k_rd);
+    EXPECT_RC(args, 0);
+    EXPECT_RC("train --resume rs.ckpt --lambda 0.05", 2);
+    EXPECT_RC("train --resume rs.ckpt -q", 0);
+    CHECK_MSG(same_weights("rd.nne", "rs.nne"), "resumed learned codec differs from the reference");
+}
+
 int main(void) {
     nne_cli_setup("train-cli");
     make_images("data", 6, 1);
@@ -239,6 +271,7 @@ int main(void) {
     NNE_RUN(test_guards);
     NNE_RUN(test_run_and_provenance);
     NNE_RUN(test_resume);
+    NNE_RUN(test_rd_model);
     nne_cli_cleanup();
     return nne_test_summary();
 }
