@@ -11,7 +11,12 @@
  * acc is then the reference's exact sum: sum (x - x_zp) w = sum (x + 128) w - comp, and the
  * reference skips padding taps, which contribute (x_zp - x_zp) w = 0 here.
  *
- * Scratch: [phase offsets][packed B, int16 size][comp int32 [phases][oc]][transposed: phase
+ * The output stage runs on 8 channels at a time where the ISA has a vector version
+ * (nne_s8_output__avx2), on addv = bias - comp and the per-channel multipliers and shifts
+ * spread out once per call.
+ *
+ * Scratch: [phase offsets][packed B, int16 size][addv int32 [phases][oc]][mult, lsh, rsh
+ * int32 [3][oc]][transposed: phase
  * weights, oc*kh*kw*icg bytes] then per thread
  * [A tile_px x kp_max int16][C tile_px x ocg int32][gather state]. The layout does not depend
  * on the micro-kernel (B is sized for int16, the larger), so it is valid for every ISA. */
@@ -51,11 +56,11 @@ static void s8_ukernel_ref(int32_t m, int32_t n, int32_t kp, const void *va, int
 #endif
 
 static const nne_s8_ukernel ukernels[] = {
-    {"ref", 0, 2, s8_ukernel_ref},
+    {"ref", 0, 2, s8_ukernel_ref, NULL},
 #if NNE_HAVE_X86
-    {"avx2", NNE_CPU_AVX2, 2, nne_s8_ukernel__avx2},
+    {"avx2", NNE_CPU_AVX2, 2, nne_s8_ukernel__avx2, nne_s8_output__avx2},
     {"avx512vnni", NNE_CPU_AVX2 | NNE_CPU_AVX512F | NNE_CPU_AVX512BW | NNE_CPU_AVX512VNNI, 4,
-     nne_s8_ukernel__avx512vnni},
+     nne_s8_ukernel__avx512vnni, nne_s8_output__avx2},
 #endif
 };
 
@@ -81,7 +86,7 @@ typedef struct conv_s8_layout {
     conv_plan plan;
     int32_t n_phases, ocp; /* ocp: ocg rounded up to NNE_S8_NR */
     size_t boff_off;       /* size_t [n_phases]: first packed element of each phase */
-    size_t b_off, comp_off, wph_off, global;
+    size_t b_off, comp_off, q_off, wph_off, global;
     size_t a_off, c_off, taps_off, per_thread;
 } conv_s8_layout;
 
@@ -103,7 +108,8 @@ static void conv_s8_layout_make(conv_s8_layout *l, const nne_conv2d_geom *g, boo
     l->boff_off = 0;
     l->b_off = al64((size_t)l->n_phases * sizeof(size_t));
     l->comp_off = l->b_off + al64(b_elems * sizeof(int16_t));
-    l->wph_off = l->comp_off + al64((size_t)l->n_phases * g->oc * sizeof(int32_t));
+    l->q_off = l->comp_off + al64((size_t)l->n_phases * g->oc * sizeof(int32_t));
+    l->wph_off = l->q_off + al64((size_t)3 * g->oc * sizeof(int32_t));
     l->global = l->wph_off + (transposed ? al64((size_t)g->oc * g->kh * g->kw * p->icg) : 0);
     const size_t lda = (size_t)kpad(p->k_max);
     l->a_off = 0;
@@ -234,16 +240,20 @@ static void conv_s8_task(void *vctx, int task, int thread) {
                         (boff[ph] + (size_t)grp * l->ocp * (size_t)kp) * elem;
         s8_gather(p, &c, pix0, m, x->x + (size_t)grp * p->icg, x->x_zp, kg, a, lda, rows, cols);
         x->uk->fn(m, p->ocg, kp, a, lda, b, ct, p->ocg);
+        const int32_t o0 = grp * p->ocg;
+        const int32_t *addv = comp + o0;
+        const int32_t *q = (const int32_t *)(const void *)(x->scratch + l->q_off);
+        const nne_qoutput *out = x->out;
         for (int32_t i = 0; i < m; i++) {
-            int8_t *yp = x->y + conv_out_pixel(p, &c, pix0 + i) * (size_t)g->oc +
-                         (size_t)grp * p->ocg;
+            int8_t *yp = x->y + conv_out_pixel(p, &c, pix0 + i) * (size_t)g->oc + o0;
             const int32_t *ci = ct + (size_t)i * p->ocg;
-            for (int32_t j = 0; j < p->ocg; j++) {
-                const int32_t o = grp * p->ocg + j;
-                /* The reference's exact accumulator (see the top); bias within the bound. */
-                const int32_t acc = ci[j] - comp[o] + (x->bias ? x->bias[o] : 0);
-                yp[j] = nne_qoutput_apply(x->out, o, acc);
-            }
+            int32_t j = 0;
+            if (x->uk->output)
+                j = x->uk->output(p->ocg, ci, addv, q + o0, q + g->oc + o0, q + 2 * g->oc + o0,
+                                  out->mode == NNE_RQ_POW2, out->zero_point, out->act_min,
+                                  out->act_max, yp);
+            /* The reference's exact accumulator (see the top); within the bound. */
+            for (; j < p->ocg; j++) yp[j] = nne_qoutput_apply(out, o0 + j, ci[j] + addv[j]);
         }
     }
 }
@@ -281,6 +291,16 @@ static void conv_s8_run(nne_threadpool *pool, const nne_conv2d_geom *g, bool tra
             at += (size_t)l.ocp * (size_t)kpad(c.k);
         }
         w_at += (size_t)g->oc * c.k;
+        /* addv = bias - comp: |.| <= INT32_MAX as nne_s8_acc_bound(K, |bias|) is */
+        for (int32_t o = 0; o < g->oc; o++)
+            comp[(size_t)ph * g->oc + o] = (bias ? bias[o] : 0) - comp[(size_t)ph * g->oc + o];
+    }
+    int32_t *q = (int32_t *)(void *)(s + l.q_off); /* mult, lsh, rsh [oc] each */
+    for (int32_t o = 0; o < g->oc; o++) {
+        const nne_requant rq = out->rq[out->count == 1 ? 0 : o];
+        q[o] = rq.multiplier;
+        q[g->oc + o] = rq.shift < 0 ? -rq.shift : 0;
+        q[2 * g->oc + o] = rq.shift > 0 ? rq.shift : 0;
     }
     conv_s8_ctx ctx = {&l, uk, x, x_zp, bias, out, y, scratch};
     nne_threadpool_run(pool, p->n_tasks, conv_s8_task, &ctx);

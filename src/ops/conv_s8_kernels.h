@@ -13,6 +13,7 @@
 #ifndef NNE_OPS_CONV_S8_KERNELS_H
 #define NNE_OPS_CONV_S8_KERNELS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define NNE_S8_NR 16 /* output channels per B panel */
@@ -20,15 +21,29 @@
 typedef void (*nne_s8_ukernel_fn)(int32_t m, int32_t n, int32_t kp, const void *a, int32_t lda,
                                   const void *b, int32_t *c, int32_t ldc);
 
+/* Output stage of the first n & ~7 channels of one pixel, bit-exact with
+ *   y[j] = nne_qoutput_apply(out, o0 + j, acc[j] + addv[j])
+ * with the per-channel parameters spread out by the driver: mult[j] (Q31 mantissa, unused in
+ * pow2 mode), lsh[j] = max(-shift, 0), rsh[j] = max(shift, 0); [lo, hi] the clamp. Returns
+ * the number of channels done (the caller finishes the rest with nne_qoutput_apply). */
+typedef int32_t (*nne_s8_output_fn)(int32_t n, const int32_t *acc, const int32_t *addv,
+                                    const int32_t *mult, const int32_t *lsh, const int32_t *rsh,
+                                    bool pow2, int32_t zero_point, int32_t lo, int32_t hi,
+                                    int8_t *y);
+
 typedef struct nne_s8_ukernel {
     const char *isa;     /* "ref", "avx2", "avx512vnni" */
     uint32_t cpu_needs;  /* NNE_CPU_* */
     int kgroup;          /* 2 or 4, as above */
     nne_s8_ukernel_fn fn;
+    nne_s8_output_fn output; /* NULL: scalar nne_qoutput_apply */
 } nne_s8_ukernel;
 
 void nne_s8_ukernel__avx2(int32_t m, int32_t n, int32_t kp, const void *a, int32_t lda,
                           const void *b, int32_t *c, int32_t ldc);
+int32_t nne_s8_output__avx2(int32_t n, const int32_t *acc, const int32_t *addv,
+                            const int32_t *mult, const int32_t *lsh, const int32_t *rsh, bool pow2,
+                            int32_t zero_point, int32_t lo, int32_t hi, int8_t *y);
 void nne_s8_ukernel__avx512vnni(int32_t m, int32_t n, int32_t kp, const void *a, int32_t lda,
                                 const void *b, int32_t *c, int32_t ldc);
 
