@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_peak.h"
 #include "nnedge/gemm.h"
 
 #ifdef NNE_HAVE_DNNL
@@ -44,61 +45,6 @@ static const shape conv_shapes[] = {
     {"conv2d_3 dX", 252 * 380, 288, 64, 0},
     {"conv2d_3 dW", 64, 288, 252 * 380, NNE_GEMM_TRANS_A},
 };
-
-/* ---- Peak FMA throughput ---- */
-
-typedef struct peak_ctx {
-    long iters;
-    int zmm;
-    float sink[NNE_THREADPOOL_MAX_THREADS];
-} peak_ctx;
-
-__attribute__((target("avx2,fma"))) static float fma_loop_ymm(long iters) {
-    __m256 m = _mm256_set1_ps(0.999999f), d = _mm256_set1_ps(1e-7f);
-    __m256 a[12];
-    for (int j = 0; j < 12; j++) a[j] = _mm256_set1_ps((float)j);
-    for (long i = 0; i < iters; i++) {
-#pragma GCC unroll 12
-        for (int j = 0; j < 12; j++) a[j] = _mm256_fmadd_ps(a[j], m, d);
-    }
-    __m256 s = a[0];
-    for (int j = 1; j < 12; j++) s = _mm256_add_ps(s, a[j]);
-    float out[8];
-    _mm256_storeu_ps(out, s);
-    return out[0];
-}
-
-__attribute__((target("avx512f"))) static float fma_loop_zmm(long iters) {
-    __m512 m = _mm512_set1_ps(0.999999f), d = _mm512_set1_ps(1e-7f);
-    __m512 a[12];
-    for (int j = 0; j < 12; j++) a[j] = _mm512_set1_ps((float)j);
-    for (long i = 0; i < iters; i++) {
-#pragma GCC unroll 12
-        for (int j = 0; j < 12; j++) a[j] = _mm512_fmadd_ps(a[j], m, d);
-    }
-    __m512 s = a[0];
-    for (int j = 1; j < 12; j++) s = _mm512_add_ps(s, a[j]);
-    return _mm512_reduce_add_ps(s);
-}
-
-static void peak_task(void *vctx, int task, int thread) {
-    peak_ctx *p = vctx;
-    p->sink[task] = p->zmm ? fma_loop_zmm(p->iters) : fma_loop_ymm(p->iters);
-}
-
-/* Peak GFLOP/s with `threads` threads (best of 5). */
-static double measure_peak(nne_threadpool *pool, int threads, int zmm) {
-    peak_ctx p = {.iters = 20 * 1000 * 1000, .zmm = zmm};
-    double best = 0;
-    for (int rep = 0; rep < 5; rep++) {
-        uint64_t t0 = nne_time_ns();
-        nne_threadpool_run(pool, threads, peak_task, &p);
-        double s = (double)(nne_time_ns() - t0) * 1e-9;
-        double gf = (double)p.iters * 12 * (zmm ? 16 : 8) * 2 * threads / s * 1e-9;
-        if (gf > best) best = gf;
-    }
-    return best;
-}
 
 /* ---- Implementations ---- */
 

@@ -34,9 +34,13 @@ typedef struct nne_backend {
     void (*free)(void *state);
 } nne_backend;
 
-/* The plain C reference backend (f32). */
+/* The plain C reference backend "cpu-ref" (f32): the oracle. */
 const nne_backend *nne_backend_cpu_ref(void);
-/* Look up a backend by name; NULL if unknown. */
+/* The fast CPU backend "cpu" (f32): tiled, threaded convolutions with fused ReLU/PReLU
+ * (nnedge/conv.h) and GEMM dense layers on nne_threadpool_default(); other ops as cpu-ref.
+ * Within NNE_CONV_F32_TOL of cpu-ref per layer (docs/conv.md). */
+const nne_backend *nne_backend_cpu(void);
+/* Look up a backend by name ("cpu", "cpu-ref"); NULL if unknown. */
 const nne_backend *nne_backend_by_name(const char *name);
 
 typedef struct nne_session nne_session;

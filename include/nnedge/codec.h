@@ -7,7 +7,7 @@
  *    treats its input as hostile: every field is validated, and nothing larger than what the
  *    file's own payload decompresses to is ever allocated.
  *  - The pipeline (nne_cae_codec): image -> latent with the cae-seed encoder and latent ->
- *    image with its decoder, run in sessions on the cpu-ref backend, with trained weights
+ *    image with its decoder, run in sessions on the cpu backend, with trained weights
  *    rebound to graphs built for the image's size (nne_model_copy_weights).
  *
  * Pixel conventions (docs/latent-format.md, "Pipeline"): the encoder sees RGB as float

@@ -3,7 +3,7 @@
  * The codec keeps the trained weights in a cae-seed autoencoder built at the smallest input
  * size (the weights do not depend on it) and, per image size, builds the encoder or decoder
  * part with nne_model_cae_seed, rebinds the weights by name (nne_model_copy_weights) and runs
- * it in a cpu-ref session. The last size's graphs and sessions are kept, so a folder of
+ * it in a session on the fast cpu backend. The last size's graphs and sessions are kept, so a folder of
  * same-sized images (Kodak: 512x768 and 768x512) builds them once per size change. */
 #include <math.h>
 #include <stdio.h>
@@ -168,7 +168,7 @@ static nne_status get_part(nne_cae_codec *c, nne_cae_part which, int32_t height,
     part_reset(p);
     nne_status s = nne_model_cae_seed(height, width, which, &p->g);
     if (!s) s = nne_model_copy_weights(p->g, c->weights);
-    if (!s) s = nne_session_create(p->g, nne_backend_cpu_ref(), &p->s);
+    if (!s) s = nne_session_create(p->g, nne_backend_cpu(), &p->s);
     if (s) {
         part_reset(p);
         return s;

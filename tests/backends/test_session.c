@@ -1,5 +1,7 @@
 /* Sessions on the cpu-ref backend: a planned, shared arena must give exactly the result of
- * running the same kernels on separate buffers, and inputs/outputs must survive the run. */
+ * running the same kernels on separate buffers, and inputs/outputs must survive the run.
+ * The fast "cpu" backend (fused, threaded convolutions) against cpu-ref on cae-seed. */
+#include <math.h>
 #include <string.h>
 
 #include "nnedge/backend.h"
@@ -84,6 +86,47 @@ static void test_cae_session_matches_unplanned(void) {
     nne_graph_free(g);
 }
 
+/* cae-seed (encoder + decoder, 10 convolutions, 8 fused PReLUs) on "cpu" vs "cpu-ref": the
+ * fast kernels differ from the reference by f32 rounding only (NNE_CONV_F32_TOL per layer,
+ * tests/ops/test_conv_fast.c), so after 10 layers the outputs agree to ~1e-6 relative; a
+ * wrong tap, phase or fusion errs by the size of a weight (~0.1). Bound: 1e-4 of the output
+ * range. */
+static void test_cpu_backend_matches_ref(void) {
+    nne_test_rng rng;
+    nne_test_rng_seed(&rng, 9);
+    nne_graph *g;
+    CHECK_OK(nne_model_cae_seed(41, 53, NNE_CAE_FULL, &g));
+    if (!g) return;
+    fill_random(g, &rng);
+    nne_session *sr = NULL, *sf = NULL;
+    CHECK_OK(nne_session_create(g, nne_backend_cpu_ref(), &sr));
+    CHECK_OK(nne_session_create(g, nne_backend_by_name("cpu"), &sf));
+    if (sr && sf) {
+        const nne_tensor *it = nne_session_input_tensor(sr, 0);
+        const nne_tensor *ot = nne_session_output_tensor(sr, 0);
+        const size_t n_in = (size_t)nne_shape_numel(&it->shape);
+        const size_t n_out = (size_t)nne_shape_numel(&ot->shape);
+        float *xr = nne_session_input(sr, 0), *xf = nne_session_input(sf, 0);
+        for (size_t i = 0; i < n_in; i++) xr[i] = xf[i] = (float)nne_test_rng_uniform(&rng);
+        CHECK_OK(nne_session_run(sr));
+        CHECK_OK(nne_session_run(sf));
+        const float *yr = nne_session_output(sr, 0), *yf = nne_session_output(sf, 0);
+        double range = 0, err = 0;
+        for (size_t i = 0; i < n_out; i++) {
+            range = fmax(range, fabs(yr[i]));
+            double e = fabs((double)yf[i] - yr[i]);
+            if (!(e <= err)) err = e;
+        }
+        CHECK(range > 0.01);
+        CHECK_MSG(err <= 1e-4 * range, "max error %g, output range %g", err, range);
+        nne_node_profile prof[32];
+        CHECK_OK(nne_session_profile(sf, prof));
+    }
+    nne_session_free(sr);
+    nne_session_free(sf);
+    nne_graph_free(g);
+}
+
 static void test_unsupported_dtype(void) {
     nne_graph *g;
     CHECK_OK(nne_graph_create("s8", &g));
@@ -96,12 +139,15 @@ static void test_unsupported_dtype(void) {
     CHECK(s == NULL);
     CHECK(strstr(nne_last_error(), "s8") != NULL);
     CHECK(nne_backend_by_name("cpu-ref") == nne_backend_cpu_ref());
+    CHECK(nne_backend_by_name("cpu") == nne_backend_cpu());
+    CHECK_STATUS(nne_session_create(g, nne_backend_cpu(), &s), NNE_ERR_UNSUPPORTED);
     CHECK(nne_backend_by_name("nope") == NULL);
     nne_graph_free(g);
 }
 
 int main(void) {
     NNE_RUN(test_cae_session_matches_unplanned);
+    NNE_RUN(test_cpu_backend_matches_ref);
     NNE_RUN(test_unsupported_dtype);
     return nne_test_summary();
 }

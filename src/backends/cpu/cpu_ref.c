@@ -2,6 +2,7 @@
  * src/ops. It is the oracle the other backends are compared against. */
 #include <string.h>
 
+#include "backends/cpu/cpu_internal.h"
 #include "nnedge/backend.h"
 
 typedef struct cpu_ref_state {
@@ -9,7 +10,7 @@ typedef struct cpu_ref_state {
     uint64_t *ns; /* [n_nodes] wall time of the last run */
 } cpu_ref_state;
 
-static nne_status cpu_ref_supports(const nne_graph *g, const nne_node *n) {
+nne_status nne_cpu_ref_supports(const nne_graph *g, const nne_node *n) {
     for (int32_t k = 0; k < n->n_inputs; k++) {
         int32_t t = n->inputs[k];
         if (t >= 0 && g->tensors[t].dtype != NNE_F32)
@@ -58,7 +59,7 @@ static int64_t last_dim(const nne_graph *g, int32_t t) {
     return s->dim[s->ndim - 1];
 }
 
-static nne_status run_node(const nne_graph *g, const nne_node *n, uint8_t *arena) {
+nne_status nne_cpu_ref_run_node(const nne_graph *g, const nne_node *n, uint8_t *arena) {
     const int32_t *in = n->inputs;
     float *x = tdata(g, arena, in[0]);
     float *y = tdata(g, arena, n->output);
@@ -192,7 +193,7 @@ static nne_status cpu_ref_run(void *state, const nne_graph *g, uint8_t *arena) {
     cpu_ref_state *st = state;
     for (int32_t i = 0; i < g->n_nodes; i++) {
         uint64_t t0 = nne_time_ns();
-        nne_status s = run_node(g, &g->nodes[i], arena);
+        nne_status s = nne_cpu_ref_run_node(g, &g->nodes[i], arena);
         if (s) return s;
         if (i < st->n_nodes) st->ns[i] = nne_time_ns() - t0;
     }
@@ -211,7 +212,7 @@ static nne_status cpu_ref_profile(void *state, const nne_graph *g, nne_node_prof
 const nne_backend *nne_backend_cpu_ref(void) {
     static const nne_backend be = {
         .name = "cpu-ref",
-        .supports_node = cpu_ref_supports,
+        .supports_node = nne_cpu_ref_supports,
         .compile = cpu_ref_compile,
         .run = cpu_ref_run,
         .profile = cpu_ref_profile,

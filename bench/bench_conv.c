@@ -1,0 +1,490 @@
+/* bench_conv: cae-seed's encoder and decoder at 512x768 (docs/models.md), per layer and in
+ * total, f32 and int8, 1 and 2 threads: nnedge's fast kernels (include/nnedge/conv.h) against
+ * oneDNN's convolution / deconvolution primitives (when linked) in the same run.
+ *
+ *   bench_conv [--reps N] [--threads LIST] [--only SUBSTRING] [--height H --width W]
+ *
+ * Layers and geometry come from the model itself (nne_model_cae_seed, nne_graph_infer). f32
+ * layers have their PReLU (per channel, 0.25) fused; oneDNN gets the same activation as an
+ * eltwise post-op (leaky ReLU 0.25, a shared slope). int8 layers (s8 activations with a zero
+ * point, per-channel weight scales, Q31 requantization) clamp at the output zero point (fused
+ * ReLU) on both sides, since the int8 output stage of qops.h has no PReLU.
+ *
+ * Method. Before timing, nnedge's output is checked on 256 sampled elements against a
+ * direct evaluation of the reference formula (f32: within NNE_CONV_F32_TOL; int8: exact).
+ * Then one warm-up and N timed runs (default 20). The table gives the median time, the
+ * min-max spread, GOP/s = 2 x MACs / median (MACs: input-side taps for transposed layers,
+ * as docs/models.md counts them; for a transposed layer this counts the taps that reach an
+ * output), and the fraction of the peak the bench measures first: f32 FMA throughput for
+ * f32 rows, int16 vpmaddwd throughput for int8 rows (the AVX2 int8 kernel's instruction).
+ * oneDNN runs with the same OpenMP thread count (omp_set_num_threads via dlsym). */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench_peak.h"
+#include "nnedge/conv.h"
+#include "nnedge/gemm.h"
+#include "nnedge/graph.h"
+#include "nnedge/models.h"
+
+#ifdef NNE_HAVE_DNNL
+#include <oneapi/dnnl/dnnl.h>
+#endif
+
+typedef struct layer {
+    char name[64];
+    const char *part; /* "encoder" / "decoder" */
+    nne_conv2d_geom g;
+    bool transposed, prelu;
+    double macs;
+} layer;
+
+static unsigned long long rng_state = 0x9E3779B97F4A7C15ull;
+static double rnd(void) {
+    rng_state ^= rng_state << 13, rng_state ^= rng_state >> 7, rng_state ^= rng_state << 17;
+    return (double)(rng_state >> 11) * 0x1.0p-53;
+}
+
+static int cmp_double(const void *x, const void *y) {
+    double a = *(const double *)x, b = *(const double *)y;
+    return a < b ? -1 : a > b;
+}
+
+static int load_layers(int32_t h, int32_t w, layer *out, int cap) {
+    int n = 0;
+    for (int part = 0; part < 2; part++) {
+        nne_graph *g = NULL;
+        if (nne_model_cae_seed(h, w, part ? NNE_CAE_DECODER : NNE_CAE_ENCODER, &g) ||
+            nne_graph_infer(g)) {
+            fprintf(stderr, "bench_conv: %s\n", nne_last_error());
+            exit(1);
+        }
+        for (int32_t i = 0; i < g->n_nodes && n < cap; i++) {
+            const nne_node *nd = &g->nodes[i];
+            if (nd->op != NNE_OP_CONV2D && nd->op != NNE_OP_CONV_TRANSPOSE2D) continue;
+            layer *L = &out[n++];
+            snprintf(L->name, sizeof L->name, "%s", nd->name);
+            L->part = part ? "decoder" : "encoder";
+            L->g = nd->conv_geom;
+            L->transposed = nd->op == NNE_OP_CONV_TRANSPOSE2D;
+            L->prelu = i + 1 < g->n_nodes && g->nodes[i + 1].op == NNE_OP_PRELU;
+            const nne_conv2d_geom *c = &L->g;
+            L->macs = L->transposed
+                          ? (double)c->n * c->ih * c->iw * c->kh * c->kw * c->ic * c->oc
+                          : (double)c->n * c->oh * c->ow * c->kh * c->kw * c->ic * c->oc;
+        }
+        nne_graph_free(g);
+    }
+    return n;
+}
+
+/* The input pixel tap (ky, kx) of output (b, oy, ox) reads, or -1 (reference formulas). */
+static int64_t tap_src(const layer *L, int32_t b, int32_t oy, int32_t ox, int32_t ky, int32_t kx) {
+    const nne_conv2d_geom *g = &L->g;
+    int32_t iy, ix;
+    if (!L->transposed) {
+        iy = oy * g->stride_h - g->pad_t + ky * g->dil_h;
+        ix = ox * g->stride_w - g->pad_l + kx * g->dil_w;
+    } else {
+        int32_t ty = oy + g->pad_t - ky * g->dil_h, tx = ox + g->pad_l - kx * g->dil_w;
+        if (ty < 0 || tx < 0 || ty % g->stride_h || tx % g->stride_w) return -1;
+        iy = ty / g->stride_h, ix = tx / g->stride_w;
+    }
+    if (iy < 0 || ix < 0 || iy >= g->ih || ix >= g->iw) return -1;
+    return (((int64_t)b * g->ih + iy) * g->iw + ix) * g->ic;
+}
+
+/* ---- timing ---------------------------------------------------------------------------- */
+
+typedef struct result {
+    double med, lo, hi; /* seconds */
+} result;
+
+typedef void (*run_fn)(void *ctx);
+
+static result time_it(run_fn fn, void *ctx, int reps) {
+    double t[1000];
+    if (reps > 1000) reps = 1000;
+    fn(ctx); /* warm-up */
+    for (int r = 0; r < reps; r++) {
+        uint64_t t0 = nne_time_ns();
+        fn(ctx);
+        t[r] = (double)(nne_time_ns() - t0) * 1e-9;
+    }
+    qsort(t, (size_t)reps, sizeof t[0], cmp_double);
+    result res = {reps % 2 ? t[reps / 2] : 0.5 * (t[reps / 2 - 1] + t[reps / 2]), t[0],
+                  t[reps - 1]};
+    return res;
+}
+
+/* ---- nnedge ---------------------------------------------------------------------------- */
+
+typedef struct nne_run {
+    const layer *L;
+    nne_threadpool *pool;
+    bool s8;
+    const float *x, *w, *b;
+    float *y;
+    const nne_conv_act *act;
+    const int8_t *xq, *wq;
+    int32_t x_zp;
+    const int32_t *bq;
+    const nne_qoutput *out;
+    int8_t *yq;
+    void *scratch;
+} nne_run;
+
+static void nne_run_fn(void *vctx) {
+    nne_run *r = vctx;
+    if (r->s8) {
+        if (r->L->transposed)
+            nne_conv_transpose2d_s8(r->pool, &r->L->g, r->xq, r->x_zp, r->wq, r->bq, r->out, r->yq,
+                                    r->scratch);
+        else
+            nne_conv2d_s8(r->pool, &r->L->g, r->xq, r->x_zp, r->wq, r->bq, r->out, r->yq,
+                          r->scratch);
+    } else if (r->L->transposed) {
+        nne_conv_transpose2d_f32(r->pool, &r->L->g, r->x, r->w, r->b, r->act, r->y, r->scratch);
+    } else {
+        nne_conv2d_f32(r->pool, &r->L->g, r->x, r->w, r->b, r->act, r->y, r->scratch);
+    }
+}
+
+/* Sampled check of nnedge's output against the reference formulas. */
+static bool verify(const nne_run *r) {
+    const nne_conv2d_geom *g = &r->L->g;
+    for (int s = 0; s < 256; s++) {
+        const int32_t b = 0, oy = (int32_t)(rnd() * g->oh), ox = (int32_t)(rnd() * g->ow);
+        const int32_t o = (int32_t)(rnd() * g->oc);
+        double acc = 0, mag = 0;
+        int64_t iacc = 0;
+        for (int32_t ky = 0; ky < g->kh; ky++)
+            for (int32_t kx = 0; kx < g->kw; kx++) {
+                const int64_t src = tap_src(r->L, b, oy, ox, ky, kx);
+                if (src < 0) continue;
+                const size_t wo = (((size_t)o * g->kh + ky) * g->kw + kx) * g->ic;
+                for (int32_t c = 0; c < g->ic; c++) {
+                    if (r->s8) {
+                        iacc += (int64_t)(r->xq[src + c] - r->x_zp) * r->wq[wo + c];
+                    } else {
+                        acc += (double)r->x[src + c] * r->w[wo + c];
+                        mag += fabs((double)r->x[src + c] * r->w[wo + c]);
+                    }
+                }
+            }
+        const size_t at = (((size_t)b * g->oh + oy) * g->ow + ox) * g->oc + o;
+        if (r->s8) {
+            const int8_t want = nne_qoutput_apply(r->out, o, (int32_t)iacc + r->bq[o]);
+            if (r->yq[at] != want) {
+                fprintf(stderr, "%s int8: y[%zu] = %d, want %d\n", r->L->name, at, r->yq[at], want);
+                return false;
+            }
+        } else {
+            double v = acc + r->b[o];
+            if (r->act && r->act->kind == NNE_CONV_ACT_PRELU && v < 0) v *= r->act->slope[o];
+            const double tol = NNE_CONV_F32_TOL * (g->kh * g->kw * g->ic + 2) * (mag + 1) + 1e-6;
+            if (!(fabs(v - r->y[at]) <= tol)) {
+                fprintf(stderr, "%s f32: y[%zu] = %g, want %g\n", r->L->name, at, r->y[at], v);
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+/* ---- oneDNN ---------------------------------------------------------------------------- */
+
+#ifdef NNE_HAVE_DNNL
+typedef struct dnnl_run {
+    dnnl_engine_t eng;
+    dnnl_stream_t stream;
+    dnnl_primitive_t prim;
+    dnnl_memory_t src, wei, bia, dst;
+} dnnl_run;
+
+static void dnnl_run_fn(void *vctx) {
+    dnnl_run *d = vctx;
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, d->src},
+                               {DNNL_ARG_WEIGHTS, d->wei},
+                               {DNNL_ARG_BIAS, d->bia},
+                               {DNNL_ARG_DST, d->dst}};
+    dnnl_primitive_execute(d->prim, d->stream, 4, args);
+    dnnl_stream_wait(d->stream);
+}
+
+#define DNNL_OK(x)                                                                                 \
+    do {                                                                                           \
+        if ((x) != dnnl_success) return false;                                                     \
+    } while (0)
+
+/* Build the primitive for layer L (f32 or s8) over the user buffers; weights are reordered
+ * once from OHWI to the primitive's layout (outside the timing). */
+static bool dnnl_setup(dnnl_run *d, const layer *L, bool s8, void *x, void *w, void *b, void *y,
+                       float scale, int32_t x_zp, int32_t y_zp) {
+    const nne_conv2d_geom *g = &L->g;
+    const dnnl_data_type_t dt = s8 ? dnnl_s8 : dnnl_f32;
+    dnnl_memory_desc_t src_md, wei_md, wei_user_md, bia_md, dst_md;
+    dnnl_dims_t sd = {g->n, g->ic, g->ih, g->iw}, wd = {g->oc, g->ic, g->kh, g->kw};
+    dnnl_dims_t bd = {g->oc}, dd = {g->n, g->oc, g->oh, g->ow};
+    DNNL_OK(dnnl_memory_desc_init_by_tag(&src_md, 4, sd, dt, dnnl_nhwc));
+    DNNL_OK(dnnl_memory_desc_init_by_tag(&wei_md, 4, wd, dt, dnnl_format_tag_any));
+    DNNL_OK(dnnl_memory_desc_init_by_tag(&wei_user_md, 4, wd, dt, dnnl_ohwi));
+    DNNL_OK(dnnl_memory_desc_init_by_tag(&bia_md, 1, bd, s8 ? dnnl_s32 : dnnl_f32, dnnl_a));
+    DNNL_OK(dnnl_memory_desc_init_by_tag(&dst_md, 4, dd, dt, dnnl_nhwc));
+    dnnl_dims_t strides = {g->stride_h, g->stride_w}, pl = {g->pad_t, g->pad_l};
+    dnnl_dims_t pr = {g->pad_b, g->pad_r};
+    if (L->transposed) { /* output padding as (negative) right padding */
+        pr[0] = (dnnl_dim_t)(g->ih - 1) * g->stride_h + g->kh - g->oh - g->pad_t;
+        pr[1] = (dnnl_dim_t)(g->iw - 1) * g->stride_w + g->kw - g->ow - g->pad_l;
+    }
+    dnnl_primitive_attr_t attr;
+    dnnl_post_ops_t ops;
+    DNNL_OK(dnnl_primitive_attr_create(&attr));
+    DNNL_OK(dnnl_post_ops_create(&ops));
+    if (s8) {
+        DNNL_OK(dnnl_primitive_attr_set_output_scales(attr, 1, 0, &scale));
+        DNNL_OK(dnnl_primitive_attr_set_zero_points(attr, DNNL_ARG_SRC, 1, 0, &x_zp));
+        DNNL_OK(dnnl_primitive_attr_set_zero_points(attr, DNNL_ARG_DST, 1, 0, &y_zp));
+        if (L->prelu) DNNL_OK(dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_relu, 0, 0));
+    } else if (L->prelu) {
+        DNNL_OK(dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_relu, 0.25f, 0));
+    }
+    DNNL_OK(dnnl_primitive_attr_set_post_ops(attr, ops));
+    dnnl_primitive_desc_t pd;
+    if (L->transposed) {
+        dnnl_deconvolution_desc_t cd;
+        DNNL_OK(dnnl_deconvolution_forward_desc_init(&cd, dnnl_forward_inference,
+                                                     dnnl_deconvolution_direct, &src_md, &wei_md,
+                                                     &bia_md, &dst_md, strides, pl, pr));
+        DNNL_OK(dnnl_primitive_desc_create(&pd, &cd, attr, d->eng, NULL));
+    } else {
+        dnnl_convolution_desc_t cd;
+        DNNL_OK(dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference,
+                                                   dnnl_convolution_direct, &src_md, &wei_md,
+                                                   &bia_md, &dst_md, strides, pl, pr));
+        DNNL_OK(dnnl_primitive_desc_create(&pd, &cd, attr, d->eng, NULL));
+    }
+    DNNL_OK(dnnl_primitive_create(&d->prim, pd));
+    const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    dnnl_memory_t wuser;
+    DNNL_OK(dnnl_memory_create(&wuser, &wei_user_md, d->eng, w));
+    DNNL_OK(dnnl_memory_create(&d->wei, wmd, d->eng, DNNL_MEMORY_ALLOCATE));
+    dnnl_primitive_desc_t rpd;
+    dnnl_primitive_t reorder;
+    DNNL_OK(dnnl_reorder_primitive_desc_create(&rpd, &wei_user_md, d->eng, wmd, d->eng, NULL));
+    DNNL_OK(dnnl_primitive_create(&reorder, rpd));
+    dnnl_exec_arg_t rargs[2] = {{DNNL_ARG_FROM, wuser}, {DNNL_ARG_TO, d->wei}};
+    DNNL_OK(dnnl_primitive_execute(reorder, d->stream, 2, rargs));
+    dnnl_stream_wait(d->stream);
+    dnnl_primitive_destroy(reorder);
+    dnnl_primitive_desc_destroy(rpd);
+    dnnl_memory_destroy(wuser);
+    DNNL_OK(dnnl_memory_create(&d->src, &src_md, d->eng, x));
+    DNNL_OK(dnnl_memory_create(&d->bia, &bia_md, d->eng, b));
+    DNNL_OK(dnnl_memory_create(&d->dst, &dst_md, d->eng, y));
+    dnnl_primitive_desc_destroy(pd);
+    dnnl_post_ops_destroy(ops);
+    dnnl_primitive_attr_destroy(attr);
+    return true;
+}
+
+static void dnnl_teardown(dnnl_run *d) {
+    if (d->prim) dnnl_primitive_destroy(d->prim);
+    if (d->src) dnnl_memory_destroy(d->src);
+    if (d->wei) dnnl_memory_destroy(d->wei);
+    if (d->bia) dnnl_memory_destroy(d->bia);
+    if (d->dst) dnnl_memory_destroy(d->dst);
+    d->prim = NULL, d->src = d->wei = d->bia = d->dst = NULL;
+}
+#endif
+
+/* ---- main ------------------------------------------------------------------------------ */
+
+typedef struct total {
+    double t[2][2][2]; /* [part][dtype][impl] seconds at the current thread count */
+    double macs[2];
+} total;
+
+static void print_row(const char *name, const char *dtype, int threads, const char *impl,
+                      double macs, result r, double peak) {
+    const double gop = 2 * macs / r.med * 1e-9;
+    printf("| %s | %s | %d | %s | %.2f | %.2f-%.2f | %.1f | %.0f%% |\n", name, dtype, threads, impl,
+           r.med * 1e3, r.lo * 1e3, r.hi * 1e3, gop, 100 * gop / peak);
+    fflush(stdout);
+}
+
+int main(int argc, char **argv) {
+    int reps = 20;
+    const char *only = NULL;
+    int32_t height = 512, width = 768;
+    int thread_list[8] = {1, 2}, n_threads = 2;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc) {
+            reps = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
+            only = argv[++i];
+        } else if (strcmp(argv[i], "--height") == 0 && i + 1 < argc) {
+            height = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--width") == 0 && i + 1 < argc) {
+            width = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
+            n_threads = 0;
+            for (char *t = strtok(argv[++i], ","); t && n_threads < 8; t = strtok(NULL, ",")) {
+                int v = atoi(t);
+                if (v < 1 || v > 64) {
+                    fprintf(stderr, "bench_conv: bad thread count %s\n", t);
+                    return 2;
+                }
+                thread_list[n_threads++] = v;
+            }
+        } else {
+            fprintf(stderr, "usage: bench_conv [--reps N] [--threads 1,2] [--only NAME] "
+                            "[--height H --width W]\n");
+            return 2;
+        }
+    }
+    if (reps < 1 || height < 21 || width < 21) {
+        fprintf(stderr, "bench_conv: --reps >= 1, sizes >= 21\n");
+        return 2;
+    }
+    const uint32_t cpu = nne_cpu_features();
+    if (!(cpu & NNE_CPU_AVX2) || !(cpu & NNE_CPU_FMA)) {
+        fprintf(stderr, "bench_conv: needs AVX2+FMA to measure the peak\n");
+        return 1;
+    }
+    layer layers[16];
+    const int n_layers = load_layers(height, width, layers, 16);
+    char feat[256];
+    printf("# bench_conv: cae-seed at %dx%d\n\nCPU features: %s; ISA: %s; int8 kernel: %s\n\n",
+           height, width, nne_cpu_features_str(cpu, feat, sizeof feat), nne_ops_isa(),
+           nne_conv_s8_isa());
+    void (*omp_set_threads)(int) = NULL;
+#ifdef NNE_HAVE_DNNL
+    omp_set_threads = (void (*)(int))dlsym(RTLD_DEFAULT, "omp_set_num_threads");
+    const dnnl_version_t *ver = dnnl_version();
+    printf("oneDNN %d.%d.%d (convolution / deconvolution primitives, %s)\n\n", ver->major,
+           ver->minor, ver->patch, omp_set_threads ? "OpenMP threads set per row" : "default");
+    dnnl_engine_t eng;
+    dnnl_stream_t stream;
+    dnnl_engine_create(&eng, dnnl_cpu, 0);
+    dnnl_stream_create(&stream, eng, dnnl_stream_default_flags);
+#endif
+    nne_threadpool *pools[65] = {0};
+    double peak_f[65] = {0}, peak_i[65] = {0};
+    for (int i = 0; i < n_threads; i++) {
+        const int t = thread_list[i];
+        if (!pools[t] && nne_threadpool_create(t, &pools[t]) != NNE_OK) {
+            fprintf(stderr, "bench_conv: %s\n", nne_last_error());
+            return 1;
+        }
+        peak_f[t] = measure_peak(pools[t], t, 0);
+        peak_i[t] = measure_peak_madd(pools[t], t);
+        printf("Peak, %d thread(s): f32 FMA %.1f GFLOP/s, int16 vpmaddwd %.1f GOP/s\n\n", t,
+               peak_f[t], peak_i[t]);
+    }
+    printf("| layer | dtype | threads | impl | ms (median) | ms (min-max) | GOP/s | of peak |\n");
+    printf("|---|---|---|---|---|---|---|---|\n");
+    int failures = 0;
+    for (int ti = 0; ti < n_threads; ti++) {
+        const int threads = thread_list[ti];
+        if (omp_set_threads) omp_set_threads(threads);
+        total tot;
+        memset(&tot, 0, sizeof tot);
+        bool have_dnnl[2][2] = {{true, true}, {true, true}};
+        for (int li = 0; li < n_layers; li++) {
+            const layer *L = &layers[li];
+            if (only && !strstr(L->name, only)) continue;
+            const nne_conv2d_geom *g = &L->g;
+            const int part = strcmp(L->part, "decoder") == 0;
+            tot.macs[part] += L->macs;
+            const size_t nx = (size_t)g->n * g->ih * g->iw * g->ic;
+            const size_t ny = (size_t)g->n * g->oh * g->ow * g->oc;
+            const size_t nw = (size_t)g->oc * g->kh * g->kw * g->ic;
+            float *x = nne_aligned_alloc(nx * 4), *w = nne_aligned_alloc(nw * 4);
+            float *b = nne_aligned_alloc((size_t)g->oc * 4), *y = nne_aligned_alloc(ny * 4);
+            float *slope = nne_aligned_alloc((size_t)g->oc * 4);
+            int8_t *xq = nne_aligned_alloc(nx), *wq = nne_aligned_alloc(nw);
+            int8_t *yq = nne_aligned_alloc(ny);
+            int32_t *bq = nne_aligned_alloc((size_t)g->oc * 4);
+            nne_requant *rq = nne_aligned_alloc((size_t)g->oc * sizeof *rq);
+            for (size_t i = 0; i < nx; i++) x[i] = (float)rnd(), xq[i] = (int8_t)(rnd() * 256 - 128);
+            for (size_t i = 0; i < nw; i++)
+                w[i] = (float)(rnd() - 0.5) * 0.2f, wq[i] = (int8_t)(rnd() * 254 - 127);
+            for (int32_t o = 0; o < g->oc; o++) {
+                b[o] = (float)(rnd() - 0.5), slope[o] = 0.25f;
+                bq[o] = (int32_t)(rnd() * 2000 - 1000);
+            }
+            /* int8: M = 2^-12 (x zero point -10, y zero point -5; per-tensor so that oneDNN
+             * gets the same single scale), ReLU clamp where the f32 model has a PReLU. */
+            const float scale = 1.0f / 4096;
+            nne_qoutput out;
+            if (nne_qoutput_init(&out, rq, 1, 1.0f, &scale, 1.0f, -5, false,
+                                 L->prelu ? NNE_QACT_RELU : NNE_QACT_NONE)) {
+                fprintf(stderr, "bench_conv: %s\n", nne_last_error());
+                return 1;
+            }
+            const nne_conv_act act = {L->prelu ? NNE_CONV_ACT_PRELU : NNE_CONV_ACT_NONE, slope,
+                                      g->oc};
+            for (int s8 = 0; s8 < 2; s8++) {
+                size_t ss = s8 ? (L->transposed ? nne_conv_transpose2d_s8_scratch_size(g, threads)
+                                                : nne_conv2d_s8_scratch_size(g, threads))
+                               : (L->transposed ? nne_conv_transpose2d_f32_scratch_size(g, threads)
+                                                : nne_conv2d_f32_scratch_size(g, threads));
+                void *scratch = nne_aligned_alloc(ss);
+                nne_run r = {L, pools[threads], s8, x, w, b, y, &act, xq, wq, -10, bq, &out, yq,
+                             scratch};
+                nne_run_fn(&r);
+                const char *dtype = s8 ? "int8" : "f32";
+                const double peak = s8 ? peak_i[threads] : peak_f[threads];
+                if (!verify(&r)) {
+                    printf("| %s | %s | %d | nnedge | WRONG RESULT | | | |\n", L->name, dtype,
+                           threads);
+                    failures++;
+                } else {
+                    result res = time_it(nne_run_fn, &r, reps);
+                    tot.t[part][s8][0] += res.med;
+                    print_row(L->name, dtype, threads, "nnedge", L->macs, res, peak);
+                }
+                nne_aligned_free(scratch);
+#ifdef NNE_HAVE_DNNL
+                dnnl_run d = {eng, stream, NULL, NULL, NULL, NULL, NULL};
+                if (dnnl_setup(&d, L, s8, s8 ? (void *)xq : x, s8 ? (void *)wq : w,
+                               s8 ? (void *)bq : b, s8 ? (void *)yq : y, scale, -10, -5)) {
+                    result res = time_it(dnnl_run_fn, &d, reps);
+                    tot.t[part][s8][1] += res.med;
+                    print_row(L->name, dtype, threads, "oneDNN", L->macs, res, peak);
+                } else {
+                    printf("| %s | %s | %d | oneDNN | unsupported | | | |\n", L->name, dtype,
+                           threads);
+                    have_dnnl[part][s8] = false;
+                }
+                dnnl_teardown(&d);
+#else
+                have_dnnl[part][s8] = false;
+#endif
+            }
+            nne_aligned_free(x), nne_aligned_free(w), nne_aligned_free(b), nne_aligned_free(y);
+            nne_aligned_free(slope), nne_aligned_free(xq), nne_aligned_free(wq);
+            nne_aligned_free(yq), nne_aligned_free(bq), nne_aligned_free(rq);
+        }
+        for (int part = 0; part < 2; part++)
+            for (int s8 = 0; s8 < 2; s8++)
+                for (int im = 0; im < 2; im++) {
+                    if (tot.t[part][s8][im] <= 0 || (im && !have_dnnl[part][s8])) continue;
+                    char name[64];
+                    snprintf(name, sizeof name, "**%s total**", part ? "decoder" : "encoder");
+                    result r = {tot.t[part][s8][im], 0, 0};
+                    const double gop = 2 * tot.macs[part] / r.med * 1e-9;
+                    const double peak = s8 ? peak_i[threads] : peak_f[threads];
+                    printf("| %s | %s | %d | %s | %.2f | (sum of medians) | %.1f | %.0f%% |\n", name,
+                           s8 ? "int8" : "f32", threads, im ? "oneDNN" : "nnedge", r.med * 1e3,
+                           gop, 100 * gop / peak);
+                }
+    }
+    for (int t = 0; t < 65; t++) nne_threadpool_free(pools[t]);
+    return failures ? 1 : 0;
+}

@@ -1,0 +1,104 @@
+/* nnedge: fast inference convolutions (f32 and int8), threaded, with fused epilogues.
+ *
+ *   nne_conv2d_f32 / nne_conv_transpose2d_f32:
+ *       y = act(bias + conv(x, w))          act: none, ReLU or PReLU (per channel or shared)
+ *   nne_conv2d_s8 / nne_conv_transpose2d_s8:
+ *       y = out(bias + sum (x - x_zp) * w)  the int8 output stage of qops.h (requantize,
+ *                                           zero point, clamp = fused ReLU/ReLU6)
+ *
+ * Geometry, layouts (NHWC activations, OHWI weights, groups, stride, dilation, asymmetric
+ * padding, output padding) and meaning are exactly those of the reference kernels
+ * nne_conv2d_f32__ref / nne_conv_transpose2d_f32__ref (ops.h) and nne_conv2d_s8__ref /
+ * nne_conv_transpose2d_s8__ref (qops.h). docs/conv.md describes the method.
+ *
+ * Method: implicit GEMM over output tiles. A transposed convolution with stride s is split
+ * into s_h * s_w phases (sub-pixel convolutions): the outputs with the same (oy + pad) mod s
+ * are a stride-1 gather over the taps that reach them, so no zero is ever multiplied and
+ * nothing is scattered. Each tile of output pixels of a phase is gathered (im2col) into the
+ * caller's scratch and multiplied by the weights: f32 with nne_gemm_f32 (dispatched, serial
+ * per tile), int8 with an exact int16/int32 micro-kernel (AVX2 vpmaddwd, AVX-512 VNNI
+ * vpdpbusd, or portable C). The epilogue is applied to the tile while it is in cache.
+ *
+ * Accuracy. f32: within NNE_CONV_F32_TOL of the reference (below). int8: bit-exact with the
+ * reference for every ISA (integer sums are exact; the output stage is nne_qoutput_apply).
+ *
+ * Determinism. Tiles depend on the geometry only; each output element is computed by one
+ * task with the same instruction sequence whatever the thread count: results are bitwise
+ * identical for 1, 2 or more threads.
+ *
+ * Scratch. Kernels never allocate: `scratch` must hold *_scratch_size(g, threads) bytes,
+ * 64-byte aligned (nne_aligned_alloc), threads = nne_threadpool_threads(pool). It may be
+ * reused between calls, not shared between concurrent calls. The size is valid for every
+ * ISA this CPU can run, so nne_ops_set_isa() between calls is safe.
+ *
+ * ISA. The f32 kernels follow nne_ops_isa() through nne_gemm_f32. The int8 kernels pick
+ * their micro-kernel from it: "ref" -> portable C, "avx2" -> AVX2, "avx512" -> AVX-512 VNNI
+ * when the CPU has it (else AVX2). nne_conv_s8_isa() names the one in use.
+ */
+#ifndef NNEDGE_CONV_H
+#define NNEDGE_CONV_H
+
+#include "nnedge/common.h"
+#include "nnedge/ops.h"
+#include "nnedge/qops.h"
+#include "nnedge/threadpool.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Tolerance of the f32 kernels against the reference, per output element:
+ *   |y - y_ref| <= NNE_CONV_F32_TOL * (K + 2) * (sum_k |x_k w_k| + |bias|)
+ * with K = the taps reaching the element times input channels per group. 2^-22 = 4 ulps of
+ * f32 per accumulated term: the reference rounds K times in sequence, the GEMM splits K in
+ * blocks and uses FMA (docs/perf-gemm.md gives the GEMM's own 2 K 2^-24 bound); activations
+ * are monotone and 1-Lipschitz times max(1, |slope|). */
+#define NNE_CONV_F32_TOL (1.0 / 4194304.0)
+
+/* Fused activation of an f32 convolution. */
+typedef enum nne_conv_act_kind {
+    NNE_CONV_ACT_NONE = 0,
+    NNE_CONV_ACT_RELU = 1,  /* y = max(v, 0) (as nne_relu_f32__ref) */
+    NNE_CONV_ACT_PRELU = 2, /* y = v < 0 ? slope * v : v (as nne_prelu_f32__ref) */
+} nne_conv_act_kind;
+
+typedef struct nne_conv_act {
+    nne_conv_act_kind kind;
+    const float *slope; /* PReLU: [n_slope] */
+    int32_t n_slope;    /* PReLU: 1 (shared) or oc (per channel) */
+} nne_conv_act;
+
+/* Scratch bytes of the f32 kernels for `threads` pool threads. */
+size_t nne_conv2d_f32_scratch_size(const nne_conv2d_geom *g, int threads);
+size_t nne_conv_transpose2d_f32_scratch_size(const nne_conv2d_geom *g, int threads);
+
+/* x [n][ih][iw][ic], w [oc][kh][kw][ic/groups], bias [oc] or NULL, act NULL (none) or as
+ * above, y [n][oh][ow][oc] (not overlapping x). pool may be NULL (serial). */
+void nne_conv2d_f32(nne_threadpool *pool, const nne_conv2d_geom *g, const float *x,
+                    const float *w, const float *bias, const nne_conv_act *act, float *y,
+                    void *scratch);
+/* Transposed: x [n][ih][iw][ic], w [oc][kh][kw][ic/groups] (ops.h), y [n][oh][ow][oc]. */
+void nne_conv_transpose2d_f32(nne_threadpool *pool, const nne_conv2d_geom *g, const float *x,
+                              const float *w, const float *bias, const nne_conv_act *act,
+                              float *y, void *scratch);
+
+/* Scratch bytes of the int8 kernels for `threads` pool threads. */
+size_t nne_conv2d_s8_scratch_size(const nne_conv2d_geom *g, int threads);
+size_t nne_conv_transpose2d_s8_scratch_size(const nne_conv2d_geom *g, int threads);
+
+/* Arguments and preconditions as nne_conv2d_s8__ref / nne_conv_transpose2d_s8__ref (qops.h:
+ * K = kh*kw*ic/groups <= NNE_S8_MAX_K, out->count 1 or oc). */
+void nne_conv2d_s8(nne_threadpool *pool, const nne_conv2d_geom *g, const int8_t *x,
+                   int32_t x_zero_point, const int8_t *w, const int32_t *bias,
+                   const nne_qoutput *out, int8_t *y, void *scratch);
+void nne_conv_transpose2d_s8(nne_threadpool *pool, const nne_conv2d_geom *g, const int8_t *x,
+                             int32_t x_zero_point, const int8_t *w, const int32_t *bias,
+                             const nne_qoutput *out, int8_t *y, void *scratch);
+
+/* The int8 micro-kernel in use: "ref", "avx2" or "avx512vnni". */
+const char *nne_conv_s8_isa(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

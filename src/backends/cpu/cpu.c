@@ -1,0 +1,209 @@
+/* The fast CPU backend "cpu" (f32): conv2d and conv_transpose2d run on the tiled, threaded
+ * kernels of include/nnedge/conv.h with the following ReLU / PReLU fused into them, dense on
+ * nne_gemm_f32; every other node on the reference kernels (cpu_ref.c). Results are within
+ * NNE_CONV_F32_TOL of cpu-ref per layer (docs/conv.md), identical for any thread count.
+ *
+ * Compile decides, per node, one step:
+ *   FAST_CONV   conv (+ act when the next node is a ReLU / PReLU that is the conv output's
+ *               only reader and the conv output is not a graph output: that node is skipped)
+ *   FAST_DENSE  dense via GEMM (NT) plus bias
+ *   REF         the reference node runner
+ * A fused step writes the activation's output tensor directly, unless the arena planner put
+ * it over the conv's input (their lifetimes do not overlap, so it may): then the conv writes
+ * its own output tensor and the result is copied. Threads: nne_threadpool_default()
+ * (NNEDGE_THREADS); one scratch buffer sized for the largest node. */
+#include <string.h>
+
+#include "backends/cpu/cpu_internal.h"
+#include "nnedge/backend.h"
+#include "nnedge/conv.h"
+#include "nnedge/gemm.h"
+
+typedef enum cpu_step_kind { STEP_REF, STEP_SKIP, STEP_CONV, STEP_DENSE } cpu_step_kind;
+
+typedef struct cpu_step {
+    cpu_step_kind kind;
+    int32_t act_node; /* fused activation node, or -1 */
+    bool copy_out;    /* conv writes its own output, then copies it to the act's output */
+} cpu_step;
+
+typedef struct cpu_state {
+    int32_t n_nodes;
+    cpu_step *steps; /* [n_nodes] */
+    uint64_t *ns;    /* [n_nodes] wall time of the last run (fused act nodes: 0) */
+    nne_threadpool *pool;
+    void *scratch;
+} cpu_state;
+
+static float *tdata(const nne_graph *g, uint8_t *arena, int32_t t) {
+    if (t < 0) return NULL;
+    const nne_tensor *x = &g->tensors[t];
+    if (x->kind == NNE_TENSOR_CONSTANT) return x->data;
+    return (float *)(void *)(arena + x->arena_offset);
+}
+
+static int32_t readers(const nne_graph *g, int32_t t) {
+    int32_t n = 0;
+    for (int32_t i = 0; i < g->n_nodes; i++)
+        for (int32_t k = 0; k < g->nodes[i].n_inputs; k++) n += g->nodes[i].inputs[k] == t;
+    return n;
+}
+
+static bool is_graph_output(const nne_graph *g, int32_t t) {
+    for (int32_t i = 0; i < g->n_outputs; i++)
+        if (g->outputs[i] == t) return true;
+    return false;
+}
+
+/* Whether the arena bytes of tensors a and b overlap (constants never do). */
+static bool overlap(const nne_graph *g, int32_t a, int32_t b) {
+    const nne_tensor *x = &g->tensors[a], *y = &g->tensors[b];
+    if (x->kind == NNE_TENSOR_CONSTANT || y->kind == NNE_TENSOR_CONSTANT) return false;
+    const int64_t xa = x->arena_offset, xb = xa + (int64_t)nne_tensor_nbytes(x);
+    const int64_t ya = y->arena_offset, yb = ya + (int64_t)nne_tensor_nbytes(y);
+    return xa < yb && ya < xb;
+}
+
+static size_t step_scratch(const nne_graph *g, const nne_node *n, int threads) {
+    if (n->op == NNE_OP_CONV2D) return nne_conv2d_f32_scratch_size(&n->conv_geom, threads);
+    if (n->op == NNE_OP_CONV_TRANSPOSE2D)
+        return nne_conv_transpose2d_f32_scratch_size(&n->conv_geom, threads);
+    const nne_shape *ws = &g->tensors[n->inputs[1]].shape;
+    return nne_gemm_f32_scratch_size((int32_t)g->tensors[n->inputs[0]].shape.dim[0],
+                                     (int32_t)ws->dim[0], (int32_t)ws->dim[1], threads);
+}
+
+static void cpu_free(void *state) {
+    cpu_state *st = state;
+    if (!st) return;
+    nne_free(st->steps);
+    nne_free(st->ns);
+    nne_aligned_free(st->scratch);
+    nne_free(st);
+}
+
+static nne_status cpu_compile(const nne_graph *g, void **state) {
+    cpu_state *st = nne_calloc(1, sizeof *st);
+    if (!st) return NNE_ERR_NOMEM;
+    st->n_nodes = g->n_nodes;
+    st->steps = nne_calloc((size_t)g->n_nodes + 1, sizeof *st->steps);
+    st->ns = nne_calloc((size_t)g->n_nodes + 1, sizeof *st->ns);
+    if (!st->steps || !st->ns) {
+        cpu_free(st);
+        return NNE_ERR_NOMEM;
+    }
+    st->pool = nne_threadpool_default();
+    const int threads = nne_threadpool_threads(st->pool);
+    size_t scratch = 0;
+    for (int32_t i = 0; i < g->n_nodes; i++) {
+        const nne_node *n = &g->nodes[i];
+        cpu_step *s = &st->steps[i];
+        s->act_node = -1;
+        if (s->kind == STEP_SKIP) continue;
+        if (n->op == NNE_OP_DENSE)
+            s->kind = STEP_DENSE;
+        else if (n->op == NNE_OP_CONV2D || n->op == NNE_OP_CONV_TRANSPOSE2D)
+            s->kind = STEP_CONV;
+        else
+            continue;
+        const size_t need = step_scratch(g, n, threads);
+        if (need > scratch) scratch = need;
+        if (s->kind != STEP_CONV || i + 1 >= g->n_nodes) continue;
+        const nne_node *a = &g->nodes[i + 1];
+        const bool act = a->op == NNE_OP_RELU ||
+                         (a->op == NNE_OP_PRELU &&
+                          (g->tensors[a->inputs[1]].shape.dim[0] == 1 ||
+                           g->tensors[a->inputs[1]].shape.dim[0] == n->conv_geom.oc));
+        if (!act || a->inputs[0] != n->output || readers(g, n->output) != 1 ||
+            is_graph_output(g, n->output))
+            continue;
+        s->act_node = i + 1;
+        s->copy_out = overlap(g, a->output, n->inputs[0]);
+        st->steps[i + 1].kind = STEP_SKIP;
+    }
+    if (scratch) {
+        st->scratch = nne_aligned_alloc(scratch);
+        if (!st->scratch) {
+            cpu_free(st);
+            return NNE_ERR_NOMEM;
+        }
+    }
+    *state = st;
+    return NNE_OK;
+}
+
+static void run_conv(cpu_state *st, const nne_graph *g, const nne_node *n, const cpu_step *s,
+                     uint8_t *arena) {
+    nne_conv_act act = {NNE_CONV_ACT_NONE, NULL, 0};
+    float *y = tdata(g, arena, n->output);
+    float *final = NULL;
+    if (s->act_node >= 0) {
+        const nne_node *a = &g->nodes[s->act_node];
+        act.kind = a->op == NNE_OP_RELU ? NNE_CONV_ACT_RELU : NNE_CONV_ACT_PRELU;
+        if (a->op == NNE_OP_PRELU) {
+            act.slope = tdata(g, arena, a->inputs[1]);
+            act.n_slope = (int32_t)g->tensors[a->inputs[1]].shape.dim[0];
+        }
+        final = tdata(g, arena, a->output);
+        if (!s->copy_out) y = final;
+    }
+    const float *x = tdata(g, arena, n->inputs[0]), *w = tdata(g, arena, n->inputs[1]);
+    const float *b = tdata(g, arena, n->inputs[2]);
+    if (n->op == NNE_OP_CONV2D)
+        nne_conv2d_f32(st->pool, &n->conv_geom, x, w, b, &act, y, st->scratch);
+    else
+        nne_conv_transpose2d_f32(st->pool, &n->conv_geom, x, w, b, &act, y, st->scratch);
+    if (final && y != final) memcpy(final, y, nne_tensor_nbytes(&g->tensors[n->output]));
+}
+
+static void run_dense(cpu_state *st, const nne_graph *g, const nne_node *n, uint8_t *arena) {
+    const nne_shape *ws = &g->tensors[n->inputs[1]].shape;
+    const int32_t batch = (int32_t)g->tensors[n->inputs[0]].shape.dim[0];
+    const int32_t out = (int32_t)ws->dim[0], in = (int32_t)ws->dim[1];
+    float *y = tdata(g, arena, n->output);
+    const float *b = tdata(g, arena, n->inputs[2]);
+    nne_gemm_f32(st->pool, NNE_GEMM_TRANS_B, batch, out, in, tdata(g, arena, n->inputs[0]), in,
+                 tdata(g, arena, n->inputs[1]), in, y, out, st->scratch);
+    if (b)
+        for (int32_t i = 0; i < batch; i++)
+            for (int32_t j = 0; j < out; j++) y[(size_t)i * out + j] += b[j];
+}
+
+static nne_status cpu_run(void *state, const nne_graph *g, uint8_t *arena) {
+    cpu_state *st = state;
+    for (int32_t i = 0; i < g->n_nodes && i < st->n_nodes; i++) {
+        const cpu_step *s = &st->steps[i];
+        const uint64_t t0 = nne_time_ns();
+        nne_status rc = NNE_OK;
+        if (s->kind == STEP_CONV)
+            run_conv(st, g, &g->nodes[i], s, arena);
+        else if (s->kind == STEP_DENSE)
+            run_dense(st, g, &g->nodes[i], arena);
+        else if (s->kind == STEP_REF)
+            rc = nne_cpu_ref_run_node(g, &g->nodes[i], arena);
+        if (rc) return rc;
+        st->ns[i] = s->kind == STEP_SKIP ? 0 : nne_time_ns() - t0;
+    }
+    return NNE_OK;
+}
+
+static nne_status cpu_profile(void *state, const nne_graph *g, nne_node_profile *prof) {
+    cpu_state *st = state;
+    for (int32_t i = 0; i < g->n_nodes && i < st->n_nodes; i++) {
+        prof[i].node = i;
+        prof[i].ns = st->ns[i];
+    }
+    return NNE_OK;
+}
+
+const nne_backend *nne_backend_cpu(void) {
+    static const nne_backend be = {
+        .name = "cpu",
+        .supports_node = nne_cpu_ref_supports,
+        .compile = cpu_compile,
+        .run = cpu_run,
+        .profile = cpu_profile,
+        .free = cpu_free,
+    };
+    return &be;
+}

@@ -1,0 +1,182 @@
+/* Fast f32 convolution and transposed convolution for inference (include/nnedge/conv.h,
+ * docs/conv.md): implicit GEMM over output tiles on top of nne_gemm_f32, with the bias and
+ * the activation applied to each tile while it is in cache.
+ *
+ * Per task (one tile of `tile_px` output pixels of one phase, conv_plan.h), per group:
+ *   cols [P][K]   = gather of the tile's taps (zero for padding), K = taps * icg
+ *   C    [P][ocg] = cols . W[ocg][K]^T          nne_gemm_f32, NT, serial (pool NULL)
+ * then y = act(C + bias). When the tile is a contiguous run of y (conv2d, stride-1
+ * transposed), C is y itself (ldc = oc) and the epilogue runs in place; otherwise C is a
+ * per-thread tile and the epilogue writes it to the phase's output pixels.
+ *
+ * Scratch: [transposed: phase weights, oc*kh*kw*icg floats] then per thread
+ * [cols tile_px x k_max][C tile_px x oc, non-direct only][GEMM scratch]. */
+#include <assert.h>
+
+#include "conv_plan.h"
+#include "nnedge/conv.h"
+#include "nnedge/gemm.h"
+#include "ops_internal.h"
+
+/* Target gathered tile: 32 Ki floats (128 KiB), so that cols, the GEMM's packed copy of it
+ * and the output tile share a 512 KiB L2. */
+#define CONV_F32_TILE_FLOATS (32 * 1024)
+/* Tile rows are a multiple of 24: whole micro-tiles of the 6-row AVX2 and 12-row AVX-512
+ * GEMM kernels. */
+#define CONV_F32_TILE_ALIGN 24
+
+typedef struct conv_f32_layout {
+    conv_plan plan;
+    size_t w_bytes;   /* phase weights (transposed), 64-byte multiple */
+    size_t cols_off;  /* within a thread's area */
+    size_t c_off;     /* C tile (non-direct) */
+    size_t gemm_off;  /* GEMM scratch */
+    size_t taps_off;  /* gather state: int64 [kh + kw] */
+    size_t per_thread;
+} conv_f32_layout;
+
+static size_t al64(size_t x) { return (x + 63) & ~(size_t)63; }
+
+static void conv_f32_layout_make(conv_f32_layout *l, const nne_conv2d_geom *g, bool transposed) {
+    memset(l, 0, sizeof *l);
+    conv_plan *p = &l->plan;
+    conv_plan_make(p, g, transposed, CONV_F32_TILE_FLOATS, CONV_F32_TILE_ALIGN);
+    if (transposed)
+        l->w_bytes = al64((size_t)g->oc * g->kh * g->kw * (size_t)p->icg * sizeof(float));
+    size_t gs = 0;
+    for (int32_t ph = 0; ph < p->ph_y * p->ph_x; ph++) {
+        conv_phase c;
+        conv_plan_phase(p, ph, &c);
+        if (c.pixels == 0) continue;
+        /* The GEMM's scratch is not monotone in M or K: size the two tile heights used. */
+        const int64_t last = c.pixels - (int64_t)(c.n_tiles - 1) * p->tile_px;
+        const int32_t ms[2] = {c.pixels < p->tile_px ? (int32_t)c.pixels : p->tile_px,
+                               (int32_t)last};
+        for (int i = 0; i < 2; i++) {
+            size_t s = nne_gemm_f32_scratch_size(ms[i], p->ocg, c.k, 1);
+            if (s > gs) gs = s;
+        }
+    }
+    l->cols_off = 0;
+    l->c_off = al64((size_t)p->tile_px * (size_t)p->k_max * sizeof(float));
+    l->gemm_off = l->c_off + (p->direct ? 0 : al64((size_t)p->tile_px * g->oc * sizeof(float)));
+    l->taps_off = l->gemm_off + al64(gs);
+    l->per_thread = l->taps_off + al64((size_t)(g->kh + g->kw) * sizeof(int64_t));
+}
+
+static size_t conv_f32_scratch(const nne_conv2d_geom *g, bool transposed, int threads) {
+    conv_f32_layout l;
+    conv_f32_layout_make(&l, g, transposed);
+    return l.w_bytes + l.per_thread * (size_t)(threads < 1 ? 1 : threads);
+}
+
+size_t nne_conv2d_f32_scratch_size(const nne_conv2d_geom *g, int threads) {
+    return conv_f32_scratch(g, false, threads);
+}
+
+size_t nne_conv_transpose2d_f32_scratch_size(const nne_conv2d_geom *g, int threads) {
+    return conv_f32_scratch(g, true, threads);
+}
+
+typedef struct conv_f32_ctx {
+    const conv_f32_layout *l;
+    const float *x, *w, *bias;
+    const nne_conv_act *act;
+    float *y;
+    unsigned char *scratch;
+} conv_f32_ctx;
+
+/* y[o] = act(c[o] + bias[o]) for one pixel of oc channels (c may be y). */
+static void conv_f32_epilogue(const float *c, float *y, int32_t oc, const float *bias,
+                              const nne_conv_act *act) {
+    const nne_conv_act_kind kind = act ? act->kind : NNE_CONV_ACT_NONE;
+    for (int32_t o = 0; o < oc; o++) {
+        float v = bias ? c[o] + bias[o] : c[o];
+        if (kind == NNE_CONV_ACT_RELU)
+            v = v > 0.0f ? v : 0.0f;
+        else if (kind == NNE_CONV_ACT_PRELU && v < 0.0f)
+            v *= act->slope[act->n_slope == 1 ? 0 : o];
+        y[o] = v;
+    }
+}
+
+static void conv_f32_task(void *vctx, int task, int thread) {
+    const conv_f32_ctx *x = vctx;
+    const conv_f32_layout *l = x->l;
+    const conv_plan *p = &l->plan;
+    const nne_conv2d_geom *g = &p->g;
+    conv_phase c;
+    int32_t tile;
+    conv_plan_task(p, task, &c, &tile);
+    const int64_t pix0 = (int64_t)tile * p->tile_px;
+    const int32_t m = (int32_t)(c.pixels - pix0 < p->tile_px ? c.pixels - pix0 : p->tile_px);
+    unsigned char *ts = x->scratch + l->w_bytes + (size_t)thread * l->per_thread;
+    float *cols = (float *)(void *)(ts + l->cols_off);
+    void *gemm_scratch = ts + l->gemm_off;
+    float *ct; /* C tile [m][oc] */
+    int32_t ldc = g->oc;
+    if (p->direct)
+        ct = x->y + (size_t)pix0 * g->oc; /* phase pixel index == output pixel index */
+    else
+        ct = (float *)(void *)(ts + l->c_off);
+    /* Phase weights: OHWI itself for conv2d, the repacked [oc][taps][icg] for transposed. */
+    const float *wph = p->transposed ? (const float *)(const void *)x->scratch + c.w_off : x->w;
+    int64_t *rows = (int64_t *)(void *)(ts + l->taps_off), *tcols = rows + g->kh;
+    const size_t icg = (size_t)p->icg;
+    for (int32_t grp = 0; grp < g->groups; grp++) {
+        const float *xg = x->x + (size_t)grp * icg;
+        conv_gather_it it;
+        conv_gather_begin(&it, p, &c, pix0, rows, tcols);
+        for (int32_t i = 0; i < m; i++, conv_gather_next(&it)) {
+            conv_gather_pixel(&it);
+            float *d = cols + (size_t)i * c.k;
+            for (int32_t ty = 0; ty < c.y.taps; ty++) {
+                if (it.contig && rows[ty] >= 0) { /* one run of x.taps pixels */
+                    memcpy(d, xg + rows[ty] + tcols[0], (size_t)c.x.taps * icg * sizeof(float));
+                    d += (size_t)c.x.taps * icg;
+                    continue;
+                }
+                for (int32_t tx = 0; tx < c.x.taps; tx++, d += icg) {
+                    if (rows[ty] < 0 || tcols[tx] < 0)
+                        memset(d, 0, icg * sizeof(float));
+                    else
+                        memcpy(d, xg + rows[ty] + tcols[tx], icg * sizeof(float));
+                }
+            }
+        }
+        nne_gemm_f32(NULL, NNE_GEMM_TRANS_B, m, p->ocg, c.k, cols, c.k,
+                     wph + (size_t)grp * p->ocg * c.k, c.k, ct + (size_t)grp * p->ocg, ldc,
+                     gemm_scratch);
+    }
+    for (int32_t i = 0; i < m; i++) {
+        float *yp = p->direct ? ct + (size_t)i * ldc
+                              : x->y + conv_out_pixel(p, &c, pix0 + i) * (size_t)g->oc;
+        conv_f32_epilogue(ct + (size_t)i * ldc, yp, g->oc, x->bias, x->act);
+    }
+}
+
+static void conv_f32_run(nne_threadpool *pool, const nne_conv2d_geom *g, bool transposed,
+                         const float *x, const float *w, const float *bias,
+                         const nne_conv_act *act, float *y, void *scratch) {
+    assert(g && x && w && y && scratch && ((uintptr_t)scratch & 63) == 0);
+    assert(nne_conv2d_geom_ok(g, transposed));
+    assert(!act || act->kind != NNE_CONV_ACT_PRELU ||
+           (act->slope && (act->n_slope == 1 || act->n_slope == g->oc)));
+    conv_f32_layout l;
+    conv_f32_layout_make(&l, g, transposed);
+    if (transposed) conv_plan_phase_weights(&l.plan, w, sizeof(float), scratch);
+    conv_f32_ctx ctx = {&l, x, w, bias, act, y, scratch};
+    nne_threadpool_run(pool, l.plan.n_tasks, conv_f32_task, &ctx);
+}
+
+void nne_conv2d_f32(nne_threadpool *pool, const nne_conv2d_geom *g, const float *x,
+                    const float *w, const float *bias, const nne_conv_act *act, float *y,
+                    void *scratch) {
+    conv_f32_run(pool, g, false, x, w, bias, act, y, scratch);
+}
+
+void nne_conv_transpose2d_f32(nne_threadpool *pool, const nne_conv2d_geom *g, const float *x,
+                              const float *w, const float *bias, const nne_conv_act *act,
+                              float *y, void *scratch) {
+    conv_f32_run(pool, g, true, x, w, bias, act, y, scratch);
+}

@@ -1,0 +1,329 @@
+/* ops/conv_fast: the fast f32 and int8 convolutions (include/nnedge/conv.h) against the
+ * reference kernels on random geometries: channels 1..70 (most not multiples of 8 or 16),
+ * kernels 1x1..4x4, strides 1-3, dilation 1-2, asymmetric padding, output padding, groups
+ * 1, depthwise and in between, batch 1-2. Under every ISA this CPU runs (NNEDGE_ISA ref,
+ * avx2, avx512; the others are reported as skipped), serial and with a 2-thread pool:
+ *   - the two thread counts give bitwise identical outputs;
+ *   - f32: within NNE_CONV_F32_TOL of the reference plus the activation, elementwise, with
+ *     the bound computed from the same convolution on |x|, |w|, |bias| (see conv.h);
+ *   - int8: bit-exact with nne_conv2d_s8__ref / nne_conv_transpose2d_s8__ref, per-tensor and
+ *     per-channel Q31 and power-of-two output stages, fused ReLU clamps.
+ * Outputs are poisoned (NaN / a marker byte) before each run, so an unwritten element fails.
+ * An indexing error (a lost or doubled tap, a wrong phase) changes a value by ~|x w| ~ 0.1,
+ * several orders above the tolerance. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nnedge/conv.h"
+#include "nnedge/gemm.h"
+#include "testutil.h"
+
+static const char *const isas[] = {"ref", "avx2", "avx512"};
+
+static void rand_geom(nne_test_rng *r, bool transposed, nne_conv2d_geom *g) {
+    for (;;) {
+        memset(g, 0, sizeof *g);
+        g->n = nne_test_rng_int(r, 1, 2);
+        const int shape = nne_test_rng_int(r, 0, 3);
+        if (shape == 0) { /* depthwise */
+            g->ic = nne_test_rng_int(r, 1, 40);
+            g->groups = g->ic;
+            g->oc = g->ic * nne_test_rng_int(r, 1, 2);
+        } else if (shape == 1) { /* grouped */
+            g->groups = nne_test_rng_int(r, 2, 4);
+            g->ic = g->groups * nne_test_rng_int(r, 1, 12);
+            g->oc = g->groups * nne_test_rng_int(r, 1, 12);
+        } else {
+            g->groups = 1;
+            g->ic = nne_test_rng_int(r, 1, 70);
+            g->oc = nne_test_rng_int(r, 1, 70);
+        }
+        g->ih = nne_test_rng_int(r, 1, 11);
+        g->iw = nne_test_rng_int(r, 1, 11);
+        g->kh = nne_test_rng_int(r, 1, 4);
+        g->kw = nne_test_rng_int(r, 1, 4);
+        g->stride_h = nne_test_rng_int(r, 1, 3);
+        g->stride_w = nne_test_rng_int(r, 1, 2);
+        g->dil_h = nne_test_rng_int(r, 1, 2);
+        g->dil_w = nne_test_rng_int(r, 1, 2);
+        g->pad_t = nne_test_rng_int(r, 0, 2);
+        g->pad_b = nne_test_rng_int(r, 0, 2);
+        g->pad_l = nne_test_rng_int(r, 0, 2);
+        g->pad_r = nne_test_rng_int(r, 0, 2);
+        if (transposed) {
+            g->out_pad_h = nne_test_rng_int(r, 0, g->stride_h - 1);
+            g->out_pad_w = nne_test_rng_int(r, 0, g->stride_w - 1);
+            g->oh = nne_conv_transpose_out_dim(g->ih, g->kh, g->stride_h, g->dil_h, g->pad_t,
+                                               g->pad_b, g->out_pad_h);
+            g->ow = nne_conv_transpose_out_dim(g->iw, g->kw, g->stride_w, g->dil_w, g->pad_l,
+                                               g->pad_r, g->out_pad_w);
+        } else {
+            g->oh = nne_conv_out_dim(g->ih, g->kh, g->stride_h, g->dil_h, g->pad_t, g->pad_b);
+            g->ow = nne_conv_out_dim(g->iw, g->kw, g->stride_w, g->dil_w, g->pad_l, g->pad_r);
+        }
+        if (g->oh > 0 && g->ow > 0) return;
+    }
+}
+
+static void geom_str(const nne_conv2d_geom *g, char *buf, size_t n) {
+    snprintf(buf, n,
+             "n%d %dx%dx%d -> %dx%dx%d k%dx%d s%dx%d d%dx%d pad %d,%d,%d,%d opad %d,%d g%d", g->n,
+             g->ih, g->iw, g->ic, g->oh, g->ow, g->oc, g->kh, g->kw, g->stride_h, g->stride_w,
+             g->dil_h, g->dil_w, g->pad_t, g->pad_l, g->pad_b, g->pad_r, g->out_pad_h,
+             g->out_pad_w, g->groups);
+}
+
+static size_t x_len(const nne_conv2d_geom *g) { return (size_t)g->n * g->ih * g->iw * g->ic; }
+static size_t y_len(const nne_conv2d_geom *g) { return (size_t)g->n * g->oh * g->ow * g->oc; }
+static size_t w_len(const nne_conv2d_geom *g) {
+    return (size_t)g->oc * g->kh * g->kw * (g->ic / g->groups);
+}
+
+/* ---- f32 -------------------------------------------------------------------------------- */
+
+static float frand(nne_test_rng *r) { return (float)(nne_test_rng_uniform(r) * 2.0 - 1.0); }
+
+static void check_f32_case(nne_test_rng *r, bool transposed, nne_threadpool *pool2) {
+    nne_conv2d_geom g;
+    rand_geom(r, transposed, &g);
+    char desc[200];
+    geom_str(&g, desc, sizeof desc);
+    const size_t nx = x_len(&g), ny = y_len(&g), nw = w_len(&g);
+    float *x = malloc(nx * sizeof *x), *ax = malloc(nx * sizeof *ax);
+    float *w = malloc(nw * sizeof *w), *aw = malloc(nw * sizeof *aw);
+    float *b = malloc((size_t)g.oc * sizeof *b), *ab = malloc((size_t)g.oc * sizeof *ab);
+    float *slope = malloc((size_t)g.oc * sizeof *slope);
+    float *yr = malloc(ny * sizeof *yr), *ya = malloc(ny * sizeof *ya);
+    float *y1 = malloc(ny * sizeof *y1), *y2 = malloc(ny * sizeof *y2);
+    for (size_t i = 0; i < nx; i++) ax[i] = fabsf(x[i] = frand(r));
+    for (size_t i = 0; i < nw; i++) aw[i] = fabsf(w[i] = frand(r));
+    for (int32_t o = 0; o < g.oc; o++) {
+        ab[o] = fabsf(b[o] = frand(r));
+        slope[o] = frand(r) * 0.5f;
+    }
+    const bool has_bias = nne_test_rng_int(r, 0, 3) != 0;
+    nne_conv_act act = {(nne_conv_act_kind)nne_test_rng_int(r, 0, 2), slope,
+                        nne_test_rng_int(r, 0, 1) ? g.oc : 1};
+    if (transposed) {
+        nne_conv_transpose2d_f32__ref(&g, x, w, has_bias ? b : NULL, yr);
+        nne_conv_transpose2d_f32__ref(&g, ax, aw, has_bias ? ab : NULL, ya);
+    } else {
+        nne_conv2d_f32__ref(&g, x, w, has_bias ? b : NULL, yr);
+        nne_conv2d_f32__ref(&g, ax, aw, has_bias ? ab : NULL, ya);
+    }
+    const size_t c = (size_t)g.oc;
+    if (act.kind == NNE_CONV_ACT_RELU) nne_relu_f32__ref(ny, yr, yr);
+    if (act.kind == NNE_CONV_ACT_PRELU) nne_prelu_f32__ref(ny / c, g.oc, yr, slope, act.n_slope, yr);
+    const double k = (double)g.kh * g.kw * (g.ic / g.groups);
+    size_t ss = transposed ? nne_conv_transpose2d_f32_scratch_size(&g, 2)
+                           : nne_conv2d_f32_scratch_size(&g, 2);
+    void *scratch = nne_aligned_alloc(ss ? ss : 64);
+    for (size_t v = 0; v < sizeof isas / sizeof isas[0]; v++) {
+        if (!nne_ops_isa_supported(isas[v])) continue;
+        CHECK_OK(nne_ops_set_isa(isas[v]));
+        for (size_t i = 0; i < ny; i++) y1[i] = y2[i] = NAN;
+        if (transposed) {
+            nne_conv_transpose2d_f32(NULL, &g, x, w, has_bias ? b : NULL, &act, y1, scratch);
+            nne_conv_transpose2d_f32(pool2, &g, x, w, has_bias ? b : NULL, &act, y2, scratch);
+        } else {
+            nne_conv2d_f32(NULL, &g, x, w, has_bias ? b : NULL, &act, y1, scratch);
+            nne_conv2d_f32(pool2, &g, x, w, has_bias ? b : NULL, &act, y2, scratch);
+        }
+        CHECK_MSG(memcmp(y1, y2, ny * sizeof *y1) == 0, "%s %s: 1 vs 2 threads differ", isas[v],
+                  desc);
+        size_t bad = 0, first = 0;
+        for (size_t i = 0; i < ny; i++) {
+            const double tol = NNE_CONV_F32_TOL * (k + 2) * ya[i];
+            if (!(fabs((double)y1[i] - yr[i]) <= tol)) {
+                if (!bad) first = i;
+                bad++;
+            }
+        }
+        CHECK_MSG(bad == 0, "%s %s%s act %d: %zu bad, first [%zu] %.9g vs ref %.9g", isas[v],
+                  transposed ? "T " : "", desc, (int)act.kind, bad, first, (double)y1[first],
+                  (double)yr[first]);
+    }
+    nne_aligned_free(scratch);
+    free(x), free(ax), free(w), free(aw), free(b), free(ab), free(slope);
+    free(yr), free(ya), free(y1), free(y2);
+}
+
+static nne_threadpool *pool2;
+
+static void test_conv2d_f32_random(void) {
+    nne_test_rng r;
+    nne_test_rng_seed(&r, 1);
+    for (int i = 0; i < 60; i++) check_f32_case(&r, false, pool2);
+}
+
+static void test_conv_transpose2d_f32_random(void) {
+    nne_test_rng r;
+    nne_test_rng_seed(&r, 2);
+    for (int i = 0; i < 60; i++) check_f32_case(&r, true, pool2);
+}
+
+/* cae-seed's shapes at a small size (3x3 valid, strides 1 and 2, output padding 1): the
+ * paths the backend takes, with tiles crossing rows and images. */
+static void test_cae_shapes_f32(void) {
+    nne_test_rng r;
+    nne_test_rng_seed(&r, 3);
+    for (int i = 0; i < 2; i++) check_f32_case(&r, false, pool2); /* keep the rng moving */
+    const int32_t chans[][2] = {{3, 32}, {32, 32}, {32, 64}, {64, 64}, {64, 32}};
+    for (int t = 0; t < 2; t++) {
+        for (int l = 0; l < 5; l++) {
+            nne_conv2d_geom g = {.n = 2, .ih = 37, .iw = 29, .kh = 3, .kw = 3, .dil_h = 1,
+                                 .dil_w = 1, .groups = 1};
+            g.ic = chans[l][t ? 1 : 0], g.oc = chans[l][t ? 0 : 1];
+            g.stride_h = g.stride_w = l == 0 || l == 2 ? 1 : 2;
+            if (t) {
+                g.out_pad_h = g.stride_h - 1;
+                g.oh = nne_conv_transpose_out_dim(g.ih, 3, g.stride_h, 1, 0, 0, g.out_pad_h);
+                g.ow = nne_conv_transpose_out_dim(g.iw, 3, g.stride_w, 1, 0, 0, 0);
+            } else {
+                g.oh = nne_conv_out_dim(g.ih, 3, g.stride_h, 1, 0, 0);
+                g.ow = nne_conv_out_dim(g.iw, 3, g.stride_w, 1, 0, 0);
+            }
+            const size_t nx = x_len(&g), ny = y_len(&g), nw = w_len(&g);
+            float *x = malloc(nx * 4), *w = malloc(nw * 4), *b = malloc((size_t)g.oc * 4);
+            float *yr = malloc(ny * 4), *y = malloc(ny * 4), *slope = malloc((size_t)g.oc * 4);
+            for (size_t i = 0; i < nx; i++) x[i] = frand(&r);
+            for (size_t i = 0; i < nw; i++) w[i] = frand(&r) * 0.2f;
+            for (int32_t o = 0; o < g.oc; o++) b[o] = frand(&r), slope[o] = 0.25f;
+            nne_conv_act act = {NNE_CONV_ACT_PRELU, slope, g.oc};
+            if (t)
+                nne_conv_transpose2d_f32__ref(&g, x, w, b, yr);
+            else
+                nne_conv2d_f32__ref(&g, x, w, b, yr);
+            nne_prelu_f32__ref(ny / (size_t)g.oc, g.oc, yr, slope, g.oc, yr);
+            size_t ss = t ? nne_conv_transpose2d_f32_scratch_size(&g, 2)
+                          : nne_conv2d_f32_scratch_size(&g, 2);
+            void *scratch = nne_aligned_alloc(ss);
+            if (t)
+                nne_conv_transpose2d_f32(pool2, &g, x, w, b, &act, y, scratch);
+            else
+                nne_conv2d_f32(pool2, &g, x, w, b, &act, y, scratch);
+            double maxerr = 0;
+            for (size_t i = 0; i < ny; i++) {
+                double e = fabs((double)y[i] - yr[i]);
+                if (!(e <= maxerr)) maxerr = e;
+            }
+            CHECK_MSG(maxerr < 1e-4, "cae layer %d%s: max error %g", l + 1, t ? " (T)" : "",
+                      maxerr);
+            nne_aligned_free(scratch);
+            free(x), free(w), free(b), free(yr), free(y), free(slope);
+        }
+    }
+}
+
+/* ---- int8 ------------------------------------------------------------------------------- */
+
+static void check_s8_case(nne_test_rng *r, bool transposed, nne_threadpool *pool) {
+    nne_conv2d_geom g;
+    rand_geom(r, transposed, &g);
+    char desc[200];
+    geom_str(&g, desc, sizeof desc);
+    const size_t nx = x_len(&g), ny = y_len(&g), nw = w_len(&g);
+    int8_t *x = malloc(nx), *w = malloc(nw), *yr = malloc(ny), *y1 = malloc(ny), *y2 = malloc(ny);
+    int32_t *bias = malloc((size_t)g.oc * sizeof *bias);
+    nne_requant *rq = malloc((size_t)g.oc * sizeof *rq);
+    /* Extreme codes are common: -128 and 127 inputs, -128 weights, zero points at the ends. */
+    for (size_t i = 0; i < nx; i++)
+        x[i] = (int8_t)(nne_test_rng_int(r, 0, 7) ? nne_test_rng_int(r, -128, 127)
+                                                  : (nne_test_rng_int(r, 0, 1) ? 127 : -128));
+    for (size_t i = 0; i < nw; i++)
+        w[i] = (int8_t)(nne_test_rng_int(r, 0, 15) ? nne_test_rng_int(r, -127, 127) : -128);
+    const int zsel = nne_test_rng_int(r, 0, 3);
+    const int32_t x_zp = zsel == 0 ? -128 : zsel == 1 ? 127 : nne_test_rng_int(r, -128, 127);
+    for (int32_t o = 0; o < g.oc; o++) bias[o] = nne_test_rng_int(r, -200000, 200000);
+    const bool has_bias = nne_test_rng_int(r, 0, 3) != 0;
+    nne_qoutput out;
+    out.mode = nne_test_rng_int(r, 0, 1) ? NNE_RQ_POW2 : NNE_RQ_Q31;
+    out.count = nne_test_rng_int(r, 0, 1) ? g.oc : 1;
+    out.rq = rq;
+    for (int32_t o = 0; o < out.count; o++) {
+        if (out.mode == NNE_RQ_POW2) {
+            rq[o].multiplier = 0;
+            rq[o].shift = nne_test_rng_int(r, -2, 16);
+        } else {
+            /* M in [2^-14, 2^1): right shifts 0..14 and a left shift */
+            double m = ldexp(0.5 + 0.5 * nne_test_rng_uniform(r), -nne_test_rng_int(r, -1, 13));
+            CHECK_OK(nne_quant_multiplier_from_scale(m, &rq[o]));
+        }
+    }
+    out.zero_point = nne_test_rng_int(r, -128, 127);
+    out.act_min = -128, out.act_max = 127;
+    if (nne_test_rng_int(r, 0, 1)) out.act_min = out.zero_point; /* fused ReLU */
+    if (transposed)
+        nne_conv_transpose2d_s8__ref(&g, x, x_zp, w, has_bias ? bias : NULL, &out, yr);
+    else
+        nne_conv2d_s8__ref(&g, x, x_zp, w, has_bias ? bias : NULL, &out, yr);
+    size_t ss = transposed ? nne_conv_transpose2d_s8_scratch_size(&g, 2)
+                           : nne_conv2d_s8_scratch_size(&g, 2);
+    void *scratch = nne_aligned_alloc(ss ? ss : 64);
+    for (size_t v = 0; v < sizeof isas / sizeof isas[0]; v++) {
+        if (!nne_ops_isa_supported(isas[v])) continue;
+        CHECK_OK(nne_ops_set_isa(isas[v]));
+        memset(y1, 0x5a, ny);
+        memset(y2, 0xa5, ny);
+        if (transposed) {
+            nne_conv_transpose2d_s8(NULL, &g, x, x_zp, w, has_bias ? bias : NULL, &out, y1,
+                                    scratch);
+            nne_conv_transpose2d_s8(pool, &g, x, x_zp, w, has_bias ? bias : NULL, &out, y2,
+                                    scratch);
+        } else {
+            nne_conv2d_s8(NULL, &g, x, x_zp, w, has_bias ? bias : NULL, &out, y1, scratch);
+            nne_conv2d_s8(pool, &g, x, x_zp, w, has_bias ? bias : NULL, &out, y2, scratch);
+        }
+        size_t bad = 0, first = 0;
+        for (size_t i = 0; i < ny; i++)
+            if (y1[i] != yr[i] || y2[i] != yr[i]) {
+                if (!bad) first = i;
+                bad++;
+            }
+        CHECK_MSG(bad == 0, "%s (%s) %s%s zp %d mode %d count %d: %zu differ, first [%zu] %d %d ref %d",
+                  isas[v], nne_conv_s8_isa(), transposed ? "T " : "", desc, (int)x_zp,
+                  (int)out.mode, (int)out.count, bad, first, y1[first], y2[first], yr[first]);
+    }
+    nne_aligned_free(scratch);
+    free(x), free(w), free(yr), free(y1), free(y2), free(bias), free(rq);
+}
+
+static void test_conv2d_s8_random(void) {
+    nne_test_rng r;
+    nne_test_rng_seed(&r, 11);
+    for (int i = 0; i < 80; i++) check_s8_case(&r, false, pool2);
+}
+
+static void test_conv_transpose2d_s8_random(void) {
+    nne_test_rng r;
+    nne_test_rng_seed(&r, 12);
+    for (int i = 0; i < 80; i++) check_s8_case(&r, true, pool2);
+}
+
+/* The micro-kernel names follow the ISA; VNNI only where the CPU has it. */
+static void test_s8_isa_names(void) {
+    CHECK_OK(nne_ops_set_isa("ref"));
+    CHECK(strcmp(nne_conv_s8_isa(), "ref") == 0);
+    if (nne_ops_isa_supported("avx2")) {
+        CHECK_OK(nne_ops_set_isa("avx2"));
+        CHECK(strcmp(nne_conv_s8_isa(), "avx2") == 0);
+    }
+    if (!(nne_cpu_features() & NNE_CPU_AVX512VNNI))
+        printf("  note: no AVX-512 VNNI on this CPU: the avx512vnni int8 kernel is not tested\n");
+    if (!nne_ops_isa_supported("avx512"))
+        printf("  note: no AVX-512 on this CPU: NNEDGE_ISA=avx512 cases skipped\n");
+}
+
+int main(void) {
+    CHECK_OK(nne_threadpool_create(2, &pool2));
+    NNE_RUN(test_conv2d_f32_random);
+    NNE_RUN(test_conv_transpose2d_f32_random);
+    NNE_RUN(test_cae_shapes_f32);
+    NNE_RUN(test_conv2d_s8_random);
+    NNE_RUN(test_conv_transpose2d_s8_random);
+    NNE_RUN(test_s8_isa_names);
+    nne_threadpool_free(pool2);
+    nne_ops_set_isa(NULL);
+    return nne_test_summary();
+}
