@@ -302,6 +302,27 @@ static void test_simple_api(void) {
     nne_image_free(&img);
 }
 
+/* Seeds of fuzz/fuzz_nnc_decode.c (NNE_REGEN_GOLDEN=1): small images of each kind. */
+static void test_fuzz_seeds(void) {
+    if (!nne_test_regen()) return;
+    static const int32_t sz[][2] = {{1, 1}, {70, 50}};
+    for (int kind = 0; kind <= NNE_RD_MEAN_SCALE; kind++)
+        for (int k = 0; k < 2; k++) {
+            nne_lcodec *c = codec(kind);
+            nne_image img = {0};
+            uint8_t *buf = NULL;
+            size_t n = 0;
+            if (!c || !make_image(&img, sz[k][0], sz[k][1], k)) return;
+            CHECK_OK(nne_lcodec_encode(c, &img, false, &buf, &n, NULL));
+            char rel[128];
+            snprintf(rel, sizeof rel, "fuzz/corpus/fuzz_nnc_decode/%s-%dx%d.nnc",
+                     nne_rdmodel_kind_name((nne_rdmodel_kind)kind), (int)sz[k][0], (int)sz[k][1]);
+            if (buf) nne_test_write_rel(rel, buf, n);
+            nne_free(buf);
+            nne_image_free(&img);
+        }
+}
+
 int main(void) {
     NNE_RUN(test_round_trip);
     NNE_RUN(test_sizes);
@@ -309,6 +330,7 @@ int main(void) {
     NNE_RUN(test_isa_independent);
     NNE_RUN(test_tables);
     NNE_RUN(test_simple_api);
+    NNE_RUN(test_fuzz_seeds);
     for (int k = 0; k < 3; k++) {
         nne_lcodec_free(g_codec[k]);
         nne_graph_free(g_model[k]);
