@@ -273,7 +273,8 @@ static int run_folder(job *j, const char *in, const char *out) {
             if (!nn) break;
             names = nn;
         }
-        names[n++] = strdup(e->d_name);
+        if (!(names[n] = strdup(e->d_name))) break;
+        n++;
     }
     closedir(d);
     if (n) qsort(names, n, sizeof *names, cmp_str);
@@ -300,8 +301,8 @@ static int run_folder(job *j, const char *in, const char *out) {
             failed += !(j->compress ? compress_one(j, src, dst) : decompress_one(j, src, dst));
         }
         progress(j);
-        free(names[i]);
     }
+    for (size_t i = 0; i < n; i++) free(names[i]); /* after the loop: the stem check reads them */
     free(names);
     if (!j->quiet && !j->json && n)
         printf("%s: %d of %d files %s into %s\n", in, (int)n - failed, (int)n,
