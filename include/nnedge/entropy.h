@@ -126,6 +126,13 @@ nne_status nne_entropy_encode(const nne_cdf_set *set, const int32_t *values, con
                               const int32_t *means, size_t n, uint8_t *dst, size_t cap,
                               size_t *out_size);
 
+/* The ideal code length in bits of what nne_entropy_encode codes for these arguments:
+ * sum of precision - log2(frequency) per table symbol, plus 4 bits per escape count and per
+ * escape chunk (docs/bitstream.md, "Escape code"). A stream is this plus the 8 bytes of states
+ * and at most a byte of rounding per state. Indexes must be inside the set (not checked). */
+double nne_entropy_cost_bits(const nne_cdf_set *set, const int32_t *values, const int32_t *index,
+                             const int32_t *means, size_t n);
+
 /* Decode n values from src[0 .. size) with the same indexes and means as the encoder into
  * values[0 .. n). NNE_ERR_INVALID_ARG if an index is outside the set; NNE_ERR_FORMAT if the
  * stream is truncated, has bytes left over, ends in a state the encoder cannot produce, has a

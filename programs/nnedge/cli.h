@@ -110,6 +110,8 @@ int cli_dpu_program(const char *cmd, const char *spec, const cli_dpu_opts *o, co
 /* What limits a layer: "compute", "load", "save" or "ddr" (the busiest resource). */
 const char *cli_dpu_bound(const nne_dpu_layer_time *t);
 int nne_cmd_rd(int argc, char **argv);
+int nne_cmd_compress(int argc, char **argv);
+int nne_cmd_decompress(int argc, char **argv);
 
 /* The trained model encode/decode/eval use when --model is absent: models/cae-seed.nne in
  * the current directory or in the repository the executable was built in (its parent
@@ -120,6 +122,9 @@ bool cli_default_cae_model(const char *cmd, char *path, size_t n);
  * problem and returns false on failure; *codec is then NULL. */
 struct nne_cae_codec;
 bool cli_load_cae_codec(const char *cmd, const char *spec, struct nne_cae_codec **codec);
+/* The repository the executable was built in (the parent of its folder), for finding
+ * models/ beside it. false if /proc/self/exe cannot be read. */
+bool cli_repo_dir(char *repo, size_t n);
 /* true if a and b name the same existing file (same device and inode). */
 bool cli_same_file(const char *a, const char *b);
 

@@ -27,29 +27,33 @@ static bool is_regular(const char *p) {
     return stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+bool cli_repo_dir(char *repo, size_t n) {
+    char exe[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len <= 0) return false;
+    exe[len] = 0;
+    char *slash = strrchr(exe, '/');
+    if (!slash) return false;
+    *slash = 0; /* the build directory */
+    slash = strrchr(exe, '/');
+    if (!slash) return false;
+    *slash = 0; /* its parent: the repository */
+    return (size_t)snprintf(repo, n, "%s", exe[0] ? exe : "/") < n;
+}
+
 bool cli_default_cae_model(const char *cmd, char *path, size_t n) {
     if (is_regular(k_default_model)) {
         snprintf(path, n, "%s", k_default_model);
         return true;
     }
     /* The repository the executable lives in: <repo>/<build dir>/nnedge. */
-    char exe[PATH_MAX];
-    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
     char repo[PATH_MAX] = "";
-    if (len > 0) {
-        exe[len] = 0;
-        char *slash = strrchr(exe, '/');
-        if (slash) *slash = 0; /* the build directory */
-        slash = strrchr(exe, '/');
-        if (slash) {
-            *slash = 0; /* its parent: the repository */
-            snprintf(repo, sizeof repo, "%s", exe[0] ? exe : "/");
-            char cand[PATH_MAX + 32];
-            snprintf(cand, sizeof cand, "%s/%s", repo, k_default_model);
-            if (is_regular(cand) && strlen(cand) < n) {
-                snprintf(path, n, "%s", cand);
-                return true;
-            }
+    if (cli_repo_dir(repo, sizeof repo)) {
+        char cand[PATH_MAX + 32];
+        snprintf(cand, sizeof cand, "%s/%s", repo, k_default_model);
+        if (is_regular(cand) && strlen(cand) < n) {
+            snprintf(path, n, "%s", cand);
+            return true;
         }
     }
     cli_error(cmd,

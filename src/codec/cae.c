@@ -9,10 +9,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "nnedge/sha256.h"
+#include "codec_internal.h"
 #include "nnedge/backend.h"
 #include "nnedge/codec.h"
 #include "nnedge/models.h"
+#include "nnedge/sha256.h"
 
 #define CAE_MODEL_ID "cae-seed"
 
@@ -57,57 +58,12 @@ nne_status nne_cae_latent_shape(int32_t height, int32_t width, int32_t *lat_h, i
     return NNE_OK;
 }
 
-static void put_u32(nne_sha256 *h, uint32_t v) {
-    uint8_t b[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
-    nne_sha256_update(h, b, 4);
-}
-
-/* SHA-256 over the constants of `g` in name order (docs/latent-format.md, "Model hash"):
- * per constant u32 name length, name bytes, u32 dtype, u32 ndim, ndim x u32 dims, then the
- * data as little-endian f32. Only f32 constants exist in cae-seed. */
 static nne_status weights_hash(const nne_graph *g, uint8_t out[NNE_LATENT_HASH_SIZE]) {
-    int32_t n = 0;
-    for (int32_t i = 0; i < g->n_tensors; i++) n += g->tensors[i].kind == NNE_TENSOR_CONSTANT;
-    int32_t *idx = nne_calloc((size_t)(n ? n : 1), sizeof *idx);
-    if (!idx) return NNE_ERR_NOMEM;
-    n = 0;
-    for (int32_t i = 0; i < g->n_tensors; i++)
-        if (g->tensors[i].kind == NNE_TENSOR_CONSTANT) idx[n++] = i;
-    /* Name order (strcmp, i.e. bytewise); an insertion sort, as qsort has no context
-     * argument in C11 and there are a few dozen constants. */
-    for (int32_t i = 1; i < n; i++)
-        for (int32_t j = i;
-             j > 0 && strcmp(g->tensors[idx[j - 1]].name, g->tensors[idx[j]].name) > 0; j--) {
-            int32_t t = idx[j];
-            idx[j] = idx[j - 1];
-            idx[j - 1] = t;
-        }
     nne_sha256 h;
     nne_sha256_init(&h);
-    for (int32_t k = 0; k < n; k++) {
-        const nne_tensor *t = &g->tensors[idx[k]];
-        if (t->dtype != NNE_F32) {
-            nne_free(idx);
-            return nne_error(NNE_ERR_UNSUPPORTED, "cae-seed: weight '%s' is %s, not f32", t->name,
-                             nne_dtype_name(t->dtype));
-        }
-        const size_t len = strlen(t->name);
-        put_u32(&h, (uint32_t)len);
-        nne_sha256_update(&h, t->name, len);
-        put_u32(&h, (uint32_t)t->dtype);
-        put_u32(&h, (uint32_t)t->shape.ndim);
-        for (int d = 0; d < t->shape.ndim; d++) put_u32(&h, (uint32_t)t->shape.dim[d]);
-        const float *v = t->data;
-        const size_t m = nne_tensor_nbytes(t) / 4;
-        for (size_t i = 0; i < m; i++) {
-            uint32_t bits;
-            memcpy(&bits, &v[i], 4);
-            put_u32(&h, bits);
-        }
-    }
-    nne_sha256_final(&h, out);
-    nne_free(idx);
-    return NNE_OK;
+    nne_status s = nne_codec_hash_weights(&h, g, "cae-seed");
+    if (!s) nne_sha256_final(&h, out);
+    return s;
 }
 
 nne_status nne_cae_codec_create(const nne_graph *model, nne_cae_codec **out) {
@@ -124,21 +80,7 @@ nne_status nne_cae_codec_create(const nne_graph *model, nne_cae_codec **out) {
         nne_model_cae_seed(NNE_CAE_MIN_SIDE, NNE_CAE_MIN_SIDE, NNE_CAE_FULL, &c->weights);
     if (!s) s = nne_model_copy_weights(c->weights, model);
     if (!s) s = weights_hash(c->weights, c->hash);
-    if (!s) {
-        /* A trained model has no business producing non-finite outputs; refuse its weights
-         * now rather than every latent later. */
-        for (int32_t i = 0; i < c->weights->n_tensors && !s; i++) {
-            const nne_tensor *t = &c->weights->tensors[i];
-            if (t->kind != NNE_TENSOR_CONSTANT) continue;
-            const float *v = t->data;
-            for (size_t k = 0; k < nne_tensor_nbytes(t) / 4; k++)
-                if (!isfinite(v[k])) {
-                    s = nne_error(NNE_ERR_FORMAT, "cae-seed: weight '%s' has a non-finite value",
-                                  t->name);
-                    break;
-                }
-        }
-    }
+    if (!s) s = nne_codec_check_finite(c->weights, "cae-seed");
     if (s) {
         nne_cae_codec_free(c);
         return s;
@@ -220,13 +162,6 @@ nne_status nne_cae_encode(nne_cae_codec *c, const nne_image *img, nne_latent *ou
     return NNE_OK;
 }
 
-/* Reconstruction to 8 bits: clamp to [0, 1] (NaN -> 0), then floor(x * 255 + 0.5). */
-static uint8_t to_u8(float v) {
-    if (!(v > 0.0f)) return 0; /* also NaN */
-    if (v >= 1.0f) return 255;
-    return (uint8_t)(v * 255.0f + 0.5f);
-}
-
 nne_status nne_cae_decode(nne_cae_codec *c, const nne_latent *lat, nne_image *out) {
     memset(out, 0, sizeof *out);
     if (!c || !lat || !lat->data) return nne_error(NNE_ERR_INVALID_ARG, "cae-seed: no latent");
@@ -278,7 +213,7 @@ nne_status nne_cae_decode(nne_cae_codec *c, const nne_latent *lat, nne_image *ou
     for (int32_t r = 0; r < img.height; r++) {
         const float *row = y + (((size_t)(r + lat->pad[0]) * (size_t)pw) + (size_t)lat->pad[1]) * 3;
         uint8_t *dst = img.data + (size_t)r * (size_t)img.width * 3;
-        for (size_t i = 0; i < (size_t)img.width * 3; i++) dst[i] = to_u8(row[i]);
+        for (size_t i = 0; i < (size_t)img.width * 3; i++) dst[i] = nne_codec_to_u8(row[i]);
     }
     *out = img;
     return NNE_OK;

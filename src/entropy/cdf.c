@@ -378,3 +378,23 @@ nne_status nne_gauss_scale_thresholds(const double *scales, int32_t n, int32_t f
     }
     return NNE_OK;
 }
+
+double nne_entropy_cost_bits(const nne_cdf_set *set, const int32_t *values, const int32_t *index,
+                             const int32_t *means, size_t n) {
+    double bits = 0;
+    for (size_t i = 0; i < n; i++) {
+        const int32_t t = index[i], e = set->length[t] - 1;
+        const uint32_t *cdf = set->cdf + set->start[t];
+        /* int64: value - mean - offset spans 2^33 (docs/bitstream.md, "Escape code"). */
+        const int64_t v = (int64_t)values[i] - (means ? means[i] : 0) - set->offset[t];
+        if (v >= 0 && v < e) {
+            bits += set->precision - log2((double)(cdf[v + 1] - cdf[v]));
+            continue;
+        }
+        bits += set->precision - log2((double)(cdf[e + 1] - cdf[e])) + 4;
+        for (uint64_t raw = v < 0 ? (uint64_t)(-2 * v - 1) : (uint64_t)(2 * (v - e)); raw;
+             raw >>= 4)
+            bits += 4;
+    }
+    return bits;
+}

@@ -1,0 +1,113 @@
+/* nnedge learned codec: images <-> .nnc bitstreams with the learned-codec models of
+ * include/nnedge/models.h (bmshj2018-factorized, bmshj2018-hyperprior, mbt2018-mean).
+ * Pipeline, padding, table construction and determinism guarantees: docs/codec.md.
+ * Container: docs/bitstream.md.
+ *
+ * Simple API (one call each way, like libwebp's WebPEncodeRGB / WebPDecodeRGB):
+ *
+ *   uint8_t *nnc; size_t n;
+ *   nne_lcodec_encode_rgb("models/bmshj2018-hyperprior-q3.nne", rgb, w, h, w * 3, &nnc, &n);
+ *   uint8_t *pix; int32_t w2, h2;
+ *   nne_lcodec_decode_rgb("models/bmshj2018-hyperprior-q3.nne", nnc, n, &pix, &w2, &h2);
+ *   nne_free(nnc); nne_free(pix);
+ *
+ * Advanced API: a codec object bound to one trained model (nne_lcodec_create from a graph or
+ * nne_lcodec_load from a file) that builds its entropy tables once and keeps the network
+ * parts of the last image size, for folders of images; with per-image statistics. */
+#ifndef NNEDGE_LCODEC_H
+#define NNEDGE_LCODEC_H
+
+#include "nnedge/graph.h"
+#include "nnedge/image.h"
+#include "nnedge/models.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Simple API ------------------------------------------------------------------------ */
+
+/* Encode width x height RGB8 pixels (rows `stride` bytes apart, stride >= 3 * width) with the
+ * trained model file `model_path` (quality index 0 in the container). *out (nne_malloc;
+ * release with nne_free) receives the .nnc bytes. */
+nne_status nne_lcodec_encode_rgb(const char *model_path, const uint8_t *rgb, int32_t width,
+                                 int32_t height, int32_t stride, uint8_t **out, size_t *out_size);
+/* Decode .nnc bytes with the model that encoded them. *rgb (nne_malloc) receives
+ * width * height * 3 bytes, rows packed. */
+nne_status nne_lcodec_decode_rgb(const char *model_path, const uint8_t *data, size_t size,
+                                 uint8_t **rgb, int32_t *width, int32_t *height);
+
+/* ---- Advanced API ---------------------------------------------------------------------- */
+
+typedef struct nne_lcodec nne_lcodec;
+
+/* Tables: half-width limit and tail mass of the factorized tables (docs/codec.md). */
+#define NNE_LCODEC_FACT_MAX_HALF  1024
+#define NNE_LCODEC_FACT_TAIL_MASS 1e-9
+/* Fixed-point formats of the hyper-synthesis outputs (docs/codec.md, "Determinism"). */
+#define NNE_LCODEC_SCALE_FRAC_BITS 16 /* scale -> table index: q = ceil(scale * 2^16) */
+#define NNE_LCODEC_MEAN_FRAC_BITS  8  /* means rounded to multiples of 2^-8 */
+
+/* `model`: a learned-codec graph (normally the training graph NNE_RD_TRAIN read from a model
+ * file) with meta "model" (a kind name of nne_rdmodel_kind_from_name), "model.N" and
+ * "model.M", holding every weight of the kind's training graph by name. The weights are
+ * copied (model may be freed after the call) and checked finite. `quality` (0..255) is
+ * written into every container as the rate index. Builds the entropy tables. Statuses:
+ * UNSUPPORTED (not a learned-codec model), FORMAT (missing/bad meta, non-finite weights),
+ * NOT_FOUND / SHAPE (a weight missing or of another shape), INVALID_ARG, NOMEM. */
+nne_status nne_lcodec_create(const nne_graph *model, int32_t quality, nne_lcodec **out);
+/* The same from a model file. */
+nne_status nne_lcodec_load(const char *path, int32_t quality, nne_lcodec **out);
+void nne_lcodec_free(nne_lcodec *c);
+
+typedef struct nne_lcodec_info {
+    const char *model_id; /* the kind's name, written as the container's model id */
+    nne_rdmodel_kind kind;
+    int32_t n, m;        /* channels N (hidden, z) and M (latent y) */
+    int32_t align;       /* padding multiple: 16 (factorized) or 64 (hyperpriors) */
+    int32_t quality;     /* as given to create */
+    const uint8_t *hash; /* 32 bytes: SHA-256 of the weights and the integer tables */
+} nne_lcodec_info;
+void nne_lcodec_get_info(const nne_lcodec *c, nne_lcodec_info *info);
+
+/* What nne_lcodec_encode measured (any pointer may be NULL where optional). */
+typedef struct nne_lcodec_stats {
+    int32_t y_shape[3], z_shape[3]; /* latent heights, widths, channels ({0} if no z) */
+    size_t y_bytes, z_bytes;        /* stream sizes */
+    size_t file_bytes;              /* the whole container */
+    /* Sum of -log2 P under the model's float densities (the training's rate term, with its
+     * likelihood floor 1e-9 and the Gaussian scale bounded to the tables' [0.11, 256]). */
+    double y_bits_est, z_bits_est;
+    /* The ideal code length under the integer tables (nne_entropy_cost_bits): what the
+     * streams hold, less the 8 state bytes and rounding. It departs from the float estimate
+     * by the 16-bit quantization and where values fall outside a table: an escape costs
+     * 20 to 56 bits where the floored density says up to 30. */
+    double y_bits_table, z_bits_table;
+    double bpp; /* file_bytes * 8 / (width * height) */
+    /* With want_reconstruction: the encoder also runs the synthesis on its own y_hat (what
+     * the decoder will compute) and reports the PSNR (dB, RGB8, peak 255) of that image
+     * against the input; NaN otherwise. */
+    double psnr;
+} nne_lcodec_stats;
+
+/* Encode an RGB image (3 channels, any size from 1x1 to the image limits). The image is
+ * padded to `align` by edge replication (docs/codec.md). *out (nne_malloc) receives the .nnc
+ * bytes. stats may be NULL; want_reconstruction costs one synthesis run. */
+nne_status nne_lcodec_encode(nne_lcodec *c, const nne_image *img, bool want_reconstruction,
+                             uint8_t **out, size_t *out_size, nne_lcodec_stats *stats);
+/* Decode .nnc bytes to an RGB image of the original size. A container from another model
+ * (model id or hash differ) is NNE_ERR_INVALID_ARG naming both; a damaged container or
+ * stream is FORMAT / CHECKSUM / UNSUPPORTED / LIMIT as nne_nnc_read_mem and
+ * nne_entropy_decode say. *out is zeroed on failure. */
+nne_status nne_lcodec_decode(nne_lcodec *c, const uint8_t *data, size_t size, nne_image *out);
+
+/* Make nne_lcodec_decode refuse (NNE_ERR_LIMIT) containers whose padded image exceeds
+ * max_pixels (default NNE_IMAGE_MAX_PIXELS). A stream of near-certain symbols costs almost no
+ * bytes, so a tiny hostile file can ask for a huge synthesis run: services and fuzzers bound
+ * that work here. */
+void nne_lcodec_set_max_pixels(nne_lcodec *c, int64_t max_pixels);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

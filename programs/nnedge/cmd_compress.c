@@ -1,0 +1,403 @@
+/* nnedge compress IN -o OUT.nnc / nnedge decompress IN.nnc -o OUT.png: the learned codec
+ * (include/nnedge/lcodec.h, docs/codec.md) on one file or on a folder of files, with the
+ * model registry of docs/codec.md ("Model registry"): --model names a model file or a kind,
+ * --quality picks models/<kind>-q<N>.nne. Outputs are written atomically, never over an
+ * input, and never over an existing file without --force. */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "nnedge/bitstream.h"
+#include "nnedge/file.h"
+#include "nnedge/json.h"
+#include "nnedge/lcodec.h"
+
+#define DEFAULT_KIND    "bmshj2018-hyperprior"
+#define DEFAULT_QUALITY 3
+#define MAX_QUALITY     99 /* registry file names; the container allows 255 */
+#define NNC_MAX_FILE    ((size_t)1 << 30)
+#define CACHE_SIZE      8
+
+typedef struct cached {
+    char path[PATH_MAX];
+    int quality;
+    nne_lcodec *c;
+} cached;
+
+typedef struct job {
+    const char *cmd;
+    bool compress, force, json, quiet;
+    const char *model; /* --model: a file or a kind name; NULL: default / from the stream */
+    int quality;       /* --quality, -1 if absent */
+    cached cache[CACHE_SIZE];
+    int n_cached;
+    /* progress (folders) */
+    int done, total;
+    bool tty;
+    nne_json js;
+} job;
+
+static bool is_dir(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+static bool is_regular(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* The registry: $NNEDGE_MODELS, then ./models, then <repository>/models. */
+static bool registry_find(const char *file, char *path, size_t n, char *looked, size_t ln) {
+    const char *env = getenv("NNEDGE_MODELS");
+    char dirs[3][PATH_MAX];
+    int nd = 0;
+    if (env && *env) snprintf(dirs[nd++], PATH_MAX, "%s", env);
+    snprintf(dirs[nd++], PATH_MAX, "models");
+    char repo[PATH_MAX - 16];
+    if (cli_repo_dir(repo, sizeof repo)) snprintf(dirs[nd++], PATH_MAX, "%s/models", repo);
+    size_t at = 0;
+    looked[0] = 0;
+    for (int i = 0; i < nd; i++) {
+        char cand[2 * PATH_MAX];
+        if ((size_t)snprintf(cand, sizeof cand, "%s/%s", dirs[i], file) >= sizeof cand) continue;
+        if (is_regular(cand) && strlen(cand) < n) {
+            snprintf(path, n, "%s", cand);
+            return true;
+        }
+        if (at < ln) at += (size_t)snprintf(looked + at, ln - at, "%s%s", i ? ", " : "", cand);
+    }
+    return false;
+}
+
+/* Resolve --model / --quality (or a stream's model id and quality) to a model file. */
+static bool resolve_model(job *j, const char *kind_hint, int quality, char *path, size_t n) {
+    if (j->model && is_regular(j->model)) {
+        snprintf(path, n, "%s", j->model);
+        return true;
+    }
+    const char *kind = j->model ? j->model : kind_hint ? kind_hint : DEFAULT_KIND;
+    nne_rdmodel_kind k;
+    if (nne_rdmodel_kind_from_name(kind, &k)) {
+        cli_error(j->cmd,
+                  "--model '%s' is neither a model file nor a learned-codec kind "
+                  "(bmshj2018-factorized, bmshj2018-hyperprior, mbt2018-mean)",
+                  kind);
+        return false;
+    }
+    char file[128], looked[4 * PATH_MAX];
+    snprintf(file, sizeof file, "%s-q%d.nne", kind, quality);
+    if (registry_find(file, path, n, looked, sizeof looked)) return true;
+    cli_error(j->cmd,
+              "no trained model %s (looked at %s); train one with 'nnedge train' or "
+              "pass --model FILE.nne (docs/codec.md, \"Model registry\")",
+              file, looked);
+    return false;
+}
+
+static nne_lcodec *get_codec(job *j, const char *path, int quality) {
+    for (int i = 0; i < j->n_cached; i++)
+        if (!strcmp(j->cache[i].path, path) && j->cache[i].quality == quality) return j->cache[i].c;
+    nne_lcodec *c = NULL;
+    nne_status s = nne_lcodec_load(path, quality, &c);
+    if (s) {
+        cli_fail(j->cmd, s);
+        return NULL;
+    }
+    if (j->n_cached == CACHE_SIZE) { /* evict the oldest */
+        nne_lcodec_free(j->cache[0].c);
+        memmove(j->cache, j->cache + 1, sizeof j->cache[0] * (CACHE_SIZE - 1));
+        j->n_cached--;
+    }
+    cached *e = &j->cache[j->n_cached++];
+    snprintf(e->path, sizeof e->path, "%s", path);
+    e->quality = quality;
+    e->c = c;
+    return c;
+}
+
+/* Refuse to write over the input, or over an existing file without --force. */
+static bool may_write(job *j, const char *in, const char *out) {
+    if (cli_same_file(in, out)) {
+        cli_error(j->cmd, "%s: refusing to overwrite the input", out);
+        return false;
+    }
+    if (!j->force && access(out, F_OK) == 0) {
+        cli_error(j->cmd, "%s already exists; use --force to overwrite it", out);
+        return false;
+    }
+    return true;
+}
+
+static void progress(job *j) {
+    if (j->quiet || j->json || j->total <= 1) return;
+    j->done++;
+    if (j->tty) {
+        char bar[31];
+        const int fill = (int)(30LL * j->done / j->total);
+        for (int i = 0; i < 30; i++) bar[i] = i < fill ? '#' : '.';
+        bar[30] = 0;
+        fprintf(stderr, "\r[%s] %d/%d%s", bar, j->done, j->total, j->done == j->total ? "\n" : "");
+    } else if (j->done == j->total ||
+               (10 * j->done / j->total) != (10 * (j->done - 1) / j->total)) {
+        fprintf(stderr, "nnedge %s: %d/%d files\n", j->cmd, j->done, j->total);
+    }
+}
+
+static bool compress_one(job *j, const char *in, const char *out) {
+    if (!may_write(j, in, out)) return false;
+    const int q = j->quality >= 0 ? j->quality : DEFAULT_QUALITY;
+    char path[PATH_MAX];
+    if (!resolve_model(j, NULL, q, path, sizeof path)) return false;
+    nne_lcodec *c = get_codec(j, path, q);
+    if (!c) return false;
+    nne_image img = {0};
+    uint8_t *bytes = NULL;
+    size_t n = 0;
+    nne_lcodec_stats st;
+    nne_status s = nne_image_load(in, NNE_IMAGE_LOAD_RGB, &img);
+    if (!s) s = nne_lcodec_encode(c, &img, false, &bytes, &n, &st);
+    if (!s) s = nne_file_write_atomic(out, bytes, n);
+    if (s) {
+        cli_error(j->cmd, "%s: %s", in, nne_last_error());
+    } else if (j->json) {
+        nne_lcodec_info info;
+        nne_lcodec_get_info(c, &info);
+        nne_json_object_begin(&j->js, NULL);
+        nne_json_string(&j->js, "input", in);
+        nne_json_string(&j->js, "output", out);
+        nne_json_string(&j->js, "model", info.model_id);
+        nne_json_string(&j->js, "model_file", path);
+        nne_json_int(&j->js, "quality", q);
+        nne_json_int(&j->js, "width", img.width);
+        nne_json_int(&j->js, "height", img.height);
+        nne_json_int(&j->js, "bytes", (int64_t)n);
+        nne_json_int(&j->js, "y_bytes", (int64_t)st.y_bytes);
+        nne_json_int(&j->js, "z_bytes", (int64_t)st.z_bytes);
+        nne_json_number(&j->js, "bpp", st.bpp, 6);
+        nne_json_number(&j->js, "estimated_bits", st.y_bits_est + st.z_bits_est, 1);
+        nne_json_object_end(&j->js);
+    } else if (!j->quiet && j->total <= 1) {
+        char b[32];
+        printf("%s: %dx%d -> %s: %s bytes, %.4f bpp (y %zu, z %zu bytes; model %s q%d)\n", in,
+               (int)img.width, (int)img.height, out, cli_thousands((int64_t)n, b, sizeof b), st.bpp,
+               st.y_bytes, st.z_bytes, path, q);
+    }
+    nne_free(bytes);
+    nne_image_free(&img);
+    return s == NNE_OK;
+}
+
+static bool decompress_one(job *j, const char *in, const char *out) {
+    if (!may_write(j, in, out)) return false;
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    nne_image img = {0};
+    bool ok = false;
+    nne_nnc box;
+    nne_status s = nne_file_read(in, NNC_MAX_FILE, &buf, &n);
+    if (!s) s = nne_nnc_read_mem(buf, n, &box);
+    if (s) {
+        cli_error(j->cmd, "%s: %s", in, nne_last_error());
+        goto done;
+    }
+    char path[PATH_MAX];
+    /* The stream names its model and quality; --model / --quality override. */
+    const int q = j->quality >= 0 ? j->quality : box.quality;
+    if (!resolve_model(j, box.model_id, q, path, sizeof path)) goto done;
+    nne_lcodec *c = get_codec(j, path, q);
+    if (!c) goto done;
+    if ((s = nne_lcodec_decode(c, buf, n, &img)) || (s = nne_image_save(out, &img))) {
+        cli_error(j->cmd, "%s: %s", in, nne_last_error());
+        goto done;
+    }
+    if (j->json) {
+        nne_json_object_begin(&j->js, NULL);
+        nne_json_string(&j->js, "input", in);
+        nne_json_string(&j->js, "output", out);
+        nne_json_string(&j->js, "model", box.model_id);
+        nne_json_string(&j->js, "model_file", path);
+        nne_json_int(&j->js, "quality", box.quality);
+        nne_json_int(&j->js, "width", img.width);
+        nne_json_int(&j->js, "height", img.height);
+        nne_json_int(&j->js, "bytes", (int64_t)n);
+        nne_json_object_end(&j->js);
+    } else if (!j->quiet && j->total <= 1) {
+        printf("%s: %s bytes -> %s: %dx%d (model %s q%d)\n", in,
+               cli_thousands((int64_t)n, (char[32]){0}, 32), out, (int)img.width, (int)img.height,
+               path, (int)box.quality);
+    }
+    ok = true;
+done:
+    nne_image_free(&img);
+    nne_free(buf);
+    return ok;
+}
+
+static bool wanted(const job *j, const char *name) {
+    const char *dot = strrchr(name, '.');
+    if (!dot || name[0] == '.') return false;
+    if (!j->compress) return !strcmp(dot, ".nnc");
+    return !strcasecmp(dot, ".png") || !strcasecmp(dot, ".ppm") || !strcasecmp(dot, ".pgm") ||
+           !strcasecmp(dot, ".pnm") || !strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg");
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* IN is a folder: every image (compress) or .nnc (decompress) in it, by name, into OUT. */
+static int run_folder(job *j, const char *in, const char *out) {
+    if (!is_dir(out) && mkdir(out, 0777) != 0) {
+        cli_error(j->cmd, "%s: cannot create the output folder: %s", out, strerror(errno));
+        return NNE_EXIT_RUNTIME;
+    }
+    DIR *d = opendir(in);
+    if (!d) {
+        cli_error(j->cmd, "%s: %s", in, strerror(errno));
+        return NNE_EXIT_RUNTIME;
+    }
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        char full[2 * PATH_MAX];
+        snprintf(full, sizeof full, "%s/%s", in, e->d_name);
+        if (!wanted(j, e->d_name) || !is_regular(full)) continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            char **nn = realloc(names, cap * sizeof *names);
+            if (!nn) break;
+            names = nn;
+        }
+        if (!(names[n] = strdup(e->d_name))) break;
+        n++;
+    }
+    closedir(d);
+    if (n) qsort(names, n, sizeof *names, cmp_str);
+    int failed = 0;
+    j->total = (int)n;
+    if (n == 0 && !j->quiet)
+        cli_error(j->cmd, "%s: no %s files", in, j->compress ? "image" : ".nnc");
+    for (size_t i = 0; i < n; i++) {
+        char src[2 * PATH_MAX], dst[3 * PATH_MAX], stem[PATH_MAX];
+        snprintf(src, sizeof src, "%s/%s", in, names[i]);
+        snprintf(stem, sizeof stem, "%s", names[i]);
+        *strrchr(stem, '.') = 0;
+        /* Two inputs with one stem (a.png, a.jpg) would write one output: refuse the second. */
+        bool dup = false;
+        for (size_t k = 0; k < i && j->compress; k++) {
+            const size_t len = strlen(stem);
+            dup |= !strncmp(names[k], stem, len) && names[k][len] == '.';
+        }
+        snprintf(dst, sizeof dst, "%s/%s%s", out, stem, j->compress ? ".nnc" : ".png");
+        if (dup) {
+            cli_error(j->cmd, "%s: another input already writes %s; skipped", src, dst);
+            failed++;
+        } else {
+            failed += !(j->compress ? compress_one(j, src, dst) : decompress_one(j, src, dst));
+        }
+        progress(j);
+    }
+    for (size_t i = 0; i < n; i++) free(names[i]); /* after the loop: the stem check reads them */
+    free(names);
+    if (!j->quiet && !j->json && n)
+        printf("%s: %d of %d files %s into %s\n", in, (int)n - failed, (int)n,
+               j->compress ? "compressed" : "decompressed", out);
+    return failed ? NNE_EXIT_RUNTIME : NNE_EXIT_OK;
+}
+
+static void help(bool compress) {
+    if (compress)
+        printf("usage: nnedge compress IN -o OUT.nnc [--model M] [--quality N] [--force]\n"
+               "                          [--json] [-q]\n\n"
+               "Compress an image (PNG, PPM, PGM or JPEG) with a learned codec into a .nnc\n"
+               "bitstream (docs/bitstream.md). IN may be a folder: every image in it is\n"
+               "compressed into the folder OUT as <name>.nnc, with a progress bar.\n\n");
+    else
+        printf("usage: nnedge decompress IN.nnc -o OUT.png [--model M] [--force] [--json] [-q]\n\n"
+               "Decompress a .nnc bitstream to an image (.png or .ppm by the name of OUT). The\n"
+               "model is found from the stream's model id and quality in the registry unless\n"
+               "--model names a file; its hash is checked. IN may be a folder of .nnc files,\n"
+               "decompressed into the folder OUT as <name>.png.\n\n");
+    printf("options:\n"
+           "  -o PATH         output file (or folder); written atomically, never the input\n"
+           "  --model M       a trained model file (.nne), or a kind: bmshj2018-factorized,\n"
+           "                  bmshj2018-hyperprior (default), mbt2018-mean\n"
+           "  --quality N     %s\n"
+           "  --force         overwrite existing outputs\n"
+           "  --json          print a JSON array with one object per file\n"
+           "  -q              print nothing but errors\n"
+           "  -h, --help      this help\n\n"
+           "Model registry: a kind at quality N is the file <kind>-q<N>.nne in $NNEDGE_MODELS,\n"
+           "./models or the nnedge repository's models/ (docs/codec.md).\n\n"
+           "exit status: 0 success, 1 runtime error (any file), 2 usage error\n",
+           compress ? "rate index 0..99 (default 3): picks the registry's model file and is\n"
+                      "                  stored in the stream"
+                    : "registry quality to decode with (default: the stream's)");
+}
+
+static int run(bool compress, int argc, char **argv) {
+    job j;
+    memset(&j, 0, sizeof j);
+    j.cmd = compress ? "compress" : "decompress";
+    j.compress = compress;
+    j.quality = -1;
+    cli_common co;
+    const char *quality_s = NULL;
+    const cli_option opts[] = {
+        {"model", 'm', true, &j.model, NULL},
+        {"quality", 0, true, &quality_s, NULL},
+        {"force", 'f', false, NULL, &j.force},
+        {NULL, 0, false, NULL, NULL},
+    };
+    const char *pos[1];
+    int n_pos;
+    if (!cli_parse(j.cmd, argc, argv, &co, opts, pos, 1, &n_pos)) return NNE_EXIT_USAGE;
+    if (co.help) {
+        help(compress);
+        return NNE_EXIT_OK;
+    }
+    if (n_pos != 1)
+        return cli_usage_error(j.cmd, "expected one input %s (or folder)",
+                               compress ? "image" : ".nnc file");
+    if (!co.output) return cli_usage_error(j.cmd, "missing -o OUTPUT");
+    if (quality_s) {
+        int64_t q;
+        if (!cli_parse_i64(quality_s, 0, MAX_QUALITY, &q))
+            return cli_usage_error(j.cmd, "--quality '%s': expected 0..%d", quality_s, MAX_QUALITY);
+        j.quality = (int)q;
+    }
+    j.json = co.json;
+    j.quiet = co.quiet;
+    j.tty = isatty(2);
+    const char *in = pos[0], *out = co.output;
+    const bool folder = is_dir(in);
+    if (!folder && is_dir(out))
+        return cli_usage_error(j.cmd, "%s is a folder: give an output file name", out);
+    if (folder && access(out, F_OK) == 0 && !is_dir(out))
+        return cli_usage_error(j.cmd, "input %s is a folder, so -o must be a folder", in);
+    if (j.json) {
+        nne_json_init(&j.js, stdout, true);
+        nne_json_array_begin(&j.js, NULL);
+    }
+    int rc;
+    if (folder)
+        rc = run_folder(&j, in, out);
+    else
+        rc = (compress ? compress_one(&j, in, out) : decompress_one(&j, in, out))
+                 ? NNE_EXIT_OK
+                 : NNE_EXIT_RUNTIME;
+    if (j.json) {
+        nne_json_array_end(&j.js);
+        nne_json_finish(&j.js);
+    }
+    for (int i = 0; i < j.n_cached; i++) nne_lcodec_free(j.cache[i].c);
+    return rc;
+}
+
+int nne_cmd_compress(int argc, char **argv) { return run(true, argc, argv); }
+int nne_cmd_decompress(int argc, char **argv) { return run(false, argc, argv); }

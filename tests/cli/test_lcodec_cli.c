@@ -1,0 +1,163 @@
+/* End-to-end tests of nnedge compress / decompress (the learned codec, docs/codec.md) with
+ * tiny models trained by the test (tests/tiny_lcodec.h) and put in a registry folder named
+ * by NNEDGE_MODELS: single files and folders, overwrite rules, the model registry, wrong
+ * models, damaged files, JSON, and identical pixels for NNEDGE_ISA=ref/avx2 and
+ * NNEDGE_THREADS=1/2. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../tiny_lcodec.h"
+#include "cli_util.h"
+#include "nnedge/image.h"
+#include "nnedge/model_file.h"
+
+static bool write_model(nne_rdmodel_kind kind, uint64_t seed, const char *name) {
+    nne_graph *g = NULL;
+    if (nne_tiny_lcodec_model(kind, seed, &g)) return false;
+    const bool ok = nne_model_write_file(g, nne_cli_tmp_path(name)) == NNE_OK;
+    nne_graph_free(g);
+    return ok;
+}
+
+static bool write_image(const char *name, int32_t w, int32_t h, int32_t phase) {
+    nne_image img = {0};
+    if (nne_image_alloc(&img, w, h, 3)) return false;
+    float *x = malloc((size_t)w * h * 3 * sizeof *x);
+    nne_tiny_pattern(x, h, w, phase);
+    for (size_t i = 0; i < (size_t)w * h * 3; i++) img.data[i] = (uint8_t)(x[i] * 255.0f + 0.5f);
+    free(x);
+    const bool ok = nne_image_save(nne_cli_tmp_path(name), &img) == NNE_OK;
+    nne_image_free(&img);
+    return ok;
+}
+
+static bool same_files(const char *a, const char *b) {
+    size_t na = 0, nb = 0;
+    unsigned char *pa = nne_test_read_file(nne_cli_tmp_path(a), &na);
+    unsigned char *pb = nne_test_read_file(nne_cli_tmp_path(b), &nb);
+    const bool same = pa && pb && na == nb && memcmp(pa, pb, na) == 0;
+    free(pa), free(pb);
+    return same;
+}
+
+static void test_single(void) {
+    EXPECT_RC("compress samples/wiki-crop.png -o %T/a.nnc --quality 1", 0);
+    EXPECT_OUT("bpp");
+    CHECK(nne_cli_tmp_exists("a.nnc"));
+    EXPECT_RC("compress samples/wiki-crop.png -o %T/a.nnc --quality 1", 1);
+    EXPECT_ERR("already exists; use --force");
+    EXPECT_RC("compress samples/wiki-crop.png -o %T/a.nnc --quality 1 --force -q", 0);
+    CHECK(nne_cli_out[0] == 0);
+    /* The stream names model and quality: decompress finds the model itself. */
+    EXPECT_RC("decompress %T/a.nnc -o %T/a.png", 0);
+    EXPECT_OUT("320x240");
+    nne_image img = {0};
+    CHECK_OK(nne_image_load(nne_cli_tmp_path("a.png"), NNE_IMAGE_LOAD_RGB, &img));
+    CHECK(img.width == 320 && img.height == 240);
+    nne_image_free(&img);
+    /* Same pixels for every ISA and thread count. */
+    setenv("NNEDGE_ISA", "ref", 1);
+    setenv("NNEDGE_THREADS", "1", 1);
+    EXPECT_RC("decompress %T/a.nnc -o %T/r1.ppm", 0);
+    setenv("NNEDGE_ISA", "avx2", 1);
+    setenv("NNEDGE_THREADS", "2", 1);
+    EXPECT_RC("decompress %T/a.nnc -o %T/r2.ppm", 0);
+    unsetenv("NNEDGE_ISA");
+    unsetenv("NNEDGE_THREADS");
+    CHECK(same_files("r1.ppm", "r2.ppm"));
+    /* And the encoder's bytes too. */
+    setenv("NNEDGE_ISA", "ref", 1);
+    EXPECT_RC("compress samples/wiki-crop.png -o %T/b.nnc --quality 1 -q", 0);
+    unsetenv("NNEDGE_ISA");
+    CHECK(same_files("a.nnc", "b.nnc"));
+    /* A model file by path, and the mean-scale kind from the registry. */
+    EXPECT_RC("compress %T/odd.png -o %T/m.nnc --model mbt2018-mean --quality 2 --json", 0);
+    CHECK(nne_cli_json_valid(nne_cli_out));
+    EXPECT_OUT("\"model\": \"mbt2018-mean\"");
+    EXPECT_RC("decompress %T/m.nnc -o %T/m.png --model %T/mbt2018-mean-q2.nne", 0);
+    EXPECT_RC("decompress %T/m.nnc -o %T/m.png --force", 0);
+    CHECK_OK(nne_image_load(nne_cli_tmp_path("m.png"), NNE_IMAGE_LOAD_RGB, &img));
+    CHECK(img.width == 37 && img.height == 23);
+    nne_image_free(&img);
+}
+
+static void test_errors(void) {
+    /* Wrong model: same kind, other weights. */
+    EXPECT_RC("decompress %T/a.nnc -o %T/w.png --model %T/other.nne", 1);
+    EXPECT_ERR("wrong model");
+    /* Not in the registry. */
+    EXPECT_RC("compress samples/wiki-crop.png -o %T/q7.nnc --quality 7", 1);
+    EXPECT_ERR("bmshj2018-hyperprior-q7.nne");
+    CHECK(!nne_cli_tmp_exists("q7.nnc"));
+    EXPECT_RC("compress samples/wiki-crop.png -o %T/x.nnc --model nosuch", 1);
+    EXPECT_ERR("neither a model file nor");
+    /* Usage errors. */
+    EXPECT_RC("compress samples/wiki-crop.png -o %T/x.nnc --quality 200", 2);
+    EXPECT_RC("compress samples/wiki-crop.png", 2);
+    EXPECT_RC("decompress", 2);
+    /* Never the input, even with --force. */
+    EXPECT_RC("decompress %T/a.nnc -o %T/a.nnc --force", 1);
+    EXPECT_ERR("refusing to overwrite the input");
+    /* Damaged and truncated files. */
+    size_t n = 0;
+    unsigned char *b = nne_test_read_file(nne_cli_tmp_path("a.nnc"), &n);
+    CHECK(b && n > 200);
+    if (!b) return;
+    FILE *f = fopen(nne_cli_tmp_path("bad.nnc"), "wb");
+    b[n - 5] ^= 0x10;
+    fwrite(b, 1, n, f);
+    fclose(f);
+    EXPECT_RC("decompress %T/bad.nnc -o %T/bad.png", 1);
+    EXPECT_ERR("bad.nnc: nnc: ");
+    f = fopen(nne_cli_tmp_path("short.nnc"), "wb");
+    fwrite(b, 1, n / 2, f);
+    fclose(f);
+    EXPECT_RC("decompress %T/short.nnc -o %T/short.png", 1);
+    EXPECT_ERR("truncated");
+    CHECK(!nne_cli_tmp_exists("bad.png") && !nne_cli_tmp_exists("short.png"));
+    free(b);
+}
+
+static void test_folder(void) {
+    mkdir(nne_cli_tmp_path("in"), 0777);
+    CHECK(write_image("in/one.png", 65, 64, 1));
+    CHECK(write_image("in/two.ppm", 1, 1, 2));
+    CHECK(write_image("in/three.png", 130, 17, 3));
+    FILE *f = fopen(nne_cli_tmp_path("in/notes.txt"), "w");
+    fputs("not an image\n", f);
+    fclose(f);
+    EXPECT_RC("compress %T/in -o %T/out --quality 1", 0);
+    EXPECT_OUT("3 of 3 files compressed");
+    EXPECT_ERR("3/3");
+    CHECK(nne_cli_tmp_exists("out/one.nnc") && nne_cli_tmp_exists("out/two.nnc") &&
+          nne_cli_tmp_exists("out/three.nnc"));
+    EXPECT_RC("compress %T/in -o %T/out --quality 1", 1); /* outputs exist */
+    EXPECT_RC("decompress %T/out -o %T/dec --json", 0);
+    CHECK(nne_cli_json_valid(nne_cli_out));
+    nne_image img = {0};
+    CHECK_OK(nne_image_load(nne_cli_tmp_path("dec/three.png"), NNE_IMAGE_LOAD_RGB, &img));
+    CHECK(img.width == 130 && img.height == 17);
+    nne_image_free(&img);
+    CHECK_OK(nne_image_load(nne_cli_tmp_path("dec/two.png"), NNE_IMAGE_LOAD_RGB, &img));
+    CHECK(img.width == 1 && img.height == 1);
+    nne_image_free(&img);
+    /* A folder in, a file out. */
+    EXPECT_RC("decompress %T/out -o %T/a.png", 2);
+}
+
+int main(void) {
+    nne_cli_setup("lcodec_cli");
+    if (!write_model(NNE_RD_HYPERPRIOR, 11, "bmshj2018-hyperprior-q1.nne") ||
+        !write_model(NNE_RD_MEAN_SCALE, 12, "mbt2018-mean-q2.nne") ||
+        !write_model(NNE_RD_HYPERPRIOR, 13, "other.nne") || !write_image("odd.png", 37, 23, 4)) {
+        fprintf(stderr, "cannot write the test models: %s\n", nne_last_error());
+        return 1;
+    }
+    setenv("NNEDGE_MODELS", nne_cli_tmp, 1);
+    NNE_RUN(test_single);
+    NNE_RUN(test_errors);
+    NNE_RUN(test_folder);
+    nne_cli_cleanup();
+    return nne_test_summary();
+}

@@ -1,0 +1,63 @@
+/* A tiny learned-codec model for tests and fuzz targets: nne_model_rd with N = 8, M = 12,
+ * initialised with a fixed seed and trained for 20 rate-distortion steps (NNE_LOSS_RD,
+ * Adam 1e-2, lambda 0.01) on one synthetic 64x64 image, then stored into the training
+ * graph, as `nnedge train` leaves a model. Deterministic (the trainer is bit-exact for any
+ * thread count), about a second per kind. Header-only so that fuzz/ can use it. */
+#ifndef NNE_TESTS_TINY_LCODEC_H
+#define NNE_TESTS_TINY_LCODEC_H
+
+#include <math.h>
+#include <string.h>
+
+#include "nnedge/models.h"
+#include "nnedge/train.h"
+
+#define NNE_TINY_N     8
+#define NNE_TINY_M     12
+#define NNE_TINY_STEPS 20
+
+/* Smooth RGB pattern with edges, [h][w][3] floats in [0, 1]. */
+static inline void nne_tiny_pattern(float *x, int32_t h, int32_t w, int32_t phase) {
+    for (int32_t i = 0; i < h; i++)
+        for (int32_t j = 0; j < w; j++)
+            for (int32_t c = 0; c < 3; c++) {
+                float v = 0.5f + 0.35f * sinf(0.21f * (float)(i + phase) + (float)c) *
+                                     cosf(0.13f * (float)j - 0.5f * (float)c);
+                if ((i / 11 + j / 7 + c) % 3 == 0) v = 0.8f * v + 0.15f;
+                x[((size_t)i * w + j) * 3 + c] = v;
+            }
+}
+
+/* The trained training graph (NNE_RD_TRAIN at 64x64) in *out; free with nne_graph_free. */
+static inline nne_status nne_tiny_lcodec_model(nne_rdmodel_kind kind, uint64_t seed,
+                                               nne_graph **out) {
+    *out = NULL;
+    const nne_rdmodel_config mc = {kind, NNE_TINY_N, NNE_TINY_M, NNE_QUANTIZE_NOISE};
+    nne_graph *g = NULL;
+    nne_trainer *tr = NULL;
+    float x[64 * 64 * 3];
+    nne_tiny_pattern(x, 64, 64, 0);
+    nne_status s = nne_model_rd(&mc, 1, 64, 64, NNE_RD_TRAIN, &g);
+    if (!s) s = nne_train_init_params(g, seed);
+    nne_trainer_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.optim = nne_optim_config_adam();
+    cfg.lr.kind = NNE_LR_CONSTANT;
+    cfg.lr.lr = 1e-2f;
+    cfg.loss = NNE_LOSS_RD;
+    cfg.rd_lambda = 0.01f;
+    cfg.noise_seed = seed;
+    cfg.threads = 1;
+    if (!s) s = nne_trainer_create(g, &cfg, &tr);
+    for (int k = 0; k < NNE_TINY_STEPS && !s; k++) s = nne_trainer_step(tr, x, x, NULL);
+    if (!s) nne_trainer_store(tr);
+    nne_trainer_free(tr);
+    if (s) {
+        nne_graph_free(g);
+        return s;
+    }
+    *out = g;
+    return NNE_OK;
+}
+
+#endif
