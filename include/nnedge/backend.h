@@ -36,6 +36,9 @@ typedef struct nne_backend {
 
 /* The plain C reference backend (f32). */
 const nne_backend *nne_backend_cpu_ref(void);
+/* The int8 reference backend: quantized graphs (s8 activations and weights, s32 biases,
+ * docs/quantization.md) on the qops.h kernels; supports_node names what it cannot run. */
+const nne_backend *nne_backend_cpu_s8(void);
 /* Look up a backend by name; NULL if unknown. */
 const nne_backend *nne_backend_by_name(const char *name);
 
@@ -54,6 +57,13 @@ const nne_tensor *nne_session_output_tensor(const nne_session *s, int32_t i);
 /* Pointer to any planned tensor's storage (activations are only valid while their
  * lifetime lasts: use for debugging and tests). */
 void *nne_session_tensor_data(nne_session *s, int32_t tensor);
+
+/* f32 data in and out of any session: an f32 tensor is copied; an s8 / u8 tensor with
+ * per-tensor parameters is quantized (nne_quantize_f32_s8__ref, rounding per its pow2 flag)
+ * or dequantized. count must be the tensor's element count. NNE_ERR_INVALID_ARG otherwise,
+ * NNE_ERR_UNSUPPORTED for other dtypes or per-channel activations. */
+nne_status nne_session_set_input_f32(nne_session *s, int32_t i, const float *x, size_t count);
+nne_status nne_session_get_output_f32(const nne_session *s, int32_t i, float *y, size_t count);
 
 nne_status nne_session_run(nne_session *s);
 /* Per-node timing of the last run (n_nodes entries). */
