@@ -40,7 +40,10 @@ const nne_backend *nne_backend_cpu_ref(void);
  * (nnedge/conv.h) and GEMM dense layers on nne_threadpool_default(); other ops as cpu-ref.
  * Within NNE_CONV_F32_TOL of cpu-ref per layer (docs/conv.md). */
 const nne_backend *nne_backend_cpu(void);
-/* Look up a backend by name ("cpu", "cpu-ref"); NULL if unknown. */
+/* The int8 reference backend: quantized graphs (s8 activations and weights, s32 biases,
+ * docs/quantization.md) on the qops.h kernels; supports_node names what it cannot run. */
+const nne_backend *nne_backend_cpu_s8(void);
+/* Look up a backend by name ("cpu", "cpu-ref", "cpu-s8"); NULL if unknown. */
 const nne_backend *nne_backend_by_name(const char *name);
 
 typedef struct nne_session nne_session;
@@ -58,6 +61,13 @@ const nne_tensor *nne_session_output_tensor(const nne_session *s, int32_t i);
 /* Pointer to any planned tensor's storage (activations are only valid while their
  * lifetime lasts: use for debugging and tests). */
 void *nne_session_tensor_data(nne_session *s, int32_t tensor);
+
+/* f32 data in and out of any session: an f32 tensor is copied; an s8 / u8 tensor with
+ * per-tensor parameters is quantized (nne_quantize_f32_s8__ref, rounding per its pow2 flag)
+ * or dequantized. count must be the tensor's element count. NNE_ERR_INVALID_ARG otherwise,
+ * NNE_ERR_UNSUPPORTED for other dtypes or per-channel activations. */
+nne_status nne_session_set_input_f32(nne_session *s, int32_t i, const float *x, size_t count);
+nne_status nne_session_get_output_f32(const nne_session *s, int32_t i, float *y, size_t count);
 
 nne_status nne_session_run(nne_session *s);
 /* Per-node timing of the last run (n_nodes entries). */

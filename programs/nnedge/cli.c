@@ -1,9 +1,13 @@
 /* Shared option parsing and error reporting for the subcommands. */
+#include <dirent.h>
+#include <limits.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "nnedge/file.h"
@@ -238,4 +242,52 @@ bool cli_write_report(const char *cmd, const char *path, void (*fn)(FILE *, cons
         return false;
     }
     return true;
+}
+
+/* The first kodim*.png under dir (recursively), into found; false if none. */
+static bool find_kodak(const char *dir, int depth, char *found, size_t n) {
+    if (depth > 32) return false;
+    DIR *d = opendir(dir);
+    if (!d) return false;
+    struct dirent *e;
+    bool hit = false;
+    while (!hit && (e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char p[4096];
+        if (snprintf(p, sizeof p, "%s/%s", dir, e->d_name) >= (int)sizeof p) continue;
+        const size_t len = strlen(e->d_name);
+        if (strncasecmp(e->d_name, "kodim", 5) == 0 && len > 4 &&
+            strcasecmp(e->d_name + len - 4, ".png") == 0) {
+            snprintf(found, n, "%s", p);
+            hit = true;
+            break;
+        }
+        struct stat st;
+        if (stat(p, &st) == 0 && S_ISDIR(st.st_mode)) hit = find_kodak(p, depth + 1, found, n);
+    }
+    closedir(d);
+    return hit;
+}
+
+int cli_check_data_dir(const char *cmd, const char *opt, const char *dir, char *real,
+                       size_t real_size) {
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        cli_error(cmd, "%s %s: no such folder", opt, dir);
+        return NNE_EXIT_RUNTIME;
+    }
+    char tmp[PATH_MAX];
+    if (!realpath(dir, tmp) || strlen(tmp) >= real_size) {
+        char e[128];
+        cli_error(cmd, "%s %s: %s", opt, dir, nne_errno_str(errno, e, sizeof e));
+        return NNE_EXIT_RUNTIME;
+    }
+    strcpy(real, tmp);
+    char found[4096];
+    if (find_kodak(real, 0, found, sizeof found))
+        return cli_usage_error(cmd,
+                               "%s %s: refusing to use a folder with Kodak images (%s): Kodak is "
+                               "the test set, never training, validation or calibration data",
+                               opt, dir, found);
+    return 0;
 }

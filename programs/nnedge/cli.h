@@ -71,6 +71,12 @@ bool cli_parse_f64(const char *s, double lo, double hi, double *out);
 struct nne_graph;
 nne_status cli_load_model(const char *spec, struct nne_graph **out);
 
+/* Resolve a data folder (must exist) into real (real_size bytes) and refuse one holding
+ * Kodak images (kodim*.png anywhere below): Kodak is test data only. 0, or the exit code
+ * after printing why (1: missing folder, 2: Kodak). Used by train and quantize. */
+int cli_check_data_dir(const char *cmd, const char *opt, const char *dir, char *real,
+                       size_t real_size);
+
 /* Format an integer with thousands separators ("3,975,122,304") into buf. */
 const char *cli_thousands(int64_t v, char *buf, size_t n);
 
@@ -85,6 +91,7 @@ int nne_cmd_compile(int argc, char **argv);
 int nne_cmd_disasm(int argc, char **argv);
 int nne_cmd_profile(int argc, char **argv);
 int nne_cmd_dse(int argc, char **argv);
+int nne_cmd_quantize(int argc, char **argv);
 
 /* ---- DPU subcommands (cli_dpu.c) ---- */
 typedef struct cli_dpu_opts {

@@ -284,31 +284,6 @@ static bool path_within(const char *inner, const char *outer) {
     return inner[n] == 0 || inner[n] == '/' || (n == 1 && outer[0] == '/');
 }
 
-/* The first kodim*.png under dir (recursively), into found; false if none. */
-static bool find_kodak(const char *dir, int depth, char *found, size_t n) {
-    if (depth > 32) return false;
-    DIR *d = opendir(dir);
-    if (!d) return false;
-    struct dirent *e;
-    bool hit = false;
-    while (!hit && (e = readdir(d))) {
-        if (e->d_name[0] == '.') continue;
-        char p[PATH_BYTES];
-        if (snprintf(p, sizeof p, "%s/%s", dir, e->d_name) >= (int)sizeof p) continue;
-        const size_t len = strlen(e->d_name);
-        if (strncasecmp(e->d_name, "kodim", 5) == 0 && len > 4 &&
-            strcasecmp(e->d_name + len - 4, ".png") == 0) {
-            snprintf(found, n, "%s", p);
-            hit = true;
-            break;
-        }
-        struct stat st;
-        if (stat(p, &st) == 0 && S_ISDIR(st.st_mode)) hit = find_kodak(p, depth + 1, found, n);
-    }
-    closedir(d);
-    return hit;
-}
-
 /* Replace a trailing ".nne" of `path` by `ext` (or append it). */
 static void with_ext(const char *path, const char *ext, char *out, size_t n) {
     size_t len = strlen(path);
@@ -802,23 +777,7 @@ static void run_free(run *r) {
 
 /* Resolve a data folder (must exist) and refuse Kodak. 0 or an exit code. */
 static int check_data_dir(const char *opt, const char *dir, char *real) {
-    struct stat st;
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        cli_error(k_cmd, "%s %s: no such folder", opt, dir);
-        return NNE_EXIT_RUNTIME;
-    }
-    if (!realpath(dir, real)) {
-        char e[128];
-        cli_error(k_cmd, "%s %s: %s", opt, dir, nne_errno_str(errno, e, sizeof e));
-        return NNE_EXIT_RUNTIME;
-    }
-    char found[PATH_BYTES];
-    if (find_kodak(real, 0, found, sizeof found))
-        return cli_usage_error(k_cmd,
-                               "%s %s: refusing to use a folder with Kodak images (%s): Kodak is "
-                               "the test set, never training or validation data",
-                               opt, dir, found);
-    return 0;
+    return cli_check_data_dir(k_cmd, opt, dir, real, PATH_BYTES);
 }
 
 /* Refuse an output path inside a data folder. */

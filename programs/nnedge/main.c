@@ -28,6 +28,8 @@ static const command k_commands[] = {
     {"profile", nne_cmd_profile,
      "DPU timing model: per-layer profile as in the CAE paper, FPS, throughput"},
     {"dse", nne_cmd_dse, "smallest DPU architecture and clock reaching a frame rate; roofline"},
+    {"quantize", nne_cmd_quantize,
+     "post-training int8 quantization calibrated on a folder (per-tensor, per-channel, pow2)"},
     {"rd", nne_cmd_rd,
      "rate-distortion of image codecs (JPEG, WebP, JPEG 2000, AVIF, JPEG XL) on a folder: "
      "curves, BD-rates, plot"},

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "nnedge/backend.h"
+#include "nnedge/qops.h"
 
 struct nne_session {
     nne_graph *g;
@@ -11,7 +12,7 @@ struct nne_session {
 };
 
 const nne_backend *nne_backend_by_name(const char *name) {
-    const nne_backend *all[] = {nne_backend_cpu(), nne_backend_cpu_ref()};
+    const nne_backend *all[] = {nne_backend_cpu(), nne_backend_cpu_ref(), nne_backend_cpu_s8()};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (name && strcmp(all[i]->name, name) == 0) return all[i];
     return NULL;
@@ -93,3 +94,57 @@ nne_status nne_session_profile(nne_session *s, nne_node_profile *prof) {
 }
 
 size_t nne_session_arena_size(const nne_session *s) { return s->g->arena_size; }
+
+/* Checks shared by the f32 input/output helpers; NULL (with the error set) on failure. */
+static const nne_tensor *io_tensor(const nne_session *s, bool input, int32_t i, size_t count,
+                                   nne_status *st) {
+    const nne_tensor *t = input ? nne_session_input_tensor(s, i) : nne_session_output_tensor(s, i);
+    if (!t) {
+        *st = nne_error(NNE_ERR_INVALID_ARG, "session has no %s %d", input ? "input" : "output",
+                        (int)i);
+        return NULL;
+    }
+    if ((size_t)nne_shape_numel(&t->shape) != count) {
+        *st = nne_error(NNE_ERR_INVALID_ARG, "tensor '%s' has %lld elements, not %zu", t->name,
+                        (long long)nne_shape_numel(&t->shape), count);
+        return NULL;
+    }
+    if (t->dtype != NNE_F32 && !((t->dtype == NNE_S8 || t->dtype == NNE_U8) && t->quant.count == 1)) {
+        *st = nne_error(NNE_ERR_UNSUPPORTED,
+                        "tensor '%s' is %s; f32 conversion needs f32, or s8/u8 with per-tensor "
+                        "quantization",
+                        t->name, nne_dtype_name(t->dtype));
+        return NULL;
+    }
+    return t;
+}
+
+nne_status nne_session_set_input_f32(nne_session *s, int32_t i, const float *x, size_t count) {
+    nne_status st = NNE_OK;
+    const nne_tensor *t = io_tensor(s, true, i, count, &st);
+    if (!t) return st;
+    void *d = nne_session_input(s, i);
+    if (t->dtype == NNE_F32)
+        memcpy(d, x, count * sizeof *x);
+    else if (t->dtype == NNE_S8)
+        nne_quantize_f32_s8__ref(count, x, t->quant.scale[0], t->quant.zero_point[0],
+                                 t->quant.pow2, d);
+    else
+        nne_quantize_f32_u8__ref(count, x, t->quant.scale[0], t->quant.zero_point[0],
+                                 t->quant.pow2, d);
+    return NNE_OK;
+}
+
+nne_status nne_session_get_output_f32(const nne_session *s, int32_t i, float *y, size_t count) {
+    nne_status st = NNE_OK;
+    const nne_tensor *t = io_tensor(s, false, i, count, &st);
+    if (!t) return st;
+    const void *d = nne_session_output(s, i);
+    if (t->dtype == NNE_F32)
+        memcpy(y, d, count * sizeof *y);
+    else if (t->dtype == NNE_S8)
+        nne_dequantize_s8_f32__ref(count, d, t->quant.scale[0], t->quant.zero_point[0], y);
+    else
+        nne_dequantize_u8_f32__ref(count, d, t->quant.scale[0], t->quant.zero_point[0], y);
+    return NNE_OK;
+}

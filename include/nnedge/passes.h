@@ -1,0 +1,134 @@
+/* nnedge graph passes: post-training int8 quantization with calibration.
+ *
+ * The pass turns an f32 graph into the quantized representation of docs/quantization.md
+ * ("The quantization pass"): s8 activations and weights, s32 biases, nne_quant parameters
+ * on every quantized tensor, GDN/IGDN and PReLU parameters kept in f32 (the kernels fold
+ * them at compile time). The graph keeps its nodes and names; only dtypes, constants and
+ * quantization parameters change, so the result is a valid graph (nne_graph_infer), a valid
+ * .nne model file and runs on the cpu-s8 backend.
+ *
+ * Calibration runs the f32 graph on the cpu-ref backend over caller-provided samples,
+ * accumulates one histogram per activation tensor (graph inputs included) and picks each
+ * tensor's clipping range with an observer.
+ */
+#ifndef NNEDGE_PASSES_H
+#define NNEDGE_PASSES_H
+
+#include "nnedge/graph.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Observers: histogram -> clipping range ------------------------------------------------ */
+
+/* How the clipping range [lo, hi] of an activation is chosen from its histogram. */
+typedef enum nne_observer_kind {
+    NNE_OBSERVER_MINMAX = 0,     /* the exact extremes seen */
+    NNE_OBSERVER_PERCENTILE = 1, /* the (100 - p)% and p% quantiles (p = 99.99 by default) */
+    NNE_OBSERVER_MSE = 2,        /* the range minimizing the histogram's quantization MSE */
+    NNE_OBSERVER_KL = 3,         /* TensorRT's entropy calibration on |x| */
+} nne_observer_kind;
+
+/* "minmax", "percentile", "mse", "kl"; NULL if invalid. */
+const char *nne_observer_name(nne_observer_kind k);
+/* NNE_ERR_INVALID_ARG if the name is unknown. */
+nne_status nne_observer_from_name(const char *name, nne_observer_kind *k);
+
+#define NNE_HIST_BINS 8192 /* divisible by 4 (see nne_histogram_add) */
+
+/* Histogram of one tensor over the symmetric range [-range, range], `range` a power of two
+ * that doubles (merging bin pairs exactly) when a larger value arrives, so data can be added
+ * in any number of batches without a first min/max pass. min/max are exact. */
+typedef struct nne_histogram {
+    double min, max;    /* exact extremes of the finite values seen (+inf/-inf if none) */
+    float range;        /* bins cover [-range, range]; 0 before the first value */
+    uint64_t total;     /* finite values counted */
+    uint64_t nonfinite; /* NaN / inf values seen (ignored) */
+    uint64_t bins[NNE_HIST_BINS];
+} nne_histogram;
+
+void nne_histogram_init(nne_histogram *h);
+void nne_histogram_add(nne_histogram *h, const float *x, size_t n);
+
+/* Observer parameters. */
+typedef struct nne_observer_opts {
+    nne_observer_kind kind;
+    double percentile; /* NNE_OBSERVER_PERCENTILE: in (50, 100]; 0 = 99.99 */
+    bool symmetric;    /* the range will be used with zero point 0 (pow2 scheme) */
+} nne_observer_opts;
+
+/* Clipping range of a histogram: lo <= 0 <= hi always (0 is representable); an empty
+ * histogram gives [0, 0]. symmetric: lo = -hi. NNE_ERR_INVALID_ARG for bad options. */
+nne_status nne_observer_range(const nne_histogram *h, const nne_observer_opts *o, float *lo,
+                              float *hi);
+
+/* s8 activation parameters for a range (docs/quantization.md, "The quantization pass"):
+ *   affine:    scale = (hi - lo) / 255, zero_point = -128 - round(lo / scale), clamped;
+ *   symmetric: scale = max(|lo|, |hi|) / 127, zero_point = 0;
+ *   pow2:      scale = 2^-fp with zero_point 0, fp the largest with round_half_up(A 2^fp) <= 127,
+ *              A = max(|lo|, |hi|).
+ * An empty range [0, 0] gives scale 1 (pow2: 2^0). */
+void nne_qparams_from_range(float lo, float hi, bool symmetric, bool pow2, float *scale,
+                            int32_t *zero_point);
+
+/* Mean squared quantization error of the histogram under (scale, zero_point) with s8 codes,
+ * using bin centres (the pass's MSE criterion, exposed for tests). */
+double nne_histogram_qerror(const nne_histogram *h, float scale, int32_t zero_point, bool pow2);
+
+/* Power-of-two fixed-point position for a histogram, as the Vitis AI quantizer does: among
+ * the candidates fp0 .. fp0 + 3 (fp0: the coarsest that does not clip [lo, hi]) the one with
+ * the smallest nne_histogram_qerror. Returns fp; scale = 2^-fp. */
+int32_t nne_histogram_pow2_fp(const nne_histogram *h, float lo, float hi);
+
+/* ---- The quantization pass ----------------------------------------------------------------- */
+
+typedef enum nne_qscheme {
+    NNE_QSCHEME_PER_TENSOR = 0,  /* weights one scale per tensor, affine activations */
+    NNE_QSCHEME_PER_CHANNEL = 1, /* weights one scale per output channel, affine activations */
+    NNE_QSCHEME_POW2 = 2,        /* DPU: every scale 2^-fp, zero points 0, per-tensor weights */
+} nne_qscheme;
+
+/* "per-tensor", "per-channel", "pow2"; NULL if invalid. */
+const char *nne_qscheme_name(nne_qscheme s);
+nne_status nne_qscheme_from_name(const char *name, nne_qscheme *s);
+
+/* Fill the f32 input (shape of graph input 0, NHWC) of calibration sample i. */
+typedef nne_status (*nne_calib_sample_fn)(void *ctx, int32_t i, float *x);
+/* Called after each calibration run (done = 1 .. total) and once per phase; may be NULL. */
+typedef void (*nne_calib_progress_fn)(void *ctx, const char *phase, int32_t done, int32_t total);
+
+typedef struct nne_quantize_opts {
+    nne_qscheme scheme;
+    nne_observer_opts observer;  /* observer.symmetric is set by the pass from the scheme */
+    bool bias_correction;        /* correct conv biases by E[y_f32 - y_qweights] */
+    int32_t n_samples;           /* calibration samples, >= 1 */
+    nne_calib_sample_fn sample;  /* required */
+    nne_calib_progress_fn progress;
+    void *ctx; /* passed to sample and progress */
+} nne_quantize_opts;
+
+/* Quantize the f32 graph `g` (one f32 input, every op supported by cpu-s8: conv2d,
+ * conv_transpose2d, dense, relu, relu6, leaky_relu, prelu, sigmoid, tanh, hardswish, GDN,
+ * IGDN, max/avg pool, add, concat, reshape, flatten). Calibration runs `g` on cpu-ref
+ * n_samples times. *out is a new inferred graph; g is unchanged (it is inferred if it was
+ * not). Metadata is copied, plus quant.scheme, quant.observer, quant.samples and
+ * quant.bias_correction. Errors name the node or tensor (unsupported op, non-finite weight,
+ * accumulator bound exceeded). */
+nne_status nne_quantize_graph(nne_graph *g, const nne_quantize_opts *o, nne_graph **out);
+
+/* Apply the quantization of `q` (a graph from nne_quantize_graph) to the f32 graph `g`
+ * with the same tensor and node names, e.g. the same model built for another input size:
+ * every constant of the result is q's constant of the same name (data, dtype, quant), every
+ * input and activation gets q's quantization. Nodes and shapes come from g. NNE_ERR_NOT_FOUND
+ * names a tensor of g that q lacks; NNE_ERR_SHAPE a constant that differs in shape. */
+nne_status nne_quantize_like(nne_graph *g, const nne_graph *q, nne_graph **out);
+
+/* A copy of `g` in which every activation is also a graph output, so a session keeps all of
+ * them alive after a run (calibration, per-layer debugging and tests). */
+nne_status nne_graph_expose_activations(nne_graph *g, nne_graph **out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

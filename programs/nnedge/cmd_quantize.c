@@ -1,0 +1,301 @@
+/* nnedge quantize MODEL --calib DIR -o OUT.nne: post-training int8 quantization with
+ * calibration on a folder of images (docs/quantization.md, "Calibration" and "The
+ * quantization pass"). cae-seed models are rebuilt at --crop x --crop for calibration (the
+ * quantized model is written at that size; nne_quantize_like moves it to any other size);
+ * other models calibrate on crops of their input size. With --eval DIR, the f32 and int8
+ * models are compared on every image of DIR (PSNR of the reconstruction, cae-seed only). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "nnedge/backend.h"
+#include "nnedge/dataset.h"
+#include "nnedge/model_file.h"
+#include "nnedge/models.h"
+#include "nnedge/passes.h"
+
+static const char *const k_cmd = "quantize";
+
+static void help(void) {
+    printf("usage: nnedge quantize MODEL --calib DIR -o OUT.nne [options]\n\n"
+           "Post-training int8 quantization: calibrate MODEL (a model file or built-in name)\n"
+           "on crops of the images in DIR and write the quantized model (s8 activations and\n"
+           "weights, s32 biases; runs on the cpu-s8 backend).\n\n"
+           "options:\n"
+           "  --calib DIR            calibration images (never Kodak: refused)\n"
+           "  --scheme S             per-tensor | per-channel (default) | pow2 (DPU)\n"
+           "  --observer O           minmax (default) | percentile | mse | kl\n"
+           "  --percentile P         for --observer percentile (default 99.99)\n"
+           "  --bias-correction      correct conv biases by the mean output shift of the\n"
+           "                         quantized weights over the calibration data\n"
+           "  --max-images N         calibrate on at most N images (default 32)\n"
+           "  --crop N               cae-seed: calibration crop side (default 128)\n"
+           "  --seed N               crop positions (default 1)\n"
+           "  --eval DIR             compare f32 and int8 PSNR on the images of DIR (cae-seed)\n"
+           "  --eval-max N           evaluate at most N images of DIR\n"
+           "  -o FILE                output model file (.nne), written atomically\n"
+           "  --json                 result as JSON on stdout\n"
+           "  -q                     no progress bar\n");
+}
+
+typedef struct qctx {
+    const nne_dataset *ds;
+    nne_crop_opts crop;
+    bool quiet;
+    uint64_t t0;
+} qctx;
+
+static nne_status sample(void *ctx, int32_t i, float *x) {
+    const qctx *c = ctx;
+    return nne_dataset_crop_batch(c->ds, &c->crop, (uint64_t)i, x);
+}
+
+static void progress(void *ctx, const char *phase, int32_t done, int32_t total) {
+    const qctx *c = ctx;
+    if (c->quiet || !isatty(STDERR_FILENO)) {
+        if (!c->quiet && done == total)
+            fprintf(stderr, "nnedge quantize: %s: %d/%d\n", phase, (int)done, (int)total);
+        return;
+    }
+    const int width = 30, fill = total ? (int)((int64_t)done * width / total) : width;
+    fprintf(stderr, "\r%-10s [%.*s%*s] %d/%d %.1f s", phase, fill,
+            "==============================", width - fill, "", (int)done, (int)total,
+            (double)(nne_time_ns() - c->t0) / 1e9);
+    if (done == total) fputc('\n', stderr);
+}
+
+/* Reconstruction of one image by a graph (f32 or quantized) on a backend, as f32 in [0,1]. */
+static nne_status run_image(nne_graph *g, const nne_backend *be, const float *x, float *y) {
+    nne_session *s = NULL;
+    nne_status st = nne_session_create(g, be, &s);
+    const size_t n = (size_t)nne_shape_numel(&g->tensors[g->inputs[0]].shape);
+    if (!st) st = nne_session_set_input_f32(s, 0, x, n);
+    if (!st) st = nne_session_run(s);
+    if (!st) st = nne_session_get_output_f32(s, 0, y, n);
+    nne_session_free(s);
+    return st;
+}
+
+static double psnr_f32(const float *a, const float *b, size_t n) {
+    double se = 0;
+    for (size_t i = 0; i < n; i++) {
+        /* 8-bit output as the codec writes it: floor(x * 255 + 0.5), clamped */
+        const double q = fmin(255.0, fmax(0.0, floor((double)b[i] * 255.0 + 0.5)));
+        const double d = q - (double)a[i] * 255.0;
+        se += d * d;
+    }
+    return 10.0 * log10(255.0 * 255.0 / fmax(se / (double)n, 1e-12));
+}
+
+typedef struct eval_sum {
+    int n;
+    double psnr_f32, psnr_s8;
+} eval_sum;
+
+/* f32 vs int8 PSNR on each image of dir (cae-seed rebuilt at each image's size). */
+static int evaluate(const char *dir, int max, nne_graph *f32, const nne_graph *q, bool quiet,
+                    eval_sum *sum) {
+    nne_dataset *ds = NULL;
+    const nne_dataset_opts o = {false, false, 21, 21};
+    nne_status st = nne_dataset_open(dir, &o, &ds);
+    if (st) return cli_fail(k_cmd, st);
+    const int n = nne_dataset_size(ds) < max ? nne_dataset_size(ds) : max;
+    memset(sum, 0, sizeof *sum);
+    for (int i = 0; i < n && !st; i++) {
+        nne_image img = {0};
+        bool owned = false;
+        nne_graph *gf = NULL, *gq = NULL;
+        float *x = NULL, *yf = NULL, *yq = NULL;
+        st = nne_dataset_image(ds, i, &img, &owned);
+        if (!st) st = nne_model_cae_seed(img.height, img.width, NNE_CAE_FULL, &gf);
+        if (!st) st = nne_model_copy_weights(gf, f32);
+        if (!st) st = nne_quantize_like(gf, q, &gq);
+        const size_t m = (size_t)img.width * img.height * 3;
+        if (!st) {
+            x = nne_malloc(m * sizeof *x);
+            yf = nne_malloc(m * sizeof *yf);
+            yq = nne_malloc(m * sizeof *yq);
+            if (!x || !yf || !yq) st = NNE_ERR_NOMEM;
+        }
+        for (size_t k = 0; !st && k < m; k++) x[k] = img.data[k] / 255.0f;
+        if (!st) st = run_image(gf, nne_backend_cpu_ref(), x, yf);
+        if (!st) st = run_image(gq, nne_backend_cpu_s8(), x, yq);
+        if (!st) {
+            const double pf = psnr_f32(x, yf, m), pq = psnr_f32(x, yq, m);
+            sum->psnr_f32 += pf;
+            sum->psnr_s8 += pq;
+            sum->n++;
+            if (!quiet)
+                fprintf(stderr, "[%d/%d] %s: f32 %.2f dB, int8 %.2f dB\n", i + 1, n,
+                        nne_dataset_path(ds, i), pf, pq);
+        }
+        nne_free(x);
+        nne_free(yf);
+        nne_free(yq);
+        nne_graph_free(gf);
+        nne_graph_free(gq);
+        if (owned) nne_image_free(&img);
+    }
+    nne_dataset_free(ds);
+    if (st) return cli_fail(k_cmd, st);
+    if (sum->n) {
+        sum->psnr_f32 /= sum->n;
+        sum->psnr_s8 /= sum->n;
+    }
+    return 0;
+}
+
+int nne_cmd_quantize(int argc, char **argv) {
+    cli_common co;
+    const char *calib = NULL, *scheme_s = "per-channel", *obs_s = "minmax", *pct_s = NULL,
+               *max_s = NULL, *crop_s = NULL, *seed_s = NULL, *eval = NULL, *eval_max_s = NULL;
+    bool bias_corr = false;
+    const cli_option opts[] = {
+        {"calib", 0, true, &calib, NULL},
+        {"scheme", 0, true, &scheme_s, NULL},
+        {"observer", 0, true, &obs_s, NULL},
+        {"percentile", 0, true, &pct_s, NULL},
+        {"bias-correction", 0, false, NULL, &bias_corr},
+        {"max-images", 0, true, &max_s, NULL},
+        {"crop", 0, true, &crop_s, NULL},
+        {"seed", 0, true, &seed_s, NULL},
+        {"eval", 0, true, &eval, NULL},
+        {"eval-max", 0, true, &eval_max_s, NULL},
+        {NULL, 0, false, NULL, NULL},
+    };
+    const char *pos[2];
+    int n_pos = 0;
+    if (!cli_parse(k_cmd, argc, argv, &co, opts, pos, 2, &n_pos)) return NNE_EXIT_USAGE;
+    if (co.help) {
+        help();
+        return NNE_EXIT_OK;
+    }
+    if (n_pos != 1) return cli_usage_error(k_cmd, "expected one MODEL");
+    if (!calib) return cli_usage_error(k_cmd, "missing --calib DIR");
+    if (!co.output) return cli_usage_error(k_cmd, "missing -o OUT.nne");
+    nne_quantize_opts qo = {0};
+    if (nne_qscheme_from_name(scheme_s, &qo.scheme))
+        return cli_usage_error(k_cmd, "--scheme '%s': expected per-tensor, per-channel or pow2",
+                               scheme_s);
+    if (nne_observer_from_name(obs_s, &qo.observer.kind))
+        return cli_usage_error(k_cmd, "--observer '%s': expected minmax, percentile, mse or kl",
+                               obs_s);
+    int64_t max_images = 32, crop = 128, seed = 1, eval_max = 1 << 30;
+    double pct = 99.99;
+    if (pct_s && !cli_parse_f64(pct_s, 50.000001, 100.0, &pct))
+        return cli_usage_error(k_cmd, "--percentile '%s': expected (50, 100]", pct_s);
+    if (max_s && !cli_parse_i64(max_s, 1, 100000, &max_images))
+        return cli_usage_error(k_cmd, "--max-images '%s': expected 1..100000", max_s);
+    if (crop_s && !cli_parse_i64(crop_s, 21, 4096, &crop))
+        return cli_usage_error(k_cmd, "--crop '%s': expected 21..4096", crop_s);
+    if (seed_s && !cli_parse_i64(seed_s, 0, INT64_MAX, &seed))
+        return cli_usage_error(k_cmd, "--seed '%s': expected a non-negative integer", seed_s);
+    if (eval_max_s && !cli_parse_i64(eval_max_s, 1, 1 << 30, &eval_max))
+        return cli_usage_error(k_cmd, "--eval-max '%s': expected a positive integer", eval_max_s);
+    qo.observer.percentile = pct;
+    qo.bias_correction = bias_corr;
+    char real[4096];
+    int rc = cli_check_data_dir(k_cmd, "--calib", calib, real, sizeof real);
+    if (rc) return rc;
+    if (cli_same_file(co.output, pos[0])) {
+        cli_error(k_cmd, "%s: refusing to overwrite the input model", co.output);
+        return NNE_EXIT_USAGE;
+    }
+
+    rc = NNE_EXIT_RUNTIME;
+    nne_graph *model = NULL, *g = NULL, *q = NULL;
+    nne_dataset *ds = NULL;
+    nne_status st = cli_load_model(pos[0], &model);
+    if (!st) st = nne_graph_infer(model);
+    if (st) {
+        cli_error(k_cmd, "%s: %s: %s", pos[0], nne_status_str(st), nne_last_error());
+        goto done;
+    }
+    const char *mname = nne_graph_get_meta(model, "model");
+    const bool cae = mname && strcmp(mname, "cae-seed") == 0 && model->n_inputs == 1 &&
+                     nne_graph_find_node(model, "conv2d_transpose_5") >= 0;
+    if (cae) { /* calibrate at crop x crop: the weights do not depend on the size */
+        st = nne_model_cae_seed((int32_t)crop, (int32_t)crop, NNE_CAE_FULL, &g);
+        if (!st) st = nne_model_copy_weights(g, model);
+        for (int32_t i = 0; !st && i < model->n_meta; i++)
+            st = nne_graph_set_meta(g, model->meta[i].key, model->meta[i].value);
+    } else {
+        g = model;
+        model = NULL;
+    }
+    if (!st) st = nne_graph_infer(g);
+    if (st) {
+        rc = cli_fail(k_cmd, st);
+        goto done;
+    }
+    const nne_shape *is = &g->tensors[g->inputs[0]].shape;
+    if (g->n_inputs != 1 || is->ndim != 4 || is->dim[0] != 1 || is->dim[3] != 3) {
+        cli_error(k_cmd, "%s: the model's input must be one [1][H][W][3] image", pos[0]);
+        goto done;
+    }
+    const nne_dataset_opts dopts = {.recursive = true,
+                                    .cache = false,
+                                    .min_width = (int32_t)is->dim[2],
+                                    .min_height = (int32_t)is->dim[1]};
+    if ((st = nne_dataset_open(real, &dopts, &ds))) {
+        rc = cli_fail(k_cmd, st);
+        goto done;
+    }
+    qctx c = {.ds = ds,
+              .crop = {.batch = 1,
+                       .height = (int32_t)is->dim[1],
+                       .width = (int32_t)is->dim[2],
+                       .seed = (uint64_t)seed},
+              .quiet = co.quiet || co.json,
+              .t0 = nne_time_ns()};
+    qo.n_samples = nne_dataset_size(ds) < max_images ? nne_dataset_size(ds) : (int32_t)max_images;
+    qo.sample = sample;
+    qo.progress = progress;
+    qo.ctx = &c;
+    if ((st = nne_quantize_graph(g, &qo, &q))) {
+        rc = cli_fail(k_cmd, st);
+        goto done;
+    }
+    if ((st = nne_graph_set_meta(q, "quant.calib", calib)) ||
+        (st = nne_model_write_file(q, co.output))) {
+        cli_error(k_cmd, "%s: %s: %s", co.output, nne_status_str(st), nne_last_error());
+        goto done;
+    }
+    eval_sum ev = {0};
+    if (eval) {
+        if (!cae) {
+            cli_error(k_cmd, "--eval needs a cae-seed model");
+            goto done;
+        }
+        if ((rc = evaluate(eval, (int)eval_max, g, q, co.quiet || co.json, &ev))) goto done;
+        rc = NNE_EXIT_RUNTIME;
+    }
+    if (co.json) {
+        printf("{\"model\": \"%s\", \"output\": \"%s\", \"scheme\": \"%s\", \"observer\": \"%s\", "
+               "\"bias_correction\": %s, \"samples\": %d",
+               pos[0], co.output, nne_qscheme_name(qo.scheme), nne_observer_name(qo.observer.kind),
+               bias_corr ? "true" : "false", (int)qo.n_samples);
+        if (eval)
+            printf(", \"eval\": {\"images\": %d, \"psnr_f32\": %.4f, \"psnr_int8\": %.4f}", ev.n,
+                   ev.psnr_f32, ev.psnr_s8);
+        printf("}\n");
+    } else if (!co.quiet) {
+        printf("%s: %s, %s observer%s, %d calibration crops of %lldx%lld -> %s\n", pos[0],
+               nne_qscheme_name(qo.scheme), nne_observer_name(qo.observer.kind),
+               bias_corr ? ", bias correction" : "", (int)qo.n_samples, (long long)is->dim[1],
+               (long long)is->dim[2], co.output);
+        if (eval)
+            printf("eval %s: %d images, mean PSNR f32 %.2f dB, int8 %.2f dB (%+.2f dB)\n", eval,
+                   ev.n, ev.psnr_f32, ev.psnr_s8, ev.psnr_s8 - ev.psnr_f32);
+    }
+    rc = NNE_EXIT_OK;
+done:
+    nne_dataset_free(ds);
+    nne_graph_free(q);
+    nne_graph_free(g);
+    nne_graph_free(model);
+    return rc;
+}

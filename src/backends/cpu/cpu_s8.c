@@ -1,0 +1,356 @@
+/* The int8 CPU backend "cpu-s8": executes quantized graphs (docs/quantization.md, "The
+ * quantization pass") node by node with the reference int8 kernels of qops.h. Activations
+ * (graph inputs and outputs included) are s8 codes with per-tensor parameters; MAC weights
+ * s8 (per tensor or per output channel, zero point 0), biases s32 at s_x * s_w; PReLU slopes
+ * and GDN parameters f32. Output stages, tables and PReLU multipliers are prepared once at
+ * compile time. f32 data enters and leaves through nne_session_set_input_f32 /
+ * nne_session_get_output_f32, which quantize and dequantize with the tensors' parameters. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nnedge/backend.h"
+#include "nnedge/qops.h"
+
+typedef struct s8_node {
+    nne_qoutput out, neg; /* MAC / pool / PReLU-positive output stage; PReLU negative */
+    nne_requant *rq;      /* [out.count] */
+    nne_requant *neg_rq;  /* [neg.count] */
+    nne_qadd add;
+    int8_t lut[256];
+    nne_qoutput *cat_out; /* concat: one output stage per input */
+    nne_requant *cat_rq;
+    int32_t lo, hi; /* ReLU / ReLU6 clamp */
+    float *gdn_scratch;
+} s8_node;
+
+typedef struct s8_state {
+    int32_t n_nodes;
+    s8_node *nodes;
+    uint64_t *ns;
+} s8_state;
+
+#define FAIL(...) return nne_error(NNE_ERR_UNSUPPORTED, "backend cpu-s8: node '%s' (%s): " __VA_ARGS__)
+
+static const nne_tensor *T(const nne_graph *g, int32_t t) { return t >= 0 ? &g->tensors[t] : NULL; }
+
+static bool per_tensor_s8(const nne_tensor *t) {
+    return t->dtype == NNE_S8 && t->quant.count == 1 && t->quant.zero_point[0] >= -128 &&
+           t->quant.zero_point[0] <= 127;
+}
+
+static bool same_quant(const nne_tensor *a, const nne_tensor *b) {
+    return a->quant.scale[0] == b->quant.scale[0] &&
+           a->quant.zero_point[0] == b->quant.zero_point[0];
+}
+
+static bool all_pow2(const nne_graph *g, const nne_node *n) {
+    bool p = g->tensors[n->output].quant.pow2;
+    for (int32_t k = 0; k < n->n_inputs; k++) {
+        const nne_tensor *t = T(g, n->inputs[k]);
+        if (t && t->dtype != NNE_F32) p &= t->quant.pow2;
+    }
+    return p;
+}
+
+static nne_status s8_supports(const nne_graph *g, const nne_node *n) {
+    const char *nm = n->name, *op = nne_op_name(n->op);
+    const nne_tensor *y = T(g, n->output);
+    for (int32_t k = 0; k < n->n_inputs; k++) {
+        const nne_tensor *t = T(g, n->inputs[k]);
+        if (!t || t->kind == NNE_TENSOR_CONSTANT) continue;
+        if (!per_tensor_s8(t))
+            FAIL("input '%s' is %s%s; expects s8 with per-tensor quantization (run `nnedge "
+                 "quantize` first)",
+                 nm, op, t->name, nne_dtype_name(t->dtype), t->quant.count ? "" : " (no quant)");
+    }
+    if (!per_tensor_s8(y)) FAIL("output '%s' has no per-tensor s8 quantization", nm, op, y->name);
+    switch (n->op) {
+    case NNE_OP_CONV2D:
+    case NNE_OP_CONV_TRANSPOSE2D:
+    case NNE_OP_DENSE: {
+        const nne_tensor *w = T(g, n->inputs[1]), *b = n->n_inputs > 2 ? T(g, n->inputs[2]) : NULL;
+        if (w->dtype != NNE_S8 || !w->quant.count || (w->quant.count > 1 && w->quant.axis != 0))
+            FAIL("weights '%s' must be s8, per tensor or per output channel", nm, op, w->name);
+        for (int32_t c = 0; c < w->quant.count; c++)
+            if (w->quant.zero_point[c] != 0)
+                FAIL("weights '%s' must be symmetric (zero point 0)", nm, op, w->name);
+        int64_t max_bias = 0;
+        if (b) {
+            if (b->dtype != NNE_S32) FAIL("bias '%s' must be s32", nm, op, b->name);
+            /* The kernels take the bias at s_x * s_w[c]; a bias that says otherwise was
+             * quantized for another layer. */
+            const nne_tensor *xt = T(g, n->inputs[0]);
+            for (int32_t c = 0; c < b->quant.count; c++) {
+                const double want = (double)xt->quant.scale[0] *
+                                    w->quant.scale[w->quant.count == 1 ? 0 : c];
+                if (fabs(b->quant.scale[c] - want) > 1e-6 * want)
+                    FAIL("bias '%s' scale %g is not s_x * s_w = %g", nm, op, b->name,
+                         (double)b->quant.scale[c], want);
+            }
+            for (int64_t c = 0; c < b->shape.dim[0]; c++)
+                { const int64_t v = llabs((long long)((const int32_t *)b->data)[c]); if (v > max_bias) max_bias = v; }
+        }
+        const int64_t k = nne_shape_numel(&w->shape) / w->shape.dim[0];
+        if (nne_s8_acc_bound(k, max_bias) > INT32_MAX)
+            FAIL("int32 accumulator bound %lld exceeds 2^31-1", nm, op,
+                 (long long)nne_s8_acc_bound(k, max_bias));
+        return NNE_OK;
+    }
+    case NNE_OP_RELU:
+    case NNE_OP_RELU6:
+    case NNE_OP_MAXPOOL2D:
+    case NNE_OP_RESHAPE:
+    case NNE_OP_FLATTEN:
+        if (!same_quant(T(g, n->inputs[0]), y))
+            FAIL("output must share the input's scale and zero point", nm, op);
+        return NNE_OK;
+    case NNE_OP_PRELU:
+    case NNE_OP_GDN:
+    case NNE_OP_IGDN:
+        for (int32_t k = 1; k < n->n_inputs; k++)
+            if (T(g, n->inputs[k])->dtype != NNE_F32)
+                FAIL("parameter '%s' must be f32", nm, op, T(g, n->inputs[k])->name);
+        return NNE_OK;
+    case NNE_OP_LEAKY_RELU:
+    case NNE_OP_SIGMOID:
+    case NNE_OP_TANH:
+    case NNE_OP_HARDSWISH:
+    case NNE_OP_AVGPOOL2D:
+    case NNE_OP_ADD:
+    case NNE_OP_CONCAT:
+        return NNE_OK;
+    default:
+        FAIL("no int8 kernel for this op", nm, op);
+    }
+}
+
+static float sc(const nne_graph *g, int32_t t) { return g->tensors[t].quant.scale[0]; }
+static int32_t zp(const nne_graph *g, int32_t t) { return g->tensors[t].quant.zero_point[0]; }
+static int64_t last_dim(const nne_graph *g, int32_t t) {
+    const nne_shape *s = &g->tensors[t].shape;
+    return s->dim[s->ndim - 1];
+}
+
+static nne_status prepare_node(const nne_graph *g, const nne_node *n, s8_node *st) {
+    const int32_t x = n->inputs[0], y = n->output;
+    const bool pow2 = all_pow2(g, n);
+    nne_status s = NNE_OK;
+    switch (n->op) {
+    case NNE_OP_CONV2D:
+    case NNE_OP_CONV_TRANSPOSE2D:
+    case NNE_OP_DENSE: {
+        const nne_quant *wq = &g->tensors[n->inputs[1]].quant;
+        if (!(st->rq = nne_calloc((size_t)wq->count, sizeof *st->rq))) return NNE_ERR_NOMEM;
+        return nne_qoutput_from_quant(&st->out, st->rq, wq->count, &g->tensors[x].quant, wq,
+                                      &g->tensors[y].quant, NNE_QACT_NONE);
+    }
+    case NNE_OP_MAXPOOL2D:
+    case NNE_OP_AVGPOOL2D:
+        if (!(st->rq = nne_calloc(1, sizeof *st->rq))) return NNE_ERR_NOMEM;
+        return nne_qoutput_init(&st->out, st->rq, 1, sc(g, x), NULL, sc(g, y), zp(g, y), pow2,
+                                NNE_QACT_NONE);
+    case NNE_OP_RELU:
+    case NNE_OP_RELU6:
+        nne_qact_range(n->op == NNE_OP_RELU ? NNE_QACT_RELU : NNE_QACT_RELU6, sc(g, y), zp(g, y),
+                       g->tensors[y].quant.pow2, &st->lo, &st->hi);
+        return NNE_OK;
+    case NNE_OP_PRELU:
+    case NNE_OP_LEAKY_RELU: {
+        const bool leaky = n->op == NNE_OP_LEAKY_RELU;
+        const float *slope = leaky ? &n->params.leaky.alpha : g->tensors[n->inputs[1]].data;
+        const int32_t ns = leaky ? 1 : (int32_t)g->tensors[n->inputs[1]].shape.dim[0];
+        /* pow2 needs power-of-two slopes; a trained PReLU's are not, so its negative side
+         * then runs in Q31 (docs/quantization.md, "The quantization pass"). */
+        bool slopes_pow2 = pow2;
+        for (int32_t c = 0; c < ns && slopes_pow2; c++) {
+            int32_t k;
+            slopes_pow2 = slope[c] > 0.0f && nne_quant_pow2_shift(slope[c], &k) == NNE_OK;
+        }
+        st->rq = nne_calloc(1, sizeof *st->rq);
+        st->neg_rq = nne_calloc((size_t)ns, sizeof *st->neg_rq);
+        if (!st->rq || !st->neg_rq) return NNE_ERR_NOMEM;
+        return nne_qprelu_init(&st->out, st->rq, &st->neg, st->neg_rq, sc(g, x), slope, ns,
+                               sc(g, y), zp(g, y), slopes_pow2);
+    }
+    case NNE_OP_SIGMOID:
+    case NNE_OP_TANH:
+    case NNE_OP_HARDSWISH: {
+        nne_unary_f32_fn f = n->op == NNE_OP_SIGMOID ? nne_sigmoid_f32__ref
+                             : n->op == NNE_OP_TANH  ? nne_tanh_f32__ref
+                                                     : nne_hardswish_f32__ref;
+        nne_lut_s8_build(f, sc(g, x), zp(g, x), sc(g, y), zp(g, y), g->tensors[y].quant.pow2,
+                         st->lut);
+        return NNE_OK;
+    }
+    case NNE_OP_GDN:
+    case NNE_OP_IGDN:
+        st->gdn_scratch = nne_aligned_alloc(nne_gdn_s8_scratch_size((int32_t)last_dim(g, x)));
+        return st->gdn_scratch ? NNE_OK : NNE_ERR_NOMEM;
+    case NNE_OP_ADD:
+        return nne_qadd_init(&st->add, sc(g, x), zp(g, x), sc(g, n->inputs[1]),
+                             zp(g, n->inputs[1]), sc(g, y), zp(g, y), pow2, NNE_QACT_NONE);
+    case NNE_OP_CONCAT:
+        st->cat_out = nne_calloc((size_t)n->n_inputs, sizeof *st->cat_out);
+        st->cat_rq = nne_calloc((size_t)n->n_inputs, sizeof *st->cat_rq);
+        if (!st->cat_out || !st->cat_rq) return NNE_ERR_NOMEM;
+        for (int32_t k = 0; k < n->n_inputs && !s; k++)
+            s = nne_qoutput_init(&st->cat_out[k], &st->cat_rq[k], 1, sc(g, n->inputs[k]), NULL,
+                                 sc(g, y), zp(g, y), pow2, NNE_QACT_NONE);
+        return s;
+    default:
+        return NNE_OK;
+    }
+}
+
+static void s8_free(void *state) {
+    s8_state *st = state;
+    if (!st) return;
+    for (int32_t i = 0; st->nodes && i < st->n_nodes; i++) {
+        nne_free(st->nodes[i].rq);
+        nne_free(st->nodes[i].neg_rq);
+        nne_free(st->nodes[i].cat_out);
+        nne_free(st->nodes[i].cat_rq);
+        nne_aligned_free(st->nodes[i].gdn_scratch);
+    }
+    nne_free(st->nodes);
+    nne_free(st->ns);
+    nne_free(st);
+}
+
+static nne_status s8_compile(const nne_graph *g, void **state) {
+    s8_state *st = nne_calloc(1, sizeof *st);
+    if (!st) return NNE_ERR_NOMEM;
+    st->n_nodes = g->n_nodes;
+    st->nodes = nne_calloc((size_t)g->n_nodes + 1, sizeof *st->nodes);
+    st->ns = nne_calloc((size_t)g->n_nodes + 1, sizeof *st->ns);
+    nne_status s = st->nodes && st->ns ? NNE_OK : NNE_ERR_NOMEM;
+    for (int32_t i = 0; i < g->n_nodes && !s; i++) {
+        s = prepare_node(g, &g->nodes[i], &st->nodes[i]);
+        if (s)
+            s = nne_error(s, "backend cpu-s8: node '%s' (%s): %s", g->nodes[i].name,
+                          nne_op_name(g->nodes[i].op), nne_last_error());
+    }
+    if (s) {
+        s8_free(st);
+        return s;
+    }
+    *state = st;
+    return NNE_OK;
+}
+
+static void *tdata(const nne_graph *g, uint8_t *arena, int32_t t) {
+    if (t < 0) return NULL;
+    const nne_tensor *x = &g->tensors[t];
+    return x->kind == NNE_TENSOR_CONSTANT ? x->data : arena + x->arena_offset;
+}
+
+static void run_node(const nne_graph *g, const nne_node *n, const s8_node *st, uint8_t *arena) {
+    const int32_t *in = n->inputs;
+    const int8_t *x = tdata(g, arena, in[0]);
+    int8_t *y = tdata(g, arena, n->output);
+    const size_t cnt = (size_t)nne_shape_numel(&g->tensors[n->output].shape);
+    switch (n->op) {
+    case NNE_OP_CONV2D:
+        nne_conv2d_s8__ref(&n->conv_geom, x, zp(g, in[0]), tdata(g, arena, in[1]),
+                           tdata(g, arena, n->n_inputs > 2 ? in[2] : -1), &st->out, y);
+        break;
+    case NNE_OP_CONV_TRANSPOSE2D:
+        nne_conv_transpose2d_s8__ref(&n->conv_geom, x, zp(g, in[0]), tdata(g, arena, in[1]),
+                                     tdata(g, arena, n->n_inputs > 2 ? in[2] : -1), &st->out, y);
+        break;
+    case NNE_OP_DENSE: {
+        const nne_shape *ws = &g->tensors[in[1]].shape;
+        nne_dense_s8__ref((int32_t)g->tensors[in[0]].shape.dim[0], (int32_t)ws->dim[1],
+                          (int32_t)ws->dim[0], x, zp(g, in[0]), tdata(g, arena, in[1]),
+                          tdata(g, arena, n->n_inputs > 2 ? in[2] : -1), &st->out, y);
+        break;
+    }
+    case NNE_OP_MAXPOOL2D:
+    case NNE_OP_AVGPOOL2D:
+        nne_pool2d_s8__ref(&n->pool_geom, n->op == NNE_OP_MAXPOOL2D ? NNE_POOL_MAX : NNE_POOL_AVG,
+                           x, zp(g, in[0]), &st->out, y);
+        break;
+    case NNE_OP_RELU:
+    case NNE_OP_RELU6:
+        nne_clamp_s8__ref(cnt, x, st->lo, st->hi, y);
+        break;
+    case NNE_OP_PRELU:
+    case NNE_OP_LEAKY_RELU: {
+        const int32_t c = (int32_t)last_dim(g, in[0]);
+        nne_prelu_s8__ref(cnt / (size_t)c, c, x, zp(g, in[0]), &st->out, &st->neg, y);
+        break;
+    }
+    case NNE_OP_SIGMOID:
+    case NNE_OP_TANH:
+    case NNE_OP_HARDSWISH:
+        nne_lut_s8__ref(cnt, st->lut, x, y);
+        break;
+    case NNE_OP_GDN:
+    case NNE_OP_IGDN: {
+        const int32_t c = (int32_t)last_dim(g, in[0]);
+        nne_gdn_s8__ref(cnt / (size_t)c, c, x, sc(g, in[0]), zp(g, in[0]), tdata(g, arena, in[1]),
+                        tdata(g, arena, in[2]), n->op == NNE_OP_IGDN, sc(g, n->output),
+                        zp(g, n->output), g->tensors[n->output].quant.pow2, st->gdn_scratch, y);
+        break;
+    }
+    case NNE_OP_ADD:
+        nne_add_s8__ref(cnt, x, tdata(g, arena, in[1]), &st->add, y);
+        break;
+    case NNE_OP_CONCAT: {
+        const nne_shape *os = &g->tensors[n->output].shape;
+        int32_t axis = n->params.concat.axis;
+        if (axis < 0) axis += os->ndim;
+        size_t outer = 1, unit = 1;
+        for (int d = 0; d < axis; d++) outer *= (size_t)os->dim[d];
+        for (int d = axis + 1; d < os->ndim; d++) unit *= (size_t)os->dim[d];
+        const int8_t *xs[NNE_MAX_NODE_INPUTS];
+        size_t inner[NNE_MAX_NODE_INPUTS];
+        int32_t zps[NNE_MAX_NODE_INPUTS];
+        for (int32_t k = 0; k < n->n_inputs; k++) {
+            xs[k] = tdata(g, arena, in[k]);
+            inner[k] = (size_t)g->tensors[in[k]].shape.dim[axis] * unit;
+            zps[k] = zp(g, in[k]);
+        }
+        nne_concat_s8__ref(outer, n->n_inputs, xs, inner, zps, st->cat_out, y);
+        break;
+    }
+    case NNE_OP_RESHAPE:
+    case NNE_OP_FLATTEN:
+        if (x != y) memmove(y, x, cnt);
+        break;
+    default: /* rejected by s8_supports */
+        break;
+    }
+}
+
+static nne_status s8_run(void *state, const nne_graph *g, uint8_t *arena) {
+    s8_state *st = state;
+    for (int32_t i = 0; i < g->n_nodes && i < st->n_nodes; i++) {
+        const uint64_t t0 = nne_time_ns();
+        run_node(g, &g->nodes[i], &st->nodes[i], arena);
+        st->ns[i] = nne_time_ns() - t0;
+    }
+    return NNE_OK;
+}
+
+static nne_status s8_profile(void *state, const nne_graph *g, nne_node_profile *prof) {
+    s8_state *st = state;
+    for (int32_t i = 0; i < g->n_nodes && i < st->n_nodes; i++) {
+        prof[i].node = i;
+        prof[i].ns = st->ns[i];
+    }
+    return NNE_OK;
+}
+
+const nne_backend *nne_backend_cpu_s8(void) {
+    static const nne_backend be = {
+        .name = "cpu-s8",
+        .supports_node = s8_supports,
+        .compile = s8_compile,
+        .run = s8_run,
+        .profile = s8_profile,
+        .free = s8_free,
+    };
+    return &be;
+}

@@ -1,0 +1,517 @@
+/* The post-training quantization pass (docs/quantization.md, "The quantization pass"):
+ * calibrate the f32 graph on cpu-ref, quantize weights and biases, attach s8 parameters to
+ * every activation, and rebuild the graph with the same nodes and names. */
+#include <math.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "nnedge/backend.h"
+#include "nnedge/passes.h"
+#include "nnedge/qops.h"
+
+static const char *const k_scheme_names[] = {"per-tensor", "per-channel", "pow2"};
+
+const char *nne_qscheme_name(nne_qscheme s) { return (unsigned)s < 3 ? k_scheme_names[s] : NULL; }
+
+nne_status nne_qscheme_from_name(const char *name, nne_qscheme *s) {
+    for (int i = 0; i < 3; i++)
+        if (name && strcmp(name, k_scheme_names[i]) == 0) {
+            *s = (nne_qscheme)i;
+            return NNE_OK;
+        }
+    return nne_error(NNE_ERR_INVALID_ARG,
+                     "unknown scheme '%s' (per-tensor, per-channel, pow2)", name ? name : "");
+}
+
+/* ---- Graph rebuilding ---------------------------------------------------------------------- */
+
+/* What tensor i of the source becomes: dtype and data (constants), quantization (NULL or
+ * count 0: none). Activation dtypes are left to nne_graph_infer. */
+typedef struct tplan {
+    nne_dtype dtype;
+    const void *data;
+    nne_quant quant; /* owned by the plan */
+} tplan;
+
+static void plans_free(tplan *p, int32_t n, void **owned, int32_t n_owned) {
+    if (p)
+        for (int32_t i = 0; i < n; i++) nne_quant_free(&p[i].quant);
+    nne_free(p);
+    if (owned)
+        for (int32_t i = 0; i < n_owned; i++) nne_aligned_free(owned[i]);
+    nne_free(owned);
+}
+
+/* Rebuild `src` (inferred) as a new graph: same names, nodes, params, inputs, outputs and
+ * metadata; tensors per `plan` (NULL: unchanged); with `expose`, every activation becomes
+ * an output too. The result is inferred. */
+static nne_status rebuild(const nne_graph *src, const tplan *plan, bool expose, nne_graph **out) {
+    *out = NULL;
+    nne_graph *g = NULL;
+    nne_status s = nne_graph_create(src->name, &g);
+    if (s) return s;
+    int32_t *map = nne_malloc(((size_t)src->n_tensors + 1) * sizeof *map);
+    if (!map) {
+        nne_graph_free(g);
+        return NNE_ERR_NOMEM;
+    }
+    for (int32_t i = 0; i < src->n_tensors && !s; i++) {
+        const nne_tensor *t = &src->tensors[i];
+        map[i] = -1;
+        const nne_dtype dt = plan ? plan[i].dtype : t->dtype;
+        if (t->kind == NNE_TENSOR_INPUT)
+            s = nne_graph_add_input(g, t->name, dt, t->shape, &map[i]);
+        else if (t->kind == NNE_TENSOR_CONSTANT)
+            s = nne_graph_add_constant(g, t->name, dt, t->shape, plan ? plan[i].data : t->data,
+                                       &map[i]);
+    }
+    for (int32_t i = 0; i < src->n_nodes && !s; i++) {
+        const nne_node *n = &src->nodes[i];
+        int32_t in[NNE_MAX_NODE_INPUTS];
+        for (int32_t k = 0; k < n->n_inputs; k++) in[k] = n->inputs[k] < 0 ? -1 : map[n->inputs[k]];
+        s = nne_graph_add_node(g, n->name, n->op, &n->params, in, n->n_inputs,
+                               src->tensors[n->output].name, &map[n->output]);
+    }
+    for (int32_t i = 0; i < src->n_tensors && !s; i++) {
+        const nne_quant *q = plan ? &plan[i].quant : &src->tensors[i].quant;
+        if (map[i] >= 0 && q->count) s = nne_quant_copy(&g->tensors[map[i]].quant, q);
+    }
+    for (int32_t i = 0; i < src->n_outputs && !s; i++)
+        s = nne_graph_mark_output(g, map[src->outputs[i]]);
+    for (int32_t i = 0; i < src->n_nodes && !s && expose; i++) {
+        const int32_t t = map[src->nodes[i].output];
+        bool is_out = false;
+        for (int32_t k = 0; k < g->n_outputs; k++) is_out |= g->outputs[k] == t;
+        if (!is_out) s = nne_graph_mark_output(g, t);
+    }
+    for (int32_t i = 0; i < src->n_meta && !s; i++)
+        s = nne_graph_set_meta(g, src->meta[i].key, src->meta[i].value);
+    if (!s) s = nne_graph_infer(g);
+    nne_free(map);
+    if (s) {
+        nne_graph_free(g);
+        return s;
+    }
+    *out = g;
+    return NNE_OK;
+}
+
+nne_status nne_graph_expose_activations(nne_graph *g, nne_graph **out) {
+    nne_status s = nne_graph_infer(g);
+    return s ? s : rebuild(g, NULL, true, out);
+}
+
+/* ---- Helpers --------------------------------------------------------------------------------- */
+
+/* f32 copy of a float constant (f32 or f16 storage), or NULL (NNE_ERR_NOMEM / unsupported). */
+static float *float_copy(const nne_tensor *t, nne_status *st) {
+    const size_t n = (size_t)nne_shape_numel(&t->shape);
+    float *f = nne_aligned_alloc(n * sizeof *f + 1);
+    if (!f) {
+        *st = NNE_ERR_NOMEM;
+        return NULL;
+    }
+    if (t->dtype == NNE_F32) {
+        memcpy(f, t->data, n * sizeof *f);
+    } else if (t->dtype == NNE_F16) {
+        for (size_t i = 0; i < n; i++) f[i] = nne_f16_to_f32(((const uint16_t *)t->data)[i]);
+    } else {
+        nne_aligned_free(f);
+        *st = nne_error(NNE_ERR_UNSUPPORTED, "constant '%s' is %s, expected f32 or f16", t->name,
+                        nne_dtype_name(t->dtype));
+        return NULL;
+    }
+    return f;
+}
+
+static bool is_mac(nne_op_type op) {
+    return op == NNE_OP_CONV2D || op == NNE_OP_CONV_TRANSPOSE2D || op == NNE_OP_DENSE;
+}
+
+/* Ops whose int8 kernel needs the output to share the input's parameters. */
+static bool shares_quant(nne_op_type op) {
+    return op == NNE_OP_RELU || op == NNE_OP_RELU6 || op == NNE_OP_MAXPOOL2D ||
+           op == NNE_OP_RESHAPE || op == NNE_OP_FLATTEN;
+}
+
+static bool pass_supports(nne_op_type op) {
+    switch (op) {
+    case NNE_OP_CONV2D:
+    case NNE_OP_CONV_TRANSPOSE2D:
+    case NNE_OP_DENSE:
+    case NNE_OP_RELU:
+    case NNE_OP_RELU6:
+    case NNE_OP_LEAKY_RELU:
+    case NNE_OP_PRELU:
+    case NNE_OP_SIGMOID:
+    case NNE_OP_TANH:
+    case NNE_OP_HARDSWISH:
+    case NNE_OP_GDN:
+    case NNE_OP_IGDN:
+    case NNE_OP_MAXPOOL2D:
+    case NNE_OP_AVGPOOL2D:
+    case NNE_OP_ADD:
+    case NNE_OP_CONCAT:
+    case NNE_OP_RESHAPE:
+    case NNE_OP_FLATTEN:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Weights [oc][...] -> s8 codes and parameters. pow2: per tensor, fixed-point position chosen
+ * among fp0 .. fp0 + 3 (fp0: no clipping) by the smallest squared error, as Vitis AI does. */
+static nne_status quantize_weights(const nne_tensor *t, const float *w, nne_qscheme scheme,
+                                   int8_t *q, nne_quant *quant) {
+    const bool pow2 = scheme == NNE_QSCHEME_POW2;
+    nne_status s =
+        nne_quantize_tensor_s8(&t->shape, w, scheme == NNE_QSCHEME_PER_CHANNEL, pow2, q, quant);
+    if (s) return nne_error(s, "weights '%s': %s", t->name, nne_last_error());
+    if (!pow2) return NNE_OK;
+    const size_t n = (size_t)nne_shape_numel(&t->shape);
+    int32_t fp0 = 0, best_fp = 0;
+    nne_quant_pow2_shift(quant->scale[0], &fp0);
+    double best = INFINITY;
+    for (int32_t fp = fp0; fp <= fp0 + 3; fp++) {
+        const float sc = ldexpf(1.0f, -fp);
+        double e = 0.0;
+        for (size_t i = 0; i < n; i++) {
+            const double d =
+                w[i] - (double)nne_quantize_value(w[i], sc, 0, -127, 127, true) * sc;
+            e += d * d;
+        }
+        if (e < best) {
+            best = e;
+            best_fp = fp;
+        }
+    }
+    quant->scale[0] = ldexpf(1.0f, -best_fp);
+    for (size_t i = 0; i < n; i++)
+        q[i] = (int8_t)nne_quantize_value(w[i], quant->scale[0], 0, -127, 127, true);
+    return NNE_OK;
+}
+
+/* ---- Calibration ----------------------------------------------------------------------------- */
+
+typedef struct bias_fix {
+    int32_t node;       /* conv / transposed conv with a bias */
+    float *wq;          /* dequantized weights (OHWI) */
+    double *sum;        /* [oc] sum of y_f32 - bias - y_qweights */
+    float *scratch;     /* [output numel] */
+    uint64_t pixels;    /* outputs per channel accumulated */
+} bias_fix;
+
+/* Run the exposed f32 graph on every sample: histograms of inputs and activations, and the
+ * bias-correction statistics. */
+static nne_status calibrate(nne_graph *g, const nne_quantize_opts *o, nne_histogram *hist,
+                            bias_fix *fix, int32_t n_fix) {
+    nne_graph *x = NULL;
+    nne_session *ss = NULL;
+    nne_status s = nne_graph_expose_activations(g, &x);
+    if (!s) s = nne_session_create(x, nne_backend_cpu_ref(), &ss);
+    for (int32_t i = 0; i < o->n_samples && !s; i++) {
+        s = o->sample(o->ctx, i, nne_session_input(ss, 0));
+        if (!s) s = nne_session_run(ss);
+        /* hist is indexed like g; the exposed copy numbers its tensors differently. */
+        for (int32_t t = 0; t < g->n_tensors && !s; t++) {
+            const nne_tensor *tt = &g->tensors[t];
+            if (tt->kind == NNE_TENSOR_CONSTANT) continue;
+            nne_histogram_add(&hist[t],
+                              nne_session_tensor_data(ss, nne_graph_find_tensor(x, tt->name)),
+                              (size_t)nne_shape_numel(&tt->shape));
+        }
+        for (int32_t f = 0; f < n_fix && !s; f++) {
+            const nne_node *n = &x->nodes[fix[f].node];
+            const nne_conv2d_geom *gm = &n->conv_geom;
+            const float *in = nne_session_tensor_data(ss, n->inputs[0]);
+            const float *y = nne_session_tensor_data(ss, n->output);
+            const float *b = x->tensors[n->inputs[2]].data;
+            if (n->op == NNE_OP_CONV2D)
+                nne_conv2d_f32__ref(gm, in, fix[f].wq, NULL, fix[f].scratch);
+            else
+                nne_conv_transpose2d_f32__ref(gm, in, fix[f].wq, NULL, fix[f].scratch);
+            const size_t pix = (size_t)gm->n * gm->oh * gm->ow;
+            for (size_t p = 0; p < pix; p++)
+                for (int32_t c = 0; c < gm->oc; c++)
+                    fix[f].sum[c] += (double)y[p * gm->oc + c] - b[c] -
+                                     fix[f].scratch[p * gm->oc + c];
+            fix[f].pixels += pix;
+        }
+        if (!s && o->progress) o->progress(o->ctx, "calibrate", i + 1, o->n_samples);
+    }
+    nne_session_free(ss);
+    nne_graph_free(x);
+    return s;
+}
+
+/* ---- The pass -------------------------------------------------------------------------------- */
+
+typedef struct pass {
+    nne_graph *g;
+    const nne_quantize_opts *o;
+    tplan *plan;
+    void **owned; /* buffers the plan points to */
+    int32_t n_owned;
+} pass;
+
+static void *own(pass *p, size_t bytes) {
+    void *b = nne_aligned_alloc(bytes ? bytes : 1);
+    if (b) p->owned[p->n_owned++] = b;
+    return b;
+}
+
+static nne_status check_graph(const nne_graph *g) {
+    if (g->n_inputs != 1)
+        return nne_error(NNE_ERR_UNSUPPORTED, "quantize: graph '%s' has %d inputs, expects 1",
+                         g->name, (int)g->n_inputs);
+    for (int32_t i = 0; i < g->n_tensors; i++)
+        if (g->tensors[i].kind != NNE_TENSOR_CONSTANT && g->tensors[i].dtype != NNE_F32)
+            return nne_error(NNE_ERR_UNSUPPORTED, "quantize: tensor '%s' is %s, expects f32",
+                             g->tensors[i].name, nne_dtype_name(g->tensors[i].dtype));
+    for (int32_t i = 0; i < g->n_nodes; i++)
+        if (!pass_supports(g->nodes[i].op))
+            return nne_error(NNE_ERR_UNSUPPORTED,
+                             "quantize: node '%s': op %s has no int8 kernel (cpu-s8)",
+                             g->nodes[i].name, nne_op_name(g->nodes[i].op));
+    return NNE_OK;
+}
+
+/* Weights of every MAC node (s8), float parameters kept as f32. */
+static nne_status plan_constants(pass *p) {
+    nne_graph *g = p->g;
+    nne_status s = NNE_OK;
+    for (int32_t i = 0; i < g->n_nodes && !s; i++) {
+        const nne_node *n = &g->nodes[i];
+        for (int32_t k = 1; k < n->n_inputs && !s; k++) {
+            const int32_t t = n->inputs[k];
+            if (t < 0 || g->tensors[t].kind != NNE_TENSOR_CONSTANT) continue;
+            tplan *pl = &p->plan[t];
+            if (pl->data != g->tensors[t].data)
+                return nne_error(NNE_ERR_UNSUPPORTED,
+                                 "quantize: constant '%s' is used by more than one node",
+                                 g->tensors[t].name);
+            float *f = float_copy(&g->tensors[t], &s);
+            if (!f) return s;
+            p->owned[p->n_owned++] = f;
+            if (is_mac(n->op) && k == 1) {
+                int8_t *q = own(p, (size_t)nne_shape_numel(&g->tensors[t].shape));
+                if (!q) return NNE_ERR_NOMEM;
+                s = quantize_weights(&g->tensors[t], f, p->o->scheme, q, &pl->quant);
+                pl->dtype = NNE_S8;
+                pl->data = q;
+            } else { /* bias (quantized later), PReLU slopes, GDN beta/gamma: f32 */
+                pl->dtype = NNE_F32;
+                pl->data = f;
+            }
+        }
+    }
+    return s;
+}
+
+/* Quantization of every input and activation, in node order (shared parameters follow
+ * their producer's). */
+static nne_status plan_activations(pass *p, const nne_histogram *hist) {
+    nne_graph *g = p->g;
+    const bool pow2 = p->o->scheme == NNE_QSCHEME_POW2;
+    nne_observer_opts oo = p->o->observer;
+    oo.symmetric = pow2;
+    nne_status s = NNE_OK;
+    for (int32_t t = 0; t < g->n_tensors && !s; t++) {
+        if (g->tensors[t].kind == NNE_TENSOR_CONSTANT) continue;
+        const int32_t pr = nne_graph_producer(g, t);
+        p->plan[t].dtype = NNE_S8;
+        if (pr >= 0 && shares_quant(g->nodes[pr].op)) continue; /* below */
+        float lo, hi, scale;
+        int32_t zp;
+        if ((s = nne_observer_range(&hist[t], &oo, &lo, &hi))) return s;
+        nne_qparams_from_range(lo, hi, pow2, pow2, &scale, &zp);
+        if (pow2) scale = ldexpf(1.0f, -nne_histogram_pow2_fp(&hist[t], lo, hi));
+        s = nne_quant_set(&p->plan[t].quant, -1, 1, &scale, &zp, pow2);
+    }
+    for (int32_t i = 0; i < g->n_nodes && !s; i++)
+        if (shares_quant(g->nodes[i].op))
+            s = nne_quant_copy(&p->plan[g->nodes[i].output].quant,
+                               &p->plan[g->nodes[i].inputs[0]].quant);
+    return s;
+}
+
+/* int32 biases at s_x * s_w (optionally corrected), and the accumulator bound. */
+static nne_status plan_biases(pass *p, const bias_fix *fix, int32_t n_fix) {
+    nne_graph *g = p->g;
+    const bool pow2 = p->o->scheme == NNE_QSCHEME_POW2;
+    for (int32_t i = 0; i < g->n_nodes; i++) {
+        const nne_node *n = &g->nodes[i];
+        if (!is_mac(n->op)) continue;
+        const nne_tensor *w = &g->tensors[n->inputs[1]];
+        const nne_quant *wq = &p->plan[n->inputs[1]].quant;
+        const nne_quant *xq = &p->plan[n->inputs[0]].quant;
+        const int32_t oc = (int32_t)w->shape.dim[0];
+        const int64_t k = nne_shape_numel(&w->shape) / oc; /* taps x input channels per group */
+        int64_t max_bias = 0;
+        const int32_t bt = n->n_inputs > 2 ? n->inputs[2] : -1;
+        if (bt >= 0) {
+            float *b = (float *)p->plan[bt].data; /* our f32 copy */
+            for (int32_t f = 0; f < n_fix; f++)
+                if (fix[f].node == i && fix[f].pixels)
+                    for (int32_t c = 0; c < oc; c++)
+                        b[c] += (float)(fix[f].sum[c] / (double)fix[f].pixels);
+            int32_t *bq = own(p, (size_t)oc * sizeof *bq);
+            float *bs = nne_malloc((size_t)oc * sizeof *bs);
+            int32_t *zp = nne_calloc((size_t)oc, sizeof *zp);
+            if (!bq || !bs || !zp) {
+                nne_free(bs);
+                nne_free(zp);
+                return NNE_ERR_NOMEM;
+            }
+            nne_quantize_bias_s32(oc, b, xq->scale[0], wq->scale, wq->count, pow2, bq);
+            for (int32_t c = 0; c < oc; c++) {
+                bs[c] = xq->scale[0] * wq->scale[wq->count == 1 ? 0 : c];
+                { const int64_t v = llabs((long long)bq[c]); if (v > max_bias) max_bias = v; }
+            }
+            nne_status s = nne_quant_set(&p->plan[bt].quant, 0, oc, bs, zp, pow2);
+            nne_free(bs);
+            nne_free(zp);
+            if (s) return s;
+            p->plan[bt].dtype = NNE_S32;
+            p->plan[bt].data = bq;
+        }
+        if (nne_s8_acc_bound(k, max_bias) > INT32_MAX)
+            return nne_error(NNE_ERR_LIMIT,
+                             "quantize: node '%s': int32 accumulator bound %lld exceeds 2^31-1 "
+                             "(%lld taps, max |bias| %lld)",
+                             n->name, (long long)nne_s8_acc_bound(k, max_bias), (long long)k,
+                             (long long)max_bias);
+    }
+    return NNE_OK;
+}
+
+static nne_status prepare_bias_fix(pass *p, bias_fix **out, int32_t *n_out) {
+    nne_graph *g = p->g;
+    *out = NULL;
+    *n_out = 0;
+    if (!p->o->bias_correction) return NNE_OK;
+    bias_fix *fix = nne_calloc((size_t)g->n_nodes + 1, sizeof *fix);
+    if (!fix) return NNE_ERR_NOMEM;
+    int32_t n_fix = 0;
+    for (int32_t i = 0; i < g->n_nodes; i++) {
+        const nne_node *n = &g->nodes[i];
+        if ((n->op != NNE_OP_CONV2D && n->op != NNE_OP_CONV_TRANSPOSE2D) || n->n_inputs < 3 ||
+            n->inputs[2] < 0)
+            continue;
+        const nne_tensor *w = &g->tensors[n->inputs[1]];
+        bias_fix *f = &fix[n_fix++];
+        f->node = i;
+        const size_t nw = (size_t)nne_shape_numel(&w->shape);
+        f->wq = nne_malloc(nw * sizeof *f->wq);
+        f->sum = nne_calloc((size_t)n->conv_geom.oc, sizeof *f->sum);
+        f->scratch = nne_malloc((size_t)nne_shape_numel(&g->tensors[n->output].shape) *
+                                sizeof *f->scratch);
+        if (!f->wq || !f->sum || !f->scratch) {
+            *out = fix;
+            *n_out = n_fix;
+            return NNE_ERR_NOMEM;
+        }
+        nne_status s = nne_dequantize_tensor_s8(&w->shape, p->plan[n->inputs[1]].data,
+                                                &p->plan[n->inputs[1]].quant, f->wq);
+        if (s) {
+            *out = fix;
+            *n_out = n_fix;
+            return s;
+        }
+    }
+    *out = fix;
+    *n_out = n_fix;
+    return NNE_OK;
+}
+
+static void bias_fix_free(bias_fix *fix, int32_t n) {
+    for (int32_t i = 0; fix && i < n; i++) {
+        nne_free(fix[i].wq);
+        nne_free(fix[i].sum);
+        nne_free(fix[i].scratch);
+    }
+    nne_free(fix);
+}
+
+nne_status nne_quantize_graph(nne_graph *g, const nne_quantize_opts *o, nne_graph **out) {
+    *out = NULL;
+    if (!o || !o->sample || o->n_samples < 1 || (unsigned)o->scheme > NNE_QSCHEME_POW2)
+        return nne_error(NNE_ERR_INVALID_ARG, "quantize: no calibration samples or bad scheme");
+    nne_status s = nne_graph_infer(g);
+    if (!s) s = check_graph(g);
+    if (s) return s;
+    pass p = {.g = g, .o = o};
+    p.plan = nne_calloc((size_t)g->n_tensors, sizeof *p.plan);
+    p.owned = nne_calloc(2 * (size_t)g->n_tensors + 1, sizeof *p.owned);
+    nne_histogram *hist = nne_calloc((size_t)g->n_tensors, sizeof *hist);
+    bias_fix *fix = NULL;
+    int32_t n_fix = 0;
+    if (!p.plan || !p.owned || !hist) s = NNE_ERR_NOMEM;
+    for (int32_t i = 0; !s && i < g->n_tensors; i++) {
+        p.plan[i].dtype = g->tensors[i].dtype;
+        p.plan[i].data = g->tensors[i].data; /* constants no node uses stay as they are */
+        p.plan[i].quant.axis = -1;
+        nne_histogram_init(&hist[i]);
+    }
+    if (!s) s = plan_constants(&p);
+    if (!s) s = prepare_bias_fix(&p, &fix, &n_fix);
+    if (!s) s = calibrate(g, o, hist, fix, n_fix);
+    if (!s && o->progress) o->progress(o->ctx, "ranges", 0, 1);
+    if (!s) s = plan_activations(&p, hist);
+    if (!s) s = plan_biases(&p, fix, n_fix);
+    if (!s && o->progress) o->progress(o->ctx, "ranges", 1, 1);
+    nne_graph *q = NULL;
+    if (!s) s = rebuild(g, p.plan, false, &q);
+    char buf[32];
+    if (!s) s = nne_graph_set_meta(q, "quant.scheme", nne_qscheme_name(o->scheme));
+    if (!s) s = nne_graph_set_meta(q, "quant.observer", nne_observer_name(o->observer.kind));
+    snprintf(buf, sizeof buf, "%d", (int)o->n_samples);
+    if (!s) s = nne_graph_set_meta(q, "quant.samples", buf);
+    if (!s) s = nne_graph_set_meta(q, "quant.bias_correction", o->bias_correction ? "1" : "0");
+    if (!s && o->observer.kind == NNE_OBSERVER_PERCENTILE) {
+        snprintf(buf, sizeof buf, "%g",
+                 o->observer.percentile == 0.0 ? 99.99 : o->observer.percentile);
+        s = nne_graph_set_meta(q, "quant.percentile", buf);
+    }
+    if (!s) s = nne_graph_infer(q);
+    bias_fix_free(fix, n_fix);
+    nne_free(hist);
+    plans_free(p.plan, g->n_tensors, p.owned, p.n_owned);
+    if (s) {
+        nne_graph_free(q);
+        return s;
+    }
+    *out = q;
+    return NNE_OK;
+}
+
+nne_status nne_quantize_like(nne_graph *g, const nne_graph *q, nne_graph **out) {
+    *out = NULL;
+    nne_status s = nne_graph_infer(g);
+    if (s) return s;
+    tplan *plan = nne_calloc((size_t)g->n_tensors + 1, sizeof *plan);
+    if (!plan) return NNE_ERR_NOMEM;
+    for (int32_t i = 0; i < g->n_tensors && !s; i++) {
+        const nne_tensor *t = &g->tensors[i];
+        const int32_t j = nne_graph_find_tensor(q, t->name);
+        plan[i].quant.axis = -1;
+        if (j < 0) {
+            s = nne_error(NNE_ERR_NOT_FOUND, "quantize: tensor '%s' is not in the quantized model",
+                          t->name);
+            break;
+        }
+        const nne_tensor *u = &q->tensors[j];
+        if (t->kind == NNE_TENSOR_CONSTANT && !nne_shape_equal(&t->shape, &u->shape)) {
+            s = nne_error(NNE_ERR_SHAPE, "quantize: constant '%s' differs in shape", t->name);
+            break;
+        }
+        plan[i].dtype = u->dtype;
+        plan[i].data = u->data;
+        if (u->quant.count) s = nne_quant_copy(&plan[i].quant, &u->quant);
+    }
+    if (!s) s = rebuild(g, plan, false, out);
+    plans_free(plan, g->n_tensors, NULL, 0);
+    return s;
+}
