@@ -191,6 +191,12 @@ static nne_status build_layers(cctx *c, bool *absorbed) {
         case NNE_OP_CONV2D: {
             const nne_conv2d_geom *gm = &n->conv_geom;
             if (gm->groups != 1) return node_err(g, i, NNE_ERR_UNSUPPORTED, "grouped convolution");
+            /* A tile must read at least one input row and column: padding beyond the
+             * kernel's reach would give border outputs that see padding only. */
+            if (gm->pad_t > (gm->kh - 1) * gm->dil_h || gm->pad_b > (gm->kh - 1) * gm->dil_h ||
+                gm->pad_l > (gm->kw - 1) * gm->dil_w || gm->pad_r > (gm->kw - 1) * gm->dil_w)
+                return node_err(g, i, NNE_ERR_UNSUPPORTED,
+                                "padding larger than the dilated kernel extent (k - 1) x d");
             L.kind = NNE_DPU_CONV;
             L.H = gm->ih, L.W = gm->iw, L.C = gm->ic, L.OH = gm->oh, L.OW = gm->ow, L.M = gm->oc;
             L.kh = gm->kh, L.kw = gm->kw, L.sh = gm->stride_h, L.sw = gm->stride_w;
@@ -549,7 +555,7 @@ static nne_status emit_layer(ivec *iv, const cctx *c, const clayer *L, uint16_t 
      * reloaded per tile). */
     const int32_t outer = t->order == 0 ? n_mt : 1, inner_m = t->order == 0 ? 1 : n_mt;
     for (int32_t mo = 0; mo < outer; mo++) {
-        if (t->order == 0 && !lo.w_resident) {
+        if (L->kind == NNE_DPU_CONV && t->order == 0 && !lo.w_resident) {
             int32_t m0 = mo * t->tm, mc = imin(t->tm, L->M - m0);
             if ((s = emit_weights(iv, c, L, li, (k_w++ % 2) * lo.w_slot, m0, mc))) return s;
         }
