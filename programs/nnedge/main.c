@@ -24,6 +24,8 @@ static const command k_commands[] = {
     {"profile", nne_cmd_profile,
      "DPU timing model: per-layer profile as in the CAE paper, FPS, throughput"},
     {"dse", nne_cmd_dse, "smallest DPU architecture and clock reaching a frame rate; roofline"},
+    {"run", nne_cmd_run,
+     "run a pow2-quantized model on an image with the DPU's bit-exact simulator (dpu-sim)"},
     {"rd", nne_cmd_rd,
      "rate-distortion of image codecs (JPEG, WebP, JPEG 2000, AVIF, JPEG XL) on a folder: "
      "curves, BD-rates, plot"},
