@@ -30,7 +30,8 @@ static uint64_t work(const nne_dpu_program *p) {
             w += (uint64_t)in->u.mem.rows * in->u.mem.cols * (in->u.mem.channels + 16u);
         else if (in->op == NNE_DPU_CONV)
             w += (uint64_t)in->u.conv.out_rows * in->u.conv.out_cols *
-                 (in->u.conv.out_ch * (uint64_t)in->u.conv.kh * in->u.conv.kw * in->u.conv.in_ch + 16u);
+                 (in->u.conv.out_ch * (uint64_t)in->u.conv.kh * in->u.conv.kw * in->u.conv.in_ch +
+                  16u);
         else if (in->op == NNE_DPU_POOL)
             w += (uint64_t)in->u.pool.out_rows * in->u.pool.out_cols * in->u.pool.channels *
                  (uint64_t)(in->u.pool.kh * in->u.pool.kw + 1u);
@@ -43,8 +44,8 @@ static uint64_t work(const nne_dpu_program *p) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 4) return 0;
-    size_t n = (size_t)data[0] | (size_t)data[1] << 8 | (size_t)data[2] << 16 |
-               (size_t)data[3] << 24;
+    size_t n =
+        (size_t)data[0] | (size_t)data[1] << 8 | (size_t)data[2] << 16 | (size_t)data[3] << 24;
     if (n > size - 4) n = size - 4;
     /* An exact-size copy (ASan catches reads past the end), CRC fixed. */
     uint8_t *file = malloc(n ? n : 1);

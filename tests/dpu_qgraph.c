@@ -32,8 +32,7 @@ static int32_t producer(const nne_graph *g, int32_t t) {
 }
 
 static bool is_act(nne_op_type op) {
-    return op == NNE_OP_RELU || op == NNE_OP_RELU6 || op == NNE_OP_LEAKY_RELU ||
-           op == NNE_OP_PRELU;
+    return op == NNE_OP_RELU || op == NNE_OP_RELU6 || op == NNE_OP_LEAKY_RELU || op == NNE_OP_PRELU;
 }
 
 /* A concat input (and, through activations, what feeds it) takes the concat's fixed point. */
@@ -70,7 +69,7 @@ nne_status qg_quantize_random(nne_graph *g, nne_test_rng *r) {
             nne_tensor *w = &g->tensors[n->inputs[1]];
             const int64_t nw = nne_shape_numel(&w->shape);
             const int32_t wmax = nne_test_rng_int(r, 20, 127); /* codes in [-wmax, wmax] */
-            int8_t *wd = w->data;                             /* f32 storage reused as s8 */
+            int8_t *wd = w->data;                              /* f32 storage reused as s8 */
             for (int64_t k = 0; k < nw; k++) wd[k] = (int8_t)nne_test_rng_int(r, -wmax, wmax);
             w->dtype = NNE_S8;
             const int32_t fw = nne_test_rng_int(r, 6, 8);
@@ -152,8 +151,8 @@ static int32_t constant(gb *b, nne_shape sh) {
 static const nne_shape *shape(gb *b, int32_t t) { return &b->g->tensors[t].shape; }
 
 /* conv k x k (stride, dilation, explicit padding) with an optional activation. */
-static int32_t conv(gb *b, int32_t x, int32_t oc, int32_t k, int32_t stride, int32_t dil,
-                    bool same, int act) {
+static int32_t conv(gb *b, int32_t x, int32_t oc, int32_t k, int32_t stride, int32_t dil, bool same,
+                    int act) {
     const nne_shape *sx = shape(b, x);
     const int64_t ic = sx->dim[3];
     nne_op_params p;
@@ -205,7 +204,8 @@ nne_status qg_random_graph(nne_test_rng *r, nne_graph **out) {
             int32_t k = nne_test_rng_int(r, 1, 5), st = nne_test_rng_int(r, 1, 2);
             int32_t dil = k > 1 && nne_test_rng_int(r, 0, 4) == 0 ? 2 : 1;
             if ((k - 1) * dil + 1 > (H < W ? H : W)) k = 1, dil = 1;
-            x = conv(&b, x, nne_test_rng_int(r, 1, 40), k, st, dil, false, nne_test_rng_int(r, 0, 4));
+            x = conv(&b, x, nne_test_rng_int(r, 1, 40), k, st, dil, false,
+                     nne_test_rng_int(r, 0, 4));
         } else if (kind <= 6) { /* pooling */
             nne_op_params p;
             memset(&p, 0, sizeof p);
@@ -284,8 +284,8 @@ nne_status qg_reference(const nne_graph *g, const int8_t *in, int8_t *out) {
         }
         case NNE_OP_LEAKY_RELU:
         case NNE_OP_PRELU: {
-            const float *sl = n->op == NNE_OP_PRELU ? g->tensors[n->inputs[1]].data
-                                                    : &n->params.leaky.alpha;
+            const float *sl =
+                n->op == NNE_OP_PRELU ? g->tensors[n->inputs[1]].data : &n->params.leaky.alpha;
             const int32_t ns = n->op == NNE_OP_PRELU
                                    ? (int32_t)nne_shape_numel(&g->tensors[n->inputs[1]].shape)
                                    : 1;
@@ -329,8 +329,7 @@ nne_status qg_reference(const nne_graph *g, const int8_t *in, int8_t *out) {
         }
     }
     if (!s)
-        memcpy(out, v[g->outputs[0]],
-               (size_t)nne_shape_numel(&g->tensors[g->outputs[0]].shape));
+        memcpy(out, v[g->outputs[0]], (size_t)nne_shape_numel(&g->tensors[g->outputs[0]].shape));
     for (int32_t t = 0; t < g->n_tensors; t++)
         if (t != g->inputs[0]) free(v[t]);
     free(v);

@@ -38,9 +38,9 @@ static bool ends_with(const char *s, const char *suf) {
 /* NumPy .npy version 1.0 of an int8 array [1][h][w][c]. */
 static nne_status write_npy(const char *path, const int8_t *d, int h, int w, int c) {
     char hdr[128];
-    int n = snprintf(hdr, sizeof hdr,
-                     "{'descr': '|i1', 'fortran_order': False, 'shape': (1, %d, %d, %d), }", h, w,
-                     c);
+    int n =
+        snprintf(hdr, sizeof hdr,
+                 "{'descr': '|i1', 'fortran_order': False, 'shape': (1, %d, %d, %d), }", h, w, c);
     /* magic (6) + version (2) + length (2) + dict padded with spaces, ending in '\n', to a
      * multiple of 64 bytes */
     size_t total_hdr = ((size_t)10 + (size_t)n + 1 + 63) / 64 * 64;
@@ -94,7 +94,8 @@ int nne_cmd_run(int argc, char **argv) {
     d.quiet = co.quiet || co.json;
     if (n_pos != 1) return cli_usage_error(k_cmd, "expected one MODEL or FILE.dpu argument");
     if (!backend || strcmp(backend, "dpu-sim"))
-        return cli_usage_error(k_cmd, "--backend %s: expected dpu-sim", backend ? backend : "(missing)");
+        return cli_usage_error(k_cmd, "--backend %s: expected dpu-sim",
+                               backend ? backend : "(missing)");
     if (!input) return cli_usage_error(k_cmd, "--input IMAGE is required");
     if (!co.output) return cli_usage_error(k_cmd, "-o OUT is required");
     if (cli_same_file(co.output, input) || cli_same_file(co.output, pos[0]))
@@ -143,7 +144,8 @@ int nne_cmd_run(int argc, char **argv) {
     /* pixel / 255 at 2^-fp_input, round half up (the DPU's pow2 rounding). */
     const float in_scale = ldexpf(1.0f, -p.fp_input);
     for (size_t i = 0; i < n_in; i++)
-        x[i] = (int8_t)nne_quantize_value((float)img.data[i] / 255.0f, in_scale, 0, -128, 127, true);
+        x[i] =
+            (int8_t)nne_quantize_value((float)img.data[i] / 255.0f, in_scale, 0, -128, 127, true);
     nne_dpu_sim_stats st;
     if ((s = nne_dpu_sim_run(&p, x, n_in, y, n_out, &st))) {
         rc = cli_fail(k_cmd, s);

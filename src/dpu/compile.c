@@ -50,8 +50,8 @@ typedef struct clayer {
     int32_t kh, kw, sh, sw, dh, dw, pad[4];
     int8_t fp_in, fp_in2, fp_w, fp_bias, fp_out, fp_act;
     bool placeholder;
-    int32_t bias_w;      /* bytes per bias: 1 (int8, timing-only programs) or 4 (int32) */
-    int32_t slope_t;     /* PReLU slope tensor (executable programs), else -1 */
+    int32_t bias_w;  /* bytes per bias: 1 (int8, timing-only programs) or 4 (int32) */
+    int32_t slope_t; /* PReLU slope tensor (executable programs), else -1 */
     uint64_t ops;
     uint64_t w_off, b_off; /* params region: weights [M][kh][kw][C], bias [M] (+ slopes [M]) */
 } clayer;
@@ -1010,8 +1010,8 @@ nne_status nne_dpu_compile(const nne_graph *g, const nne_dpu_arch *arch,
         L->w_off = pp;
         pp = nne_align_up(pp + (uint64_t)L->M * L->kh * L->kw * L->C, 16);
         L->b_off = pp;
-        pp = nne_align_up(pp + (uint64_t)L->M * (uint64_t)(L->bias_w + (L->act == NNE_DPU_ACT_PRELU)),
-                          16);
+        pp = nne_align_up(
+            pp + (uint64_t)L->M * (uint64_t)(L->bias_w + (L->act == NNE_DPU_ACT_PRELU)), 16);
     }
     c.region_size[NNE_DPU_REG_PARAMS] = pp;
     for (int r = 0; r < NNE_DPU_REG_COUNT; r++)

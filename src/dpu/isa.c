@@ -336,8 +336,9 @@ nne_status nne_dpu_program_validate(const nne_dpu_program *p) {
     if (p->flags & ~(uint32_t)NNE_DPU_PROGRAM_TIMING_ONLY)
         return nne_error(NNE_ERR_UNSUPPORTED, "program flags 0x%x not supported", p->flags);
     /* A timing-only program has no parameter data; any other carries the whole region. */
-    if ((p->flags & NNE_DPU_PROGRAM_TIMING_ONLY) ? p->params_size != 0
-                                                 : p->params_size != p->region_size[NNE_DPU_REG_PARAMS])
+    if ((p->flags & NNE_DPU_PROGRAM_TIMING_ONLY)
+            ? p->params_size != 0
+            : p->params_size != p->region_size[NNE_DPU_REG_PARAMS])
         return nne_error(NNE_ERR_FORMAT,
                          "params data (%u bytes) does not match the params region "
                          "(%u bytes, %s program)",
@@ -676,8 +677,8 @@ void nne_dpu_disasm(const nne_dpu_program *p, FILE *f) {
             a->name, a->pp, a->icp, a->ocp, (long long)nne_dpu_arch_ops_per_clock(a), a->fmap_bytes,
             a->weight_bytes, a->bias_bytes, p->region_size[NNE_DPU_REG_PARAMS],
             p->params_size ? "" : " (no data)", p->region_size[NNE_DPU_REG_WORK],
-            p->region_size[NNE_DPU_REG_INPUT], p->region_size[NNE_DPU_REG_OUTPUT], p->in_h,
-            p->in_w, p->in_c, p->fp_input, p->out_h, p->out_w, p->out_c, p->fp_output,
+            p->region_size[NNE_DPU_REG_INPUT], p->region_size[NNE_DPU_REG_OUTPUT], p->in_h, p->in_w,
+            p->in_c, p->fp_input, p->out_h, p->out_w, p->out_c, p->fp_output,
             (p->flags & NNE_DPU_PROGRAM_TIMING_ONLY) ? " (timing only)" : "", p->n_layers,
             p->n_instrs);
     char buf[512];

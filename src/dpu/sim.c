@@ -62,8 +62,8 @@ static nne_status run_mem(sim *S, uint32_t i, uint8_t op, const nne_dpu_mem *m) 
     const size_t pix = (size_t)words * S->icp;
     for (uint32_t y = 0; y < m->rows; y++)
         for (uint32_t x = 0; x < m->cols; x++) {
-            uint8_t *d = ddr + m->ddr_offset + (uint64_t)y * m->row_stride +
-                         (uint64_t)x * m->col_stride;
+            uint8_t *d =
+                ddr + m->ddr_offset + (uint64_t)y * m->row_stride + (uint64_t)x * m->col_stride;
             uint8_t *o = b + packed(S, y, x, m->cols, words);
             if (op == NNE_DPU_LOAD) {
                 memcpy(o, d, m->channels);
@@ -91,7 +91,8 @@ static nne_status run_conv(sim *S, uint32_t i, const nne_dpu_conv *c) {
     const uint8_t *fin = S->buf[NNE_DPU_BUF_FMAP] + c->in_offset;
     const uint8_t *wb = S->buf[NNE_DPU_BUF_WEIGHT] + c->weight_offset;
     const uint8_t *bb = S->buf[NNE_DPU_BUF_BIAS];
-    const uint32_t wi = nne_dpu_ceil_div(c->in_ch, S->icp), wo = nne_dpu_ceil_div(c->out_ch, S->icp);
+    const uint32_t wi = nne_dpu_ceil_div(c->in_ch, S->icp),
+                   wo = nne_dpu_ceil_div(c->out_ch, S->icp);
     const uint64_t taps = (uint64_t)c->kh * c->kw, fstride = taps * wi * S->icp;
     /* relu6's upper bound: Q(6) = round_half_up(6 * 2^fp_out), as nne_qact_range. */
     const int32_t q6 = sat8(rshift_round(6, -c->fp_out));
@@ -110,8 +111,8 @@ static nne_status run_conv(sim *S, uint32_t i, const nne_dpu_conv *c) {
                     for (uint32_t kx = 0; kx < c->kw; kx++) {
                         const int64_t ix = (int64_t)ox * c->sw + (int64_t)kx * c->dw - c->pad[1];
                         if (ix < 0 || ix >= c->in_cols) continue;
-                        const int8_t *xp =
-                            (const int8_t *)fin + packed(S, (uint32_t)iy, (uint32_t)ix, c->in_cols, wi);
+                        const int8_t *xp = (const int8_t *)fin +
+                                           packed(S, (uint32_t)iy, (uint32_t)ix, c->in_cols, wi);
                         const int8_t *wp =
                             (const int8_t *)wm + ((uint64_t)ky * c->kw + kx) * wi * S->icp;
                         for (uint32_t ch = 0; ch < c->in_ch; ch++) acc += xp[ch] * wp[ch];
@@ -173,7 +174,8 @@ static nne_status run_pool(sim *S, uint8_t sub, const nne_dpu_pool *q) {
                         const int64_t ix = (int64_t)ox * q->sw + kx - q->pad[1];
                         if (ix < 0 || ix >= q->in_cols) continue;
                         const int64_t v =
-                            ((const int8_t *)fin)[packed(S, (uint32_t)iy, (uint32_t)ix, q->in_cols, w) + ch];
+                            ((const int8_t *)
+                                 fin)[packed(S, (uint32_t)iy, (uint32_t)ix, q->in_cols, w) + ch];
                         mx = v > mx ? v : mx;
                         sum += v;
                     }
@@ -203,8 +205,9 @@ static nne_status run_elew(sim *S, uint32_t i, const nne_dpu_elew *e) {
             const uint64_t off = packed(S, y, x, e->cols, w);
             for (uint32_t ch = 0; ch < e->channels; ch++) {
                 /* |v| <= 2 * 128 * 2^22 < 2^31 */
-                int64_t v = (int64_t)((const int8_t *)f)[e->in0_offset + off + ch] * ((int64_t)1 << a0) +
-                            (int64_t)((const int8_t *)f)[e->in1_offset + off + ch] * ((int64_t)1 << a1);
+                int64_t v =
+                    (int64_t)((const int8_t *)f)[e->in0_offset + off + ch] * ((int64_t)1 << a0) +
+                    (int64_t)((const int8_t *)f)[e->in1_offset + off + ch] * ((int64_t)1 << a1);
                 if (e->act == NNE_DPU_ACT_RELU && v < 0) v = 0;
                 ((int8_t *)S->tmp)[off + ch] = (int8_t)sat8(rshift_round(v, s));
             }

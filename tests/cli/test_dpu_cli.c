@@ -8,9 +8,9 @@
 #include "nnedge/dpu.h"
 #include "nnedge/file.h"
 #include "nnedge/image.h"
-#include "nnedge/qops.h"
 #include "nnedge/model_file.h"
 #include "nnedge/models.h"
+#include "nnedge/qops.h"
 
 static void test_compile_disasm(void) {
     EXPECT_RC("compile cae-seed --arch B512 -o %T/enc.dpu -q", 0);

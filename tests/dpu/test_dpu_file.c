@@ -98,8 +98,8 @@ static void test_bad_input(void) {
     expect_bad(b, n, n - 1, (uint8_t)(b[n - 1] ^ 1), false, NNE_ERR_CHECKSUM, "CRC");
     expect_bad(b, n, 124, 1, true, NNE_ERR_FORMAT, "reserved");
     expect_bad(b, n, 108, 0, true, NNE_ERR_FORMAT, "do not match the input"); /* in_h */
-    expect_bad(b, n, 120, 99, true, NNE_ERR_FORMAT, "fixed-point position"); /* fp_input */
-    expect_bad(b, n, 66, 0, true, NNE_ERR_UNSUPPORTED, "buffer sizes"); /* 0x20000 -> 0 */
+    expect_bad(b, n, 120, 99, true, NNE_ERR_FORMAT, "fixed-point position");  /* fp_input */
+    expect_bad(b, n, 66, 0, true, NNE_ERR_UNSUPPORTED, "buffer sizes");       /* 0x20000 -> 0 */
     expect_bad(b, n, ins, 9, true, NNE_ERR_FORMAT, "unknown opcode");
     expect_bad(b, n, ins + 63, 1, true, NNE_ERR_FORMAT, "reserved");
     /* The first instruction loads the bias; a bank offset past the buffer is refused. */

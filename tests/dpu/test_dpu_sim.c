@@ -44,9 +44,9 @@ static size_t check_graph(const nne_graph *g, nne_test_rng *r, const char *what,
     for (size_t k = 0; k < sizeof k_archs / sizeof k_archs[0]; k++)
         for (int t = 0; t < (uniform ? 2 : 1); t++) {
             memset(got, 0x55, n_out);
-            nne_status s = compile_run(g, k_archs[k], t ? NNE_DPU_TILING_UNIFORM
-                                                         : NNE_DPU_TILING_DYNAMIC,
-                                       in, n_in, got, n_out, NULL);
+            nne_status s =
+                compile_run(g, k_archs[k], t ? NNE_DPU_TILING_UNIFORM : NNE_DPU_TILING_DYNAMIC, in,
+                            n_in, got, n_out, NULL);
             CHECK_MSG(s == NNE_OK, "%s on %s: %s", what, k_archs[k], nne_last_error());
             if (s && getenv("QG_DEBUG"))
                 for (int32_t q = 0; q < g->n_nodes; q++)
@@ -57,9 +57,10 @@ static size_t check_graph(const nne_graph *g, nne_test_rng *r, const char *what,
             size_t bad = 0, first = 0;
             for (size_t i = 0; i < n_out; i++)
                 if (got[i] != ref[i] && !bad++) first = i;
-            CHECK_MSG(bad == 0, "%s on %s (%s tiling): %zu of %zu bytes differ, first at %zu (%d vs %d)",
-                      what, k_archs[k], t ? "uniform" : "dynamic", bad, n_out, first,
-                      got[first], ref[first]);
+            CHECK_MSG(bad == 0,
+                      "%s on %s (%s tiling): %zu of %zu bytes differ, first at %zu (%d vs %d)",
+                      what, k_archs[k], t ? "uniform" : "dynamic", bad, n_out, first, got[first],
+                      ref[first]);
         }
     free(in);
     free(ref);
@@ -135,7 +136,8 @@ static void test_sensitive(void) {
     nne_test_rng_seed(&r, 3);
     nne_graph *g = cae_encoder(40, 40, &r);
     if (!g) return;
-    const size_t n_in = 40 * 40 * 3, n_out = (size_t)nne_shape_numel(&g->tensors[g->outputs[0]].shape);
+    const size_t n_in = 40 * 40 * 3,
+                 n_out = (size_t)nne_shape_numel(&g->tensors[g->outputs[0]].shape);
     int8_t *in = malloc(n_in), *a = malloc(n_out), *b = malloc(n_out);
     qg_random_codes(&r, in, n_in);
     nne_dpu_program p;
@@ -146,7 +148,8 @@ static void test_sensitive(void) {
     for (uint32_t i = p.layers[0].first; i < p.layers[0].first + p.layers[0].count; i++)
         if (p.instrs[i].op == NNE_DPU_SAVE) last_save = i;
     nne_dpu_mem *m = &p.instrs[last_save].u.mem;
-    m->ddr_offset = m->ddr_offset >= m->col_stride ? m->ddr_offset - m->col_stride : m->ddr_offset + m->col_stride;
+    m->ddr_offset = m->ddr_offset >= m->col_stride ? m->ddr_offset - m->col_stride
+                                                   : m->ddr_offset + m->col_stride;
     CHECK_OK(nne_dpu_sim_run(&p, in, n_in, b, n_out, NULL));
     CHECK(memcmp(a, b, n_out) != 0);
     nne_dpu_program_free(&p);
