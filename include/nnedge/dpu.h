@@ -117,7 +117,11 @@ typedef enum nne_dpu_act {
 
 enum { NNE_DPU_POOL_MAX = 0, NNE_DPU_POOL_AVG = 1 };
 enum { NNE_DPU_ELEW_ADD = 0 };
-enum { NNE_DPU_CONV_AUG = 1 }; /* conv.flags: channel augmentation (timing only) */
+enum {
+    NNE_DPU_CONV_AUG = 1,    /* conv.flags: channel augmentation (timing only) */
+    NNE_DPU_CONV_BIAS32 = 2, /* conv.flags: bias is int32 little-endian (4 bytes per channel)
+                                instead of int8 */
+};
 
 /* LOAD / SAVE: a block of rows x cols pixels x channels between DDR (region, offset, byte
  * strides) and an on-chip buffer (packed [rows][cols][ceil(channels/icp) words]). */
@@ -193,7 +197,19 @@ typedef struct nne_dpu_program {
     uint32_t n_instrs;
     uint8_t *params; /* contents of the PARAMS region, NULL when absent (timing only) */
     uint32_t params_size;
+    uint32_t flags; /* NNE_DPU_PROGRAM_* */
+    /* The graph input and output (INPUT / OUTPUT regions, NHWC int8) and their fixed-point
+     * positions: what a runtime needs to quantize an image and read the result. The products
+     * of the dimensions equal the region sizes. */
+    uint16_t in_h, in_w, in_c, out_h, out_w, out_c;
+    int8_t fp_input, fp_output;
 } nne_dpu_program;
+
+enum {
+    /* The program has no parameter data (compiled from an f32 graph, placeholder fixed
+     * points): it can be timed, not executed. */
+    NNE_DPU_PROGRAM_TIMING_ONLY = 1,
+};
 
 void nne_dpu_program_free(nne_dpu_program *p);
 
@@ -214,7 +230,13 @@ typedef struct nne_dpu_compile_opts {
  * instructions. Supported: conv2d (groups 1) with relu/relu6/leaky_relu/prelu/batchnorm
  * after it, maxpool2d/avgpool2d, add, concat on channels; single input, single output.
  * Anything else is NNE_ERR_UNSUPPORTED naming the node. opts may be NULL (dynamic tiling,
- * ultra96). */
+ * ultra96).
+ * A graph whose input is NNE_S8 is compiled for execution: every tensor must be quantized
+ * with power-of-two scales (nne_quant.pow2, zero points 0; s8 weights, s32 biases), the
+ * PARAMS section is filled and the program runs on nne_dpu_sim_run; anything the simulator
+ * could not reproduce bit-exactly (docs/dpu-isa.md, "Compiling quantized graphs") is
+ * NNE_ERR_UNSUPPORTED naming the node or tensor. Any other graph is compiled for timing
+ * only (NNE_DPU_PROGRAM_TIMING_ONLY, no PARAMS data). */
 nne_status nne_dpu_compile(const nne_graph *g, const nne_dpu_arch *arch,
                            const nne_dpu_compile_opts *opts, nne_dpu_program *out);
 
@@ -240,6 +262,23 @@ nne_status nne_dpu_time(const nne_dpu_program *p, const nne_dpu_board *board,
  * work is not included. */
 double nne_dpu_throughput_fps(const nne_dpu_board *board, double latency_ms,
                               uint64_t bytes_per_frame, int32_t cores, int32_t threads);
+
+/* ---- Functional simulator (docs/dpu-isa.md, "Simulator") ------------------------------- */
+
+typedef struct nne_dpu_sim_stats {
+    uint64_t instrs;                 /* instructions executed, END included */
+    uint64_t macs;                   /* multiply-accumulates of the CONVs */
+    uint64_t load_bytes, save_bytes; /* DDR bytes moved (without padding bytes) */
+} nne_dpu_sim_stats;
+
+/* Execute a program bit-exactly: input [in_h][in_w][in_c] int8 (region_size[INPUT] bytes) ->
+ * output [out_h][out_w][out_c] int8 (region_size[OUTPUT] bytes). The program is validated
+ * first; a timing-only program, one without its parameters, and an instruction the
+ * simulator refuses (a SAVE into PARAMS or INPUT, a bias alignment shift above 30 bits, an
+ * ELEW alignment above 22 bits) are errors naming the instruction. Nothing is written to
+ * `output` on error. stats may be NULL. */
+nne_status nne_dpu_sim_run(const nne_dpu_program *p, const int8_t *input, size_t input_size,
+                           int8_t *output, size_t output_size, nne_dpu_sim_stats *stats);
 
 /* ---- Reference measurements ------------------------------------------------------------ */
 

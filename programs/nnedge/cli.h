@@ -92,6 +92,7 @@ int nne_cmd_disasm(int argc, char **argv);
 int nne_cmd_profile(int argc, char **argv);
 int nne_cmd_dse(int argc, char **argv);
 int nne_cmd_quantize(int argc, char **argv);
+int nne_cmd_run(int argc, char **argv);
 
 /* ---- DPU subcommands (cli_dpu.c) ---- */
 typedef struct cli_dpu_opts {

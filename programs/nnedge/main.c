@@ -30,6 +30,8 @@ static const command k_commands[] = {
     {"dse", nne_cmd_dse, "smallest DPU architecture and clock reaching a frame rate; roofline"},
     {"quantize", nne_cmd_quantize,
      "post-training int8 quantization calibrated on a folder (per-tensor, per-channel, pow2)"},
+    {"run", nne_cmd_run,
+     "run a pow2-quantized model on an image with the DPU's bit-exact simulator (dpu-sim)"},
     {"rd", nne_cmd_rd,
      "rate-distortion of image codecs (JPEG, WebP, JPEG 2000, AVIF, JPEG XL) on a folder: "
      "curves, BD-rates, plot"},

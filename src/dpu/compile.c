@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/le.h"
 #include "dpu/dpu_internal.h"
+#include "nnedge/qops.h"
 
 /* ---- instruction vector ---- */
 
@@ -48,6 +50,8 @@ typedef struct clayer {
     int32_t kh, kw, sh, sw, dh, dw, pad[4];
     int8_t fp_in, fp_in2, fp_w, fp_bias, fp_out, fp_act;
     bool placeholder;
+    int32_t bias_w;  /* bytes per bias: 1 (int8, timing-only programs) or 4 (int32) */
+    int32_t slope_t; /* PReLU slope tensor (executable programs), else -1 */
     uint64_t ops;
     uint64_t w_off, b_off; /* params region: weights [M][kh][kw][C], bias [M] (+ slopes [M]) */
 } clayer;
@@ -64,6 +68,7 @@ typedef struct cctx {
     int32_t nl;
     dview *view; /* per tensor */
     uint64_t region_size[NNE_DPU_REG_COUNT];
+    bool exec; /* quantized graph: the program is executable (PARAMS filled) */
 } cctx;
 
 /* Fixed-point position of a tensor: -log2(scale) of a per-tensor power-of-two quantization;
@@ -112,6 +117,59 @@ static nne_status node_err(const nne_graph *g, int32_t i, nne_status s, const ch
                      why);
 }
 
+/* Executable programs: fixed-point position of a tensor that must be int8 with one
+ * power-of-two scale (per-channel scales must all be equal: the DPU has one shift per
+ * tensor) and zero points 0. */
+static nne_status qfp(const nne_graph *g, int32_t t, nne_dtype want, int8_t *fp) {
+    const nne_tensor *ts = &g->tensors[t];
+    const nne_quant *q = &ts->quant;
+    if (ts->dtype != want)
+        return nne_error(NNE_ERR_UNSUPPORTED, "dpu: tensor '%s' is %s; a quantized graph needs %s",
+                         ts->name, nne_dtype_name(ts->dtype), nne_dtype_name(want));
+    if (q->count < 1 || !q->pow2)
+        return nne_error(NNE_ERR_UNSUPPORTED,
+                         "dpu: tensor '%s' is not power-of-two quantized (the DPU needs "
+                         "nne_quant.pow2 on every tensor of an s8 graph)",
+                         ts->name);
+    for (int32_t k = 0; k < q->count; k++)
+        if (q->zero_point[k] != 0 || q->scale[k] != q->scale[0])
+            return nne_error(NNE_ERR_UNSUPPORTED,
+                             "dpu: tensor '%s': the DPU needs one power-of-two scale per tensor "
+                             "and zero point 0",
+                             ts->name);
+    int32_t e = 0;
+    if (nne_quant_pow2_shift(q->scale[0], &e) != NNE_OK || e < -32 || e > 32)
+        return nne_error(NNE_ERR_UNSUPPORTED,
+                         "dpu: tensor '%s': scale %g is not a power of two 2^-fp with fp in "
+                         "-32..32",
+                         ts->name, (double)q->scale[0]);
+    *fp = (int8_t)e;
+    return NNE_OK;
+}
+
+/* Executable programs: a fused activation (or a concat) keeps the fixed point of the tensor
+ * it reads, so that the fused layer computes what the graph's nodes compute one by one
+ * (docs/dpu-isa.md, "Compiling quantized graphs"). */
+static nne_status same_fp(const nne_graph *g, int32_t node, int32_t a, int32_t b) {
+    int8_t fa = 0, fb = 0;
+    nne_status s = qfp(g, a, NNE_S8, &fa);
+    if (!s) s = qfp(g, b, NNE_S8, &fb);
+    if (s) return s;
+    if (fa != fb)
+        return node_err(g, node, NNE_ERR_UNSUPPORTED,
+                        "input and output fixed points differ (the DPU fuses it into the "
+                        "producer without a second rescale)");
+    return NNE_OK;
+}
+
+/* Executable programs: a positive power-of-two slope 2^-k (docs/quantization.md, 6). */
+static nne_status slope_shift(const nne_graph *g, int32_t node, float slope, int32_t *k) {
+    if (!(slope > 0.0f) || nne_quant_pow2_shift(slope, k) != NNE_OK || *k < -32 || *k > 32)
+        return node_err(g, node, NNE_ERR_UNSUPPORTED,
+                        "slope is not a positive power of two (pow2 int8 semantics)");
+    return NNE_OK;
+}
+
 /* Build the layer list: conv (+ batchnorm) (+ activation) fused; pool; add; concat is no
  * layer (its inputs are written into its output by addressing). */
 static nne_status build_layers(cctx *c, bool *absorbed) {
@@ -125,11 +183,20 @@ static nne_status build_layers(cctx *c, bool *absorbed) {
         L.in = n->inputs[0];
         L.in2 = -1;
         L.out = n->output;
+        L.bias_w = c->exec ? 4 : 1;
+        L.slope_t = -1;
         bool ph = false;
+        nne_status qs = NNE_OK;
         switch (n->op) {
         case NNE_OP_CONV2D: {
             const nne_conv2d_geom *gm = &n->conv_geom;
             if (gm->groups != 1) return node_err(g, i, NNE_ERR_UNSUPPORTED, "grouped convolution");
+            /* A tile must read at least one input row and column: padding beyond the
+             * kernel's reach would give border outputs that see padding only. */
+            if (gm->pad_t > (gm->kh - 1) * gm->dil_h || gm->pad_b > (gm->kh - 1) * gm->dil_h ||
+                gm->pad_l > (gm->kw - 1) * gm->dil_w || gm->pad_r > (gm->kw - 1) * gm->dil_w)
+                return node_err(g, i, NNE_ERR_UNSUPPORTED,
+                                "padding larger than the dilated kernel extent (k - 1) x d");
             L.kind = NNE_DPU_CONV;
             L.H = gm->ih, L.W = gm->iw, L.C = gm->ic, L.OH = gm->oh, L.OW = gm->ow, L.M = gm->oc;
             L.kh = gm->kh, L.kw = gm->kw, L.sh = gm->stride_h, L.sw = gm->stride_w;
@@ -142,6 +209,14 @@ static nne_status build_layers(cctx *c, bool *absorbed) {
             L.fp_w = fixpos(g, n->inputs[1], PH_W, &ph);
             L.fp_bias = fixpos(g, n->n_inputs > 2 ? n->inputs[2] : -1, PH_BIAS, &ph);
             L.fp_act = PH_SLOPE;
+            if (c->exec) {
+                /* s8 weights with one pow2 scale; s32 bias at s_x * s_w (docs/quantization.md,
+                 * 3), so fp_bias = fp_in + fp_w (set below, once fp_in is known). */
+                if ((qs = qfp(g, n->inputs[1], NNE_S8, &L.fp_w))) return qs;
+                int32_t bt = n->n_inputs > 2 ? n->inputs[2] : -1;
+                if (bt >= 0 && g->tensors[bt].dtype != NNE_S32)
+                    return node_err(g, i, NNE_ERR_UNSUPPORTED, "bias is not s32");
+            }
             /* Fuse what follows while the intermediate tensor has one consumer and is not an
              * output: batchnorm (folded into the weights by quantization), then one
              * activation. */
@@ -151,6 +226,10 @@ static nne_status build_layers(cctx *c, bool *absorbed) {
                 const nne_node *m = &g->nodes[next];
                 if (m->inputs[0] != L.out) break;
                 if (m->op == NNE_OP_BATCHNORM && step == 0) {
+                    if (c->exec)
+                        return node_err(g, next, NNE_ERR_UNSUPPORTED,
+                                        "batchnorm in a quantized graph (fold it into the "
+                                        "convolution before quantizing)");
                     absorbed[next] = true;
                     L.out = m->output;
                     continue;
@@ -161,6 +240,41 @@ static nne_status build_layers(cctx *c, bool *absorbed) {
                               : m->op == NNE_OP_PRELU      ? NNE_DPU_ACT_PRELU
                                                            : NNE_DPU_ACT_NONE;
                 if (act == NNE_DPU_ACT_NONE) break;
+                if (c->exec) {
+                    if ((qs = same_fp(g, next, L.out, m->output))) return qs;
+                    if (act == NNE_DPU_ACT_LEAKY) {
+                        /* slope 2^-k: t * 1 >> k (alpha 1 at 2^-k) */
+                        int32_t k = 0;
+                        if ((qs = slope_shift(g, next, m->params.leaky.alpha, &k))) return qs;
+                        L.leaky_q = 1;
+                        L.fp_act = (int8_t)k;
+                    } else if (act == NNE_DPU_ACT_PRELU) {
+                        /* slopes 2^-k[m] as int8 2^(fp_act - k[m]) with fp_act = max k: at
+                         * most 2^6 = 64 apart to fit in int8. */
+                        const nne_tensor *st = &g->tensors[m->inputs[1]];
+                        if (st->dtype != NNE_F32 || !st->data)
+                            return node_err(g, next, NNE_ERR_UNSUPPORTED,
+                                            "PReLU slopes must be an f32 constant");
+                        int64_t ns = nne_shape_numel(&st->shape);
+                        int32_t kmin = 99, kmax = -99;
+                        for (int64_t j = 0; j < ns; j++) {
+                            int32_t k = 0;
+                            if ((qs = slope_shift(g, next, ((const float *)st->data)[j], &k)))
+                                return qs;
+                            kmin = k < kmin ? k : kmin;
+                            kmax = k > kmax ? k : kmax;
+                        }
+                        if (kmax - kmin > 6)
+                            return node_err(g, next, NNE_ERR_UNSUPPORTED,
+                                            "PReLU slopes more than 2^6 apart (int8 slopes)");
+                        L.fp_act = (int8_t)kmax;
+                        L.slope_t = m->inputs[1];
+                    }
+                    L.act = act;
+                    absorbed[next] = true;
+                    L.out = m->output;
+                    break;
+                }
                 if (act == NNE_DPU_ACT_LEAKY) {
                     /* The DPU's leaky slope is an int8 at 2^-8 (0.1 -> 26 / 256). */
                     float q = roundf(m->params.leaky.alpha * 256.0f);
@@ -187,6 +301,11 @@ static nne_status build_layers(cctx *c, bool *absorbed) {
             L.dh = L.dw = 1;
             L.pad[0] = pg->pad_t, L.pad[1] = pg->pad_l, L.pad[2] = pg->pad_b, L.pad[3] = pg->pad_r;
             L.ops = (uint64_t)L.OH * L.OW * L.C;
+            if (c->exec && L.pool_kind == NNE_DPU_POOL_AVG && !pg->count_include_pad &&
+                (L.pad[0] | L.pad[1] | L.pad[2] | L.pad[3]))
+                return node_err(g, i, NNE_ERR_UNSUPPORTED,
+                                "padded average pooling without count_include_pad (the DPU "
+                                "divides by kh x kw)");
             break;
         }
         case NNE_OP_ADD: {
@@ -203,6 +322,7 @@ static nne_status build_layers(cctx *c, bool *absorbed) {
             int32_t next = -1;
             if (!is_output(g, L.out) && consumers(g, L.out, &next) == 1 &&
                 g->nodes[next].op == NNE_OP_RELU && g->nodes[next].inputs[0] == L.out) {
+                if (c->exec && (qs = same_fp(g, next, L.out, g->nodes[next].output))) return qs;
                 L.act = NNE_DPU_ACT_RELU;
                 absorbed[next] = true;
                 L.out = g->nodes[next].output;
@@ -210,6 +330,9 @@ static nne_status build_layers(cctx *c, bool *absorbed) {
             break;
         }
         case NNE_OP_CONCAT:
+            /* Concat by addressing copies: every input keeps the output's fixed point. */
+            for (int32_t k = 0; c->exec && k < n->n_inputs; k++)
+                if ((qs = same_fp(g, i, n->inputs[k], n->output))) return qs;
             continue;
         default:
             return node_err(g, i, NNE_ERR_UNSUPPORTED,
@@ -219,6 +342,23 @@ static nne_status build_layers(cctx *c, bool *absorbed) {
         const nne_tensor *ti = &g->tensors[L.in];
         L.fp_in = fixpos(g, L.in, ti->kind == NNE_TENSOR_INPUT ? PH_IN : PH_ACT, &ph);
         L.fp_out = fixpos(g, L.out, PH_ACT, &ph);
+        if (c->exec) {
+            if ((qs = qfp(g, L.in, NNE_S8, &L.fp_in)) || (qs = qfp(g, L.out, NNE_S8, &L.fp_out)))
+                return qs;
+            if (L.in2 >= 0 && (qs = qfp(g, L.in2, NNE_S8, &L.fp_in2))) return qs;
+            if (L.kind == NNE_DPU_CONV) L.fp_bias = (int8_t)(L.fp_in + L.fp_w);
+            if (L.kind == NNE_DPU_CONV && (L.fp_bias < -32 || L.fp_bias > 32))
+                return node_err(g, i, NNE_ERR_UNSUPPORTED, "fp_in + fp_w outside -32..32");
+            /* add: exact alignment of both inputs as nne_qadd_init does it without
+             * reducing its extra bits (left shifts <= 22), final shift |F - fp_out| <= 31. */
+            int32_t F = L.fp_in > L.fp_in2 ? L.fp_in : L.fp_in2;
+            int32_t fmin = L.fp_in + L.fp_in2 - F;
+            if (L.kind == NNE_DPU_ELEW &&
+                (F - fmin > 22 || F - L.fp_out > 31 || L.fp_out - fmin > 22))
+                return node_err(g, i, NNE_ERR_UNSUPPORTED,
+                                "add inputs / output fixed points too far apart (over 22 bits)");
+            ph = false;
+        }
         L.placeholder = ph;
         if (g->tensors[L.out].shape.ndim != 4 || g->tensors[L.out].shape.dim[0] != 1)
             return node_err(g, i, NNE_ERR_UNSUPPORTED, "batch size other than 1");
@@ -365,7 +505,8 @@ static bool plan(const nne_dpu_arch *a, const clayer *L, const tiling *t, layout
                                              (uint32_t)L->C);
     lo->w_slot = nne_dpu_weight_bank_bytes(a, (uint32_t)t->tm, (uint32_t)L->kh, (uint32_t)L->kw,
                                            (uint32_t)L->C);
-    if ((uint32_t)L->M * (L->act == NNE_DPU_ACT_PRELU ? 2u : 1u) > a->bias_bytes) return false;
+    if ((uint32_t)L->M * (uint32_t)(L->bias_w + (L->act == NNE_DPU_ACT_PRELU)) > a->bias_bytes)
+        return false;
     if (t->tm >= L->M || (t->order == 1 && all <= a->weight_bytes)) {
         if (all > a->weight_bytes) return false;
         lo->w_resident = true;
@@ -402,7 +543,7 @@ static nne_status emit_layer(ivec *iv, const cctx *c, const clayer *L, uint16_t 
     const bool prelu = L->act == NNE_DPU_ACT_PRELU;
     if (L->kind == NNE_DPU_CONV) {
         dview bv = {NNE_DPU_REG_PARAMS, true, L->b_off, 0, 0};
-        uint32_t nb = (uint32_t)L->M * (prelu ? 2u : 1u);
+        uint32_t nb = (uint32_t)L->M * (uint32_t)(L->bias_w + prelu);
         bv.row_stride = bv.col_stride = nb;
         nne_dpu_instr in = mem_instr(NNE_DPU_LOAD, li, NNE_DPU_BUF_BIAS, 0, &bv, 0, 0, 0, 1, 1, nb);
         if ((s = ivec_push(iv, &in))) return s;
@@ -414,7 +555,7 @@ static nne_status emit_layer(ivec *iv, const cctx *c, const clayer *L, uint16_t 
      * reloaded per tile). */
     const int32_t outer = t->order == 0 ? n_mt : 1, inner_m = t->order == 0 ? 1 : n_mt;
     for (int32_t mo = 0; mo < outer; mo++) {
-        if (t->order == 0 && !lo.w_resident) {
+        if (L->kind == NNE_DPU_CONV && t->order == 0 && !lo.w_resident) {
             int32_t m0 = mo * t->tm, mc = imin(t->tm, L->M - m0);
             if ((s = emit_weights(iv, c, L, li, (k_w++ % 2) * lo.w_slot, m0, mc))) return s;
         }
@@ -460,8 +601,8 @@ static nne_status emit_layer(ivec *iv, const cctx *c, const clayer *L, uint16_t 
                         cv->in_offset = (uint32_t)in_off;
                         cv->out_offset = (uint32_t)out_off;
                         cv->weight_offset = (uint32_t)w_off;
-                        cv->bias_offset = (uint32_t)m0;
-                        cv->act_offset = prelu ? (uint32_t)(L->M + m0) : 0;
+                        cv->bias_offset = (uint32_t)(L->bias_w * m0);
+                        cv->act_offset = prelu ? (uint32_t)(L->bias_w * L->M + m0) : 0;
                         cv->in_rows = (uint16_t)ih, cv->in_cols = (uint16_t)iw;
                         cv->out_rows = (uint16_t)rows, cv->out_cols = (uint16_t)cols;
                         cv->in_ch = (uint16_t)L->C, cv->out_ch = (uint16_t)mc;
@@ -475,6 +616,7 @@ static nne_status emit_layer(ivec *iv, const cctx *c, const clayer *L, uint16_t 
                          * with few input channels folds the kernel width into them. */
                         if (L->kw * L->C <= a->aug_channels && L->C < a->icp)
                             cv->flags = NNE_DPU_CONV_AUG;
+                        if (L->bias_w == 4) cv->flags |= NNE_DPU_CONV_BIAS32;
                         cv->fp_in = L->fp_in, cv->fp_w = L->fp_w, cv->fp_bias = L->fp_bias;
                         cv->fp_out = L->fp_out, cv->fp_act = L->fp_act;
                         cv->leaky_alpha = L->leaky_q;
@@ -771,6 +913,56 @@ static nne_status search_uniform(const cctx *c, const grid *gr, ivec *scratch, t
     return s;
 }
 
+/* ---- parameters and the program's interface ---- */
+
+/* Input / output geometry and fixed points; for executable programs the PARAMS data:
+ * per conv layer OHWI s8 weights at w_off, int32 LE biases at b_off, then int8 PReLU slopes
+ * 2^(fp_act - k[m]) (docs/dpu-isa.md, "Layouts"). */
+static nne_status fill_io(const cctx *c, nne_dpu_program *p) {
+    const nne_graph *g = c->g;
+    const int32_t ti = g->inputs[0], to = g->outputs[0];
+    const nne_shape *si = &g->tensors[ti].shape, *so = &g->tensors[to].shape;
+    if (si->ndim != 4 || si->dim[0] != 1 || so->ndim != 4)
+        return nne_error(NNE_ERR_UNSUPPORTED, "dpu: the graph input must be [1][H][W][C]");
+    p->in_h = (uint16_t)si->dim[1], p->in_w = (uint16_t)si->dim[2], p->in_c = (uint16_t)si->dim[3];
+    p->out_h = (uint16_t)so->dim[1], p->out_w = (uint16_t)so->dim[2];
+    p->out_c = (uint16_t)so->dim[3];
+    bool ph = false;
+    p->fp_input = fixpos(g, ti, PH_IN, &ph);
+    p->fp_output = fixpos(g, to, PH_ACT, &ph);
+    if (!c->exec) {
+        p->flags = NNE_DPU_PROGRAM_TIMING_ONLY;
+        return NNE_OK;
+    }
+    const uint32_t size = p->region_size[NNE_DPU_REG_PARAMS];
+    if (!size) return NNE_OK;
+    uint8_t *d = nne_calloc(size, 1);
+    if (!d) return NNE_ERR_NOMEM;
+    for (int32_t l = 0; l < c->nl; l++) {
+        const clayer *L = &c->L[l];
+        if (L->kind != NNE_DPU_CONV) continue;
+        const nne_node *n = &g->nodes[L->node];
+        memcpy(d + L->w_off, g->tensors[n->inputs[1]].data,
+               (size_t)L->M * (size_t)(L->kh * L->kw) * (size_t)L->C);
+        const int32_t bt = n->n_inputs > 2 ? n->inputs[2] : -1;
+        for (int32_t m = 0; m < L->M && bt >= 0; m++)
+            nne_le_wr32(d + L->b_off + 4 * (uint64_t)m,
+                        (uint32_t)((const int32_t *)g->tensors[bt].data)[m]);
+        if (L->slope_t >= 0) {
+            const nne_tensor *st = &g->tensors[L->slope_t];
+            const bool one = nne_shape_numel(&st->shape) == 1;
+            for (int32_t m = 0; m < L->M; m++) {
+                int32_t k = 0; /* checked by build_layers */
+                (void)nne_quant_pow2_shift(((const float *)st->data)[one ? 0 : m], &k);
+                d[L->b_off + 4 * (uint64_t)L->M + (uint64_t)m] = (uint8_t)(1u << (L->fp_act - k));
+            }
+        }
+    }
+    p->params = d;
+    p->params_size = size;
+    return NNE_OK;
+}
+
 /* ---- the compiler ---- */
 
 nne_status nne_dpu_compile(const nne_graph *g, const nne_dpu_arch *arch,
@@ -792,6 +984,7 @@ nne_status nne_dpu_compile(const nne_graph *g, const nne_dpu_arch *arch,
     c.g = g;
     c.a = arch;
     c.b = board;
+    c.exec = g->tensors[g->inputs[0]].dtype == NNE_S8;
     bool *absorbed = nne_calloc((size_t)g->n_nodes + 1, sizeof *absorbed);
     c.view = nne_calloc((size_t)g->n_tensors, sizeof *c.view);
     ivec prog = {NULL, 0, 0}, scratch = {NULL, 0, 0};
@@ -817,7 +1010,8 @@ nne_status nne_dpu_compile(const nne_graph *g, const nne_dpu_arch *arch,
         L->w_off = pp;
         pp = nne_align_up(pp + (uint64_t)L->M * L->kh * L->kw * L->C, 16);
         L->b_off = pp;
-        pp = nne_align_up(pp + (uint64_t)L->M * (L->act == NNE_DPU_ACT_PRELU ? 2 : 1), 16);
+        pp = nne_align_up(
+            pp + (uint64_t)L->M * (uint64_t)(L->bias_w + (L->act == NNE_DPU_ACT_PRELU)), 16);
     }
     c.region_size[NNE_DPU_REG_PARAMS] = pp;
     for (int r = 0; r < NNE_DPU_REG_COUNT; r++)
@@ -881,6 +1075,7 @@ nne_status nne_dpu_compile(const nne_graph *g, const nne_dpu_arch *arch,
     out->instrs = prog.v;
     out->n_instrs = prog.n;
     prog.v = NULL;
+    if ((s = fill_io(&c, out))) goto done;
     s = nne_dpu_program_validate(out);
 done:
     if (s) nne_dpu_program_free(out);

@@ -264,7 +264,8 @@ static nne_status check_instr(const nne_dpu_program *p, uint32_t i, const nne_dp
             return BAD("%u taps per output, over %u (int32 accumulator)", i, on,
                        (unsigned)c->kh * c->kw * c->in_ch, NNE_DPU_MAX_TAPS);
         if (c->act >= NNE_DPU_ACT_COUNT) return BAD("activation %u", i, on, c->act);
-        if (c->flags & ~NNE_DPU_CONV_AUG) return BAD("flags 0x%x", i, on, c->flags);
+        if (c->flags & ~(NNE_DPU_CONV_AUG | NNE_DPU_CONV_BIAS32))
+            return BAD("flags 0x%x", i, on, c->flags);
         if (!fp_ok(c->fp_in) || !fp_ok(c->fp_w) || !fp_ok(c->fp_bias) || !fp_ok(c->fp_out) ||
             !fp_ok(c->fp_act))
             return BAD("fixed-point position outside -32..32", i, on);
@@ -281,7 +282,8 @@ static nne_status check_instr(const nne_dpu_program *p, uint32_t i, const nne_dp
         if (c->weight_offset + nne_dpu_weight_bank_bytes(a, c->out_ch, c->kh, c->kw, c->in_ch) >
             a->weight_bytes)
             return BAD("filters past the weight buffer", i, on);
-        if ((uint64_t)c->bias_offset + c->out_ch > a->bias_bytes ||
+        const uint64_t bias_w = (c->flags & NNE_DPU_CONV_BIAS32) ? 4 : 1;
+        if ((uint64_t)c->bias_offset + bias_w * c->out_ch > a->bias_bytes ||
             (c->act == NNE_DPU_ACT_PRELU && (uint64_t)c->act_offset + c->out_ch > a->bias_bytes))
             return BAD("bias or slopes past the bias buffer", i, on);
         return NNE_OK;
@@ -331,11 +333,25 @@ nne_status nne_dpu_program_validate(const nne_dpu_program *p) {
     if (p->n_instrs > NNE_DPU_MAX_INSTRS || p->n_layers > NNE_DPU_MAX_LAYERS)
         return nne_error(NNE_ERR_LIMIT, "%u instructions, %u layers: over the limits", p->n_instrs,
                          p->n_layers);
-    if (p->params_size && p->params_size != p->region_size[NNE_DPU_REG_PARAMS])
+    if (p->flags & ~(uint32_t)NNE_DPU_PROGRAM_TIMING_ONLY)
+        return nne_error(NNE_ERR_UNSUPPORTED, "program flags 0x%x not supported", p->flags);
+    /* A timing-only program has no parameter data; any other carries the whole region. */
+    if ((p->flags & NNE_DPU_PROGRAM_TIMING_ONLY)
+            ? p->params_size != 0
+            : p->params_size != p->region_size[NNE_DPU_REG_PARAMS])
         return nne_error(NNE_ERR_FORMAT,
-                         "params data (%u bytes) does not fill the params region "
-                         "(%u bytes)",
-                         p->params_size, p->region_size[NNE_DPU_REG_PARAMS]);
+                         "params data (%u bytes) does not match the params region "
+                         "(%u bytes, %s program)",
+                         p->params_size, p->region_size[NNE_DPU_REG_PARAMS],
+                         (p->flags & NNE_DPU_PROGRAM_TIMING_ONLY) ? "timing-only" : "executable");
+    if ((uint64_t)p->in_h * p->in_w * p->in_c != p->region_size[NNE_DPU_REG_INPUT] ||
+        (uint64_t)p->out_h * p->out_w * p->out_c != p->region_size[NNE_DPU_REG_OUTPUT] ||
+        !p->in_h || !p->out_h || !fp_ok(p->fp_input) || !fp_ok(p->fp_output))
+        return nne_error(NNE_ERR_FORMAT,
+                         "input %ux%ux%u / output %ux%ux%u do not match the input / output "
+                         "regions (%u / %u bytes), or a fixed-point position is outside -32..32",
+                         p->in_h, p->in_w, p->in_c, p->out_h, p->out_w, p->out_c,
+                         p->region_size[NNE_DPU_REG_INPUT], p->region_size[NNE_DPU_REG_OUTPUT]);
     uint32_t next = 0;
     for (uint32_t l = 0; l < p->n_layers; l++) {
         const nne_dpu_layer *L = &p->layers[l];
@@ -408,6 +424,7 @@ nne_status nne_dpu_program_write_mem(const nne_dpu_program *p, uint8_t **out, si
     if (!b) return NNE_ERR_NOMEM;
     memcpy(b, NNE_DPU_MAGIC, 8); /* with its terminating NUL */
     nne_le_wr32(b + 8, NNE_DPU_VERSION);
+    nne_le_wr32(b + 12, p->flags);
     nne_le_wr32(b + 16, NNE_DPU_HEADER_SIZE);
     nne_le_wr32(b + 20, NNE_DPU_LAYER_SIZE);
     nne_le_wr32(b + 24, NNE_DPU_INSTR_SIZE);
@@ -423,6 +440,10 @@ nne_status nne_dpu_program_write_mem(const nne_dpu_program *p, uint8_t **out, si
     nne_le_wr32(b + 96, p->n_layers);
     nne_le_wr32(b + 100, p->n_instrs);
     nne_le_wr32(b + 104, p->params_size);
+    const uint16_t io[6] = {p->in_h, p->in_w, p->in_c, p->out_h, p->out_w, p->out_c};
+    for (int k = 0; k < 6; k++) wr16(b + 108 + 2 * k, io[k]);
+    b[120] = (uint8_t)p->fp_input;
+    b[121] = (uint8_t)p->fp_output;
     uint8_t *q = b + NNE_DPU_HEADER_SIZE;
     for (uint32_t l = 0; l < p->n_layers; l++, q += NNE_DPU_LAYER_SIZE) {
         const nne_dpu_layer *L = &p->layers[l];
@@ -460,7 +481,7 @@ nne_status nne_dpu_program_read_mem(const uint8_t *b, size_t size, nne_dpu_progr
     if (version != NNE_DPU_VERSION)
         return nne_error(NNE_ERR_UNSUPPORTED, "instruction stream version %u (this reader: %d)",
                          version, NNE_DPU_VERSION);
-    if (nne_le_rd32(b + 12) != 0)
+    if (nne_le_rd32(b + 12) & ~(uint32_t)NNE_DPU_PROGRAM_TIMING_ONLY)
         return nne_error(NNE_ERR_UNSUPPORTED, "flags 0x%x not supported", nne_le_rd32(b + 12));
     if (nne_le_rd32(b + 16) != NNE_DPU_HEADER_SIZE || nne_le_rd32(b + 20) != NNE_DPU_LAYER_SIZE ||
         nne_le_rd32(b + 24) != NNE_DPU_INSTR_SIZE)
@@ -470,7 +491,7 @@ nne_status nne_dpu_program_read_mem(const uint8_t *b, size_t size, nne_dpu_progr
                          nne_le_rd64(b + 32), size);
     if (file_crc(b, size) != nne_le_rd32(b + 28))
         return nne_error(NNE_ERR_CHECKSUM, "CRC-32 mismatch: the file is corrupt");
-    if (!all_zero(b + 62, 2) || !all_zero(b + 76, 4) || !all_zero(b + 108, 20))
+    if (!all_zero(b + 62, 2) || !all_zero(b + 76, 4) || !all_zero(b + 122, 6))
         return nne_error(NNE_ERR_FORMAT, "reserved header bytes not zero");
     char name[16];
     memcpy(name, b + 40, 16);
@@ -505,6 +526,11 @@ nne_status nne_dpu_program_read_mem(const uint8_t *b, size_t size, nne_dpu_progr
     out->n_layers = nl;
     out->n_instrs = ni;
     out->params_size = np;
+    out->flags = nne_le_rd32(b + 12);
+    out->in_h = rd16(b + 108), out->in_w = rd16(b + 110), out->in_c = rd16(b + 112);
+    out->out_h = rd16(b + 114), out->out_w = rd16(b + 116), out->out_c = rd16(b + 118);
+    out->fp_input = (int8_t)b[120];
+    out->fp_output = (int8_t)b[121];
     const uint8_t *q = b + NNE_DPU_HEADER_SIZE;
     for (uint32_t l = 0; l < nl; l++, q += NNE_DPU_LAYER_SIZE) {
         nne_dpu_layer *L = &out->layers[l];
@@ -605,13 +631,14 @@ const char *nne_dpu_instr_str(const nne_dpu_instr *in, char *buf, size_t n) {
         snprintf(buf, n,
                  "%-4s fmap[0x%05x] %ux%ux%u <- fmap[0x%05x] %ux%ux%u k%ux%u s%ux%u d%ux%u "
                  "pad %u,%u,%u,%u w[0x%05x] b[0x%04x] %s a[0x%04x] alpha %d fp in %d w %d b %d "
-                 "out %d act %d%s",
+                 "out %d act %d%s%s",
                  on, c->out_offset, c->out_rows, c->out_cols, c->out_ch, c->in_offset, c->in_rows,
                  c->in_cols, c->in_ch, c->kh, c->kw, c->sh, c->sw, c->dh, c->dw, c->pad[0],
                  c->pad[1], c->pad[2], c->pad[3], c->weight_offset, c->bias_offset,
                  nne_dpu_act_name((nne_dpu_act)c->act), c->act_offset, c->leaky_alpha, c->fp_in,
                  c->fp_w, c->fp_bias, c->fp_out, c->fp_act,
-                 (c->flags & NNE_DPU_CONV_AUG) ? " aug" : "");
+                 (c->flags & NNE_DPU_CONV_AUG) ? " aug" : "",
+                 (c->flags & NNE_DPU_CONV_BIAS32) ? " bias32" : "");
         break;
     }
     case NNE_DPU_POOL: {
@@ -645,11 +672,14 @@ void nne_dpu_disasm(const nne_dpu_program *p, FILE *f) {
             "; nnedge DPU program: arch %s (pp %d, icp %d, ocp %d; %lld ops/clock)\n"
             "; buffers: fmap %u B, weight %u B, bias %u B\n"
             "; DDR regions: params %u B%s, work %u B, input %u B, output %u B\n"
+            "; input %ux%ux%u fp %d, output %ux%ux%u fp %d%s\n"
             "; %u layers, %u instructions\n",
             a->name, a->pp, a->icp, a->ocp, (long long)nne_dpu_arch_ops_per_clock(a), a->fmap_bytes,
             a->weight_bytes, a->bias_bytes, p->region_size[NNE_DPU_REG_PARAMS],
             p->params_size ? "" : " (no data)", p->region_size[NNE_DPU_REG_WORK],
-            p->region_size[NNE_DPU_REG_INPUT], p->region_size[NNE_DPU_REG_OUTPUT], p->n_layers,
+            p->region_size[NNE_DPU_REG_INPUT], p->region_size[NNE_DPU_REG_OUTPUT], p->in_h, p->in_w,
+            p->in_c, p->fp_input, p->out_h, p->out_w, p->out_c, p->fp_output,
+            (p->flags & NNE_DPU_PROGRAM_TIMING_ONLY) ? " (timing only)" : "", p->n_layers,
             p->n_instrs);
     char buf[512];
     uint32_t l = 0;

@@ -1,9 +1,16 @@
 /* End-to-end tests of the DPU subcommands: compile, disasm, profile, dse. */
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli_util.h"
+#include "dpu_qgraph.h"
+#include "nnedge/dpu.h"
+#include "nnedge/file.h"
+#include "nnedge/image.h"
 #include "nnedge/model_file.h"
 #include "nnedge/models.h"
+#include "nnedge/qops.h"
 
 static void test_compile_disasm(void) {
     EXPECT_RC("compile cae-seed --arch B512 -o %T/enc.dpu -q", 0);
@@ -113,8 +120,71 @@ static void test_dse(void) {
     EXPECT_ERR("--fps");
 }
 
+/* nnedge run --backend dpu-sim: a pow2-quantized cae-seed encoder (random weights) as a model
+ * file and as a compiled program; the output equals the library's simulation of the same
+ * quantized image. */
+static void test_run(void) {
+    nne_test_rng r;
+    nne_test_rng_seed(&r, 5);
+    nne_graph *g = NULL;
+    CHECK_OK(nne_model_cae_seed(24, 32, NNE_CAE_ENCODER, &g));
+    if (!g) return;
+    CHECK_OK(nne_graph_infer(g));
+    CHECK_OK(qg_quantize_random(g, &r));
+    CHECK_OK(nne_model_write_file(g, nne_cli_tmp_path("q.nne")));
+    nne_image img;
+    CHECK_OK(nne_image_alloc(&img, 32, 24, 3));
+    for (int i = 0; i < 32 * 24 * 3; i++) img.data[i] = (uint8_t)nne_test_rng_int(&r, 0, 255);
+    CHECK_OK(nne_image_save(nne_cli_tmp_path("in.png"), &img));
+    EXPECT_RC("compile %T/q.nne --arch B512 -o %T/q.dpu -q", 0);
+    EXPECT_RC("run %T/q.dpu --backend dpu-sim --input %T/in.png -o %T/out.npy --json", 0);
+    CHECK(nne_cli_json_valid(nne_cli_out));
+    EXPECT_OUT("\"channels\": 32");
+    /* The same through the library. */
+    nne_dpu_program p;
+    CHECK_OK(nne_dpu_program_read_file(nne_cli_tmp_path("q.dpu"), &p));
+    const size_t n_in = 24 * 32 * 3, n_out = p.region_size[NNE_DPU_REG_OUTPUT];
+    int8_t *x = malloc(n_in), *y = malloc(n_out), *ref = malloc(n_out);
+    for (size_t i = 0; i < n_in; i++)
+        x[i] = (int8_t)nne_quantize_value(img.data[i] / 255.0f, ldexpf(1.0f, -p.fp_input), 0, -128,
+                                          127, true);
+    CHECK_OK(nne_dpu_sim_run(&p, x, n_in, y, n_out, NULL));
+    CHECK_OK(qg_reference(g, x, ref));
+    CHECK(memcmp(y, ref, n_out) == 0);
+    uint8_t *f = NULL;
+    size_t fn = 0;
+    CHECK_OK(nne_file_read(nne_cli_tmp_path("out.npy"), 1 << 20, &f, &fn));
+    char hdr[119] = {0};
+    if (f && fn >= 128) memcpy(hdr, f + 10, 118);
+    CHECK(f && fn == 128 + n_out && !memcmp(f, "\x93NUMPY", 6) && !memcmp(f + 128, y, n_out) &&
+          strstr(hdr, "'descr': '|i1'") && strstr(hdr, "'shape': (1, 1, 2, 32)"));
+    nne_free(f);
+    /* A model file compiles on the fly; PNG output: the channels side by side. */
+    EXPECT_RC("run %T/q.nne --backend dpu-sim --arch B4096 --input %T/in.png -o %T/out.png -q", 0);
+    nne_image o;
+    CHECK_OK(nne_image_load(nne_cli_tmp_path("out.png"), NNE_IMAGE_LOAD_ANY, &o));
+    CHECK(o.width == 2 * 32 && o.height == 1 && o.channels == 1 &&
+          o.data[1] == (uint8_t)(y[32 + 0] + 128)); /* pixel (0, 1), channel 0 */
+    nne_image_free(&o);
+    /* Errors: f32 model (timing only), wrong image size, no backend. */
+    EXPECT_RC("run cae-seed --backend dpu-sim --input %T/in.png -o %T/x.npy -q", 1);
+    EXPECT_ERR("timing-only");
+    EXPECT_RC("run %T/q.dpu --backend dpu-sim --input samples/wiki-crop.png -o %T/x.npy", 1);
+    EXPECT_ERR("takes 32x24");
+    EXPECT_RC("run %T/q.dpu --input %T/in.png -o %T/x.npy", 2);
+    EXPECT_ERR("dpu-sim");
+    CHECK(!nne_cli_tmp_exists("x.npy"));
+    free(x);
+    free(y);
+    free(ref);
+    nne_image_free(&img);
+    nne_dpu_program_free(&p);
+    nne_graph_free(g);
+}
+
 int main(void) {
     nne_cli_setup("dpu");
+    NNE_RUN(test_run);
     NNE_RUN(test_compile_disasm);
     NNE_RUN(test_profile);
     NNE_RUN(test_model_file);

@@ -92,10 +92,14 @@ static void test_bad_input(void) {
     const size_t ins = NNE_DPU_HEADER_SIZE + 64u * p.n_layers; /* first instruction */
     expect_bad(b, n, 0, 'X', false, NNE_ERR_FORMAT, "magic");
     expect_bad(b, n, 8, 2, true, NNE_ERR_UNSUPPORTED, "version 2");
-    expect_bad(b, n, 12, 1, true, NNE_ERR_UNSUPPORTED, "flags");
+    CHECK(p.flags == NNE_DPU_PROGRAM_TIMING_ONLY && b[12] == 1); /* f32 graph: timing only */
+    expect_bad(b, n, 12, 0x81, true, NNE_ERR_UNSUPPORTED, "flags");
+    expect_bad(b, n, 12, 0, true, NNE_ERR_FORMAT, "params data"); /* executable without data */
     expect_bad(b, n, n - 1, (uint8_t)(b[n - 1] ^ 1), false, NNE_ERR_CHECKSUM, "CRC");
-    expect_bad(b, n, 120, 1, true, NNE_ERR_FORMAT, "reserved");
-    expect_bad(b, n, 66, 0, true, NNE_ERR_UNSUPPORTED, "buffer sizes"); /* 0x20000 -> 0 */
+    expect_bad(b, n, 124, 1, true, NNE_ERR_FORMAT, "reserved");
+    expect_bad(b, n, 108, 0, true, NNE_ERR_FORMAT, "do not match the input"); /* in_h */
+    expect_bad(b, n, 120, 99, true, NNE_ERR_FORMAT, "fixed-point position");  /* fp_input */
+    expect_bad(b, n, 66, 0, true, NNE_ERR_UNSUPPORTED, "buffer sizes");       /* 0x20000 -> 0 */
     expect_bad(b, n, ins, 9, true, NNE_ERR_FORMAT, "unknown opcode");
     expect_bad(b, n, ins + 63, 1, true, NNE_ERR_FORMAT, "reserved");
     /* The first instruction loads the bias; a bank offset past the buffer is refused. */
