@@ -615,8 +615,10 @@ static nne_status validate(run *r, double *loss_out, double *psnr_out, double *b
             const float *y = nne_trainer_output(t);
             double se = 0.0;
             for (size_t k = 0; k < npx; k++) {
+                const size_t yy = k / row, xx = k % row;
+                const uint8_t ref = img.data[((size_t)(y0 + yy) * img.width + x0) * 3 + xx];
                 float v = y[k] < 0.0f ? 0.0f : y[k] > 1.0f ? 1.0f : y[k];
-                const double dq = floor(v * 255.0f + 0.5f) - floor(x[k] * 255.0f + 0.5f);
+                const double dq = floor(v * 255.0f + 0.5f) - (double)ref;
                 se += dq * dq;
             }
             const double mse = se / (double)npx;

@@ -353,10 +353,48 @@ static void test_rd_training(void) {
     nne_graph_free(p);
 }
 
+/* After every update GDN/IGDN parameters are projected into their domain: beta >= 1e-6,
+ * gamma >= 0 (with lr 0 the projection is the only change); without it an Adam step can make
+ * the normaliser negative and the next loss NaN. */
+static void test_gdn_projection(void) {
+    nne_graph *g = small_graph();
+    if (!g) return;
+    nne_trainer_config cfg = adam_mse(0.0f);
+    nne_trainer *tr;
+    CHECK_OK(nne_trainer_create(g, &cfg, &tr));
+    if (!tr) {
+        nne_graph_free(g);
+        return;
+    }
+    nne_params *p = nne_trainer_params(tr);
+    const int32_t beta = nne_params_find(p, nne_graph_find_tensor(g, "g1.beta"));
+    const int32_t gamma = nne_params_find(p, nne_graph_find_tensor(g, "g2.gamma"));
+    const int32_t slope = nne_params_find(p, nne_graph_find_tensor(g, "s1"));
+    CHECK(beta >= 0 && gamma >= 0 && slope >= 0);
+    if (beta < 0 || gamma < 0 || slope < 0) return;
+    float *b = p->data + p->items[beta].offset, *gm = p->data + p->items[gamma].offset;
+    float *sl = p->data + p->items[slope].offset;
+    /* Out of the domain but still a finite forward pass (an Adam step lands there first). */
+    b[0] = 1e-8f;
+    gm[1] = -1e-4f;
+    gm[2] = 0.125f;
+    sl[0] = -0.5f; /* not a GDN parameter: left alone */
+    const size_t n = 2 * 9 * 10 * 3;
+    float *x = calloc(n, 4);
+    for (size_t i = 0; i < n; i++) x[i] = (float)(i % 7) / 7.0f;
+    nne_train_stats st;
+    CHECK_OK(nne_trainer_step(tr, x, x, &st));
+    CHECK(b[0] == NNE_GDN_BETA_MIN && gm[1] == 0.0f && gm[2] == 0.125f && sl[0] == -0.5f);
+    free(x);
+    nne_trainer_free(tr);
+    nne_graph_free(g);
+}
+
 int main(void) {
     NNE_RUN(test_graph_grad_fd);
     NNE_RUN(test_determinism_and_descent);
     NNE_RUN(test_ms_ssim_training);
     NNE_RUN(test_rd_training);
+    NNE_RUN(test_gdn_projection);
     return nne_test_summary();
 }
