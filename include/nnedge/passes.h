@@ -15,6 +15,7 @@
 #define NNEDGE_PASSES_H
 
 #include "nnedge/graph.h"
+#include "nnedge/qops.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -63,15 +64,6 @@ typedef struct nne_observer_opts {
 nne_status nne_observer_range(const nne_histogram *h, const nne_observer_opts *o, float *lo,
                               float *hi);
 
-/* s8 activation parameters for a range (docs/quantization.md, "The quantization pass"):
- *   affine:    scale = (hi - lo) / 255, zero_point = -128 - round(lo / scale), clamped;
- *   symmetric: scale = max(|lo|, |hi|) / 127, zero_point = 0;
- *   pow2:      scale = 2^-fp with zero_point 0, fp the largest with round_half_up(A 2^fp) <= 127,
- *              A = max(|lo|, |hi|).
- * An empty range [0, 0] gives scale 1 (pow2: 2^0). */
-void nne_qparams_from_range(float lo, float hi, bool symmetric, bool pow2, float *scale,
-                            int32_t *zero_point);
-
 /* Mean squared quantization error of the histogram under (scale, zero_point) with s8 codes,
  * using bin centres (the pass's MSE criterion, exposed for tests). */
 double nne_histogram_qerror(const nne_histogram *h, float scale, int32_t zero_point, bool pow2);
@@ -83,11 +75,7 @@ int32_t nne_histogram_pow2_fp(const nne_histogram *h, float lo, float hi);
 
 /* ---- The quantization pass ----------------------------------------------------------------- */
 
-typedef enum nne_qscheme {
-    NNE_QSCHEME_PER_TENSOR = 0,  /* weights one scale per tensor, affine activations */
-    NNE_QSCHEME_PER_CHANNEL = 1, /* weights one scale per output channel, affine activations */
-    NNE_QSCHEME_POW2 = 2,        /* DPU: every scale 2^-fp, zero points 0, per-tensor weights */
-} nne_qscheme;
+/* nne_qscheme (per-tensor, per-channel, pow2) is declared in qops.h. */
 
 /* "per-tensor", "per-channel", "pow2"; NULL if invalid. */
 const char *nne_qscheme_name(nne_qscheme s);

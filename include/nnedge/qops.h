@@ -198,6 +198,36 @@ nne_status nne_quantize_tensor_s8(const nne_shape *shape, const float *w, bool p
  * w = (float)(q - zero_point[i]) * scale[i]. NNE_ERR_SHAPE if quant does not fit the shape. */
 nne_status nne_dequantize_tensor_s8(const nne_shape *shape, const int8_t *q, const nne_quant *quant,
                                     float *w);
+/* The int8 schemes of the quantization pass and of quantization-aware training
+ * (docs/quantization.md, sections 11, 14 and 17). */
+typedef enum nne_qscheme {
+    NNE_QSCHEME_PER_TENSOR = 0,  /* weights one scale per tensor, affine activations */
+    NNE_QSCHEME_PER_CHANNEL = 1, /* weights one scale per output channel, affine activations */
+    NNE_QSCHEME_POW2 = 2,        /* DPU: every scale 2^-fp, zero points 0, per-tensor weights */
+} nne_qscheme;
+
+/* The int8 weight scales of a scheme: THE rule of the quantization pass, shared with
+ * quantization-aware training so that both give the same codes for the same weights.
+ *   per-tensor / per-channel: the section 11 rule above (scale = max|w| / 127 per group);
+ *   pow2: one scale per tensor, 2^-fp with fp among fp0 .. fp0 + 3 (fp0: the section 11 rule,
+ *         no clipping) minimizing sum (w - scale * code)^2, the first on ties (as the Vitis AI
+ *         quantizer; the finer positions clip the largest weights).
+ * scale receives 1 (per-tensor, pow2) or dim[0] (per-channel) scales. Codes are then
+ * nne_quantize_value(w, scale, 0, -127, 127, scheme == NNE_QSCHEME_POW2).
+ * Errors as nne_quantize_tensor_s8. */
+nne_status nne_weight_scales_s8(const nne_shape *shape, const float *w, nne_qscheme scheme,
+                                float *scale);
+
+/* s8 activation parameters for a range (docs/quantization.md, "The quantization pass"):
+ *   affine:    scale = (hi - lo) / 255, zero_point = -128 - round(lo / scale), clamped;
+ *   symmetric: scale = max(|lo|, |hi|) / 127, zero_point = 0;
+ *   pow2:      scale = 2^-fp with zero_point 0, fp the largest with round_half_up(A 2^fp) <= 127,
+ *              A = max(|lo|, |hi|).
+ * lo is raised to 0 and hi lowered to 0 first (0 is always representable). An empty range
+ * [0, 0] gives scale 1 (pow2: 2^0). */
+void nne_qparams_from_range(float lo, float hi, bool symmetric, bool pow2, float *scale,
+                            int32_t *zero_point);
+
 /* Fake quantization (quantize, then dequantize) to `bits` in [2, 8] with the rules above:
  * y = scale * code. bits = 8 equals nne_quantize_tensor_s8 + nne_dequantize_tensor_s8 bit for
  * bit; 4 and 2 are QuTiBench's INT4 / INT2 (int2 is ternary {-scale, 0, scale}). y may alias w.

@@ -68,6 +68,36 @@ void nne_quantize_bias_s32(int32_t n, const float *bias, float x_scale, const fl
     }
 }
 
+void nne_qparams_from_range(float lo, float hi, bool symmetric, bool pow2, float *scale,
+                            int32_t *zero_point) {
+    lo = fminf(lo, 0.0f);
+    hi = fmaxf(hi, 0.0f);
+    const float a = fmaxf(-lo, hi);
+    *zero_point = 0;
+    if (pow2) {
+        /* Largest fp with round_half_up(a * 2^fp) <= 127, i.e. a * 2^fp < 127.5. */
+        int32_t fp = 0;
+        if (a > 0.0f) {
+            fp = (int32_t)floor(log2(127.5 / a));
+            while (ldexp(a, fp) >= 127.5) fp--;
+            while (ldexp(a, fp + 1) < 127.5) fp++;
+        }
+        *scale = ldexpf(1.0f, -fp);
+        return;
+    }
+    if (symmetric) {
+        *scale = a > 0.0f ? a / 127.0f : 1.0f;
+        return;
+    }
+    if (!(hi - lo > 0.0f)) {
+        *scale = 1.0f;
+        return;
+    }
+    *scale = (hi - lo) / 255.0f;
+    long z = -128 - lroundf(lo / *scale);
+    *zero_point = (int32_t)(z < -128 ? -128 : z > 127 ? 127 : z);
+}
+
 /* Scale of a symmetric group with A = max|w| for codes in [-qmax, qmax]. */
 static float group_scale(float amax, int32_t qmax, bool pow2) {
     if (amax == 0.0f) return 1.0f;
@@ -132,6 +162,35 @@ nne_status nne_quantize_tensor_s8(const nne_shape *shape, const float *w, bool p
     nne_free(scale);
     nne_free(zero);
     return st;
+}
+
+nne_status nne_weight_scales_s8(const nne_shape *shape, const float *w, nne_qscheme scheme,
+                                float *scale) {
+    if (!scale || (unsigned)scheme > NNE_QSCHEME_POW2)
+        return nne_error(NNE_ERR_INVALID_ARG, "weight scales: bad scheme or no output");
+    const bool pow2 = scheme == NNE_QSCHEME_POW2;
+    nne_status st = quantize_groups(shape, w, 8, scheme == NNE_QSCHEME_PER_CHANNEL, pow2, NULL,
+                                    NULL, scale);
+    if (st != NNE_OK || !pow2) return st;
+    /* fp0 .. fp0 + 3 by squared error over the whole tensor; ties keep the coarser. */
+    const size_t n = (size_t)nne_shape_numel(shape);
+    int32_t fp0 = 0, best_fp = 0;
+    nne_quant_pow2_shift(scale[0], &fp0);
+    double best = INFINITY;
+    for (int32_t fp = fp0; fp <= fp0 + 3; fp++) {
+        const float sc = ldexpf(1.0f, -fp);
+        double e = 0.0;
+        for (size_t i = 0; i < n; i++) {
+            const double d = w[i] - (double)nne_quantize_value(w[i], sc, 0, -127, 127, true) * sc;
+            e += d * d;
+        }
+        if (e < best) {
+            best = e;
+            best_fp = fp;
+        }
+    }
+    scale[0] = ldexpf(1.0f, -best_fp);
+    return NNE_OK;
 }
 
 nne_status nne_fake_quantize_tensor(const nne_shape *shape, const float *w, int bits,

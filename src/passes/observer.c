@@ -72,36 +72,6 @@ static double bin_center(const nne_histogram *h, int b) {
     return -(double)h->range + (b + 0.5) * bin_width(h);
 }
 
-void nne_qparams_from_range(float lo, float hi, bool symmetric, bool pow2, float *scale,
-                            int32_t *zero_point) {
-    lo = fminf(lo, 0.0f);
-    hi = fmaxf(hi, 0.0f);
-    const float a = fmaxf(-lo, hi);
-    *zero_point = 0;
-    if (pow2) {
-        /* Largest fp with round_half_up(a * 2^fp) <= 127, i.e. a * 2^fp < 127.5. */
-        int32_t fp = 0;
-        if (a > 0.0f) {
-            fp = (int32_t)floor(log2(127.5 / a));
-            while (ldexp(a, fp) >= 127.5) fp--;
-            while (ldexp(a, fp + 1) < 127.5) fp++;
-        }
-        *scale = ldexpf(1.0f, -fp);
-        return;
-    }
-    if (symmetric) {
-        *scale = a > 0.0f ? a / 127.0f : 1.0f;
-        return;
-    }
-    if (!(hi - lo > 0.0f)) {
-        *scale = 1.0f;
-        return;
-    }
-    *scale = (hi - lo) / 255.0f;
-    long z = -128 - lroundf(lo / *scale);
-    *zero_point = (int32_t)(z < -128 ? -128 : z > 127 ? 127 : z);
-}
-
 double nne_histogram_qerror(const nne_histogram *h, float scale, int32_t zero_point, bool pow2) {
     if (!h->total) return 0.0;
     double err = 0.0;

@@ -161,36 +161,27 @@ static bool pass_supports(nne_op_type op) {
     }
 }
 
-/* Weights [oc][...] -> s8 codes and parameters. pow2: per tensor, fixed-point position chosen
- * among fp0 .. fp0 + 3 (fp0: no clipping) by the smallest squared error, as Vitis AI does. */
+/* Weights [oc][...] -> s8 codes and parameters, with the scales of nne_weight_scales_s8
+ * (pow2: the fixed-point position among fp0 .. fp0 + 3 with the smallest squared error, as
+ * Vitis AI does; quantization-aware training uses the same function). */
 static nne_status quantize_weights(const nne_tensor *t, const float *w, nne_qscheme scheme,
                                    int8_t *q, nne_quant *quant) {
-    const bool pow2 = scheme == NNE_QSCHEME_POW2;
-    nne_status s =
-        nne_quantize_tensor_s8(&t->shape, w, scheme == NNE_QSCHEME_PER_CHANNEL, pow2, q, quant);
-    if (s) return nne_error(s, "weights '%s': %s", t->name, nne_last_error());
-    if (!pow2) return NNE_OK;
-    const size_t n = (size_t)nne_shape_numel(&t->shape);
-    int32_t fp0 = 0, best_fp = 0;
-    nne_quant_pow2_shift(quant->scale[0], &fp0);
-    double best = INFINITY;
-    for (int32_t fp = fp0; fp <= fp0 + 3; fp++) {
-        const float sc = ldexpf(1.0f, -fp);
-        double e = 0.0;
-        for (size_t i = 0; i < n; i++) {
-            const double d =
-                w[i] - (double)nne_quantize_value(w[i], sc, 0, -127, 127, true) * sc;
-            e += d * d;
-        }
-        if (e < best) {
-            best = e;
-            best_fp = fp;
-        }
+    const bool pow2 = scheme == NNE_QSCHEME_POW2, per_channel = scheme == NNE_QSCHEME_PER_CHANNEL;
+    const int32_t count = per_channel ? (int32_t)t->shape.dim[0] : 1;
+    float *scale = nne_malloc((size_t)count * sizeof *scale);
+    int32_t *zero = nne_calloc((size_t)count, sizeof *zero);
+    nne_status s = scale && zero ? NNE_OK : NNE_ERR_NOMEM;
+    if (!s && (s = nne_weight_scales_s8(&t->shape, w, scheme, scale)))
+        s = nne_error(s, "weights '%s': %s", t->name, nne_last_error());
+    if (!s) {
+        const size_t n = (size_t)nne_shape_numel(&t->shape), per = n / (size_t)count;
+        for (size_t i = 0; i < n; i++)
+            q[i] = (int8_t)nne_quantize_value(w[i], scale[i / per], 0, -127, 127, pow2);
+        s = nne_quant_set(quant, per_channel ? 0 : -1, count, scale, zero, pow2);
     }
-    quant->scale[0] = ldexpf(1.0f, -best_fp);
-    for (size_t i = 0; i < n; i++)
-        q[i] = (int8_t)nne_quantize_value(w[i], quant->scale[0], 0, -127, 127, true);
-    return NNE_OK;
+    nne_free(scale);
+    nne_free(zero);
+    return s;
 }
 
 /* ---- Calibration ----------------------------------------------------------------------------- */
