@@ -77,9 +77,6 @@ int32_t nne_histogram_pow2_fp(const nne_histogram *h, float lo, float hi);
 
 /* nne_qscheme (per-tensor, per-channel, pow2) is declared in qops.h. */
 
-/* "per-tensor", "per-channel", "pow2"; NULL if invalid. */
-const char *nne_qscheme_name(nne_qscheme s);
-nne_status nne_qscheme_from_name(const char *name, nne_qscheme *s);
 
 /* Fill the f32 input (shape of graph input 0, NHWC) of calibration sample i. */
 typedef nne_status (*nne_calib_sample_fn)(void *ctx, int32_t i, float *x);
@@ -93,7 +90,14 @@ typedef struct nne_quantize_opts {
     int32_t n_samples;           /* calibration samples, >= 1 */
     nne_calib_sample_fn sample;  /* required */
     nne_calib_progress_fn progress;
-    void *ctx; /* passed to sample and progress */
+    void *ctx; /* passed to sample, progress and fixed_range */
+    /* Optional: activation ranges fixed by the caller, e.g. learned by quantization-aware
+     * training (qat.h, docs/quantization.md section 17). For each input/activation that gets
+     * its own parameters, a true return gives its range [lo, hi], turned into parameters with
+     * nne_qparams_from_range (pow2: the non-clipping position, no histogram search) exactly
+     * as QAT does; false leaves it to the observer. With every range fixed and no bias
+     * correction, calibration is skipped and n_samples may be 0. */
+    bool (*fixed_range)(void *ctx, const char *tensor, float *lo, float *hi);
 } nne_quantize_opts;
 
 /* Quantize the f32 graph `g` (one f32 input, every op supported by cpu-s8: conv2d,

@@ -205,6 +205,9 @@ typedef enum nne_qscheme {
     NNE_QSCHEME_PER_CHANNEL = 1, /* weights one scale per output channel, affine activations */
     NNE_QSCHEME_POW2 = 2,        /* DPU: every scale 2^-fp, zero points 0, per-tensor weights */
 } nne_qscheme;
+/* "per-tensor", "per-channel", "pow2"; NULL if invalid. */
+const char *nne_qscheme_name(nne_qscheme s);
+nne_status nne_qscheme_from_name(const char *name, nne_qscheme *s);
 
 /* The int8 weight scales of a scheme: THE rule of the quantization pass, shared with
  * quantization-aware training so that both give the same codes for the same weights.

@@ -16,6 +16,7 @@
 #include "nnedge/model_file.h"
 #include "nnedge/models.h"
 #include "nnedge/passes.h"
+#include "nnedge/qat.h"
 
 static const char *const k_cmd = "quantize";
 
@@ -25,8 +26,11 @@ static void help(void) {
            "on crops of the images in DIR and write the quantized model (s8 activations and\n"
            "weights, s32 biases; runs on the cpu-s8 backend).\n\n"
            "options:\n"
-           "  --calib DIR            calibration images (never Kodak: refused)\n"
-           "  --scheme S             per-tensor | per-channel (default) | pow2 (DPU)\n"
+           "  --calib DIR            calibration images (never Kodak: refused); optional for\n"
+           "                         a model from 'nnedge train --qat', whose learned\n"
+           "                         activation ranges (qat.* metadata) are used as they are\n"
+           "  --scheme S             per-tensor | per-channel (default) | pow2 (DPU); a QAT\n"
+           "                         model's own scheme by default, and only that one\n"
            "  --observer O           minmax (default) | percentile | mse | kl\n"
            "  --percentile P         for --observer percentile (default 99.99)\n"
            "  --bias-correction      correct conv biases by the mean output shift of the\n"
@@ -42,6 +46,7 @@ static void help(void) {
 }
 
 typedef struct qctx {
+    const nne_qat *qat; /* ranges learned by quantization-aware training, or NULL */
     const nne_dataset *ds;
     nne_crop_opts crop;
     bool quiet;
@@ -51,6 +56,11 @@ typedef struct qctx {
 static nne_status sample(void *ctx, int32_t i, float *x) {
     const qctx *c = ctx;
     return nne_dataset_crop_batch(c->ds, &c->crop, (uint64_t)i, x);
+}
+
+static bool qat_range(void *ctx, const char *tensor, float *lo, float *hi) {
+    const qctx *c = ctx;
+    return c->qat && nne_qat_get_range(c->qat, tensor, lo, hi);
 }
 
 static void progress(void *ctx, const char *phase, int32_t done, int32_t total) {
@@ -150,7 +160,7 @@ static int evaluate(const char *dir, int max, nne_graph *f32, const nne_graph *q
 
 int nne_cmd_quantize(int argc, char **argv) {
     cli_common co;
-    const char *calib = NULL, *scheme_s = "per-channel", *obs_s = "minmax", *pct_s = NULL,
+    const char *calib = NULL, *scheme_s = NULL, *obs_s = "minmax", *pct_s = NULL,
                *max_s = NULL, *crop_s = NULL, *seed_s = NULL, *eval = NULL, *eval_max_s = NULL;
     bool bias_corr = false;
     const cli_option opts[] = {
@@ -174,10 +184,9 @@ int nne_cmd_quantize(int argc, char **argv) {
         return NNE_EXIT_OK;
     }
     if (n_pos != 1) return cli_usage_error(k_cmd, "expected one MODEL");
-    if (!calib) return cli_usage_error(k_cmd, "missing --calib DIR");
     if (!co.output) return cli_usage_error(k_cmd, "missing -o OUT.nne");
     nne_quantize_opts qo = {0};
-    if (nne_qscheme_from_name(scheme_s, &qo.scheme))
+    if (scheme_s && nne_qscheme_from_name(scheme_s, &qo.scheme))
         return cli_usage_error(k_cmd, "--scheme '%s': expected per-tensor, per-channel or pow2",
                                scheme_s);
     if (nne_observer_from_name(obs_s, &qo.observer.kind))
@@ -198,7 +207,7 @@ int nne_cmd_quantize(int argc, char **argv) {
     qo.observer.percentile = pct;
     qo.bias_correction = bias_corr;
     char real[4096];
-    int rc = cli_check_data_dir(k_cmd, "--calib", calib, real, sizeof real);
+    int rc = calib ? cli_check_data_dir(k_cmd, "--calib", calib, real, sizeof real) : 0;
     if (rc) return rc;
     if (cli_same_file(co.output, pos[0])) {
         cli_error(k_cmd, "%s: refusing to overwrite the input model", co.output);
@@ -208,10 +217,29 @@ int nne_cmd_quantize(int argc, char **argv) {
     rc = NNE_EXIT_RUNTIME;
     nne_graph *model = NULL, *g = NULL, *q = NULL;
     nne_dataset *ds = NULL;
+    nne_qat *qat = NULL;
+    nne_qat_config qcfg;
+    bool is_qat = false;
     nne_status st = cli_load_model(pos[0], &model);
     if (!st) st = nne_graph_infer(model);
+    if (!st) st = nne_qat_config_from_meta(model, &qcfg, &is_qat);
     if (st) {
         cli_error(k_cmd, "%s: %s: %s", pos[0], nne_status_str(st), nne_last_error());
+        goto done;
+    }
+    /* A QAT model: its scheme, and its ranges instead of calibration (docs/quantization.md
+     * section 17). */
+    if (is_qat && scheme_s && qo.scheme != qcfg.scheme) {
+        rc = cli_usage_error(k_cmd,
+                             "--scheme %s: %s was trained for %s (quantization-aware); quantize "
+                             "it with that scheme, or train it again",
+                             scheme_s, pos[0], nne_qscheme_name(qcfg.scheme));
+        goto done;
+    }
+    if (is_qat) qo.scheme = qcfg.scheme;
+    else if (!scheme_s) qo.scheme = NNE_QSCHEME_PER_CHANNEL;
+    if (!calib && !is_qat) {
+        rc = cli_usage_error(k_cmd, "missing --calib DIR");
         goto done;
     }
     const char *mname = nne_graph_get_meta(model, "model");
@@ -240,26 +268,35 @@ int nne_cmd_quantize(int argc, char **argv) {
                                     .cache = false,
                                     .min_width = (int32_t)is->dim[2],
                                     .min_height = (int32_t)is->dim[1]};
-    if ((st = nne_dataset_open(real, &dopts, &ds))) {
+    if (calib && (st = nne_dataset_open(real, &dopts, &ds))) {
         rc = cli_fail(k_cmd, st);
         goto done;
     }
-    qctx c = {.ds = ds,
+    if (is_qat && ((st = nne_qat_create(g, &qcfg, &qat)) ||
+                   (st = nne_qat_load_meta(qat, cae ? model : g)))) {
+        rc = cli_fail(k_cmd, st);
+        goto done;
+    }
+    qctx c = {.qat = qat,
+              .ds = ds,
               .crop = {.batch = 1,
                        .height = (int32_t)is->dim[1],
                        .width = (int32_t)is->dim[2],
                        .seed = (uint64_t)seed},
               .quiet = co.quiet || co.json,
               .t0 = nne_time_ns()};
-    qo.n_samples = nne_dataset_size(ds) < max_images ? nne_dataset_size(ds) : (int32_t)max_images;
-    qo.sample = sample;
+    qo.n_samples = !ds                                  ? 0
+                   : nne_dataset_size(ds) < max_images ? nne_dataset_size(ds)
+                                                       : (int32_t)max_images;
+    qo.sample = ds ? sample : NULL;
+    qo.fixed_range = qat_range;
     qo.progress = progress;
     qo.ctx = &c;
     if ((st = nne_quantize_graph(g, &qo, &q))) {
         rc = cli_fail(k_cmd, st);
         goto done;
     }
-    if ((st = nne_graph_set_meta(q, "quant.calib", calib)) ||
+    if ((calib && (st = nne_graph_set_meta(q, "quant.calib", calib))) ||
         (st = nne_model_write_file(q, co.output))) {
         cli_error(k_cmd, "%s: %s: %s", co.output, nne_status_str(st), nne_last_error());
         goto done;
@@ -275,24 +312,31 @@ int nne_cmd_quantize(int argc, char **argv) {
     }
     if (co.json) {
         printf("{\"model\": \"%s\", \"output\": \"%s\", \"scheme\": \"%s\", \"observer\": \"%s\", "
-               "\"bias_correction\": %s, \"samples\": %d",
+               "\"bias_correction\": %s, \"samples\": %d, \"ranges\": \"%s\"",
                pos[0], co.output, nne_qscheme_name(qo.scheme), nne_observer_name(qo.observer.kind),
-               bias_corr ? "true" : "false", (int)qo.n_samples);
+               bias_corr ? "true" : "false", (int)qo.n_samples,
+               nne_graph_get_meta(q, "quant.ranges") ? nne_graph_get_meta(q, "quant.ranges")
+                                                     : "observer");
         if (eval)
             printf(", \"eval\": {\"images\": %d, \"psnr_f32\": %.4f, \"psnr_int8\": %.4f}", ev.n,
                    ev.psnr_f32, ev.psnr_s8);
         printf("}\n");
     } else if (!co.quiet) {
-        printf("%s: %s, %s observer%s, %d calibration crops of %lldx%lld -> %s\n", pos[0],
-               nne_qscheme_name(qo.scheme), nne_observer_name(qo.observer.kind),
-               bias_corr ? ", bias correction" : "", (int)qo.n_samples, (long long)is->dim[1],
-               (long long)is->dim[2], co.output);
+        if (qat)
+            printf("%s: %s, activation ranges learned by QAT%s -> %s\n", pos[0],
+                   nne_qscheme_name(qo.scheme), bias_corr ? ", bias correction" : "", co.output);
+        else
+            printf("%s: %s, %s observer%s, %d calibration crops of %lldx%lld -> %s\n", pos[0],
+                   nne_qscheme_name(qo.scheme), nne_observer_name(qo.observer.kind),
+                   bias_corr ? ", bias correction" : "", (int)qo.n_samples,
+                   (long long)is->dim[1], (long long)is->dim[2], co.output);
         if (eval)
             printf("eval %s: %d images, mean PSNR f32 %.2f dB, int8 %.2f dB (%+.2f dB)\n", eval,
                    ev.n, ev.psnr_f32, ev.psnr_s8, ev.psnr_s8 - ev.psnr_f32);
     }
     rc = NNE_EXIT_OK;
 done:
+    nne_qat_free(qat);
     nne_dataset_free(ds);
     nne_graph_free(q);
     nne_graph_free(g);

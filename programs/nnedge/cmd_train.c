@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_train_qat.h"
 #include "nnedge/dataset.h"
 #include "nnedge/file.h"
 #include "nnedge/image.h"
@@ -54,6 +55,21 @@ static void help(void) {
         "  --weight-decay W      decoupled weight decay on conv weights (default 0)\n"
         "  --clip C              global gradient-norm limit, 0 = none (default 0)\n"
         "  --loss mse|ms-ssim|rd (default mse; rd, the only choice, for learned codecs)\n"
+        "fine-tuning, quantization-aware training, distillation (cae-seed):\n"
+        "  --init MODEL          start from the weights of an f32 model file\n"
+        "  --qat SCHEME          quantization-aware training for per-tensor, per-channel or\n"
+        "                        pow2 (DPU) int8: fake-quantized weights and activations,\n"
+        "                        straight-through gradients; the model keeps the ranges\n"
+        "                        (qat.* metadata) for 'nnedge quantize'\n"
+        "  --qat-ema C           activation ranges follow an EMA of the batch min/max with\n"
+        "                        constant C; 0 = fixed (default 0 with --init, else 0.01)\n"
+        "  --qat-observer O      calibration of the --init model's ranges: minmax (default),\n"
+        "                        percentile, mse, kl\n"
+        "  --calib-images N      calibration crops from --data (default 16)\n"
+        "  --teacher MODEL       distil from an f32 teacher model: L = A*L_task(y, x) +\n"
+        "                        (1-A)*L_task(y, teacher(x))\n"
+        "  --distill-alpha A     weight of the task loss, in [0, 1] (default 0.75)\n"
+        "  --distill-temperature T  1 (the only value for image outputs, docs/training.md)\n"
         "run:\n"
         "  --threads T           threads (default: NNEDGE_THREADS or all CPUs)\n"
         "  --val-every N         validate every N steps, and at the end (default 1000)\n"
@@ -114,6 +130,7 @@ typedef struct raw_opts {
     const char *model, *data, *val, *steps, *epochs, *batch, *crop, *lr, *sched, *warmup, *optim,
         *wd, *clip, *loss, *seed, *threads, *ckpt, *ckpt_minutes, *resume, *log, *val_every,
         *log_every, *commit, *stop_after, *channels, *lambda;
+    cli_tq_raw tq; /* --init, --qat*, --calib-images, --teacher, --distill-* */
     bool force;
 } raw_opts;
 
@@ -130,6 +147,9 @@ static const train_key k_train_keys[] = {
     {"lr-schedule", RAW(sched)}, {"warmup", RAW(warmup)}, {"optimizer", RAW(optim)},
     {"weight-decay", RAW(wd)},   {"clip", RAW(clip)},     {"loss", RAW(loss)},
     {"seed", RAW(seed)},         {"channels", RAW(channels)}, {"lambda", RAW(lambda)},
+    {"qat", RAW(tq.qat)},        {"qat-ema", RAW(tq.qat_ema)},
+    {"qat-observer", RAW(tq.qat_observer)}, {"calib-images", RAW(tq.calib_images)},
+    {"distill-alpha", RAW(tq.alpha)}, {"distill-temperature", RAW(tq.temperature)},
 };
 static const char *raw_get(const raw_opts *r, size_t off) {
     return *(const char *const *)((const char *)r + off);
@@ -375,6 +395,7 @@ typedef struct run {
     uint64_t data_hash, val_hash;
     nne_graph *graph; /* training graph [batch][crop][crop][3] */
     nne_trainer *tr;
+    cli_tq tq; /* QAT and distillation */
     nne_optim *optim;
     nne_trainer_config cfg;
     int64_t step, total;
@@ -460,6 +481,23 @@ static void settings_kv(const run *r, kvbuf *b) {
         kv_add(b, "channels", "%d,%d", (int)s->rdm.n, (int)s->rdm.m);
         kv_add(b, "lambda", "%.9g", (double)s->lambda);
     }
+    if (r->tq.qat) {
+        kv_add(b, "qat", "%s", nne_qscheme_name(r->tq.qcfg.scheme));
+        kv_add(b, "qat-ema", "%.9g", (double)r->tq.qcfg.ema);
+        kv_add(b, "qat-observer", "%s", nne_observer_name(r->tq.observer));
+        kv_add(b, "calib-images", "%d", (int)r->tq.calib_images);
+    }
+    if (r->tq.init) {
+        abs_path(r->tq.init, abs, sizeof abs);
+        kv_add(b, "init", "%s", abs);
+    }
+    if (r->tq.distill) {
+        abs_path(r->tq.teacher_path, abs, sizeof abs);
+        kv_add(b, "teacher", "%s", abs);
+        kv_add(b, "teacher.hash", "%s", r->tq.teacher_hash);
+        kv_add(b, "distill-alpha", "%.9g", (double)r->tq.dcfg.alpha);
+        kv_add(b, "distill-temperature", "%.9g", (double)r->tq.dcfg.temperature);
+    }
     kv_add(b, "seed", "%llu", (unsigned long long)s->seed);
     kv_add(b, "val-every", "%lld", (long long)s->val_every);
     kv_add(b, "log-every", "%lld", (long long)s->log_every);
@@ -473,6 +511,8 @@ static void settings_kv(const run *r, kvbuf *b) {
 
 static nne_status write_checkpoint(run *r) {
     nne_trainer_store(r->tr);
+    nne_status qs = cli_tq_store(&r->tq, r->graph); /* QAT ranges travel in the model */
+    if (qs) return qs;
     kvbuf *b = calloc(1, sizeof *b);
     if (!b) return nne_error(NNE_ERR_NOMEM, "out of memory");
     settings_kv(r, b);
@@ -552,6 +592,7 @@ static nne_status build_model(run *r, nne_graph **out, double val_psnr) {
     META("train.threads", "%d", r->threads);
     META("train.time_s", "%.0f", elapsed(r));
     if (!isnan(val_psnr)) META("train.val_psnr", "%.4f", val_psnr);
+    if (!st) st = cli_tq_model_meta(&r->tq, g);
     if (r->best_step >= 0) {
         META("train.best_val_psnr", "%.4f", r->best_val_psnr);
         META("train.best_step", "%lld", (long long)r->best_step);
@@ -600,6 +641,8 @@ static nne_status validate(run *r, double *loss_out, double *psnr_out, double *b
             c.ms_ssim_scales = 0;
             st = nne_trainer_create(g, &c, &t);
         }
+        nne_qat *vq = NULL; /* the validation model is fake-quantized as in training */
+        if (!st) st = cli_tq_val_setup(&r->tq, g, t, &vq);
         if (!st && !(x = nne_malloc(npx * sizeof(float)))) st = NNE_ERR_NOMEM;
         double loss = 0.0;
         const size_t row = (size_t)vw * 3;
@@ -631,6 +674,7 @@ static nne_status validate(run *r, double *loss_out, double *psnr_out, double *b
         }
         nne_free(x);
         nne_trainer_free(t);
+        nne_qat_free(vq);
         nne_graph_free(g);
         if (owned) nne_image_free(&img);
     }
@@ -771,6 +815,7 @@ static void note(const run *r, const char *fmt, ...) {
 static void run_free(run *r) {
     if (r->csv) fclose(r->csv);
     nne_trainer_free(r->tr);
+    cli_tq_free(&r->tq);
     nne_optim_free(r->optim);
     nne_graph_free(r->graph);
     nne_dataset_free(r->train);
@@ -873,6 +918,14 @@ int nne_cmd_train(int argc, char **argv) {
         {"stop-after", 0, true, &ro->stop_after, NULL},
         {"channels", 0, true, &ro->channels, NULL},
         {"lambda", 0, true, &ro->lambda, NULL},
+        {"init", 0, true, &ro->tq.init, NULL},
+        {"qat", 0, true, &ro->tq.qat, NULL},
+        {"qat-ema", 0, true, &ro->tq.qat_ema, NULL},
+        {"qat-observer", 0, true, &ro->tq.qat_observer, NULL},
+        {"calib-images", 0, true, &ro->tq.calib_images, NULL},
+        {"teacher", 0, true, &ro->tq.teacher, NULL},
+        {"distill-alpha", 0, true, &ro->tq.alpha, NULL},
+        {"distill-temperature", 0, true, &ro->tq.temperature, NULL},
         {"force", 0, false, NULL, &ro->force},
         {NULL, 0, false, NULL, NULL},
     };
@@ -928,6 +981,12 @@ int nne_cmd_train(int argc, char **argv) {
         if (!ro->val_every) ro->val_every = nne_checkpoint_get(&ck, "val-every");
         if (!ro->log_every) ro->log_every = nne_checkpoint_get(&ck, "log-every");
         if (!ro->log) ro->log = nne_checkpoint_get(&ck, "log");
+        if (ro->tq.init) {
+            rc = cli_usage_error(k_cmd, "--init: a resumed run continues from its checkpoint");
+            goto out;
+        }
+        ro->tq.init = nne_checkpoint_get(&ck, "init"); /* provenance only */
+        if (!ro->tq.teacher) ro->tq.teacher = nne_checkpoint_get(&ck, "teacher");
         if (!co.output) co.output = nne_checkpoint_get(&ck, "output");
         if (!ro->ckpt) ro->ckpt = ro->resume;
         if (!ro->data || (!ro->steps && !ro->epochs) || !co.output) {
@@ -938,6 +997,7 @@ int nne_cmd_train(int argc, char **argv) {
         }
     }
     if ((rc = settings_from_raw(ro, &r->s))) goto out;
+    if ((rc = cli_tq_parse(k_cmd, &ro->tq, r->s.rd, &r->tq))) goto out;
     if (!r->s.data) {
         rc = cli_usage_error(k_cmd, "--data DIR is required");
         goto out;
@@ -1051,7 +1111,8 @@ int nne_cmd_train(int argc, char **argv) {
     } else {
         make_config(r);
         if ((st = train_graph(&r->s, r->s.batch, r->s.crop, r->s.crop, &r->graph)) ||
-            (st = nne_train_init_params(r->graph, r->s.seed))) {
+            (st = nne_train_init_params(r->graph, r->s.seed)) ||
+            (st = cli_tq_init_weights(&r->tq, r->graph))) {
             rc = cli_fail(k_cmd, st);
             goto out;
         }
@@ -1063,6 +1124,11 @@ int nne_cmd_train(int argc, char **argv) {
     if (!resumed) snprintf(r->commit_start, sizeof r->commit_start, "%s", r->commit);
     r->cfg.threads = 0; /* the process-wide pool, sized above */
     if ((st = nne_trainer_create(r->graph, &r->cfg, &r->tr))) {
+        rc = cli_fail(k_cmd, st);
+        goto out;
+    }
+    if ((st = cli_tq_setup(&r->tq, r->graph, r->tr, r->train, r->s.crop, r->s.seed, resumed,
+                           resumed ? nne_checkpoint_get(&ck, "teacher.hash") : NULL))) {
         rc = cli_fail(k_cmd, st);
         goto out;
     }
@@ -1118,6 +1184,7 @@ int nne_cmd_train(int argc, char **argv) {
             break;
         }
         nne_train_stats ts_;
+        if ((st = cli_tq_batch(&r->tq, r->tr, batch))) break;
         if ((st = nne_trainer_step_ext(r->tr, r->optim, &r->cfg.lr, r->step, batch, batch, &ts_)))
             break;
         r->step++;

@@ -45,6 +45,37 @@ nne_op_type nne_op_from_name(const char *name) {
     return NNE_OP_INVALID;
 }
 
+bool nne_op_s8_shares_quant(nne_op_type t) {
+    return t == NNE_OP_RELU || t == NNE_OP_RELU6 || t == NNE_OP_MAXPOOL2D ||
+           t == NNE_OP_RESHAPE || t == NNE_OP_FLATTEN;
+}
+
+bool nne_op_has_s8_kernel(nne_op_type t) {
+    switch (t) {
+    case NNE_OP_CONV2D:
+    case NNE_OP_CONV_TRANSPOSE2D:
+    case NNE_OP_DENSE:
+    case NNE_OP_RELU:
+    case NNE_OP_RELU6:
+    case NNE_OP_LEAKY_RELU:
+    case NNE_OP_PRELU:
+    case NNE_OP_SIGMOID:
+    case NNE_OP_TANH:
+    case NNE_OP_HARDSWISH:
+    case NNE_OP_GDN:
+    case NNE_OP_IGDN:
+    case NNE_OP_MAXPOOL2D:
+    case NNE_OP_AVGPOOL2D:
+    case NNE_OP_ADD:
+    case NNE_OP_CONCAT:
+    case NNE_OP_RESHAPE:
+    case NNE_OP_FLATTEN:
+        return true;
+    default:
+        return false;
+    }
+}
+
 /* ---- Name index: open addressing over int32 indices, FNV-1a hash. ---- */
 
 static uint32_t name_hash(const char *s) {

@@ -2,8 +2,23 @@
  * the one definition of float-to-code rounding; every quantizer below goes through it. */
 #include <assert.h>
 #include <math.h>
+#include <string.h>
 
 #include "nnedge/qops.h"
+
+static const char *const k_scheme_names[] = {"per-tensor", "per-channel", "pow2"};
+
+const char *nne_qscheme_name(nne_qscheme s) { return (unsigned)s < 3 ? k_scheme_names[s] : NULL; }
+
+nne_status nne_qscheme_from_name(const char *name, nne_qscheme *s) {
+    for (int i = 0; i < 3; i++)
+        if (name && strcmp(name, k_scheme_names[i]) == 0) {
+            *s = (nne_qscheme)i;
+            return NNE_OK;
+        }
+    return nne_error(NNE_ERR_INVALID_ARG,
+                     "unknown scheme '%s' (per-tensor, per-channel, pow2)", name ? name : "");
+}
 
 /* Round half even (f32 product, PyTorch) or half up (pow2, the DPU's rounding). */
 static double round_code(double v, bool pow2) { return pow2 ? floor(v + 0.5) : nearbyint(v); }

@@ -10,20 +10,6 @@
 #include "nnedge/passes.h"
 #include "nnedge/qops.h"
 
-static const char *const k_scheme_names[] = {"per-tensor", "per-channel", "pow2"};
-
-const char *nne_qscheme_name(nne_qscheme s) { return (unsigned)s < 3 ? k_scheme_names[s] : NULL; }
-
-nne_status nne_qscheme_from_name(const char *name, nne_qscheme *s) {
-    for (int i = 0; i < 3; i++)
-        if (name && strcmp(name, k_scheme_names[i]) == 0) {
-            *s = (nne_qscheme)i;
-            return NNE_OK;
-        }
-    return nne_error(NNE_ERR_INVALID_ARG,
-                     "unknown scheme '%s' (per-tensor, per-channel, pow2)", name ? name : "");
-}
-
 /* ---- Graph rebuilding ---------------------------------------------------------------------- */
 
 /* What tensor i of the source becomes: dtype and data (constants), quantization (NULL or
@@ -129,38 +115,6 @@ static bool is_mac(nne_op_type op) {
     return op == NNE_OP_CONV2D || op == NNE_OP_CONV_TRANSPOSE2D || op == NNE_OP_DENSE;
 }
 
-/* Ops whose int8 kernel needs the output to share the input's parameters. */
-static bool shares_quant(nne_op_type op) {
-    return op == NNE_OP_RELU || op == NNE_OP_RELU6 || op == NNE_OP_MAXPOOL2D ||
-           op == NNE_OP_RESHAPE || op == NNE_OP_FLATTEN;
-}
-
-static bool pass_supports(nne_op_type op) {
-    switch (op) {
-    case NNE_OP_CONV2D:
-    case NNE_OP_CONV_TRANSPOSE2D:
-    case NNE_OP_DENSE:
-    case NNE_OP_RELU:
-    case NNE_OP_RELU6:
-    case NNE_OP_LEAKY_RELU:
-    case NNE_OP_PRELU:
-    case NNE_OP_SIGMOID:
-    case NNE_OP_TANH:
-    case NNE_OP_HARDSWISH:
-    case NNE_OP_GDN:
-    case NNE_OP_IGDN:
-    case NNE_OP_MAXPOOL2D:
-    case NNE_OP_AVGPOOL2D:
-    case NNE_OP_ADD:
-    case NNE_OP_CONCAT:
-    case NNE_OP_RESHAPE:
-    case NNE_OP_FLATTEN:
-        return true;
-    default:
-        return false;
-    }
-}
-
 /* Weights [oc][...] -> s8 codes and parameters, with the scales of nne_weight_scales_s8
  * (pow2: the fixed-point position among fp0 .. fp0 + 3 with the smallest squared error, as
  * Vitis AI does; quantization-aware training uses the same function). */
@@ -262,7 +216,7 @@ static nne_status check_graph(const nne_graph *g) {
             return nne_error(NNE_ERR_UNSUPPORTED, "quantize: tensor '%s' is %s, expects f32",
                              g->tensors[i].name, nne_dtype_name(g->tensors[i].dtype));
     for (int32_t i = 0; i < g->n_nodes; i++)
-        if (!pass_supports(g->nodes[i].op))
+        if (!nne_op_has_s8_kernel(g->nodes[i].op))
             return nne_error(NNE_ERR_UNSUPPORTED,
                              "quantize: node '%s': op %s has no int8 kernel (cpu-s8)",
                              g->nodes[i].name, nne_op_name(g->nodes[i].op));
@@ -301,6 +255,27 @@ static nne_status plan_constants(pass *p) {
     return s;
 }
 
+/* A range fixed by the caller (nne_quantize_opts.fixed_range), finite. */
+static bool fixed(const pass *p, int32_t t, float *lo, float *hi) {
+    return p->o->fixed_range && p->o->fixed_range(p->o->ctx, p->g->tensors[t].name, lo, hi) &&
+           isfinite(*lo) && isfinite(*hi);
+}
+
+/* True if calibration has nothing to do: every own-parameter activation has a fixed range
+ * and there is no bias correction. */
+static bool all_fixed(const pass *p) {
+    if (p->o->bias_correction || !p->o->fixed_range) return false;
+    const nne_graph *g = p->g;
+    for (int32_t t = 0; t < g->n_tensors; t++) {
+        if (g->tensors[t].kind == NNE_TENSOR_CONSTANT) continue;
+        const int32_t pr = nne_graph_producer(g, t);
+        if (pr >= 0 && nne_op_s8_shares_quant(g->nodes[pr].op)) continue;
+        float lo, hi;
+        if (!fixed(p, t, &lo, &hi)) return false;
+    }
+    return true;
+}
+
 /* Quantization of every input and activation, in node order (shared parameters follow
  * their producer's). */
 static nne_status plan_activations(pass *p, const nne_histogram *hist) {
@@ -313,16 +288,20 @@ static nne_status plan_activations(pass *p, const nne_histogram *hist) {
         if (g->tensors[t].kind == NNE_TENSOR_CONSTANT) continue;
         const int32_t pr = nne_graph_producer(g, t);
         p->plan[t].dtype = NNE_S8;
-        if (pr >= 0 && shares_quant(g->nodes[pr].op)) continue; /* below */
+        if (pr >= 0 && nne_op_s8_shares_quant(g->nodes[pr].op)) continue; /* below */
         float lo, hi, scale;
         int32_t zp;
-        if ((s = nne_observer_range(&hist[t], &oo, &lo, &hi))) return s;
-        nne_qparams_from_range(lo, hi, pow2, pow2, &scale, &zp);
-        if (pow2) scale = ldexpf(1.0f, -nne_histogram_pow2_fp(&hist[t], lo, hi));
+        if (fixed(p, t, &lo, &hi)) {
+            nne_qparams_from_range(lo, hi, pow2, pow2, &scale, &zp);
+        } else {
+            if ((s = nne_observer_range(&hist[t], &oo, &lo, &hi))) return s;
+            nne_qparams_from_range(lo, hi, pow2, pow2, &scale, &zp);
+            if (pow2) scale = ldexpf(1.0f, -nne_histogram_pow2_fp(&hist[t], lo, hi));
+        }
         s = nne_quant_set(&p->plan[t].quant, -1, 1, &scale, &zp, pow2);
     }
     for (int32_t i = 0; i < g->n_nodes && !s; i++)
-        if (shares_quant(g->nodes[i].op))
+        if (nne_op_s8_shares_quant(g->nodes[i].op))
             s = nne_quant_copy(&p->plan[g->nodes[i].output].quant,
                                &p->plan[g->nodes[i].inputs[0]].quant);
     return s;
@@ -428,12 +407,15 @@ static void bias_fix_free(bias_fix *fix, int32_t n) {
 
 nne_status nne_quantize_graph(nne_graph *g, const nne_quantize_opts *o, nne_graph **out) {
     *out = NULL;
-    if (!o || !o->sample || o->n_samples < 1 || (unsigned)o->scheme > NNE_QSCHEME_POW2)
-        return nne_error(NNE_ERR_INVALID_ARG, "quantize: no calibration samples or bad scheme");
+    if (!o || (unsigned)o->scheme > NNE_QSCHEME_POW2)
+        return nne_error(NNE_ERR_INVALID_ARG, "quantize: no options or bad scheme");
     nne_status s = nne_graph_infer(g);
     if (!s) s = check_graph(g);
     if (s) return s;
     pass p = {.g = g, .o = o};
+    const bool calib = !all_fixed(&p);
+    if (calib && (!o->sample || o->n_samples < 1))
+        return nne_error(NNE_ERR_INVALID_ARG, "quantize: no calibration samples");
     p.plan = nne_calloc((size_t)g->n_tensors, sizeof *p.plan);
     p.owned = nne_calloc(2 * (size_t)g->n_tensors + 1, sizeof *p.owned);
     nne_histogram *hist = nne_calloc((size_t)g->n_tensors, sizeof *hist);
@@ -448,7 +430,7 @@ nne_status nne_quantize_graph(nne_graph *g, const nne_quantize_opts *o, nne_grap
     }
     if (!s) s = plan_constants(&p);
     if (!s) s = prepare_bias_fix(&p, &fix, &n_fix);
-    if (!s) s = calibrate(g, o, hist, fix, n_fix);
+    if (!s && calib) s = calibrate(g, o, hist, fix, n_fix);
     if (!s && o->progress) o->progress(o->ctx, "ranges", 0, 1);
     if (!s) s = plan_activations(&p, hist);
     if (!s) s = plan_biases(&p, fix, n_fix);
@@ -458,7 +440,9 @@ nne_status nne_quantize_graph(nne_graph *g, const nne_quantize_opts *o, nne_grap
     char buf[32];
     if (!s) s = nne_graph_set_meta(q, "quant.scheme", nne_qscheme_name(o->scheme));
     if (!s) s = nne_graph_set_meta(q, "quant.observer", nne_observer_name(o->observer.kind));
-    snprintf(buf, sizeof buf, "%d", (int)o->n_samples);
+    if (!s && o->fixed_range) /* ranges given by the caller (QAT): all, or some */
+        s = nne_graph_set_meta(q, "quant.ranges", calib ? "fixed+observer" : "fixed");
+    snprintf(buf, sizeof buf, "%d", calib ? (int)o->n_samples : 0);
     if (!s) s = nne_graph_set_meta(q, "quant.samples", buf);
     if (!s) s = nne_graph_set_meta(q, "quant.bias_correction", o->bias_correction ? "1" : "0");
     if (!s && o->observer.kind == NNE_OBSERVER_PERCENTILE) {

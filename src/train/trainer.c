@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "nnedge/train.h"
+#include "qat_internal.h"
 
 /* Element-wise layers: at most EW_CHUNKS ranges of at least EW_MIN_PIXELS pixels. */
 enum { EW_CHUNKS = 16, EW_MIN_PIXELS = 2048 };
@@ -47,6 +48,14 @@ struct nne_trainer {
     int32_t ms_ssim_scales;
     int64_t step;
     double last_mse, last_bpp; /* NNE_LOSS_RD terms of the last loss */
+    /* Quantization-aware training and distillation (qat.h, hooks in qat_internal.h). */
+    nne_qat *qat;               /* NULL: plain f32 training */
+    nne_status qat_status;      /* first QAT error of the current forward pass */
+    bool distill;               /* distillation on */
+    nne_distill_config dcfg;    /* its configuration */
+    const float *teacher;       /* [output numel] soft targets of the current batch */
+    float *dgrad;               /* [output numel] gradient of the distillation term */
+    double last_task, last_distill;
 };
 
 /* What quantize nodes do in a forward pass. */
@@ -112,6 +121,7 @@ void nne_trainer_free(nne_trainer *t) {
     nne_aligned_free(t->loss_scratch);
     nne_params_free(t->params);
     nne_optim_free(t->optim);
+    nne_aligned_free(t->dgrad);
     nne_free(t);
 }
 
@@ -396,6 +406,18 @@ static void noise_rng(const nne_trainer *tr, int64_t step, int32_t node, nne_rng
                         ((uint64_t)(node + 1) * 0xD1B54A32D192ED03ull));
 }
 
+/* Weights as the forward pass uses them: fake-quantized under QAT. */
+static const float *fwd_weight(nne_trainer *tr, int32_t t) {
+    const float *w = tdata(tr, t);
+    return tr->qat ? nne_qat__weight(tr->qat, t, w, &tr->qat_status) : w;
+}
+
+/* The same weights in the backward pass (the forward's fake-quantized copy). */
+static const float *bwd_weight(const nne_trainer *tr, int32_t t) {
+    const float *w = tdata(tr, t);
+    return tr->qat ? nne_qat__weight_cached(tr->qat, t, w) : w;
+}
+
 static void forward_node(nne_trainer *tr, int32_t idx, fwd_mode mode, int64_t step) {
     const nne_node *n = &tr->g->nodes[idx];
     const nne_graph *g = tr->g;
@@ -407,11 +429,11 @@ static void forward_node(nne_trainer *tr, int32_t idx, fwd_mode mode, int64_t st
     ew_ctx e = {.pixels = cnt / (size_t)c, .c = c, .x = x, .y = y};
     switch (n->op) {
     case NNE_OP_CONV2D:
-        nne_conv2d_forward_gemm(tr->pool, &n->conv_geom, x, tdata(tr, in[1]), tdata(tr, in[2]), y,
-                                tr->scratch);
+        nne_conv2d_forward_gemm(tr->pool, &n->conv_geom, x, fwd_weight(tr, in[1]),
+                                tdata(tr, in[2]), y, tr->scratch);
         return;
     case NNE_OP_CONV_TRANSPOSE2D:
-        nne_conv_transpose2d_forward_gemm(tr->pool, &n->conv_geom, x, tdata(tr, in[1]),
+        nne_conv_transpose2d_forward_gemm(tr->pool, &n->conv_geom, x, fwd_weight(tr, in[1]),
                                           tdata(tr, in[2]), y, tr->scratch);
         return;
     case NNE_OP_PRELU:
@@ -469,9 +491,24 @@ static void forward_node(nne_trainer *tr, int32_t idx, fwd_mode mode, int64_t st
     ew_run(tr, &e);
 }
 
-static void forward(nne_trainer *tr, const float *input, fwd_mode mode, int64_t step) {
-    memcpy(tr->act[tr->input], input, tnumel(tr->g, tr->input) * sizeof(float));
-    for (int32_t i = 0; i < tr->g->n_nodes; i++) forward_node(tr, i, mode, step);
+/* Under QAT every quantized activation (the input included) is fake-quantized as soon as it
+ * is computed, so its readers see the int8 model's values. Returns the first QAT error. */
+static nne_status forward(nne_trainer *tr, const float *input, fwd_mode mode, int64_t step) {
+    const nne_graph *g = tr->g;
+    tr->qat_status = NNE_OK;
+    if (tr->qat && (tr->qat_status = nne_qat__ready(tr->qat, mode == FWD_TRAIN)))
+        return tr->qat_status;
+    memcpy(tr->act[tr->input], input, tnumel(g, tr->input) * sizeof(float));
+    if (tr->qat)
+        nne_qat__activation(tr->qat, tr->input, tr->act[tr->input], tnumel(g, tr->input),
+                            mode == FWD_TRAIN, tr->pool);
+    for (int32_t i = 0; i < g->n_nodes; i++) {
+        forward_node(tr, i, mode, step);
+        const int32_t o = g->nodes[i].output;
+        if (tr->qat)
+            nne_qat__activation(tr->qat, o, tr->act[o], tnumel(g, o), mode == FWD_TRAIN, tr->pool);
+    }
+    return tr->qat_status;
 }
 
 static float *grad_target(nne_trainer *tr, int32_t t);
@@ -504,22 +541,52 @@ static void rd_loss(nne_trainer *tr, const float *target, double *loss, bool gra
     *loss = w * mse + tr->last_bpp;
 }
 
-static nne_status compute_loss(nne_trainer *tr, const float *target, double *loss, bool grad) {
+/* The MSE or 1 - MS-SSIM loss of the output against t; dy (NULL to skip) overwritten. */
+static nne_status task_loss(nne_trainer *tr, const float *t, double *loss, float *dy) {
     const nne_shape *os = &tr->g->tensors[tr->output].shape;
     const float *y = tr->act[tr->output];
+    if (tr->cfg.loss == NNE_LOSS_MSE) {
+        *loss = nne_mse_loss(tnumel(tr->g, tr->output), y, t, dy);
+        return NNE_OK;
+    }
+    return nne_ms_ssim_loss((int32_t)os->dim[0], (int32_t)os->dim[1], (int32_t)os->dim[2],
+                            (int32_t)os->dim[3], y, t, tr->ms_ssim_scales, tr->loss_scratch, loss,
+                            dy);
+}
+
+/* L = alpha L_task(y, target) + (1 - alpha) L_distill(y, teacher) (qat.h). */
+static nne_status distill_loss(nne_trainer *tr, const float *target, double *loss, float *dy) {
+    if (!tr->teacher)
+        return nne_error(NNE_ERR_INVALID_ARG,
+                         "trainer: distillation is on but no teacher output was set");
+    const size_t cnt = tnumel(tr->g, tr->output);
+    const double a = tr->dcfg.alpha;
+    double lt = 0.0, ld = 0.0;
+    nne_status st = task_loss(tr, target, &lt, dy);
+    float *dd = dy ? tr->dgrad : NULL;
+    if (st == NNE_OK && tr->dcfg.kind == NNE_DISTILL_OUTPUT) st = task_loss(tr, tr->teacher, &ld, dd);
+    if (st == NNE_OK && tr->dcfg.kind == NNE_DISTILL_SOFTMAX) {
+        const int32_t c = tchannels(tr->g, tr->output);
+        ld = nne_distill_softmax_loss(cnt / (size_t)c, c, tr->act[tr->output], tr->teacher,
+                                      tr->dcfg.temperature, dd);
+    }
+    if (st != NNE_OK) return st;
+    if (dy)
+        for (size_t i = 0; i < cnt; i++) dy[i] = (float)(a * dy[i] + (1.0 - a) * dd[i]);
+    tr->last_task = lt;
+    tr->last_distill = ld;
+    *loss = a * lt + (1.0 - a) * ld;
+    return NNE_OK;
+}
+
+static nne_status compute_loss(nne_trainer *tr, const float *target, double *loss, bool grad) {
     float *dy = grad ? grad_target(tr, tr->output) : NULL;
-    nne_status st = NNE_OK;
     if (tr->cfg.loss == NNE_LOSS_RD) {
         rd_loss(tr, target, loss, grad);
         return NNE_OK;
     }
-    if (tr->cfg.loss == NNE_LOSS_MSE) {
-        *loss = nne_mse_loss(tnumel(tr->g, tr->output), y, target, dy);
-    } else {
-        st = nne_ms_ssim_loss((int32_t)os->dim[0], (int32_t)os->dim[1], (int32_t)os->dim[2],
-                              (int32_t)os->dim[3], y, target, tr->ms_ssim_scales,
-                              tr->loss_scratch, loss, dy);
-    }
+    const nne_status st =
+        tr->distill ? distill_loss(tr, target, loss, dy) : task_loss(tr, target, loss, dy);
     if (st == NNE_OK && grad) grad_commit(tr, tr->output);
     return st;
 }
@@ -552,12 +619,14 @@ static void backward_node(nne_trainer *tr, const nne_node *n) {
     ew_ctx e = {.pixels = cnt / (size_t)c, .c = c, .x = x, .dy = dy, .dx = dx};
     switch (n->op) {
     case NNE_OP_CONV2D:
-        nne_conv2d_backward_gemm(tr->pool, &n->conv_geom, x, tdata(tr, in[1]), dy, dx,
+        nne_conv2d_backward_gemm(tr->pool, &n->conv_geom, x, bwd_weight(tr, in[1]), dy, dx,
                                  pgrad(tr, in[1]), pgrad(tr, in[2]), tr->scratch);
+        if (tr->qat) nne_qat__weight_grad(tr->qat, in[1], pgrad(tr, in[1]));
         break;
     case NNE_OP_CONV_TRANSPOSE2D:
-        nne_conv_transpose2d_backward_gemm(tr->pool, &n->conv_geom, x, tdata(tr, in[1]), dy, dx,
-                                           pgrad(tr, in[1]), pgrad(tr, in[2]), tr->scratch);
+        nne_conv_transpose2d_backward_gemm(tr->pool, &n->conv_geom, x, bwd_weight(tr, in[1]), dy,
+                                           dx, pgrad(tr, in[1]), pgrad(tr, in[2]), tr->scratch);
+        if (tr->qat) nne_qat__weight_grad(tr->qat, in[1], pgrad(tr, in[1]));
         break;
     case NNE_OP_PRELU:
         e.kind = EW_PRELU_BWD;
@@ -638,14 +707,22 @@ static void backward_node(nne_trainer *tr, const nne_node *n) {
 static nne_status forward_backward(nne_trainer *tr, const float *input, const float *target,
                                    int64_t step, double *loss) {
     nne_graph *g = tr->g;
-    forward(tr, input, FWD_TRAIN, step);
+    nne_status st = forward(tr, input, FWD_TRAIN, step);
+    if (st != NNE_OK) return st;
     nne_params_zero_grad(tr->params);
     for (int32_t i = 0; i < g->n_tensors; i++)
         if (tr->grad[i] && tr->consumers[i] != 1) /* shared, or read by nobody */
             memset(tr->grad[i], 0, tnumel(g, i) * sizeof(float));
-    nne_status st = compute_loss(tr, target, loss, true);
+    st = compute_loss(tr, target, loss, true);
     if (st != NNE_OK) return st;
-    for (int32_t i = g->n_nodes - 1; i >= 0; i--) backward_node(tr, &g->nodes[i]);
+    for (int32_t i = g->n_nodes - 1; i >= 0; i--) {
+        const nne_node *n = &g->nodes[i];
+        /* STE of the output's fake quantization, before the node's own backward */
+        if (tr->qat)
+            nne_qat__activation_grad(tr->qat, n->output, tr->grad[n->output],
+                                     tnumel(g, n->output), tr->pool);
+        backward_node(tr, n);
+    }
     return NNE_OK;
 }
 
@@ -722,8 +799,8 @@ nne_status nne_trainer_grad(nne_trainer *t, const float *input, const float *tar
 nne_status nne_trainer_eval(nne_trainer *t, const float *input, const float *target, double *loss) {
     if (!t || !input || !target || !loss)
         return nne_error(NNE_ERR_INVALID_ARG, "trainer: NULL argument");
-    forward(t, input, FWD_EVAL, t->step);
-    return compute_loss(t, target, loss, false);
+    nne_status st = forward(t, input, FWD_EVAL, t->step);
+    return st ? st : compute_loss(t, target, loss, false);
 }
 
 void nne_trainer_last_rd(const nne_trainer *t, double *mse, double *bpp) {
@@ -735,3 +812,51 @@ const float *nne_trainer_output(const nne_trainer *t) { return t->act[t->output]
 nne_params *nne_trainer_params(nne_trainer *t) { return t->params; }
 int64_t nne_trainer_steps(const nne_trainer *t) { return t->step; }
 void nne_trainer_store(const nne_trainer *t) { nne_params_store(t->params, t->g); }
+
+/* ---- QAT and distillation (qat.h) ------------------------------------------------------------ */
+
+nne_status nne_trainer_set_qat(nne_trainer *t, nne_qat *q) {
+    if (!t) return nne_error(NNE_ERR_INVALID_ARG, "trainer: NULL argument");
+    if (q && !nne_qat__for_graph(q, t->g))
+        return nne_error(NNE_ERR_INVALID_ARG, "trainer: the QAT state is for another graph");
+    t->qat = q;
+    return NNE_OK;
+}
+
+nne_status nne_trainer_set_distill(nne_trainer *t, const nne_distill_config *c) {
+    if (!t) return nne_error(NNE_ERR_INVALID_ARG, "trainer: NULL argument");
+    if (!c) {
+        t->distill = false;
+        return NNE_OK;
+    }
+    if (t->cfg.loss == NNE_LOSS_RD)
+        return nne_error(NNE_ERR_UNSUPPORTED,
+                         "trainer: distillation with the rate-distortion loss is not supported");
+    if (!(c->alpha >= 0.0f && c->alpha <= 1.0f))
+        return nne_error(NNE_ERR_INVALID_ARG, "trainer: distillation alpha %g is not in [0, 1]",
+                         (double)c->alpha);
+    if (c->kind != NNE_DISTILL_OUTPUT && c->kind != NNE_DISTILL_SOFTMAX)
+        return nne_error(NNE_ERR_INVALID_ARG, "trainer: unknown distillation kind %d",
+                         (int)c->kind);
+    if (!(c->temperature > 0.0f && isfinite(c->temperature)) ||
+        (c->kind == NNE_DISTILL_OUTPUT && c->temperature != 1.0f))
+        return nne_error(NNE_ERR_INVALID_ARG,
+                         "trainer: distillation temperature %g: want > 0, and 1 for a regression "
+                         "output (the temperature cancels in a squared error)",
+                         (double)c->temperature);
+    if (!t->dgrad && !(t->dgrad = alloc_floats(tnumel(t->g, t->output))))
+        return nne_error(NNE_ERR_NOMEM, "trainer: out of memory");
+    t->dcfg = *c;
+    t->distill = true;
+    return NNE_OK;
+}
+
+void nne_trainer_set_teacher_output(nne_trainer *t, const float *y_teacher) {
+    if (t) t->teacher = y_teacher;
+}
+
+void nne_trainer_last_distill(const nne_trainer *t, double *task, double *distill) {
+    const bool on = t && t->distill;
+    if (task) *task = on ? t->last_task : 0.0;
+    if (distill) *distill = on ? t->last_distill : 0.0;
+}

@@ -1,0 +1,251 @@
+/* nnedge train: quantization-aware fine-tuning (--qat, --init) and knowledge distillation
+ * (--teacher). Kept apart from cmd_train.c, which calls these hooks at fixed points (setup,
+ * each step, validation, checkpoint, model output). docs/training.md, docs/quantization.md
+ * section 17. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "cli_train_qat.h"
+#include "nnedge/backend.h"
+#include "nnedge/file.h"
+#include "nnedge/model_file.h"
+#include "nnedge/models.h"
+#include "nnedge/passes.h"
+#include "nnedge/sha256.h"
+
+enum { CALIB_SEED_XOR = 0x51A7 }; /* calibration crops differ from the training batches */
+
+int cli_tq_parse(const char *cmd, const cli_tq_raw *r, bool rd, cli_tq *e) {
+    memset(e, 0, sizeof *e);
+    double d;
+    int64_t i;
+    e->init = r->init;
+    if (r->qat) {
+        if (nne_qscheme_from_name(r->qat, &e->qcfg.scheme))
+            return cli_usage_error(cmd, "--qat %s: want per-tensor, per-channel or pow2", r->qat);
+        if (rd)
+            return cli_usage_error(cmd, "--qat: the learned codecs have ops without int8 kernels "
+                                        "(entropy models); QAT is for cae-seed");
+        e->qat = true;
+        /* Calibrated ranges stay fixed by default; without a model to calibrate, EMA. */
+        const char *ema = r->qat_ema ? r->qat_ema : r->init ? "0" : "0.01";
+        if (!cli_parse_f64(ema, 0.0, 1.0, &d))
+            return cli_usage_error(cmd, "--qat-ema %s: want a number in [0, 1]", ema);
+        e->qcfg.ema = (float)d;
+        if (!r->init && e->qcfg.ema == 0.0f)
+            return cli_usage_error(cmd, "--qat-ema 0 (fixed ranges) needs --init MODEL to "
+                                        "calibrate them");
+        if (nne_observer_from_name(r->qat_observer ? r->qat_observer : "minmax", &e->observer))
+            return cli_usage_error(cmd, "--qat-observer %s: want minmax, percentile, mse or kl",
+                                   r->qat_observer);
+        if (!cli_parse_i64(r->calib_images ? r->calib_images : "16", 1, 4096, &i))
+            return cli_usage_error(cmd, "--calib-images %s: want an integer in [1, 4096]",
+                                   r->calib_images);
+        e->calib_images = (int32_t)i;
+    } else if (r->qat_ema || r->qat_observer || r->calib_images) {
+        return cli_usage_error(cmd, "--qat-ema, --qat-observer and --calib-images need --qat");
+    }
+    if (r->teacher) {
+        if (rd)
+            return cli_usage_error(cmd, "--teacher: distillation of the rate-distortion loss is "
+                                        "not supported");
+        e->teacher_path = r->teacher;
+        e->dcfg.kind = NNE_DISTILL_OUTPUT;
+        if (!cli_parse_f64(r->alpha ? r->alpha : "0.75", 0.0, 1.0, &d))
+            return cli_usage_error(cmd, "--distill-alpha %s: want a number in [0, 1]", r->alpha);
+        e->dcfg.alpha = (float)d;
+        if (!cli_parse_f64(r->temperature ? r->temperature : "1", 1e-6, 1e6, &d))
+            return cli_usage_error(cmd, "--distill-temperature %s: want a number > 0",
+                                   r->temperature);
+        if (d != 1.0)
+            return cli_usage_error(cmd,
+                                   "--distill-temperature %s: the model's output is an image "
+                                   "(regression), where the temperature cancels (T^2 * "
+                                   "MSE(y/T, t/T) = MSE(y, t)); only 1 is meaningful "
+                                   "(docs/training.md, Distillation)",
+                                   r->temperature);
+        e->dcfg.temperature = 1.0f;
+        e->distill = true;
+    } else if (r->alpha || r->temperature) {
+        return cli_usage_error(cmd, "--distill-alpha and --distill-temperature need --teacher");
+    }
+    return 0;
+}
+
+void cli_tq_free(cli_tq *e) {
+    nne_qat_free(e->q);
+    nne_session_free(e->ts);
+    nne_graph_free(e->tg);
+    nne_free(e->tout);
+    e->q = NULL;
+    e->ts = NULL;
+    e->tg = NULL;
+    e->tout = NULL;
+}
+
+/* SHA-256 of a file, hex. */
+static nne_status file_hash(const char *path, char hex[65]) {
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    nne_status st = nne_file_read(path, (size_t)1 << 32, &buf, &n);
+    if (st) return st;
+    nne_sha256_hex(buf, n, hex);
+    nne_free(buf);
+    return NNE_OK;
+}
+
+/* A model file's f32 graph rebuilt for batch x h x w x 3 inputs: cae-seed by its builder
+ * (the transposed convolutions' output padding depends on the size), anything else by
+ * changing the input shape. */
+static nne_status model_at(const char *path, int32_t batch, int32_t h, int32_t w,
+                           nne_graph **out) {
+    *out = NULL;
+    nne_graph *m = NULL, *g = NULL;
+    nne_status st = nne_model_read_file(path, &m);
+    if (st) return st;
+    if (nne_graph_get_meta(m, "quant.scheme")) {
+        nne_graph_free(m);
+        return nne_error(NNE_ERR_UNSUPPORTED, "%s is quantized; give the f32 model", path);
+    }
+    const char *kind = nne_graph_get_meta(m, "model");
+    if (kind && !strcmp(kind, "cae-seed")) {
+        st = nne_model_cae_seed(h, w, NNE_CAE_FULL, &g);
+        if (!st && batch != 1) st = nne_graph_set_input_shape(g, 0, nne_shape_4d(batch, h, w, 3));
+        if (!st) st = nne_graph_infer(g);
+        if (!st) st = nne_model_copy_weights(g, m);
+        nne_graph_free(m);
+    } else {
+        g = m;
+        st = nne_graph_set_input_shape(g, 0, nne_shape_4d(batch, h, w, 3));
+        if (!st) st = nne_graph_infer(g);
+    }
+    if (st) {
+        nne_graph_free(g);
+        return nne_error(st, "%s: %s", path, nne_last_error());
+    }
+    *out = g;
+    return NNE_OK;
+}
+
+nne_status cli_tq_init_weights(const cli_tq *e, nne_graph *g) {
+    if (!e->init) return NNE_OK;
+    nne_graph *m = NULL;
+    const nne_shape *in = &g->tensors[g->inputs[0]].shape;
+    nne_status st = model_at(e->init, 1, (int32_t)in->dim[1], (int32_t)in->dim[2], &m);
+    if (!st) st = nne_model_copy_weights(g, m);
+    if (st) st = nne_error(st, "--init %s: %s", e->init, nne_last_error());
+    nne_graph_free(m);
+    return st;
+}
+
+typedef struct calib_ctx {
+    const nne_dataset *ds;
+    nne_crop_opts crop;
+} calib_ctx;
+
+static nne_status calib_sample(void *ctx, int32_t i, float *x) {
+    const calib_ctx *c = ctx;
+    return nne_dataset_crop_batch(c->ds, &c->crop, (uint64_t)i, x);
+}
+
+/* Activation ranges by calibrating the --init model with the observer on crops of the
+ * training data (seeded apart from the training batches): the pass's own ranges. */
+static nne_status calibrate(cli_tq *e, const nne_dataset *ds, int32_t crop, uint64_t seed) {
+    nne_graph *g = NULL, *qg = NULL;
+    nne_status st = model_at(e->init, 1, crop, crop, &g);
+    calib_ctx c = {.ds = ds,
+                   .crop = {.batch = 1, .height = crop, .width = crop, .seed = seed ^ CALIB_SEED_XOR}};
+    nne_quantize_opts o = {.scheme = e->qcfg.scheme,
+                           .observer = {.kind = e->observer},
+                           .n_samples = e->calib_images,
+                           .sample = calib_sample,
+                           .ctx = &c};
+    if (!st) st = nne_quantize_graph(g, &o, &qg);
+    if (!st) st = nne_qat_ranges_from_quantized(e->q, qg);
+    nne_graph_free(qg);
+    nne_graph_free(g);
+    return st;
+}
+
+nne_status cli_tq_setup(cli_tq *e, nne_graph *g, nne_trainer *t, const nne_dataset *ds,
+                        int32_t crop, uint64_t seed, bool resumed, const char *saved_teacher_hash) {
+    nne_status st = NNE_OK;
+    if (e->qat) {
+        if ((st = nne_qat_create(g, &e->qcfg, &e->q))) return st;
+        /* A resumed run's ranges are in its model's metadata (written with the checkpoint). */
+        if (resumed)
+            st = nne_qat_load_meta(e->q, g);
+        else if (e->init)
+            st = calibrate(e, ds, crop, seed);
+        if (!st) st = nne_trainer_set_qat(t, e->q);
+        if (st) return st;
+    }
+    if (e->distill) {
+        const nne_shape *in = &g->tensors[g->inputs[0]].shape;
+        const nne_shape *os = &g->tensors[g->outputs[0]].shape;
+        if ((st = file_hash(e->teacher_path, e->teacher_hash))) return st;
+        if (resumed && saved_teacher_hash && strcmp(saved_teacher_hash, e->teacher_hash) != 0)
+            return nne_error(NNE_ERR_INVALID_ARG,
+                             "--teacher %s differs from the checkpoint's teacher (SHA-256 %.16s..., "
+                             "now %.16s...): resuming would not continue the same run",
+                             e->teacher_path, saved_teacher_hash, e->teacher_hash);
+        if ((st = model_at(e->teacher_path, (int32_t)in->dim[0], (int32_t)in->dim[1],
+                           (int32_t)in->dim[2], &e->tg)))
+            return st;
+        const nne_shape *ts = &e->tg->tensors[e->tg->outputs[0]].shape;
+        if (e->tg->n_outputs != 1 || !nne_shape_equal(ts, os))
+            return nne_error(NNE_ERR_SHAPE,
+                             "--teacher %s: its output does not have the student's shape",
+                             e->teacher_path);
+        e->tcount = (size_t)nne_shape_numel(os);
+        if (!(e->tout = nne_malloc(e->tcount * sizeof *e->tout))) return NNE_ERR_NOMEM;
+        if ((st = nne_session_create(e->tg, nne_backend_cpu(), &e->ts))) return st;
+        if ((st = nne_trainer_set_distill(t, &e->dcfg))) return st;
+    }
+    return NNE_OK;
+}
+
+nne_status cli_tq_batch(cli_tq *e, nne_trainer *t, const float *batch) {
+    if (!e->distill) return NNE_OK;
+    const nne_shape *in = &e->tg->tensors[e->tg->inputs[0]].shape;
+    nne_status st = nne_session_set_input_f32(e->ts, 0, batch, (size_t)nne_shape_numel(in));
+    if (!st) st = nne_session_run(e->ts);
+    if (!st) st = nne_session_get_output_f32(e->ts, 0, e->tout, e->tcount);
+    if (!st) nne_trainer_set_teacher_output(t, e->tout);
+    return st;
+}
+
+nne_status cli_tq_val_setup(const cli_tq *e, nne_graph *g, nne_trainer *t, nne_qat **q) {
+    *q = NULL;
+    if (!e->q) return NNE_OK;
+    nne_status st = nne_qat_create(g, &e->qcfg, q);
+    if (!st) st = nne_qat_copy_ranges(*q, e->q);
+    if (!st) st = nne_trainer_set_qat(t, *q);
+    return st;
+}
+
+nne_status cli_tq_store(const cli_tq *e, nne_graph *g) {
+    return e->q ? nne_qat_store_meta(e->q, g) : NNE_OK;
+}
+
+nne_status cli_tq_model_meta(const cli_tq *e, nne_graph *g) {
+    char v[4200];
+    nne_status st = cli_tq_store(e, g);
+    if (!st && e->qat) {
+        snprintf(v, sizeof v, "%s, %s ranges%s%s", nne_qscheme_name(e->qcfg.scheme),
+                 e->qcfg.ema > 0.0f ? "EMA" : "fixed", e->init ? " calibrated with " : "",
+                 e->init ? nne_observer_name(e->observer) : "");
+        st = nne_graph_set_meta(g, "train.qat", v);
+    }
+    if (!st && e->init) st = nne_graph_set_meta(g, "train.init", e->init);
+    if (!st && e->distill) {
+        snprintf(v, sizeof v, "teacher %.4000s (SHA-256 %.16s), alpha %g, temperature %g",
+                 e->teacher_path, e->teacher_hash, (double)e->dcfg.alpha,
+                 (double)e->dcfg.temperature);
+        st = nne_graph_set_meta(g, "train.distill", v);
+    }
+    return st;
+}

@@ -1,0 +1,471 @@
+/* Quantization-aware training: fake quantization with a straight-through estimator, the QAT
+ * state of a graph (which tensors, their ranges, STE masks), its metadata form, and the
+ * knowledge-distillation softmax loss. The trainer calls the hooks of qat_internal.h.
+ * docs/quantization.md section 17, docs/training.md. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qat_internal.h"
+
+/* ---- fake quantization ------------------------------------------------------------------ */
+
+void nne_fake_quant_act_forward(size_t count, const float *x, float scale, int32_t zero_point,
+                                bool pow2, float *y, uint8_t *mask) {
+    for (size_t i = 0; i < count; i++) {
+        /* One code beyond each end marks saturation; the rounding is nne_quantize_value's. */
+        const int32_t c = nne_quantize_value(x[i], scale, zero_point, -129, 128, pow2);
+        const int32_t q = c < -128 ? -128 : c > 127 ? 127 : c;
+        if (mask) mask[i] = (uint8_t)(c == q);
+        y[i] = (float)(q - zero_point) * scale; /* = nne_dequantize_s8_f32__ref */
+    }
+}
+
+void nne_fake_quant_backward(size_t count, const uint8_t *mask, const float *dy, float *dx) {
+    for (size_t i = 0; i < count; i++) dx[i] = mask[i] ? dy[i] : 0.0f;
+}
+
+nne_status nne_fake_quant_weight_forward(const nne_shape *shape, const float *w,
+                                         nne_qscheme scheme, float *y, uint8_t *mask,
+                                         float *scale) {
+    if (!shape || !w || !y) return nne_error(NNE_ERR_INVALID_ARG, "fake quant: NULL argument");
+    const int32_t groups = scheme == NNE_QSCHEME_PER_CHANNEL && shape->ndim > 0
+                               ? (int32_t)shape->dim[0]
+                               : 1;
+    float one, *s = scale;
+    if (!s && groups > 1 && !(s = nne_malloc((size_t)groups * sizeof *s))) return NNE_ERR_NOMEM;
+    if (!s) s = &one;
+    nne_status st = nne_weight_scales_s8(shape, w, scheme, s);
+    if (st == NNE_OK) {
+        const bool pow2 = scheme == NNE_QSCHEME_POW2;
+        const size_t n = (size_t)nne_shape_numel(shape), per = n / (size_t)groups;
+        for (size_t i = 0; i < n; i++) {
+            const float sc = s[i / per];
+            const int32_t c = nne_quantize_value(w[i], sc, 0, -128, 128, pow2);
+            const int32_t q = c < -127 ? -127 : c > 127 ? 127 : c;
+            if (mask) mask[i] = (uint8_t)(c == q);
+            y[i] = (float)q * sc;
+        }
+    }
+    if (s != scale && s != &one) nne_free(s);
+    return st;
+}
+
+/* ---- the QAT state ------------------------------------------------------------------------ */
+
+struct nne_qat {
+    const nne_graph *g;
+    nne_qat_config cfg;
+    int32_t n_act;
+    int32_t *act;     /* [n_act] graph tensors */
+    float *lo, *hi;   /* [n_act] ranges */
+    bool *has;        /* [n_act] range set */
+    uint8_t **mask;   /* [n_act][numel] STE masks of the last forward */
+    int32_t *slot;    /* [n_tensors] activation index, -1 */
+    int32_t n_w;
+    int32_t *wt;      /* [n_w] weight tensors */
+    float **wq;       /* [n_w][numel] fake-quantized weights of the last forward */
+    uint8_t **wmask;  /* [n_w][numel] */
+    int32_t *wslot;   /* [n_tensors] weight index, -1 */
+};
+
+static size_t numel(const nne_graph *g, int32_t t) {
+    return (size_t)nne_shape_numel(&g->tensors[t].shape);
+}
+
+void nne_qat_free(nne_qat *q) {
+    if (!q) return;
+    for (int32_t i = 0; q->mask && i < q->n_act; i++) nne_aligned_free(q->mask[i]);
+    for (int32_t i = 0; q->wq && i < q->n_w; i++) nne_aligned_free(q->wq[i]);
+    for (int32_t i = 0; q->wmask && i < q->n_w; i++) nne_aligned_free(q->wmask[i]);
+    nne_free(q->act);
+    nne_free(q->lo);
+    nne_free(q->hi);
+    nne_free(q->has);
+    nne_free(q->mask);
+    nne_free(q->slot);
+    nne_free(q->wt);
+    nne_free(q->wq);
+    nne_free(q->wmask);
+    nne_free(q->wslot);
+    nne_free(q);
+}
+
+nne_status nne_qat_create(const nne_graph *g, const nne_qat_config *c, nne_qat **out) {
+    if (!out) return nne_error(NNE_ERR_INVALID_ARG, "qat: NULL output");
+    *out = NULL;
+    if (!g || !c || !g->inferred)
+        return nne_error(NNE_ERR_INVALID_ARG, "qat: NULL or uninferred graph, or no config");
+    if ((unsigned)c->scheme > NNE_QSCHEME_POW2 || !(c->ema >= 0.0f && c->ema <= 1.0f))
+        return nne_error(NNE_ERR_INVALID_ARG, "qat: scheme %d or ema %g out of range",
+                         (int)c->scheme, (double)c->ema);
+    if (g->n_inputs != 1) return nne_error(NNE_ERR_UNSUPPORTED, "qat: the graph needs 1 input");
+    for (int32_t i = 0; i < g->n_nodes; i++)
+        if (!nne_op_has_s8_kernel(g->nodes[i].op))
+            return nne_error(NNE_ERR_UNSUPPORTED,
+                             "qat: node '%s': op %s has no int8 kernel, so there is no int8 "
+                             "model to simulate",
+                             g->nodes[i].name, nne_op_name(g->nodes[i].op));
+    nne_qat *q = nne_calloc(1, sizeof *q);
+    if (!q) return NNE_ERR_NOMEM;
+    q->g = g;
+    q->cfg = *c;
+    const size_t nt = (size_t)g->n_tensors + 1;
+    q->act = nne_calloc(nt, sizeof *q->act);
+    q->lo = nne_calloc(nt, sizeof *q->lo);
+    q->hi = nne_calloc(nt, sizeof *q->hi);
+    q->has = nne_calloc(nt, sizeof *q->has);
+    q->mask = nne_calloc(nt, sizeof *q->mask);
+    q->slot = nne_calloc(nt, sizeof *q->slot);
+    q->wt = nne_calloc(nt, sizeof *q->wt);
+    q->wq = nne_calloc(nt, sizeof *q->wq);
+    q->wmask = nne_calloc(nt, sizeof *q->wmask);
+    q->wslot = nne_calloc(nt, sizeof *q->wslot);
+    if (!q->act || !q->lo || !q->hi || !q->has || !q->mask || !q->slot || !q->wt || !q->wq ||
+        !q->wmask || !q->wslot)
+        goto nomem;
+    for (int32_t t = 0; t < g->n_tensors; t++) q->slot[t] = q->wslot[t] = -1;
+    /* Activations in tensor order (the pass's order), as the pass assigns parameters. */
+    for (int32_t t = 0; t < g->n_tensors; t++) {
+        if (g->tensors[t].kind == NNE_TENSOR_CONSTANT) continue;
+        const int32_t pr = nne_graph_producer(g, t);
+        if (pr >= 0 && nne_op_s8_shares_quant(g->nodes[pr].op)) continue;
+        q->slot[t] = q->n_act;
+        q->act[q->n_act] = t;
+        if (!(q->mask[q->n_act++] = nne_aligned_alloc(numel(g, t) + 1))) goto nomem;
+    }
+    for (int32_t i = 0; i < g->n_nodes; i++) {
+        const nne_node *n = &g->nodes[i];
+        if (n->op != NNE_OP_CONV2D && n->op != NNE_OP_CONV_TRANSPOSE2D && n->op != NNE_OP_DENSE)
+            continue;
+        const int32_t t = n->inputs[1];
+        if (q->wslot[t] >= 0) continue;
+        const size_t m = numel(g, t);
+        q->wslot[t] = q->n_w;
+        q->wt[q->n_w] = t;
+        q->wq[q->n_w] = nne_aligned_alloc(m * sizeof(float) + 1);
+        q->wmask[q->n_w] = nne_aligned_alloc(m + 1);
+        if (!q->wq[q->n_w] || !q->wmask[q->n_w]) {
+            q->n_w++;
+            goto nomem;
+        }
+        memset(q->wmask[q->n_w], 1, m);
+        q->n_w++;
+    }
+    *out = q;
+    return NNE_OK;
+nomem:
+    nne_qat_free(q);
+    return nne_error(NNE_ERR_NOMEM, "qat: out of memory");
+}
+
+const nne_qat_config *nne_qat_get_config(const nne_qat *q) { return &q->cfg; }
+int32_t nne_qat_num_activations(const nne_qat *q) { return q->n_act; }
+int32_t nne_qat_activation_tensor(const nne_qat *q, int32_t i) {
+    return i >= 0 && i < q->n_act ? q->act[i] : -1;
+}
+
+static int32_t slot_by_name(const nne_qat *q, const char *name) {
+    const int32_t t = name ? nne_graph_find_tensor(q->g, name) : -1;
+    return t >= 0 ? q->slot[t] : -1;
+}
+
+nne_status nne_qat_set_range(nne_qat *q, const char *tensor, float lo, float hi) {
+    const int32_t s = slot_by_name(q, tensor);
+    if (s < 0)
+        return nne_error(NNE_ERR_NOT_FOUND, "qat: '%s' is not a quantized activation",
+                         tensor ? tensor : "");
+    if (!isfinite(lo) || !isfinite(hi))
+        return nne_error(NNE_ERR_INVALID_ARG, "qat: range of '%s' is not finite", tensor);
+    q->lo[s] = fminf(lo, 0.0f);
+    q->hi[s] = fmaxf(hi, 0.0f);
+    q->has[s] = true;
+    return NNE_OK;
+}
+
+bool nne_qat_get_range(const nne_qat *q, const char *tensor, float *lo, float *hi) {
+    const int32_t s = slot_by_name(q, tensor);
+    if (s < 0 || !q->has[s]) return false;
+    *lo = q->lo[s];
+    *hi = q->hi[s];
+    return true;
+}
+
+static void slot_qparams(const nne_qat *q, int32_t s, float *scale, int32_t *zp) {
+    const bool pow2 = q->cfg.scheme == NNE_QSCHEME_POW2;
+    nne_qparams_from_range(q->lo[s], q->hi[s], pow2, pow2, scale, zp);
+}
+
+bool nne_qat_get_qparams(const nne_qat *q, const char *tensor, float *scale,
+                         int32_t *zero_point) {
+    const int32_t s = slot_by_name(q, tensor);
+    if (s < 0 || !q->has[s]) return false;
+    slot_qparams(q, s, scale, zero_point);
+    return true;
+}
+
+nne_status nne_qat_ranges_from_quantized(nne_qat *q, const nne_graph *quantized) {
+    for (int32_t i = 0; i < q->n_act; i++) {
+        const char *name = q->g->tensors[q->act[i]].name;
+        const int32_t t = nne_graph_find_tensor(quantized, name);
+        const nne_quant *u = t >= 0 ? &quantized->tensors[t].quant : NULL;
+        if (!u || u->count != 1 || !u->scale || !u->zero_point)
+            return nne_error(NNE_ERR_NOT_FOUND,
+                             "qat: '%s' has no per-tensor quantization in the quantized model",
+                             name);
+        const float s = u->scale[0];
+        const int32_t z = u->zero_point[0];
+        if (u->pow2) {
+            q->lo[i] = -127.0f * s; /* fp0 of [-127 s, 127 s] is the pass's position */
+            q->hi[i] = 127.0f * s;
+        } else {
+            q->lo[i] = fminf(s * (float)(-128 - z), 0.0f);
+            q->hi[i] = fmaxf(s * (float)(127 - z), 0.0f);
+        }
+        q->has[i] = true;
+    }
+    return NNE_OK;
+}
+
+nne_status nne_qat_copy_ranges(nne_qat *dst, const nne_qat *src) {
+    for (int32_t i = 0; i < dst->n_act; i++) {
+        const int32_t s = slot_by_name(src, dst->g->tensors[dst->act[i]].name);
+        if (s < 0 || !src->has[s]) continue;
+        dst->lo[i] = src->lo[s];
+        dst->hi[i] = src->hi[s];
+        dst->has[i] = true;
+    }
+    return NNE_OK;
+}
+
+/* ---- metadata ------------------------------------------------------------------------------ */
+
+#define META_RANGE "qat.range."
+
+nne_status nne_qat_store_meta(const nne_qat *q, nne_graph *g) {
+    char key[NNE_MAX_NAME + 16], v[64];
+    nne_status st = nne_graph_set_meta(g, "qat.scheme", nne_qscheme_name(q->cfg.scheme));
+    snprintf(v, sizeof v, "%.9g", (double)q->cfg.ema);
+    if (!st) st = nne_graph_set_meta(g, "qat.ema", v);
+    for (int32_t i = 0; i < q->n_act && !st; i++) {
+        if (!q->has[i]) continue;
+        snprintf(key, sizeof key, META_RANGE "%s", q->g->tensors[q->act[i]].name);
+        snprintf(v, sizeof v, "%.9g %.9g", (double)q->lo[i], (double)q->hi[i]);
+        st = nne_graph_set_meta(g, key, v);
+    }
+    return st;
+}
+
+nne_status nne_qat_config_from_meta(const nne_graph *g, nne_qat_config *c, bool *present) {
+    memset(c, 0, sizeof *c);
+    *present = false;
+    const char *s = nne_graph_get_meta(g, "qat.scheme"), *e = nne_graph_get_meta(g, "qat.ema");
+    if (!s) return NNE_OK;
+    nne_status st = nne_qscheme_from_name(s, &c->scheme);
+    if (st) return nne_error(st, "qat.scheme: %s", nne_last_error());
+    if (e) {
+        char *end = NULL;
+        const double v = strtod(e, &end);
+        if (end == e || *end || !(v >= 0.0 && v <= 1.0))
+            return nne_error(NNE_ERR_FORMAT, "qat.ema '%s' is not a number in [0, 1]", e);
+        c->ema = (float)v;
+    }
+    *present = true;
+    return NNE_OK;
+}
+
+nne_status nne_qat_load_meta(nne_qat *q, const nne_graph *g) {
+    nne_qat_config c;
+    bool present = false;
+    nne_status st = nne_qat_config_from_meta(g, &c, &present);
+    if (st) return st;
+    if (present && c.scheme != q->cfg.scheme)
+        return nne_error(NNE_ERR_INVALID_ARG, "qat: the model's ranges are for scheme %s, not %s",
+                         nne_qscheme_name(c.scheme), nne_qscheme_name(q->cfg.scheme));
+    char key[NNE_MAX_NAME + 16];
+    for (int32_t i = 0; i < q->n_act; i++) {
+        const char *name = q->g->tensors[q->act[i]].name;
+        snprintf(key, sizeof key, META_RANGE "%s", name);
+        const char *v = nne_graph_get_meta(g, key);
+        if (!v) continue;
+        float lo, hi;
+        int used = 0;
+        if (sscanf(v, "%f %f%n", &lo, &hi, &used) != 2 || v[used] || !isfinite(lo) ||
+            !isfinite(hi) || lo > 0.0f || hi < 0.0f)
+            return nne_error(NNE_ERR_FORMAT, "%s: '%s' is not a range 'lo hi' with lo <= 0 <= hi",
+                             key, v);
+        q->lo[i] = lo;
+        q->hi[i] = hi;
+        q->has[i] = true;
+    }
+    return NNE_OK;
+}
+
+/* ---- trainer hooks ------------------------------------------------------------------------- */
+
+bool nne_qat__for_graph(const nne_qat *q, const nne_graph *g) { return q && q->g == g; }
+
+nne_status nne_qat__ready(const nne_qat *q, bool train) {
+    if (train && q->cfg.ema > 0.0f) return NNE_OK;
+    for (int32_t i = 0; i < q->n_act; i++)
+        if (!q->has[i])
+            return nne_error(NNE_ERR_INVALID_ARG,
+                             "qat: activation '%s' has no range (calibrate first, or train "
+                             "with ema > 0)",
+                             q->g->tensors[q->act[i]].name);
+    return NNE_OK;
+}
+
+const float *nne_qat__weight(nne_qat *q, int32_t tensor, const float *w, nne_status *st) {
+    const int32_t s = tensor >= 0 ? q->wslot[tensor] : -1;
+    if (s < 0) return w;
+    const nne_status r = nne_fake_quant_weight_forward(&q->g->tensors[tensor].shape, w,
+                                                       q->cfg.scheme, q->wq[s], q->wmask[s], NULL);
+    if (r != NNE_OK) {
+        if (*st == NNE_OK)
+            *st = nne_error(r, "qat: weights '%s': %s", q->g->tensors[tensor].name,
+                            nne_last_error());
+        memcpy(q->wq[s], w, numel(q->g, tensor) * sizeof(float));
+    }
+    return q->wq[s];
+}
+
+const float *nne_qat__weight_cached(const nne_qat *q, int32_t tensor, const float *w) {
+    const int32_t s = tensor >= 0 ? q->wslot[tensor] : -1;
+    return s < 0 ? w : q->wq[s];
+}
+
+void nne_qat__weight_grad(const nne_qat *q, int32_t tensor, float *dw) {
+    const int32_t s = tensor >= 0 ? q->wslot[tensor] : -1;
+    if (s < 0 || !dw) return;
+    nne_fake_quant_backward(numel(q->g, tensor), q->wmask[s], dw, dw);
+}
+
+/* Activations are split into fixed chunks (independent of the thread count). */
+enum { FQ_CHUNKS = 16, FQ_MIN = 4096 };
+
+typedef struct fq_ctx {
+    float *x;
+    uint8_t *mask;
+    size_t count;
+    int chunks;
+    float scale;
+    int32_t zp;
+    bool pow2, minmax; /* minmax: reduce instead of quantizing */
+    float mn[FQ_CHUNKS], mx[FQ_CHUNKS];
+} fq_ctx;
+
+static void fq_task(void *vctx, int task, int thread) {
+    (void)thread;
+    fq_ctx *c = vctx;
+    const size_t i0 = c->count * (size_t)task / (size_t)c->chunks;
+    const size_t i1 = c->count * (size_t)(task + 1) / (size_t)c->chunks;
+    if (c->minmax) {
+        float mn = INFINITY, mx = -INFINITY;
+        for (size_t i = i0; i < i1; i++)
+            if (isfinite(c->x[i])) {
+                mn = fminf(mn, c->x[i]);
+                mx = fmaxf(mx, c->x[i]);
+            }
+        c->mn[task] = mn;
+        c->mx[task] = mx;
+        return;
+    }
+    nne_fake_quant_act_forward(i1 - i0, c->x + i0, c->scale, c->zp, c->pow2, c->x + i0,
+                               c->mask + i0);
+}
+
+static int fq_chunks(size_t count) {
+    const size_t n = count / FQ_MIN;
+    return n < 1 ? 1 : n > FQ_CHUNKS ? FQ_CHUNKS : (int)n;
+}
+
+void nne_qat__activation(nne_qat *q, int32_t tensor, float *x, size_t count, bool train,
+                         nne_threadpool *pool) {
+    const int32_t s = tensor >= 0 ? q->slot[tensor] : -1;
+    if (s < 0) return;
+    fq_ctx c = {.x = x, .mask = q->mask[s], .count = count, .chunks = fq_chunks(count)};
+    if (train && q->cfg.ema > 0.0f) {
+        c.minmax = true;
+        nne_threadpool_run(pool, c.chunks, fq_task, &c);
+        float mn = INFINITY, mx = -INFINITY;
+        for (int k = 0; k < c.chunks; k++) {
+            mn = fminf(mn, c.mn[k]);
+            mx = fmaxf(mx, c.mx[k]);
+        }
+        if (mn <= mx) { /* some finite value */
+            if (!q->has[s]) {
+                q->lo[s] = fminf(mn, 0.0f);
+                q->hi[s] = fmaxf(mx, 0.0f);
+                q->has[s] = true;
+            } else {
+                const float e = q->cfg.ema;
+                q->lo[s] = fminf(q->lo[s] + e * (mn - q->lo[s]), 0.0f);
+                q->hi[s] = fmaxf(q->hi[s] + e * (mx - q->hi[s]), 0.0f);
+            }
+        }
+        c.minmax = false;
+    }
+    if (!q->has[s]) { /* ready() prevents this; keep the values and pass every gradient */
+        memset(q->mask[s], 1, count);
+        return;
+    }
+    slot_qparams(q, s, &c.scale, &c.zp);
+    c.pow2 = q->cfg.scheme == NNE_QSCHEME_POW2;
+    nne_threadpool_run(pool, c.chunks, fq_task, &c);
+}
+
+typedef struct ste_ctx {
+    const uint8_t *mask;
+    float *dy;
+    size_t count;
+    int chunks;
+} ste_ctx;
+
+static void ste_task(void *vctx, int task, int thread) {
+    (void)thread;
+    const ste_ctx *c = vctx;
+    const size_t i0 = c->count * (size_t)task / (size_t)c->chunks;
+    const size_t i1 = c->count * (size_t)(task + 1) / (size_t)c->chunks;
+    nne_fake_quant_backward(i1 - i0, c->mask + i0, c->dy + i0, c->dy + i0);
+}
+
+void nne_qat__activation_grad(const nne_qat *q, int32_t tensor, float *dy, size_t count,
+                              nne_threadpool *pool) {
+    const int32_t s = tensor >= 0 ? q->slot[tensor] : -1;
+    if (s < 0 || !dy) return;
+    ste_ctx c = {.mask = q->mask[s], .dy = dy, .count = count, .chunks = fq_chunks(count)};
+    nne_threadpool_run(pool, c.chunks, ste_task, &c);
+}
+
+/* ---- distillation ---------------------------------------------------------------------------- */
+
+double nne_distill_softmax_loss(size_t rows, int32_t classes, const float *s, const float *t,
+                                float temperature, float *ds) {
+    const double T = temperature, inv = 1.0 / T;
+    double total = 0.0;
+    for (size_t r = 0; r < rows; r++) {
+        const float *sr = s + r * (size_t)classes, *tr = t + r * (size_t)classes;
+        /* log-sum-exp with the maximum subtracted, in double */
+        double ms = -INFINITY, mt = -INFINITY;
+        for (int32_t k = 0; k < classes; k++) {
+            ms = fmax(ms, sr[k] * inv);
+            mt = fmax(mt, tr[k] * inv);
+        }
+        double zs = 0.0, zt = 0.0;
+        for (int32_t k = 0; k < classes; k++) {
+            zs += exp(sr[k] * inv - ms);
+            zt += exp(tr[k] * inv - mt);
+        }
+        const double ls = ms + log(zs), lt = mt + log(zt);
+        double kl = 0.0;
+        for (int32_t k = 0; k < classes; k++) {
+            const double lpt = tr[k] * inv - lt, lps = sr[k] * inv - ls, pt = exp(lpt);
+            kl += pt * (lpt - lps);
+            if (ds) ds[r * (size_t)classes + k] = (float)(T / (double)rows * (exp(lps) - pt));
+        }
+        total += kl;
+    }
+    return rows ? T * T * total / (double)rows : 0.0;
+}
