@@ -76,8 +76,9 @@ const nne_qat_config *nne_qat_get_config(const nne_qat *q);
 int32_t nne_qat_num_activations(const nne_qat *q);
 int32_t nne_qat_activation_tensor(const nne_qat *q, int32_t i);
 /* The range of a quantized activation by tensor name: set (lo <= 0 <= hi after the usual
- * widening to include 0; finite) or get (false if the tensor is not quantized or has no
- * range yet). NNE_ERR_NOT_FOUND for a tensor that is not quantized. */
+ * widening to include 0; finite; NNE_ERR_NOT_FOUND for a tensor that is not quantized) or get
+ * (false if the tensor is not an activation or has no range yet; the output of a relu, relu6,
+ * max pool, reshape or flatten gives the range of the tensor whose parameters it shares). */
 nne_status nne_qat_set_range(nne_qat *q, const char *tensor, float lo, float hi);
 bool nne_qat_get_range(const nne_qat *q, const char *tensor, float *lo, float *hi);
 /* The int8 parameters of a quantized activation (nne_qparams_from_range of its range with

@@ -184,8 +184,20 @@ nne_status nne_qat_set_range(nne_qat *q, const char *tensor, float lo, float hi)
     return NNE_OK;
 }
 
+/* The quantized activation whose parameters `name` has: itself, or for the output of a
+ * relu / relu6 / max pool / reshape / flatten, that of its input (recursively). */
+static int32_t param_slot(const nne_qat *q, const char *name) {
+    int32_t t = name ? nne_graph_find_tensor(q->g, name) : -1;
+    for (int32_t hops = 0; t >= 0 && q->slot[t] < 0 && hops < q->g->n_nodes; hops++) {
+        const int32_t pr = nne_graph_producer(q->g, t);
+        if (pr < 0 || !nne_op_s8_shares_quant(q->g->nodes[pr].op)) return -1;
+        t = q->g->nodes[pr].inputs[0];
+    }
+    return t >= 0 ? q->slot[t] : -1;
+}
+
 bool nne_qat_get_range(const nne_qat *q, const char *tensor, float *lo, float *hi) {
-    const int32_t s = slot_by_name(q, tensor);
+    const int32_t s = param_slot(q, tensor);
     if (s < 0 || !q->has[s]) return false;
     *lo = q->lo[s];
     *hi = q->hi[s];
@@ -199,7 +211,7 @@ static void slot_qparams(const nne_qat *q, int32_t s, float *scale, int32_t *zp)
 
 bool nne_qat_get_qparams(const nne_qat *q, const char *tensor, float *scale,
                          int32_t *zero_point) {
-    const int32_t s = slot_by_name(q, tensor);
+    const int32_t s = param_slot(q, tensor);
     if (s < 0 || !q->has[s]) return false;
     slot_qparams(q, s, scale, zero_point);
     return true;
