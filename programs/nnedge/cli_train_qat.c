@@ -97,6 +97,14 @@ static nne_status file_hash(const char *path, char hex[65]) {
     return NNE_OK;
 }
 
+/* st with "<prefix>: " before the library's message (copied first: nne_error formats into
+ * the buffer nne_last_error() returns). */
+static nne_status wrap(nne_status st, const char *prefix) {
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", nne_last_error());
+    return nne_error(st, "%s: %s", prefix, msg);
+}
+
 /* A model file's f32 graph rebuilt for batch x h x w x 3 inputs: cae-seed by its builder
  * (the transposed convolutions' output padding depends on the size), anything else by
  * changing the input shape. */
@@ -105,7 +113,7 @@ static nne_status model_at(const char *path, int32_t batch, int32_t h, int32_t w
     *out = NULL;
     nne_graph *m = NULL, *g = NULL;
     nne_status st = nne_model_read_file(path, &m);
-    if (st) return st;
+    if (st) return st; /* the reader's message names the file */
     if (nne_graph_get_meta(m, "quant.scheme")) {
         nne_graph_free(m);
         return nne_error(NNE_ERR_UNSUPPORTED, "%s is quantized; give the f32 model", path);
@@ -124,7 +132,7 @@ static nne_status model_at(const char *path, int32_t batch, int32_t h, int32_t w
     }
     if (st) {
         nne_graph_free(g);
-        return nne_error(st, "%s: %s", path, nne_last_error());
+        return wrap(st, path);
     }
     *out = g;
     return NNE_OK;
@@ -135,8 +143,7 @@ nne_status cli_tq_init_weights(const cli_tq *e, nne_graph *g) {
     nne_graph *m = NULL;
     const nne_shape *in = &g->tensors[g->inputs[0]].shape;
     nne_status st = model_at(e->init, 1, (int32_t)in->dim[1], (int32_t)in->dim[2], &m);
-    if (!st) st = nne_model_copy_weights(g, m);
-    if (st) st = nne_error(st, "--init %s: %s", e->init, nne_last_error());
+    if (!st && (st = nne_model_copy_weights(g, m))) st = wrap(st, e->init);
     nne_graph_free(m);
     return st;
 }

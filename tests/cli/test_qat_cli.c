@@ -1,0 +1,162 @@
+/* End-to-end tests of quantization-aware fine-tuning and distillation in `nnedge train`
+ * (--init, --qat, --teacher) and the hand-off to `nnedge quantize`: usage errors, a tiny QAT
+ * run whose model carries its ranges, exact resume with QAT state and a teacher, and
+ * quantization with the learned ranges. The binary's path comes from NNEDGE_BIN. */
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli_util.h"
+#include "nnedge/image.h"
+#include "nnedge/model_file.h"
+
+#undef EXPECT_RC
+#define EXPECT_RC(args, rc) EXPECT_RC_IN(nne_cli_tmp, args, rc)
+
+static void make_images(const char *dir, int n, int seed) {
+    mkdir(nne_cli_tmp_path(dir), 0755);
+    nne_test_rng r;
+    nne_test_rng_seed(&r, (unsigned long long)seed);
+    for (int i = 0; i < n; i++) {
+        nne_image img;
+        const int w = 40 + 3 * i, h = 38;
+        if (nne_image_alloc(&img, w, h, 3) != NNE_OK) return;
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) {
+                uint8_t *p = img.data + ((size_t)y * w + x) * 3;
+                p[0] = (uint8_t)(x * 5 + i * 20);
+                p[1] = (uint8_t)(y * 6);
+                p[2] = (uint8_t)(128 + nne_test_rng_int(&r, -20, 20));
+            }
+        char rel[64];
+        snprintf(rel, sizeof rel, "%s/img%02d.png", dir, i);
+        CHECK_OK(nne_image_save(nne_cli_tmp_path(rel), &img));
+        nne_image_free(&img);
+    }
+}
+
+static const char *k_run = "--data data --crop 32 --batch 2 --seed 3 -q";
+
+static void test_usage(void) {
+    char a[512];
+    snprintf(a, sizeof a, "train %s -o x.nne --steps 2 --qat int4", k_run);
+    EXPECT_RC(a, 2);
+    CHECK(strstr(nne_cli_err, "--qat int4") != NULL);
+    snprintf(a, sizeof a, "train %s -o x.nne --steps 2 --qat pow2 --qat-ema 0", k_run);
+    EXPECT_RC(a, 2); /* fixed ranges need a model to calibrate */
+    CHECK(strstr(nne_cli_err, "--init") != NULL);
+    snprintf(a, sizeof a, "train %s -o x.nne --steps 2 --qat-ema 0.1", k_run);
+    EXPECT_RC(a, 2);
+    snprintf(a, sizeof a, "train %s -o x.nne --steps 2 --distill-alpha 0.5", k_run);
+    EXPECT_RC(a, 2);
+    CHECK(strstr(nne_cli_err, "--teacher") != NULL);
+    snprintf(a, sizeof a, "train %s -o x.nne --steps 2 --teacher fp.nne --distill-temperature 4",
+             k_run);
+    EXPECT_RC(a, 2); /* the temperature cancels for an image output */
+    CHECK(strstr(nne_cli_err, "temperature") && strstr(nne_cli_err, "cancels"));
+    snprintf(a, sizeof a, "train %s -o x.nne --steps 2 --teacher fp.nne --distill-alpha 2", k_run);
+    EXPECT_RC(a, 2);
+    snprintf(a, sizeof a, "train %s -o x.nne --steps 2 --model bmshj2018-factorized --qat pow2",
+             k_run);
+    EXPECT_RC(a, 2);
+    CHECK(!nne_cli_tmp_exists("x.nne"));
+}
+
+static void test_qat_and_quantize(void) {
+    char a[768];
+    /* An f32 model to start from, then 6 QAT steps from it (ranges calibrated, fixed). */
+    snprintf(a, sizeof a, "train %s -o fp.nne --steps 6", k_run);
+    EXPECT_RC(a, 0);
+    snprintf(a, sizeof a,
+             "train %s --val val --val-every 3 -o q.nne --steps 6 --init fp.nne --qat pow2 "
+             "--qat-observer mse --calib-images 4",
+             k_run);
+    EXPECT_RC(a, 0);
+    nne_graph *g = NULL;
+    CHECK_OK(nne_model_read_file(nne_cli_tmp_path("q.nne"), &g));
+    if (g) {
+        const char *v = nne_graph_get_meta(g, "qat.scheme");
+        CHECK(v && !strcmp(v, "pow2"));
+        v = nne_graph_get_meta(g, "qat.range.image");
+        CHECK_MSG(v && v[0] == '-', "qat.range.image = %s", v ? v : "(none)");
+        CHECK(nne_graph_get_meta(g, "qat.range.latent") != NULL);
+        CHECK(nne_graph_get_meta(g, "qat.range.enc1") != NULL); /* PReLU: its own range */
+        v = nne_graph_get_meta(g, "train.qat");
+        CHECK(v && strstr(v, "pow2") && strstr(v, "fixed") && strstr(v, "mse"));
+        CHECK(nne_graph_get_meta(g, "train.init") != NULL);
+        nne_graph_free(g);
+    }
+    /* quantize reuses the ranges: no --calib needed, the scheme is the model's */
+    EXPECT_RC("quantize q.nne -o q8.nne --json", 0);
+    CHECK(strstr(nne_cli_out, "\"scheme\": \"pow2\"") && strstr(nne_cli_out, "\"ranges\": \"fixed\""));
+    EXPECT_RC("quantize q.nne -o q8b.nne --scheme per-channel", 2);
+    CHECK(strstr(nne_cli_err, "trained for pow2") != NULL);
+    EXPECT_RC("quantize fp.nne -o q8c.nne", 2); /* an f32 model still needs --calib */
+    EXPECT_RC("run q8.nne --help", 0);
+    /* An initial model of another architecture or a quantized one is refused. */
+    snprintf(a, sizeof a, "train %s -o y.nne --steps 2 --init q8.nne --qat pow2", k_run);
+    EXPECT_RC(a, 1);
+    CHECK(strstr(nne_cli_err, "quantized") != NULL);
+}
+
+/* Compare the constants of two model files bit for bit, and their qat.* metadata. */
+static bool same_model(const char *a, const char *b) {
+    nne_graph *ga = NULL, *gb = NULL;
+    bool same = nne_model_read_file(nne_cli_tmp_path(a), &ga) == NNE_OK &&
+                nne_model_read_file(nne_cli_tmp_path(b), &gb) == NNE_OK &&
+                ga->n_tensors == gb->n_tensors;
+    for (int32_t i = 0; same && i < ga->n_tensors; i++) {
+        const nne_tensor *x = &ga->tensors[i], *y = &gb->tensors[i];
+        if (x->kind != NNE_TENSOR_CONSTANT) continue;
+        same = nne_tensor_nbytes(x) == nne_tensor_nbytes(y) &&
+               memcmp(x->data, y->data, nne_tensor_nbytes(x)) == 0;
+    }
+    for (int32_t i = 0; same && i < ga->n_meta; i++)
+        if (!strncmp(ga->meta[i].key, "qat.", 4)) {
+            const char *v = nne_graph_get_meta(gb, ga->meta[i].key);
+            same = v && !strcmp(v, ga->meta[i].value);
+        }
+    nne_graph_free(ga);
+    nne_graph_free(gb);
+    return same;
+}
+
+/* QAT with EMA ranges and a teacher, in slices: equal to the uninterrupted run. */
+static void test_resume(void) {
+    char a[768];
+    const char *k = "--steps 8 --init fp.nne --qat per-channel --qat-ema 0.05 --teacher fp.nne "
+                    "--distill-alpha 0.5";
+    snprintf(a, sizeof a, "train %s -o ref.nne %s", k_run, k);
+    EXPECT_RC(a, 0);
+    snprintf(a, sizeof a, "train %s -o res.nne %s --stop-after 3", k_run, k);
+    EXPECT_RC(a, 0);
+    EXPECT_RC("train --resume res.ckpt --qat pow2", 2); /* settings are the checkpoint's */
+    CHECK(strstr(nne_cli_err, "--qat pow2 conflicts") != NULL);
+    EXPECT_RC("train --resume res.ckpt --init fp.nne", 2);
+    EXPECT_RC("train --resume res.ckpt -q", 0);
+    CHECK_MSG(same_model("ref.nne", "res.nne"), "resumed QAT model differs from the reference");
+    nne_graph *g = NULL;
+    CHECK_OK(nne_model_read_file(nne_cli_tmp_path("res.nne"), &g));
+    if (g) {
+        const char *v = nne_graph_get_meta(g, "train.distill");
+        CHECK(v && strstr(v, "alpha 0.5") && strstr(v, "SHA-256"));
+        nne_graph_free(g);
+    }
+    /* A teacher that changed is refused on resume. */
+    snprintf(a, sizeof a, "train %s -o t2.nne %s --stop-after 2", k_run, k);
+    EXPECT_RC(a, 0);
+    snprintf(a, sizeof a, "train %s -o other.nne --steps 3", k_run);
+    EXPECT_RC(a, 0);
+    EXPECT_RC("train --resume t2.ckpt --teacher other.nne -q", 1);
+    CHECK(strstr(nne_cli_err, "differs from the checkpoint's teacher") != NULL);
+}
+
+int main(void) {
+    nne_cli_setup("qat-cli");
+    make_images("data", 4, 1);
+    make_images("val", 1, 2);
+    NNE_RUN(test_usage);
+    NNE_RUN(test_qat_and_quantize);
+    NNE_RUN(test_resume);
+    nne_cli_cleanup();
+    return nne_test_summary();
+}
