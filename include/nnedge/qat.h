@@ -48,9 +48,8 @@ void nne_fake_quant_backward(size_t count, const uint8_t *mask, const float *dy,
  * |R(w/scale)| <= 127 (0 only for the largest weights under a clipping pow2 position).
  * scale [1 or dim[0]] receives the scales (NULL to skip). y may alias w. Errors: a
  * non-finite weight (NNE_ERR_INVALID_ARG), NNE_ERR_NOMEM. */
-nne_status nne_fake_quant_weight_forward(const nne_shape *shape, const float *w,
-                                         nne_qscheme scheme, float *y, uint8_t *mask,
-                                         float *scale);
+nne_status nne_fake_quant_weight_forward(const nne_shape *shape, const float *w, nne_qscheme scheme,
+                                         float *y, uint8_t *mask, float *scale);
 
 /* ==== QAT state for a graph ========================================================== */
 
@@ -83,8 +82,7 @@ nne_status nne_qat_set_range(nne_qat *q, const char *tensor, float lo, float hi)
 bool nne_qat_get_range(const nne_qat *q, const char *tensor, float *lo, float *hi);
 /* The int8 parameters of a quantized activation (nne_qparams_from_range of its range with
  * the scheme); false if it has no range. */
-bool nne_qat_get_qparams(const nne_qat *q, const char *tensor, float *scale,
-                         int32_t *zero_point);
+bool nne_qat_get_qparams(const nne_qat *q, const char *tensor, float *scale, int32_t *zero_point);
 
 /* Ranges from a graph quantized by nne_quantize_graph (calibration with an observer): each
  * quantized activation gets the range whose parameters are the quantized tensor's own:

@@ -108,8 +108,7 @@ static nne_status wrap(nne_status st, const char *prefix) {
 /* A model file's f32 graph rebuilt for batch x h x w x 3 inputs: cae-seed by its builder
  * (the transposed convolutions' output padding depends on the size), anything else by
  * changing the input shape. */
-static nne_status model_at(const char *path, int32_t batch, int32_t h, int32_t w,
-                           nne_graph **out) {
+static nne_status model_at(const char *path, int32_t batch, int32_t h, int32_t w, nne_graph **out) {
     *out = NULL;
     nne_graph *m = NULL, *g = NULL;
     nne_status st = nne_model_read_file(path, &m);
@@ -163,8 +162,9 @@ static nne_status calib_sample(void *ctx, int32_t i, float *x) {
 static nne_status calibrate(cli_tq *e, const nne_dataset *ds, int32_t crop, uint64_t seed) {
     nne_graph *g = NULL, *qg = NULL;
     nne_status st = model_at(e->init, 1, crop, crop, &g);
-    calib_ctx c = {.ds = ds,
-                   .crop = {.batch = 1, .height = crop, .width = crop, .seed = seed ^ CALIB_SEED_XOR}};
+    calib_ctx c = {
+        .ds = ds,
+        .crop = {.batch = 1, .height = crop, .width = crop, .seed = seed ^ CALIB_SEED_XOR}};
     nne_quantize_opts o = {.scheme = e->qcfg.scheme,
                            .observer = {.kind = e->observer},
                            .n_samples = e->calib_images,
@@ -195,10 +195,11 @@ nne_status cli_tq_setup(cli_tq *e, nne_graph *g, nne_trainer *t, const nne_datas
         const nne_shape *os = &g->tensors[g->outputs[0]].shape;
         if ((st = file_hash(e->teacher_path, e->teacher_hash))) return st;
         if (resumed && saved_teacher_hash && strcmp(saved_teacher_hash, e->teacher_hash) != 0)
-            return nne_error(NNE_ERR_INVALID_ARG,
-                             "--teacher %s differs from the checkpoint's teacher (SHA-256 %.16s..., "
-                             "now %.16s...): resuming would not continue the same run",
-                             e->teacher_path, saved_teacher_hash, e->teacher_hash);
+            return nne_error(
+                NNE_ERR_INVALID_ARG,
+                "--teacher %s differs from the checkpoint's teacher (SHA-256 %.16s..., "
+                "now %.16s...): resuming would not continue the same run",
+                e->teacher_path, saved_teacher_hash, e->teacher_hash);
         if ((st = model_at(e->teacher_path, (int32_t)in->dim[0], (int32_t)in->dim[1],
                            (int32_t)in->dim[2], &e->tg)))
             return st;

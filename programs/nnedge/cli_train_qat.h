@@ -10,8 +10,7 @@ struct nne_session;
 
 /* The option values as given (NULL = absent). */
 typedef struct cli_tq_raw {
-    const char *qat, *qat_ema, *qat_observer, *calib_images, *init, *teacher, *alpha,
-        *temperature;
+    const char *qat, *qat_ema, *qat_observer, *calib_images, *init, *teacher, *alpha, *temperature;
 } cli_tq_raw;
 
 typedef struct cli_tq {
@@ -22,10 +21,10 @@ typedef struct cli_tq {
     const char *init, *teacher_path;
     nne_distill_config dcfg;
     char teacher_hash[65];
-    nne_qat *q;              /* the training graph's QAT state */
-    nne_graph *tg;           /* the teacher at the training batch shape */
-    struct nne_session *ts;  /* its session (cpu backend) */
-    float *tout;             /* [tcount] its output for the current batch */
+    nne_qat *q;             /* the training graph's QAT state */
+    nne_graph *tg;          /* the teacher at the training batch shape */
+    struct nne_session *ts; /* its session (cpu backend) */
+    float *tout;            /* [tcount] its output for the current batch */
     size_t tcount;
 } cli_tq;
 

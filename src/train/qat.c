@@ -26,13 +26,11 @@ void nne_fake_quant_backward(size_t count, const uint8_t *mask, const float *dy,
     for (size_t i = 0; i < count; i++) dx[i] = mask[i] ? dy[i] : 0.0f;
 }
 
-nne_status nne_fake_quant_weight_forward(const nne_shape *shape, const float *w,
-                                         nne_qscheme scheme, float *y, uint8_t *mask,
-                                         float *scale) {
+nne_status nne_fake_quant_weight_forward(const nne_shape *shape, const float *w, nne_qscheme scheme,
+                                         float *y, uint8_t *mask, float *scale) {
     if (!shape || !w || !y) return nne_error(NNE_ERR_INVALID_ARG, "fake quant: NULL argument");
-    const int32_t groups = scheme == NNE_QSCHEME_PER_CHANNEL && shape->ndim > 0
-                               ? (int32_t)shape->dim[0]
-                               : 1;
+    const int32_t groups =
+        scheme == NNE_QSCHEME_PER_CHANNEL && shape->ndim > 0 ? (int32_t)shape->dim[0] : 1;
     float one, *s = scale;
     if (!s && groups > 1 && !(s = nne_malloc((size_t)groups * sizeof *s))) return NNE_ERR_NOMEM;
     if (!s) s = &one;
@@ -58,16 +56,16 @@ struct nne_qat {
     const nne_graph *g;
     nne_qat_config cfg;
     int32_t n_act;
-    int32_t *act;     /* [n_act] graph tensors */
-    float *lo, *hi;   /* [n_act] ranges */
-    bool *has;        /* [n_act] range set */
-    uint8_t **mask;   /* [n_act][numel] STE masks of the last forward */
-    int32_t *slot;    /* [n_tensors] activation index, -1 */
+    int32_t *act;   /* [n_act] graph tensors */
+    float *lo, *hi; /* [n_act] ranges */
+    bool *has;      /* [n_act] range set */
+    uint8_t **mask; /* [n_act][numel] STE masks of the last forward */
+    int32_t *slot;  /* [n_tensors] activation index, -1 */
     int32_t n_w;
-    int32_t *wt;      /* [n_w] weight tensors */
-    float **wq;       /* [n_w][numel] fake-quantized weights of the last forward */
-    uint8_t **wmask;  /* [n_w][numel] */
-    int32_t *wslot;   /* [n_tensors] weight index, -1 */
+    int32_t *wt;     /* [n_w] weight tensors */
+    float **wq;      /* [n_w][numel] fake-quantized weights of the last forward */
+    uint8_t **wmask; /* [n_w][numel] */
+    int32_t *wslot;  /* [n_tensors] weight index, -1 */
 };
 
 static size_t numel(const nne_graph *g, int32_t t) {
@@ -209,8 +207,7 @@ static void slot_qparams(const nne_qat *q, int32_t s, float *scale, int32_t *zp)
     nne_qparams_from_range(q->lo[s], q->hi[s], pow2, pow2, scale, zp);
 }
 
-bool nne_qat_get_qparams(const nne_qat *q, const char *tensor, float *scale,
-                         int32_t *zero_point) {
+bool nne_qat_get_qparams(const nne_qat *q, const char *tensor, float *scale, int32_t *zero_point) {
     const int32_t s = param_slot(q, tensor);
     if (s < 0 || !q->has[s]) return false;
     slot_qparams(q, s, scale, zero_point);
@@ -336,8 +333,8 @@ const float *nne_qat__weight(nne_qat *q, int32_t tensor, const float *w, nne_sta
                                                        q->cfg.scheme, q->wq[s], q->wmask[s], NULL);
     if (r != NNE_OK) {
         if (*st == NNE_OK)
-            *st = nne_error(r, "qat: weights '%s': %s", q->g->tensors[tensor].name,
-                            nne_last_error());
+            *st =
+                nne_error(r, "qat: weights '%s': %s", q->g->tensors[tensor].name, nne_last_error());
         memcpy(q->wq[s], w, numel(q->g, tensor) * sizeof(float));
     }
     return q->wq[s];

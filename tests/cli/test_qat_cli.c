@@ -87,7 +87,8 @@ static void test_qat_and_quantize(void) {
     }
     /* quantize reuses the ranges: no --calib needed, the scheme is the model's */
     EXPECT_RC("quantize q.nne -o q8.nne --json", 0);
-    CHECK(strstr(nne_cli_out, "\"scheme\": \"pow2\"") && strstr(nne_cli_out, "\"ranges\": \"fixed\""));
+    CHECK(strstr(nne_cli_out, "\"scheme\": \"pow2\"") &&
+          strstr(nne_cli_out, "\"ranges\": \"fixed\""));
     EXPECT_RC("quantize q.nne -o q8b.nne --scheme per-channel", 2);
     CHECK(strstr(nne_cli_err, "trained for pow2") != NULL);
     EXPECT_RC("quantize fp.nne -o q8c.nne", 2); /* an f32 model still needs --calib */

@@ -13,7 +13,8 @@
 #include "nnedge/qat.h"
 #include "testutil.h"
 
-/* ---- helpers ---------------------------------------------------------------------------------- */
+/* ---- helpers ----------------------------------------------------------------------------------
+ */
 
 static nne_op_params conv_params(int k, int stride, int pad, int out_pad) {
     nne_op_params p;
@@ -102,7 +103,8 @@ static void images(float *x, int n, int h, int w, unsigned long long seed) {
     nne_test_rng r;
     nne_test_rng_seed(&r, seed);
     for (int i = 0; i < n; i++) {
-        const double fx = 0.2 + 0.5 * nne_test_rng_uniform(&r), fy = 0.2 + 0.5 * nne_test_rng_uniform(&r);
+        const double fx = 0.2 + 0.5 * nne_test_rng_uniform(&r),
+                     fy = 0.2 + 0.5 * nne_test_rng_uniform(&r);
         const double ph = 6.28 * nne_test_rng_uniform(&r);
         for (int y = 0; y < h; y++)
             for (int xx = 0; xx < w; xx++)
@@ -156,8 +158,7 @@ static nne_graph *quantize(nne_graph *g, nne_qscheme scheme, const nne_qat *q, c
 }
 
 /* Run a (quantized) graph on n images one at a time; y [n][...] f32. */
-static nne_status run_images(nne_graph *g, const nne_backend *be, const float *x, int n,
-                             float *y) {
+static nne_status run_images(nne_graph *g, const nne_backend *be, const float *x, int n, float *y) {
     nne_session *s = NULL;
     nne_status st = nne_session_create(g, be, &s);
     const size_t ni = (size_t)nne_shape_numel(&g->tensors[g->inputs[0]].shape);
@@ -271,8 +272,8 @@ static void test_fake_quant_weight(void) {
         CHECK(scheme == NNE_QSCHEME_POW2 ? clipped >= 1 : clipped == 0);
         if (scheme != NNE_QSCHEME_POW2) { /* = the public s8 quantizer + dequantizer */
             nne_quant qq = {0};
-            CHECK_OK(nne_quantize_tensor_s8(&sh, w, scheme == NNE_QSCHEME_PER_CHANNEL, false, q,
-                                            &qq));
+            CHECK_OK(
+                nne_quantize_tensor_s8(&sh, w, scheme == NNE_QSCHEME_PER_CHANNEL, false, q, &qq));
             CHECK_OK(nne_dequantize_tensor_s8(&sh, q, &qq, y2));
             CHECK(memcmp(y, y2, sizeof y) == 0);
             nne_quant_free(&qq);
@@ -532,7 +533,8 @@ done:
     nne_graph_free(q0);
 }
 
-/* ---- state, metadata, checkpoints ------------------------------------------------------------- */
+/* ---- state, metadata, checkpoints -------------------------------------------------------------
+ */
 
 static void test_qat_state_and_errors(void) {
     nne_graph *g = autoencoder(1, 9, 9, 4, NNE_OP_RELU, 2);
@@ -703,7 +705,8 @@ static void test_qat_resume(void) {
     nne_graph_free(g);
 }
 
-/* ---- distillation ------------------------------------------------------------------------------ */
+/* ---- distillation ------------------------------------------------------------------------------
+ */
 
 static void test_distill_softmax_loss(void) {
     enum { R = 5, K = 7 };
