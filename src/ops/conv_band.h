@@ -55,11 +55,12 @@ typedef struct conv_band_run {
 typedef void (*conv_band_f32_fn)(const conv_band_run *r, const float *w, const float *bias,
                                  const nne_conv_act *act, float *y);
 
-/* int8 output stage spread per channel as nne_s8_output_fn wants it (conv_s8_kernels.h). */
+/* int8 output stage spread per channel as nne_s8_output_fn wants it (conv_s8_kernels.h),
+ * each array [round_up(oc, 16)], zero past oc. */
 typedef struct conv_band_s8_out {
     const nne_qoutput *out;
-    const int32_t *addv;             /* [oc] bias (0 without) */
-    const int32_t *mult, *lsh, *rsh; /* [oc] each */
+    const int32_t *addv;             /* bias (0 without) */
+    const int32_t *mult, *lsh, *rsh; /* Q31 mantissa, max(-shift, 0), max(shift, 0) */
 } conv_band_s8_out;
 
 /* int8: y[i][o] = out(addv[o] + sum_k a[i][k] w[o][k]), a int16 (x - x_zp), w int16:
@@ -82,13 +83,11 @@ void nne_conv_band_s8_tinyn__avx2(const conv_band_run *r, const int16_t *w,
                                   const conv_band_s8_out *q, int8_t *y);
 
 /* Drivers (conv_band_f32.c, conv_band_s8.c), called by conv_fast*.c when conv_band_select
- * picks a kernel: scratch bytes for `threads` threads, and the convolution itself (the
- * arguments of nne_conv2d_f32 / nne_conv2d_s8; p made by conv_plan_make). */
-size_t nne_conv_band_f32_scratch(const conv_plan *p, int threads);
+ * picks a kernel (scratch: conv_band_scratch below): the arguments of nne_conv2d_f32 /
+ * nne_conv2d_s8, p made by conv_plan_make. */
 void nne_conv_band_f32_run(nne_threadpool *pool, const conv_plan *p, const float *x,
                            const float *w, const float *bias, const nne_conv_act *act, float *y,
                            void *scratch);
-size_t nne_conv_band_s8_scratch(const conv_plan *p, int threads);
 void nne_conv_band_s8_run(nne_threadpool *pool, const conv_plan *p, const int8_t *x,
                           int32_t x_zp, const int8_t *w, const int32_t *bias,
                           const nne_qoutput *out, int8_t *y, void *scratch);
@@ -192,16 +191,88 @@ static inline conv_band_kind conv_band_select(const conv_plan *p) {
     return CONV_BAND_NONE;
 }
 
-/* A task's tile: phase, image, first phase row / column and size. */
+/* Scratch layout shared by the f32 and int8 drivers: global [phase plans][packed weight
+ * offsets (elements)][packed weights][OHWI in depth order: oc x k_max][int8: addv, mult, lsh,
+ * rsh: int32 [round_up(oc, 16)] each] then per thread [band + CONV_BAND_SLACK][soff int64
+ * [kh * kw]]. Element: float (f32) or int16 (int8: band x - x_zp and packed weights). */
+typedef struct conv_band_layout {
+    conv_plan plan;
+    conv_band_kind kind;
+    bool s8;
+    int32_t n_phases;
+    size_t phases_off, woff_off, w_off, tmp_off, q_off, global; /* global area, bytes */
+    size_t band_off, soff_off, per_thread;                       /* per thread */
+} conv_band_layout;
+
+static inline size_t conv_band_al64(size_t x) { return (x + 63) & ~(size_t)63; }
+static inline int32_t conv_band_up(int32_t x, int32_t m) { return (x + m - 1) / m * m; }
+
+/* Packed weight elements of phase b (conv_band_f32_fn / conv_band_s8_fn), rounded up to
+ * 64 bytes. */
+static inline size_t conv_band_wsize(const conv_band_layout *l, const conv_band_phase *b) {
+    const int32_t oc = l->plan.g.oc;
+    size_t n;
+    if (l->kind == CONV_BAND_SMALLK)
+        n = (size_t)conv_band_up(oc, 16) * b->nseg * conv_band_up(b->seglen, l->s8 ? 2 : 1);
+    else
+        n = (size_t)oc * b->nseg * conv_band_up(b->seglen, l->s8 ? 16 : 8);
+    const size_t elem = l->s8 ? 2 : 4;
+    return conv_band_al64(n * elem) / elem;
+}
+
+/* phases: NULL (sizes only) or storage for the n_phases plans. Band target: 128 KiB. */
+static inline void conv_band_layout_make(conv_band_layout *l, const conv_plan *p, bool s8,
+                                         conv_band_phase *phases) {
+    const nne_conv2d_geom *g = &p->g;
+    const size_t elem = s8 ? 2 : 4;
+    memset(l, 0, sizeof *l);
+    l->plan = *p;
+    l->kind = conv_band_select(p);
+    l->s8 = s8;
+    l->n_phases = p->ph_y * p->ph_x;
+    size_t w_elems = 0, band = 0;
+    for (int32_t ph = 0; ph < l->n_phases; ph++) {
+        conv_band_phase b;
+        conv_band_phase_make(p, ph, (int64_t)(128 * 1024 / elem), &b);
+        if (phases) phases[ph] = b;
+        w_elems += conv_band_wsize(l, &b);
+        if (b.n_tasks && b.nseg) {
+            const size_t e = (size_t)conv_band_elems(&b, g->ic, b.R, b.C);
+            if (e > band) band = e;
+        }
+    }
+    l->phases_off = 0;
+    l->woff_off = conv_band_al64((size_t)l->n_phases * sizeof(conv_band_phase));
+    l->w_off = l->woff_off + conv_band_al64((size_t)l->n_phases * sizeof(size_t));
+    l->tmp_off = l->w_off + w_elems * elem;
+    l->q_off = l->tmp_off + conv_band_al64((size_t)g->oc * p->k_max * (s8 ? 1 : 4));
+    l->global = l->q_off + (s8 ? (size_t)4 * conv_band_up(g->oc, 16) * sizeof(int32_t) : 0);
+    l->band_off = 0;
+    l->soff_off = conv_band_al64((band + CONV_BAND_SLACK) * elem);
+    l->per_thread = l->soff_off + conv_band_al64((size_t)g->kh * g->kw * sizeof(int64_t));
+}
+
+static inline size_t conv_band_scratch(const conv_plan *p, bool s8, int threads) {
+    conv_band_layout l;
+    conv_band_layout_make(&l, p, s8, NULL);
+    return l.global + l.per_thread * (size_t)(threads < 1 ? 1 : threads);
+}
+
+/* A task's tile: phase, image, first phase row / column and size; its band: first input row
+ * and column (may lie outside the image), size in pixels, and whether it lies inside. */
 typedef struct conv_band_tile {
     int32_t ph, b, qy0, qx0, rows, cols;
+    int32_t iy0, ix0, bh, bw;
+    bool inside;
 } conv_band_tile;
 
 /* Task numbering: phase after phase, then image, tile row, tile column. */
-static inline void conv_band_task(const conv_band_phase *bp, int32_t n_phases, int32_t task,
-                                  conv_band_tile *t) {
+static inline const conv_band_phase *conv_band_task(const conv_band_layout *l,
+                                                    const conv_band_phase *bp, int32_t task,
+                                                    conv_band_tile *t) {
+    const nne_conv2d_geom *g = &l->plan.g;
     int32_t ph = 0;
-    while (ph < n_phases - 1 && task >= bp[ph].n_tasks) task -= bp[ph++].n_tasks;
+    while (ph < l->n_phases - 1 && task >= bp[ph].n_tasks) task -= bp[ph++].n_tasks;
     const conv_band_phase *b = &bp[ph];
     const int32_t per_img = b->tiles_y * b->tiles_x;
     t->ph = ph;
@@ -210,15 +281,19 @@ static inline void conv_band_task(const conv_band_phase *bp, int32_t n_phases, i
     t->qx0 = task % b->tiles_x * b->C;
     t->rows = b->c.y.q - t->qy0 < b->R ? b->c.y.q - t->qy0 : b->R;
     t->cols = b->c.x.q - t->qx0 < b->C ? b->c.x.q - t->qx0 : b->C;
+    t->iy0 = t->qy0 * b->c.y.istep + b->offy0;
+    t->ix0 = t->qx0 * b->c.x.istep + b->offx0;
+    t->bh = (t->rows - 1) * b->c.y.istep + b->spany;
+    t->bw = (t->cols - 1) * b->c.x.istep + b->spanx;
+    t->inside = t->iy0 >= 0 && t->iy0 + t->bh <= g->ih && t->ix0 >= 0 && t->ix0 + t->bw <= g->iw;
+    return b;
 }
 
-/* The band of tile t: first input row / column (may be outside the image), size in pixels. */
-static inline void conv_band_extent(const conv_band_phase *b, const conv_band_tile *t,
-                                    int32_t *iy0, int32_t *ix0, int32_t *bh, int32_t *bw) {
-    *iy0 = t->qy0 * b->c.y.istep + b->offy0;
-    *ix0 = t->qx0 * b->c.x.istep + b->offx0;
-    *bh = (t->rows - 1) * b->c.y.istep + b->spany;
-    *bw = (t->cols - 1) * b->c.x.istep + b->spanx;
+/* The columns [lo, hi) of a band row of tile t that lie inside the image. */
+static inline void conv_band_cols(const nne_conv2d_geom *g, const conv_band_tile *t, int32_t *lo,
+                                  int32_t *hi) {
+    *lo = t->ix0 < 0 ? (-t->ix0 < t->bw ? -t->ix0 : t->bw) : 0;
+    *hi = g->iw - t->ix0 < t->bw ? (g->iw - t->ix0 > *lo ? g->iw - t->ix0 : *lo) : t->bw;
 }
 
 /* Segment offsets (elements) for a band of row stride bstride: soff [nseg]. */

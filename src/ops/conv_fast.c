@@ -68,7 +68,7 @@ static size_t conv_f32_scratch(const nne_conv2d_geom *g, bool transposed, int th
     conv_f32_layout l;
     conv_f32_layout_make(&l, g, transposed);
     if (conv_band_select(&l.plan) != CONV_BAND_NONE)
-        return nne_conv_band_f32_scratch(&l.plan, threads);
+        return conv_band_scratch(&l.plan, false, threads);
     return l.w_bytes + l.per_thread * (size_t)(threads < 1 ? 1 : threads);
 }
 
