@@ -389,6 +389,8 @@ int main(int argc, char **argv) {
     printf("| layer | dtype | threads | impl | ms (median) | ms (min-max) | GOP/s | of peak |\n");
     printf("|---|---|---|---|---|---|---|---|\n");
     int failures = 0;
+    /* medians [thread index][layer, then encoder / decoder total][dtype][impl], 0 = none */
+    static double med[8][18][2][2];
     for (int ti = 0; ti < n_threads; ti++) {
         const int threads = thread_list[ti];
         if (omp_set_threads) omp_set_threads(threads);
@@ -447,6 +449,7 @@ int main(int argc, char **argv) {
                 } else {
                     result res = time_it(nne_run_fn, &r, reps);
                     tot.t[part][s8][0] += res.med;
+                    med[ti][li][s8][0] = res.med;
                     print_row(L->name, dtype, threads, "nnedge", L->macs, res, peak);
                 }
                 nne_aligned_free(scratch);
@@ -456,6 +459,7 @@ int main(int argc, char **argv) {
                                s8 ? (void *)bq : b, s8 ? (void *)yq : y, scale, -10, -5)) {
                     result res = time_it(dnnl_run_fn, &d, reps);
                     tot.t[part][s8][1] += res.med;
+                    med[ti][li][s8][1] = res.med;
                     print_row(L->name, dtype, threads, "oneDNN", L->macs, res, peak);
                 } else {
                     printf("| %s | %s | %d | oneDNN | unsupported | | | |\n", L->name, dtype,
@@ -478,12 +482,36 @@ int main(int argc, char **argv) {
                     char name[64];
                     snprintf(name, sizeof name, "**%s total**", part ? "decoder" : "encoder");
                     result r = {tot.t[part][s8][im], 0, 0};
+                    med[ti][16 + part][s8][im] = r.med;
                     const double gop = 2 * tot.macs[part] / r.med * 1e-9;
                     const double peak = s8 ? peak_i[threads] : peak_f[threads];
                     printf("| %s | %s | %d | %s | %.2f | (sum of medians) | %.1f | %.0f%% |\n", name,
                            s8 ? "int8" : "f32", threads, im ? "oneDNN" : "nnedge", r.med * 1e3,
                            gop, 100 * gop / peak);
                 }
+    }
+    /* The ratio table: nnedge / oneDNN medians measured in this run (< 1: nnedge faster). */
+    printf("\nnnedge / oneDNN (ratio of the medians above; < 1: nnedge is faster)\n\n| layer |");
+    for (int s8 = 0; s8 < 2; s8++)
+        for (int ti = 0; ti < n_threads; ti++)
+            printf(" %s %d thr |", s8 ? "int8" : "f32", thread_list[ti]);
+    printf("\n|---|");
+    for (int c = 0; c < 2 * n_threads; c++) printf("---|");
+    printf("\n");
+    for (int li = 0; li < 18; li++) {
+        if (li >= n_layers && li < 16) continue;
+        const char *name = li < 16 ? layers[li].name : li == 16 ? "**encoder**" : "**decoder**";
+        if (only && li < 16 && !strstr(name, only)) continue;
+        printf("| %s |", name);
+        for (int s8 = 0; s8 < 2; s8++)
+            for (int ti = 0; ti < n_threads; ti++) {
+                const double a = med[ti][li][s8][0], b = med[ti][li][s8][1];
+                if (a > 0 && b > 0)
+                    printf(" %.2f |", a / b);
+                else
+                    printf(" - |");
+            }
+        printf("\n");
     }
     for (int t = 0; t < 65; t++) nne_threadpool_free(pools[t]);
     return failures ? 1 : 0;

@@ -13,7 +13,7 @@
  * [cols tile_px x k_max][C tile_px x oc, non-direct only][GEMM scratch]. */
 #include <assert.h>
 
-#include "conv_plan.h"
+#include "conv_band.h"
 #include "nnedge/conv.h"
 #include "nnedge/gemm.h"
 #include "ops_internal.h"
@@ -67,6 +67,8 @@ static void conv_f32_layout_make(conv_f32_layout *l, const nne_conv2d_geom *g, b
 static size_t conv_f32_scratch(const nne_conv2d_geom *g, bool transposed, int threads) {
     conv_f32_layout l;
     conv_f32_layout_make(&l, g, transposed);
+    if (conv_band_select(&l.plan) != CONV_BAND_NONE)
+        return conv_band_scratch(&l.plan, false, threads);
     return l.w_bytes + l.per_thread * (size_t)(threads < 1 ? 1 : threads);
 }
 
@@ -89,15 +91,7 @@ typedef struct conv_f32_ctx {
 /* y[o] = act(c[o] + bias[o]) for one pixel of oc channels (c may be y). */
 static void conv_f32_epilogue(const float *c, float *y, int32_t oc, const float *bias,
                               const nne_conv_act *act) {
-    const nne_conv_act_kind kind = act ? act->kind : NNE_CONV_ACT_NONE;
-    for (int32_t o = 0; o < oc; o++) {
-        float v = bias ? c[o] + bias[o] : c[o];
-        if (kind == NNE_CONV_ACT_RELU)
-            v = v > 0.0f ? v : 0.0f;
-        else if (kind == NNE_CONV_ACT_PRELU && v < 0.0f)
-            v *= act->slope[act->n_slope == 1 ? 0 : o];
-        y[o] = v;
-    }
+    for (int32_t o = 0; o < oc; o++) y[o] = conv_f32_act(bias ? c[o] + bias[o] : c[o], o, act);
 }
 
 static void conv_f32_task(void *vctx, int task, int thread) {
@@ -164,6 +158,10 @@ static void conv_f32_run(nne_threadpool *pool, const nne_conv2d_geom *g, bool tr
            (act->slope && (act->n_slope == 1 || act->n_slope == g->oc)));
     conv_f32_layout l;
     conv_f32_layout_make(&l, g, transposed);
+    if (conv_band_select(&l.plan) != CONV_BAND_NONE) { /* small K or tiny N: conv_band.h */
+        nne_conv_band_f32_run(pool, &l.plan, x, w, bias, act, y, scratch);
+        return;
+    }
     if (transposed) conv_plan_phase_weights(&l.plan, w, sizeof(float), scratch);
     conv_f32_ctx ctx = {&l, x, w, bias, act, y, scratch};
     nne_threadpool_run(pool, l.plan.n_tasks, conv_f32_task, &ctx);

@@ -22,7 +22,7 @@
  * on the micro-kernel (B is sized for int16, the larger), so it is valid for every ISA. */
 #include <assert.h>
 
-#include "conv_plan.h"
+#include "conv_band.h"
 #include "conv_s8_kernels.h"
 #include "nnedge/conv.h"
 #include "nnedge/gemm.h"
@@ -121,6 +121,7 @@ static void conv_s8_layout_make(conv_s8_layout *l, const nne_conv2d_geom *g, boo
 static size_t conv_s8_scratch(const nne_conv2d_geom *g, bool transposed, int threads) {
     conv_s8_layout l;
     conv_s8_layout_make(&l, g, transposed);
+    if (conv_band_select(&l.plan) != CONV_BAND_NONE) return conv_band_scratch(&l.plan, true, threads);
     return l.global + l.per_thread * (size_t)(threads < 1 ? 1 : threads);
 }
 
@@ -269,6 +270,10 @@ static void conv_s8_run(nne_threadpool *pool, const nne_conv2d_geom *g, bool tra
     conv_s8_layout l;
     conv_s8_layout_make(&l, g, transposed);
     const conv_plan *p = &l.plan;
+    if (conv_band_select(p) != CONV_BAND_NONE) { /* small K or tiny N: conv_band.h */
+        nne_conv_band_s8_run(pool, p, x, x_zp, w, bias, out, y, scratch);
+        return;
+    }
     const nne_s8_ukernel *uk = s8_ukernel_pick();
     unsigned char *s = scratch;
     size_t *boff = (size_t *)(void *)(s + l.boff_off);

@@ -84,9 +84,9 @@ static size_t w_len(const nne_conv2d_geom *g) {
 
 static float frand(nne_test_rng *r) { return (float)(nne_test_rng_uniform(r) * 2.0 - 1.0); }
 
-static void check_f32_case(nne_test_rng *r, bool transposed, nne_threadpool *pool2) {
-    nne_conv2d_geom g;
-    rand_geom(r, transposed, &g);
+/* One f32 geometry under every ISA, serial and with pool2. */
+static void check_f32_geom(nne_test_rng *r, nne_conv2d_geom g, bool transposed,
+                           nne_threadpool *pool2) {
     char desc[200];
     geom_str(&g, desc, sizeof desc);
     const size_t nx = x_len(&g), ny = y_len(&g), nw = w_len(&g);
@@ -147,6 +147,12 @@ static void check_f32_case(nne_test_rng *r, bool transposed, nne_threadpool *poo
     nne_aligned_free(scratch);
     free(x), free(ax), free(w), free(aw), free(b), free(ab), free(slope);
     free(yr), free(ya), free(y1), free(y2);
+}
+
+static void check_f32_case(nne_test_rng *r, bool transposed, nne_threadpool *pool2) {
+    nne_conv2d_geom g;
+    rand_geom(r, transposed, &g);
+    check_f32_geom(r, g, transposed, pool2);
 }
 
 static nne_threadpool *pool2;
@@ -218,9 +224,9 @@ static void test_cae_shapes_f32(void) {
 
 /* ---- int8 ------------------------------------------------------------------------------- */
 
-static void check_s8_case(nne_test_rng *r, bool transposed, nne_threadpool *pool) {
-    nne_conv2d_geom g;
-    rand_geom(r, transposed, &g);
+/* One int8 geometry under every ISA, serial and with pool. */
+static void check_s8_geom(nne_test_rng *r, nne_conv2d_geom g, bool transposed,
+                          nne_threadpool *pool) {
     char desc[200];
     geom_str(&g, desc, sizeof desc);
     const size_t nx = x_len(&g), ny = y_len(&g), nw = w_len(&g);
@@ -289,6 +295,12 @@ static void check_s8_case(nne_test_rng *r, bool transposed, nne_threadpool *pool
     free(x), free(w), free(yr), free(y1), free(y2), free(bias), free(rq);
 }
 
+static void check_s8_case(nne_test_rng *r, bool transposed, nne_threadpool *pool) {
+    nne_conv2d_geom g;
+    rand_geom(r, transposed, &g);
+    check_s8_geom(r, g, transposed, pool);
+}
+
 static void test_conv2d_s8_random(void) {
     nne_test_rng r;
     nne_test_rng_seed(&r, 11);
@@ -299,6 +311,79 @@ static void test_conv_transpose2d_s8_random(void) {
     nne_test_rng r;
     nne_test_rng_seed(&r, 12);
     for (int i = 0; i < 80; i++) check_s8_case(&r, true, pool2);
+}
+
+/* ---- direct band kernels (src/ops/conv_band.h) ------------------------------------------ */
+
+/* A random geometry that conv_band_select sends to a band kernel: groups 1 and either small
+ * K (ic 1..4, kernels up to 3x3 with dilation: K <= 36 <= CONV_BAND_SMALL_K, oc 5..40) or
+ * tiny N (oc 1..4, ic 1..40, kernels up to 4x4). Strides, dilations and paddings as
+ * rand_geom's, images up to 2 x 13 x 23 so that rows cross tile tails (6 and 4 pixels). */
+static void rand_band_geom(nne_test_rng *r, bool transposed, bool tinyn, nne_conv2d_geom *g) {
+    do {
+        rand_geom(r, transposed, g);
+        g->groups = 1;
+        if (tinyn) {
+            g->oc = nne_test_rng_int(r, 1, 4);
+            g->ic = nne_test_rng_int(r, 1, 40);
+        } else {
+            g->oc = nne_test_rng_int(r, 5, 40);
+            g->ic = nne_test_rng_int(r, 1, 4);
+            g->kh = nne_test_rng_int(r, 1, 3);
+            g->kw = nne_test_rng_int(r, 1, 3);
+        }
+        g->ih = nne_test_rng_int(r, 1, 13);
+        g->iw = nne_test_rng_int(r, 1, 23);
+        if (transposed) {
+            g->oh = nne_conv_transpose_out_dim(g->ih, g->kh, g->stride_h, g->dil_h, g->pad_t,
+                                               g->pad_b, g->out_pad_h);
+            g->ow = nne_conv_transpose_out_dim(g->iw, g->kw, g->stride_w, g->dil_w, g->pad_l,
+                                               g->pad_r, g->out_pad_w);
+        } else {
+            g->oh = nne_conv_out_dim(g->ih, g->kh, g->stride_h, g->dil_h, g->pad_t, g->pad_b);
+            g->ow = nne_conv_out_dim(g->iw, g->kw, g->stride_w, g->dil_w, g->pad_l, g->pad_r);
+        }
+    } while (g->oh <= 0 || g->ow <= 0);
+}
+
+static void test_band_random(void) {
+    nne_test_rng r;
+    nne_test_rng_seed(&r, 21);
+    for (int i = 0; i < 160; i++) {
+        const bool transposed = i & 1, tinyn = i & 2;
+        nne_conv2d_geom g;
+        rand_band_geom(&r, transposed, tinyn, &g);
+        if (i & 4)
+            check_s8_geom(&r, g, transposed, pool2);
+        else
+            check_f32_geom(&r, g, transposed, pool2);
+    }
+}
+
+/* cae-seed's RGB layers (conv2d_1: 3 -> 32, K = 27; conv2d_transpose_5: 32 -> 3, a full
+ * 3x3 convolution with 2 pixels of padding) on 2 images of 24 x 250: wide enough that the
+ * last layer's bands are cut into column tiles (f32 and int8) and that tiles cross the
+ * image's padded borders. Also the stride-2 cousins (phases, output padding). */
+static void test_band_cae_layers(void) {
+    nne_test_rng r;
+    nne_test_rng_seed(&r, 22);
+    for (int l = 0; l < 4; l++) {
+        const bool transposed = l & 1;
+        nne_conv2d_geom g = {.n = 2, .ih = 24, .iw = 250, .kh = 3, .kw = 3, .dil_h = 1,
+                             .dil_w = 1, .groups = 1};
+        g.ic = transposed ? 32 : 3, g.oc = transposed ? 3 : 32;
+        g.stride_h = g.stride_w = l < 2 ? 1 : 2;
+        if (transposed) {
+            g.out_pad_h = g.out_pad_w = g.stride_h - 1;
+            g.oh = nne_conv_transpose_out_dim(g.ih, 3, g.stride_h, 1, 0, 0, g.out_pad_h);
+            g.ow = nne_conv_transpose_out_dim(g.iw, 3, g.stride_w, 1, 0, 0, g.out_pad_w);
+        } else {
+            g.oh = nne_conv_out_dim(g.ih, 3, g.stride_h, 1, 0, 0);
+            g.ow = nne_conv_out_dim(g.iw, 3, g.stride_w, 1, 0, 0);
+        }
+        check_f32_geom(&r, g, transposed, pool2);
+        check_s8_geom(&r, g, transposed, pool2);
+    }
 }
 
 /* The micro-kernel names follow the ISA; VNNI only where the CPU has it. */
@@ -322,6 +407,8 @@ int main(void) {
     NNE_RUN(test_cae_shapes_f32);
     NNE_RUN(test_conv2d_s8_random);
     NNE_RUN(test_conv_transpose2d_s8_random);
+    NNE_RUN(test_band_random);
+    NNE_RUN(test_band_cae_layers);
     NNE_RUN(test_s8_isa_names);
     nne_threadpool_free(pool2);
     nne_ops_set_isa(NULL);

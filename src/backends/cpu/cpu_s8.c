@@ -1,5 +1,10 @@
-/* The int8 CPU backend "cpu-s8": executes quantized graphs (docs/quantization.md, "The
- * quantization pass") node by node with the reference int8 kernels of qops.h. Activations
+/* The int8 CPU backends: execute quantized graphs (docs/quantization.md, "The quantization
+ * pass") node by node.
+ *   "cpu-s8"      conv2d / conv_transpose2d on the fast, threaded int8 kernels of
+ *                 nnedge/conv.h (bit-exact with the reference, docs/conv.md) on
+ *                 nne_threadpool_default(); every other node on the reference kernels
+ *   "cpu-s8-ref"  every node on the reference int8 kernels of qops.h: the oracle
+ * The two produce identical bytes (tests/passes/test_quantize.c). Activations
  * (graph inputs and outputs included) are s8 codes with per-tensor parameters; MAC weights
  * s8 (per tensor or per output channel, zero point 0), biases s32 at s_x * s_w; PReLU slopes
  * and GDN parameters f32. Output stages, tables and PReLU multipliers are prepared once at
@@ -10,6 +15,7 @@
 #include <string.h>
 
 #include "nnedge/backend.h"
+#include "nnedge/conv.h"
 #include "nnedge/qops.h"
 
 typedef struct s8_node {
@@ -28,6 +34,9 @@ typedef struct s8_state {
     int32_t n_nodes;
     s8_node *nodes;
     uint64_t *ns;
+    bool fast;            /* convolutions on nnedge/conv.h */
+    nne_threadpool *pool; /* fast: nne_threadpool_default() */
+    void *scratch;        /* fast: the largest convolution's scratch */
 } s8_state;
 
 #define FAIL(...) return nne_error(NNE_ERR_UNSUPPORTED, "backend cpu-s8: node '%s' (%s): " __VA_ARGS__)
@@ -215,22 +224,34 @@ static void s8_free(void *state) {
     }
     nne_free(st->nodes);
     nne_free(st->ns);
+    nne_aligned_free(st->scratch);
     nne_free(st);
 }
 
-static nne_status s8_compile(const nne_graph *g, void **state) {
+static nne_status s8_compile(const nne_graph *g, bool fast, void **state) {
     s8_state *st = nne_calloc(1, sizeof *st);
     if (!st) return NNE_ERR_NOMEM;
     st->n_nodes = g->n_nodes;
     st->nodes = nne_calloc((size_t)g->n_nodes + 1, sizeof *st->nodes);
     st->ns = nne_calloc((size_t)g->n_nodes + 1, sizeof *st->ns);
     nne_status s = st->nodes && st->ns ? NNE_OK : NNE_ERR_NOMEM;
+    size_t scratch = 0;
+    st->fast = fast;
+    if (fast) st->pool = nne_threadpool_default();
     for (int32_t i = 0; i < g->n_nodes && !s; i++) {
-        s = prepare_node(g, &g->nodes[i], &st->nodes[i]);
+        const nne_node *n = &g->nodes[i];
+        s = prepare_node(g, n, &st->nodes[i]);
         if (s)
-            s = nne_error(s, "backend cpu-s8: node '%s' (%s): %s", g->nodes[i].name,
-                          nne_op_name(g->nodes[i].op), nne_last_error());
+            s = nne_error(s, "backend %s: node '%s' (%s): %s", fast ? "cpu-s8" : "cpu-s8-ref",
+                          n->name, nne_op_name(n->op), nne_last_error());
+        const int threads = nne_threadpool_threads(st->pool);
+        size_t need = 0;
+        if (fast && n->op == NNE_OP_CONV2D) need = nne_conv2d_s8_scratch_size(&n->conv_geom, threads);
+        if (fast && n->op == NNE_OP_CONV_TRANSPOSE2D)
+            need = nne_conv_transpose2d_s8_scratch_size(&n->conv_geom, threads);
+        if (need > scratch) scratch = need;
     }
+    if (!s && scratch && !(st->scratch = nne_aligned_alloc(scratch))) s = NNE_ERR_NOMEM;
     if (s) {
         s8_free(st);
         return s;
@@ -245,19 +266,32 @@ static void *tdata(const nne_graph *g, uint8_t *arena, int32_t t) {
     return x->kind == NNE_TENSOR_CONSTANT ? x->data : arena + x->arena_offset;
 }
 
-static void run_node(const nne_graph *g, const nne_node *n, const s8_node *st, uint8_t *arena) {
+static void run_node(const s8_state *ss, const nne_graph *g, const nne_node *n,
+                     const s8_node *st, uint8_t *arena) {
     const int32_t *in = n->inputs;
     const int8_t *x = tdata(g, arena, in[0]);
     int8_t *y = tdata(g, arena, n->output);
     const size_t cnt = (size_t)nne_shape_numel(&g->tensors[n->output].shape);
     switch (n->op) {
     case NNE_OP_CONV2D:
-        nne_conv2d_s8__ref(&n->conv_geom, x, zp(g, in[0]), tdata(g, arena, in[1]),
-                           tdata(g, arena, n->n_inputs > 2 ? in[2] : -1), &st->out, y);
+        if (ss->fast)
+            nne_conv2d_s8(ss->pool, &n->conv_geom, x, zp(g, in[0]), tdata(g, arena, in[1]),
+                          tdata(g, arena, n->n_inputs > 2 ? in[2] : -1), &st->out, y,
+                          ss->scratch);
+        else
+            nne_conv2d_s8__ref(&n->conv_geom, x, zp(g, in[0]), tdata(g, arena, in[1]),
+                               tdata(g, arena, n->n_inputs > 2 ? in[2] : -1), &st->out, y);
         break;
     case NNE_OP_CONV_TRANSPOSE2D:
-        nne_conv_transpose2d_s8__ref(&n->conv_geom, x, zp(g, in[0]), tdata(g, arena, in[1]),
-                                     tdata(g, arena, n->n_inputs > 2 ? in[2] : -1), &st->out, y);
+        if (ss->fast)
+            nne_conv_transpose2d_s8(ss->pool, &n->conv_geom, x, zp(g, in[0]),
+                                    tdata(g, arena, in[1]),
+                                    tdata(g, arena, n->n_inputs > 2 ? in[2] : -1), &st->out, y,
+                                    ss->scratch);
+        else
+            nne_conv_transpose2d_s8__ref(&n->conv_geom, x, zp(g, in[0]), tdata(g, arena, in[1]),
+                                         tdata(g, arena, n->n_inputs > 2 ? in[2] : -1), &st->out,
+                                         y);
         break;
     case NNE_OP_DENSE: {
         const nne_shape *ws = &g->tensors[in[1]].shape;
@@ -328,7 +362,7 @@ static nne_status s8_run(void *state, const nne_graph *g, uint8_t *arena) {
     s8_state *st = state;
     for (int32_t i = 0; i < g->n_nodes && i < st->n_nodes; i++) {
         const uint64_t t0 = nne_time_ns();
-        run_node(g, &g->nodes[i], &st->nodes[i], arena);
+        run_node(st, g, &g->nodes[i], &st->nodes[i], arena);
         st->ns[i] = nne_time_ns() - t0;
     }
     return NNE_OK;
@@ -343,11 +377,31 @@ static nne_status s8_profile(void *state, const nne_graph *g, nne_node_profile *
     return NNE_OK;
 }
 
+static nne_status s8_compile_fast(const nne_graph *g, void **state) {
+    return s8_compile(g, true, state);
+}
+
+static nne_status s8_compile_ref(const nne_graph *g, void **state) {
+    return s8_compile(g, false, state);
+}
+
+const nne_backend *nne_backend_cpu_s8_ref(void) {
+    static const nne_backend be = {
+        .name = "cpu-s8-ref",
+        .supports_node = s8_supports,
+        .compile = s8_compile_ref,
+        .run = s8_run,
+        .profile = s8_profile,
+        .free = s8_free,
+    };
+    return &be;
+}
+
 const nne_backend *nne_backend_cpu_s8(void) {
     static const nne_backend be = {
         .name = "cpu-s8",
         .supports_node = s8_supports,
-        .compile = s8_compile,
+        .compile = s8_compile_fast,
         .run = s8_run,
         .profile = s8_profile,
         .free = s8_free,

@@ -16,6 +16,7 @@
 #include <immintrin.h>
 #include <string.h>
 
+#include "ops/conv_band.h"
 #include "ops/conv_s8_kernels.h"
 
 #define MR 4
@@ -81,54 +82,252 @@ static inline __m256i sat_shl(__m256i v, __m256i s) {
     return _mm256_blendv_epi8(sat, sh, ok);
 }
 
-/* The output stage of qops.h, 8 channels per step (conv_s8_kernels.h):
- *   Q31:  a = sat_shl(acc, lsh); h = SRDHM(a, m) = floor((a m + 2^30) / 2^31) (equal to
+/* The output stage of qops.h on 8 lanes (conv_s8_kernels.h), v = acc + addv:
+ *   Q31:  a = sat_shl(v, lsh); h = SRDHM(a, m) = floor((a m + 2^30) / 2^31) (equal to
  *         gemmlowp's truncating form, docs/quantization.md 4.2), 64-bit products of the even
- *         lanes and of the odd lanes (vpmuldq); r = RDBP(h, rsh), ties away from zero
- *   pow2: a = sat_shl(acc, lsh); r = (a >> rsh) + bit rsh-1 of a (= floor(a / 2^rsh + 1/2))
- * then r is clamped to [lo - zp, hi - zp] (|.| <= 255: no overflow) and zp added. */
+ *         lanes and of the odd lanes (vpmuldq); r = RDBP(h, rsh), ties away from zero:
+ *         (h >> rsh) + (rem > (mask >> 1) + (h < 0)), rem = h & mask, mask = 2^rsh - 1
+ *   pow2: a = sat_shl(v, lsh); r = (a >> rsh) + bit rsh-1 of a (= floor(a / 2^rsh + 1/2))
+ * then r is clamped to [lo - zp, hi - zp] (|.| <= 255: no overflow) and zp added: the int32
+ * lanes hold the output codes. The per-channel parts that do not depend on v are made once
+ * per 8 channels (s8_q8_load); the saturating shift is skipped when no lane shifts left. */
+typedef struct s8_stage {
+    __m256i vlo, vhi, vzp; /* lo - zp, hi - zp, zp */
+    bool pow2;
+} s8_stage;
+
+static inline s8_stage s8_stage_make(bool pow2, int32_t zero_point, int32_t lo, int32_t hi) {
+    s8_stage st = {_mm256_set1_epi32(lo - zero_point), _mm256_set1_epi32(hi - zero_point),
+                   _mm256_set1_epi32(zero_point), pow2};
+    return st;
+}
+
+typedef struct s8_q8 {
+    __m256i ls, rs, m, m_odd, mask, half, rs1;
+    bool shl; /* some lane shifts left */
+} s8_q8;
+
+static inline s8_q8 s8_q8_make(__m256i m, __m256i ls, __m256i rs) {
+    const __m256i one = _mm256_set1_epi32(1);
+    s8_q8 q;
+    q.ls = ls, q.rs = rs, q.m = m;
+    q.m_odd = _mm256_srli_epi64(m, 32);
+    q.mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, rs), one);
+    q.half = _mm256_srli_epi32(q.mask, 1);
+    q.rs1 = _mm256_max_epi32(_mm256_sub_epi32(rs, one), _mm256_setzero_si256());
+    q.shl = !_mm256_testz_si256(ls, ls);
+    return q;
+}
+
+static inline s8_q8 s8_q8_load(const int32_t *mult, const int32_t *lsh, const int32_t *rsh) {
+    return s8_q8_make(_mm256_loadu_si256((const __m256i *)mult),
+                      _mm256_loadu_si256((const __m256i *)lsh),
+                      _mm256_loadu_si256((const __m256i *)rsh));
+}
+
+static inline __m256i s8_requant8(const s8_stage *st, const s8_q8 *q, __m256i v) {
+    const __m256i one = _mm256_set1_epi32(1), zero = _mm256_setzero_si256();
+    const __m256i a = q->shl ? sat_shl(v, q->ls) : v;
+    __m256i r;
+    if (st->pow2) {
+        const __m256i bit = _mm256_and_si256(_mm256_and_si256(_mm256_srav_epi32(a, q->rs1), one),
+                                             _mm256_cmpgt_epi32(q->rs, zero));
+        r = _mm256_add_epi32(_mm256_srav_epi32(a, q->rs), bit);
+    } else {
+        const __m256i nudge = _mm256_set1_epi64x((int64_t)1 << 30);
+        const __m256i pe = _mm256_add_epi64(_mm256_mul_epi32(a, q->m), nudge);
+        const __m256i po =
+            _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(a, 32), q->m_odd), nudge);
+        /* bits 31..62 of each 64-bit sum: even lanes shifted down, odd lanes up by 1 */
+        const __m256i h =
+            _mm256_blend_epi32(_mm256_srli_epi64(pe, 31), _mm256_slli_epi64(po, 1), 0xAA);
+        const __m256i rem = _mm256_and_si256(h, q->mask);
+        const __m256i thr = _mm256_sub_epi32(q->half, _mm256_srai_epi32(h, 31));
+        r = _mm256_sub_epi32(_mm256_srav_epi32(h, q->rs), _mm256_cmpgt_epi32(rem, thr));
+    }
+    return _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(r, st->vlo), st->vhi), st->vzp);
+}
+
+/* 8 int32 codes (in [-128, 127]) to 8 bytes at y. */
+static inline void store8(__m256i r, int8_t *y) {
+    const __m256i p16 = _mm256_packs_epi32(r, r);    /* [r0-3 r0-3 | r4-7 r4-7] */
+    const __m256i p8 = _mm256_packs_epi16(p16, p16); /* bytes r0-3 .. | r4-7 .. */
+    const int32_t lo4 = _mm256_cvtsi256_si32(p8), hi4 = _mm256_extract_epi32(p8, 4);
+    memcpy(y, &lo4, 4);
+    memcpy(y + 4, &hi4, 4);
+}
+
+/* 16 int32 codes (r0 then r1) to 16 bytes: one store. */
+static inline __m128i pack16(__m256i r0, __m256i r1) {
+    const __m256i p16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(r0, r1), 0xD8);
+    return _mm_packs_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1));
+}
+
+/* The output stage of the first n & ~7 channels of one pixel (nne_s8_output_fn). */
 int32_t nne_s8_output__avx2(int32_t n, const int32_t *acc, const int32_t *addv,
                             const int32_t *mult, const int32_t *lsh, const int32_t *rsh, bool pow2,
                             int32_t zero_point, int32_t lo, int32_t hi, int8_t *y) {
-    const __m256i vlo = _mm256_set1_epi32(lo - zero_point), vhi = _mm256_set1_epi32(hi - zero_point);
-    const __m256i vzp = _mm256_set1_epi32(zero_point), one = _mm256_set1_epi32(1);
-    const __m256i nudge = _mm256_set1_epi64x((int64_t)1 << 30), zero = _mm256_setzero_si256();
+    const s8_stage st = s8_stage_make(pow2, zero_point, lo, hi);
     int32_t j = 0;
     for (; j + 8 <= n; j += 8) {
         /* acc + addv is the reference's exact accumulator (within nne_s8_acc_bound) */
         const __m256i v = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(acc + j)),
                                            _mm256_loadu_si256((const __m256i *)(addv + j)));
-        const __m256i ls = _mm256_loadu_si256((const __m256i *)(lsh + j));
-        const __m256i rs = _mm256_loadu_si256((const __m256i *)(rsh + j));
-        const __m256i a = sat_shl(v, ls);
-        __m256i r;
-        if (pow2) {
-            const __m256i rs1 = _mm256_max_epi32(_mm256_sub_epi32(rs, one), zero);
-            const __m256i bit = _mm256_and_si256(_mm256_and_si256(_mm256_srav_epi32(a, rs1), one),
-                                                 _mm256_cmpgt_epi32(rs, zero));
-            r = _mm256_add_epi32(_mm256_srav_epi32(a, rs), bit);
-        } else {
-            const __m256i m = _mm256_loadu_si256((const __m256i *)(mult + j));
-            const __m256i pe = _mm256_add_epi64(_mm256_mul_epi32(a, m), nudge);
-            const __m256i po = _mm256_add_epi64(
-                _mm256_mul_epi32(_mm256_srli_epi64(a, 32), _mm256_srli_epi64(m, 32)), nudge);
-            /* bits 31..62 of each 64-bit sum: even lanes shifted down, odd lanes up by 1 */
-            const __m256i h = _mm256_blend_epi32(_mm256_srli_epi64(pe, 31),
-                                                 _mm256_slli_epi64(po, 1), 0xAA);
-            const __m256i mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, rs), one);
-            const __m256i rem = _mm256_and_si256(h, mask);
-            const __m256i thr =
-                _mm256_sub_epi32(_mm256_srli_epi32(mask, 1), _mm256_srai_epi32(h, 31));
-            r = _mm256_sub_epi32(_mm256_srav_epi32(h, rs), _mm256_cmpgt_epi32(rem, thr));
-        }
-        r = _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(r, vlo), vhi), vzp);
-        const __m256i p16 = _mm256_packs_epi32(r, r);    /* [r0-3 r0-3 | r4-7 r4-7] */
-        const __m256i p8 = _mm256_packs_epi16(p16, p16); /* bytes r0-3 .. | r4-7 .. */
-        const int32_t lo4 = _mm256_cvtsi256_si32(p8), hi4 = _mm256_extract_epi32(p8, 4);
-        memcpy(y + j, &lo4, 4);
-        memcpy(y + j + 4, &hi4, 4);
+        const s8_q8 q = s8_q8_load(mult + j, lsh + j, rsh + j);
+        store8(s8_requant8(&st, &q, v), y + j);
     }
     return j;
+}
+
+/* ---- direct band kernels (conv_band.h) ----------------------------------------------------- */
+
+#define BMR 6 /* small K: pixels per tile */
+
+/* small K, tile 6 pixels x 16 channels: 12 accumulators, 2 weight vectors, 1 broadcast pair.
+ * Per pair of depth elements: 2 weight loads, 6 broadcasts of an int16 pair of the band,
+ * 12 vpmaddwd + 12 vpaddd (exact, see the top). The output stage runs on the registers. */
+void nne_conv_band_s8_smallk__avx2(const conv_band_run *r, const int16_t *w,
+                                   const conv_band_s8_out *q, int8_t *y) {
+    const int16_t *a = r->a;
+    const int32_t np = (r->seglen + 1) / 2, K2 = r->nseg * np * 2; /* pairs per segment */
+    const nne_qoutput *out = q->out;
+    const s8_stage st = s8_stage_make(out->mode == NNE_RQ_POW2, out->zero_point, out->act_min,
+                                      out->act_max);
+    for (int32_t j = 0; j < r->oc; j += NNE_S8_NR) {
+        const int32_t nr = r->oc - j < NNE_S8_NR ? r->oc - j : NNE_S8_NR;
+        /* the spread output stage is zero-padded to a multiple of 16 channels */
+        const __m256i add0 = _mm256_loadu_si256((const __m256i *)(q->addv + j));
+        const __m256i add1 = _mm256_loadu_si256((const __m256i *)(q->addv + j + 8));
+        const s8_q8 rq0 = s8_q8_load(q->mult + j, q->lsh + j, q->rsh + j);
+        const s8_q8 rq1 = s8_q8_load(q->mult + j + 8, q->lsh + j + 8, q->rsh + j + 8);
+        const int16_t *wp = w + (size_t)(j / NNE_S8_NR) * K2 * NNE_S8_NR;
+        for (int32_t i = 0; i < r->m; i += BMR) {
+            const int32_t mr = r->m - i < BMR ? r->m - i : BMR;
+            const int16_t *p[BMR];
+            for (int t = 0; t < BMR; t++) p[t] = a + (i + (t < mr ? t : mr - 1)) * r->a_step;
+            const __m256i z = _mm256_setzero_si256();
+            __m256i c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z;
+            __m256i c30 = z, c31 = z, c40 = z, c41 = z, c50 = z, c51 = z;
+            const int16_t *b = wp;
+            for (int32_t s = 0; s < r->nseg; s++) {
+                const int64_t so = r->soff[s];
+                const int16_t *q0 = p[0] + so, *q1 = p[1] + so, *q2 = p[2] + so;
+                const int16_t *q3 = p[3] + so, *q4 = p[4] + so, *q5 = p[5] + so;
+                for (int32_t e = 0; e < 2 * np; e += 2, b += 2 * NNE_S8_NR) {
+                    const __m256i b0 = _mm256_loadu_si256((const __m256i *)b);
+                    const __m256i b1 = _mm256_loadu_si256((const __m256i *)(b + 16));
+                    int32_t pair;
+#define PAIR(Q, C0, C1)                                                                            \
+    do {                                                                                           \
+        memcpy(&pair, Q + e, 4);                                                                   \
+        const __m256i av = _mm256_set1_epi32(pair);                                                \
+        C0 = _mm256_add_epi32(C0, _mm256_madd_epi16(av, b0));                                      \
+        C1 = _mm256_add_epi32(C1, _mm256_madd_epi16(av, b1));                                      \
+    } while (0)
+                    PAIR(q0, c00, c01);
+                    PAIR(q1, c10, c11);
+                    PAIR(q2, c20, c21);
+                    PAIR(q3, c30, c31);
+                    PAIR(q4, c40, c41);
+                    PAIR(q5, c50, c51);
+#undef PAIR
+                }
+            }
+            const __m256i acc[BMR][2] = {{c00, c01}, {c10, c11}, {c20, c21},
+                                         {c30, c31}, {c40, c41}, {c50, c51}};
+            for (int t = 0; t < mr; t++) {
+                int8_t *yr = y + (i + t) * r->y_step + j;
+                /* acc + addv: the reference's exact accumulator, within nne_s8_acc_bound */
+                const __m128i v = pack16(s8_requant8(&st, &rq0, _mm256_add_epi32(acc[t][0], add0)),
+                                         s8_requant8(&st, &rq1, _mm256_add_epi32(acc[t][1], add1)));
+                if (nr == NNE_S8_NR) {
+                    _mm_storeu_si128((__m128i *)yr, v);
+                } else {
+                    int8_t tmp[NNE_S8_NR];
+                    _mm_storeu_si128((__m128i *)tmp, v);
+                    memcpy(yr, tmp, (size_t)nr);
+                }
+            }
+        }
+    }
+}
+
+/* [sum(a) sum(b) sum(c) sum(d)] of int32 lanes. */
+static inline __m128i hsum4_epi32(__m256i a, __m256i b, __m256i c, __m256i d) {
+    const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(a, b), _mm256_hadd_epi32(c, d));
+    return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+
+/* tiny N, tile 4 pixels x 3 channels, vectorized along the depth: per 16 depth elements
+ * 4 band loads (up to 15 int16 past a segment: zero weights, CONV_BAND_SLACK), 3 weight
+ * loads, 12 vpmaddwd + 12 vpaddd. Then a hadd tree and the scalar output stage (3 channels). */
+void nne_conv_band_s8_tinyn__avx2(const conv_band_run *r, const int16_t *w,
+                                  const conv_band_s8_out *q, int8_t *y) {
+    const int16_t *a = r->a;
+    const int32_t lp = (r->seglen + 15) & ~15;
+    const size_t wstride = (size_t)r->nseg * lp; /* one channel's packed weights */
+    const nne_qoutput *out = q->out;
+    const s8_stage st = s8_stage_make(out->mode == NNE_RQ_POW2, out->zero_point, out->act_min,
+                                      out->act_max);
+    for (int32_t j = 0; j < r->oc; j += 3) {
+        const int32_t nc = r->oc - j < 3 ? r->oc - j : 3;
+        const int32_t j1 = j + (nc > 1 ? 1 : 0), j2 = j + (nc > 2 ? 2 : nc - 1);
+        const int16_t *w0 = w + (size_t)j * wstride;
+        const int16_t *w1 = w + (size_t)j1 * wstride;
+        const int16_t *w2 = w + (size_t)j2 * wstride;
+        /* Output stage lanes: [channel j x 4 pixels | channel j1 x 4], [channel j2 x 4 | same] */
+#define PAIRV(A, B, ARR) _mm256_setr_m128i(_mm_set1_epi32(ARR[A]), _mm_set1_epi32(ARR[B]))
+        const s8_q8 qa = s8_q8_make(PAIRV(j, j1, q->mult), PAIRV(j, j1, q->lsh),
+                                    PAIRV(j, j1, q->rsh));
+        const s8_q8 qb = s8_q8_make(PAIRV(j2, j2, q->mult), PAIRV(j2, j2, q->lsh),
+                                    PAIRV(j2, j2, q->rsh));
+        const __m256i adda = PAIRV(j, j1, q->addv), addb = PAIRV(j2, j2, q->addv);
+#undef PAIRV
+        for (int32_t i = 0; i < r->m; i += 4) {
+            const int32_t mr = r->m - i < 4 ? r->m - i : 4;
+            const int16_t *p[4];
+            for (int t = 0; t < 4; t++) p[t] = a + (i + (t < mr ? t : mr - 1)) * r->a_step;
+            const __m256i z = _mm256_setzero_si256();
+            __m256i c00 = z, c01 = z, c02 = z, c10 = z, c11 = z, c12 = z;
+            __m256i c20 = z, c21 = z, c22 = z, c30 = z, c31 = z, c32 = z;
+            for (int32_t s = 0; s < r->nseg; s++) {
+                const int64_t so = r->soff[s];
+                const int16_t *q0 = p[0] + so, *q1 = p[1] + so, *q2 = p[2] + so, *q3 = p[3] + so;
+                const int16_t *v0 = w0 + (size_t)s * lp, *v1 = w1 + (size_t)s * lp;
+                const int16_t *v2 = w2 + (size_t)s * lp;
+                for (int32_t e = 0; e < lp; e += 16) {
+                    const __m256i b0 = _mm256_loadu_si256((const __m256i *)(v0 + e));
+                    const __m256i b1 = _mm256_loadu_si256((const __m256i *)(v1 + e));
+                    const __m256i b2 = _mm256_loadu_si256((const __m256i *)(v2 + e));
+#define ROW(Q, C0, C1, C2)                                                                         \
+    do {                                                                                           \
+        const __m256i xv = _mm256_loadu_si256((const __m256i *)(Q + e));                           \
+        C0 = _mm256_add_epi32(C0, _mm256_madd_epi16(xv, b0));                                      \
+        C1 = _mm256_add_epi32(C1, _mm256_madd_epi16(xv, b1));                                      \
+        C2 = _mm256_add_epi32(C2, _mm256_madd_epi16(xv, b2));                                      \
+    } while (0)
+                    ROW(q0, c00, c01, c02);
+                    ROW(q1, c10, c11, c12);
+                    ROW(q2, c20, c21, c22);
+                    ROW(q3, c30, c31, c32);
+#undef ROW
+                }
+            }
+            /* + addv: the reference's exact accumulator, within nne_s8_acc_bound */
+            const __m128i s2 = hsum4_epi32(c02, c12, c22, c32);
+            const __m256i va = _mm256_setr_m128i(hsum4_epi32(c00, c10, c20, c30),
+                                                 hsum4_epi32(c01, c11, c21, c31));
+            const __m256i vb = _mm256_setr_m128i(s2, s2);
+            int8_t codes[16]; /* [channel][pixel] */
+            _mm_storeu_si128((__m128i *)codes,
+                             pack16(s8_requant8(&st, &qa, _mm256_add_epi32(va, adda)),
+                                    s8_requant8(&st, &qb, _mm256_add_epi32(vb, addb))));
+            for (int t = 0; t < mr; t++) {
+                int8_t *yr = y + (i + t) * r->y_step + j;
+                for (int32_t c = 0; c < nc; c++) yr[c] = codes[c * 4 + t];
+            }
+        }
+    }
 }
 
 #endif

@@ -1,0 +1,175 @@
+/* int8 direct band convolutions (conv_band.h, docs/conv.md "Direct band kernels"), bit-exact
+ * with nne_conv2d_s8__ref / nne_conv_transpose2d_s8__ref: the driver conv_fast_s8.c calls for
+ * small-K and tiny-N geometries, and the portable kernels.
+ *
+ * Per call, serially: the weights of every phase are packed as int16 for the kernel
+ * (conv_band.h) and the output stage is spread per channel (addv = bias, Q31 mantissa, left
+ * and right shifts, zero past oc). Per task (one tile of R x C phase pixels of one image):
+ * the band is converted to int16 x - x_zp, zero outside the image (padding contributes
+ * (x_zp - x_zp) w = 0, as the reference skips it), then one kernel call per tile row writes
+ * the requantized outputs straight to y. Integer sums are exact, so every kernel and thread
+ * count gives the reference's bytes.
+ *
+ * Scratch: conv_band_layout. */
+#include <assert.h>
+
+#include "conv_band.h"
+#include "ops_internal.h"
+
+/* ---- portable kernels ---------------------------------------------------------------------- */
+
+/* |acc| <= K * 255 * 128 <= INT32_MAX (K <= NNE_S8_MAX_K); w_at gives the packed index. */
+static void band_s8_ref(const conv_band_run *r, const int16_t *w, const conv_band_s8_out *q,
+                        int8_t *y, bool tinyn) {
+    const int16_t *a = r->a;
+    const int32_t lp2 = conv_band_up(r->seglen, 2), lp16 = conv_band_up(r->seglen, 16);
+    const int32_t K2 = r->nseg * lp2;
+    for (int32_t i = 0; i < r->m; i++)
+        for (int32_t o = 0; o < r->oc; o++) {
+            int32_t acc = 0;
+            for (int32_t s = 0; s < r->nseg; s++)
+                for (int32_t e = 0; e < r->seglen; e++) {
+                    const int32_t k2 = s * lp2 + e; /* small K: pair k2 / 2, lane k2 % 2 */
+                    const size_t wi = tinyn ? ((size_t)o * r->nseg + s) * lp16 + e
+                                            : (((size_t)(o / 16) * K2 / 2 + k2 / 2) * 16 + o % 16) *
+                                                      2 + k2 % 2;
+                    acc += a[i * r->a_step + r->soff[s] + e] * w[wi];
+                }
+            y[i * r->y_step + o] = nne_qoutput_apply(q->out, o, acc + q->addv[o]);
+        }
+}
+
+static void band_s8_smallk_ref(const conv_band_run *r, const int16_t *w,
+                               const conv_band_s8_out *q, int8_t *y) {
+    band_s8_ref(r, w, q, y, false);
+}
+
+static void band_s8_tinyn_ref(const conv_band_run *r, const int16_t *w, const conv_band_s8_out *q,
+                              int8_t *y) {
+    band_s8_ref(r, w, q, y, true);
+}
+
+/* ---- run ----------------------------------------------------------------------------------- */
+
+typedef struct band_s8_ctx {
+    const conv_band_layout *l;
+    const conv_band_phase *phases;
+    const size_t *woff;
+    conv_band_s8_fn fn;
+    const int8_t *x;
+    int32_t x_zp;
+    conv_band_s8_out q;
+    int8_t *y;
+    unsigned char *scratch;
+} band_s8_ctx;
+
+/* int16 x - x_zp copy of tile t's band (rows of bw * ic), zero outside the image, then
+ * CONV_BAND_SLACK zeros. */
+static void band_s8_fill(const nne_conv2d_geom *g, const int8_t *x, int32_t x_zp,
+                         const conv_band_tile *t, int16_t *d) {
+    const size_t ic = (size_t)g->ic, row = (size_t)t->bw * ic;
+    int32_t lo, hi;
+    conv_band_cols(g, t, &lo, &hi);
+    for (int32_t r = 0; r < t->bh; r++, d += row) {
+        const int32_t iy = t->iy0 + r;
+        if (iy < 0 || iy >= g->ih || hi == lo) {
+            memset(d, 0, row * sizeof *d);
+            continue;
+        }
+        memset(d, 0, (size_t)lo * ic * sizeof *d);
+        const int8_t *s = x + (((size_t)t->b * g->ih + iy) * g->iw + t->ix0 + lo) * ic;
+        const size_t n = (size_t)(hi - lo) * ic;
+        int16_t *dd = d + lo * ic;
+        for (size_t e = 0; e < n; e++) dd[e] = (int16_t)(s[e] - x_zp);
+        memset(d + hi * ic, 0, (size_t)(t->bw - hi) * ic * sizeof *d);
+    }
+    memset(d, 0, CONV_BAND_SLACK * sizeof *d);
+}
+
+static void band_s8_task(void *vctx, int task, int thread) {
+    const band_s8_ctx *x = vctx;
+    const conv_band_layout *l = x->l;
+    const conv_plan *p = &l->plan;
+    const nne_conv2d_geom *g = &p->g;
+    conv_band_tile t;
+    const conv_band_phase *b = conv_band_task(l, x->phases, task, &t);
+    unsigned char *ts = x->scratch + l->global + (size_t)thread * l->per_thread;
+    int16_t *band = (int16_t *)(void *)(ts + l->band_off);
+    int64_t *soff = (int64_t *)(void *)(ts + l->soff_off);
+    int64_t bstride = 0; /* no tap reaches this phase: y = out(bias) */
+    if (b->nseg) {
+        band_s8_fill(g, x->x, x->x_zp, &t, band);
+        bstride = (int64_t)t.bw * g->ic;
+    }
+    conv_band_soff(p, b, bstride, soff);
+    conv_band_run run = {t.cols, b->nseg, b->seglen, g->oc, NULL, (int64_t)b->c.x.istep * g->ic,
+                         (int64_t)b->c.x.ostep * g->oc, soff};
+    const int16_t *w = (const int16_t *)(const void *)(x->scratch + l->w_off) + x->woff[t.ph];
+    for (int32_t r = 0; r < t.rows; r++) {
+        run.a = band + (size_t)r * b->c.y.istep * bstride;
+        x->fn(&run, w, &x->q, x->y + conv_band_y_at(p, &b->c, t.b, t.qy0 + r, t.qx0));
+    }
+}
+
+void nne_conv_band_s8_run(nne_threadpool *pool, const conv_plan *p, const int8_t *x,
+                          int32_t x_zp, const int8_t *w, const int32_t *bias,
+                          const nne_qoutput *out, int8_t *y, void *scratch) {
+    unsigned char *s = scratch;
+    conv_band_layout l;
+    conv_band_phase *phases = (conv_band_phase *)(void *)s;
+    conv_band_layout_make(&l, p, true, phases);
+    assert(l.kind != CONV_BAND_NONE);
+    size_t *woff = (size_t *)(void *)(s + l.woff_off);
+    int16_t *wp = (int16_t *)(void *)(s + l.w_off);
+    int8_t *tmp = (int8_t *)(s + l.tmp_off);
+    const int32_t oc = p->g.oc, ocp = conv_band_up(oc, 16);
+    size_t at = 0;
+    for (int32_t ph = 0; ph < l.n_phases; ph++) {
+        const conv_band_phase *b = &phases[ph];
+        const int32_t K = conv_band_phase_weights(p, &b->c, w, 1, tmp);
+        int16_t *d = wp + at;
+        woff[ph] = at;
+        if (l.kind == CONV_BAND_SMALLK) { /* pairs [oc/16][K2/2][16][2], zero pads */
+            const int32_t lp2 = conv_band_up(b->seglen, 2), K2 = b->nseg * lp2;
+            for (int32_t o = 0; o < ocp; o++)
+                for (int32_t k2 = 0; k2 < K2; k2++) {
+                    const int32_t sg = k2 / lp2, e = k2 % lp2;
+                    d[(((size_t)(o / 16) * K2 / 2 + k2 / 2) * 16 + o % 16) * 2 + k2 % 2] =
+                        (int16_t)(o < oc && e < b->seglen
+                                      ? tmp[(size_t)o * K + (size_t)sg * b->seglen + e]
+                                      : 0);
+                }
+        } else { /* [oc][nseg][lp16] */
+            const int32_t lp = conv_band_up(b->seglen, 16);
+            for (int32_t o = 0; o < oc; o++)
+                for (int32_t sg = 0; sg < b->nseg; sg++)
+                    for (int32_t e = 0; e < lp; e++)
+                        d[((size_t)o * b->nseg + sg) * lp + e] = (int16_t)(
+                            e < b->seglen ? tmp[(size_t)o * K + (size_t)sg * b->seglen + e] : 0);
+        }
+        at += conv_band_wsize(&l, b);
+    }
+    int32_t *q = (int32_t *)(void *)(s + l.q_off); /* addv, mult, lsh, rsh [ocp] each */
+    memset(q, 0, (size_t)4 * ocp * sizeof *q);
+    for (int32_t o = 0; o < oc; o++) {
+        const nne_requant rq = out->rq[out->count == 1 ? 0 : o];
+        q[o] = bias ? bias[o] : 0;
+        q[ocp + o] = rq.multiplier;
+        q[2 * ocp + o] = rq.shift < 0 ? -rq.shift : 0;
+        q[3 * ocp + o] = rq.shift > 0 ? rq.shift : 0;
+    }
+    const bool avx2 = conv_band_use_avx2();
+    conv_band_s8_fn fn = l.kind == CONV_BAND_SMALLK ? band_s8_smallk_ref : band_s8_tinyn_ref;
+#if defined(__x86_64__) || defined(__i386__)
+    if (avx2)
+        fn = l.kind == CONV_BAND_SMALLK ? nne_conv_band_s8_smallk__avx2
+                                        : nne_conv_band_s8_tinyn__avx2;
+#else
+    (void)avx2;
+#endif
+    int32_t n_tasks = 0;
+    for (int32_t ph = 0; ph < l.n_phases; ph++) n_tasks += phases[ph].n_tasks;
+    band_s8_ctx ctx = {&l,  phases, woff, fn, x, x_zp, {out, q, q + ocp, q + 2 * ocp, q + 3 * ocp},
+                       y, s};
+    nne_threadpool_run(pool, n_tasks, band_s8_task, &ctx);
+}
