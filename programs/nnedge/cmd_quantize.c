@@ -110,7 +110,7 @@ static int evaluate(const char *dir, int max, nne_graph *f32, const nne_graph *q
         nne_graph *gf = NULL, *gq = NULL;
         float *x = NULL, *yf = NULL, *yq = NULL;
         st = nne_dataset_image(ds, i, &img, &owned);
-        if (!st) st = nne_model_cae_seed(img.height, img.width, NNE_CAE_FULL, &gf);
+        if (!st) st = nne_model_cae_seed_like(f32, img.height, img.width, NNE_CAE_FULL, &gf);
         if (!st) st = nne_model_copy_weights(gf, f32);
         if (!st) st = nne_quantize_like(gf, q, &gq);
         const size_t m = (size_t)img.width * img.height * 3;
@@ -218,7 +218,7 @@ int nne_cmd_quantize(int argc, char **argv) {
     const bool cae = mname && strcmp(mname, "cae-seed") == 0 && model->n_inputs == 1 &&
                      nne_graph_find_node(model, "conv2d_transpose_5") >= 0;
     if (cae) { /* calibrate at crop x crop: the weights do not depend on the size */
-        st = nne_model_cae_seed((int32_t)crop, (int32_t)crop, NNE_CAE_FULL, &g);
+        st = nne_model_cae_seed_like(model, (int32_t)crop, (int32_t)crop, NNE_CAE_FULL, &g);
         if (!st) st = nne_model_copy_weights(g, model);
         for (int32_t i = 0; !st && i < model->n_meta; i++)
             st = nne_graph_set_meta(g, model->meta[i].key, model->meta[i].value);

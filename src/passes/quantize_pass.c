@@ -2,13 +2,14 @@
  * calibrate the f32 graph on cpu-ref, quantize weights and biases, attach s8 parameters to
  * every activation, and rebuild the graph with the same nodes and names. */
 #include <math.h>
-#include <stdlib.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "nnedge/backend.h"
 #include "nnedge/passes.h"
 #include "nnedge/qops.h"
+#include "passes_internal.h"
 
 static const char *const k_scheme_names[] = {"per-tensor", "per-channel", "pow2"};
 
@@ -20,19 +21,13 @@ nne_status nne_qscheme_from_name(const char *name, nne_qscheme *s) {
             *s = (nne_qscheme)i;
             return NNE_OK;
         }
-    return nne_error(NNE_ERR_INVALID_ARG,
-                     "unknown scheme '%s' (per-tensor, per-channel, pow2)", name ? name : "");
+    return nne_error(NNE_ERR_INVALID_ARG, "unknown scheme '%s' (per-tensor, per-channel, pow2)",
+                     name ? name : "");
 }
 
 /* ---- Graph rebuilding ---------------------------------------------------------------------- */
 
-/* What tensor i of the source becomes: dtype and data (constants), quantization (NULL or
- * count 0: none). Activation dtypes are left to nne_graph_infer. */
-typedef struct tplan {
-    nne_dtype dtype;
-    const void *data;
-    nne_quant quant; /* owned by the plan */
-} tplan;
+typedef nne_tplan tplan;
 
 static void plans_free(tplan *p, int32_t n, void **owned, int32_t n_owned) {
     if (p)
@@ -43,10 +38,7 @@ static void plans_free(tplan *p, int32_t n, void **owned, int32_t n_owned) {
     nne_free(owned);
 }
 
-/* Rebuild `src` (inferred) as a new graph: same names, nodes, params, inputs, outputs and
- * metadata; tensors per `plan` (NULL: unchanged); with `expose`, every activation becomes
- * an output too. The result is inferred. */
-static nne_status rebuild(const nne_graph *src, const tplan *plan, bool expose, nne_graph **out) {
+nne_status nne_pass_rebuild(const nne_graph *src, const tplan *plan, bool expose, nne_graph **out) {
     *out = NULL;
     nne_graph *g = NULL;
     nne_status s = nne_graph_create(src->name, &g);
@@ -60,10 +52,11 @@ static nne_status rebuild(const nne_graph *src, const tplan *plan, bool expose, 
         const nne_tensor *t = &src->tensors[i];
         map[i] = -1;
         const nne_dtype dt = plan ? plan[i].dtype : t->dtype;
+        const nne_shape shape = plan && plan[i].shape ? *plan[i].shape : t->shape;
         if (t->kind == NNE_TENSOR_INPUT)
             s = nne_graph_add_input(g, t->name, dt, t->shape, &map[i]);
         else if (t->kind == NNE_TENSOR_CONSTANT)
-            s = nne_graph_add_constant(g, t->name, dt, t->shape, plan ? plan[i].data : t->data,
+            s = nne_graph_add_constant(g, t->name, dt, shape, plan ? plan[i].data : t->data,
                                        &map[i]);
     }
     for (int32_t i = 0; i < src->n_nodes && !s; i++) {
@@ -99,7 +92,7 @@ static nne_status rebuild(const nne_graph *src, const tplan *plan, bool expose, 
 
 nne_status nne_graph_expose_activations(nne_graph *g, nne_graph **out) {
     nne_status s = nne_graph_infer(g);
-    return s ? s : rebuild(g, NULL, true, out);
+    return s ? s : nne_pass_rebuild(g, NULL, true, out);
 }
 
 /* ---- Helpers --------------------------------------------------------------------------------- */
@@ -178,8 +171,7 @@ static nne_status quantize_weights(const nne_tensor *t, const float *w, nne_qsch
         const float sc = ldexpf(1.0f, -fp);
         double e = 0.0;
         for (size_t i = 0; i < n; i++) {
-            const double d =
-                w[i] - (double)nne_quantize_value(w[i], sc, 0, -127, 127, true) * sc;
+            const double d = w[i] - (double)nne_quantize_value(w[i], sc, 0, -127, 127, true) * sc;
             e += d * d;
         }
         if (e < best) {
@@ -196,11 +188,11 @@ static nne_status quantize_weights(const nne_tensor *t, const float *w, nne_qsch
 /* ---- Calibration ----------------------------------------------------------------------------- */
 
 typedef struct bias_fix {
-    int32_t node;       /* conv / transposed conv with a bias */
-    float *wq;          /* dequantized weights (OHWI) */
-    double *sum;        /* [oc] sum of y_f32 - bias - y_qweights */
-    float *scratch;     /* [output numel] */
-    uint64_t pixels;    /* outputs per channel accumulated */
+    int32_t node;    /* conv / transposed conv with a bias */
+    float *wq;       /* dequantized weights (OHWI) */
+    double *sum;     /* [oc] sum of y_f32 - bias - y_qweights */
+    float *scratch;  /* [output numel] */
+    uint64_t pixels; /* outputs per channel accumulated */
 } bias_fix;
 
 /* Run the exposed f32 graph on every sample: histograms of inputs and activations, and the
@@ -235,8 +227,8 @@ static nne_status calibrate(nne_graph *g, const nne_quantize_opts *o, nne_histog
             const size_t pix = (size_t)gm->n * gm->oh * gm->ow;
             for (size_t p = 0; p < pix; p++)
                 for (int32_t c = 0; c < gm->oc; c++)
-                    fix[f].sum[c] += (double)y[p * gm->oc + c] - b[c] -
-                                     fix[f].scratch[p * gm->oc + c];
+                    fix[f].sum[c] +=
+                        (double)y[p * gm->oc + c] - b[c] - fix[f].scratch[p * gm->oc + c];
             fix[f].pixels += pix;
         }
         if (!s && o->progress) o->progress(o->ctx, "calibrate", i + 1, o->n_samples);
@@ -368,7 +360,10 @@ static nne_status plan_biases(pass *p, const bias_fix *fix, int32_t n_fix) {
             nne_quantize_bias_s32(oc, b, xq->scale[0], wq->scale, wq->count, pow2, bq);
             for (int32_t c = 0; c < oc; c++) {
                 bs[c] = xq->scale[0] * wq->scale[wq->count == 1 ? 0 : c];
-                { const int64_t v = llabs((long long)bq[c]); if (v > max_bias) max_bias = v; }
+                {
+                    const int64_t v = llabs((long long)bq[c]);
+                    if (v > max_bias) max_bias = v;
+                }
             }
             nne_status s = nne_quant_set(&p->plan[bt].quant, 0, oc, bs, zp, pow2);
             nne_free(bs);
@@ -406,8 +401,8 @@ static nne_status prepare_bias_fix(pass *p, bias_fix **out, int32_t *n_out) {
         const size_t nw = (size_t)nne_shape_numel(&w->shape);
         f->wq = nne_malloc(nw * sizeof *f->wq);
         f->sum = nne_calloc((size_t)n->conv_geom.oc, sizeof *f->sum);
-        f->scratch = nne_malloc((size_t)nne_shape_numel(&g->tensors[n->output].shape) *
-                                sizeof *f->scratch);
+        f->scratch =
+            nne_malloc((size_t)nne_shape_numel(&g->tensors[n->output].shape) * sizeof *f->scratch);
         if (!f->wq || !f->sum || !f->scratch) {
             *out = fix;
             *n_out = n_fix;
@@ -463,7 +458,7 @@ nne_status nne_quantize_graph(nne_graph *g, const nne_quantize_opts *o, nne_grap
     if (!s) s = plan_biases(&p, fix, n_fix);
     if (!s && o->progress) o->progress(o->ctx, "ranges", 1, 1);
     nne_graph *q = NULL;
-    if (!s) s = rebuild(g, p.plan, false, &q);
+    if (!s) s = nne_pass_rebuild(g, p.plan, false, &q);
     char buf[32];
     if (!s) s = nne_graph_set_meta(q, "quant.scheme", nne_qscheme_name(o->scheme));
     if (!s) s = nne_graph_set_meta(q, "quant.observer", nne_observer_name(o->observer.kind));
@@ -511,7 +506,7 @@ nne_status nne_quantize_like(nne_graph *g, const nne_graph *q, nne_graph **out) 
         plan[i].data = u->data;
         if (u->quant.count) s = nne_quant_copy(&plan[i].quant, &u->quant);
     }
-    if (!s) s = rebuild(g, plan, false, out);
+    if (!s) s = nne_pass_rebuild(g, plan, false, out);
     plans_free(plan, g->n_tensors, NULL, 0);
     return s;
 }
