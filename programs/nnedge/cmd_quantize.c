@@ -41,32 +41,6 @@ static void help(void) {
            "  -q                     no progress bar\n");
 }
 
-typedef struct qctx {
-    const nne_dataset *ds;
-    nne_crop_opts crop;
-    bool quiet;
-    uint64_t t0;
-} qctx;
-
-static nne_status sample(void *ctx, int32_t i, float *x) {
-    const qctx *c = ctx;
-    return nne_dataset_crop_batch(c->ds, &c->crop, (uint64_t)i, x);
-}
-
-static void progress(void *ctx, const char *phase, int32_t done, int32_t total) {
-    const qctx *c = ctx;
-    if (c->quiet || !isatty(STDERR_FILENO)) {
-        if (!c->quiet && done == total)
-            fprintf(stderr, "nnedge quantize: %s: %d/%d\n", phase, (int)done, (int)total);
-        return;
-    }
-    const int width = 30, fill = total ? (int)((int64_t)done * width / total) : width;
-    fprintf(stderr, "\r%-10s [%.*s%*s] %d/%d %.1f s", phase, fill,
-            "==============================", width - fill, "", (int)done, (int)total,
-            (double)(nne_time_ns() - c->t0) / 1e9);
-    if (done == total) fputc('\n', stderr);
-}
-
 /* Reconstruction of one image by a graph (f32 or quantized) on a backend, as f32 in [0,1]. */
 static nne_status run_image(nne_graph *g, const nne_backend *be, const float *x, float *y) {
     nne_session *s = NULL;
@@ -244,16 +218,17 @@ int nne_cmd_quantize(int argc, char **argv) {
         rc = cli_fail(k_cmd, st);
         goto done;
     }
-    qctx c = {.ds = ds,
-              .crop = {.batch = 1,
-                       .height = (int32_t)is->dim[1],
-                       .width = (int32_t)is->dim[2],
-                       .seed = (uint64_t)seed},
-              .quiet = co.quiet || co.json,
-              .t0 = nne_time_ns()};
+    cli_calib c = {.ds = ds,
+                   .crop = {.batch = 1,
+                            .height = (int32_t)is->dim[1],
+                            .width = (int32_t)is->dim[2],
+                            .seed = (uint64_t)seed},
+                   .cmd = k_cmd,
+                   .quiet = co.quiet || co.json,
+                   .t0 = nne_time_ns()};
     qo.n_samples = nne_dataset_size(ds) < max_images ? nne_dataset_size(ds) : (int32_t)max_images;
-    qo.sample = sample;
-    qo.progress = progress;
+    qo.sample = cli_calib_sample;
+    qo.progress = cli_calib_progress;
     qo.ctx = &c;
     if ((st = nne_quantize_graph(g, &qo, &q))) {
         rc = cli_fail(k_cmd, st);
