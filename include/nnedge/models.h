@@ -22,6 +22,16 @@ typedef enum nne_cae_part {
  * load trained weights from a model file. */
 nne_status nne_model_cae_seed(int32_t height, int32_t width, nne_cae_part part, nne_graph **out);
 
+/* cae-seed at height x width with the channel widths of `model`: a cae-seed graph (full,
+ * encoder or decoder, at any size) whose layers may have fewer channels than the paper's,
+ * e.g. after channel pruning (prune.h). Each hidden layer's width is dim 0 of its weight
+ * "<layer>.weight" in `model` (the paper's width where the layer is absent; the latent width
+ * of a decoder-only model is conv2d_transpose_1's input channels); NULL = the paper's
+ * widths (nne_model_cae_seed). Widths are limited to 1..4096. Weights are not copied: use
+ * nne_model_copy_weights. */
+nne_status nne_model_cae_seed_like(const nne_graph *model, int32_t height, int32_t width,
+                                   nne_cae_part part, nne_graph **out);
+
 /* Rebind trained weights to a graph built for another input size: copy the data (and the
  * quantization parameters) of every constant of `dst` from the constant of the same name in
  * `src`. Convolution weights do not depend on the input size, so a model trained on 256x256

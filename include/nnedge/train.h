@@ -196,6 +196,10 @@ typedef struct nne_params {
     size_t n_decay; /* elements [0, n_decay) are decayed */
     float *data;    /* [total], 64-byte aligned */
     float *grad;    /* [total], 64-byte aligned */
+    /* Pruning mask [total] (nne_prune_masks_update), NULL = none: elements with keep 0 are
+     * held at exactly 0 by the trainer (their gradient is zeroed before clipping and the
+     * value after every update, with the GDN projection). */
+    uint8_t *keep;
 } nne_params;
 
 /* Register the trainable constants of an inferred f32 graph and copy their values in. */
@@ -346,6 +350,43 @@ int64_t nne_trainer_steps(const nne_trainer *t);
 /* Write the trained parameters back into the graph's constants. */
 void nne_trainer_store(const nne_trainer *t);
 
+/* ==== Magnitude pruning (src/train/prune_mask.c, docs/pruning.md) ==================== */
+
+/* Gradual pruning (Zhu & Gupta 2017, "To prune, or not to prune"): the masks are updated at
+ * steps t = t0 + k dt, k = 0..n, to the sparsity
+ *     s_t = s_f + (s_i - s_f) (1 - (t - t0) / (n dt))^3      (s_t = s_f when n = 0)
+ * and stay fixed in between and after the last update. `step` is the 0-based index of the
+ * update about to be made (as nne_lr_at): the masks of an update step are applied before
+ * that step's forward pass. */
+typedef struct nne_prune_schedule {
+    double initial; /* s_i in [0, 1) */
+    double final;   /* s_f in [initial, 1) */
+    int64_t begin;  /* t0 >= 0 */
+    int64_t every;  /* dt >= 1 */
+    int64_t count;  /* n >= 0: the last update is at t0 + n dt */
+} nne_prune_schedule;
+
+/* NNE_ERR_INVALID_ARG naming the field out of range. */
+nne_status nne_prune_schedule_check(const nne_prune_schedule *s);
+/* Is `step` a mask update? */
+bool nne_prune_schedule_is_update(const nne_prune_schedule *s, int64_t step);
+/* The sparsity in force at `step` (after that step's mask update, if any): 0 before t0,
+ * then s_t of the last update at or before `step`. */
+double nne_prune_schedule_sparsity(const nne_prune_schedule *s, int64_t step);
+
+/* Update the masks of the weights of every conv2d / conv_transpose2d node of `g` (the graph
+ * p was created from): in each weight tensor of N elements the round(sparsity * N) elements
+ * of smallest magnitude are masked (ties: the lower index first), always including the ones
+ * masked before (masks only grow), and set to 0. Other parameters (biases, slopes, GDN) are
+ * never masked. Allocates p->keep (all 1) on first use. sparsity in [0, 1). */
+nne_status nne_prune_masks_update(nne_params *p, const nne_graph *g, double sparsity);
+/* v[i] = 0 where p->keep[i] == 0 (v: [p->total], the data or the gradient); no-op without
+ * masks. */
+void nne_prune_masks_apply(const nne_params *p, float *v);
+/* Masked elements and maskable elements (the conv weights), for reports. */
+void nne_prune_masks_count(const nne_params *p, const nne_graph *g, size_t *masked,
+                           size_t *maskable);
+
 /* ==== Checkpoints ===================================================================== */
 
 /* A training checkpoint holds everything needed to continue a run exactly: the model (graph,
@@ -373,6 +414,8 @@ typedef struct nne_checkpoint {
     int64_t best_step;         /* step of the best validation; -1 = none */
     nne_meta *kv;              /* [n_kv] application settings (unique non-empty keys) */
     int32_t n_kv;
+    uint8_t *mask; /* [optim->n] pruning mask (nne_params.keep: 0 = held at 0), NULL = none;
+                      the masked parameters of `model` must be exactly 0 */
 } nne_checkpoint;
 
 /* Serialize (*out from nne_malloc, release with nne_free). The writers only read `c`: the

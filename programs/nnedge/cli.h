@@ -17,6 +17,7 @@
 #include <stdio.h>
 
 #include "nnedge/common.h"
+#include "nnedge/dataset.h"
 #include "nnedge/dpu.h"
 
 enum { NNE_EXIT_OK = 0, NNE_EXIT_RUNTIME = 1, NNE_EXIT_USAGE = 2 };
@@ -77,6 +78,19 @@ nne_status cli_load_model(const char *spec, struct nne_graph **out);
 int cli_check_data_dir(const char *cmd, const char *opt, const char *dir, char *real,
                        size_t real_size);
 
+/* Calibration crops of a dataset for the passes' sample callbacks (nne_calib_sample_fn):
+ * sample i is batch i of nne_dataset_crop_batch with `crop`; progress is a bar on a terminal,
+ * one line per phase otherwise, nothing when quiet. Used by quantize and prune. */
+typedef struct cli_calib {
+    const nne_dataset *ds;
+    nne_crop_opts crop;
+    const char *cmd; /* for the progress line */
+    bool quiet;
+    uint64_t t0; /* nne_time_ns() at the start */
+} cli_calib;
+nne_status cli_calib_sample(void *ctx, int32_t i, float *x);
+void cli_calib_progress(void *ctx, const char *phase, int32_t done, int32_t total);
+
 /* Format an integer with thousands separators ("3,975,122,304") into buf. */
 const char *cli_thousands(int64_t v, char *buf, size_t n);
 
@@ -93,6 +107,7 @@ int nne_cmd_profile(int argc, char **argv);
 int nne_cmd_dse(int argc, char **argv);
 int nne_cmd_quantize(int argc, char **argv);
 int nne_cmd_run(int argc, char **argv);
+int nne_cmd_prune(int argc, char **argv);
 
 /* ---- DPU subcommands (cli_dpu.c) ---- */
 typedef struct cli_dpu_opts {

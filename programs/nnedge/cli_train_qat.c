@@ -119,7 +119,7 @@ static nne_status model_at(const char *path, int32_t batch, int32_t h, int32_t w
     }
     const char *kind = nne_graph_get_meta(m, "model");
     if (kind && !strcmp(kind, "cae-seed")) {
-        st = nne_model_cae_seed(h, w, NNE_CAE_FULL, &g);
+        st = nne_model_cae_seed_like(m, h, w, NNE_CAE_FULL, &g); /* a pruned model keeps its widths */
         if (!st && batch != 1) st = nne_graph_set_input_shape(g, 0, nne_shape_4d(batch, h, w, 3));
         if (!st) st = nne_graph_infer(g);
         if (!st) st = nne_model_copy_weights(g, m);
@@ -135,16 +135,6 @@ static nne_status model_at(const char *path, int32_t batch, int32_t h, int32_t w
     }
     *out = g;
     return NNE_OK;
-}
-
-nne_status cli_tq_init_weights(const cli_tq *e, nne_graph *g) {
-    if (!e->init) return NNE_OK;
-    nne_graph *m = NULL;
-    const nne_shape *in = &g->tensors[g->inputs[0]].shape;
-    nne_status st = model_at(e->init, 1, (int32_t)in->dim[1], (int32_t)in->dim[2], &m);
-    if (!st && (st = nne_model_copy_weights(g, m))) st = wrap(st, e->init);
-    nne_graph_free(m);
-    return st;
 }
 
 typedef struct calib_ctx {

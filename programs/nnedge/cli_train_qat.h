@@ -30,8 +30,6 @@ typedef struct cli_tq {
 
 /* Validate the options (rd: a learned codec is trained). 0 or NNE_EXIT_USAGE (printed). */
 int cli_tq_parse(const char *cmd, const cli_tq_raw *r, bool rd, cli_tq *e);
-/* Fresh run with --init: copy the model's weights (by name) into the training graph. */
-nne_status cli_tq_init_weights(const cli_tq *e, nne_graph *g);
 /* After the trainer exists: QAT state (ranges from the checkpoint's model when resumed, else
  * calibrated on `ds` crops of the --init model, else EMA) and the teacher (its file's SHA-256
  * must equal saved_teacher_hash when resumed). */

@@ -45,36 +45,16 @@ static void help(void) {
            "  -q                     no progress bar\n");
 }
 
+/* Calibration context: the shared crop sampler and progress bar (cli_calib, first member so
+ * cli_calib_sample/cli_calib_progress take a qctx), plus the ranges QAT learned. */
 typedef struct qctx {
+    cli_calib cal;
     const nne_qat *qat; /* ranges learned by quantization-aware training, or NULL */
-    const nne_dataset *ds;
-    nne_crop_opts crop;
-    bool quiet;
-    uint64_t t0;
 } qctx;
-
-static nne_status sample(void *ctx, int32_t i, float *x) {
-    const qctx *c = ctx;
-    return nne_dataset_crop_batch(c->ds, &c->crop, (uint64_t)i, x);
-}
 
 static bool qat_range(void *ctx, const char *tensor, float *lo, float *hi) {
     const qctx *c = ctx;
     return c->qat && nne_qat_get_range(c->qat, tensor, lo, hi);
-}
-
-static void progress(void *ctx, const char *phase, int32_t done, int32_t total) {
-    const qctx *c = ctx;
-    if (c->quiet || !isatty(STDERR_FILENO)) {
-        if (!c->quiet && done == total)
-            fprintf(stderr, "nnedge quantize: %s: %d/%d\n", phase, (int)done, (int)total);
-        return;
-    }
-    const int width = 30, fill = total ? (int)((int64_t)done * width / total) : width;
-    fprintf(stderr, "\r%-10s [%.*s%*s] %d/%d %.1f s", phase, fill,
-            "==============================", width - fill, "", (int)done, (int)total,
-            (double)(nne_time_ns() - c->t0) / 1e9);
-    if (done == total) fputc('\n', stderr);
 }
 
 /* Reconstruction of one image by a graph (f32 or quantized) on a backend, as f32 in [0,1]. */
@@ -120,7 +100,7 @@ static int evaluate(const char *dir, int max, nne_graph *f32, const nne_graph *q
         nne_graph *gf = NULL, *gq = NULL;
         float *x = NULL, *yf = NULL, *yq = NULL;
         st = nne_dataset_image(ds, i, &img, &owned);
-        if (!st) st = nne_model_cae_seed(img.height, img.width, NNE_CAE_FULL, &gf);
+        if (!st) st = nne_model_cae_seed_like(f32, img.height, img.width, NNE_CAE_FULL, &gf);
         if (!st) st = nne_model_copy_weights(gf, f32);
         if (!st) st = nne_quantize_like(gf, q, &gq);
         const size_t m = (size_t)img.width * img.height * 3;
@@ -246,7 +226,7 @@ int nne_cmd_quantize(int argc, char **argv) {
     const bool cae = mname && strcmp(mname, "cae-seed") == 0 && model->n_inputs == 1 &&
                      nne_graph_find_node(model, "conv2d_transpose_5") >= 0;
     if (cae) { /* calibrate at crop x crop: the weights do not depend on the size */
-        st = nne_model_cae_seed((int32_t)crop, (int32_t)crop, NNE_CAE_FULL, &g);
+        st = nne_model_cae_seed_like(model, (int32_t)crop, (int32_t)crop, NNE_CAE_FULL, &g);
         if (!st) st = nne_model_copy_weights(g, model);
         for (int32_t i = 0; !st && i < model->n_meta; i++)
             st = nne_graph_set_meta(g, model->meta[i].key, model->meta[i].value);
@@ -277,20 +257,21 @@ int nne_cmd_quantize(int argc, char **argv) {
         rc = cli_fail(k_cmd, st);
         goto done;
     }
-    qctx c = {.qat = qat,
-              .ds = ds,
-              .crop = {.batch = 1,
-                       .height = (int32_t)is->dim[1],
-                       .width = (int32_t)is->dim[2],
-                       .seed = (uint64_t)seed},
-              .quiet = co.quiet || co.json,
-              .t0 = nne_time_ns()};
+    qctx c = {.cal = {.ds = ds,
+                      .crop = {.batch = 1,
+                               .height = (int32_t)is->dim[1],
+                               .width = (int32_t)is->dim[2],
+                               .seed = (uint64_t)seed},
+                      .cmd = k_cmd,
+                      .quiet = co.quiet || co.json,
+                      .t0 = nne_time_ns()},
+              .qat = qat};
     qo.n_samples = !ds                                  ? 0
                    : nne_dataset_size(ds) < max_images ? nne_dataset_size(ds)
                                                        : (int32_t)max_images;
-    qo.sample = ds ? sample : NULL;
+    qo.sample = ds ? cli_calib_sample : NULL;
     qo.fixed_range = qat_range;
-    qo.progress = progress;
+    qo.progress = cli_calib_progress;
     qo.ctx = &c;
     if ((st = nne_quantize_graph(g, &qo, &q))) {
         rc = cli_fail(k_cmd, st);

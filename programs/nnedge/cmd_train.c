@@ -47,6 +47,12 @@ static void help(void) {
         "  --crop S              crop size in pixels (default 256)\n"
         "  --steps N | --epochs E  length of the run (default --epochs 50)\n"
         "  --seed S              initialisation and data order (default 1)\n"
+        "  --init MODEL.nne      start from this model's weights (fine-tuning), e.g. one made\n"
+        "                        by 'nnedge prune'; a channel-pruned cae-seed keeps its widths\n"
+        "  --prune-schedule SPEC gradual magnitude pruning of the conv weights (Zhu & Gupta):\n"
+        "                        final=S[,initial=S0][,begin=T0][,every=DT][,count=N], or just\n"
+        "                        S; defaults initial 0, begin 0, every steps/100, count up to\n"
+        "                        3/4 of the run (docs/pruning.md)\n"
         "optimization:\n"
         "  --optimizer adam|sgd  (default adam; sgd uses momentum 0.9)\n"
         "  --lr LR               base learning rate (default 1e-3)\n"
@@ -56,7 +62,6 @@ static void help(void) {
         "  --clip C              global gradient-norm limit, 0 = none (default 0)\n"
         "  --loss mse|ms-ssim|rd (default mse; rd, the only choice, for learned codecs)\n"
         "fine-tuning, quantization-aware training, distillation (cae-seed):\n"
-        "  --init MODEL          start from the weights of an f32 model file\n"
         "  --qat SCHEME          quantization-aware training for per-tensor, per-channel or\n"
         "                        pow2 (DPU) int8: fake-quantized weights and activations,\n"
         "                        straight-through gradients; the model keeps the ranges\n"
@@ -112,6 +117,8 @@ typedef struct settings {
     int64_t stop_after; /* 0 = run to the end */
     double ckpt_minutes;
     int32_t threads;
+    bool prune;                /* --prune-schedule given */
+    nne_prune_schedule psched; /* begin/every/count < 0: default, resolved by resolve_prune */
 } settings;
 
 static const char *k_sched_names[] = {"constant", "step", "cosine"};
@@ -129,7 +136,7 @@ static int name_index(const char *s, const char *const *names, int n) {
 typedef struct raw_opts {
     const char *model, *data, *val, *steps, *epochs, *batch, *crop, *lr, *sched, *warmup, *optim,
         *wd, *clip, *loss, *seed, *threads, *ckpt, *ckpt_minutes, *resume, *log, *val_every,
-        *log_every, *commit, *stop_after, *channels, *lambda;
+        *log_every, *commit, *stop_after, *channels, *lambda, *prune;
     cli_tq_raw tq; /* --init, --qat*, --calib-images, --teacher, --distill-* */
     bool force;
 } raw_opts;
@@ -150,12 +157,56 @@ static const train_key k_train_keys[] = {
     {"qat", RAW(tq.qat)},        {"qat-ema", RAW(tq.qat_ema)},
     {"qat-observer", RAW(tq.qat_observer)}, {"calib-images", RAW(tq.calib_images)},
     {"distill-alpha", RAW(tq.alpha)}, {"distill-temperature", RAW(tq.temperature)},
+    {"prune-schedule", RAW(prune)},
 };
 static const char *raw_get(const raw_opts *r, size_t off) {
     return *(const char *const *)((const char *)r + off);
 }
 static void raw_set(raw_opts *r, size_t off, const char *v) {
     *(const char **)((char *)r + off) = v;
+}
+
+/* Parse a --prune-schedule: "S" or "final=S,initial=S0,begin=T0,every=DT,count=N" (any
+ * order, final required). Unset begin/every/count are -1. 0 or -1. */
+static int parse_prune(const char *spec, nne_prune_schedule *o) {
+    *o = (nne_prune_schedule){.initial = 0.0, .final = -1.0, .begin = -1, .every = -1, .count = -1};
+    char buf[256];
+    if (strlen(spec) >= sizeof buf) return -1;
+    snprintf(buf, sizeof buf, "%s", spec);
+    if (!strchr(buf, '=')) return cli_parse_f64(buf, 0.0, 0.999999, &o->final) ? 0 : -1;
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '=');
+        if (!eq) return -1;
+        *eq = 0;
+        const char *v = eq + 1;
+        bool ok;
+        if (!strcmp(tok, "final"))
+            ok = cli_parse_f64(v, 0.0, 0.999999, &o->final);
+        else if (!strcmp(tok, "initial"))
+            ok = cli_parse_f64(v, 0.0, 0.999999, &o->initial);
+        else if (!strcmp(tok, "begin"))
+            ok = cli_parse_i64(v, 0, (int64_t)1 << 40, &o->begin);
+        else if (!strcmp(tok, "every"))
+            ok = cli_parse_i64(v, 1, (int64_t)1 << 40, &o->every);
+        else if (!strcmp(tok, "count"))
+            ok = cli_parse_i64(v, 0, (int64_t)1 << 40, &o->count);
+        else
+            ok = false;
+        if (!ok) return -1;
+    }
+    return o->final >= o->initial ? 0 : -1;
+}
+
+/* Fill the schedule's defaults for a run of `total` steps: every = max(1, total / 100), the
+ * last update at 3/4 of the run (count >= 0). */
+static void resolve_prune(nne_prune_schedule *p, int64_t total) {
+    if (p->begin < 0) p->begin = 0;
+    if (p->every < 0) p->every = total / 100 > 1 ? total / 100 : 1;
+    if (p->count < 0) {
+        const int64_t end = total * 3 / 4;
+        p->count = end > p->begin ? (end - p->begin) / p->every : 0;
+    }
 }
 
 /* Validate the raw options into s. Returns 0 or NNE_EXIT_USAGE (message printed). */
@@ -254,6 +305,12 @@ static int settings_from_raw(const raw_opts *r, settings *s) {
         return cli_usage_error(k_cmd, "--checkpoint-minutes %s: want a number >= 0",
                                r->ckpt_minutes);
     s->ckpt_minutes = d;
+    if (r->prune && parse_prune(r->prune, &s->psched) != 0)
+        return cli_usage_error(k_cmd,
+                               "--prune-schedule %s: want final=S[,initial=S0][,begin=T0]"
+                               "[,every=DT][,count=N] with 0 <= S0 <= S < 1",
+                               r->prune);
+    s->prune = r->prune != NULL;
     if (r->threads) {
         if (!cli_parse_i64(r->threads, 1, NNE_THREADPOOL_MAX_THREADS, &i))
             return cli_usage_error(k_cmd, "--threads %s: want an integer in [1, %d]", r->threads,
@@ -394,6 +451,7 @@ typedef struct run {
     nne_dataset *train, *val;
     uint64_t data_hash, val_hash;
     nne_graph *graph; /* training graph [batch][crop][crop][3] */
+    nne_graph *init;  /* --init model (fresh runs), NULL otherwise */
     nne_trainer *tr;
     cli_tq tq; /* QAT and distillation */
     nne_optim *optim;
@@ -499,6 +557,7 @@ static void settings_kv(const run *r, kvbuf *b) {
         kv_add(b, "distill-temperature", "%.9g", (double)r->tq.dcfg.temperature);
     }
     kv_add(b, "seed", "%llu", (unsigned long long)s->seed);
+    if (r->raw.prune) kv_add(b, "prune-schedule", "%s", r->raw.prune);
     kv_add(b, "val-every", "%lld", (long long)s->val_every);
     kv_add(b, "log-every", "%lld", (long long)s->log_every);
     kv_add(b, "threads", "%d", r->threads);
@@ -530,16 +589,18 @@ static nne_status write_checkpoint(run *r) {
     c.best_step = r->best_step;
     c.kv = b->kv;
     c.n_kv = b->n;
+    c.mask = nne_trainer_params(r->tr)->keep;
     nne_status st = nne_checkpoint_write_file(&c, r->ckpt);
     free(b);
     return st;
 }
 
-/* The training graph of the run's model for batch x h x w images. */
-static nne_status train_graph(const settings *s, int32_t batch, int32_t h, int32_t w,
-                              nne_graph **out) {
+/* The training graph of the run's model for batch x h x w images; a cae-seed takes the
+ * channel widths of `like` (a channel-pruned model; NULL = the paper's). */
+static nne_status train_graph(const settings *s, const nne_graph *like, int32_t batch, int32_t h,
+                              int32_t w, nne_graph **out) {
     if (s->rd) return nne_model_rd(&s->rdm, batch, h, w, NNE_RD_TRAIN, out);
-    nne_status st = nne_model_cae_seed(h, w, NNE_CAE_FULL, out);
+    nne_status st = nne_model_cae_seed_like(like, h, w, NNE_CAE_FULL, out);
     if (!st && batch != 1) st = nne_graph_set_input_shape(*out, 0, nne_shape_4d(batch, h, w, 3));
     if (!st) st = nne_graph_infer(*out);
     if (st) {
@@ -557,8 +618,8 @@ static nne_status build_model(run *r, nne_graph **out, double val_psnr) {
     nne_graph *g = NULL;
     /* cae-seed at its default size (512x768); a learned codec's training graph for one
      * crop-sized image (its parts are rebuilt at each image's size by the codec) */
-    nne_status st = r->s.rd ? train_graph(&r->s, 1, r->s.crop, r->s.crop, &g)
-                            : nne_builtin_model(r->s.model, &g);
+    nne_status st = r->s.rd ? train_graph(&r->s, NULL, 1, r->s.crop, r->s.crop, &g)
+                            : nne_model_cae_seed_like(r->graph, 512, 768, NNE_CAE_FULL, &g);
     if (!st) st = nne_model_copy_weights(g, r->graph);
     char v[PATH_BYTES + 64], date[40];
     utc_now(date, sizeof date);
@@ -593,6 +654,15 @@ static nne_status build_model(run *r, nne_graph **out, double val_psnr) {
     META("train.time_s", "%.0f", elapsed(r));
     if (!isnan(val_psnr)) META("train.val_psnr", "%.4f", val_psnr);
     if (!st) st = cli_tq_model_meta(&r->tq, g);
+    if (r->s.prune) {
+        const nne_prune_schedule *p = &r->s.psched;
+        size_t masked = 0, maskable = 0;
+        nne_prune_masks_count(nne_trainer_params(r->tr), r->graph, &masked, &maskable);
+        META("train.prune", "final %g, initial %g, begin %lld, every %lld, count %lld", p->final,
+             p->initial, (long long)p->begin, (long long)p->every, (long long)p->count);
+        META("prune.method", "magnitude");
+        META("prune.sparsity", "%.6g", maskable ? (double)masked / (double)maskable : 0.0);
+    }
     if (r->best_step >= 0) {
         META("train.best_val_psnr", "%.4f", r->best_val_psnr);
         META("train.best_step", "%lld", (long long)r->best_step);
@@ -635,7 +705,7 @@ static nne_status validate(run *r, double *loss_out, double *psnr_out, double *b
             if (owned) nne_image_free(&img);
             continue;
         }
-        if (!(st = train_graph(&r->s, 1, vh, vw, &g)) &&
+        if (!(st = train_graph(&r->s, r->graph, 1, vh, vw, &g)) &&
             !(st = nne_model_copy_weights(g, r->graph))) {
             nne_trainer_config c = r->cfg;
             c.ms_ssim_scales = 0;
@@ -818,6 +888,7 @@ static void run_free(run *r) {
     cli_tq_free(&r->tq);
     nne_optim_free(r->optim);
     nne_graph_free(r->graph);
+    nne_graph_free(r->init);
     nne_dataset_free(r->train);
     nne_dataset_free(r->val);
 }
@@ -926,6 +997,7 @@ int nne_cmd_train(int argc, char **argv) {
         {"teacher", 0, true, &ro->tq.teacher, NULL},
         {"distill-alpha", 0, true, &ro->tq.alpha, NULL},
         {"distill-temperature", 0, true, &ro->tq.temperature, NULL},
+        {"prune-schedule", 0, true, &ro->prune, NULL},
         {"force", 0, false, NULL, &ro->force},
         {NULL, 0, false, NULL, NULL},
     };
@@ -1084,6 +1156,7 @@ int nne_cmd_train(int argc, char **argv) {
     } else {
         r->total = r->s.steps;
     }
+    if (r->s.prune) resolve_prune(&r->s.psched, r->total);
 
     /* ---- model, trainer, optimizer ---- */
     if (resumed) {
@@ -1110,9 +1183,20 @@ int nne_cmd_train(int argc, char **argv) {
         }
     } else {
         make_config(r);
-        if ((st = train_graph(&r->s, r->s.batch, r->s.crop, r->s.crop, &r->graph)) ||
-            (st = nne_train_init_params(r->graph, r->s.seed)) ||
-            (st = cli_tq_init_weights(&r->tq, r->graph))) {
+        if (ro->tq.init && (st = nne_model_read_file(ro->tq.init, &r->init))) {
+            rc = cli_fail(k_cmd, st);
+            goto out;
+        }
+        if (r->init && nne_graph_get_meta(r->init, "quant.scheme")) {
+            cli_error(k_cmd, "--init %s: the model is quantized; give the f32 model", ro->tq.init);
+            rc = NNE_EXIT_RUNTIME;
+            goto out;
+        }
+        if ((st = train_graph(&r->s, r->init, r->s.batch, r->s.crop, r->s.crop, &r->graph)) ||
+            (st = r->init ? nne_model_copy_weights(r->graph, r->init)
+                          : nne_train_init_params(r->graph, r->s.seed))) {
+            if (r->init)
+                cli_error(k_cmd, "--init %s: not a %s model of this run", ro->tq.init, r->s.model);
             rc = cli_fail(k_cmd, st);
             goto out;
         }
@@ -1138,6 +1222,14 @@ int nne_cmd_train(int argc, char **argv) {
         goto out;
     }
     if (r->log[0] && (rc = open_log(r, resumed))) goto out;
+    if (ck.mask) { /* the pruning masks of a resumed run */
+        nne_params *pp = nne_trainer_params(r->tr);
+        if (!(pp->keep = nne_malloc(pp->total ? pp->total : 1))) {
+            rc = cli_fail(k_cmd, NNE_ERR_NOMEM);
+            goto out;
+        }
+        memcpy(pp->keep, ck.mask, pp->total);
+    }
 
     note(r,
          "%s %s: %d images (%s), %lld steps of %d crops %dx%d (%.2f epochs), %s lr %g %s, "
@@ -1185,6 +1277,10 @@ int nne_cmd_train(int argc, char **argv) {
         }
         nne_train_stats ts_;
         if ((st = cli_tq_batch(&r->tq, r->tr, batch))) break;
+        if (r->s.prune && nne_prune_schedule_is_update(&r->s.psched, r->step) &&
+            (st = nne_prune_masks_update(nne_trainer_params(r->tr), r->graph,
+                                         nne_prune_schedule_sparsity(&r->s.psched, r->step))))
+            break;
         if ((st = nne_trainer_step_ext(r->tr, r->optim, &r->cfg.lr, r->step, batch, batch, &ts_)))
             break;
         r->step++;

@@ -30,6 +30,8 @@ static const command k_commands[] = {
     {"dse", nne_cmd_dse, "smallest DPU architecture and clock reaching a frame rate; roofline"},
     {"quantize", nne_cmd_quantize,
      "post-training int8 quantization calibrated on a folder (per-tensor, per-channel, pow2)"},
+    {"prune", nne_cmd_prune,
+     "channel pruning (smaller layers) or magnitude pruning, with MACs and parameters per layer"},
     {"run", nne_cmd_run,
      "run a pow2-quantized model on an image with the DPU's bit-exact simulator (dpu-sim)"},
     {"rd", nne_cmd_rd,

@@ -2,9 +2,10 @@
  *
  * The codec keeps the trained weights in a cae-seed autoencoder built at the smallest input
  * size (the weights do not depend on it) and, per image size, builds the encoder or decoder
- * part with nne_model_cae_seed, rebinds the weights by name (nne_model_copy_weights) and runs
- * it in a session on the fast cpu backend. The last size's graphs and sessions are kept, so a folder of
- * same-sized images (Kodak: 512x768 and 768x512) builds them once per size change. */
+ * part with nne_model_cae_seed_like (so a channel-pruned model keeps its widths), rebinds the
+ * weights by name (nne_model_copy_weights) and runs it in a session on the fast cpu backend.
+ * The last size's graphs and sessions are kept, so a folder of same-sized images (Kodak: 512x768
+ * and 768x512) builds them once per size change. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -76,8 +77,8 @@ nne_status nne_cae_codec_create(const nne_graph *model, nne_cae_codec **out) {
                          model->name ? model->name : "?", id);
     nne_cae_codec *c = nne_calloc(1, sizeof *c);
     if (!c) return NNE_ERR_NOMEM;
-    nne_status s =
-        nne_model_cae_seed(NNE_CAE_MIN_SIDE, NNE_CAE_MIN_SIDE, NNE_CAE_FULL, &c->weights);
+    nne_status s = nne_model_cae_seed_like(model, NNE_CAE_MIN_SIDE, NNE_CAE_MIN_SIDE, NNE_CAE_FULL,
+                                           &c->weights);
     if (!s) s = nne_model_copy_weights(c->weights, model);
     if (!s) s = weights_hash(c->weights, c->hash);
     if (!s) s = nne_codec_check_finite(c->weights, "cae-seed");
@@ -108,7 +109,7 @@ static nne_status get_part(nne_cae_codec *c, nne_cae_part which, int32_t height,
         return NNE_OK;
     }
     part_reset(p);
-    nne_status s = nne_model_cae_seed(height, width, which, &p->g);
+    nne_status s = nne_model_cae_seed_like(c->weights, height, width, which, &p->g);
     if (!s) s = nne_model_copy_weights(p->g, c->weights);
     if (!s) s = nne_session_create(p->g, nne_backend_cpu(), &p->s);
     if (s) {

@@ -72,18 +72,23 @@ static nne_status add_layer(nne_graph *g, const cae_layer *L, bool transpose, in
         return NNE_OK;
     }
     /* PReLU, per channel, slopes initialised to 0.25 (PyTorch's default). */
-    float slope[64];
-    for (int i = 0; i < L->cout; i++) slope[i] = 0.25f;
     int32_t a;
     snprintf(aname, sizeof aname, "%s.prelu.slope", L->name);
     snprintf(pname, sizeof pname, "%s.prelu", L->name);
-    if ((s = nne_graph_add_constant(g, aname, NNE_F32, nne_shape_1d(L->cout), slope, &a))) return s;
+    if ((s = nne_graph_add_constant(g, aname, NNE_F32, nne_shape_1d(L->cout), NULL, &a))) return s;
+    float *slope = g->tensors[a].data;
+    for (int i = 0; i < L->cout; i++) slope[i] = 0.25f;
     int32_t pin[2] = {t, a};
     memset(&p, 0, sizeof p);
     return nne_graph_add_node(g, pname, NNE_OP_PRELU, &p, pin, 2, out_name, y);
 }
 
-nne_status nne_model_cae_seed(int32_t height, int32_t width, nne_cae_part part, nne_graph **out) {
+/* The widths of the hidden layers: widths[k] = output channels of encoder layer k (k < 5, [4]
+ * = latent channels) and of decoder layer k - 5 (5 <= k < 9). */
+enum { CAE_WIDTHS = 9, CAE_MAX_WIDTH = 4096 };
+
+static nne_status build(int32_t height, int32_t width, nne_cae_part part,
+                        const int32_t widths[CAE_WIDTHS], nne_graph **out) {
     *out = NULL;
     int64_t hs[6], ws[6];
     if (height < 1 || width < 1 || height > NNE_MAX_DIM || width > NNE_MAX_DIM ||
@@ -102,13 +107,18 @@ nne_status nne_model_cae_seed(int32_t height, int32_t width, nne_cae_part part, 
     if (part != NNE_CAE_DECODER) {
         if ((s = nne_graph_add_input(g, "image", NNE_F32, nne_shape_4d(1, height, width, 3), &x)))
             goto fail;
-        for (int k = 0; k < 5 && !s; k++)
-            s = add_layer(g, &k_enc[k], false, x, 0, 0,
+        for (int k = 0; k < 5 && !s; k++) {
+            cae_layer L = k_enc[k];
+            L.cin = k ? widths[k - 1] : 3;
+            L.cout = widths[k];
+            s = add_layer(g, &L, false, x, 0, 0,
                           k == 4 ? "latent" : (snprintf(buf, sizeof buf, "enc%d", k + 1), buf), &x);
+        }
         if (s) goto fail;
         if (part == NNE_CAE_ENCODER && (s = nne_graph_mark_output(g, x))) goto fail;
     } else {
-        if ((s = nne_graph_add_input(g, "latent", NNE_F32, nne_shape_4d(1, hs[5], ws[5], 32), &x)))
+        if ((s = nne_graph_add_input(g, "latent", NNE_F32, nne_shape_4d(1, hs[5], ws[5], widths[4]),
+                                     &x)))
             goto fail;
     }
     if (part != NNE_CAE_ENCODER) {
@@ -117,8 +127,11 @@ nne_status nne_model_cae_seed(int32_t height, int32_t width, nne_cae_part part, 
             int64_t st = k_dec[k].stride;
             int32_t oph = (int32_t)(hs[4 - k] - ((hs[5 - k] - 1) * st + 3));
             int32_t opw = (int32_t)(ws[4 - k] - ((ws[5 - k] - 1) * st + 3));
+            cae_layer L = k_dec[k];
+            L.cin = widths[k ? 4 + k : 4];
+            L.cout = k < 4 ? widths[5 + k] : 3;
             s = add_layer(
-                g, &k_dec[k], true, x, oph, opw,
+                g, &L, true, x, oph, opw,
                 k == 4 ? "reconstruction" : (snprintf(buf, sizeof buf, "dec%d", k + 1), buf), &x);
         }
         if (s) goto fail;
@@ -137,6 +150,44 @@ nne_status nne_model_cae_seed(int32_t height, int32_t width, nne_cae_part part, 
 fail:
     nne_graph_free(g);
     return s;
+}
+
+nne_status nne_model_cae_seed(int32_t height, int32_t width, nne_cae_part part, nne_graph **out) {
+    return nne_model_cae_seed_like(NULL, height, width, part, out);
+}
+
+/* Output channels of layer `name` in `model` (dim 0 of its weight), or `dflt` if absent. */
+static int32_t layer_width(const nne_graph *model, const char *name, int32_t dflt) {
+    char w[64];
+    snprintf(w, sizeof w, "%s.weight", name);
+    const int32_t t = model ? nne_graph_find_tensor(model, w) : -1;
+    if (t < 0 || model->tensors[t].shape.ndim != 4) return dflt;
+    return (int32_t)model->tensors[t].shape.dim[0];
+}
+
+nne_status nne_model_cae_seed_like(const nne_graph *model, int32_t height, int32_t width,
+                                   nne_cae_part part, nne_graph **out) {
+    if (!out) return nne_error(NNE_ERR_INVALID_ARG, "cae-seed: NULL output");
+    *out = NULL;
+    int32_t widths[CAE_WIDTHS];
+    for (int k = 0; k < CAE_WIDTHS; k++) {
+        const cae_layer *L = k < 5 ? &k_enc[k] : &k_dec[k - 5];
+        widths[k] = layer_width(model, L->name, L->cout);
+        if (widths[k] < 1 || widths[k] > CAE_MAX_WIDTH)
+            return nne_error(NNE_ERR_LIMIT, "cae-seed: layer %s has %d channels (1..%d)", L->name,
+                             (int)widths[k], CAE_MAX_WIDTH);
+    }
+    /* A decoder-only model gives the latent width as its first layer's input channels. */
+    const int32_t t1 = model ? nne_graph_find_tensor(model, "conv2d_transpose_1.weight") : -1;
+    if (model && nne_graph_find_tensor(model, "conv2d_5.weight") < 0 && t1 >= 0 &&
+        model->tensors[t1].shape.ndim == 4) {
+        const int64_t c = model->tensors[t1].shape.dim[3];
+        if (c < 1 || c > CAE_MAX_WIDTH)
+            return nne_error(NNE_ERR_LIMIT, "cae-seed: latent of %lld channels (1..%d)",
+                             (long long)c, CAE_MAX_WIDTH);
+        widths[4] = (int32_t)c;
+    }
+    return build(height, width, part, widths, out);
 }
 
 static const char *const k_builtin[] = {"cae-seed", "cae-seed-encoder", "cae-seed-decoder", NULL};

@@ -2,23 +2,18 @@
  * calibrate the f32 graph on cpu-ref, quantize weights and biases, attach s8 parameters to
  * every activation, and rebuild the graph with the same nodes and names. */
 #include <math.h>
-#include <stdlib.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "nnedge/backend.h"
 #include "nnedge/passes.h"
 #include "nnedge/qops.h"
+#include "passes_internal.h"
 
 /* ---- Graph rebuilding ---------------------------------------------------------------------- */
 
-/* What tensor i of the source becomes: dtype and data (constants), quantization (NULL or
- * count 0: none). Activation dtypes are left to nne_graph_infer. */
-typedef struct tplan {
-    nne_dtype dtype;
-    const void *data;
-    nne_quant quant; /* owned by the plan */
-} tplan;
+typedef nne_tplan tplan;
 
 static void plans_free(tplan *p, int32_t n, void **owned, int32_t n_owned) {
     if (p)
@@ -29,10 +24,7 @@ static void plans_free(tplan *p, int32_t n, void **owned, int32_t n_owned) {
     nne_free(owned);
 }
 
-/* Rebuild `src` (inferred) as a new graph: same names, nodes, params, inputs, outputs and
- * metadata; tensors per `plan` (NULL: unchanged); with `expose`, every activation becomes
- * an output too. The result is inferred. */
-static nne_status rebuild(const nne_graph *src, const tplan *plan, bool expose, nne_graph **out) {
+nne_status nne_pass_rebuild(const nne_graph *src, const tplan *plan, bool expose, nne_graph **out) {
     *out = NULL;
     nne_graph *g = NULL;
     nne_status s = nne_graph_create(src->name, &g);
@@ -46,10 +38,11 @@ static nne_status rebuild(const nne_graph *src, const tplan *plan, bool expose, 
         const nne_tensor *t = &src->tensors[i];
         map[i] = -1;
         const nne_dtype dt = plan ? plan[i].dtype : t->dtype;
+        const nne_shape shape = plan && plan[i].shape ? *plan[i].shape : t->shape;
         if (t->kind == NNE_TENSOR_INPUT)
             s = nne_graph_add_input(g, t->name, dt, t->shape, &map[i]);
         else if (t->kind == NNE_TENSOR_CONSTANT)
-            s = nne_graph_add_constant(g, t->name, dt, t->shape, plan ? plan[i].data : t->data,
+            s = nne_graph_add_constant(g, t->name, dt, shape, plan ? plan[i].data : t->data,
                                        &map[i]);
     }
     for (int32_t i = 0; i < src->n_nodes && !s; i++) {
@@ -85,7 +78,7 @@ static nne_status rebuild(const nne_graph *src, const tplan *plan, bool expose, 
 
 nne_status nne_graph_expose_activations(nne_graph *g, nne_graph **out) {
     nne_status s = nne_graph_infer(g);
-    return s ? s : rebuild(g, NULL, true, out);
+    return s ? s : nne_pass_rebuild(g, NULL, true, out);
 }
 
 /* ---- Helpers --------------------------------------------------------------------------------- */
@@ -141,11 +134,11 @@ static nne_status quantize_weights(const nne_tensor *t, const float *w, nne_qsch
 /* ---- Calibration ----------------------------------------------------------------------------- */
 
 typedef struct bias_fix {
-    int32_t node;       /* conv / transposed conv with a bias */
-    float *wq;          /* dequantized weights (OHWI) */
-    double *sum;        /* [oc] sum of y_f32 - bias - y_qweights */
-    float *scratch;     /* [output numel] */
-    uint64_t pixels;    /* outputs per channel accumulated */
+    int32_t node;    /* conv / transposed conv with a bias */
+    float *wq;       /* dequantized weights (OHWI) */
+    double *sum;     /* [oc] sum of y_f32 - bias - y_qweights */
+    float *scratch;  /* [output numel] */
+    uint64_t pixels; /* outputs per channel accumulated */
 } bias_fix;
 
 /* Run the exposed f32 graph on every sample: histograms of inputs and activations, and the
@@ -180,8 +173,8 @@ static nne_status calibrate(nne_graph *g, const nne_quantize_opts *o, nne_histog
             const size_t pix = (size_t)gm->n * gm->oh * gm->ow;
             for (size_t p = 0; p < pix; p++)
                 for (int32_t c = 0; c < gm->oc; c++)
-                    fix[f].sum[c] += (double)y[p * gm->oc + c] - b[c] -
-                                     fix[f].scratch[p * gm->oc + c];
+                    fix[f].sum[c] +=
+                        (double)y[p * gm->oc + c] - b[c] - fix[f].scratch[p * gm->oc + c];
             fix[f].pixels += pix;
         }
         if (!s && o->progress) o->progress(o->ctx, "calibrate", i + 1, o->n_samples);
@@ -338,7 +331,10 @@ static nne_status plan_biases(pass *p, const bias_fix *fix, int32_t n_fix) {
             nne_quantize_bias_s32(oc, b, xq->scale[0], wq->scale, wq->count, pow2, bq);
             for (int32_t c = 0; c < oc; c++) {
                 bs[c] = xq->scale[0] * wq->scale[wq->count == 1 ? 0 : c];
-                { const int64_t v = llabs((long long)bq[c]); if (v > max_bias) max_bias = v; }
+                {
+                    const int64_t v = llabs((long long)bq[c]);
+                    if (v > max_bias) max_bias = v;
+                }
             }
             nne_status s = nne_quant_set(&p->plan[bt].quant, 0, oc, bs, zp, pow2);
             nne_free(bs);
@@ -376,8 +372,8 @@ static nne_status prepare_bias_fix(pass *p, bias_fix **out, int32_t *n_out) {
         const size_t nw = (size_t)nne_shape_numel(&w->shape);
         f->wq = nne_malloc(nw * sizeof *f->wq);
         f->sum = nne_calloc((size_t)n->conv_geom.oc, sizeof *f->sum);
-        f->scratch = nne_malloc((size_t)nne_shape_numel(&g->tensors[n->output].shape) *
-                                sizeof *f->scratch);
+        f->scratch =
+            nne_malloc((size_t)nne_shape_numel(&g->tensors[n->output].shape) * sizeof *f->scratch);
         if (!f->wq || !f->sum || !f->scratch) {
             *out = fix;
             *n_out = n_fix;
@@ -436,7 +432,7 @@ nne_status nne_quantize_graph(nne_graph *g, const nne_quantize_opts *o, nne_grap
     if (!s) s = plan_biases(&p, fix, n_fix);
     if (!s && o->progress) o->progress(o->ctx, "ranges", 1, 1);
     nne_graph *q = NULL;
-    if (!s) s = rebuild(g, p.plan, false, &q);
+    if (!s) s = nne_pass_rebuild(g, p.plan, false, &q);
     char buf[32];
     if (!s) s = nne_graph_set_meta(q, "quant.scheme", nne_qscheme_name(o->scheme));
     if (!s) s = nne_graph_set_meta(q, "quant.observer", nne_observer_name(o->observer.kind));
@@ -486,7 +482,7 @@ nne_status nne_quantize_like(nne_graph *g, const nne_graph *q, nne_graph **out) 
         plan[i].data = u->data;
         if (u->quant.count) s = nne_quant_copy(&plan[i].quant, &u->quant);
     }
-    if (!s) s = rebuild(g, plan, false, out);
+    if (!s) s = nne_pass_rebuild(g, plan, false, out);
     plans_free(plan, g->n_tensors, NULL, 0);
     return s;
 }

@@ -8,6 +8,8 @@
  *   model   model_size  an .nne model file (docs/model-format.md), validated by its reader
  *   (zero padding to a multiple of 64)
  *   m       n_params f32, then v n_params f32 (Adam only)
+ *   mask    ceil(n_params / 8) bytes, only with header flag 1: the pruning mask, bit i of
+ *           byte i / 8 (LSB first) = parameter i kept; unused high bits 0
  *
  * The reader checks, in this order: magic, version, flags, fixed sizes, file_size against the
  * buffer, the CRC, the section sizes against their limits and the exact layout, the padding,
@@ -29,6 +31,7 @@ enum {
     CK_KV_OFF = CK_HEADER_SIZE + CK_STATE_SIZE,
     CK_CRC_OFF = 24,
     CK_ALIGN = 64,
+    CK_FLAG_MASK = 1, /* a pruning mask follows the moments */
 };
 #define CK_MAX_FILE     ((uint64_t)1 << 32) /* 4 GiB, as model files */
 #define CK_MAX_KV_BYTES ((uint64_t)NNE_CKPT_MAX_KV * (NNE_MAX_NAME + 1 + NNE_CKPT_MAX_VALUE + 1))
@@ -164,6 +167,15 @@ static nne_status state_decode(const uint8_t *s, const char *who, nne_checkpoint
     return NNE_OK;
 }
 
+/* Every parameter with mask 0 must be exactly 0 (p holds the model's values). */
+static nne_status check_masked_zero(const nne_params *p, const uint8_t *mask, const char *who) {
+    for (size_t i = 0; i < p->total; i++)
+        if (!mask[i] && p->data[i] != 0.0f)
+            return nne_error(NNE_ERR_FORMAT, "%s: pruned parameter %zu is %g, not 0", who, i,
+                             (double)p->data[i]);
+    return NNE_OK;
+}
+
 /* ---- writer ------------------------------------------------------------------------------ */
 
 static nne_status check_kv(const nne_meta *kv, int32_t n, const char *who) {
@@ -218,7 +230,9 @@ nne_status nne_checkpoint_write_mem(const nne_checkpoint *c, uint8_t **out, size
     nne_params *p = NULL;
     if ((st = nne_params_create(c->model, &p)) != NNE_OK) return st;
     const size_t n_params = p->total;
+    st = c->mask ? check_masked_zero(p, c->mask, "checkpoint") : NNE_OK;
     nne_params_free(p);
+    if (st) return rethrow(NNE_ERR_INVALID_ARG, "");
     if (n_params != c->optim->n)
         return nne_error(NNE_ERR_INVALID_ARG,
                          "checkpoint: optimizer holds %zu values, the model %zu parameters",
@@ -234,7 +248,8 @@ nne_status nne_checkpoint_write_mem(const nne_checkpoint *c, uint8_t **out, size
     const uint64_t model_off = align64(CK_KV_OFF + kv_size);
     const uint64_t mom_off = align64(model_off + model_size);
     const uint64_t n_arrays = c->config.optim.kind == NNE_OPTIM_ADAM ? 2 : 1;
-    const uint64_t total = mom_off + n_arrays * 4 * (uint64_t)n_params;
+    const uint64_t mask_off = mom_off + n_arrays * 4 * (uint64_t)n_params;
+    const uint64_t total = mask_off + (c->mask ? ((uint64_t)n_params + 7) / 8 : 0);
     if (total > CK_MAX_FILE || total > SIZE_MAX) {
         nne_free(model);
         return nne_error(NNE_ERR_LIMIT, "checkpoint: %llu bytes exceed the 4 GiB limit",
@@ -247,7 +262,7 @@ nne_status nne_checkpoint_write_mem(const nne_checkpoint *c, uint8_t **out, size
     }
     memcpy(b, NNE_CKPT_MAGIC, 8);
     nne_le_wr32(b + 8, NNE_CKPT_VERSION);
-    nne_le_wr32(b + 12, 0);
+    nne_le_wr32(b + 12, c->mask ? CK_FLAG_MASK : 0);
     nne_le_wr32(b + 16, CK_HEADER_SIZE);
     nne_le_wr32(b + 20, CK_STATE_SIZE);
     nne_le_wr32(b + 28, (uint32_t)c->n_kv);
@@ -269,6 +284,8 @@ nne_status nne_checkpoint_write_mem(const nne_checkpoint *c, uint8_t **out, size
     if (n_arrays == 2)
         for (size_t i = 0; i < n_params; i++)
             nne_le_wrf32(b + mom_off + 4 * (n_params + i), c->optim->v[i]);
+    for (size_t i = 0; c->mask && i < n_params; i++)
+        if (c->mask[i]) b[mask_off + i / 8] |= (uint8_t)(1u << (i % 8));
     nne_le_wr32(b + CK_CRC_OFF, file_crc(b, (size_t)total));
     *out = b;
     *out_size = (size_t)total;
@@ -301,6 +318,7 @@ void nne_checkpoint_clear(nne_checkpoint *c) {
         nne_free(c->kv[i].value);
     }
     nne_free(c->kv);
+    nne_free(c->mask);
     memset(c, 0, sizeof *c);
 }
 
@@ -373,7 +391,7 @@ static nne_status read_mem(const uint8_t *buf, size_t size, const char *who, nne
     if (version != NNE_CKPT_VERSION)
         return nne_error(NNE_ERR_UNSUPPORTED, "%s: version %u (this nnedge reads version %d)", who,
                          (unsigned)version, NNE_CKPT_VERSION);
-    if (flags != 0)
+    if (flags & ~(uint32_t)CK_FLAG_MASK)
         return nne_error(NNE_ERR_UNSUPPORTED, "%s: unknown header flags 0x%x", who,
                          (unsigned)flags);
     if (nne_le_rd32(buf + 16) != CK_HEADER_SIZE || nne_le_rd32(buf + 20) != CK_STATE_SIZE)
@@ -416,7 +434,8 @@ static nne_status read_mem(const uint8_t *buf, size_t size, const char *who, nne
     const uint64_t model_off = align64(CK_KV_OFF + kv_size);
     const uint64_t mom_off = align64(model_off + model_size);
     const uint64_t n_arrays = c->config.optim.kind == NNE_OPTIM_ADAM ? 2 : 1;
-    const uint64_t want_size = mom_off + n_arrays * 4 * n_params;
+    const uint64_t mask_off = mom_off + n_arrays * 4 * n_params;
+    const uint64_t want_size = mask_off + (flags & CK_FLAG_MASK ? (n_params + 7) / 8 : 0);
     if (want_size != file_size)
         return nne_error(NNE_ERR_FORMAT,
                          "%s: layout needs %llu bytes (key/values %llu, model %llu, %llu x %llu "
@@ -448,7 +467,23 @@ static nne_status read_mem(const uint8_t *buf, size_t size, const char *who, nne
         goto fail;
     }
     const size_t total = p->total;
+    if (total == n_params && (flags & CK_FLAG_MASK)) {
+        const uint8_t *mb = buf + mask_off;
+        if (n_params % 8 && (mb[n_params / 8] >> (n_params % 8)) != 0) {
+            nne_params_free(p);
+            st = nne_error(NNE_ERR_FORMAT, "%s: unused bits of the pruning mask are not 0", who);
+            goto fail;
+        }
+        if (!(c->mask = nne_malloc((size_t)n_params + 1))) {
+            nne_params_free(p);
+            st = NNE_ERR_NOMEM;
+            goto fail;
+        }
+        for (size_t i = 0; i < (size_t)n_params; i++) c->mask[i] = (mb[i / 8] >> (i % 8)) & 1;
+        st = check_masked_zero(p, c->mask, who);
+    }
     nne_params_free(p);
+    if (st) goto fail;
     if (total != n_params) {
         st = nne_error(NNE_ERR_FORMAT,
                        "%s: %llu optimizer values, but the model has %zu trainable parameters", who,

@@ -221,6 +221,7 @@ done:
 void nne_params_free(nne_params *p) {
     if (!p) return;
     nne_free(p->items);
+    nne_free(p->keep);
     nne_aligned_free(p->data);
     nne_aligned_free(p->grad);
     nne_free(p);

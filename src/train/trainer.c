@@ -726,11 +726,13 @@ static nne_status forward_backward(nne_trainer *tr, const float *input, const fl
     return NNE_OK;
 }
 
-/* Keep GDN/IGDN in their domain after an update (projected gradient descent): beta >=
- * NNE_GDN_BETA_MIN and gamma >= 0, so the square root stays real and positive. CompressAI
- * reparametrizes instead (NonNegativeParametrizer); a projection keeps the stored values the
- * ones the op uses and costs nothing between updates. */
+/* Keep the parameters in their domain after an update (projected gradient descent):
+ * GDN/IGDN beta >= NNE_GDN_BETA_MIN and gamma >= 0, so the square root stays real and
+ * positive; pruned weights (params->keep, nne_prune_masks_update) exactly 0. CompressAI
+ * reparametrizes GDN instead (NonNegativeParametrizer); a projection keeps the stored values
+ * the ones the op uses and costs nothing between updates. */
 static void project_params(nne_trainer *t) {
+    nne_prune_masks_apply(t->params, t->params->data);
     const nne_graph *g = t->g;
     for (int32_t i = 0; i < g->n_nodes; i++) {
         const nne_node *n = &g->nodes[i];
@@ -767,6 +769,7 @@ nne_status nne_trainer_step_ext(nne_trainer *t, nne_optim *o, const nne_lr_sched
                          "trainer: loss is %g at step %lld (non-finite data or divergence); "
                          "parameters not updated",
                          loss, (long long)step);
+    nne_prune_masks_apply(p, p->grad); /* pruned weights: no gradient, not in the norm */
     const double norm = nne_clip_grad_norm(p->grad, p->total, (double)o->cfg.clip_norm);
     const float rate = nne_lr_at(lr, step);
     nne_optim_step(o, p->data, p->grad, p->n_decay, rate);
