@@ -162,12 +162,22 @@ static nne_status same_fp(const nne_graph *g, int32_t node, int32_t a, int32_t b
     return NNE_OK;
 }
 
-/* Executable programs: a positive power-of-two slope 2^-k (docs/quantization.md, 6). */
-static nne_status slope_shift(const nne_graph *g, int32_t node, float slope, int32_t *k) {
-    if (!(slope > 0.0f) || nne_quant_pow2_shift(slope, k) != NNE_OK || *k < -32 || *k > 32)
+/* Executable programs: a slope as an int8 code at a power of two, code * 2^-k
+ * (nne_slope_pow2; docs/quantization.md, 6), k within the fp_act field. */
+static nne_status slope_code(const nne_graph *g, int32_t node, float slope, int32_t *code,
+                             int32_t *k) {
+    if (!nne_slope_pow2(slope, code, k) || *k < -32 || *k > 32)
         return node_err(g, node, NNE_ERR_UNSUPPORTED,
-                        "slope is not a positive power of two (pow2 int8 semantics)");
+                        "slope is not an int8 code at a power of two (pow2 int8 semantics; "
+                        "`nnedge quantize --scheme pow2` makes such slopes)");
     return NNE_OK;
+}
+
+/* The int8 code of a PReLU slope at the layer's fp_act (checked by build_layers). */
+static int8_t slope_at(float slope, int32_t fp_act) {
+    int32_t code = 0, k = 0;
+    (void)nne_slope_pow2(slope, &code, &k);
+    return (int8_t)(code * (1 << (code ? fp_act - k : 0)));
 }
 
 /* Build the layer list: conv (+ batchnorm) (+ activation) fused; pool; add; concat is no
@@ -243,30 +253,37 @@ static nne_status build_layers(cctx *c, bool *absorbed) {
                 if (c->exec) {
                     if ((qs = same_fp(g, next, L.out, m->output))) return qs;
                     if (act == NNE_DPU_ACT_LEAKY) {
-                        /* slope 2^-k: t * 1 >> k (alpha 1 at 2^-k) */
-                        int32_t k = 0;
-                        if ((qs = slope_shift(g, next, m->params.leaky.alpha, &k))) return qs;
-                        L.leaky_q = 1;
+                        /* slope code * 2^-k: alpha = code at fp_act = k */
+                        int32_t code = 0, k = 0;
+                        if ((qs = slope_code(g, next, m->params.leaky.alpha, &code, &k))) return qs;
+                        L.leaky_q = (int8_t)code;
                         L.fp_act = (int8_t)k;
                     } else if (act == NNE_DPU_ACT_PRELU) {
-                        /* slopes 2^-k[m] as int8 2^(fp_act - k[m]) with fp_act = max k: at
-                         * most 2^6 = 64 apart to fit in int8. */
+                        /* slopes code[m] * 2^-k[m] as int8 code[m] * 2^(fp_act - k[m]) with
+                         * fp_act = the largest k of a non-zero slope: they must fit in int8
+                         * (they do when the quantize pass made them: one code range). */
                         const nne_tensor *st = &g->tensors[m->inputs[1]];
                         if (st->dtype != NNE_F32 || !st->data)
                             return node_err(g, next, NNE_ERR_UNSUPPORTED,
                                             "PReLU slopes must be an f32 constant");
-                        int64_t ns = nne_shape_numel(&st->shape);
-                        int32_t kmin = 99, kmax = -99;
+                        const int64_t ns = nne_shape_numel(&st->shape);
+                        const float *sd = st->data;
+                        int32_t kmax = -99;
                         for (int64_t j = 0; j < ns; j++) {
-                            int32_t k = 0;
-                            if ((qs = slope_shift(g, next, ((const float *)st->data)[j], &k)))
-                                return qs;
-                            kmin = k < kmin ? k : kmin;
-                            kmax = k > kmax ? k : kmax;
+                            int32_t code = 0, k = 0;
+                            if ((qs = slope_code(g, next, sd[j], &code, &k))) return qs;
+                            if (code && k > kmax) kmax = k;
                         }
-                        if (kmax - kmin > 6)
-                            return node_err(g, next, NNE_ERR_UNSUPPORTED,
-                                            "PReLU slopes more than 2^6 apart (int8 slopes)");
+                        if (kmax == -99) kmax = 0; /* all zero */
+                        for (int64_t j = 0; j < ns; j++) {
+                            int32_t code = 0, k = 0;
+                            (void)nne_slope_pow2(sd[j], &code, &k);
+                            if (code && (kmax - k > 7 || code * (1 << (kmax - k)) > 127 ||
+                                         code * (1 << (kmax - k)) < -128))
+                                return node_err(g, next, NNE_ERR_UNSUPPORTED,
+                                                "PReLU slopes do not fit int8 codes at one "
+                                                "fixed point (too far apart)");
+                        }
                         L.fp_act = (int8_t)kmax;
                         L.slope_t = m->inputs[1];
                     }
@@ -917,7 +934,7 @@ static nne_status search_uniform(const cctx *c, const grid *gr, ivec *scratch, t
 
 /* Input / output geometry and fixed points; for executable programs the PARAMS data:
  * per conv layer OHWI s8 weights at w_off, int32 LE biases at b_off, then int8 PReLU slopes
- * 2^(fp_act - k[m]) (docs/dpu-isa.md, "Layouts"). */
+ * code[m] * 2^(fp_act - k[m]) (docs/dpu-isa.md, "Layouts"). */
 static nne_status fill_io(const cctx *c, nne_dpu_program *p) {
     const nne_graph *g = c->g;
     const int32_t ti = g->inputs[0], to = g->outputs[0];
@@ -951,11 +968,9 @@ static nne_status fill_io(const cctx *c, nne_dpu_program *p) {
         if (L->slope_t >= 0) {
             const nne_tensor *st = &g->tensors[L->slope_t];
             const bool one = nne_shape_numel(&st->shape) == 1;
-            for (int32_t m = 0; m < L->M; m++) {
-                int32_t k = 0; /* checked by build_layers */
-                (void)nne_quant_pow2_shift(((const float *)st->data)[one ? 0 : m], &k);
-                d[L->b_off + 4 * (uint64_t)L->M + (uint64_t)m] = (uint8_t)(1u << (L->fp_act - k));
-            }
+            for (int32_t m = 0; m < L->M; m++)
+                d[L->b_off + 4 * (uint64_t)L->M + (uint64_t)m] =
+                    (uint8_t)slope_at(((const float *)st->data)[one ? 0 : m], L->fp_act);
         }
     }
     p->params = d;

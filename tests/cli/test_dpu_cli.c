@@ -167,7 +167,7 @@ static void test_run(void) {
           o.data[1] == (uint8_t)(y[32 + 0] + 128)); /* pixel (0, 1), channel 0 */
     nne_image_free(&o);
     /* Errors: f32 model (timing only), wrong image size, no backend. */
-    EXPECT_RC("run cae-seed --backend dpu-sim --input %T/in.png -o %T/x.npy -q", 1);
+    EXPECT_RC("run cae-seed --backend dpu-sim --part encoder --input %T/in.png -o %T/x.npy -q", 1);
     EXPECT_ERR("timing-only");
     EXPECT_RC("run %T/q.dpu --backend dpu-sim --input samples/wiki-crop.png -o %T/x.npy", 1);
     EXPECT_ERR("takes 32x24");
