@@ -75,6 +75,14 @@ static void test_cpu_s8_equals_dpu_sim(void) {
     size_t n = 0;
     CHECK_MSG(same_file("a.npy", "b.npy", &n), "cpu-s8 and dpu-sim encoder outputs differ");
     CHECK(n > 128); /* a header and 1x2x32 codes (40x48 -> 1x2) */
+    /* The whole model (encoder + decoder): the reconstruction, 40x48x3. */
+    EXPECT_RC("run %T/q.nne --backend cpu-s8 --input %T/in.png -o %T/fa.npy -q", 0);
+    EXPECT_RC("run %T/q.nne --backend dpu-sim --arch B2304 --input %T/in.png -o %T/fb.npy "
+              "--json",
+              0);
+    CHECK(strstr(nne_cli_out, "\"height\": 40") && strstr(nne_cli_out, "\"channels\": 3"));
+    CHECK_MSG(same_file("fa.npy", "fb.npy", &n), "cpu-s8 and dpu-sim reconstructions differ");
+    CHECK(n == 128 + 40 * 48 * 3);
     /* The same through a compiled program. */
     EXPECT_RC("compile %T/q.nne --part encoder --arch B512 -o %T/q.dpu -q", 0);
     EXPECT_RC("run %T/q.dpu --backend dpu-sim --input %T/in32.png -o %T/c.npy -q", 0);

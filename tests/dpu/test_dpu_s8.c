@@ -190,6 +190,20 @@ static void test_cae_encoder(void) {
     nne_graph_free(g);
 }
 
+/* (a') The whole cae-seed (encoder + decoder, transposed convolutions as stride phases). */
+static void test_cae_full(void) {
+    nne_test_rng r;
+    nne_test_rng_seed(&r, 72);
+    nne_graph *g = cae(NNE_CAE_FULL, 40, 48, &r);
+    if (!g) return;
+    nne_graph *q = NULL;
+    const size_t live = check_equal(g, "cae-seed 40x48 (full)", &q);
+    CHECK_MSG(live > 2000, "only %zu unsaturated outputs", live);
+    if (q) check_slopes(q);
+    nne_graph_free(q);
+    nne_graph_free(g);
+}
+
 /* (b) Random graphs (conv with every activation, pooling, residual add, concat), with random
  * f32 weights and slopes, through the pass. */
 static void test_random_graphs(void) {
@@ -266,6 +280,7 @@ static void test_mutants(void) {
 
 int main(void) {
     NNE_RUN(test_cae_encoder);
+    NNE_RUN(test_cae_full);
     NNE_RUN(test_random_graphs);
     NNE_RUN(test_mutants);
     return nne_test_summary();
