@@ -65,7 +65,8 @@ nne_status qg_quantize_random(nne_graph *g, nne_test_rng *r) {
         const int32_t fx = fp_of(x);
         int32_t fy = fx;
         switch (n->op) {
-        case NNE_OP_CONV2D: {
+        case NNE_OP_CONV2D:
+        case NNE_OP_CONV_TRANSPOSE2D: {
             nne_tensor *w = &g->tensors[n->inputs[1]];
             const int64_t nw = nne_shape_numel(&w->shape);
             const int32_t wmax = nne_test_rng_int(r, 20, 127); /* codes in [-wmax, wmax] */
@@ -83,7 +84,10 @@ nne_status qg_quantize_random(nne_graph *g, nne_test_rng *r) {
                 nne_quant_free(&b->quant);
             }
             /* Output spread ~ sqrt(taps) * 40 * wmax / 2 codes at fx + fw: shift to ~40. */
-            const double taps = (double)n->conv_geom.kh * n->conv_geom.kw * n->conv_geom.ic;
+            /* (a transposed convolution's outputs see about kh kw / (sh sw) taps) */
+            double taps = (double)n->conv_geom.kh * n->conv_geom.kw * n->conv_geom.ic;
+            if (n->op == NNE_OP_CONV_TRANSPOSE2D)
+                taps /= (double)n->conv_geom.stride_h * n->conv_geom.stride_w;
             const int32_t sh = (int32_t)lround(log2(sqrt(taps) * wmax / 2.0));
             fy = clampi(fx + fw - sh + nne_test_rng_int(r, -1, 1), -8, 16);
             break;
@@ -198,9 +202,29 @@ nne_status qg_random_graph(nne_test_rng *r, nne_graph **out) {
     for (int32_t l = 0; l < layers && !b.s; l++) {
         const nne_shape *sx = shape(&b, x);
         const int32_t H = (int32_t)sx->dim[1], W = (int32_t)sx->dim[2], C = (int32_t)sx->dim[3];
-        int kind = nne_test_rng_int(r, 0, 9);
+        int kind = nne_test_rng_int(r, 0, 11);
         if (H < 4 || W < 4) kind = 0;
-        if (kind <= 4) { /* conv */
+        if (kind >= 10 && H < 16 && W < 16) { /* transposed conv (+ activation) */
+            nne_op_params p;
+            memset(&p, 0, sizeof p);
+            const int32_t k = nne_test_rng_int(r, 1, 5), oc = nne_test_rng_int(r, 1, 24);
+            p.conv.kernel[0] = p.conv.kernel[1] = k;
+            p.conv.stride[0] = p.conv.stride[1] = nne_test_rng_int(r, 1, k < 3 ? k : 3);
+            p.conv.dilation[0] = p.conv.dilation[1] = 1;
+            p.conv.groups = 1;
+            p.conv.pad_mode = NNE_PAD_EXPLICIT;
+            for (int j = 0; j < 4; j++) p.conv.pad[j] = nne_test_rng_int(r, 0, (k - 1) / 2);
+            for (int j = 0; j < 2; j++)
+                p.conv.out_pad[j] = nne_test_rng_int(r, 0, p.conv.stride[0] - 1);
+            int32_t in[3] = {x, constant(&b, nne_shape_4d(oc, k, k, C)),
+                             constant(&b, nne_shape_1d(oc))};
+            x = add(&b, NNE_OP_CONV_TRANSPOSE2D, &p, in, 3);
+            if (!b.s && nne_test_rng_int(r, 0, 1)) {
+                int32_t a[2] = {x, constant(&b, nne_shape_1d(oc))};
+                memset(&p, 0, sizeof p);
+                x = add(&b, NNE_OP_PRELU, &p, a, 2);
+            }
+        } else if (kind <= 4 || kind >= 10) { /* conv */
             int32_t k = nne_test_rng_int(r, 1, 5), st = nne_test_rng_int(r, 1, 2);
             int32_t dil = k > 1 && nne_test_rng_int(r, 0, 4) == 0 ? 2 : 1;
             if ((k - 1) * dil + 1 > (H < W ? H : W)) k = 1, dil = 1;
@@ -264,14 +288,18 @@ nne_status qg_reference(const nne_graph *g, const int8_t *in, int8_t *out) {
         nne_requant rq[4096], rq2[4096];
         nne_qoutput o, o2;
         switch (n->op) {
-        case NNE_OP_CONV2D: {
+        case NNE_OP_CONV2D:
+        case NNE_OP_CONV_TRANSPOSE2D: {
             const nne_tensor *w = &g->tensors[n->inputs[1]];
             const int32_t bt = n->n_inputs > 2 ? n->inputs[2] : -1;
             s = nne_qoutput_from_quant(&o, rq, 4096, &g->tensors[ti].quant, &w->quant,
                                        &g->tensors[to].quant, NNE_QACT_NONE);
-            if (!s)
+            if (!s && n->op == NNE_OP_CONV2D)
                 nne_conv2d_s8__ref(&n->conv_geom, x, 0, w->data,
                                    bt >= 0 ? g->tensors[bt].data : NULL, &o, y);
+            else if (!s)
+                nne_conv_transpose2d_s8__ref(&n->conv_geom, x, 0, w->data,
+                                             bt >= 0 ? g->tensors[bt].data : NULL, &o, y);
             break;
         }
         case NNE_OP_RELU:
@@ -289,8 +317,10 @@ nne_status qg_reference(const nne_graph *g, const int8_t *in, int8_t *out) {
             const int32_t ns = n->op == NNE_OP_PRELU
                                    ? (int32_t)nne_shape_numel(&g->tensors[n->inputs[1]].shape)
                                    : 1;
-            s = nne_qprelu_init(&o, rq, &o2, rq2, scale(g, ti), sl, ns, scale(g, to), 0, true);
-            if (!s) nne_prelu_s8__ref(count / (size_t)C, C, x, 0, &o, &o2, y);
+            int32_t codes[4096];
+            s = nne_qprelu_init(&o, rq, &o2, rq2, codes, scale(g, ti), sl, ns, scale(g, to), 0,
+                                true);
+            if (!s) nne_prelu_s8__ref(count / (size_t)C, C, x, 0, &o, &o2, codes, y);
             break;
         }
         case NNE_OP_MAXPOOL2D:

@@ -54,10 +54,12 @@ typedef enum nne_op_type {
 const char *nne_op_name(nne_op_type t); /* "conv2d", ...; "invalid" if out of range */
 nne_op_type nne_op_from_name(const char *name);
 /* Int8 support (docs/quantization.md, section 14): ops with an s8 reference kernel, and those
- * whose s8 kernel needs the output to share the input's quantization (relu, relu6, max
- * pooling, reshape, flatten: clamps and copies). Shared by the quantization pass and QAT. */
+ * whose output shares the input's quantization: relu, relu6, max pooling, reshape, flatten
+ * (clamps and copies, whose s8 kernel needs it) and, in power-of-two mode, PReLU and leaky
+ * ReLU too (the DPU fuses them into the convolution before them with no second rescale).
+ * Shared by the quantization pass and QAT. */
 bool nne_op_has_s8_kernel(nne_op_type t);
-bool nne_op_s8_shares_quant(nne_op_type t);
+bool nne_op_s8_shares_quant(nne_op_type t, bool pow2);
 
 typedef enum nne_pad_mode {
     NNE_PAD_EXPLICIT = 0, /* use pad[] */

@@ -305,16 +305,34 @@ void nne_concat_s8__ref(size_t outer, int32_t n_inputs, const int8_t *const *xs,
 /* y = clamp(x, lo, hi): ReLU / ReLU6 with nne_qact_range limits. y may alias x. */
 void nne_clamp_s8__ref(size_t count, const int8_t *x, int32_t lo, int32_t hi, int8_t *y);
 
-/* PReLU / leaky ReLU over x, y [pixels][c]: v = x - x_zp; y = v >= 0 ? pos(v) : neg(v, ch).
+/* PReLU / leaky ReLU over x, y [pixels][c]: v = x - x_zp;
+ *   y = v >= 0 ? pos(v) : neg(v * neg_slope[k], k)        k = neg->count == 1 ? 0 : ch
  * pos->count == 1; neg->count 1 (leaky) or c (per-channel slopes); both share zero point and
- * clamp. y may alias x. */
+ * clamp. neg_slope [neg->count]: the integer slope codes from nne_qprelu_init (1 where the
+ * slope is folded into neg's Q31 multiplier); |v * neg_slope| <= 255 * 128. y may alias x. */
 void nne_prelu_s8__ref(size_t pixels, int32_t c, const int8_t *x, int32_t x_zero_point,
-                       const nne_qoutput *pos, const nne_qoutput *neg, int8_t *y);
-/* Output stages of a PReLU: M_pos = x/y, M_neg[i] = slope[i] * x/y (n_slope 1 or c entries of
- * neg_rq). pow2 needs positive power-of-two slopes (NNE_ERR_UNSUPPORTED otherwise). */
+                       const nne_qoutput *pos, const nne_qoutput *neg, const int32_t *neg_slope,
+                       int8_t *y);
+/* Output stages of a PReLU (n_slope 1 or c entries of neg_rq and neg_slope; section 6):
+ *   Q31:  M_pos = x/y, neg_slope = 1, M_neg[i] = slope[i] * x/y (any finite slope);
+ *   pow2: M_pos = x/y, slope[i] = a * 2^-k exactly with |a| <= 127 (nne_slope_pow2; zero and
+ *         negative slopes included): neg_slope[i] = a, M_neg[i] = 2^-k * x/y. Any other
+ *         slope is NNE_ERR_UNSUPPORTED (quantize it with nne_quantize_slopes_pow2). */
 nne_status nne_qprelu_init(nne_qoutput *pos, nne_requant *pos_rq, nne_qoutput *neg,
-                           nne_requant *neg_rq, float x_scale, const float *slope, int32_t n_slope,
-                           float y_scale, int32_t y_zero_point, bool pow2);
+                           nne_requant *neg_rq, int32_t *neg_slope, float x_scale,
+                           const float *slope, int32_t n_slope, float y_scale, int32_t y_zero_point,
+                           bool pow2);
+/* A slope as an integer slope at a power of two, as pow2 PReLU and the DPU use it:
+ * slope = code * 2^-k exactly, code odd with |code| <= 127 (slope 0: code 0, k 0). false
+ * (outputs untouched) for a non-finite slope or one that needs more than 7 bits. */
+bool nne_slope_pow2(float slope, int32_t *code, int32_t *k);
+/* The pow2 scheme's rule for the slopes of one PReLU (n values) or a leaky ReLU (n = 1),
+ * section 6: int8 codes at one fixed-point position fa per layer, the pow2 weight rule of
+ * section 11: fa is the largest with round_half_up(max|slope| * 2^fa) <= 127 (all zero:
+ * fa = 0), out[i] = 2^-fa * nne_quantize_value(slope[i], 2^-fa, 0, -127, 127, true) (exact in
+ * f32, so every out[i] passes nne_slope_pow2). out may alias slope; fa may be NULL.
+ * NNE_ERR_INVALID_ARG for a non-finite slope or n < 1. */
+nne_status nne_quantize_slopes_pow2(int32_t n, const float *slope, float *out, int32_t *fa);
 
 /* An f32 element-wise kernel (nne_sigmoid_f32__ref, nne_hardswish_f32__ref, ...). */
 typedef void (*nne_unary_f32_fn)(size_t count, const float *x, float *y);

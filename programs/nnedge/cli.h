@@ -116,6 +116,7 @@ typedef struct cli_dpu_opts {
     const char *clock;  /* --clock MHz (default: the board's) */
     const char *cores;  /* --cores N (default: the board's) */
     const char *tiling; /* --tiling dynamic|uniform */
+    const char *part;   /* --part encoder|decoder|full (NULL: cae-seed's encoder, the paper's) */
     bool quiet;
 } cli_dpu_opts;
 /* Resolve the target; an unknown architecture or board name is a usage error (exit 2), a bad
@@ -123,9 +124,16 @@ typedef struct cli_dpu_opts {
 int cli_dpu_target(const char *cmd, const cli_dpu_opts *o, nne_dpu_arch *a, nne_dpu_board *b);
 /* true if `path` is a DPU instruction-stream file (by its magic). */
 bool cli_dpu_is_program_file(const char *path);
-/* Load MODEL for the DPU: a built-in model made of parts gives its first part (cae-seed: the
- * encoder), a full cae-seed model file its encoder with the file's weights. */
-int cli_dpu_load_graph(const char *cmd, const char *spec, struct nne_graph **out, bool quiet);
+/* Load MODEL for the DPU. part NULL: cae-seed (built-in or a full model file) gives its
+ * encoder, as the CAE paper ran it, with a note; otherwise cli_model_part(part). */
+int cli_dpu_load_graph(const char *cmd, const char *spec, const char *part, struct nne_graph **out,
+                       bool quiet);
+/* Replace a full cae-seed graph (f32 or quantized) by its part "encoder", "decoder" or "full",
+ * built at height x width (0: the model's own size) with the model's weights and, for a
+ * quantized model, its parameters (nne_quantize_like). Any other model is left as it is (at
+ * its own size) for "full" or the part it is, and the rest is a usage error. */
+int cli_model_part(const char *cmd, struct nne_graph **g, const char *part, int32_t height,
+                   int32_t width);
 /* MODEL compiled for (a, b), or a .dpu file read as it is; name gets the graph's or file's
  * name. */
 int cli_dpu_program(const char *cmd, const char *spec, const cli_dpu_opts *o, const nne_dpu_arch *a,

@@ -6,6 +6,7 @@
 #include "nnedge/dpu.h"
 #include "nnedge/model_file.h"
 #include "nnedge/models.h"
+#include "nnedge/passes.h"
 
 int cli_dpu_target(const char *cmd, const cli_dpu_opts *o, nne_dpu_arch *a, nne_dpu_board *b) {
     nne_status s = nne_dpu_board_load(o->board, b);
@@ -46,37 +47,67 @@ bool cli_dpu_is_program_file(const char *path) {
     return n == 8 && memcmp(m, "NNEDPUI", 8) == 0;
 }
 
-int cli_dpu_load_graph(const char *cmd, const char *spec, nne_graph **out, bool quiet) {
+int cli_model_part(const char *cmd, nne_graph **g, const char *part, int32_t height,
+                   int32_t width) {
+    static const char *const names[] = {"full", "encoder", "decoder"};
+    static const nne_cae_part parts[] = {NNE_CAE_FULL, NNE_CAE_ENCODER, NNE_CAE_DECODER};
+    int k = 0;
+    while (k < 3 && strcmp(part, names[k])) k++;
+    if (k == 3) return cli_usage_error(cmd, "--part '%s': expected encoder, decoder or full", part);
+    const char *model = nne_graph_get_meta(*g, "model"), *mp = nne_graph_get_meta(*g, "model.part");
+    if (!model || strcmp(model, "cae-seed") || !mp || strcmp(mp, "full") || (*g)->n_inputs != 1) {
+        /* The whole model (or the part it is) as it is, at its own size. */
+        if (k == 0 || (mp && !strcmp(mp, part))) return NNE_EXIT_OK;
+        return cli_usage_error(cmd, "--part %s applies to full cae-seed models only", part);
+    }
+    const nne_shape *in = &(*g)->tensors[(*g)->inputs[0]].shape;
+    if (!height) height = (int32_t)in->dim[1], width = (int32_t)in->dim[2];
+    nne_graph *p = NULL, *q = NULL;
+    nne_status s = nne_model_cae_seed(height, width, parts[k], &p);
+    /* f32 weights move by name; a quantized model gives its constants and every tensor's
+     * parameters by name (nne_quantize_like). */
+    if (!s && (*g)->tensors[(*g)->inputs[0]].dtype == NNE_F32) {
+        s = nne_model_copy_weights(p, *g);
+    } else if (!s) {
+        s = nne_quantize_like(p, *g, &q);
+        nne_graph_free(p);
+        p = q;
+    }
+    if (s) {
+        nne_graph_free(p);
+        return cli_fail(cmd, s);
+    }
+    nne_graph_free(*g);
+    *g = p;
+    return NNE_EXIT_OK;
+}
+
+int cli_dpu_load_graph(const char *cmd, const char *spec, const char *part, nne_graph **out,
+                       bool quiet) {
     *out = NULL;
-    /* A built-in model made of parts runs its first part on the DPU: cae-seed's encoder, as
-     * in the CAE paper (its decoder's transposed convolutions are not DPU layers here). */
+    /* Without --part, cae-seed (built-in or a full model file) runs its encoder on the DPU, as
+     * in the CAE paper. */
     const char *const *parts = nne_builtin_model_parts(spec);
-    if (parts && parts[0]) {
+    const bool paper = part == NULL;
+    if (parts && parts[0] && paper) {
         if (!quiet)
             cli_error(cmd,
-                      "note: %s: compiling its first part, %s (the paper ran only the encoder "
-                      "on the DPU)",
-                      spec, parts[0]);
+                      "note: %s: compiling its encoder, as the paper ran it on the DPU (--part "
+                      "full or decoder for the rest)",
+                      spec);
         spec = parts[0];
     }
     nne_graph *g;
     nne_status s = cli_load_model(spec, &g);
     if (!s) s = nne_graph_infer(g);
     if (s) return cli_fail(cmd, s);
-    /* A full cae-seed model file (encoder + decoder): its encoder with the file's weights. */
-    const char *model = nne_graph_get_meta(g, "model"), *part = nne_graph_get_meta(g, "model.part");
-    if (model && part && !strcmp(model, "cae-seed") && !strcmp(part, "full") && g->n_inputs == 1) {
-        const nne_shape *in = &g->tensors[g->inputs[0]].shape;
-        nne_graph *enc;
-        s = nne_model_cae_seed((int32_t)in->dim[1], (int32_t)in->dim[2], NNE_CAE_ENCODER, &enc);
-        if (!s) s = nne_model_copy_weights(enc, g);
+    const char *model = nne_graph_get_meta(g, "model"), *mp = nne_graph_get_meta(g, "model.part");
+    const bool full = model && mp && !strcmp(model, "cae-seed") && !strcmp(mp, "full");
+    if (paper && full && !quiet) cli_error(cmd, "note: %s: compiling its encoder", spec);
+    int rc = paper && !full ? NNE_EXIT_OK : cli_model_part(cmd, &g, paper ? "encoder" : part, 0, 0);
+    if (rc) {
         nne_graph_free(g);
-        if (s) {
-            nne_graph_free(enc);
-            return cli_fail(cmd, s);
-        }
-        if (!quiet) cli_error(cmd, "note: %s: compiling its encoder", spec);
-        g = enc;
+        return rc;
     }
     *out = g;
     return NNE_EXIT_OK;
@@ -94,7 +125,7 @@ int cli_dpu_program(const char *cmd, const char *spec, const cli_dpu_opts *o, co
         return NNE_EXIT_OK;
     }
     nne_graph *g;
-    int rc = cli_dpu_load_graph(cmd, spec, &g, o->quiet);
+    int rc = cli_dpu_load_graph(cmd, spec, o->part, &g, o->quiet);
     if (rc) return rc;
     snprintf(name, name_size, "%s", g->name);
     nne_dpu_compile_opts co = {o->tiling && !strcmp(o->tiling, "uniform") ? NNE_DPU_TILING_UNIFORM

@@ -9,13 +9,15 @@ static void help_compile(void) {
            "Compile a model for the DPU (docs/dpu-isa.md): fuse conv + bias + activation, choose\n"
            "each layer's tiling under the on-chip buffer sizes (the fastest by the timing model,\n"
            "docs/dpu-model.md), and write the instruction stream. MODEL is a built-in model name\n"
-           "(cae-seed: its encoder, as in the CAE paper) or a model file (.nne).\n\n"
+           "(cae-seed: its encoder, as in the CAE paper; --part for the rest) or a model file\n"
+           "(.nne).\n\n"
            "options:\n"
            "  --arch A       B512, B800, B1024 (default), B1152, B1600, B2304, B3136, B4096\n"
            "  --board B      ultra96 (default), zcu102, zcu104 or a board file: the timing\n"
            "                 the tiling search minimises\n"
            "  --clock MHZ    DPU fabric clock (default: the board's)\n"
            "  --tiling T     dynamic (default: per layer) or uniform (one tiling for all)\n"
+           "  --part P       cae-seed: encoder (default), decoder or full\n"
            "  --disasm       print the program as assembly (to stdout; -o optional)\n"
            "  -o FILE        the instruction-stream file to write\n"
            "  --json         print a JSON summary\n"
@@ -32,7 +34,8 @@ int nne_cmd_compile(int argc, char **argv) {
     const cli_option opts[] = {
         {"arch", 0, true, &d.arch, NULL},    {"board", 0, true, &d.board, NULL},
         {"clock", 0, true, &d.clock, NULL},  {"tiling", 0, true, &d.tiling, NULL},
-        {"disasm", 0, false, NULL, &disasm}, {NULL, 0, false, NULL, NULL}};
+        {"disasm", 0, false, NULL, &disasm}, {"part", 0, true, &d.part, NULL},
+        {NULL, 0, false, NULL, NULL}};
     const char *pos[1];
     int n_pos;
     if (!cli_parse(k_cmd, argc, argv, &co, opts, pos, 1, &n_pos)) return NNE_EXIT_USAGE;

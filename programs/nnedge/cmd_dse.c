@@ -22,6 +22,7 @@ static void help(void) {
            "  --board B         ultra96 (default), zcu102, zcu104 or a board file\n"
            "  --max-clock MHZ   highest clock to consider (default: the board's limit)\n"
            "  --cores N         DPU cores (default: the board's)\n"
+           "  --part P          cae-seed: encoder (default, as the paper), decoder or full\n"
            "  --json            print JSON\n");
 }
 
@@ -52,11 +53,10 @@ int nne_cmd_dse(int argc, char **argv) {
     cli_dpu_opts d;
     memset(&d, 0, sizeof d);
     const char *fps_s = NULL, *max_s = NULL;
-    const cli_option opts[] = {{"fps", 0, true, &fps_s, NULL},
-                               {"board", 0, true, &d.board, NULL},
-                               {"max-clock", 0, true, &max_s, NULL},
-                               {"cores", 0, true, &d.cores, NULL},
-                               {NULL, 0, false, NULL, NULL}};
+    const cli_option opts[] = {
+        {"fps", 0, true, &fps_s, NULL},       {"board", 0, true, &d.board, NULL},
+        {"max-clock", 0, true, &max_s, NULL}, {"cores", 0, true, &d.cores, NULL},
+        {"part", 0, true, &d.part, NULL},     {NULL, 0, false, NULL, NULL}};
     const char *pos[1];
     int n_pos;
     if (!cli_parse(k_cmd, argc, argv, &co, opts, pos, 1, &n_pos)) return NNE_EXIT_USAGE;
@@ -79,7 +79,7 @@ int nne_cmd_dse(int argc, char **argv) {
     nne_dpu_arch amax;
     nne_dpu_arch_get(b.max_arch, &amax);
     nne_graph *g;
-    if ((rc = cli_dpu_load_graph(k_cmd, pos[0], &g, d.quiet))) return rc;
+    if ((rc = cli_dpu_load_graph(k_cmd, pos[0], d.part, &g, d.quiet))) return rc;
     arch_result res[16];
     int nr = 0, chosen = -1;
     nne_dpu_layer_time t[1024];

@@ -33,7 +33,8 @@ static const command k_commands[] = {
     {"prune", nne_cmd_prune,
      "channel pruning (smaller layers) or magnitude pruning, with MACs and parameters per layer"},
     {"run", nne_cmd_run,
-     "run a pow2-quantized model on an image with the DPU's bit-exact simulator (dpu-sim)"},
+     "run a quantized model on an image: int8 reference kernels (cpu-s8) or the DPU's simulator "
+     "(dpu-sim)"},
     {"rd", nne_cmd_rd,
      "rate-distortion of image codecs (JPEG, WebP, JPEG 2000, AVIF, JPEG XL) on a folder: "
      "curves, BD-rates, plot"},

@@ -54,6 +54,16 @@ typedef struct clayer {
     int32_t slope_t; /* PReLU slope tensor (executable programs), else -1 */
     uint64_t ops;
     uint64_t w_off, b_off; /* params region: weights [M][kh][kw][C], bias [M] (+ slopes [M]) */
+    /* A phase of a transposed convolution (docs/dpu-isa.md, "Transposed convolution"): a
+     * stride-1 conv over the input window at (in_y0, in_x0) of H x W pixels, writing the
+     * outputs (out_y0 + sy * y, out_x0 + sx * x) of its tensor, with the flipped sub-kernel
+     * w[k0y + (kh-1-ty) sy][k0x + (kw-1-tx) sx] of the node's wkh x wkw kernel. Plain layers:
+     * origins 0, out_sy = out_sx = 1, phase false. */
+    bool phase, cont; /* cont: a later phase, same program layer as the previous */
+    int32_t in_y0, in_x0, out_y0, out_x0, out_sy, out_sx;
+    int32_t k0y, k0x, wkh, wkw;
+    int32_t ex_h, ex_w; /* end padding beyond the kernel's reach: the last output tile along
+                           that axis needs more rows / columns than this to read any input */
 } clayer;
 
 typedef struct tiling {
@@ -162,11 +172,86 @@ static nne_status same_fp(const nne_graph *g, int32_t node, int32_t a, int32_t b
     return NNE_OK;
 }
 
-/* Executable programs: a positive power-of-two slope 2^-k (docs/quantization.md, 6). */
-static nne_status slope_shift(const nne_graph *g, int32_t node, float slope, int32_t *k) {
-    if (!(slope > 0.0f) || nne_quant_pow2_shift(slope, k) != NNE_OK || *k < -32 || *k > 32)
+/* Executable programs: a slope as an int8 code at a power of two, code * 2^-k
+ * (nne_slope_pow2; docs/quantization.md, 6), k within the fp_act field. */
+static nne_status slope_code(const nne_graph *g, int32_t node, float slope, int32_t *code,
+                             int32_t *k) {
+    if (!nne_slope_pow2(slope, code, k) || *k < -32 || *k > 32)
         return node_err(g, node, NNE_ERR_UNSUPPORTED,
-                        "slope is not a positive power of two (pow2 int8 semantics)");
+                        "slope is not an int8 code at a power of two (pow2 int8 semantics; "
+                        "`nnedge quantize --scheme pow2` makes such slopes)");
+    return NNE_OK;
+}
+
+/* The int8 code of a PReLU slope at the layer's fp_act (checked by build_layers). */
+static int8_t slope_at(float slope, int32_t fp_act) {
+    int32_t code = 0, k = 0;
+    (void)nne_slope_pow2(slope, &code, &k);
+    return (int8_t)(code * (1 << (code ? fp_act - k : 0)));
+}
+
+static nne_status push_layer(cctx *c, const clayer *L) {
+    clayer *nl = nne_realloc_array(c->L, (size_t)c->nl + 1, sizeof *nl);
+    if (!nl) return NNE_ERR_NOMEM;
+    c->L = nl;
+    c->L[c->nl++] = *L;
+    return NNE_OK;
+}
+
+/* One axis of a stride phase of a transposed convolution (input I, kernel K, stride s, crop
+ * p at the beginning, output O): the outputs o = o' s + ph, o' < n, are
+ *   y[o' s + ph] = sum_{t < J} x[o' + lo + t] * w[k0 + (J - 1 - t) s]
+ * with k0 = (ph + p) mod s, J = ceil((K - k0) / s) taps and lo = (ph + p - k0) / s - (J - 1)
+ * (from o + p = i s + k): a stride-1 convolution over input rows i0 .. i0 + cnt - 1 with
+ * padding pb before and pe after (inputs outside [0, I) are the zeros a transposed
+ * convolution never reads). */
+typedef struct phase_axis {
+    int32_t k0, J, n, i0, cnt, pb, pe;
+} phase_axis;
+
+static void phase_axis_get(int32_t I, int32_t K, int32_t s, int32_t p, int32_t O, int32_t ph,
+                           phase_axis *a) {
+    a->k0 = (ph + p) % s;
+    a->J = (K - a->k0 + s - 1) / s; /* >= 1: s <= K */
+    a->n = ph < O ? (O - ph + s - 1) / s : 0;
+    const int32_t lo = (ph + p - a->k0) / s - (a->J - 1), hi = a->n - 1 + lo + a->J - 1;
+    a->i0 = lo > 0 ? lo : 0;
+    a->pb = lo < 0 ? -lo : 0;
+    a->cnt = (hi < I - 1 ? hi : I - 1) - a->i0 + 1;
+    a->pe = hi > I - 1 ? hi - (I - 1) : 0;
+}
+
+/* A transposed convolution as sh x sw stride-1 convolutions, one per output phase, each
+ * writing its pixels of the output by addressing (SAVE with the strides of every sh-th row
+ * and sw-th column): only real taps are computed, and the instructions are the ordinary
+ * LOAD / CONV / SAVE. The phases form one program layer (the node's). */
+static nne_status expand_phases(cctx *c, const clayer *T) {
+    bool first = true;
+    for (int32_t py = 0; py < T->sh; py++)
+        for (int32_t px = 0; px < T->sw; px++) {
+            phase_axis ay, ax;
+            phase_axis_get(T->H, T->kh, T->sh, T->pad[0], T->OH, py, &ay);
+            phase_axis_get(T->W, T->kw, T->sw, T->pad[1], T->OW, px, &ax);
+            if (ay.n < 1 || ax.n < 1) continue; /* no outputs in this phase */
+            if (ay.cnt < 1 || ax.cnt < 1)
+                return node_err(c->g, T->node, NNE_ERR_UNSUPPORTED,
+                                "a stride phase of the transposed convolution reads no input");
+            clayer P = *T;
+            P.phase = true;
+            P.cont = !first;
+            P.ops = first ? T->ops : 0; /* the node's workload, once */
+            P.wkh = T->kh, P.wkw = T->kw, P.k0y = ay.k0, P.k0x = ax.k0;
+            P.kh = ay.J, P.kw = ax.J;
+            P.sh = P.sw = P.dh = P.dw = 1;
+            P.H = ay.cnt, P.W = ax.cnt, P.in_y0 = ay.i0, P.in_x0 = ax.i0;
+            P.OH = ay.n, P.OW = ax.n;
+            P.pad[0] = ay.pb, P.pad[1] = ax.pb, P.pad[2] = ay.pe, P.pad[3] = ax.pe;
+            P.ex_h = ay.pe - (ay.J - 1), P.ex_w = ax.pe - (ax.J - 1);
+            P.out_y0 = py, P.out_x0 = px, P.out_sy = T->sh, P.out_sx = T->sw;
+            nne_status s = push_layer(c, &P);
+            if (s) return s;
+            first = false;
+        }
     return NNE_OK;
 }
 
@@ -188,15 +273,26 @@ static nne_status build_layers(cctx *c, bool *absorbed) {
         bool ph = false;
         nne_status qs = NNE_OK;
         switch (n->op) {
-        case NNE_OP_CONV2D: {
+        case NNE_OP_CONV2D:
+        case NNE_OP_CONV_TRANSPOSE2D: {
             const nne_conv2d_geom *gm = &n->conv_geom;
             if (gm->groups != 1) return node_err(g, i, NNE_ERR_UNSUPPORTED, "grouped convolution");
-            /* A tile must read at least one input row and column: padding beyond the
-             * kernel's reach would give border outputs that see padding only. */
-            if (gm->pad_t > (gm->kh - 1) * gm->dil_h || gm->pad_b > (gm->kh - 1) * gm->dil_h ||
-                gm->pad_l > (gm->kw - 1) * gm->dil_w || gm->pad_r > (gm->kw - 1) * gm->dil_w)
+            if (n->op == NNE_OP_CONV_TRANSPOSE2D) {
+                /* Decomposed into stride phases (expand_phases): every phase needs a tap. */
+                if (gm->dil_h != 1 || gm->dil_w != 1)
+                    return node_err(g, i, NNE_ERR_UNSUPPORTED, "dilated transposed convolution");
+                if (gm->stride_h > gm->kh || gm->stride_w > gm->kw)
+                    return node_err(g, i, NNE_ERR_UNSUPPORTED,
+                                    "transposed convolution with a stride above its kernel");
+            } else if (gm->pad_t > (gm->kh - 1) * gm->dil_h ||
+                       gm->pad_b > (gm->kh - 1) * gm->dil_h ||
+                       gm->pad_l > (gm->kw - 1) * gm->dil_w ||
+                       gm->pad_r > (gm->kw - 1) * gm->dil_w) {
+                /* A tile must read at least one input row and column: padding beyond the
+                 * kernel's reach would give border outputs that see padding only. */
                 return node_err(g, i, NNE_ERR_UNSUPPORTED,
                                 "padding larger than the dilated kernel extent (k - 1) x d");
+            }
             L.kind = NNE_DPU_CONV;
             L.H = gm->ih, L.W = gm->iw, L.C = gm->ic, L.OH = gm->oh, L.OW = gm->ow, L.M = gm->oc;
             L.kh = gm->kh, L.kw = gm->kw, L.sh = gm->stride_h, L.sw = gm->stride_w;
@@ -243,30 +339,37 @@ static nne_status build_layers(cctx *c, bool *absorbed) {
                 if (c->exec) {
                     if ((qs = same_fp(g, next, L.out, m->output))) return qs;
                     if (act == NNE_DPU_ACT_LEAKY) {
-                        /* slope 2^-k: t * 1 >> k (alpha 1 at 2^-k) */
-                        int32_t k = 0;
-                        if ((qs = slope_shift(g, next, m->params.leaky.alpha, &k))) return qs;
-                        L.leaky_q = 1;
+                        /* slope code * 2^-k: alpha = code at fp_act = k */
+                        int32_t code = 0, k = 0;
+                        if ((qs = slope_code(g, next, m->params.leaky.alpha, &code, &k))) return qs;
+                        L.leaky_q = (int8_t)code;
                         L.fp_act = (int8_t)k;
                     } else if (act == NNE_DPU_ACT_PRELU) {
-                        /* slopes 2^-k[m] as int8 2^(fp_act - k[m]) with fp_act = max k: at
-                         * most 2^6 = 64 apart to fit in int8. */
+                        /* slopes code[m] * 2^-k[m] as int8 code[m] * 2^(fp_act - k[m]) with
+                         * fp_act = the largest k of a non-zero slope: they must fit in int8
+                         * (they do when the quantize pass made them: one code range). */
                         const nne_tensor *st = &g->tensors[m->inputs[1]];
                         if (st->dtype != NNE_F32 || !st->data)
                             return node_err(g, next, NNE_ERR_UNSUPPORTED,
                                             "PReLU slopes must be an f32 constant");
-                        int64_t ns = nne_shape_numel(&st->shape);
-                        int32_t kmin = 99, kmax = -99;
+                        const int64_t ns = nne_shape_numel(&st->shape);
+                        const float *sd = st->data;
+                        int32_t kmax = -99;
                         for (int64_t j = 0; j < ns; j++) {
-                            int32_t k = 0;
-                            if ((qs = slope_shift(g, next, ((const float *)st->data)[j], &k)))
-                                return qs;
-                            kmin = k < kmin ? k : kmin;
-                            kmax = k > kmax ? k : kmax;
+                            int32_t code = 0, k = 0;
+                            if ((qs = slope_code(g, next, sd[j], &code, &k))) return qs;
+                            if (code && k > kmax) kmax = k;
                         }
-                        if (kmax - kmin > 6)
-                            return node_err(g, next, NNE_ERR_UNSUPPORTED,
-                                            "PReLU slopes more than 2^6 apart (int8 slopes)");
+                        if (kmax == -99) kmax = 0; /* all zero */
+                        for (int64_t j = 0; j < ns; j++) {
+                            int32_t code = 0, k = 0;
+                            (void)nne_slope_pow2(sd[j], &code, &k);
+                            if (code && (kmax - k > 7 || code * (1 << (kmax - k)) > 127 ||
+                                         code * (1 << (kmax - k)) < -128))
+                                return node_err(g, next, NNE_ERR_UNSUPPORTED,
+                                                "PReLU slopes do not fit int8 codes at one "
+                                                "fixed point (too far apart)");
+                        }
                         L.fp_act = (int8_t)kmax;
                         L.slope_t = m->inputs[1];
                     }
@@ -336,8 +439,8 @@ static nne_status build_layers(cctx *c, bool *absorbed) {
             continue;
         default:
             return node_err(g, i, NNE_ERR_UNSUPPORTED,
-                            "not supported by the DPU compiler (conv2d with an activation, "
-                            "pooling, add and concat are)");
+                            "not supported by the DPU compiler (conv2d and conv_transpose2d with "
+                            "an activation, pooling, add and concat are)");
         }
         const nne_tensor *ti = &g->tensors[L.in];
         L.fp_in = fixpos(g, L.in, ti->kind == NNE_TENSOR_INPUT ? PH_IN : PH_ACT, &ph);
@@ -371,10 +474,9 @@ static nne_status build_layers(cctx *c, bool *absorbed) {
         if (L.kind == NNE_DPU_CONV && (uint64_t)L.kh * L.kw * L.C > NNE_DPU_MAX_TAPS)
             return node_err(g, i, NNE_ERR_LIMIT,
                             "more than 131071 taps per output (the int32 accumulator's bound)");
-        clayer *nl = nne_realloc_array(c->L, (size_t)c->nl + 1, sizeof *nl);
-        if (!nl) return NNE_ERR_NOMEM;
-        c->L = nl;
-        c->L[c->nl++] = L;
+        L.out_sy = L.out_sx = 1;
+        qs = n->op == NNE_OP_CONV_TRANSPOSE2D ? expand_phases(c, &L) : push_layer(c, &L);
+        if (qs) return qs;
     }
     if (c->nl == 0) return nne_error(NNE_ERR_UNSUPPORTED, "dpu: graph '%s' has no layer", g->name);
     if (c->nl > (int32_t)NNE_DPU_MAX_LAYERS)
@@ -493,6 +595,9 @@ typedef struct layout {
  * (two input and two output slots); filters too when they are reloaded. */
 static bool plan(const nne_dpu_arch *a, const clayer *L, const tiling *t, layout *lo) {
     memset(lo, 0, sizeof *lo);
+    /* A phase's last tile must reach back to a real input row / column. */
+    if (L->ex_h > 0 && (L->OH % t->th ? L->OH % t->th : t->th) <= L->ex_h) return false;
+    if (L->ex_w > 0 && (L->OW % t->tw ? L->OW % t->tw : t->tw) <= L->ex_w) return false;
     int32_t ir = max_in(t->th, L->kh, L->sh, L->dh, L->H),
             ic = max_in(t->tw, L->kw, L->sw, L->dw, L->W);
     if (ir < 1 || ic < 1 || ir > 65535 || ic > 65535) return false;
@@ -533,7 +638,14 @@ static nne_status emit_layer(ivec *iv, const cctx *c, const clayer *L, uint16_t 
     const nne_dpu_arch *a = c->a;
     layout lo;
     if (!plan(a, L, t, &lo)) return nne_error(NNE_ERR_INTERNAL, "dpu: tiling does not fit");
-    const dview *vin = &c->view[L->in], *vout = &c->view[L->out];
+    const dview *vin = &c->view[L->in];
+    /* The output pixels this layer writes (a transposed convolution's phase: every
+     * out_sy-th row and out_sx-th column from (out_y0, out_x0)). */
+    dview vo = c->view[L->out];
+    vo.offset += (uint64_t)L->out_y0 * vo.row_stride + (uint64_t)L->out_x0 * vo.col_stride;
+    vo.row_stride *= (uint64_t)L->out_sy;
+    vo.col_stride *= (uint64_t)L->out_sx;
+    const dview *vout = &vo;
     const dview *vin2 = L->in2 >= 0 ? &c->view[L->in2] : NULL;
     /* fmap buffer: [in slot 0][in slot 1][in2 slots][out slot 0][out slot 1] */
     const uint64_t in_base = 0, in2_base = 2 * lo.in_slot, out_base = in2_base + 2 * lo.in2_slot;
@@ -569,9 +681,9 @@ static nne_status emit_layer(ivec *iv, const cctx *c, const clayer *L, uint16_t 
                 const uint64_t in_off = in_base + (k_in % 2) * lo.in_slot;
                 const uint64_t in2_off = in2_base + (k_in % 2) * lo.in2_slot;
                 k_in++;
-                nne_dpu_instr in =
-                    mem_instr(NNE_DPU_LOAD, li, NNE_DPU_BUF_FMAP, in_off, vin, (uint64_t)iy,
-                              (uint64_t)ix, 0, (uint32_t)ih, (uint32_t)iw, (uint32_t)L->C);
+                nne_dpu_instr in = mem_instr(NNE_DPU_LOAD, li, NNE_DPU_BUF_FMAP, in_off, vin,
+                                             (uint64_t)(iy + L->in_y0), (uint64_t)(ix + L->in_x0),
+                                             0, (uint32_t)ih, (uint32_t)iw, (uint32_t)L->C);
                 if ((s = ivec_push(iv, &in))) return s;
                 if (vin2) {
                     in = mem_instr(NNE_DPU_LOAD, li, NNE_DPU_BUF_FMAP, in2_off, vin2, (uint64_t)iy,
@@ -917,7 +1029,7 @@ static nne_status search_uniform(const cctx *c, const grid *gr, ivec *scratch, t
 
 /* Input / output geometry and fixed points; for executable programs the PARAMS data:
  * per conv layer OHWI s8 weights at w_off, int32 LE biases at b_off, then int8 PReLU slopes
- * 2^(fp_act - k[m]) (docs/dpu-isa.md, "Layouts"). */
+ * code[m] * 2^(fp_act - k[m]) (docs/dpu-isa.md, "Layouts"). */
 static nne_status fill_io(const cctx *c, nne_dpu_program *p) {
     const nne_graph *g = c->g;
     const int32_t ti = g->inputs[0], to = g->outputs[0];
@@ -942,8 +1054,20 @@ static nne_status fill_io(const cctx *c, nne_dpu_program *p) {
         const clayer *L = &c->L[l];
         if (L->kind != NNE_DPU_CONV) continue;
         const nne_node *n = &g->nodes[L->node];
-        memcpy(d + L->w_off, g->tensors[n->inputs[1]].data,
-               (size_t)L->M * (size_t)(L->kh * L->kw) * (size_t)L->C);
+        const int8_t *w = g->tensors[n->inputs[1]].data;
+        if (!L->phase) {
+            memcpy(d + L->w_off, w, (size_t)L->M * (size_t)(L->kh * L->kw) * (size_t)L->C);
+        } else { /* the phase's flipped sub-kernel of the node's OHWI weights */
+            uint8_t *o = d + L->w_off;
+            for (int32_t m = 0; m < L->M; m++)
+                for (int32_t ty = 0; ty < L->kh; ty++)
+                    for (int32_t tx = 0; tx < L->kw; tx++, o += L->C) {
+                        const int32_t ky = L->k0y + (L->kh - 1 - ty) * L->out_sy;
+                        const int32_t kx = L->k0x + (L->kw - 1 - tx) * L->out_sx;
+                        memcpy(o, w + (((size_t)m * L->wkh + ky) * L->wkw + kx) * L->C,
+                               (size_t)L->C);
+                    }
+        }
         const int32_t bt = n->n_inputs > 2 ? n->inputs[2] : -1;
         for (int32_t m = 0; m < L->M && bt >= 0; m++)
             nne_le_wr32(d + L->b_off + 4 * (uint64_t)m,
@@ -951,11 +1075,9 @@ static nne_status fill_io(const cctx *c, nne_dpu_program *p) {
         if (L->slope_t >= 0) {
             const nne_tensor *st = &g->tensors[L->slope_t];
             const bool one = nne_shape_numel(&st->shape) == 1;
-            for (int32_t m = 0; m < L->M; m++) {
-                int32_t k = 0; /* checked by build_layers */
-                (void)nne_quant_pow2_shift(((const float *)st->data)[one ? 0 : m], &k);
-                d[L->b_off + 4 * (uint64_t)L->M + (uint64_t)m] = (uint8_t)(1u << (L->fp_act - k));
-            }
+            for (int32_t m = 0; m < L->M; m++)
+                d[L->b_off + 4 * (uint64_t)L->M + (uint64_t)m] =
+                    (uint8_t)slope_at(((const float *)st->data)[one ? 0 : m], L->fp_act);
         }
     }
     p->params = d;
@@ -1024,7 +1146,7 @@ nne_status nne_dpu_compile(const nne_graph *g, const nne_dpu_arch *arch,
         const dview *vs[3] = {&c.view[L->in], &c.view[L->out],
                               L->in2 >= 0 ? &c.view[L->in2] : NULL};
         for (int k = 0; k < 3; k++)
-            if (vs[k] && vs[k]->row_stride > UINT32_MAX) {
+            if (vs[k] && vs[k]->row_stride * (uint64_t)(k == 1 ? L->out_sy : 1) > UINT32_MAX) {
                 s = node_err(g, L->node, NNE_ERR_LIMIT, "a feature-map row is over 4 GiB");
                 goto done;
             }
@@ -1045,25 +1167,34 @@ nne_status nne_dpu_compile(const nne_graph *g, const nne_dpu_arch *arch,
             s = search_layer(&c, &c.L[l], &gr, &scratch, &tl[l]);
         if (s) goto done;
     }
+    /* Program layers: one per clayer, except that the phases of a transposed convolution
+     * share their node's. */
     out->layers = nne_calloc((size_t)c.nl, sizeof *out->layers);
     if (!out->layers) {
         s = NNE_ERR_NOMEM;
         goto done;
     }
+    int32_t n_pl = 0;
     for (int32_t l = 0; l < c.nl; l++) {
         const clayer *L = &c.L[l];
-        nne_dpu_layer *D = &out->layers[l];
-        snprintf(D->name, sizeof D->name, "%s", g->nodes[L->node].name);
-        D->kind = L->kind;
-        D->act = L->act;
-        D->flags = L->placeholder ? NNE_DPU_LAYER_QUANT_PLACEHOLDER : 0;
-        D->order = (uint8_t)tl[l].order;
-        D->first = prog.n;
-        D->ops = L->ops;
-        D->out_h = (uint16_t)L->OH, D->out_w = (uint16_t)L->OW, D->out_c = (uint16_t)L->M;
-        D->tile_h = (uint16_t)tl[l].th, D->tile_w = (uint16_t)tl[l].tw;
-        D->tile_m = (uint16_t)tl[l].tm;
-        if ((s = emit_layer(&prog, &c, L, (uint16_t)l, &tl[l]))) goto done;
+        if (!L->cont) {
+            nne_dpu_layer *D = &out->layers[n_pl++];
+            snprintf(D->name, sizeof D->name, "%s", g->nodes[L->node].name);
+            D->kind = L->kind;
+            D->act = L->act;
+            D->flags = L->placeholder ? NNE_DPU_LAYER_QUANT_PLACEHOLDER : 0;
+            D->order = (uint8_t)tl[l].order;
+            D->first = prog.n;
+            /* the whole output (a transposed convolution's, not its first phase's) */
+            D->out_h = (uint16_t)g->tensors[L->out].shape.dim[1];
+            D->out_w = (uint16_t)g->tensors[L->out].shape.dim[2];
+            D->out_c = (uint16_t)L->M;
+            D->tile_h = (uint16_t)tl[l].th, D->tile_w = (uint16_t)tl[l].tw;
+            D->tile_m = (uint16_t)tl[l].tm;
+        }
+        nne_dpu_layer *D = &out->layers[n_pl - 1];
+        D->ops += L->ops;
+        if ((s = emit_layer(&prog, &c, L, (uint16_t)(n_pl - 1), &tl[l]))) goto done;
         D->count = prog.n - D->first;
     }
     nne_dpu_instr end;
@@ -1071,7 +1202,7 @@ nne_status nne_dpu_compile(const nne_graph *g, const nne_dpu_arch *arch,
     if ((s = ivec_push(&prog, &end))) goto done;
     out->arch = *arch;
     for (int r = 0; r < NNE_DPU_REG_COUNT; r++) out->region_size[r] = (uint32_t)c.region_size[r];
-    out->n_layers = (uint32_t)c.nl;
+    out->n_layers = (uint32_t)n_pl;
     out->instrs = prog.v;
     out->n_instrs = prog.n;
     prog.v = NULL;

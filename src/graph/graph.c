@@ -45,9 +45,10 @@ nne_op_type nne_op_from_name(const char *name) {
     return NNE_OP_INVALID;
 }
 
-bool nne_op_s8_shares_quant(nne_op_type t) {
+bool nne_op_s8_shares_quant(nne_op_type t, bool pow2) {
     return t == NNE_OP_RELU || t == NNE_OP_RELU6 || t == NNE_OP_MAXPOOL2D ||
-           t == NNE_OP_RESHAPE || t == NNE_OP_FLATTEN;
+           t == NNE_OP_RESHAPE || t == NNE_OP_FLATTEN ||
+           (pow2 && (t == NNE_OP_PRELU || t == NNE_OP_LEAKY_RELU));
 }
 
 bool nne_op_has_s8_kernel(nne_op_type t) {

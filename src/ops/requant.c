@@ -204,24 +204,71 @@ nne_status nne_qadd_init(nne_qadd *p, float a_scale, int32_t a_zero_point, float
     return NNE_OK;
 }
 
+bool nne_slope_pow2(float slope, int32_t *code, int32_t *k) {
+    if (!isfinite(slope)) return false;
+    if (slope == 0.0f) {
+        *code = 0;
+        *k = 0;
+        return true;
+    }
+    int e = 0;
+    /* slope = m * 2^e, |m| in [0.5, 1): m * 2^24 is an integer (f32 has 24 significant
+     * bits), so slope = a * 2^(e - 24) with a integer; strip a's factors of two. */
+    int64_t a = (int64_t)ldexp((double)frexpf(slope, &e), 24);
+    int32_t kk = 24 - e;
+    while (a % 2 == 0) {
+        a /= 2;
+        kk--;
+    }
+    if (a > 127 || a < -127) return false;
+    *code = (int32_t)a;
+    *k = kk;
+    return true;
+}
+
+nne_status nne_quantize_slopes_pow2(int32_t n, const float *slope, float *out, int32_t *fa) {
+    if (n < 1 || !slope || !out)
+        return nne_error(NNE_ERR_INVALID_ARG, "slope quantization of %d slopes", (int)n);
+    float scale = 1.0f;
+    /* One group of n values, 8 bits, pow2: section 11's rule, codes in [-127, 127]. */
+    const nne_shape sh = nne_shape_1d(n);
+    nne_status st = nne_fake_quantize_tensor(&sh, slope, 8, false, true, out, &scale);
+    if (st != NNE_OK) return st;
+    if (fa) (void)nne_quant_pow2_shift(scale, fa);
+    return NNE_OK;
+}
+
 nne_status nne_qprelu_init(nne_qoutput *pos, nne_requant *pos_rq, nne_qoutput *neg,
-                           nne_requant *neg_rq, float x_scale, const float *slope, int32_t n_slope,
-                           float y_scale, int32_t y_zero_point, bool pow2) {
+                           nne_requant *neg_rq, int32_t *neg_slope, float x_scale,
+                           const float *slope, int32_t n_slope, float y_scale, int32_t y_zero_point,
+                           bool pow2) {
     if (n_slope < 1) return nne_error(NNE_ERR_INVALID_ARG, "PReLU with %d slopes", (int)n_slope);
     nne_status st =
         nne_qoutput_init(pos, pos_rq, 1, x_scale, NULL, y_scale, y_zero_point, pow2, NNE_QACT_NONE);
     if (st != NNE_OK) return st;
     if (pow2) {
-        /* slope 2^-k is a weight scale of 2^-k: the shift grows by k. */
-        for (int32_t c = 0; c < n_slope; c++) {
+        /* slope a * 2^-k: the integer a multiplies v (a one-tap MAC whose weight a has the
+         * scale 2^-k), and the shift grows by k. */
+        float wscale[64], *ws = n_slope <= 64 ? wscale : nne_malloc((size_t)n_slope * sizeof *ws);
+        if (!ws) return NNE_ERR_NOMEM;
+        for (int32_t c = 0; c < n_slope && st == NNE_OK; c++) {
             int32_t k = 0;
-            if (!(slope[c] > 0.0f) || nne_quant_pow2_shift(slope[c], &k) != NNE_OK)
-                return nne_error(NNE_ERR_UNSUPPORTED,
-                                 "PReLU slope %g (channel %d) is not a positive power of two",
-                                 (double)slope[c], (int)c);
+            if (!nne_slope_pow2(slope[c], &neg_slope[c], &k))
+                st = nne_error(NNE_ERR_UNSUPPORTED,
+                               "PReLU slope %g (channel %d) is not an integer of at most 7 bits "
+                               "times a power of two",
+                               (double)slope[c], (int)c);
+            else if (k < -126 || k > 126)
+                st = nne_error(NNE_ERR_UNSUPPORTED, "PReLU slope %g (channel %d) out of range",
+                               (double)slope[c], (int)c);
+            else
+                ws[c] = ldexpf(1.0f, -k);
         }
-        return nne_qoutput_init(neg, neg_rq, n_slope, x_scale, slope, y_scale, y_zero_point, true,
-                                NNE_QACT_NONE);
+        if (st == NNE_OK)
+            st = nne_qoutput_init(neg, neg_rq, n_slope, x_scale, ws, y_scale, y_zero_point, true,
+                                  NNE_QACT_NONE);
+        if (ws != wscale) nne_free(ws);
+        return st;
     }
     /* Slopes may be negative or zero: M_neg = slope * x / y with a signed Q31 mantissa. */
     for (int32_t c = 0; c < n_slope; c++) {
@@ -230,6 +277,7 @@ nne_status nne_qprelu_init(nne_qoutput *pos, nne_requant *pos_rq, nne_qoutput *n
                              (int)c);
         st = nne_quant_multiplier_from_scale((double)slope[c] * x_scale / y_scale, &neg_rq[c]);
         if (st != NNE_OK) return st;
+        neg_slope[c] = 1;
     }
     *neg = *pos;
     neg->count = n_slope;

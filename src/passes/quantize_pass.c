@@ -242,6 +242,12 @@ static nne_status plan_constants(pass *p) {
             } else { /* bias (quantized later), PReLU slopes, GDN beta/gamma: f32 */
                 pl->dtype = NNE_F32;
                 pl->data = f;
+                /* pow2: slopes become int8 codes at one fixed point, kept as their exact f32
+                 * values (docs/quantization.md, 6). */
+                if (n->op == NNE_OP_PRELU && p->o->scheme == NNE_QSCHEME_POW2 &&
+                    (s = nne_quantize_slopes_pow2((int32_t)nne_shape_numel(&g->tensors[t].shape), f,
+                                                  f, NULL)))
+                    return nne_error(s, "quantize: node '%s': %s", n->name, nne_last_error());
             }
         }
     }
@@ -262,11 +268,36 @@ static bool all_fixed(const pass *p) {
     for (int32_t t = 0; t < g->n_tensors; t++) {
         if (g->tensors[t].kind == NNE_TENSOR_CONSTANT) continue;
         const int32_t pr = nne_graph_producer(g, t);
-        if (pr >= 0 && nne_op_s8_shares_quant(g->nodes[pr].op)) continue;
+        if (pr >= 0 && nne_op_s8_shares_quant(g->nodes[pr].op, p->o->scheme == NNE_QSCHEME_POW2))
+            continue;
         float lo, hi;
         if (!fixed(p, t, &lo, &hi)) return false;
     }
     return true;
+}
+
+/* Shared parameters flow from each shared-parameter op's input to its output, in node order. */
+static nne_status share_forward(pass *p, bool pow2) {
+    const nne_graph *g = p->g;
+    nne_status s = NNE_OK;
+    for (int32_t i = 0; i < g->n_nodes && !s; i++)
+        if (nne_op_s8_shares_quant(g->nodes[i].op, pow2)) {
+            nne_quant *q = &p->plan[g->nodes[i].output].quant;
+            nne_quant_free(q);
+            s = nne_quant_copy(q, &p->plan[g->nodes[i].inputs[0]].quant);
+        }
+    return s;
+}
+
+/* Give tensor t the parameters q, and the input of the shared-parameter op producing it. */
+static nne_status force_quant(pass *p, int32_t t, const nne_quant *q) {
+    nne_quant *d = &p->plan[t].quant;
+    nne_quant_free(d);
+    nne_status s = nne_quant_copy(d, q);
+    const int32_t pr = nne_graph_producer(p->g, t);
+    if (!s && pr >= 0 && nne_op_s8_shares_quant(p->g->nodes[pr].op, true))
+        s = force_quant(p, p->g->nodes[pr].inputs[0], q);
+    return s;
 }
 
 /* Quantization of every input and activation, in node order (shared parameters follow
@@ -281,7 +312,7 @@ static nne_status plan_activations(pass *p, const nne_histogram *hist) {
         if (g->tensors[t].kind == NNE_TENSOR_CONSTANT) continue;
         const int32_t pr = nne_graph_producer(g, t);
         p->plan[t].dtype = NNE_S8;
-        if (pr >= 0 && nne_op_s8_shares_quant(g->nodes[pr].op)) continue; /* below */
+        if (pr >= 0 && nne_op_s8_shares_quant(g->nodes[pr].op, pow2)) continue; /* below */
         float lo, hi, scale;
         int32_t zp;
         if (fixed(p, t, &lo, &hi)) {
@@ -293,10 +324,15 @@ static nne_status plan_activations(pass *p, const nne_histogram *hist) {
         }
         s = nne_quant_set(&p->plan[t].quant, -1, 1, &scale, &zp, pow2);
     }
-    for (int32_t i = 0; i < g->n_nodes && !s; i++)
-        if (nne_op_s8_shares_quant(g->nodes[i].op))
-            s = nne_quant_copy(&p->plan[g->nodes[i].output].quant,
-                               &p->plan[g->nodes[i].inputs[0]].quant);
+    s = s ? s : share_forward(p, pow2);
+    /* pow2: a concat's inputs take its parameters (its range covers theirs), so that the DPU
+     * writes them into the concat by addressing, with no rescale; backwards through the
+     * shared-parameter ops that produce them, then forwards again. */
+    for (int32_t i = g->n_nodes - 1; i >= 0 && !s && pow2; i--)
+        if (g->nodes[i].op == NNE_OP_CONCAT)
+            for (int32_t k = 0; k < g->nodes[i].n_inputs && !s; k++)
+                s = force_quant(p, g->nodes[i].inputs[k], &p->plan[g->nodes[i].output].quant);
+    if (!s && pow2) s = share_forward(p, pow2);
     return s;
 }
 
@@ -401,6 +437,26 @@ static void bias_fix_free(bias_fix *fix, int32_t n) {
     nne_free(fix);
 }
 
+/* Leaky ReLU slopes are node parameters, not tensors: in pow2 mode they get the PReLU slope
+ * rule (docs/quantization.md, 6); nne_quantize_like takes them from the quantized model's
+ * node of the same name (`from`). */
+static nne_status leaky_slopes(nne_graph *q, const nne_graph *from, bool pow2) {
+    for (int32_t i = 0; i < q->n_nodes; i++) {
+        nne_node *n = &q->nodes[i];
+        if (n->op != NNE_OP_LEAKY_RELU) continue;
+        if (from) {
+            const int32_t j = nne_graph_find_node(from, n->name);
+            if (j >= 0 && from->nodes[j].op == NNE_OP_LEAKY_RELU)
+                n->params.leaky.alpha = from->nodes[j].params.leaky.alpha;
+        } else if (pow2) {
+            nne_status s =
+                nne_quantize_slopes_pow2(1, &n->params.leaky.alpha, &n->params.leaky.alpha, NULL);
+            if (s) return nne_error(s, "quantize: node '%s': %s", n->name, nne_last_error());
+        }
+    }
+    return NNE_OK;
+}
+
 nne_status nne_quantize_graph(nne_graph *g, const nne_quantize_opts *o, nne_graph **out) {
     *out = NULL;
     if (!o || (unsigned)o->scheme > NNE_QSCHEME_POW2)
@@ -433,6 +489,7 @@ nne_status nne_quantize_graph(nne_graph *g, const nne_quantize_opts *o, nne_grap
     if (!s && o->progress) o->progress(o->ctx, "ranges", 1, 1);
     nne_graph *q = NULL;
     if (!s) s = nne_pass_rebuild(g, p.plan, false, &q);
+    if (!s) s = leaky_slopes(q, NULL, o->scheme == NNE_QSCHEME_POW2);
     char buf[32];
     if (!s) s = nne_graph_set_meta(q, "quant.scheme", nne_qscheme_name(o->scheme));
     if (!s) s = nne_graph_set_meta(q, "quant.observer", nne_observer_name(o->observer.kind));
@@ -483,6 +540,7 @@ nne_status nne_quantize_like(nne_graph *g, const nne_graph *q, nne_graph **out) 
         if (u->quant.count) s = nne_quant_copy(&plan[i].quant, &u->quant);
     }
     if (!s) s = nne_pass_rebuild(g, plan, false, out);
+    if (!s) s = leaky_slopes(*out, q, false);
     plans_free(plan, g->n_tensors, NULL, 0);
     return s;
 }

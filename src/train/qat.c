@@ -128,7 +128,8 @@ nne_status nne_qat_create(const nne_graph *g, const nne_qat_config *c, nne_qat *
     for (int32_t t = 0; t < g->n_tensors; t++) {
         if (g->tensors[t].kind == NNE_TENSOR_CONSTANT) continue;
         const int32_t pr = nne_graph_producer(g, t);
-        if (pr >= 0 && nne_op_s8_shares_quant(g->nodes[pr].op)) continue;
+        if (pr >= 0 && nne_op_s8_shares_quant(g->nodes[pr].op, c->scheme == NNE_QSCHEME_POW2))
+            continue;
         q->slot[t] = q->n_act;
         q->act[q->n_act] = t;
         if (!(q->mask[q->n_act++] = nne_aligned_alloc(numel(g, t) + 1))) goto nomem;
@@ -188,7 +189,9 @@ static int32_t param_slot(const nne_qat *q, const char *name) {
     int32_t t = name ? nne_graph_find_tensor(q->g, name) : -1;
     for (int32_t hops = 0; t >= 0 && q->slot[t] < 0 && hops < q->g->n_nodes; hops++) {
         const int32_t pr = nne_graph_producer(q->g, t);
-        if (pr < 0 || !nne_op_s8_shares_quant(q->g->nodes[pr].op)) return -1;
+        if (pr < 0 ||
+            !nne_op_s8_shares_quant(q->g->nodes[pr].op, q->cfg.scheme == NNE_QSCHEME_POW2))
+            return -1;
         t = q->g->nodes[pr].inputs[0];
     }
     return t >= 0 ? q->slot[t] : -1;

@@ -35,8 +35,14 @@ static void test_compile_disasm(void) {
     EXPECT_ERR("unknown DPU architecture 'B999'");
     EXPECT_ERR("B4096");
     CHECK(!nne_cli_tmp_exists("x.dpu"));
-    EXPECT_RC("compile cae-seed-decoder -o %T/dec.dpu -q", 1);
-    EXPECT_ERR("conv2d_transpose_1");
+    /* The decoder compiles too (transposed convolutions as stride phases), one layer per
+     * node. */
+    EXPECT_RC("compile cae-seed --part decoder -o %T/dec.dpu -q", 0);
+    EXPECT_RC("disasm %T/dec.dpu", 0);
+    CHECK(strstr(nne_cli_out, "5 layers") && strstr(nne_cli_out, "conv2d_transpose_5") &&
+          !strstr(nne_cli_out, "conv2d_1"));
+    EXPECT_RC("compile cae-seed --part middle -o %T/x.dpu -q", 2);
+    EXPECT_ERR("--part 'middle'");
     EXPECT_RC("disasm samples/wiki-crop.png", 1);
     EXPECT_ERR("bad magic");
     EXPECT_RC("disasm %T/missing.dpu", 1);
@@ -167,7 +173,7 @@ static void test_run(void) {
           o.data[1] == (uint8_t)(y[32 + 0] + 128)); /* pixel (0, 1), channel 0 */
     nne_image_free(&o);
     /* Errors: f32 model (timing only), wrong image size, no backend. */
-    EXPECT_RC("run cae-seed --backend dpu-sim --input %T/in.png -o %T/x.npy -q", 1);
+    EXPECT_RC("run cae-seed --backend dpu-sim --part encoder --input %T/in.png -o %T/x.npy -q", 1);
     EXPECT_ERR("timing-only");
     EXPECT_RC("run %T/q.dpu --backend dpu-sim --input samples/wiki-crop.png -o %T/x.npy", 1);
     EXPECT_ERR("takes 32x24");

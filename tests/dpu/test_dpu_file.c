@@ -159,9 +159,65 @@ static void test_board_file(void) {
     CHECK(strstr(nne_last_error(), "no-such-board") != NULL);
 }
 
+/* Total latency of the cae-seed encoder (64x96) on `a` compiled and timed for board b. */
+static double encoder_ms(const char *arch, const nne_dpu_board *b, uint64_t *bytes) {
+    nne_graph *g = NULL;
+    CHECK_OK(nne_model_cae_seed(64, 96, NNE_CAE_ENCODER, &g));
+    nne_dpu_arch a;
+    CHECK_OK(nne_dpu_arch_get(arch, &a));
+    nne_dpu_compile_opts o = {NNE_DPU_TILING_DYNAMIC, b};
+    nne_dpu_program p;
+    double ms = -1;
+    if (g && nne_dpu_compile(g, &a, &o, &p) == NNE_OK) {
+        nne_dpu_layer_time lt[8];
+        CHECK_OK(nne_dpu_time(&p, b, lt, &ms));
+        *bytes = 0;
+        for (uint32_t l = 0; l < p.n_layers; l++) *bytes += lt[l].load_bytes + lt[l].save_bytes;
+        nne_dpu_program_free(&p);
+    }
+    nne_graph_free(g);
+    CHECK(ms > 0);
+    return ms;
+}
+
+/* A board that is no preset, from a complete file (no base): it drives the compiler and the
+ * timing model like a preset, and each of its parameters moves the result the physical way. */
+static void test_board_file_timing(void) {
+    const char *path = "test_dpu_kv260.board";
+    const char *text = "name = kv260\ndevice = XCK26\nclock_mhz = 300\nmax_clock_mhz = 300\n"
+                       "dsp_clock_factor = 2\ncores = 4\nddr_gbps = 19.2\n"
+                       "burst_efficiency = 0.53\nmax_arch = B4096\n";
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (!f) return;
+    fputs(text, f);
+    fclose(f);
+    nne_dpu_board kv, zcu;
+    CHECK_OK(nne_dpu_board_load(path, &kv));
+    remove(path);
+    CHECK(!strcmp(kv.name, "kv260") && kv.cores == 4 && kv.clock_mhz == 300);
+    /* Same clock, DDR and burst efficiency as the zcu104 preset: the same latency. */
+    CHECK_OK(nne_dpu_board_get("zcu104", &zcu));
+    uint64_t bytes = 0, b2 = 0;
+    const double t = encoder_ms("B4096", &kv, &bytes), tz = encoder_ms("B4096", &zcu, &b2);
+    CHECK_MSG(t == tz, "board file %.6f ms, zcu104 preset %.6f ms", t, tz);
+    /* Less DDR bandwidth, a slower clock: slower. Four cores: four frames in flight. */
+    nne_dpu_board slow = kv;
+    slow.ddr_gbps = 1.0;
+    CHECK(encoder_ms("B4096", &slow, &b2) > t * 1.2);
+    slow = kv;
+    slow.clock_mhz = 150;
+    CHECK(encoder_ms("B4096", &slow, &b2) > t * 1.2);
+    const double f1 = nne_dpu_throughput_fps(&kv, t, bytes, 1, 1),
+                 f4 = nne_dpu_throughput_fps(&kv, t, bytes, kv.cores, 8);
+    CHECK_MSG(f4 > 3.99 * f1 || f4 <= kv.ddr_gbps * 1e9 * kv.burst_efficiency / (double)bytes,
+              "4 cores: %.2f fps, 1 core %.2f", f4, f1);
+}
+
 int main(void) {
     NNE_RUN(test_round_trip);
     NNE_RUN(test_bad_input);
     NNE_RUN(test_board_file);
+    NNE_RUN(test_board_file_timing);
     return nne_test_summary();
 }

@@ -68,13 +68,33 @@ static size_t check_graph(const nne_graph *g, nne_test_rng *r, const char *what,
     return live;
 }
 
-static nne_graph *cae_encoder(int32_t h, int32_t w, nne_test_rng *r) {
+static nne_graph *cae_part(int32_t h, int32_t w, nne_cae_part part, nne_test_rng *r) {
     nne_graph *g = NULL;
-    CHECK_OK(nne_model_cae_seed(h, w, NNE_CAE_ENCODER, &g));
+    CHECK_OK(nne_model_cae_seed(h, w, part, &g));
     if (!g) return NULL;
     CHECK_OK(nne_graph_infer(g));
     CHECK_OK(qg_quantize_random(g, r));
     return g;
+}
+
+static nne_graph *cae_encoder(int32_t h, int32_t w, nne_test_rng *r) {
+    return cae_part(h, w, NNE_CAE_ENCODER, r);
+}
+
+/* (a') the whole cae-seed (encoder + decoder: transposed convolutions as stride phases) and
+ * its decoder alone, pow2-quantized with random weights, slopes and fixed points. */
+static void test_cae_full_model(void) {
+    nne_test_rng r;
+    nne_test_rng_seed(&r, 17);
+    const nne_cae_part parts[2] = {NNE_CAE_FULL, NNE_CAE_DECODER};
+    const char *names[2] = {"cae-seed 48x64 (full)", "cae-seed 48x64 (decoder)"};
+    for (int k = 0; k < 2; k++) {
+        nne_graph *g = cae_part(48, 64, parts[k], &r);
+        if (!g) return;
+        size_t live = check_graph(g, &r, names[k], k == 1);
+        CHECK_MSG(live > 1000, "%s: only %zu unsaturated outputs", names[k], live);
+        nne_graph_free(g);
+    }
 }
 
 /* (a) the pow2-quantized cae-seed encoder with random weights, PReLU slopes and fixed
@@ -240,6 +260,7 @@ static void test_file_round_trip(void) {
 
 int main(void) {
     NNE_RUN(test_cae_small);
+    NNE_RUN(test_cae_full_model);
     NNE_RUN(test_random_graphs);
     NNE_RUN(test_sensitive);
     NNE_RUN(test_refusals);

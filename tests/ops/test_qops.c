@@ -794,23 +794,38 @@ static void test_prelu(void) {
         const int32_t n_slope = nne_test_rng_int(&r, 0, 1) ? c : 1;
         const size_t pixels = (size_t)nne_test_rng_int(&r, 1, 40);
         float slope[19];
+        /* pow2: integer slopes a * 2^-k (a in [-127, 127], zero and negative included), or
+         * plain powers of two. */
         for (int32_t i = 0; i < n_slope; i++)
-            slope[i] = pow2 ? ldexpf(1.0f, -nne_test_rng_int(&r, 0, 5))
-                            : rand_f(&r, i == 0 ? -0.5 : 0.0, 1.2);
-        if (!pow2 && n_slope > 1) slope[n_slope - 1] = 0.0f; /* a zero slope */
+            slope[i] = !pow2           ? rand_f(&r, i == 0 ? -0.5 : 0.0, 1.2)
+                       : iter % 4 == 1 ? ldexpf(1.0f, -nne_test_rng_int(&r, 0, 5))
+                                       : ldexpf((float)nne_test_rng_int(&r, -127, 127),
+                                                -nne_test_rng_int(&r, 0, 9));
+        if (n_slope > 1) slope[n_slope - 1] = 0.0f; /* a zero slope */
         const float sx = rand_scale(&r, pow2, 3, 7), sy = rand_scale(&r, pow2, 3, 7);
-        const int32_t xz = nne_test_rng_int(&r, -128, 127), zy = nne_test_rng_int(&r, -60, 60);
+        const int32_t xz = pow2 ? 0 : nne_test_rng_int(&r, -128, 127),
+                      zy = pow2 ? 0 : nne_test_rng_int(&r, -60, 60);
         nne_requant prq, nrq[19];
+        int32_t codes[19];
         nne_qoutput pos, neg;
-        CHECK_OK(nne_qprelu_init(&pos, &prq, &neg, nrq, sx, slope, n_slope, sy, zy, pow2));
+        CHECK_OK(nne_qprelu_init(&pos, &prq, &neg, nrq, codes, sx, slope, n_slope, sy, zy, pow2));
         int8_t *x = rand_s8(&r, pixels * c, -128, 127), *y = rand_s8(&r, pixels * c, -128, 127);
         float *xf = nne_malloc(pixels * c * sizeof *xf), *yf = nne_malloc(pixels * c * sizeof *yf);
-        nne_prelu_s8__ref(pixels, c, x, xz, &pos, &neg, y);
+        nne_prelu_s8__ref(pixels, c, x, xz, &pos, &neg, codes, y);
         nne_dequantize_s8_f32__ref(pixels * c, x, sx, xz, xf);
         nne_prelu_f32__ref(pixels, c, xf, slope, n_slope, yf);
         for (size_t i = 0; i < pixels * c; i++) {
             const int32_t ch = (int32_t)(i % c), v = x[i] - xz;
-            const int8_t want = v >= 0 ? sim_out(&pos, 0, v) : sim_out(&neg, ch, v);
+            int8_t want;
+            if (v >= 0) {
+                want = sim_out(&pos, 0, v);
+            } else if (pow2) { /* exact: every factor is a small integer times 2^n */
+                const long double e =
+                    floorl((long double)v * slope[n_slope == 1 ? 0 : ch] * sx / sy + 0.5L) + zy;
+                want = (int8_t)(e < -128 ? -128 : e > 127 ? 127 : e);
+            } else {
+                want = sim_out(&neg, ch, v);
+            }
             bad += y[i] != want;
             const double ref = fmin(fmax(yf[i], sy * (-128.0 - zy)), sy * (127.0 - zy));
             approx_bad += fabs(sy * (y[i] - zy) - ref) > sy * (pow2 ? 0.5 : 1.0) + 1e-6;
@@ -821,10 +836,51 @@ static void test_prelu(void) {
     CHECK_MSG(bad == 0, "%zu of %zu PReLU outputs differ from the oracle", bad, total);
     CHECK_MSG(approx_bad == 0, "%zu of %zu PReLU outputs off the f32 kernel", approx_bad, total);
     nne_requant prq, nrq;
+    int32_t code;
     nne_qoutput pos, neg;
-    const float bad_slope = 0.1f;
-    CHECK_STATUS(nne_qprelu_init(&pos, &prq, &neg, &nrq, 0.25f, &bad_slope, 1, 0.25f, 0, true),
-                 NNE_ERR_UNSUPPORTED);
+    const float bad_slope = 0.1f; /* not 7 bits at any power of two */
+    CHECK_STATUS(
+        nne_qprelu_init(&pos, &prq, &neg, &nrq, &code, 0.25f, &bad_slope, 1, 0.25f, 0, true),
+        NNE_ERR_UNSUPPORTED);
+}
+
+/* Integer slopes at a power of two, and the pow2 scheme's slope rule. */
+static void test_slopes_pow2(void) {
+    const struct {
+        float s;
+        bool ok;
+        int32_t code, k;
+    } cases[] = {
+        {0.375f, true, 3, 3},    {-0.25f, true, -1, 2},        {96.0f, true, 3, -5},
+        {0.0f, true, 0, 0},      {127.0f / 512, true, 127, 9}, {255.0f / 512, false, 0, 0},
+        {0.1f, false, 0, 0},     {-127.0f, true, -127, 0},     {NAN, false, 0, 0},
+        {INFINITY, false, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int32_t code = 99, k = 99;
+        const bool ok = nne_slope_pow2(cases[i].s, &code, &k);
+        CHECK_MSG(ok == cases[i].ok && (!ok || (code == cases[i].code && k == cases[i].k)),
+                  "slope %g: ok %d code %d k %d", (double)cases[i].s, ok, (int)code, (int)k);
+    }
+    /* max 0.25 -> fa 8 (64 <= 127 < 128); 0.1 * 256 = 25.6 -> 26; -7.68 -> -8 (half up is
+     * irrelevant here; nearest). */
+    const float in[3] = {0.25f, 0.1f, -0.03f};
+    float out[3];
+    int32_t fa = -1;
+    CHECK_OK(nne_quantize_slopes_pow2(3, in, out, &fa));
+    CHECK(fa == 8 && out[0] == 0.25f && out[1] == 26.0f / 256 && out[2] == -8.0f / 256);
+    for (int i = 0; i < 3; i++) {
+        int32_t code, k;
+        CHECK(nne_slope_pow2(out[i], &code, &k) && k <= fa);
+    }
+    /* leaky 0.1 alone: fa 10, 102 / 1024 */
+    CHECK_OK(nne_quantize_slopes_pow2(1, &in[1], out, &fa));
+    CHECK(fa == 10 && out[0] == 102.0f / 1024);
+    const float zeros[2] = {0.0f, -0.0f};
+    CHECK_OK(nne_quantize_slopes_pow2(2, zeros, out, &fa));
+    CHECK(fa == 0 && out[0] == 0.0f && out[1] == 0.0f);
+    const float nan = NAN;
+    CHECK_STATUS(nne_quantize_slopes_pow2(1, &nan, out, &fa), NNE_ERR_INVALID_ARG);
 }
 
 static void sigmoid_f64(size_t n, const float *x, float *y) {
@@ -1052,6 +1108,7 @@ int main(void) {
     NNE_RUN(test_concat);
     NNE_RUN(test_clamp_relu);
     NNE_RUN(test_prelu);
+    NNE_RUN(test_slopes_pow2);
     NNE_RUN(test_lut);
     NNE_RUN(test_gdn_s8);
     NNE_RUN(test_quantize_tensor);

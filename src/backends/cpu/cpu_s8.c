@@ -22,6 +22,7 @@ typedef struct s8_node {
     nne_qoutput out, neg; /* MAC / pool / PReLU-positive output stage; PReLU negative */
     nne_requant *rq;      /* [out.count] */
     nne_requant *neg_rq;  /* [neg.count] */
+    int32_t *neg_slope;   /* [neg.count] PReLU integer slopes (1: folded into neg_rq) */
     nne_qadd add;
     int8_t lut[256];
     nne_qoutput *cat_out; /* concat: one output stage per input */
@@ -169,18 +170,20 @@ static nne_status prepare_node(const nne_graph *g, const nne_node *n, s8_node *s
         const bool leaky = n->op == NNE_OP_LEAKY_RELU;
         const float *slope = leaky ? &n->params.leaky.alpha : g->tensors[n->inputs[1]].data;
         const int32_t ns = leaky ? 1 : (int32_t)g->tensors[n->inputs[1]].shape.dim[0];
-        /* pow2 needs power-of-two slopes; a trained PReLU's are not, so its negative side
-         * then runs in Q31 (docs/quantization.md, "The quantization pass"). */
+        /* pow2 needs integer slopes at a power of two (the pass's pow2 scheme makes them,
+         * docs/quantization.md, 6); a pow2 graph with other slopes (quantized before that
+         * rule, or by hand) runs its negative side in Q31. */
         bool slopes_pow2 = pow2;
         for (int32_t c = 0; c < ns && slopes_pow2; c++) {
-            int32_t k;
-            slopes_pow2 = slope[c] > 0.0f && nne_quant_pow2_shift(slope[c], &k) == NNE_OK;
+            int32_t code, k;
+            slopes_pow2 = nne_slope_pow2(slope[c], &code, &k);
         }
         st->rq = nne_calloc(1, sizeof *st->rq);
         st->neg_rq = nne_calloc((size_t)ns, sizeof *st->neg_rq);
-        if (!st->rq || !st->neg_rq) return NNE_ERR_NOMEM;
-        return nne_qprelu_init(&st->out, st->rq, &st->neg, st->neg_rq, sc(g, x), slope, ns,
-                               sc(g, y), zp(g, y), slopes_pow2);
+        st->neg_slope = nne_calloc((size_t)ns, sizeof *st->neg_slope);
+        if (!st->rq || !st->neg_rq || !st->neg_slope) return NNE_ERR_NOMEM;
+        return nne_qprelu_init(&st->out, st->rq, &st->neg, st->neg_rq, st->neg_slope, sc(g, x),
+                               slope, ns, sc(g, y), zp(g, y), slopes_pow2);
     }
     case NNE_OP_SIGMOID:
     case NNE_OP_TANH:
@@ -218,6 +221,7 @@ static void s8_free(void *state) {
     for (int32_t i = 0; st->nodes && i < st->n_nodes; i++) {
         nne_free(st->nodes[i].rq);
         nne_free(st->nodes[i].neg_rq);
+        nne_free(st->nodes[i].neg_slope);
         nne_free(st->nodes[i].cat_out);
         nne_free(st->nodes[i].cat_rq);
         nne_aligned_free(st->nodes[i].gdn_scratch);
@@ -312,7 +316,8 @@ static void run_node(const s8_state *ss, const nne_graph *g, const nne_node *n,
     case NNE_OP_PRELU:
     case NNE_OP_LEAKY_RELU: {
         const int32_t c = (int32_t)last_dim(g, in[0]);
-        nne_prelu_s8__ref(cnt / (size_t)c, c, x, zp(g, in[0]), &st->out, &st->neg, y);
+        nne_prelu_s8__ref(cnt / (size_t)c, c, x, zp(g, in[0]), &st->out, &st->neg, st->neg_slope,
+                          y);
         break;
     }
     case NNE_OP_SIGMOID:
