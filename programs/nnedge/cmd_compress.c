@@ -46,37 +46,10 @@ static bool is_dir(const char *p) {
     struct stat st;
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
-static bool is_regular(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-/* The registry: $NNEDGE_MODELS, then ./models, then <repository>/models. */
-static bool registry_find(const char *file, char *path, size_t n, char *looked, size_t ln) {
-    const char *env = getenv("NNEDGE_MODELS");
-    char dirs[3][PATH_MAX];
-    int nd = 0;
-    if (env && *env) snprintf(dirs[nd++], PATH_MAX, "%s", env);
-    snprintf(dirs[nd++], PATH_MAX, "models");
-    char repo[PATH_MAX - 16];
-    if (cli_repo_dir(repo, sizeof repo)) snprintf(dirs[nd++], PATH_MAX, "%s/models", repo);
-    size_t at = 0;
-    looked[0] = 0;
-    for (int i = 0; i < nd; i++) {
-        char cand[2 * PATH_MAX];
-        if ((size_t)snprintf(cand, sizeof cand, "%s/%s", dirs[i], file) >= sizeof cand) continue;
-        if (is_regular(cand) && strlen(cand) < n) {
-            snprintf(path, n, "%s", cand);
-            return true;
-        }
-        if (at < ln) at += (size_t)snprintf(looked + at, ln - at, "%s%s", i ? ", " : "", cand);
-    }
-    return false;
-}
 
 /* Resolve --model / --quality (or a stream's model id and quality) to a model file. */
 static bool resolve_model(job *j, const char *kind_hint, int quality, char *path, size_t n) {
-    if (j->model && is_regular(j->model)) {
+    if (j->model && cli_is_regular(j->model)) {
         snprintf(path, n, "%s", j->model);
         return true;
     }
@@ -91,7 +64,7 @@ static bool resolve_model(job *j, const char *kind_hint, int quality, char *path
     }
     char file[128], looked[4 * PATH_MAX];
     snprintf(file, sizeof file, "%s-q%d.nne", kind, quality);
-    if (registry_find(file, path, n, looked, sizeof looked)) return true;
+    if (cli_registry_find(file, path, n, looked, sizeof looked)) return true;
     cli_error(j->cmd,
               "no trained model %s (looked at %s); train one with 'nnedge train' or "
               "pass --model FILE.nne (docs/codec.md, \"Model registry\")",
@@ -266,7 +239,7 @@ static int run_folder(job *j, const char *in, const char *out) {
     for (struct dirent *e; (e = readdir(d));) {
         char full[2 * PATH_MAX];
         snprintf(full, sizeof full, "%s/%s", in, e->d_name);
-        if (!wanted(j, e->d_name) || !is_regular(full)) continue;
+        if (!wanted(j, e->d_name) || !cli_is_regular(full)) continue;
         if (n == cap) {
             cap = cap ? 2 * cap : 64;
             char **nn = realloc(names, cap * sizeof *names);
