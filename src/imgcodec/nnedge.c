@@ -182,8 +182,8 @@ nne_status nne_imgcodec_lcodec_open(int n, const char *const *paths, const int32
     const char *slash = strrchr(x->m[0].path, '/');
     const int dir_len = slash ? (int)(slash - x->m[0].path) : 1;
     snprintf(x->settings, sizeof x->settings,
-             "models %.*s/%s-q{%d..%d}.nne, N=%d M=%d; networks as in docs/codec.md; 16-bit "
-             "rANS; bpp from the .nnc file",
+             "models %.*s/%s-q{%d..%d}.nne, N=%d M=%d; g_a/g_s on cpu-exact, h_s on cpu-ref, "
+             "threads: the process pool (docs/codec.md); 16-bit rANS; bpp from the .nnc file",
              dir_len, slash ? x->m[0].path : ".", x->info.model_id, (int)x->m[0].quality,
              (int)x->m[x->n - 1].quality, (int)x->info.n, (int)x->info.m);
     nne_imgcodec *c = &x->codec;

@@ -8,14 +8,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../tiny_lcodec.h"
 #include "cli_util.h"
 #include "nnedge/file.h"
 #include "nnedge/image.h"
 #include "nnedge/json.h"
 #include "nnedge/metrics.h"
 #include "nnedge/model_file.h"
-#include "nnedge/models.h"
-#include "nnedge/train.h"
 
 /* Two 176x168 RGB images (> 160 per side, so MS-SSIM is defined): smooth shapes and a
  * little seeded noise, different per image. */
@@ -193,31 +192,15 @@ static void test_anchors(void) {
     EXPECT_ERR("jpeg.json");
 }
 
-/* A ladder of untrained models (random weights, N = 8, M = 12) in DIR/<kind>-q<q>.nne for
- * q = 1..4: one random model whose latent is scaled by s = 4^(q+1) (g_a's last layer times s,
- * g_s's first layer divided by s), so the quantization step shrinks and the rate grows with
- * q, as in a real ladder. */
+/* A ladder of untrained models in DIR/<kind>-q<q>.nne for q = 1..4: one random model whose
+ * latent is scaled by 4^(q+1) (tests/tiny_lcodec.h), so the rate grows with q. */
 static bool write_ladder(const char *dir, nne_rdmodel_kind kind) {
     mkdir(nne_cli_tmp_path(dir), 0777); /* may exist: one folder holds several kinds */
     for (int q = 1; q <= 4; q++) {
-        const nne_rdmodel_config mc = {kind, 8, 12, NNE_QUANTIZE_NOISE};
         nne_graph *g = NULL;
-        nne_status s = nne_model_rd(&mc, 1, 64, 64, NNE_RD_TRAIN, &g);
-        if (!s) s = nne_train_init_params(g, 5);
-        const float scale = (float)(1 << (2 * q + 2)); /* the random y is ~0.01 */
-        const char *names[3] = {"g_a.6.weight", "g_a.6.bias", "g_s.0.weight"};
-        for (int k = 0; k < 3 && !s; k++) {
-            const int32_t t = nne_graph_find_tensor(g, names[k]);
-            if (t < 0) {
-                s = NNE_ERR_NOT_FOUND;
-                break;
-            }
-            float *d = g->tensors[t].data;
-            for (int64_t i = 0; i < nne_shape_numel(&g->tensors[t].shape); i++)
-                d[i] = k < 2 ? d[i] * scale : d[i] / scale;
-        }
         char rel[256];
         snprintf(rel, sizeof rel, "%s/%s-q%d.nne", dir, nne_rdmodel_kind_name(kind), q);
+        nne_status s = nne_tiny_lcodec_scaled(kind, 5, (float)(1 << (2 * q + 2)), &g);
         if (!s) s = nne_model_write_file(g, nne_cli_tmp_path(rel));
         nne_graph_free(g);
         if (s) return false;
