@@ -46,6 +46,8 @@ static void help(void) {
         "  --crop S              crop size in pixels (default 256)\n"
         "  --steps N | --epochs E  length of the run (default --epochs 50)\n"
         "  --seed S              initialisation and data order (default 1)\n"
+        "  --init MODEL.nne      start from this trained model's weights (fine-tuning, e.g.\n"
+        "                        to another --lambda); a new run, fresh optimizer\n"
         "optimization:\n"
         "  --optimizer adam|sgd  (default adam; sgd uses momentum 0.9)\n"
         "  --lr LR               base learning rate (default 1e-3)\n"
@@ -113,7 +115,7 @@ static int name_index(const char *s, const char *const *names, int n) {
 typedef struct raw_opts {
     const char *model, *data, *val, *steps, *epochs, *batch, *crop, *lr, *sched, *warmup, *optim,
         *wd, *clip, *loss, *seed, *threads, *ckpt, *ckpt_minutes, *resume, *log, *val_every,
-        *log_every, *commit, *stop_after, *channels, *lambda;
+        *log_every, *commit, *stop_after, *channels, *lambda, *init;
     bool force;
 } raw_opts;
 
@@ -873,6 +875,7 @@ int nne_cmd_train(int argc, char **argv) {
         {"stop-after", 0, true, &ro->stop_after, NULL},
         {"channels", 0, true, &ro->channels, NULL},
         {"lambda", 0, true, &ro->lambda, NULL},
+        {"init", 0, true, &ro->init, NULL},
         {"force", 0, false, NULL, &ro->force},
         {NULL, 0, false, NULL, NULL},
     };
@@ -896,6 +899,10 @@ int nne_cmd_train(int argc, char **argv) {
     r->best_val_loss = r->best_val_psnr = r->last_val_loss = r->last_val_psnr = NAN;
     r->best_step = -1;
     const bool resumed = ro->resume != NULL;
+    if (resumed && ro->init) {
+        rc = cli_usage_error(k_cmd, "--init starts a new run; a resumed run has its weights");
+        goto out;
+    }
 
     /* ---- settings: from the command line, or from the checkpoint on --resume ---- */
     if (resumed) {
@@ -1054,6 +1061,19 @@ int nne_cmd_train(int argc, char **argv) {
             (st = nne_train_init_params(r->graph, r->s.seed))) {
             rc = cli_fail(k_cmd, st);
             goto out;
+        }
+        if (ro->init) { /* fine-tuning: every weight from a trained model of the same shape */
+            nne_graph *ig = NULL;
+            if ((st = nne_model_read_file(ro->init, &ig)) ||
+                (st = nne_model_copy_weights(r->graph, ig))) {
+                cli_error(k_cmd, "--init %s: %s (it must be a model of the same kind and "
+                                 "channels)",
+                          ro->init, nne_last_error());
+                nne_graph_free(ig);
+                rc = NNE_EXIT_RUNTIME;
+                goto out;
+            }
+            nne_graph_free(ig);
         }
     }
     if (ro->commit)
