@@ -1,5 +1,5 @@
-/* Tiny learned-codec models for tests and fuzz targets. nne_tiny_lcodec_model: nne_model_rd with N = 8, M = 12,
- * initialised with a fixed seed and trained for 20 rate-distortion steps (NNE_LOSS_RD,
+/* Tiny learned-codec models for tests and fuzz targets. nne_tiny_lcodec_model: nne_model_rd with N
+ * = 8, M = 12, initialised with a fixed seed and trained for 20 rate-distortion steps (NNE_LOSS_RD,
  * Adam 1e-2, lambda 0.01) on one synthetic 64x64 image, then stored into the training
  * graph, as `nnedge train` leaves a model. Deterministic (the trainer is bit-exact for any
  * thread count), about a second per kind. Header-only so that fuzz/ can use it. */

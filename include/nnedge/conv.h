@@ -91,9 +91,9 @@ void nne_conv_transpose2d_f32(nne_threadpool *pool, const nne_conv2d_geom *g, co
 void nne_conv2d_f32_exact(nne_threadpool *pool, const nne_conv2d_geom *g, const float *x,
                           const float *w, const float *bias, const nne_conv_act *act, float *y,
                           void *scratch);
-void nne_conv_transpose2d_f32_exact(nne_threadpool *pool, const nne_conv2d_geom *g,
-                                    const float *x, const float *w, const float *bias,
-                                    const nne_conv_act *act, float *y, void *scratch);
+void nne_conv_transpose2d_f32_exact(nne_threadpool *pool, const nne_conv2d_geom *g, const float *x,
+                                    const float *w, const float *bias, const nne_conv_act *act,
+                                    float *y, void *scratch);
 
 /* GDN / IGDN (x, y [pixels][c], beta [c], gamma [c][c] as nne_gdn_f32__ref in ops.h; y must
  * not alias x), bit-identical to nne_gdn_f32__ref for every ISA and thread count: the

@@ -93,9 +93,9 @@ void nne_gemm_f32_seq(nne_threadpool *pool, uint32_t flags, int32_t m, int32_t n
                       const float *a, int32_t lda, const float *b, int32_t ldb, float *c,
                       int32_t ldc, void *scratch);
 size_t nne_gemm_f32_seq_scratch_size(int32_t m, int32_t n, int32_t k);
-void nne_gemm_f32_seq__avx2(nne_threadpool *pool, uint32_t flags, int32_t m, int32_t n,
-                            int32_t k, const float *a, int32_t lda, const float *b, int32_t ldb,
-                            float *c, int32_t ldc, void *scratch);
+void nne_gemm_f32_seq__avx2(nne_threadpool *pool, uint32_t flags, int32_t m, int32_t n, int32_t k,
+                            const float *a, int32_t lda, const float *b, int32_t ldb, float *c,
+                            int32_t ldc, void *scratch);
 size_t nne_gemm_f32_seq_scratch_size__avx2(int32_t m, int32_t n, int32_t k);
 
 /* ---- ISA dispatch (src/ops/dispatch.c) ----

@@ -145,8 +145,9 @@ static bool load_ladder(job *j) {
         j->n_ladder = cli_registry_ladder(kind, NULL, MAX_QUALITY + 1, j->ladder_q, j->ladder_path,
                                           where, sizeof where);
     if (j->n_ladder == 0) {
-        cli_error(j->cmd, "--bpp: no trained models %s-q<N>.nne in %s (docs/codec.md, \"Model "
-                          "registry\")",
+        cli_error(j->cmd,
+                  "--bpp: no trained models %s-q<N>.nne in %s (docs/codec.md, \"Model "
+                  "registry\")",
                   kind, j->ladder_path ? where : "(out of memory)");
         return false;
     }
@@ -275,8 +276,8 @@ static bool compress_one(job *j, const char *in, const char *out) {
         if (j->target_bpp > 0 && met)
             printf("target %.4f bpp met: quality %d of %d..%d is the highest that fits (%d "
                    "encodes)\n",
-                   j->target_bpp, e.quality, (int)j->ladder_q[0],
-                   (int)j->ladder_q[j->n_ladder - 1], tries);
+                   j->target_bpp, e.quality, (int)j->ladder_q[0], (int)j->ladder_q[j->n_ladder - 1],
+                   tries);
     }
     if (!s && !met && !j->quiet)
         cli_error(j->cmd,
@@ -435,10 +436,11 @@ static void help(bool compress) {
            compress ? "rate index 0..99 (default 3): picks the registry's model file and is\n"
                       "                  stored in the stream"
                     : "registry quality to decode with (default: the stream's)",
-           compress ? "  --bpp R         rate control: per image, the highest quality of the kind's\n"
-                      "                  registry models whose file is at most R bits per pixel\n"
-                      "                  (the lowest if none is; a warning says so)\n"
-                    : "");
+           compress
+               ? "  --bpp R         rate control: per image, the highest quality of the kind's\n"
+                 "                  registry models whose file is at most R bits per pixel\n"
+                 "                  (the lowest if none is; a warning says so)\n"
+               : "");
 }
 
 static int run(bool compress, int argc, char **argv) {
@@ -450,10 +452,8 @@ static int run(bool compress, int argc, char **argv) {
     cli_common co;
     const char *quality_s = NULL, *bpp_s = NULL;
     const cli_option opts[] = {
-        {"model", 'm', true, &j.model, NULL},
-        {"quality", 0, true, &quality_s, NULL},
-        {"bpp", 0, true, &bpp_s, NULL},
-        {"force", 'f', false, NULL, &j.force},
+        {"model", 'm', true, &j.model, NULL}, {"quality", 0, true, &quality_s, NULL},
+        {"bpp", 0, true, &bpp_s, NULL},       {"force", 'f', false, NULL, &j.force},
         {NULL, 0, false, NULL, NULL},
     };
     const char *pos[1];

@@ -897,26 +897,27 @@ static void help(void) {
            "  --codecs LIST      comma-separated, from: ");
     for (int i = 0; i < nne_imgcodec_count(); i++)
         printf("%s%s", i ? "," : "", nne_imgcodec_get(i)->name);
-    printf(",\n"
-           "                     nnedge:KIND (the learned codec: the models KIND-q<N>.nne of\n"
-           "                     --models DIR or of the registry, knob = N; KIND is\n"
-           "                     bmshj2018-factorized, bmshj2018-hyperprior or mbt2018-mean)\n"
-           "                     (default: the five classical codecs)\n"
-           "  --models DIR       folder of the nnedge:KIND ladders (default: the registry,\n"
-           "                     $NNEDGE_MODELS, ./models, the repository's models/)\n"
-           "  --qualities SPEC   knob values: 'V,V,...' for every selected codec, or\n"
-           "                     'CODEC=V,V,.../CODEC=V,...' (others keep their default sweep)\n"
-           "  --threads N        images coded in parallel (default: NNEDGE_THREADS or all CPUs)\n"
-           "  --anchors DIR      CompressAI result files (e.g. ../shared/anchors/compressai-kodak):\n"
-           "                     each codec's matching curve is drawn dashed and compared\n"
-           "  --anchor-extra S   more anchor file stems to draw and compare with live JPEG,\n"
-           "                     comma-separated (e.g. compressai-bmshj2018-hyperprior_mse_cpu)\n"
-           "  -o PREFIX          write PREFIX.csv (means), PREFIX-images.csv (per image),\n"
-           "                     PREFIX.md, PREFIX.svg and PREFIX.json\n"
-           "  --force            replace existing PREFIX.* files\n"
-           "  --json             print JSON instead of the tables\n"
-           "  -q                 no tables and no progress\n\n"
-           "default sweeps (knob: values, low to high rate):\n");
+    printf(
+        ",\n"
+        "                     nnedge:KIND (the learned codec: the models KIND-q<N>.nne of\n"
+        "                     --models DIR or of the registry, knob = N; KIND is\n"
+        "                     bmshj2018-factorized, bmshj2018-hyperprior or mbt2018-mean)\n"
+        "                     (default: the five classical codecs)\n"
+        "  --models DIR       folder of the nnedge:KIND ladders (default: the registry,\n"
+        "                     $NNEDGE_MODELS, ./models, the repository's models/)\n"
+        "  --qualities SPEC   knob values: 'V,V,...' for every selected codec, or\n"
+        "                     'CODEC=V,V,.../CODEC=V,...' (others keep their default sweep)\n"
+        "  --threads N        images coded in parallel (default: NNEDGE_THREADS or all CPUs)\n"
+        "  --anchors DIR      CompressAI result files (e.g. ../shared/anchors/compressai-kodak):\n"
+        "                     each codec's matching curve is drawn dashed and compared\n"
+        "  --anchor-extra S   more anchor file stems to draw and compare with live JPEG,\n"
+        "                     comma-separated (e.g. compressai-bmshj2018-hyperprior_mse_cpu)\n"
+        "  -o PREFIX          write PREFIX.csv (means), PREFIX-images.csv (per image),\n"
+        "                     PREFIX.md, PREFIX.svg and PREFIX.json\n"
+        "  --force            replace existing PREFIX.* files\n"
+        "  --json             print JSON instead of the tables\n"
+        "  -q                 no tables and no progress\n\n"
+        "default sweeps (knob: values, low to high rate):\n");
     for (int i = 0; i < nne_imgcodec_count(); i++) {
         const nne_imgcodec *c = nne_imgcodec_get(i);
         printf("  %-5s %-9s", c->name, c->knob);
@@ -942,8 +943,7 @@ int nne_cmd_rd(int argc, char **argv) {
         {"codecs", 0, true, &codecs_s, NULL},      {"qualities", 0, true, &qual_s, NULL},
         {"threads", 0, true, &threads_s, NULL},    {"anchors", 0, true, &anchors_s, NULL},
         {"anchor-extra", 0, true, &extra_s, NULL}, {"force", 0, false, NULL, &force},
-        {"models", 0, true, &models_s, NULL},
-        {NULL, 0, false, NULL, NULL},
+        {"models", 0, true, &models_s, NULL},      {NULL, 0, false, NULL, NULL},
     };
     const char *pos[1];
     int n_pos;

@@ -1066,8 +1066,9 @@ int nne_cmd_train(int argc, char **argv) {
             nne_graph *ig = NULL;
             if ((st = nne_model_read_file(ro->init, &ig)) ||
                 (st = nne_model_copy_weights(r->graph, ig))) {
-                cli_error(k_cmd, "--init %s: %s (it must be a model of the same kind and "
-                                 "channels)",
+                cli_error(k_cmd,
+                          "--init %s: %s (it must be a model of the same kind and "
+                          "channels)",
                           ro->init, nne_last_error());
                 nne_graph_free(ig);
                 rc = NNE_EXIT_RUNTIME;

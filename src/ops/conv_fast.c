@@ -152,9 +152,8 @@ static void conv_f32_task(void *vctx, int task, int thread) {
                 }
             }
         }
-        x->gemm(NULL, NNE_GEMM_TRANS_B, m, p->ocg, c.k, cols, c.k,
-                     wph + (size_t)grp * p->ocg * c.k, c.k, ct + (size_t)grp * p->ocg, ldc,
-                     gemm_scratch);
+        x->gemm(NULL, NNE_GEMM_TRANS_B, m, p->ocg, c.k, cols, c.k, wph + (size_t)grp * p->ocg * c.k,
+                c.k, ct + (size_t)grp * p->ocg, ldc, gemm_scratch);
     }
     for (int32_t i = 0; i < m; i++) {
         float *yp = p->direct ? ct + (size_t)i * ldc
@@ -195,8 +194,8 @@ void nne_conv2d_f32_exact(nne_threadpool *pool, const nne_conv2d_geom *g, const 
     conv_f32_run(pool, g, false, true, x, w, bias, act, y, scratch);
 }
 
-void nne_conv_transpose2d_f32_exact(nne_threadpool *pool, const nne_conv2d_geom *g,
-                                    const float *x, const float *w, const float *bias,
-                                    const nne_conv_act *act, float *y, void *scratch) {
+void nne_conv_transpose2d_f32_exact(nne_threadpool *pool, const nne_conv2d_geom *g, const float *x,
+                                    const float *w, const float *bias, const nne_conv_act *act,
+                                    float *y, void *scratch) {
     conv_f32_run(pool, g, true, true, x, w, bias, act, y, scratch);
 }

@@ -172,7 +172,8 @@ static double max_weight_diff(const char *a, const char *b) {
             if (x->kind != NNE_TENSOR_CONSTANT || x->dtype != NNE_F32) continue;
             if (nne_tensor_nbytes(x) != nne_tensor_nbytes(y)) m = INFINITY;
             for (size_t k = 0; m < INFINITY && k < nne_tensor_nbytes(x) / 4; k++)
-                m = fmax(m, fabs((double)((const float *)x->data)[k] - ((const float *)y->data)[k]));
+                m = fmax(m,
+                         fabs((double)((const float *)x->data)[k] - ((const float *)y->data)[k]));
         }
     }
     nne_graph_free(ga);

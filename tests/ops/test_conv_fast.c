@@ -154,9 +154,10 @@ static void check_f32_case(nne_test_rng *r, bool transposed, nne_threadpool *poo
             else
                 nne_conv2d_f32_exact(t ? pool2 : NULL, &g, x, w, has_bias ? b : NULL, &act, ye,
                                      scratch);
-            CHECK_MSG(memcmp(ye, yr, ny * sizeof *ye) == 0, "%s exact %s%s act %d, %d thread(s): "
-                      "not the reference's bits", isas[v], transposed ? "T " : "", desc,
-                      (int)act.kind, t + 1);
+            CHECK_MSG(memcmp(ye, yr, ny * sizeof *ye) == 0,
+                      "%s exact %s%s act %d, %d thread(s): "
+                      "not the reference's bits",
+                      isas[v], transposed ? "T " : "", desc, (int)act.kind, t + 1);
         }
     }
     nne_aligned_free(scratch);

@@ -312,9 +312,9 @@ static void test_seq_exact(void) {
     nne_test_rng_seed(&r, 77);
     const char *isas[] = {"ref", "avx2", "avx512"};
     for (int it = 0; it < 120; it++) {
-        const uint32_t flags = (it % 4 == 3 ? (uint32_t)nne_test_rng_int(&r, 0, 3)
-                                            : (uint32_t)NNE_GEMM_TRANS_B) |
-                               (it % 2 ? (uint32_t)NNE_GEMM_ACCUMULATE : 0u);
+        const uint32_t flags =
+            (it % 4 == 3 ? (uint32_t)nne_test_rng_int(&r, 0, 3) : (uint32_t)NNE_GEMM_TRANS_B) |
+            (it % 2 ? (uint32_t)NNE_GEMM_ACCUMULATE : 0u);
         const int32_t m = pick_dim(&r), n = it % 3 ? nne_test_rng_int(&r, 1, 9) : pick_dim(&r);
         const int32_t k = it == 5 ? 0 : pick_dim(&r);
         mats x;

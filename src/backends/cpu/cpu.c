@@ -160,8 +160,8 @@ static void run_conv(cpu_state *st, const nne_graph *g, const nne_node *n, const
     const float *x = tdata(g, arena, n->inputs[0]), *w = tdata(g, arena, n->inputs[1]);
     const float *b = tdata(g, arena, n->inputs[2]);
     if (n->op == NNE_OP_CONV2D)
-        (st->exact ? nne_conv2d_f32_exact : nne_conv2d_f32)(st->pool, &n->conv_geom, x, w, b,
-                                                             &act, y, st->scratch);
+        (st->exact ? nne_conv2d_f32_exact : nne_conv2d_f32)(st->pool, &n->conv_geom, x, w, b, &act,
+                                                            y, st->scratch);
     else
         (st->exact ? nne_conv_transpose2d_f32_exact : nne_conv_transpose2d_f32)(
             st->pool, &n->conv_geom, x, w, b, &act, y, st->scratch);

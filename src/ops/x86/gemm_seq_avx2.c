@@ -59,9 +59,9 @@ static inline void seq_tile(int32_t k, const float *a0, const float *a1, const f
     acc[1][0] = c10, acc[1][1] = c11, acc[1][2] = c12, acc[1][3] = c13;
 }
 
-void nne_gemm_f32_seq__avx2(nne_threadpool *pool, uint32_t flags, int32_t m, int32_t n,
-                            int32_t k, const float *a, int32_t lda, const float *b, int32_t ldb,
-                            float *c, int32_t ldc, void *scratch) {
+void nne_gemm_f32_seq__avx2(nne_threadpool *pool, uint32_t flags, int32_t m, int32_t n, int32_t k,
+                            const float *a, int32_t lda, const float *b, int32_t ldb, float *c,
+                            int32_t ldc, void *scratch) {
     (void)pool;
     assert(flags == NNE_GEMM_TRANS_B || flags == (NNE_GEMM_TRANS_B | NNE_GEMM_ACCUMULATE));
     assert(m >= 0 && n >= 0 && k >= 0 && lda >= k && ldb >= k && ldc >= n);
