@@ -1,5 +1,5 @@
-/* A tiny learned-codec model for tests and fuzz targets: nne_model_rd with N = 8, M = 12,
- * initialised with a fixed seed and trained for 20 rate-distortion steps (NNE_LOSS_RD,
+/* Tiny learned-codec models for tests and fuzz targets. nne_tiny_lcodec_model: nne_model_rd with N
+ * = 8, M = 12, initialised with a fixed seed and trained for 20 rate-distortion steps (NNE_LOSS_RD,
  * Adam 1e-2, lambda 0.01) on one synthetic 64x64 image, then stored into the training
  * graph, as `nnedge train` leaves a model. Deterministic (the trainer is bit-exact for any
  * thread count), about a second per kind. Header-only so that fuzz/ can use it. */
@@ -52,6 +52,37 @@ static inline nne_status nne_tiny_lcodec_model(nne_rdmodel_kind kind, uint64_t s
     for (int k = 0; k < NNE_TINY_STEPS && !s; k++) s = nne_trainer_step(tr, x, x, NULL);
     if (!s) nne_trainer_store(tr);
     nne_trainer_free(tr);
+    if (s) {
+        nne_graph_free(g);
+        return s;
+    }
+    *out = g;
+    return NNE_OK;
+}
+
+/* An untrained model (N = 8, M = 12, weights from nne_train_init_params(seed)) whose latent
+ * is scaled by `scale`: g_a's last layer (weights and bias) times scale, g_s's first layer's
+ * weights divided by it. A larger scale gives a finer quantization of the same analysis, so
+ * scales 16, 64, 256, 1024 (the random y is ~0.01) make a ladder whose rate grows with the
+ * index, as a trained ladder's does. */
+static inline nne_status nne_tiny_lcodec_scaled(nne_rdmodel_kind kind, uint64_t seed, float scale,
+                                                nne_graph **out) {
+    *out = NULL;
+    const nne_rdmodel_config mc = {kind, NNE_TINY_N, NNE_TINY_M, NNE_QUANTIZE_NOISE};
+    nne_graph *g = NULL;
+    nne_status s = nne_model_rd(&mc, 1, 64, 64, NNE_RD_TRAIN, &g);
+    if (!s) s = nne_train_init_params(g, seed);
+    const char *names[3] = {"g_a.6.weight", "g_a.6.bias", "g_s.0.weight"};
+    for (int k = 0; k < 3 && !s; k++) {
+        const int32_t t = nne_graph_find_tensor(g, names[k]);
+        if (t < 0) {
+            s = NNE_ERR_NOT_FOUND;
+            break;
+        }
+        float *d = (float *)g->tensors[t].data;
+        for (int64_t i = 0; i < nne_shape_numel(&g->tensors[t].shape); i++)
+            d[i] = k < 2 ? d[i] * scale : d[i] / scale;
+    }
     if (s) {
         nne_graph_free(g);
         return s;

@@ -40,6 +40,11 @@ const nne_backend *nne_backend_cpu_ref(void);
  * (nnedge/conv.h) and GEMM dense layers on nne_threadpool_default(); other ops as cpu-ref.
  * Within NNE_CONV_F32_TOL of cpu-ref per layer (docs/conv.md). */
 const nne_backend *nne_backend_cpu(void);
+/* "cpu-exact" (f32): the cpu backend's tiled, threaded convolutions with the reference's
+ * arithmetic (nne_conv2d_f32_exact: no FMA, the reference's summation order), every other
+ * node as cpu-ref. Bit-identical to cpu-ref for every NNEDGE_ISA and NNEDGE_THREADS (finite
+ * weights), several times faster (docs/conv.md, "Exact variants"). */
+const nne_backend *nne_backend_cpu_exact(void);
 /* The int8 backend "cpu-s8": quantized graphs (s8 activations and weights, s32 biases,
  * docs/quantization.md); convolutions on the fast threaded kernels of nnedge/conv.h on
  * nne_threadpool_default(), other ops on the qops.h kernels; supports_node names what it
@@ -48,7 +53,7 @@ const nne_backend *nne_backend_cpu_s8(void);
 /* The int8 reference backend "cpu-s8-ref": the same graphs, every node on the qops.h
  * reference kernels (the oracle). */
 const nne_backend *nne_backend_cpu_s8_ref(void);
-/* Look up a backend by name ("cpu", "cpu-ref", "cpu-s8", "cpu-s8-ref"); NULL if unknown. */
+/* Look up a backend by name ("cpu", "cpu-exact", "cpu-ref", "cpu-s8", "cpu-s8-ref"); NULL if unknown. */
 const nne_backend *nne_backend_by_name(const char *name);
 
 typedef struct nne_session nne_session;

@@ -82,6 +82,28 @@ void nne_conv_transpose2d_f32(nne_threadpool *pool, const nne_conv2d_geom *g, co
                               const float *w, const float *bias, const nne_conv_act *act,
                               float *y, void *scratch);
 
+/* The same, bit-identical to nne_conv2d_f32__ref / nne_conv_transpose2d_f32__ref followed
+ * by nne_relu_f32__ref / nne_prelu_f32__ref, for every ISA and thread count (finite
+ * weights): the tiles multiply with nne_gemm_f32_seq (gemm.h), which keeps the reference's
+ * summation order and roundings (taps ky, kx, input channel, no FMA, bias last). Slower than
+ * the FMA path, much faster than the reference (docs/conv.md, "Exact variants"). Same
+ * arguments and scratch size as above. */
+void nne_conv2d_f32_exact(nne_threadpool *pool, const nne_conv2d_geom *g, const float *x,
+                          const float *w, const float *bias, const nne_conv_act *act, float *y,
+                          void *scratch);
+void nne_conv_transpose2d_f32_exact(nne_threadpool *pool, const nne_conv2d_geom *g, const float *x,
+                                    const float *w, const float *bias, const nne_conv_act *act,
+                                    float *y, void *scratch);
+
+/* GDN / IGDN (x, y [pixels][c], beta [c], gamma [c][c] as nne_gdn_f32__ref in ops.h; y must
+ * not alias x), bit-identical to nne_gdn_f32__ref for every ISA and thread count: the
+ * normalizer sum_j gamma[i][j] x_j^2 is a 1x1 convolution of x^2 computed per tile of
+ * pixels with nne_gemm_f32_seq (src/ops/gdn_fast.c). Scratch: nne_gdn_f32_scratch_size. */
+size_t nne_gdn_f32_scratch_size(int32_t c, int threads);
+void nne_gdn_f32_exact(nne_threadpool *pool, size_t pixels, int32_t c, const float *x,
+                       const float *beta, const float *gamma, bool inverse, float *y,
+                       void *scratch);
+
 /* Scratch bytes of the int8 kernels for `threads` pool threads. */
 size_t nne_conv2d_s8_scratch_size(const nne_conv2d_geom *g, int threads);
 size_t nne_conv_transpose2d_s8_scratch_size(const nne_conv2d_geom *g, int threads);

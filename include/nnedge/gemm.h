@@ -77,6 +77,27 @@ void nne_gemm_f32__avx512(nne_threadpool *pool, uint32_t flags, int32_t m, int32
 size_t nne_gemm_f32_scratch_size__avx2(int32_t m, int32_t n, int32_t k, int threads);
 size_t nne_gemm_f32_scratch_size__avx512(int32_t m, int32_t n, int32_t k, int threads);
 
+/* ---- The reference's arithmetic, fast (nne_gemm_f32_seq) ----
+ *
+ * The same result as nne_gemm_f32__ref, bit for bit, on every ISA: each element is an f32
+ * accumulator from 0 over k in increasing order, every product rounded before it is added
+ * (no FMA), then stored or added to C. What makes a kernel identical across machines is
+ * the order of its roundings, not the instruction set, so the AVX2 variant vectorizes
+ * across rows of C (one element per lane, same sequence) instead of across k. Used where
+ * results must not depend on NNEDGE_ISA (the learned codec's synthesis, docs/codec.md).
+ * Dispatch: nne_gemm_f32__ref when nne_ops_isa() is "ref", else the AVX2 kernel for
+ * NT calls (flags NNE_GEMM_TRANS_B, optionally with NNE_GEMM_ACCUMULATE; other layouts use
+ * the reference). Serial (`pool` ignored). Scratch: nne_gemm_f32_seq_scratch_size bytes,
+ * 64-byte aligned (the packed A). */
+void nne_gemm_f32_seq(nne_threadpool *pool, uint32_t flags, int32_t m, int32_t n, int32_t k,
+                      const float *a, int32_t lda, const float *b, int32_t ldb, float *c,
+                      int32_t ldc, void *scratch);
+size_t nne_gemm_f32_seq_scratch_size(int32_t m, int32_t n, int32_t k);
+void nne_gemm_f32_seq__avx2(nne_threadpool *pool, uint32_t flags, int32_t m, int32_t n, int32_t k,
+                            const float *a, int32_t lda, const float *b, int32_t ldb, float *c,
+                            int32_t ldc, void *scratch);
+size_t nne_gemm_f32_seq_scratch_size__avx2(int32_t m, int32_t n, int32_t k);
+
 /* ---- ISA dispatch (src/ops/dispatch.c) ----
  *
  * At first use the ops layer picks the best ISA the CPU supports (avx512 > avx2 > ref). The

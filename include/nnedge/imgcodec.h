@@ -1,6 +1,6 @@
 /* nnedge image codecs: one interface over the classical codecs (JPEG, WebP, JPEG 2000, AVIF,
- * JPEG XL) for rate-distortion evaluation (`nnedge rd`), so that a learned codec plugs in
- * later as one more entry.
+ * JPEG XL) for rate-distortion evaluation (`nnedge rd`); the learned codec is one more
+ * entry, built at run time from a ladder of model files (nne_imgcodec_lcodec_open).
  *
  * A codec is a table entry {name, quality knob and its range/direction, encode, decode}.
  * encode takes an RGB8 image (channels == 3) and one value of the codec's quality knob and
@@ -68,6 +68,24 @@ nne_status nne_imgcodec_encode(const nne_imgcodec *c, const nne_image *img, doub
                                uint8_t **out, size_t *out_size);
 nne_status nne_imgcodec_decode(const nne_imgcodec *c, const uint8_t *buf, size_t n,
                                nne_image *img);
+
+/* ---- The learned codec as an image codec (src/imgcodec/nnedge.c, docs/rd.md) ----------
+ *
+ * A quality ladder of trained models of one kind (include/nnedge/lcodec.h), e.g. the
+ * registry files models/mbt2018-mean-q1.nne .. -q8.nne, as one codec named "nnedge:<kind>":
+ * the knob is the registry quality index (integer, larger = more bytes), encode gives the
+ * complete .nnc file (quality index stored in it) and decode picks the model by the stream's
+ * quality. Re-entrant: each call borrows a codec object (its sessions and tables) from a
+ * per-model pool behind a mutex, creating one when none is idle, so concurrent calls never
+ * share one. The networks run as nne_lcodec does (docs/codec.md).
+ *
+ * paths[i] is the model file of quality qualities[i] (0..255, distinct; n in
+ * 1..NNE_IMGCODEC_MAX_SWEEP); every file must be a learned-codec model of the same kind,
+ * N and M (checked by loading each once). The default sweep is the whole ladder, the anchor
+ * CompressAI's "compressai-<kind>_mse_cpu". Free with nne_imgcodec_lcodec_free. */
+nne_status nne_imgcodec_lcodec_open(int n, const char *const *paths, const int32_t *qualities,
+                                    nne_imgcodec **out);
+void nne_imgcodec_lcodec_free(nne_imgcodec *c);
 
 #ifdef __cplusplus
 }

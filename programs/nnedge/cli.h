@@ -156,6 +156,22 @@ bool cli_load_cae_codec(const char *cmd, const char *spec, struct nne_cae_codec 
 /* The repository the executable was built in (the parent of its folder), for finding
  * models/ beside it. false if /proc/self/exe cannot be read. */
 bool cli_repo_dir(char *repo, size_t n);
+/* ---- The learned-codec model registry (docs/codec.md, "Model registry"; cli_model.c) ----
+ * Folders searched in order: $NNEDGE_MODELS, ./models, <repository>/models. */
+#define CLI_REGISTRY_DIRS 3
+#define CLI_PATH_MAX      4096
+int cli_registry_dirs(char dirs[CLI_REGISTRY_DIRS][CLI_PATH_MAX]);
+/* true if p names an existing regular file (after symlinks). */
+bool cli_is_regular(const char *p);
+/* The first registry folder holding `file` (a plain name, e.g. "mbt2018-mean-q3.nne"): its
+ * path into path. Otherwise false, with the candidates tried in `looked`. */
+bool cli_registry_find(const char *file, char *path, size_t n, char *looked, size_t ln);
+/* The quality ladder of a kind: the files <kind>-q<N>.nne (N = 0..99) in `dir`, or with dir
+ * NULL in the first registry folder holding any, sorted by N. Fills at most max entries
+ * (qualities[i], paths[i]); returns the count, 0 if none (`where` names the folders looked
+ * at, or on success the folder used). */
+int cli_registry_ladder(const char *kind, const char *dir, int max, int32_t *qualities,
+                        char (*paths)[CLI_PATH_MAX], char *where, size_t wn);
 /* true if a and b name the same existing file (same device and inode). */
 bool cli_same_file(const char *a, const char *b);
 

@@ -34,8 +34,13 @@ typedef struct job {
     bool compress, force, json, quiet;
     const char *model; /* --model: a file or a kind name; NULL: default / from the stream */
     int quality;       /* --quality, -1 if absent */
+    double target_bpp; /* --bpp, 0 if absent */
+    int n_ladder;      /* --bpp: the kind's registry ladder, by increasing quality */
+    int32_t ladder_q[MAX_QUALITY + 1];
+    char (*ladder_path)[CLI_PATH_MAX];
     cached cache[CACHE_SIZE];
     int n_cached;
+    bool reported; /* get_codec printed its failure */
     /* progress (folders) */
     int done, total;
     bool tty;
@@ -46,37 +51,10 @@ static bool is_dir(const char *p) {
     struct stat st;
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
-static bool is_regular(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-/* The registry: $NNEDGE_MODELS, then ./models, then <repository>/models. */
-static bool registry_find(const char *file, char *path, size_t n, char *looked, size_t ln) {
-    const char *env = getenv("NNEDGE_MODELS");
-    char dirs[3][PATH_MAX];
-    int nd = 0;
-    if (env && *env) snprintf(dirs[nd++], PATH_MAX, "%s", env);
-    snprintf(dirs[nd++], PATH_MAX, "models");
-    char repo[PATH_MAX - 16];
-    if (cli_repo_dir(repo, sizeof repo)) snprintf(dirs[nd++], PATH_MAX, "%s/models", repo);
-    size_t at = 0;
-    looked[0] = 0;
-    for (int i = 0; i < nd; i++) {
-        char cand[2 * PATH_MAX];
-        if ((size_t)snprintf(cand, sizeof cand, "%s/%s", dirs[i], file) >= sizeof cand) continue;
-        if (is_regular(cand) && strlen(cand) < n) {
-            snprintf(path, n, "%s", cand);
-            return true;
-        }
-        if (at < ln) at += (size_t)snprintf(looked + at, ln - at, "%s%s", i ? ", " : "", cand);
-    }
-    return false;
-}
 
 /* Resolve --model / --quality (or a stream's model id and quality) to a model file. */
 static bool resolve_model(job *j, const char *kind_hint, int quality, char *path, size_t n) {
-    if (j->model && is_regular(j->model)) {
+    if (j->model && cli_is_regular(j->model)) {
         snprintf(path, n, "%s", j->model);
         return true;
     }
@@ -91,7 +69,7 @@ static bool resolve_model(job *j, const char *kind_hint, int quality, char *path
     }
     char file[128], looked[4 * PATH_MAX];
     snprintf(file, sizeof file, "%s-q%d.nne", kind, quality);
-    if (registry_find(file, path, n, looked, sizeof looked)) return true;
+    if (cli_registry_find(file, path, n, looked, sizeof looked)) return true;
     cli_error(j->cmd,
               "no trained model %s (looked at %s); train one with 'nnedge train' or "
               "pass --model FILE.nne (docs/codec.md, \"Model registry\")",
@@ -106,6 +84,7 @@ static nne_lcodec *get_codec(job *j, const char *path, int quality) {
     nne_status s = nne_lcodec_load(path, quality, &c);
     if (s) {
         cli_fail(j->cmd, s);
+        j->reported = true;
         return NULL;
     }
     if (j->n_cached == CACHE_SIZE) { /* evict the oldest */
@@ -148,46 +127,164 @@ static void progress(job *j) {
     }
 }
 
+/* The --bpp ladder: the registry models of the kind (--model KIND, or the default kind). */
+static bool load_ladder(job *j) {
+    const char *kind = j->model ? j->model : DEFAULT_KIND;
+    nne_rdmodel_kind k;
+    if (nne_rdmodel_kind_from_name(kind, &k)) {
+        cli_error(j->cmd,
+                  "--bpp needs --model KIND (a learned-codec kind: bmshj2018-factorized, "
+                  "bmshj2018-hyperprior, mbt2018-mean), not '%s': it chooses among the kind's "
+                  "registry models",
+                  kind);
+        return false;
+    }
+    j->ladder_path = calloc(MAX_QUALITY + 1, sizeof *j->ladder_path);
+    char where[4 * CLI_PATH_MAX];
+    if (j->ladder_path)
+        j->n_ladder = cli_registry_ladder(kind, NULL, MAX_QUALITY + 1, j->ladder_q, j->ladder_path,
+                                          where, sizeof where);
+    if (j->n_ladder == 0) {
+        cli_error(j->cmd,
+                  "--bpp: no trained models %s-q<N>.nne in %s (docs/codec.md, \"Model "
+                  "registry\")",
+                  kind, j->ladder_path ? where : "(out of memory)");
+        return false;
+    }
+    return true;
+}
+
+typedef struct encoded {
+    int quality;
+    const char *path;
+    nne_lcodec *c;
+    uint8_t *bytes;
+    size_t n;
+    nne_lcodec_stats st;
+} encoded;
+
+static nne_status encode_with(job *j, const nne_image *img, const char *path, int q, encoded *e) {
+    memset(e, 0, sizeof *e);
+    e->quality = q;
+    e->path = path;
+    if (!(e->c = get_codec(j, path, q))) return NNE_ERR_INTERNAL; /* printed: j->reported */
+    return nne_lcodec_encode(e->c, img, false, &e->bytes, &e->n, &e->st);
+}
+
+/* Rate control (docs/codec.md, "Rate control"): the highest quality of the ladder whose real
+ * file meets the target, by bisection over the ladder (the rate grows with the quality index
+ * in a trained ladder; every file tried is measured, so the answer always meets the target
+ * when any model does). If even the lowest quality is over the target, its file is kept and
+ * *met is false. *tries counts the encodes. */
+static nne_status rate_control(job *j, const nne_image *img, encoded *best, bool *met, int *tries) {
+    const double pixels = (double)img->width * (double)img->height;
+    int lo = 0, hi = j->n_ladder - 1;
+    encoded low = {0};
+    memset(best, 0, sizeof *best);
+    *met = false;
+    *tries = 0;
+    nne_status s = NNE_OK;
+    while (lo <= hi && !s) {
+        const int mid = lo + (hi - lo) / 2;
+        encoded e;
+        s = encode_with(j, img, j->ladder_path[mid], j->ladder_q[mid], &e);
+        ++*tries;
+        if (s) {
+            nne_free(e.bytes);
+            break;
+        }
+        if (8.0 * (double)e.n / pixels <= j->target_bpp) {
+            nne_free(best->bytes);
+            *best = e;
+            *met = true;
+            lo = mid + 1;
+        } else {
+            if (mid == 0) {
+                nne_free(low.bytes);
+                low = e;
+            } else {
+                nne_free(e.bytes);
+            }
+            hi = mid - 1;
+        }
+    }
+    if (!s && !*met) { /* nothing fits: the lowest quality, already encoded when mid hit 0 */
+        *best = low;
+        low.bytes = NULL;
+    }
+    nne_free(low.bytes);
+    if (s) {
+        nne_free(best->bytes);
+        memset(best, 0, sizeof *best);
+    }
+    return s;
+}
+
 static bool compress_one(job *j, const char *in, const char *out) {
     if (!may_write(j, in, out)) return false;
     const int q = j->quality >= 0 ? j->quality : DEFAULT_QUALITY;
     char path[PATH_MAX];
-    if (!resolve_model(j, NULL, q, path, sizeof path)) return false;
-    nne_lcodec *c = get_codec(j, path, q);
-    if (!c) return false;
     nne_image img = {0};
-    uint8_t *bytes = NULL;
-    size_t n = 0;
-    nne_lcodec_stats st;
-    nne_status s = nne_image_load(in, NNE_IMAGE_LOAD_RGB, &img);
-    if (!s) s = nne_lcodec_encode(c, &img, false, &bytes, &n, &st);
-    if (!s) s = nne_file_write_atomic(out, bytes, n);
+    encoded e = {0};
+    bool met = true;
+    int tries = 1;
+    nne_status s = NNE_OK;
+    if (j->target_bpp > 0) {
+        if ((s = nne_image_load(in, NNE_IMAGE_LOAD_RGB, &img)) ||
+            (s = rate_control(j, &img, &e, &met, &tries))) {
+            if (!j->reported) cli_error(j->cmd, "%s: %s", in, nne_last_error());
+            j->reported = false;
+            nne_image_free(&img);
+            return false;
+        }
+    } else {
+        if (!resolve_model(j, NULL, q, path, sizeof path)) return false;
+        if (!get_codec(j, path, q)) return false;
+        s = nne_image_load(in, NNE_IMAGE_LOAD_RGB, &img);
+        if (!s) s = encode_with(j, &img, path, q, &e);
+    }
+    if (!s) s = nne_file_write_atomic(out, e.bytes, e.n);
     if (s) {
         cli_error(j->cmd, "%s: %s", in, nne_last_error());
     } else if (j->json) {
         nne_lcodec_info info;
-        nne_lcodec_get_info(c, &info);
+        nne_lcodec_get_info(e.c, &info);
         nne_json_object_begin(&j->js, NULL);
         nne_json_string(&j->js, "input", in);
         nne_json_string(&j->js, "output", out);
         nne_json_string(&j->js, "model", info.model_id);
-        nne_json_string(&j->js, "model_file", path);
-        nne_json_int(&j->js, "quality", q);
+        nne_json_string(&j->js, "model_file", e.path);
+        nne_json_int(&j->js, "quality", e.quality);
         nne_json_int(&j->js, "width", img.width);
         nne_json_int(&j->js, "height", img.height);
-        nne_json_int(&j->js, "bytes", (int64_t)n);
-        nne_json_int(&j->js, "y_bytes", (int64_t)st.y_bytes);
-        nne_json_int(&j->js, "z_bytes", (int64_t)st.z_bytes);
-        nne_json_number(&j->js, "bpp", st.bpp, 6);
-        nne_json_number(&j->js, "estimated_bits", st.y_bits_est + st.z_bits_est, 1);
+        nne_json_int(&j->js, "bytes", (int64_t)e.n);
+        nne_json_int(&j->js, "y_bytes", (int64_t)e.st.y_bytes);
+        nne_json_int(&j->js, "z_bytes", (int64_t)e.st.z_bytes);
+        nne_json_number(&j->js, "bpp", e.st.bpp, 6);
+        nne_json_number(&j->js, "estimated_bits", e.st.y_bits_est + e.st.z_bits_est, 1);
+        if (j->target_bpp > 0) {
+            nne_json_number(&j->js, "target_bpp", j->target_bpp, 6);
+            nne_json_bool(&j->js, "target_met", met);
+            nne_json_int(&j->js, "encodes", tries);
+        }
         nne_json_object_end(&j->js);
     } else if (!j->quiet && j->total <= 1) {
         char b[32];
         printf("%s: %dx%d -> %s: %s bytes, %.4f bpp (y %zu, z %zu bytes; model %s q%d)\n", in,
-               (int)img.width, (int)img.height, out, cli_thousands((int64_t)n, b, sizeof b), st.bpp,
-               st.y_bytes, st.z_bytes, path, q);
+               (int)img.width, (int)img.height, out, cli_thousands((int64_t)e.n, b, sizeof b),
+               e.st.bpp, e.st.y_bytes, e.st.z_bytes, e.path, e.quality);
+        if (j->target_bpp > 0 && met)
+            printf("target %.4f bpp met: quality %d of %d..%d is the highest that fits (%d "
+                   "encodes)\n",
+                   j->target_bpp, e.quality, (int)j->ladder_q[0], (int)j->ladder_q[j->n_ladder - 1],
+                   tries);
     }
-    nne_free(bytes);
+    if (!s && !met && !j->quiet)
+        cli_error(j->cmd,
+                  "%s: target %.4f bpp not met: the lowest quality (%d) gives %.4f bpp; wrote "
+                  "that",
+                  in, j->target_bpp, e.quality, e.st.bpp);
+    nne_free(e.bytes);
     nne_image_free(&img);
     return s == NNE_OK;
 }
@@ -266,7 +363,7 @@ static int run_folder(job *j, const char *in, const char *out) {
     for (struct dirent *e; (e = readdir(d));) {
         char full[2 * PATH_MAX];
         snprintf(full, sizeof full, "%s/%s", in, e->d_name);
-        if (!wanted(j, e->d_name) || !is_regular(full)) continue;
+        if (!wanted(j, e->d_name) || !cli_is_regular(full)) continue;
         if (n == cap) {
             cap = cap ? 2 * cap : 64;
             char **nn = realloc(names, cap * sizeof *names);
@@ -312,8 +409,8 @@ static int run_folder(job *j, const char *in, const char *out) {
 
 static void help(bool compress) {
     if (compress)
-        printf("usage: nnedge compress IN -o OUT.nnc [--model M] [--quality N] [--force]\n"
-               "                          [--json] [-q]\n\n"
+        printf("usage: nnedge compress IN -o OUT.nnc [--model M] [--quality N | --bpp R]\n"
+               "                          [--force] [--json] [-q]\n\n"
                "Compress an image (PNG, PPM, PGM or JPEG) with a learned codec into a .nnc\n"
                "bitstream (docs/bitstream.md). IN may be a folder: every image in it is\n"
                "compressed into the folder OUT as <name>.nnc, with a progress bar.\n\n");
@@ -328,6 +425,7 @@ static void help(bool compress) {
            "  --model M       a trained model file (.nne), or a kind: bmshj2018-factorized,\n"
            "                  bmshj2018-hyperprior (default), mbt2018-mean\n"
            "  --quality N     %s\n"
+           "%s"
            "  --force         overwrite existing outputs\n"
            "  --json          print a JSON array with one object per file\n"
            "  -q              print nothing but errors\n"
@@ -337,7 +435,12 @@ static void help(bool compress) {
            "exit status: 0 success, 1 runtime error (any file), 2 usage error\n",
            compress ? "rate index 0..99 (default 3): picks the registry's model file and is\n"
                       "                  stored in the stream"
-                    : "registry quality to decode with (default: the stream's)");
+                    : "registry quality to decode with (default: the stream's)",
+           compress
+               ? "  --bpp R         rate control: per image, the highest quality of the kind's\n"
+                 "                  registry models whose file is at most R bits per pixel\n"
+                 "                  (the lowest if none is; a warning says so)\n"
+               : "");
 }
 
 static int run(bool compress, int argc, char **argv) {
@@ -347,11 +450,10 @@ static int run(bool compress, int argc, char **argv) {
     j.compress = compress;
     j.quality = -1;
     cli_common co;
-    const char *quality_s = NULL;
+    const char *quality_s = NULL, *bpp_s = NULL;
     const cli_option opts[] = {
-        {"model", 'm', true, &j.model, NULL},
-        {"quality", 0, true, &quality_s, NULL},
-        {"force", 'f', false, NULL, &j.force},
+        {"model", 'm', true, &j.model, NULL}, {"quality", 0, true, &quality_s, NULL},
+        {"bpp", 0, true, &bpp_s, NULL},       {"force", 'f', false, NULL, &j.force},
         {NULL, 0, false, NULL, NULL},
     };
     const char *pos[1];
@@ -371,11 +473,27 @@ static int run(bool compress, int argc, char **argv) {
             return cli_usage_error(j.cmd, "--quality '%s': expected 0..%d", quality_s, MAX_QUALITY);
         j.quality = (int)q;
     }
+    if (bpp_s) {
+        if (!compress)
+            return cli_usage_error(j.cmd, "--bpp is an option of compress (the stream names its "
+                                          "model)");
+        if (quality_s) return cli_usage_error(j.cmd, "give --quality or --bpp, not both");
+        if (!cli_parse_f64(bpp_s, 1e-6, 1000, &j.target_bpp))
+            return cli_usage_error(j.cmd, "--bpp '%s': expected a rate in bits per pixel > 0",
+                                   bpp_s);
+        if (j.model && cli_is_regular(j.model))
+            return cli_usage_error(j.cmd, "--bpp chooses among a kind's registry models: give "
+                                          "--model KIND, not a file");
+    }
     j.json = co.json;
     j.quiet = co.quiet;
     j.tty = isatty(2);
     const char *in = pos[0], *out = co.output;
     const bool folder = is_dir(in);
+    if (j.target_bpp > 0 && !load_ladder(&j)) {
+        free(j.ladder_path);
+        return NNE_EXIT_RUNTIME;
+    }
     if (!folder && is_dir(out))
         return cli_usage_error(j.cmd, "%s is a folder: give an output file name", out);
     if (folder && access(out, F_OK) == 0 && !is_dir(out))
@@ -396,6 +514,7 @@ static int run(bool compress, int argc, char **argv) {
         nne_json_finish(&j.js);
     }
     for (int i = 0; i < j.n_cached; i++) nne_lcodec_free(j.cache[i].c);
+    free(j.ladder_path);
     return rc;
 }
 

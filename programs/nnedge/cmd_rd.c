@@ -23,6 +23,7 @@
 #include "nnedge/imgcodec.h"
 #include "nnedge/json.h"
 #include "nnedge/metrics.h"
+#include "nnedge/models.h"
 #include "nnedge/svg.h"
 #include "nnedge/threadpool.h"
 
@@ -88,6 +89,9 @@ typedef struct rd_ctx {
     rd_bd anchor_bd[RD_MAX_ANCHORS]; /* live codec vs its anchor; extra anchors vs live jpeg */
     int anchor_ref[RD_MAX_ANCHORS];  /* the live run compared with, -1 if none */
     int threads;
+    const char *models_dir;             /* --models: the learned codecs' ladder folder */
+    nne_imgcodec *owned[RD_MAX_CODECS]; /* learned codecs opened here (freed at the end) */
+    int n_owned;
     /* progress */
     pthread_mutex_t mu;
     int done, total;
@@ -152,40 +156,74 @@ static void sort_sweep(rd_run *r) {
         }
 }
 
-static bool parse_codecs(rd_ctx *c, const char *spec) {
+#define LEARNED_PREFIX "nnedge:"
+
+/* "nnedge:KIND": the quality ladder KIND-q<N>.nne of --models DIR or of the registry, as one
+ * codec (nne_imgcodec_lcodec_open). Usage errors return NNE_EXIT_USAGE, a missing or bad
+ * ladder NNE_EXIT_RUNTIME, both after printing why. */
+static int open_learned(rd_ctx *c, const char *kind, const nne_imgcodec **out) {
+    nne_rdmodel_kind k;
+    if (nne_rdmodel_kind_from_name(kind, &k))
+        return cli_usage_error(k_cmd,
+                               "--codecs: '%s%s': unknown learned-codec kind (bmshj2018-"
+                               "factorized, bmshj2018-hyperprior, mbt2018-mean)",
+                               LEARNED_PREFIX, kind);
+    static char paths[NNE_IMGCODEC_MAX_SWEEP][CLI_PATH_MAX];
+    int32_t qs[NNE_IMGCODEC_MAX_SWEEP];
+    char where[4 * CLI_PATH_MAX];
+    const int n = cli_registry_ladder(kind, c->models_dir, NNE_IMGCODEC_MAX_SWEEP, qs, paths, where,
+                                      sizeof where);
+    if (n == 0) {
+        cli_error(k_cmd,
+                  "--codecs %s%s: no models %s-q<N>.nne in %s; train them (scripts/"
+                  "train_rd.sh) or give --models DIR",
+                  LEARNED_PREFIX, kind, kind, where);
+        return NNE_EXIT_RUNTIME;
+    }
+    const char *pp[NNE_IMGCODEC_MAX_SWEEP];
+    for (int i = 0; i < n; i++) pp[i] = paths[i];
+    nne_imgcodec *ic = NULL;
+    nne_status s = nne_imgcodec_lcodec_open(n, pp, qs, &ic);
+    if (s) return cli_fail(k_cmd, s);
+    c->owned[c->n_owned++] = ic;
+    *out = ic;
+    return NNE_EXIT_OK;
+}
+
+static int parse_codecs(rd_ctx *c, const char *spec) {
     char buf[512];
     snprintf(buf, sizeof buf, "%s", spec);
     for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
          tok = strtok_r(NULL, ",", &save)) {
         const nne_imgcodec *ic = nne_imgcodec_find(tok);
-        if (!ic) {
+        if (!strncmp(tok, LEARNED_PREFIX, strlen(LEARNED_PREFIX))) {
+            for (int r = 0; r < c->n_runs; r++)
+                if (!strcmp(c->runs[r].c->name, tok))
+                    return cli_usage_error(k_cmd, "--codecs: '%s' given twice", tok);
+            if (c->n_runs >= RD_MAX_CODECS)
+                return cli_usage_error(k_cmd, "--codecs: too many codecs");
+            const int rc = open_learned(c, tok + strlen(LEARNED_PREFIX), &ic);
+            if (rc) return rc;
+        } else if (!ic) {
             char names[256] = "";
             for (int i = 0; i < nne_imgcodec_count(); i++) {
                 strcat(names, i ? ", " : "");
                 strcat(names, nne_imgcodec_get(i)->name);
             }
-            cli_usage_error(k_cmd, "--codecs: unknown codec '%s' (known: %s)", tok, names);
-            return false;
+            return cli_usage_error(k_cmd, "--codecs: unknown codec '%s' (known: %s, %sKIND)", tok,
+                                   names, LEARNED_PREFIX);
         }
         for (int r = 0; r < c->n_runs; r++)
-            if (c->runs[r].c == ic) {
-                cli_usage_error(k_cmd, "--codecs: '%s' given twice", tok);
-                return false;
-            }
-        if (c->n_runs >= RD_MAX_CODECS) {
-            cli_usage_error(k_cmd, "--codecs: too many codecs");
-            return false;
-        }
+            if (c->runs[r].c == ic)
+                return cli_usage_error(k_cmd, "--codecs: '%s' given twice", tok);
+        if (c->n_runs >= RD_MAX_CODECS) return cli_usage_error(k_cmd, "--codecs: too many codecs");
         rd_run *r = &c->runs[c->n_runs++];
         r->c = ic;
         r->nq = ic->n_sweep;
         memcpy(r->q, ic->sweep, sizeof r->q);
     }
-    if (c->n_runs == 0) {
-        cli_usage_error(k_cmd, "--codecs: empty list");
-        return false;
-    }
-    return true;
+    if (c->n_runs == 0) return cli_usage_error(k_cmd, "--codecs: empty list");
+    return NNE_EXIT_OK;
 }
 
 static bool parse_qualities(rd_ctx *c, const char *spec) {
@@ -847,8 +885,8 @@ static void write_table_stdout(FILE *f, const void *vc) { write_tables(f, vc, fa
 
 static void help(void) {
     printf("usage: nnedge rd DIR [--codecs LIST] [--qualities SPEC] [--threads N]\n"
-           "                [--anchors DIR [--anchor-extra STEMS]] [-o PREFIX [--force]]\n"
-           "                [--json] [-q]\n\n"
+           "                [--models DIR] [--anchors DIR [--anchor-extra STEMS]]\n"
+           "                [-o PREFIX [--force]] [--json] [-q]\n\n"
            "Rate-distortion evaluation of image codecs on the images of DIR (sorted by name;\n"
            ".png .jpg .ppm .pgm; alpha dropped). Each codec runs live at each value of its\n"
            "quality knob; bpp comes from the real encoded bytes, PSNR over all RGB samples and\n"
@@ -859,20 +897,27 @@ static void help(void) {
            "  --codecs LIST      comma-separated, from: ");
     for (int i = 0; i < nne_imgcodec_count(); i++)
         printf("%s%s", i ? "," : "", nne_imgcodec_get(i)->name);
-    printf(" (default: all)\n"
-           "  --qualities SPEC   knob values: 'V,V,...' for every selected codec, or\n"
-           "                     'CODEC=V,V,.../CODEC=V,...' (others keep their default sweep)\n"
-           "  --threads N        images coded in parallel (default: NNEDGE_THREADS or all CPUs)\n"
-           "  --anchors DIR      CompressAI result files (e.g. ../shared/anchors/compressai-kodak):\n"
-           "                     each codec's matching curve is drawn dashed and compared\n"
-           "  --anchor-extra S   more anchor file stems to draw and compare with live JPEG,\n"
-           "                     comma-separated (e.g. compressai-bmshj2018-hyperprior_mse_cpu)\n"
-           "  -o PREFIX          write PREFIX.csv (means), PREFIX-images.csv (per image),\n"
-           "                     PREFIX.md, PREFIX.svg and PREFIX.json\n"
-           "  --force            replace existing PREFIX.* files\n"
-           "  --json             print JSON instead of the tables\n"
-           "  -q                 no tables and no progress\n\n"
-           "default sweeps (knob: values, low to high rate):\n");
+    printf(
+        ",\n"
+        "                     nnedge:KIND (the learned codec: the models KIND-q<N>.nne of\n"
+        "                     --models DIR or of the registry, knob = N; KIND is\n"
+        "                     bmshj2018-factorized, bmshj2018-hyperprior or mbt2018-mean)\n"
+        "                     (default: the five classical codecs)\n"
+        "  --models DIR       folder of the nnedge:KIND ladders (default: the registry,\n"
+        "                     $NNEDGE_MODELS, ./models, the repository's models/)\n"
+        "  --qualities SPEC   knob values: 'V,V,...' for every selected codec, or\n"
+        "                     'CODEC=V,V,.../CODEC=V,...' (others keep their default sweep)\n"
+        "  --threads N        images coded in parallel (default: NNEDGE_THREADS or all CPUs)\n"
+        "  --anchors DIR      CompressAI result files (e.g. ../shared/anchors/compressai-kodak):\n"
+        "                     each codec's matching curve is drawn dashed and compared\n"
+        "  --anchor-extra S   more anchor file stems to draw and compare with live JPEG,\n"
+        "                     comma-separated (e.g. compressai-bmshj2018-hyperprior_mse_cpu)\n"
+        "  -o PREFIX          write PREFIX.csv (means), PREFIX-images.csv (per image),\n"
+        "                     PREFIX.md, PREFIX.svg and PREFIX.json\n"
+        "  --force            replace existing PREFIX.* files\n"
+        "  --json             print JSON instead of the tables\n"
+        "  -q                 no tables and no progress\n\n"
+        "default sweeps (knob: values, low to high rate):\n");
     for (int i = 0; i < nne_imgcodec_count(); i++) {
         const nne_imgcodec *c = nne_imgcodec_get(i);
         printf("  %-5s %-9s", c->name, c->knob);
@@ -892,13 +937,13 @@ static bool output_paths(const char *prefix, char paths[5][4096]) {
 int nne_cmd_rd(int argc, char **argv) {
     cli_common co;
     const char *codecs_s = NULL, *qual_s = NULL, *threads_s = NULL, *anchors_s = NULL,
-               *extra_s = NULL;
+               *extra_s = NULL, *models_s = NULL;
     bool force = false;
     const cli_option opts[] = {
         {"codecs", 0, true, &codecs_s, NULL},      {"qualities", 0, true, &qual_s, NULL},
         {"threads", 0, true, &threads_s, NULL},    {"anchors", 0, true, &anchors_s, NULL},
         {"anchor-extra", 0, true, &extra_s, NULL}, {"force", 0, false, NULL, &force},
-        {NULL, 0, false, NULL, NULL},
+        {"models", 0, true, &models_s, NULL},      {NULL, 0, false, NULL, NULL},
     };
     const char *pos[1];
     int n_pos;
@@ -916,7 +961,9 @@ int nne_cmd_rd(int argc, char **argv) {
     char *command = NULL;
     pthread_mutex_init(&c->mu, NULL);
     c->data = pos[0];
-    if (!parse_codecs(c, codecs_s ? codecs_s : "jpeg,webp,jp2,avif,jxl")) goto done;
+    c->models_dir = models_s;
+    if ((rc = parse_codecs(c, codecs_s ? codecs_s : "jpeg,webp,jp2,avif,jxl"))) goto done;
+    rc = NNE_EXIT_USAGE;
     if (qual_s && !parse_qualities(c, qual_s)) goto done;
     for (int r = 0; r < c->n_runs; r++) {
         if (!check_sweep(&c->runs[r])) goto done;
@@ -1054,6 +1101,7 @@ int nne_cmd_rd(int argc, char **argv) {
     rc = NNE_EXIT_OK;
 done:
     nne_threadpool_free(pool);
+    for (int i = 0; i < c->n_owned; i++) nne_imgcodec_lcodec_free(c->owned[i]);
     nne_dataset_free(ds);
     nne_free(c->imgs);
     nne_free(c->names);

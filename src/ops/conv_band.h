@@ -107,7 +107,7 @@ static inline bool conv_band_use_avx2(void) {
  * nne_prelu_f32__ref (act NULL: none). */
 static inline float conv_f32_act(float v, int32_t o, const nne_conv_act *act) {
     if (!act || act->kind == NNE_CONV_ACT_NONE) return v;
-    if (act->kind == NNE_CONV_ACT_RELU) return v > 0.0f ? v : 0.0f;
+    if (act->kind == NNE_CONV_ACT_RELU) return v < 0.0f ? 0.0f : v; /* nne_relu_f32__ref's form: NaN, -0 kept */
     return v < 0.0f ? v * act->slope[act->n_slope == 1 ? 0 : o] : v;
 }
 

@@ -9,6 +9,11 @@
  * transposed), C is y itself (ldc = oc) and the epilogue runs in place; otherwise C is a
  * per-thread tile and the epilogue writes it to the phase's output pixels.
  *
+ * The _exact variants multiply with nne_gemm_f32_seq instead: the gathered taps are in the
+ * reference kernels' order (ky, kx, input channel; a padding tap adds 0 * w = +-0, which
+ * leaves every f32 sum unchanged) and the bias is added last, so for finite weights the
+ * result is the reference's, bit for bit, on every ISA and thread count.
+ *
  * Scratch: [transposed: phase weights, oc*kh*kw*icg floats] then per thread
  * [cols tile_px x k_max][C tile_px x oc, non-direct only][GEMM scratch]. */
 #include <assert.h>
@@ -54,6 +59,8 @@ static void conv_f32_layout_make(conv_f32_layout *l, const nne_conv2d_geom *g, b
                                (int32_t)last};
         for (int i = 0; i < 2; i++) {
             size_t s = nne_gemm_f32_scratch_size(ms[i], p->ocg, c.k, 1);
+            const size_t s2 = nne_gemm_f32_seq_scratch_size(ms[i], p->ocg, c.k);
+            if (s2 > s) s = s2; /* the same scratch serves both numerics */
             if (s > gs) gs = s;
         }
     }
@@ -67,9 +74,11 @@ static void conv_f32_layout_make(conv_f32_layout *l, const nne_conv2d_geom *g, b
 static size_t conv_f32_scratch(const nne_conv2d_geom *g, bool transposed, int threads) {
     conv_f32_layout l;
     conv_f32_layout_make(&l, g, transposed);
-    if (conv_band_select(&l.plan) != CONV_BAND_NONE)
-        return conv_band_scratch(&l.plan, false, threads);
-    return l.w_bytes + l.per_thread * (size_t)(threads < 1 ? 1 : threads);
+    const size_t gemm = l.w_bytes + l.per_thread * (size_t)(threads < 1 ? 1 : threads);
+    if (conv_band_select(&l.plan) == CONV_BAND_NONE) return gemm;
+    /* the band kernels, or the GEMM path of the exact variants: one size serves both */
+    const size_t band = conv_band_scratch(&l.plan, false, threads);
+    return band > gemm ? band : gemm;
 }
 
 size_t nne_conv2d_f32_scratch_size(const nne_conv2d_geom *g, int threads) {
@@ -86,6 +95,7 @@ typedef struct conv_f32_ctx {
     const nne_conv_act *act;
     float *y;
     unsigned char *scratch;
+    nne_gemm_f32_fn gemm; /* nne_gemm_f32, or nne_gemm_f32_seq for the exact variants */
 } conv_f32_ctx;
 
 /* y[o] = act(c[o] + bias[o]) for one pixel of oc channels (c may be y). */
@@ -138,9 +148,8 @@ static void conv_f32_task(void *vctx, int task, int thread) {
                 }
             }
         }
-        nne_gemm_f32(NULL, NNE_GEMM_TRANS_B, m, p->ocg, c.k, cols, c.k,
-                     wph + (size_t)grp * p->ocg * c.k, c.k, ct + (size_t)grp * p->ocg, ldc,
-                     gemm_scratch);
+        x->gemm(NULL, NNE_GEMM_TRANS_B, m, p->ocg, c.k, cols, c.k, wph + (size_t)grp * p->ocg * c.k,
+                c.k, ct + (size_t)grp * p->ocg, ldc, gemm_scratch);
     }
     for (int32_t i = 0; i < m; i++) {
         float *yp = p->direct ? ct + (size_t)i * ldc
@@ -150,7 +159,7 @@ static void conv_f32_task(void *vctx, int task, int thread) {
 }
 
 static void conv_f32_run(nne_threadpool *pool, const nne_conv2d_geom *g, bool transposed,
-                         const float *x, const float *w, const float *bias,
+                         bool exact, const float *x, const float *w, const float *bias,
                          const nne_conv_act *act, float *y, void *scratch) {
     assert(g && x && w && y && scratch && ((uintptr_t)scratch & 63) == 0);
     assert(nne_conv2d_geom_ok(g, transposed));
@@ -158,23 +167,36 @@ static void conv_f32_run(nne_threadpool *pool, const nne_conv2d_geom *g, bool tr
            (act->slope && (act->n_slope == 1 || act->n_slope == g->oc)));
     conv_f32_layout l;
     conv_f32_layout_make(&l, g, transposed);
-    if (conv_band_select(&l.plan) != CONV_BAND_NONE) { /* small K or tiny N: conv_band.h */
+    /* small K or tiny N: conv_band.h (FMA kernels, so not for the exact variants) */
+    if (!exact && conv_band_select(&l.plan) != CONV_BAND_NONE) {
         nne_conv_band_f32_run(pool, &l.plan, x, w, bias, act, y, scratch);
         return;
     }
     if (transposed) conv_plan_phase_weights(&l.plan, w, sizeof(float), scratch);
-    conv_f32_ctx ctx = {&l, x, w, bias, act, y, scratch};
+    conv_f32_ctx ctx = {&l, x, w, bias, act, y, scratch, exact ? nne_gemm_f32_seq : nne_gemm_f32};
     nne_threadpool_run(pool, l.plan.n_tasks, conv_f32_task, &ctx);
 }
 
 void nne_conv2d_f32(nne_threadpool *pool, const nne_conv2d_geom *g, const float *x,
                     const float *w, const float *bias, const nne_conv_act *act, float *y,
                     void *scratch) {
-    conv_f32_run(pool, g, false, x, w, bias, act, y, scratch);
+    conv_f32_run(pool, g, false, false, x, w, bias, act, y, scratch);
 }
 
 void nne_conv_transpose2d_f32(nne_threadpool *pool, const nne_conv2d_geom *g, const float *x,
                               const float *w, const float *bias, const nne_conv_act *act,
                               float *y, void *scratch) {
-    conv_f32_run(pool, g, true, x, w, bias, act, y, scratch);
+    conv_f32_run(pool, g, true, false, x, w, bias, act, y, scratch);
+}
+
+void nne_conv2d_f32_exact(nne_threadpool *pool, const nne_conv2d_geom *g, const float *x,
+                          const float *w, const float *bias, const nne_conv_act *act, float *y,
+                          void *scratch) {
+    conv_f32_run(pool, g, false, true, x, w, bias, act, y, scratch);
+}
+
+void nne_conv_transpose2d_f32_exact(nne_threadpool *pool, const nne_conv2d_geom *g, const float *x,
+                                    const float *w, const float *bias, const nne_conv_act *act,
+                                    float *y, void *scratch) {
+    conv_f32_run(pool, g, true, true, x, w, bias, act, y, scratch);
 }

@@ -132,3 +132,26 @@ size_t nne_gemm_f32_scratch_size(int32_t m, int32_t n, int32_t k, int threads) {
     }
     return max;
 }
+
+void nne_gemm_f32_seq(nne_threadpool *pool, uint32_t flags, int32_t m, int32_t n, int32_t k,
+                      const float *a, int32_t lda, const float *b, int32_t ldb, float *c,
+                      int32_t ldc, void *scratch) {
+#if NNE_HAVE_X86
+    /* Every non-ref row of the table needs AVX2 (NEEDS_AVX2 is part of NEEDS_AVX512). */
+    if ((flags & ~(uint32_t)NNE_GEMM_ACCUMULATE) == NNE_GEMM_TRANS_B &&
+        strcmp(get_active()->isa, "ref") != 0) {
+        nne_gemm_f32_seq__avx2(pool, flags, m, n, k, a, lda, b, ldb, c, ldc, scratch);
+        return;
+    }
+#endif
+    nne_gemm_f32__ref(pool, flags, m, n, k, a, lda, b, ldb, c, ldc, scratch);
+}
+
+size_t nne_gemm_f32_seq_scratch_size(int32_t m, int32_t n, int32_t k) {
+#if NNE_HAVE_X86
+    return nne_gemm_f32_seq_scratch_size__avx2(m, n, k); /* the reference needs none */
+#else
+    (void)m, (void)n, (void)k;
+    return 0;
+#endif
+}

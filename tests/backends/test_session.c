@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "nnedge/backend.h"
+#include "nnedge/gemm.h"
 #include "nnedge/models.h"
 #include "testutil.h"
 
@@ -145,9 +146,63 @@ static void test_unsupported_dtype(void) {
     nne_graph_free(g);
 }
 
+/* cpu-exact gives cpu-ref's bits on every part of the three learned codecs (conv, transposed
+ * conv, GDN / IGDN, ReLU, the mean branch), for every ISA, at an odd size with tiles crossing
+ * rows. */
+static void test_cpu_exact_is_ref(void) {
+    nne_test_rng rng;
+    nne_test_rng_seed(&rng, 9);
+    const char *isas[] = {"ref", "avx2", "avx512"};
+    for (int kind = 0; kind < 3; kind++) {
+        const nne_rdmodel_config mc = {(nne_rdmodel_kind)kind, 12, 20, NNE_QUANTIZE_NOISE};
+        for (int part = NNE_RD_ANALYSIS; part <= NNE_RD_HYPER_SYNTHESIS; part++) {
+            if (kind == NNE_RD_FACTORIZED && part > NNE_RD_SYNTHESIS) continue;
+            nne_graph *g = NULL;
+            CHECK_OK(nne_model_rd(&mc, 1, 128, 192, (nne_rd_part)part, &g));
+            if (!g) continue;
+            fill_random(g, &rng);
+            /* GDN in its trained domain (beta > 0, gamma >= 0), so outputs are finite. */
+            for (int32_t t = 0; t < g->n_tensors; t++) {
+                const char *nm = g->tensors[t].name, *dot = nm ? strrchr(nm, '.') : NULL;
+                if (!dot || (strcmp(dot, ".beta") && strcmp(dot, ".gamma"))) continue;
+                float *d = g->tensors[t].data;
+                for (int64_t k = 0; k < nne_shape_numel(&g->tensors[t].shape); k++)
+                    d[k] = fabsf(d[k]) + (dot[1] == 'b' ? 0.1f : 0.0f);
+            }
+            nne_session *ref = NULL, *ex = NULL;
+            CHECK_OK(nne_session_create(g, nne_backend_cpu_ref(), &ref));
+            CHECK_OK(nne_session_create(g, nne_backend_by_name("cpu-exact"), &ex));
+            const nne_tensor *in = nne_session_input_tensor(ref, 0);
+            const size_t n_in = (size_t)nne_shape_numel(&in->shape);
+            float *x = nne_session_input(ref, 0);
+            for (size_t i = 0; i < n_in; i++) x[i] = (float)nne_test_rng_uniform(&rng) * 4 - 2;
+            memcpy(nne_session_input(ex, 0), x, n_in * sizeof *x);
+            CHECK_OK(nne_session_run(ref));
+            for (int v = 0; v < 3; v++) {
+                if (!nne_ops_isa_supported(isas[v])) continue;
+                CHECK_OK(nne_ops_set_isa(isas[v]));
+                CHECK_OK(nne_session_run(ex));
+                for (int32_t o = 0; o < g->n_outputs; o++) {
+                    const size_t n = nne_tensor_nbytes(nne_session_output_tensor(ref, o));
+                    const float *yo = nne_session_output(ref, o);
+                    CHECK(isfinite(yo[0]) && isfinite(yo[n / sizeof *yo - 1]));
+                    CHECK_MSG(memcmp(nne_session_output(ref, o), nne_session_output(ex, o), n) == 0,
+                              "kind %d part %d output %d under %s: cpu-exact != cpu-ref", kind,
+                              part, (int)o, isas[v]);
+                }
+            }
+            nne_session_free(ref);
+            nne_session_free(ex);
+            nne_graph_free(g);
+        }
+    }
+    nne_ops_set_isa(NULL);
+}
+
 int main(void) {
     NNE_RUN(test_cae_session_matches_unplanned);
     NNE_RUN(test_cpu_backend_matches_ref);
+    NNE_RUN(test_cpu_exact_is_ref);
     NNE_RUN(test_unsupported_dtype);
     return nne_test_summary();
 }

@@ -1,8 +1,8 @@
 /* End-to-end tests of nnedge compress / decompress (the learned codec, docs/codec.md) with
  * tiny models trained by the test (tests/tiny_lcodec.h) and put in a registry folder named
  * by NNEDGE_MODELS: single files and folders, overwrite rules, the model registry, wrong
- * models, damaged files, JSON, and identical pixels for NNEDGE_ISA=ref/avx2 and
- * NNEDGE_THREADS=1/2. */
+ * models, damaged files, JSON, identical pixels for NNEDGE_ISA=ref/avx2 and
+ * NNEDGE_THREADS=1/2, and --bpp rate control over a ladder of untrained models. */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -18,6 +18,20 @@ static bool write_model(nne_rdmodel_kind kind, uint64_t seed, const char *name) 
     const bool ok = nne_model_write_file(g, nne_cli_tmp_path(name)) == NNE_OK;
     nne_graph_free(g);
     return ok;
+}
+
+/* bmshj2018-factorized-q1..q4.nne: untrained, latent scaled by 16, 64, 256, 1024. */
+static bool write_ladder(void) {
+    for (int q = 1; q <= 4; q++) {
+        nne_graph *g = NULL;
+        char name[64];
+        snprintf(name, sizeof name, "bmshj2018-factorized-q%d.nne", q);
+        nne_status s = nne_tiny_lcodec_scaled(NNE_RD_FACTORIZED, 5, (float)(1 << (2 * q + 2)), &g);
+        if (!s) s = nne_model_write_file(g, nne_cli_tmp_path(name));
+        nne_graph_free(g);
+        if (s) return false;
+    }
+    return true;
 }
 
 static bool write_image(const char *name, int32_t w, int32_t h, int32_t phase) {
@@ -146,11 +160,79 @@ static void test_folder(void) {
     EXPECT_RC("decompress %T/out -o %T/a.png", 2);
 }
 
+static long file_size(const char *name) {
+    struct stat st;
+    return stat(nne_cli_tmp_path(name), &st) == 0 ? (long)st.st_size : -1;
+}
+
+/* --bpp: the highest quality of the kind's registry ladder whose real file meets the target
+ * (a ladder bmshj2018-factorized-q1..q4 of untrained models with growing latent scale). */
+static void test_bpp(void) {
+    const double px = 320.0 * 240.0;
+    double bpp[5] = {0};
+    for (int q = 1; q <= 4; q++) {
+        char cmd[256];
+        snprintf(cmd, sizeof cmd,
+                 "compress samples/wiki-crop.png -o %%T/f%d.nnc --model bmshj2018-factorized "
+                 "--quality %d -q",
+                 q, q);
+        EXPECT_RC(cmd, 0);
+        char name[32];
+        snprintf(name, sizeof name, "f%d.nnc", q);
+        bpp[q] = 8.0 * (double)file_size(name) / px;
+        CHECK(q == 1 || bpp[q] > bpp[q - 1]);
+    }
+    /* Between q2 and q3: q2, the same bytes as --quality 2. */
+    char cmd[256];
+    snprintf(cmd, sizeof cmd,
+             "compress samples/wiki-crop.png -o %%T/t.nnc --model bmshj2018-factorized --bpp %.6f "
+             "--json",
+             0.5 * (bpp[2] + bpp[3]));
+    EXPECT_RC(cmd, 0);
+    CHECK(nne_cli_json_valid(nne_cli_out));
+    EXPECT_OUT("\"quality\": 2,");
+    EXPECT_OUT("\"target_met\": true");
+    CHECK(same_files("t.nnc", "f2.nnc"));
+    /* Exactly the q3 rate still fits; a generous target takes the top of the ladder. */
+    snprintf(cmd, sizeof cmd,
+             "compress samples/wiki-crop.png -o %%T/t.nnc --model bmshj2018-factorized --bpp %.9f "
+             "--force",
+             bpp[3] + 1e-9);
+    EXPECT_RC(cmd, 0);
+    EXPECT_OUT("target");
+    CHECK(same_files("t.nnc", "f3.nnc"));
+    EXPECT_RC("compress samples/wiki-crop.png -o %T/t.nnc --model bmshj2018-factorized --bpp 50 "
+              "--force -q",
+              0);
+    CHECK(same_files("t.nnc", "f4.nnc"));
+    /* Below the whole ladder: the lowest quality, with a warning; the stream decodes. */
+    EXPECT_RC("compress samples/wiki-crop.png -o %T/t.nnc --model bmshj2018-factorized --bpp "
+              "0.001 --force --json",
+              0);
+    EXPECT_OUT("\"target_met\": false");
+    EXPECT_ERR("not met");
+    CHECK(same_files("t.nnc", "f1.nnc"));
+    EXPECT_RC("decompress %T/t.nnc -o %T/t.png", 0);
+    /* A folder: each image gets its own choice. */
+    snprintf(cmd, sizeof cmd,
+             "compress %%T/in -o %%T/outb --model bmshj2018-factorized --bpp %.6f --json", bpp[2]);
+    EXPECT_RC(cmd, 0);
+    CHECK(nne_cli_json_valid(nne_cli_out));
+    /* Usage: with --quality, a file model, a bad rate, decompress; a kind without a ladder. */
+    EXPECT_RC("compress samples/wiki-crop.png -o %T/u.nnc --bpp 0.5 --quality 2", 2);
+    EXPECT_RC("compress samples/wiki-crop.png -o %T/u.nnc --bpp 0", 2);
+    EXPECT_RC("compress samples/wiki-crop.png -o %T/u.nnc --bpp 0.5 --model %T/other.nne", 2);
+    EXPECT_RC("decompress %T/t.nnc -o %T/u.png --bpp 0.5", 2);
+    EXPECT_RC("compress samples/wiki-crop.png -o %T/u.nnc --bpp 0.5 --model nosuch", 1);
+    CHECK(!nne_cli_tmp_exists("u.nnc"));
+}
+
 int main(void) {
     nne_cli_setup("lcodec_cli");
     if (!write_model(NNE_RD_HYPERPRIOR, 11, "bmshj2018-hyperprior-q1.nne") ||
         !write_model(NNE_RD_MEAN_SCALE, 12, "mbt2018-mean-q2.nne") ||
-        !write_model(NNE_RD_HYPERPRIOR, 13, "other.nne") || !write_image("odd.png", 37, 23, 4)) {
+        !write_model(NNE_RD_HYPERPRIOR, 13, "other.nne") || !write_image("odd.png", 37, 23, 4) ||
+        !write_ladder()) {
         fprintf(stderr, "cannot write the test models: %s\n", nne_last_error());
         return 1;
     }
@@ -158,6 +240,7 @@ int main(void) {
     NNE_RUN(test_single);
     NNE_RUN(test_errors);
     NNE_RUN(test_folder);
+    NNE_RUN(test_bpp);
     nne_cli_cleanup();
     return nne_test_summary();
 }

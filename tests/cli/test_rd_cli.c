@@ -1,16 +1,20 @@
 /* End-to-end tests of nnedge rd on a tiny synthetic folder: exit codes (usage 2, runtime 1),
  * the five report files and that they parse, no overwrite without --force, identical
- * results for 1 and 2 threads, anchors read from a folder. */
+ * results for 1 and 2 threads, anchors read from a folder; the learned codec
+ * (--codecs nnedge:KIND) on a ladder of tiny untrained models written by the test. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../tiny_lcodec.h"
 #include "cli_util.h"
 #include "nnedge/file.h"
 #include "nnedge/image.h"
 #include "nnedge/json.h"
+#include "nnedge/metrics.h"
+#include "nnedge/model_file.h"
 
 /* Two 176x168 RGB images (> 160 per side, so MS-SSIM is defined): smooth shapes and a
  * little seeded noise, different per image. */
@@ -51,10 +55,17 @@ static int count_lines(const char *rel) {
     return lines;
 }
 
+/* The file as a NUL-terminated string (nne_free). */
 static char *slurp(const char *rel, size_t *n) {
     uint8_t *b = NULL;
     if (nne_file_read(nne_cli_tmp_path(rel), 1 << 24, &b, n)) return NULL;
-    return (char *)b;
+    char *t = nne_malloc(*n + 1);
+    if (t) {
+        memcpy(t, b, *n);
+        t[*n] = 0;
+    }
+    nne_free(b);
+    return t;
 }
 
 /* The mean CSV without its two timing columns (the only thread-dependent values). */
@@ -181,9 +192,109 @@ static void test_anchors(void) {
     EXPECT_ERR("jpeg.json");
 }
 
+/* A ladder of untrained models in DIR/<kind>-q<q>.nne for q = 1..4: one random model whose
+ * latent is scaled by 4^(q+1) (tests/tiny_lcodec.h), so the rate grows with q. */
+static bool write_ladder(const char *dir, nne_rdmodel_kind kind) {
+    mkdir(nne_cli_tmp_path(dir), 0777); /* may exist: one folder holds several kinds */
+    for (int q = 1; q <= 4; q++) {
+        nne_graph *g = NULL;
+        char rel[256];
+        snprintf(rel, sizeof rel, "%s/%s-q%d.nne", dir, nne_rdmodel_kind_name(kind), q);
+        nne_status s = nne_tiny_lcodec_scaled(kind, 5, (float)(1 << (2 * q + 2)), &g);
+        if (!s) s = nne_model_write_file(g, nne_cli_tmp_path(rel));
+        nne_graph_free(g);
+        if (s) return false;
+    }
+    return true;
+}
+
+/* Field `col` (0-based) of the first CSV line of `rel` that starts with `prefix`. */
+static double csv_field(const char *rel, const char *prefix, int col) {
+    size_t n = 0;
+    char *b = slurp(rel, &n);
+    double v = NAN;
+    for (char *line = b; line && *line;) {
+        char *end = strchr(line, '\n');
+        if (!strncmp(line, prefix, strlen(prefix))) {
+            char *f = line;
+            for (int k = 0; k < col && f; k++) f = strchr(f, ',') ? strchr(f, ',') + 1 : NULL;
+            if (f) v = strtod(f, NULL);
+            break;
+        }
+        line = end ? end + 1 : NULL;
+    }
+    nne_free(b);
+    return v;
+}
+
+static void test_learned(void) {
+    CHECK(write_ladder("lad", NNE_RD_FACTORIZED));
+    CHECK(write_ladder("lad", NNE_RD_MEAN_SCALE));
+    EXPECT_RC("rd %T/img --codecs jpeg,nnedge:bmshj2018-factorized --models %T/lad "
+              "--qualities jpeg=10,30,50,70 --threads 2 -o %T/l -q",
+              0);
+    /* The ladder is the sweep: 4 points, increasing in rate. */
+    CHECK(count_lines("l.csv") == 1 + 4 + 4);
+    double prev = 0;
+    for (int q = 1; q <= 4; q++) {
+        char pre[64];
+        snprintf(pre, sizeof pre, "nnedge:bmshj2018-factorized,quality,%d,", q);
+        const double bpp = csv_field("l.csv", pre, 4);
+        CHECK(bpp > prev);
+        prev = bpp;
+        CHECK(csv_field("l.csv", pre, 8) > 0); /* encode_ms_median: timed */
+    }
+    /* bpp and PSNR of image 0 at q3 are those of the real .nnc file `nnedge compress` writes
+     * with the same model, and of the image `nnedge decompress` gives back. */
+    EXPECT_RC("compress %T/img/im0.png -o %T/im0.nnc --model %T/lad/bmshj2018-factorized-q3.nne "
+              "--quality 3 -q",
+              0);
+    EXPECT_RC("decompress %T/im0.nnc -o %T/im0-dec.png --model "
+              "%T/lad/bmshj2018-factorized-q3.nne -q",
+              0);
+    struct stat st;
+    CHECK(stat(nne_cli_tmp_path("im0.nnc"), &st) == 0);
+    const char *pre = "nnedge:bmshj2018-factorized,quality,3,im0,";
+    CHECK(csv_field("l-images.csv", pre, 6) == (double)st.st_size);
+    CHECK_NEAR(csv_field("l-images.csv", pre, 7), 8.0 * (double)st.st_size / (176.0 * 168.0), 1e-6);
+    nne_image a = {0}, b = {0};
+    CHECK_OK(nne_image_load(nne_cli_tmp_path("img/im0.png"), NNE_IMAGE_LOAD_RGB, &a));
+    CHECK_OK(nne_image_load(nne_cli_tmp_path("im0-dec.png"), NNE_IMAGE_LOAD_RGB, &b));
+    nne_quality qv;
+    CHECK_OK(nne_quality_u8(a.data, b.data, 176, 168, 3, &qv));
+    CHECK_NEAR(csv_field("l-images.csv", pre, 8), qv.psnr, 1e-4);
+    nne_image_free(&a);
+    nne_image_free(&b);
+    /* The learned codec is in the BD-rate matrix, the plot and the JSON. */
+    size_t n = 0;
+    char *md = slurp("l.md", &n);
+    CHECK(md && strstr(md, "| jpeg | - | ") && strstr(md, "| nnedge:bmshj2018-factorized |") &&
+          strstr(md, "nnedge lcodec: bmshj2018-factorized N=8 M=12, 4 model(s)"));
+    nne_free(md);
+    char *svg = slurp("l.svg", &n);
+    CHECK(svg && strstr(svg, "nnedge bmshj2018-factorized (learned)"));
+    nne_free(svg);
+    /* Two learned kinds side by side, a sub-ladder by --qualities, same results on 1 thread. */
+    EXPECT_RC("rd %T/img --codecs nnedge:bmshj2018-factorized,nnedge:mbt2018-mean --models "
+              "%T/lad --qualities nnedge:mbt2018-mean=1,2,4 --threads 1 -o %T/m -q",
+              0);
+    CHECK(count_lines("m.csv") == 1 + 4 + 3);
+    CHECK(csv_field("m.csv", "nnedge:mbt2018-mean,quality,4,", 4) > 0);
+    CHECK(csv_field("m.csv", "nnedge:bmshj2018-factorized,quality,2,", 4) ==
+          csv_field("l.csv", "nnedge:bmshj2018-factorized,quality,2,", 4));
+    /* Errors: unknown kind (usage), no ladder, a quality outside the ladder. */
+    EXPECT_RC("rd %T/img --codecs nnedge:cheng2020 --models %T/lad", 2);
+    EXPECT_ERR("unknown learned-codec kind");
+    EXPECT_RC("rd %T/img --codecs nnedge:bmshj2018-hyperprior --models %T/lad -q", 1);
+    EXPECT_ERR("no models bmshj2018-hyperprior-q<N>.nne in");
+    EXPECT_RC("rd %T/img --codecs nnedge:mbt2018-mean --models %T/lad --qualities 7 -q", 2);
+    EXPECT_RC("rd %T/img --codecs nnedge:mbt2018-mean --models %T/lad --qualities 1,3,2 -q", 0);
+}
+
 int main(void) {
     nne_cli_setup("rd");
     CHECK(write_images());
+    NNE_RUN(test_learned);
     NNE_RUN(test_usage_errors);
     NNE_RUN(test_runtime_errors);
     NNE_RUN(test_reports);

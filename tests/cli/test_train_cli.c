@@ -159,6 +159,28 @@ static bool same_weights(const char *a, const char *b) {
     return same;
 }
 
+/* Largest |difference| between the constants of two model files (inf if they differ in
+ * structure). */
+static double max_weight_diff(const char *a, const char *b) {
+    nne_graph *ga = NULL, *gb = NULL;
+    double m = INFINITY;
+    if (nne_model_read_file(nne_cli_tmp_path(a), &ga) == NNE_OK &&
+        nne_model_read_file(nne_cli_tmp_path(b), &gb) == NNE_OK && ga->n_tensors == gb->n_tensors) {
+        m = 0;
+        for (int32_t i = 0; i < ga->n_tensors; i++) {
+            const nne_tensor *x = &ga->tensors[i], *y = &gb->tensors[i];
+            if (x->kind != NNE_TENSOR_CONSTANT || x->dtype != NNE_F32) continue;
+            if (nne_tensor_nbytes(x) != nne_tensor_nbytes(y)) m = INFINITY;
+            for (size_t k = 0; m < INFINITY && k < nne_tensor_nbytes(x) / 4; k++)
+                m = fmax(m,
+                         fabs((double)((const float *)x->data)[k] - ((const float *)y->data)[k]));
+        }
+    }
+    nne_graph_free(ga);
+    nne_graph_free(gb);
+    return m;
+}
+
 static void test_resume(void) {
     char args[1024];
     /* Uninterrupted reference. */
@@ -261,6 +283,22 @@ static void test_rd_model(void) {
     EXPECT_RC("train --resume rs.ckpt --lambda 0.05", 2);
     EXPECT_RC("train --resume rs.ckpt -q", 0);
     CHECK_MSG(same_weights("rd.nne", "rs.nne"), "resumed learned codec differs from the reference");
+    /* --init (fine-tuning): a new run from rd.nne's weights at another lambda. With a
+     * learning rate of 1e-9 one step leaves them within 1e-6 of rd.nne's; from scratch
+     * (same seed) they are the random initialisation, far from them. */
+    const char *k_ft = "--model bmshj2018-factorized --channels 6,8 --lambda 0.05 --crop 32 "
+                       "--batch 2 --steps 1 --seed 3 --lr 1e-9 --warmup 0 -q";
+    snprintf(args, sizeof args, "train --data data -o ft.nne --init rd.nne %s", k_ft);
+    EXPECT_RC(args, 0);
+    snprintf(args, sizeof args, "train --data data -o fs.nne %s", k_ft);
+    EXPECT_RC(args, 0);
+    CHECK(max_weight_diff("ft.nne", "rd.nne") < 1e-6);
+    CHECK(max_weight_diff("fs.nne", "rd.nne") > 1e-3);
+    EXPECT_RC("train --data data -o fx.nne --init rd.nne --model bmshj2018-factorized "
+              "--channels 6,12 --crop 32 --steps 1 -q",
+              1); /* other channels */
+    CHECK(strstr(nne_cli_err, "--init") != NULL);
+    EXPECT_RC("train --resume rs.ckpt --init rd.nne", 2);
 }
 
 int main(void) {

@@ -5,7 +5,8 @@
  * avx2, avx512; the others are reported as skipped), serial and with a 2-thread pool:
  *   - the two thread counts give bitwise identical outputs;
  *   - f32: within NNE_CONV_F32_TOL of the reference plus the activation, elementwise, with
- *     the bound computed from the same convolution on |x|, |w|, |bias| (see conv.h);
+ *     the bound computed from the same convolution on |x|, |w|, |bias| (see conv.h); the
+ *     _exact variants bitwise equal to it;
  *   - int8: bit-exact with nne_conv2d_s8__ref / nne_conv_transpose2d_s8__ref, per-tensor and
  *     per-channel Q31 and power-of-two output stages, fused ReLU clamps.
  * Outputs are poisoned (NaN / a marker byte) before each run, so an unwritten element fails.
@@ -143,6 +144,21 @@ static void check_f32_geom(nne_test_rng *r, nne_conv2d_geom g, bool transposed,
         CHECK_MSG(bad == 0, "%s %s%s act %d: %zu bad, first [%zu] %.9g vs ref %.9g", isas[v],
                   transposed ? "T " : "", desc, (int)act.kind, bad, first, (double)y1[first],
                   (double)yr[first]);
+        /* The exact variants: the reference's bits, serial and on 2 threads. */
+        for (int t = 0; t < 2; t++) {
+            float *ye = t ? y2 : y1;
+            for (size_t i = 0; i < ny; i++) ye[i] = NAN;
+            if (transposed)
+                nne_conv_transpose2d_f32_exact(t ? pool2 : NULL, &g, x, w, has_bias ? b : NULL,
+                                               &act, ye, scratch);
+            else
+                nne_conv2d_f32_exact(t ? pool2 : NULL, &g, x, w, has_bias ? b : NULL, &act, ye,
+                                     scratch);
+            CHECK_MSG(memcmp(ye, yr, ny * sizeof *ye) == 0,
+                      "%s exact %s%s act %d, %d thread(s): "
+                      "not the reference's bits",
+                      isas[v], transposed ? "T " : "", desc, (int)act.kind, t + 1);
+        }
     }
     nne_aligned_free(scratch);
     free(x), free(ax), free(w), free(aw), free(b), free(ab), free(slope);
@@ -400,11 +416,45 @@ static void test_s8_isa_names(void) {
         printf("  note: no AVX-512 on this CPU: NNEDGE_ISA=avx512 cases skipped\n");
 }
 
+/* nne_gdn_f32_exact against nne_gdn_f32__ref, bitwise, GDN and IGDN, every ISA, serial
+ * and on 2 threads; pixel counts around the 96-pixel tiles. */
+static void test_gdn_exact(void) {
+    nne_test_rng r;
+    nne_test_rng_seed(&r, 4);
+    for (int it = 0; it < 40; it++) {
+        const size_t px = it < 4 ? (size_t)(95 + it) : (size_t)nne_test_rng_int(&r, 1, 300);
+        const int32_t c = nne_test_rng_int(&r, 1, 70);
+        const bool inverse = it % 2;
+        float *x = malloc(px * c * sizeof *x), *yr = malloc(px * c * sizeof *yr);
+        float *y = malloc(px * c * sizeof *y), *beta = malloc(c * sizeof *beta);
+        float *gamma = malloc((size_t)c * c * sizeof *gamma);
+        for (size_t i = 0; i < px * c; i++) x[i] = 3 * frand(&r);
+        for (int32_t i = 0; i < c; i++) beta[i] = 1e-3f + fabsf(frand(&r));
+        for (int32_t i = 0; i < c * c; i++) gamma[i] = 0.1f * fabsf(frand(&r));
+        nne_gdn_f32__ref(px, c, x, beta, gamma, inverse, yr);
+        void *scratch = nne_aligned_alloc(nne_gdn_f32_scratch_size(c, 2));
+        for (size_t v = 0; v < sizeof isas / sizeof isas[0]; v++) {
+            if (!nne_ops_isa_supported(isas[v])) continue;
+            CHECK_OK(nne_ops_set_isa(isas[v]));
+            for (int t = 0; t < 2; t++) {
+                for (size_t i = 0; i < px * c; i++) y[i] = NAN;
+                nne_gdn_f32_exact(t ? pool2 : NULL, px, c, x, beta, gamma, inverse, y, scratch);
+                CHECK_MSG(memcmp(y, yr, px * c * sizeof *y) == 0,
+                          "%s gdn px %zu c %d inverse %d, %d thread(s): not the reference's bits",
+                          isas[v], px, (int)c, (int)inverse, t + 1);
+            }
+        }
+        nne_aligned_free(scratch);
+        free(x), free(yr), free(y), free(beta), free(gamma);
+    }
+}
+
 int main(void) {
     CHECK_OK(nne_threadpool_create(2, &pool2));
     NNE_RUN(test_conv2d_f32_random);
     NNE_RUN(test_conv_transpose2d_f32_random);
     NNE_RUN(test_cae_shapes_f32);
+    NNE_RUN(test_gdn_exact);
     NNE_RUN(test_conv2d_s8_random);
     NNE_RUN(test_conv_transpose2d_s8_random);
     NNE_RUN(test_band_random);

@@ -303,9 +303,43 @@ static void test_scratch_bounded(void) {
     CHECK(nne_gemm_f32_scratch_size(10, 10, 0, 2) == 0);
 }
 
+/* nne_gemm_f32_seq: the reference's bits for every ISA and layout (NT through the AVX2
+ * kernel, the others through the reference), beta 0 and 1, padded leading dimensions, edge
+ * sizes around the 8-row panels and 4-column tiles, k = 0. A single FMA or a reordered sum
+ * changes the last bits of most elements. */
+static void test_seq_exact(void) {
+    nne_test_rng r;
+    nne_test_rng_seed(&r, 77);
+    const char *isas[] = {"ref", "avx2", "avx512"};
+    for (int it = 0; it < 120; it++) {
+        const uint32_t flags =
+            (it % 4 == 3 ? (uint32_t)nne_test_rng_int(&r, 0, 3) : (uint32_t)NNE_GEMM_TRANS_B) |
+            (it % 2 ? (uint32_t)NNE_GEMM_ACCUMULATE : 0u);
+        const int32_t m = pick_dim(&r), n = it % 3 ? nne_test_rng_int(&r, 1, 9) : pick_dim(&r);
+        const int32_t k = it == 5 ? 0 : pick_dim(&r);
+        mats x;
+        mats_make(&x, &r, m, n, k, flags, 1);
+        run_ref(&x);
+        void *scratch = nne_aligned_alloc(nne_gemm_f32_seq_scratch_size(m, n, k) + 64);
+        for (int v = 0; v < 3; v++) {
+            if (!nne_ops_isa_supported(isas[v])) continue;
+            CHECK_OK(nne_ops_set_isa(isas[v]));
+            memcpy(x.c, x.c0, x.c_len * sizeof(float));
+            nne_gemm_f32_seq(NULL, flags, m, n, k, x.a, x.lda, x.b, x.ldb, x.c, x.ldc, scratch);
+            CHECK_MSG(memcmp(x.c, x.c_ref, x.c_len * sizeof(float)) == 0,
+                      "seq %s flags %u m %d n %d k %d: not the reference's bits", isas[v],
+                      (unsigned)flags, (int)m, (int)n, (int)k);
+        }
+        nne_aligned_free(scratch);
+        mats_free(&x);
+    }
+    nne_ops_set_isa(NULL);
+}
+
 int main(void) {
     for (int t = 1; t < 4; t++) CHECK_OK(nne_threadpool_create(t, &pools[t]));
     NNE_RUN(test_ref_exact);
+    NNE_RUN(test_seq_exact);
     NNE_RUN(test_variants);
     NNE_RUN(test_dispatch);
     NNE_RUN(test_scratch_bounded);

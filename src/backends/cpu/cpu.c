@@ -7,11 +7,15 @@
  *   FAST_CONV   conv (+ act when the next node is a ReLU / PReLU that is the conv output's
  *               only reader and the conv output is not a graph output: that node is skipped)
  *   FAST_DENSE  dense via GEMM (NT) plus bias
+ *   FAST_GDN    GDN / IGDN on nne_gdn_f32_exact (the reference's bits, tiled and threaded)
  *   REF         the reference node runner
  * A fused step writes the activation's output tensor directly, unless the arena planner put
  * it over the conv's input (their lifetimes do not overlap, so it may): then the conv writes
  * its own output tensor and the result is copied. Threads: nne_threadpool_default()
- * (NNEDGE_THREADS); one scratch buffer sized for the largest node. */
+ * (NNEDGE_THREADS); one scratch buffer sized for the largest node.
+ *
+ * "cpu-exact" is the same plan with the _exact convolutions (conv.h) and dense on the
+ * reference: bit-identical to cpu-ref for every NNEDGE_ISA and thread count. */
 #include <string.h>
 
 #include "backends/cpu/cpu_internal.h"
@@ -19,7 +23,7 @@
 #include "nnedge/conv.h"
 #include "nnedge/gemm.h"
 
-typedef enum cpu_step_kind { STEP_REF, STEP_SKIP, STEP_CONV, STEP_DENSE } cpu_step_kind;
+typedef enum cpu_step_kind { STEP_REF, STEP_SKIP, STEP_CONV, STEP_DENSE, STEP_GDN } cpu_step_kind;
 
 typedef struct cpu_step {
     cpu_step_kind kind;
@@ -33,6 +37,7 @@ typedef struct cpu_state {
     uint64_t *ns;    /* [n_nodes] wall time of the last run (fused act nodes: 0) */
     nne_threadpool *pool;
     void *scratch;
+    bool exact; /* cpu-exact: the _exact convolutions, dense on the reference */
 } cpu_state;
 
 static float *tdata(const nne_graph *g, uint8_t *arena, int32_t t) {
@@ -65,6 +70,8 @@ static bool overlap(const nne_graph *g, int32_t a, int32_t b) {
 }
 
 static size_t step_scratch(const nne_graph *g, const nne_node *n, int threads) {
+    if (n->op == NNE_OP_GDN || n->op == NNE_OP_IGDN)
+        return nne_gdn_f32_scratch_size((int32_t)g->tensors[n->inputs[1]].shape.dim[0], threads);
     if (n->op == NNE_OP_CONV2D) return nne_conv2d_f32_scratch_size(&n->conv_geom, threads);
     if (n->op == NNE_OP_CONV_TRANSPOSE2D)
         return nne_conv_transpose2d_f32_scratch_size(&n->conv_geom, threads);
@@ -82,9 +89,10 @@ static void cpu_free(void *state) {
     nne_free(st);
 }
 
-static nne_status cpu_compile(const nne_graph *g, void **state) {
+static nne_status cpu_compile_as(const nne_graph *g, bool exact, void **state) {
     cpu_state *st = nne_calloc(1, sizeof *st);
     if (!st) return NNE_ERR_NOMEM;
+    st->exact = exact;
     st->n_nodes = g->n_nodes;
     st->steps = nne_calloc((size_t)g->n_nodes + 1, sizeof *st->steps);
     st->ns = nne_calloc((size_t)g->n_nodes + 1, sizeof *st->ns);
@@ -100,8 +108,10 @@ static nne_status cpu_compile(const nne_graph *g, void **state) {
         cpu_step *s = &st->steps[i];
         s->act_node = -1;
         if (s->kind == STEP_SKIP) continue;
-        if (n->op == NNE_OP_DENSE)
+        if (n->op == NNE_OP_DENSE && !exact)
             s->kind = STEP_DENSE;
+        else if (n->op == NNE_OP_GDN || n->op == NNE_OP_IGDN)
+            s->kind = STEP_GDN;
         else if (n->op == NNE_OP_CONV2D || n->op == NNE_OP_CONV_TRANSPOSE2D)
             s->kind = STEP_CONV;
         else
@@ -150,9 +160,11 @@ static void run_conv(cpu_state *st, const nne_graph *g, const nne_node *n, const
     const float *x = tdata(g, arena, n->inputs[0]), *w = tdata(g, arena, n->inputs[1]);
     const float *b = tdata(g, arena, n->inputs[2]);
     if (n->op == NNE_OP_CONV2D)
-        nne_conv2d_f32(st->pool, &n->conv_geom, x, w, b, &act, y, st->scratch);
+        (st->exact ? nne_conv2d_f32_exact : nne_conv2d_f32)(st->pool, &n->conv_geom, x, w, b, &act,
+                                                            y, st->scratch);
     else
-        nne_conv_transpose2d_f32(st->pool, &n->conv_geom, x, w, b, &act, y, st->scratch);
+        (st->exact ? nne_conv_transpose2d_f32_exact : nne_conv_transpose2d_f32)(
+            st->pool, &n->conv_geom, x, w, b, &act, y, st->scratch);
     if (final && y != final) memcpy(final, y, nne_tensor_nbytes(&g->tensors[n->output]));
 }
 
@@ -169,6 +181,14 @@ static void run_dense(cpu_state *st, const nne_graph *g, const nne_node *n, uint
             for (int32_t j = 0; j < out; j++) y[(size_t)i * out + j] += b[j];
 }
 
+static void run_gdn(cpu_state *st, const nne_graph *g, const nne_node *n, uint8_t *arena) {
+    const int32_t c = (int32_t)g->tensors[n->inputs[1]].shape.dim[0];
+    const size_t pixels = (size_t)nne_shape_numel(&g->tensors[n->inputs[0]].shape) / (size_t)c;
+    nne_gdn_f32_exact(st->pool, pixels, c, tdata(g, arena, n->inputs[0]),
+                      tdata(g, arena, n->inputs[1]), tdata(g, arena, n->inputs[2]),
+                      n->op == NNE_OP_IGDN, tdata(g, arena, n->output), st->scratch);
+}
+
 static nne_status cpu_run(void *state, const nne_graph *g, uint8_t *arena) {
     cpu_state *st = state;
     for (int32_t i = 0; i < g->n_nodes && i < st->n_nodes; i++) {
@@ -179,6 +199,8 @@ static nne_status cpu_run(void *state, const nne_graph *g, uint8_t *arena) {
             run_conv(st, g, &g->nodes[i], s, arena);
         else if (s->kind == STEP_DENSE)
             run_dense(st, g, &g->nodes[i], arena);
+        else if (s->kind == STEP_GDN)
+            run_gdn(st, g, &g->nodes[i], arena);
         else if (s->kind == STEP_REF)
             rc = nne_cpu_ref_run_node(g, &g->nodes[i], arena);
         if (rc) return rc;
@@ -194,6 +216,26 @@ static nne_status cpu_profile(void *state, const nne_graph *g, nne_node_profile 
         prof[i].ns = st->ns[i];
     }
     return NNE_OK;
+}
+
+static nne_status cpu_compile(const nne_graph *g, void **state) {
+    return cpu_compile_as(g, false, state);
+}
+
+static nne_status cpu_exact_compile(const nne_graph *g, void **state) {
+    return cpu_compile_as(g, true, state);
+}
+
+const nne_backend *nne_backend_cpu_exact(void) {
+    static const nne_backend be = {
+        .name = "cpu-exact",
+        .supports_node = nne_cpu_ref_supports,
+        .compile = cpu_exact_compile,
+        .run = cpu_run,
+        .profile = cpu_profile,
+        .free = cpu_free,
+    };
+    return &be;
 }
 
 const nne_backend *nne_backend_cpu(void) {

@@ -1,0 +1,121 @@
+#!/bin/sh
+# Train a learned-codec quality ladder (issue 4): one high-rate model, then fine-tunes of it to
+# the lower rates, each written as a registry model models/<KIND>-q<N>.nne (docs/codec.md,
+# "Model registry"; docs/training.md, "A learned-codec ladder"). Training data
+# ../shared/data/train only, validation ../shared/data/val, never Kodak.
+#
+#   scripts/train_rd.sh                       # start, or resume the stage in progress
+#   DRY_RUN=1 scripts/train_rd.sh             # print the commands, run nothing
+#   nohup scripts/train_rd.sh >/dev/null 2>&1 &   # in the background; see the log
+#   tail -f checkpoints/<KIND>/train.log
+#
+# Stages, in order (a stage whose model exists is skipped, so rerunning continues the ladder):
+#   q7  lambda 0.0932, BASE_STEPS steps from scratch       -> models/<KIND>-q7.nne
+#   q6 .. q1  lambdas 0.0483 0.025 0.013 0.0067 0.0035 0.0018 (CompressAI's, quality 6..1),
+#       FT_STEPS steps each, initialised from q7 (--init)  -> models/<KIND>-q<N>.nne
+# Each stage keeps checkpoints/<KIND>/q<N>.ckpt (every CKPT_MINUTES, on Ctrl-C or SIGTERM) and
+# its best-validation model beside it, and logs models/<KIND>-q<N>.csv (step, loss, val PSNR,
+# val bpp). An interrupted stage resumes bit for bit from its checkpoint. Stop a background run
+# with `kill <pid>` (SIGTERM): the trainer finishes its step and writes a checkpoint first.
+#
+# Environment: NNEDGE (default build/nnedge), KIND (mbt2018-mean; or bmshj2018-hyperprior,
+# bmshj2018-factorized), CHANNELS (N,M; default 64,96), DATA, VAL, BASE_STEPS (default 20000),
+# FT_STEPS (default 4000), BASE_LR (5e-4), FT_LR (1e-4), BATCH (8), CROP (256), THREADS
+# (default: all CPUs), CKPT_MINUTES (10), LADDER ("7:0.0932 6:0.0483 ... 1:0.0018": quality:
+# lambda pairs, the first one trained from scratch, the rest fine-tuned from it), EXTRA (more
+# options for nnedge train, e.g. --stop-after 500 to train in time slices), DRY_RUN.
+set -eu
+cd "$(dirname "$0")/.."
+NNEDGE=${NNEDGE:-build/nnedge}
+KIND=${KIND:-mbt2018-mean}
+CHANNELS=${CHANNELS:-64,96}
+DATA=${DATA:-../shared/data/train}
+VAL=${VAL:-../shared/data/val}
+BASE_STEPS=${BASE_STEPS:-20000}
+FT_STEPS=${FT_STEPS:-4000}
+BASE_LR=${BASE_LR:-5e-4}
+FT_LR=${FT_LR:-1e-4}
+BATCH=${BATCH:-8}
+CROP=${CROP:-256}
+CKPT_MINUTES=${CKPT_MINUTES:-10}
+LADDER=${LADDER:-"7:0.0932 6:0.0483 5:0.025 4:0.013 3:0.0067 2:0.0035 1:0.0018"}
+DRY_RUN=${DRY_RUN:-}
+DIR=checkpoints/$KIND
+LOG=$DIR/train.log
+
+if [ -z "$DRY_RUN" ] && [ ! -x "$NNEDGE" ]; then
+    echo "train_rd.sh: $NNEDGE not found; build first (cmake -S . -B build && cmake --build build -j)" >&2
+    exit 1
+fi
+[ -z "$DRY_RUN" ] && mkdir -p "$DIR" models
+THREADS_OPT=""
+[ -n "${THREADS:-}" ] && THREADS_OPT="--threads $THREADS"
+
+log() { [ -n "$DRY_RUN" ] && echo "$*" || echo "$(date -u +%FT%TZ) $*" >>"$LOG"; }
+
+# stage QUALITY LAMBDA STEPS LR INIT: train models/<KIND>-q<QUALITY>.nne (INIT: a model file
+# to start from, or empty). Returns the trainer's exit code (0: done or already there).
+stage() {
+    q=$1 lambda=$2 steps=$3 lr=$4 init=$5
+    out=models/$KIND-q$q.nne
+    csv=models/$KIND-q$q.csv
+    ckpt=$DIR/q$q.ckpt
+    if [ -e "$out" ]; then
+        log "q$q: $out exists, skipped"
+        return 0
+    fi
+    if [ -f "$ckpt" ]; then
+        log "q$q: resuming from $ckpt"
+        # Paths again (relative to the repository), so that a checkpoint made in another
+        # checkout writes here, not to the folders it recorded.
+        # shellcheck disable=SC2086
+        set -- train --resume "$ckpt" --data "$DATA" --val "$VAL" -o "$out" --log "$csv" \
+            $THREADS_OPT ${EXTRA:-}
+    else
+        log "q$q: starting (lambda $lambda, $steps steps${init:+, from $init})"
+        # shellcheck disable=SC2086
+        set -- train --model "$KIND" --channels "$CHANNELS" --lambda "$lambda" \
+            --data "$DATA" --val "$VAL" -o "$out" --log "$csv" --checkpoint "$ckpt" \
+            --steps "$steps" --batch "$BATCH" --crop "$CROP" --optimizer adam --lr "$lr" \
+            --lr-schedule cosine --loss rd --seed 1 --val-every 1000 \
+            --checkpoint-minutes "$CKPT_MINUTES" ${init:+--init "$init"} $THREADS_OPT ${EXTRA:-}
+    fi
+    log "$NNEDGE $*"
+    [ -n "$DRY_RUN" ] && return 0
+    rc=0
+    "$NNEDGE" "$@" >>"$LOG" 2>&1 </dev/null || rc=$?
+    log "q$q: exit $rc"
+    return $rc
+}
+
+base=""
+for pair in $LADDER; do
+    q=${pair%%:*}
+    lambda=${pair#*:}
+    rc=0
+    if [ -z "$base" ]; then
+        stage "$q" "$lambda" "$BASE_STEPS" "$BASE_LR" "" || rc=$?
+        base=models/$KIND-q$q.nne
+    else
+        stage "$q" "$lambda" "$FT_STEPS" "$FT_LR" "$base" || rc=$?
+    fi
+    case $rc in
+    0)
+        if [ -z "$DRY_RUN" ] && [ ! -e "models/$KIND-q$q.nne" ]; then
+            echo "train_rd.sh: q$q paused (--stop-after); rerun to continue" >&2
+            exit 0
+        fi
+        ;;
+    130 | 143)
+        echo "train_rd.sh: interrupted in q$q; rerun to resume from $DIR/q$q.ckpt" >&2
+        exit $rc
+        ;;
+    *)
+        echo "train_rd.sh: q$q failed (exit $rc); see $LOG" >&2
+        exit $rc
+        ;;
+    esac
+done
+[ -z "$DRY_RUN" ] && echo "train_rd.sh: done: models/$KIND-q*.nne; compare with" \
+    "nnedge rd ../shared/data/kodak --codecs jpeg,webp,jp2,avif,jxl,nnedge:$KIND" >&2
+exit 0

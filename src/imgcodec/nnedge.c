@@ -1,0 +1,206 @@
+/* The learned codec (include/nnedge/lcodec.h) as an image codec, "nnedge:<kind>": a ladder of
+ * trained models of one kind, one per quality index, behind the nne_imgcodec interface so
+ * that `nnedge rd` measures it exactly like the classical codecs (docs/rd.md).
+ *
+ * An nne_lcodec object is not re-entrant (it keeps the sessions of the last image size and
+ * the symbols of the last call), and rd calls encode/decode from several threads at once.
+ * Each model therefore has a small pool of idle codec objects behind one mutex: a call
+ * borrows one (or creates one from the model file when none is idle) and gives it back.
+ * Idle objects hold whole-image activation arenas (tens of MB each at Kodak size), so the
+ * pool keeps at most LC_MAX_IDLE of them in total, dropping those of other models first:
+ * rd sweeps one quality over all images before the next. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "imgcodec/imgcodec_internal.h"
+#include "nnedge/bitstream.h"
+#include "nnedge/lcodec.h"
+
+#define LC_MAX_IDLE 4 /* idle codec objects kept over all models */
+
+typedef struct lc_model {
+    int32_t quality;
+    char *path;
+    nne_lcodec *idle[LC_MAX_IDLE];
+    int n_idle;
+} lc_model;
+
+typedef struct lc_ctx {
+    nne_imgcodec codec; /* first: the public handle */
+    pthread_mutex_t mu;
+    int n;
+    lc_model m[NNE_IMGCODEC_MAX_SWEEP];
+    nne_lcodec_info info; /* of the first model (hash pointer not kept) */
+    char name[64], label[96], settings[512], anchor[96];
+} lc_ctx;
+
+static lc_model *find_model(lc_ctx *x, int32_t quality) {
+    for (int i = 0; i < x->n; i++)
+        if (x->m[i].quality == quality) return &x->m[i];
+    return NULL;
+}
+
+static nne_status borrow(lc_ctx *x, lc_model *m, nne_lcodec **out) {
+    pthread_mutex_lock(&x->mu);
+    *out = m->n_idle ? m->idle[--m->n_idle] : NULL;
+    pthread_mutex_unlock(&x->mu);
+    if (*out) return NNE_OK;
+    return nne_lcodec_load(m->path, m->quality, out);
+}
+
+static void give_back(lc_ctx *x, lc_model *m, nne_lcodec *c) {
+    nne_lcodec *drop[NNE_IMGCODEC_MAX_SWEEP * LC_MAX_IDLE + 1];
+    int nd = 0, total = 0;
+    pthread_mutex_lock(&x->mu);
+    for (int i = 0; i < x->n; i++) total += x->m[i].n_idle;
+    /* Make room: idle objects of other models first, then this model's oldest. */
+    for (int i = 0; i < x->n && total >= LC_MAX_IDLE; i++)
+        while (&x->m[i] != m && x->m[i].n_idle && total >= LC_MAX_IDLE) {
+            drop[nd++] = x->m[i].idle[--x->m[i].n_idle];
+            total--;
+        }
+    if (total >= LC_MAX_IDLE || m->n_idle == LC_MAX_IDLE)
+        drop[nd++] = c;
+    else
+        m->idle[m->n_idle++] = c;
+    pthread_mutex_unlock(&x->mu);
+    for (int i = 0; i < nd; i++) nne_lcodec_free(drop[i]);
+}
+
+static const char *lc_version(const nne_imgcodec *c, char *buf, size_t n) {
+    const lc_ctx *x = c->ctx;
+    snprintf(buf, n, "nnedge lcodec: %s N=%d M=%d, %d model(s)", x->info.model_id, (int)x->info.n,
+             (int)x->info.m, x->n);
+    return buf;
+}
+
+static nne_status lc_encode(const nne_imgcodec *c, const nne_image *img, double quality,
+                            uint8_t **out, size_t *out_size) {
+    lc_ctx *x = c->ctx;
+    lc_model *m = find_model(x, (int32_t)quality);
+    if (!m)
+        return nne_error(NNE_ERR_INVALID_ARG, "%s: no model for quality %g in the ladder", c->name,
+                         quality);
+    nne_lcodec *lc;
+    nne_status s = borrow(x, m, &lc);
+    if (s) return s;
+    s = nne_lcodec_encode(lc, img, false, out, out_size, NULL);
+    give_back(x, m, lc);
+    if (s) return nne_error(s, "%s: %s", c->name, nne_last_error());
+    return NNE_OK;
+}
+
+static nne_status lc_decode(const nne_imgcodec *c, const uint8_t *buf, size_t n, nne_image *img) {
+    lc_ctx *x = c->ctx;
+    nne_nnc box;
+    nne_status s = nne_nnc_read_mem(buf, n, &box);
+    if (s) return nne_error(s, "%s: %s", c->name, nne_last_error());
+    lc_model *m = find_model(x, box.quality);
+    if (!m)
+        return nne_error(NNE_ERR_FORMAT, "%s: the stream has quality %d, not in the ladder",
+                         c->name, (int)box.quality);
+    nne_lcodec *lc;
+    if ((s = borrow(x, m, &lc))) return s;
+    s = nne_lcodec_decode(lc, buf, n, img);
+    give_back(x, m, lc);
+    if (s) return nne_error(s, "%s: %s", c->name, nne_last_error());
+    return NNE_OK;
+}
+
+void nne_imgcodec_lcodec_free(nne_imgcodec *c) {
+    if (!c) return;
+    lc_ctx *x = c->ctx;
+    for (int i = 0; i < x->n; i++) {
+        for (int k = 0; k < x->m[i].n_idle; k++) nne_lcodec_free(x->m[i].idle[k]);
+        nne_free(x->m[i].path);
+    }
+    pthread_mutex_destroy(&x->mu);
+    nne_free(x);
+}
+
+static int cmp_model(const void *a, const void *b) {
+    const lc_model *x = a, *y = b;
+    return (x->quality > y->quality) - (x->quality < y->quality);
+}
+
+nne_status nne_imgcodec_lcodec_open(int n, const char *const *paths, const int32_t *qualities,
+                                    nne_imgcodec **out) {
+    *out = NULL;
+    if (n < 1 || n > NNE_IMGCODEC_MAX_SWEEP || !paths || !qualities)
+        return nne_error(NNE_ERR_INVALID_ARG, "nnedge imgcodec: %d models (want 1..%d)", n,
+                         NNE_IMGCODEC_MAX_SWEEP);
+    lc_ctx *x = nne_calloc(1, sizeof *x);
+    if (!x) return NNE_ERR_NOMEM;
+    pthread_mutex_init(&x->mu, NULL);
+    x->codec.ctx = x;
+    nne_status s = NNE_OK;
+    for (int i = 0; i < n && !s; i++) {
+        const int32_t q = qualities[i];
+        if (q < 0 || q > NNE_NNC_MAX_QUALITY || find_model(x, q)) {
+            s = nne_error(NNE_ERR_INVALID_ARG, "nnedge imgcodec: quality %d %s", (int)q,
+                          q < 0 || q > NNE_NNC_MAX_QUALITY ? "outside 0..255" : "given twice");
+            break;
+        }
+        lc_model *m = &x->m[x->n++];
+        m->quality = q;
+        const size_t len = strlen(paths[i]) + 1;
+        if (!(m->path = nne_malloc(len))) {
+            s = NNE_ERR_NOMEM;
+            break;
+        }
+        memcpy(m->path, paths[i], len);
+        /* Load each model once: it must be a learned codec of the first one's kind and size;
+         * the object stays as the model's first idle codec. */
+        nne_lcodec *lc = NULL;
+        if ((s = nne_lcodec_load(m->path, q, &lc))) break;
+        nne_lcodec_info info;
+        nne_lcodec_get_info(lc, &info);
+        info.hash = NULL;
+        if (i == 0)
+            x->info = info;
+        else if (info.kind != x->info.kind || info.n != x->info.n || info.m != x->info.m)
+            s = nne_error(NNE_ERR_INVALID_ARG,
+                          "nnedge imgcodec: %s is %s N=%d M=%d, but %s is %s N=%d M=%d: a "
+                          "ladder holds one kind and size",
+                          m->path, info.model_id, (int)info.n, (int)info.m, x->m[0].path,
+                          x->info.model_id, (int)x->info.n, (int)x->info.m);
+        if (s || x->n > LC_MAX_IDLE) /* keep at most LC_MAX_IDLE idle objects */
+            nne_lcodec_free(lc);
+        else
+            m->idle[m->n_idle++] = lc;
+    }
+    if (s) {
+        nne_imgcodec_lcodec_free(&x->codec);
+        return s;
+    }
+    qsort(x->m, (size_t)x->n, sizeof x->m[0], cmp_model);
+    snprintf(x->name, sizeof x->name, "nnedge:%s", x->info.model_id);
+    snprintf(x->label, sizeof x->label, "nnedge %s (learned)", x->info.model_id);
+    snprintf(x->anchor, sizeof x->anchor, "compressai-%s_mse_cpu", x->info.model_id);
+    const char *slash = strrchr(x->m[0].path, '/');
+    const int dir_len = slash ? (int)(slash - x->m[0].path) : 1;
+    snprintf(x->settings, sizeof x->settings,
+             "models %.*s/%s-q{%d..%d}.nne, N=%d M=%d; g_a/g_s on cpu-exact, h_s on cpu-ref, "
+             "threads: the process pool (docs/codec.md); 16-bit rANS; bpp from the .nnc file",
+             dir_len, slash ? x->m[0].path : ".", x->info.model_id, (int)x->m[0].quality,
+             (int)x->m[x->n - 1].quality, (int)x->info.n, (int)x->info.m);
+    nne_imgcodec *c = &x->codec;
+    c->name = x->name;
+    c->label = x->label;
+    c->knob = "quality";
+    c->q_min = x->m[0].quality;
+    c->q_max = x->m[x->n - 1].quality;
+    c->direction = +1;
+    c->integer = true;
+    c->settings = x->settings;
+    c->anchor = x->anchor;
+    c->n_sweep = x->n;
+    for (int i = 0; i < x->n; i++) c->sweep[i] = x->m[i].quality;
+    c->version = lc_version;
+    c->encode = lc_encode;
+    c->decode = lc_decode;
+    *out = c;
+    return NNE_OK;
+}
