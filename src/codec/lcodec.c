@@ -264,10 +264,10 @@ static nne_status get_part(nne_lcodec *c, nne_rd_part which, int32_t height, int
     part_reset(p);
     nne_status s = nne_model_rd(&c->cfg, 1, height, width, which, &p->g);
     if (!s) s = nne_model_copy_weights(p->g, c->weights);
-    /* h_s (the entropy model's scales and means) on the reference kernels; the transforms
-     * on cpu-exact, which gives the same bits faster (docs/codec.md, "Determinism"). */
-    const nne_backend *be =
-        which == NNE_RD_HYPER_SYNTHESIS ? nne_backend_cpu_ref() : nne_backend_cpu_exact();
+    /* Every part on cpu-exact: the reference kernels' bits on every ISA and thread count,
+     * which h_s (the entropy model's scales and means) needs and the pixels get for free
+     * (docs/codec.md, "Determinism"). */
+    const nne_backend *be = nne_backend_cpu_exact();
     if (!s) s = nne_session_create(p->g, be, &p->s);
     if (s) {
         part_reset(p);
