@@ -10,6 +10,9 @@
  *    the outputs of relu / relu6 / max pooling / reshape / flatten, which share their input's)
  *    are fake-quantized with per-tensor s8 parameters from a range [lo, hi]
  *    (nne_qparams_from_range, the pass's rule), right after the node that produces them;
+ *  - pow2 only: PReLU slopes are quantized with the pass's nne_quantize_slopes_pow2, and a
+ *    PReLU output (which shares its input's parameters in pow2 graphs) is rounded to that
+ *    input's grid, as cpu-s8 and dpu-sim compute it;
  *  - backward: straight-through estimator, the gradient passes where the unclamped code lies
  *    in the code range and is 0 where it saturates (weights: [-127, 127], activations
  *    [-128, 127]).

@@ -63,13 +63,34 @@ struct nne_qat {
     int32_t *slot;  /* [n_tensors] activation index, -1 */
     int32_t n_w;
     int32_t *wt;     /* [n_w] weight tensors */
+    bool *wslope;    /* [n_w] a pow2 PReLU slope tensor (nne_quantize_slopes_pow2) */
     float **wq;      /* [n_w][numel] fake-quantized weights of the last forward */
     uint8_t **wmask; /* [n_w][numel] */
     int32_t *wslot;  /* [n_tensors] weight index, -1 */
+    /* Outputs that share their input's parameters but are not on its grid (pow2 PReLU:
+     * x * slope), requantized with those parameters as cpu-s8 does. */
+    int32_t n_rq;
+    int32_t *rq_src;   /* [n_rq] the activation slot whose parameters they use */
+    uint8_t **rq_mask; /* [n_rq][numel] STE masks of the last forward */
+    int32_t *rq_slot;  /* [n_tensors] index, -1 */
 };
 
 static size_t numel(const nne_graph *g, int32_t t) {
     return (size_t)nne_shape_numel(&g->tensors[t].shape);
+}
+
+/* The quantized activation whose parameters tensor t has: itself, or for the output of a
+ * relu / relu6 / max pool / reshape / flatten (and pow2 PReLU), that of its input
+ * (recursively); -1 if none. Needs the activation slots. */
+static int32_t param_slot_of(const nne_qat *q, int32_t t) {
+    for (int32_t hops = 0; t >= 0 && q->slot[t] < 0 && hops < q->g->n_nodes; hops++) {
+        const int32_t pr = nne_graph_producer(q->g, t);
+        if (pr < 0 ||
+            !nne_op_s8_shares_quant(q->g->nodes[pr].op, q->cfg.scheme == NNE_QSCHEME_POW2))
+            return -1;
+        t = q->g->nodes[pr].inputs[0];
+    }
+    return t >= 0 ? q->slot[t] : -1;
 }
 
 void nne_qat_free(nne_qat *q) {
@@ -77,6 +98,7 @@ void nne_qat_free(nne_qat *q) {
     for (int32_t i = 0; q->mask && i < q->n_act; i++) nne_aligned_free(q->mask[i]);
     for (int32_t i = 0; q->wq && i < q->n_w; i++) nne_aligned_free(q->wq[i]);
     for (int32_t i = 0; q->wmask && i < q->n_w; i++) nne_aligned_free(q->wmask[i]);
+    for (int32_t i = 0; q->rq_mask && i < q->n_rq; i++) nne_aligned_free(q->rq_mask[i]);
     nne_free(q->act);
     nne_free(q->lo);
     nne_free(q->hi);
@@ -87,6 +109,10 @@ void nne_qat_free(nne_qat *q) {
     nne_free(q->wq);
     nne_free(q->wmask);
     nne_free(q->wslot);
+    nne_free(q->wslope);
+    nne_free(q->rq_src);
+    nne_free(q->rq_mask);
+    nne_free(q->rq_slot);
     nne_free(q);
 }
 
@@ -120,26 +146,46 @@ nne_status nne_qat_create(const nne_graph *g, const nne_qat_config *c, nne_qat *
     q->wq = nne_calloc(nt, sizeof *q->wq);
     q->wmask = nne_calloc(nt, sizeof *q->wmask);
     q->wslot = nne_calloc(nt, sizeof *q->wslot);
+    q->wslope = nne_calloc(nt, sizeof *q->wslope);
+    q->rq_src = nne_calloc(nt, sizeof *q->rq_src);
+    q->rq_mask = nne_calloc(nt, sizeof *q->rq_mask);
+    q->rq_slot = nne_calloc(nt, sizeof *q->rq_slot);
     if (!q->act || !q->lo || !q->hi || !q->has || !q->mask || !q->slot || !q->wt || !q->wq ||
-        !q->wmask || !q->wslot)
+        !q->wmask || !q->wslot || !q->wslope || !q->rq_src || !q->rq_mask || !q->rq_slot)
         goto nomem;
-    for (int32_t t = 0; t < g->n_tensors; t++) q->slot[t] = q->wslot[t] = -1;
+    for (int32_t t = 0; t < g->n_tensors; t++) q->slot[t] = q->wslot[t] = q->rq_slot[t] = -1;
+    const bool pow2 = c->scheme == NNE_QSCHEME_POW2;
     /* Activations in tensor order (the pass's order), as the pass assigns parameters. */
     for (int32_t t = 0; t < g->n_tensors; t++) {
         if (g->tensors[t].kind == NNE_TENSOR_CONSTANT) continue;
         const int32_t pr = nne_graph_producer(g, t);
-        if (pr >= 0 && nne_op_s8_shares_quant(g->nodes[pr].op, c->scheme == NNE_QSCHEME_POW2))
-            continue;
+        if (pr >= 0 && nne_op_s8_shares_quant(g->nodes[pr].op, pow2)) continue;
         q->slot[t] = q->n_act;
         q->act[q->n_act] = t;
         if (!(q->mask[q->n_act++] = nne_aligned_alloc(numel(g, t) + 1))) goto nomem;
     }
     for (int32_t i = 0; i < g->n_nodes; i++) {
         const nne_node *n = &g->nodes[i];
-        if (n->op != NNE_OP_CONV2D && n->op != NNE_OP_CONV_TRANSPOSE2D && n->op != NNE_OP_DENSE)
+        /* pow2 PReLU (docs/quantization.md, 6): the pass quantizes the slopes to 7-bit codes
+         * at one fixed point (nne_quantize_slopes_pow2) and the output, which shares its
+         * input's parameters, is rounded to that grid; QAT does the same. Leaky ReLU has no
+         * trainer op. */
+        const bool slope = pow2 && n->op == NNE_OP_PRELU;
+        if (slope) {
+            const int32_t src = param_slot_of(q, n->inputs[0]);
+            if (src >= 0 && q->rq_slot[n->output] < 0) {
+                q->rq_slot[n->output] = q->n_rq;
+                q->rq_src[q->n_rq] = src;
+                if (!(q->rq_mask[q->n_rq++] = nne_aligned_alloc(numel(g, n->output) + 1)))
+                    goto nomem;
+            }
+        }
+        if (n->op != NNE_OP_CONV2D && n->op != NNE_OP_CONV_TRANSPOSE2D && n->op != NNE_OP_DENSE &&
+            !slope)
             continue;
         const int32_t t = n->inputs[1];
-        if (q->wslot[t] >= 0) continue;
+        if (t < 0 || g->tensors[t].kind != NNE_TENSOR_CONSTANT || q->wslot[t] >= 0) continue;
+        q->wslope[q->n_w] = slope;
         const size_t m = numel(g, t);
         q->wslot[t] = q->n_w;
         q->wt[q->n_w] = t;
@@ -183,18 +229,8 @@ nne_status nne_qat_set_range(nne_qat *q, const char *tensor, float lo, float hi)
     return NNE_OK;
 }
 
-/* The quantized activation whose parameters `name` has: itself, or for the output of a
- * relu / relu6 / max pool / reshape / flatten, that of its input (recursively). */
 static int32_t param_slot(const nne_qat *q, const char *name) {
-    int32_t t = name ? nne_graph_find_tensor(q->g, name) : -1;
-    for (int32_t hops = 0; t >= 0 && q->slot[t] < 0 && hops < q->g->n_nodes; hops++) {
-        const int32_t pr = nne_graph_producer(q->g, t);
-        if (pr < 0 ||
-            !nne_op_s8_shares_quant(q->g->nodes[pr].op, q->cfg.scheme == NNE_QSCHEME_POW2))
-            return -1;
-        t = q->g->nodes[pr].inputs[0];
-    }
-    return t >= 0 ? q->slot[t] : -1;
+    return param_slot_of(q, name ? nne_graph_find_tensor(q->g, name) : -1);
 }
 
 bool nne_qat_get_range(const nne_qat *q, const char *tensor, float *lo, float *hi) {
@@ -332,8 +368,12 @@ nne_status nne_qat__ready(const nne_qat *q, bool train) {
 const float *nne_qat__weight(nne_qat *q, int32_t tensor, const float *w, nne_status *st) {
     const int32_t s = tensor >= 0 ? q->wslot[tensor] : -1;
     if (s < 0) return w;
-    const nne_status r = nne_fake_quant_weight_forward(&q->g->tensors[tensor].shape, w,
-                                                       q->cfg.scheme, q->wq[s], q->wmask[s], NULL);
+    /* Slopes never clip (the fixed point fits the largest), so their mask stays all ones:
+     * the STE passes every slope gradient. */
+    const nne_status r =
+        q->wslope[s] ? nne_quantize_slopes_pow2((int32_t)numel(q->g, tensor), w, q->wq[s], NULL)
+                     : nne_fake_quant_weight_forward(&q->g->tensors[tensor].shape, w, q->cfg.scheme,
+                                                     q->wq[s], q->wmask[s], NULL);
     if (r != NNE_OK) {
         if (*st == NNE_OK)
             *st =
@@ -393,10 +433,30 @@ static int fq_chunks(size_t count) {
     return n < 1 ? 1 : n > FQ_CHUNKS ? FQ_CHUNKS : (int)n;
 }
 
+/* A requantized shared-parameter output: rounded to its source's grid, no range update. */
+static void requantize_shared(nne_qat *q, int32_t r, float *x, size_t count, nne_threadpool *pool) {
+    const int32_t s = q->rq_src[r];
+    if (!q->has[s]) { /* as below: ready() prevents this */
+        memset(q->rq_mask[r], 1, count);
+        return;
+    }
+    fq_ctx c = {.x = x,
+                .mask = q->rq_mask[r],
+                .count = count,
+                .chunks = fq_chunks(count),
+                .pow2 = q->cfg.scheme == NNE_QSCHEME_POW2};
+    slot_qparams(q, s, &c.scale, &c.zp);
+    nne_threadpool_run(pool, c.chunks, fq_task, &c);
+}
+
 void nne_qat__activation(nne_qat *q, int32_t tensor, float *x, size_t count, bool train,
                          nne_threadpool *pool) {
     const int32_t s = tensor >= 0 ? q->slot[tensor] : -1;
-    if (s < 0) return;
+    if (s < 0) {
+        if (tensor >= 0 && q->rq_slot[tensor] >= 0)
+            requantize_shared(q, q->rq_slot[tensor], x, count, pool);
+        return;
+    }
     fq_ctx c = {.x = x, .mask = q->mask[s], .count = count, .chunks = fq_chunks(count)};
     if (train && q->cfg.ema > 0.0f) {
         c.minmax = true;
@@ -446,8 +506,12 @@ static void ste_task(void *vctx, int task, int thread) {
 void nne_qat__activation_grad(const nne_qat *q, int32_t tensor, float *dy, size_t count,
                               nne_threadpool *pool) {
     const int32_t s = tensor >= 0 ? q->slot[tensor] : -1;
-    if (s < 0 || !dy) return;
-    ste_ctx c = {.mask = q->mask[s], .dy = dy, .count = count, .chunks = fq_chunks(count)};
+    const int32_t r = tensor >= 0 && s < 0 ? q->rq_slot[tensor] : -1;
+    if ((s < 0 && r < 0) || !dy) return;
+    ste_ctx c = {.mask = s >= 0 ? q->mask[s] : q->rq_mask[r],
+                 .dy = dy,
+                 .count = count,
+                 .chunks = fq_chunks(count)};
     nne_threadpool_run(pool, c.chunks, ste_task, &c);
 }
 

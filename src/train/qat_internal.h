@@ -9,16 +9,18 @@ bool nne_qat__for_graph(const nne_qat *q, const nne_graph *g);
 /* NNE_OK if every quantized activation has a range or (train and ema > 0) can get one from
  * the batch; else NNE_ERR_INVALID_ARG naming the first tensor without one. */
 nne_status nne_qat__ready(const nne_qat *q, bool train);
-/* Fake-quantize the weights `w` of graph tensor `tensor` (a conv weight) into q's buffer and
- * return it (w itself if the tensor is not quantized). *st receives an error for non-finite
- * weights (and the buffer then holds w unchanged). */
+/* Fake-quantize the weights `w` of graph tensor `tensor` (a conv weight, or under pow2 a
+ * PReLU slope tensor: nne_quantize_slopes_pow2) into q's buffer and return it (w itself if
+ * the tensor is not quantized). *st receives an error for non-finite weights (and the buffer
+ * then holds w unchanged). */
 const float *nne_qat__weight(nne_qat *q, int32_t tensor, const float *w, nne_status *st);
 /* The buffer of the last nne_qat__weight for the tensor (w if not quantized). */
 const float *nne_qat__weight_cached(const nne_qat *q, int32_t tensor, const float *w);
 /* STE for a weight gradient: dw[i] = 0 where the weight saturated. */
 void nne_qat__weight_grad(const nne_qat *q, int32_t tensor, float *dw);
 /* After `tensor` [count] was computed: update its range (train, ema > 0) and fake-quantize
- * it in place, recording the STE mask. No-op for tensors that are not quantized. */
+ * it in place, recording the STE mask. A pow2 PReLU output (shared parameters) is rounded to
+ * its input's grid without a range update. No-op for tensors that are not quantized. */
 void nne_qat__activation(nne_qat *q, int32_t tensor, float *x, size_t count, bool train,
                          nne_threadpool *pool);
 /* STE for an activation gradient, in place: dy[i] = 0 where the activation saturated. */

@@ -436,9 +436,9 @@ static void forward_node(nne_trainer *tr, int32_t idx, fwd_mode mode, int64_t st
         nne_conv_transpose2d_forward_gemm(tr->pool, &n->conv_geom, x, fwd_weight(tr, in[1]),
                                           tdata(tr, in[2]), y, tr->scratch);
         return;
-    case NNE_OP_PRELU:
+    case NNE_OP_PRELU: /* slopes: quantized under pow2 QAT */
         e.kind = EW_PRELU_FWD;
-        e.p0 = tdata(tr, in[1]);
+        e.p0 = fwd_weight(tr, in[1]);
         e.n_param = (int32_t)g->tensors[in[1]].shape.dim[0];
         break;
     case NNE_OP_RELU:
@@ -630,10 +630,11 @@ static void backward_node(nne_trainer *tr, const nne_node *n) {
         break;
     case NNE_OP_PRELU:
         e.kind = EW_PRELU_BWD;
-        e.p0 = tdata(tr, in[1]);
+        e.p0 = bwd_weight(tr, in[1]);
         e.n_param = (int32_t)g->tensors[in[1]].shape.dim[0];
         ew_run(tr, &e);
         ew_reduce(tr, &e, 0, (size_t)e.n_param, pgrad(tr, in[1]));
+        if (tr->qat) nne_qat__weight_grad(tr->qat, in[1], pgrad(tr, in[1]));
         break;
     case NNE_OP_RELU:
         e.kind = EW_RELU_BWD;

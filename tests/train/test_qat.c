@@ -371,9 +371,9 @@ done:
  * their int32 grid (every other step is exact: power-of-two scales, f32 sums of integers
  * below 2^24, the same round-half-up); the biases are set so for that comparison. Q31 schemes:
  * at most one output step apart (requantization rounds twice, docs/quantization.md 4.2). */
-static void check_qat_vs_s8(nne_qscheme scheme, bool grid_bias) {
+static void check_qat_vs_s8(nne_qscheme scheme, nne_op_type act, bool grid_bias) {
     enum { H = 11, W = 11, C = 6, NI = 3 };
-    nne_graph *g = autoencoder(1, H, W, C, NNE_OP_RELU, 21);
+    nne_graph *g = autoencoder(1, H, W, C, act, 21);
     float x[NI * H * W * 3], yq[NI * H * W * 3], ys[NI * H * W * 3];
     images(x, NI, H, W, 4);
     nne_graph *cal = NULL, *qg = NULL;
@@ -381,6 +381,15 @@ static void check_qat_vs_s8(nne_qscheme scheme, bool grid_bias) {
     nne_qat *q = NULL;
     const nne_qat_config qc = {.scheme = scheme};
     if (!g) return;
+    /* PReLU slopes off the pow2 slope grid (docs/quantization.md, 6: 7-bit codes at one
+     * fixed point per layer, here 2^-7 for max |slope| 0.61), negative and zero included:
+     * the pass quantizes them, so QAT must use the same quantized slopes. */
+    for (int32_t i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i].op == NNE_OP_PRELU) {
+            float *sl = g->tensors[g->nodes[i].inputs[1]].data;
+            for (int k = 0; k < C; k++)
+                sl[k] = k == 2 ? 0.0f : 0.61f * sinf(1.3f * k + i) + 0.0137f;
+        }
     /* Calibrated ranges (min-max) through the pass, as nnedge train --qat --init does. */
     cal = quantize(g, scheme, NULL, x, NI);
     CHECK_OK(nne_qat_create(g, &qc, &q));
@@ -424,12 +433,15 @@ static void check_qat_vs_s8(nne_qscheme scheme, bool grid_bias) {
         differ += yq[i] != ys[i];
         worst = fmax(worst, fabs((double)yq[i] - ys[i]) / sy);
     }
-    printf("  %s%s: %d of %d outputs differ, worst %.3g steps\n", nne_qscheme_name(scheme),
-           grid_bias ? " (biases on the grid)" : "", differ, (int)(NI * per), worst);
+    printf("  %s, %s%s: %d of %d outputs differ, worst %.3g steps\n", nne_qscheme_name(scheme),
+           nne_op_name(act), grid_bias ? " (biases on the grid)" : "", differ, (int)(NI * per),
+           worst);
     if (scheme == NNE_QSCHEME_POW2 && grid_bias)
         CHECK_MSG(differ == 0, "pow2 must be exact: %d differ", differ);
-    else
-        CHECK(worst <= 1.0 + 1e-4 && differ <= (int)(NI * per) / 20);
+    else /* Q31 PReLU: the Q31 slope multiplier rounds differently from f32 x * slope */
+        CHECK(worst <= 1.0 + 1e-4 &&
+              differ <=
+                  (int)(NI * per) / (scheme != NNE_QSCHEME_POW2 && act == NNE_OP_PRELU ? 5 : 20));
 done:
     nne_trainer_free(tr);
     nne_qat_free(q);
@@ -439,10 +451,15 @@ done:
 }
 
 static void test_qat_forward_equals_s8(void) {
-    check_qat_vs_s8(NNE_QSCHEME_POW2, true);
-    check_qat_vs_s8(NNE_QSCHEME_POW2, false);
-    check_qat_vs_s8(NNE_QSCHEME_PER_TENSOR, false);
-    check_qat_vs_s8(NNE_QSCHEME_PER_CHANNEL, false);
+    check_qat_vs_s8(NNE_QSCHEME_POW2, NNE_OP_RELU, true);
+    check_qat_vs_s8(NNE_QSCHEME_POW2, NNE_OP_RELU, false);
+    /* pow2 PReLU: quantized slopes, and the output requantized with its input's parameters
+     * (it shares them in pow2 mode), exactly as cpu-s8 and dpu-sim compute it */
+    check_qat_vs_s8(NNE_QSCHEME_POW2, NNE_OP_PRELU, true);
+    check_qat_vs_s8(NNE_QSCHEME_POW2, NNE_OP_PRELU, false);
+    check_qat_vs_s8(NNE_QSCHEME_PER_TENSOR, NNE_OP_RELU, false);
+    check_qat_vs_s8(NNE_QSCHEME_PER_CHANNEL, NNE_OP_RELU, false);
+    check_qat_vs_s8(NNE_QSCHEME_PER_CHANNEL, NNE_OP_PRELU, false);
 }
 
 /* ---- QAT fine-tuning ----------------------------------------------------------------------- */
@@ -453,7 +470,7 @@ static void test_qat_forward_equals_s8(void) {
  * int8 loss must be lower than the PTQ model's, and the fake-quant loss must predict it.
  * For reference, (A) fine-tunes the same steps in f32 and quantizes after training. */
 static void test_qat_finetune(void) {
-    enum { H = 15, W = 15, C = 8, NB = 4, PRE = 1000, FT = 150 };
+    enum { H = 15, W = 15, C = 8, NB = 4, PRE = 1000, FT = 300 };
     const nne_qscheme scheme = NNE_QSCHEME_POW2;
     const size_t per = H * W * 3;
     static float x[NB * H * W * 3], y[NB * H * W * 3];
@@ -510,15 +527,18 @@ static void test_qat_finetune(void) {
     printf("  f32 pretrained %.5f; int8 (cpu-s8): PTQ %.5f, f32 fine-tune + PTQ %.5f, QAT %.5f "
            "(fake-quant loss %.5f -> %.5f)\n",
            pre, l_ptq0, l_ptq, l_qat, l_fq0, l_fq);
-    /* Observed (0.5 s per variant on this machine): PTQ 0.00077 -> QAT 0.00062 with the AVX2
-     * GEMM, 0.00075 -> 0.00068 with NNEDGE_ISA=ref (f32 summation order changes the Adam
-     * trajectory). f32 fine-tuning + PTQ lands at 0.00063-0.00069, on either side of QAT:
-     * on this tiny model the model error dominates the quantization error, so that
-     * comparison is printed, not asserted. */
-    CHECK(l_qat < 0.95 * l_ptq0);
+    /* Observed (about 1 s per variant on this machine, 300 steps): PTQ 0.00077 -> QAT 0.00062
+     * with the AVX2 GEMM, 0.00076 -> 0.00063 with NNEDGE_ISA=ref (f32 summation order
+     * changes the Adam trajectory). f32 fine-tuning + PTQ lands at 0.00058-0.00061, on
+     * either side of QAT: on this tiny model the model error dominates the quantization
+     * error, so that comparison is printed, not asserted. */
+    CHECK(l_qat < 0.9 * l_ptq0);
     (void)l_ptq;
-    /* the simulated loss tracks the int8 one (same model up to PReLU's Q31 slope rounding) */
-    CHECK(fabs(l_fq - l_qat) < 0.1 * l_qat);
+    /* The simulated loss is the int8 one: the same model (quantized PReLU slopes, outputs on
+     * the shared grid) up to the biases' int32 rounding. Before QAT used the pass's pow2
+     * slopes the two differed by 3% here (0.00074 vs 0.00077 before fine-tuning). */
+    CHECK_MSG(fabs(l_fq0 - l_ptq0) < 0.01 * l_ptq0, "fake-quant %.6f vs int8 %.6f", l_fq0, l_ptq0);
+    CHECK(fabs(l_fq - l_qat) < 0.01 * l_qat);
 done:
     nne_trainer_free(tr);
     nne_trainer_free(ta);
