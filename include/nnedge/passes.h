@@ -120,6 +120,35 @@ nne_status nne_quantize_like(nne_graph *g, const nne_graph *q, nne_graph **out);
  * them alive after a run (calibration, per-layer debugging and tests). */
 nne_status nne_graph_expose_activations(nne_graph *g, nne_graph **out);
 
+/* ---- Lower-precision weight formats, simulated in f32 (accuracy studies) -------------------
+ * QuTiBench's FP16 / INT4 / INT2 precisions (and INT8 weights alone) have no kernels here; a
+ * model with its weights rounded to such a format, kept in f32, measures the quality cost
+ * (docs/quantization.md, section 11 and "Results table"). */
+typedef enum nne_wformat {
+    NNE_WFORMAT_FP16 = 0, /* every constant rounded through IEEE binary16 */
+    NNE_WFORMAT_INT8 = 1, /* conv / transposed-conv / dense weights, 8 bits per output channel */
+    NNE_WFORMAT_INT4 = 2, /* ... 4 bits */
+    NNE_WFORMAT_INT2 = 3, /* ... 2 bits (ternary) */
+} nne_wformat;
+
+/* "fp16", "int8", "int4", "int2"; NULL if invalid. */
+const char *nne_wformat_name(nne_wformat f);
+/* NNE_ERR_INVALID_ARG if the name is unknown. */
+nne_status nne_wformat_from_name(const char *name, nne_wformat *f);
+
+/* Round the constants of the f32 graph `g` to format f, in place (fake quantization: the
+ * values stay f32): FP16 every constant (nne_fake_quantize_f16); INTn the weights (input 1)
+ * of every conv2d, conv_transpose2d and dense with nne_fake_quantize_tensor(n bits, per
+ * output channel, symmetric, scale max|w| / (2^(n-1) - 1)), everything else unchanged.
+ * *storage_bytes (may be NULL) receives the size of every constant at its storage precision:
+ * 2 bytes per value for FP16; for INTn ceil(numel * n / 8) per weight tensor plus 4 bytes per
+ * value of the other constants (f32 PReLU slopes and GDN parameters, biases as int32 or f32);
+ * per-channel scales are not counted, as the int8 models' weight bytes of nnedge info do not
+ * count theirs. Sets the metadata quant.fake (the format's name) and quant.storage_bytes.
+ * Errors: a constant that is not f32 (NNE_ERR_UNSUPPORTED, naming it), a non-finite weight
+ * (NNE_ERR_INVALID_ARG). On error the constants may be partly rounded. */
+nne_status nne_fake_quantize_weights(nne_graph *g, nne_wformat f, int64_t *storage_bytes);
+
 #ifdef __cplusplus
 }
 #endif

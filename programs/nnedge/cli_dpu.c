@@ -63,7 +63,8 @@ int cli_model_part(const char *cmd, nne_graph **g, const char *part, int32_t hei
     const nne_shape *in = &(*g)->tensors[(*g)->inputs[0]].shape;
     if (!height) height = (int32_t)in->dim[1], width = (int32_t)in->dim[2];
     nne_graph *p = NULL, *q = NULL;
-    nne_status s = nne_model_cae_seed(height, width, parts[k], &p);
+    /* the model's channel widths: a channel-pruned cae-seed keeps its own */
+    nne_status s = nne_model_cae_seed_like(*g, height, width, parts[k], &p);
     /* f32 weights move by name; a quantized model gives its constants and every tensor's
      * parameters by name (nne_quantize_like). */
     if (!s && (*g)->tensors[(*g)->inputs[0]].dtype == NNE_F32) {

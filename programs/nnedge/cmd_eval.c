@@ -3,7 +3,8 @@
  * the written latent file, the raw ratio of the float latent against RGB8, the size of the
  * latent file with zstd (level 19) and xz (preset 9), and libjpeg-turbo at quality 90 (size,
  * PSNR, MS-SSIM) beside it; then the means. With -o DIR: eval.csv, eval.json, eval.md and
- * figure6.svg. */
+ * figure6.svg. A quantized model (nnedge quantize) runs whole on the cpu-s8 backend instead:
+ * its latent is int8 and has no latent file, so the zstd and xz columns are n/a. */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -11,11 +12,15 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "nnedge/backend.h"
 #include "nnedge/codec.h"
 #include "nnedge/dataset.h"
 #include "nnedge/file.h"
 #include "nnedge/json.h"
 #include "nnedge/metrics.h"
+#include "nnedge/model_file.h"
+#include "nnedge/models.h"
+#include "nnedge/passes.h"
 #include "nnedge/svg.h"
 
 static const char *const k_cmd = "eval";
@@ -29,6 +34,10 @@ static const char *const k_size_note =
     "zstd and xz: size of the whole latent file (.nnl, 160-byte header included) with the "
     "payload compressed by zstd level 19 or xz preset 9; the paper used 7zip and reports "
     "108.4 kB for the latent against 172.1 kB for JPEG at 90% quality (ratio 0.6298).";
+static const char *const k_s8_note =
+    "int8 model on the cpu-s8 backend: the image is reconstructed by the whole quantized model "
+    "(rebuilt at its size, nne_quantize_like); the raw ratio counts the int8 latent (1 byte per "
+    "value); there is no int8 latent file, so zstd, xz and xz / JPEG are n/a.";
 
 typedef struct eval_row {
     char name[128]; /* file name without directory and extension */
@@ -36,7 +45,7 @@ typedef struct eval_row {
     int32_t lh, lw, lc;
     nne_quality q;  /* reconstruction against the original */
     nne_quality jq; /* JPEG against the original */
-    int64_t raw_bytes, rgb_bytes, zstd_bytes, xz_bytes, jpeg_bytes;
+    int64_t raw_bytes, rgb_bytes, zstd_bytes, xz_bytes, jpeg_bytes; /* zstd, xz: -1 = n/a */
 } eval_row;
 
 typedef struct eval_mean {
@@ -60,12 +69,12 @@ static double mean_of(const eval_row *r, int n, double (*get)(const eval_row *))
 static double g_psnr(const eval_row *r) { return r->q.psnr; }
 static double g_msssim(const eval_row *r) { return r->q.ms_ssim; }
 static double g_ratio(const eval_row *r) { return (double)r->raw_bytes / (double)r->rgb_bytes; }
-static double g_zstd(const eval_row *r) { return (double)r->zstd_bytes; }
-static double g_xz(const eval_row *r) { return (double)r->xz_bytes; }
+static double g_zstd(const eval_row *r) { return r->zstd_bytes < 0 ? NAN : (double)r->zstd_bytes; }
+static double g_xz(const eval_row *r) { return r->xz_bytes < 0 ? NAN : (double)r->xz_bytes; }
 static double g_jpeg(const eval_row *r) { return (double)r->jpeg_bytes; }
 static double g_jpsnr(const eval_row *r) { return r->jq.psnr; }
 static double g_jmsssim(const eval_row *r) { return r->jq.ms_ssim; }
-static double g_xzjpeg(const eval_row *r) { return (double)r->xz_bytes / (double)r->jpeg_bytes; }
+static double g_xzjpeg(const eval_row *r) { return g_xz(r) / (double)r->jpeg_bytes; }
 
 static eval_mean means(const eval_row *r, int n) {
     eval_mean m = {mean_of(r, n, g_psnr),  mean_of(r, n, g_msssim),  mean_of(r, n, g_ratio),
@@ -76,7 +85,8 @@ static eval_mean means(const eval_row *r, int n) {
 
 typedef struct eval_ctx {
     const char *model, *data;
-    char hash[2 * NNE_LATENT_HASH_SIZE + 1];
+    bool s8;                                 /* int8 model on cpu-s8 */
+    char hash[2 * NNE_LATENT_HASH_SIZE + 1]; /* f32: the codec's weights hash */
     int jpeg_quality;
     const eval_row *rows;
     int n;
@@ -95,7 +105,8 @@ static void write_json(FILE *f, const eval_ctx *c) {
     nne_json_init(&j, f, true);
     nne_json_object_begin(&j, NULL);
     nne_json_string(&j, "model", c->model);
-    nne_json_string(&j, "weights_sha256", c->hash);
+    nne_json_string(&j, "backend", c->s8 ? "cpu-s8" : "cpu");
+    if (!c->s8) nne_json_string(&j, "weights_sha256", c->hash);
     nne_json_string(&j, "data", c->data);
     nne_json_int(&j, "jpeg_quality", c->jpeg_quality);
     nne_json_string(&j, "zstd", "level 19, whole .nnl file");
@@ -116,8 +127,8 @@ static void write_json(FILE *f, const eval_ctx *c) {
         nne_json_int(&j, "latent_bytes", r->raw_bytes);
         nne_json_int(&j, "rgb_bytes", r->rgb_bytes);
         nne_json_number(&j, "raw_ratio", g_ratio(r), 6);
-        nne_json_int(&j, "nnl_zstd_bytes", r->zstd_bytes);
-        nne_json_int(&j, "nnl_xz_bytes", r->xz_bytes);
+        nne_json_number(&j, "nnl_zstd_bytes", g_zstd(r), 0);
+        nne_json_number(&j, "nnl_xz_bytes", g_xz(r), 0);
         nne_json_int(&j, "jpeg_bytes", r->jpeg_bytes);
         json_quality(&j, "jpeg_psnr", "jpeg_ms_ssim", &r->jq);
         nne_json_number(&j, "xz_to_jpeg", g_xzjpeg(r), 4);
@@ -139,6 +150,7 @@ static void write_json(FILE *f, const eval_ctx *c) {
     nne_json_object_begin(&j, "notes");
     nne_json_string(&j, "raw_ratio", k_ratio_note);
     nne_json_string(&j, "sizes", k_size_note);
+    if (c->s8) nne_json_string(&j, "int8", k_s8_note);
     nne_json_object_end(&j);
     nne_json_object_end(&j);
     nne_json_finish(&j);
@@ -152,11 +164,11 @@ static void write_csv(FILE *f, const eval_ctx *c) {
     for (int i = 0; i < c->n; i++) {
         const eval_row *r = &c->rows[i];
         cli_csv_field(f, r->name);
-        fprintf(f, ",%d,%d,%d,%d,%d,%s,%s,%lld,%lld,%s,%lld,%lld,%d,%lld,%s,%s,%s\n", (int)r->width,
+        fprintf(f, ",%d,%d,%d,%d,%d,%s,%s,%lld,%lld,%s,%s,%s,%d,%lld,%s,%s,%s\n", (int)r->width,
                 (int)r->height, (int)r->lh, (int)r->lw, (int)r->lc,
                 cli_fmtd(b[0], 48, r->q.psnr, 4, ""), cli_fmtd(b[1], 48, r->q.ms_ssim, 6, ""),
                 (long long)r->raw_bytes, (long long)r->rgb_bytes, cli_fmtd(b[2], 48, g_ratio(r), 6, ""),
-                (long long)r->zstd_bytes, (long long)r->xz_bytes, c->jpeg_quality,
+                cli_fmtd(b[6], 48, g_zstd(r), 0, ""), cli_fmtd(b[7], 48, g_xz(r), 0, ""), c->jpeg_quality,
                 (long long)r->jpeg_bytes, cli_fmtd(b[3], 48, r->jq.psnr, 4, ""),
                 cli_fmtd(b[4], 48, r->jq.ms_ssim, 6, ""), cli_fmtd(b[5], 48, g_xzjpeg(r), 4, ""));
     }
@@ -175,10 +187,12 @@ static void write_table(FILE *f, const eval_ctx *c, bool md) {
     snprintf(jl, sizeof jl, "JPEG q%d", c->jpeg_quality);
     if (md) {
         fprintf(f, "# nnedge eval: cae-seed on `%s`\n\n", c->data);
-        fprintf(f,
-                "Model `%s` (weights sha256 `%.16s...`); JPEG: libjpeg-turbo at quality %d "
-                "(4:2:0). Sizes in kB (1000 bytes).\n\n",
-                c->model, c->hash, c->jpeg_quality);
+        if (c->s8)
+            fprintf(f, "Model `%s`, int8 on the cpu-s8 backend [3]", c->model);
+        else
+            fprintf(f, "Model `%s` (weights sha256 `%.16s...`)", c->model, c->hash);
+        fprintf(f, "; JPEG: libjpeg-turbo at quality %d (4:2:0). Sizes in kB (1000 bytes).\n\n",
+                c->jpeg_quality);
         fprintf(f,
                 "| image | size | PSNR (dB) | MS-SSIM | raw ratio [1] | zstd (kB) [2] | xz "
                 "(kB) [2] | %s (kB) | %s PSNR | %s MS-SSIM | xz / JPEG |\n",
@@ -201,8 +215,8 @@ static void write_table(FILE *f, const eval_ctx *c, bool md) {
         cli_fmtd(b[0], 48, mean ? m.psnr : r->q.psnr, 2, "n/a");
         cli_fmtd(b[1], 48, mean ? m.ms_ssim : r->q.ms_ssim, 4, "n/a");
         cli_fmtd(b[2], 48, mean ? m.raw_ratio : g_ratio(r), 4, "n/a");
-        cli_fmtd(b[3], 48, (mean ? m.zstd_bytes : (double)r->zstd_bytes) / 1000.0, 1, "n/a");
-        cli_fmtd(b[4], 48, (mean ? m.xz_bytes : (double)r->xz_bytes) / 1000.0, 1, "n/a");
+        cli_fmtd(b[3], 48, (mean ? m.zstd_bytes : g_zstd(r)) / 1000.0, 1, "n/a");
+        cli_fmtd(b[4], 48, (mean ? m.xz_bytes : g_xz(r)) / 1000.0, 1, "n/a");
         cli_fmtd(b[5], 48, (mean ? m.jpeg_bytes : (double)r->jpeg_bytes) / 1000.0, 1, "n/a");
         cli_fmtd(b[6], 48, mean ? m.jpeg_psnr : r->jq.psnr, 2, "n/a");
         cli_fmtd(b[7], 48, mean ? m.jpeg_ms_ssim : r->jq.ms_ssim, 4, "n/a");
@@ -217,12 +231,15 @@ static void write_table(FILE *f, const eval_ctx *c, bool md) {
                     b[2], b[3], b[4], b[5], b[6], b[7], b[8]);
     }
     if (md) {
-        fprintf(f, "\n[1] %s\n\n[2] %s\n\n![Figure 6](figure6.svg)\n", k_ratio_note, k_size_note);
+        fprintf(f, "\n[1] %s\n\n[2] %s\n\n", k_ratio_note, k_size_note);
+        if (c->s8) fprintf(f, "[3] %s\n\n", k_s8_note);
+        fprintf(f, "![Figure 6](figure6.svg)\n");
     } else {
         fprintf(f,
                 "\n[raw-ratio] %s\n[zstd, xz] %s\nkB = 1000 bytes; JPEG: libjpeg-turbo, "
                 "quality %d, 4:2:0.\n",
                 k_ratio_note, k_size_note, c->jpeg_quality);
+        if (c->s8) fprintf(f, "[int8] %s\n", k_s8_note);
     }
 }
 
@@ -377,6 +394,116 @@ static nne_status eval_image(nne_cae_codec *codec, const nne_image *img, int jpe
     return s;
 }
 
+/* The int8 path: the whole quantized model, rebuilt at each image's size and kept for the
+ * next image of the same size. */
+typedef struct s8_eval {
+    const nne_graph *model; /* quantized cae-seed (any size) */
+    nne_graph *g;           /* at height x width */
+    nne_session *s;
+    int32_t height, width;
+    float *x, *y; /* [height * width * 3] */
+} s8_eval;
+
+static void s8_eval_reset(s8_eval *e) {
+    nne_session_free(e->s);
+    nne_graph_free(e->g);
+    nne_free(e->x);
+    nne_free(e->y);
+    e->s = NULL;
+    e->g = NULL;
+    e->x = e->y = NULL;
+}
+
+static nne_status s8_eval_bind(s8_eval *e, int32_t height, int32_t width) {
+    if (e->s && e->height == height && e->width == width) return NNE_OK;
+    s8_eval_reset(e);
+    nne_graph *f = NULL;
+    nne_status s = nne_model_cae_seed_like(e->model, height, width, NNE_CAE_FULL, &f);
+    if (!s) s = nne_quantize_like(f, e->model, &e->g);
+    nne_graph_free(f);
+    if (!s) s = nne_session_create(e->g, nne_backend_cpu_s8(), &e->s);
+    const size_t n = (size_t)height * (size_t)width * 3;
+    if (!s && (!(e->x = nne_malloc(n * sizeof *e->x)) || !(e->y = nne_malloc(n * sizeof *e->y))))
+        s = NNE_ERR_NOMEM;
+    if (s) {
+        s8_eval_reset(e);
+        return s;
+    }
+    e->height = height;
+    e->width = width;
+    return NNE_OK;
+}
+
+/* Reconstruct on cpu-s8, 8-bit output as the decoder writes it (clamped, rounded); the
+ * latent columns for an int8 latent (1 byte per value, no file); JPEG beside it. */
+static nne_status eval_image_s8(s8_eval *e, const nne_image *img, int jpeg_quality, eval_row *r) {
+    nne_image rec = {0}, jimg = {0};
+    uint8_t *jb = NULL;
+    size_t jn = 0;
+    r->width = img->width;
+    r->height = img->height;
+    const size_t n = (size_t)img->width * (size_t)img->height * 3;
+    nne_status s = s8_eval_bind(e, img->height, img->width);
+    for (size_t i = 0; !s && i < n; i++) e->x[i] = (float)img->data[i] / 255.0f;
+    if (!s) s = nne_session_set_input_f32(e->s, 0, e->x, n);
+    if (!s) s = nne_session_run(e->s);
+    if (!s) s = nne_session_get_output_f32(e->s, 0, e->y, n);
+    if (!s) s = nne_image_alloc(&rec, img->width, img->height, 3);
+    for (size_t i = 0; !s && i < n; i++) {
+        const float v = e->y[i];
+        rec.data[i] = !(v > 0.0f) ? 0 : v >= 1.0f ? 255 : (uint8_t)(v * 255.0f + 0.5f);
+    }
+    if (!s) s = nne_quality_u8(img->data, rec.data, img->width, img->height, 3, &r->q);
+    if (!s) s = nne_image_encode_jpeg(img, jpeg_quality, &jb, &jn);
+    if (!s) s = nne_image_decode(jb, jn, NNE_IMAGE_LOAD_RGB, &jimg);
+    if (!s) s = nne_quality_u8(img->data, jimg.data, img->width, img->height, 3, &r->jq);
+    if (!s) {
+        const int32_t lt = nne_graph_find_tensor(e->g, "latent");
+        const nne_shape *ls = lt >= 0 ? &e->g->tensors[lt].shape : NULL;
+        if (ls && ls->ndim == 4) {
+            r->lh = (int32_t)ls->dim[1];
+            r->lw = (int32_t)ls->dim[2];
+            r->lc = (int32_t)ls->dim[3];
+        } else {
+            s = nne_cae_latent_shape(img->height, img->width, &r->lh, &r->lw, &r->lc);
+        }
+        r->raw_bytes = (int64_t)r->lh * r->lw * r->lc; /* int8 */
+        r->rgb_bytes = (int64_t)n;
+        r->zstd_bytes = r->xz_bytes = -1;
+        r->jpeg_bytes = (int64_t)jn;
+    }
+    nne_free(jb);
+    nne_image_free(&rec);
+    nne_image_free(&jimg);
+    return s;
+}
+
+/* An int8 model (input not f32) read from a file, for the cpu-s8 path: *out, or NULL (with
+ * true) for an f32 model or a built-in name, which go through the latent codec. */
+static bool read_if_quantized(const char *model, nne_graph **out) {
+    *out = NULL;
+    if (!cli_is_regular(model)) return true;
+    nne_graph *g = NULL;
+    nne_status s = nne_model_read_file(model, &g);
+    if (s) {
+        cli_error(k_cmd, "%s: %s: %s", model, nne_status_str(s), nne_last_error());
+        return false;
+    }
+    const char *id = nne_graph_get_meta(g, "model");
+    if (g->n_inputs != 1 || g->tensors[g->inputs[0]].dtype == NNE_F32) {
+        nne_graph_free(g);
+        return true;
+    }
+    if (!id || strcmp(id, "cae-seed") != 0) {
+        cli_error(k_cmd, "%s: a quantized '%s' model; eval takes cae-seed models", model,
+                  id ? id : "?");
+        nne_graph_free(g);
+        return false;
+    }
+    *out = g;
+    return true;
+}
+
 static void help(void) {
     printf("usage: nnedge eval --data DIR [--model FILE.nne] [--jpeg-quality Q] [--json]\n"
            "                  [-o REPORT_DIR] [-q]\n\n"
@@ -385,11 +512,15 @@ static void help(void) {
            "reconstruction, decoded from the latent file actually written; the raw ratio of\n"
            "the float32 latent to the RGB8 image (0.6324 for 512x768; the paper's 0.6356 comes\n"
            "from a 764 typo); the latent file size with zstd level 19 and xz preset 9; and\n"
-           "libjpeg-turbo at quality 90 beside it (size, PSNR, MS-SSIM). Then the means.\n\n"
+           "libjpeg-turbo at quality 90 beside it (size, PSNR, MS-SSIM). Then the means.\n"
+           "A quantized model (nnedge quantize) runs whole on the cpu-s8 backend; its raw\n"
+           "ratio counts the int8 latent and zstd/xz are n/a (no int8 latent file).\n\n"
            "options:\n"
            "  --data DIR        folder of images (.png .jpg .ppm .pgm; RGB, alpha dropped)\n"
            "  --model FILE      trained cae-seed model (default: models/cae-seed.nne)\n"
            "  --jpeg-quality Q  JPEG quality for the comparison, 1..100 (default 90)\n"
+           "  --backend B       cpu (f32 models, the default for them) or cpu-s8 (quantized\n"
+           "                    models, the default for them); another is an error\n"
            "  --json            print JSON instead of the table\n"
            "  -o DIR            also write DIR/eval.csv, eval.json, eval.md and figure6.svg\n"
            "                    (the paper's Figure 6); DIR is created if missing\n"
@@ -400,11 +531,12 @@ static void help(void) {
 
 int nne_cmd_eval(int argc, char **argv) {
     cli_common co;
-    const char *model = NULL, *data = NULL, *jq_s = NULL;
+    const char *model = NULL, *data = NULL, *jq_s = NULL, *backend = NULL;
     const cli_option opts[] = {
         {"model", 'm', true, &model, NULL},
         {"data", 'd', true, &data, NULL},
         {"jpeg-quality", 0, true, &jq_s, NULL},
+        {"backend", 0, true, &backend, NULL},
         {NULL, 0, false, NULL, NULL},
     };
     const char *pos[1];
@@ -416,6 +548,8 @@ int nne_cmd_eval(int argc, char **argv) {
     }
     if (n_pos != 0) return cli_usage_error(k_cmd, "unexpected argument '%s'", pos[0]);
     if (!data) return cli_usage_error(k_cmd, "missing --data DIR");
+    if (backend && strcmp(backend, "cpu") != 0 && strcmp(backend, "cpu-s8") != 0)
+        return cli_usage_error(k_cmd, "--backend '%s': expected cpu or cpu-s8", backend);
     int jpeg_quality = NNE_IMAGE_JPEG_DEFAULT_QUALITY;
     if (jq_s) {
         char *end;
@@ -433,6 +567,8 @@ int nne_cmd_eval(int argc, char **argv) {
     int rc = NNE_EXIT_RUNTIME;
     nne_dataset *ds = NULL;
     nne_cae_codec *codec = NULL;
+    nne_graph *qmodel = NULL;
+    s8_eval s8 = {0};
     eval_row *rows = NULL;
     const nne_dataset_opts dopts = {false, false, 0, 0};
     nne_status s = nne_dataset_open(data, &dopts, &ds);
@@ -445,7 +581,16 @@ int nne_cmd_eval(int argc, char **argv) {
         if (!cli_default_cae_model(k_cmd, found, sizeof found)) goto done;
         model = found;
     }
-    if (!cli_load_cae_codec(k_cmd, model, &codec)) goto done;
+    if (!read_if_quantized(model, &qmodel)) goto done;
+    if (backend && !strcmp(backend, qmodel ? "cpu" : "cpu-s8")) {
+        cli_error(k_cmd,
+                  qmodel ? "%s is a quantized model: it runs on --backend cpu-s8"
+                         : "%s is an f32 model: quantize it with 'nnedge quantize' for cpu-s8",
+                  model);
+        goto done;
+    }
+    s8.model = qmodel;
+    if (!qmodel && !cli_load_cae_codec(k_cmd, model, &codec)) goto done;
     const int n = nne_dataset_size(ds);
     rows = nne_calloc((size_t)n, sizeof *rows);
     if (!rows) {
@@ -460,7 +605,8 @@ int nne_cmd_eval(int argc, char **argv) {
         s = nne_dataset_image(ds, i, &img, &owned);
         if (!s) {
             cli_base_name(path, rows[i].name, sizeof rows[i].name);
-            s = eval_image(codec, &img, jpeg_quality, &rows[i]);
+            s = qmodel ? eval_image_s8(&s8, &img, jpeg_quality, &rows[i])
+                       : eval_image(codec, &img, jpeg_quality, &rows[i]);
         }
         if (owned) nne_image_free(&img);
         if (s) {
@@ -472,8 +618,8 @@ int nne_cmd_eval(int argc, char **argv) {
                     rows[i].name, rows[i].q.psnr, rows[i].q.ms_ssim,
                     (double)(nne_time_ns() - t0) / 1e9);
     }
-    eval_ctx c = {model, data, "", jpeg_quality, rows, n};
-    nne_latent_hash_hex(nne_cae_codec_hash(codec), c.hash);
+    eval_ctx c = {model, data, qmodel != NULL, "", jpeg_quality, rows, n};
+    if (codec) nne_latent_hash_hex(nne_cae_codec_hash(codec), c.hash);
     if (co.json)
         write_json(stdout, &c);
     else if (!co.quiet)
@@ -482,6 +628,8 @@ int nne_cmd_eval(int argc, char **argv) {
     rc = NNE_EXIT_OK;
 done:
     nne_free(rows);
+    s8_eval_reset(&s8);
+    nne_graph_free(qmodel);
     nne_cae_codec_free(codec);
     nne_dataset_free(ds);
     return rc;

@@ -21,16 +21,23 @@
 static const char *const k_cmd = "quantize";
 
 static void help(void) {
-    printf("usage: nnedge quantize MODEL --calib DIR -o OUT.nne [options]\n\n"
+    printf("usage: nnedge quantize MODEL --calib DIR -o OUT.nne [options]\n"
+           "       nnedge quantize MODEL --fake --scheme fp16|int8|int4|int2 -o OUT.nne\n\n"
            "Post-training int8 quantization: calibrate MODEL (a model file or built-in name)\n"
            "on crops of the images in DIR and write the quantized model (s8 activations and\n"
-           "weights, s32 biases; runs on the cpu-s8 backend).\n\n"
+           "weights, s32 biases; runs on the cpu-s8 backend).\n"
+           "With --fake: round the weights of the f32 MODEL to a lower precision and write an\n"
+           "f32 model (fake quantization, for accuracy studies: fp16 every constant; int8,\n"
+           "int4, int2 the conv/dense weights per output channel); no calibration.\n\n"
            "options:\n"
            "  --calib DIR            calibration images (never Kodak: refused); optional for\n"
            "                         a model from 'nnedge train --qat', whose learned\n"
            "                         activation ranges (qat.* metadata) are used as they are\n"
            "  --scheme S             per-tensor | per-channel (default) | pow2 (DPU); a QAT\n"
-           "                         model's own scheme by default, and only that one\n"
+           "                         model's own scheme by default, and only that one;\n"
+           "                         with --fake: fp16 | int8 | int4 | int2\n"
+           "  --fake                 weight fake quantization (see above); prints and records\n"
+           "                         the weights' size at their storage precision\n"
            "  --observer O           minmax (default) | percentile | mse | kl\n"
            "  --percentile P         for --observer percentile (default 99.99)\n"
            "  --bias-correction      correct conv biases by the mean output shift of the\n"
@@ -43,6 +50,43 @@ static void help(void) {
            "  -o FILE                output model file (.nne), written atomically\n"
            "  --json                 result as JSON on stdout\n"
            "  -q                     no progress bar\n");
+}
+
+/* --fake: round the weights of an f32 model to `scheme` (fp16, int8, int4, int2) and write
+ * it; no calibration. */
+static int fake_quantize(const char *in, const char *scheme, const cli_common *co) {
+    nne_wformat f;
+    if (!scheme) return cli_usage_error(k_cmd, "--fake needs --scheme fp16|int8|int4|int2");
+    if (nne_wformat_from_name(scheme, &f))
+        return cli_usage_error(k_cmd, "--fake --scheme '%s': expected fp16, int8, int4 or int2",
+                               scheme);
+    nne_graph *g = NULL;
+    int64_t bytes = 0;
+    nne_status st = cli_load_model(in, &g);
+    if (!st) st = nne_graph_infer(g);
+    if (!st && g->n_inputs > 0 && g->tensors[g->inputs[0]].dtype != NNE_F32)
+        st = nne_error(NNE_ERR_UNSUPPORTED, "a quantized model; --fake takes an f32 model");
+    if (!st) st = nne_fake_quantize_weights(g, f, &bytes);
+    if (st) {
+        cli_error(k_cmd, "%s: %s: %s", in, nne_status_str(st), nne_last_error());
+        nne_graph_free(g);
+        return NNE_EXIT_RUNTIME;
+    }
+    if ((st = nne_model_write_file(g, co->output))) {
+        cli_error(k_cmd, "%s: %s: %s", co->output, nne_status_str(st), nne_last_error());
+        nne_graph_free(g);
+        return NNE_EXIT_RUNTIME;
+    }
+    nne_graph_free(g);
+    if (co->json)
+        printf("{\"model\": \"%s\", \"output\": \"%s\", \"fake\": \"%s\", "
+               "\"storage_bytes\": %lld}\n",
+               in, co->output, nne_wformat_name(f), (long long)bytes);
+    else if (!co->quiet)
+        printf("%s: %s weights (fake-quantized, kept in f32), %lld bytes at storage precision "
+               "-> %s\n",
+               in, nne_wformat_name(f), (long long)bytes, co->output);
+    return NNE_EXIT_OK;
 }
 
 /* Calibration context: the shared crop sampler and progress bar (cli_calib, first member so
@@ -142,8 +186,9 @@ int nne_cmd_quantize(int argc, char **argv) {
     cli_common co;
     const char *calib = NULL, *scheme_s = NULL, *obs_s = "minmax", *pct_s = NULL,
                *max_s = NULL, *crop_s = NULL, *seed_s = NULL, *eval = NULL, *eval_max_s = NULL;
-    bool bias_corr = false;
+    bool bias_corr = false, fake = false;
     const cli_option opts[] = {
+        {"fake", 0, false, NULL, &fake},
         {"calib", 0, true, &calib, NULL},
         {"scheme", 0, true, &scheme_s, NULL},
         {"observer", 0, true, &obs_s, NULL},
@@ -165,7 +210,23 @@ int nne_cmd_quantize(int argc, char **argv) {
     }
     if (n_pos != 1) return cli_usage_error(k_cmd, "expected one MODEL");
     if (!co.output) return cli_usage_error(k_cmd, "missing -o OUT.nne");
+    if (cli_same_file(co.output, pos[0])) {
+        cli_error(k_cmd, "%s: refusing to overwrite the input model", co.output);
+        return NNE_EXIT_USAGE;
+    }
+    if (fake) {
+        if (calib || bias_corr || eval)
+            return cli_usage_error(k_cmd, "--fake takes no --calib, --bias-correction or --eval "
+                                          "(evaluate the f32 output with 'nnedge eval')");
+        return fake_quantize(pos[0], scheme_s, &co);
+    }
     nne_quantize_opts qo = {0};
+    nne_wformat wf;
+    if (scheme_s && !nne_wformat_from_name(scheme_s, &wf))
+        return cli_usage_error(k_cmd,
+                               "--scheme '%s' is a weight format for --fake (simulated in f32%s); "
+                               "an int8 model takes per-tensor, per-channel or pow2",
+                               scheme_s, wf == NNE_WFORMAT_INT8 ? ", weights only" : ": no kernels");
     if (scheme_s && nne_qscheme_from_name(scheme_s, &qo.scheme))
         return cli_usage_error(k_cmd, "--scheme '%s': expected per-tensor, per-channel or pow2",
                                scheme_s);
@@ -189,10 +250,6 @@ int nne_cmd_quantize(int argc, char **argv) {
     char real[4096];
     int rc = calib ? cli_check_data_dir(k_cmd, "--calib", calib, real, sizeof real) : 0;
     if (rc) return rc;
-    if (cli_same_file(co.output, pos[0])) {
-        cli_error(k_cmd, "%s: refusing to overwrite the input model", co.output);
-        return NNE_EXIT_USAGE;
-    }
 
     rc = NNE_EXIT_RUNTIME;
     nne_graph *model = NULL, *g = NULL, *q = NULL;

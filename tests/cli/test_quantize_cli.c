@@ -1,7 +1,10 @@
 /* End-to-end tests of `nnedge quantize`: usage errors, the Kodak guard, per-channel and pow2
  * runs on a small cae-seed with random weights, the written model (readable, s8, runs on
- * cpu-s8, `nnedge info` works), --eval, JSON. The binary's path comes from NNEDGE_BIN. */
+ * cpu-s8, `nnedge info` works), --eval, JSON; --fake (weights rounded to fp16 / int4 / int2 in
+ * an f32 model, their storage size); `nnedge eval` of a quantized model on cpu-s8 (against
+ * quantize --eval's independent PSNR). The binary's path comes from NNEDGE_BIN. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -10,6 +13,7 @@
 #include "nnedge/image.h"
 #include "nnedge/model_file.h"
 #include "nnedge/models.h"
+#include "nnedge/qops.h"
 
 #undef EXPECT_RC
 #define EXPECT_RC(args, rc) EXPECT_RC_IN(nne_cli_tmp, args, rc)
@@ -136,6 +140,111 @@ static void test_runs(void) {
           strstr(nne_cli_out, "psnr_int8"));
 }
 
+static bool is_mac_weight(const nne_graph *g, int32_t t) {
+    for (int32_t i = 0; i < g->n_nodes; i++) {
+        const nne_op_type op = g->nodes[i].op;
+        if ((op == NNE_OP_CONV2D || op == NNE_OP_CONV_TRANSPOSE2D || op == NNE_OP_DENSE) &&
+            g->nodes[i].inputs[1] == t)
+            return true;
+    }
+    return false;
+}
+
+/* --fake: every constant of the output against the documented rule applied to m.nne's, and
+ * the printed storage size against the sum written out here. */
+static void check_fake(const char *scheme, int bits) {
+    char a[256];
+    snprintf(a, sizeof a, "quantize m.nne --fake --scheme %s -o f-%s.nne --json", scheme, scheme);
+    EXPECT_RC(a, 0);
+    CHECK(nne_cli_json_valid(nne_cli_out));
+    long long printed = -1;
+    const char *p = strstr(nne_cli_out, "\"storage_bytes\": ");
+    if (p) printed = atoll(p + strlen("\"storage_bytes\": "));
+    nne_graph *m = NULL, *f = NULL;
+    CHECK_OK(nne_model_read_file(nne_cli_tmp_path("m.nne"), &m));
+    snprintf(a, sizeof a, "f-%s.nne", scheme);
+    CHECK_OK(nne_model_read_file(nne_cli_tmp_path(a), &f));
+    if (!m || !f) goto done;
+    CHECK(!strcmp(nne_graph_get_meta(f, "quant.fake"), scheme));
+    long long bytes = 0;
+    int changed = 0, tensors = 0;
+    for (int32_t t = 0; t < m->n_tensors; t++) {
+        const nne_tensor *x = &m->tensors[t];
+        if (x->kind != NNE_TENSOR_CONSTANT) continue;
+        const int32_t u = nne_graph_find_tensor(f, x->name);
+        CHECK(u >= 0 && f->tensors[u].dtype == NNE_F32);
+        if (u < 0) continue;
+        const size_t n = (size_t)nne_shape_numel(&x->shape);
+        float *want = nne_malloc(n * sizeof *want);
+        if (!want) continue;
+        const bool w = is_mac_weight(m, t);
+        if (bits == 16)
+            nne_fake_quantize_f16(n, x->data, want);
+        else if (w)
+            CHECK_OK(nne_fake_quantize_tensor(&x->shape, x->data, bits, true, false, want, NULL));
+        else
+            memcpy(want, x->data, n * sizeof *want);
+        CHECK_MSG(memcmp(want, f->tensors[u].data, n * sizeof *want) == 0, "%s: %s", scheme,
+                  x->name);
+        changed += memcmp(want, x->data, n * sizeof *want) != 0;
+        tensors++;
+        bytes += bits == 16 ? 2 * (long long)n : w ? ((long long)n * bits + 7) / 8 : 4 * (long long)n;
+        nne_free(want);
+    }
+    CHECK_MSG(printed == bytes, "%s: storage %lld, want %lld", scheme, printed, bytes);
+    CHECK(changed > 0 && tensors > 10); /* the rounding did something */
+done:
+    nne_graph_free(m);
+    nne_graph_free(f);
+}
+
+static void test_fake(void) {
+    check_fake("fp16", 16);
+    check_fake("int8", 8);
+    check_fake("int4", 4);
+    check_fake("int2", 2);
+    EXPECT_RC("quantize m.nne --fake -o x.nne", 2);
+    CHECK(strstr(nne_cli_err, "--scheme") != NULL);
+    EXPECT_RC("quantize m.nne --fake --scheme pow2 -o x.nne", 2);
+    EXPECT_RC("quantize m.nne --fake --scheme int4 --calib data -o x.nne", 2);
+    EXPECT_RC("quantize m.nne --scheme int2 --calib data -o x.nne", 2);
+    CHECK(strstr(nne_cli_err, "--fake") != NULL);
+    EXPECT_RC("quantize q.nne --fake --scheme int4 -o x.nne", 1); /* already quantized */
+    CHECK(strstr(nne_cli_err, "f32") != NULL);
+    CHECK(!nne_cli_tmp_exists("x.nne"));
+}
+
+/* nnedge eval of an int8 model runs it on cpu-s8: its mean PSNR is the one quantize --eval
+ * measures with its own code path; f32 models keep the latent-codec path. */
+static void test_eval_s8(void) {
+    EXPECT_RC("quantize m.nne --calib data --crop 32 --scheme pow2 -o e.nne --eval data --json -q",
+              0);
+    const char *p = strstr(nne_cli_out, "\"psnr_int8\": ");
+    const double want = p ? atof(p + strlen("\"psnr_int8\": ")) : NAN;
+    EXPECT_RC("eval --data data --model e.nne --backend cpu-s8 -q -o rep --json", 0);
+    CHECK(nne_cli_json_valid(nne_cli_out));
+    CHECK(strstr(nne_cli_out, "\"backend\": \"cpu-s8\"") != NULL);
+    CHECK(strstr(nne_cli_out, "\"nnl_xz_bytes\": null") != NULL); /* no int8 latent file */
+    CHECK(strstr(nne_cli_out, "weights_sha256") == NULL);
+    /* "psnr" of the "mean" object: the last one printed */
+    const char *m = strstr(nne_cli_out, "\"mean\"");
+    const char *mp = m ? strstr(m, "\"psnr\": ") : NULL;
+    const double got = mp ? atof(mp + strlen("\"psnr\": ")) : NAN;
+    CHECK_MSG(fabs(got - want) < 0.01, "eval %.4f vs quantize --eval %.4f", got, want);
+    CHECK(nne_cli_tmp_exists("rep/eval.csv") && nne_cli_tmp_exists("rep/eval.md"));
+    /* the same without --backend (chosen by the model), and the latent columns: an int8
+     * latent of 1 byte per value (40x36 gives 3x3x32 = 288 bytes against 4320 RGB bytes) */
+    EXPECT_RC("eval --data data --model e.nne -q --json", 0);
+    CHECK(strstr(nne_cli_out, "\"latent_bytes\": 288,") != NULL);
+    EXPECT_RC("eval --data data --model e.nne --backend cpu -q", 1);
+    CHECK(strstr(nne_cli_err, "cpu-s8") != NULL);
+    EXPECT_RC("eval --data data --model m.nne --backend cpu-s8 -q", 1);
+    CHECK(strstr(nne_cli_err, "nnedge quantize") != NULL);
+    EXPECT_RC("eval --data data --model m.nne --backend gpu -q", 2);
+    EXPECT_RC("eval --data data --model m.nne -q --json", 0);
+    CHECK(strstr(nne_cli_out, "\"backend\": \"cpu\"") && strstr(nne_cli_out, "weights_sha256"));
+}
+
 int main(void) {
     nne_cli_setup("quantize-cli");
     make_images("data", 4);
@@ -143,6 +252,8 @@ int main(void) {
     NNE_RUN(test_usage);
     NNE_RUN(test_kodak_refused);
     NNE_RUN(test_runs);
+    NNE_RUN(test_fake);
+    NNE_RUN(test_eval_s8);
     nne_cli_cleanup();
     return nne_test_summary();
 }

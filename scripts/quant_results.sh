@@ -1,0 +1,426 @@
+#!/bin/sh
+# The quantization and pruning results table of issue 5 (docs/quantization.md, "Results
+# table"): one f32 model turned into every variant, each evaluated on a test folder with
+# `nnedge eval`, then written as docs/results/quant-<NAME>.csv and .md, with QuTiBench's
+# pruning x quantization orthogonality ratios (../shared/specs/qutibench.md, 2.4) in
+# quant-<NAME>-qutibench.csv and in the .md.
+#
+#   scripts/quant_results.sh                          # models/cae-seed.nne on Kodak
+#   scripts/quant_results.sh --model M.nne --qat-steps 500 --ft-steps 500
+#   scripts/quant_results.sh --dry-run                # print the commands, run nothing
+#
+# Rows (variants; every row's CSV field `command` is the chain of commands that made it):
+#   fp32             the model itself (f32, cpu backend)
+#   fp16             every constant rounded to fp16         nnedge quantize --fake --scheme fp16
+#   int8-per-tensor  post-training int8, cpu-s8             nnedge quantize --scheme per-tensor
+#   int8-per-channel                                       nnedge quantize --scheme per-channel
+#   int8-pow2        the DPU's power-of-two scales          nnedge quantize --scheme pow2
+#   int8-pow2-qat    QAT_STEPS of pow2 QAT, then quantized  nnedge train --init --qat pow2
+#   int4-weights     conv weights at 4 bits, f32 otherwise  nnedge quantize --fake --scheme int4
+#   int2-weights     ... 2 bits (ternary)                   nnedge quantize --fake --scheme int2
+#   pruned-oneshot   channel pruning at SPARSITY (per-layer sensitivity on CALIB), no
+#                    fine-tune                             nnedge prune --method channel --calib
+#   pruned           ... then FT_STEPS of fine-tuning       nnedge train --init
+#   pruned-int8      pruned, quantized int8 per-channel     nnedge quantize --scheme per-channel
+# QuTiBench: A = fp32, B = int8-per-channel, C = pruned, D = pruned-int8.
+#
+# Every step writes its output atomically and is skipped when the output exists, so the run
+# can be stopped and restarted; a fine-tune resumes from its checkpoint (--stop-after N trains
+# N steps per call, to slice a long run). Intermediate models and the per-variant eval reports
+# go to WORK (default build/quant-results/NAME). Paths are relative to the repository root.
+# The calibration and fine-tuning folders must not be Kodak (nnedge refuses them); the test
+# folder is only evaluated.
+#
+# Options (defaults in brackets):
+#   --model M.nne [models/cae-seed.nne]   --name NAME [M's file name without .nne]
+#   --calib DIR [../shared/data/train]    calibration of the post-training quantization
+#   --data DIR [../shared/data/train]     fine-tuning data (QAT, pruning)
+#   --val DIR [none]                      validation during the fine-tunes
+#   --test DIR [../shared/data/kodak]     evaluation
+#   --work DIR [build/quant-results/NAME] --out DIR [docs/results]
+#   --observer O [minmax]  --calib-images N [32]  --calib-crop N [128]   (nnedge quantize)
+#   --sparsity S [0.5]     --qat-steps N [2000]   --ft-steps N [2000]
+#   --prune-uniform        prune every layer by SPARSITY (no sensitivity calibration)
+#   --batch B [8]  --crop S [256]  --lr LR [1e-4]  --threads T  --stop-after N   (nnedge train)
+#   --rows LIST [all]      comma-separated row names to run (the table shows every row done)
+#   --codec KIND           learned codecs: not supported (exits 2; see docs/quantization.md)
+#   --dry-run              print the commands only
+# Environment: NNEDGE (the binary, default build/nnedge).
+set -eu
+cd "$(dirname "$0")/.."
+NNEDGE=${NNEDGE:-build/nnedge}
+
+MODEL=models/cae-seed.nne
+NAME=
+CALIB=../shared/data/train
+DATA=../shared/data/train
+VAL=
+TEST=../shared/data/kodak
+WORK=
+OUT=docs/results
+OBSERVER=minmax
+CALIB_IMAGES=32
+CALIB_CROP=128
+SPARSITY=0.5
+QAT_STEPS=2000
+FT_STEPS=2000
+BATCH=8
+CROP=256
+LR=1e-4
+THREADS=
+STOP_AFTER=
+ROWS=all
+DRY_RUN=
+PRUNE_UNIFORM=
+
+ALL_ROWS="fp32 fp16 int8-per-tensor int8-per-channel int8-pow2 int8-pow2-qat int4-weights int2-weights pruned-oneshot pruned pruned-int8"
+
+die() {
+    echo "quant_results.sh: $*" >&2
+    exit 2
+}
+
+while [ $# -gt 0 ]; do
+    opt=$1
+    case $opt in
+    --dry-run) DRY_RUN=1; shift; continue ;;
+    --prune-uniform) PRUNE_UNIFORM=1; shift; continue ;;
+    -h | --help) sed -n '2,/^set -eu/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    esac
+    [ $# -ge 2 ] || die "$opt needs a value"
+    val=$2
+    shift 2
+    case $opt in
+    --model) MODEL=$val ;;
+    --name) NAME=$val ;;
+    --calib) CALIB=$val ;;
+    --data) DATA=$val ;;
+    --val) VAL=$val ;;
+    --test) TEST=$val ;;
+    --work) WORK=$val ;;
+    --out) OUT=$val ;;
+    --observer) OBSERVER=$val ;;
+    --calib-images) CALIB_IMAGES=$val ;;
+    --calib-crop) CALIB_CROP=$val ;;
+    --sparsity) SPARSITY=$val ;;
+    --qat-steps) QAT_STEPS=$val ;;
+    --ft-steps) FT_STEPS=$val ;;
+    --batch) BATCH=$val ;;
+    --crop) CROP=$val ;;
+    --lr) LR=$val ;;
+    --threads) THREADS=$val ;;
+    --stop-after) STOP_AFTER=$val ;;
+    --rows) ROWS=$val ;;
+    --codec)
+        die "--codec $val: the learned codecs cannot be quantized yet: their entropy-model ops" \
+            "(quantize, likelihoods) have no int8 kernels, and nnedge rd / compress run g_a," \
+            "g_s and h_s in f32 only (docs/quantization.md, \"Results table\", what is missing)"
+        ;;
+    *) die "unknown option $opt (try --help)" ;;
+    esac
+done
+[ -n "$NAME" ] || NAME=$(basename "$MODEL" .nne)
+[ -n "$WORK" ] || WORK=build/quant-results/$NAME
+if [ "$ROWS" != all ]; then
+    for r in $(echo "$ROWS" | tr ',' ' '); do
+        case " $ALL_ROWS " in *" $r "*) ;; *) die "--rows: unknown row '$r' ($ALL_ROWS)" ;; esac
+    done
+fi
+if [ -z "$DRY_RUN" ]; then
+    [ -x "$NNEDGE" ] || die "$NNEDGE not found; build first (cmake -S . -B build && cmake --build build -j)"
+    [ -f "$MODEL" ] || die "$MODEL: no such model file (an f32 model from nnedge train)"
+    [ -d "$TEST" ] || die "$TEST: no such test folder"
+    mkdir -p "$WORK" "$OUT"
+fi
+
+# Shell-quote the words of a command for the record (plain words stay as they are).
+quote() {
+    q=
+    for w in "$@"; do
+        case $w in
+        *[!A-Za-z0-9_./:=,+-]* | '') w="'$(printf '%s' "$w" | sed "s/'/'\\\\''/g")'" ;;
+        esac
+        q="$q${q:+ }$w"
+    done
+    printf '%s' "$q"
+}
+
+# step OUT CMD...: run CMD (the nnedge binary first) unless OUT exists; the command, as it
+# was run, goes to OUT.cmd. stdout goes to OUT.stdout when OUT.stdout is asked for (see
+# STDOUT). Returns the command's exit code.
+STDOUT=
+step() {
+    out=$1
+    shift
+    rec="nnedge $(quote "$@")"
+    if [ -e "$out" ] && [ -z "$DRY_RUN" ]; then
+        STDOUT=
+        return 0
+    fi
+    echo "$rec" >&2
+    if [ -n "$DRY_RUN" ]; then
+        STDOUT=
+        return 0
+    fi
+    rc=0
+    if [ -n "$STDOUT" ]; then
+        "$NNEDGE" "$@" >"$STDOUT.tmp" </dev/null || rc=$?
+        [ $rc -eq 0 ] && mv "$STDOUT.tmp" "$STDOUT"
+    else
+        "$NNEDGE" "$@" </dev/null || rc=$?
+    fi
+    STDOUT=
+    [ $rc -eq 0 ] && printf '%s\n' "$rec" >"$out.cmd"
+    return $rc
+}
+
+# The recorded command of an artifact (what was run), or "" when there is none.
+cmd_of() { if [ -f "$1.cmd" ]; then cat "$1.cmd"; fi; }
+
+# evaluate ROW MODEL [BACKEND]: nnedge eval of MODEL on TEST into WORK/eval-ROW.
+evaluate() {
+    set -- "$WORK/eval-$1" "$2" "${3:-cpu}"
+    step "$1/eval.csv" eval --data "$TEST" --model "$2" --backend "$3" -q -o "$1"
+}
+
+# train_to OUT INIT STEPS [more train options...]: fine-tune INIT for STEPS into OUT, or
+# resume that run from its checkpoint. OUT.cmd records the command that started the run
+# (--threads and --stop-after change neither the steps nor the bits, so they are left out).
+# Returns 0 when OUT exists afterwards, 3 when paused by --stop-after, the trainer's code on
+# failure.
+train_to() {
+    out=$1 init=$2 steps=$3
+    shift 3
+    [ -e "$out" ] && [ -z "$DRY_RUN" ] && return 0
+    ckpt=${out%.nne}.ckpt log=${out%.nne}.csv
+    if [ -f "$ckpt" ] && [ -z "$DRY_RUN" ]; then
+        step "$out" train --resume "$ckpt" --data "$DATA" ${VAL:+--val "$VAL"} -o "$out" \
+            --log "$log" ${THREADS:+--threads "$THREADS"} \
+            ${STOP_AFTER:+--stop-after "$STOP_AFTER"} || return $?
+    else
+        set -- train --model cae-seed --init "$init" --data "$DATA" ${VAL:+--val "$VAL"} \
+            --steps "$steps" --batch "$BATCH" --crop "$CROP" --lr "$LR" --seed 1 "$@" \
+            --checkpoint "$ckpt" --log "$log" -o "$out"
+        if [ -z "$DRY_RUN" ]; then
+            rm -f "$log" # a log without a checkpoint is from a failed start
+            echo "nnedge $(quote "$@")" >"$ckpt.start"
+        fi
+        step "$out" "$@" ${THREADS:+--threads "$THREADS"} \
+            ${STOP_AFTER:+--stop-after "$STOP_AFTER"} || return $?
+    fi
+    [ -n "$DRY_RUN" ] && return 0
+    if [ ! -e "$out" ]; then
+        echo "quant_results.sh: $out paused (--stop-after); rerun to continue" >&2
+        return 3
+    fi
+    [ -f "$ckpt.start" ] && cp "$ckpt.start" "$out.cmd"
+    return 0
+}
+
+# quantize OUT SCHEME MODEL: post-training int8 (calibrated on CALIB).
+ptq() {
+    step "$1" quantize "$3" --calib "$CALIB" --scheme "$2" --observer "$OBSERVER" \
+        --max-images "$CALIB_IMAGES" --crop "$CALIB_CROP" -q -o "$1"
+}
+
+# fake OUT FORMAT: weights rounded to FORMAT (f32 model); its storage size in OUT.json.
+fake() {
+    [ -e "$1.json" ] || rm -f "$1"
+    STDOUT=$1.json
+    step "$1" quantize "$MODEL" --fake --scheme "$2" --json -o "$1"
+}
+
+want() { [ "$ROWS" = all ] || case ",$ROWS," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
+
+W=$WORK
+PRUNED=$W/pruned.nne
+PRUNED_FT=$W/pruned-ft.nne
+QAT=$W/qat-pow2.nne
+paused=
+# fine_tune OUT INIT STEPS [options]: train_to, with a pause noted (returns 1) and a failure
+# ending the script.
+fine_tune() {
+    rc=0
+    train_to "$@" || rc=$?
+    case $rc in
+    0) return 0 ;;
+    3) paused=1; return 1 ;;
+    *) exit $rc ;;
+    esac
+}
+if want fp32; then
+    evaluate fp32 "$MODEL"
+fi
+if want fp16; then
+    fake "$W/fp16.nne" fp16
+    evaluate fp16 "$W/fp16.nne"
+fi
+for s in per-tensor per-channel pow2; do
+    if want "int8-$s"; then
+        ptq "$W/int8-$s.nne" "$s" "$MODEL"
+        evaluate "int8-$s" "$W/int8-$s.nne" cpu-s8
+    fi
+done
+for b in int4 int2; do
+    if want "$b-weights"; then
+        fake "$W/$b.nne" "$b"
+        evaluate "$b-weights" "$W/$b.nne"
+    fi
+done
+if want pruned-oneshot || want pruned || want pruned-int8; then
+    if [ -n "$PRUNE_UNIFORM" ]; then
+        step "$PRUNED" prune "$MODEL" --method channel --sparsity "$SPARSITY" -q -o "$PRUNED"
+    else
+        step "$PRUNED" prune "$MODEL" --method channel --sparsity "$SPARSITY" --calib "$CALIB" \
+            --max-images "$CALIB_IMAGES" --crop "$CALIB_CROP" -q -o "$PRUNED"
+    fi
+    if want pruned-oneshot; then
+        evaluate pruned-oneshot "$PRUNED"
+    fi
+fi
+if { want pruned || want pruned-int8; } && fine_tune "$PRUNED_FT" "$PRUNED" "$FT_STEPS"; then
+    if want pruned; then
+        evaluate pruned "$PRUNED_FT"
+    fi
+    if want pruned-int8; then
+        ptq "$W/pruned-int8.nne" per-channel "$PRUNED_FT"
+        evaluate pruned-int8 "$W/pruned-int8.nne" cpu-s8
+    fi
+fi
+if want int8-pow2-qat && fine_tune "$QAT" "$MODEL" "$QAT_STEPS" --qat pow2 \
+    --qat-observer "$OBSERVER" --calib-images "$CALIB_IMAGES"; then
+    step "$W/int8-pow2-qat.nne" quantize "$QAT" -q -o "$W/int8-pow2-qat.nne"
+    evaluate int8-pow2-qat "$W/int8-pow2-qat.nne" cpu-s8
+fi
+[ -n "$DRY_RUN" ] && exit 0
+
+# ---- The table ------------------------------------------------------------------------------
+
+# info_total FILE KEY: the whole model's total of KEY (macs, weight_bytes) from nnedge info.
+info_total() {
+    "$NNEDGE" info "$1" --json | sed -n "s/^ *\"$2\": \\([0-9]*\\),\\{0,1\\}\$/\\1/p" | tail -1
+}
+# mean_of DIR: "psnr ms_ssim images" from an eval.csv (its mean row).
+mean_of() {
+    awk -F, '$1 == "mean" { p = $7; m = $8 } NR > 1 && $1 != "mean" { n++ }
+             END { printf "%s %s %d\n", p == "" ? "na" : p, m == "" ? "na" : m, n }' "$1/eval.csv"
+}
+json_field() { sed -n "s/.*\"$2\": \\([0-9]*\\).*/\\1/p" "$1"; }
+
+PRUNE_HOW=", by sensitivity"
+grep -q -- '--calib' "$PRUNED.cmd" 2>/dev/null || PRUNE_HOW=", uniform"
+MACS=$(info_total "$MODEL" macs)
+SIZE=$(info_total "$MODEL" weight_bytes)
+PMACS=
+[ -f "$PRUNED" ] && PMACS=$(info_total "$PRUNED" macs)
+CSV=$OUT/quant-$NAME.csv
+MD=$OUT/quant-$NAME.md
+QCSV=$OUT/quant-$NAME-qutibench.csv
+TAB=$W/table.tsv
+: >"$TAB"
+for r in $ALL_ROWS; do
+    [ -f "$W/eval-$r/eval.csv" ] || continue
+    case $r in
+    fp32) desc="f32 model"; prec=f32; be=cpu; macs=$MACS; size=$SIZE
+        cmd=$(cmd_of "$W/eval-fp32/eval.csv") ;;
+    fp16 | int4-weights | int2-weights)
+        f=${r%-weights}
+        case $f in
+        fp16) desc="every constant rounded to fp16 (f32 compute)" ;;
+        *) desc="conv weights rounded to ${f#int} bits per output channel (f32 otherwise)" ;;
+        esac
+        prec="$f weights"; be=cpu; macs=$MACS; size=$(json_field "$W/$f.nne.json" storage_bytes)
+        cmd="$(cmd_of "$W/$f.nne") && $(cmd_of "$W/eval-$r/eval.csv")" ;;
+    int8-*)
+        m=$W/$r.nne
+        case $r in
+        int8-pow2-qat) desc="pow2 after $(sed -n 's/.*--steps \([0-9]*\).*/\1/p' "$QAT.cmd" 2>/dev/null) steps of QAT"
+            cmd="$(cmd_of "$QAT") && $(cmd_of "$m") && $(cmd_of "$W/eval-$r/eval.csv")" ;;
+        *) desc="post-training, ${r#int8-} scales, $OBSERVER observer"
+            cmd="$(cmd_of "$m") && $(cmd_of "$W/eval-$r/eval.csv")" ;;
+        esac
+        prec=int8; be=cpu-s8; macs=$MACS; size=$(info_total "$m" weight_bytes) ;;
+    pruned-oneshot) desc="channel-pruned (sparsity $SPARSITY$PRUNE_HOW), no fine-tuning"; prec=f32; be=cpu
+        macs=$PMACS; size=$(info_total "$PRUNED" weight_bytes)
+        cmd="$(cmd_of "$PRUNED") && $(cmd_of "$W/eval-$r/eval.csv")" ;;
+    pruned) desc="channel-pruned (sparsity $SPARSITY$PRUNE_HOW), $(sed -n 's/.*--steps \([0-9]*\).*/\1/p' "$PRUNED_FT.cmd" 2>/dev/null) steps of fine-tuning"
+        prec=f32; be=cpu; macs=$(info_total "$PRUNED_FT" macs); size=$(info_total "$PRUNED_FT" weight_bytes)
+        cmd="$(cmd_of "$PRUNED") && $(cmd_of "$PRUNED_FT") && $(cmd_of "$W/eval-$r/eval.csv")" ;;
+    pruned-int8) desc="the pruned model, post-training int8 per-channel"; prec=int8; be=cpu-s8
+        macs=$(info_total "$PRUNED_FT" macs); size=$(info_total "$W/pruned-int8.nne" weight_bytes)
+        cmd="$(cmd_of "$PRUNED") && $(cmd_of "$PRUNED_FT") && $(cmd_of "$W/pruned-int8.nne") && $(cmd_of "$W/eval-$r/eval.csv")" ;;
+    esac
+    # shellcheck disable=SC2046 # three words: psnr ms_ssim images
+    set -- $(mean_of "$W/eval-$r")
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$desc" "$prec" "$be" "$1" "$2" \
+        "$3" "${size:-na}" "${macs:-na}" "$cmd" >>"$TAB"
+done
+[ -s "$TAB" ] || die "no variant evaluated yet"
+
+# CSV: drops against fp32 (fp32 - variant: positive = worse).
+awk -F'\t' -v OFS=, '
+function q(s) { if (s ~ /[",\n]/) { gsub(/"/, "\"\"", s); s = "\"" s "\"" } return s }
+function d(a, b) { return (a == "na" || b == "na" || a == "" || b == "") ? "" : sprintf("%.4f", a - b) }
+function e(a, b) { return (a == "na" || b == "na" || a == "" || b == "") ? "" : sprintf("%.6f", a - b) }
+NR == FNR { if ($1 == "fp32") { p0 = $5; m0 = $6 } next }
+FNR == 1 { print "variant,description,precision,backend,psnr_db,ms_ssim,psnr_drop_db,ms_ssim_drop,size_bytes,macs,images,command" }
+{ print $1, q($2), q($3), $4, ($5 == "na" ? "" : $5), ($6 == "na" ? "" : $6), d(p0, $5), e(m0, $6), $8, $9, $7, q($10) }
+' "$TAB" "$TAB" >"$CSV.tmp" && mv "$CSV.tmp" "$CSV"
+
+# QuTiBench ratios: A fp32, B int8-per-channel, C pruned, D pruned-int8; ops = 2 x MACs.
+awk -F'\t' -v OFS=, '
+{ p[$1] = $5; s[$1] = $8; o[$1] = $9 == "na" ? "" : sprintf("%.0f", 2 * $9) }
+function r(a, b) { return (a == "" || b == "" || b + 0 == 0 || a == "na" || b == "na") ? "" : sprintf("%.4f", a / b) }
+function line(name, A, B, C, D) {
+    p1 = r(C, A); q1 = r(B, A); p2 = r(D, B); q2 = r(D, C)
+    print name, A, B, C, D, p1, q1, p2, q2, r(p2, p1)
+}
+END {
+    print "metric,A_fp32,B_int8_per_channel,C_pruned,D_pruned_int8,p1_C_over_A,q1_B_over_A,p2_D_over_B,q2_D_over_C,p2_over_p1"
+    if (("fp32" in p) && ("int8-per-channel" in p) && ("pruned" in p) && ("pruned-int8" in p)) {
+        line("ops", o["fp32"], o["int8-per-channel"], o["pruned"], o["pruned-int8"])
+        line("size_bytes", s["fp32"], s["int8-per-channel"], s["pruned"], s["pruned-int8"])
+        line("psnr_db", p["fp32"], p["int8-per-channel"], p["pruned"], p["pruned-int8"])
+    }
+}' "$TAB" >"$QCSV.tmp" && mv "$QCSV.tmp" "$QCSV"
+
+# Markdown.
+{
+    echo "# Quantization and pruning results: \`$NAME\`"
+    echo
+    echo "Made by \`scripts/quant_results.sh\` ($(date -u +%Y-%m-%dT%H:%M:%SZ)). Model \`$MODEL\`" \
+        "(SHA-256 \`$(sha256sum "$MODEL" | cut -c1-16)...\`), test folder \`$TEST\`" \
+        "($(awk -F'\t' '$1 == "fp32" { print $7 }' "$TAB") images, mean over them)," \
+        "calibration \`$CALIB\`, fine-tuning data \`$DATA\`. Columns: docs/quantization.md," \
+        "\"Results table\". Drops are fp32 minus the variant (positive: worse)."
+    echo
+    echo "| variant | what | precision | PSNR (dB) | MS-SSIM | PSNR drop (dB) | MS-SSIM drop | size (bytes) | MACs |"
+    echo "|---|---|---|--:|--:|--:|--:|--:|--:|"
+    awk -F'\t' '
+    NR == FNR { if ($1 == "fp32") { p0 = $5; m0 = $6 } next }
+    function f(v, d) { return (v == "na" || v == "") ? "n/a" : sprintf("%." d "f", v) }
+    function g(v) { s = sprintf("%.0f", v); o = ""; while (length(s) > 3) { o = "," substr(s, length(s) - 2) o; s = substr(s, 1, length(s) - 3) } return s o }
+    { dp = ($5 == "na" || p0 == "na") ? "n/a" : sprintf("%.2f", p0 - $5)
+      dm = ($6 == "na" || m0 == "na") ? "n/a" : sprintf("%.4f", m0 - $6)
+      printf "| %s | %s | %s (%s) | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, f($5, 2), f($6, 4), dp, dm, ($8 == "na" ? "n/a" : g($8)), ($9 == "na" ? "n/a" : g($9)) }
+    ' "$TAB" "$TAB"
+    echo
+    echo "## QuTiBench pruning x quantization ratios"
+    echo
+    echo "A = fp32, B = int8-per-channel, C = pruned, D = pruned-int8; ops = 2 x MACs;" \
+        "p1 = C/A, q1 = B/A, p2 = D/B, q2 = D/C. The two optimizations are orthogonal when" \
+        "p2/p1 = q2/q1 = 1 (../shared/specs/qutibench.md, 2.4)."
+    echo
+    if [ "$(wc -l <"$QCSV")" -gt 1 ]; then
+        echo "| metric | A | B | C | D | p1 | q1 | p2 | q2 | p2/p1 |"
+        echo "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+        awk -F, 'NR > 1 { printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 }' "$QCSV"
+    else
+        echo "Not available: rows fp32, int8-per-channel, pruned and pruned-int8 are all needed."
+    fi
+    echo
+    echo "## Commands"
+    echo
+    awk -F'\t' '{ printf "- %s: `%s`\n", $1, $10 }' "$TAB"
+} >"$MD.tmp" && mv "$MD.tmp" "$MD"
+echo "quant_results.sh: wrote $CSV, $QCSV and $MD${paused:+ (some fine-tunes paused: rerun to continue)}" >&2

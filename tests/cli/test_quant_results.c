@@ -1,0 +1,251 @@
+/* scripts/quant_results.sh end to end in a fast mode: a cae-seed trained here for a few steps
+ * on crops of ../shared/data/train, calibrated and fine-tuned on those crops (a few steps of
+ * QAT and of pruned fine-tuning), evaluated on two small crops of ../shared/data/val. Checks
+ * that the CSV has every row with sane values (fp32 drop 0, sizes ordered by precision, the
+ * pruned MACs below the original's, int8 MACs unchanged), the QuTiBench ratios, the recorded
+ * commands, that a rerun skips every step and writes the same CSV, and the script's usage
+ * errors. Skipped without ../shared/data. The binary's path comes from NNEDGE_BIN. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "cli_util.h"
+#include "nnedge/dataset.h"
+#include "nnedge/image.h"
+
+enum { ROWS = 11, COLS = 12 };
+static const char *const k_rows[ROWS] = {
+    "fp32",         "fp16",         "int8-per-tensor", "int8-per-channel", "int8-pow2", "int8-pow2-qat",
+    "int4-weights", "int2-weights", "pruned-oneshot",  "pruned",           "pruned-int8"};
+
+/* The top-left w x h of the first n images of a shared folder, as PNGs in tmp/dir. */
+static bool crops(const char *shared_rel, const char *dir, int n, int w, int h) {
+    nne_dataset *ds = NULL;
+    const nne_dataset_opts o = {.recursive = true, .cache = false, .min_width = w, .min_height = h};
+    if (nne_dataset_open(nne_test_path(nne_test_shared_dir(), shared_rel), &o, &ds) != NNE_OK ||
+        nne_dataset_size(ds) < n) {
+        nne_dataset_free(ds);
+        return false;
+    }
+    mkdir(nne_cli_tmp_path(dir), 0755);
+    for (int i = 0; i < n; i++) {
+        nne_image img = {0}, c = {0};
+        bool owned = false;
+        CHECK_OK(nne_dataset_image(ds, i, &img, &owned));
+        CHECK_OK(nne_image_alloc(&c, w, h, 3));
+        if (img.data && c.data && img.channels == 3)
+            for (int y = 0; y < h; y++)
+                memcpy(c.data + (size_t)y * w * 3, img.data + (size_t)y * img.width * 3,
+                       (size_t)w * 3);
+        char rel[64];
+        snprintf(rel, sizeof rel, "%s/%02d.png", dir, i);
+        CHECK_OK(nne_image_save(nne_cli_tmp_path(rel), &c));
+        nne_image_free(&c);
+        if (owned) nne_image_free(&img);
+    }
+    nne_dataset_free(ds);
+    return true;
+}
+
+/* Run the script with NNEDGE set; returns its exit code, stderr in tmp/script.err. */
+static int script(const char *args) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && NNEDGE='%s' sh scripts/quant_results.sh %s >'%s/script.out' "
+             "2>'%s/script.err'",
+             nne_test_source_dir(), nne_cli_bin, args, nne_cli_tmp, nne_cli_tmp);
+    const int st = system(cmd);
+    return st == -1 ? -1 : WEXITSTATUS(st);
+}
+
+static char *slurp(const char *rel) {
+    size_t n;
+    return (char *)nne_test_read_file(nne_cli_tmp_path(rel), &n);
+}
+
+/* One CSV line split into fields (RFC 4180 quotes), in place. */
+static int split_csv(char *line, char **f, int max) {
+    int n = 0;
+    char *p = line;
+    while (n < max) {
+        if (*p == '"') {
+            char *o = ++p;
+            f[n++] = o;
+            while (*p && !(p[0] == '"' && p[1] != '"')) {
+                if (p[0] == '"') p++;
+                *o++ = *p++;
+            }
+            if (*p) p++;
+            *o = 0;
+            if (*p == ',') p++;
+            else break;
+        } else {
+            f[n++] = p;
+            char *c = strchr(p, ',');
+            if (!c) break;
+            *c = 0;
+            p = c + 1;
+        }
+    }
+    return n;
+}
+
+typedef struct row {
+    double psnr, msssim, dpsnr, dmsssim, size, macs;
+    int images;
+    char cmd[2048];
+} row;
+
+static bool parse(const char *csv_text, row *rows) {
+    char *copy = nne_malloc(strlen(csv_text) + 1);
+    if (!copy) return false;
+    strcpy(copy, csv_text);
+    int found = 0;
+    char *save = NULL;
+    char *line = strtok_r(copy, "\n", &save);
+    CHECK(line && !strcmp(line, "variant,description,precision,backend,psnr_db,ms_ssim,"
+                                "psnr_drop_db,ms_ssim_drop,size_bytes,macs,images,command"));
+    while ((line = strtok_r(NULL, "\n", &save))) {
+        char *f[COLS];
+        const int n = split_csv(line, f, COLS);
+        CHECK_MSG(n == COLS, "%d fields: %s", n, line);
+        if (n != COLS) continue;
+        for (int r = 0; r < ROWS; r++)
+            if (!strcmp(f[0], k_rows[r])) {
+                row *x = &rows[r];
+                x->psnr = *f[4] ? atof(f[4]) : NAN;
+                x->msssim = *f[5] ? atof(f[5]) : NAN;
+                x->dpsnr = *f[6] ? atof(f[6]) : NAN;
+                x->dmsssim = *f[7] ? atof(f[7]) : NAN;
+                x->size = atof(f[8]);
+                x->macs = atof(f[9]);
+                x->images = atoi(f[10]);
+                snprintf(x->cmd, sizeof x->cmd, "%s", f[11]);
+                found |= 1 << r;
+            }
+    }
+    nne_free(copy);
+    CHECK_MSG(found == (1 << ROWS) - 1, "rows found: %#x", found);
+    return found == (1 << ROWS) - 1;
+}
+
+static const char *k_args;
+
+static void test_table(void) {
+    CHECK_MSG(script(k_args) == 0, "stderr: %s", slurp("script.err"));
+    char *csv = slurp("out/quant-tiny.csv");
+    CHECK(csv != NULL);
+    row rows[ROWS];
+    memset(rows, 0, sizeof rows);
+    if (!csv || !parse(csv, rows)) {
+        nne_free(csv);
+        return;
+    }
+    const row *fp32 = &rows[0], *pc = &rows[3], *pruned = &rows[9], *pi8 = &rows[10];
+    for (int r = 0; r < ROWS; r++) {
+        const row *x = &rows[r];
+        CHECK_MSG(isfinite(x->psnr) && x->psnr > 3 && x->psnr < 60, "%s: PSNR %g", k_rows[r],
+                  x->psnr);
+        CHECK_MSG(x->msssim > 0 && x->msssim <= 1, "%s: MS-SSIM %g", k_rows[r], x->msssim);
+        CHECK_MSG(fabs(x->dpsnr - (fp32->psnr - x->psnr)) < 2e-4, "%s: drop", k_rows[r]);
+        CHECK(x->images == 2 && x->size > 0 && x->macs > 0);
+        CHECK_MSG(strstr(x->cmd, "nnedge eval --data") != NULL, "%s: %s", k_rows[r], x->cmd);
+    }
+    CHECK(fp32->dpsnr == 0 && fp32->dmsssim == 0);
+    /* sizes: fp16 half of fp32; int8 weights below fp16; int4 below int8, int2 below int4 */
+    CHECK(rows[1].size * 2 == fp32->size);
+    CHECK(pc->size < rows[1].size && rows[6].size < pc->size && rows[7].size < rows[6].size);
+    /* quantization keeps the MACs; channel pruning at 50% removes most of them */
+    for (int r = 1; r < 8; r++) CHECK(rows[r].macs == fp32->macs);
+    CHECK(pruned->macs < 0.5 * fp32->macs && pi8->macs == pruned->macs);
+    CHECK(rows[8].macs == pruned->macs && pruned->size < fp32->size && pi8->size < pruned->size);
+    CHECK(strstr(rows[5].cmd, "--qat pow2") && strstr(rows[5].cmd, "--steps 3"));
+    CHECK(strstr(pi8->cmd, "nnedge prune") && strstr(pi8->cmd, "--init") &&
+          strstr(pi8->cmd, "--scheme per-channel") && strstr(pi8->cmd, "--backend cpu-s8"));
+    CHECK(strstr(rows[6].cmd, "--fake --scheme int4") != NULL);
+    /* QuTiBench: ops ratios of a quantization that keeps the ops: q1 = 1, p2 = p1 */
+    char *q = slurp("out/quant-tiny-qutibench.csv");
+    CHECK(q && strstr(q, "\nops,") && strstr(q, "\nsize_bytes,") && strstr(q, "\npsnr_db,"));
+    if (q) {
+        char *ops = strstr(q, "\nops,");
+        char *f[10];
+        char line[512];
+        snprintf(line, sizeof line, "%s", ops ? ops + 1 : "");
+        char *nl = strchr(line, '\n');
+        if (nl) *nl = 0;
+        if (ops && split_csv(line, f, 10) == 10) {
+            CHECK(atof(f[1]) == 2 * fp32->macs && atof(f[3]) == 2 * pruned->macs);
+            CHECK(!strcmp(f[6], "1.0000") && !strcmp(f[9], "1.0000")); /* q1, p2/p1 */
+            CHECK(fabs(atof(f[5]) - pruned->macs / fp32->macs) < 1e-4); /* p1 */
+        } else {
+            CHECK(!"ops row");
+        }
+    }
+    nne_free(q);
+    char *md = slurp("out/quant-tiny.md");
+    CHECK(md && strstr(md, "| int8-pow2-qat |") && strstr(md, "## QuTiBench") &&
+          strstr(md, "## Commands"));
+    nne_free(md);
+
+    /* A rerun does nothing but rebuild the table: the same CSV, no command run. */
+    CHECK(script(k_args) == 0);
+    char *again = slurp("out/quant-tiny.csv"), *err = slurp("script.err");
+    CHECK(again && !strcmp(again, csv));
+    CHECK_MSG(err && !strstr(err, "nnedge "), "rerun ran: %s", err ? err : "");
+    nne_free(again);
+    nne_free(err);
+    nne_free(csv);
+
+    /* the pruned int8 model also runs through nnedge run (cli_model_part keeps its widths) */
+    EXPECT_RC_IN(nne_cli_tmp, "run work/pruned-int8.nne --backend cpu-s8 --input test/00.png -o "
+                              "y.npy",
+                 0);
+}
+
+static void test_usage(void) {
+    CHECK(script("--codec mbt2018-mean") == 2);
+    char *err = slurp("script.err");
+    CHECK(err && strstr(err, "int8 kernels"));
+    nne_free(err);
+    CHECK(script("--rows fp32,bogus") == 2);
+    CHECK(script("--bogus 1") == 2);
+    CHECK(script("--model") == 2);
+    char a[1024];
+    snprintf(a, sizeof a, "--model '%s/missing.nne' --test '%s/test'", nne_cli_tmp, nne_cli_tmp);
+    CHECK(script(a) == 2);
+    /* --dry-run prints the commands and runs none */
+    snprintf(a, sizeof a, "%s --work '%s/dry' --dry-run", k_args, nne_cli_tmp);
+    CHECK(script(a) == 0);
+    err = slurp("script.err");
+    CHECK(err && strstr(err, "nnedge quantize") && strstr(err, "nnedge train"));
+    nne_free(err);
+    CHECK(!nne_cli_tmp_exists("dry"));
+}
+
+int main(void) {
+    nne_cli_setup("quant-results");
+    /* calibration / fine-tuning crops of the training set, test crops of the validation set
+     * (MS-SSIM needs more than 160 pixels a side) */
+    if (!crops("data/train", "calib", 4, 64, 64) || !crops("data/val", "test", 2, 176, 168)) {
+        nne_cli_cleanup();
+        nne_test_skip("../shared/data/train or val missing");
+    }
+    EXPECT_RC_IN(nne_cli_tmp,
+                 "train --model cae-seed --data calib --steps 8 --batch 2 --crop 32 --lr 3e-3 "
+                 "-o tiny.nne -q",
+                 0);
+    static char args[2048];
+    snprintf(args, sizeof args,
+             "--model '%1$s/tiny.nne' --calib '%1$s/calib' --data '%1$s/calib' --test "
+             "'%1$s/test' --work '%1$s/work' --out '%1$s/out' --qat-steps 3 --ft-steps 3 "
+             "--batch 2 --crop 32 --calib-images 2 --calib-crop 32",
+             nne_cli_tmp);
+    k_args = args;
+    NNE_RUN(test_table);
+    NNE_RUN(test_usage);
+    if (nne_test_checks_failed == 0) nne_cli_cleanup();
+    else fprintf(stderr, "kept %s for a look\n", nne_cli_tmp);
+    return nne_test_summary();
+}
