@@ -167,10 +167,11 @@ static void write_csv(FILE *f, const eval_ctx *c) {
         fprintf(f, ",%d,%d,%d,%d,%d,%s,%s,%lld,%lld,%s,%s,%s,%d,%lld,%s,%s,%s\n", (int)r->width,
                 (int)r->height, (int)r->lh, (int)r->lw, (int)r->lc,
                 cli_fmtd(b[0], 48, r->q.psnr, 4, ""), cli_fmtd(b[1], 48, r->q.ms_ssim, 6, ""),
-                (long long)r->raw_bytes, (long long)r->rgb_bytes, cli_fmtd(b[2], 48, g_ratio(r), 6, ""),
-                cli_fmtd(b[6], 48, g_zstd(r), 0, ""), cli_fmtd(b[7], 48, g_xz(r), 0, ""), c->jpeg_quality,
-                (long long)r->jpeg_bytes, cli_fmtd(b[3], 48, r->jq.psnr, 4, ""),
-                cli_fmtd(b[4], 48, r->jq.ms_ssim, 6, ""), cli_fmtd(b[5], 48, g_xzjpeg(r), 4, ""));
+                (long long)r->raw_bytes, (long long)r->rgb_bytes,
+                cli_fmtd(b[2], 48, g_ratio(r), 6, ""), cli_fmtd(b[6], 48, g_zstd(r), 0, ""),
+                cli_fmtd(b[7], 48, g_xz(r), 0, ""), c->jpeg_quality, (long long)r->jpeg_bytes,
+                cli_fmtd(b[3], 48, r->jq.psnr, 4, ""), cli_fmtd(b[4], 48, r->jq.ms_ssim, 6, ""),
+                cli_fmtd(b[5], 48, g_xzjpeg(r), 4, ""));
     }
     const eval_mean m = means(c->rows, c->n);
     fprintf(f, "mean,,,,,,%s,%s,,,%s,%s,%s,%d,%s,%s,%s,%s\n", cli_fmtd(b[0], 48, m.psnr, 4, ""),

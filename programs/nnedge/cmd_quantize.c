@@ -226,7 +226,8 @@ int nne_cmd_quantize(int argc, char **argv) {
         return cli_usage_error(k_cmd,
                                "--scheme '%s' is a weight format for --fake (simulated in f32%s); "
                                "an int8 model takes per-tensor, per-channel or pow2",
-                               scheme_s, wf == NNE_WFORMAT_INT8 ? ", weights only" : ": no kernels");
+                               scheme_s,
+                               wf == NNE_WFORMAT_INT8 ? ", weights only" : ": no kernels");
     if (scheme_s && nne_qscheme_from_name(scheme_s, &qo.scheme))
         return cli_usage_error(k_cmd, "--scheme '%s': expected per-tensor, per-channel or pow2",
                                scheme_s);

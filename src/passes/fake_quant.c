@@ -59,7 +59,8 @@ nne_status nne_fake_quantize_weights(nne_graph *g, nne_wformat f, int64_t *stora
             bytes += 2 * n;
         } else if (weight[t]) {
             s = nne_fake_quantize_tensor(&x->shape, d, bits, true, false, d, NULL);
-            if (s) s = nne_error(s, "fake quantization: weights '%s': %s", x->name, nne_last_error());
+            if (s)
+                s = nne_error(s, "fake quantization: weights '%s': %s", x->name, nne_last_error());
             bytes += (n * bits + 7) / 8;
         } else {
             bytes += 4 * n;

@@ -17,8 +17,9 @@
 
 enum { ROWS = 11, COLS = 12 };
 static const char *const k_rows[ROWS] = {
-    "fp32",         "fp16",         "int8-per-tensor", "int8-per-channel", "int8-pow2", "int8-pow2-qat",
-    "int4-weights", "int2-weights", "pruned-oneshot",  "pruned",           "pruned-int8"};
+    "fp32",           "fp16",          "int8-per-tensor", "int8-per-channel",
+    "int8-pow2",      "int8-pow2-qat", "int4-weights",    "int2-weights",
+    "pruned-oneshot", "pruned",        "pruned-int8"};
 
 /* The top-left w x h of the first n images of a shared folder, as PNGs in tmp/dir. */
 static bool crops(const char *shared_rel, const char *dir, int n, int w, int h) {
@@ -79,8 +80,10 @@ static int split_csv(char *line, char **f, int max) {
             }
             if (*p) p++;
             *o = 0;
-            if (*p == ',') p++;
-            else break;
+            if (*p == ',')
+                p++;
+            else
+                break;
         } else {
             f[n++] = p;
             char *c = strchr(p, ',');
@@ -177,7 +180,7 @@ static void test_table(void) {
         if (nl) *nl = 0;
         if (ops && split_csv(line, f, 10) == 10) {
             CHECK(atof(f[1]) == 2 * fp32->macs && atof(f[3]) == 2 * pruned->macs);
-            CHECK(!strcmp(f[6], "1.0000") && !strcmp(f[9], "1.0000")); /* q1, p2/p1 */
+            CHECK(!strcmp(f[6], "1.0000") && !strcmp(f[9], "1.0000"));  /* q1, p2/p1 */
             CHECK(fabs(atof(f[5]) - pruned->macs / fp32->macs) < 1e-4); /* p1 */
         } else {
             CHECK(!"ops row");
@@ -199,8 +202,9 @@ static void test_table(void) {
     nne_free(csv);
 
     /* the pruned int8 model also runs through nnedge run (cli_model_part keeps its widths) */
-    EXPECT_RC_IN(nne_cli_tmp, "run work/pruned-int8.nne --backend cpu-s8 --input test/00.png -o "
-                              "y.npy",
+    EXPECT_RC_IN(nne_cli_tmp,
+                 "run work/pruned-int8.nne --backend cpu-s8 --input test/00.png -o "
+                 "y.npy",
                  0);
 }
 
@@ -245,7 +249,9 @@ int main(void) {
     k_args = args;
     NNE_RUN(test_table);
     NNE_RUN(test_usage);
-    if (nne_test_checks_failed == 0) nne_cli_cleanup();
-    else fprintf(stderr, "kept %s for a look\n", nne_cli_tmp);
+    if (nne_test_checks_failed == 0)
+        nne_cli_cleanup();
+    else
+        fprintf(stderr, "kept %s for a look\n", nne_cli_tmp);
     return nne_test_summary();
 }

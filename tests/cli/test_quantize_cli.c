@@ -188,7 +188,9 @@ static void check_fake(const char *scheme, int bits) {
                   x->name);
         changed += memcmp(want, x->data, n * sizeof *want) != 0;
         tensors++;
-        bytes += bits == 16 ? 2 * (long long)n : w ? ((long long)n * bits + 7) / 8 : 4 * (long long)n;
+        bytes += bits == 16 ? 2 * (long long)n
+                 : w        ? ((long long)n * bits + 7) / 8
+                            : 4 * (long long)n;
         nne_free(want);
     }
     CHECK_MSG(printed == bytes, "%s: storage %lld, want %lld", scheme, printed, bytes);
