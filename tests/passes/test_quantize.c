@@ -553,8 +553,75 @@ static void test_rejects(void) {
     nne_graph_free(g);
 }
 
+/* nne_fake_quantize_weights on a graph with every weighted op (conv, transposed conv, dense,
+ * PReLU, GDN/IGDN): which constants change, the codes, the storage size, the errors. */
+static void test_fake_weights(void) {
+    nne_graph *g = build_small(31), *ref = build_small(31);
+    if (!g || !ref) goto done;
+    int64_t bytes = -1, want = 0;
+    CHECK_OK(nne_fake_quantize_weights(g, NNE_WFORMAT_INT4, &bytes));
+    for (int32_t t = 0; t < g->n_tensors; t++) {
+        const nne_tensor *x = &g->tensors[t], *r = &ref->tensors[t];
+        if (x->kind != NNE_TENSOR_CONSTANT) continue;
+        const int64_t n = nne_shape_numel(&x->shape);
+        const float *a = x->data, *b = r->data;
+        const bool w = !strcmp(x->name, "c1.w") || !strcmp(x->name, "c2.w") ||
+                       !strcmp(x->name, "ct.w") || !strcmp(x->name, "fc.w");
+        want += w ? (n * 4 + 7) / 8 : 4 * n;
+        if (!w) {
+            CHECK_MSG(!memcmp(a, b, (size_t)n * sizeof *a), "%s changed", x->name);
+            continue;
+        }
+        /* per output channel: codes in [-7, 7], the largest |w| exact at code +-7 */
+        const int64_t oc = x->shape.dim[0], per = n / oc;
+        int changed = 0;
+        for (int64_t o = 0; o < oc; o++) {
+            float mx = 0;
+            for (int64_t i = 0; i < per; i++) mx = fmaxf(mx, fabsf(b[o * per + i]));
+            const float sc = mx / 7.0f;
+            for (int64_t i = 0; i < per; i++) {
+                const float c = a[o * per + i] / sc;
+                CHECK_MSG(fabsf(c - nearbyintf(c)) < 1e-4f && fabsf(c) <= 7.0001f, "%s: %g",
+                          x->name, (double)c);
+                CHECK(fabsf(a[o * per + i] - b[o * per + i]) <= 0.5001f * sc);
+                changed += a[o * per + i] != b[o * per + i];
+            }
+        }
+        CHECK_MSG(changed > per, "%s: %d changed", x->name, changed);
+    }
+    CHECK_MSG(bytes == want, "storage %lld, want %lld", (long long)bytes, (long long)want);
+    CHECK(!strcmp(nne_graph_get_meta(g, "quant.fake"), "int4"));
+    /* fp16: every constant representable in binary16 afterwards, and the pass idempotent */
+    CHECK_OK(nne_fake_quantize_weights(ref, NNE_WFORMAT_FP16, &bytes));
+    for (int32_t t = 0; t < ref->n_tensors; t++) {
+        const nne_tensor *x = &ref->tensors[t];
+        if (x->kind != NNE_TENSOR_CONSTANT) continue;
+        const size_t n = (size_t)nne_shape_numel(&x->shape);
+        float *y = nne_malloc(n * sizeof *y);
+        if (!y) continue;
+        nne_fake_quantize_f16(n, x->data, y);
+        CHECK_MSG(!memcmp(y, x->data, n * sizeof *y), "%s", x->name);
+        nne_free(y);
+    }
+    nne_wformat f;
+    CHECK(nne_wformat_from_name("int2", &f) == NNE_OK && f == NNE_WFORMAT_INT2);
+    CHECK_STATUS(nne_wformat_from_name("int3", &f), NNE_ERR_INVALID_ARG);
+    CHECK(nne_wformat_name((nne_wformat)9) == NULL);
+    /* a quantized graph is refused, naming a constant */
+    nne_graph *q = quantize(g, NNE_QSCHEME_PER_CHANNEL, NNE_OBSERVER_MINMAX, false, 2);
+    if (q) {
+        CHECK_STATUS(nne_fake_quantize_weights(q, NNE_WFORMAT_INT8, NULL), NNE_ERR_UNSUPPORTED);
+        CHECK(strstr(nne_last_error(), "c1.w") != NULL);
+    }
+    nne_graph_free(q);
+done:
+    nne_graph_free(g);
+    nne_graph_free(ref);
+}
+
 int main(void) {
     NNE_RUN(test_small_graph);
+    NNE_RUN(test_fake_weights);
     NNE_RUN(test_cae_seed);
     NNE_RUN(test_cpu_s8_fast_vs_ref);
     NNE_RUN(test_bias_correction);
