@@ -360,8 +360,9 @@ done
 # CSV: drops against fp32 (fp32 - variant: positive = worse).
 awk -F'\t' -v OFS=, '
 function q(s) { if (s ~ /[",\n]/) { gsub(/"/, "\"\"", s); s = "\"" s "\"" } return s }
-function d(a, b) { return (a == "na" || b == "na" || a == "" || b == "") ? "" : sprintf("%.4f", a - b) }
-function e(a, b) { return (a == "na" || b == "na" || a == "" || b == "") ? "" : sprintf("%.6f", a - b) }
+function z(s) { return s ~ /^-0\.0*$/ ? substr(s, 2) : s } # no "-0.0000"
+function d(a, b) { return (a == "na" || b == "na" || a == "" || b == "") ? "" : z(sprintf("%.4f", a - b)) }
+function e(a, b) { return (a == "na" || b == "na" || a == "" || b == "") ? "" : z(sprintf("%.6f", a - b)) }
 NR == FNR { if ($1 == "fp32") { p0 = $5; m0 = $6 } next }
 FNR == 1 { print "variant,description,precision,backend,psnr_db,ms_ssim,psnr_drop_db,ms_ssim_drop,size_bytes,macs,images,command" }
 { print $1, q($2), q($3), $4, ($5 == "na" ? "" : $5), ($6 == "na" ? "" : $6), d(p0, $5), e(m0, $6), $8, $9, $7, q($10) }
@@ -400,8 +401,9 @@ END {
     NR == FNR { if ($1 == "fp32") { p0 = $5; m0 = $6 } next }
     function f(v, d) { return (v == "na" || v == "") ? "n/a" : sprintf("%." d "f", v) }
     function g(v) { s = sprintf("%.0f", v); o = ""; while (length(s) > 3) { o = "," substr(s, length(s) - 2) o; s = substr(s, 1, length(s) - 3) } return s o }
-    { dp = ($5 == "na" || p0 == "na") ? "n/a" : sprintf("%.2f", p0 - $5)
-      dm = ($6 == "na" || m0 == "na") ? "n/a" : sprintf("%.4f", m0 - $6)
+    function z(s) { return s ~ /^-0\.0*$/ ? substr(s, 2) : s }
+    { dp = ($5 == "na" || p0 == "na") ? "n/a" : z(sprintf("%.2f", p0 - $5))
+      dm = ($6 == "na" || m0 == "na") ? "n/a" : z(sprintf("%.4f", m0 - $6))
       printf "| %s | %s | %s (%s) | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, f($5, 2), f($6, 4), dp, dm, ($8 == "na" ? "n/a" : g($8)), ($9 == "na" ? "n/a" : g($9)) }
     ' "$TAB" "$TAB"
     echo
