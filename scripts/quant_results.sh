@@ -225,7 +225,7 @@ ptq() {
 
 # fake OUT FORMAT: weights rounded to FORMAT (f32 model); its storage size in OUT.json.
 fake() {
-    [ -e "$1.json" ] || rm -f "$1"
+    [ -e "$1.json" ] || [ -n "$DRY_RUN" ] || rm -f "$1" # its size is needed too
     STDOUT=$1.json
     step "$1" quantize "$MODEL" --fake --scheme "$2" --json -o "$1"
 }
