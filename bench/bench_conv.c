@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bench_peak.h"
 #include "nnedge/conv.h"
@@ -106,19 +107,44 @@ typedef struct result {
 
 typedef void (*run_fn)(void *ctx);
 
-static result time_it(run_fn fn, void *ctx, int reps) {
-    double t[1000];
-    if (reps > 1000) reps = 1000;
-    fn(ctx); /* warm-up */
-    for (int r = 0; r < reps; r++) {
-        uint64_t t0 = nne_time_ns();
-        fn(ctx);
-        t[r] = (double)(nne_time_ns() - t0) * 1e-9;
-    }
+static result summarize(double *t, int reps) {
     qsort(t, (size_t)reps, sizeof t[0], cmp_double);
     result res = {reps % 2 ? t[reps / 2] : 0.5 * (t[reps / 2 - 1] + t[reps / 2]), t[0],
                   t[reps - 1]};
     return res;
+}
+
+/* Pause before each timed call: long enough that the other implementation's idle threads
+ * have stopped spinning (libgomp's workers spin after a parallel region, GOMP_SPINCOUNT;
+ * nnedge's pool for 50 us), so that neither call competes with the other's leftovers. */
+#define GAP_NS 10000000L
+
+static void gap(void) {
+    struct timespec ts = {0, GAP_NS};
+    nanosleep(&ts, NULL);
+}
+
+/* Times fa and, when fb is not NULL, fb, alternating: a, b, a, b, ... so that a load that
+ * drifts during the run (another process on the cores) weighs on both alike, and their
+ * ratio means something even when the absolute times do not. One warm-up call each. */
+static void time_pair(run_fn fa, void *ca, run_fn fb, void *cb, int reps, result *ra, result *rb) {
+    static double ta[1000], tb[1000];
+    if (reps > 1000) reps = 1000;
+    fa(ca);
+    if (fb) fb(cb);
+    for (int r = 0; r < reps; r++) {
+        gap();
+        uint64_t t0 = nne_time_ns();
+        fa(ca);
+        ta[r] = (double)(nne_time_ns() - t0) * 1e-9;
+        if (!fb) continue;
+        gap();
+        t0 = nne_time_ns();
+        fb(cb);
+        tb[r] = (double)(nne_time_ns() - t0) * 1e-9;
+    }
+    *ra = summarize(ta, reps);
+    if (fb) *rb = summarize(tb, reps);
 }
 
 /* ---- nnedge ---------------------------------------------------------------------------- */
@@ -442,25 +468,37 @@ int main(int argc, char **argv) {
                 nne_run_fn(&r);
                 const char *dtype = s8 ? "int8" : "f32";
                 const double peak = s8 ? peak_i[threads] : peak_f[threads];
-                if (!verify(&r)) {
+                const bool ok = verify(&r);
+                if (!ok) {
                     printf("| %s | %s | %d | nnedge | WRONG RESULT | | | |\n", L->name, dtype,
                            threads);
                     failures++;
-                } else {
-                    result res = time_it(nne_run_fn, &r, reps);
-                    tot.t[part][s8][0] += res.med;
-                    med[ti][li][s8][0] = res.med;
-                    print_row(L->name, dtype, threads, "nnedge", L->macs, res, peak);
+                }
+                bool dnnl_ok = false;
+#ifdef NNE_HAVE_DNNL
+                dnnl_run d = {eng, stream, NULL, NULL, NULL, NULL, NULL};
+                dnnl_ok = dnnl_setup(&d, L, s8, s8 ? (void *)xq : x, s8 ? (void *)wq : w,
+                                     s8 ? (void *)bq : b, s8 ? (void *)yq : y, scale, -10, -5);
+#endif
+                result rn = {0, 0, 0}, rd = {0, 0, 0};
+                /* nnedge and oneDNN alternate rep by rep (time_pair) */
+#ifdef NNE_HAVE_DNNL
+                time_pair(nne_run_fn, &r, dnnl_ok ? dnnl_run_fn : NULL, &d, ok ? reps : 1, &rn,
+                          &rd);
+#else
+                time_pair(nne_run_fn, &r, NULL, NULL, ok ? reps : 1, &rn, &rd);
+#endif
+                if (ok) {
+                    tot.t[part][s8][0] += rn.med;
+                    med[ti][li][s8][0] = rn.med;
+                    print_row(L->name, dtype, threads, "nnedge", L->macs, rn, peak);
                 }
                 nne_aligned_free(scratch);
 #ifdef NNE_HAVE_DNNL
-                dnnl_run d = {eng, stream, NULL, NULL, NULL, NULL, NULL};
-                if (dnnl_setup(&d, L, s8, s8 ? (void *)xq : x, s8 ? (void *)wq : w,
-                               s8 ? (void *)bq : b, s8 ? (void *)yq : y, scale, -10, -5)) {
-                    result res = time_it(dnnl_run_fn, &d, reps);
-                    tot.t[part][s8][1] += res.med;
-                    med[ti][li][s8][1] = res.med;
-                    print_row(L->name, dtype, threads, "oneDNN", L->macs, res, peak);
+                if (dnnl_ok) {
+                    tot.t[part][s8][1] += rd.med;
+                    med[ti][li][s8][1] = rd.med;
+                    print_row(L->name, dtype, threads, "oneDNN", L->macs, rd, peak);
                 } else {
                     printf("| %s | %s | %d | oneDNN | unsupported | | | |\n", L->name, dtype,
                            threads);
