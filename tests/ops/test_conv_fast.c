@@ -22,6 +22,11 @@
 
 static const char *const isas[] = {"ref", "avx2", "avx512"};
 
+/* Whether check_*_geom also runs a groups-1 geometry on the implicit GEMM (forced with
+ * nne_conv_band_disable; the default sends it to the band kernels): on for the random
+ * suites, so that both paths keep their coverage; off for the band-specific tests. */
+static bool also_gemm;
+
 static void rand_geom(nne_test_rng *r, bool transposed, nne_conv2d_geom *g) {
     for (;;) {
         memset(g, 0, sizeof *g);
@@ -117,8 +122,8 @@ static void check_f32_geom(nne_test_rng *r, nne_conv2d_geom g, bool transposed,
     if (act.kind == NNE_CONV_ACT_RELU) nne_relu_f32__ref(ny, yr, yr);
     if (act.kind == NNE_CONV_ACT_PRELU) nne_prelu_f32__ref(ny / c, g.oc, yr, slope, act.n_slope, yr);
     const double k = (double)g.kh * g.kw * (g.ic / g.groups);
-    /* groups 1 runs on the band kernels; also force the implicit GEMM (path 1) */
-    for (int path = 0; path < (g.groups == 1 ? 2 : 1); path++) {
+    /* groups 1 runs on the band kernels; path 1 forces the implicit GEMM (also_gemm) */
+    for (int path = 0; path < (g.groups == 1 && also_gemm ? 2 : 1); path++) {
         nne_conv_band_disable = path;
         size_t ss = transposed ? nne_conv_transpose2d_f32_scratch_size(&g, 2)
                                : nne_conv2d_f32_scratch_size(&g, 2);
@@ -165,14 +170,18 @@ static nne_threadpool *pool2;
 
 static void test_conv2d_f32_random(void) {
     nne_test_rng r;
+    also_gemm = true;
     nne_test_rng_seed(&r, 1);
     for (int i = 0; i < 60; i++) check_f32_case(&r, false, pool2);
+    also_gemm = false;
 }
 
 static void test_conv_transpose2d_f32_random(void) {
     nne_test_rng r;
+    also_gemm = true;
     nne_test_rng_seed(&r, 2);
     for (int i = 0; i < 60; i++) check_f32_case(&r, true, pool2);
+    also_gemm = false;
 }
 
 /* cae-seed's shapes at a small size (3x3 valid, strides 1 and 2, output padding 1): the
@@ -270,7 +279,7 @@ static void check_s8_geom(nne_test_rng *r, nne_conv2d_geom g, bool transposed,
         nne_conv_transpose2d_s8__ref(&g, x, x_zp, w, has_bias ? bias : NULL, &out, yr);
     else
         nne_conv2d_s8__ref(&g, x, x_zp, w, has_bias ? bias : NULL, &out, yr);
-    for (int path = 0; path < (g.groups == 1 ? 2 : 1); path++) { /* as check_f32_geom */
+    for (int path = 0; path < (g.groups == 1 && also_gemm ? 2 : 1); path++) { /* as f32 */
         nne_conv_band_disable = path;
         size_t ss = transposed ? nne_conv_transpose2d_s8_scratch_size(&g, 2)
                                : nne_conv2d_s8_scratch_size(&g, 2);
@@ -315,14 +324,18 @@ static void check_s8_case(nne_test_rng *r, bool transposed, nne_threadpool *pool
 
 static void test_conv2d_s8_random(void) {
     nne_test_rng r;
+    also_gemm = true;
     nne_test_rng_seed(&r, 11);
     for (int i = 0; i < 80; i++) check_s8_case(&r, false, pool2);
+    also_gemm = false;
 }
 
 static void test_conv_transpose2d_s8_random(void) {
     nne_test_rng r;
+    also_gemm = true;
     nne_test_rng_seed(&r, 12);
     for (int i = 0; i < 80; i++) check_s8_case(&r, true, pool2);
+    also_gemm = false;
 }
 
 /* ---- direct band kernels (src/ops/conv_band.h) ------------------------------------------ */
@@ -400,9 +413,9 @@ static void test_band_cae_layers(void) {
 
 /* The panel kernel on deep layers (cae-seed's middle layers and channel counts that are not
  * multiples of 16), on rows wide enough that a tile row is cut into several kernel calls
- * (conv_band_chunk: 12..36 pixels here) with a ragged last call; stride 1 and 2, dilation 2,
- * padding, and the transposed cousins (phases). Then the depth limits: K just under and over
- * CONV_BAND_MAX_K_F32 (f32 band / GEMM) and CONV_BAND_MAX_K_S8 (int8 band / GEMM). */
+ * (conv_band_chunk: 6..60 pixels here, rows of 39..80) with a ragged last call; stride 1 and 2,
+ * dilation 2, padding, and the transposed cousins (phases). Then the depth limits: K just under and
+ * over CONV_BAND_MAX_K_F32 (f32 band / GEMM) and CONV_BAND_MAX_K_S8 (int8 band / GEMM). */
 static void test_band_panel_deep(void) {
     nne_test_rng r;
     nne_test_rng_seed(&r, 23);
