@@ -3,6 +3,7 @@
  * oneDNN's convolution / deconvolution primitives (when linked) in the same run.
  *
  *   bench_conv [--reps N] [--threads LIST] [--only SUBSTRING] [--height H --width W]
+ *              [--gap-ms MS]
  *
  * Layers and geometry come from the model itself (nne_model_cae_seed, nne_graph_infer). f32
  * layers have their PReLU (per channel, 0.25) fused; oneDNN gets the same activation as an
@@ -12,18 +13,21 @@
  *
  * Method. Before timing, nnedge's output is checked on 256 sampled elements against a
  * direct evaluation of the reference formula (f32: within NNE_CONV_F32_TOL; int8: exact).
- * Then one warm-up and N timed runs (default 20). The table gives the median time, the
- * min-max spread, GOP/s = 2 x MACs / median (MACs: input-side taps for transposed layers,
- * as docs/models.md counts them; for a transposed layer this counts the taps that reach an
+ * Then one warm-up each and N timed runs (default 20), nnedge and oneDNN alternating call by
+ * call, each call after a pause of --gap-ms (default 10; time_pair). The table gives the
+ * median time, the min-max spread, GOP/s = 2 x MACs / median (MACs: input-side taps for transposed
+ * layers, as docs/models.md counts them; for a transposed layer this counts the taps that reach an
  * output), and the fraction of the peak the bench measures first: f32 FMA throughput for
  * f32 rows, int16 vpmaddwd throughput for int8 rows (the AVX2 int8 kernel's instruction).
- * oneDNN runs with the same OpenMP thread count (omp_set_num_threads via dlsym). */
+ * oneDNN runs with the same OpenMP thread count (omp_set_num_threads via dlsym). Two ratio
+ * tables close the output: nnedge / oneDNN of the medians and of the minima. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bench_peak.h"
 #include "nnedge/conv.h"
@@ -106,19 +110,44 @@ typedef struct result {
 
 typedef void (*run_fn)(void *ctx);
 
-static result time_it(run_fn fn, void *ctx, int reps) {
-    double t[1000];
-    if (reps > 1000) reps = 1000;
-    fn(ctx); /* warm-up */
-    for (int r = 0; r < reps; r++) {
-        uint64_t t0 = nne_time_ns();
-        fn(ctx);
-        t[r] = (double)(nne_time_ns() - t0) * 1e-9;
-    }
+static result summarize(double *t, int reps) {
     qsort(t, (size_t)reps, sizeof t[0], cmp_double);
     result res = {reps % 2 ? t[reps / 2] : 0.5 * (t[reps / 2 - 1] + t[reps / 2]), t[0],
                   t[reps - 1]};
     return res;
+}
+
+/* Pause before each timed call: long enough that the other implementation's idle threads
+ * have stopped spinning (libgomp's workers spin after a parallel region, GOMP_SPINCOUNT;
+ * nnedge's pool for 50 us), so that neither call competes with the other's leftovers. */
+static long gap_ns = 10000000L; /* --gap-ms */
+
+static void gap(void) {
+    struct timespec ts = {gap_ns / 1000000000L, gap_ns % 1000000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Times fa and, when fb is not NULL, fb, alternating: a, b, a, b, ... so that a load that
+ * drifts during the run (another process on the cores) weighs on both alike, and their
+ * ratio means something even when the absolute times do not. One warm-up call each. */
+static void time_pair(run_fn fa, void *ca, run_fn fb, void *cb, int reps, result *ra, result *rb) {
+    static double ta[1000], tb[1000];
+    if (reps > 1000) reps = 1000;
+    fa(ca);
+    if (fb) fb(cb);
+    for (int r = 0; r < reps; r++) {
+        gap();
+        uint64_t t0 = nne_time_ns();
+        fa(ca);
+        ta[r] = (double)(nne_time_ns() - t0) * 1e-9;
+        if (!fb) continue;
+        gap();
+        t0 = nne_time_ns();
+        fb(cb);
+        tb[r] = (double)(nne_time_ns() - t0) * 1e-9;
+    }
+    *ra = summarize(ta, reps);
+    if (fb) *rb = summarize(tb, reps);
 }
 
 /* ---- nnedge ---------------------------------------------------------------------------- */
@@ -317,6 +346,33 @@ static void print_row(const char *name, const char *dtype, int threads, const ch
     fflush(stdout);
 }
 
+/* One ratio table nnedge / oneDNN from t[thread index][layer, encoder, decoder][dtype][impl]. */
+static void print_ratios(const char *what, double t[8][18][2][2], const layer *layers, int n_layers,
+                         const char *only, const int *thread_list, int n_threads) {
+    printf("\nnnedge / oneDNN (%s; < 1: nnedge is faster)\n\n| layer |", what);
+    for (int s8 = 0; s8 < 2; s8++)
+        for (int ti = 0; ti < n_threads; ti++)
+            printf(" %s %d thr |", s8 ? "int8" : "f32", thread_list[ti]);
+    printf("\n|---|");
+    for (int c = 0; c < 2 * n_threads; c++) printf("---|");
+    printf("\n");
+    for (int li = 0; li < 18; li++) {
+        if (li >= n_layers && li < 16) continue;
+        const char *name = li < 16 ? layers[li].name : li == 16 ? "**encoder**" : "**decoder**";
+        if (only && li < 16 && !strstr(name, only)) continue;
+        printf("| %s |", name);
+        for (int s8 = 0; s8 < 2; s8++)
+            for (int ti = 0; ti < n_threads; ti++) {
+                const double a = t[ti][li][s8][0], b = t[ti][li][s8][1];
+                if (a > 0 && b > 0)
+                    printf(" %.2f |", a / b);
+                else
+                    printf(" - |");
+            }
+        printf("\n");
+    }
+}
+
 int main(int argc, char **argv) {
     int reps = 20;
     const char *only = NULL;
@@ -325,6 +381,8 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc) {
             reps = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--gap-ms") == 0 && i + 1 < argc) {
+            gap_ns = (long)(atof(argv[++i]) * 1e6);
         } else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
             only = argv[++i];
         } else if (strcmp(argv[i], "--height") == 0 && i + 1 < argc) {
@@ -343,12 +401,12 @@ int main(int argc, char **argv) {
             }
         } else {
             fprintf(stderr, "usage: bench_conv [--reps N] [--threads 1,2] [--only NAME] "
-                            "[--height H --width W]\n");
+                            "[--height H --width W] [--gap-ms MS]\n");
             return 2;
         }
     }
-    if (reps < 1 || height < 21 || width < 21) {
-        fprintf(stderr, "bench_conv: --reps >= 1, sizes >= 21\n");
+    if (reps < 1 || height < 21 || width < 21 || gap_ns < 0 || gap_ns > 1000000000L) {
+        fprintf(stderr, "bench_conv: --reps >= 1, sizes >= 21, --gap-ms 0..1000\n");
         return 2;
     }
     const uint32_t cpu = nne_cpu_features();
@@ -390,7 +448,7 @@ int main(int argc, char **argv) {
     printf("|---|---|---|---|---|---|---|---|\n");
     int failures = 0;
     /* medians [thread index][layer, then encoder / decoder total][dtype][impl], 0 = none */
-    static double med[8][18][2][2];
+    static double med[8][18][2][2], mins[8][18][2][2]; /* mins: the same for the minima */
     for (int ti = 0; ti < n_threads; ti++) {
         const int threads = thread_list[ti];
         if (omp_set_threads) omp_set_threads(threads);
@@ -442,25 +500,41 @@ int main(int argc, char **argv) {
                 nne_run_fn(&r);
                 const char *dtype = s8 ? "int8" : "f32";
                 const double peak = s8 ? peak_i[threads] : peak_f[threads];
-                if (!verify(&r)) {
+                const bool ok = verify(&r);
+                if (!ok) {
                     printf("| %s | %s | %d | nnedge | WRONG RESULT | | | |\n", L->name, dtype,
                            threads);
                     failures++;
-                } else {
-                    result res = time_it(nne_run_fn, &r, reps);
-                    tot.t[part][s8][0] += res.med;
-                    med[ti][li][s8][0] = res.med;
-                    print_row(L->name, dtype, threads, "nnedge", L->macs, res, peak);
+                }
+                bool dnnl_ok = false;
+#ifdef NNE_HAVE_DNNL
+                dnnl_run d = {eng, stream, NULL, NULL, NULL, NULL, NULL};
+                dnnl_ok = dnnl_setup(&d, L, s8, s8 ? (void *)xq : x, s8 ? (void *)wq : w,
+                                     s8 ? (void *)bq : b, s8 ? (void *)yq : y, scale, -10, -5);
+#endif
+                result rn = {0, 0, 0}, rd = {0, 0, 0};
+                /* nnedge and oneDNN alternate rep by rep (time_pair) */
+#ifdef NNE_HAVE_DNNL
+                time_pair(nne_run_fn, &r, dnnl_ok ? dnnl_run_fn : NULL, &d, ok ? reps : 1, &rn,
+                          &rd);
+#else
+                time_pair(nne_run_fn, &r, NULL, NULL, ok ? reps : 1, &rn, &rd);
+#endif
+                if (ok) {
+                    tot.t[part][s8][0] += rn.med;
+                    med[ti][li][s8][0] = rn.med;
+                    mins[ti][li][s8][0] = rn.lo;
+                    mins[ti][16 + part][s8][0] += rn.lo;
+                    print_row(L->name, dtype, threads, "nnedge", L->macs, rn, peak);
                 }
                 nne_aligned_free(scratch);
 #ifdef NNE_HAVE_DNNL
-                dnnl_run d = {eng, stream, NULL, NULL, NULL, NULL, NULL};
-                if (dnnl_setup(&d, L, s8, s8 ? (void *)xq : x, s8 ? (void *)wq : w,
-                               s8 ? (void *)bq : b, s8 ? (void *)yq : y, scale, -10, -5)) {
-                    result res = time_it(dnnl_run_fn, &d, reps);
-                    tot.t[part][s8][1] += res.med;
-                    med[ti][li][s8][1] = res.med;
-                    print_row(L->name, dtype, threads, "oneDNN", L->macs, res, peak);
+                if (dnnl_ok) {
+                    tot.t[part][s8][1] += rd.med;
+                    med[ti][li][s8][1] = rd.med;
+                    mins[ti][li][s8][1] = rd.lo;
+                    mins[ti][16 + part][s8][1] += rd.lo;
+                    print_row(L->name, dtype, threads, "oneDNN", L->macs, rd, peak);
                 } else {
                     printf("| %s | %s | %d | oneDNN | unsupported | | | |\n", L->name, dtype,
                            threads);
@@ -490,29 +564,11 @@ int main(int argc, char **argv) {
                            gop, 100 * gop / peak);
                 }
     }
-    /* The ratio table: nnedge / oneDNN medians measured in this run (< 1: nnedge faster). */
-    printf("\nnnedge / oneDNN (ratio of the medians above; < 1: nnedge is faster)\n\n| layer |");
-    for (int s8 = 0; s8 < 2; s8++)
-        for (int ti = 0; ti < n_threads; ti++)
-            printf(" %s %d thr |", s8 ? "int8" : "f32", thread_list[ti]);
-    printf("\n|---|");
-    for (int c = 0; c < 2 * n_threads; c++) printf("---|");
-    printf("\n");
-    for (int li = 0; li < 18; li++) {
-        if (li >= n_layers && li < 16) continue;
-        const char *name = li < 16 ? layers[li].name : li == 16 ? "**encoder**" : "**decoder**";
-        if (only && li < 16 && !strstr(name, only)) continue;
-        printf("| %s |", name);
-        for (int s8 = 0; s8 < 2; s8++)
-            for (int ti = 0; ti < n_threads; ti++) {
-                const double a = med[ti][li][s8][0], b = med[ti][li][s8][1];
-                if (a > 0 && b > 0)
-                    printf(" %.2f |", a / b);
-                else
-                    printf(" - |");
-            }
-        printf("\n");
-    }
+    /* The ratio tables: nnedge / oneDNN measured in this run (< 1: nnedge faster). */
+    print_ratios("ratio of the medians above", med, layers, n_layers, only, thread_list, n_threads);
+    print_ratios("ratio of the minima above; totals: sums of the minima: the least disturbed "
+                 "call of each, when other processes load the machine",
+                 mins, layers, n_layers, only, thread_list, n_threads);
     for (int t = 0; t < 65; t++) nne_threadpool_free(pools[t]);
     return failures ? 1 : 0;
 }

@@ -1,9 +1,14 @@
-/* Direct "band" convolutions for the two shapes the implicit GEMM of conv_fast*.c serves
- * badly (docs/conv.md, "Direct band kernels"):
- *   small K  K = taps * ic <= CONV_BAND_SMALL_K (an RGB first layer: 3x3x3 = 27): the gather
- *            costs as much as the multiplication, and the GEMM's A panel is mostly overhead;
+/* Direct "band" convolutions: every groups-1 convolution and transposed convolution whose
+ * depth fits (docs/conv.md, "Direct band kernels"). Two kernels:
+ *   panel    tile 6 pixels x a panel of 16 output channels, broadcasting the pixels' depth
+ *            elements from the band (the register tile of a GEMM micro-kernel, minus the
+ *            packing of A); used for any oc > CONV_BAND_TINY_N and K = taps * ic up to
+ *            CONV_BAND_MAX_K_F32 / CONV_BAND_MAX_K_S8. First written for K = 27 (an RGB first
+ *            layer, where a gather costs as much as the multiplication), it also beats the
+ *            implicit GEMM of conv_fast*.c on 3x3 x 32..64-channel layers: no gather of
+ *            taps x the input, no separate C tile and output pass (docs/perf.md);
  *   tiny N   oc <= CONV_BAND_TINY_N (an RGB last layer: 3 channels): 3 of every 16 lanes of
- *            a channel panel would do useful work.
+ *            a channel panel would do useful work, so it is vectorized along the depth.
  * Both read their taps straight from a *band*: the input rows and columns one tile of output
  * pixels needs, zero outside the image (padding; taps that reach no input), so the kernels
  * have no border cases and each input element is copied about once instead of taps times.
@@ -29,14 +34,21 @@
 #include "nnedge/conv.h"
 #include "nnedge/gemm.h" /* nne_ops_isa */
 
-#define CONV_BAND_SMALL_K 64 /* depth at or below which the small-K kernel runs */
+/* Largest depth K of the panel kernel. It does not block K, so one 16-channel weight panel
+ * (K x 16 elements) is streamed from L2 per call: up to 64 KiB (f32 1024 x 16 x 4 bytes,
+ * int16 2048 x 16 x 2). Deeper layers take the implicit GEMM, which blocks K (f32). */
+#define CONV_BAND_MAX_K_F32 1024
+#define CONV_BAND_MAX_K_S8  2048
+/* Band bytes one panel-kernel call may read (conv_band_chunk): kept in L1 (32 KiB on Zen 3)
+ * next to a weight panel while the kernel passes over the channel panels. */
+#define CONV_BAND_CALL_BYTES (12 * 1024)
 #define CONV_BAND_TINY_N  4  /* output channels at or below which the tiny-N kernel runs */
 /* Elements past a band that the int8 kernels may read (times zero weights): zeroed. */
 #define CONV_BAND_SLACK 16
 
 typedef enum conv_band_kind {
     CONV_BAND_NONE = 0, /* implicit GEMM */
-    CONV_BAND_SMALLK,
+    CONV_BAND_PANEL,    /* 6 pixels x 16 channels */
     CONV_BAND_TINYN,
 } conv_band_kind;
 
@@ -50,7 +62,7 @@ typedef struct conv_band_run {
 } conv_band_run;
 
 /* f32: y[i][o] = act(bias[o] + sum_k a[i][k] w[o][k]). Packed weights:
- *   small K  [ceil(oc/16)][K][16]            K = nseg * seglen, zero past oc
+ *   panel    [ceil(oc/16)][K][16]            K = nseg * seglen, zero past oc
  *   tiny N   [oc][nseg][round_up(seglen, 8)] zero past seglen */
 typedef void (*conv_band_f32_fn)(const conv_band_run *r, const float *w, const float *bias,
                                  const nne_conv_act *act, float *y);
@@ -64,7 +76,7 @@ typedef struct conv_band_s8_out {
 } conv_band_s8_out;
 
 /* int8: y[i][o] = out(addv[o] + sum_k a[i][k] w[o][k]), a int16 (x - x_zp), w int16:
- *   small K  pairs: [ceil(oc/16)][K2/2][16][2], K2 = nseg * round_up(seglen, 2); a segment of
+ *   panel    pairs: [ceil(oc/16)][K2/2][16][2], K2 = nseg * round_up(seglen, 2); a segment of
  *            odd length is paired with the element after it, whose weight is 0
  *   tiny N   [oc][nseg][round_up(seglen, 16)], zero past seglen (the kernels read up to 15
  *            elements past a segment: CONV_BAND_SLACK)
@@ -73,12 +85,14 @@ typedef struct conv_band_s8_out {
 typedef void (*conv_band_s8_fn)(const conv_band_run *r, const int16_t *w,
                                 const conv_band_s8_out *q, int8_t *y);
 
-void nne_conv_band_f32_smallk__avx2(const conv_band_run *r, const float *w, const float *bias,
-                                    const nne_conv_act *act, float *y);
+void nne_conv_band_f32_panel__avx2(const conv_band_run *r, const float *w, const float *bias,
+                                   const nne_conv_act *act, float *y);
 void nne_conv_band_f32_tinyn__avx2(const conv_band_run *r, const float *w, const float *bias,
                                    const nne_conv_act *act, float *y);
-void nne_conv_band_s8_smallk__avx2(const conv_band_run *r, const int16_t *w,
-                                   const conv_band_s8_out *q, int8_t *y);
+void nne_conv_band_s8_panel__avx2(const conv_band_run *r, const int16_t *w,
+                                  const conv_band_s8_out *q, int8_t *y);
+/* int8 band conversion d[e] = s[e] - zp (int16), n elements (conv_band_s8.c's fill). */
+void nne_conv_band_s8_cvt__avx2(const int8_t *s, int32_t zp, int16_t *d, size_t n);
 void nne_conv_band_s8_tinyn__avx2(const conv_band_run *r, const int16_t *w,
                                   const conv_band_s8_out *q, int8_t *y);
 
@@ -182,13 +196,35 @@ static inline void conv_band_phase_make(const conv_plan *p, int32_t ph, int64_t 
     b->n_tasks = g->n * b->tiles_y * b->tiles_x;
 }
 
-/* Which band kernel, if any, runs the geometry of plan p (groups 1 only). */
-static inline conv_band_kind conv_band_select(const conv_plan *p) {
+/* Tests only: 1 sends every geometry to the implicit GEMM (conv_band_select returns
+ * CONV_BAND_NONE), so that its groups-1 cases stay covered; 0 (default): automatic. Read by
+ * both the scratch size and the run, so set it only between calls. Defined in
+ * conv_band_f32.c. */
+extern int nne_conv_band_disable;
+
+/* Which band kernel, if any, runs the geometry of plan p (groups 1 only); s8: the int8
+ * drivers (their own depth limit). Depends on the geometry only, not on the ISA. */
+static inline conv_band_kind conv_band_select(const conv_plan *p, bool s8) {
     const nne_conv2d_geom *g = &p->g;
-    if (g->groups != 1) return CONV_BAND_NONE;
+    if (g->groups != 1 || nne_conv_band_disable) return CONV_BAND_NONE;
     if (g->oc <= CONV_BAND_TINY_N) return CONV_BAND_TINYN;
-    if (p->k_max <= CONV_BAND_SMALL_K) return CONV_BAND_SMALLK;
+    if (p->k_max <= (s8 ? CONV_BAND_MAX_K_S8 : CONV_BAND_MAX_K_F32)) return CONV_BAND_PANEL;
     return CONV_BAND_NONE;
+}
+
+/* Pixels per panel-kernel call in a tile row of phase b (elem bytes per band element): the
+ * call passes over every 16-channel panel, so the band elements it reads, at most
+ * nseg x (m istep_x ic + seglen), should stay in L1 between panels
+ * (CONV_BAND_CALL_BYTES). A multiple of the kernels' 6-pixel tile, at least 6. Each
+ * pixel's sums do not depend on the call it falls in. Measured on conv2d_3 (252 x 380 x 64,
+ * K = 288), int8: one call per 202-pixel tile row ran the kernel at 19.6 MAC/cycle, calls of
+ * 36-60 pixels at 23 (bench in docs/perf.md). */
+static inline int32_t conv_band_chunk(const conv_band_phase *b, int32_t ic, size_t elem) {
+    const int64_t per_px = (int64_t)(b->nseg > 0 ? b->nseg : 1) * b->c.x.istep * ic * (int64_t)elem;
+    const int64_t fixed = (int64_t)b->nseg * b->seglen * (int64_t)elem;
+    int64_t m = per_px > 0 ? (CONV_BAND_CALL_BYTES - fixed) / per_px : 0;
+    m = m / 6 * 6;
+    return m < 6 ? 6 : m > 1 << 20 ? 1 << 20 : (int32_t)m;
 }
 
 /* Scratch layout shared by the f32 and int8 drivers: global [phase plans][packed weight
@@ -212,7 +248,7 @@ static inline int32_t conv_band_up(int32_t x, int32_t m) { return (x + m - 1) / 
 static inline size_t conv_band_wsize(const conv_band_layout *l, const conv_band_phase *b) {
     const int32_t oc = l->plan.g.oc;
     size_t n;
-    if (l->kind == CONV_BAND_SMALLK)
+    if (l->kind == CONV_BAND_PANEL)
         n = (size_t)conv_band_up(oc, 16) * b->nseg * conv_band_up(b->seglen, l->s8 ? 2 : 1);
     else
         n = (size_t)oc * b->nseg * conv_band_up(b->seglen, l->s8 ? 16 : 8);
@@ -227,7 +263,7 @@ static inline void conv_band_layout_make(conv_band_layout *l, const conv_plan *p
     const size_t elem = s8 ? 2 : 4;
     memset(l, 0, sizeof *l);
     l->plan = *p;
-    l->kind = conv_band_select(p);
+    l->kind = conv_band_select(p, s8);
     l->s8 = s8;
     l->n_phases = p->ph_y * p->ph_x;
     size_t w_elems = 0, band = 0;

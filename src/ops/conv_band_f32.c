@@ -1,16 +1,18 @@
 /* f32 direct band convolutions (conv_band.h, docs/conv.md "Direct band kernels"): the driver
- * conv_fast.c calls for small-K and tiny-N geometries, and the portable kernels.
+ * conv_fast.c calls for every groups-1 layer with K <= CONV_BAND_MAX_K_F32
+ * (panel and tiny-N kernels), and the portable kernels.
  *
  * Per call, serially: the weights of every phase are packed for the kernel (conv_band.h).
  * Per task (one tile of R x C phase pixels of one image): the band is x itself when it lies
- * inside the image, else a zero-padded copy in the thread's scratch; then one kernel call per
- * tile row writes act(bias + conv) straight to y.
+ * inside the image, else a zero-padded copy in the thread's scratch; then kernel calls of
+ * conv_band_chunk pixels per tile row write act(bias + conv) straight to y.
  * Scratch: conv_band_layout. */
 #include <assert.h>
 
 #include "conv_band.h"
 #include "ops_internal.h"
 
+int nne_conv_band_disable = 0; /* conv_band.h: tests only */
 
 /* ---- portable kernels ---------------------------------------------------------------------- */
 
@@ -32,8 +34,8 @@ static void band_f32_ref(const conv_band_run *r, const float *w, const float *bi
         }
 }
 
-static void band_f32_smallk_ref(const conv_band_run *r, const float *w, const float *bias,
-                                const nne_conv_act *act, float *y) {
+static void band_f32_panel_ref(const conv_band_run *r, const float *w, const float *bias,
+                               const nne_conv_act *act, float *y) {
     band_f32_ref(r, w, bias, act, y, false);
 }
 
@@ -98,9 +100,17 @@ static void band_f32_task(void *vctx, int task, int thread) {
     conv_band_run run = {t.cols, b->nseg, b->seglen, g->oc, NULL, (int64_t)b->c.x.istep * g->ic,
                          (int64_t)b->c.x.ostep * g->oc, soff};
     const float *w = (const float *)(const void *)(x->scratch + l->w_off) + x->woff[t.ph];
+    /* panel: calls of `chunk` pixels, whose band part stays in L1 across the channel panels */
+    const int32_t chunk =
+        l->kind == CONV_BAND_PANEL ? conv_band_chunk(b, g->ic, sizeof(float)) : t.cols;
     for (int32_t r = 0; r < t.rows; r++) {
-        run.a = band + (size_t)r * b->c.y.istep * bstride;
-        x->fn(&run, w, x->bias, x->act, x->y + conv_band_y_at(p, &b->c, t.b, t.qy0 + r, t.qx0));
+        const float *a = band + (size_t)r * b->c.y.istep * bstride;
+        float *yr = x->y + conv_band_y_at(p, &b->c, t.b, t.qy0 + r, t.qx0);
+        for (int32_t c0 = 0; c0 < t.cols; c0 += chunk) {
+            run.m = t.cols - c0 < chunk ? t.cols - c0 : chunk;
+            run.a = a + c0 * run.a_step;
+            x->fn(&run, w, x->bias, x->act, yr + (size_t)c0 * run.y_step);
+        }
     }
 }
 
@@ -121,7 +131,7 @@ void nne_conv_band_f32_run(nne_threadpool *pool, const conv_plan *p, const float
         const int32_t K = conv_band_phase_weights(p, &b->c, w, sizeof(float), tmp);
         float *d = wp + at;
         woff[ph] = at;
-        if (l.kind == CONV_BAND_SMALLK) { /* [oc/16][K][16] */
+        if (l.kind == CONV_BAND_PANEL) { /* [oc/16][K][16] */
             for (int32_t o = 0; o < conv_band_up(oc, 16); o++)
                 for (int32_t k = 0; k < K; k++)
                     d[((size_t)(o / 16) * K + k) * 16 + o % 16] =
@@ -137,11 +147,11 @@ void nne_conv_band_f32_run(nne_threadpool *pool, const conv_plan *p, const float
         at += conv_band_wsize(&l, b);
     }
     const bool avx2 = conv_band_use_avx2();
-    conv_band_f32_fn fn = l.kind == CONV_BAND_SMALLK ? band_f32_smallk_ref : band_f32_tinyn_ref;
+    conv_band_f32_fn fn = l.kind == CONV_BAND_PANEL ? band_f32_panel_ref : band_f32_tinyn_ref;
 #if defined(__x86_64__) || defined(__i386__)
     if (avx2)
-        fn = l.kind == CONV_BAND_SMALLK ? nne_conv_band_f32_smallk__avx2
-                                        : nne_conv_band_f32_tinyn__avx2;
+        fn = l.kind == CONV_BAND_PANEL ? nne_conv_band_f32_panel__avx2
+                                       : nne_conv_band_f32_tinyn__avx2;
 #else
     (void)avx2;
 #endif

@@ -1,13 +1,15 @@
 /* int8 direct band convolutions (conv_band.h, docs/conv.md "Direct band kernels"), bit-exact
  * with nne_conv2d_s8__ref / nne_conv_transpose2d_s8__ref: the driver conv_fast_s8.c calls for
- * small-K and tiny-N geometries, and the portable kernels.
+ * every groups-1 layer with K <= CONV_BAND_MAX_K_S8 (panel and tiny-N kernels), and the
+ * portable kernels.
  *
  * Per call, serially: the weights of every phase are packed as int16 for the kernel
  * (conv_band.h) and the output stage is spread per channel (addv = bias, Q31 mantissa, left
  * and right shifts, zero past oc). Per task (one tile of R x C phase pixels of one image):
- * the band is converted to int16 x - x_zp, zero outside the image (padding contributes
- * (x_zp - x_zp) w = 0, as the reference skips it), then one kernel call per tile row writes
- * the requantized outputs straight to y. Integer sums are exact, so every kernel and thread
+ * the band is converted to int16 x - x_zp (AVX2: nne_conv_band_s8_cvt__avx2), zero outside
+ * the image (padding contributes (x_zp - x_zp) w = 0, as the reference skips it), then
+ * kernel calls of conv_band_chunk pixels per tile row write the requantized outputs
+ * straight to y. Integer sums are exact, so every kernel and thread
  * count gives the reference's bytes.
  *
  * Scratch: conv_band_layout. */
@@ -29,7 +31,7 @@ static void band_s8_ref(const conv_band_run *r, const int16_t *w, const conv_ban
             int32_t acc = 0;
             for (int32_t s = 0; s < r->nseg; s++)
                 for (int32_t e = 0; e < r->seglen; e++) {
-                    const int32_t k2 = s * lp2 + e; /* small K: pair k2 / 2, lane k2 % 2 */
+                    const int32_t k2 = s * lp2 + e; /* panel: pair k2 / 2, lane k2 % 2 */
                     const size_t wi = tinyn ? ((size_t)o * r->nseg + s) * lp16 + e
                                             : (((size_t)(o / 16) * K2 / 2 + k2 / 2) * 16 + o % 16) *
                                                       2 + k2 % 2;
@@ -39,8 +41,8 @@ static void band_s8_ref(const conv_band_run *r, const int16_t *w, const conv_ban
         }
 }
 
-static void band_s8_smallk_ref(const conv_band_run *r, const int16_t *w,
-                               const conv_band_s8_out *q, int8_t *y) {
+static void band_s8_panel_ref(const conv_band_run *r, const int16_t *w, const conv_band_s8_out *q,
+                              int8_t *y) {
     band_s8_ref(r, w, q, y, false);
 }
 
@@ -56,6 +58,7 @@ typedef struct band_s8_ctx {
     const conv_band_phase *phases;
     const size_t *woff;
     conv_band_s8_fn fn;
+    bool avx2; /* AVX2 band conversion */
     const int8_t *x;
     int32_t x_zp;
     conv_band_s8_out q;
@@ -66,7 +69,7 @@ typedef struct band_s8_ctx {
 /* int16 x - x_zp copy of tile t's band (rows of bw * ic), zero outside the image, then
  * CONV_BAND_SLACK zeros. */
 static void band_s8_fill(const nne_conv2d_geom *g, const int8_t *x, int32_t x_zp,
-                         const conv_band_tile *t, int16_t *d) {
+                         const conv_band_tile *t, bool avx2, int16_t *d) {
     const size_t ic = (size_t)g->ic, row = (size_t)t->bw * ic;
     int32_t lo, hi;
     conv_band_cols(g, t, &lo, &hi);
@@ -80,7 +83,14 @@ static void band_s8_fill(const nne_conv2d_geom *g, const int8_t *x, int32_t x_zp
         const int8_t *s = x + (((size_t)t->b * g->ih + iy) * g->iw + t->ix0 + lo) * ic;
         const size_t n = (size_t)(hi - lo) * ic;
         int16_t *dd = d + lo * ic;
-        for (size_t e = 0; e < n; e++) dd[e] = (int16_t)(s[e] - x_zp);
+#if defined(__x86_64__) || defined(__i386__)
+        if (avx2) {
+            nne_conv_band_s8_cvt__avx2(s, x_zp, dd, n);
+        } else
+#endif
+        {
+            for (size_t e = 0; e < n; e++) dd[e] = (int16_t)(s[e] - x_zp);
+        }
         memset(d + hi * ic, 0, (size_t)(t->bw - hi) * ic * sizeof *d);
     }
     memset(d, 0, CONV_BAND_SLACK * sizeof *d);
@@ -98,16 +108,24 @@ static void band_s8_task(void *vctx, int task, int thread) {
     int64_t *soff = (int64_t *)(void *)(ts + l->soff_off);
     int64_t bstride = 0; /* no tap reaches this phase: y = out(bias) */
     if (b->nseg) {
-        band_s8_fill(g, x->x, x->x_zp, &t, band);
+        band_s8_fill(g, x->x, x->x_zp, &t, x->avx2, band);
         bstride = (int64_t)t.bw * g->ic;
     }
     conv_band_soff(p, b, bstride, soff);
     conv_band_run run = {t.cols, b->nseg, b->seglen, g->oc, NULL, (int64_t)b->c.x.istep * g->ic,
                          (int64_t)b->c.x.ostep * g->oc, soff};
     const int16_t *w = (const int16_t *)(const void *)(x->scratch + l->w_off) + x->woff[t.ph];
+    /* panel: calls of `chunk` pixels, whose band part stays in L1 across the channel panels */
+    const int32_t chunk =
+        l->kind == CONV_BAND_PANEL ? conv_band_chunk(b, g->ic, sizeof(int16_t)) : t.cols;
     for (int32_t r = 0; r < t.rows; r++) {
-        run.a = band + (size_t)r * b->c.y.istep * bstride;
-        x->fn(&run, w, &x->q, x->y + conv_band_y_at(p, &b->c, t.b, t.qy0 + r, t.qx0));
+        const int16_t *a = band + (size_t)r * b->c.y.istep * bstride;
+        int8_t *yr = x->y + conv_band_y_at(p, &b->c, t.b, t.qy0 + r, t.qx0);
+        for (int32_t c0 = 0; c0 < t.cols; c0 += chunk) {
+            run.m = t.cols - c0 < chunk ? t.cols - c0 : chunk;
+            run.a = a + c0 * run.a_step;
+            x->fn(&run, w, &x->q, yr + (size_t)c0 * run.y_step);
+        }
     }
 }
 
@@ -129,7 +147,7 @@ void nne_conv_band_s8_run(nne_threadpool *pool, const conv_plan *p, const int8_t
         const int32_t K = conv_band_phase_weights(p, &b->c, w, 1, tmp);
         int16_t *d = wp + at;
         woff[ph] = at;
-        if (l.kind == CONV_BAND_SMALLK) { /* pairs [oc/16][K2/2][16][2], zero pads */
+        if (l.kind == CONV_BAND_PANEL) { /* pairs [oc/16][K2/2][16][2], zero pads */
             const int32_t lp2 = conv_band_up(b->seglen, 2), K2 = b->nseg * lp2;
             for (int32_t o = 0; o < ocp; o++)
                 for (int32_t k2 = 0; k2 < K2; k2++) {
@@ -159,17 +177,17 @@ void nne_conv_band_s8_run(nne_threadpool *pool, const conv_plan *p, const int8_t
         q[3 * ocp + o] = rq.shift > 0 ? rq.shift : 0;
     }
     const bool avx2 = conv_band_use_avx2();
-    conv_band_s8_fn fn = l.kind == CONV_BAND_SMALLK ? band_s8_smallk_ref : band_s8_tinyn_ref;
+    conv_band_s8_fn fn = l.kind == CONV_BAND_PANEL ? band_s8_panel_ref : band_s8_tinyn_ref;
 #if defined(__x86_64__) || defined(__i386__)
     if (avx2)
-        fn = l.kind == CONV_BAND_SMALLK ? nne_conv_band_s8_smallk__avx2
-                                        : nne_conv_band_s8_tinyn__avx2;
+        fn =
+            l.kind == CONV_BAND_PANEL ? nne_conv_band_s8_panel__avx2 : nne_conv_band_s8_tinyn__avx2;
 #else
     (void)avx2;
 #endif
     int32_t n_tasks = 0;
     for (int32_t ph = 0; ph < l.n_phases; ph++) n_tasks += phases[ph].n_tasks;
-    band_s8_ctx ctx = {&l,  phases, woff, fn, x, x_zp, {out, q, q + ocp, q + 2 * ocp, q + 3 * ocp},
-                       y, s};
+    band_s8_ctx ctx = {
+        &l, phases, woff, fn, avx2, x, x_zp, {out, q, q + ocp, q + 2 * ocp, q + 3 * ocp}, y, s};
     nne_threadpool_run(pool, n_tasks, band_s8_task, &ctx);
 }

@@ -1,6 +1,8 @@
 /* Fast f32 convolution and transposed convolution for inference (include/nnedge/conv.h,
  * docs/conv.md): implicit GEMM over output tiles on top of nne_gemm_f32, with the bias and
- * the activation applied to each tile while it is in cache.
+ * the activation applied to each tile while it is in cache. Groups-1 layers with
+ * K <= CONV_BAND_MAX_K_F32 go to the direct band kernels instead (conv_band.h: faster on every
+ * cae-seed layer, docs/perf.md); this path runs grouped / depthwise and deeper layers.
  *
  * Per task (one tile of `tile_px` output pixels of one phase, conv_plan.h), per group:
  *   cols [P][K]   = gather of the tile's taps (zero for padding), K = taps * icg
@@ -75,7 +77,7 @@ static size_t conv_f32_scratch(const nne_conv2d_geom *g, bool transposed, int th
     conv_f32_layout l;
     conv_f32_layout_make(&l, g, transposed);
     const size_t gemm = l.w_bytes + l.per_thread * (size_t)(threads < 1 ? 1 : threads);
-    if (conv_band_select(&l.plan) == CONV_BAND_NONE) return gemm;
+    if (conv_band_select(&l.plan, false) == CONV_BAND_NONE) return gemm;
     /* the band kernels, or the GEMM path of the exact variants: one size serves both */
     const size_t band = conv_band_scratch(&l.plan, false, threads);
     return band > gemm ? band : gemm;
@@ -167,8 +169,8 @@ static void conv_f32_run(nne_threadpool *pool, const nne_conv2d_geom *g, bool tr
            (act->slope && (act->n_slope == 1 || act->n_slope == g->oc)));
     conv_f32_layout l;
     conv_f32_layout_make(&l, g, transposed);
-    /* small K or tiny N: conv_band.h (FMA kernels, so not for the exact variants) */
-    if (!exact && conv_band_select(&l.plan) != CONV_BAND_NONE) {
+    /* groups 1: conv_band.h (FMA kernels, so not for the exact variants) */
+    if (!exact && conv_band_select(&l.plan, false) != CONV_BAND_NONE) {
         nne_conv_band_f32_run(pool, &l.plan, x, w, bias, act, y, scratch);
         return;
     }

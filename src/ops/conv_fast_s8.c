@@ -1,5 +1,7 @@
 /* Fast int8 convolution and transposed convolution (include/nnedge/conv.h, docs/conv.md),
- * bit-exact with nne_conv2d_s8__ref / nne_conv_transpose2d_s8__ref.
+ * bit-exact with nne_conv2d_s8__ref / nne_conv_transpose2d_s8__ref. Groups-1 layers with
+ * K <= CONV_BAND_MAX_K_S8 go to the direct band kernels instead (conv_band.h, docs/perf.md);
+ * this implicit GEMM runs grouped / depthwise and deeper layers.
  *
  * The same tiles and phases as the f32 kernels (conv_plan.h). Per call, serially: the
  * weights of every (phase, group) are packed into micro-kernel panels (conv_s8_kernels.h)
@@ -121,7 +123,8 @@ static void conv_s8_layout_make(conv_s8_layout *l, const nne_conv2d_geom *g, boo
 static size_t conv_s8_scratch(const nne_conv2d_geom *g, bool transposed, int threads) {
     conv_s8_layout l;
     conv_s8_layout_make(&l, g, transposed);
-    if (conv_band_select(&l.plan) != CONV_BAND_NONE) return conv_band_scratch(&l.plan, true, threads);
+    if (conv_band_select(&l.plan, true) != CONV_BAND_NONE)
+        return conv_band_scratch(&l.plan, true, threads);
     return l.global + l.per_thread * (size_t)(threads < 1 ? 1 : threads);
 }
 
@@ -270,7 +273,7 @@ static void conv_s8_run(nne_threadpool *pool, const nne_conv2d_geom *g, bool tra
     conv_s8_layout l;
     conv_s8_layout_make(&l, g, transposed);
     const conv_plan *p = &l.plan;
-    if (conv_band_select(p) != CONV_BAND_NONE) { /* small K or tiny N: conv_band.h */
+    if (conv_band_select(p, true) != CONV_BAND_NONE) { /* groups 1: conv_band.h */
         nne_conv_band_s8_run(pool, p, x, x_zp, w, bias, out, y, scratch);
         return;
     }

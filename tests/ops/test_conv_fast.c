@@ -18,9 +18,15 @@
 
 #include "nnedge/conv.h"
 #include "nnedge/gemm.h"
+#include "ops/conv_band.h" /* nne_conv_band_disable, CONV_BAND_* */
 #include "testutil.h"
 
 static const char *const isas[] = {"ref", "avx2", "avx512"};
+
+/* Whether check_*_geom also runs a groups-1 geometry on the implicit GEMM (forced with
+ * nne_conv_band_disable; the default sends it to the band kernels): on for the random
+ * suites, so that both paths keep their coverage; off for the band-specific tests. */
+static bool also_gemm;
 
 static void rand_geom(nne_test_rng *r, bool transposed, nne_conv2d_geom *g) {
     for (;;) {
@@ -117,50 +123,55 @@ static void check_f32_geom(nne_test_rng *r, nne_conv2d_geom g, bool transposed,
     if (act.kind == NNE_CONV_ACT_RELU) nne_relu_f32__ref(ny, yr, yr);
     if (act.kind == NNE_CONV_ACT_PRELU) nne_prelu_f32__ref(ny / c, g.oc, yr, slope, act.n_slope, yr);
     const double k = (double)g.kh * g.kw * (g.ic / g.groups);
-    size_t ss = transposed ? nne_conv_transpose2d_f32_scratch_size(&g, 2)
-                           : nne_conv2d_f32_scratch_size(&g, 2);
-    void *scratch = nne_aligned_alloc(ss ? ss : 64);
-    for (size_t v = 0; v < sizeof isas / sizeof isas[0]; v++) {
-        if (!nne_ops_isa_supported(isas[v])) continue;
-        CHECK_OK(nne_ops_set_isa(isas[v]));
-        for (size_t i = 0; i < ny; i++) y1[i] = y2[i] = NAN;
-        if (transposed) {
-            nne_conv_transpose2d_f32(NULL, &g, x, w, has_bias ? b : NULL, &act, y1, scratch);
-            nne_conv_transpose2d_f32(pool2, &g, x, w, has_bias ? b : NULL, &act, y2, scratch);
-        } else {
-            nne_conv2d_f32(NULL, &g, x, w, has_bias ? b : NULL, &act, y1, scratch);
-            nne_conv2d_f32(pool2, &g, x, w, has_bias ? b : NULL, &act, y2, scratch);
-        }
-        CHECK_MSG(memcmp(y1, y2, ny * sizeof *y1) == 0, "%s %s: 1 vs 2 threads differ", isas[v],
-                  desc);
-        size_t bad = 0, first = 0;
-        for (size_t i = 0; i < ny; i++) {
-            const double tol = NNE_CONV_F32_TOL * (k + 2) * ya[i];
-            if (!(fabs((double)y1[i] - yr[i]) <= tol)) {
-                if (!bad) first = i;
-                bad++;
+    /* groups 1 runs on the band kernels; path 1 forces the implicit GEMM (also_gemm) */
+    for (int path = 0; path < (g.groups == 1 && also_gemm ? 2 : 1); path++) {
+        nne_conv_band_disable = path;
+        size_t ss = transposed ? nne_conv_transpose2d_f32_scratch_size(&g, 2)
+                               : nne_conv2d_f32_scratch_size(&g, 2);
+        void *scratch = nne_aligned_alloc(ss ? ss : 64);
+        for (size_t v = 0; v < sizeof isas / sizeof isas[0]; v++) {
+            if (!nne_ops_isa_supported(isas[v])) continue;
+            CHECK_OK(nne_ops_set_isa(isas[v]));
+            for (size_t i = 0; i < ny; i++) y1[i] = y2[i] = NAN;
+            if (transposed) {
+                nne_conv_transpose2d_f32(NULL, &g, x, w, has_bias ? b : NULL, &act, y1, scratch);
+                nne_conv_transpose2d_f32(pool2, &g, x, w, has_bias ? b : NULL, &act, y2, scratch);
+            } else {
+                nne_conv2d_f32(NULL, &g, x, w, has_bias ? b : NULL, &act, y1, scratch);
+                nne_conv2d_f32(pool2, &g, x, w, has_bias ? b : NULL, &act, y2, scratch);
+            }
+            CHECK_MSG(memcmp(y1, y2, ny * sizeof *y1) == 0, "%s %s%s: 1 vs 2 threads differ",
+                      isas[v], path ? "(gemm) " : "", desc);
+            size_t bad = 0, first = 0;
+            for (size_t i = 0; i < ny; i++) {
+                const double tol = NNE_CONV_F32_TOL * (k + 2) * ya[i];
+                if (!(fabs((double)y1[i] - yr[i]) <= tol)) {
+                    if (!bad) first = i;
+                    bad++;
+                }
+            }
+            CHECK_MSG(bad == 0, "%s %s%s%s act %d: %zu bad, first [%zu] %.9g vs ref %.9g", isas[v],
+                      path ? "(gemm) " : "", transposed ? "T " : "", desc, (int)act.kind, bad,
+                      first, (double)y1[first], (double)yr[first]);
+            /* The exact variants (never on the band kernels): the reference's bits, serial
+             * and on 2 threads. */
+            for (int t = 0; t < 2 && path == 0; t++) {
+                float *ye = t ? y2 : y1;
+                for (size_t i = 0; i < ny; i++) ye[i] = NAN;
+                if (transposed)
+                    nne_conv_transpose2d_f32_exact(t ? pool2 : NULL, &g, x, w,
+                                                   has_bias ? b : NULL, &act, ye, scratch);
+                else
+                    nne_conv2d_f32_exact(t ? pool2 : NULL, &g, x, w, has_bias ? b : NULL, &act,
+                                         ye, scratch);
+                CHECK_MSG(memcmp(ye, yr, ny * sizeof *ye) == 0,
+                          "%s exact %s%s act %d, %d thread(s): not the reference's bits",
+                          isas[v], transposed ? "T " : "", desc, (int)act.kind, t + 1);
             }
         }
-        CHECK_MSG(bad == 0, "%s %s%s act %d: %zu bad, first [%zu] %.9g vs ref %.9g", isas[v],
-                  transposed ? "T " : "", desc, (int)act.kind, bad, first, (double)y1[first],
-                  (double)yr[first]);
-        /* The exact variants: the reference's bits, serial and on 2 threads. */
-        for (int t = 0; t < 2; t++) {
-            float *ye = t ? y2 : y1;
-            for (size_t i = 0; i < ny; i++) ye[i] = NAN;
-            if (transposed)
-                nne_conv_transpose2d_f32_exact(t ? pool2 : NULL, &g, x, w, has_bias ? b : NULL,
-                                               &act, ye, scratch);
-            else
-                nne_conv2d_f32_exact(t ? pool2 : NULL, &g, x, w, has_bias ? b : NULL, &act, ye,
-                                     scratch);
-            CHECK_MSG(memcmp(ye, yr, ny * sizeof *ye) == 0,
-                      "%s exact %s%s act %d, %d thread(s): "
-                      "not the reference's bits",
-                      isas[v], transposed ? "T " : "", desc, (int)act.kind, t + 1);
-        }
+        nne_aligned_free(scratch);
     }
-    nne_aligned_free(scratch);
+    nne_conv_band_disable = 0;
     free(x), free(ax), free(w), free(aw), free(b), free(ab), free(slope);
     free(yr), free(ya), free(y1), free(y2);
 }
@@ -175,14 +186,18 @@ static nne_threadpool *pool2;
 
 static void test_conv2d_f32_random(void) {
     nne_test_rng r;
+    also_gemm = true;
     nne_test_rng_seed(&r, 1);
     for (int i = 0; i < 60; i++) check_f32_case(&r, false, pool2);
+    also_gemm = false;
 }
 
 static void test_conv_transpose2d_f32_random(void) {
     nne_test_rng r;
+    also_gemm = true;
     nne_test_rng_seed(&r, 2);
     for (int i = 0; i < 60; i++) check_f32_case(&r, true, pool2);
+    also_gemm = false;
 }
 
 /* cae-seed's shapes at a small size (3x3 valid, strides 1 and 2, output padding 1): the
@@ -280,34 +295,40 @@ static void check_s8_geom(nne_test_rng *r, nne_conv2d_geom g, bool transposed,
         nne_conv_transpose2d_s8__ref(&g, x, x_zp, w, has_bias ? bias : NULL, &out, yr);
     else
         nne_conv2d_s8__ref(&g, x, x_zp, w, has_bias ? bias : NULL, &out, yr);
-    size_t ss = transposed ? nne_conv_transpose2d_s8_scratch_size(&g, 2)
-                           : nne_conv2d_s8_scratch_size(&g, 2);
-    void *scratch = nne_aligned_alloc(ss ? ss : 64);
-    for (size_t v = 0; v < sizeof isas / sizeof isas[0]; v++) {
-        if (!nne_ops_isa_supported(isas[v])) continue;
-        CHECK_OK(nne_ops_set_isa(isas[v]));
-        memset(y1, 0x5a, ny);
-        memset(y2, 0xa5, ny);
-        if (transposed) {
-            nne_conv_transpose2d_s8(NULL, &g, x, x_zp, w, has_bias ? bias : NULL, &out, y1,
-                                    scratch);
-            nne_conv_transpose2d_s8(pool, &g, x, x_zp, w, has_bias ? bias : NULL, &out, y2,
-                                    scratch);
-        } else {
-            nne_conv2d_s8(NULL, &g, x, x_zp, w, has_bias ? bias : NULL, &out, y1, scratch);
-            nne_conv2d_s8(pool, &g, x, x_zp, w, has_bias ? bias : NULL, &out, y2, scratch);
-        }
-        size_t bad = 0, first = 0;
-        for (size_t i = 0; i < ny; i++)
-            if (y1[i] != yr[i] || y2[i] != yr[i]) {
-                if (!bad) first = i;
-                bad++;
+    for (int path = 0; path < (g.groups == 1 && also_gemm ? 2 : 1); path++) { /* as f32 */
+        nne_conv_band_disable = path;
+        size_t ss = transposed ? nne_conv_transpose2d_s8_scratch_size(&g, 2)
+                               : nne_conv2d_s8_scratch_size(&g, 2);
+        void *scratch = nne_aligned_alloc(ss ? ss : 64);
+        for (size_t v = 0; v < sizeof isas / sizeof isas[0]; v++) {
+            if (!nne_ops_isa_supported(isas[v])) continue;
+            CHECK_OK(nne_ops_set_isa(isas[v]));
+            memset(y1, 0x5a, ny);
+            memset(y2, 0xa5, ny);
+            if (transposed) {
+                nne_conv_transpose2d_s8(NULL, &g, x, x_zp, w, has_bias ? bias : NULL, &out, y1,
+                                        scratch);
+                nne_conv_transpose2d_s8(pool, &g, x, x_zp, w, has_bias ? bias : NULL, &out, y2,
+                                        scratch);
+            } else {
+                nne_conv2d_s8(NULL, &g, x, x_zp, w, has_bias ? bias : NULL, &out, y1, scratch);
+                nne_conv2d_s8(pool, &g, x, x_zp, w, has_bias ? bias : NULL, &out, y2, scratch);
             }
-        CHECK_MSG(bad == 0, "%s (%s) %s%s zp %d mode %d count %d: %zu differ, first [%zu] %d %d ref %d",
-                  isas[v], nne_conv_s8_isa(), transposed ? "T " : "", desc, (int)x_zp,
-                  (int)out.mode, (int)out.count, bad, first, y1[first], y2[first], yr[first]);
+            size_t bad = 0, first = 0;
+            for (size_t i = 0; i < ny; i++)
+                if (y1[i] != yr[i] || y2[i] != yr[i]) {
+                    if (!bad) first = i;
+                    bad++;
+                }
+            CHECK_MSG(bad == 0,
+                      "%s (%s) %s%s%s zp %d mode %d count %d: %zu differ, first [%zu] %d %d ref %d",
+                      isas[v], nne_conv_s8_isa(), path ? "(gemm) " : "", transposed ? "T " : "",
+                      desc, (int)x_zp, (int)out.mode, (int)out.count, bad, first, y1[first],
+                      y2[first], yr[first]);
+        }
+        nne_aligned_free(scratch);
     }
-    nne_aligned_free(scratch);
+    nne_conv_band_disable = 0;
     free(x), free(w), free(yr), free(y1), free(y2), free(bias), free(rq);
 }
 
@@ -319,14 +340,18 @@ static void check_s8_case(nne_test_rng *r, bool transposed, nne_threadpool *pool
 
 static void test_conv2d_s8_random(void) {
     nne_test_rng r;
+    also_gemm = true;
     nne_test_rng_seed(&r, 11);
     for (int i = 0; i < 80; i++) check_s8_case(&r, false, pool2);
+    also_gemm = false;
 }
 
 static void test_conv_transpose2d_s8_random(void) {
     nne_test_rng r;
+    also_gemm = true;
     nne_test_rng_seed(&r, 12);
     for (int i = 0; i < 80; i++) check_s8_case(&r, true, pool2);
+    also_gemm = false;
 }
 
 /* ---- direct band kernels (src/ops/conv_band.h) ------------------------------------------ */
@@ -402,6 +427,72 @@ static void test_band_cae_layers(void) {
     }
 }
 
+/* The panel kernel on deep layers (cae-seed's middle layers and channel counts that are not
+ * multiples of 16), on rows wide enough that a tile row is cut into several kernel calls
+ * (conv_band_chunk: 6..60 pixels here, rows of 39..162) with a ragged last call; stride 1 and 2,
+ * dilation 2, padding, and the transposed cousins (phases). Then the depth limits: K just under and
+ * over CONV_BAND_MAX_K_F32 (f32 band / GEMM) and CONV_BAND_MAX_K_S8 (int8 band / GEMM). */
+static void test_band_panel_deep(void) {
+    nne_test_rng r;
+    nne_test_rng_seed(&r, 23);
+    const int32_t ch[][2] = {{32, 32}, {32, 64}, {64, 64}, {64, 32}, {37, 45}, {61, 19}};
+    for (int l = 0; l < 12; l++) {
+        const bool transposed = l >= 6;
+        nne_conv2d_geom g = {.n = 1 + (l & 1),
+                             .ih = 5,
+                             .iw = 80,
+                             .kh = 3,
+                             .kw = 3,
+                             .dil_h = 1,
+                             .dil_w = 1,
+                             .groups = 1};
+        g.ic = ch[l % 6][0], g.oc = ch[l % 6][1];
+        g.stride_h = g.stride_w = (l % 6) & 1 ? 2 : 1;
+        if (l % 6 == 4) g.dil_w = 2, g.pad_l = 2, g.pad_r = 1;
+        if (l % 6 == 5) g.pad_t = 1, g.pad_b = 1, g.pad_l = 1, g.pad_r = 1;
+        if (transposed) {
+            g.out_pad_h = g.out_pad_w = g.stride_h - 1;
+            g.oh = nne_conv_transpose_out_dim(g.ih, 3, g.stride_h, g.dil_h, g.pad_t, g.pad_b,
+                                              g.out_pad_h);
+            g.ow = nne_conv_transpose_out_dim(g.iw, 3, g.stride_w, g.dil_w, g.pad_l, g.pad_r,
+                                              g.out_pad_w);
+        } else {
+            g.oh = nne_conv_out_dim(g.ih, 3, g.stride_h, g.dil_h, g.pad_t, g.pad_b);
+            g.ow = nne_conv_out_dim(g.iw, 3, g.stride_w, g.dil_w, g.pad_l, g.pad_r);
+        }
+        check_f32_geom(&r, g, transposed, pool2);
+        check_s8_geom(&r, g, transposed, pool2);
+    }
+    /* 3x3 kernels: K = 9 ic; f32 limit 1024 (ic 113 -> 1017, 114 -> 1026), int8 limit 2048
+     * (ic 227 -> 2043, 228 -> 2052) */
+    const int32_t deep_ic[] = {113, 114, 227, 228};
+    for (int i = 0; i < 4; i++) {
+        nne_conv2d_geom g = {.n = 1,
+                             .ih = 5,
+                             .iw = 9,
+                             .ic = deep_ic[i],
+                             .oc = 20,
+                             .kh = 3,
+                             .kw = 3,
+                             .stride_h = 1,
+                             .stride_w = 1,
+                             .dil_h = 1,
+                             .dil_w = 1,
+                             .pad_l = 1,
+                             .pad_r = 1,
+                             .groups = 1,
+                             .oh = 3,
+                             .ow = 9};
+        conv_plan p;
+        conv_plan_make(&p, &g, false, 1 << 16, 24);
+        CHECK(conv_band_select(&p, i >= 2) == (i & 1 ? CONV_BAND_NONE : CONV_BAND_PANEL));
+        if (i < 2)
+            check_f32_geom(&r, g, false, pool2);
+        else
+            check_s8_geom(&r, g, false, pool2);
+    }
+}
+
 /* The micro-kernel names follow the ISA; VNNI only where the CPU has it. */
 static void test_s8_isa_names(void) {
     CHECK_OK(nne_ops_set_isa("ref"));
@@ -459,6 +550,7 @@ int main(void) {
     NNE_RUN(test_conv_transpose2d_s8_random);
     NNE_RUN(test_band_random);
     NNE_RUN(test_band_cae_layers);
+    NNE_RUN(test_band_panel_deep);
     NNE_RUN(test_s8_isa_names);
     nne_threadpool_free(pool2);
     nne_ops_set_isa(NULL);

@@ -1,7 +1,7 @@
 /* f32 direct band kernels, AVX2 + FMA (conv_band.h; compiled with -mavx2 -mfma and reached
  * only through conv_band_f32.c when the CPU has both).
  *
- * small K: tile 6 pixels x 16 channels: 12 ymm accumulators, 2 weight vectors, 1 broadcast.
+ * panel: tile 6 pixels x 16 channels: 12 ymm accumulators, 2 weight vectors, 1 broadcast.
  *   Per depth step: 2 weight loads + 6 broadcasts from the band (vbroadcastss from memory is
  *   a plain load on Zen and Intel), 12 FMAs. No packing of A: the band is read in place, so
  *   a K = 27 layer does no gather at all. Bias and activation on the registers, then y.
@@ -34,8 +34,8 @@ static inline __m256 act8(__m256 v, nne_conv_act_kind kind, __m256 slope) {
 
 #define MR 6
 
-void nne_conv_band_f32_smallk__avx2(const conv_band_run *r, const float *w, const float *bias,
-                                    const nne_conv_act *act, float *y) {
+void nne_conv_band_f32_panel__avx2(const conv_band_run *r, const float *w, const float *bias,
+                                   const nne_conv_act *act, float *y) {
     const float *a = r->a;
     const int32_t K = r->nseg * r->seglen;
     const nne_conv_act_kind kind = act ? act->kind : NNE_CONV_ACT_NONE;

@@ -181,13 +181,28 @@ int32_t nne_s8_output__avx2(int32_t n, const int32_t *acc, const int32_t *addv,
 
 /* ---- direct band kernels (conv_band.h) ----------------------------------------------------- */
 
-#define BMR 6 /* small K: pixels per tile */
+/* Band conversion d[e] = s[e] - zp as int16, 32 elements per step (vpmovsxbw, vpsubw:
+ * |s - zp| <= 255, exact), the tail in C. */
+void nne_conv_band_s8_cvt__avx2(const int8_t *s, int32_t zp, int16_t *d, size_t n) {
+    const __m256i z = _mm256_set1_epi16((int16_t)zp);
+    size_t e = 0;
+    for (; e + 32 <= n; e += 32) {
+        const __m256i v = _mm256_loadu_si256((const __m256i *)(s + e));
+        const __m256i lo = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(v));
+        const __m256i hi = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(v, 1));
+        _mm256_storeu_si256((__m256i *)(d + e), _mm256_sub_epi16(lo, z));
+        _mm256_storeu_si256((__m256i *)(d + e + 16), _mm256_sub_epi16(hi, z));
+    }
+    for (; e < n; e++) d[e] = (int16_t)(s[e] - zp);
+}
 
-/* small K, tile 6 pixels x 16 channels: 12 accumulators, 2 weight vectors, 1 broadcast pair.
+#define BMR 6 /* panel kernel: pixels per tile */
+
+/* panel, tile 6 pixels x 16 channels: 12 accumulators, 2 weight vectors, 1 broadcast pair.
  * Per pair of depth elements: 2 weight loads, 6 broadcasts of an int16 pair of the band,
  * 12 vpmaddwd + 12 vpaddd (exact, see the top). The output stage runs on the registers. */
-void nne_conv_band_s8_smallk__avx2(const conv_band_run *r, const int16_t *w,
-                                   const conv_band_s8_out *q, int8_t *y) {
+void nne_conv_band_s8_panel__avx2(const conv_band_run *r, const int16_t *w,
+                                  const conv_band_s8_out *q, int8_t *y) {
     const int16_t *a = r->a;
     const int32_t np = (r->seglen + 1) / 2, K2 = r->nseg * np * 2; /* pairs per segment */
     const nne_qoutput *out = q->out;
