@@ -77,9 +77,8 @@ static int load_layers(int32_t h, int32_t w, layer *out, int cap) {
             L->transposed = nd->op == NNE_OP_CONV_TRANSPOSE2D;
             L->prelu = i + 1 < g->n_nodes && g->nodes[i + 1].op == NNE_OP_PRELU;
             const nne_conv2d_geom *c = &L->g;
-            L->macs = L->transposed
-                          ? (double)c->n * c->ih * c->iw * c->kh * c->kw * c->ic * c->oc
-                          : (double)c->n * c->oh * c->ow * c->kh * c->kw * c->ic * c->oc;
+            L->macs = L->transposed ? (double)c->n * c->ih * c->iw * c->kh * c->kw * c->ic * c->oc
+                                    : (double)c->n * c->oh * c->ow * c->kh * c->kw * c->ic * c->oc;
         }
         nne_graph_free(g);
     }
@@ -333,8 +332,12 @@ static void dnnl_teardown(dnnl_run *d) {
 
 /* ---- main ------------------------------------------------------------------------------ */
 
+/* Row dtypes: "int8 w7" is int8 with weights in [-64, 64] (nnedge quantize --weight-bits 7),
+ * which the w7 band kernel (vpmaddubsw, docs/conv.md) runs; oneDNN gets the same weights. */
+static const char *const dtypes[3] = {"f32", "int8", "int8 w7"};
+
 typedef struct total {
-    double t[2][2][2]; /* [part][dtype][impl] seconds at the current thread count */
+    double t[2][3][2]; /* [part][dtype][impl] seconds at the current thread count */
     double macs[2];
 } total;
 
@@ -347,23 +350,22 @@ static void print_row(const char *name, const char *dtype, int threads, const ch
 }
 
 /* One ratio table nnedge / oneDNN from t[thread index][layer, encoder, decoder][dtype][impl]. */
-static void print_ratios(const char *what, double t[8][18][2][2], const layer *layers, int n_layers,
+static void print_ratios(const char *what, double t[8][18][3][2], const layer *layers, int n_layers,
                          const char *only, const int *thread_list, int n_threads) {
     printf("\nnnedge / oneDNN (%s; < 1: nnedge is faster)\n\n| layer |", what);
-    for (int s8 = 0; s8 < 2; s8++)
-        for (int ti = 0; ti < n_threads; ti++)
-            printf(" %s %d thr |", s8 ? "int8" : "f32", thread_list[ti]);
+    for (int dt = 0; dt < 3; dt++)
+        for (int ti = 0; ti < n_threads; ti++) printf(" %s %d thr |", dtypes[dt], thread_list[ti]);
     printf("\n|---|");
-    for (int c = 0; c < 2 * n_threads; c++) printf("---|");
+    for (int c = 0; c < 3 * n_threads; c++) printf("---|");
     printf("\n");
     for (int li = 0; li < 18; li++) {
         if (li >= n_layers && li < 16) continue;
         const char *name = li < 16 ? layers[li].name : li == 16 ? "**encoder**" : "**decoder**";
         if (only && li < 16 && !strstr(name, only)) continue;
         printf("| %s |", name);
-        for (int s8 = 0; s8 < 2; s8++)
+        for (int dt = 0; dt < 3; dt++)
             for (int ti = 0; ti < n_threads; ti++) {
-                const double a = t[ti][li][s8][0], b = t[ti][li][s8][1];
+                const double a = t[ti][li][dt][0], b = t[ti][li][dt][1];
                 if (a > 0 && b > 0)
                     printf(" %.2f |", a / b);
                 else
@@ -448,13 +450,13 @@ int main(int argc, char **argv) {
     printf("|---|---|---|---|---|---|---|---|\n");
     int failures = 0;
     /* medians [thread index][layer, then encoder / decoder total][dtype][impl], 0 = none */
-    static double med[8][18][2][2], mins[8][18][2][2]; /* mins: the same for the minima */
+    static double med[8][18][3][2], mins[8][18][3][2]; /* mins: the same for the minima */
     for (int ti = 0; ti < n_threads; ti++) {
         const int threads = thread_list[ti];
         if (omp_set_threads) omp_set_threads(threads);
         total tot;
         memset(&tot, 0, sizeof tot);
-        bool have_dnnl[2][2] = {{true, true}, {true, true}};
+        bool have_dnnl[2][3] = {{true, true, true}, {true, true, true}};
         for (int li = 0; li < n_layers; li++) {
             const layer *L = &layers[li];
             if (only && !strstr(L->name, only)) continue;
@@ -468,12 +470,15 @@ int main(int argc, char **argv) {
             float *b = nne_aligned_alloc((size_t)g->oc * 4), *y = nne_aligned_alloc(ny * 4);
             float *slope = nne_aligned_alloc((size_t)g->oc * 4);
             int8_t *xq = nne_aligned_alloc(nx), *wq = nne_aligned_alloc(nw);
+            int8_t *wq7 = nne_aligned_alloc(nw);
             int8_t *yq = nne_aligned_alloc(ny);
             int32_t *bq = nne_aligned_alloc((size_t)g->oc * 4);
             nne_requant *rq = nne_aligned_alloc((size_t)g->oc * sizeof *rq);
-            for (size_t i = 0; i < nx; i++) x[i] = (float)rnd(), xq[i] = (int8_t)(rnd() * 256 - 128);
+            for (size_t i = 0; i < nx; i++)
+                x[i] = (float)rnd(), xq[i] = (int8_t)(rnd() * 256 - 128);
             for (size_t i = 0; i < nw; i++)
-                w[i] = (float)(rnd() - 0.5) * 0.2f, wq[i] = (int8_t)(rnd() * 254 - 127);
+                w[i] = (float)(rnd() - 0.5) * 0.2f, wq[i] = (int8_t)(rnd() * 254 - 127),
+                wq7[i] = (int8_t)(rnd() * 128 - 64);
             for (int32_t o = 0; o < g->oc; o++) {
                 b[o] = (float)(rnd() - 0.5), slope[o] = 0.25f;
                 bq[o] = (int32_t)(rnd() * 2000 - 1000);
@@ -489,16 +494,18 @@ int main(int argc, char **argv) {
             }
             const nne_conv_act act = {L->prelu ? NNE_CONV_ACT_PRELU : NNE_CONV_ACT_NONE, slope,
                                       g->oc};
-            for (int s8 = 0; s8 < 2; s8++) {
+            for (int dt = 0; dt < 3; dt++) {
+                const int s8 = dt > 0;
+                int8_t *wqd = dt == 2 ? wq7 : wq;
                 size_t ss = s8 ? (L->transposed ? nne_conv_transpose2d_s8_scratch_size(g, threads)
                                                 : nne_conv2d_s8_scratch_size(g, threads))
                                : (L->transposed ? nne_conv_transpose2d_f32_scratch_size(g, threads)
                                                 : nne_conv2d_f32_scratch_size(g, threads));
                 void *scratch = nne_aligned_alloc(ss);
-                nne_run r = {L, pools[threads], s8, x, w, b, y, &act, xq, wq, -10, bq, &out, yq,
-                             scratch};
+                nne_run r = {L,  pools[threads], s8, x,      w, b, y, &act, xq, wqd, -10,
+                             bq, &out,           yq, scratch};
                 nne_run_fn(&r);
-                const char *dtype = s8 ? "int8" : "f32";
+                const char *dtype = dtypes[dt];
                 const double peak = s8 ? peak_i[threads] : peak_f[threads];
                 const bool ok = verify(&r);
                 if (!ok) {
@@ -509,7 +516,7 @@ int main(int argc, char **argv) {
                 bool dnnl_ok = false;
 #ifdef NNE_HAVE_DNNL
                 dnnl_run d = {eng, stream, NULL, NULL, NULL, NULL, NULL};
-                dnnl_ok = dnnl_setup(&d, L, s8, s8 ? (void *)xq : x, s8 ? (void *)wq : w,
+                dnnl_ok = dnnl_setup(&d, L, s8, s8 ? (void *)xq : x, s8 ? (void *)wqd : w,
                                      s8 ? (void *)bq : b, s8 ? (void *)yq : y, scale, -10, -5);
 #endif
                 result rn = {0, 0, 0}, rd = {0, 0, 0};
@@ -521,47 +528,48 @@ int main(int argc, char **argv) {
                 time_pair(nne_run_fn, &r, NULL, NULL, ok ? reps : 1, &rn, &rd);
 #endif
                 if (ok) {
-                    tot.t[part][s8][0] += rn.med;
-                    med[ti][li][s8][0] = rn.med;
-                    mins[ti][li][s8][0] = rn.lo;
-                    mins[ti][16 + part][s8][0] += rn.lo;
+                    tot.t[part][dt][0] += rn.med;
+                    med[ti][li][dt][0] = rn.med;
+                    mins[ti][li][dt][0] = rn.lo;
+                    mins[ti][16 + part][dt][0] += rn.lo;
                     print_row(L->name, dtype, threads, "nnedge", L->macs, rn, peak);
                 }
                 nne_aligned_free(scratch);
 #ifdef NNE_HAVE_DNNL
                 if (dnnl_ok) {
-                    tot.t[part][s8][1] += rd.med;
-                    med[ti][li][s8][1] = rd.med;
-                    mins[ti][li][s8][1] = rd.lo;
-                    mins[ti][16 + part][s8][1] += rd.lo;
+                    tot.t[part][dt][1] += rd.med;
+                    med[ti][li][dt][1] = rd.med;
+                    mins[ti][li][dt][1] = rd.lo;
+                    mins[ti][16 + part][dt][1] += rd.lo;
                     print_row(L->name, dtype, threads, "oneDNN", L->macs, rd, peak);
                 } else {
                     printf("| %s | %s | %d | oneDNN | unsupported | | | |\n", L->name, dtype,
                            threads);
-                    have_dnnl[part][s8] = false;
+                    have_dnnl[part][dt] = false;
                 }
                 dnnl_teardown(&d);
 #else
-                have_dnnl[part][s8] = false;
+                have_dnnl[part][dt] = false;
 #endif
             }
             nne_aligned_free(x), nne_aligned_free(w), nne_aligned_free(b), nne_aligned_free(y);
             nne_aligned_free(slope), nne_aligned_free(xq), nne_aligned_free(wq);
+            nne_aligned_free(wq7);
             nne_aligned_free(yq), nne_aligned_free(bq), nne_aligned_free(rq);
         }
         for (int part = 0; part < 2; part++)
-            for (int s8 = 0; s8 < 2; s8++)
+            for (int dt = 0; dt < 3; dt++)
                 for (int im = 0; im < 2; im++) {
-                    if (tot.t[part][s8][im] <= 0 || (im && !have_dnnl[part][s8])) continue;
+                    if (tot.t[part][dt][im] <= 0 || (im && !have_dnnl[part][dt])) continue;
                     char name[64];
                     snprintf(name, sizeof name, "**%s total**", part ? "decoder" : "encoder");
-                    result r = {tot.t[part][s8][im], 0, 0};
-                    med[ti][16 + part][s8][im] = r.med;
+                    result r = {tot.t[part][dt][im], 0, 0};
+                    med[ti][16 + part][dt][im] = r.med;
                     const double gop = 2 * tot.macs[part] / r.med * 1e-9;
-                    const double peak = s8 ? peak_i[threads] : peak_f[threads];
-                    printf("| %s | %s | %d | %s | %.2f | (sum of medians) | %.1f | %.0f%% |\n", name,
-                           s8 ? "int8" : "f32", threads, im ? "oneDNN" : "nnedge", r.med * 1e3,
-                           gop, 100 * gop / peak);
+                    const double peak = dt ? peak_i[threads] : peak_f[threads];
+                    printf("| %s | %s | %d | %s | %.2f | (sum of medians) | %.1f | %.0f%% |\n",
+                           name, dtypes[dt], threads, im ? "oneDNN" : "nnedge", r.med * 1e3, gop,
+                           100 * gop / peak);
                 }
     }
     /* The ratio tables: nnedge / oneDNN measured in this run (< 1: nnedge faster). */

@@ -77,7 +77,6 @@ int32_t nne_histogram_pow2_fp(const nne_histogram *h, float lo, float hi);
 
 /* nne_qscheme (per-tensor, per-channel, pow2) is declared in qops.h. */
 
-
 /* Fill the f32 input (shape of graph input 0, NHWC) of calibration sample i. */
 typedef nne_status (*nne_calib_sample_fn)(void *ctx, int32_t i, float *x);
 /* Called after each calibration run (done = 1 .. total) and once per phase; may be NULL. */
@@ -85,10 +84,10 @@ typedef void (*nne_calib_progress_fn)(void *ctx, const char *phase, int32_t done
 
 typedef struct nne_quantize_opts {
     nne_qscheme scheme;
-    nne_observer_opts observer;  /* observer.symmetric is set by the pass from the scheme */
-    bool bias_correction;        /* correct conv biases by E[y_f32 - y_qweights] */
-    int32_t n_samples;           /* calibration samples, >= 1 */
-    nne_calib_sample_fn sample;  /* required */
+    nne_observer_opts observer; /* observer.symmetric is set by the pass from the scheme */
+    bool bias_correction;       /* correct conv biases by E[y_f32 - y_qweights] */
+    int32_t n_samples;          /* calibration samples, >= 1 */
+    nne_calib_sample_fn sample; /* required */
     nne_calib_progress_fn progress;
     void *ctx; /* passed to sample, progress and fixed_range */
     /* Optional: activation ranges fixed by the caller, e.g. learned by quantization-aware
@@ -98,6 +97,11 @@ typedef struct nne_quantize_opts {
      * as QAT does; false leaves it to the observer. With every range fixed and no bias
      * correction, calibration is skipped and n_samples may be 0. */
     bool (*fixed_range)(void *ctx, const char *tensor, float *lo, float *hi);
+    /* Weight code range of conv / transposed conv / dense (every scheme): 0 or 8: [-127, 127];
+     * 7: [-64, 64], the same rules with qmax 64 (nne_weight_scales_s8_qmax), which the AVX2
+     * int8 kernels run with vpmaddubsw, exactly (docs/quantization.md, "Weight bits").
+     * Other values: NNE_ERR_INVALID_ARG. Recorded as quant.weight_bits. */
+    int32_t weight_bits;
 } nne_quantize_opts;
 
 /* Quantize the f32 graph `g` (one f32 input, every op supported by cpu-s8: conv2d,

@@ -220,6 +220,11 @@ nne_status nne_qscheme_from_name(const char *name, nne_qscheme *s);
  * Errors as nne_quantize_tensor_s8. */
 nne_status nne_weight_scales_s8(const nne_shape *shape, const float *w, nne_qscheme scheme,
                                 float *scale);
+/* The same rule for codes within [-qmax, qmax] (1..127; nne_weight_scales_s8 is qmax 127):
+ * qmax 64 gives the "7-bit" weights the exact vpmaddubsw kernel runs (docs/conv.md,
+ * nne_quantize_opts.weight_bits). Codes are nne_quantize_value(w, scale, 0, -qmax, qmax, pow2). */
+nne_status nne_weight_scales_s8_qmax(const nne_shape *shape, const float *w, nne_qscheme scheme,
+                                     int32_t qmax, float *scale);
 
 /* s8 activation parameters for a range (docs/quantization.md, "The quantization pass"):
  *   affine:    scale = (hi - lo) / 255, zero_point = -128 - round(lo / scale), clamped;

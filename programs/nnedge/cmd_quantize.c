@@ -40,6 +40,9 @@ static void help(void) {
            "                         the weights' size at their storage precision\n"
            "  --observer O           minmax (default) | percentile | mse | kl\n"
            "  --percentile P         for --observer percentile (default 99.99)\n"
+           "  --weight-bits B        8 (default): weight codes in [-127, 127]; 7: [-64, 64]\n"
+           "                         (same rules, qmax 64), which the AVX2 int8 kernels run\n"
+           "                         faster, still exactly (docs/quantization.md)\n"
            "  --bias-correction      correct conv biases by the mean output shift of the\n"
            "                         quantized weights over the calibration data\n"
            "  --max-images N         calibrate on at most N images (default 32)\n"
@@ -184,8 +187,8 @@ static int evaluate(const char *dir, int max, nne_graph *f32, const nne_graph *q
 
 int nne_cmd_quantize(int argc, char **argv) {
     cli_common co;
-    const char *calib = NULL, *scheme_s = NULL, *obs_s = "minmax", *pct_s = NULL,
-               *max_s = NULL, *crop_s = NULL, *seed_s = NULL, *eval = NULL, *eval_max_s = NULL;
+    const char *calib = NULL, *scheme_s = NULL, *obs_s = "minmax", *pct_s = NULL, *max_s = NULL,
+               *crop_s = NULL, *seed_s = NULL, *eval = NULL, *eval_max_s = NULL, *wbits_s = NULL;
     bool bias_corr = false, fake = false;
     const cli_option opts[] = {
         {"fake", 0, false, NULL, &fake},
@@ -194,6 +197,7 @@ int nne_cmd_quantize(int argc, char **argv) {
         {"observer", 0, true, &obs_s, NULL},
         {"percentile", 0, true, &pct_s, NULL},
         {"bias-correction", 0, false, NULL, &bias_corr},
+        {"weight-bits", 0, true, &wbits_s, NULL},
         {"max-images", 0, true, &max_s, NULL},
         {"crop", 0, true, &crop_s, NULL},
         {"seed", 0, true, &seed_s, NULL},
@@ -215,9 +219,10 @@ int nne_cmd_quantize(int argc, char **argv) {
         return NNE_EXIT_USAGE;
     }
     if (fake) {
-        if (calib || bias_corr || eval)
-            return cli_usage_error(k_cmd, "--fake takes no --calib, --bias-correction or --eval "
-                                          "(evaluate the f32 output with 'nnedge eval')");
+        if (calib || bias_corr || eval || wbits_s)
+            return cli_usage_error(
+                k_cmd, "--fake takes no --calib, --bias-correction, "
+                       "--weight-bits or --eval (evaluate the f32 output with 'nnedge eval')");
         return fake_quantize(pos[0], scheme_s, &co);
     }
     nne_quantize_opts qo = {0};
@@ -234,7 +239,10 @@ int nne_cmd_quantize(int argc, char **argv) {
     if (nne_observer_from_name(obs_s, &qo.observer.kind))
         return cli_usage_error(k_cmd, "--observer '%s': expected minmax, percentile, mse or kl",
                                obs_s);
-    int64_t max_images = 32, crop = 128, seed = 1, eval_max = 1 << 30;
+    int64_t max_images = 32, crop = 128, seed = 1, eval_max = 1 << 30, wbits = 8;
+    if (wbits_s && (!cli_parse_i64(wbits_s, 7, 8, &wbits)))
+        return cli_usage_error(k_cmd, "--weight-bits '%s': expected 7 or 8", wbits_s);
+    qo.weight_bits = (int32_t)wbits;
     double pct = 99.99;
     if (pct_s && !cli_parse_f64(pct_s, 50.000001, 100.0, &pct))
         return cli_usage_error(k_cmd, "--percentile '%s': expected (50, 100]", pct_s);
@@ -274,8 +282,15 @@ int nne_cmd_quantize(int argc, char **argv) {
                              scheme_s, pos[0], nne_qscheme_name(qcfg.scheme));
         goto done;
     }
-    if (is_qat) qo.scheme = qcfg.scheme;
-    else if (!scheme_s) qo.scheme = NNE_QSCHEME_PER_CHANNEL;
+    if (is_qat && wbits != 8) { /* QAT trained the weights on [-127, 127] codes */
+        rc = cli_usage_error(k_cmd, "--weight-bits %d: %s was trained for 8-bit weights",
+                             (int)wbits, pos[0]);
+        goto done;
+    }
+    if (is_qat)
+        qo.scheme = qcfg.scheme;
+    else if (!scheme_s)
+        qo.scheme = NNE_QSCHEME_PER_CHANNEL;
     if (!calib && !is_qat) {
         rc = cli_usage_error(k_cmd, "missing --calib DIR");
         goto done;
@@ -310,8 +325,8 @@ int nne_cmd_quantize(int argc, char **argv) {
         rc = cli_fail(k_cmd, st);
         goto done;
     }
-    if (is_qat && ((st = nne_qat_create(g, &qcfg, &qat)) ||
-                   (st = nne_qat_load_meta(qat, cae ? model : g)))) {
+    if (is_qat &&
+        ((st = nne_qat_create(g, &qcfg, &qat)) || (st = nne_qat_load_meta(qat, cae ? model : g)))) {
         rc = cli_fail(k_cmd, st);
         goto done;
     }
@@ -324,7 +339,7 @@ int nne_cmd_quantize(int argc, char **argv) {
                       .quiet = co.quiet || co.json,
                       .t0 = nne_time_ns()},
               .qat = qat};
-    qo.n_samples = !ds                                  ? 0
+    qo.n_samples = !ds                                 ? 0
                    : nne_dataset_size(ds) < max_images ? nne_dataset_size(ds)
                                                        : (int32_t)max_images;
     qo.sample = ds ? cli_calib_sample : NULL;
@@ -367,8 +382,8 @@ int nne_cmd_quantize(int argc, char **argv) {
         else
             printf("%s: %s, %s observer%s, %d calibration crops of %lldx%lld -> %s\n", pos[0],
                    nne_qscheme_name(qo.scheme), nne_observer_name(qo.observer.kind),
-                   bias_corr ? ", bias correction" : "", (int)qo.n_samples,
-                   (long long)is->dim[1], (long long)is->dim[2], co.output);
+                   bias_corr ? ", bias correction" : "", (int)qo.n_samples, (long long)is->dim[1],
+                   (long long)is->dim[2], co.output);
         if (eval)
             printf("eval %s: %d images, mean PSNR f32 %.2f dB, int8 %.2f dB (%+.2f dB)\n", eval,
                    ev.n, ev.psnr_f32, ev.psnr_s8, ev.psnr_s8 - ev.psnr_f32);

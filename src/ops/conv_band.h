@@ -42,7 +42,7 @@
 /* Band bytes one panel-kernel call may read (conv_band_chunk): kept in L1 (32 KiB on Zen 3)
  * next to a weight panel while the kernel passes over the channel panels. */
 #define CONV_BAND_CALL_BYTES (12 * 1024)
-#define CONV_BAND_TINY_N  4  /* output channels at or below which the tiny-N kernel runs */
+#define CONV_BAND_TINY_N     4 /* output channels at or below which the tiny-N kernel runs */
 /* Elements past a band that the int8 kernels may read (times zero weights): zeroed. */
 #define CONV_BAND_SLACK 16
 
@@ -82,29 +82,48 @@ typedef struct conv_band_s8_out {
  *            elements past a segment: CONV_BAND_SLACK)
  * Exact: |x - x_zp| <= 255, |w| <= 128; |acc| <= K * 255 * 128 <= INT32_MAX for K <=
  * NNE_S8_MAX_K, and the zero-weight extras add 0. */
-typedef void (*conv_band_s8_fn)(const conv_band_run *r, const int16_t *w,
-                                const conv_band_s8_out *q, int8_t *y);
+typedef void (*conv_band_s8_fn)(const conv_band_run *r, const void *w, const conv_band_s8_out *q,
+                                int8_t *y);
+
+/* int8 "w7" panel (AVX2 vpmaddubsw), for layers whose weights all lie in
+ * [-CONV_BAND_W7, CONV_BAND_W7] (conv_band_s8_w7): a u8 band x + 128 (padding x_zp + 128)
+ * and s8 weights in quads [ceil(oc/16)][K4/4][16][4], K4 = nseg * round_up(seglen, 4) (a
+ * segment's tail is completed by the band elements after it, times weight 0; CONV_BAND_SLACK
+ * covers the last). vpmaddubsw adds two u8 x s8 products into a *saturating* int16: with
+ * |w| <= 64 the pair is at most 2 x 255 x 64 = 32640 <= 32767, so it is exact (65 would not
+ * be: 2 x 255 x 65 = 33150). The kernel sums (x + 128) w; addv is then the phase's
+ * bias - (x_zp + 128) sum_k w (the driver's per-phase compensation, as the VNNI kernel's), so
+ * acc + addv is the reference's exact accumulator. */
+#define CONV_BAND_W7 64
+void nne_conv_band_s8_panel_w7__avx2(const conv_band_run *r, const void *w,
+                                     const conv_band_s8_out *q, int8_t *y);
+
+/* Whether n int8 weights all lie in [-CONV_BAND_W7, CONV_BAND_W7] (the w7 panel is exact). */
+static inline bool conv_band_s8_w7(const int8_t *w, size_t n) {
+    int32_t bad = 0;
+    for (size_t i = 0; i < n; i++) bad |= w[i] > CONV_BAND_W7 || w[i] < -CONV_BAND_W7;
+    return !bad;
+}
 
 void nne_conv_band_f32_panel__avx2(const conv_band_run *r, const float *w, const float *bias,
                                    const nne_conv_act *act, float *y);
 void nne_conv_band_f32_tinyn__avx2(const conv_band_run *r, const float *w, const float *bias,
                                    const nne_conv_act *act, float *y);
-void nne_conv_band_s8_panel__avx2(const conv_band_run *r, const int16_t *w,
-                                  const conv_band_s8_out *q, int8_t *y);
+void nne_conv_band_s8_panel__avx2(const conv_band_run *r, const void *w, const conv_band_s8_out *q,
+                                  int8_t *y);
 /* int8 band conversion d[e] = s[e] - zp (int16), n elements (conv_band_s8.c's fill). */
 void nne_conv_band_s8_cvt__avx2(const int8_t *s, int32_t zp, int16_t *d, size_t n);
-void nne_conv_band_s8_tinyn__avx2(const conv_band_run *r, const int16_t *w,
-                                  const conv_band_s8_out *q, int8_t *y);
+void nne_conv_band_s8_tinyn__avx2(const conv_band_run *r, const void *w, const conv_band_s8_out *q,
+                                  int8_t *y);
 
 /* Drivers (conv_band_f32.c, conv_band_s8.c), called by conv_fast*.c when conv_band_select
  * picks a kernel (scratch: conv_band_scratch below): the arguments of nne_conv2d_f32 /
  * nne_conv2d_s8, p made by conv_plan_make. */
-void nne_conv_band_f32_run(nne_threadpool *pool, const conv_plan *p, const float *x,
-                           const float *w, const float *bias, const nne_conv_act *act, float *y,
-                           void *scratch);
-void nne_conv_band_s8_run(nne_threadpool *pool, const conv_plan *p, const int8_t *x,
-                          int32_t x_zp, const int8_t *w, const int32_t *bias,
-                          const nne_qoutput *out, int8_t *y, void *scratch);
+void nne_conv_band_f32_run(nne_threadpool *pool, const conv_plan *p, const float *x, const float *w,
+                           const float *bias, const nne_conv_act *act, float *y, void *scratch);
+void nne_conv_band_s8_run(nne_threadpool *pool, const conv_plan *p, const int8_t *x, int32_t x_zp,
+                          const int8_t *w, const int32_t *bias, const nne_qoutput *out, int8_t *y,
+                          void *scratch);
 
 /* Whether the band kernels take the AVX2 path: the ISA in use is not "ref" and the CPU has
  * AVX2 + FMA (there is no AVX-512 band kernel; "avx512" runs the AVX2 one). */
@@ -121,7 +140,8 @@ static inline bool conv_band_use_avx2(void) {
  * nne_prelu_f32__ref (act NULL: none). */
 static inline float conv_f32_act(float v, int32_t o, const nne_conv_act *act) {
     if (!act || act->kind == NNE_CONV_ACT_NONE) return v;
-    if (act->kind == NNE_CONV_ACT_RELU) return v < 0.0f ? 0.0f : v; /* nne_relu_f32__ref's form: NaN, -0 kept */
+    if (act->kind == NNE_CONV_ACT_RELU)
+        return v < 0.0f ? 0.0f : v; /* nne_relu_f32__ref's form: NaN, -0 kept */
     return v < 0.0f ? v * act->slope[act->n_slope == 1 ? 0 : o] : v;
 }
 
@@ -229,15 +249,16 @@ static inline int32_t conv_band_chunk(const conv_band_phase *b, int32_t ic, size
 
 /* Scratch layout shared by the f32 and int8 drivers: global [phase plans][packed weight
  * offsets (elements)][packed weights][OHWI in depth order: oc x k_max][int8: addv, mult, lsh,
- * rsh: int32 [round_up(oc, 16)] each] then per thread [band + CONV_BAND_SLACK][soff int64
- * [kh * kw]]. Element: float (f32) or int16 (int8: band x - x_zp and packed weights). */
+ * rsh, then one addv per phase (w7 panel): int32 [round_up(oc, 16)] each] then per thread [band +
+ * CONV_BAND_SLACK][soff int64 [kh * kw]]. Element: float (f32) or int16 (int8: band x - x_zp and
+ * packed weights). */
 typedef struct conv_band_layout {
     conv_plan plan;
     conv_band_kind kind;
     bool s8;
     int32_t n_phases;
     size_t phases_off, woff_off, w_off, tmp_off, q_off, global; /* global area, bytes */
-    size_t band_off, soff_off, per_thread;                       /* per thread */
+    size_t band_off, soff_off, per_thread;                      /* per thread */
 } conv_band_layout;
 
 static inline size_t conv_band_al64(size_t x) { return (x + 63) & ~(size_t)63; }
@@ -282,7 +303,8 @@ static inline void conv_band_layout_make(conv_band_layout *l, const conv_plan *p
     l->w_off = l->woff_off + conv_band_al64((size_t)l->n_phases * sizeof(size_t));
     l->tmp_off = l->w_off + w_elems * elem;
     l->q_off = l->tmp_off + conv_band_al64((size_t)g->oc * p->k_max * (s8 ? 1 : 4));
-    l->global = l->q_off + (s8 ? (size_t)4 * conv_band_up(g->oc, 16) * sizeof(int32_t) : 0);
+    l->global =
+        l->q_off + (s8 ? (size_t)(4 + l->n_phases) * conv_band_up(g->oc, 16) * sizeof(int32_t) : 0);
     l->band_off = 0;
     l->soff_off = conv_band_al64((band + CONV_BAND_SLACK) * elem);
     l->per_thread = l->soff_off + conv_band_al64((size_t)g->kh * g->kw * sizeof(int64_t));
@@ -352,8 +374,8 @@ static inline void conv_band_soff(const conv_plan *p, const conv_band_phase *b, 
 }
 
 /* Offset in y (elements) of phase pixel (b, qy, qx). */
-static inline size_t conv_band_y_at(const conv_plan *p, const conv_phase *c, int32_t b,
-                                    int32_t qy, int32_t qx) {
+static inline size_t conv_band_y_at(const conv_plan *p, const conv_phase *c, int32_t b, int32_t qy,
+                                    int32_t qx) {
     const nne_conv2d_geom *g = &p->g;
     const int32_t oy = c->y.o0 + qy * c->y.ostep, ox = c->x.o0 + qx * c->x.ostep;
     return (((size_t)b * g->oh + oy) * g->ow + ox) * g->oc;

@@ -32,21 +32,21 @@ static void band_s8_ref(const conv_band_run *r, const int16_t *w, const conv_ban
             for (int32_t s = 0; s < r->nseg; s++)
                 for (int32_t e = 0; e < r->seglen; e++) {
                     const int32_t k2 = s * lp2 + e; /* panel: pair k2 / 2, lane k2 % 2 */
-                    const size_t wi = tinyn ? ((size_t)o * r->nseg + s) * lp16 + e
-                                            : (((size_t)(o / 16) * K2 / 2 + k2 / 2) * 16 + o % 16) *
-                                                      2 + k2 % 2;
+                    const size_t wi =
+                        tinyn ? ((size_t)o * r->nseg + s) * lp16 + e
+                              : (((size_t)(o / 16) * K2 / 2 + k2 / 2) * 16 + o % 16) * 2 + k2 % 2;
                     acc += a[i * r->a_step + r->soff[s] + e] * w[wi];
                 }
             y[i * r->y_step + o] = nne_qoutput_apply(q->out, o, acc + q->addv[o]);
         }
 }
 
-static void band_s8_panel_ref(const conv_band_run *r, const int16_t *w, const conv_band_s8_out *q,
+static void band_s8_panel_ref(const conv_band_run *r, const void *w, const conv_band_s8_out *q,
                               int8_t *y) {
     band_s8_ref(r, w, q, y, false);
 }
 
-static void band_s8_tinyn_ref(const conv_band_run *r, const int16_t *w, const conv_band_s8_out *q,
+static void band_s8_tinyn_ref(const conv_band_run *r, const void *w, const conv_band_s8_out *q,
                               int8_t *y) {
     band_s8_ref(r, w, q, y, true);
 }
@@ -59,6 +59,8 @@ typedef struct band_s8_ctx {
     const size_t *woff;
     conv_band_s8_fn fn;
     bool avx2; /* AVX2 band conversion */
+    bool w7;   /* the w7 panel: u8 band, per-phase addv at addv_ph + ph * ocp */
+    const int32_t *addv_ph;
     const int8_t *x;
     int32_t x_zp;
     conv_band_s8_out q;
@@ -96,6 +98,30 @@ static void band_s8_fill(const nne_conv2d_geom *g, const int8_t *x, int32_t x_zp
     memset(d, 0, CONV_BAND_SLACK * sizeof *d);
 }
 
+/* The w7 panel's u8 band: x + 128 (x ^ 0x80), padding x_zp + 128, then CONV_BAND_SLACK
+ * bytes of it (the kernel reads up to 3 past a segment, times weight 0). */
+static void band_s8_fill_u8(const nne_conv2d_geom *g, const int8_t *x, int32_t x_zp,
+                            const conv_band_tile *t, uint8_t *d) {
+    const size_t ic = (size_t)g->ic, row = (size_t)t->bw * ic;
+    const int pad = x_zp + 128;
+    int32_t lo, hi;
+    conv_band_cols(g, t, &lo, &hi);
+    for (int32_t r = 0; r < t->bh; r++, d += row) {
+        const int32_t iy = t->iy0 + r;
+        if (iy < 0 || iy >= g->ih || hi == lo) {
+            memset(d, pad, row);
+            continue;
+        }
+        memset(d, pad, (size_t)lo * ic);
+        const int8_t *s = x + (((size_t)t->b * g->ih + iy) * g->iw + t->ix0 + lo) * ic;
+        const size_t n = (size_t)(hi - lo) * ic;
+        uint8_t *dd = d + lo * ic;
+        for (size_t e = 0; e < n; e++) dd[e] = (uint8_t)((uint8_t)s[e] ^ 0x80);
+        memset(d + hi * ic, pad, (size_t)(t->bw - hi) * ic);
+    }
+    memset(d, pad, CONV_BAND_SLACK);
+}
+
 static void band_s8_task(void *vctx, int task, int thread) {
     const band_s8_ctx *x = vctx;
     const conv_band_layout *l = x->l;
@@ -104,34 +130,45 @@ static void band_s8_task(void *vctx, int task, int thread) {
     conv_band_tile t;
     const conv_band_phase *b = conv_band_task(l, x->phases, task, &t);
     unsigned char *ts = x->scratch + l->global + (size_t)thread * l->per_thread;
-    int16_t *band = (int16_t *)(void *)(ts + l->band_off);
+    unsigned char *band = ts + l->band_off;
     int64_t *soff = (int64_t *)(void *)(ts + l->soff_off);
-    int64_t bstride = 0; /* no tap reaches this phase: y = out(bias) */
+    const size_t elem = x->w7 ? 1 : sizeof(int16_t); /* band element bytes */
+    int64_t bstride = 0;                             /* no tap reaches this phase: y = out(bias) */
     if (b->nseg) {
-        band_s8_fill(g, x->x, x->x_zp, &t, x->avx2, band);
+        if (x->w7)
+            band_s8_fill_u8(g, x->x, x->x_zp, &t, band);
+        else
+            band_s8_fill(g, x->x, x->x_zp, &t, x->avx2, (int16_t *)(void *)band);
         bstride = (int64_t)t.bw * g->ic;
     }
     conv_band_soff(p, b, bstride, soff);
-    conv_band_run run = {t.cols, b->nseg, b->seglen, g->oc, NULL, (int64_t)b->c.x.istep * g->ic,
-                         (int64_t)b->c.x.ostep * g->oc, soff};
+    conv_band_run run = {t.cols,
+                         b->nseg,
+                         b->seglen,
+                         g->oc,
+                         NULL,
+                         (int64_t)b->c.x.istep * g->ic,
+                         (int64_t)b->c.x.ostep * g->oc,
+                         soff};
     const int16_t *w = (const int16_t *)(const void *)(x->scratch + l->w_off) + x->woff[t.ph];
+    conv_band_s8_out q = x->q;
+    if (x->w7) q.addv = x->addv_ph + (size_t)t.ph * conv_band_up(g->oc, 16);
     /* panel: calls of `chunk` pixels, whose band part stays in L1 across the channel panels */
-    const int32_t chunk =
-        l->kind == CONV_BAND_PANEL ? conv_band_chunk(b, g->ic, sizeof(int16_t)) : t.cols;
+    const int32_t chunk = l->kind == CONV_BAND_PANEL ? conv_band_chunk(b, g->ic, elem) : t.cols;
     for (int32_t r = 0; r < t.rows; r++) {
-        const int16_t *a = band + (size_t)r * b->c.y.istep * bstride;
+        const unsigned char *a = band + (size_t)r * b->c.y.istep * bstride * elem;
         int8_t *yr = x->y + conv_band_y_at(p, &b->c, t.b, t.qy0 + r, t.qx0);
         for (int32_t c0 = 0; c0 < t.cols; c0 += chunk) {
             run.m = t.cols - c0 < chunk ? t.cols - c0 : chunk;
-            run.a = a + c0 * run.a_step;
-            x->fn(&run, w, &x->q, yr + (size_t)c0 * run.y_step);
+            run.a = a + (size_t)c0 * run.a_step * elem;
+            x->fn(&run, w, &q, yr + (size_t)c0 * run.y_step);
         }
     }
 }
 
-void nne_conv_band_s8_run(nne_threadpool *pool, const conv_plan *p, const int8_t *x,
-                          int32_t x_zp, const int8_t *w, const int32_t *bias,
-                          const nne_qoutput *out, int8_t *y, void *scratch) {
+void nne_conv_band_s8_run(nne_threadpool *pool, const conv_plan *p, const int8_t *x, int32_t x_zp,
+                          const int8_t *w, const int32_t *bias, const nne_qoutput *out, int8_t *y,
+                          void *scratch) {
     unsigned char *s = scratch;
     conv_band_layout l;
     conv_band_phase *phases = (conv_band_phase *)(void *)s;
@@ -141,13 +178,40 @@ void nne_conv_band_s8_run(nne_threadpool *pool, const conv_plan *p, const int8_t
     int16_t *wp = (int16_t *)(void *)(s + l.w_off);
     int8_t *tmp = (int8_t *)(s + l.tmp_off);
     const int32_t oc = p->g.oc, ocp = conv_band_up(oc, 16);
+    const bool avx2 = conv_band_use_avx2();
+    /* the w7 panel when every weight is within +-CONV_BAND_W7 (exact, conv_band.h) */
+    const bool w7 = avx2 && l.kind == CONV_BAND_PANEL &&
+                    conv_band_s8_w7(w, (size_t)oc * p->g.kh * p->g.kw * p->g.ic);
+    int32_t *q = (int32_t *)(void *)(s + l.q_off); /* addv, mult, lsh, rsh [ocp] each */
+    int32_t *addv_ph = q + 4 * ocp;                /* then one addv per phase (w7) */
     size_t at = 0;
     for (int32_t ph = 0; ph < l.n_phases; ph++) {
         const conv_band_phase *b = &phases[ph];
         const int32_t K = conv_band_phase_weights(p, &b->c, w, 1, tmp);
         int16_t *d = wp + at;
         woff[ph] = at;
-        if (l.kind == CONV_BAND_PANEL) { /* pairs [oc/16][K2/2][16][2], zero pads */
+        if (w7) { /* quads [oc/16][K4/4][16][4], zero pads; fits: round_up(seglen, 4) bytes
+                   * <= 2 round_up(seglen, 2) */
+            const int32_t lp4 = conv_band_up(b->seglen, 4), K4 = b->nseg * lp4;
+            int8_t *d8 = (int8_t *)d;
+            for (int32_t o = 0; o < ocp; o++) {
+                int32_t sum = 0; /* |sum| <= K * 64 */
+                for (int32_t k4 = 0; k4 < K4; k4++) {
+                    const int32_t sg = k4 / lp4, e = k4 % lp4;
+                    const int8_t v = o < oc && e < b->seglen
+                                         ? tmp[(size_t)o * K + (size_t)sg * b->seglen + e]
+                                         : 0;
+                    d8[(((size_t)(o / 16) * K4 / 4 + k4 / 4) * 16 + o % 16) * 4 + k4 % 4] = v;
+                    sum += v;
+                }
+                /* bias - (x_zp + 128) sum w, in int64 (|(x_zp + 128) sum| <= 255 * K * 64),
+                 * kept mod 2^32: the kernel's sum (x + 128) w (|.| <= K * 255 * 64) plus it
+                 * is the reference's accumulator, within int32, and the vector adds wrap */
+                const int64_t v =
+                    (int64_t)(o < oc && bias ? bias[o] : 0) - (int64_t)(x_zp + 128) * sum;
+                addv_ph[(size_t)ph * ocp + o] = (int32_t)(uint32_t)(uint64_t)v;
+            }
+        } else if (l.kind == CONV_BAND_PANEL) { /* pairs [oc/16][K2/2][16][2], zero pads */
             const int32_t lp2 = conv_band_up(b->seglen, 2), K2 = b->nseg * lp2;
             for (int32_t o = 0; o < ocp; o++)
                 for (int32_t k2 = 0; k2 < K2; k2++) {
@@ -162,12 +226,13 @@ void nne_conv_band_s8_run(nne_threadpool *pool, const conv_plan *p, const int8_t
             for (int32_t o = 0; o < oc; o++)
                 for (int32_t sg = 0; sg < b->nseg; sg++)
                     for (int32_t e = 0; e < lp; e++)
-                        d[((size_t)o * b->nseg + sg) * lp + e] = (int16_t)(
-                            e < b->seglen ? tmp[(size_t)o * K + (size_t)sg * b->seglen + e] : 0);
+                        d[((size_t)o * b->nseg + sg) * lp + e] =
+                            (int16_t)(e < b->seglen
+                                          ? tmp[(size_t)o * K + (size_t)sg * b->seglen + e]
+                                          : 0);
         }
         at += conv_band_wsize(&l, b);
     }
-    int32_t *q = (int32_t *)(void *)(s + l.q_off); /* addv, mult, lsh, rsh [ocp] each */
     memset(q, 0, (size_t)4 * ocp * sizeof *q);
     for (int32_t o = 0; o < oc; o++) {
         const nne_requant rq = out->rq[out->count == 1 ? 0 : o];
@@ -176,18 +241,19 @@ void nne_conv_band_s8_run(nne_threadpool *pool, const conv_plan *p, const int8_t
         q[2 * ocp + o] = rq.shift < 0 ? -rq.shift : 0;
         q[3 * ocp + o] = rq.shift > 0 ? rq.shift : 0;
     }
-    const bool avx2 = conv_band_use_avx2();
     conv_band_s8_fn fn = l.kind == CONV_BAND_PANEL ? band_s8_panel_ref : band_s8_tinyn_ref;
 #if defined(__x86_64__) || defined(__i386__)
     if (avx2)
-        fn =
-            l.kind == CONV_BAND_PANEL ? nne_conv_band_s8_panel__avx2 : nne_conv_band_s8_tinyn__avx2;
+        fn = w7                          ? nne_conv_band_s8_panel_w7__avx2
+             : l.kind == CONV_BAND_PANEL ? nne_conv_band_s8_panel__avx2
+                                         : nne_conv_band_s8_tinyn__avx2;
 #else
     (void)avx2;
 #endif
     int32_t n_tasks = 0;
     for (int32_t ph = 0; ph < l.n_phases; ph++) n_tasks += phases[ph].n_tasks;
-    band_s8_ctx ctx = {
-        &l, phases, woff, fn, avx2, x, x_zp, {out, q, q + ocp, q + 2 * ocp, q + 3 * ocp}, y, s};
+    band_s8_ctx ctx = {&l, phases,  woff, fn,   avx2,
+                       w7, addv_ph, x,    x_zp, {out, q, q + ocp, q + 2 * ocp, q + 3 * ocp},
+                       y,  s};
     nne_threadpool_run(pool, n_tasks, band_s8_task, &ctx);
 }

@@ -16,8 +16,8 @@ nne_status nne_qscheme_from_name(const char *name, nne_qscheme *s) {
             *s = (nne_qscheme)i;
             return NNE_OK;
         }
-    return nne_error(NNE_ERR_INVALID_ARG,
-                     "unknown scheme '%s' (per-tensor, per-channel, pow2)", name ? name : "");
+    return nne_error(NNE_ERR_INVALID_ARG, "unknown scheme '%s' (per-tensor, per-channel, pow2)",
+                     name ? name : "");
 }
 
 /* Round half even (f32 product, PyTorch) or half up (pow2, the DPU's rounding). */
@@ -134,15 +134,15 @@ static float group_scale(float amax, int32_t qmax, bool pow2) {
 
 /* Shared by the s8 quantizer and the fake quantizers: groups along axis 0 (or one group),
  * codes to q and/or scale * code to y, scales to scale[]. */
-static nne_status quantize_groups(const nne_shape *shape, const float *w, int bits,
+static nne_status quantize_groups(const nne_shape *shape, const float *w, int32_t qmax,
                                   bool per_channel, bool pow2, int8_t *q, float *y, float *scale) {
-    if (!shape || !w || bits < 2 || bits > 8)
-        return nne_error(NNE_ERR_INVALID_ARG, "weight quantization to %d bits", bits);
+    if (!shape || !w || qmax < 1 || qmax > 127)
+        return nne_error(NNE_ERR_INVALID_ARG, "weight quantization to codes within +-%d",
+                         (int)qmax);
     nne_status st = nne_shape_validate(shape);
     if (st != NNE_OK) return st;
     if (per_channel && shape->ndim < 1)
         return nne_error(NNE_ERR_INVALID_ARG, "per-channel quantization of a scalar");
-    const int32_t qmax = (1 << (bits - 1)) - 1;
     const int64_t groups = per_channel ? shape->dim[0] : 1;
     const size_t per = (size_t)(nne_shape_numel(shape) / groups); /* elements per group */
     for (int64_t gi = 0; gi < groups; gi++) {
@@ -172,7 +172,7 @@ nne_status nne_quantize_tensor_s8(const nne_shape *shape, const float *w, bool p
     float *scale = nne_malloc((size_t)count * sizeof *scale);
     int32_t *zero = nne_calloc((size_t)count, sizeof *zero);
     nne_status st = scale && zero ? NNE_OK : NNE_ERR_NOMEM;
-    if (st == NNE_OK) st = quantize_groups(shape, w, 8, per_channel, pow2, q, NULL, scale);
+    if (st == NNE_OK) st = quantize_groups(shape, w, 127, per_channel, pow2, q, NULL, scale);
     if (st == NNE_OK) st = nne_quant_set(quant, per_channel ? 0 : -1, count, scale, zero, pow2);
     nne_free(scale);
     nne_free(zero);
@@ -181,11 +181,16 @@ nne_status nne_quantize_tensor_s8(const nne_shape *shape, const float *w, bool p
 
 nne_status nne_weight_scales_s8(const nne_shape *shape, const float *w, nne_qscheme scheme,
                                 float *scale) {
+    return nne_weight_scales_s8_qmax(shape, w, scheme, 127, scale);
+}
+
+nne_status nne_weight_scales_s8_qmax(const nne_shape *shape, const float *w, nne_qscheme scheme,
+                                     int32_t qmax, float *scale) {
     if (!scale || (unsigned)scheme > NNE_QSCHEME_POW2)
         return nne_error(NNE_ERR_INVALID_ARG, "weight scales: bad scheme or no output");
     const bool pow2 = scheme == NNE_QSCHEME_POW2;
-    nne_status st = quantize_groups(shape, w, 8, scheme == NNE_QSCHEME_PER_CHANNEL, pow2, NULL,
-                                    NULL, scale);
+    nne_status st =
+        quantize_groups(shape, w, qmax, scheme == NNE_QSCHEME_PER_CHANNEL, pow2, NULL, NULL, scale);
     if (st != NNE_OK || !pow2) return st;
     /* fp0 .. fp0 + 3 by squared error over the whole tensor; ties keep the coarser. */
     const size_t n = (size_t)nne_shape_numel(shape);
@@ -196,7 +201,7 @@ nne_status nne_weight_scales_s8(const nne_shape *shape, const float *w, nne_qsch
         const float sc = ldexpf(1.0f, -fp);
         double e = 0.0;
         for (size_t i = 0; i < n; i++) {
-            const double d = w[i] - (double)nne_quantize_value(w[i], sc, 0, -127, 127, true) * sc;
+            const double d = w[i] - (double)nne_quantize_value(w[i], sc, 0, -qmax, qmax, true) * sc;
             e += d * d;
         }
         if (e < best) {
@@ -211,7 +216,9 @@ nne_status nne_weight_scales_s8(const nne_shape *shape, const float *w, nne_qsch
 nne_status nne_fake_quantize_tensor(const nne_shape *shape, const float *w, int bits,
                                     bool per_channel, bool pow2, float *y, float *scale) {
     if (!y) return nne_error(NNE_ERR_INVALID_ARG, "no output for fake quantization");
-    return quantize_groups(shape, w, bits, per_channel, pow2, NULL, y, scale);
+    if (bits < 2 || bits > 8)
+        return nne_error(NNE_ERR_INVALID_ARG, "weight quantization to %d bits", bits);
+    return quantize_groups(shape, w, (1 << (bits - 1)) - 1, per_channel, pow2, NULL, y, scale);
 }
 
 nne_status nne_dequantize_tensor_s8(const nne_shape *shape, const int8_t *q, const nne_quant *quant,

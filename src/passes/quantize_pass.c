@@ -112,18 +112,18 @@ static bool is_mac(nne_op_type op) {
  * (pow2: the fixed-point position among fp0 .. fp0 + 3 with the smallest squared error, as
  * Vitis AI does; quantization-aware training uses the same function). */
 static nne_status quantize_weights(const nne_tensor *t, const float *w, nne_qscheme scheme,
-                                   int8_t *q, nne_quant *quant) {
+                                   int32_t qmax, int8_t *q, nne_quant *quant) {
     const bool pow2 = scheme == NNE_QSCHEME_POW2, per_channel = scheme == NNE_QSCHEME_PER_CHANNEL;
     const int32_t count = per_channel ? (int32_t)t->shape.dim[0] : 1;
     float *scale = nne_malloc((size_t)count * sizeof *scale);
     int32_t *zero = nne_calloc((size_t)count, sizeof *zero);
     nne_status s = scale && zero ? NNE_OK : NNE_ERR_NOMEM;
-    if (!s && (s = nne_weight_scales_s8(&t->shape, w, scheme, scale)))
+    if (!s && (s = nne_weight_scales_s8_qmax(&t->shape, w, scheme, qmax, scale)))
         s = nne_error(s, "weights '%s': %s", t->name, nne_last_error());
     if (!s) {
         const size_t n = (size_t)nne_shape_numel(&t->shape), per = n / (size_t)count;
         for (size_t i = 0; i < n; i++)
-            q[i] = (int8_t)nne_quantize_value(w[i], scale[i / per], 0, -127, 127, pow2);
+            q[i] = (int8_t)nne_quantize_value(w[i], scale[i / per], 0, -qmax, qmax, pow2);
         s = nne_quant_set(quant, per_channel ? 0 : -1, count, scale, zero, pow2);
     }
     nne_free(scale);
@@ -236,7 +236,8 @@ static nne_status plan_constants(pass *p) {
             if (is_mac(n->op) && k == 1) {
                 int8_t *q = own(p, (size_t)nne_shape_numel(&g->tensors[t].shape));
                 if (!q) return NNE_ERR_NOMEM;
-                s = quantize_weights(&g->tensors[t], f, p->o->scheme, q, &pl->quant);
+                s = quantize_weights(&g->tensors[t], f, p->o->scheme,
+                                     p->o->weight_bits == 7 ? 64 : 127, q, &pl->quant);
                 pl->dtype = NNE_S8;
                 pl->data = q;
             } else { /* bias (quantized later), PReLU slopes, GDN beta/gamma: f32 */
@@ -461,6 +462,9 @@ nne_status nne_quantize_graph(nne_graph *g, const nne_quantize_opts *o, nne_grap
     *out = NULL;
     if (!o || (unsigned)o->scheme > NNE_QSCHEME_POW2)
         return nne_error(NNE_ERR_INVALID_ARG, "quantize: no options or bad scheme");
+    if (o->weight_bits != 0 && o->weight_bits != 7 && o->weight_bits != 8)
+        return nne_error(NNE_ERR_INVALID_ARG, "quantize: weight_bits %d (expected 7 or 8)",
+                         (int)o->weight_bits);
     nne_status s = nne_graph_infer(g);
     if (!s) s = check_graph(g);
     if (s) return s;
@@ -498,6 +502,7 @@ nne_status nne_quantize_graph(nne_graph *g, const nne_quantize_opts *o, nne_grap
     snprintf(buf, sizeof buf, "%d", calib ? (int)o->n_samples : 0);
     if (!s) s = nne_graph_set_meta(q, "quant.samples", buf);
     if (!s) s = nne_graph_set_meta(q, "quant.bias_correction", o->bias_correction ? "1" : "0");
+    if (!s) s = nne_graph_set_meta(q, "quant.weight_bits", o->weight_bits == 7 ? "7" : "8");
     if (!s && o->observer.kind == NNE_OBSERVER_PERCENTILE) {
         snprintf(buf, sizeof buf, "%g",
                  o->observer.percentile == 0.0 ? 99.99 : o->observer.percentile);

@@ -28,6 +28,10 @@ static const char *const isas[] = {"ref", "avx2", "avx512"};
  * suites, so that both paths keep their coverage; off for the band-specific tests. */
 static bool also_gemm;
 
+/* 0: check_s8_geom draws int8 weights over the whole range; else in [-w_lim, w_lim] with
+ * +-w_lim and the extreme inputs frequent (the w7 panel, test_band_w7). */
+static int w_lim;
+
 static void rand_geom(nne_test_rng *r, bool transposed, nne_conv2d_geom *g) {
     for (;;) {
         memset(g, 0, sizeof *g);
@@ -74,11 +78,10 @@ static void rand_geom(nne_test_rng *r, bool transposed, nne_conv2d_geom *g) {
 }
 
 static void geom_str(const nne_conv2d_geom *g, char *buf, size_t n) {
-    snprintf(buf, n,
-             "n%d %dx%dx%d -> %dx%dx%d k%dx%d s%dx%d d%dx%d pad %d,%d,%d,%d opad %d,%d g%d", g->n,
-             g->ih, g->iw, g->ic, g->oh, g->ow, g->oc, g->kh, g->kw, g->stride_h, g->stride_w,
-             g->dil_h, g->dil_w, g->pad_t, g->pad_l, g->pad_b, g->pad_r, g->out_pad_h,
-             g->out_pad_w, g->groups);
+    snprintf(buf, n, "n%d %dx%dx%d -> %dx%dx%d k%dx%d s%dx%d d%dx%d pad %d,%d,%d,%d opad %d,%d g%d",
+             g->n, g->ih, g->iw, g->ic, g->oh, g->ow, g->oc, g->kh, g->kw, g->stride_h, g->stride_w,
+             g->dil_h, g->dil_w, g->pad_t, g->pad_l, g->pad_b, g->pad_r, g->out_pad_h, g->out_pad_w,
+             g->groups);
 }
 
 static size_t x_len(const nne_conv2d_geom *g) { return (size_t)g->n * g->ih * g->iw * g->ic; }
@@ -121,7 +124,8 @@ static void check_f32_geom(nne_test_rng *r, nne_conv2d_geom g, bool transposed,
     }
     const size_t c = (size_t)g.oc;
     if (act.kind == NNE_CONV_ACT_RELU) nne_relu_f32__ref(ny, yr, yr);
-    if (act.kind == NNE_CONV_ACT_PRELU) nne_prelu_f32__ref(ny / c, g.oc, yr, slope, act.n_slope, yr);
+    if (act.kind == NNE_CONV_ACT_PRELU)
+        nne_prelu_f32__ref(ny / c, g.oc, yr, slope, act.n_slope, yr);
     const double k = (double)g.kh * g.kw * (g.ic / g.groups);
     /* groups 1 runs on the band kernels; path 1 forces the implicit GEMM (also_gemm) */
     for (int path = 0; path < (g.groups == 1 && also_gemm ? 2 : 1); path++) {
@@ -159,14 +163,14 @@ static void check_f32_geom(nne_test_rng *r, nne_conv2d_geom g, bool transposed,
                 float *ye = t ? y2 : y1;
                 for (size_t i = 0; i < ny; i++) ye[i] = NAN;
                 if (transposed)
-                    nne_conv_transpose2d_f32_exact(t ? pool2 : NULL, &g, x, w,
-                                                   has_bias ? b : NULL, &act, ye, scratch);
+                    nne_conv_transpose2d_f32_exact(t ? pool2 : NULL, &g, x, w, has_bias ? b : NULL,
+                                                   &act, ye, scratch);
                 else
-                    nne_conv2d_f32_exact(t ? pool2 : NULL, &g, x, w, has_bias ? b : NULL, &act,
-                                         ye, scratch);
+                    nne_conv2d_f32_exact(t ? pool2 : NULL, &g, x, w, has_bias ? b : NULL, &act, ye,
+                                         scratch);
                 CHECK_MSG(memcmp(ye, yr, ny * sizeof *ye) == 0,
-                          "%s exact %s%s act %d, %d thread(s): not the reference's bits",
-                          isas[v], transposed ? "T " : "", desc, (int)act.kind, t + 1);
+                          "%s exact %s%s act %d, %d thread(s): not the reference's bits", isas[v],
+                          transposed ? "T " : "", desc, (int)act.kind, t + 1);
             }
         }
         nne_aligned_free(scratch);
@@ -209,8 +213,8 @@ static void test_cae_shapes_f32(void) {
     const int32_t chans[][2] = {{3, 32}, {32, 32}, {32, 64}, {64, 64}, {64, 32}};
     for (int t = 0; t < 2; t++) {
         for (int l = 0; l < 5; l++) {
-            nne_conv2d_geom g = {.n = 2, .ih = 37, .iw = 29, .kh = 3, .kw = 3, .dil_h = 1,
-                                 .dil_w = 1, .groups = 1};
+            nne_conv2d_geom g = {
+                .n = 2, .ih = 37, .iw = 29, .kh = 3, .kw = 3, .dil_h = 1, .dil_w = 1, .groups = 1};
             g.ic = chans[l][t ? 1 : 0], g.oc = chans[l][t ? 0 : 1];
             g.stride_h = g.stride_w = l == 0 || l == 2 ? 1 : 2;
             if (t) {
@@ -264,12 +268,20 @@ static void check_s8_geom(nne_test_rng *r, nne_conv2d_geom g, bool transposed,
     int8_t *x = malloc(nx), *w = malloc(nw), *yr = malloc(ny), *y1 = malloc(ny), *y2 = malloc(ny);
     int32_t *bias = malloc((size_t)g.oc * sizeof *bias);
     nne_requant *rq = malloc((size_t)g.oc * sizeof *rq);
-    /* Extreme codes are common: -128 and 127 inputs, -128 weights, zero points at the ends. */
+    /* Extreme codes are common: -128 and 127 inputs, -128 weights, zero points at the ends.
+     * With w_lim: weights in [-w_lim, w_lim], half of them +-w_lim, and half the inputs 127
+     * (x + 128 = 255: the w7 panel's worst case) or -128 (0). */
+    const int xodds = w_lim ? 1 : 7;
     for (size_t i = 0; i < nx; i++)
-        x[i] = (int8_t)(nne_test_rng_int(r, 0, 7) ? nne_test_rng_int(r, -128, 127)
-                                                  : (nne_test_rng_int(r, 0, 1) ? 127 : -128));
+        x[i] = (int8_t)(nne_test_rng_int(r, 0, xodds) ? nne_test_rng_int(r, -128, 127)
+                                                      : (nne_test_rng_int(r, 0, 3) ? 127 : -128));
     for (size_t i = 0; i < nw; i++)
-        w[i] = (int8_t)(nne_test_rng_int(r, 0, 15) ? nne_test_rng_int(r, -127, 127) : -128);
+        if (w_lim)
+            w[i] =
+                (int8_t)(nne_test_rng_int(r, 0, 1) ? nne_test_rng_int(r, -w_lim, w_lim)
+                                                   : (nne_test_rng_int(r, 0, 1) ? w_lim : -w_lim));
+        else
+            w[i] = (int8_t)(nne_test_rng_int(r, 0, 15) ? nne_test_rng_int(r, -127, 127) : -128);
     const int zsel = nne_test_rng_int(r, 0, 3);
     const int32_t x_zp = zsel == 0 ? -128 : zsel == 1 ? 127 : nne_test_rng_int(r, -128, 127);
     for (int32_t o = 0; o < g.oc; o++) bias[o] = nne_test_rng_int(r, -200000, 200000);
@@ -410,8 +422,8 @@ static void test_band_cae_layers(void) {
     nne_test_rng_seed(&r, 22);
     for (int l = 0; l < 4; l++) {
         const bool transposed = l & 1;
-        nne_conv2d_geom g = {.n = 2, .ih = 24, .iw = 250, .kh = 3, .kw = 3, .dil_h = 1,
-                             .dil_w = 1, .groups = 1};
+        nne_conv2d_geom g = {
+            .n = 2, .ih = 24, .iw = 250, .kh = 3, .kw = 3, .dil_h = 1, .dil_w = 1, .groups = 1};
         g.ic = transposed ? 32 : 3, g.oc = transposed ? 3 : 32;
         g.stride_h = g.stride_w = l < 2 ? 1 : 2;
         if (transposed) {
@@ -493,6 +505,41 @@ static void test_band_panel_deep(void) {
     }
 }
 
+/* The w7 panel (vpmaddubsw, conv_band.h): taken when every weight is within +-64, exact
+ * there; with one weight at +-65 the int16 panel runs (vpmaddubsw would saturate:
+ * 2 x 255 x 65 > 32767). Random panel geometries (small and deep K, conv and transposed) and
+ * cae-seed's conv2d_1 / conv2d_2, with weights at the limits and inputs 127 / -128 frequent,
+ * bit-exact under every ISA x 1 / 2 threads (check_s8_geom). */
+static void test_band_w7(void) {
+    const int8_t in[] = {64, -64, 0, 17, -64, 64}, out1[] = {64, -65, 3}, out2[] = {65, 0};
+    CHECK(conv_band_s8_w7(in, sizeof in));
+    CHECK(!conv_band_s8_w7(out1, sizeof out1));
+    CHECK(!conv_band_s8_w7(out2, sizeof out2));
+    nne_test_rng r;
+    nne_test_rng_seed(&r, 24);
+    const int lims[] = {64, 65};
+    for (int li = 0; li < 2; li++) {
+        w_lim = lims[li];
+        for (int i = 0; i < 40; i++) {
+            const bool transposed = i & 1;
+            nne_conv2d_geom g;
+            rand_band_geom(&r, transposed, false, &g);
+            if (i & 2) g.ic = nne_test_rng_int(&r, 5, 70); /* deeper K: segments of odd length */
+            check_s8_geom(&r, g, transposed, pool2);
+        }
+        for (int l = 0; l < 2; l++) { /* conv2d_1 (3 -> 32, valid), conv2d_2 (32 -> 64, s2) */
+            nne_conv2d_geom g = {
+                .n = 1, .ih = 9, .iw = 70, .kh = 3, .kw = 3, .dil_h = 1, .dil_w = 1, .groups = 1};
+            g.ic = l ? 32 : 3, g.oc = l ? 64 : 32;
+            g.stride_h = g.stride_w = l ? 2 : 1;
+            g.oh = nne_conv_out_dim(g.ih, 3, g.stride_h, 1, 0, 0);
+            g.ow = nne_conv_out_dim(g.iw, 3, g.stride_w, 1, 0, 0);
+            check_s8_geom(&r, g, false, pool2);
+        }
+    }
+    w_lim = 0;
+}
+
 /* The micro-kernel names follow the ISA; VNNI only where the CPU has it. */
 static void test_s8_isa_names(void) {
     CHECK_OK(nne_ops_set_isa("ref"));
@@ -551,6 +598,7 @@ int main(void) {
     NNE_RUN(test_band_random);
     NNE_RUN(test_band_cae_layers);
     NNE_RUN(test_band_panel_deep);
+    NNE_RUN(test_band_w7);
     NNE_RUN(test_s8_isa_names);
     nne_threadpool_free(pool2);
     nne_ops_set_isa(NULL);

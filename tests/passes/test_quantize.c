@@ -128,6 +128,8 @@ static nne_status fill_sample(void *ctx, int32_t i, float *x) {
     return NNE_OK;
 }
 
+static int32_t g_wbits; /* nne_quantize_opts.weight_bits of quantize() */
+
 static nne_graph *quantize(nne_graph *g, nne_qscheme scheme, nne_observer_kind obs, bool bc,
                            int n_samples) {
     sampler sm = {(size_t)nne_shape_numel(&g->tensors[g->inputs[0]].shape), 7};
@@ -136,7 +138,8 @@ static nne_graph *quantize(nne_graph *g, nne_qscheme scheme, nne_observer_kind o
                            .bias_correction = bc,
                            .n_samples = n_samples,
                            .sample = fill_sample,
-                           .ctx = &sm};
+                           .ctx = &sm,
+                           .weight_bits = g_wbits};
     nne_graph *q = NULL;
     CHECK_OK(nne_quantize_graph(g, &o, &q));
     return q;
@@ -254,9 +257,8 @@ static int per_node_check(nne_graph *q) {
         const size_t m = (size_t)nne_shape_numel(&yt->shape);
         int node_worst = 0;
         for (size_t j = 0; j < m; j++) {
-            const int32_t want = nne_quantize_value(yf[j], yt->quant.scale[0],
-                                                    yt->quant.zero_point[0], -128, 127,
-                                                    yt->quant.pow2);
+            const int32_t want = nne_quantize_value(
+                yf[j], yt->quant.scale[0], yt->quant.zero_point[0], -128, 127, yt->quant.pow2);
             node_worst = abs(want - yq[j]) > node_worst ? abs(want - yq[j]) : node_worst;
         }
         CHECK_MSG(node_worst <= 1, "node '%s' (%s): %d codes from the f32 op", nd->name,
@@ -287,8 +289,8 @@ static void check_structure(const nne_graph *q, nne_qscheme scheme) {
             CHECK(t->quant.count == (scheme == NNE_QSCHEME_PER_CHANNEL ? t->shape.dim[0] : 1));
         for (int32_t k = 0; k < t->quant.count; k++) {
             if (scheme == NNE_QSCHEME_POW2) {
-                pow2_bad += !is_pow2(t->quant.scale[k]) || t->quant.zero_point[k] != 0 ||
-                            !t->quant.pow2;
+                pow2_bad +=
+                    !is_pow2(t->quant.scale[k]) || t->quant.zero_point[k] != 0 || !t->quant.pow2;
             }
             if (t->dtype == NNE_S32) CHECK(t->quant.zero_point[k] == 0);
         }
@@ -386,8 +388,7 @@ static void test_cpu_s8_fast_vs_ref(void) {
                 const size_t m = nne_tensor_nbytes(&x->tensors[x->outputs[k]]);
                 CHECK_MSG(memcmp(nne_session_output(fast, k), nne_session_output(ref, k), m) == 0,
                           "%s ISA %s: output '%s' differs from cpu-s8-ref",
-                          nne_qscheme_name(schemes[sc]), isas[v],
-                          x->tensors[x->outputs[k]].name);
+                          nne_qscheme_name(schemes[sc]), isas[v], x->tensors[x->outputs[k]].name);
             }
             nne_session_free(fast);
         }
@@ -433,8 +434,8 @@ static void test_cae_seed(void) {
 
     /* Changing an activation's parameters alone is self-consistent (its producer and
      * consumers both follow), so the mutations that must fail are those where codes and
-     * parameters disagree: a conv's weight scale doubled with the codes kept (a fixed-point position off by one), and bias codes
-     * 16 times too large. */
+     * parameters disagree: a conv's weight scale doubled with the codes kept (a fixed-point
+     * position off by one), and bias codes 16 times too large. */
     const int32_t wi = nne_graph_find_tensor(q, "conv2d_3.weight");
     const int32_t bi = nne_graph_find_tensor(q, "conv2d_3.bias");
     CHECK(wi >= 0 && bi >= 0);
@@ -471,7 +472,7 @@ static void test_cae_seed(void) {
     }
     nne_graph_free(q2);
     nne_graph_free(g2);
-        nne_graph_free(q);
+    nne_graph_free(q);
 
     /* pow2 on cae-seed: only powers of two; PReLU's trained slopes run in Q31. */
     q = quantize(g, NNE_QSCHEME_POW2, NNE_OBSERVER_MSE, false, 3);
@@ -512,7 +513,8 @@ static void test_bias_correction(void) {
             float *yf[1] = {0}, *yq[1] = {0};
             run_f32(g, nne_backend_cpu_ref(), i, yf);
             run_f32(q, nne_backend_cpu_s8(), i, yq);
-            for (int j = 0; yf[0] && yq[0] && j < 16 * 16 * 8; j++) sum[j % 8] += yq[0][j] - yf[0][j];
+            for (int j = 0; yf[0] && yq[0] && j < 16 * 16 * 8; j++)
+                sum[j % 8] += yq[0][j] - yf[0][j];
             free(yf[0]);
             free(yq[0]);
         }
@@ -522,6 +524,61 @@ static void test_bias_correction(void) {
     }
     CHECK_MSG(shift[1] < 0.5 * shift[0], "mean shift %.5f without, %.5f with bias correction",
               shift[0], shift[1]);
+    nne_graph_free(g);
+}
+
+/* Largest |code| over the weights of q's conv / transposed conv / dense nodes. */
+static int32_t max_weight_code(const nne_graph *q) {
+    int32_t m = 0;
+    for (int32_t i = 0; i < q->n_nodes; i++) {
+        const nne_node *nd = &q->nodes[i];
+        if (nd->op != NNE_OP_CONV2D && nd->op != NNE_OP_CONV_TRANSPOSE2D && nd->op != NNE_OP_DENSE)
+            continue;
+        const nne_tensor *t = &q->tensors[nd->inputs[1]];
+        CHECK(t->dtype == NNE_S8);
+        const int8_t *w = t->data;
+        for (int64_t k = 0; k < nne_shape_numel(&t->shape); k++) {
+            const int32_t a = w[k] < 0 ? -w[k] : w[k];
+            if (a > m) m = a;
+        }
+    }
+    return m;
+}
+
+/* weight_bits 7: every scheme keeps the weight codes within [-64, 64] and reaches 64 (the
+ * largest weight of a tensor or channel maps to qmax), 8 goes past 64; quant.weight_bits is
+ * recorded; other values are refused. The cpu-s8 fast path on such a model (the AVX2 w7
+ * band kernel) stays byte-identical to cpu-s8-ref: test_cpu_s8_fast_vs_ref with g_wbits 7. */
+static void test_weight_bits(void) {
+    nne_graph *g = cae_random(24, 24);
+    if (!g) return;
+    const nne_qscheme schemes[3] = {NNE_QSCHEME_PER_TENSOR, NNE_QSCHEME_PER_CHANNEL,
+                                    NNE_QSCHEME_POW2};
+    for (int sc = 0; sc < 3; sc++)
+        for (int b = 7; b <= 8; b++) {
+            g_wbits = b;
+            nne_graph *q = quantize(g, schemes[sc], NNE_OBSERVER_MINMAX, false, 1);
+            if (!q) continue;
+            const int32_t m = max_weight_code(q);
+            if (b == 7)
+                CHECK_MSG(m == 64 || (schemes[sc] == NNE_QSCHEME_POW2 && m > 32 && m <= 64),
+                          "%s 7 bits: max |code| %d", nne_qscheme_name(schemes[sc]), (int)m);
+            else
+                CHECK_MSG(m > 64, "%s 8 bits: max |code| %d", nne_qscheme_name(schemes[sc]),
+                          (int)m);
+            const char *mv = nne_graph_get_meta(q, "quant.weight_bits");
+            CHECK(mv && atoi(mv) == b);
+            nne_graph_free(q);
+        }
+    g_wbits = 5;
+    sampler sm = {(size_t)nne_shape_numel(&g->tensors[g->inputs[0]].shape), 7};
+    nne_quantize_opts o = {.n_samples = 1, .sample = fill_sample, .ctx = &sm, .weight_bits = 5};
+    nne_graph *q = NULL;
+    CHECK_STATUS(nne_quantize_graph(g, &o, &q), NNE_ERR_INVALID_ARG);
+    CHECK(strstr(nne_last_error(), "weight_bits"));
+    g_wbits = 7;
+    test_cpu_s8_fast_vs_ref();
+    g_wbits = 0;
     nne_graph_free(g);
 }
 
@@ -626,5 +683,6 @@ int main(void) {
     NNE_RUN(test_cpu_s8_fast_vs_ref);
     NNE_RUN(test_bias_correction);
     NNE_RUN(test_rejects);
+    NNE_RUN(test_weight_bits);
     return nne_test_summary();
 }

@@ -164,9 +164,9 @@ static inline __m128i pack16(__m256i r0, __m256i r1) {
 }
 
 /* The output stage of the first n & ~7 channels of one pixel (nne_s8_output_fn). */
-int32_t nne_s8_output__avx2(int32_t n, const int32_t *acc, const int32_t *addv,
-                            const int32_t *mult, const int32_t *lsh, const int32_t *rsh, bool pow2,
-                            int32_t zero_point, int32_t lo, int32_t hi, int8_t *y) {
+int32_t nne_s8_output__avx2(int32_t n, const int32_t *acc, const int32_t *addv, const int32_t *mult,
+                            const int32_t *lsh, const int32_t *rsh, bool pow2, int32_t zero_point,
+                            int32_t lo, int32_t hi, int8_t *y) {
     const s8_stage st = s8_stage_make(pow2, zero_point, lo, hi);
     int32_t j = 0;
     for (; j + 8 <= n; j += 8) {
@@ -201,20 +201,52 @@ void nne_conv_band_s8_cvt__avx2(const int8_t *s, int32_t zp, int16_t *d, size_t 
 /* panel, tile 6 pixels x 16 channels: 12 accumulators, 2 weight vectors, 1 broadcast pair.
  * Per pair of depth elements: 2 weight loads, 6 broadcasts of an int16 pair of the band,
  * 12 vpmaddwd + 12 vpaddd (exact, see the top). The output stage runs on the registers. */
-void nne_conv_band_s8_panel__avx2(const conv_band_run *r, const int16_t *w,
-                                  const conv_band_s8_out *q, int8_t *y) {
-    const int16_t *a = r->a;
-    const int32_t np = (r->seglen + 1) / 2, K2 = r->nseg * np * 2; /* pairs per segment */
+/* The output stage of a 16-channel panel (channels j..j+15 of q; the spread arrays are
+ * zero-padded to a multiple of 16 channels). */
+typedef struct panel_q {
+    s8_stage st;
+    __m256i add0, add1;
+    s8_q8 rq0, rq1;
+} panel_q;
+
+static inline panel_q panel_q_make(const conv_band_s8_out *q, int32_t j) {
     const nne_qoutput *out = q->out;
-    const s8_stage st = s8_stage_make(out->mode == NNE_RQ_POW2, out->zero_point, out->act_min,
-                                      out->act_max);
+    panel_q pq;
+    pq.st = s8_stage_make(out->mode == NNE_RQ_POW2, out->zero_point, out->act_min, out->act_max);
+    pq.add0 = _mm256_loadu_si256((const __m256i *)(q->addv + j));
+    pq.add1 = _mm256_loadu_si256((const __m256i *)(q->addv + j + 8));
+    pq.rq0 = s8_q8_load(q->mult + j, q->lsh + j, q->rsh + j);
+    pq.rq1 = s8_q8_load(q->mult + j + 8, q->lsh + j + 8, q->rsh + j + 8);
+    return pq;
+}
+
+/* Requantize mr pixels x nr (<= 16) channels of a panel tile and store them at y (pixel
+ * stride y_step). */
+static inline void panel_store(const panel_q *pq, const __m256i acc[][2], int32_t mr, int32_t nr,
+                               int8_t *y, int64_t y_step) {
+    for (int32_t t = 0; t < mr; t++) {
+        int8_t *yr = y + t * y_step;
+        /* acc + addv: the reference's exact accumulator, within nne_s8_acc_bound */
+        const __m128i v =
+            pack16(s8_requant8(&pq->st, &pq->rq0, _mm256_add_epi32(acc[t][0], pq->add0)),
+                   s8_requant8(&pq->st, &pq->rq1, _mm256_add_epi32(acc[t][1], pq->add1)));
+        if (nr == NNE_S8_NR) {
+            _mm_storeu_si128((__m128i *)yr, v);
+        } else {
+            int8_t tmp[NNE_S8_NR];
+            _mm_storeu_si128((__m128i *)tmp, v);
+            memcpy(yr, tmp, (size_t)nr);
+        }
+    }
+}
+
+void nne_conv_band_s8_panel__avx2(const conv_band_run *r, const void *vw, const conv_band_s8_out *q,
+                                  int8_t *y) {
+    const int16_t *a = r->a, *w = vw;
+    const int32_t np = (r->seglen + 1) / 2, K2 = r->nseg * np * 2; /* pairs per segment */
     for (int32_t j = 0; j < r->oc; j += NNE_S8_NR) {
         const int32_t nr = r->oc - j < NNE_S8_NR ? r->oc - j : NNE_S8_NR;
-        /* the spread output stage is zero-padded to a multiple of 16 channels */
-        const __m256i add0 = _mm256_loadu_si256((const __m256i *)(q->addv + j));
-        const __m256i add1 = _mm256_loadu_si256((const __m256i *)(q->addv + j + 8));
-        const s8_q8 rq0 = s8_q8_load(q->mult + j, q->lsh + j, q->rsh + j);
-        const s8_q8 rq1 = s8_q8_load(q->mult + j + 8, q->lsh + j + 8, q->rsh + j + 8);
+        const panel_q pq = panel_q_make(q, j);
         const int16_t *wp = w + (size_t)(j / NNE_S8_NR) * K2 * NNE_S8_NR;
         for (int32_t i = 0; i < r->m; i += BMR) {
             const int32_t mr = r->m - i < BMR ? r->m - i : BMR;
@@ -250,19 +282,62 @@ void nne_conv_band_s8_panel__avx2(const conv_band_run *r, const int16_t *w,
             }
             const __m256i acc[BMR][2] = {{c00, c01}, {c10, c11}, {c20, c21},
                                          {c30, c31}, {c40, c41}, {c50, c51}};
-            for (int t = 0; t < mr; t++) {
-                int8_t *yr = y + (i + t) * r->y_step + j;
-                /* acc + addv: the reference's exact accumulator, within nne_s8_acc_bound */
-                const __m128i v = pack16(s8_requant8(&st, &rq0, _mm256_add_epi32(acc[t][0], add0)),
-                                         s8_requant8(&st, &rq1, _mm256_add_epi32(acc[t][1], add1)));
-                if (nr == NNE_S8_NR) {
-                    _mm_storeu_si128((__m128i *)yr, v);
-                } else {
-                    int8_t tmp[NNE_S8_NR];
-                    _mm_storeu_si128((__m128i *)tmp, v);
-                    memcpy(yr, tmp, (size_t)nr);
+            panel_store(&pq, acc, mr, nr, y + i * r->y_step + j, r->y_step);
+        }
+    }
+}
+
+/* w7 panel (conv_band.h), tile 6 pixels x 16 channels on a u8 band (x + 128) and s8 weights
+ * in [-64, 64]: per quad of depth elements 2 weight loads, 6 broadcasts of 4 band bytes,
+ * 12 vpmaddubsw (u8 x s8 pairs -> int16: |.| <= 2 x 255 x 64 = 32640, never saturates) +
+ * 12 vpmaddwd by ones (int16 pairs -> the int32 sum of 4 products) + 12 vpaddd: 3 instructions
+ * per 32 MACs against the int16 panel's 4. acc = sum (x + 128) w, |acc| <= K * 255 * 64;
+ * addv holds bias - (x_zp + 128) sum w (driver), so acc + addv is exact. */
+void nne_conv_band_s8_panel_w7__avx2(const conv_band_run *r, const void *vw,
+                                     const conv_band_s8_out *q, int8_t *y) {
+    const uint8_t *a = r->a;
+    const int8_t *w = vw;
+    const int32_t nq = (r->seglen + 3) / 4, K4 = r->nseg * nq * 4; /* quads per segment */
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int32_t j = 0; j < r->oc; j += NNE_S8_NR) {
+        const int32_t nr = r->oc - j < NNE_S8_NR ? r->oc - j : NNE_S8_NR;
+        const panel_q pq = panel_q_make(q, j);
+        const int8_t *wp = w + (size_t)(j / NNE_S8_NR) * K4 * NNE_S8_NR;
+        for (int32_t i = 0; i < r->m; i += BMR) {
+            const int32_t mr = r->m - i < BMR ? r->m - i : BMR;
+            const uint8_t *p[BMR];
+            for (int t = 0; t < BMR; t++) p[t] = a + (i + (t < mr ? t : mr - 1)) * r->a_step;
+            const __m256i z = _mm256_setzero_si256();
+            __m256i c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z;
+            __m256i c30 = z, c31 = z, c40 = z, c41 = z, c50 = z, c51 = z;
+            const int8_t *b = wp;
+            for (int32_t s = 0; s < r->nseg; s++) {
+                const int64_t so = r->soff[s];
+                const uint8_t *q0 = p[0] + so, *q1 = p[1] + so, *q2 = p[2] + so;
+                const uint8_t *q3 = p[3] + so, *q4 = p[4] + so, *q5 = p[5] + so;
+                for (int32_t e = 0; e < 4 * nq; e += 4, b += 4 * NNE_S8_NR) {
+                    const __m256i b0 = _mm256_loadu_si256((const __m256i *)b);
+                    const __m256i b1 = _mm256_loadu_si256((const __m256i *)(b + 32));
+                    int32_t quad;
+#define QUAD(Q, C0, C1)                                                                            \
+    do {                                                                                           \
+        memcpy(&quad, Q + e, 4);                                                                   \
+        const __m256i av = _mm256_set1_epi32(quad);                                                \
+        C0 = _mm256_add_epi32(C0, _mm256_madd_epi16(_mm256_maddubs_epi16(av, b0), ones));          \
+        C1 = _mm256_add_epi32(C1, _mm256_madd_epi16(_mm256_maddubs_epi16(av, b1), ones));          \
+    } while (0)
+                    QUAD(q0, c00, c01);
+                    QUAD(q1, c10, c11);
+                    QUAD(q2, c20, c21);
+                    QUAD(q3, c30, c31);
+                    QUAD(q4, c40, c41);
+                    QUAD(q5, c50, c51);
+#undef QUAD
                 }
             }
+            const __m256i acc[BMR][2] = {{c00, c01}, {c10, c11}, {c20, c21},
+                                         {c30, c31}, {c40, c41}, {c50, c51}};
+            panel_store(&pq, acc, mr, nr, y + i * r->y_step + j, r->y_step);
         }
     }
 }
@@ -276,14 +351,14 @@ static inline __m128i hsum4_epi32(__m256i a, __m256i b, __m256i c, __m256i d) {
 /* tiny N, tile 4 pixels x 3 channels, vectorized along the depth: per 16 depth elements
  * 4 band loads (up to 15 int16 past a segment: zero weights, CONV_BAND_SLACK), 3 weight
  * loads, 12 vpmaddwd + 12 vpaddd. Then a hadd tree and the scalar output stage (3 channels). */
-void nne_conv_band_s8_tinyn__avx2(const conv_band_run *r, const int16_t *w,
-                                  const conv_band_s8_out *q, int8_t *y) {
-    const int16_t *a = r->a;
+void nne_conv_band_s8_tinyn__avx2(const conv_band_run *r, const void *vw, const conv_band_s8_out *q,
+                                  int8_t *y) {
+    const int16_t *a = r->a, *w = vw;
     const int32_t lp = (r->seglen + 15) & ~15;
     const size_t wstride = (size_t)r->nseg * lp; /* one channel's packed weights */
     const nne_qoutput *out = q->out;
-    const s8_stage st = s8_stage_make(out->mode == NNE_RQ_POW2, out->zero_point, out->act_min,
-                                      out->act_max);
+    const s8_stage st =
+        s8_stage_make(out->mode == NNE_RQ_POW2, out->zero_point, out->act_min, out->act_max);
     for (int32_t j = 0; j < r->oc; j += 3) {
         const int32_t nc = r->oc - j < 3 ? r->oc - j : 3;
         const int32_t j1 = j + (nc > 1 ? 1 : 0), j2 = j + (nc > 2 ? 2 : nc - 1);
@@ -292,10 +367,10 @@ void nne_conv_band_s8_tinyn__avx2(const conv_band_run *r, const int16_t *w,
         const int16_t *w2 = w + (size_t)j2 * wstride;
         /* Output stage lanes: [channel j x 4 pixels | channel j1 x 4], [channel j2 x 4 | same] */
 #define PAIRV(A, B, ARR) _mm256_setr_m128i(_mm_set1_epi32(ARR[A]), _mm_set1_epi32(ARR[B]))
-        const s8_q8 qa = s8_q8_make(PAIRV(j, j1, q->mult), PAIRV(j, j1, q->lsh),
-                                    PAIRV(j, j1, q->rsh));
-        const s8_q8 qb = s8_q8_make(PAIRV(j2, j2, q->mult), PAIRV(j2, j2, q->lsh),
-                                    PAIRV(j2, j2, q->rsh));
+        const s8_q8 qa =
+            s8_q8_make(PAIRV(j, j1, q->mult), PAIRV(j, j1, q->lsh), PAIRV(j, j1, q->rsh));
+        const s8_q8 qb =
+            s8_q8_make(PAIRV(j2, j2, q->mult), PAIRV(j2, j2, q->lsh), PAIRV(j2, j2, q->rsh));
         const __m256i adda = PAIRV(j, j1, q->addv), addb = PAIRV(j2, j2, q->addv);
 #undef PAIRV
         for (int32_t i = 0; i < r->m; i += 4) {
@@ -330,8 +405,8 @@ void nne_conv_band_s8_tinyn__avx2(const conv_band_run *r, const int16_t *w,
             }
             /* + addv: the reference's exact accumulator, within nne_s8_acc_bound */
             const __m128i s2 = hsum4_epi32(c02, c12, c22, c32);
-            const __m256i va = _mm256_setr_m128i(hsum4_epi32(c00, c10, c20, c30),
-                                                 hsum4_epi32(c01, c11, c21, c31));
+            const __m256i va =
+                _mm256_setr_m128i(hsum4_epi32(c00, c10, c20, c30), hsum4_epi32(c01, c11, c21, c31));
             const __m256i vb = _mm256_setr_m128i(s2, s2);
             int8_t codes[16]; /* [channel][pixel] */
             _mm_storeu_si128((__m128i *)codes,
