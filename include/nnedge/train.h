@@ -350,6 +350,17 @@ int64_t nne_trainer_steps(const nne_trainer *t);
 /* Write the trained parameters back into the graph's constants. */
 void nne_trainer_store(const nne_trainer *t);
 
+/* Time accounting (bench/bench_train --profile): while set, every forward and backward pass
+ * adds the wall time of graph node i to fwd_ns[i] / bwd_ns[i] ([n_nodes] each, caller-owned,
+ * not cleared), the loss (and its gradient) to loss_ns, the clearing of gradients to
+ * zero_ns, clipping + optimizer update + projection to update_ns. NULL turns it off. The
+ * clock is read between nodes only, so the results do not change. */
+typedef struct nne_train_profile {
+    uint64_t *fwd_ns, *bwd_ns;
+    uint64_t loss_ns, zero_ns, update_ns;
+} nne_train_profile;
+void nne_trainer_set_profile(nne_trainer *t, nne_train_profile *prof);
+
 /* ==== Magnitude pruning (src/train/prune_mask.c, docs/pruning.md) ==================== */
 
 /* Gradual pruning (Zhu & Gupta 2017, "To prune, or not to prune"): the masks are updated at

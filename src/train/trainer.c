@@ -56,6 +56,7 @@ struct nne_trainer {
     const float *teacher;       /* [output numel] soft targets of the current batch */
     float *dgrad;               /* [output numel] gradient of the distillation term */
     double last_task, last_distill;
+    nne_train_profile *prof; /* NULL: no time accounting */
 };
 
 /* What quantize nodes do in a forward pass. */
@@ -503,7 +504,9 @@ static nne_status forward(nne_trainer *tr, const float *input, fwd_mode mode, in
         nne_qat__activation(tr->qat, tr->input, tr->act[tr->input], tnumel(g, tr->input),
                             mode == FWD_TRAIN, tr->pool);
     for (int32_t i = 0; i < g->n_nodes; i++) {
+        const uint64_t t0 = tr->prof ? nne_time_ns() : 0;
         forward_node(tr, i, mode, step);
+        if (tr->prof) tr->prof->fwd_ns[i] += nne_time_ns() - t0;
         const int32_t o = g->nodes[i].output;
         if (tr->qat)
             nne_qat__activation(tr->qat, o, tr->act[o], tnumel(g, o), mode == FWD_TRAIN, tr->pool);
@@ -709,19 +712,28 @@ static nne_status forward_backward(nne_trainer *tr, const float *input, const fl
     nne_graph *g = tr->g;
     nne_status st = forward(tr, input, FWD_TRAIN, step);
     if (st != NNE_OK) return st;
+    uint64_t t0 = tr->prof ? nne_time_ns() : 0;
     nne_params_zero_grad(tr->params);
     for (int32_t i = 0; i < g->n_tensors; i++)
         if (tr->grad[i] && tr->consumers[i] != 1) /* shared, or read by nobody */
             memset(tr->grad[i], 0, tnumel(g, i) * sizeof(float));
+    if (tr->prof) {
+        const uint64_t t1 = nne_time_ns();
+        tr->prof->zero_ns += t1 - t0;
+        t0 = t1;
+    }
     st = compute_loss(tr, target, loss, true);
     if (st != NNE_OK) return st;
+    if (tr->prof) tr->prof->loss_ns += nne_time_ns() - t0;
     for (int32_t i = g->n_nodes - 1; i >= 0; i--) {
         const nne_node *n = &g->nodes[i];
+        if (tr->prof) t0 = nne_time_ns();
         /* STE of the output's fake quantization, before the node's own backward */
         if (tr->qat)
             nne_qat__activation_grad(tr->qat, n->output, tr->grad[n->output],
                                      tnumel(g, n->output), tr->pool);
         backward_node(tr, n);
+        if (tr->prof) tr->prof->bwd_ns[i] += nne_time_ns() - t0;
     }
     return NNE_OK;
 }
@@ -769,11 +781,13 @@ nne_status nne_trainer_step_ext(nne_trainer *t, nne_optim *o, const nne_lr_sched
                          "trainer: loss is %g at step %lld (non-finite data or divergence); "
                          "parameters not updated",
                          loss, (long long)step);
+    const uint64_t t0 = t->prof ? nne_time_ns() : 0;
     nne_prune_masks_apply(p, p->grad); /* pruned weights: no gradient, not in the norm */
     const double norm = nne_clip_grad_norm(p->grad, p->total, (double)o->cfg.clip_norm);
     const float rate = nne_lr_at(lr, step);
     nne_optim_step(o, p->data, p->grad, p->n_decay, rate);
     project_params(t);
+    if (t->prof) t->prof->update_ns += nne_time_ns() - t0;
     if (stats) {
         stats->loss = loss;
         stats->grad_norm = norm;
@@ -815,6 +829,9 @@ const float *nne_trainer_output(const nne_trainer *t) { return t->act[t->output]
 nne_params *nne_trainer_params(nne_trainer *t) { return t->params; }
 int64_t nne_trainer_steps(const nne_trainer *t) { return t->step; }
 void nne_trainer_store(const nne_trainer *t) { nne_params_store(t->params, t->g); }
+void nne_trainer_set_profile(nne_trainer *t, nne_train_profile *prof) {
+    if (t) t->prof = prof;
+}
 
 /* ---- QAT and distillation (qat.h) ------------------------------------------------------------ */
 
