@@ -7,14 +7,15 @@
  *   grad[t]  dL/d(tensor t) for every activation (the graph input gets none)
  *   tmp      [largest activation] for tensors read by several nodes: each consumer's
  *            backward writes its contribution here and it is added to grad[t]
- *   scratch  [largest conv scratch] bytes (nne_conv*_gemm_scratch_size for the pool's
- *            thread count); loss_scratch for MS-SSIM
+ *   scratch  [largest kernel scratch] bytes (nne_conv*_gemm_scratch_size and
+ *            nne_gdn_gemm_scratch_size for the pool's thread count); loss_scratch for MS-SSIM
  *   ew_part  [EW_CHUNKS][largest per-chunk parameter gradient] partial sums of the
- *            element-wise layers (prelu slopes, GDN beta and gamma); ew_thread [threads][2c]
+ *            element-wise layers (prelu slopes, factorized-density parameters)
  * A tensor with one consumer (the common case) gets its gradient written in place by that
  * consumer's backward (dx is overwritten); only shared tensors pay for the extra add.
  *
- * Threads. Convolutions run the GEMM kernels of conv_gemm.c on the trainer's pool. The
+ * Threads. Convolutions and GDN/IGDN run the GEMM kernels of conv_gemm.c and gdn_gemm.c on
+ * the trainer's pool. The
  * element-wise layers are split into at most EW_CHUNKS pixel ranges that depend on the
  * tensor size only; parameter gradients get one partial per range, summed in range order.
  * So a step is bitwise identical for every thread count (tests/train/test_conv_gemm.c). */
@@ -39,8 +40,7 @@ struct nne_trainer {
     float *tmp;         /* [max_numel] */
     void *scratch;      /* [scratch_bytes] conv kernels */
     float *ew_part;     /* [EW_CHUNKS][ew_part_floats] */
-    float *ew_thread;   /* [threads][2 * max GDN channels] */
-    size_t ew_part_floats, ew_thread_floats;
+    size_t ew_part_floats;
     void *loss_scratch;   /* MS-SSIM */
     nne_threadpool *pool; /* NULL: serial */
     bool own_pool;
@@ -117,7 +117,6 @@ void nne_trainer_free(nne_trainer *t) {
     nne_aligned_free(t->tmp);
     nne_aligned_free(t->scratch);
     nne_aligned_free(t->ew_part);
-    nne_aligned_free(t->ew_thread);
     if (t->own_pool) nne_threadpool_free(t->pool);
     nne_aligned_free(t->loss_scratch);
     nne_params_free(t->params);
@@ -214,7 +213,7 @@ nne_status nne_trainer_create(nne_graph *g, const nne_trainer_config *cfg, nne_t
 
     /* Consumers, activation and gradient buffers, scratch sizes. */
     size_t max_numel = 1, max_scratch = 64;
-    t->ew_part_floats = t->ew_thread_floats = 1;
+    t->ew_part_floats = 1;
     for (int32_t i = 0; i < g->n_nodes; i++) {
         const nne_node *n = &g->nodes[i];
         for (int32_t k = 0; k < n->n_inputs; k++)
@@ -227,11 +226,8 @@ nne_status nne_trainer_create(nne_graph *g, const nne_trainer_config *cfg, nne_t
             s = nne_conv_transpose2d_gemm_scratch_size(&n->conv_geom, threads);
         if (n->op == NNE_OP_PRELU) part = c;
         if (n->op == NNE_OP_FACTORIZED_LIKELIHOOD) part = c * NNE_FACT_PARAMS;
-        if (n->op == NNE_OP_GDN || n->op == NNE_OP_IGDN) {
-            part = c + c * c; /* dbeta, dgamma */
-            const size_t ks = nne_gdn_backward_scratch_size((int32_t)c);
-            if (ks > t->ew_thread_floats) t->ew_thread_floats = ks;
-        }
+        if (n->op == NNE_OP_GDN || n->op == NNE_OP_IGDN)
+            s = nne_gdn_gemm_scratch_size(tnumel(g, n->output) / c, (int32_t)c, threads);
         if (s > max_scratch) max_scratch = s;
         if (part > t->ew_part_floats) t->ew_part_floats = part;
     }
@@ -245,10 +241,8 @@ nne_status nne_trainer_create(nne_graph *g, const nne_trainer_config *cfg, nne_t
         if (g->tensors[i].kind == NNE_TENSOR_ACTIVATION && !(t->grad[i] = alloc_floats(n)))
             goto nomem;
     }
-    t->ew_thread_floats = (t->ew_thread_floats + 15) / 16 * 16; /* 64-byte slices */
     if (!(t->tmp = alloc_floats(max_numel)) || !(t->scratch = nne_aligned_alloc(max_scratch)) ||
-        !(t->ew_part = alloc_floats(EW_CHUNKS * t->ew_part_floats)) ||
-        !(t->ew_thread = alloc_floats((size_t)threads * t->ew_thread_floats)))
+        !(t->ew_part = alloc_floats(EW_CHUNKS * t->ew_part_floats)))
         goto nomem;
 
     if (cfg->loss == NNE_LOSS_MS_SSIM) {
@@ -287,8 +281,6 @@ typedef enum ew_kind {
     EW_PRELU_BWD,
     EW_RELU_FWD,
     EW_RELU_BWD,
-    EW_GDN_FWD,
-    EW_GDN_BWD,
     EW_ADD_FWD,
     EW_ABS_FWD,
     EW_ABS_BWD,
@@ -306,8 +298,7 @@ typedef struct ew_ctx {
     int32_t c, n_param;       /* channels; prelu: slopes (1 or c) */
     int n_chunks;             /* ew_chunks(pixels) */
     const float *x, *x2, *dy; /* x2: add's second input */
-    const float *p0, *p1;     /* prelu slope; GDN beta, gamma; factorized params; scales */
-    bool inverse;             /* IGDN */
+    const float *p0;          /* prelu slope; factorized params; Gaussian scales */
     float lik_min, scale_min; /* likelihoods */
     float *y, *dx;
     float *dx1, *dx2; /* gaussian: d scales, d means (one of dx, dx1, dx2 per pass) */
@@ -338,15 +329,6 @@ static void ew_task(void *vctx, int task, int thread) {
         break;
     case EW_RELU_BWD:
         nne_relu_backward(np * c, e->x + o, e->dy + o, e->dx + o);
-        break;
-    case EW_GDN_FWD:
-        nne_gdn_forward(np, e->c, e->x + o, e->p0, e->p1, e->inverse, e->y + o);
-        break;
-    case EW_GDN_BWD:
-        memset(part, 0, (c + c * c) * sizeof(float));
-        nne_gdn_backward(np, e->c, e->x + o, e->p0, e->p1, e->inverse, e->dy + o,
-                         e->dx ? e->dx + o : NULL, part, part + c,
-                         e->tr->ew_thread + (size_t)thread * e->tr->ew_thread_floats);
         break;
     case EW_ADD_FWD:
         nne_add_forward(np * c, e->x + o, e->x2 + o, e->y + o);
@@ -447,11 +429,9 @@ static void forward_node(nne_trainer *tr, int32_t idx, fwd_mode mode, int64_t st
         break;
     case NNE_OP_GDN:
     case NNE_OP_IGDN:
-        e.kind = EW_GDN_FWD;
-        e.p0 = tdata(tr, in[1]);
-        e.p1 = tdata(tr, in[2]);
-        e.inverse = n->op == NNE_OP_IGDN;
-        break;
+        nne_gdn_forward_gemm(tr->pool, e.pixels, c, x, tdata(tr, in[1]), tdata(tr, in[2]),
+                             n->op == NNE_OP_IGDN, y, tr->scratch);
+        return;
     case NNE_OP_ADD:
         e.kind = EW_ADD_FWD;
         e.x2 = tdata(tr, in[1]);
@@ -643,16 +623,11 @@ static void backward_node(nne_trainer *tr, const nne_node *n) {
         if (dx) ew_run(tr, &e);
         break;
     case NNE_OP_GDN:
-    case NNE_OP_IGDN: {
-        e.kind = EW_GDN_BWD;
-        e.p0 = tdata(tr, in[1]);
-        e.p1 = tdata(tr, in[2]);
-        e.inverse = n->op == NNE_OP_IGDN;
-        ew_run(tr, &e);
-        ew_reduce(tr, &e, 0, (size_t)c, pgrad(tr, in[1]));                     /* dbeta */
-        ew_reduce(tr, &e, (size_t)c, (size_t)c * (size_t)c, pgrad(tr, in[2])); /* dgamma */
+    case NNE_OP_IGDN:
+        nne_gdn_backward_gemm(tr->pool, e.pixels, c, x, tdata(tr, in[1]), tdata(tr, in[2]),
+                              n->op == NNE_OP_IGDN, dy, dx, pgrad(tr, in[1]), pgrad(tr, in[2]),
+                              tr->scratch);
         break;
-    }
     case NNE_OP_ABS:
         e.kind = EW_ABS_BWD;
         if (dx) ew_run(tr, &e);

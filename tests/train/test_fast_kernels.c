@@ -1,0 +1,189 @@
+/* The trainer's fast kernels of the learned-codec ops against their plain reference
+ * versions, on random shapes, and their thread-count independence:
+ *   - GDN / IGDN through GEMM (gdn_gemm.c) against nne_gdn_forward / nne_gdn_backward;
+ *   - the trainer on a small mbt2018-mean graph (every codec op) with 1, 2 and 3 threads.
+ *
+ * Tolerance: every output within FAST_TOL * max|ref| of the reference. Both compute the same
+ * sums of at most a few thousand f32 terms in different orders (blocked FMA GEMM vs the
+ * per-pixel loops), whose rounding differences are ~sqrt(terms) * 2^-24 of the sum of
+ * |terms|; an index or formula error gives 1e-1 or more. */
+#include <string.h>
+
+#include "nnedge/graph.h"
+#include "nnedge/models.h"
+#include "nnedge/ops.h"
+#include "nnedge/threadpool.h"
+#include "nnedge/train.h"
+#include "testutil.h"
+
+#define FAST_TOL 1e-5
+
+static nne_threadpool *pools[4]; /* [t]: t threads; [1] = NULL (serial) */
+
+static float *rnd(nne_rng *r, size_t n, float lo, float hi) {
+    float *p = nne_aligned_alloc((n ? n : 1) * sizeof(float));
+    for (size_t i = 0; i < n; i++) p[i] = nne_rng_uniform_range(r, lo, hi);
+    return p;
+}
+
+static float *dup(const float *src, size_t n) {
+    float *p = nne_aligned_alloc((n ? n : 1) * sizeof(float));
+    memcpy(p, src, n * sizeof(float));
+    return p;
+}
+
+/* max |got - ref| / max |ref| (0 when both are 0; NaN counts as infinitely wrong). */
+static double rel_err(const float *got, const float *ref, size_t n) {
+    double e = 0.0, m = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        const double d = fabs((double)got[i] - (double)ref[i]);
+        if (d > e || d != d) e = d != d ? INFINITY : d;
+        if (fabs((double)ref[i]) > m) m = fabs((double)ref[i]);
+    }
+    return m > 0.0 ? e / m : e;
+}
+
+static double worst_gdn;
+
+/* One GDN/IGDN case: forward, backward with and without dx, for 1, 2 and 3 threads (bitwise
+ * equal to each other), against the reference loops. */
+static void gdn_case(size_t pixels, int32_t c, bool inverse, uint64_t seed) {
+    nne_rng r;
+    nne_rng_seed(&r, seed);
+    const size_t n = pixels * (size_t)c, cc = (size_t)c * c;
+    float *x = rnd(&r, n, -2.0f, 2.0f), *dy = rnd(&r, n, -1.0f, 1.0f);
+    float *beta = rnd(&r, (size_t)c, 0.5f, 1.5f), *gamma = rnd(&r, cc, 0.0f, 0.2f);
+    float *db0 = rnd(&r, (size_t)c, -0.1f, 0.1f), *dg0 = rnd(&r, cc, -0.1f, 0.1f); /* += */
+    float *y_ref = nne_aligned_alloc(n * sizeof(float)), *dx_ref = nne_aligned_alloc(n * 4);
+    float *db_ref = dup(db0, (size_t)c), *dg_ref = dup(dg0, cc);
+    float *rs = nne_aligned_alloc(nne_gdn_backward_scratch_size(c) * sizeof(float));
+    nne_gdn_forward(pixels, c, x, beta, gamma, inverse, y_ref);
+    nne_gdn_backward(pixels, c, x, beta, gamma, inverse, dy, dx_ref, db_ref, dg_ref, rs);
+
+    float *y1 = NULL, *dx1 = NULL, *db1 = NULL, *dg1 = NULL;
+    for (int th = 1; th <= 3; th++) {
+        void *scr = nne_aligned_alloc(nne_gdn_gemm_scratch_size(pixels, c, th));
+        float *y = rnd(&r, n, 7.0f, 8.0f), *dx = rnd(&r, n, 7.0f, 8.0f); /* overwritten */
+        float *db = dup(db0, (size_t)c), *dg = dup(dg0, cc);
+        float *dbn = dup(db0, (size_t)c), *dgn = dup(dg0, cc);
+        nne_gdn_forward_gemm(pools[th], pixels, c, x, beta, gamma, inverse, y, scr);
+        nne_gdn_backward_gemm(pools[th], pixels, c, x, beta, gamma, inverse, dy, dx, db, dg, scr);
+        nne_gdn_backward_gemm(pools[th], pixels, c, x, beta, gamma, inverse, dy, NULL, dbn, dgn,
+                              scr);
+        const double e[4] = {rel_err(y, y_ref, n), rel_err(dx, dx_ref, n),
+                             rel_err(db, db_ref, (size_t)c), rel_err(dg, dg_ref, cc)};
+        const char *what[4] = {"y", "dx", "dbeta", "dgamma"};
+        for (int k = 0; k < 4; k++) {
+            CHECK_MSG(e[k] <= FAST_TOL, "%s %zux%d threads %d: %s error %.3g",
+                      inverse ? "igdn" : "gdn", pixels, (int)c, th, what[k], e[k]);
+            if (e[k] > worst_gdn) worst_gdn = e[k];
+        }
+        CHECK(memcmp(dbn, db, (size_t)c * sizeof(float)) == 0);
+        CHECK(memcmp(dgn, dg, cc * sizeof(float)) == 0);
+        nne_aligned_free(dbn);
+        nne_aligned_free(dgn);
+        nne_aligned_free(scr);
+        if (th == 1) {
+            y1 = y, dx1 = dx, db1 = db, dg1 = dg;
+            continue;
+        }
+        CHECK_MSG(memcmp(y, y1, n * sizeof(float)) == 0 && memcmp(dx, dx1, n * sizeof(float)) == 0 &&
+                      memcmp(db, db1, (size_t)c * sizeof(float)) == 0 &&
+                      memcmp(dg, dg1, cc * sizeof(float)) == 0,
+                  "gdn %zux%d: %d threads differ from 1", pixels, (int)c, th);
+        nne_aligned_free(y);
+        nne_aligned_free(dx);
+        nne_aligned_free(db);
+        nne_aligned_free(dg);
+    }
+    float *bufs[] = {x, dy, beta, gamma, db0, dg0, y_ref, dx_ref, db_ref, dg_ref, rs, y1, dx1, db1, dg1};
+    for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++) nne_aligned_free(bufs[k]);
+}
+
+static void test_gdn_gemm(void) {
+    /* Random shapes: pixel counts below, at and across the tile (128) and chunk (16 tiles)
+     * boundaries; channel counts that are not multiples of the GEMM's 16- or 6-wide blocks. */
+    nne_rng r;
+    nne_rng_seed(&r, 4242);
+    worst_gdn = 0.0;
+    const size_t px_fixed[] = {1, 128, 129, 16 * 128 + 5};
+    for (int k = 0; k < 12; k++) {
+        const size_t pixels = k < 4 ? px_fixed[k] : 1 + (size_t)(nne_rng_uniform_f32(&r) * 3000);
+        const int32_t c = 1 + (int32_t)(nne_rng_uniform_f32(&r) * 70);
+        gdn_case(pixels, c, k % 2 == 1, 77 + (uint64_t)k);
+    }
+    gdn_case(600, 64, false, 5); /* the codecs' N = 64 */
+    gdn_case(600, 64, true, 6);
+    printf("  GDN/IGDN: worst relative error fast vs reference %.3g (bound %g)\n", worst_gdn,
+           FAST_TOL);
+}
+
+/* The trainer on mbt2018-mean (N,M = 8,12, batch 2 of 64x64: every codec op, the tiles and
+ * chunks of the fast kernels) for 3 Adam steps with 1, 2 and 3 threads and a repeated
+ * 2-thread run: bit-identical losses, gradients and weights. */
+static void test_trainer_codec_deterministic(void) {
+    const nne_rdmodel_config rc = {
+        .kind = NNE_RD_MEAN_SCALE, .n = 8, .m = 12, .train_mode = NNE_QUANTIZE_NOISE};
+    const int32_t batch = 2, h = 64, w = 64, steps = 3;
+    nne_graph *g = NULL;
+    CHECK_OK(nne_model_rd(&rc, batch, h, w, NNE_RD_TRAIN, &g));
+    if (!g) return;
+    CHECK_OK(nne_graph_infer(g));
+    CHECK_OK(nne_train_init_params(g, 3));
+    const size_t n_in = (size_t)batch * h * w * 3;
+    nne_rng r;
+    nne_rng_seed(&r, 5);
+    float *data = rnd(&r, n_in * steps, 0.0f, 1.0f);
+    const int runs[4] = {1, 2, 3, 2};
+    double losses[4][3];
+    float *weights[4] = {0}, *grads[4] = {0};
+    size_t total = 0;
+    for (int k = 0; k < 4; k++) {
+        nne_trainer_config cfg;
+        memset(&cfg, 0, sizeof cfg);
+        cfg.optim = nne_optim_config_adam();
+        cfg.lr.kind = NNE_LR_CONSTANT;
+        cfg.lr.lr = 1e-3f;
+        cfg.loss = NNE_LOSS_RD;
+        cfg.rd_lambda = 0.01f;
+        cfg.noise_seed = 11;
+        cfg.threads = runs[k];
+        nne_trainer *tr = NULL;
+        CHECK_OK(nne_trainer_create(g, &cfg, &tr));
+        if (!tr) break;
+        for (int s = 0; s < steps; s++) {
+            nne_train_stats st;
+            const float *in = data + (size_t)s * n_in;
+            CHECK_OK(nne_trainer_step(tr, in, in, &st));
+            losses[k][s] = st.loss;
+            CHECK(isfinite(st.loss));
+        }
+        nne_params *p = nne_trainer_params(tr);
+        total = p->total;
+        weights[k] = dup(p->data, total);
+        grads[k] = dup(p->grad, total);
+        nne_trainer_free(tr);
+    }
+    for (int k = 1; k < 4 && weights[k]; k++) {
+        CHECK_MSG(memcmp(losses[k], losses[0], sizeof losses[0]) == 0,
+                  "losses differ: %d threads vs 1", runs[k]);
+        CHECK_MSG(memcmp(weights[k], weights[0], total * sizeof(float)) == 0,
+                  "weights differ: %d threads vs 1", runs[k]);
+        CHECK_MSG(memcmp(grads[k], grads[0], total * sizeof(float)) == 0,
+                  "gradients differ: %d threads vs 1", runs[k]);
+    }
+    for (int k = 0; k < 4; k++) {
+        nne_aligned_free(weights[k]);
+        nne_aligned_free(grads[k]);
+    }
+    nne_aligned_free(data);
+    nne_graph_free(g);
+}
+
+int main(void) {
+    for (int t = 2; t <= 3; t++) CHECK_OK(nne_threadpool_create(t, &pools[t]));
+    NNE_RUN(test_gdn_gemm);
+    NNE_RUN(test_trainer_codec_deterministic);
+    for (int t = 2; t <= 3; t++) nne_threadpool_free(pools[t]);
+    return nne_test_summary();
+}
