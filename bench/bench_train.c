@@ -24,18 +24,28 @@
  * per step) and the shares of the op kinds (convolutions, GDN, likelihoods, quantize, other
  * element-wise, loss, gradient clearing, update).
  *
- * Output: Markdown on stdout, and one `RESULT threads=T crops_per_s=X gflops=Y ms=Z` line per
- * thread count for scripts/bench_train.sh. Exit status 1 when a check fails. */
+ * Output: Markdown on stdout, and one `RESULT threads=T crops_per_s=X gflops=Y ms=Z cpu_ms=C`
+ * line per thread count (C: the process's CPU time per step, all threads) for
+ * scripts/bench_train.sh. Exit status 1 when a check fails. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "nnedge/graph.h"
 #include "nnedge/models.h"
 #include "nnedge/ops.h"
 #include "nnedge/threadpool.h"
 #include "nnedge/train.h"
+
+/* CPU time of the whole process (all threads), ns: on a shared machine the wall time of a
+ * step depends on the other jobs, the CPU time much less (docs/perf-train.md). */
+static uint64_t cpu_time_ns(void) {
+    struct timespec ts;
+    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) return 0;
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 static int cmp_double(const void *a, const void *b) {
     const double x = *(const double *)a, y = *(const double *)b;
@@ -300,8 +310,9 @@ int main(int argc, char **argv) {
     printf("Forward: %.3f GMAC per step (%.2f GMAC per crop); GFLOP/s counts 3 x 2 x forward "
            "MACs per step (%.1f GFLOP).\n\n",
            macs * 1e-9, macs * 1e-9 / batch, flop_step * 1e-9);
-    printf("| threads | step ms (median) | range ms | crops/s | GFLOP/s | loss first -> last |\n");
-    printf("|---|---|---|---|---|---|\n");
+    printf("| threads | step ms (median) | range ms | CPU ms (median) | crops/s | GFLOP/s | loss "
+           "first -> last |\n");
+    printf("|---|---|---|---|---|---|---|\n");
     int failed = 0;
     double first_loss0 = 0.0;
     char results[16][160];
@@ -324,16 +335,17 @@ int main(int argc, char **argv) {
             return 1;
         }
         double *t = calloc((size_t)steps, sizeof *t), loss0 = 0.0, loss1 = 0.0;
+        double *tc = calloc((size_t)steps, sizeof *tc);
         uint64_t *pns = calloc(2 * (size_t)g->n_nodes, sizeof *pns);
-        if (!t || !pns) return 1;
+        if (!t || !tc || !pns) return 1;
         nne_train_profile prof = {.fwd_ns = pns, .bwd_ns = pns + g->n_nodes};
         for (int s = 0; s < warmup + steps; s++) {
             const float *in = data + (size_t)(s % n_data) * n_in;
             nne_train_stats stats;
             if (profile && s == warmup) nne_trainer_set_profile(tr, &prof);
-            const uint64_t t0 = nne_time_ns();
+            const uint64_t c0 = cpu_time_ns(), t0 = nne_time_ns();
             st = nne_trainer_step(tr, in, in, &stats);
-            const uint64_t t1 = nne_time_ns();
+            const uint64_t t1 = nne_time_ns(), c1 = cpu_time_ns();
             if (st != NNE_OK || !isfinite(stats.loss)) {
                 fprintf(stderr, "bench_train: step %d failed: %s\n", s, nne_last_error());
                 failed = 1;
@@ -341,7 +353,10 @@ int main(int argc, char **argv) {
             }
             if (s == 0) loss0 = stats.loss;
             loss1 = stats.loss;
-            if (s >= warmup) t[s - warmup] = (double)(t1 - t0) * 1e-9;
+            if (s >= warmup) {
+                t[s - warmup] = (double)(t1 - t0) * 1e-9;
+                tc[s - warmup] = (double)(c1 - c0) * 1e-9;
+            }
         }
         if (ti == 0) first_loss0 = loss0;
         if (loss0 != first_loss0) {
@@ -356,15 +371,19 @@ int main(int argc, char **argv) {
         double sum_t = 0.0;
         for (int s = 0; s < steps; s++) sum_t += t[s];
         qsort(t, (size_t)steps, sizeof *t, cmp_double);
+        qsort(tc, (size_t)steps, sizeof *tc, cmp_double);
+        const double cmed = steps % 2 ? tc[steps / 2] : 0.5 * (tc[steps / 2 - 1] + tc[steps / 2]);
         const double med = steps % 2 ? t[steps / 2] : 0.5 * (t[steps / 2 - 1] + t[steps / 2]);
-        printf("| %d | %.1f | %.1f-%.1f | %.2f | %.1f | %.4f -> %.4f |\n", threads[ti], med * 1e3,
-               t[0] * 1e3, t[steps - 1] * 1e3, batch / med, flop_step / med * 1e-9, loss0, loss1);
+        printf("| %d | %.1f | %.1f-%.1f | %.1f | %.2f | %.1f | %.4f -> %.4f |\n", threads[ti],
+               med * 1e3, t[0] * 1e3, t[steps - 1] * 1e3, cmed * 1e3, batch / med,
+               flop_step / med * 1e-9, loss0, loss1);
         snprintf(results[ti], sizeof results[ti],
-                 "RESULT threads=%d crops_per_s=%.3f gflops=%.2f ms=%.2f", threads[ti], batch / med,
-                 flop_step / med * 1e-9, med * 1e3);
+                 "RESULT threads=%d crops_per_s=%.3f gflops=%.2f ms=%.2f cpu_ms=%.2f", threads[ti],
+                 batch / med, flop_step / med * 1e-9, med * 1e3, cmed * 1e3);
         profs[ti] = prof;
         prof_s[ti] = sum_t;
         free(t);
+        free(tc);
         nne_trainer_free(tr);
     }
     printf("\n");

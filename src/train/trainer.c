@@ -26,7 +26,7 @@
 #include "qat_internal.h"
 
 /* Element-wise layers: at most EW_CHUNKS ranges of at least EW_MIN_PIXELS pixels. */
-enum { EW_CHUNKS = 16, EW_MIN_PIXELS = 2048 };
+enum { EW_CHUNKS = 16, EW_MIN_PIXELS = 2048, EW_MIN_FACT = 256 };
 
 struct nne_trainer {
     nne_graph *g;
@@ -38,6 +38,8 @@ struct nne_trainer {
     int32_t *param_of;  /* [n_tensors] index into params->items, -1 if not a parameter */
     int32_t *consumers; /* [n_tensors] readers (nodes' inputs; +1 for the graph output) */
     float *tmp;         /* [max_numel] */
+    float *tmp2;        /* [2][max Gaussian-likelihood numel]: its other shared inputs */
+    size_t tmp2_floats; /* one slice of tmp2 */
     void *scratch;      /* [scratch_bytes] conv kernels */
     float *ew_part;     /* [EW_CHUNKS][ew_part_floats] */
     size_t ew_part_floats;
@@ -115,6 +117,7 @@ void nne_trainer_free(nne_trainer *t) {
     nne_free(t->param_of);
     nne_free(t->consumers);
     nne_aligned_free(t->tmp);
+    nne_aligned_free(t->tmp2);
     nne_aligned_free(t->scratch);
     nne_aligned_free(t->ew_part);
     if (t->own_pool) nne_threadpool_free(t->pool);
@@ -226,6 +229,8 @@ nne_status nne_trainer_create(nne_graph *g, const nne_trainer_config *cfg, nne_t
             s = nne_conv_transpose2d_gemm_scratch_size(&n->conv_geom, threads);
         if (n->op == NNE_OP_PRELU) part = c;
         if (n->op == NNE_OP_FACTORIZED_LIKELIHOOD) part = c * NNE_FACT_PARAMS;
+        if (n->op == NNE_OP_GAUSSIAN_LIKELIHOOD && tnumel(g, n->output) > t->tmp2_floats)
+            t->tmp2_floats = tnumel(g, n->output);
         if (n->op == NNE_OP_GDN || n->op == NNE_OP_IGDN)
             s = nne_gdn_gemm_scratch_size(tnumel(g, n->output) / c, (int32_t)c, threads);
         if (s > max_scratch) max_scratch = s;
@@ -241,7 +246,9 @@ nne_status nne_trainer_create(nne_graph *g, const nne_trainer_config *cfg, nne_t
         if (g->tensors[i].kind == NNE_TENSOR_ACTIVATION && !(t->grad[i] = alloc_floats(n)))
             goto nomem;
     }
+    t->tmp2_floats = (t->tmp2_floats + 15) / 16 * 16; /* 64-byte slices */
     if (!(t->tmp = alloc_floats(max_numel)) || !(t->scratch = nne_aligned_alloc(max_scratch)) ||
+        (t->tmp2_floats && !(t->tmp2 = alloc_floats(2 * t->tmp2_floats))) ||
         !(t->ew_part = alloc_floats(EW_CHUNKS * t->ew_part_floats)))
         goto nomem;
 
@@ -296,7 +303,7 @@ typedef struct ew_ctx {
     ew_kind kind;
     size_t pixels;            /* rows of c channels (element count for relu, add) */
     int32_t c, n_param;       /* channels; prelu: slopes (1 or c) */
-    int n_chunks;             /* ew_chunks(pixels) */
+    int n_chunks;             /* ew_chunks(pixels, minimum pixels per chunk of the kind) */
     const float *x, *x2, *dy; /* x2: add's second input */
     const float *p0;          /* prelu slope; factorized params; Gaussian scales */
     float lik_min, scale_min; /* likelihoods */
@@ -304,8 +311,8 @@ typedef struct ew_ctx {
     float *dx1, *dx2; /* gaussian: d scales, d means (one of dx, dx1, dx2 per pass) */
 } ew_ctx;
 
-static int ew_chunks(size_t pixels) {
-    const size_t n = pixels / EW_MIN_PIXELS;
+static int ew_chunks(size_t pixels, size_t min_pixels) {
+    const size_t n = pixels / min_pixels;
     return n < 1 ? 1 : n > EW_CHUNKS ? EW_CHUNKS : (int)n;
 }
 
@@ -365,7 +372,12 @@ static void ew_task(void *vctx, int task, int thread) {
 
 static void ew_run(const nne_trainer *tr, ew_ctx *e) {
     e->tr = tr;
-    e->n_chunks = ew_chunks(e->pixels);
+    /* The factorized density costs ~1 us per element (two logit chains, tanh): split it
+     * down to EW_MIN_FACT elements per range; the rest is memory-bound. */
+    size_t min_px = EW_MIN_PIXELS;
+    if (e->kind == EW_FACT_FWD || e->kind == EW_FACT_BWD)
+        min_px = (EW_MIN_FACT + (size_t)e->c - 1) / (size_t)e->c;
+    e->n_chunks = ew_chunks(e->pixels, min_px);
     nne_threadpool_run(tr->pool, e->n_chunks, ew_task, e);
 }
 
@@ -584,12 +596,15 @@ static float *grad_target(nne_trainer *tr, int32_t t) {
     return tr->consumers[t] == 1 ? tr->grad[t] : tr->tmp;
 }
 
-static void grad_commit(nne_trainer *tr, int32_t t) {
+/* grad[t] += src when t is shared (src: where its consumer wrote, tmp or a tmp2 slice). */
+static void grad_commit_from(nne_trainer *tr, int32_t t, const float *src) {
     if (t < 0 || !tr->grad[t] || tr->consumers[t] == 1) return;
     ew_ctx e = {
-        .kind = EW_ACCUMULATE, .pixels = tnumel(tr->g, t), .c = 1, .x = tr->tmp, .y = tr->grad[t]};
+        .kind = EW_ACCUMULATE, .pixels = tnumel(tr->g, t), .c = 1, .x = src, .y = tr->grad[t]};
     ew_run(tr, &e);
 }
+
+static void grad_commit(nne_trainer *tr, int32_t t) { grad_commit_from(tr, t, tr->tmp); }
 
 static void backward_node(nne_trainer *tr, const nne_node *n) {
     const nne_graph *g = tr->g;
@@ -647,8 +662,10 @@ static void backward_node(nne_trainer *tr, const nne_node *n) {
         ew_reduce(tr, &e, 0, (size_t)c * NNE_FACT_PARAMS, pgrad(tr, in[1]));
         break;
     case NNE_OP_GAUSSIAN_LIKELIHOOD: {
-        /* One input per pass (each recomputes the likelihood), since two of them may share
-         * tmp as their gradient target. */
+        /* One pass for the three gradients (each element's likelihood computed once). Shared
+         * inputs write to tmp, then to the two tmp2 slices (y_hat and the means are both
+         * shared in mbt2018-mean), and are committed in input order: the same additions as
+         * one pass per input. */
         e.kind = EW_GAUSS_BWD;
         e.pixels = cnt;
         e.c = 1;
@@ -656,15 +673,19 @@ static void backward_node(nne_trainer *tr, const nne_node *n) {
         e.x2 = n->n_inputs > 2 ? tdata(tr, in[2]) : NULL;
         e.lik_min = n->params.entropy.lik_min;
         e.scale_min = n->params.entropy.scale_min;
+        float *gk[3] = {NULL, NULL, NULL};
+        int shared = 0;
         for (int k = 0; k < n->n_inputs && k < 3; k++) {
-            float *gk = grad_target(tr, in[k]);
-            if (!gk) continue;
-            e.dx = k == 0 ? gk : NULL;
-            e.dx1 = k == 1 ? gk : NULL;
-            e.dx2 = k == 2 ? gk : NULL;
-            ew_run(tr, &e);
-            grad_commit(tr, in[k]);
+            gk[k] = grad_target(tr, in[k]);
+            if (gk[k] == tr->tmp && shared++ > 0) /* tmp taken: a tmp2 slice */
+                gk[k] = tr->tmp2 + (size_t)(shared - 2) * tr->tmp2_floats;
         }
+        e.dx = gk[0];
+        e.dx1 = gk[1];
+        e.dx2 = gk[2];
+        ew_run(tr, &e);
+        for (int k = 0; k < n->n_inputs && k < 3; k++)
+            if (gk[k]) grad_commit_from(tr, in[k], gk[k]);
         return;
     }
     case NNE_OP_ADD:
