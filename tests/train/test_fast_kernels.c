@@ -1,6 +1,8 @@
 /* The trainer's fast kernels of the learned-codec ops against their plain reference
  * versions, on random shapes, and their thread-count independence:
  *   - GDN / IGDN through GEMM (gdn_gemm.c) against nne_gdn_forward / nne_gdn_backward;
+ *   - the factorized density with per-channel prepared constants against the per-call code
+ *     it replaced (bit for bit);
  *   - the trainer on a small mbt2018-mean graph (every codec op) with 1, 2 and 3 threads.
  *
  * Tolerance: every output within FAST_TOL * max|ref| of the reference. Both compute the same
@@ -118,6 +120,122 @@ static void test_gdn_gemm(void) {
            FAST_TOL);
 }
 
+/* ---- factorized density: the per-call code before nne_factorized_prepare, as the oracle ---- */
+
+static float old_softplus(float r) { return r > 20.0f ? r : log1pf(expf(r)); }
+static const int k_dims[5] = {1, 3, 3, 3, 1}, k_off_h[4] = {0, 3, 12, 21},
+                 k_off_b[4] = {24, 27, 30, 33}, k_off_a[3] = {34, 37, 40};
+
+static float old_logit(const float *p, float v, float *trace) {
+    float h[3] = {v, 0.0f, 0.0f}, t[3];
+    for (int k = 0; k < 4; k++) {
+        for (int o = 0; o < k_dims[k + 1]; o++) {
+            float s = p[k_off_b[k] + o];
+            for (int i = 0; i < k_dims[k]; i++)
+                s += old_softplus(p[k_off_h[k] + o * k_dims[k] + i]) * h[i];
+            t[o] = s;
+        }
+        for (int o = 0; o < k_dims[k + 1]; o++) {
+            if (k < 3) trace[3 * k + o] = t[o];
+            h[o] = k < 3 ? t[o] + tanhf(p[k_off_a[k] + o]) * tanhf(t[o]) : t[o];
+        }
+    }
+    return h[0];
+}
+
+static void old_logit_backward(const float *p, float v, const float *trace, float dlogit,
+                               float *dv, float *dp) {
+    float hs[4][3];
+    hs[0][0] = v;
+    for (int k = 1; k < 4; k++)
+        for (int o = 0; o < 3; o++) {
+            const float u = trace[3 * (k - 1) + o];
+            hs[k][o] = u + tanhf(p[k_off_a[k - 1] + o]) * tanhf(u);
+        }
+    float g[3] = {dlogit, 0.0f, 0.0f};
+    for (int k = 3; k >= 0; k--) {
+        const int din = k_dims[k], dout = k_dims[k + 1];
+        float du[3];
+        for (int o = 0; o < dout; o++) {
+            if (k < 3) {
+                const float u = trace[3 * k + o], ta = tanhf(p[k_off_a[k] + o]), tu = tanhf(u);
+                du[o] = g[o] * (1.0f + ta * (1.0f - tu * tu));
+                dp[k_off_a[k] + o] += g[o] * (1.0f - ta * ta) * tu;
+            } else {
+                du[o] = g[o];
+            }
+            dp[k_off_b[k] + o] += du[o];
+        }
+        float gin[3] = {0.0f, 0.0f, 0.0f};
+        for (int o = 0; o < dout; o++)
+            for (int i = 0; i < din; i++) {
+                const float r = p[k_off_h[k] + o * din + i];
+                const float sig = 1.0f / (1.0f + expf(-r));
+                dp[k_off_h[k] + o * din + i] += du[o] * sig * hs[k][i];
+                gin[i] += du[o] * old_softplus(r);
+            }
+        for (int i = 0; i < din; i++) g[i] = gin[i];
+    }
+    *dv = g[0];
+}
+
+/* y = max(P, lik_min) and, with dy, the backward of the lower bound and both chains. */
+static float old_fact(const float *p, float x, float lik_min, float dy, float *dx, float *dp) {
+    float tl[9], tu[9];
+    const float lower = old_logit(p, x - 0.5f, tl), upper = old_logit(p, x + 0.5f, tu);
+    const float s = lower + upper > 0.0f ? -1.0f : 1.0f;
+    const float su = 1.0f / (1.0f + expf(-s * upper)), sl = 1.0f / (1.0f + expf(-s * lower));
+    const float lik = fabsf(su - sl);
+    if (!dp) return lik < lik_min ? lik_min : lik;
+    *dx = 0.0f;
+    if (!(lik >= lik_min || dy < 0.0f)) return lik;
+    const float sgn = su - sl >= 0.0f ? 1.0f : -1.0f;
+    const float du = dy * sgn * s * su * (1.0f - su), dl = -dy * sgn * s * sl * (1.0f - sl);
+    float dvu = 0.0f, dvl = 0.0f;
+    old_logit_backward(p, x + 0.5f, tu, du, &dvu, dp);
+    old_logit_backward(p, x - 0.5f, tl, dl, &dvl, dp);
+    *dx = dvu + dvl;
+    return lik;
+}
+
+/* The channel-blocked, prepared kernels (forward nne_factorized_likelihood_f32__ref, backward
+ * nne_factorized_likelihood_backward) give the same bits as the per-call code, on random
+ * shapes (channel counts around the block of 16), values reaching the lower bound, both
+ * signs of dy. */
+static void test_factorized_prepared(void) {
+    nne_rng r;
+    nne_rng_seed(&r, 31);
+    for (int k = 0; k < 8; k++) {
+        const size_t pixels = 1 + (size_t)(nne_rng_uniform_f32(&r) * 40);
+        const int32_t c = k == 0 ? 16 : k == 1 ? 17 : 1 + (int32_t)(nne_rng_uniform_f32(&r) * 40);
+        const size_t n = pixels * (size_t)c, np = (size_t)c * NNE_FACT_PARAMS;
+        float *x = rnd(&r, n, -8.0f, 8.0f), *dy = rnd(&r, n, -1.0f, 1.0f);
+        float *p = rnd(&r, np, -1.0f, 1.5f), *dp0 = rnd(&r, np, -0.1f, 0.1f);
+        float *y = nne_aligned_alloc(n * 4), *dx = nne_aligned_alloc(n * 4);
+        float *y_ref = nne_aligned_alloc(n * 4), *dx_ref = nne_aligned_alloc(n * 4);
+        float *dp = dup(dp0, np), *dp_ref = dup(dp0, np);
+        const float lik_min = 1e-6f; /* reached by the tails at |x| ~ 8 */
+        nne_factorized_likelihood_f32__ref(pixels, c, x, p, lik_min, y);
+        nne_factorized_likelihood_backward(pixels, c, x, p, lik_min, dy, dx, dp);
+        size_t floored = 0;
+        for (size_t px = 0; px < pixels; px++)
+            for (int32_t ch = 0; ch < c; ch++) {
+                const size_t i = px * (size_t)c + (size_t)ch;
+                const float *pc = p + (size_t)ch * NNE_FACT_PARAMS;
+                y_ref[i] = old_fact(pc, x[i], lik_min, 0.0f, NULL, NULL);
+                old_fact(pc, x[i], lik_min, dy[i], &dx_ref[i], dp_ref + (size_t)ch * NNE_FACT_PARAMS);
+                floored += y_ref[i] == lik_min;
+            }
+        CHECK_MSG(memcmp(y, y_ref, n * 4) == 0, "factorized %zux%d: forward differs", pixels, (int)c);
+        CHECK_MSG(memcmp(dx, dx_ref, n * 4) == 0, "factorized %zux%d: dx differs", pixels, (int)c);
+        CHECK_MSG(memcmp(dp, dp_ref, np * 4) == 0, "factorized %zux%d: dparams differ", pixels,
+                  (int)c);
+        if (k == 0) CHECK(floored > 0 && floored < n); /* both sides of the bound are covered */
+        float *bufs[] = {x, dy, p, dp0, y, dx, y_ref, dx_ref, dp, dp_ref};
+        for (size_t b = 0; b < sizeof bufs / sizeof bufs[0]; b++) nne_aligned_free(bufs[b]);
+    }
+}
+
 /* The trainer on mbt2018-mean (N,M = 8,12, batch 2 of 64x64: every codec op, the tiles and
  * chunks of the fast kernels) for 3 Adam steps with 1, 2 and 3 threads and a repeated
  * 2-thread run: bit-identical losses, gradients and weights. */
@@ -183,6 +301,7 @@ static void test_trainer_codec_deterministic(void) {
 int main(void) {
     for (int t = 2; t <= 3; t++) CHECK_OK(nne_threadpool_create(t, &pools[t]));
     NNE_RUN(test_gdn_gemm);
+    NNE_RUN(test_factorized_prepared);
     NNE_RUN(test_trainer_codec_deterministic);
     for (int t = 2; t <= 3; t++) nne_threadpool_free(pools[t]);
     return nne_test_summary();
