@@ -153,7 +153,8 @@ static void time_layers(const nne_graph *g, int threads) {
 static double node_macs(const nne_graph *g, const nne_node *n) {
     const nne_conv2d_geom *c = &n->conv_geom;
     const double taps = (double)c->kh * c->kw;
-    if (n->op == NNE_OP_CONV2D) return (double)c->n * c->oh * c->ow * c->oc * taps * (c->ic / c->groups);
+    if (n->op == NNE_OP_CONV2D)
+        return (double)c->n * c->oh * c->ow * c->oc * taps * (c->ic / c->groups);
     if (n->op == NNE_OP_CONV_TRANSPOSE2D)
         return (double)c->n * c->ih * c->iw * c->ic * taps * (c->oc / c->groups);
     if (n->op == NNE_OP_GDN || n->op == NNE_OP_IGDN) {
@@ -165,10 +166,15 @@ static double node_macs(const nne_graph *g, const nne_node *n) {
 }
 
 enum { K_CONV, K_GDN, K_LIK, K_QUANT, K_EW, K_LOSS, K_ZERO, K_UPDATE, K_OTHER, K_COUNT };
-static const char *const k_kind_label[K_COUNT] = {
-    "convolutions (im2col + GEMM)", "GDN / IGDN", "likelihoods (factorized, Gaussian)",
-    "quantize (noise)", "relu, prelu, abs, add", "loss (MSE, rate)", "clearing gradients",
-    "clip + Adam + projection", "other (step - the above)"};
+static const char *const k_kind_label[K_COUNT] = {"convolutions (im2col + GEMM)",
+                                                  "GDN / IGDN",
+                                                  "likelihoods (factorized, Gaussian)",
+                                                  "quantize (noise)",
+                                                  "relu, prelu, abs, add",
+                                                  "loss (MSE, rate)",
+                                                  "clearing gradients",
+                                                  "clip + Adam + projection",
+                                                  "other (step - the above)"};
 
 static int node_kind(nne_op_type op) {
     switch (op) {
@@ -207,8 +213,8 @@ static void print_profile(const nne_graph *g, const nne_train_profile *p, int st
                  (long long)(s->ndim > 3 ? s->dim[3] : 1));
         printf("| %s | %s | %s | ", n->name, nne_op_name(n->op), shape);
         if (macs > 0.0)
-            printf("%.3f | %.1f | %.1f | %.1f | %.1f |\n", macs * 1e-9, f, 2.0 * macs / f * 1e-6,
-                   b, 4.0 * macs / b * 1e-6);
+            printf("%.3f | %.1f | %.1f | %.1f | %.1f |\n", macs * 1e-9, f, 2.0 * macs / f * 1e-6, b,
+                   4.0 * macs / b * 1e-6);
         else
             printf("- | %.1f | - | %.1f | - |\n", f, b);
         kf[node_kind(n->op)] += f;
@@ -265,19 +271,18 @@ int main(int argc, char **argv) {
         } else if (!strcmp(a, "--lambda") && more)
             lambda = (float)atof(argv[++i]);
         else {
-            fprintf(stderr,
-                    "usage: bench_train [--model cae-seed|bmshj2018-factorized|"
-                    "bmshj2018-hyperprior|mbt2018-mean] [--channels N,M] [--lambda L] "
-                    "[--batch N] [--size PX] [--threads LIST] [--steps N] [--warmup N] "
-                    "[--layers] [--profile]\n");
+            fprintf(stderr, "usage: bench_train [--model cae-seed|bmshj2018-factorized|"
+                            "bmshj2018-hyperprior|mbt2018-mean] [--channels N,M] [--lambda L] "
+                            "[--batch N] [--size PX] [--threads LIST] [--steps N] [--warmup N] "
+                            "[--layers] [--profile]\n");
             return 2;
         }
     }
     const bool cae = !strcmp(model, "cae-seed");
     nne_rdmodel_config rc = {.n = ch_n, .m = ch_m, .train_mode = NNE_QUANTIZE_NOISE};
     if (batch < 1 || size < 32 || steps < 1 || warmup < 0 || n_threads < 1 ||
-        (!cae && (nne_rdmodel_kind_from_name(model, &rc.kind) != NNE_OK || ch_n < 1 ||
-                  ch_m < 1 || !(lambda > 0.0f)))) {
+        (!cae && (nne_rdmodel_kind_from_name(model, &rc.kind) != NNE_OK || ch_n < 1 || ch_m < 1 ||
+                  !(lambda > 0.0f)))) {
         fprintf(stderr, "bench_train: bad arguments\n");
         return 2;
     }

@@ -97,7 +97,7 @@ void nne_gdn_backward(size_t pixels, int32_t c, const float *x, const float *bet
  * 1x1 convolution of x^2 through nne_gemm_f32 per tile of pixels (the backward recomputes
  * it and runs two more GEMMs: dgamma += dn^T x^2 and the dx sum dn . gamma), split over
  * `pool`. Same arguments and rules as the pair above; y must not alias x. Equal to them
- * within f32 rounding (tests/train/test_gdn_gemm.c) and bitwise identical for every thread
+ * within f32 rounding (tests/train/test_fast_kernels.c) and bitwise identical for every thread
  * count (tiles and chunks fixed by `pixels`, parameter gradients reduced in chunk order).
  * scratch: nne_gdn_gemm_scratch_size(pixels, c, nne_threadpool_threads(pool)) bytes,
  * 64-byte aligned, shared by forward and backward. */

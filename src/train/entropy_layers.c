@@ -64,8 +64,8 @@ void nne_factorized_likelihood_backward(size_t pixels, int32_t c, const float *x
                 const float dl = -dy[i] * sgn * s * sl * (1.0f - sl);
                 float dvu = 0.0f, dvl = 0.0f;
                 float *dp = dparams ? dparams + (size_t)ch * NNE_FACT_PARAMS : NULL;
-                nne_factorized_logit_backward_prep(p, &q[k], x[i] + 0.5f,
-                                                   aux + 2 + NNE_FACT_TRACE, du, &dvu, dp);
+                nne_factorized_logit_backward_prep(p, &q[k], x[i] + 0.5f, aux + 2 + NNE_FACT_TRACE,
+                                                   du, &dvu, dp);
                 nne_factorized_logit_backward_prep(p, &q[k], x[i] - 0.5f, aux + 2, dl, &dvl, dp);
                 if (dx) dx[i] = dvu + dvl;
             }

@@ -1,6 +1,6 @@
 /* Fast GDN / IGDN training kernels: the normalizer as a 1x1 convolution of x^2 through
  * nne_gemm_f32, threaded (docs/training.md, "Fast path"). The per-pixel loops of layers.c
- * stay the oracle (tests/train/test_gdn_gemm.c).
+ * stay the oracle (tests/train/test_fast_kernels.c).
  *
  * Per tile of T pixels (x, dy, dx [T][c], gamma [c][c], row i = output channel):
  *   sq    = x * x                                  [T][c]
@@ -75,8 +75,8 @@ static void gg_make_plan(size_t pixels, int32_t c, int threads, gg_plan *p) {
     }
     p->tile_bytes = gg_align((size_t)GG_TILE * (size_t)c * sizeof(float));
     p->per_thread = 3 * p->tile_bytes + gg_align(gs);
-    p->off_thread = gg_align((size_t)(p->n_chunks > 0 ? p->n_chunks : 1) * p->part_floats *
-                             sizeof(float));
+    p->off_thread =
+        gg_align((size_t)(p->n_chunks > 0 ? p->n_chunks : 1) * p->part_floats * sizeof(float));
     p->total = p->off_thread + (size_t)threads * p->per_thread;
 }
 
@@ -116,8 +116,7 @@ GG_VEC_LOOPS static void gg_forward_tile(const gg_ctx *g, size_t px0, int32_t T,
 }
 
 GG_VEC_LOOPS static void gg_backward_tile(const gg_ctx *g, size_t px0, int32_t T, float *sq,
-                                          float *s, float *dn, float *part, bool first,
-                                          void *gs) {
+                                          float *s, float *dn, float *part, bool first, void *gs) {
     const int32_t ci = g->p->c;
     const size_t c = (size_t)ci, n = (size_t)T * c;
     const float *x = g->x + px0 * c, *dy = g->dy + px0 * c;
@@ -132,8 +131,8 @@ GG_VEC_LOOPS static void gg_backward_tile(const gg_ctx *g, size_t px0, int32_t T
     float *db = part;
     for (int32_t q = 0; q < T; q++)
         for (size_t i = 0; i < c; i++) db[i] += dn[(size_t)q * c + i];
-    nne_gemm_f32(NULL, NNE_GEMM_TRANS_A | (first ? 0u : NNE_GEMM_ACCUMULATE), ci, ci, T, dn, ci,
-                 sq, ci, part + c, ci, gs);
+    nne_gemm_f32(NULL, NNE_GEMM_TRANS_A | (first ? 0u : NNE_GEMM_ACCUMULATE), ci, ci, T, dn, ci, sq,
+                 ci, part + c, ci, gs);
     if (!g->dx) return;
     float *dx = g->dx + px0 * c;
     if (g->inverse)
@@ -173,7 +172,12 @@ void nne_gdn_forward_gemm(nne_threadpool *pool, size_t pixels, int32_t c, const 
     if (pixels == 0) return;
     gg_plan p;
     gg_make_plan(pixels, c, nne_threadpool_threads(pool), &p);
-    gg_ctx g = {.p = &p, .x = x, .beta = beta, .gamma = gamma, .inverse = inverse, .y = y,
+    gg_ctx g = {.p = &p,
+                .x = x,
+                .beta = beta,
+                .gamma = gamma,
+                .inverse = inverse,
+                .y = y,
                 .scratch = scratch};
     nne_threadpool_run(pool, p.n_chunks, gg_task, &g);
 }
@@ -187,8 +191,15 @@ void nne_gdn_backward_gemm(nne_threadpool *pool, size_t pixels, int32_t c, const
     if (pixels == 0) return;
     gg_plan p;
     gg_make_plan(pixels, c, nne_threadpool_threads(pool), &p);
-    gg_ctx g = {.p = &p, .x = x, .beta = beta, .gamma = gamma, .dy = dy, .inverse = inverse,
-                .backward = true, .dx = dx, .scratch = scratch};
+    gg_ctx g = {.p = &p,
+                .x = x,
+                .beta = beta,
+                .gamma = gamma,
+                .dy = dy,
+                .inverse = inverse,
+                .backward = true,
+                .dx = dx,
+                .scratch = scratch};
     nne_threadpool_run(pool, p.n_chunks, gg_task, &g);
     const float *part = (const float *)(const void *)scratch;
     for (size_t e = 0; e < p.part_floats; e++) { /* chunk order */

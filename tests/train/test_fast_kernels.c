@@ -89,7 +89,8 @@ static void gdn_case(size_t pixels, int32_t c, bool inverse, uint64_t seed) {
             y1 = y, dx1 = dx, db1 = db, dg1 = dg;
             continue;
         }
-        CHECK_MSG(memcmp(y, y1, n * sizeof(float)) == 0 && memcmp(dx, dx1, n * sizeof(float)) == 0 &&
+        CHECK_MSG(memcmp(y, y1, n * sizeof(float)) == 0 &&
+                      memcmp(dx, dx1, n * sizeof(float)) == 0 &&
                       memcmp(db, db1, (size_t)c * sizeof(float)) == 0 &&
                       memcmp(dg, dg1, cc * sizeof(float)) == 0,
                   "gdn %zux%d: %d threads differ from 1", pixels, (int)c, th);
@@ -98,7 +99,8 @@ static void gdn_case(size_t pixels, int32_t c, bool inverse, uint64_t seed) {
         nne_aligned_free(db);
         nne_aligned_free(dg);
     }
-    float *bufs[] = {x, dy, beta, gamma, db0, dg0, y_ref, dx_ref, db_ref, dg_ref, rs, y1, dx1, db1, dg1};
+    float *bufs[] = {x,      dy,     beta, gamma, db0, dg0, y_ref, dx_ref,
+                     db_ref, dg_ref, rs,   y1,    dx1, db1, dg1};
     for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++) nne_aligned_free(bufs[k]);
 }
 
@@ -143,8 +145,8 @@ static float old_logit(const float *p, float v, float *trace) {
     return h[0];
 }
 
-static void old_logit_backward(const float *p, float v, const float *trace, float dlogit,
-                               float *dv, float *dp) {
+static void old_logit_backward(const float *p, float v, const float *trace, float dlogit, float *dv,
+                               float *dp) {
     float hs[4][3];
     hs[0][0] = v;
     for (int k = 1; k < 4; k++)
@@ -223,10 +225,12 @@ static void test_factorized_prepared(void) {
                 const size_t i = px * (size_t)c + (size_t)ch;
                 const float *pc = p + (size_t)ch * NNE_FACT_PARAMS;
                 y_ref[i] = old_fact(pc, x[i], lik_min, 0.0f, NULL, NULL);
-                old_fact(pc, x[i], lik_min, dy[i], &dx_ref[i], dp_ref + (size_t)ch * NNE_FACT_PARAMS);
+                old_fact(pc, x[i], lik_min, dy[i], &dx_ref[i],
+                         dp_ref + (size_t)ch * NNE_FACT_PARAMS);
                 floored += y_ref[i] == lik_min;
             }
-        CHECK_MSG(memcmp(y, y_ref, n * 4) == 0, "factorized %zux%d: forward differs", pixels, (int)c);
+        CHECK_MSG(memcmp(y, y_ref, n * 4) == 0, "factorized %zux%d: forward differs", pixels,
+                  (int)c);
         CHECK_MSG(memcmp(dx, dx_ref, n * 4) == 0, "factorized %zux%d: dx differs", pixels, (int)c);
         CHECK_MSG(memcmp(dp, dp_ref, np * 4) == 0, "factorized %zux%d: dparams differ", pixels,
                   (int)c);
