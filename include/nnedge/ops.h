@@ -189,6 +189,11 @@ typedef struct nne_fact_prep {
     float ta[9];   /* tanh of a_0..a_2 */
 } nne_fact_prep;
 void nne_factorized_prepare(const float *p, nne_fact_prep *q);
+/* Kernels prepare channels in blocks of NNE_FACT_BLOCK: q[k] for channel c0 + k of
+ * params [c][NNE_FACT_PARAMS], k < min(NNE_FACT_BLOCK, c - c0), which it returns. */
+#define NNE_FACT_BLOCK 16
+int32_t nne_factorized_prepare_block(const float *params, int32_t c, int32_t c0,
+                                     nne_fact_prep q[NNE_FACT_BLOCK]);
 float nne_factorized_logit_prep(const float *p, const nne_fact_prep *q, float v, float *trace);
 void nne_factorized_logit_backward_prep(const float *p, const nne_fact_prep *q, float v,
                                         const float *trace, float dlogit, float *dv, float *dp);

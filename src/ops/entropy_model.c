@@ -41,6 +41,14 @@ void nne_factorized_prepare(const float *p, nne_fact_prep *q) {
     for (int i = 0; i < 9; i++) q->ta[i] = tanhf(p[k_off_a[0] + i]);
 }
 
+int32_t nne_factorized_prepare_block(const float *params, int32_t c, int32_t c0,
+                                     nne_fact_prep q[NNE_FACT_BLOCK]) {
+    const int32_t nc = c - c0 < NNE_FACT_BLOCK ? c - c0 : NNE_FACT_BLOCK;
+    for (int32_t k = 0; k < nc; k++)
+        nne_factorized_prepare(params + (size_t)(c0 + k) * NNE_FACT_PARAMS, &q[k]);
+    return nc;
+}
+
 float nne_factorized_logit_prep(const float *p, const nne_fact_prep *q, float v, float *trace) {
     float h[3] = {v, 0.0f, 0.0f}, t[3];
     for (int k = 0; k < NNE_FACT_LAYERS; k++) {
@@ -139,13 +147,10 @@ float nne_factorized_likelihood(const float *p, float v, float *aux) {
 void nne_factorized_likelihood_f32__ref(size_t pixels, int32_t c, const float *x,
                                         const float *params, float lik_min, float *y) {
     assert(x && params && y && c > 0);
-    /* Channels in blocks of FACT_BLOCK, each prepared once (same bits as preparing per call). */
-    enum { FACT_BLOCK = 16 };
-    nne_fact_prep q[FACT_BLOCK];
-    for (int32_t c0 = 0; c0 < c; c0 += FACT_BLOCK) {
-        const int32_t nc = c - c0 < FACT_BLOCK ? c - c0 : FACT_BLOCK;
-        for (int32_t k = 0; k < nc; k++)
-            nne_factorized_prepare(params + (size_t)(c0 + k) * NNE_FACT_PARAMS, &q[k]);
+    /* Channels in blocks, each prepared once (the same bits as preparing per call). */
+    nne_fact_prep q[NNE_FACT_BLOCK];
+    for (int32_t c0 = 0; c0 < c; c0 += NNE_FACT_BLOCK) {
+        const int32_t nc = nne_factorized_prepare_block(params, c, c0, q);
         for (size_t px = 0; px < pixels; px++)
             for (int32_t k = 0; k < nc; k++) {
                 const size_t i = px * (size_t)c + (size_t)(c0 + k);

@@ -40,6 +40,7 @@
 #include "nnedge/threadpool.h"
 #include "nnedge/train.h"
 #include "train/conv_gemm_private.h"
+#include "train/train_internal.h"
 
 enum { CG_CHUNKS = 16 }; /* tasks per pass (a constant: thread-count independent) */
 
@@ -386,11 +387,7 @@ static void cg_reduce_dw(const cg_plan *p, const nne_conv2d_geom *g, const unsig
     const float *part = (const float *)(const void *)(scratch + p->off_part);
     const size_t n = p->part_floats;
     if (!p->transpose) {
-        for (size_t e = 0; e < n; e++) {
-            float s = part[e];
-            for (int32_t k = 1; k < p->n_chunks; k++) s += part[(size_t)k * n + e];
-            dw[e] += s;
-        }
+        nne_train__sum_partials(part, n, n, p->n_chunks, dw);
         return;
     }
     const int32_t taps = p->taps, oc = g->oc, ic = g->ic;

@@ -36,15 +36,12 @@ void nne_factorized_likelihood_backward(size_t pixels, int32_t c, const float *x
                                         const float *params, float lik_min, const float *dy,
                                         float *dx, float *dparams) {
     assert(x && params && dy && c > 0);
-    /* Channels in blocks of FACT_BLOCK, their functions of the parameters prepared once
+    /* Channels in blocks, their functions of the parameters prepared once
      * (nne_factorized_prepare: the same bits as the per-call functions). */
-    enum { FACT_BLOCK = 16 };
-    nne_fact_prep q[FACT_BLOCK];
+    nne_fact_prep q[NNE_FACT_BLOCK];
     float aux[NNE_FACT_AUX];
-    for (int32_t c0 = 0; c0 < c; c0 += FACT_BLOCK) {
-        const int32_t nc = c - c0 < FACT_BLOCK ? c - c0 : FACT_BLOCK;
-        for (int32_t k = 0; k < nc; k++)
-            nne_factorized_prepare(params + (size_t)(c0 + k) * NNE_FACT_PARAMS, &q[k]);
+    for (int32_t c0 = 0; c0 < c; c0 += NNE_FACT_BLOCK) {
+        const int32_t nc = nne_factorized_prepare_block(params, c, c0, q);
         for (size_t px = 0; px < pixels; px++)
             for (int32_t k = 0; k < nc; k++) {
                 const int32_t ch = c0 + k;

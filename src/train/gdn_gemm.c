@@ -30,6 +30,7 @@
 #include "nnedge/gemm.h"
 #include "nnedge/threadpool.h"
 #include "nnedge/train.h"
+#include "train/train_internal.h"
 
 enum {
     GG_TILE = 128,  /* pixels per GEMM: sq, norm, dn of c = 64 in 32 KiB each */
@@ -164,22 +165,23 @@ static void gg_task(void *vctx, int task, int thread) {
     }
 }
 
+/* Plan for (pixels, c) and the pool, then every chunk of g (its pass and buffers set). */
+static void gg_run(nne_threadpool *pool, size_t pixels, int32_t c, gg_plan *p, gg_ctx *g) {
+    assert(g->scratch && ((uintptr_t)g->scratch & 63) == 0);
+    gg_make_plan(pixels, c, nne_threadpool_threads(pool), p);
+    g->p = p;
+    nne_threadpool_run(pool, p->n_chunks, gg_task, g);
+}
+
 void nne_gdn_forward_gemm(nne_threadpool *pool, size_t pixels, int32_t c, const float *x,
                           const float *beta, const float *gamma, bool inverse, float *y,
                           void *scratch) {
     assert(x && beta && gamma && y && c > 0 && x != y);
-    assert(scratch && ((uintptr_t)scratch & 63) == 0);
     if (pixels == 0) return;
     gg_plan p;
-    gg_make_plan(pixels, c, nne_threadpool_threads(pool), &p);
-    gg_ctx g = {.p = &p,
-                .x = x,
-                .beta = beta,
-                .gamma = gamma,
-                .inverse = inverse,
-                .y = y,
-                .scratch = scratch};
-    nne_threadpool_run(pool, p.n_chunks, gg_task, &g);
+    gg_ctx g = {
+        .x = x, .beta = beta, .gamma = gamma, .inverse = inverse, .y = y, .scratch = scratch};
+    gg_run(pool, pixels, c, &p, &g);
 }
 
 void nne_gdn_backward_gemm(nne_threadpool *pool, size_t pixels, int32_t c, const float *x,
@@ -187,12 +189,9 @@ void nne_gdn_backward_gemm(nne_threadpool *pool, size_t pixels, int32_t c, const
                            float *dx, float *dbeta, float *dgamma, void *scratch) {
     assert(x && beta && gamma && dy && dbeta && dgamma && c > 0);
     assert(dx != x && dx != dy);
-    assert(scratch && ((uintptr_t)scratch & 63) == 0);
     if (pixels == 0) return;
     gg_plan p;
-    gg_make_plan(pixels, c, nne_threadpool_threads(pool), &p);
-    gg_ctx g = {.p = &p,
-                .x = x,
+    gg_ctx g = {.x = x,
                 .beta = beta,
                 .gamma = gamma,
                 .dy = dy,
@@ -200,14 +199,8 @@ void nne_gdn_backward_gemm(nne_threadpool *pool, size_t pixels, int32_t c, const
                 .backward = true,
                 .dx = dx,
                 .scratch = scratch};
-    nne_threadpool_run(pool, p.n_chunks, gg_task, &g);
-    const float *part = (const float *)(const void *)scratch;
-    for (size_t e = 0; e < p.part_floats; e++) { /* chunk order */
-        float sum = part[e];
-        for (int32_t k = 1; k < p.n_chunks; k++) sum += part[(size_t)k * p.part_floats + e];
-        if (e < (size_t)c)
-            dbeta[e] += sum;
-        else
-            dgamma[e - (size_t)c] += sum;
-    }
+    gg_run(pool, pixels, c, &p, &g);
+    const float *part = (const float *)(const void *)scratch; /* [n_chunks][c + c*c] */
+    nne_train__sum_partials(part, (size_t)c, p.part_floats, p.n_chunks, dbeta);
+    nne_train__sum_partials(part + c, (size_t)c * (size_t)c, p.part_floats, p.n_chunks, dgamma);
 }

@@ -24,6 +24,7 @@
 
 #include "nnedge/train.h"
 #include "qat_internal.h"
+#include "train/train_internal.h"
 
 /* Element-wise layers: at most EW_CHUNKS ranges of at least EW_MIN_PIXELS pixels. */
 enum { EW_CHUNKS = 16, EW_MIN_PIXELS = 2048, EW_MIN_FACT = 256 };
@@ -384,12 +385,7 @@ static void ew_run(const nne_trainer *tr, ew_ctx *e) {
 /* g[0, n) += elements [off, off + n) of the chunks' partials [n_chunks][ew_part_floats],
  * summed in chunk order. */
 static void ew_reduce(const nne_trainer *tr, const ew_ctx *e, size_t off, size_t n, float *g) {
-    const float *part = tr->ew_part + off;
-    for (size_t i = 0; i < n; i++) {
-        float s = part[i];
-        for (int k = 1; k < e->n_chunks; k++) s += part[(size_t)k * tr->ew_part_floats + i];
-        g[i] += s;
-    }
+    nne_train__sum_partials(tr->ew_part + off, n, tr->ew_part_floats, e->n_chunks, g);
 }
 
 /* ---- forward ---------------------------------------------------------------------------- */
@@ -819,6 +815,14 @@ nne_status nne_trainer_eval(nne_trainer *t, const float *input, const float *tar
 void nne_trainer_last_rd(const nne_trainer *t, double *mse, double *bpp) {
     if (mse) *mse = t ? t->last_mse : 0.0;
     if (bpp) *bpp = t ? t->last_bpp : 0.0;
+}
+
+void nne_train__sum_partials(const float *part, size_t n, size_t stride, int chunks, float *dst) {
+    for (size_t e = 0; e < n; e++) {
+        float s = part[e];
+        for (int k = 1; k < chunks; k++) s += part[(size_t)k * stride + e];
+        dst[e] += s;
+    }
 }
 
 const float *nne_trainer_output(const nne_trainer *t) { return t->act[t->output]; }

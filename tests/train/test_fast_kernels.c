@@ -9,41 +9,12 @@
  * sums of at most a few thousand f32 terms in different orders (blocked FMA GEMM vs the
  * per-pixel loops), whose rounding differences are ~sqrt(terms) * 2^-24 of the sum of
  * |terms|; an index or formula error gives 1e-1 or more. */
-#include <string.h>
-
-#include "nnedge/graph.h"
+#include "kernel_test_util.h"
 #include "nnedge/models.h"
 #include "nnedge/ops.h"
-#include "nnedge/threadpool.h"
-#include "nnedge/train.h"
-#include "testutil.h"
+#include "train/conv_gemm_private.h"
 
 #define FAST_TOL 1e-5
-
-static nne_threadpool *pools[4]; /* [t]: t threads; [1] = NULL (serial) */
-
-static float *rnd(nne_rng *r, size_t n, float lo, float hi) {
-    float *p = nne_aligned_alloc((n ? n : 1) * sizeof(float));
-    for (size_t i = 0; i < n; i++) p[i] = nne_rng_uniform_range(r, lo, hi);
-    return p;
-}
-
-static float *dup(const float *src, size_t n) {
-    float *p = nne_aligned_alloc((n ? n : 1) * sizeof(float));
-    memcpy(p, src, n * sizeof(float));
-    return p;
-}
-
-/* max |got - ref| / max |ref| (0 when both are 0; NaN counts as infinitely wrong). */
-static double rel_err(const float *got, const float *ref, size_t n) {
-    double e = 0.0, m = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        const double d = fabs((double)got[i] - (double)ref[i]);
-        if (d > e || d != d) e = d != d ? INFINITY : d;
-        if (fabs((double)ref[i]) > m) m = fabs((double)ref[i]);
-    }
-    return m > 0.0 ? e / m : e;
-}
 
 static double worst_gdn;
 
@@ -244,6 +215,7 @@ static void test_factorized_prepared(void) {
  * chunks of the fast kernels) for 3 Adam steps with 1, 2 and 3 threads and a repeated
  * 2-thread run: bit-identical losses, gradients and weights. */
 static void test_trainer_codec_deterministic(void) {
+    nne_conv_gemm_set_tile_floats(512); /* several chunks in every convolution */
     const nne_rdmodel_config rc = {
         .kind = NNE_RD_MEAN_SCALE, .n = 8, .m = 12, .train_mode = NNE_QUANTIZE_NOISE};
     const int32_t batch = 2, h = 64, w = 64, steps = 3;
@@ -256,50 +228,19 @@ static void test_trainer_codec_deterministic(void) {
     nne_rng r;
     nne_rng_seed(&r, 5);
     float *data = rnd(&r, n_in * steps, 0.0f, 1.0f);
-    const int runs[4] = {1, 2, 3, 2};
-    double losses[4][3];
-    float *weights[4] = {0}, *grads[4] = {0};
-    size_t total = 0;
-    for (int k = 0; k < 4; k++) {
-        nne_trainer_config cfg;
-        memset(&cfg, 0, sizeof cfg);
-        cfg.optim = nne_optim_config_adam();
-        cfg.lr.kind = NNE_LR_CONSTANT;
-        cfg.lr.lr = 1e-3f;
-        cfg.loss = NNE_LOSS_RD;
-        cfg.rd_lambda = 0.01f;
-        cfg.noise_seed = 11;
-        cfg.threads = runs[k];
-        nne_trainer *tr = NULL;
-        CHECK_OK(nne_trainer_create(g, &cfg, &tr));
-        if (!tr) break;
-        for (int s = 0; s < steps; s++) {
-            nne_train_stats st;
-            const float *in = data + (size_t)s * n_in;
-            CHECK_OK(nne_trainer_step(tr, in, in, &st));
-            losses[k][s] = st.loss;
-            CHECK(isfinite(st.loss));
-        }
-        nne_params *p = nne_trainer_params(tr);
-        total = p->total;
-        weights[k] = dup(p->data, total);
-        grads[k] = dup(p->grad, total);
-        nne_trainer_free(tr);
-    }
-    for (int k = 1; k < 4 && weights[k]; k++) {
-        CHECK_MSG(memcmp(losses[k], losses[0], sizeof losses[0]) == 0,
-                  "losses differ: %d threads vs 1", runs[k]);
-        CHECK_MSG(memcmp(weights[k], weights[0], total * sizeof(float)) == 0,
-                  "weights differ: %d threads vs 1", runs[k]);
-        CHECK_MSG(memcmp(grads[k], grads[0], total * sizeof(float)) == 0,
-                  "gradients differ: %d threads vs 1", runs[k]);
-    }
-    for (int k = 0; k < 4; k++) {
-        nne_aligned_free(weights[k]);
-        nne_aligned_free(grads[k]);
-    }
+    nne_trainer_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.optim = nne_optim_config_adam();
+    cfg.lr.kind = NNE_LR_CONSTANT;
+    cfg.lr.lr = 1e-3f;
+    cfg.loss = NNE_LOSS_RD;
+    cfg.rd_lambda = 0.01f;
+    cfg.noise_seed = 11;
+    double losses[3];
+    check_trainer_threads(g, cfg, data, n_in, steps, losses);
     nne_aligned_free(data);
     nne_graph_free(g);
+    nne_conv_gemm_set_tile_floats(0);
 }
 
 int main(void) {
