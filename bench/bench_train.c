@@ -207,6 +207,10 @@ static void print_profile(const nne_graph *g, const nne_train_profile *p, int st
         const nne_shape *s = &g->tensors[n->output].shape;
         const double f = (double)p->fwd_ns[i] * k, b = (double)p->bwd_ns[i] * k;
         const double macs = node_macs(g, n);
+        /* backward FLOPs: 2 x forward for convolutions (dX and dW; dW only without an input
+         * gradient, the first layer), 3 x for GDN (the normalizer again, dgamma, the dx sum) */
+        const bool has_dx = g->tensors[n->inputs[0]].kind == NNE_TENSOR_ACTIVATION;
+        const double bwd_x = node_kind(n->op) == K_GDN ? 3.0 : has_dx ? 2.0 : 1.0;
         char shape[64];
         snprintf(shape, sizeof shape, "%lldx%lldx%lldx%lld", (long long)s->dim[0],
                  (long long)(s->ndim > 1 ? s->dim[1] : 1), (long long)(s->ndim > 2 ? s->dim[2] : 1),
@@ -214,7 +218,7 @@ static void print_profile(const nne_graph *g, const nne_train_profile *p, int st
         printf("| %s | %s | %s | ", n->name, nne_op_name(n->op), shape);
         if (macs > 0.0)
             printf("%.3f | %.1f | %.1f | %.1f | %.1f |\n", macs * 1e-9, f, 2.0 * macs / f * 1e-6, b,
-                   4.0 * macs / b * 1e-6);
+                   2.0 * bwd_x * macs / b * 1e-6);
         else
             printf("- | %.1f | - | %.1f | - |\n", f, b);
         kf[node_kind(n->op)] += f;

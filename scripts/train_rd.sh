@@ -19,9 +19,10 @@
 # with `kill <pid>` (SIGTERM): the trainer finishes its step and writes a checkpoint first.
 #
 # Cost (docs/training.md, "A learned-codec ladder"; docs/perf-train.md, "Learned codecs"): about
-# 1.5 s per step at the defaults (mbt2018-mean 64,96, batch 8 of 256x256) measured on the 2
-# cores shared with another training job, so the default ladder of 44,000 steps is ~18 h
-# (~9 h estimated with both cores free); 128,192 costs ~3.4x per step.
+# 1.3 s per step at the defaults (mbt2018-mean 64,96, batch 8 of 256x256), measured with another
+# training job on one of the 2 cores, so the default ladder of 44,000 steps is ~16 h (~9 h
+# estimated with both cores free); 128,192 costs ~3.5x per step. On a shared machine
+# THREADS=1 is as fast as 2.
 #
 # Environment: NNEDGE (default build/nnedge), KIND (mbt2018-mean; or bmshj2018-hyperprior,
 # bmshj2018-factorized), CHANNELS (N,M; default 64,96), DATA, VAL, BASE_STEPS (default 20000),

@@ -15,9 +15,9 @@
  * consumer's backward (dx is overwritten); only shared tensors pay for the extra add.
  *
  * Threads. Convolutions and GDN/IGDN run the GEMM kernels of conv_gemm.c and gdn_gemm.c on
- * the trainer's pool. The
- * element-wise layers are split into at most EW_CHUNKS pixel ranges that depend on the
- * tensor size only; parameter gradients get one partial per range, summed in range order.
+ * the trainer's pool. The element-wise layers are split into at most EW_CHUNKS pixel ranges
+ * that depend on the tensor size only; parameter gradients get one partial per range,
+ * summed in range order.
  * So a step is bitwise identical for every thread count (tests/train/test_conv_gemm.c). */
 #include <math.h>
 #include <string.h>
@@ -41,7 +41,7 @@ struct nne_trainer {
     float *tmp;         /* [max_numel] */
     float *tmp2;        /* [2][max Gaussian-likelihood numel]: its other shared inputs */
     size_t tmp2_floats; /* one slice of tmp2 */
-    void *scratch;      /* [scratch_bytes] conv kernels */
+    void *scratch;      /* [scratch_bytes] conv and GDN kernels */
     float *ew_part;     /* [EW_CHUNKS][ew_part_floats] */
     size_t ew_part_floats;
     void *loss_scratch;   /* MS-SSIM */
@@ -309,7 +309,7 @@ typedef struct ew_ctx {
     const float *p0;          /* prelu slope; factorized params; Gaussian scales */
     float lik_min, scale_min; /* likelihoods */
     float *y, *dx;
-    float *dx1, *dx2; /* gaussian: d scales, d means (one of dx, dx1, dx2 per pass) */
+    float *dx1, *dx2; /* gaussian: d scales, d means (with dx: each NULL or its own buffer) */
 } ew_ctx;
 
 static int ew_chunks(size_t pixels, size_t min_pixels) {
