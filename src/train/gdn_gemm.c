@@ -101,15 +101,14 @@ static void gg_sqrt(float *nrm, const float *beta, int32_t T, size_t c) {
         size_t i = 0;
 #ifdef GG_SSE
         for (; i + 4 <= c; i += 4)
-            _mm_storeu_ps(nrm + i, _mm_sqrt_ps(_mm_add_ps(_mm_loadu_ps(nrm + i),
-                                                          _mm_loadu_ps(beta + i))));
+            _mm_storeu_ps(nrm + i,
+                          _mm_sqrt_ps(_mm_add_ps(_mm_loadu_ps(nrm + i), _mm_loadu_ps(beta + i))));
 #endif
         for (; i < c; i++) nrm[i] = sqrtf(nrm[i] + beta[i]);
     }
 }
 
-static void gg_forward_tile(const gg_ctx *g, size_t px0, int32_t T, float *sq,
-                                         float *s, void *gs) {
+static void gg_forward_tile(const gg_ctx *g, size_t px0, int32_t T, float *sq, float *s, void *gs) {
     const size_t c = (size_t)g->p->c, n = (size_t)T * c;
     const float *x = g->x + px0 * c;
     float *y = g->y + px0 * c;
@@ -123,8 +122,8 @@ static void gg_forward_tile(const gg_ctx *g, size_t px0, int32_t T, float *sq,
         for (size_t i = 0; i < n; i++) y[i] = x[i] / s[i];
 }
 
-static void gg_backward_tile(const gg_ctx *g, size_t px0, int32_t T, float *sq,
-                                          float *s, float *dn, float *part, bool first, void *gs) {
+static void gg_backward_tile(const gg_ctx *g, size_t px0, int32_t T, float *sq, float *s, float *dn,
+                             float *part, bool first, void *gs) {
     const int32_t ci = g->p->c;
     const size_t c = (size_t)ci, n = (size_t)T * c;
     const float *x = g->x + px0 * c, *dy = g->dy + px0 * c;
