@@ -18,6 +18,12 @@
 # val bpp). An interrupted stage resumes bit for bit from its checkpoint. Stop a background run
 # with `kill <pid>` (SIGTERM): the trainer finishes its step and writes a checkpoint first.
 #
+# Cost (docs/training.md, "A learned-codec ladder"; docs/perf-train.md, "Learned codecs"): about
+# 1.3 s per step at the defaults (mbt2018-mean 64,96, batch 8 of 256x256), measured with another
+# training job on one of the 2 cores, so the default ladder of 44,000 steps is ~16 h (~9 h
+# estimated with both cores free); 128,192 costs ~3.5x per step. On a shared machine
+# THREADS=1 is as fast as 2.
+#
 # Environment: NNEDGE (default build/nnedge), KIND (mbt2018-mean; or bmshj2018-hyperprior,
 # bmshj2018-factorized), CHANNELS (N,M; default 64,96), DATA, VAL, BASE_STEPS (default 20000),
 # FT_STEPS (default 4000), BASE_LR (5e-4), FT_LR (1e-4), BATCH (8), CROP (256), THREADS

@@ -93,6 +93,22 @@ void nne_gdn_backward(size_t pixels, int32_t c, const float *x, const float *bet
                       const float *gamma, bool inverse, const float *dy, float *dx, float *dbeta,
                       float *dgamma, float *scratch);
 
+/* Fast GDN / IGDN (src/train/gdn_gemm.c): the normalizer sum_j gamma[i][j] x_j^2 as a
+ * 1x1 convolution of x^2 through nne_gemm_f32 per tile of pixels (the backward recomputes
+ * it and runs two more GEMMs: dgamma += dn^T x^2 and the dx sum dn . gamma), split over
+ * `pool`. Same arguments and rules as the pair above; y must not alias x. Equal to them
+ * within f32 rounding (tests/train/test_fast_kernels.c) and bitwise identical for every thread
+ * count (tiles and chunks fixed by `pixels`, parameter gradients reduced in chunk order).
+ * scratch: nne_gdn_gemm_scratch_size(pixels, c, nne_threadpool_threads(pool)) bytes,
+ * 64-byte aligned, shared by forward and backward. */
+size_t nne_gdn_gemm_scratch_size(size_t pixels, int32_t c, int threads);
+void nne_gdn_forward_gemm(nne_threadpool *pool, size_t pixels, int32_t c, const float *x,
+                          const float *beta, const float *gamma, bool inverse, float *y,
+                          void *scratch);
+void nne_gdn_backward_gemm(nne_threadpool *pool, size_t pixels, int32_t c, const float *x,
+                           const float *beta, const float *gamma, bool inverse, const float *dy,
+                           float *dx, float *dbeta, float *dgamma, void *scratch);
+
 /* add: y = a + b; da = db = dy (overwritten; either may be NULL or alias dy). */
 void nne_add_forward(size_t count, const float *a, const float *b, float *y);
 void nne_add_backward(size_t count, const float *dy, float *da, float *db);
@@ -349,6 +365,17 @@ nne_params *nne_trainer_params(nne_trainer *t);
 int64_t nne_trainer_steps(const nne_trainer *t);
 /* Write the trained parameters back into the graph's constants. */
 void nne_trainer_store(const nne_trainer *t);
+
+/* Time accounting (bench/bench_train --profile): while set, every forward and backward pass
+ * adds the wall time of graph node i to fwd_ns[i] / bwd_ns[i] ([n_nodes] each, caller-owned,
+ * not cleared), the loss (and its gradient) to loss_ns, the clearing of gradients to
+ * zero_ns, clipping + optimizer update + projection to update_ns. NULL turns it off. The
+ * clock is read between nodes only, so the results do not change. */
+typedef struct nne_train_profile {
+    uint64_t *fwd_ns, *bwd_ns;
+    uint64_t loss_ns, zero_ns, update_ns;
+} nne_train_profile;
+void nne_trainer_set_profile(nne_trainer *t, nne_train_profile *prof);
 
 /* ==== Magnitude pruning (src/train/prune_mask.c, docs/pruning.md) ==================== */
 

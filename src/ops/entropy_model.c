@@ -33,33 +33,56 @@ static const int k_off_h[NNE_FACT_LAYERS] = {0, 3, 12, 21};
 static const int k_off_b[NNE_FACT_LAYERS] = {24, 27, 30, 33};
 static const int k_off_a[NNE_FACT_LAYERS - 1] = {34, 37, 40};
 
-float nne_factorized_logit(const float *p, float v, float *trace) {
+void nne_factorized_prepare(const float *p, nne_fact_prep *q) {
+    for (int i = 0; i < 24; i++) {
+        q->sp[i] = softplus(p[i]);
+        q->sig[i] = 1.0f / (1.0f + expf(-p[i])); /* softplus'(r) */
+    }
+    for (int i = 0; i < 9; i++) q->ta[i] = tanhf(p[k_off_a[0] + i]);
+}
+
+int32_t nne_factorized_prepare_block(const float *params, int32_t c, int32_t c0,
+                                     nne_fact_prep q[NNE_FACT_BLOCK]) {
+    const int32_t nc = c - c0 < NNE_FACT_BLOCK ? c - c0 : NNE_FACT_BLOCK;
+    for (int32_t k = 0; k < nc; k++)
+        nne_factorized_prepare(params + (size_t)(c0 + k) * NNE_FACT_PARAMS, &q[k]);
+    return nc;
+}
+
+float nne_factorized_logit_prep(const float *p, const nne_fact_prep *q, float v, float *trace) {
     float h[3] = {v, 0.0f, 0.0f}, t[3];
     for (int k = 0; k < NNE_FACT_LAYERS; k++) {
         const int din = k_dims[k], dout = k_dims[k + 1];
         for (int o = 0; o < dout; o++) {
             float s = p[k_off_b[k] + o];
-            for (int i = 0; i < din; i++) s += softplus(p[k_off_h[k] + o * din + i]) * h[i];
+            for (int i = 0; i < din; i++) s += q->sp[k_off_h[k] + o * din + i] * h[i];
             t[o] = s;
         }
         for (int o = 0; o < dout; o++) {
             /* trace: the pre-gating value u of every hidden unit, in layer order */
             if (trace && k < NNE_FACT_LAYERS - 1) trace[3 * k + o] = t[o];
-            h[o] = k < NNE_FACT_LAYERS - 1 ? t[o] + tanhf(p[k_off_a[k] + o]) * tanhf(t[o]) : t[o];
+            h[o] = k < NNE_FACT_LAYERS - 1 ? t[o] + q->ta[3 * k + o] * tanhf(t[o]) : t[o];
         }
     }
     return h[0];
 }
 
-void nne_factorized_logit_backward(const float *p, float v, const float *trace, float dlogit,
-                                   float *dv, float *dp) {
+float nne_factorized_logit(const float *p, float v, float *trace) {
+    nne_fact_prep q;
+    nne_factorized_prepare(p, &q);
+    return nne_factorized_logit_prep(p, &q, v, trace);
+}
+
+void nne_factorized_logit_backward_prep(const float *p, const nne_fact_prep *q, float v,
+                                        const float *trace, float dlogit, float *dv, float *dp) {
     /* Recompute the hidden values h_k (post-gating) from the trace of u_k (pre-gating). */
-    float hs[NNE_FACT_LAYERS][3]; /* input of layer k */
+    float hs[NNE_FACT_LAYERS][3], tu[NNE_FACT_TRACE]; /* input of layer k; tanh(u) */
     hs[0][0] = v;
+    for (int i = 0; i < NNE_FACT_TRACE; i++) tu[i] = tanhf(trace[i]);
     for (int k = 1; k < NNE_FACT_LAYERS; k++)
         for (int o = 0; o < 3; o++) {
             const float u = trace[3 * (k - 1) + o];
-            hs[k][o] = u + tanhf(p[k_off_a[k - 1] + o]) * tanhf(u);
+            hs[k][o] = u + q->ta[3 * (k - 1) + o] * tu[3 * (k - 1) + o];
         }
     float g[3] = {dlogit, 0.0f, 0.0f}; /* dL/d(output of layer k) */
     for (int k = NNE_FACT_LAYERS - 1; k >= 0; k--) {
@@ -69,9 +92,9 @@ void nne_factorized_logit_backward(const float *p, float v, const float *trace, 
             if (k < NNE_FACT_LAYERS - 1) {
                 /* h = u + tanh(a) tanh(u): dh/du = 1 + tanh(a) (1 - tanh(u)^2),
                  * dh/da = (1 - tanh(a)^2) tanh(u) */
-                const float u = trace[3 * k + o], ta = tanhf(p[k_off_a[k] + o]), tu = tanhf(u);
-                du[o] = g[o] * (1.0f + ta * (1.0f - tu * tu));
-                if (dp) dp[k_off_a[k] + o] += g[o] * (1.0f - ta * ta) * tu;
+                const float ta = q->ta[3 * k + o], t = tu[3 * k + o];
+                du[o] = g[o] * (1.0f + ta * (1.0f - t * t));
+                if (dp) dp[k_off_a[k] + o] += g[o] * (1.0f - ta * ta) * t;
             } else {
                 du[o] = g[o];
             }
@@ -80,20 +103,26 @@ void nne_factorized_logit_backward(const float *p, float v, const float *trace, 
         float gin[3] = {0.0f, 0.0f, 0.0f};
         for (int o = 0; o < dout; o++)
             for (int i = 0; i < din; i++) {
-                const float r = p[k_off_h[k] + o * din + i];
-                const float sig = 1.0f / (1.0f + expf(-r)); /* softplus'(r) */
-                if (dp) dp[k_off_h[k] + o * din + i] += du[o] * sig * hs[k][i];
-                gin[i] += du[o] * softplus(r);
+                const int r = k_off_h[k] + o * din + i;
+                if (dp) dp[r] += du[o] * q->sig[r] * hs[k][i];
+                gin[i] += du[o] * q->sp[r];
             }
         for (int i = 0; i < din; i++) g[i] = gin[i];
     }
     if (dv) *dv = g[0];
 }
 
-float nne_factorized_likelihood(const float *p, float v, float *aux) {
+void nne_factorized_logit_backward(const float *p, float v, const float *trace, float dlogit,
+                                   float *dv, float *dp) {
+    nne_fact_prep q;
+    nne_factorized_prepare(p, &q);
+    nne_factorized_logit_backward_prep(p, &q, v, trace, dlogit, dv, dp);
+}
+
+float nne_factorized_likelihood_prep(const float *p, const nne_fact_prep *q, float v, float *aux) {
     float tl[NNE_FACT_TRACE], tu[NNE_FACT_TRACE];
-    const float lower = nne_factorized_logit(p, v - 0.5f, tl);
-    const float upper = nne_factorized_logit(p, v + 0.5f, tu);
+    const float lower = nne_factorized_logit_prep(p, q, v - 0.5f, tl);
+    const float upper = nne_factorized_logit_prep(p, q, v + 0.5f, tu);
     /* Evaluate the difference of sigmoids on the side where both are small (the sign
      * flip), so tail probabilities keep their relative precision. */
     const float s = lower + upper > 0.0f ? -1.0f : 1.0f;
@@ -109,16 +138,27 @@ float nne_factorized_likelihood(const float *p, float v, float *aux) {
     return fabsf(su - sl);
 }
 
+float nne_factorized_likelihood(const float *p, float v, float *aux) {
+    nne_fact_prep q;
+    nne_factorized_prepare(p, &q);
+    return nne_factorized_likelihood_prep(p, &q, v, aux);
+}
+
 void nne_factorized_likelihood_f32__ref(size_t pixels, int32_t c, const float *x,
                                         const float *params, float lik_min, float *y) {
     assert(x && params && y && c > 0);
-    for (size_t px = 0; px < pixels; px++)
-        for (int32_t ch = 0; ch < c; ch++) {
-            const size_t i = px * (size_t)c + (size_t)ch;
-            const float l =
-                nne_factorized_likelihood(params + (size_t)ch * NNE_FACT_PARAMS, x[i], NULL);
-            y[i] = l < lik_min ? lik_min : l;
-        }
+    /* Channels in blocks, each prepared once (the same bits as preparing per call). */
+    nne_fact_prep q[NNE_FACT_BLOCK];
+    for (int32_t c0 = 0; c0 < c; c0 += NNE_FACT_BLOCK) {
+        const int32_t nc = nne_factorized_prepare_block(params, c, c0, q);
+        for (size_t px = 0; px < pixels; px++)
+            for (int32_t k = 0; k < nc; k++) {
+                const size_t i = px * (size_t)c + (size_t)(c0 + k);
+                const float l = nne_factorized_likelihood_prep(
+                    params + (size_t)(c0 + k) * NNE_FACT_PARAMS, &q[k], x[i], NULL);
+                y[i] = l < lik_min ? lik_min : l;
+            }
+    }
 }
 
 /* Standard normal CDF. */

@@ -40,6 +40,7 @@
 #include "nnedge/threadpool.h"
 #include "nnedge/train.h"
 #include "train/conv_gemm_private.h"
+#include "train/train_internal.h"
 
 enum { CG_CHUNKS = 16 }; /* tasks per pass (a constant: thread-count independent) */
 
@@ -47,9 +48,17 @@ enum { CG_CHUNKS = 16 }; /* tasks per pass (a constant: thread-count independent
  * GEMM's output stay in L2. Tests shrink it (conv_gemm_private.h) to reach the multi-tile,
  * multi-chunk and two-phase paths with small shapes; set it before sizing scratch. */
 static size_t cg_tile_floats = (size_t)1 << 16;
+/* ... but at least CG_MIN_TILE_PX destination pixels: the weight-gradient GEMM (TN) runs
+ * over a tile's pixels as its K dimension and reads and writes its [oc][K] partial once per
+ * tile, so small-image layers (16x16 to 32x32 outputs, 5x5 kernels: 2 rows = 32-64 pixels)
+ * spent more on packing and partial traffic than on multiply-adds (57-65 GFLOP/s against
+ * 70-77 with 256-pixel tiles, 1 thread, CPU time). The tests' tiny tiles turn it off. */
+enum { CG_MIN_TILE_PX = 256 };
+static size_t cg_min_tile_px = CG_MIN_TILE_PX;
 
 void nne_conv_gemm_set_tile_floats(size_t floats) {
     cg_tile_floats = floats ? floats : (size_t)1 << 16;
+    cg_min_tile_px = floats ? 1 : CG_MIN_TILE_PX;
 }
 
 typedef struct cg_gather {
@@ -100,6 +109,8 @@ static void cg_make_plan(const nne_conv2d_geom *g, bool transpose, int threads, 
     int32_t r_min = (g->kh - 1) * g->dil_h / g->stride_h; /* scatter phases (see top) */
     if (r_min < 1) r_min = 1;
     size_t r = cg_tile_floats / (row_floats ? row_floats : 1);
+    const size_t r_px = (cg_min_tile_px + (size_t)t->dst_w - 1) / (size_t)t->dst_w;
+    if (r < r_px) r = r_px;
     if (r < (size_t)r_min) r = (size_t)r_min;
     if (r > (size_t)p->rows) r = (size_t)p->rows;
     p->tile_rows = (int32_t)r;
@@ -376,11 +387,7 @@ static void cg_reduce_dw(const cg_plan *p, const nne_conv2d_geom *g, const unsig
     const float *part = (const float *)(const void *)(scratch + p->off_part);
     const size_t n = p->part_floats;
     if (!p->transpose) {
-        for (size_t e = 0; e < n; e++) {
-            float s = part[e];
-            for (int32_t k = 1; k < p->n_chunks; k++) s += part[(size_t)k * n + e];
-            dw[e] += s;
-        }
+        nne_train__sum_partials(part, n, n, p->n_chunks, dw);
         return;
     }
     const int32_t taps = p->taps, oc = g->oc, ic = g->ic;

@@ -36,29 +36,37 @@ void nne_factorized_likelihood_backward(size_t pixels, int32_t c, const float *x
                                         const float *params, float lik_min, const float *dy,
                                         float *dx, float *dparams) {
     assert(x && params && dy && c > 0);
+    /* Channels in blocks, their functions of the parameters prepared once
+     * (nne_factorized_prepare: the same bits as the per-call functions). */
+    nne_fact_prep q[NNE_FACT_BLOCK];
     float aux[NNE_FACT_AUX];
-    for (size_t px = 0; px < pixels; px++)
-        for (int32_t ch = 0; ch < c; ch++) {
-            const size_t i = px * (size_t)c + (size_t)ch;
-            const float *p = params + (size_t)ch * NNE_FACT_PARAMS;
-            const float lik = nne_factorized_likelihood(p, x[i], aux);
-            if (!bound_passes(lik, lik_min, dy[i])) {
-                if (dx) dx[i] = 0.0f;
-                continue;
+    for (int32_t c0 = 0; c0 < c; c0 += NNE_FACT_BLOCK) {
+        const int32_t nc = nne_factorized_prepare_block(params, c, c0, q);
+        for (size_t px = 0; px < pixels; px++)
+            for (int32_t k = 0; k < nc; k++) {
+                const int32_t ch = c0 + k;
+                const size_t i = px * (size_t)c + (size_t)ch;
+                const float *p = params + (size_t)ch * NNE_FACT_PARAMS;
+                const float lik = nne_factorized_likelihood_prep(p, &q[k], x[i], aux);
+                if (!bound_passes(lik, lik_min, dy[i])) {
+                    if (dx) dx[i] = 0.0f;
+                    continue;
+                }
+                /* lik = |sigmoid(s u) - sigmoid(s l)| with l = f(x - 0.5), u = f(x + 0.5). */
+                const float lower = aux[0], upper = aux[1];
+                const float s = lower + upper > 0.0f ? -1.0f : 1.0f;
+                const float su = sigmoidf(s * upper), sl = sigmoidf(s * lower);
+                const float sgn = su - sl >= 0.0f ? 1.0f : -1.0f;
+                const float du = dy[i] * sgn * s * su * (1.0f - su);
+                const float dl = -dy[i] * sgn * s * sl * (1.0f - sl);
+                float dvu = 0.0f, dvl = 0.0f;
+                float *dp = dparams ? dparams + (size_t)ch * NNE_FACT_PARAMS : NULL;
+                nne_factorized_logit_backward_prep(p, &q[k], x[i] + 0.5f, aux + 2 + NNE_FACT_TRACE,
+                                                   du, &dvu, dp);
+                nne_factorized_logit_backward_prep(p, &q[k], x[i] - 0.5f, aux + 2, dl, &dvl, dp);
+                if (dx) dx[i] = dvu + dvl;
             }
-            /* lik = |sigmoid(s u) - sigmoid(s l)| with l = f(x - 0.5), u = f(x + 0.5). */
-            const float lower = aux[0], upper = aux[1];
-            const float s = lower + upper > 0.0f ? -1.0f : 1.0f;
-            const float su = sigmoidf(s * upper), sl = sigmoidf(s * lower);
-            const float sgn = su - sl >= 0.0f ? 1.0f : -1.0f;
-            const float du = dy[i] * sgn * s * su * (1.0f - su);
-            const float dl = -dy[i] * sgn * s * sl * (1.0f - sl);
-            float dvu = 0.0f, dvl = 0.0f;
-            float *dp = dparams ? dparams + (size_t)ch * NNE_FACT_PARAMS : NULL;
-            nne_factorized_logit_backward(p, x[i] + 0.5f, aux + 2 + NNE_FACT_TRACE, du, &dvu, dp);
-            nne_factorized_logit_backward(p, x[i] - 0.5f, aux + 2, dl, &dvl, dp);
-            if (dx) dx[i] = dvu + dvl;
-        }
+    }
 }
 
 /* Standard normal density. */

@@ -14,4 +14,10 @@ size_t nne_ms_ssim_plane_work(int32_t h, int32_t w, int32_t scales);
 double nne_ms_ssim_plane_f64(const double *x, const double *y, int32_t h, int32_t w, int32_t scales,
                              double data_range, double *work, double *dx);
 
+/* The deterministic reduction of per-chunk partial sums: dst[e] += part[0][e] + part[1][e]
+ * + ... + part[chunks - 1][e] (f32, in chunk order), e < n, chunk k's partial at
+ * part + k * stride. Every parallel kernel of the module reduces its parameter gradients so
+ * (docs/training.md, "Partition and determinism"). */
+void nne_train__sum_partials(const float *part, size_t n, size_t stride, int chunks, float *dst);
+
 #endif

@@ -7,25 +7,27 @@
  *   grad[t]  dL/d(tensor t) for every activation (the graph input gets none)
  *   tmp      [largest activation] for tensors read by several nodes: each consumer's
  *            backward writes its contribution here and it is added to grad[t]
- *   scratch  [largest conv scratch] bytes (nne_conv*_gemm_scratch_size for the pool's
- *            thread count); loss_scratch for MS-SSIM
+ *   scratch  [largest kernel scratch] bytes (nne_conv*_gemm_scratch_size and
+ *            nne_gdn_gemm_scratch_size for the pool's thread count); loss_scratch for MS-SSIM
  *   ew_part  [EW_CHUNKS][largest per-chunk parameter gradient] partial sums of the
- *            element-wise layers (prelu slopes, GDN beta and gamma); ew_thread [threads][2c]
+ *            element-wise layers (prelu slopes, factorized-density parameters)
  * A tensor with one consumer (the common case) gets its gradient written in place by that
  * consumer's backward (dx is overwritten); only shared tensors pay for the extra add.
  *
- * Threads. Convolutions run the GEMM kernels of conv_gemm.c on the trainer's pool. The
- * element-wise layers are split into at most EW_CHUNKS pixel ranges that depend on the
- * tensor size only; parameter gradients get one partial per range, summed in range order.
+ * Threads. Convolutions and GDN/IGDN run the GEMM kernels of conv_gemm.c and gdn_gemm.c on
+ * the trainer's pool. The element-wise layers are split into at most EW_CHUNKS pixel ranges
+ * that depend on the tensor size only; parameter gradients get one partial per range,
+ * summed in range order.
  * So a step is bitwise identical for every thread count (tests/train/test_conv_gemm.c). */
 #include <math.h>
 #include <string.h>
 
 #include "nnedge/train.h"
 #include "qat_internal.h"
+#include "train/train_internal.h"
 
 /* Element-wise layers: at most EW_CHUNKS ranges of at least EW_MIN_PIXELS pixels. */
-enum { EW_CHUNKS = 16, EW_MIN_PIXELS = 2048 };
+enum { EW_CHUNKS = 16, EW_MIN_PIXELS = 2048, EW_MIN_FACT = 256 };
 
 struct nne_trainer {
     nne_graph *g;
@@ -37,10 +39,11 @@ struct nne_trainer {
     int32_t *param_of;  /* [n_tensors] index into params->items, -1 if not a parameter */
     int32_t *consumers; /* [n_tensors] readers (nodes' inputs; +1 for the graph output) */
     float *tmp;         /* [max_numel] */
-    void *scratch;      /* [scratch_bytes] conv kernels */
+    float *tmp2;        /* [2][max Gaussian-likelihood numel]: its other shared inputs */
+    size_t tmp2_floats; /* one slice of tmp2 */
+    void *scratch;      /* [scratch_bytes] conv and GDN kernels */
     float *ew_part;     /* [EW_CHUNKS][ew_part_floats] */
-    float *ew_thread;   /* [threads][2 * max GDN channels] */
-    size_t ew_part_floats, ew_thread_floats;
+    size_t ew_part_floats;
     void *loss_scratch;   /* MS-SSIM */
     nne_threadpool *pool; /* NULL: serial */
     bool own_pool;
@@ -56,6 +59,7 @@ struct nne_trainer {
     const float *teacher;       /* [output numel] soft targets of the current batch */
     float *dgrad;               /* [output numel] gradient of the distillation term */
     double last_task, last_distill;
+    nne_train_profile *prof; /* NULL: no time accounting */
 };
 
 /* What quantize nodes do in a forward pass. */
@@ -114,9 +118,9 @@ void nne_trainer_free(nne_trainer *t) {
     nne_free(t->param_of);
     nne_free(t->consumers);
     nne_aligned_free(t->tmp);
+    nne_aligned_free(t->tmp2);
     nne_aligned_free(t->scratch);
     nne_aligned_free(t->ew_part);
-    nne_aligned_free(t->ew_thread);
     if (t->own_pool) nne_threadpool_free(t->pool);
     nne_aligned_free(t->loss_scratch);
     nne_params_free(t->params);
@@ -213,7 +217,7 @@ nne_status nne_trainer_create(nne_graph *g, const nne_trainer_config *cfg, nne_t
 
     /* Consumers, activation and gradient buffers, scratch sizes. */
     size_t max_numel = 1, max_scratch = 64;
-    t->ew_part_floats = t->ew_thread_floats = 1;
+    t->ew_part_floats = 1;
     for (int32_t i = 0; i < g->n_nodes; i++) {
         const nne_node *n = &g->nodes[i];
         for (int32_t k = 0; k < n->n_inputs; k++)
@@ -226,11 +230,10 @@ nne_status nne_trainer_create(nne_graph *g, const nne_trainer_config *cfg, nne_t
             s = nne_conv_transpose2d_gemm_scratch_size(&n->conv_geom, threads);
         if (n->op == NNE_OP_PRELU) part = c;
         if (n->op == NNE_OP_FACTORIZED_LIKELIHOOD) part = c * NNE_FACT_PARAMS;
-        if (n->op == NNE_OP_GDN || n->op == NNE_OP_IGDN) {
-            part = c + c * c; /* dbeta, dgamma */
-            const size_t ks = nne_gdn_backward_scratch_size((int32_t)c);
-            if (ks > t->ew_thread_floats) t->ew_thread_floats = ks;
-        }
+        if (n->op == NNE_OP_GAUSSIAN_LIKELIHOOD && tnumel(g, n->output) > t->tmp2_floats)
+            t->tmp2_floats = tnumel(g, n->output);
+        if (n->op == NNE_OP_GDN || n->op == NNE_OP_IGDN)
+            s = nne_gdn_gemm_scratch_size(tnumel(g, n->output) / c, (int32_t)c, threads);
         if (s > max_scratch) max_scratch = s;
         if (part > t->ew_part_floats) t->ew_part_floats = part;
     }
@@ -244,10 +247,10 @@ nne_status nne_trainer_create(nne_graph *g, const nne_trainer_config *cfg, nne_t
         if (g->tensors[i].kind == NNE_TENSOR_ACTIVATION && !(t->grad[i] = alloc_floats(n)))
             goto nomem;
     }
-    t->ew_thread_floats = (t->ew_thread_floats + 15) / 16 * 16; /* 64-byte slices */
+    t->tmp2_floats = (t->tmp2_floats + 15) / 16 * 16; /* 64-byte slices */
     if (!(t->tmp = alloc_floats(max_numel)) || !(t->scratch = nne_aligned_alloc(max_scratch)) ||
-        !(t->ew_part = alloc_floats(EW_CHUNKS * t->ew_part_floats)) ||
-        !(t->ew_thread = alloc_floats((size_t)threads * t->ew_thread_floats)))
+        (t->tmp2_floats && !(t->tmp2 = alloc_floats(2 * t->tmp2_floats))) ||
+        !(t->ew_part = alloc_floats(EW_CHUNKS * t->ew_part_floats)))
         goto nomem;
 
     if (cfg->loss == NNE_LOSS_MS_SSIM) {
@@ -286,8 +289,6 @@ typedef enum ew_kind {
     EW_PRELU_BWD,
     EW_RELU_FWD,
     EW_RELU_BWD,
-    EW_GDN_FWD,
-    EW_GDN_BWD,
     EW_ADD_FWD,
     EW_ABS_FWD,
     EW_ABS_BWD,
@@ -303,17 +304,16 @@ typedef struct ew_ctx {
     ew_kind kind;
     size_t pixels;            /* rows of c channels (element count for relu, add) */
     int32_t c, n_param;       /* channels; prelu: slopes (1 or c) */
-    int n_chunks;             /* ew_chunks(pixels) */
+    int n_chunks;             /* ew_chunks(pixels, minimum pixels per chunk of the kind) */
     const float *x, *x2, *dy; /* x2: add's second input */
-    const float *p0, *p1;     /* prelu slope; GDN beta, gamma; factorized params; scales */
-    bool inverse;             /* IGDN */
+    const float *p0;          /* prelu slope; factorized params; Gaussian scales */
     float lik_min, scale_min; /* likelihoods */
     float *y, *dx;
-    float *dx1, *dx2; /* gaussian: d scales, d means (one of dx, dx1, dx2 per pass) */
+    float *dx1, *dx2; /* gaussian: d scales, d means (with dx: each NULL or its own buffer) */
 } ew_ctx;
 
-static int ew_chunks(size_t pixels) {
-    const size_t n = pixels / EW_MIN_PIXELS;
+static int ew_chunks(size_t pixels, size_t min_pixels) {
+    const size_t n = pixels / min_pixels;
     return n < 1 ? 1 : n > EW_CHUNKS ? EW_CHUNKS : (int)n;
 }
 
@@ -337,15 +337,6 @@ static void ew_task(void *vctx, int task, int thread) {
         break;
     case EW_RELU_BWD:
         nne_relu_backward(np * c, e->x + o, e->dy + o, e->dx + o);
-        break;
-    case EW_GDN_FWD:
-        nne_gdn_forward(np, e->c, e->x + o, e->p0, e->p1, e->inverse, e->y + o);
-        break;
-    case EW_GDN_BWD:
-        memset(part, 0, (c + c * c) * sizeof(float));
-        nne_gdn_backward(np, e->c, e->x + o, e->p0, e->p1, e->inverse, e->dy + o,
-                         e->dx ? e->dx + o : NULL, part, part + c,
-                         e->tr->ew_thread + (size_t)thread * e->tr->ew_thread_floats);
         break;
     case EW_ADD_FWD:
         nne_add_forward(np * c, e->x + o, e->x2 + o, e->y + o);
@@ -382,19 +373,19 @@ static void ew_task(void *vctx, int task, int thread) {
 
 static void ew_run(const nne_trainer *tr, ew_ctx *e) {
     e->tr = tr;
-    e->n_chunks = ew_chunks(e->pixels);
+    /* The factorized density costs ~1 us per element (two logit chains, tanh): split it
+     * down to EW_MIN_FACT elements per range; the rest is memory-bound. */
+    size_t min_px = EW_MIN_PIXELS;
+    if (e->kind == EW_FACT_FWD || e->kind == EW_FACT_BWD)
+        min_px = (EW_MIN_FACT + (size_t)e->c - 1) / (size_t)e->c;
+    e->n_chunks = ew_chunks(e->pixels, min_px);
     nne_threadpool_run(tr->pool, e->n_chunks, ew_task, e);
 }
 
 /* g[0, n) += elements [off, off + n) of the chunks' partials [n_chunks][ew_part_floats],
  * summed in chunk order. */
 static void ew_reduce(const nne_trainer *tr, const ew_ctx *e, size_t off, size_t n, float *g) {
-    const float *part = tr->ew_part + off;
-    for (size_t i = 0; i < n; i++) {
-        float s = part[i];
-        for (int k = 1; k < e->n_chunks; k++) s += part[(size_t)k * tr->ew_part_floats + i];
-        g[i] += s;
-    }
+    nne_train__sum_partials(tr->ew_part + off, n, tr->ew_part_floats, e->n_chunks, g);
 }
 
 /* ---- forward ---------------------------------------------------------------------------- */
@@ -446,11 +437,9 @@ static void forward_node(nne_trainer *tr, int32_t idx, fwd_mode mode, int64_t st
         break;
     case NNE_OP_GDN:
     case NNE_OP_IGDN:
-        e.kind = EW_GDN_FWD;
-        e.p0 = tdata(tr, in[1]);
-        e.p1 = tdata(tr, in[2]);
-        e.inverse = n->op == NNE_OP_IGDN;
-        break;
+        nne_gdn_forward_gemm(tr->pool, e.pixels, c, x, tdata(tr, in[1]), tdata(tr, in[2]),
+                             n->op == NNE_OP_IGDN, y, tr->scratch);
+        return;
     case NNE_OP_ADD:
         e.kind = EW_ADD_FWD;
         e.x2 = tdata(tr, in[1]);
@@ -503,7 +492,9 @@ static nne_status forward(nne_trainer *tr, const float *input, fwd_mode mode, in
         nne_qat__activation(tr->qat, tr->input, tr->act[tr->input], tnumel(g, tr->input),
                             mode == FWD_TRAIN, tr->pool);
     for (int32_t i = 0; i < g->n_nodes; i++) {
+        const uint64_t t0 = tr->prof ? nne_time_ns() : 0;
         forward_node(tr, i, mode, step);
+        if (tr->prof) tr->prof->fwd_ns[i] += nne_time_ns() - t0;
         const int32_t o = g->nodes[i].output;
         if (tr->qat)
             nne_qat__activation(tr->qat, o, tr->act[o], tnumel(g, o), mode == FWD_TRAIN, tr->pool);
@@ -601,12 +592,15 @@ static float *grad_target(nne_trainer *tr, int32_t t) {
     return tr->consumers[t] == 1 ? tr->grad[t] : tr->tmp;
 }
 
-static void grad_commit(nne_trainer *tr, int32_t t) {
+/* grad[t] += src when t is shared (src: where its consumer wrote, tmp or a tmp2 slice). */
+static void grad_commit_from(nne_trainer *tr, int32_t t, const float *src) {
     if (t < 0 || !tr->grad[t] || tr->consumers[t] == 1) return;
     ew_ctx e = {
-        .kind = EW_ACCUMULATE, .pixels = tnumel(tr->g, t), .c = 1, .x = tr->tmp, .y = tr->grad[t]};
+        .kind = EW_ACCUMULATE, .pixels = tnumel(tr->g, t), .c = 1, .x = src, .y = tr->grad[t]};
     ew_run(tr, &e);
 }
+
+static void grad_commit(nne_trainer *tr, int32_t t) { grad_commit_from(tr, t, tr->tmp); }
 
 static void backward_node(nne_trainer *tr, const nne_node *n) {
     const nne_graph *g = tr->g;
@@ -641,16 +635,11 @@ static void backward_node(nne_trainer *tr, const nne_node *n) {
         if (dx) ew_run(tr, &e);
         break;
     case NNE_OP_GDN:
-    case NNE_OP_IGDN: {
-        e.kind = EW_GDN_BWD;
-        e.p0 = tdata(tr, in[1]);
-        e.p1 = tdata(tr, in[2]);
-        e.inverse = n->op == NNE_OP_IGDN;
-        ew_run(tr, &e);
-        ew_reduce(tr, &e, 0, (size_t)c, pgrad(tr, in[1]));                     /* dbeta */
-        ew_reduce(tr, &e, (size_t)c, (size_t)c * (size_t)c, pgrad(tr, in[2])); /* dgamma */
+    case NNE_OP_IGDN:
+        nne_gdn_backward_gemm(tr->pool, e.pixels, c, x, tdata(tr, in[1]), tdata(tr, in[2]),
+                              n->op == NNE_OP_IGDN, dy, dx, pgrad(tr, in[1]), pgrad(tr, in[2]),
+                              tr->scratch);
         break;
-    }
     case NNE_OP_ABS:
         e.kind = EW_ABS_BWD;
         if (dx) ew_run(tr, &e);
@@ -670,8 +659,10 @@ static void backward_node(nne_trainer *tr, const nne_node *n) {
         ew_reduce(tr, &e, 0, (size_t)c * NNE_FACT_PARAMS, pgrad(tr, in[1]));
         break;
     case NNE_OP_GAUSSIAN_LIKELIHOOD: {
-        /* One input per pass (each recomputes the likelihood), since two of them may share
-         * tmp as their gradient target. */
+        /* One pass for the three gradients (each element's likelihood computed once). Shared
+         * inputs write to tmp, then to the two tmp2 slices (y_hat and the means are both
+         * shared in mbt2018-mean), and are committed in input order: the same additions as
+         * one pass per input. */
         e.kind = EW_GAUSS_BWD;
         e.pixels = cnt;
         e.c = 1;
@@ -679,15 +670,19 @@ static void backward_node(nne_trainer *tr, const nne_node *n) {
         e.x2 = n->n_inputs > 2 ? tdata(tr, in[2]) : NULL;
         e.lik_min = n->params.entropy.lik_min;
         e.scale_min = n->params.entropy.scale_min;
+        float *gk[3] = {NULL, NULL, NULL};
+        int shared = 0;
         for (int k = 0; k < n->n_inputs && k < 3; k++) {
-            float *gk = grad_target(tr, in[k]);
-            if (!gk) continue;
-            e.dx = k == 0 ? gk : NULL;
-            e.dx1 = k == 1 ? gk : NULL;
-            e.dx2 = k == 2 ? gk : NULL;
-            ew_run(tr, &e);
-            grad_commit(tr, in[k]);
+            gk[k] = grad_target(tr, in[k]);
+            if (gk[k] == tr->tmp && shared++ > 0) /* tmp taken: a tmp2 slice */
+                gk[k] = tr->tmp2 + (size_t)(shared - 2) * tr->tmp2_floats;
         }
+        e.dx = gk[0];
+        e.dx1 = gk[1];
+        e.dx2 = gk[2];
+        ew_run(tr, &e);
+        for (int k = 0; k < n->n_inputs && k < 3; k++)
+            if (gk[k]) grad_commit_from(tr, in[k], gk[k]);
         return;
     }
     case NNE_OP_ADD:
@@ -710,19 +705,28 @@ static nne_status forward_backward(nne_trainer *tr, const float *input, const fl
     nne_graph *g = tr->g;
     nne_status st = forward(tr, input, FWD_TRAIN, step);
     if (st != NNE_OK) return st;
+    uint64_t t0 = tr->prof ? nne_time_ns() : 0;
     nne_params_zero_grad(tr->params);
     for (int32_t i = 0; i < g->n_tensors; i++)
         if (tr->grad[i] && tr->consumers[i] != 1) /* shared, or read by nobody */
             memset(tr->grad[i], 0, tnumel(g, i) * sizeof(float));
+    if (tr->prof) {
+        const uint64_t t1 = nne_time_ns();
+        tr->prof->zero_ns += t1 - t0;
+        t0 = t1;
+    }
     st = compute_loss(tr, target, loss, true);
     if (st != NNE_OK) return st;
+    if (tr->prof) tr->prof->loss_ns += nne_time_ns() - t0;
     for (int32_t i = g->n_nodes - 1; i >= 0; i--) {
         const nne_node *n = &g->nodes[i];
+        if (tr->prof) t0 = nne_time_ns();
         /* STE of the output's fake quantization, before the node's own backward */
         if (tr->qat)
             nne_qat__activation_grad(tr->qat, n->output, tr->grad[n->output],
                                      tnumel(g, n->output), tr->pool);
         backward_node(tr, n);
+        if (tr->prof) tr->prof->bwd_ns[i] += nne_time_ns() - t0;
     }
     return NNE_OK;
 }
@@ -770,11 +774,13 @@ nne_status nne_trainer_step_ext(nne_trainer *t, nne_optim *o, const nne_lr_sched
                          "trainer: loss is %g at step %lld (non-finite data or divergence); "
                          "parameters not updated",
                          loss, (long long)step);
+    const uint64_t t0 = t->prof ? nne_time_ns() : 0;
     nne_prune_masks_apply(p, p->grad); /* pruned weights: no gradient, not in the norm */
     const double norm = nne_clip_grad_norm(p->grad, p->total, (double)o->cfg.clip_norm);
     const float rate = nne_lr_at(lr, step);
     nne_optim_step(o, p->data, p->grad, p->n_decay, rate);
     project_params(t);
+    if (t->prof) t->prof->update_ns += nne_time_ns() - t0;
     if (stats) {
         stats->loss = loss;
         stats->grad_norm = norm;
@@ -812,10 +818,21 @@ void nne_trainer_last_rd(const nne_trainer *t, double *mse, double *bpp) {
     if (bpp) *bpp = t ? t->last_bpp : 0.0;
 }
 
+void nne_train__sum_partials(const float *part, size_t n, size_t stride, int chunks, float *dst) {
+    for (size_t e = 0; e < n; e++) {
+        float s = part[e];
+        for (int k = 1; k < chunks; k++) s += part[(size_t)k * stride + e];
+        dst[e] += s;
+    }
+}
+
 const float *nne_trainer_output(const nne_trainer *t) { return t->act[t->output]; }
 nne_params *nne_trainer_params(nne_trainer *t) { return t->params; }
 int64_t nne_trainer_steps(const nne_trainer *t) { return t->step; }
 void nne_trainer_store(const nne_trainer *t) { nne_params_store(t->params, t->g); }
+void nne_trainer_set_profile(nne_trainer *t, nne_train_profile *prof) {
+    if (t) t->prof = prof;
+}
 
 /* ---- QAT and distillation (qat.h) ------------------------------------------------------------ */
 

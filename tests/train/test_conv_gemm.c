@@ -7,42 +7,12 @@
  * sum of |terms| (~1e-6 of max|ref| here); an index or formula error gives 1e-1 or more.
  * Every case runs with the default tile and with tiny tiles (many tiles, 16 chunks, the
  * two-phase scatter), and must be bitwise identical for 1, 2 and 3 threads. */
-#include <string.h>
-
-#include "nnedge/graph.h"
+#include "kernel_test_util.h"
 #include "nnedge/models.h"
 #include "nnedge/ops.h"
-#include "nnedge/threadpool.h"
-#include "nnedge/train.h"
-#include "testutil.h"
 #include "train/conv_gemm_private.h"
 
 #define FAST_TOL 1e-5
-
-static nne_threadpool *pools[4]; /* [t]: t threads; [1] = NULL (serial) */
-
-static float *rnd(nne_rng *r, size_t n, float lo, float hi) {
-    float *p = nne_aligned_alloc((n ? n : 1) * sizeof(float));
-    for (size_t i = 0; i < n; i++) p[i] = nne_rng_uniform_range(r, lo, hi);
-    return p;
-}
-
-static float *dup(const float *src, size_t n) {
-    float *p = nne_aligned_alloc((n ? n : 1) * sizeof(float));
-    memcpy(p, src, n * sizeof(float));
-    return p;
-}
-
-/* max |got - ref| / max |ref| (0 when both are 0). */
-static double rel_err(const float *got, const float *ref, size_t n) {
-    double e = 0.0, m = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        const double d = fabs((double)got[i] - (double)ref[i]);
-        if (d > e || d != d) e = d;
-        if (fabs((double)ref[i]) > m) m = fabs((double)ref[i]);
-    }
-    return m > 0.0 ? e / m : e;
-}
 
 typedef struct conv_case {
     const char *name;
@@ -223,48 +193,17 @@ static void test_trainer_deterministic(void) {
     nne_rng_seed(&r, 99);
     float *data = rnd(&r, n_in * steps, 0.0f, 1.0f);
 
-    const int runs[4] = {1, 2, 3, 2};
-    double losses[4][4];
-    float *weights[4] = {0}, *grads[4] = {0};
-    size_t total = 0;
-    for (int k = 0; k < 4; k++) {
-        nne_trainer_config cfg;
-        memset(&cfg, 0, sizeof cfg);
-        cfg.optim = nne_optim_config_adam();
-        cfg.optim.clip_norm = 1.0f;
-        cfg.optim.weight_decay = 1e-3f;
-        cfg.lr.kind = NNE_LR_CONSTANT;
-        cfg.lr.lr = 2e-3f;
-        cfg.loss = NNE_LOSS_MSE;
-        cfg.threads = runs[k];
-        nne_trainer *tr = NULL;
-        CHECK_OK(nne_trainer_create(g, &cfg, &tr));
-        if (!tr) break;
-        for (int s = 0; s < steps; s++) {
-            nne_train_stats st;
-            const float *in = data + (size_t)s * n_in;
-            CHECK_OK(nne_trainer_step(tr, in, in, &st));
-            losses[k][s] = st.loss;
-        }
-        nne_params *p = nne_trainer_params(tr);
-        total = p->total;
-        weights[k] = dup(p->data, total);
-        grads[k] = dup(p->grad, total);
-        nne_trainer_free(tr);
-    }
-    for (int k = 1; k < 4 && weights[k]; k++) {
-        CHECK_MSG(memcmp(losses[k], losses[0], sizeof losses[0]) == 0,
-                  "losses differ: %d threads vs 1", runs[k]);
-        CHECK_MSG(memcmp(weights[k], weights[0], total * sizeof(float)) == 0,
-                  "weights differ: %d threads vs 1", runs[k]);
-        CHECK_MSG(memcmp(grads[k], grads[0], total * sizeof(float)) == 0,
-                  "gradients differ: %d threads vs 1", runs[k]);
-    }
-    CHECK(losses[0][steps - 1] < losses[0][0]);
-    for (int k = 0; k < 4; k++) {
-        nne_aligned_free(weights[k]);
-        nne_aligned_free(grads[k]);
-    }
+    nne_trainer_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.optim = nne_optim_config_adam();
+    cfg.optim.clip_norm = 1.0f;
+    cfg.optim.weight_decay = 1e-3f;
+    cfg.lr.kind = NNE_LR_CONSTANT;
+    cfg.lr.lr = 2e-3f;
+    cfg.loss = NNE_LOSS_MSE;
+    double losses[4];
+    check_trainer_threads(g, cfg, data, n_in, steps, losses);
+    CHECK(losses[steps - 1] < losses[0]);
     nne_aligned_free(data);
     nne_graph_free(g);
     nne_conv_gemm_set_tile_floats(0);
