@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cli_fixtures.h"
 #include "cli_util.h"
 #include "nnedge/image.h"
 #include "nnedge/model_file.h"
@@ -17,47 +18,6 @@
 
 #undef EXPECT_RC
 #define EXPECT_RC(args, rc) EXPECT_RC_IN(nne_cli_tmp, args, rc)
-
-static void make_images(const char *dir, int n) {
-    mkdir(nne_cli_tmp_path(dir), 0755);
-    for (int i = 0; i < n; i++) {
-        nne_image img;
-        const int w = 40 + 4 * i, h = 36 + 3 * i;
-        if (nne_image_alloc(&img, w, h, 3) != NNE_OK) return;
-        for (int y = 0; y < h; y++)
-            for (int x = 0; x < w; x++) {
-                uint8_t *p = img.data + ((size_t)y * w + x) * 3;
-                p[0] = (uint8_t)(x * 5 + i * 20);
-                p[1] = (uint8_t)(y * 6);
-                p[2] = (uint8_t)((x * y + i) & 255);
-            }
-        char rel[64];
-        snprintf(rel, sizeof rel, "%s/img%02d.png", dir, i);
-        CHECK_OK(nne_image_save(nne_cli_tmp_path(rel), &img));
-        nne_image_free(&img);
-    }
-}
-
-/* cae-seed at its default size with random weights (distinct filter norms), as m.nne. */
-static void make_model(void) {
-    nne_graph *g = NULL;
-    CHECK_OK(nne_model_cae_seed(512, 768, NNE_CAE_FULL, &g));
-    if (!g) return;
-    unsigned s = 777;
-    for (int32_t i = 0; i < g->n_tensors; i++) {
-        nne_tensor *t = &g->tensors[i];
-        if (t->kind != NNE_TENSOR_CONSTANT || t->shape.ndim != 4) continue;
-        float *d = t->data;
-        const int64_t n = nne_shape_numel(&t->shape);
-        const float a = sqrtf(3.0f / (float)(n / t->shape.dim[0]));
-        for (int64_t k = 0; k < n; k++) {
-            s = s * 1103515245u + 12345u;
-            d[k] = a * ((float)(s >> 8) / (float)(1u << 24) * 2.0f - 1.0f);
-        }
-    }
-    CHECK_OK(nne_model_write_file(g, nne_cli_tmp_path("m.nne")));
-    nne_graph_free(g);
-}
 
 static nne_graph *load(const char *rel) {
     nne_graph *g = NULL;
@@ -254,8 +214,8 @@ static void test_train_prune_schedule(void) {
 
 int main(void) {
     nne_cli_setup("prune-cli");
-    make_images("data", 3);
-    make_model();
+    nne_cli_make_images("data", 3);
+    nne_cli_make_cae_seed("m.nne", 512, 768, 777u);
     NNE_RUN(test_usage);
     NNE_RUN(test_channel);
     NNE_RUN(test_magnitude);

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cli_fixtures.h"
 #include "cli_util.h"
 #include "nnedge/image.h"
 #include "nnedge/model_file.h"
@@ -101,28 +102,6 @@ static void test_qat_and_quantize(void) {
     CHECK(strstr(nne_cli_err, "quantized") != NULL);
 }
 
-/* Compare the constants of two model files bit for bit, and their qat.* metadata. */
-static bool same_model(const char *a, const char *b) {
-    nne_graph *ga = NULL, *gb = NULL;
-    bool same = nne_model_read_file(nne_cli_tmp_path(a), &ga) == NNE_OK &&
-                nne_model_read_file(nne_cli_tmp_path(b), &gb) == NNE_OK &&
-                ga->n_tensors == gb->n_tensors;
-    for (int32_t i = 0; same && i < ga->n_tensors; i++) {
-        const nne_tensor *x = &ga->tensors[i], *y = &gb->tensors[i];
-        if (x->kind != NNE_TENSOR_CONSTANT) continue;
-        same = nne_tensor_nbytes(x) == nne_tensor_nbytes(y) &&
-               memcmp(x->data, y->data, nne_tensor_nbytes(x)) == 0;
-    }
-    for (int32_t i = 0; same && i < ga->n_meta; i++)
-        if (!strncmp(ga->meta[i].key, "qat.", 4)) {
-            const char *v = nne_graph_get_meta(gb, ga->meta[i].key);
-            same = v && !strcmp(v, ga->meta[i].value);
-        }
-    nne_graph_free(ga);
-    nne_graph_free(gb);
-    return same;
-}
-
 /* QAT with EMA ranges and a teacher, in slices: equal to the uninterrupted run. */
 static void test_resume(void) {
     char a[768];
@@ -136,7 +115,8 @@ static void test_resume(void) {
     CHECK(strstr(nne_cli_err, "--qat pow2 conflicts") != NULL);
     EXPECT_RC("train --resume res.ckpt --init fp.nne", 2);
     EXPECT_RC("train --resume res.ckpt -q", 0);
-    CHECK_MSG(same_model("ref.nne", "res.nne"), "resumed QAT model differs from the reference");
+    CHECK_MSG(nne_cli_same_model("ref.nne", "res.nne", "qat."),
+              "resumed QAT model differs from the reference");
     nne_graph *g = NULL;
     CHECK_OK(nne_model_read_file(nne_cli_tmp_path("res.nne"), &g));
     if (g) {

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli_fixtures.h"
 #include "cli_util.h"
 #include "nnedge/image.h"
 #include "nnedge/model_file.h"
@@ -142,23 +143,6 @@ static void test_run_and_provenance(void) {
     CHECK(strstr(nne_cli_err, "--resume a.ckpt") != NULL);
 }
 
-/* Compare the constants of two model files bit for bit. */
-static bool same_weights(const char *a, const char *b) {
-    nne_graph *ga = NULL, *gb = NULL;
-    bool same = nne_model_read_file(nne_cli_tmp_path(a), &ga) == NNE_OK &&
-                nne_model_read_file(nne_cli_tmp_path(b), &gb) == NNE_OK &&
-                ga->n_tensors == gb->n_tensors;
-    for (int32_t i = 0; same && i < ga->n_tensors; i++) {
-        const nne_tensor *x = &ga->tensors[i], *y = &gb->tensors[i];
-        if (x->kind != NNE_TENSOR_CONSTANT) continue;
-        same = nne_tensor_nbytes(x) == nne_tensor_nbytes(y) &&
-               memcmp(x->data, y->data, nne_tensor_nbytes(x)) == 0;
-    }
-    nne_graph_free(ga);
-    nne_graph_free(gb);
-    return same;
-}
-
 /* Largest |difference| between the constants of two model files (inf if they differ in
  * structure). */
 static double max_weight_diff(const char *a, const char *b) {
@@ -206,7 +190,8 @@ static void test_resume(void) {
     unsigned char *csv = nne_test_read_file(nne_cli_tmp_path("res.csv"), &n);
     CHECK(csv && n > 4 && strstr((char *)csv, "\n40,") != NULL);
     nne_free(csv);
-    CHECK_MSG(same_weights("ref.nne", "res.nne"), "resumed model differs from the reference");
+    CHECK_MSG(nne_cli_same_model("ref.nne", "res.nne", NULL),
+              "resumed model differs from the reference");
     /* Resuming a finished run only rewrites the model, which exists: refused. */
     EXPECT_RC("train --resume res.ckpt -q", 1);
     CHECK(strstr(nne_cli_err, "already exists") != NULL);
@@ -273,7 +258,8 @@ static void test_rd_model(void) {
     nne_graph *g = NULL;
     CHECK_OK(nne_model_read_file(nne_cli_tmp_path("rd.nne"), &g));
     if (g) {
-        const char *lam = nne_graph_get_meta(g, "train.lambda"), *m = nne_graph_get_meta(g, "model.M");
+        const char *lam = nne_graph_get_meta(g, "train.lambda"),
+                   *m = nne_graph_get_meta(g, "model.M");
         CHECK(lam && strcmp(lam, "0.02") == 0 && m && strcmp(m, "8") == 0);
         CHECK(g->n_outputs == 2);
         nne_graph_free(g);
@@ -282,7 +268,8 @@ static void test_rd_model(void) {
     EXPECT_RC(args, 0);
     EXPECT_RC("train --resume rs.ckpt --lambda 0.05", 2);
     EXPECT_RC("train --resume rs.ckpt -q", 0);
-    CHECK_MSG(same_weights("rd.nne", "rs.nne"), "resumed learned codec differs from the reference");
+    CHECK_MSG(nne_cli_same_model("rd.nne", "rs.nne", NULL),
+              "resumed learned codec differs from the reference");
     /* --init (fine-tuning): a new run from rd.nne's weights at another lambda. With a
      * learning rate of 1e-9 one step leaves them within 1e-6 of rd.nne's; from scratch
      * (same seed) they are the random initialisation, far from them. */
