@@ -15,6 +15,8 @@
 #   int8-per-tensor  post-training int8, cpu-s8             nnedge quantize --scheme per-tensor
 #   int8-per-channel                                       nnedge quantize --scheme per-channel
 #   int8-pow2        the DPU's power-of-two scales          nnedge quantize --scheme pow2
+#   int8-per-channel-w7  per-channel with 7-bit weights ([-64, 64]), which cpu-s8 runs with
+#                    the faster vpmaddubsw kernels (docs/conv.md)   ... --weight-bits 7
 #   int8-pow2-qat    QAT_STEPS of pow2 QAT, then quantized  nnedge train --init --qat pow2
 #   int4-weights     conv weights at 4 bits, f32 otherwise  nnedge quantize --fake --scheme int4
 #   int2-weights     ... 2 bits (ternary)                   nnedge quantize --fake --scheme int2
@@ -73,7 +75,7 @@ ROWS=all
 DRY_RUN=
 PRUNE_UNIFORM=
 
-ALL_ROWS="fp32 fp16 int8-per-tensor int8-per-channel int8-pow2 int8-pow2-qat int4-weights int2-weights pruned-oneshot pruned pruned-int8"
+ALL_ROWS="fp32 fp16 int8-per-tensor int8-per-channel int8-pow2 int8-per-channel-w7 int8-pow2-qat int4-weights int2-weights pruned-oneshot pruned pruned-int8"
 
 die() {
     echo "quant_results.sh: $*" >&2
@@ -217,10 +219,12 @@ train_to() {
     return 0
 }
 
-# quantize OUT SCHEME MODEL: post-training int8 (calibrated on CALIB).
+# ptq OUT SCHEME MODEL [more quantize options]: post-training int8 (calibrated on CALIB).
 ptq() {
-    step "$1" quantize "$3" --calib "$CALIB" --scheme "$2" --observer "$OBSERVER" \
-        --max-images "$CALIB_IMAGES" --crop "$CALIB_CROP" -q -o "$1"
+    out=$1 scheme=$2 src=$3
+    shift 3
+    step "$out" quantize "$src" --calib "$CALIB" --scheme "$scheme" --observer "$OBSERVER" \
+        --max-images "$CALIB_IMAGES" --crop "$CALIB_CROP" "$@" -q -o "$out"
 }
 
 # fake OUT FORMAT: weights rounded to FORMAT (f32 model); its storage size in OUT.json.
@@ -261,6 +265,10 @@ for s in per-tensor per-channel pow2; do
         evaluate "int8-$s" "$W/int8-$s.nne" cpu-s8
     fi
 done
+if want int8-per-channel-w7; then
+    ptq "$W/int8-per-channel-w7.nne" per-channel "$MODEL" --weight-bits 7
+    evaluate int8-per-channel-w7 "$W/int8-per-channel-w7.nne" cpu-s8
+fi
 for b in int4 int2; do
     if want "$b-weights"; then
         fake "$W/$b.nne" "$b"
@@ -334,6 +342,8 @@ for r in $ALL_ROWS; do
     int8-*)
         m=$W/$r.nne
         case $r in
+        int8-per-channel-w7) desc="post-training, per-channel scales, 7-bit weights, $OBSERVER observer"
+            cmd="$(cmd_of "$m") && $(cmd_of "$W/eval-$r/eval.csv")" ;;
         int8-pow2-qat) desc="pow2 after $(sed -n 's/.*--steps \([0-9]*\).*/\1/p' "$QAT.cmd" 2>/dev/null) steps of QAT"
             cmd="$(cmd_of "$QAT") && $(cmd_of "$m") && $(cmd_of "$W/eval-$r/eval.csv")" ;;
         *) desc="post-training, ${r#int8-} scales, $OBSERVER observer"

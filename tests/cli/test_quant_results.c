@@ -15,11 +15,11 @@
 #include "nnedge/dataset.h"
 #include "nnedge/image.h"
 
-enum { ROWS = 11, COLS = 12 };
+enum { ROWS = 12, COLS = 12 };
 static const char *const k_rows[ROWS] = {
     "fp32",           "fp16",          "int8-per-tensor", "int8-per-channel",
     "int8-pow2",      "int8-pow2-qat", "int4-weights",    "int2-weights",
-    "pruned-oneshot", "pruned",        "pruned-int8"};
+    "pruned-oneshot", "pruned",        "pruned-int8",     "int8-per-channel-w7"};
 
 /* The top-left w x h of the first n images of a shared folder, as PNGs in tmp/dir. */
 static bool crops(const char *shared_rel, const char *dir, int n, int w, int h) {
@@ -168,6 +168,10 @@ static void test_table(void) {
     CHECK(strstr(pi8->cmd, "nnedge prune") && strstr(pi8->cmd, "--init") &&
           strstr(pi8->cmd, "--scheme per-channel") && strstr(pi8->cmd, "--backend cpu-s8"));
     CHECK(strstr(rows[6].cmd, "--fake --scheme int4") != NULL);
+    /* 7-bit weights: the same MACs and int8 storage as per-channel, made with --weight-bits 7 */
+    CHECK(rows[11].macs == fp32->macs && rows[11].size == pc->size);
+    CHECK(strstr(rows[11].cmd, "--scheme per-channel") && strstr(rows[11].cmd, "--weight-bits 7") &&
+          strstr(rows[11].cmd, "--backend cpu-s8"));
     /* QuTiBench: ops ratios of a quantization that keeps the ops: q1 = 1, p2 = p1 */
     char *q = slurp("out/quant-tiny-qutibench.csv");
     CHECK(q && strstr(q, "\nops,") && strstr(q, "\nsize_bytes,") && strstr(q, "\npsnr_db,"));
