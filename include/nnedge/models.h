@@ -32,6 +32,28 @@ nne_status nne_model_cae_seed(int32_t height, int32_t width, nne_cae_part part, 
 nne_status nne_model_cae_seed_like(const nne_graph *model, int32_t height, int32_t width,
                                    nne_cae_part part, nne_graph **out);
 
+/* Image sides cae-seed is trained on and coded at (docs/models.md, "The border"): with sides
+ * that are multiples of 8, conv2d_transpose_1 needs no output padding and conv2d_transpose_2
+ * and _4 need one row (the layout of 256x256 training crops and of Kodak's 512x768); other
+ * sizes put bias-only rows where training never had them, so the latent codec pads images to
+ * a multiple of NNE_CAE_ALIGN (edge replication, bottom and right) and validation crops to it. */
+#define NNE_CAE_ALIGN 8
+
+/* The reconstruction's border that cae-seed's decoder cannot reconstruct (docs/models.md,
+ * "The border"). Where an axis of `size` input pixels is even, conv2d_transpose_4 needs an
+ * output padding of 1 to land on the encoder's size, and that row (column) gets no tap: it is
+ * the bias alone, whatever the latent. conv2d_transpose_5 (3x3, stride 1, valid) spreads it
+ * over the last 3 rows of the reconstruction, the last of which sees nothing else. Returns
+ * that count of trailing rows (or columns) for an axis of `size` pixels: 3 or 0 (0 also for
+ * a size the encoder does not accept). Derived from the layer geometry, not from parity. */
+int32_t nne_cae_seed_border(int32_t size);
+
+/* Replace the trailing nne_cae_seed_border(h) rows and nne_cae_seed_border(w) columns of a
+ * reconstruction x [n][h][w][c] (f32, NHWC) by copies of the last row / column before them
+ * (edge replication), as every cae-seed decoder in nnedge does (the latent codec, nnedge
+ * eval and run on every backend, validation during training). Needs h, w > 3 + border. */
+void nne_cae_seed_fill_border(float *x, int32_t n, int32_t h, int32_t w, int32_t c);
+
 /* Rebind trained weights to a graph built for another input size: copy the data (and the
  * quantization parameters) of every constant of `dst` from the constant of the same name in
  * `src`. Convolution weights do not depend on the input size, so a model trained on 256x256

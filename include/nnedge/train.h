@@ -317,6 +317,13 @@ typedef struct nne_trainer_config {
     uint64_t noise_seed; /* NNE_LOSS_RD: quantization noise of update `step` is drawn from a
                             generator seeded by (noise_seed, step, node), so resuming at a
                             step replays the same noise */
+    /* NNE_LOSS_MSE / NNE_LOSS_MS_SSIM (and distillation): the last loss_border_bottom rows
+     * and loss_border_right columns of the output are left out of the loss, which is then the
+     * loss of the output cropped to its top-left (H - bottom) x (W - right), with a zero
+     * gradient on the border. For outputs a model cannot reconstruct, e.g. cae-seed's
+     * (nne_cae_seed_border, docs/models.md "The border"). 0 = the whole output; not stored in
+     * checkpoints (the caller derives it from the model). */
+    int32_t loss_border_bottom, loss_border_right;
 } nne_trainer_config;
 
 typedef struct nne_train_stats {

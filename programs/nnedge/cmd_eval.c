@@ -449,6 +449,8 @@ static nne_status eval_image_s8(s8_eval *e, const nne_image *img, int jpeg_quali
     if (!s) s = nne_session_set_input_f32(e->s, 0, e->x, n);
     if (!s) s = nne_session_run(e->s);
     if (!s) s = nne_session_get_output_f32(e->s, 0, e->y, n);
+    /* the decoder's border, filled as the latent codec does (docs/models.md, "The border") */
+    if (!s) nne_cae_seed_fill_border(e->y, 1, img->height, img->width, 3);
     if (!s) s = nne_image_alloc(&rec, img->width, img->height, 3);
     for (size_t i = 0; !s && i < n; i++) {
         const float v = e->y[i];

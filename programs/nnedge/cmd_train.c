@@ -462,6 +462,10 @@ typedef struct run {
     double elapsed_before; /* seconds of earlier sessions */
     uint64_t t0;           /* this session's start */
     double best_val_loss, best_val_psnr, last_val_loss, last_val_psnr;
+    /* cae-seed: the step from which the loss leaves out the border (nne_cae_seed_border):
+     * 0 for a run started with it, the resume step for a checkpoint made before it existed;
+     * -1 for models without a border */
+    int64_t loss_border_from;
     int64_t best_step;
     FILE *csv;
     int threads;
@@ -536,6 +540,8 @@ static void settings_kv(const run *r, kvbuf *b) {
     kv_add(b, "weight-decay", "%.9g", (double)s->weight_decay);
     kv_add(b, "clip", "%.9g", (double)s->clip);
     kv_add(b, "loss", "%s", k_loss_names[s->loss]);
+    if (r->loss_border_from >= 0)
+        kv_add(b, "loss-border-from", "%lld", (long long)r->loss_border_from);
     if (s->rd) {
         kv_add(b, "channels", "%d,%d", (int)s->rdm.n, (int)s->rdm.m);
         kv_add(b, "lambda", "%.9g", (double)s->lambda);
@@ -641,6 +647,12 @@ static nne_status build_model(run *r, nne_graph **out, double val_psnr) {
     META("train.batch", "%d", (int)r->s.batch);
     META("train.crop", "%dx%d", (int)r->s.crop, (int)r->s.crop);
     META("train.loss", "%s", k_loss_names[r->s.loss]);
+    if (r->loss_border_from >= 0)
+        META("train.loss_border",
+             "the last %d rows and %d columns of each %dx%d crop left out of the loss from step "
+             "%lld (docs/models.md, \"The border\")",
+             (int)r->cfg.loss_border_bottom, (int)r->cfg.loss_border_right, (int)r->s.crop,
+             (int)r->s.crop, (long long)r->loss_border_from);
     if (r->s.rd) META("train.lambda", "%g", (double)r->s.lambda);
     META("train.optimizer", "%s, weight decay %g, clip %g", k_optim_names[r->s.optim],
          (double)r->s.weight_decay, (double)r->s.clip);
@@ -677,11 +689,19 @@ static nne_status build_model(run *r, nne_graph **out, double val_psnr) {
     return NNE_OK;
 }
 
+/* cae-seed's border (nne_cae_seed_border) for an h x w output, once the run uses it. */
+static void set_loss_border(const run *r, nne_trainer_config *c, int32_t h, int32_t w) {
+    const bool on = r->loss_border_from >= 0 && r->s.loss != NNE_LOSS_RD && !r->s.rd;
+    c->loss_border_bottom = on ? nne_cae_seed_border(h) : 0;
+    c->loss_border_right = on ? nne_cae_seed_border(w) : 0;
+}
+
 /* Validation over every full image of --val: mean loss (the training loss) and mean PSNR of
- * the output clamped and rounded to 8 bits, as a decoder would produce it; for a learned codec
- * also the mean bpp (*bpp_out, NaN otherwise), on the centred crop of each image to a multiple
- * of the model's alignment (images smaller than it are skipped). Returns false if interrupted
- * (no result). */
+ * the output clamped and rounded to 8 bits, as a decoder would produce it (cae-seed: its
+ * border filled, nne_cae_seed_fill_border); for a learned codec also the mean bpp (*bpp_out,
+ * NaN otherwise); on the centred crop of each image to a multiple of the model's alignment
+ * (NNE_CAE_ALIGN, nne_rdmodel_alignment; images smaller than it are skipped). Returns false if
+ * interrupted (no result). */
 static nne_status validate(run *r, double *loss_out, double *psnr_out, double *bpp_out,
                            bool *done) {
     *done = false;
@@ -689,7 +709,7 @@ static nne_status validate(run *r, double *loss_out, double *psnr_out, double *b
     double sum_loss = 0.0, sum_psnr = 0.0, sum_bpp = 0.0;
     int32_t used = 0;
     const int32_t n = nne_dataset_size(r->val);
-    const int32_t align = r->s.rd ? nne_rdmodel_alignment(r->s.rdm.kind) : 1;
+    const int32_t align = r->s.rd ? nne_rdmodel_alignment(r->s.rdm.kind) : NNE_CAE_ALIGN;
     nne_status st = NNE_OK;
     for (int32_t i = 0; i < n && !st; i++) {
         if (g_stop) return NNE_OK;
@@ -710,6 +730,7 @@ static nne_status validate(run *r, double *loss_out, double *psnr_out, double *b
             !(st = nne_model_copy_weights(g, r->graph))) {
             nne_trainer_config c = r->cfg;
             c.ms_ssim_scales = 0;
+            set_loss_border(r, &c, vh, vw);
             st = nne_trainer_create(g, &c, &t);
         }
         nne_qat *vq = NULL; /* the validation model is fake-quantized as in training */
@@ -725,8 +746,16 @@ static nne_status validate(run *r, double *loss_out, double *psnr_out, double *b
             }
             st = nne_trainer_eval(t, x, x, &loss);
         }
+        float *yf = NULL; /* cae-seed: the output with its border filled, as decoders do */
+        if (!st && r->loss_border_from >= 0 && !(yf = nne_malloc(npx * sizeof(float))))
+            st = NNE_ERR_NOMEM;
         if (!st) {
             const float *y = nne_trainer_output(t);
+            if (yf) {
+                memcpy(yf, y, npx * sizeof(float));
+                nne_cae_seed_fill_border(yf, 1, vh, vw, 3);
+                y = yf;
+            }
             double se = 0.0;
             for (size_t k = 0; k < npx; k++) {
                 const size_t yy = k / row, xx = k % row;
@@ -744,6 +773,7 @@ static nne_status validate(run *r, double *loss_out, double *psnr_out, double *b
             used++;
         }
         nne_free(x);
+        nne_free(yf);
         nne_trainer_free(t);
         nne_qat_free(vq);
         nne_graph_free(g);
@@ -1173,6 +1203,18 @@ int nne_cmd_train(int argc, char **argv) {
         r->best_val_loss = ck.best_val_loss;
         r->best_val_psnr = ck.best_val_psnr;
         r->best_step = ck.best_step;
+        r->loss_border_from = -1;
+        if (!r->s.rd) {
+            /* A checkpoint from before the border existed switches to it here; the best
+             * model so far was chosen by the old loss, so the choice starts again. */
+            const char *lb = nne_checkpoint_get(&ck, "loss-border-from");
+            r->loss_border_from = lb ? strtoll(lb, NULL, 10) : ck.step;
+            if (!lb) {
+                r->best_val_loss = NAN;
+                r->best_val_psnr = NAN;
+                r->best_step = -1;
+            }
+        }
         const char *c0 = nne_checkpoint_get(&ck, "commit");
         snprintf(r->commit_start, sizeof r->commit_start, "%s", c0 ? c0 : "unknown");
         const nne_shape *in = &r->graph->tensors[r->graph->inputs[0]].shape;
@@ -1207,6 +1249,8 @@ int nne_cmd_train(int argc, char **argv) {
     else
         git_commit(r->commit, sizeof r->commit);
     if (!resumed) snprintf(r->commit_start, sizeof r->commit_start, "%s", r->commit);
+    if (!resumed) r->loss_border_from = r->s.rd ? -1 : 0;
+    set_loss_border(r, &r->cfg, r->s.crop, r->s.crop);
     r->cfg.threads = 0; /* the process-wide pool, sized above */
     if ((st = nne_trainer_create(r->graph, &r->cfg, &r->tr))) {
         rc = cli_fail(k_cmd, st);

@@ -209,12 +209,21 @@ nne_status nne_cae_decode(nne_cae_codec *c, const nne_latent *lat, nne_image *ou
     if ((s = nne_session_run(p->s))) return s;
     nne_image img;
     if ((s = nne_image_alloc(&img, lat->image_width, lat->image_height, 3))) return s;
-    /* Reconstruction [1][ph][pw][3]; crop the padding. */
+    /* Reconstruction [1][ph][pw][3]; crop the padding. The decoder's border (rows and columns
+     * past ly / lx, nne_cae_seed_border) is replaced by copies of row ly / column lx, as
+     * nne_cae_seed_fill_border does (docs/models.md, "The border"). */
     const float *y = nne_session_output(p->s, 0);
+    const int64_t ly = ph - 1 - nne_cae_seed_border((int32_t)ph);
+    const int64_t lx = pw - 1 - nne_cae_seed_border((int32_t)pw);
     for (int32_t r = 0; r < img.height; r++) {
-        const float *row = y + (((size_t)(r + lat->pad[0]) * (size_t)pw) + (size_t)lat->pad[1]) * 3;
+        const int64_t sy = r + lat->pad[0] < ly ? r + lat->pad[0] : ly;
+        const float *row = y + (size_t)sy * (size_t)pw * 3;
         uint8_t *dst = img.data + (size_t)r * (size_t)img.width * 3;
-        for (size_t i = 0; i < (size_t)img.width * 3; i++) dst[i] = nne_codec_to_u8(row[i]);
+        for (int32_t x = 0; x < img.width; x++) {
+            const int64_t sx = x + lat->pad[1] < lx ? x + lat->pad[1] : lx;
+            for (int k = 0; k < 3; k++)
+                dst[(size_t)x * 3 + k] = nne_codec_to_u8(row[(size_t)sx * 3 + k]);
+        }
     }
     *out = img;
     return NNE_OK;

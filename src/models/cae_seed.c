@@ -40,6 +40,38 @@ static bool cae_sizes(int64_t in, int64_t s[6]) {
     return true;
 }
 
+/* Output padding of decoder layer k (0..4) along an axis with encoder sizes s (cae_sizes):
+ * what layer k adds to (in - 1) * stride + 3 to land on the encoder's size s[4 - k]. */
+static int64_t dec_out_pad(const int64_t s[6], int k) {
+    return s[4 - k] - ((s[5 - k] - 1) * k_dec[k].stride + 3);
+}
+
+int32_t nne_cae_seed_border(int32_t size) {
+    int64_t s[6];
+    if (size < 1 || !cae_sizes(size, s) || s[5] < 1) return 0;
+    /* The padded rows of conv2d_transpose_4 (decoder layer 3) have no taps; the last layer
+     * (3x3, stride 1, no padding) maps its input row r to output rows r .. r + 2. */
+    const int64_t pad = dec_out_pad(s, 3);
+    return pad > 0 ? (int32_t)(pad + 2) : 0;
+}
+
+void nne_cae_seed_fill_border(float *x, int32_t n, int32_t h, int32_t w, int32_t c) {
+    const int32_t bh = nne_cae_seed_border(h), bw = nne_cae_seed_border(w);
+    if ((!bh && !bw) || h <= bh || w <= bw) return;
+    const size_t px = (size_t)c, row = (size_t)w * px;
+    for (int32_t b = 0; b < n; b++) {
+        float *img = x + (size_t)b * (size_t)h * row;
+        const int32_t lx = w - 1 - bw; /* last reconstructed column */
+        for (int32_t y = 0; y < h - bh; y++)
+            for (int32_t xx = lx + 1; xx < w; xx++)
+                memcpy(img + y * row + (size_t)xx * px, img + y * row + (size_t)lx * px,
+                       px * sizeof *img);
+        const int32_t ly = h - 1 - bh; /* last reconstructed row, now complete */
+        for (int32_t y = ly + 1; y < h; y++)
+            memcpy(img + (size_t)y * row, img + (size_t)ly * row, row * sizeof *img);
+    }
+}
+
 static nne_status add_layer(nne_graph *g, const cae_layer *L, bool transpose, int32_t x,
                             int32_t out_pad_h, int32_t out_pad_w, const char *out_name,
                             int32_t *y) {
@@ -124,9 +156,7 @@ static nne_status build(int32_t height, int32_t width, nne_cae_part part,
     if (part != NNE_CAE_ENCODER) {
         for (int k = 0; k < 5 && !s; k++) {
             /* Decoder layer k maps size hs[5-k] to hs[4-k]. */
-            int64_t st = k_dec[k].stride;
-            int32_t oph = (int32_t)(hs[4 - k] - ((hs[5 - k] - 1) * st + 3));
-            int32_t opw = (int32_t)(ws[4 - k] - ((ws[5 - k] - 1) * st + 3));
+            int32_t oph = (int32_t)dec_out_pad(hs, k), opw = (int32_t)dec_out_pad(ws, k);
             cae_layer L = k_dec[k];
             L.cin = widths[k ? 4 + k : 4];
             L.cout = k < 4 ? widths[5 + k] : 3;

@@ -45,6 +45,9 @@ struct nne_trainer {
     float *ew_part;     /* [EW_CHUNKS][ew_part_floats] */
     size_t ew_part_floats;
     void *loss_scratch;   /* MS-SSIM */
+    /* cfg.loss_border_*: the output and target cropped, and the crop's gradient
+     * [n][H - bottom][W - right][C]; NULL without a border */
+    float *crop_y, *crop_t, *crop_dy;
     nne_threadpool *pool; /* NULL: serial */
     bool own_pool;
     int32_t input, output; /* tensor indices; output = outputs[0] */
@@ -123,6 +126,9 @@ void nne_trainer_free(nne_trainer *t) {
     nne_aligned_free(t->ew_part);
     if (t->own_pool) nne_threadpool_free(t->pool);
     nne_aligned_free(t->loss_scratch);
+    nne_aligned_free(t->crop_y);
+    nne_aligned_free(t->crop_t);
+    nne_aligned_free(t->crop_dy);
     nne_params_free(t->params);
     nne_optim_free(t->optim);
     nne_aligned_free(t->dgrad);
@@ -184,6 +190,17 @@ nne_status nne_trainer_create(nne_graph *g, const nne_trainer_config *cfg, nne_t
         return nne_error(NNE_ERR_INVALID_ARG, "trainer: rate-distortion lambda must be > 0");
     nne_status st = check_graph(g, cfg->loss);
     if (st != NNE_OK) return st;
+    const bool border = cfg->loss_border_bottom != 0 || cfg->loss_border_right != 0;
+    if (border) {
+        const nne_shape *os = &g->tensors[g->outputs[0]].shape;
+        if (cfg->loss == NNE_LOSS_RD || os->ndim != 4 || cfg->loss_border_bottom < 0 ||
+            cfg->loss_border_right < 0 || cfg->loss_border_bottom >= os->dim[1] ||
+            cfg->loss_border_right >= os->dim[2])
+            return nne_error(NNE_ERR_INVALID_ARG,
+                             "trainer: loss border %d x %d does not fit the output (or the "
+                             "loss is rate-distortion)",
+                             (int)cfg->loss_border_bottom, (int)cfg->loss_border_right);
+    }
 
     nne_trainer *t = nne_calloc(1, sizeof *t);
     if (!t) return NNE_ERR_NOMEM;
@@ -253,6 +270,14 @@ nne_status nne_trainer_create(nne_graph *g, const nne_trainer_config *cfg, nne_t
         !(t->ew_part = alloc_floats(EW_CHUNKS * t->ew_part_floats)))
         goto nomem;
 
+    if (border) {
+        const nne_shape *os = &g->tensors[t->output].shape;
+        const size_t n = (size_t)os->dim[0] * (size_t)(os->dim[1] - cfg->loss_border_bottom) *
+                         (size_t)(os->dim[2] - cfg->loss_border_right) * (size_t)os->dim[3];
+        if (!(t->crop_y = alloc_floats(n)) || !(t->crop_t = alloc_floats(n)) ||
+            !(t->crop_dy = alloc_floats(n)))
+            goto nomem;
+    }
     if (cfg->loss == NNE_LOSS_MS_SSIM) {
         const nne_shape *os = &g->tensors[t->output].shape;
         if (os->ndim != 4) {
@@ -260,7 +285,8 @@ nne_status nne_trainer_create(nne_graph *g, const nne_trainer_config *cfg, nne_t
             goto fail;
         }
         int32_t scales = cfg->ms_ssim_scales;
-        const int32_t oh = (int32_t)os->dim[1], ow = (int32_t)os->dim[2];
+        const int32_t oh = (int32_t)os->dim[1] - cfg->loss_border_bottom,
+                      ow = (int32_t)os->dim[2] - cfg->loss_border_right;
         if (scales == 0) scales = nne_ms_ssim_auto_scales(oh, ow);
         const size_t bytes = nne_ms_ssim_loss_scratch_size(oh, ow, scales);
         if (bytes == 0) {
@@ -532,17 +558,48 @@ static void rd_loss(nne_trainer *tr, const float *target, double *loss, bool gra
     *loss = w * mse + tr->last_bpp;
 }
 
-/* The MSE or 1 - MS-SSIM loss of the output against t; dy (NULL to skip) overwritten. */
+/* Copy the top-left h x w of each image of src [n][sh][sw][c] to dst [n][h][w][c], or back
+ * (to_crop false: dst is the full tensor, its border set to 0). */
+static void crop_copy(const nne_shape *os, int32_t h, int32_t w, const float *src, float *dst,
+                      bool to_crop) {
+    const size_t c = (size_t)os->dim[3], sh = (size_t)os->dim[1], sw = (size_t)os->dim[2];
+    const size_t crow = (size_t)w * c, frow = sw * c;
+    if (!to_crop) memset(dst, 0, (size_t)os->dim[0] * sh * frow * sizeof *dst);
+    for (size_t b = 0; b < (size_t)os->dim[0]; b++)
+        for (size_t y = 0; y < (size_t)h; y++) {
+            const size_t fi = (b * sh + y) * frow, ci = (b * (size_t)h + y) * crow;
+            if (to_crop)
+                memcpy(dst + ci, src + fi, crow * sizeof *dst);
+            else
+                memcpy(dst + fi, src + ci, crow * sizeof *dst);
+        }
+}
+
+/* The MSE or 1 - MS-SSIM loss of the output against t; dy (NULL to skip) overwritten. With a
+ * loss border, the loss of the cropped output and target; dy is 0 on the border. */
 static nne_status task_loss(nne_trainer *tr, const float *t, double *loss, float *dy) {
     const nne_shape *os = &tr->g->tensors[tr->output].shape;
     const float *y = tr->act[tr->output];
-    if (tr->cfg.loss == NNE_LOSS_MSE) {
-        *loss = nne_mse_loss(tnumel(tr->g, tr->output), y, t, dy);
-        return NNE_OK;
+    int32_t n = 1, h = 1, w = 1, c = 1;
+    size_t cnt = tnumel(tr->g, tr->output);
+    float *d = dy;
+    if (os->ndim == 4)
+        n = (int32_t)os->dim[0], h = (int32_t)os->dim[1], w = (int32_t)os->dim[2],
+        c = (int32_t)os->dim[3];
+    if (tr->crop_y) {
+        h -= tr->cfg.loss_border_bottom, w -= tr->cfg.loss_border_right;
+        crop_copy(os, h, w, y, tr->crop_y, true);
+        crop_copy(os, h, w, t, tr->crop_t, true);
+        y = tr->crop_y, t = tr->crop_t, d = dy ? tr->crop_dy : NULL;
+        cnt = (size_t)n * (size_t)h * (size_t)w * (size_t)c;
     }
-    return nne_ms_ssim_loss((int32_t)os->dim[0], (int32_t)os->dim[1], (int32_t)os->dim[2],
-                            (int32_t)os->dim[3], y, t, tr->ms_ssim_scales, tr->loss_scratch, loss,
-                            dy);
+    nne_status st = NNE_OK;
+    if (tr->cfg.loss == NNE_LOSS_MSE)
+        *loss = nne_mse_loss(cnt, y, t, d);
+    else
+        st = nne_ms_ssim_loss(n, h, w, c, y, t, tr->ms_ssim_scales, tr->loss_scratch, loss, d);
+    if (st == NNE_OK && dy && tr->crop_y) crop_copy(os, h, w, d, dy, false);
+    return st;
 }
 
 /* L = alpha L_task(y, target) + (1 - alpha) L_distill(y, teacher) (qat.h). */

@@ -2,6 +2,7 @@
  * (../shared/specs/dpu.md), and the decoder must mirror the encoder exactly. */
 #include <string.h>
 
+#include "nnedge/backend.h"
 #include "nnedge/models.h"
 #include "testutil.h"
 
@@ -96,6 +97,78 @@ static void test_any_size(void) {
     CHECK_STATUS(nne_model_cae_seed(0, 0, NNE_CAE_FULL, &g), NNE_ERR_INVALID_ARG);
 }
 
+/* The border (docs/models.md): even axes lose exactly 3 trailing rows, odd ones none. */
+static void test_border_counts(void) {
+    CHECK(nne_cae_seed_border(512) == 3 && nne_cae_seed_border(768) == 3);
+    CHECK(nne_cae_seed_border(256) == 3 && nne_cae_seed_border(22) == 3);
+    CHECK(nne_cae_seed_border(511) == 0 && nne_cae_seed_border(21) == 0);
+    CHECK(nne_cae_seed_border(20) == 0 && nne_cae_seed_border(0) == 0 &&
+          nne_cae_seed_border(-5) == 0);
+}
+
+static uint64_t g_rng = 0x853C49E6748FEA9Bull;
+static float frand(void) {
+    g_rng ^= g_rng << 13, g_rng ^= g_rng >> 7, g_rng ^= g_rng << 17;
+    return (float)((double)(g_rng >> 11) * 0x1.0p-53) - 0.5f;
+}
+
+/* The claim behind nne_cae_seed_border, checked on the graph itself: with random weights, the
+ * last row and column of the decoder's output do not depend on the latent at all (the bias-only
+ * padding row of conv2d_transpose_4 is all they see), while every row before the border does. */
+static void test_border_is_dead(void) {
+    const int32_t h = 64, w = 45; /* h even: border 3; w odd: none */
+    nne_graph *g = NULL;
+    CHECK_OK(nne_model_cae_seed(h, w, NNE_CAE_DECODER, &g));
+    if (!g) return;
+    for (int32_t t = 0; t < g->n_tensors; t++) {
+        nne_tensor *x = &g->tensors[t];
+        if (x->kind != NNE_TENSOR_CONSTANT || x->dtype != NNE_F32) continue;
+        const size_t n = nne_tensor_nbytes(x) / 4;
+        for (size_t i = 0; i < n; i++) ((float *)x->data)[i] = frand();
+    }
+    nne_session *s = NULL;
+    CHECK_OK(nne_session_create(g, nne_backend_cpu_ref(), &s));
+    if (!s) {
+        nne_graph_free(g);
+        return;
+    }
+    const nne_tensor *in = nne_session_input_tensor(s, 0);
+    const size_t nin = nne_tensor_nbytes(in) / 4, nout = (size_t)h * w * 3;
+    float *out[2];
+    for (int r = 0; r < 2; r++) {
+        float *lat = nne_session_input(s, 0);
+        for (size_t i = 0; i < nin; i++) lat[i] = 4 * frand();
+        CHECK_OK(nne_session_run(s));
+        out[r] = nne_malloc(nout * sizeof(float));
+        if (out[r]) memcpy(out[r], nne_session_output(s, 0), nout * sizeof(float));
+    }
+    if (out[0] && out[1]) {
+        int same_last = 0, same_before = 0;
+        for (int32_t x = 0; x < w; x++)
+            for (int c = 0; c < 3; c++) {
+                const size_t last = ((size_t)(h - 1) * w + x) * 3 + c;
+                const size_t before = ((size_t)(h - 4) * w + x) * 3 + c;
+                same_last += out[0][last] == out[1][last];
+                same_before += out[0][before] == out[1][before];
+            }
+        CHECK_MSG(same_last == w * 3, "last row: %d of %d equal", same_last, w * 3);
+        CHECK_MSG(same_before == 0, "row h-4: %d equal", same_before);
+    }
+    /* The fill replicates row h-4 into the last three rows and leaves the rest alone. */
+    if (out[0] && out[1]) {
+        memcpy(out[1], out[0], nout * sizeof(float));
+        nne_cae_seed_fill_border(out[1], 1, h, w, 3);
+        const size_t row = (size_t)w * 3;
+        CHECK(memcmp(out[1], out[0], (size_t)(h - 3) * row * sizeof(float)) == 0);
+        for (int32_t y = h - 3; y < h; y++)
+            CHECK(memcmp(out[1] + (size_t)y * row, out[0] + (size_t)(h - 4) * row,
+                         row * sizeof(float)) == 0);
+    }
+    nne_free(out[0]), nne_free(out[1]);
+    nne_session_free(s);
+    nne_graph_free(g);
+}
+
 static void test_builtin_registry(void) {
     nne_graph *g;
     for (const char *const *n = nne_builtin_model_names(); *n; n++) {
@@ -113,5 +186,7 @@ int main(void) {
     NNE_RUN(test_decoder_mirrors);
     NNE_RUN(test_any_size);
     NNE_RUN(test_builtin_registry);
+    NNE_RUN(test_border_counts);
+    NNE_RUN(test_border_is_dead);
     return nne_test_summary();
 }

@@ -390,8 +390,130 @@ static void test_gdn_projection(void) {
     nne_graph_free(g);
 }
 
+/* Copy the top-left h x w of [n][sh][sw][c]. */
+static void crop_nhwc(const float *x, int n, int sh, int sw, int c, int h, int w, float *out) {
+    for (int b = 0; b < n; b++)
+        for (int y = 0; y < h; y++)
+            memcpy(out + ((size_t)(b * h + y) * w) * c, x + ((size_t)(b * sh + y) * sw) * c,
+                   (size_t)w * c * sizeof *out);
+}
+
+/* A loss border (cfg.loss_border_*, for cae-seed's unreconstructable rows): the loss is
+ * exactly the loss of the cropped output, the border's targets do not matter, and the
+ * parameter gradients are those of the whole-output MSE whose border targets equal the
+ * output (zero error there), rescaled by the element counts (MSE normalizes by them); bad
+ * borders are refused. (The graph's ReLU makes central differences too noisy to separate a
+ * missing border from a kink; this comparison is exact up to rounding.) */
+static void test_loss_border(void) {
+    nne_graph *g = small_graph(); /* output [2][9][10][3] */
+    CHECK(g != NULL);
+    if (!g) return;
+    nne_trainer_config cfg = adam_mse(1e-3f);
+    cfg.loss_border_bottom = 2;
+    cfg.loss_border_right = 3;
+    nne_trainer *tr = NULL;
+    CHECK_OK(nne_trainer_create(g, &cfg, &tr));
+    if (!tr) {
+        nne_graph_free(g);
+        return;
+    }
+    nne_test_rng r;
+    nne_test_rng_seed(&r, 11);
+    const size_t n = 2 * 9 * 10 * 3, nc = 2 * 7 * 7 * 3;
+    float *x = malloc(n * 4), *tg = malloc(n * 4), *yc = malloc(nc * 4), *tc = malloc(nc * 4);
+    for (size_t i = 0; i < n; i++) {
+        x[i] = (float)nne_test_rng_uniform(&r);
+        tg[i] = (float)nne_test_rng_uniform(&r);
+    }
+    double loss;
+    CHECK_OK(nne_trainer_eval(tr, x, tg, &loss));
+    crop_nhwc(nne_trainer_output(tr), 2, 9, 10, 3, 7, 7, yc);
+    crop_nhwc(tg, 2, 9, 10, 3, 7, 7, tc);
+    CHECK(loss == nne_mse_loss(nc, yc, tc, NULL));
+    /* the border's targets do not matter */
+    for (int b = 0; b < 2; b++)
+        for (int y = 0; y < 9; y++)
+            for (int xx = 0; xx < 10; xx++)
+                if (y >= 7 || xx >= 7)
+                    for (int c = 0; c < 3; c++) tg[((b * 9 + y) * 10 + xx) * 3 + c] = 7.0f;
+    double loss2;
+    CHECK_OK(nne_trainer_grad(tr, x, tg, &loss2));
+    CHECK(loss2 == loss);
+    nne_params *p = nne_trainer_params(tr);
+    float *ga = malloc(p->total * 4);
+    memcpy(ga, p->grad, p->total * 4);
+    /* the same gradient from the whole-output loss with zero error on the border */
+    const float *y = nne_trainer_output(tr);
+    for (int b = 0; b < 2; b++)
+        for (int yy = 0; yy < 9; yy++)
+            for (int xx = 0; xx < 10; xx++)
+                if (yy >= 7 || xx >= 7)
+                    for (int c = 0; c < 3; c++) {
+                        const size_t i = (size_t)((b * 9 + yy) * 10 + xx) * 3 + c;
+                        tg[i] = y[i];
+                    }
+    nne_trainer *full = NULL;
+    nne_trainer_config fc = adam_mse(1e-3f);
+    CHECK_OK(nne_trainer_create(g, &fc, &full));
+    if (full) {
+        CHECK_OK(nne_trainer_grad(full, x, tg, &loss2));
+        CHECK(fabs(loss2 * (double)n / (double)nc - loss) <= 1e-12 * loss);
+        const nne_params *pf = nne_trainer_params(full);
+        double worst = 0, gmax = 0;
+        for (size_t i = 0; i < p->total; i++) {
+            const double want = (double)pf->grad[i] * (double)n / (double)nc;
+            worst = fmax(worst, fabs(want - ga[i]));
+            gmax = fmax(gmax, fabs(want));
+        }
+        printf("  loss border 2 x 3: gradient vs rescaled whole-output gradient: max diff %.3g "
+               "(max |g| %.3g)\n",
+               worst, gmax);
+        CHECK(gmax > 0 && worst <= 1e-5 * gmax);
+        nne_trainer_free(full);
+    }
+    nne_trainer_free(tr);
+    free(ga);
+
+    /* MS-SSIM: the loss of the cropped images (cae-seed 48x52, border 3 x 3 -> 45x49) */
+    nne_graph *m = NULL;
+    CHECK_OK(nne_model_cae_seed(48, 52, NNE_CAE_FULL, &m));
+    if (m) CHECK_OK(nne_train_init_params(m, 5));
+    cfg.loss = NNE_LOSS_MS_SSIM;
+    cfg.loss_border_bottom = nne_cae_seed_border(48);
+    cfg.loss_border_right = nne_cae_seed_border(52);
+    CHECK(cfg.loss_border_bottom == 3 && cfg.loss_border_right == 3);
+    if (m && !nne_trainer_create(m, &cfg, &tr)) {
+        const size_t nm = 48 * 52 * 3, ncm = 45 * 49 * 3;
+        float *xm = malloc(nm * 4), *ym = malloc(ncm * 4), *xc = malloc(ncm * 4);
+        for (size_t i = 0; i < nm; i++) xm[i] = (float)nne_test_rng_uniform(&r);
+        CHECK_OK(nne_trainer_eval(tr, xm, xm, &loss));
+        crop_nhwc(nne_trainer_output(tr), 1, 48, 52, 3, 45, 49, ym);
+        crop_nhwc(xm, 1, 48, 52, 3, 45, 49, xc);
+        const int32_t sc = nne_ms_ssim_auto_scales(45, 49);
+        void *scratch = malloc(nne_ms_ssim_loss_scratch_size(45, 49, sc));
+        double want = -1;
+        CHECK_OK(nne_ms_ssim_loss(1, 45, 49, 3, ym, xc, sc, scratch, &want, NULL));
+        CHECK_MSG(loss == want, "ms-ssim with border %.9g, cropped %.9g", loss, want);
+        free(scratch), free(xm), free(ym), free(xc);
+        nne_trainer_free(tr);
+    }
+    nne_graph_free(m);
+
+    /* refused: a border as large as the output, a negative one, with the RD loss */
+    cfg = adam_mse(1e-3f);
+    cfg.loss_border_bottom = 9;
+    tr = NULL;
+    CHECK_STATUS(nne_trainer_create(g, &cfg, &tr), NNE_ERR_INVALID_ARG);
+    cfg.loss_border_bottom = 0, cfg.loss_border_right = -1;
+    CHECK_STATUS(nne_trainer_create(g, &cfg, &tr), NNE_ERR_INVALID_ARG);
+    CHECK(tr == NULL);
+    free(x), free(tg), free(yc), free(tc);
+    nne_graph_free(g);
+}
+
 int main(void) {
     NNE_RUN(test_graph_grad_fd);
+    NNE_RUN(test_loss_border);
     NNE_RUN(test_determinism_and_descent);
     NNE_RUN(test_ms_ssim_training);
     NNE_RUN(test_rd_training);
