@@ -57,7 +57,8 @@ typedef struct nne_latent {
     char model_id[NNE_LATENT_ID_SIZE];        /* e.g. "cae-seed", NUL-terminated */
     uint8_t model_hash[NNE_LATENT_HASH_SIZE]; /* SHA-256 of the producing model's weights */
     int32_t image_width, image_height;        /* the original image, pixels */
-    int32_t pad[4]; /* top, left, bottom, right: pixels added before encoding (0 for cae-seed) */
+    int32_t pad[4]; /* top, left, bottom, right: pixels added before encoding (cae-seed: bottom
+                       and right up to nne_cae_coded_size) */
     int32_t height, width, channels; /* latent shape, NHWC without the batch dimension */
     float *data;                     /* height * width * channels, owned (nne_malloc) */
 } nne_latent;
@@ -105,6 +106,12 @@ nne_status nne_latent_read_file(const char *path, nne_latent *out, nne_latent_in
 nne_status nne_cae_latent_shape(int32_t height, int32_t width, int32_t *lat_h, int32_t *lat_w,
                                 int32_t *lat_c);
 
+/* The side the latent codec codes an image side of `size` pixels at: the next multiple of
+ * NNE_CAE_ALIGN (8, models.h) at or above max(size, NNE_CAE_MIN_SIDE). nne_cae_encode pads the
+ * bottom rows and right columns to it by edge replication and records the padding in the
+ * latent's pad fields; the decoder crops it (docs/latent-format.md, "Padding"). */
+int32_t nne_cae_coded_size(int32_t size);
+
 /* A codec bound to one set of trained cae-seed weights. Not thread-safe: it keeps the
  * encoder and decoder sessions of the last image size, so that a folder of same-sized images
  * builds them once. */
@@ -121,10 +128,14 @@ void nne_cae_codec_free(nne_cae_codec *c);
 /* SHA-256 of the codec's weights as stored in latents (docs/latent-format.md, "Model hash"). */
 const uint8_t *nne_cae_codec_hash(const nne_cae_codec *c);
 
-/* Encode an RGB image (channels == 3, both sides >= NNE_CAE_MIN_SIDE) to its latent. *out is
- * zeroed on failure. */
+/* Encode an RGB image (channels == 3, both sides >= NNE_CAE_MIN_SIDE) to its latent: the
+ * image padded to nne_cae_coded_size on each side (the latent's shape is
+ * nne_cae_latent_shape of the padded size; 512x768 needs no padding). *out is zeroed on
+ * failure. */
 nne_status nne_cae_encode(nne_cae_codec *c, const nne_image *img, nne_latent *out);
-/* Decode a latent to an RGB image of the original size. A latent from another model (id or
+/* Decode a latent to an RGB image of the original size: the decoder runs at the padded
+ * size, its border is filled (nne_cae_seed_fill_border) and the padding cropped. Latents of
+ * any padded size decode, also those written before padding existed (pad 0). A latent from another model (id or
  * weight hash differ) is NNE_ERR_INVALID_ARG with both hashes in the message; a latent shape
  * that is not the one the model gives for the image size is NNE_ERR_FORMAT. *out is zeroed on
  * failure. */

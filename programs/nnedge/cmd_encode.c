@@ -169,7 +169,9 @@ int nne_cmd_encode(int argc, char **argv) {
         goto done;
     }
     int32_t lh, lw, lc;
-    if ((s = nne_cae_latent_shape(img.height, img.width, &lh, &lw, &lc))) {
+    if ((s = nne_cae_latent_shape(img.height, img.width, &lh, &lw, &lc)) ||
+        (s = nne_cae_latent_shape(nne_cae_coded_size(img.height), nne_cae_coded_size(img.width),
+                                  &lh, &lw, &lc))) {
         cli_error(cmd, "%s: %s", in, nne_last_error());
         goto done;
     }

@@ -122,6 +122,11 @@ static nne_status get_part(nne_cae_codec *c, nne_cae_part which, int32_t height,
     return NNE_OK;
 }
 
+int32_t nne_cae_coded_size(int32_t size) {
+    if (size < NNE_CAE_MIN_SIDE) size = NNE_CAE_MIN_SIDE;
+    return (int32_t)(((int64_t)size + NNE_CAE_ALIGN - 1) / NNE_CAE_ALIGN * NNE_CAE_ALIGN);
+}
+
 nne_status nne_cae_encode(nne_cae_codec *c, const nne_image *img, nne_latent *out) {
     memset(out, 0, sizeof *out);
     if (!c || !img || !img->data) return nne_error(NNE_ERR_INVALID_ARG, "cae-seed: no image");
@@ -131,17 +136,27 @@ nne_status nne_cae_encode(nne_cae_codec *c, const nne_image *img, nne_latent *ou
                          (int)img->channels);
     int32_t lh, lw, lc;
     nne_status s = nne_cae_latent_shape(img->height, img->width, &lh, &lw, &lc);
-    if (s) return s;
+    if (s) return s; /* the image itself is too small or too large */
+    const int32_t ph = nne_cae_coded_size(img->height), pw = nne_cae_coded_size(img->width);
+    if ((s = nne_cae_latent_shape(ph, pw, &lh, &lw, &lc))) return s;
     cae_part *p;
-    if ((s = get_part(c, NNE_CAE_ENCODER, img->height, img->width, &p))) return s;
+    if ((s = get_part(c, NNE_CAE_ENCODER, ph, pw, &p))) return s;
     const nne_tensor *ot = nne_session_output_tensor(p->s, 0);
     if (ot->shape.dim[1] != lh || ot->shape.dim[2] != lw || ot->shape.dim[3] != lc)
         return nne_error(NNE_ERR_INTERNAL, "cae-seed: encoder output shape disagrees with "
                                            "nne_cae_latent_shape");
-    /* [1][H][W][3] float in [0, 1]. */
+    /* [1][ph][pw][3] float in [0, 1]: the image, its last row and column replicated into the
+     * padding. */
     float *x = nne_session_input(p->s, 0);
-    const size_t npix = (size_t)img->width * (size_t)img->height * 3;
-    for (size_t i = 0; i < npix; i++) x[i] = (float)img->data[i] / 255.0f;
+    for (int32_t y = 0; y < ph; y++) {
+        const uint8_t *src = img->data + (size_t)(y < img->height ? y : img->height - 1) *
+                                             (size_t)img->width * 3;
+        float *dst = x + (size_t)y * (size_t)pw * 3;
+        for (int32_t xx = 0; xx < pw; xx++) {
+            const uint8_t *px = src + (size_t)(xx < img->width ? xx : img->width - 1) * 3;
+            for (int k = 0; k < 3; k++) dst[(size_t)xx * 3 + k] = (float)px[k] / 255.0f;
+        }
+    }
     if ((s = nne_session_run(p->s))) return s;
     const size_t n = (size_t)lh * (size_t)lw * (size_t)lc;
     float *lat = nne_malloc(n * sizeof *lat);
@@ -156,6 +171,8 @@ nne_status nne_cae_encode(nne_cae_codec *c, const nne_image *img, nne_latent *ou
     memcpy(out->model_hash, c->hash, NNE_LATENT_HASH_SIZE);
     out->image_width = img->width;
     out->image_height = img->height;
+    out->pad[2] = ph - img->height; /* bottom */
+    out->pad[3] = pw - img->width;  /* right */
     out->height = lh;
     out->width = lw;
     out->channels = lc;

@@ -128,60 +128,91 @@ static void test_latent_shape(void) {
 }
 
 /* Encoder then decoder through the codec equals the full autoencoder run in one session at
- * the image's size with the border filled (nne_cae_seed_fill_border), for sizes unlike the
- * training size (no padding anywhere; 22 and 40 have a border, 21, 33, 37, 57 and 65 none). */
+ * the coded size (the image padded to a multiple of 8 by edge replication), its border filled
+ * (nne_cae_seed_fill_border) and cropped back, for sizes unlike the training size: 40x24 needs
+ * no padding, the others 1-7 rows or columns; and a latent written without padding (before
+ * it existed) still decodes, at its own size. */
 static void test_pipeline_matches_full(void) {
     nne_graph *model = trained(48, 48, 2);
     nne_cae_codec *codec = NULL;
     if (!model) return;
     CHECK_OK(nne_cae_codec_create(model, &codec));
-    static const int32_t sizes[][2] = {{21, 21}, {37, 22}, {65, 33}, {40, 57}, {37, 22}};
+    static const int32_t sizes[][2] = {{21, 21}, {37, 22}, {65, 33}, {40, 24}, {40, 57}, {37, 22}};
     for (size_t k = 0; codec && k < sizeof sizes / sizeof sizes[0]; k++) {
         const int32_t w = sizes[k][0], h = sizes[k][1];
+        const int32_t ph = nne_cae_coded_size(h), pw = nne_cae_coded_size(w);
+        CHECK(ph % 8 == 0 && pw % 8 == 0 && ph >= h && ph < h + 8 && pw >= w && pw < w + 8);
         nne_image img, rec;
         make_image(&img, w, h, (unsigned)k + 10);
         nne_latent lat;
         CHECK_OK(nne_cae_encode(codec, &img, &lat));
         int32_t lh, lw, lc;
-        CHECK_OK(nne_cae_latent_shape(h, w, &lh, &lw, &lc));
+        CHECK_OK(nne_cae_latent_shape(ph, pw, &lh, &lw, &lc));
         CHECK(lat.height == lh && lat.width == lw && lat.channels == lc);
         CHECK(lat.image_width == w && lat.image_height == h);
-        CHECK(lat.pad[0] == 0 && lat.pad[1] == 0 && lat.pad[2] == 0 && lat.pad[3] == 0);
+        CHECK(lat.pad[0] == 0 && lat.pad[1] == 0 && lat.pad[2] == ph - h && lat.pad[3] == pw - w);
         CHECK(strcmp(lat.model_id, "cae-seed") == 0);
         CHECK(memcmp(lat.model_hash, nne_cae_codec_hash(codec), 32) == 0);
         CHECK_OK(nne_cae_decode(codec, &lat, &rec));
         CHECK(rec.width == w && rec.height == h && rec.channels == 3);
 
-        /* Reference: the full graph at this size with the same weights. */
+        /* Reference: the full graph at the coded size with the same weights. */
         nne_graph *full = NULL;
         nne_session *s = NULL;
-        CHECK_OK(nne_model_cae_seed(h, w, NNE_CAE_FULL, &full));
+        CHECK_OK(nne_model_cae_seed(ph, pw, NNE_CAE_FULL, &full));
         CHECK_OK(nne_model_copy_weights(full, model));
         CHECK_OK(nne_session_create(full, nne_backend_cpu_ref(), &s));
-        float *y = s && rec.data ? malloc((size_t)w * h * 3 * sizeof *y) : NULL;
+        float *y = s && rec.data ? malloc((size_t)pw * ph * 3 * sizeof *y) : NULL;
         if (y) {
             float *x = nne_session_input(s, 0);
-            for (size_t i = 0; i < (size_t)w * h * 3; i++) x[i] = img.data[i] / 255.0f;
+            for (int32_t yy = 0; yy < ph; yy++)
+                for (int32_t xx = 0; xx < pw; xx++)
+                    for (int c = 0; c < 3; c++)
+                        x[((size_t)yy * pw + xx) * 3 + c] =
+                            img.data[((size_t)(yy < h ? yy : h - 1) * w + (xx < w ? xx : w - 1)) *
+                                         3 +
+                                     c] /
+                            255.0f;
             CHECK_OK(nne_session_run(s));
             /* ... with the decoder's border filled (docs/models.md, "The border") */
-            memcpy(y, nne_session_output(s, 0), (size_t)w * h * 3 * sizeof *y);
-            nne_cae_seed_fill_border(y, 1, h, w, 3);
-            const int32_t bh = nne_cae_seed_border(h);
-            if (bh) /* the codec's last row is a copy of the row before the border */
-                CHECK(memcmp(rec.data + (size_t)(h - 1) * w * 3,
-                             rec.data + (size_t)(h - 1 - bh) * w * 3, (size_t)w * 3) == 0);
-            int diff = 0, clamped = 0;
-            for (size_t i = 0; i < (size_t)w * h * 3; i++) {
-                float v = y[i] < 0 ? 0 : y[i] > 1 ? 1 : y[i];
-                clamped += y[i] < 0 || y[i] > 1;
-                diff += rec.data[i] != (uint8_t)(v * 255.0f + 0.5f);
-            }
+            memcpy(y, nne_session_output(s, 0), (size_t)pw * ph * 3 * sizeof *y);
+            nne_cae_seed_fill_border(y, 1, ph, pw, 3);
+            int diff = 0;
+            for (int32_t yy = 0; yy < h; yy++)
+                for (int32_t xx = 0; xx < w; xx++)
+                    for (int c = 0; c < 3; c++) {
+                        const float u = y[((size_t)yy * pw + xx) * 3 + c];
+                        const float v = u < 0 ? 0 : u > 1 ? 1 : u;
+                        diff += rec.data[((size_t)yy * w + xx) * 3 + c] !=
+                                (uint8_t)(v * 255.0f + 0.5f);
+                    }
             CHECK_MSG(diff == 0, "%dx%d: %d samples differ", (int)w, (int)h, diff);
-            (void)clamped;
+            if (ph == h) /* no padding: the codec's last row copies the row before the border */
+                CHECK(memcmp(rec.data + (size_t)(h - 1) * w * 3,
+                             rec.data + (size_t)(h - 4) * w * 3, (size_t)w * 3) == 0);
         }
         free(y);
         nne_session_free(s);
         nne_graph_free(full);
+        nne_image_free(&rec);
+        nne_latent_free(&lat);
+        nne_image_free(&img);
+    }
+    /* A latent without padding (as written before padding existed) decodes at its own size. */
+    if (codec) {
+        nne_image img, rec;
+        make_image(&img, 37, 22, 99);
+        nne_latent lat;
+        int32_t lh, lw, lc;
+        CHECK_OK(nne_cae_latent_shape(22, 37, &lh, &lw, &lc));
+        memset(&lat, 0, sizeof lat);
+        snprintf(lat.model_id, sizeof lat.model_id, "cae-seed");
+        memcpy(lat.model_hash, nne_cae_codec_hash(codec), 32);
+        lat.image_width = 37, lat.image_height = 22;
+        lat.height = lh, lat.width = lw, lat.channels = lc;
+        lat.data = nne_calloc((size_t)lh * lw * lc, sizeof(float));
+        CHECK_OK(nne_cae_decode(codec, &lat, &rec));
+        CHECK(rec.width == 37 && rec.height == 22);
         nne_image_free(&rec);
         nne_latent_free(&lat);
         nne_image_free(&img);
