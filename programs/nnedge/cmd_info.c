@@ -210,8 +210,8 @@ int nne_cmd_info(int argc, char **argv) {
                    "entropy model f32), %lld weight bytes as run\n",
                    ci.model_id, (int)ci.n, (int)ci.m, ci.scheme, (long long)ci.weight_bytes);
         else if (is_codec)
-            printf("\nlearned codec %s N=%d M=%d: f32, %lld weight bytes\n", ci.model_id,
-                   (int)ci.n, (int)ci.m, (long long)ci.weight_bytes);
+            printf("\nlearned codec %s N=%d M=%d: f32, %lld weight bytes\n", ci.model_id, (int)ci.n,
+                   (int)ci.m, (long long)ci.weight_bytes);
     }
     if (codec_err[0]) {
         cli_error(k_cmd, "%s: not a valid int8 codec: %s", spec, codec_err);

@@ -219,8 +219,7 @@ static int quantize_codec(nne_graph *model, const char *in, const char *calib,
                      .quiet = co->quiet || co->json,
                      .t0 = nne_time_ns()};
     nne_lcodec_quantize_opts o = {.q = *qo, .height = (int32_t)crop, .width = (int32_t)crop};
-    o.q.n_samples =
-        nne_dataset_size(ds) < max_images ? nne_dataset_size(ds) : (int32_t)max_images;
+    o.q.n_samples = nne_dataset_size(ds) < max_images ? nne_dataset_size(ds) : (int32_t)max_images;
     o.q.sample = cli_calib_sample;
     o.q.progress = cli_calib_progress;
     o.q.ctx = &cal;

@@ -550,8 +550,8 @@ static nne_status analyse(nne_lcodec *c, const geom *g, const float *x, analysis
         for (size_t i = 0; i < g->ny; i++) {
             if ((s = to_symbol(a->y[i], "y", &a->ysym[i]))) return s;
             a->y_hat[i] = (float)a->ysym[i];
-            a->ybits += bits_of(nne_factorized_likelihood(
-                fp + (i % (size_t)m) * NNE_FACT_PARAMS, (float)a->ysym[i], NULL));
+            a->ybits += bits_of(nne_factorized_likelihood(fp + (i % (size_t)m) * NNE_FACT_PARAMS,
+                                                          (float)a->ysym[i], NULL));
         }
         return NNE_OK;
     }
@@ -583,8 +583,9 @@ nne_status nne_lcodec_latents(nne_lcodec *c, const float *x, int32_t height, int
                               float *y_hat) {
     if (!c || !x || !y_hat || height < c->align || width < c->align || height % c->align ||
         width % c->align)
-        return nne_error(NNE_ERR_INVALID_ARG, "lcodec: latents of a %dx%d image (want multiples "
-                                              "of %d)",
+        return nne_error(NNE_ERR_INVALID_ARG,
+                         "lcodec: latents of a %dx%d image (want multiples "
+                         "of %d)",
                          (int)width, (int)height, (int)c->align);
     const geom g = geom_of(c, height, width);
     analysis a;

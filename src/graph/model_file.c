@@ -841,8 +841,7 @@ static nne_status build_attached(const mf_reader *r, nne_graph *g) {
         nne_status s = read_mem_impl(r->att[i], (size_t)r->att_size[i], prefix, r->depth + 1, &a);
         if (s) return s;
         if (nne_graph_find_attached(g, a->name)) {
-            s = bad(r, NNE_ERR_FORMAT, "ATTACHED: graph %u: a second graph named '%s'", i,
-                    a->name);
+            s = bad(r, NNE_ERR_FORMAT, "ATTACHED: graph %u: a second graph named '%s'", i, a->name);
             nne_graph_free(a);
             return s;
         }

@@ -46,9 +46,10 @@ enum {
     NNE_MF_SEC_KNOWN_COUNT = 8
 };
 
-#define NNE_MF_SECTION_ALIGN 8  /* every section starts at a multiple of 8 ... */
-#define NNE_MF_WEIGHTS_ALIGN 64 /* ... WEIGHTS, ATTACHED, every tensor's data and every
-                                   attached file at a multiple of 64 */
+/* Every section starts at a multiple of NNE_MF_SECTION_ALIGN; WEIGHTS, ATTACHED, every
+ * tensor's data and every attached file at a multiple of NNE_MF_WEIGHTS_ALIGN. */
+#define NNE_MF_SECTION_ALIGN 8
+#define NNE_MF_WEIGHTS_ALIGN 64
 
 /* Tables (TENSORS, NODES, META) start with {u32 count, u32 reserved}. */
 #define NNE_MF_TABLE_HEADER 8

@@ -163,9 +163,8 @@ nne_status nne_imgcodec_lcodec_open(int n, const char *const *paths, const int32
             snprintf(x->scheme, sizeof x->scheme, "%s", info.scheme ? info.scheme : "");
             info.scheme = NULL; /* points into `lc`, which may be freed below */
             x->info = info;
-        }
-        else if (info.kind != x->info.kind || info.n != x->info.n || info.m != x->info.m ||
-                 strcmp(info.precision, x->info.precision))
+        } else if (info.kind != x->info.kind || info.n != x->info.n || info.m != x->info.m ||
+                   strcmp(info.precision, x->info.precision))
             s = nne_error(NNE_ERR_INVALID_ARG,
                           "nnedge imgcodec: %s is %s N=%d M=%d %s, but %s is %s N=%d M=%d %s: a "
                           "ladder holds one kind, size and precision",

@@ -140,6 +140,16 @@ static bool parse(const char *csv_text, row *rows) {
 
 static const char *k_args;
 
+/* A rerun of the script with `args` runs no command and rewrites `csv_rel` as it was. */
+static void check_rerun(const char *args, const char *csv_rel, const char *csv) {
+    CHECK(script(args) == 0);
+    char *again = slurp(csv_rel), *err = slurp("script.err");
+    CHECK(again && csv && !strcmp(again, csv));
+    CHECK_MSG(err && !strstr(err, "nnedge "), "rerun ran: %s", err ? err : "");
+    nne_free(again);
+    nne_free(err);
+}
+
 static void test_table(void) {
     CHECK_MSG(script(k_args) == 0, "stderr: %s", slurp("script.err"));
     char *csv = slurp("out/quant-tiny.csv");
@@ -201,12 +211,7 @@ static void test_table(void) {
     nne_free(md);
 
     /* A rerun does nothing but rebuild the table: the same CSV, no command run. */
-    CHECK(script(k_args) == 0);
-    char *again = slurp("out/quant-tiny.csv"), *err = slurp("script.err");
-    CHECK(again && !strcmp(again, csv));
-    CHECK_MSG(err && !strstr(err, "nnedge "), "rerun ran: %s", err ? err : "");
-    nne_free(again);
-    nne_free(err);
+    check_rerun(k_args, "out/quant-tiny.csv", csv);
     nne_free(csv);
 
     /* the pruned int8 model also runs through nnedge run (cli_model_part keeps its widths) */
@@ -223,8 +228,8 @@ static void test_table(void) {
  * for the others), that the int8 rows' bytes are those of `nnedge compress`, the recorded
  * commands, a rerun that runs nothing, --dry-run and the usage errors. */
 enum { CROWS = 5, RUNGS = 4, CCOLS = 15 };
-static const char *const k_crows[CROWS] = {"fp32", "fp16", "int8-per-tensor",
-                                           "int8-per-channel", "int8-pow2"};
+static const char *const k_crows[CROWS] = {"fp32", "fp16", "int8-per-tensor", "int8-per-channel",
+                                           "int8-pow2"};
 
 static void test_codec(void) {
     const char *kind = "bmshj2018-factorized";
@@ -302,8 +307,10 @@ static void test_codec(void) {
         for (int i = 0; i < 2; i++) {
             char a[1024], rel[64];
             snprintf(rel, sizeof rel, "c%d%d.nnc", r, i);
-            snprintf(a, sizeof a, "compress %%T/ctest/img%02d.png -o %%T/%s --model "
-                     "%%T/cwork/%s/%s-q3.nne -q", i, rel, k_crows[r], kind);
+            snprintf(a, sizeof a,
+                     "compress %%T/ctest/img%02d.png -o %%T/%s --model "
+                     "%%T/cwork/%s/%s-q3.nne -q",
+                     i, rel, k_crows[r], kind);
             EXPECT_RC(a, 0);
             struct stat st;
             CHECK(stat(nne_cli_tmp_path(rel), &st) == 0);
@@ -316,18 +323,13 @@ static void test_codec(void) {
     CHECK(md && strstr(md, "| int8-pow2 | 4 | int8") && strstr(md, "## Commands"));
     nne_free(md);
     /* A rerun runs nothing and writes the same CSV. */
-    CHECK(script(args) == 0);
-    char *again = slurp("cout/quant-bmshj2018-factorized.csv"), *err = slurp("script.err");
-    CHECK(again && !strcmp(again, csv));
-    CHECK_MSG(err && !strstr(err, "nnedge "), "rerun ran: %s", err ? err : "");
-    nne_free(again);
-    nne_free(err);
+    check_rerun(args, "cout/quant-bmshj2018-factorized.csv", csv);
     nne_free(csv);
     /* --dry-run: the commands, nothing made; usage errors. */
     char a[2600];
     snprintf(a, sizeof a, "%s --work '%s/cdry' --dry-run", args, nne_cli_tmp);
     CHECK(script(a) == 0);
-    err = slurp("script.err");
+    char *err = slurp("script.err");
     CHECK(err && strstr(err, "nnedge quantize") && strstr(err, "--scheme pow2") &&
           strstr(err, "nnedge rd"));
     nne_free(err);

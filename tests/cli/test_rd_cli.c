@@ -292,6 +292,15 @@ static void test_learned(void) {
     EXPECT_RC("rd %T/img --codecs nnedge:mbt2018-mean --models %T/lad --qualities 1,3,2 -q", 0);
 }
 
+/* Does the file hold `s`? */
+static bool file_has(const char *rel, const char *s) {
+    size_t n = 0;
+    char *t = slurp(rel, &n);
+    const bool has = t && strstr(t, s);
+    nne_free(t);
+    return has;
+}
+
 /* Same bytes? */
 static bool same_files(const char *a, const char *b) {
     size_t na = 0, nb = 0;
@@ -307,7 +316,8 @@ static bool same_files(const char *a, const char *b) {
  * and NNEDGE_THREADS=1/2, f32 and int8 refusing each other's streams, and nnedge rd on an
  * int8 ladder. Calibrated on the synthetic images (never Kodak). */
 static void test_int8(void) {
-    if (!nne_cli_tmp_exists("lad/mbt2018-mean-q3.nne")) CHECK(write_ladder("lad", NNE_RD_MEAN_SCALE));
+    if (!nne_cli_tmp_exists("lad/mbt2018-mean-q3.nne"))
+        CHECK(write_ladder("lad", NNE_RD_MEAN_SCALE));
     CHECK(mkdir(nne_cli_tmp_path("lad8"), 0777) == 0);
     for (int q = 2; q <= 3; q++) {
         char a[512];
@@ -350,13 +360,13 @@ static void test_int8(void) {
     CHECK(count_lines("r8.csv") == 1 + 2);
     struct stat st;
     CHECK(stat(nne_cli_tmp_path("i8.nnc"), &st) == 0);
-    CHECK(csv_field("r8-images.csv", "nnedge:mbt2018-mean,quality,3,im1,", 6) == (double)st.st_size);
-    size_t n = 0;
-    char *md = slurp("r8.md", &n);
-    CHECK(md && strstr(md, "g_a/g_s int8 (pow2) on cpu-s8"));
-    nne_free(md);
+    CHECK(csv_field("r8-images.csv", "nnedge:mbt2018-mean,quality,3,im1,", 6) ==
+          (double)st.st_size);
+    CHECK(file_has("r8.md", "g_a/g_s int8 (pow2) on cpu-s8"));
     /* A ladder mixing f32 and int8 rungs is refused. */
-    EXPECT_RC("quantize %T/lad/mbt2018-mean-q4.nne --fake --scheme fp16 -o %T/lad8/mbt2018-mean-q4.nne -q", 0);
+    EXPECT_RC("quantize %T/lad/mbt2018-mean-q4.nne --fake --scheme fp16 -o "
+              "%T/lad8/mbt2018-mean-q4.nne -q",
+              0);
     EXPECT_RC("rd %T/img --codecs nnedge:mbt2018-mean --models %T/lad8 -q", 1);
     EXPECT_ERR("one kind, size and precision");
 }

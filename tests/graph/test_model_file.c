@@ -1035,18 +1035,28 @@ static void test_attached(void) {
         uint8_t *e = attached_entry(m, 0, &off);
         uint8_t *t = m + off;
         switch (cases[k].field) {
-        case 0: nne_le_wr32(t, (uint32_t)cases[k].v); break;
-        case 1: nne_le_wr32(t + 4, (uint32_t)cases[k].v); break;
-        case 2: nne_le_wr64(e + NNE_MF_A_OFFSET, cases[k].v); break;
-        case 3: nne_le_wr64(e + NNE_MF_A_SIZE, cases[k].v); break;
-        default: nne_le_wr64(e + NNE_MF_ATTACHED_SIZE + NNE_MF_A_OFFSET, cases[k].v); break;
+        case 0:
+            nne_le_wr32(t, (uint32_t)cases[k].v);
+            break;
+        case 1:
+            nne_le_wr32(t + 4, (uint32_t)cases[k].v);
+            break;
+        case 2:
+            nne_le_wr64(e + NNE_MF_A_OFFSET, cases[k].v);
+            break;
+        case 3:
+            nne_le_wr64(e + NNE_MF_A_SIZE, cases[k].v);
+            break;
+        default:
+            nne_le_wr64(e + NNE_MF_ATTACHED_SIZE + NNE_MF_A_OFFSET, cases[k].v);
+            break;
         }
         nne_mf_fix_checksums(m, n);
         const nne_status s = nne_model_read_mem(m, n, &g2);
         CHECK_MSG(s == cases[k].want && !g2, "%s: %s: %s", cases[k].what, nne_status_str(s),
                   nne_last_error());
-        CHECK_MSG(strstr(nne_last_error(), cases[k].needle), "%s: '%s' lacks '%s'",
-                  cases[k].what, nne_last_error(), cases[k].needle);
+        CHECK_MSG(strstr(nne_last_error(), cases[k].needle), "%s: '%s' lacks '%s'", cases[k].what,
+                  nne_last_error(), cases[k].needle);
         nne_graph_free(g2);
         g2 = NULL;
     }
@@ -1083,8 +1093,7 @@ static void test_attached(void) {
         const size_t nx = (size_t)at + n;
         uint8_t *ex = attached_entry(x, 1, &off);
         nne_le_wr64(ex + NNE_MF_A_SIZE, n);
-        nne_le_wr64((uint8_t *)section_entry(x, NNE_MF_SEC_ATTACHED) + NNE_MF_SE_SIZE,
-                    nx - off);
+        nne_le_wr64((uint8_t *)section_entry(x, NNE_MF_SEC_ATTACHED) + NNE_MF_SE_SIZE, nx - off);
         nne_le_wr64(x + NNE_MF_OFF_FILE_SIZE, nx);
         nne_mf_fix_checksums(x, nx);
         CHECK_STATUS(nne_model_read_mem(x, nx, &g2), NNE_ERR_FORMAT);
