@@ -8,6 +8,7 @@
 #   scripts/quant_results.sh                          # models/cae-seed.nne on Kodak
 #   scripts/quant_results.sh --model M.nne --qat-steps 500 --ft-steps 500
 #   scripts/quant_results.sh --dry-run                # print the commands, run nothing
+#   scripts/quant_results.sh --codec mbt2018-mean --models models   # a learned-codec ladder
 #
 # Rows (variants; every row's CSV field `command` is the chain of commands that made it):
 #   fp32             the model itself (f32, cpu backend)
@@ -45,8 +46,23 @@
 #   --prune-uniform        prune every layer by SPARSITY (no sensitivity calibration)
 #   --batch B [8]  --crop S [256]  --lr LR [1e-4]  --threads T  --stop-after N   (nnedge train)
 #   --rows LIST [all]      comma-separated row names to run (the table shows every row done)
-#   --codec KIND           learned codecs: not supported (exits 2; see docs/quantization.md)
 #   --dry-run              print the commands only
+#
+# Learned codecs (--codec KIND, docs/quantization.md "Results table: learned codecs"): every
+# rung KIND-q<N>.nne of the ladder in --models DIR [models] becomes the variants
+#   fp32              the rung itself (the ladder DIR as it is)
+#   fp16              every constant rounded to fp16        nnedge quantize --fake --scheme fp16
+#   int8-per-tensor   int8 g_a and g_s (cpu-s8), hyperprior and entropy model f32
+#   int8-per-channel                                       nnedge quantize --scheme per-channel
+#   int8-pow2                                              nnedge quantize --scheme pow2
+# each a ladder folder WORK/<variant>; `nnedge rd` runs on each ladder over TEST, the fp32
+# curve is written as WORK/ref-fp32/compressai-KIND_mse_cpu.json (CompressAI's result format,
+# which nnedge rd reads as the reference curve of nnedge:KIND with --anchors) and every other
+# variant's BD-rate against fp32 is nnedge rd's. Output: OUT/quant-NAME.csv and .md (NAME
+# defaults to KIND), one row per variant and rung. Options used: --models, --test, --calib,
+# --calib-images, --calib-crop [256; a multiple of 16 or 64], --observer, --work, --out,
+# --name, --rows, --threads, --dry-run. QAT is not available for codecs (nnedge train
+# --qat refuses them).
 # Environment: NNEDGE (the binary, default build/nnedge).
 set -eu
 cd "$(dirname "$0")/.."
@@ -58,11 +74,13 @@ CALIB=../shared/data/train
 DATA=../shared/data/train
 VAL=
 TEST=../shared/data/kodak
+CODEC=
+MODELS=models
 WORK=
 OUT=docs/results
 OBSERVER=minmax
 CALIB_IMAGES=32
-CALIB_CROP=128
+CALIB_CROP=
 SPARSITY=0.5
 QAT_STEPS=2000
 FT_STEPS=2000
@@ -113,14 +131,21 @@ while [ $# -gt 0 ]; do
     --threads) THREADS=$val ;;
     --stop-after) STOP_AFTER=$val ;;
     --rows) ROWS=$val ;;
-    --codec)
-        die "--codec $val: the learned codecs cannot be quantized yet: their entropy-model ops" \
-            "(quantize, likelihoods) have no int8 kernels, and nnedge rd / compress run g_a," \
-            "g_s and h_s in f32 only (docs/quantization.md, \"Results table\", what is missing)"
-        ;;
+    --codec) CODEC=$val ;;
+    --models) MODELS=$val ;;
     *) die "unknown option $opt (try --help)" ;;
     esac
 done
+if [ -n "$CODEC" ]; then
+    case $CODEC in
+    bmshj2018-factorized | bmshj2018-hyperprior | mbt2018-mean) ;;
+    *) die "--codec '$CODEC': expected bmshj2018-factorized, bmshj2018-hyperprior or mbt2018-mean" ;;
+    esac
+    ALL_ROWS="fp32 fp16 int8-per-tensor int8-per-channel int8-pow2"
+    [ -n "$NAME" ] || NAME=$CODEC
+    [ -n "$CALIB_CROP" ] || CALIB_CROP=256
+fi
+[ -n "$CALIB_CROP" ] || CALIB_CROP=128
 [ -n "$NAME" ] || NAME=$(basename "$MODEL" .nne)
 [ -n "$WORK" ] || WORK=build/quant-results/$NAME
 if [ "$ROWS" != all ]; then
@@ -130,7 +155,11 @@ if [ "$ROWS" != all ]; then
 fi
 if [ -z "$DRY_RUN" ]; then
     [ -x "$NNEDGE" ] || die "$NNEDGE not found; build first (cmake -S . -B build && cmake --build build -j)"
-    [ -f "$MODEL" ] || die "$MODEL: no such model file (an f32 model from nnedge train)"
+    if [ -n "$CODEC" ]; then
+        [ -d "$MODELS" ] || die "$MODELS: no such models folder"
+    else
+        [ -f "$MODEL" ] || die "$MODEL: no such model file (an f32 model from nnedge train)"
+    fi
     [ -d "$TEST" ] || die "$TEST: no such test folder"
     mkdir -p "$WORK" "$OUT"
 fi
@@ -178,6 +207,8 @@ step() {
 
 # The recorded command of an artifact (what was run), or "" when there is none.
 cmd_of() { if [ -f "$1.cmd" ]; then cat "$1.cmd"; fi; }
+# json_field FILE KEY: an integer field of a one-line JSON object.
+json_field() { sed -n "s/.*\"$2\": \\([0-9]*\\).*/\\1/p" "$1"; }
 
 # evaluate ROW MODEL [BACKEND]: nnedge eval of MODEL on TEST into WORK/eval-ROW.
 evaluate() {
@@ -235,6 +266,149 @@ fake() {
 }
 
 want() { [ "$ROWS" = all ] || case ",$ROWS," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
+
+# ---- Learned codecs ---------------------------------------------------------------------------
+
+# The ladder's rung numbers N of MODELS/CODEC-q<N>.nne, ascending.
+ladder() {
+    for f in "$MODELS/$CODEC"-q*.nne; do
+        [ -f "$f" ] || continue
+        n=${f##*/"$CODEC"-q}
+        n=${n%.nne}
+        case $n in '' | *[!0-9]*) continue ;; esac
+        echo "$n"
+    done | sort -n
+}
+
+# codec_info FILE KEY: a field of nnedge info's "codec" summary (weight_bytes, precision).
+codec_info() {
+    "$NNEDGE" info "$1" --json | sed -n '/"codec": {/,/}/p' | sed -n "s/^ *\"$2\": \"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}\$/\1/p"
+}
+
+# bd_of JSON KEY: a BD value of nnedge rd's comparison with the anchor ("" when n/a).
+bd_of() {
+    sed -n '/"anchors": \[/,$p' "$1" | sed -n "s/^ *\"$2\": \([-0-9.e]*\),\{0,1\}\$/\1/p" | head -1
+}
+
+codec_mode() {
+    RUNGS=$(ladder)
+    [ -n "$RUNGS" ] || [ -n "$DRY_RUN" ] || die "no models $CODEC-q<N>.nne in $MODELS"
+    [ -n "$RUNGS" ] || RUNGS="N"
+    W=$WORK
+    # The variant ladders.
+    for r in $ALL_ROWS; do
+        want "$r" || [ "$r" = fp32 ] || continue
+        [ "$r" = fp32 ] && continue
+        [ -n "$DRY_RUN" ] || mkdir -p "$W/$r"
+        for n in $RUNGS; do
+            src=$MODELS/$CODEC-q$n.nne dst=$W/$r/$CODEC-q$n.nne
+            case $r in
+            fp16)
+                [ -e "$dst.json" ] || [ -n "$DRY_RUN" ] || rm -f "$dst" # its size is needed too
+                STDOUT=$dst.json
+                step "$dst" quantize "$src" --fake --scheme fp16 --json -o "$dst" ;;
+            int8-*) ptq "$dst" "${r#int8-}" "$src" ;;
+            esac
+        done
+    done
+    # nnedge rd on each ladder; fp32 first: its curve is the others' reference.
+    REF=$W/ref-fp32
+    for r in $ALL_ROWS; do
+        want "$r" || [ "$r" = fp32 ] || continue
+        dir=$W/$r
+        [ "$r" = fp32 ] && dir=$MODELS
+        anchors=
+        if [ "$r" != fp32 ]; then
+            anchors=$REF
+            if [ -z "$DRY_RUN" ]; then
+                mkdir -p "$REF"
+                # CompressAI's result format (docs/rd.md, anchors) from the fp32 means.
+                awk -F, -v name="$CODEC fp32 (nnedge rd, $TEST)" '
+                NR > 1 { b = b (b == "" ? "" : ", ") $5; p = p (p == "" ? "" : ", ") $6
+                         m = m (m == "" ? "" : ", ") $7 }
+                END { printf "{\"name\": \"%s\", \"results\": {\"bpp\": [%s], \"psnr-rgb\": [%s], \"ms-ssim-rgb\": [%s]}}\n", name, b, p, m }
+                ' "$W/rd-fp32.csv" >"$REF/compressai-${CODEC}_mse_cpu.json"
+            fi
+        fi
+        step "$W/rd-$r.json" rd "$TEST" --codecs "nnedge:$CODEC" --models "$dir" \
+            ${anchors:+--anchors "$anchors"} ${THREADS:+--threads "$THREADS"} --force -q \
+            -o "$W/rd-$r"
+    done
+    [ -n "$DRY_RUN" ] && exit 0
+
+    # The table: one row per variant and rung.
+    TAB=$W/table.tsv
+    : >"$TAB"
+    for r in $ALL_ROWS; do
+        [ -f "$W/rd-$r.json" ] || continue
+        case $r in
+        fp32) desc="f32 model"; prec=f32; be=cpu-exact; bdp=0; bdq=0; bdm=0 ;;
+        fp16) desc="every constant rounded to fp16 (f32 compute)"; prec="fp16 weights"; be=cpu-exact ;;
+        *) desc="int8 g_a and g_s, post-training, ${r#int8-} scales, $OBSERVER observer; h_a, h_s, entropy model f32"
+           prec=int8; be="cpu-s8 + cpu-exact" ;;
+        esac
+        if [ "$r" != fp32 ]; then
+            bdp=$(bd_of "$W/rd-$r.json" bd_rate_psnr_pct_pchip)
+            bdq=$(bd_of "$W/rd-$r.json" bd_psnr_db_pchip)
+            bdm=$(bd_of "$W/rd-$r.json" bd_rate_ms_ssim_pct_pchip)
+        fi
+        for n in $RUNGS; do
+            m=$MODELS/$CODEC-q$n.nne
+            [ "$r" = fp32 ] || m=$W/$r/$CODEC-q$n.nne
+            case $r in
+            fp16) size=$(json_field "$m.json" storage_bytes) ;;
+            *) size=$(codec_info "$m" weight_bytes) ;;
+            esac
+            # Means of rd's CSV row of rung n; bytes summed over the images.
+            set -- $(awk -F, -v q="$n" 'NR > 1 && $3 == q { print $4, $5, $6, $7 }' "$W/rd-$r.csv")
+            bytes=$(awk -F, -v q="$n" 'NR > 1 && $3 == q { s += $7 } END { printf "%d", s }' "$W/rd-$r-images.csv")
+            cmd=$(cmd_of "$W/rd-$r.json")
+            [ "$r" = fp32 ] || cmd="$(cmd_of "$m") && $cmd"
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" \
+                "$desc" "$prec" "$be" "$n" "${1:-0}" "$bytes" "${2:-}" "${3:-}" "${4:-}" \
+                "${size:-}" "${bdp:-}" "${bdq:-}" "${bdm:-}" "$cmd" >>"$TAB"
+        done
+    done
+    [ -s "$TAB" ] || die "no variant evaluated yet"
+    CSV=$OUT/quant-$NAME.csv
+    MD=$OUT/quant-$NAME.md
+    awk -F'\t' -v OFS=, '
+    function q(s) { if (s ~ /[",\n]/) { gsub(/"/, "\"\"", s); s = "\"" s "\"" } return s }
+    BEGIN { print "variant,description,precision,backend,rung,images,bytes,bpp,psnr_db,ms_ssim,size_bytes,bd_rate_psnr_pct,bd_psnr_db,bd_rate_ms_ssim_pct,command" }
+    { print $1, q($2), q($3), q($4), $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, q($15) }
+    ' "$TAB" >"$CSV.tmp" && mv "$CSV.tmp" "$CSV"
+    {
+        echo "# Quantization results: learned codec \`$CODEC\`"
+        echo
+        echo "Made by \`scripts/quant_results.sh --codec $CODEC\` ($(date -u +%Y-%m-%dT%H:%M:%SZ))." \
+            "Ladder \`$MODELS/$CODEC-q<N>.nne\` (rungs $(echo $RUNGS | tr ' ' ',')), test folder \`$TEST\`" \
+            "(means over its images), calibration \`$CALIB\` ($CALIB_IMAGES crops of" \
+            "${CALIB_CROP}x$CALIB_CROP). bpp from the real .nnc files (\`nnedge rd\`); BD-rates" \
+            "(PCHIP) against the fp32 ladder: BD-rate negative = fewer bits for the same quality," \
+            "BD-PSNR positive = better; n/a where nnedge rd cannot compute one (fewer than 4" \
+            "rungs, quality not strictly increasing, MS-SSIM undefined below 161 pixels)." \
+            "Columns: docs/quantization.md, \"Results table: learned codecs\"."
+        echo
+        echo "| variant | rung | precision | bpp | PSNR (dB) | MS-SSIM | size (bytes) | BD-rate PSNR | BD-PSNR (dB) | BD-rate MS-SSIM |"
+        echo "|---|--:|---|--:|--:|--:|--:|--:|--:|--:|"
+        awk -F'\t' '
+        function f(v, d) { return v == "" ? "n/a" : sprintf("%." d "f", v) }
+        function pc(v) { return v == "" ? "n/a" : sprintf("%+.2f %%", v) }
+        { printf "| %s | %s | %s (%s) | %s | %s | %s | %s | %s | %s | %s |\n", $1, $5, $3, $4, f($8, 4), f($9, 2), f($10, 4), $11 == "" ? "n/a" : $11, pc($12), ($13 == "" ? "n/a" : sprintf("%+.4f", $13)), pc($14) }
+        ' "$TAB"
+        echo
+        echo "## Variants"
+        echo
+        awk -F'\t' '!seen[$1]++ { printf "- %s: %s\n", $1, $2 }' "$TAB"
+        echo
+        echo "## Commands"
+        echo
+        awk -F'\t' '{ printf "- %s q%s: `%s`\n", $1, $5, $15 }' "$TAB"
+    } >"$MD.tmp" && mv "$MD.tmp" "$MD"
+    echo "quant_results.sh: wrote $CSV and $MD" >&2
+    exit 0
+}
+[ -z "$CODEC" ] || codec_mode
 
 W=$WORK
 PRUNED=$W/pruned.nne
@@ -313,7 +487,6 @@ mean_of() {
     awk -F, '$1 == "mean" { p = $7; m = $8 } NR > 1 && $1 != "mean" { n++ }
              END { printf "%s %s %d\n", p == "" ? "na" : p, m == "" ? "na" : m, n }' "$1/eval.csv"
 }
-json_field() { sed -n "s/.*\"$2\": \\([0-9]*\\).*/\\1/p" "$1"; }
 
 PRUNE_HOW=", by sensitivity"
 grep -q -- '--calib' "$PRUNED.cmd" 2>/dev/null || PRUNE_HOW=", uniform"

@@ -7,8 +7,11 @@
 #define NNE_TESTS_TINY_LCODEC_H
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "nnedge/image.h"
+#include "nnedge/metrics.h"
 #include "nnedge/models.h"
 #include "nnedge/train.h"
 
@@ -26,6 +29,32 @@ static inline void nne_tiny_pattern(float *x, int32_t h, int32_t w, int32_t phas
                 if ((i / 11 + j / 7 + c) % 3 == 0) v = 0.8f * v + 0.15f;
                 x[((size_t)i * w + j) * 3 + c] = v;
             }
+}
+
+/* The pattern as an RGB8 image (nne_image_free). */
+static inline nne_status nne_tiny_image(nne_image *img, int32_t w, int32_t h, int32_t phase) {
+    nne_status s = nne_image_alloc(img, w, h, 3);
+    if (s) return s;
+    float *x = (float *)malloc((size_t)w * h * 3 * sizeof *x);
+    if (!x) {
+        nne_image_free(img);
+        return NNE_ERR_NOMEM;
+    }
+    nne_tiny_pattern(x, h, w, phase);
+    for (size_t i = 0; i < (size_t)w * h * 3; i++) img->data[i] = (uint8_t)(x[i] * 255.0f + 0.5f);
+    free(x);
+    return NNE_OK;
+}
+
+/* PSNR (dB, peak 255) of two RGB8 images of the same size. */
+static inline double nne_tiny_psnr(const nne_image *a, const nne_image *b) {
+    double se = 0;
+    const size_t n = (size_t)a->width * a->height * 3;
+    for (size_t i = 0; i < n; i++) {
+        const double d = (double)a->data[i] - (double)b->data[i];
+        se += d * d;
+    }
+    return nne_psnr_from_mse(se / (double)n, 255.0);
 }
 
 /* The trained training graph (NNE_RD_TRAIN at 64x64) in *out; free with nne_graph_free. */

@@ -164,6 +164,12 @@ typedef struct nne_graph {
     int32_t n_outputs;
     nne_meta *meta;
     int32_t n_meta, cap_meta;
+    /* Graphs stored with this one (nne_graph_attach; docs/model-format.md, "ATTACHED"), e.g.
+     * the int8 analysis and synthesis transforms of a learned codec (docs/codec.md, "Int8
+     * codecs"). Owned; names unique; none has attachments of its own. Passes that build a
+     * new graph from this one do not carry them over. */
+    struct nne_graph **attached;
+    int32_t n_attached;
     bool inferred;     /* shapes and geometry are valid */
     bool planned;      /* arena offsets are valid */
     size_t arena_size; /* bytes, after nne_graph_plan */
@@ -175,6 +181,7 @@ typedef struct nne_graph {
 #define NNE_MAX_NODES      65536
 #define NNE_MAX_META       1024
 #define NNE_MAX_META_VALUE (1 << 20)
+#define NNE_MAX_ATTACHED   16
 
 nne_status nne_graph_create(const char *name, nne_graph **out);
 void nne_graph_free(nne_graph *g);
@@ -191,6 +198,13 @@ nne_status nne_graph_add_node(nne_graph *g, const char *name, nne_op_type op,
                               const nne_op_params *params, const int32_t *inputs, int32_t n_inputs,
                               const char *output_name, int32_t *out_tensor);
 nne_status nne_graph_mark_output(nne_graph *g, int32_t tensor);
+
+/* Attach `part` to g, which owns it on success (freed by nne_graph_free(g)). Errors, with g
+ * and part unchanged: NNE_ERR_INVALID_ARG for part == g, a part with attachments of its own
+ * or a name already attached; NNE_ERR_LIMIT beyond NNE_MAX_ATTACHED. */
+nne_status nne_graph_attach(nne_graph *g, nne_graph *part);
+/* The attached graph named `name`, or NULL. */
+const nne_graph *nne_graph_find_attached(const nne_graph *g, const char *name);
 
 /* Lookup by name; -1 if absent. */
 int32_t nne_graph_find_tensor(const nne_graph *g, const char *name);

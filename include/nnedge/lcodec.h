@@ -13,13 +13,18 @@
  *
  * Advanced API: a codec object bound to one trained model (nne_lcodec_create from a graph or
  * nne_lcodec_load from a file) that builds its entropy tables once and keeps the network
- * parts of the last image size, for folders of images; with per-image statistics. */
+ * parts of the last image size, for folders of images; with per-image statistics.
+ *
+ * Int8 codecs (docs/codec.md, "Int8 codecs"): nne_lcodec_quantize attaches int8 analysis and
+ * synthesis transforms to a model; a codec created from such a model runs them on cpu-s8
+ * (the hyperprior and the entropy coding stay f32), with the same API and bitstream format. */
 #ifndef NNEDGE_LCODEC_H
 #define NNEDGE_LCODEC_H
 
 #include "nnedge/graph.h"
 #include "nnedge/image.h"
 #include "nnedge/models.h"
+#include "nnedge/passes.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -52,9 +57,12 @@ typedef struct nne_lcodec nne_lcodec;
  * file) with meta "model" (a kind name of nne_rdmodel_kind_from_name), "model.N" and
  * "model.M", holding every weight of the kind's training graph by name. The weights are
  * copied (model may be freed after the call) and checked finite. `quality` (0..255) is
- * written into every container as the rate index. Builds the entropy tables. Statuses:
- * UNSUPPORTED (not a learned-codec model), FORMAT (missing/bad meta, non-finite weights),
- * NOT_FOUND / SHAPE (a weight missing or of another shape), INVALID_ARG, NOMEM. */
+ * written into every container as the rate index. Builds the entropy tables. A model with
+ * attached graphs is an int8 codec: they must be exactly "<kind>.g_a" and "<kind>.g_s" from
+ * nne_lcodec_quantize, which are copied and checked by building them on cpu-s8. Statuses:
+ * UNSUPPORTED (not a learned-codec model; an int8 part cpu-s8 cannot run), FORMAT
+ * (missing/bad meta, non-finite weights, other attached graphs), NOT_FOUND / SHAPE (a weight,
+ * or a tensor of an int8 part, missing or of another shape), INVALID_ARG, NOMEM. */
 nne_status nne_lcodec_create(const nne_graph *model, int32_t quality, nne_lcodec **out);
 /* The same from a model file. */
 nne_status nne_lcodec_load(const char *path, int32_t quality, nne_lcodec **out);
@@ -66,7 +74,12 @@ typedef struct nne_lcodec_info {
     int32_t n, m;        /* channels N (hidden, z) and M (latent y) */
     int32_t align;       /* padding multiple: 16 (factorized) or 64 (hyperpriors) */
     int32_t quality;     /* as given to create */
-    const uint8_t *hash; /* 32 bytes: SHA-256 of the weights and the integer tables */
+    const uint8_t *hash; /* 32 bytes: SHA-256 of the weights, the integer tables and (int8)
+                            the quantized parts */
+    const char *precision; /* "f32", or "int8": g_a and g_s on cpu-s8 */
+    const char *scheme;    /* int8: the parts' quant.scheme (per-tensor, ...); else NULL */
+    int64_t weight_bytes;  /* the constants the codec runs with at their storage precision
+                              (int8 parts: s8 weights, s32 biases; scales not counted) */
 } nne_lcodec_info;
 void nne_lcodec_get_info(const nne_lcodec *c, nne_lcodec_info *info);
 
@@ -106,6 +119,26 @@ nne_status nne_lcodec_decode(nne_lcodec *c, const uint8_t *data, size_t size, nn
  * bytes, so a tiny hostile file can ask for a huge synthesis run: services and fuzzers bound
  * that work here. */
 void nne_lcodec_set_max_pixels(nne_lcodec *c, int64_t max_pixels);
+
+/* ---- Int8 codecs ------------------------------------------------------------------------- */
+
+typedef struct nne_lcodec_quantize_opts {
+    /* As for nne_quantize_graph: scheme, observer, bias_correction, weight_bits, progress,
+     * ctx, n_samples (>= 1) and sample, which fills calibration image i as [1][height]
+     * [width][3] f32 in [0, 1]. fixed_range must be NULL (no QAT ranges for codecs). */
+    nne_quantize_opts q;
+    int32_t height, width; /* calibration crop: positive multiples of the kind's alignment */
+} nne_lcodec_quantize_opts;
+
+/* Make the f32 learned-codec model `model` (as for nne_lcodec_create) an int8 codec: g_a,
+ * built at height x width, is quantized with nne_quantize_graph on the calibration images;
+ * g_s on the y_hat the f32 codec derives from the same images (round(y - mean) + mean, what
+ * a decoder gives g_s), and both are attached to `model` (nne_graph_attach) as "<kind>.g_a"
+ * and "<kind>.g_s", with their quant.* metadata. h_a, h_s and the entropy model are not
+ * quantized. Write `model` with nne_model_write_file to keep it. UNSUPPORTED for a model that
+ * has attached graphs already; errors of nne_lcodec_create and nne_quantize_graph (prefixed
+ * with the part); `model` is unchanged on error. */
+nne_status nne_lcodec_quantize(nne_graph *model, const nne_lcodec_quantize_opts *o);
 
 #ifdef __cplusplus
 }

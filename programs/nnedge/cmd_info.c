@@ -4,6 +4,7 @@
 #include "cli.h"
 #include "nnedge/graph.h"
 #include "nnedge/json.h"
+#include "nnedge/lcodec.h"
 #include "nnedge/models.h"
 
 static const char *k_cmd = "info";
@@ -15,7 +16,9 @@ static void help(void) {
            "MACs, ops (2 x MACs, in MOP = 1e6 ops), weight bytes and activation bytes\n"
            "(inputs read + output written), with totals. MODEL is a built-in model name or a\n"
            "model file (.nne). A built-in model made of parts (cae-seed: encoder, decoder) is\n"
-           "shown part by part.\n\n"
+           "shown part by part. For a learned codec, a summary line (precision, the weight\n"
+           "bytes it runs with) and, for an int8 codec, its attached int8 g_a and g_s (at\n"
+           "their calibration size; not counted in the total).\n\n"
            "options:\n"
            "  --json     print JSON instead of a table\n"
            "  --list     list the built-in models\n"
@@ -109,6 +112,16 @@ static void print_json_part(nne_json *j, const nne_graph *g, totals *sum) {
     sum->act_bytes += t.act_bytes;
 }
 
+/* A learned codec's summary (nne_lcodec_get_info); false when `g` is none. */
+static bool codec_info(const nne_graph *g, nne_lcodec **c, nne_lcodec_info *ci) {
+    const char *id = nne_graph_get_meta(g, "model");
+    nne_rdmodel_kind k;
+    if (!id || nne_rdmodel_kind_from_name(id, &k)) return false;
+    if (nne_lcodec_create(g, 0, c)) return false;
+    nne_lcodec_get_info(*c, ci);
+    return true;
+}
+
 int nne_cmd_info(int argc, char **argv) {
     cli_common co;
     bool list = false;
@@ -131,6 +144,7 @@ int nne_cmd_info(int argc, char **argv) {
     const char *single[2] = {spec, NULL};
     if (!parts) parts = single;
     nne_graph *gs[8] = {NULL};
+    nne_lcodec *codec = NULL; /* a learned codec's summary */
     int np = 0;
     int rc = NNE_EXIT_OK;
     for (; parts[np] && np < 8; np++) {
@@ -142,6 +156,11 @@ int nne_cmd_info(int argc, char **argv) {
         }
     }
     totals sum = {0, 0, 0, 0};
+    nne_lcodec_info ci;
+    const bool is_codec = np == 1 && codec_info(gs[0], &codec, &ci);
+    char codec_err[256] = "";
+    if (np == 1 && !is_codec && gs[0]->n_attached)
+        snprintf(codec_err, sizeof codec_err, "%s", nne_last_error());
     if (co.json) {
         nne_json j;
         nne_json_init(&j, stdout, true);
@@ -151,6 +170,23 @@ int nne_cmd_info(int argc, char **argv) {
         for (int i = 0; i < np; i++) print_json_part(&j, gs[i], &sum);
         nne_json_array_end(&j);
         json_totals(&j, "total", &sum);
+        if (np == 1 && gs[0]->n_attached) {
+            totals unused = {0, 0, 0, 0};
+            nne_json_array_begin(&j, "attached");
+            for (int32_t i = 0; i < gs[0]->n_attached; i++)
+                print_json_part(&j, gs[0]->attached[i], &unused);
+            nne_json_array_end(&j);
+        }
+        if (is_codec) {
+            nne_json_object_begin(&j, "codec");
+            nne_json_string(&j, "kind", ci.model_id);
+            nne_json_int(&j, "n", ci.n);
+            nne_json_int(&j, "m", ci.m);
+            nne_json_string(&j, "precision", ci.precision);
+            if (ci.scheme) nne_json_string(&j, "scheme", ci.scheme);
+            nne_json_int(&j, "weight_bytes", ci.weight_bytes);
+            nne_json_object_end(&j);
+        }
         nne_json_object_end(&j);
         nne_json_finish(&j);
     } else {
@@ -164,8 +200,25 @@ int nne_cmd_info(int argc, char **argv) {
                    (long long)sum.params, cli_thousands(sum.macs, c, sizeof c),
                    2.0 * (double)sum.macs / 1e6, (long long)sum.weight_bytes);
         }
+        for (int32_t i = 0; np == 1 && i < gs[0]->n_attached; i++) {
+            totals unused = {0, 0, 0, 0};
+            printf("\nattached: ");
+            print_table(gs[0]->attached[i], &unused);
+        }
+        if (is_codec && ci.scheme)
+            printf("\nlearned codec %s N=%d M=%d: int8 (g_a, g_s %s on cpu-s8; h_a, h_s and the "
+                   "entropy model f32), %lld weight bytes as run\n",
+                   ci.model_id, (int)ci.n, (int)ci.m, ci.scheme, (long long)ci.weight_bytes);
+        else if (is_codec)
+            printf("\nlearned codec %s N=%d M=%d: f32, %lld weight bytes\n", ci.model_id, (int)ci.n,
+                   (int)ci.m, (long long)ci.weight_bytes);
+    }
+    if (codec_err[0]) {
+        cli_error(k_cmd, "%s: not a valid int8 codec: %s", spec, codec_err);
+        rc = NNE_EXIT_RUNTIME;
     }
 done:
+    nne_lcodec_free(codec);
     for (int i = 0; i < np; i++) nne_graph_free(gs[i]);
     return rc;
 }

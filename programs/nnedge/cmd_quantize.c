@@ -3,7 +3,10 @@
  * quantization pass"). cae-seed models are rebuilt at --crop x --crop for calibration (the
  * quantized model is written at that size; nne_quantize_like moves it to any other size);
  * other models calibrate on crops of their input size. With --eval DIR, the f32 and int8
- * models are compared on every image of DIR (PSNR of the reconstruction, cae-seed only). */
+ * models are compared on every image of DIR (PSNR of the reconstruction, cae-seed only).
+ * A learned codec (bmshj2018-*, mbt2018-mean) becomes an int8 codec: its g_a and g_s are
+ * quantized (nne_lcodec_quantize) and attached to the f32 model (docs/codec.md, "Int8
+ * codecs"). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +16,7 @@
 #include "cli.h"
 #include "nnedge/backend.h"
 #include "nnedge/dataset.h"
+#include "nnedge/lcodec.h"
 #include "nnedge/model_file.h"
 #include "nnedge/models.h"
 #include "nnedge/passes.h"
@@ -25,7 +29,10 @@ static void help(void) {
            "       nnedge quantize MODEL --fake --scheme fp16|int8|int4|int2 -o OUT.nne\n\n"
            "Post-training int8 quantization: calibrate MODEL (a model file or built-in name)\n"
            "on crops of the images in DIR and write the quantized model (s8 activations and\n"
-           "weights, s32 biases; runs on the cpu-s8 backend).\n"
+           "weights, s32 biases; runs on the cpu-s8 backend). A learned codec (bmshj2018-*,\n"
+           "mbt2018-mean) becomes an int8 codec: its analysis and synthesis transforms are\n"
+           "quantized (the synthesis on the f32 codec's quantized latents of the crops) and\n"
+           "stored with the f32 model; nnedge compress / decompress / rd run it.\n"
            "With --fake: round the weights of the f32 MODEL to a lower precision and write an\n"
            "f32 model (fake quantization, for accuracy studies: fp16 every constant; int8,\n"
            "int4, int2 the conv/dense weights per output channel); no calibration.\n\n"
@@ -46,7 +53,8 @@ static void help(void) {
            "  --bias-correction      correct conv biases by the mean output shift of the\n"
            "                         quantized weights over the calibration data\n"
            "  --max-images N         calibrate on at most N images (default 32)\n"
-           "  --crop N               cae-seed: calibration crop side (default 128)\n"
+           "  --crop N               calibration crop side: cae-seed 128 by default; a learned\n"
+           "                         codec 256, a multiple of its alignment (16 or 64)\n"
            "  --seed N               crop positions (default 1)\n"
            "  --eval DIR             compare f32 and int8 PSNR on the images of DIR (cae-seed)\n"
            "  --eval-max N           evaluate at most N images of DIR\n"
@@ -67,8 +75,9 @@ static int fake_quantize(const char *in, const char *scheme, const cli_common *c
     int64_t bytes = 0;
     nne_status st = cli_load_model(in, &g);
     if (!st) st = nne_graph_infer(g);
-    if (!st && g->n_inputs > 0 && g->tensors[g->inputs[0]].dtype != NNE_F32)
-        st = nne_error(NNE_ERR_UNSUPPORTED, "a quantized model; --fake takes an f32 model");
+    if (!st && ((g->n_inputs > 0 && g->tensors[g->inputs[0]].dtype != NNE_F32) || g->n_attached))
+        st = nne_error(NNE_ERR_UNSUPPORTED, "a quantized model%s; --fake takes an f32 model",
+                       g->n_attached ? " (an int8 codec)" : "");
     if (!st) st = nne_fake_quantize_weights(g, f, &bytes);
     if (st) {
         cli_error(k_cmd, "%s: %s: %s", in, nne_status_str(st), nne_last_error());
@@ -185,6 +194,62 @@ static int evaluate(const char *dir, int max, nne_graph *f32, const nne_graph *q
     return 0;
 }
 
+/* A learned codec: g_a and g_s quantized on crop x crop crops of the calibration folder
+ * and attached to the model, which is written whole to co->output. */
+static int quantize_codec(nne_graph *model, const char *in, const char *calib,
+                          nne_quantize_opts *qo, int64_t max_images, int64_t crop, int64_t seed,
+                          const cli_common *co) {
+    nne_rdmodel_kind kind;
+    nne_rdmodel_kind_from_name(nne_graph_get_meta(model, "model"), &kind);
+    const int32_t align = nne_rdmodel_alignment(kind);
+    if (crop % align)
+        return cli_usage_error(k_cmd, "--crop %lld: %s needs a multiple of %d", (long long)crop,
+                               nne_rdmodel_kind_name(kind), (int)align);
+    nne_dataset *ds = NULL;
+    const nne_dataset_opts dopts = {
+        .recursive = true, .cache = false, .min_width = (int32_t)crop, .min_height = (int32_t)crop};
+    nne_status st = nne_dataset_open(calib, &dopts, &ds);
+    if (st) return cli_fail(k_cmd, st);
+    cli_calib cal = {.ds = ds,
+                     .crop = {.batch = 1,
+                              .height = (int32_t)crop,
+                              .width = (int32_t)crop,
+                              .seed = (uint64_t)seed},
+                     .cmd = k_cmd,
+                     .quiet = co->quiet || co->json,
+                     .t0 = nne_time_ns()};
+    nne_lcodec_quantize_opts o = {.q = *qo, .height = (int32_t)crop, .width = (int32_t)crop};
+    o.q.n_samples = nne_dataset_size(ds) < max_images ? nne_dataset_size(ds) : (int32_t)max_images;
+    o.q.sample = cli_calib_sample;
+    o.q.progress = cli_calib_progress;
+    o.q.ctx = &cal;
+    st = nne_lcodec_quantize(model, &o);
+    for (int32_t i = 0; !st && i < model->n_attached; i++)
+        st = nne_graph_set_meta(model->attached[i], "quant.calib", calib);
+    nne_dataset_free(ds);
+    if (st) {
+        cli_error(k_cmd, "%s: %s: %s", in, nne_status_str(st), nne_last_error());
+        return NNE_EXIT_RUNTIME;
+    }
+    if ((st = nne_model_write_file(model, co->output))) {
+        cli_error(k_cmd, "%s: %s: %s", co->output, nne_status_str(st), nne_last_error());
+        return NNE_EXIT_RUNTIME;
+    }
+    if (co->json)
+        printf("{\"model\": \"%s\", \"output\": \"%s\", \"codec\": \"%s\", \"scheme\": \"%s\", "
+               "\"observer\": \"%s\", \"bias_correction\": %s, \"samples\": %d, \"crop\": %lld}\n",
+               in, co->output, nne_rdmodel_kind_name(kind), nne_qscheme_name(o.q.scheme),
+               nne_observer_name(o.q.observer.kind), o.q.bias_correction ? "true" : "false",
+               (int)o.q.n_samples, (long long)crop);
+    else if (!co->quiet)
+        printf("%s: int8 %s codec (g_a, g_s %s, %s observer%s; hyperprior and entropy model "
+               "f32), %d calibration crops of %lldx%lld -> %s\n",
+               in, nne_rdmodel_kind_name(kind), nne_qscheme_name(o.q.scheme),
+               nne_observer_name(o.q.observer.kind), o.q.bias_correction ? ", bias correction" : "",
+               (int)o.q.n_samples, (long long)crop, (long long)crop, co->output);
+    return NNE_EXIT_OK;
+}
+
 int nne_cmd_quantize(int argc, char **argv) {
     cli_common co;
     const char *calib = NULL, *scheme_s = NULL, *obs_s = "minmax", *pct_s = NULL, *max_s = NULL,
@@ -296,6 +361,16 @@ int nne_cmd_quantize(int argc, char **argv) {
         goto done;
     }
     const char *mname = nne_graph_get_meta(model, "model");
+    nne_rdmodel_kind rd_kind;
+    if (mname && nne_rdmodel_kind_from_name(mname, &rd_kind) == NNE_OK) {
+        if (eval)
+            rc = cli_usage_error(k_cmd, "--eval: a learned codec is evaluated with 'nnedge rd' "
+                                        "(bpp, PSNR, MS-SSIM)");
+        else
+            rc = quantize_codec(model, pos[0], real, &qo, max_images, crop_s ? crop : 256, seed,
+                                &co);
+        goto done;
+    }
     const bool cae = mname && strcmp(mname, "cae-seed") == 0 && model->n_inputs == 1 &&
                      nne_graph_find_node(model, "conv2d_transpose_5") >= 0;
     if (cae) { /* calibrate at crop x crop: the weights do not depend on the size */

@@ -9,7 +9,14 @@
  * order, never the ISA-dispatched GEMM, and the library is compiled with -ffp-contract=off:
  * that is what makes the hyper-synthesis outputs, and so the table indexes and means the
  * decoder derives, bit-identical to the encoder's on every IEEE-754 machine, for every
- * NNEDGE_ISA and NNEDGE_THREADS (docs/codec.md, "Determinism"). */
+ * NNEDGE_ISA and NNEDGE_THREADS (docs/codec.md, "Determinism").
+ *
+ * An int8 codec (docs/codec.md, "Int8 codecs") is the same model file with the quantized g_a
+ * and g_s attached (nne_lcodec_quantize): those two parts are built per size as above, given
+ * the attached graph's quantization with nne_quantize_like and run on cpu-s8, whose int8
+ * arithmetic is bit-exact for every ISA and thread count; h_a, h_s and the entropy coding stay
+ * f32 on cpu-exact, so the side information, the tables and the bitstream format are those of
+ * the f32 codec. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +32,7 @@
 #include "nnedge/metrics.h"
 #include "nnedge/model_file.h"
 #include "nnedge/ops.h"
+#include "nnedge/passes.h"
 
 #define PRECISION 16
 /* Symbols are int32; a latent value beyond this magnitude means a broken model. */
@@ -48,7 +56,15 @@ struct nne_lcodec {
     int32_t thr[NNE_GAUSS_SCALES - 1]; /* fixed-point scale thresholds */
     lc_part part[NNE_RD_HYPER_SYNTHESIS + 1];
     nne_lcodec_symbols last; /* symbols of the last encode or decode (tests) */
+    /* Int8 codec: the quantized g_a and g_s (copies of the model's attached graphs) at
+     * q[NNE_RD_ANALYSIS] and q[NNE_RD_SYNTHESIS], run on `s8`; all NULL for an f32 codec. */
+    nne_graph *q[NNE_RD_SYNTHESIS + 1];
+    const nne_backend *s8;
+    int64_t weight_bytes; /* the constants the codec runs with, at their storage precision */
 };
+
+static nne_status get_part(nne_lcodec *c, nne_rd_part which, int32_t height, int32_t width,
+                           lc_part **out);
 
 static void part_reset(lc_part *p) {
     nne_session_free(p->s);
@@ -157,6 +173,64 @@ static nne_status meta_int(const nne_graph *g, const char *key, int32_t *out) {
     return NNE_OK;
 }
 
+/* Name of the attached graph holding a quantized part: nne_model_rd's name of the part. */
+static void part_name(const nne_lcodec *c, nne_rd_part which, char *buf, size_t n) {
+    snprintf(buf, n, "%s.%s", nne_rdmodel_kind_name(c->cfg.kind),
+             which == NNE_RD_ANALYSIS ? "g_a" : "g_s");
+}
+
+/* The int8 parts of `model` (docs/codec.md, "Int8 codecs"): exactly the attached graphs
+ * "<kind>.g_a" and "<kind>.g_s", copied through their canonical model-file bytes (returned
+ * in bytes[] for the hash), then each built at the smallest size on the int8 backend, which
+ * checks names, shapes, dtypes and quantization parameters now rather than at the first
+ * image. */
+static nne_status load_int8(nne_lcodec *c, const nne_graph *model, uint8_t *bytes[2],
+                            size_t size[2]) {
+    char want[2][96];
+    part_name(c, NNE_RD_ANALYSIS, want[0], sizeof want[0]);
+    part_name(c, NNE_RD_SYNTHESIS, want[1], sizeof want[1]);
+    for (int32_t i = 0; i < model->n_attached; i++)
+        if (strcmp(model->attached[i]->name, want[0]) && strcmp(model->attached[i]->name, want[1]))
+            return nne_error(NNE_ERR_FORMAT,
+                             "lcodec: attached graph '%s' is not a part of an int8 codec (%s, "
+                             "%s)",
+                             model->attached[i]->name, want[0], want[1]);
+    c->s8 = nne_backend_cpu_s8();
+    for (int k = 0; k < 2; k++) {
+        const nne_rd_part which = k ? NNE_RD_SYNTHESIS : NNE_RD_ANALYSIS;
+        const nne_graph *a = nne_graph_find_attached(model, want[k]);
+        if (!a)
+            return nne_error(NNE_ERR_FORMAT,
+                             "lcodec: an int8 codec needs both %s and %s attached; %s is missing",
+                             want[0], want[1], want[k]);
+        nne_status s = nne_model_write_mem(a, &bytes[k], &size[k]);
+        if (!s) s = nne_model_read_mem(bytes[k], size[k], &c->q[which]);
+        lc_part *p;
+        if (!s) s = get_part(c, which, c->align, c->align, &p);
+        if (s) return nne_error(s, "lcodec: int8 part %s: %s", want[k], nne_last_error());
+    }
+    return NNE_OK;
+}
+
+/* Bytes of the constants the codec runs with: the f32 weights, except g_a's and g_s's for an
+ * int8 codec, which count at the quantized parts' storage (s8 weights, s32 biases, f32 GDN
+ * parameters; scales not counted, as in nnedge info's weight bytes). */
+static void count_weight_bytes(nne_lcodec *c) {
+    const bool int8 = c->q[NNE_RD_ANALYSIS] != NULL;
+    int64_t n = 0;
+    for (int32_t i = 0; i < c->weights->n_tensors; i++) {
+        const nne_tensor *t = &c->weights->tensors[i];
+        if (t->kind != NNE_TENSOR_CONSTANT) continue;
+        if (int8 && (!strncmp(t->name, "g_a.", 4) || !strncmp(t->name, "g_s.", 4))) continue;
+        n += (int64_t)nne_tensor_nbytes(t);
+    }
+    for (int k = 0; k <= NNE_RD_SYNTHESIS; k++)
+        for (int32_t i = 0; c->q[k] && i < c->q[k]->n_tensors; i++)
+            if (c->q[k]->tensors[i].kind == NNE_TENSOR_CONSTANT)
+                n += (int64_t)nne_tensor_nbytes(&c->q[k]->tensors[i]);
+    c->weight_bytes = n;
+}
+
 nne_status nne_lcodec_create(const nne_graph *model, int32_t quality, nne_lcodec **out) {
     *out = NULL;
     if (!model) return nne_error(NNE_ERR_INVALID_ARG, "lcodec: NULL model");
@@ -192,10 +266,15 @@ nne_status nne_lcodec_create(const nne_graph *model, int32_t quality, nne_lcodec
     if (!s && hyper(c))
         s = nne_gauss_scale_thresholds(scales, NNE_GAUSS_SCALES, NNE_LCODEC_SCALE_FRAC_BITS,
                                        c->thr);
+    uint8_t *qbytes[2] = {NULL, NULL};
+    size_t qsize[2] = {0, 0};
+    if (!s && model->n_attached) s = load_int8(c, model, qbytes, qsize);
     if (!s) {
         /* The hash covers the weights and every integer table the coder uses, so a decoder
          * whose libm derived other tables from the same file refuses the stream rather than
-         * misdecoding it (docs/codec.md, "Model hash"). */
+         * misdecoding it (docs/codec.md, "Model hash"); for an int8 codec also the quantized
+         * parts' canonical bytes, so that the f32 and int8 codecs of the same weights refuse
+         * each other's streams. */
         nne_sha256 h;
         nne_sha256_init(&h);
         s = nne_codec_hash_weights(&h, c->weights, id);
@@ -204,9 +283,19 @@ nne_status nne_lcodec_create(const nne_graph *model, int32_t quality, nne_lcodec
             nne_sha256_update(&h, tag, sizeof tag - 1);
             hash_set(&h, &c->fact);
             if (hyper(c)) hash_set(&h, &c->gauss);
+            if (qbytes[0]) {
+                static const char qtag[] = "nnedge-lcodec-int8-v1";
+                nne_sha256_update(&h, qtag, sizeof qtag - 1);
+                for (int k = 0; k < 2; k++) {
+                    put_u32(&h, (uint32_t)qsize[k]); /* < 4 GiB: a model file's limit */
+                    nne_sha256_update(&h, qbytes[k], qsize[k]);
+                }
+            }
             nne_sha256_final(&h, c->hash);
         }
     }
+    nne_free(qbytes[0]), nne_free(qbytes[1]);
+    if (!s) count_weight_bytes(c);
     if (s) {
         nne_lcodec_free(c);
         return s;
@@ -229,6 +318,7 @@ nne_status nne_lcodec_load(const char *path, int32_t quality, nne_lcodec **out) 
 void nne_lcodec_free(nne_lcodec *c) {
     if (!c) return;
     for (int i = 0; i <= NNE_RD_HYPER_SYNTHESIS; i++) part_reset(&c->part[i]);
+    for (int i = 0; i <= NNE_RD_SYNTHESIS; i++) nne_graph_free(c->q[i]);
     nne_cdf_set_free(&c->fact);
     nne_cdf_set_free(&c->gauss);
     nne_graph_free(c->weights);
@@ -244,6 +334,10 @@ void nne_lcodec_get_info(const nne_lcodec *c, nne_lcodec_info *info) {
     info->align = c->align;
     info->quality = c->quality;
     info->hash = c->hash;
+    const nne_graph *q = c->q[NNE_RD_ANALYSIS];
+    info->precision = q ? "int8" : "f32";
+    info->scheme = q ? nne_graph_get_meta(q, "quant.scheme") : NULL;
+    info->weight_bytes = c->weight_bytes;
 }
 
 void nne_lcodec_set_max_pixels(nne_lcodec *c, int64_t max_pixels) {
@@ -251,6 +345,13 @@ void nne_lcodec_set_max_pixels(nne_lcodec *c, int64_t max_pixels) {
 }
 
 const nne_lcodec_symbols *nne_lcodec_last_symbols(const nne_lcodec *c) { return &c->last; }
+
+void nne_lcodec_set_s8_backend(nne_lcodec *c, const nne_backend *be) {
+    if (!c->q[NNE_RD_ANALYSIS]) return;
+    c->s8 = be ? be : nne_backend_cpu_s8();
+    part_reset(&c->part[NNE_RD_ANALYSIS]);
+    part_reset(&c->part[NNE_RD_SYNTHESIS]);
+}
 const nne_cdf_set *nne_lcodec_factorized_tables(const nne_lcodec *c) { return &c->fact; }
 
 /* Part `which` built for a padded image of height x width, bound on first use. */
@@ -263,11 +364,21 @@ static nne_status get_part(nne_lcodec *c, nne_rd_part which, int32_t height, int
     }
     part_reset(p);
     nne_status s = nne_model_rd(&c->cfg, 1, height, width, which, &p->g);
-    if (!s) s = nne_model_copy_weights(p->g, c->weights);
-    /* Every part on cpu-exact: the reference kernels' bits on every ISA and thread count,
-     * which h_s (the entropy model's scales and means) needs and the pixels get for free
-     * (docs/codec.md, "Determinism"). */
+    /* Every f32 part on cpu-exact: the reference kernels' bits on every ISA and thread
+     * count, which h_s (the entropy model's scales and means) needs and the pixels get for
+     * free (docs/codec.md, "Determinism"). An int8 part takes every constant and
+     * quantization parameter from the quantized graph and runs on the int8 backend, whose
+     * integer arithmetic is as deterministic. */
     const nne_backend *be = nne_backend_cpu_exact();
+    if (!s && (int)which <= NNE_RD_SYNTHESIS && c->q[which]) {
+        nne_graph *q = NULL;
+        s = nne_quantize_like(p->g, c->q[which], &q);
+        nne_graph_free(p->g);
+        p->g = q;
+        be = c->s8;
+    } else if (!s) {
+        s = nne_model_copy_weights(p->g, c->weights);
+    }
     if (!s) s = nne_session_create(p->g, be, &p->s);
     if (s) {
         part_reset(p);
@@ -353,18 +464,21 @@ static nne_status keep_last(nne_lcodec *c, const int32_t *y, size_t ny, const in
 static nne_status synthesize(nne_lcodec *c, const geom *g, const float *y_hat, const int32_t pad[4],
                              int32_t width, int32_t height, nne_image *out) {
     lc_part *p;
-    nne_status s = get_part(c, NNE_RD_SYNTHESIS, g->ph, g->pw, &p);
-    if (s) return s;
-    memcpy(nne_session_input(p->s, 0), y_hat, g->ny * sizeof *y_hat);
-    if ((s = nne_session_run(p->s))) return s;
-    if ((s = nne_image_alloc(out, width, height, 3))) return s;
-    const float *x = nne_session_output(p->s, 0); /* [1][ph][pw][3] */
-    for (int32_t r = 0; r < height; r++) {
+    const size_t nx = (size_t)g->ph * (size_t)g->pw * 3;
+    float *x = nne_malloc(nx * sizeof *x); /* [1][ph][pw][3] */
+    nne_status s = x ? get_part(c, NNE_RD_SYNTHESIS, g->ph, g->pw, &p) : NNE_ERR_NOMEM;
+    /* f32 in and out: copies on the f32 codec, (de)quantization on the int8 one. */
+    if (!s) s = nne_session_set_input_f32(p->s, 0, y_hat, g->ny);
+    if (!s) s = nne_session_run(p->s);
+    if (!s) s = nne_session_get_output_f32(p->s, 0, x, nx);
+    if (!s) s = nne_image_alloc(out, width, height, 3);
+    for (int32_t r = 0; !s && r < height; r++) {
         const float *row = x + (((size_t)(r + pad[0]) * (size_t)g->pw) + (size_t)pad[1]) * 3;
         uint8_t *dst = out->data + (size_t)r * (size_t)width * 3;
         for (size_t i = 0; i < (size_t)width * 3; i++) dst[i] = nne_codec_to_u8(row[i]);
     }
-    return NNE_OK;
+    nne_free(x);
+    return s;
 }
 
 /* round(v) (half away from zero, as the quantize op) as a symbol, or an error for a value
@@ -383,6 +497,103 @@ static nne_status to_symbol(float v, const char *what, int32_t *out) {
 
 static double bits_of(double p) {
     return -log2(p > (double)NNE_RD_LIK_MIN ? p : (double)NNE_RD_LIK_MIN);
+}
+
+/* What the encoder's analysis derives from a padded image (sizes from geom). */
+typedef struct analysis {
+    float *y;             /* [ny] g_a's output */
+    int32_t *ysym, *yidx; /* [ny] y symbols round(y - mean), their table indexes */
+    float *y_hat, *mean;  /* [ny] ysym + mean: g_s's input; the means (0 without) */
+    int32_t *zsym, *zidx; /* [nz] z symbols and table indexes (hyperpriors) */
+    double ybits, zbits;  /* -log2 P under the model's float densities */
+} analysis;
+
+static void analysis_free(analysis *a) {
+    nne_free(a->y), nne_free(a->ysym), nne_free(a->yidx), nne_free(a->y_hat), nne_free(a->mean);
+    nne_free(a->zsym), nne_free(a->zidx);
+    memset(a, 0, sizeof *a);
+}
+
+static nne_status analysis_alloc(analysis *a, const geom *g) {
+    memset(a, 0, sizeof *a);
+    const size_t ny = g->ny, nz = g->nz ? g->nz : 1;
+    a->y = nne_malloc(ny * sizeof *a->y);
+    a->ysym = nne_malloc(ny * sizeof *a->ysym);
+    a->yidx = nne_malloc(ny * sizeof *a->yidx);
+    a->y_hat = nne_malloc(ny * sizeof *a->y_hat);
+    a->mean = nne_malloc(ny * sizeof *a->mean);
+    a->zsym = nne_malloc(nz * sizeof *a->zsym);
+    a->zidx = nne_malloc(nz * sizeof *a->zidx);
+    if (a->y && a->ysym && a->yidx && a->y_hat && a->mean && a->zsym && a->zidx) return NNE_OK;
+    analysis_free(a);
+    return NNE_ERR_NOMEM;
+}
+
+/* x ([1][ph][pw][3] in [0, 1]) -> g_a -> y [-> h_a -> z symbols -> h_s -> table indexes and
+ * means] -> y symbols and y_hat, with the model's bit estimates: everything the encoder
+ * codes, and the y_hat the decoder will feed g_s (also the int8 synthesis' calibration). */
+static nne_status analyse(nne_lcodec *c, const geom *g, const float *x, analysis *a) {
+    lc_part *pa;
+    nne_status s = get_part(c, NNE_RD_ANALYSIS, g->ph, g->pw, &pa);
+    /* f32 in and out: copies on the f32 codec, (de)quantization on the int8 one. */
+    if (!s) s = nne_session_set_input_f32(pa->s, 0, x, (size_t)g->ph * (size_t)g->pw * 3);
+    if (!s) s = nne_session_run(pa->s);
+    if (!s) s = nne_session_get_output_f32(pa->s, 0, a->y, g->ny);
+    if (s) return s;
+    const nne_tensor *ep =
+        &c->weights->tensors[nne_graph_find_tensor(c->weights, "entropy_bottleneck.params")];
+    const float *fp = ep->data; /* [channels][NNE_FACT_PARAMS] */
+    const int32_t m = c->cfg.m, n = c->cfg.n;
+    a->ybits = a->zbits = 0;
+    if (!hyper(c)) {
+        channel_index(a->yidx, g->ny, m);
+        for (size_t i = 0; i < g->ny; i++) {
+            if ((s = to_symbol(a->y[i], "y", &a->ysym[i]))) return s;
+            a->y_hat[i] = (float)a->ysym[i];
+            a->ybits += bits_of(nne_factorized_likelihood(fp + (i % (size_t)m) * NNE_FACT_PARAMS,
+                                                          (float)a->ysym[i], NULL));
+        }
+        return NNE_OK;
+    }
+    lc_part *ph;
+    if ((s = get_part(c, NNE_RD_HYPER_ANALYSIS, g->ph, g->pw, &ph))) return s;
+    memcpy(nne_session_input(ph->s, 0), a->y, g->ny * sizeof *a->y);
+    if ((s = nne_session_run(ph->s))) return s;
+    const float *z = nne_session_output(ph->s, 0);
+    for (size_t i = 0; i < g->nz; i++) {
+        if ((s = to_symbol(z[i], "z", &a->zsym[i]))) return s;
+        a->zbits += bits_of(nne_factorized_likelihood(fp + (i % (size_t)n) * NNE_FACT_PARAMS,
+                                                      (float)a->zsym[i], NULL));
+    }
+    channel_index(a->zidx, g->nz, n);
+    if ((s = hyper_side(c, g, a->zsym, a->yidx, a->mean))) return s;
+    const float *sc = nne_session_output(c->part[NNE_RD_HYPER_SYNTHESIS].s, 0);
+    for (size_t i = 0; i < g->ny; i++) {
+        if ((s = to_symbol(a->y[i] - a->mean[i], "y", &a->ysym[i]))) return s;
+        a->y_hat[i] = (float)a->ysym[i] + a->mean[i];
+        /* The scale bounded to the tables' range, as the coder models it. */
+        const float sb = sc[i] < (float)NNE_GAUSS_SCALE_MAX ? sc[i] : (float)NNE_GAUSS_SCALE_MAX;
+        a->ybits += bits_of(
+            nne_gaussian_likelihood((float)a->ysym[i], sb, 0.0f, (float)NNE_GAUSS_SCALE_MIN));
+    }
+    return NNE_OK;
+}
+
+nne_status nne_lcodec_latents(nne_lcodec *c, const float *x, int32_t height, int32_t width,
+                              float *y_hat) {
+    if (!c || !x || !y_hat || height < c->align || width < c->align || height % c->align ||
+        width % c->align)
+        return nne_error(NNE_ERR_INVALID_ARG,
+                         "lcodec: latents of a %dx%d image (want multiples "
+                         "of %d)",
+                         (int)width, (int)height, (int)c->align);
+    const geom g = geom_of(c, height, width);
+    analysis a;
+    nne_status s = analysis_alloc(&a, &g);
+    if (!s) s = analyse(c, &g, x, &a);
+    if (!s) memcpy(y_hat, a.y_hat, g.ny * sizeof *y_hat);
+    analysis_free(&a);
+    return s;
 }
 
 nne_status nne_lcodec_encode(nne_lcodec *c, const nne_image *img, bool want_reconstruction,
@@ -405,24 +616,17 @@ nne_status nne_lcodec_encode(nne_lcodec *c, const nne_image *img, bool want_reco
     const geom g = geom_of(c, h + pad[0] + pad[2], w + pad[1] + pad[3]);
     const int32_t m = c->cfg.m, n = c->cfg.n;
 
-    int32_t *ysym = nne_malloc(g.ny * sizeof *ysym), *yidx = nne_malloc(g.ny * sizeof *yidx);
-    float *y_hat = nne_malloc(g.ny * sizeof *y_hat), *mean = nne_malloc(g.ny * sizeof *mean);
-    int32_t *zsym = nne_malloc((g.nz ? g.nz : 1) * sizeof *zsym);
-    int32_t *zidx = nne_malloc((g.nz ? g.nz : 1) * sizeof *zidx);
+    analysis a;
     const size_t ycap = nne_entropy_encode_bound(g.ny), zcap = nne_entropy_encode_bound(g.nz);
     uint8_t *ybuf = nne_malloc(ycap), *zbuf = nne_malloc(zcap);
+    float *x = nne_malloc((size_t)g.ph * (size_t)g.pw * 3 * sizeof *x);
     nne_image rec = {0};
-    double ybits = 0, zbits = 0;
     size_t ysize = 0, zsize = 0;
-    if (!ysym || !yidx || !y_hat || !mean || !zsym || !zidx || !ybuf || !zbuf) {
+    if ((s = analysis_alloc(&a, &g)) || !ybuf || !zbuf || !x) {
         s = NNE_ERR_NOMEM;
         goto done;
     }
-
-    /* g_a on the padded image, edge-replicated, [1][ph][pw][3] in [0, 1]. */
-    lc_part *pa;
-    if ((s = get_part(c, NNE_RD_ANALYSIS, g.ph, g.pw, &pa))) goto done;
-    float *x = nne_session_input(pa->s, 0);
+    /* The padded image, edge-replicated, [1][ph][pw][3] in [0, 1]. */
     for (int32_t r = 0; r < g.ph; r++) {
         int32_t sr = r - pad[0];
         sr = sr < 0 ? 0 : sr >= h ? h - 1 : sr;
@@ -434,52 +638,13 @@ nne_status nne_lcodec_encode(nne_lcodec *c, const nne_image *img, bool want_reco
             for (int k = 0; k < 3; k++) dst[k] = (float)src[k] / 255.0f;
         }
     }
-    if ((s = nne_session_run(pa->s))) goto done;
-    const float *y = nne_session_output(pa->s, 0);
-    const nne_tensor *ep =
-        &c->weights->tensors[nne_graph_find_tensor(c->weights, "entropy_bottleneck.params")];
-    const float *fp = ep->data; /* [channels][NNE_FACT_PARAMS] */
-
-    if (hyper(c)) {
-        lc_part *ph;
-        if ((s = get_part(c, NNE_RD_HYPER_ANALYSIS, g.ph, g.pw, &ph))) goto done;
-        memcpy(nne_session_input(ph->s, 0), y, g.ny * sizeof *y);
-        if ((s = nne_session_run(ph->s))) goto done;
-        const float *z = nne_session_output(ph->s, 0);
-        for (size_t i = 0; i < g.nz; i++) {
-            if ((s = to_symbol(z[i], "z", &zsym[i]))) goto done;
-            zbits += bits_of(nne_factorized_likelihood(fp + (i % (size_t)n) * NNE_FACT_PARAMS,
-                                                       (float)zsym[i], NULL));
-        }
-        channel_index(zidx, g.nz, n);
-        if ((s = nne_entropy_encode(&c->fact, zsym, zidx, NULL, g.nz, zbuf, zcap, &zsize)))
-            goto done;
-        if ((s = hyper_side(c, &g, zsym, yidx, mean))) goto done;
-        /* h_s ran after g_a: y's storage is still g_a's session output. */
-        const float *sc = nne_session_output(c->part[NNE_RD_HYPER_SYNTHESIS].s, 0);
-        for (size_t i = 0; i < g.ny; i++) {
-            if ((s = to_symbol(y[i] - mean[i], "y", &ysym[i]))) goto done;
-            y_hat[i] = (float)ysym[i] + mean[i];
-            /* The scale bounded to the tables' range, as the coder models it. */
-            const float sb =
-                sc[i] < (float)NNE_GAUSS_SCALE_MAX ? sc[i] : (float)NNE_GAUSS_SCALE_MAX;
-            ybits += bits_of(
-                nne_gaussian_likelihood((float)ysym[i], sb, 0.0f, (float)NNE_GAUSS_SCALE_MIN));
-        }
-        if ((s = nne_entropy_encode(&c->gauss, ysym, yidx, NULL, g.ny, ybuf, ycap, &ysize)))
-            goto done;
-    } else {
-        channel_index(yidx, g.ny, m);
-        for (size_t i = 0; i < g.ny; i++) {
-            if ((s = to_symbol(y[i], "y", &ysym[i]))) goto done;
-            y_hat[i] = (float)ysym[i];
-            ybits += bits_of(nne_factorized_likelihood(fp + (i % (size_t)m) * NNE_FACT_PARAMS,
-                                                       (float)ysym[i], NULL));
-        }
-        if ((s = nne_entropy_encode(&c->fact, ysym, yidx, NULL, g.ny, ybuf, ycap, &ysize)))
-            goto done;
-    }
-
+    if ((s = analyse(c, &g, x, &a))) goto done;
+    if (hyper(c) &&
+        (s = nne_entropy_encode(&c->fact, a.zsym, a.zidx, NULL, g.nz, zbuf, zcap, &zsize)))
+        goto done;
+    if ((s = nne_entropy_encode(hyper(c) ? &c->gauss : &c->fact, a.ysym, a.yidx, NULL, g.ny, ybuf,
+                                ycap, &ysize)))
+        goto done;
     nne_nnc box;
     memset(&box, 0, sizeof box);
     snprintf(box.model_id, sizeof box.model_id, "%s", nne_rdmodel_kind_name(c->cfg.kind));
@@ -495,22 +660,23 @@ nne_status nne_lcodec_encode(nne_lcodec *c, const nne_image *img, bool want_reco
     box.streams[k++] = (nne_nnc_stream){"y", ybuf, ysize};
     box.n_streams = k;
     if ((s = nne_nnc_write_mem(&box, out, out_size))) goto done;
-    if ((s = keep_last(c, ysym, g.ny, zsym, g.nz, y_hat))) goto done;
+    if ((s = keep_last(c, a.ysym, g.ny, a.zsym, g.nz, a.y_hat))) goto done;
     if (st) {
         st->y_shape[0] = g.yh, st->y_shape[1] = g.yw, st->y_shape[2] = m;
         if (hyper(c)) st->z_shape[0] = g.zh, st->z_shape[1] = g.zw, st->z_shape[2] = n;
         st->y_bytes = ysize;
         st->z_bytes = zsize;
         st->file_bytes = *out_size;
-        st->y_bits_est = ybits;
-        st->z_bits_est = zbits;
+        st->y_bits_est = a.ybits;
+        st->z_bits_est = a.zbits;
         st->y_bits_table =
-            nne_entropy_cost_bits(hyper(c) ? &c->gauss : &c->fact, ysym, yidx, NULL, g.ny);
-        st->z_bits_table = hyper(c) ? nne_entropy_cost_bits(&c->fact, zsym, zidx, NULL, g.nz) : 0;
+            nne_entropy_cost_bits(hyper(c) ? &c->gauss : &c->fact, a.ysym, a.yidx, NULL, g.ny);
+        st->z_bits_table =
+            hyper(c) ? nne_entropy_cost_bits(&c->fact, a.zsym, a.zidx, NULL, g.nz) : 0;
         st->bpp = (double)*out_size * 8.0 / ((double)w * (double)h);
     }
     if (want_reconstruction) {
-        if ((s = synthesize(c, &g, y_hat, pad, w, h, &rec))) goto done;
+        if ((s = synthesize(c, &g, a.y_hat, pad, w, h, &rec))) goto done;
         double se = 0;
         for (size_t i = 0; i < (size_t)w * h * 3; i++) {
             const double d = (double)rec.data[i] - (double)img->data[i];
@@ -525,8 +691,8 @@ done:
         *out_size = 0;
     }
     nne_image_free(&rec);
-    nne_free(ysym), nne_free(yidx), nne_free(y_hat), nne_free(mean);
-    nne_free(zsym), nne_free(zidx), nne_free(ybuf), nne_free(zbuf);
+    analysis_free(&a);
+    nne_free(ybuf), nne_free(zbuf), nne_free(x);
     return s;
 }
 

@@ -2,6 +2,7 @@
 #ifndef NNE_CODEC_LCODEC_INTERNAL_H
 #define NNE_CODEC_LCODEC_INTERNAL_H
 
+#include "nnedge/backend.h"
 #include "nnedge/entropy.h"
 #include "nnedge/lcodec.h"
 
@@ -16,5 +17,15 @@ const nne_lcodec_symbols *nne_lcodec_last_symbols(const nne_lcodec *c);
 
 /* The factorized tables the codec built (one per channel of the bottleneck). */
 const nne_cdf_set *nne_lcodec_factorized_tables(const nne_lcodec *c);
+
+/* The encoder's analysis of x ([1][height][width][3] f32 in [0, 1], sizes multiples of the
+ * alignment): y_hat ([height/16][width/16][M]) exactly as the encoder derives it, i.e. what
+ * the decoder feeds g_s. The calibration data of the int8 synthesis (lcodec_quant.c). */
+nne_status nne_lcodec_latents(nne_lcodec *c, const float *x, int32_t height, int32_t width,
+                              float *y_hat);
+
+/* Run the int8 parts of an int8 codec on `be` (NULL: cpu-s8, the default), e.g. the
+ * reference int8 backend "cpu-s8-ref" in tests; nothing for an f32 codec. */
+void nne_lcodec_set_s8_backend(nne_lcodec *c, const nne_backend *be);
 
 #endif

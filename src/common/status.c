@@ -1,6 +1,7 @@
 /* Status codes and the per-thread error message. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "nnedge/common.h"
 
@@ -39,9 +40,14 @@ const char *nne_last_error(void) { return g_msg; }
 void nne_error_clear(void) { g_msg[0] = 0; }
 
 nne_status nne_error(nne_status s, const char *fmt, ...) {
+    /* Through a copy: callers prefix the previous message, nne_error(s, "x: %s",
+     * nne_last_error()), and vsnprintf into the buffer it reads from is undefined (glibc
+     * garbles it). */
+    char msg[sizeof g_msg];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(g_msg, sizeof g_msg, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    memcpy(g_msg, msg, sizeof msg);
     return s;
 }

@@ -175,6 +175,32 @@ nne_status nne_graph_create(const char *name, nne_graph **out) {
     return NNE_OK;
 }
 
+nne_status nne_graph_attach(nne_graph *g, nne_graph *part) {
+    if (!g || !part || part == g)
+        return nne_error(NNE_ERR_INVALID_ARG, "graph attach: no graph, or a graph onto itself");
+    if (part->n_attached)
+        return nne_error(NNE_ERR_INVALID_ARG,
+                         "graph attach: '%s' has attached graphs of its own (one level only)",
+                         part->name);
+    if (nne_graph_find_attached(g, part->name))
+        return nne_error(NNE_ERR_INVALID_ARG, "graph attach: '%s' already has an attached '%s'",
+                         g->name, part->name);
+    if (g->n_attached >= NNE_MAX_ATTACHED)
+        return nne_error(NNE_ERR_LIMIT, "graph attach: '%s' has %d attached graphs already",
+                         g->name, NNE_MAX_ATTACHED);
+    nne_graph **a = nne_realloc_array(g->attached, (size_t)g->n_attached + 1, sizeof *a);
+    if (!a) return NNE_ERR_NOMEM;
+    a[g->n_attached++] = part;
+    g->attached = a;
+    return NNE_OK;
+}
+
+const nne_graph *nne_graph_find_attached(const nne_graph *g, const char *name) {
+    for (int32_t i = 0; g && name && i < g->n_attached; i++)
+        if (strcmp(g->attached[i]->name, name) == 0) return g->attached[i];
+    return NULL;
+}
+
 void nne_graph_free(nne_graph *g) {
     if (!g) return;
     for (int32_t i = 0; i < g->n_tensors; i++) {
@@ -199,6 +225,8 @@ void nne_graph_free(nne_graph *g) {
     nne_free(g->inputs);
     nne_free(g->outputs);
     nne_free(g->meta);
+    for (int32_t i = 0; i < g->n_attached; i++) nne_graph_free(g->attached[i]);
+    nne_free(g->attached);
     nne_free(g->name);
     nne_free(g);
 }

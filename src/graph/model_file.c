@@ -34,7 +34,7 @@ _Static_assert(NNE_MF_N_INPUTS == NNE_MF_N_PARAMS + 4 * NNE_OP_PARAM_WORDS, "nod
 _Static_assert(NNE_MF_T_Q_AXIS == NNE_MF_T_DIMS + 8 * NNE_MAX_DIMS, "tensor entry layout");
 
 static const char *const g_section_names[NNE_MF_SEC_KNOWN_COUNT + 1] = {
-    "?", "STRINGS", "TENSORS", "NODES", "GRAPH", "META", "QUANT", "WEIGHTS"};
+    "?", "STRINGS", "TENSORS", "NODES", "GRAPH", "META", "QUANT", "WEIGHTS", "ATTACHED"};
 
 static const char *const g_kind_names[3] = {"activation", "input", "constant"};
 
@@ -232,25 +232,56 @@ nne_status nne_model_write_mem(const nne_graph *g, uint8_t **out, size_t *out_si
             return nne_error(NNE_ERR_INVALID_ARG, "model write: bad graph output %d",
                              (int)g->outputs[i]);
 
+    if (g->n_attached < 0 || g->n_attached > NNE_MAX_ATTACHED)
+        return nne_error(NNE_ERR_LIMIT, "model write: %d attached graphs (at most %d)",
+                         (int)g->n_attached, NNE_MAX_ATTACHED);
+
     nne_status s;
     mf_writer w;
     memset(&w, 0, sizeof w);
     int32_t n_fixed = 0;
     int32_t *order = nne_malloc(((size_t)g->n_tensors + 1) * sizeof *order);
     int32_t *file_of = nne_malloc(((size_t)g->n_tensors + 1) * sizeof *file_of);
+    /* The attached graphs, each serialized as a model file of its own. */
+    uint8_t *att[NNE_MAX_ATTACHED] = {NULL};
+    size_t att_size[NNE_MAX_ATTACHED] = {0}, att_off[NNE_MAX_ATTACHED] = {0};
     if (!order || !file_of) {
         s = NNE_ERR_NOMEM;
         goto done;
     }
     if ((s = writer_order(g, order, file_of, &n_fixed))) goto done;
     if ((s = writer_measure(g, order, &w))) goto done;
+    size_t apos = NNE_MF_TABLE_HEADER + (size_t)g->n_attached * NNE_MF_ATTACHED_SIZE;
+    for (int32_t i = 0; i < g->n_attached; i++) {
+        const nne_graph *a = g->attached[i];
+        if (!a || a->n_attached) {
+            s = nne_error(NNE_ERR_INVALID_ARG,
+                          "model write: attached graph %d is missing or has attached graphs",
+                          (int)i);
+            goto done;
+        }
+        if ((s = nne_model_write_mem(a, &att[i], &att_size[i]))) {
+            s = nne_error(s, "model write: attached graph %d ('%s'): %s", (int)i, a->name,
+                          nne_last_error());
+            goto done;
+        }
+        apos = nne_align_up(apos, NNE_MF_WEIGHTS_ALIGN);
+        att_off[i] = apos;
+        if (!size_acc(&apos, att_size[i])) {
+            s = NNE_ERR_NOMEM;
+            goto done;
+        }
+    }
+    const int n_sec = NNE_MF_SEC_REQUIRED_COUNT + (g->n_attached ? 1 : 0);
+    w.sec_size[NNE_MF_SEC_ATTACHED] = g->n_attached ? apos : 0;
 
     /* Layout: header, section table, then the sections in type order, each 8-aligned;
-     * WEIGHTS 64-aligned. */
-    size_t pos = NNE_MF_HEADER_SIZE + NNE_MF_SEC_KNOWN_COUNT * NNE_MF_SECTION_ENTRY_SIZE;
-    for (int t = 1; t <= NNE_MF_SEC_KNOWN_COUNT; t++) {
-        pos = nne_align_up(pos,
-                           t == NNE_MF_SEC_WEIGHTS ? NNE_MF_WEIGHTS_ALIGN : NNE_MF_SECTION_ALIGN);
+     * WEIGHTS and ATTACHED 64-aligned. */
+    size_t pos = NNE_MF_HEADER_SIZE + (size_t)n_sec * NNE_MF_SECTION_ENTRY_SIZE;
+    for (int t = 1; t <= n_sec; t++) {
+        pos = nne_align_up(pos, t == NNE_MF_SEC_WEIGHTS || t == NNE_MF_SEC_ATTACHED
+                                    ? NNE_MF_WEIGHTS_ALIGN
+                                    : NNE_MF_SECTION_ALIGN);
         w.sec_off[t] = pos;
         if (!size_acc(&pos, w.sec_size[t]) || pos > NNE_MF_MAX_FILE_SIZE) {
             s = nne_error(NNE_ERR_LIMIT, "model write: the file would exceed %llu bytes",
@@ -308,10 +339,23 @@ nne_status nne_model_write_mem(const nne_graph *g, uint8_t **out, size_t *out_si
         put_string(&w, e + 8, g->meta[m].value);
     }
 
-    /* Section table, then the header and the checksums. */
-    for (int t = 1; t <= NNE_MF_SEC_KNOWN_COUNT; t++) {
+    if (g->n_attached) {
+        uint8_t *ae = b + w.sec_off[NNE_MF_SEC_ATTACHED];
+        nne_le_wr32(ae, (uint32_t)g->n_attached);
+        for (int32_t i = 0; i < g->n_attached; i++) {
+            uint8_t *e = ae + NNE_MF_TABLE_HEADER + (size_t)i * NNE_MF_ATTACHED_SIZE;
+            nne_le_wr64(e + NNE_MF_A_OFFSET, att_off[i]);
+            nne_le_wr64(e + NNE_MF_A_SIZE, att_size[i]);
+            memcpy(ae + att_off[i], att[i], att_size[i]);
+        }
+    }
+
+    /* Section table, then the header and the checksums. ATTACHED is optional: a reader
+     * that does not know it reads the main graph alone (docs/model-format.md). */
+    for (int t = 1; t <= n_sec; t++) {
         uint8_t *se = b + NNE_MF_HEADER_SIZE + (size_t)(t - 1) * NNE_MF_SECTION_ENTRY_SIZE;
         nne_le_wr32(se + NNE_MF_SE_TYPE, (uint32_t)t);
+        if (t == NNE_MF_SEC_ATTACHED) nne_le_wr32(se + NNE_MF_SE_FLAGS, NNE_MF_SECTION_OPTIONAL);
         nne_le_wr64(se + NNE_MF_SE_OFFSET, w.sec_off[t]);
         nne_le_wr64(se + NNE_MF_SE_SIZE, w.sec_size[t]);
         nne_le_wr32(se + NNE_MF_SE_CRC, nne_crc32(0, b + w.sec_off[t], w.sec_size[t]));
@@ -320,7 +364,7 @@ nne_status nne_model_write_mem(const nne_graph *g, uint8_t **out, size_t *out_si
     nne_le_wr32(b + NNE_MF_OFF_VERSION, NNE_MODEL_VERSION);
     nne_le_wr32(b + NNE_MF_OFF_HEADER_SIZE, NNE_MF_HEADER_SIZE);
     nne_le_wr32(b + NNE_MF_OFF_SECTION_ESIZE, NNE_MF_SECTION_ENTRY_SIZE);
-    nne_le_wr32(b + NNE_MF_OFF_SECTION_COUNT, NNE_MF_SEC_KNOWN_COUNT);
+    nne_le_wr32(b + NNE_MF_OFF_SECTION_COUNT, (uint32_t)n_sec);
     nne_le_wr64(b + NNE_MF_OFF_FILE_SIZE, file_size);
     nne_le_wr32(b + NNE_MF_OFF_FILE_CRC, nne_mf_file_crc(b, file_size));
 
@@ -329,6 +373,7 @@ nne_status nne_model_write_mem(const nne_graph *g, uint8_t **out, size_t *out_si
     w.buf = NULL;
     s = NNE_OK;
 done:
+    for (int32_t i = 0; i < NNE_MAX_ATTACHED; i++) nne_free(att[i]);
     nne_free(w.buf);
     nne_free(order);
     nne_free(file_of);
@@ -390,6 +435,10 @@ typedef struct mf_reader {
     mf_tensor *tensors;
     mf_node *nodes;
     mf_string *meta; /* [2 * n_meta]: key, value */
+    int depth;       /* 0: the file; 1: an attached graph's file (no attachments of its own) */
+    uint32_t n_attached;
+    const uint8_t *att[NNE_MAX_ATTACHED]; /* the attached files, inside ATTACHED */
+    uint64_t att_size[NNE_MAX_ATTACHED];
 } mf_reader;
 
 static nne_status bad(const mf_reader *r, nne_status s, const char *fmt, ...)
@@ -501,7 +550,9 @@ static nne_status read_sections(mf_reader *r) {
                        "section %u (%s): range [%llu, +%llu) is outside [%llu, %zu)", i, tname,
                        (unsigned long long)off[i], (unsigned long long)sz[i],
                        (unsigned long long)table_end, r->size);
-        uint64_t align = type == NNE_MF_SEC_WEIGHTS ? NNE_MF_WEIGHTS_ALIGN : NNE_MF_SECTION_ALIGN;
+        uint64_t align = type == NNE_MF_SEC_WEIGHTS || type == NNE_MF_SEC_ATTACHED
+                             ? NNE_MF_WEIGHTS_ALIGN
+                             : NNE_MF_SECTION_ALIGN;
         if (off[i] % align)
             return bad(r, NNE_ERR_FORMAT, "section %u (%s): offset %llu is not %llu-aligned", i,
                        tname, (unsigned long long)off[i], (unsigned long long)align);
@@ -511,6 +562,10 @@ static nne_status read_sections(mf_reader *r) {
         for (uint32_t j = 0; j < i; j++)
             if (sz[i] && sz[j] && off[i] < off[j] + sz[j] && off[j] < off[i] + sz[i])
                 return bad(r, NNE_ERR_FORMAT, "sections %u and %u overlap", j, i);
+        if (type == NNE_MF_SEC_ATTACHED && r->depth > 0)
+            return bad(r, NNE_ERR_FORMAT,
+                       "section %u (%s): an attached graph has attached graphs of its own", i,
+                       tname);
         if (type >= 1 && type <= NNE_MF_SEC_KNOWN_COUNT) {
             if (r->sec_present[type])
                 return bad(r, NNE_ERR_FORMAT, "section %s appears twice", tname);
@@ -521,7 +576,7 @@ static nne_status read_sections(mf_reader *r) {
             return bad(r, NNE_ERR_UNSUPPORTED, "section %u has unknown required type %u", i, type);
         }
     }
-    for (int t = 1; t <= NNE_MF_SEC_KNOWN_COUNT; t++)
+    for (int t = 1; t <= NNE_MF_SEC_REQUIRED_COUNT; t++)
         if (!r->sec_present[t])
             return bad(r, NNE_ERR_FORMAT, "section %s is missing", g_section_names[t]);
     return NNE_OK;
@@ -740,6 +795,64 @@ static nne_status read_node(mf_reader *r, uint32_t k, mf_node *n) {
     return NNE_OK;
 }
 
+/* ATTACHED: {count, reserved}, count {offset, size} entries, then the files, 64-aligned, in
+ * entry order, without overlap. The files themselves are parsed in pass 2. */
+static nne_status read_attached(mf_reader *r) {
+    const uint64_t size = r->sec_size[NNE_MF_SEC_ATTACHED];
+    const uint8_t *p = sec(r, NNE_MF_SEC_ATTACHED);
+    if (size < NNE_MF_TABLE_HEADER)
+        return bad(r, NNE_ERR_FORMAT, "ATTACHED: %llu bytes, too small for its header",
+                   (unsigned long long)size);
+    const uint32_t n = nne_le_rd32(p);
+    if (n > NNE_MAX_ATTACHED)
+        return bad(r, NNE_ERR_LIMIT, "ATTACHED: %u graphs (at most %d)", n, NNE_MAX_ATTACHED);
+    if (n == 0) return bad(r, NNE_ERR_FORMAT, "ATTACHED: no graphs (omit the section)");
+    if (nne_le_rd32(p + 4)) return bad(r, NNE_ERR_FORMAT, "ATTACHED: reserved field is not zero");
+    uint64_t next = NNE_MF_TABLE_HEADER + (uint64_t)n * NNE_MF_ATTACHED_SIZE;
+    if (next > size)
+        return bad(r, NNE_ERR_FORMAT, "ATTACHED: %u entries need %llu bytes, the section has %llu",
+                   n, (unsigned long long)next, (unsigned long long)size);
+    for (uint32_t i = 0; i < n; i++) {
+        const uint8_t *e = p + NNE_MF_TABLE_HEADER + (size_t)i * NNE_MF_ATTACHED_SIZE;
+        const uint64_t off = nne_le_rd64(e + NNE_MF_A_OFFSET), sz = nne_le_rd64(e + NNE_MF_A_SIZE);
+        if (off % NNE_MF_WEIGHTS_ALIGN || off < next || off > size || sz > size - off)
+            return bad(r, NNE_ERR_FORMAT,
+                       "ATTACHED: graph %u at [%llu, +%llu) is misaligned, overlapping or "
+                       "outside the section (%llu bytes)",
+                       i, (unsigned long long)off, (unsigned long long)sz,
+                       (unsigned long long)size);
+        next = off + sz;
+        r->att[i] = p + off;
+        r->att_size[i] = sz;
+    }
+    r->n_attached = n;
+    return NNE_OK;
+}
+
+static nne_status read_mem_impl(const uint8_t *buf, size_t size, const char *prefix, int depth,
+                                nne_graph **out);
+
+/* Pass 2 for ATTACHED: parse each file with this reader and attach it (names unique). */
+static nne_status build_attached(const mf_reader *r, nne_graph *g) {
+    for (uint32_t i = 0; i < r->n_attached; i++) {
+        char prefix[320];
+        snprintf(prefix, sizeof prefix, "%s: ATTACHED graph %u", r->prefix, i);
+        nne_graph *a = NULL;
+        nne_status s = read_mem_impl(r->att[i], (size_t)r->att_size[i], prefix, r->depth + 1, &a);
+        if (s) return s;
+        if (nne_graph_find_attached(g, a->name)) {
+            s = bad(r, NNE_ERR_FORMAT, "ATTACHED: graph %u: a second graph named '%s'", i, a->name);
+            nne_graph_free(a);
+            return s;
+        }
+        if ((s = nne_graph_attach(g, a))) {
+            nne_graph_free(a);
+            return bad_graph(r, s, "ATTACHED");
+        }
+    }
+    return NNE_OK;
+}
+
 /* Pass 1: decode and check everything that is about the encoding. */
 static nne_status decode(mf_reader *r) {
     nne_status s;
@@ -810,7 +923,7 @@ static nne_status decode(mf_reader *r) {
                              &r->meta[2 * m + 1])))
             return s;
     }
-    return NNE_OK;
+    return r->sec_present[NNE_MF_SEC_ATTACHED] ? read_attached(r) : NNE_OK;
 }
 
 /* Attach decoded quantization parameters to graph tensor `idx` via nne_quant_set. */
@@ -921,6 +1034,7 @@ static nne_status build(const mf_reader *r, nne_graph **out) {
             goto fail;
         }
     }
+    if ((s = build_attached(r, g))) goto fail;
     *out = g;
     return NNE_OK;
 fail:
@@ -928,11 +1042,12 @@ fail:
     return s;
 }
 
-static nne_status read_mem_impl(const uint8_t *buf, size_t size, const char *prefix,
+static nne_status read_mem_impl(const uint8_t *buf, size_t size, const char *prefix, int depth,
                                 nne_graph **out) {
     mf_reader r;
     memset(&r, 0, sizeof r);
     r.prefix = prefix;
+    r.depth = depth;
     r.buf = buf;
     r.size = size;
     nne_status s = decode(&r);
@@ -948,7 +1063,7 @@ nne_status nne_model_read_mem(const uint8_t *buf, size_t size, nne_graph **out) 
     *out = NULL;
     if (!buf && size) return nne_error(NNE_ERR_INVALID_ARG, "model read: NULL buffer");
     static const uint8_t empty[1] = {0};
-    return read_mem_impl(buf ? buf : empty, size, "model", out);
+    return read_mem_impl(buf ? buf : empty, size, "model", 0, out);
 }
 
 nne_status nne_model_read_file(const char *path, nne_graph **out) {
@@ -959,7 +1074,7 @@ nne_status nne_model_read_file(const char *path, nne_graph **out) {
     size_t size = 0;
     nne_status s = nne_file_read(path, (size_t)NNE_MF_MAX_FILE_SIZE, &buf, &size);
     if (s) return s;
-    s = read_mem_impl(buf, size, path, out);
+    s = read_mem_impl(buf, size, path, 0, out);
     nne_free(buf);
     return s;
 }

@@ -41,11 +41,15 @@ enum {
     NNE_MF_SEC_META = 5,
     NNE_MF_SEC_QUANT = 6,
     NNE_MF_SEC_WEIGHTS = 7,
-    NNE_MF_SEC_KNOWN_COUNT = 7
+    NNE_MF_SEC_REQUIRED_COUNT = 7, /* types 1..7: in every file */
+    NNE_MF_SEC_ATTACHED = 8,       /* only in files of graphs with attached graphs */
+    NNE_MF_SEC_KNOWN_COUNT = 8
 };
 
-#define NNE_MF_SECTION_ALIGN 8  /* every section starts at a multiple of 8 ... */
-#define NNE_MF_WEIGHTS_ALIGN 64 /* ... WEIGHTS and every tensor's data at a multiple of 64 */
+/* Every section starts at a multiple of NNE_MF_SECTION_ALIGN; WEIGHTS, ATTACHED, every
+ * tensor's data and every attached file at a multiple of NNE_MF_WEIGHTS_ALIGN. */
+#define NNE_MF_SECTION_ALIGN 8
+#define NNE_MF_WEIGHTS_ALIGN 64
 
 /* Tables (TENSORS, NODES, META) start with {u32 count, u32 reserved}. */
 #define NNE_MF_TABLE_HEADER 8
@@ -84,6 +88,12 @@ enum {
 
 /* ---- META entry (16 bytes): key ref, value ref ---- */
 #define NNE_MF_META_SIZE 16
+
+/* ---- ATTACHED: table header {u32 count, u32 reserved}, count entries of 16 bytes, then
+ * the attached graphs, each a complete model file ---- */
+#define NNE_MF_ATTACHED_SIZE 16
+#define NNE_MF_A_OFFSET      0 /* u64, from the start of ATTACHED, a multiple of 64 */
+#define NNE_MF_A_SIZE        8 /* u64 */
 
 /* Limits that the format adds to those of graph.h. */
 #define NNE_MF_MAX_FILE_SIZE ((uint64_t)1 << 32) /* 4 GiB */

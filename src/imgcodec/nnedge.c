@@ -34,6 +34,7 @@ typedef struct lc_ctx {
     lc_model m[NNE_IMGCODEC_MAX_SWEEP];
     nne_lcodec_info info; /* of the first model (hash pointer not kept) */
     char name[64], label[96], settings[512], anchor[96];
+    char scheme[32]; /* an int8 ladder's quantization scheme, "" for f32 */
 } lc_ctx;
 
 static lc_model *find_model(lc_ctx *x, int32_t quality) {
@@ -158,14 +159,18 @@ nne_status nne_imgcodec_lcodec_open(int n, const char *const *paths, const int32
         nne_lcodec_info info;
         nne_lcodec_get_info(lc, &info);
         info.hash = NULL;
-        if (i == 0)
+        if (i == 0) {
+            snprintf(x->scheme, sizeof x->scheme, "%s", info.scheme ? info.scheme : "");
+            info.scheme = NULL; /* points into `lc`, which may be freed below */
             x->info = info;
-        else if (info.kind != x->info.kind || info.n != x->info.n || info.m != x->info.m)
+        } else if (info.kind != x->info.kind || info.n != x->info.n || info.m != x->info.m ||
+                   strcmp(info.precision, x->info.precision))
             s = nne_error(NNE_ERR_INVALID_ARG,
-                          "nnedge imgcodec: %s is %s N=%d M=%d, but %s is %s N=%d M=%d: a "
-                          "ladder holds one kind and size",
-                          m->path, info.model_id, (int)info.n, (int)info.m, x->m[0].path,
-                          x->info.model_id, (int)x->info.n, (int)x->info.m);
+                          "nnedge imgcodec: %s is %s N=%d M=%d %s, but %s is %s N=%d M=%d %s: a "
+                          "ladder holds one kind, size and precision",
+                          m->path, info.model_id, (int)info.n, (int)info.m, info.precision,
+                          x->m[0].path, x->info.model_id, (int)x->info.n, (int)x->info.m,
+                          x->info.precision);
         if (s || x->n > LC_MAX_IDLE) /* keep at most LC_MAX_IDLE idle objects */
             nne_lcodec_free(lc);
         else
@@ -177,15 +182,18 @@ nne_status nne_imgcodec_lcodec_open(int n, const char *const *paths, const int32
     }
     qsort(x->m, (size_t)x->n, sizeof x->m[0], cmp_model);
     snprintf(x->name, sizeof x->name, "nnedge:%s", x->info.model_id);
-    snprintf(x->label, sizeof x->label, "nnedge %s (learned)", x->info.model_id);
+    snprintf(x->label, sizeof x->label, "nnedge %s%s (learned)", x->info.model_id,
+             x->scheme[0] ? " int8" : "");
     snprintf(x->anchor, sizeof x->anchor, "compressai-%s_mse_cpu", x->info.model_id);
     const char *slash = strrchr(x->m[0].path, '/');
     const int dir_len = slash ? (int)(slash - x->m[0].path) : 1;
     snprintf(x->settings, sizeof x->settings,
-             "models %.*s/%s-q{%d..%d}.nne, N=%d M=%d; g_a/g_s on cpu-exact, h_s on cpu-ref, "
+             "models %.*s/%s-q{%d..%d}.nne, N=%d M=%d; %s%s%s, h_a/h_s f32 on cpu-exact, "
              "threads: the process pool (docs/codec.md); 16-bit rANS; bpp from the .nnc file",
              dir_len, slash ? x->m[0].path : ".", x->info.model_id, (int)x->m[0].quality,
-             (int)x->m[x->n - 1].quality, (int)x->info.n, (int)x->info.m);
+             (int)x->m[x->n - 1].quality, (int)x->info.n, (int)x->info.m,
+             x->scheme[0] ? "g_a/g_s int8 (" : "g_a/g_s f32 on cpu-exact", x->scheme,
+             x->scheme[0] ? ") on cpu-s8" : "");
     nne_imgcodec *c = &x->codec;
     c->name = x->name;
     c->label = x->label;

@@ -4,13 +4,17 @@
  * that the CSV has every row with sane values (fp32 drop 0, sizes ordered by precision, the
  * pruned MACs below the original's, int8 MACs unchanged), the QuTiBench ratios, the recorded
  * commands, that a rerun skips every step and writes the same CSV, and the script's usage
- * errors. Skipped without ../shared/data. The binary's path comes from NNEDGE_BIN. */
+ * errors. Skipped without ../shared/data. The binary's path comes from NNEDGE_BIN.
+ * The learned-codec mode (--codec) runs first, on synthetic images and a ladder of tiny
+ * untrained models written here, so it needs no shared data. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "../tiny_lcodec.h"
+#include "cli_fixtures.h"
 #include "cli_util.h"
 #include "nnedge/dataset.h"
 #include "nnedge/image.h"
@@ -136,6 +140,16 @@ static bool parse(const char *csv_text, row *rows) {
 
 static const char *k_args;
 
+/* A rerun of the script with `args` runs no command and rewrites `csv_rel` as it was. */
+static void check_rerun(const char *args, const char *csv_rel, const char *csv) {
+    CHECK(script(args) == 0);
+    char *again = slurp(csv_rel), *err = slurp("script.err");
+    CHECK(again && csv && !strcmp(again, csv));
+    CHECK_MSG(err && !strstr(err, "nnedge "), "rerun ran: %s", err ? err : "");
+    nne_free(again);
+    nne_free(err);
+}
+
 static void test_table(void) {
     CHECK_MSG(script(k_args) == 0, "stderr: %s", slurp("script.err"));
     char *csv = slurp("out/quant-tiny.csv");
@@ -197,12 +211,7 @@ static void test_table(void) {
     nne_free(md);
 
     /* A rerun does nothing but rebuild the table: the same CSV, no command run. */
-    CHECK(script(k_args) == 0);
-    char *again = slurp("out/quant-tiny.csv"), *err = slurp("script.err");
-    CHECK(again && !strcmp(again, csv));
-    CHECK_MSG(err && !strstr(err, "nnedge "), "rerun ran: %s", err ? err : "");
-    nne_free(again);
-    nne_free(err);
+    check_rerun(k_args, "out/quant-tiny.csv", csv);
     nne_free(csv);
 
     /* the pruned int8 model also runs through nnedge run (cli_model_part keeps its widths) */
@@ -212,15 +221,136 @@ static void test_table(void) {
                  0);
 }
 
-static void test_usage(void) {
-    CHECK(script("--codec mbt2018-mean") == 2);
+/* --codec: a ladder of 4 tiny bmshj2018-factorized rungs (untrained, latent scaled by 4^(q+1)
+ * so the rate grows with q, tests/tiny_lcodec.h), 2 synthetic test images, calibration on 2
+ * other synthetic images at 32x32. Checks every variant and rung of the CSV (finite bpp and
+ * PSNR, 2 images, sizes fp16 = fp32 / 2 > int8, BD-rates against fp32: 0 for fp32, finite
+ * for the others), that the int8 rows' bytes are those of `nnedge compress`, the recorded
+ * commands, a rerun that runs nothing, --dry-run and the usage errors. */
+enum { CROWS = 5, RUNGS = 4, CCOLS = 15 };
+static const char *const k_crows[CROWS] = {"fp32", "fp16", "int8-per-tensor", "int8-per-channel",
+                                           "int8-pow2"};
+
+static void test_codec(void) {
+    const char *kind = "bmshj2018-factorized";
+    mkdir(nne_cli_tmp_path("cl"), 0755);
+    for (int q = 1; q <= RUNGS; q++) {
+        nne_graph *g = NULL;
+        char rel[128];
+        snprintf(rel, sizeof rel, "cl/%s-q%d.nne", kind, q);
+        CHECK_OK(nne_tiny_lcodec_scaled(NNE_RD_FACTORIZED, 5, (float)(1 << (2 * q + 2)), &g));
+        if (g) CHECK_OK(nne_model_write_file(g, nne_cli_tmp_path(rel)));
+        nne_graph_free(g);
+    }
+    nne_cli_make_images("ctest", 2); /* 40x36, 44x39 */
+    nne_cli_make_images("ccal", 3);
+    char args[2048];
+    snprintf(args, sizeof args,
+             "--codec %2$s --models '%1$s/cl' --test '%1$s/ctest' --calib '%1$s/ccal' "
+             "--calib-crop 32 --calib-images 2 --work '%1$s/cwork' --out '%1$s/cout' --threads 2",
+             nne_cli_tmp, kind);
+    CHECK_MSG(script(args) == 0, "stderr: %s", slurp("script.err"));
+    char *csv = slurp("cout/quant-bmshj2018-factorized.csv");
+    CHECK(csv != NULL);
+    if (!csv) return;
+    char *copy = nne_malloc(strlen(csv) + 1);
+    strcpy(copy, csv);
+    char *save = NULL, *line = strtok_r(copy, "\n", &save);
+    CHECK(line && !strcmp(line, "variant,description,precision,backend,rung,images,bytes,bpp,"
+                                "psnr_db,ms_ssim,size_bytes,bd_rate_psnr_pct,bd_psnr_db,"
+                                "bd_rate_ms_ssim_pct,command"));
+    double size[CROWS][RUNGS + 1], bytes[CROWS][RUNGS + 1];
+    int seen[CROWS] = {0};
+    memset(size, 0, sizeof size);
+    memset(bytes, 0, sizeof bytes);
+    while ((line = strtok_r(NULL, "\n", &save))) {
+        char *f[CCOLS];
+        const int n = split_csv(line, f, CCOLS);
+        CHECK_MSG(n == CCOLS, "%d fields: %s", n, line);
+        if (n != CCOLS) continue;
+        int r = 0;
+        while (r < CROWS && strcmp(f[0], k_crows[r])) r++;
+        const int q = atoi(f[4]);
+        CHECK_MSG(r < CROWS && q >= 1 && q <= RUNGS, "row %s q%s", f[0], f[4]);
+        if (r >= CROWS || q < 1 || q > RUNGS) continue;
+        seen[r] |= 1 << q;
+        const double bpp = atof(f[7]), psnr = atof(f[8]);
+        CHECK_MSG(*f[7] && isfinite(bpp) && bpp > 0 && bpp < 24, "%s q%d: bpp '%s'", f[0], q, f[7]);
+        CHECK_MSG(*f[8] && isfinite(psnr) && psnr > 3 && psnr < 60, "%s q%d: PSNR '%s'", f[0], q,
+                  f[8]);
+        CHECK(atoi(f[5]) == 2);
+        bytes[r][q] = atof(f[6]);
+        /* bpp is the mean over the two images of bytes * 8 / pixels */
+        CHECK(bytes[r][q] > 0);
+        size[r][q] = atof(f[10]);
+        /* BD against fp32 from nnedge rd: 0 for fp32 itself; BD-PSNR for the others (these
+         * untrained rungs differ in rate, not in PSNR: BD-rate, which integrates over PSNR,
+         * and MS-SSIM, undefined on 40-pixel images, are n/a, i.e. empty) */
+        if (r == 0) CHECK(!strcmp(f[11], "0") && !strcmp(f[12], "0") && !strcmp(f[13], "0"));
+        CHECK_MSG(*f[12] && fabs(atof(f[12])) < 1.0, "%s q%d: BD-PSNR '%s'", f[0], q, f[12]);
+        if (r > 0) CHECK(!*f[11] && !*f[13]);
+        CHECK_MSG(strstr(f[14], "nnedge rd ") && (r == 0 || strstr(f[14], "nnedge quantize ")),
+                  "%s: %s", f[0], f[14]);
+        if (r > 0) CHECK(strstr(f[14], "--anchors"));
+        if (r >= 2) CHECK(strstr(f[14], k_crows[r] + 5) && strstr(f[14], "--calib"));
+    }
+    nne_free(copy);
+    for (int r = 0; r < CROWS; r++)
+        CHECK_MSG(seen[r] == 0x1e, "%s: rungs %#x", k_crows[r], seen[r]);
+    for (int q = 1; q <= RUNGS; q++) {
+        CHECK(size[1][q] * 2 == size[0][q]); /* fp16: 2 bytes a value */
+        for (int r = 2; r < CROWS; r++) CHECK(size[r][q] > 0 && size[r][q] < size[1][q]);
+    }
+    /* The int8 rows' bytes are the .nnc files nnedge compress writes with the same models. */
+    for (int r = 2; r < CROWS; r++) {
+        double sum = 0;
+        for (int i = 0; i < 2; i++) {
+            char a[1024], rel[64];
+            snprintf(rel, sizeof rel, "c%d%d.nnc", r, i);
+            snprintf(a, sizeof a,
+                     "compress %%T/ctest/img%02d.png -o %%T/%s --model "
+                     "%%T/cwork/%s/%s-q3.nne -q",
+                     i, rel, k_crows[r], kind);
+            EXPECT_RC(a, 0);
+            struct stat st;
+            CHECK(stat(nne_cli_tmp_path(rel), &st) == 0);
+            sum += (double)st.st_size;
+        }
+        CHECK_MSG(sum == bytes[r][3], "%s q3: compress %g bytes, table %g", k_crows[r], sum,
+                  bytes[r][3]);
+    }
+    char *md = slurp("cout/quant-bmshj2018-factorized.md");
+    CHECK(md && strstr(md, "| int8-pow2 | 4 | int8") && strstr(md, "## Commands"));
+    nne_free(md);
+    /* A rerun runs nothing and writes the same CSV. */
+    check_rerun(args, "cout/quant-bmshj2018-factorized.csv", csv);
+    nne_free(csv);
+    /* --dry-run: the commands, nothing made; usage errors. */
+    char a[2600];
+    snprintf(a, sizeof a, "%s --work '%s/cdry' --dry-run", args, nne_cli_tmp);
+    CHECK(script(a) == 0);
     char *err = slurp("script.err");
-    CHECK(err && strstr(err, "int8 kernels"));
+    CHECK(err && strstr(err, "nnedge quantize") && strstr(err, "--scheme pow2") &&
+          strstr(err, "nnedge rd"));
+    nne_free(err);
+    CHECK(!nne_cli_tmp_exists("cdry"));
+    CHECK(script("--codec cheng2020") == 2);
+    snprintf(a, sizeof a, "%s --rows fp32,int8-pow2-qat", args);
+    CHECK(script(a) == 2);
+}
+
+static void test_usage(void) {
+    /* codec mode with an empty ladder folder */
+    char a[1024];
+    snprintf(a, sizeof a, "--codec mbt2018-mean --models '%s' --test '%s/test'", nne_cli_tmp,
+             nne_cli_tmp);
+    CHECK(script(a) == 2);
+    char *err = slurp("script.err");
+    CHECK(err && strstr(err, "no models mbt2018-mean-q<N>.nne in"));
     nne_free(err);
     CHECK(script("--rows fp32,bogus") == 2);
     CHECK(script("--bogus 1") == 2);
     CHECK(script("--model") == 2);
-    char a[1024];
     snprintf(a, sizeof a, "--model '%s/missing.nne' --test '%s/test'", nne_cli_tmp, nne_cli_tmp);
     CHECK(script(a) == 2);
     /* --dry-run prints the commands and runs none */
@@ -234,6 +364,7 @@ static void test_usage(void) {
 
 int main(void) {
     nne_cli_setup("quant-results");
+    NNE_RUN(test_codec);
     /* calibration / fine-tuning crops of the training set, test crops of the validation set
      * (MS-SSIM needs more than 160 pixels a side) */
     if (!crops("data/train", "calib", 4, 64, 64) || !crops("data/val", "test", 2, 176, 168)) {

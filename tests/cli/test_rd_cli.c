@@ -11,6 +11,7 @@
 #include "../tiny_lcodec.h"
 #include "cli_util.h"
 #include "nnedge/file.h"
+#include "nnedge/gemm.h"
 #include "nnedge/image.h"
 #include "nnedge/json.h"
 #include "nnedge/metrics.h"
@@ -291,10 +292,90 @@ static void test_learned(void) {
     EXPECT_RC("rd %T/img --codecs nnedge:mbt2018-mean --models %T/lad --qualities 1,3,2 -q", 0);
 }
 
+/* Does the file hold `s`? */
+static bool file_has(const char *rel, const char *s) {
+    size_t n = 0;
+    char *t = slurp(rel, &n);
+    const bool has = t && strstr(t, s);
+    nne_free(t);
+    return has;
+}
+
+/* Same bytes? */
+static bool same_files(const char *a, const char *b) {
+    size_t na = 0, nb = 0;
+    char *x = slurp(a, &na), *y = slurp(b, &nb);
+    const bool same = x && y && na == nb && memcmp(x, y, na) == 0;
+    nne_free(x);
+    nne_free(y);
+    return same;
+}
+
+/* Int8 codecs (docs/codec.md, "Int8 codecs"): nnedge quantize on a ladder rung, info, a
+ * compress / decompress round trip with identical pixels and bytes for NNEDGE_ISA=ref/avx2
+ * and NNEDGE_THREADS=1/2, f32 and int8 refusing each other's streams, and nnedge rd on an
+ * int8 ladder. Calibrated on the synthetic images (never Kodak). */
+static void test_int8(void) {
+    if (!nne_cli_tmp_exists("lad/mbt2018-mean-q3.nne"))
+        CHECK(write_ladder("lad", NNE_RD_MEAN_SCALE));
+    CHECK(mkdir(nne_cli_tmp_path("lad8"), 0777) == 0);
+    for (int q = 2; q <= 3; q++) {
+        char a[512];
+        snprintf(a, sizeof a,
+                 "quantize %%T/lad/mbt2018-mean-q%d.nne --calib %%T/img --crop 64 --scheme pow2 "
+                 "--max-images 2 -o %%T/lad8/mbt2018-mean-q%d.nne --json",
+                 q, q);
+        EXPECT_RC(a, 0);
+        CHECK(nne_cli_json_valid(nne_cli_out));
+        EXPECT_OUT("\"codec\": \"mbt2018-mean\"");
+    }
+    EXPECT_RC("quantize %T/lad/mbt2018-mean-q3.nne --calib %T/img --crop 100 -o %T/x.nne", 2);
+    EXPECT_ERR("multiple of 64");
+    EXPECT_RC("quantize %T/lad8/mbt2018-mean-q3.nne --calib %T/img --crop 64 -o %T/x.nne", 1);
+    EXPECT_ERR("attached graphs already");
+    EXPECT_RC("quantize %T/lad8/mbt2018-mean-q3.nne --fake --scheme fp16 -o %T/x.nne", 1);
+    EXPECT_RC("info %T/lad8/mbt2018-mean-q3.nne", 0);
+    EXPECT_OUT("attached: model mbt2018-mean.g_a");
+    EXPECT_OUT("learned codec mbt2018-mean N=8 M=12: int8 (g_a, g_s pow2 on cpu-s8");
+    EXPECT_RC("info %T/lad8/mbt2018-mean-q3.nne --json", 0);
+    EXPECT_OUT("\"precision\": \"int8\"");
+    /* Round trip, on every ISA and thread count with the same bytes and pixels. */
+    EXPECT_RC("compress %T/img/im1.png -o %T/i8.nnc --model %T/lad8/mbt2018-mean-q3.nne -q", 0);
+    setenv("NNEDGE_ISA", "ref", 1);
+    setenv("NNEDGE_THREADS", "1", 1);
+    EXPECT_RC("compress %T/img/im1.png -o %T/i8r.nnc --model %T/lad8/mbt2018-mean-q3.nne -q", 0);
+    EXPECT_RC("decompress %T/i8.nnc -o %T/i8r.ppm --model %T/lad8/mbt2018-mean-q3.nne -q", 0);
+    setenv("NNEDGE_ISA", nne_ops_isa_supported("avx2") ? "avx2" : "ref", 1);
+    setenv("NNEDGE_THREADS", "2", 1);
+    EXPECT_RC("decompress %T/i8.nnc -o %T/i8a.ppm --model %T/lad8/mbt2018-mean-q3.nne -q", 0);
+    unsetenv("NNEDGE_ISA");
+    unsetenv("NNEDGE_THREADS");
+    CHECK(same_files("i8.nnc", "i8r.nnc"));
+    CHECK(same_files("i8r.ppm", "i8a.ppm"));
+    /* The f32 model refuses the int8 stream (model hash). */
+    EXPECT_RC("decompress %T/i8.nnc -o %T/f.ppm --model %T/lad/mbt2018-mean-q3.nne -q", 1);
+    EXPECT_ERR("wrong model");
+    /* nnedge rd on the int8 ladder: bytes of image 1 at q3 = the compressed file. */
+    EXPECT_RC("rd %T/img --codecs nnedge:mbt2018-mean --models %T/lad8 --threads 2 -o %T/r8 -q", 0);
+    CHECK(count_lines("r8.csv") == 1 + 2);
+    struct stat st;
+    CHECK(stat(nne_cli_tmp_path("i8.nnc"), &st) == 0);
+    CHECK(csv_field("r8-images.csv", "nnedge:mbt2018-mean,quality,3,im1,", 6) ==
+          (double)st.st_size);
+    CHECK(file_has("r8.md", "g_a/g_s int8 (pow2) on cpu-s8"));
+    /* A ladder mixing f32 and int8 rungs is refused. */
+    EXPECT_RC("quantize %T/lad/mbt2018-mean-q4.nne --fake --scheme fp16 -o "
+              "%T/lad8/mbt2018-mean-q4.nne -q",
+              0);
+    EXPECT_RC("rd %T/img --codecs nnedge:mbt2018-mean --models %T/lad8 -q", 1);
+    EXPECT_ERR("one kind, size and precision");
+}
+
 int main(void) {
     nne_cli_setup("rd");
     CHECK(write_images());
     NNE_RUN(test_learned);
+    NNE_RUN(test_int8);
     NNE_RUN(test_usage_errors);
     NNE_RUN(test_runtime_errors);
     NNE_RUN(test_reports);

@@ -41,23 +41,10 @@ static nne_lcodec *codec(int kind) {
 }
 
 static bool make_image(nne_image *img, int32_t w, int32_t h, int32_t phase) {
-    if (nne_image_alloc(img, w, h, 3)) return false;
-    float *x = malloc((size_t)w * h * 3 * sizeof *x);
-    nne_tiny_pattern(x, h, w, phase);
-    for (size_t i = 0; i < (size_t)w * h * 3; i++) img->data[i] = (uint8_t)(x[i] * 255.0f + 0.5f);
-    free(x);
-    return true;
+    return nne_tiny_image(img, w, h, phase) == NNE_OK;
 }
 
-static double psnr(const nne_image *a, const nne_image *b) {
-    double se = 0;
-    const size_t n = (size_t)a->width * a->height * 3;
-    for (size_t i = 0; i < n; i++) {
-        const double d = (double)a->data[i] - (double)b->data[i];
-        se += d * d;
-    }
-    return nne_psnr_from_mse(se / (double)n, 255.0);
-}
+static double psnr(const nne_image *a, const nne_image *b) { return nne_tiny_psnr(a, b); }
 
 /* Round trip: symbols, y_hat, PSNR prediction, sizes against the estimate. */
 static void test_round_trip(void) {

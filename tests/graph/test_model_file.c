@@ -413,11 +413,14 @@ static void test_golden(void) {
     nne_graph_free(g);
 }
 
+static nne_graph *build_with_attached(void);
+
 /* With NNE_REGEN_GOLDEN=1, write the fuzz seed corpus (each file < 64 KB). */
 static void test_fuzz_seeds(void) {
-    nne_graph *gs[3] = {build_tiny(), build_small(), build_all_ops()};
-    const char *names[3] = {"tiny.nne", "small.nne", "all_ops.nne"};
-    for (int i = 0; i < 3; i++) {
+    nne_graph *gs[4] = {build_tiny(), build_small(), build_all_ops(), NULL};
+    gs[3] = build_with_attached(); /* after all_ops: both draw from g_rng */
+    const char *names[4] = {"tiny.nne", "small.nne", "all_ops.nne", "attached.nne"};
+    for (int i = 0; i < 4; i++) {
         if (!gs[i]) continue;
         size_t n = 0;
         uint8_t *b = write_mem(gs[i], &n);
@@ -509,7 +512,7 @@ static void test_bit_flips(void) {
 /* ---- Hostile headers: edit one field, recompute the checksums, expect the status. ---- */
 
 static uint8_t *section_entry(uint8_t *b, uint32_t type) {
-    for (uint32_t i = 0; i < NNE_MF_SEC_KNOWN_COUNT; i++) {
+    for (uint32_t i = 0; i < nne_le_rd32(b + NNE_MF_OFF_SECTION_COUNT); i++) {
         uint8_t *se = b + NNE_MF_HEADER_SIZE + (size_t)i * NNE_MF_SECTION_ENTRY_SIZE;
         if (nne_le_rd32(se + NNE_MF_SE_TYPE) == type) return se;
     }
@@ -579,7 +582,7 @@ static void e_section_count(uint8_t *b, size_t n) {
     nne_le_wr32(b + NNE_MF_OFF_SECTION_COUNT, UINT32_MAX);
 }
 static void e_section_count_short(uint8_t *b, size_t n) {
-    nne_le_wr32(b + NNE_MF_OFF_SECTION_COUNT, NNE_MF_SEC_KNOWN_COUNT - 1); /* drops WEIGHTS */
+    nne_le_wr32(b + NNE_MF_OFF_SECTION_COUNT, NNE_MF_SEC_REQUIRED_COUNT - 1); /* drops WEIGHTS */
 }
 static void e_section_past_eof(uint8_t *b, size_t n) {
     nne_le_wr64(section_entry(b, NNE_MF_SEC_META) + NNE_MF_SE_OFFSET, (n + 64) & ~(uint64_t)7);
@@ -891,12 +894,12 @@ static void test_unknown_sections(void) {
     uint8_t *b = write_mem(g, &n);
     /* Insert one table entry, shifting everything after the table by 64 bytes (keeping
      * the 64-byte alignment of WEIGHTS), and append the new section's 5 bytes 8-aligned. */
-    size_t table_end = NNE_MF_HEADER_SIZE + NNE_MF_SEC_KNOWN_COUNT * NNE_MF_SECTION_ENTRY_SIZE;
+    size_t table_end = NNE_MF_HEADER_SIZE + NNE_MF_SEC_REQUIRED_COUNT * NNE_MF_SECTION_ENTRY_SIZE;
     size_t extra = (n + 64 + 7) & ~(size_t)7, m = extra + 5;
     uint8_t *x = nne_calloc(m, 1);
     memcpy(x, b, table_end);
     memcpy(x + table_end + 64, b + table_end, n - table_end);
-    for (uint32_t i = 0; i < NNE_MF_SEC_KNOWN_COUNT; i++) {
+    for (uint32_t i = 0; i < NNE_MF_SEC_REQUIRED_COUNT; i++) {
         uint8_t *se = x + NNE_MF_HEADER_SIZE + i * NNE_MF_SECTION_ENTRY_SIZE;
         nne_le_wr64(se + NNE_MF_SE_OFFSET, nne_le_rd64(se + NNE_MF_SE_OFFSET) + 64);
     }
@@ -906,7 +909,7 @@ static void test_unknown_sections(void) {
     nne_le_wr64(ne + NNE_MF_SE_OFFSET, extra);
     nne_le_wr64(ne + NNE_MF_SE_SIZE, 5);
     memcpy(x + extra, "hello", 5);
-    nne_le_wr32(x + NNE_MF_OFF_SECTION_COUNT, NNE_MF_SEC_KNOWN_COUNT + 1);
+    nne_le_wr32(x + NNE_MF_OFF_SECTION_COUNT, NNE_MF_SEC_REQUIRED_COUNT + 1);
     nne_le_wr64(x + NNE_MF_OFF_FILE_SIZE, m);
     nne_mf_fix_checksums(x, m);
     nne_graph *g2 = NULL;
@@ -925,6 +928,185 @@ static void test_unknown_sections(void) {
     CHECK_STATUS(nne_model_read_mem(x, m, &g2), NNE_ERR_UNSUPPORTED);
     CHECK(g2 == NULL);
     nne_free(x);
+    nne_free(b);
+    nne_graph_free(g);
+}
+
+/* ---- Attached graphs (section ATTACHED) --------------------------------------------- */
+
+/* "small" with two attached graphs: "tiny" and "all_ops" renamed "tinz" (same name length). */
+static nne_graph *build_with_attached(void) {
+    nne_graph *g = build_small(), *a = build_tiny(), *b = build_tiny();
+    if (!g || !a || !b) {
+        nne_graph_free(g), nne_graph_free(a), nne_graph_free(b);
+        return NULL;
+    }
+    nne_free(b->name);
+    b->name = nne_strdup("tinz");
+    CHECK_OK(nne_graph_set_meta(b, "model.part", "second"));
+    CHECK_OK(nne_graph_attach(g, a));
+    CHECK_OK(nne_graph_attach(g, b));
+    return g;
+}
+
+/* Entry k of ATTACHED and the section's offset and size. */
+static uint8_t *attached_entry(uint8_t *b, uint32_t k, uint64_t *sec_off) {
+    *sec_off = section_offset(b, NNE_MF_SEC_ATTACHED);
+    return b + *sec_off + NNE_MF_TABLE_HEADER + (size_t)k * NNE_MF_ATTACHED_SIZE;
+}
+
+static void test_attached(void) {
+    nne_graph *g = build_with_attached();
+    if (!g) return;
+    /* The API: lookup, one level only, unique names. */
+    CHECK(nne_graph_find_attached(g, "tiny") == g->attached[0]);
+    CHECK(nne_graph_find_attached(g, "tinz") == g->attached[1]);
+    CHECK(nne_graph_find_attached(g, "small") == NULL);
+    nne_graph *dup = build_tiny(), *nest = build_small(), *leaf = build_tiny();
+    CHECK_STATUS(nne_graph_attach(g, dup), NNE_ERR_INVALID_ARG); /* "tiny" again */
+    CHECK_STATUS(nne_graph_attach(g, g), NNE_ERR_INVALID_ARG);
+    CHECK_OK(nne_graph_attach(nest, leaf));
+    CHECK_STATUS(nne_graph_attach(g, nest), NNE_ERR_INVALID_ARG); /* has its own */
+    nne_graph_free(dup), nne_graph_free(nest);
+    CHECK(g->n_attached == 2);
+
+    /* Round trip: 8 sections, ATTACHED optional and 64-aligned, graphs kept, canonical. */
+    size_t n = 0, n2 = 0;
+    uint8_t *b = write_mem(g, &n);
+    if (!b) return;
+    CHECK(nne_le_rd32(b + NNE_MF_OFF_SECTION_COUNT) == NNE_MF_SEC_KNOWN_COUNT);
+    const uint8_t *se = section_entry(b, NNE_MF_SEC_ATTACHED);
+    CHECK(se && nne_le_rd32(se + NNE_MF_SE_FLAGS) == NNE_MF_SECTION_OPTIONAL);
+    CHECK(section_offset(b, NNE_MF_SEC_ATTACHED) % 64 == 0);
+    nne_graph *g2 = NULL;
+    CHECK_OK(nne_model_read_mem(b, n, &g2));
+    if (g2) {
+        check_graphs_equal(g, g2);
+        CHECK(g2->n_attached == 2);
+        for (int i = 0; i < 2 && i < g2->n_attached; i++)
+            check_graphs_equal(g->attached[i], g2->attached[i]);
+        uint8_t *b2 = write_mem(g2, &n2);
+        CHECK(n2 == n && b2 && memcmp(b, b2, n) == 0);
+        nne_free(b2);
+    }
+    nne_graph_free(g2);
+    g2 = NULL;
+    /* Without attachments the bytes are those of the graph alone (the 7 sections). */
+    nne_graph *plain = build_small();
+    size_t np = 0;
+    uint8_t *bp = write_mem(plain, &np);
+    CHECK(bp && nne_le_rd32(bp + NNE_MF_OFF_SECTION_COUNT) == NNE_MF_SEC_REQUIRED_COUNT);
+    nne_free(bp);
+    nne_graph_free(plain);
+
+    /* A reader that does not know ATTACHED skips it (optional): emulated by renumbering the
+     * section to an unknown optional type, which gives the main graph alone. */
+    uint8_t *m = nne_malloc(n);
+    memcpy(m, b, n);
+    nne_le_wr32(section_entry(m, NNE_MF_SEC_ATTACHED) + NNE_MF_SE_TYPE, 1000);
+    nne_mf_fix_checksums(m, n);
+    CHECK_OK(nne_model_read_mem(m, n, &g2));
+    CHECK(g2 && g2->n_attached == 0);
+    nne_graph_free(g2);
+    g2 = NULL;
+
+    /* Hostile ATTACHED tables (checksums recomputed), each refused with its status. */
+    struct {
+        const char *what;
+        int field; /* 0 count, 1 reserved, 2 offset of entry 0, 3 size of entry 0, 4 offset of
+                      entry 1 onto entry 0 */
+        uint64_t v;
+        nne_status want;
+        const char *needle;
+    } cases[] = {
+        {"count 0", 0, 0, NNE_ERR_FORMAT, "no graphs"},
+        {"count 17", 0, 17, NNE_ERR_LIMIT, "at most 16"},
+        {"count 3 (a zero entry)", 0, 3, NNE_ERR_FORMAT, "graph 2 at [0,"},
+        {"reserved", 1, 1, NNE_ERR_FORMAT, "reserved"},
+        {"misaligned", 2, 8, NNE_ERR_FORMAT, "misaligned"},
+        {"inside the entry table", 2, 0, NNE_ERR_FORMAT, "ATTACHED: graph 0"},
+        {"size past the section", 3, 1u << 30, NNE_ERR_FORMAT, "outside the section"},
+        {"truncated file", 3, 64, NNE_ERR_FORMAT, "ATTACHED graph 0: "},
+        {"overlap", 4, 64 * 2, NNE_ERR_FORMAT, "overlapping"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        memcpy(m, b, n);
+        uint64_t off;
+        uint8_t *e = attached_entry(m, 0, &off);
+        uint8_t *t = m + off;
+        switch (cases[k].field) {
+        case 0:
+            nne_le_wr32(t, (uint32_t)cases[k].v);
+            break;
+        case 1:
+            nne_le_wr32(t + 4, (uint32_t)cases[k].v);
+            break;
+        case 2:
+            nne_le_wr64(e + NNE_MF_A_OFFSET, cases[k].v);
+            break;
+        case 3:
+            nne_le_wr64(e + NNE_MF_A_SIZE, cases[k].v);
+            break;
+        default:
+            nne_le_wr64(e + NNE_MF_ATTACHED_SIZE + NNE_MF_A_OFFSET, cases[k].v);
+            break;
+        }
+        nne_mf_fix_checksums(m, n);
+        const nne_status s = nne_model_read_mem(m, n, &g2);
+        CHECK_MSG(s == cases[k].want && !g2, "%s: %s: %s", cases[k].what, nne_status_str(s),
+                  nne_last_error());
+        CHECK_MSG(strstr(nne_last_error(), cases[k].needle), "%s: '%s' lacks '%s'", cases[k].what,
+                  nne_last_error(), cases[k].needle);
+        nne_graph_free(g2);
+        g2 = NULL;
+    }
+    /* Damage inside an attached file: its own checksum, reported with its place. */
+    {
+        memcpy(m, b, n);
+        uint64_t off;
+        uint8_t *e = attached_entry(m, 1, &off);
+        uint8_t *f = m + off + nne_le_rd64(e + NNE_MF_A_OFFSET);
+        f[nne_le_rd64(e + NNE_MF_A_SIZE) - 1] ^= 1;
+        nne_mf_fix_checksums(m, n);
+        CHECK_STATUS(nne_model_read_mem(m, n, &g2), NNE_ERR_CHECKSUM);
+        CHECK(strstr(nne_last_error(), "model: ATTACHED graph 1: ") != NULL);
+        /* ... and behind its checksums too: a second graph named "tiny". */
+        memcpy(m, b, n);
+        const uint64_t sz = nne_le_rd64(e + NNE_MF_A_SIZE);
+        uint8_t *names = f + section_offset(f, NNE_MF_SEC_STRINGS);
+        CHECK(memcmp(names, "tinz", 5) == 0);
+        names[3] = 'y';
+        nne_mf_fix_checksums(f, (size_t)sz);
+        nne_mf_fix_checksums(m, n);
+        CHECK_STATUS(nne_model_read_mem(m, n, &g2), NNE_ERR_FORMAT);
+        CHECK(strstr(nne_last_error(), "a second graph named 'tiny'") != NULL);
+    }
+    /* An attached file with attachments of its own: the last attached file replaced by a
+     * file that has an ATTACHED section. */
+    {
+        uint64_t off;
+        uint8_t *e = attached_entry(b, 1, &off);
+        const uint64_t at = off + nne_le_rd64(e + NNE_MF_A_OFFSET);
+        uint8_t *x = nne_calloc((size_t)at + n, 1);
+        memcpy(x, b, (size_t)at);
+        memcpy(x + at, b, n); /* the whole file, as attached graph 1 */
+        const size_t nx = (size_t)at + n;
+        uint8_t *ex = attached_entry(x, 1, &off);
+        nne_le_wr64(ex + NNE_MF_A_SIZE, n);
+        nne_le_wr64((uint8_t *)section_entry(x, NNE_MF_SEC_ATTACHED) + NNE_MF_SE_SIZE, nx - off);
+        nne_le_wr64(x + NNE_MF_OFF_FILE_SIZE, nx);
+        nne_mf_fix_checksums(x, nx);
+        CHECK_STATUS(nne_model_read_mem(x, nx, &g2), NNE_ERR_FORMAT);
+        CHECK_MSG(strstr(nne_last_error(), "attached graphs of its own") != NULL, "%s",
+                  nne_last_error());
+        nne_free(x);
+    }
+    /* Every truncation of the file fails cleanly. */
+    for (size_t len = 0; len < n; len += 7) {
+        CHECK(nne_model_read_mem(b, len, &g2) != NNE_OK);
+        CHECK(g2 == NULL);
+    }
+    nne_free(m);
     nne_free(b);
     nne_graph_free(g);
 }
@@ -1028,6 +1210,7 @@ int main(void) {
     NNE_RUN(test_bit_flips);
     NNE_RUN(test_hostile);
     NNE_RUN(test_unknown_sections);
+    NNE_RUN(test_attached);
     NNE_RUN(test_write_errors);
     NNE_RUN(test_atomic_write);
     return nne_test_summary();
