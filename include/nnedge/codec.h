@@ -112,6 +112,16 @@ nne_status nne_cae_latent_shape(int32_t height, int32_t width, int32_t *lat_h, i
  * latent's pad fields; the decoder crops it (docs/latent-format.md, "Padding"). */
 int32_t nne_cae_coded_size(int32_t size);
 
+/* The encoder's input for img (RGB8) padded to ph x pw (>= its size): x [ph][pw][3] f32,
+ * v / 255, the image at the top left and its last row and column replicated into the rest. */
+void nne_cae_input_padded(const nne_image *img, int32_t ph, int32_t pw, float *x);
+
+/* The decoder's side of the same, for a reconstruction y [ph][pw][3] (f32) of an image of
+ * height x width padded to ph x pw: fills the border (nne_cae_seed_fill_border) and moves the
+ * top-left height x width to the start of y ([height][width][3]), in place. For paths that run
+ * the whole cae-seed (f32 or int8) instead of the latent codec, so they measure what it gives. */
+void nne_cae_output_crop(float *y, int32_t ph, int32_t pw, int32_t height, int32_t width);
+
 /* A codec bound to one set of trained cae-seed weights. Not thread-safe: it keeps the
  * encoder and decoder sessions of the last image size, so that a folder of same-sized images
  * builds them once. */

@@ -449,23 +449,14 @@ static nne_status eval_image_s8(s8_eval *e, const nne_image *img, int jpeg_quali
     const int32_t ph = nne_cae_coded_size(img->height), pw = nne_cae_coded_size(img->width);
     const size_t np = (size_t)ph * (size_t)pw * 3;
     nne_status s = s8_eval_bind(e, ph, pw);
-    for (int32_t y = 0; !s && y < ph; y++)
-        for (int32_t x = 0; x < pw; x++)
-            for (int k = 0; k < 3; k++)
-                e->x[((size_t)y * pw + x) * 3 + k] =
-                    (float)img->data[((size_t)(y < img->height ? y : img->height - 1) * img->width +
-                                      (size_t)(x < img->width ? x : img->width - 1)) *
-                                         3 +
-                                     k] /
-                    255.0f;
+    if (!s) nne_cae_input_padded(img, ph, pw, e->x);
     if (!s) s = nne_session_set_input_f32(e->s, 0, e->x, np);
     if (!s) s = nne_session_run(e->s);
     if (!s) s = nne_session_get_output_f32(e->s, 0, e->y, np);
-    if (!s) nne_cae_seed_fill_border(e->y, 1, ph, pw, 3);
+    if (!s) nne_cae_output_crop(e->y, ph, pw, img->height, img->width);
     if (!s) s = nne_image_alloc(&rec, img->width, img->height, 3);
     for (size_t i = 0; !s && i < n; i++) {
-        const size_t px = i / 3, yy = px / (size_t)img->width, xx = px % (size_t)img->width;
-        const float v = e->y[(yy * (size_t)pw + xx) * 3 + i % 3];
+        const float v = e->y[i];
         rec.data[i] = !(v > 0.0f) ? 0 : v >= 1.0f ? 255 : (uint8_t)(v * 255.0f + 0.5f);
     }
     if (!s) s = nne_quality_u8(img->data, rec.data, img->width, img->height, 3, &r->q);

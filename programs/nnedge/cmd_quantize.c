@@ -15,6 +15,7 @@
 
 #include "cli.h"
 #include "nnedge/backend.h"
+#include "nnedge/codec.h"
 #include "nnedge/dataset.h"
 #include "nnedge/lcodec.h"
 #include "nnedge/model_file.h"
@@ -141,7 +142,9 @@ typedef struct eval_sum {
     double psnr_f32, psnr_s8;
 } eval_sum;
 
-/* f32 vs int8 PSNR on each image of dir (cae-seed rebuilt at each image's size). */
+/* f32 vs int8 PSNR on each image of dir, measured as nnedge eval does: cae-seed rebuilt at
+ * the image's coded size (padded to a multiple of 8), the border filled, the padding cropped
+ * (nne_cae_input_padded, nne_cae_output_crop; docs/models.md, "The border"). */
 static int evaluate(const char *dir, int max, nne_graph *f32, const nne_graph *q, bool quiet,
                     eval_sum *sum) {
     nne_dataset *ds = NULL;
@@ -156,20 +159,24 @@ static int evaluate(const char *dir, int max, nne_graph *f32, const nne_graph *q
         nne_graph *gf = NULL, *gq = NULL;
         float *x = NULL, *yf = NULL, *yq = NULL;
         st = nne_dataset_image(ds, i, &img, &owned);
-        if (!st) st = nne_model_cae_seed_like(f32, img.height, img.width, NNE_CAE_FULL, &gf);
+        const int32_t ph = nne_cae_coded_size(img.height), pw = nne_cae_coded_size(img.width);
+        if (!st) st = nne_model_cae_seed_like(f32, ph, pw, NNE_CAE_FULL, &gf);
         if (!st) st = nne_model_copy_weights(gf, f32);
         if (!st) st = nne_quantize_like(gf, q, &gq);
-        const size_t m = (size_t)img.width * img.height * 3;
+        const size_t m = (size_t)img.width * img.height * 3, mp = (size_t)pw * ph * 3;
         if (!st) {
-            x = nne_malloc(m * sizeof *x);
-            yf = nne_malloc(m * sizeof *yf);
-            yq = nne_malloc(m * sizeof *yq);
+            x = nne_malloc(mp * sizeof *x);
+            yf = nne_malloc(mp * sizeof *yf);
+            yq = nne_malloc(mp * sizeof *yq);
             if (!x || !yf || !yq) st = NNE_ERR_NOMEM;
         }
-        for (size_t k = 0; !st && k < m; k++) x[k] = img.data[k] / 255.0f;
+        if (!st) nne_cae_input_padded(&img, ph, pw, x);
         if (!st) st = run_image(gf, nne_backend_cpu_ref(), x, yf);
         if (!st) st = run_image(gq, nne_backend_cpu_s8(), x, yq);
         if (!st) {
+            nne_cae_output_crop(yf, ph, pw, img.height, img.width);
+            nne_cae_output_crop(yq, ph, pw, img.height, img.width);
+            for (size_t k = 0; k < m; k++) x[k] = img.data[k] / 255.0f; /* the reference */
             const double pf = psnr_f32(x, yf, m), pq = psnr_f32(x, yq, m);
             sum->psnr_f32 += pf;
             sum->psnr_s8 += pq;

@@ -127,6 +127,26 @@ int32_t nne_cae_coded_size(int32_t size) {
     return (int32_t)(((int64_t)size + NNE_CAE_ALIGN - 1) / NNE_CAE_ALIGN * NNE_CAE_ALIGN);
 }
 
+void nne_cae_input_padded(const nne_image *img, int32_t ph, int32_t pw, float *x) {
+    for (int32_t y = 0; y < ph; y++) {
+        const uint8_t *src = img->data + (size_t)(y < img->height ? y : img->height - 1) *
+                                             (size_t)img->width * 3;
+        float *dst = x + (size_t)y * (size_t)pw * 3;
+        for (int32_t xx = 0; xx < pw; xx++) {
+            const uint8_t *px = src + (size_t)(xx < img->width ? xx : img->width - 1) * 3;
+            for (int k = 0; k < 3; k++) dst[(size_t)xx * 3 + k] = (float)px[k] / 255.0f;
+        }
+    }
+}
+
+void nne_cae_output_crop(float *y, int32_t ph, int32_t pw, int32_t height, int32_t width) {
+    nne_cae_seed_fill_border(y, 1, ph, pw, 3);
+    if (pw == width) return; /* rows already contiguous; the extra rows are simply dropped */
+    for (int32_t r = 0; r < height; r++) /* row r moves down-left: never over an unread row */
+        memmove(y + (size_t)r * (size_t)width * 3, y + (size_t)r * (size_t)pw * 3,
+                (size_t)width * 3 * sizeof *y);
+}
+
 nne_status nne_cae_encode(nne_cae_codec *c, const nne_image *img, nne_latent *out) {
     memset(out, 0, sizeof *out);
     if (!c || !img || !img->data) return nne_error(NNE_ERR_INVALID_ARG, "cae-seed: no image");
@@ -145,18 +165,7 @@ nne_status nne_cae_encode(nne_cae_codec *c, const nne_image *img, nne_latent *ou
     if (ot->shape.dim[1] != lh || ot->shape.dim[2] != lw || ot->shape.dim[3] != lc)
         return nne_error(NNE_ERR_INTERNAL, "cae-seed: encoder output shape disagrees with "
                                            "nne_cae_latent_shape");
-    /* [1][ph][pw][3] float in [0, 1]: the image, its last row and column replicated into the
-     * padding. */
-    float *x = nne_session_input(p->s, 0);
-    for (int32_t y = 0; y < ph; y++) {
-        const uint8_t *src = img->data + (size_t)(y < img->height ? y : img->height - 1) *
-                                             (size_t)img->width * 3;
-        float *dst = x + (size_t)y * (size_t)pw * 3;
-        for (int32_t xx = 0; xx < pw; xx++) {
-            const uint8_t *px = src + (size_t)(xx < img->width ? xx : img->width - 1) * 3;
-            for (int k = 0; k < 3; k++) dst[(size_t)xx * 3 + k] = (float)px[k] / 255.0f;
-        }
-    }
+    nne_cae_input_padded(img, ph, pw, nne_session_input(p->s, 0));
     if ((s = nne_session_run(p->s))) return s;
     const size_t n = (size_t)lh * (size_t)lw * (size_t)lc;
     float *lat = nne_malloc(n * sizeof *lat);

@@ -11,6 +11,7 @@
 #include "cli_util.h"
 #include "nnedge/image.h"
 #include "nnedge/model_file.h"
+#include "nnedge/train.h"
 
 /* Every command of this test runs inside the temporary folder. */
 #undef EXPECT_RC
@@ -240,6 +241,60 @@ static void test_resume(void) {
 
 /* A learned codec trains with the rate-distortion loss: val_bpp in the log, lambda and channels
  * in the provenance, exact resume (the quantization noise is replayed), usage errors. */
+/* The meta value train.loss_border of model file `path` ("" if absent). */
+static const char *loss_border_meta(const char *path, char *buf, size_t n) {
+    nne_graph *g = NULL;
+    buf[0] = 0;
+    if (nne_model_read_file(nne_cli_tmp_path(path), &g) == NNE_OK) {
+        const char *v = nne_graph_get_meta(g, "train.loss_border");
+        snprintf(buf, n, "%s", v ? v : "");
+    }
+    nne_graph_free(g);
+    return buf;
+}
+
+/* cae-seed's border (docs/models.md, "The border") is left out of the loss from step 0 in a
+ * new run; a checkpoint from before it existed (no loss-border-from) switches at its resume
+ * step and forgets its best validation, whose loss is not comparable. */
+static void test_loss_border(void) {
+    char buf[512];
+    EXPECT_RC("train --data data --val val -o lb.nne --steps 6 --crop 32 --batch 2 --val-every 2 "
+              "--seed 4 --stop-after 4 -q",
+              0);
+    nne_checkpoint ck;
+    memset(&ck, 0, sizeof ck);
+    CHECK_OK(nne_checkpoint_read_file(nne_cli_tmp_path("lb.ckpt"), &ck));
+    const char *from = nne_checkpoint_get(&ck, "loss-border-from");
+    CHECK(from && strcmp(from, "0") == 0);
+    CHECK(ck.best_step == 2 || ck.best_step == 4); /* validated at steps 2 and 4 */
+    /* make it an old checkpoint: move the key to the end and write one entry fewer */
+    const int32_t n_kv = ck.n_kv;
+    for (int32_t i = 0; i < n_kv; i++)
+        if (strcmp(ck.kv[i].key, "loss-border-from") == 0) {
+            const nne_meta t = ck.kv[i];
+            ck.kv[i] = ck.kv[n_kv - 1];
+            ck.kv[n_kv - 1] = t;
+            break;
+        }
+    ck.n_kv = n_kv - 1;
+    CHECK_OK(nne_checkpoint_write_file(&ck, nne_cli_tmp_path("lb.ckpt")));
+    ck.n_kv = n_kv; /* every entry is freed once */
+    nne_checkpoint_clear(&ck);
+    EXPECT_RC("train --resume lb.ckpt --stop-after 1 -q", 0);
+    memset(&ck, 0, sizeof ck);
+    CHECK_OK(nne_checkpoint_read_file(nne_cli_tmp_path("lb.ckpt"), &ck));
+    from = nne_checkpoint_get(&ck, "loss-border-from");
+    CHECK(from && strcmp(from, "4") == 0);
+    CHECK(ck.best_step == -1); /* no validation since the switch */
+    nne_checkpoint_clear(&ck);
+    EXPECT_RC("train --resume lb.ckpt -q", 0);
+    CHECK(strstr(loss_border_meta("lb.nne", buf, sizeof buf),
+                 "last 3 rows and 3 columns of each 32x32 crop left out of the loss from step 4"));
+    /* a fresh run: from step 0; a learned codec has no border */
+    EXPECT_RC("train --data data -o lb0.nne --steps 2 --crop 32 --batch 2 -q", 0);
+    CHECK(strstr(loss_border_meta("lb0.nne", buf, sizeof buf), "from step 0") != NULL);
+}
+
 static void test_rd_model(void) {
     EXPECT_RC("train --data data -o h.nne --model mbt2018-mean --crop 36", 2);
     CHECK(strstr(nne_cli_err, "multiple of 64") != NULL);
@@ -296,6 +351,7 @@ int main(void) {
     NNE_RUN(test_guards);
     NNE_RUN(test_run_and_provenance);
     NNE_RUN(test_resume);
+    NNE_RUN(test_loss_border);
     NNE_RUN(test_rd_model);
     nne_cli_cleanup();
     return nne_test_summary();

@@ -221,6 +221,40 @@ static void test_pipeline_matches_full(void) {
     nne_graph_free(model);
 }
 
+/* The padding helpers the whole-model paths share (nnedge eval on int8, quantize --eval):
+ * the input replicates the last row and column; the output crop is the border fill followed
+ * by the top-left crop. */
+static void test_pad_helpers(void) {
+    nne_image img;
+    make_image(&img, 13, 24, 5); /* 24 rows: the border rows are kept */
+    const int32_t ph = nne_cae_coded_size(24), pw = nne_cae_coded_size(13);
+    CHECK(ph == 24 && pw == 24); /* at least the smallest coded size */
+    CHECK(nne_cae_coded_size(512) == 512 && nne_cae_coded_size(513) == 520);
+    float *x = malloc((size_t)ph * pw * 3 * sizeof *x), *y = malloc((size_t)ph * pw * 3 * sizeof *y);
+    float *want = malloc((size_t)ph * pw * 3 * sizeof *want);
+    if (img.data && x && y && want) {
+        nne_cae_input_padded(&img, ph, pw, x);
+        int bad = 0;
+        for (int32_t r = 0; r < ph; r++)
+            for (int32_t c = 0; c < pw; c++)
+                for (int k = 0; k < 3; k++)
+                    bad += x[((size_t)r * pw + c) * 3 + k] !=
+                           img.data[((size_t)(r < 24 ? r : 23) * 13 + (c < 13 ? c : 12)) * 3 + k] /
+                               255.0f;
+        CHECK(bad == 0);
+        for (size_t i = 0; i < (size_t)ph * pw * 3; i++) y[i] = (float)i, want[i] = (float)i;
+        nne_cae_seed_fill_border(want, 1, ph, pw, 3);
+        nne_cae_output_crop(y, ph, pw, 24, 13);
+        bad = 0;
+        for (int32_t r = 0; r < 24; r++)
+            bad += memcmp(y + (size_t)r * 13 * 3, want + (size_t)r * pw * 3, 13 * 3 * sizeof *y) != 0;
+        CHECK(bad == 0);
+        CHECK(y[(23 * 13 + 5) * 3] == y[(20 * 13 + 5) * 3]); /* a filled row */
+    }
+    free(x), free(y), free(want);
+    nne_image_free(&img);
+}
+
 static void test_hash(void) {
     nne_graph *a = trained(32, 32, 3), *b = trained(64, 21, 3), *c = trained(32, 32, 4);
     nne_cae_codec *ca = NULL, *cb = NULL, *cc = NULL;
@@ -333,6 +367,7 @@ int main(void) {
     NNE_RUN(test_copy_weights);
     NNE_RUN(test_latent_shape);
     NNE_RUN(test_pipeline_matches_full);
+    NNE_RUN(test_pad_helpers);
     NNE_RUN(test_hash);
     NNE_RUN(test_errors);
     return nne_test_summary();

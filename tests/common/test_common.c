@@ -10,6 +10,9 @@
 static void test_errors(void) {
     CHECK(nne_error(NNE_ERR_FORMAT, "%s: bad %d", "f.nne", 7) == NNE_ERR_FORMAT);
     CHECK(strcmp(nne_last_error(), "f.nne: bad 7") == 0);
+    /* the common prefixing pattern reads the buffer it writes */
+    nne_error(NNE_ERR_FORMAT, "outer: %s (%d)", nne_last_error(), 3);
+    CHECK_MSG(strcmp(nne_last_error(), "outer: f.nne: bad 7 (3)") == 0, "%s", nne_last_error());
     nne_error_clear();
     CHECK(nne_last_error()[0] == 0);
     for (int s = 0; s <= NNE_ERR_INTERNAL; s++) CHECK(strlen(nne_status_str((nne_status)s)) > 0);
