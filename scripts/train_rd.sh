@@ -29,7 +29,10 @@
 # FT_STEPS (default 4000), BASE_LR (5e-4), FT_LR (1e-4), BATCH (8), CROP (256), THREADS
 # (default: all CPUs), CKPT_MINUTES (10), LADDER ("7:0.0932 6:0.0483 ... 1:0.0018": quality:
 # lambda pairs, the first one trained from scratch, the rest fine-tuned from it), EXTRA (more
-# options for nnedge train, e.g. --stop-after 500 to train in time slices), DRY_RUN.
+# options for nnedge train, e.g. --stop-after 500 to train in time slices), BASE_INIT (a model
+# of another kind to start the first stage from with --init --init-partial: the tensors of the
+# same name and shape, e.g. g_a/g_s of models/mbt2018-mean-q7.nne for the factorized ladder;
+# the rest from the seed), DRY_RUN.
 set -eu
 cd "$(dirname "$0")/.."
 NNEDGE=${NNEDGE:-build/nnedge}
@@ -45,6 +48,7 @@ BATCH=${BATCH:-8}
 CROP=${CROP:-256}
 CKPT_MINUTES=${CKPT_MINUTES:-10}
 LADDER=${LADDER:-"7:0.0932 6:0.0483 5:0.025 4:0.013 3:0.0067 2:0.0035 1:0.0018"}
+BASE_INIT=${BASE_INIT:-}
 DRY_RUN=${DRY_RUN:-}
 DIR=checkpoints/$KIND
 LOG=$DIR/train.log
@@ -59,10 +63,11 @@ THREADS_OPT=""
 
 log() { [ -n "$DRY_RUN" ] && echo "$*" || echo "$(date -u +%FT%TZ) $*" >>"$LOG"; }
 
-# stage QUALITY LAMBDA STEPS LR INIT: train models/<KIND>-q<QUALITY>.nne (INIT: a model file
-# to start from, or empty). Returns the trainer's exit code (0: done or already there).
+# stage QUALITY LAMBDA STEPS LR INIT [PARTIAL]: train models/<KIND>-q<QUALITY>.nne (INIT: a
+# model file to start from, or empty; PARTIAL non-empty: --init-partial). Returns the
+# trainer's exit code (0: done or already there).
 stage() {
-    q=$1 lambda=$2 steps=$3 lr=$4 init=$5
+    q=$1 lambda=$2 steps=$3 lr=$4 init=$5 partial=${6:-}
     out=models/$KIND-q$q.nne
     csv=models/$KIND-q$q.csv
     ckpt=$DIR/q$q.ckpt
@@ -84,7 +89,8 @@ stage() {
             --data "$DATA" --val "$VAL" -o "$out" --log "$csv" --checkpoint "$ckpt" \
             --steps "$steps" --batch "$BATCH" --crop "$CROP" --optimizer adam --lr "$lr" \
             --lr-schedule cosine --loss rd --seed 1 --val-every 1000 \
-            --checkpoint-minutes "$CKPT_MINUTES" ${init:+--init "$init"} $THREADS_OPT ${EXTRA:-}
+            --checkpoint-minutes "$CKPT_MINUTES" ${init:+--init "$init"} \
+            ${partial:+--init-partial} $THREADS_OPT ${EXTRA:-}
     fi
     log "$NNEDGE $*"
     [ -n "$DRY_RUN" ] && return 0
@@ -100,7 +106,7 @@ for pair in $LADDER; do
     lambda=${pair#*:}
     rc=0
     if [ -z "$base" ]; then
-        stage "$q" "$lambda" "$BASE_STEPS" "$BASE_LR" "" || rc=$?
+        stage "$q" "$lambda" "$BASE_STEPS" "$BASE_LR" "$BASE_INIT" "$BASE_INIT" || rc=$?
         base=models/$KIND-q$q.nne
     else
         stage "$q" "$lambda" "$FT_STEPS" "$FT_LR" "$base" || rc=$?

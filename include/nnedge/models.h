@@ -65,6 +65,14 @@ void nne_cae_seed_fill_border(float *x, int32_t n, int32_t h, int32_t w, int32_t
  * updated). Inference results and the plan of `dst` stay valid (shapes do not change). */
 nne_status nne_model_copy_weights(nne_graph *dst, const nne_graph *src);
 
+/* The lenient form, to start one model from another of a different kind (a factorized-prior
+ * codec from a mean-scale codec's g_a/g_s): copies every constant of `dst` for which `src`
+ * has a constant of the same name, dtype and shape, and leaves the others as they are.
+ * *n_copied / *n_constants (either may be NULL) receive how many constants were copied and
+ * how many `dst` has. Only NNE_ERR_NOMEM (quantization parameters) can fail midway. */
+nne_status nne_model_copy_weights_matching(nne_graph *dst, const nne_graph *src,
+                                           int32_t *n_copied, int32_t *n_constants);
+
 /* ---- Learned codecs (src/models/bmshj2018.c, docs/models.md "Learned codecs") ---------- */
 
 typedef enum nne_rdmodel_kind {

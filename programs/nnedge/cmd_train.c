@@ -50,6 +50,9 @@ static void help(void) {
         "  --init MODEL.nne      start a new run from this model's weights (fine-tuning: a\n"
         "                        learned codec to another --lambda, a model made by 'nnedge\n"
         "                        prune', which keeps its widths); fresh optimizer\n"
+        "  --init-partial        with --init: copy only the tensors whose name and shape\n"
+        "                        match (a bmshj2018-factorized codec from an mbt2018-mean\n"
+        "                        codec's g_a/g_s); the rest start from --seed\n"
         "  --prune-schedule SPEC gradual magnitude pruning of the conv weights (Zhu & Gupta):\n"
         "                        final=S[,initial=S0][,begin=T0][,every=DT][,count=N], or just\n"
         "                        S; defaults initial 0, begin 0, every steps/100, count up to\n"
@@ -139,7 +142,7 @@ typedef struct raw_opts {
         *wd, *clip, *loss, *seed, *threads, *ckpt, *ckpt_minutes, *resume, *log, *val_every,
         *log_every, *commit, *stop_after, *channels, *lambda, *prune;
     cli_tq_raw tq; /* --init, --qat*, --calib-images, --teacher, --distill-* */
-    bool force;
+    bool force, init_partial;
 } raw_opts;
 
 /* The options that define the computation: on --resume they come from the checkpoint and a
@@ -453,6 +456,7 @@ typedef struct run {
     uint64_t data_hash, val_hash;
     nne_graph *graph; /* training graph [batch][crop][crop][3] */
     nne_graph *init;  /* --init model (fresh runs), NULL otherwise */
+    char init_partial[64]; /* --init-partial: "N of M constants" copied; "" otherwise */
     nne_trainer *tr;
     cli_tq tq; /* QAT and distillation */
     nne_optim *optim;
@@ -556,6 +560,7 @@ static void settings_kv(const run *r, kvbuf *b) {
         abs_path(r->tq.init, abs, sizeof abs);
         kv_add(b, "init", "%s", abs);
     }
+    if (r->init_partial[0]) kv_add(b, "init-partial", "%s", r->init_partial);
     if (r->tq.distill) {
         abs_path(r->tq.teacher_path, abs, sizeof abs);
         kv_add(b, "teacher", "%s", abs);
@@ -667,6 +672,9 @@ static nne_status build_model(run *r, nne_graph **out, double val_psnr) {
     META("train.time_s", "%.0f", elapsed(r));
     if (!isnan(val_psnr)) META("train.val_psnr", "%.4f", val_psnr);
     if (!st) st = cli_tq_model_meta(&r->tq, g);
+    if (r->init_partial[0])
+        META("train.init_partial", "%s copied from train.init by name and shape; the rest "
+             "initialised with train.seed", r->init_partial);
     if (r->s.prune) {
         const nne_prune_schedule *p = &r->s.psched;
         size_t masked = 0, maskable = 0;
@@ -1030,6 +1038,7 @@ int nne_cmd_train(int argc, char **argv) {
         {"distill-temperature", 0, true, &ro->tq.temperature, NULL},
         {"prune-schedule", 0, true, &ro->prune, NULL},
         {"force", 0, false, NULL, &ro->force},
+        {"init-partial", 0, false, NULL, &ro->init_partial},
         {NULL, 0, false, NULL, NULL},
     };
     const char *pos[1];
@@ -1088,7 +1097,14 @@ int nne_cmd_train(int argc, char **argv) {
             rc = cli_usage_error(k_cmd, "--init: a resumed run continues from its checkpoint");
             goto out;
         }
+        if (ro->init_partial) {
+            rc = cli_usage_error(k_cmd, "--init-partial: a resumed run continues from its "
+                                        "checkpoint");
+            goto out;
+        }
         ro->tq.init = nne_checkpoint_get(&ck, "init"); /* provenance only */
+        const char *ip = nne_checkpoint_get(&ck, "init-partial");
+        if (ip) snprintf(r->init_partial, sizeof r->init_partial, "%s", ip);
         if (!ro->tq.teacher) ro->tq.teacher = nne_checkpoint_get(&ck, "teacher");
         if (!co.output) co.output = nne_checkpoint_get(&ck, "output");
         if (!ro->ckpt) ro->ckpt = ro->resume;
@@ -1226,6 +1242,13 @@ int nne_cmd_train(int argc, char **argv) {
         }
     } else {
         make_config(r);
+        if (ro->init_partial && (!ro->tq.init || ro->tq.qat)) {
+            rc = cli_usage_error(k_cmd, "%s",
+                                 ro->tq.init ? "--init-partial: not with --qat (QAT calibrates "
+                                               "the whole --init model)"
+                                             : "--init-partial needs --init MODEL");
+            goto out;
+        }
         if (ro->tq.init && (st = nne_model_read_file(ro->tq.init, &r->init))) {
             rc = cli_fail(k_cmd, st);
             goto out;
@@ -1235,9 +1258,28 @@ int nne_cmd_train(int argc, char **argv) {
             rc = NNE_EXIT_RUNTIME;
             goto out;
         }
-        if ((st = train_graph(&r->s, r->init, r->s.batch, r->s.crop, r->s.crop, &r->graph)) ||
-            (st = r->init ? nne_model_copy_weights(r->graph, r->init)
-                          : nne_train_init_params(r->graph, r->s.seed))) {
+        if (ro->init_partial) {
+            /* Fresh weights from the seed, then whatever --init has under the same name and
+             * shape (cae-seed would take its widths from --init; partial means this run's). */
+            int32_t copied = 0, total = 0;
+            if ((st = train_graph(&r->s, NULL, r->s.batch, r->s.crop, r->s.crop, &r->graph)) ||
+                (st = nne_train_init_params(r->graph, r->s.seed)) ||
+                (st = nne_model_copy_weights_matching(r->graph, r->init, &copied, &total))) {
+                rc = cli_fail(k_cmd, st);
+                goto out;
+            }
+            if (copied == 0) {
+                cli_error(k_cmd, "--init %s --init-partial: no tensor of the model has the name "
+                          "and shape of a %s tensor of this run", ro->tq.init, r->s.model);
+                rc = NNE_EXIT_RUNTIME;
+                goto out;
+            }
+            snprintf(r->init_partial, sizeof r->init_partial, "%d of %d constants", (int)copied,
+                     (int)total);
+        } else if ((st = train_graph(&r->s, r->init, r->s.batch, r->s.crop, r->s.crop,
+                                     &r->graph)) ||
+                   (st = r->init ? nne_model_copy_weights(r->graph, r->init)
+                                 : nne_train_init_params(r->graph, r->s.seed))) {
             if (r->init)
                 cli_error(k_cmd, "--init %s: not a %s model of this run", ro->tq.init, r->s.model);
             rc = cli_fail(k_cmd, st);
@@ -1286,6 +1328,9 @@ int nne_cmd_train(int argc, char **argv) {
     if (resumed)
         note(r, "continuing at step %lld/%lld from %s", (long long)r->step, (long long)r->total,
              ro->resume);
+    if (r->init_partial[0] && !resumed)
+        note(r, "--init-partial: %s copied from %s by name and shape, the rest from --seed",
+             r->init_partial, ro->tq.init);
     note(r, "checkpoint: %s (every %g min)%s%s", r->ckpt, r->s.ckpt_minutes,
          r->log[0] ? ", log: " : "", r->log);
 

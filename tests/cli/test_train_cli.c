@@ -11,6 +11,7 @@
 #include "cli_util.h"
 #include "nnedge/image.h"
 #include "nnedge/model_file.h"
+#include "nnedge/models.h"
 #include "nnedge/train.h"
 
 /* Every command of this test runs inside the temporary folder. */
@@ -160,6 +161,37 @@ static double max_weight_diff(const char *a, const char *b) {
                 m = fmax(m,
                          fabs((double)((const float *)x->data)[k] - ((const float *)y->data)[k]));
         }
+    }
+    nne_graph_free(ga);
+    nne_graph_free(gb);
+    return m;
+}
+
+/* Max |a - b| over the f32 constants of model a whose name starts with `prefix`, looked up by
+ * name in model b (INFINITY if one is missing, of another size, or a file does not load). */
+static double prefix_weight_diff(const char *a, const char *b, const char *prefix) {
+    nne_graph *ga = NULL, *gb = NULL;
+    double m = INFINITY;
+    if (nne_model_read_file(nne_cli_tmp_path(a), &ga) == NNE_OK &&
+        nne_model_read_file(nne_cli_tmp_path(b), &gb) == NNE_OK) {
+        m = 0;
+        int n = 0;
+        for (int32_t i = 0; m < INFINITY && i < ga->n_tensors; i++) {
+            const nne_tensor *x = &ga->tensors[i];
+            if (x->kind != NNE_TENSOR_CONSTANT || x->dtype != NNE_F32 ||
+                strncmp(x->name, prefix, strlen(prefix)) != 0)
+                continue;
+            const int32_t j = nne_graph_find_tensor(gb, x->name);
+            if (j < 0 || nne_tensor_nbytes(&gb->tensors[j]) != nne_tensor_nbytes(x)) {
+                m = INFINITY;
+                break;
+            }
+            n++;
+            const float *u = x->data, *v = gb->tensors[j].data;
+            for (size_t k = 0; k < nne_tensor_nbytes(x) / 4; k++)
+                m = fmax(m, fabs((double)u[k] - v[k]));
+        }
+        if (n == 0) m = INFINITY;
     }
     nne_graph_free(ga);
     nne_graph_free(gb);
@@ -341,6 +373,47 @@ static void test_rd_model(void) {
               1); /* other channels */
     CHECK(strstr(nne_cli_err, "--init") != NULL);
     EXPECT_RC("train --resume rs.ckpt --init rd.nne", 2);
+
+    /* --init-partial: a factorized codec from a mean-scale codec's g_a/g_s (same N, M). The
+     * mean-scale model is made here with its own seed, since its 64-pixel alignment is larger
+     * than these images. g_a/g_s come from it; the entropy bottleneck (other channels: M
+     * here, N there) starts from --seed as in a run without --init. */
+    nne_rdmodel_config mc = {NNE_RD_MEAN_SCALE, 6, 8, NNE_QUANTIZE_NOISE};
+    nne_graph *ms = NULL;
+    CHECK_OK(nne_model_rd(&mc, 1, 64, 64, NNE_RD_TRAIN, &ms));
+    CHECK_OK(nne_train_init_params(ms, 11));
+    CHECK_OK(nne_model_write_file(ms, nne_cli_tmp_path("ms.nne")));
+    nne_graph_free(ms);
+    snprintf(args, sizeof args, "train --data data -o fp.nne --init ms.nne --init-partial %s",
+             k_ft);
+    EXPECT_RC(args, 0);
+    CHECK(prefix_weight_diff("fp.nne", "ms.nne", "g_a.") < 1e-6);
+    CHECK(prefix_weight_diff("fp.nne", "ms.nne", "g_s.") < 1e-6);
+    CHECK(prefix_weight_diff("fp.nne", "fs.nne", "entropy_bottleneck") < 1e-6);
+    CHECK(prefix_weight_diff("fs.nne", "ms.nne", "g_a.") > 1e-3);
+    nne_graph *fp = NULL;
+    CHECK_OK(nne_model_read_file(nne_cli_tmp_path("fp.nne"), &fp));
+    if (fp) {
+        const char *ip = nne_graph_get_meta(fp, "train.init_partial");
+        CHECK_MSG(ip && strstr(ip, " constants copied from train.init"), "%s", ip ? ip : "none");
+        nne_graph_free(fp);
+    }
+    /* without --init, with --qat, on resume, and when nothing matches */
+    snprintf(args, sizeof args, "train --data data -o fq.nne --init-partial %s", k_ft);
+    EXPECT_RC(args, 2);
+    CHECK(strstr(nne_cli_err, "needs --init") != NULL);
+    snprintf(args, sizeof args, "train --data data -o fq.nne --init ms.nne --init-partial --qat "
+             "per-channel %s", k_ft);
+    EXPECT_RC(args, 2);
+    EXPECT_RC("train --resume rs.ckpt --init-partial", 2);
+    nne_graph *cs = NULL; /* cae-seed: no name in common with a learned codec */
+    CHECK_OK(nne_builtin_model("cae-seed", &cs));
+    CHECK_OK(nne_model_write_file(cs, nne_cli_tmp_path("cs.nne")));
+    nne_graph_free(cs);
+    snprintf(args, sizeof args, "train --data data -o fq.nne --init cs.nne --init-partial %s",
+             k_ft);
+    EXPECT_RC(args, 1);
+    CHECK(strstr(nne_cli_err, "no tensor") != NULL);
 }
 
 int main(void) {
