@@ -257,14 +257,7 @@ static bool same_bd(const nne_json_value *rd, const char *variant, const char *k
 static void test_codec(void) {
     const char *kind = "bmshj2018-factorized";
     mkdir(nne_cli_tmp_path("cl"), 0755);
-    for (int q = 1; q <= RUNGS; q++) {
-        nne_graph *g = NULL;
-        char rel[128];
-        snprintf(rel, sizeof rel, "cl/%s-q%d.nne", kind, q);
-        CHECK_OK(nne_tiny_lcodec_scaled(NNE_RD_FACTORIZED, 5, (float)(1 << (2 * q + 2)), &g));
-        if (g) CHECK_OK(nne_model_write_file(g, nne_cli_tmp_path(rel)));
-        nne_graph_free(g);
-    }
+    CHECK_OK(nne_tiny_lcodec_ladder(nne_cli_tmp_path("cl"), NNE_RD_FACTORIZED, 5, 2)); /* RUNGS */
     nne_cli_make_images("ctest", 2); /* 40x36, 44x39 */
     nne_cli_make_images("ccal", 3);
     char args[2048];

@@ -198,16 +198,7 @@ static void test_anchors(void) {
  * latent is scaled by 4^(q+1) (tests/tiny_lcodec.h), so the rate grows with q. */
 static bool write_ladder(const char *dir, nne_rdmodel_kind kind) {
     mkdir(nne_cli_tmp_path(dir), 0777); /* may exist: one folder holds several kinds */
-    for (int q = 1; q <= 4; q++) {
-        nne_graph *g = NULL;
-        char rel[256];
-        snprintf(rel, sizeof rel, "%s/%s-q%d.nne", dir, nne_rdmodel_kind_name(kind), q);
-        nne_status s = nne_tiny_lcodec_scaled(kind, 5, (float)(1 << (2 * q + 2)), &g);
-        if (!s) s = nne_model_write_file(g, nne_cli_tmp_path(rel));
-        nne_graph_free(g);
-        if (s) return false;
-    }
-    return true;
+    return nne_tiny_lcodec_ladder(nne_cli_tmp_path(dir), kind, 5, 2) == NNE_OK;
 }
 
 /* Field `col` (0-based) of the first CSV line of `rel` that starts with `prefix`. */
@@ -357,15 +348,8 @@ static void test_ladders(void) {
     const char *kind = "mbt2018-mean";
     if (!nne_cli_tmp_exists("lad/mbt2018-mean-q4.nne"))
         CHECK(write_ladder("lad", NNE_RD_MEAN_SCALE));
-    CHECK(mkdir(nne_cli_tmp_path("ladb"), 0777) == 0);
-    for (int q = 1; q <= 4; q++) { /* lad's weights, latent scales 8, 32, 128, 512 */
-        nne_graph *g = NULL;
-        char rel[256];
-        snprintf(rel, sizeof rel, "ladb/%s-q%d.nne", kind, q);
-        CHECK_OK(nne_tiny_lcodec_scaled(NNE_RD_MEAN_SCALE, 5, (float)(1 << (2 * q + 1)), &g));
-        if (g) CHECK_OK(nne_model_write_file(g, nne_cli_tmp_path(rel)));
-        nne_graph_free(g);
-    }
+    CHECK(mkdir(nne_cli_tmp_path("ladb"), 0777) == 0); /* lad's weights, scales 8 .. 512 */
+    CHECK_OK(nne_tiny_lcodec_ladder(nne_cli_tmp_path("ladb"), NNE_RD_MEAN_SCALE, 5, 1));
     CHECK(mkdir(nne_cli_tmp_path("q=8:x"), 0777) == 0);
     CHECK(copy_ladder("lad", "q=8:x/copy", kind));
     EXPECT_RC("rd %T/img --codecs 'jpeg,nnedge:mbt2018-mean@a=%T/lad,nnedge:mbt2018-mean@b=%T/"
