@@ -330,10 +330,9 @@ static int parse_codecs(rd_ctx *c, const char *spec) {
     for (int i = 0; i < c->n_runs; i++) {
         rd_run *r = &c->runs[i];
         if (r->learned && (rc = open_learned(c, r))) goto done;
-        if (r->has_label)
-            snprintf(r->legend, sizeof r->legend, "%s: %s", r->label, r->c->label);
-        else
-            snprintf(r->legend, sizeof r->legend, "%s", r->c->label);
+        char legend[sizeof r->legend];
+        snprintf(legend, sizeof legend, "%s%s%s", r->label, r->has_label ? ": " : "", r->c->label);
+        memcpy(r->legend, legend, sizeof legend);
         r->nq = r->c->n_sweep;
         memcpy(r->q, r->c->sweep, sizeof r->q);
     }
@@ -967,13 +966,16 @@ static nne_status write_svg(const rd_ctx *c, char **out, size_t *size) {
     nne_line_series ser[2][RD_MAX_CODECS + RD_MAX_ANCHORS];
     double xmax = 0, ymin[2] = {INFINITY, INFINITY}, ymax[2] = {-INFINITY, -INFINITY};
     int ns = 0;
-    char labels[RD_MAX_CODECS][160];
     for (int r = 0; r < c->n_runs; r++) {
         const rd_curve *cv = &c->curves[r];
-        snprintf(labels[r], sizeof labels[r], "%s", c->runs[r].legend);
         for (int p = 0; p < 2; p++)
-            ser[p][ns] = (nne_line_series){labels[r], cv->bpp,   p ? cv->msdb : cv->psnr, cv->n,
-                                           k_colors[r % N_COLORS], NULL, true};
+            ser[p][ns] = (nne_line_series){c->runs[r].legend,
+                                           cv->bpp,
+                                           p ? cv->msdb : cv->psnr,
+                                           cv->n,
+                                           k_colors[r % N_COLORS],
+                                           NULL,
+                                           true};
         for (int i = 0; i < cv->n; i++) {
             xmax = fmax(xmax, cv->bpp[i]);
             const double v[2] = {cv->psnr[i], cv->msdb[i]};
