@@ -55,14 +55,15 @@
 #   int8-per-tensor   int8 g_a and g_s (cpu-s8), hyperprior and entropy model f32
 #   int8-per-channel                                       nnedge quantize --scheme per-channel
 #   int8-pow2                                              nnedge quantize --scheme pow2
-# each a ladder folder WORK/<variant>; `nnedge rd` runs on each ladder over TEST, the fp32
-# curve is written as WORK/ref-fp32/compressai-KIND_mse_cpu.json (CompressAI's result format,
-# which nnedge rd reads as the reference curve of nnedge:KIND with --anchors) and every other
-# variant's BD-rate against fp32 is nnedge rd's. Output: OUT/quant-NAME.csv and .md (NAME
-# defaults to KIND), one row per variant and rung. Options used: --models, --test, --calib,
-# --calib-images, --calib-crop [256; a multiple of 16 or 64], --observer, --work, --out,
-# --name, --rows, --threads, --dry-run. QAT is not available for codecs (nnedge train
-# --qat refuses them).
+# each a ladder folder WORK/<variant>; one `nnedge rd` run over TEST compares every ladder
+# (`--codecs nnedge:KIND@fp32=MODELS,nnedge:KIND@fp16=WORK/fp16,...`, docs/rd.md "Several
+# ladders of one kind"; report WORK/rd.*), and every variant's BD-rate against fp32 is nnedge
+# rd's. It is rerun when the set of ladders changes; ladders made by earlier runs stay in it.
+# Output: OUT/quant-NAME.csv and .md (NAME defaults to KIND), one row per variant and rung,
+# and the BD-rate matrix of every variant against every other. Options used: --models,
+# --test, --calib, --calib-images, --calib-crop [256; a multiple of 16 or 64], --observer,
+# --work, --out, --name, --rows, --threads, --dry-run. QAT is not available for codecs
+# (nnedge train --qat refuses them).
 # Environment: NNEDGE (the binary, default build/nnedge).
 set -eu
 cd "$(dirname "$0")/.."
@@ -169,7 +170,7 @@ quote() {
     q=
     for w in "$@"; do
         case $w in
-        *[!A-Za-z0-9_./:=,+-]* | '') w="'$(printf '%s' "$w" | sed "s/'/'\\\\''/g")'" ;;
+        *[!A-Za-z0-9_./:=,+@-]* | '') w="'$(printf '%s' "$w" | sed "s/'/'\\\\''/g")'" ;;
         esac
         q="$q${q:+ }$w"
     done
@@ -285,10 +286,20 @@ codec_info() {
     "$NNEDGE" info "$1" --json | sed -n '/"codec": {/,/}/p' | sed -n "s/^ *\"$2\": \"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}\$/\1/p"
 }
 
-# bd_of JSON KEY: a BD value of nnedge rd's comparison with the anchor ("" when n/a).
+# bd_of JSON REF TEST KEY: a BD value (KEY of "values") of codec TEST against codec REF in
+# nnedge rd's JSON report ("" when n/a).
 bd_of() {
-    sed -n '/"anchors": \[/,$p' "$1" | sed -n "s/^ *\"$2\": \([-0-9.e]*\),\{0,1\}\$/\1/p" | head -1
+    awk -v ref="$2" -v test="$3" -v key="\"$4\":" '
+    /^  "bd": \[/ { inbd = 1 }
+    /^  "anchors": \[/ { inbd = 0 }
+    inbd && $1 == "\"reference\":" { r = $2; gsub(/[",]/, "", r) }
+    inbd && $1 == "\"test\":" { t = $2; gsub(/[",]/, "", t) }
+    inbd && $1 == key && r == ref && t == test { v = $2; sub(/,$/, "", v); if (v != "null") print v; exit }
+    ' "$1"
 }
+
+# The rd codec entry of variant $1: its ladder, named nnedge:CODEC@<variant>.
+rd_name() { echo "nnedge:$CODEC@$1"; }
 
 codec_mode() {
     RUNGS=$(ladder)
@@ -311,36 +322,37 @@ codec_mode() {
             esac
         done
     done
-    # nnedge rd on each ladder; fp32 first: its curve is the others' reference.
-    REF=$W/ref-fp32
+    # One nnedge rd run over the fp32 ladder and every variant ladder that is wanted or
+    # complete (made by an earlier run), so the table keeps every row done. Each ladder is a
+    # codec of its own (nnedge:KIND@<variant>=<folder>); the BD-rates against fp32 are rd's.
+    case $MODELS$W in *,*) die "--models and --work must not contain ',' (nnedge rd --codecs)" ;; esac
+    CODECS=
     for r in $ALL_ROWS; do
-        want "$r" || [ "$r" = fp32 ] || continue
         dir=$W/$r
         [ "$r" = fp32 ] && dir=$MODELS
-        anchors=
-        if [ "$r" != fp32 ]; then
-            anchors=$REF
-            if [ -z "$DRY_RUN" ]; then
-                mkdir -p "$REF"
-                # CompressAI's result format (docs/rd.md, anchors) from the fp32 means.
-                awk -F, -v name="$CODEC fp32 (nnedge rd, $TEST)" '
-                NR > 1 { b = b (b == "" ? "" : ", ") $5; p = p (p == "" ? "" : ", ") $6
-                         m = m (m == "" ? "" : ", ") $7 }
-                END { printf "{\"name\": \"%s\", \"results\": {\"bpp\": [%s], \"psnr-rgb\": [%s], \"ms-ssim-rgb\": [%s]}}\n", name, b, p, m }
-                ' "$W/rd-fp32.csv" >"$REF/compressai-${CODEC}_mse_cpu.json"
-            fi
+        if ! want "$r" && [ "$r" != fp32 ]; then
+            [ -z "$DRY_RUN" ] || continue
+            for n in $RUNGS; do [ -f "$dir/$CODEC-q$n.nne" ] || continue 2; done
         fi
-        step "$W/rd-$r.json" rd "$TEST" --codecs "nnedge:$CODEC" --models "$dir" \
-            ${anchors:+--anchors "$anchors"} ${THREADS:+--threads "$THREADS"} --force -q \
-            -o "$W/rd-$r"
+        CODECS="$CODECS${CODECS:+,}$(rd_name "$r")=$dir"
     done
+    RD=$W/rd
+    # A report of another set of ladders (or test folder) is made again.
+    KEY="$TEST $CODECS"
+    if [ -z "$DRY_RUN" ] && [ -f "$RD.json" ] && [ "$(cat "$RD.key" 2>/dev/null)" != "$KEY" ]; then
+        rm -f "$RD.json"
+    fi
+    step "$RD.json" rd "$TEST" --codecs "$CODECS" ${THREADS:+--threads "$THREADS"} --force -q \
+        -o "$RD"
+    [ -n "$DRY_RUN" ] || printf '%s\n' "$KEY" >"$RD.key"
     [ -n "$DRY_RUN" ] && exit 0
 
     # The table: one row per variant and rung.
     TAB=$W/table.tsv
     : >"$TAB"
     for r in $ALL_ROWS; do
-        [ -f "$W/rd-$r.json" ] || continue
+        name=$(rd_name "$r")
+        grep -q "^$name," "$RD.csv" || continue
         case $r in
         fp32) desc="f32 model"; prec=f32; be=cpu-exact; bdp=0; bdq=0; bdm=0 ;;
         fp16) desc="every constant rounded to fp16 (f32 compute)"; prec="fp16 weights"; be=cpu-exact ;;
@@ -348,9 +360,10 @@ codec_mode() {
            prec=int8; be="cpu-s8 + cpu-exact" ;;
         esac
         if [ "$r" != fp32 ]; then
-            bdp=$(bd_of "$W/rd-$r.json" bd_rate_psnr_pct_pchip)
-            bdq=$(bd_of "$W/rd-$r.json" bd_psnr_db_pchip)
-            bdm=$(bd_of "$W/rd-$r.json" bd_rate_ms_ssim_pct_pchip)
+            ref=$(rd_name fp32)
+            bdp=$(bd_of "$RD.json" "$ref" "$name" bd_rate_psnr_pct_pchip)
+            bdq=$(bd_of "$RD.json" "$ref" "$name" bd_psnr_db_pchip)
+            bdm=$(bd_of "$RD.json" "$ref" "$name" bd_rate_ms_ssim_pct_pchip)
         fi
         for n in $RUNGS; do
             m=$MODELS/$CODEC-q$n.nne
@@ -360,9 +373,10 @@ codec_mode() {
             *) size=$(codec_info "$m" weight_bytes) ;;
             esac
             # Means of rd's CSV row of rung n; bytes summed over the images.
-            set -- $(awk -F, -v q="$n" 'NR > 1 && $3 == q { print $4, $5, $6, $7 }' "$W/rd-$r.csv")
-            bytes=$(awk -F, -v q="$n" 'NR > 1 && $3 == q { s += $7 } END { printf "%d", s }' "$W/rd-$r-images.csv")
-            cmd=$(cmd_of "$W/rd-$r.json")
+            # shellcheck disable=SC2046 # four words: images bpp psnr ms_ssim
+            set -- $(awk -F, -v c="$name" -v q="$n" '$1 == c && $3 == q { print $4, $5, $6, $7 }' "$RD.csv")
+            bytes=$(awk -F, -v c="$name" -v q="$n" '$1 == c && $3 == q { s += $7 } END { printf "%d", s }' "$RD-images.csv")
+            cmd=$(cmd_of "$RD.json")
             [ "$r" = fp32 ] || cmd="$(cmd_of "$m") && $cmd"
             printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" \
                 "$desc" "$prec" "$be" "$n" "${1:-0}" "$bytes" "${2:-}" "${3:-}" "${4:-}" \
@@ -383,7 +397,8 @@ codec_mode() {
         echo "Made by \`scripts/quant_results.sh --codec $CODEC\` ($(date -u +%Y-%m-%dT%H:%M:%SZ))." \
             "Ladder \`$MODELS/$CODEC-q<N>.nne\` (rungs $(echo $RUNGS | tr ' ' ',')), test folder \`$TEST\`" \
             "(means over its images), calibration \`$CALIB\` ($CALIB_IMAGES crops of" \
-            "${CALIB_CROP}x$CALIB_CROP). bpp from the real .nnc files (\`nnedge rd\`); BD-rates" \
+            "${CALIB_CROP}x$CALIB_CROP). bpp from the real .nnc files; one \`nnedge rd\` run compares" \
+            "every ladder (codec \`nnedge:$CODEC@<variant>\`, docs/rd.md); its BD-rates" \
             "(PCHIP) against the fp32 ladder: BD-rate negative = fewer bits for the same quality," \
             "BD-PSNR positive = better; n/a where nnedge rd cannot compute one (fewer than 4" \
             "rungs, quality not strictly increasing, MS-SSIM undefined below 161 pixels)." \
@@ -400,6 +415,9 @@ codec_mode() {
         echo "## Variants"
         echo
         awk -F'\t' '!seen[$1]++ { printf "- %s: %s\n", $1, $2 }' "$TAB"
+        echo
+        # nnedge rd's matrices: every variant (nnedge:KIND@<variant>) against every other.
+        sed -n '/^## BD-rate matrix/,/^## Against/p' "$RD.md" | sed '/^## Against/d'
         echo
         echo "## Commands"
         echo

@@ -7,11 +7,13 @@
 #define NNE_TESTS_TINY_LCODEC_H
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "nnedge/image.h"
 #include "nnedge/metrics.h"
+#include "nnedge/model_file.h"
 #include "nnedge/models.h"
 #include "nnedge/train.h"
 
@@ -118,6 +120,23 @@ static inline nne_status nne_tiny_lcodec_scaled(nne_rdmodel_kind kind, uint64_t 
     }
     *out = g;
     return NNE_OK;
+}
+
+/* A ladder DIR/<kind>-q<q>.nne, q = 1..4, of nne_tiny_lcodec_scaled(kind, seed, 2^(2q +
+ * shift)) (latent scales 16, 64, 256, 1024 for shift 2), for nnedge rd / compress --bpp.
+ * DIR must exist. */
+static inline nne_status nne_tiny_lcodec_ladder(const char *dir, nne_rdmodel_kind kind,
+                                                uint64_t seed, int shift) {
+    nne_status s = NNE_OK;
+    for (int q = 1; q <= 4 && !s; q++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s-q%d.nne", dir, nne_rdmodel_kind_name(kind), q);
+        nne_graph *g = NULL;
+        s = nne_tiny_lcodec_scaled(kind, seed, (float)(1 << (2 * q + shift)), &g);
+        if (!s) s = nne_model_write_file(g, path);
+        nne_graph_free(g);
+    }
+    return s;
 }
 
 #endif

@@ -47,6 +47,11 @@ typedef struct rd_point { /* one (codec, knob, image) */
 
 typedef struct rd_run { /* one codec and its sweep */
     const nne_imgcodec *c;
+    char name[128];   /* the codec's name in every table: c->name, or nnedge:KIND@LABEL */
+    char legend[192]; /* plot legend and curve heading: c->label, or "LABEL: c->label" */
+    bool learned, has_label;
+    char kind[32], label[64]; /* nnedge:KIND[@LABEL][=DIR] */
+    char dir[CLI_PATH_MAX];   /* =DIR, "" for --models or the registry */
     char version[256];
     int nq;
     double q[NNE_IMGCODEC_MAX_SWEEP];
@@ -126,14 +131,13 @@ static bool check_sweep(const rd_run *r) {
     for (int k = 0; k < r->nq; k++) {
         const double v = r->q[k];
         if (!(v >= r->c->q_min && v <= r->c->q_max) || (r->c->integer && v != floor(v))) {
-            cli_usage_error(k_cmd, "--qualities: %s %s %g outside %g..%g%s", r->c->name,
-                            r->c->knob, v, r->c->q_min, r->c->q_max,
-                            r->c->integer ? " (integer)" : "");
+            cli_usage_error(k_cmd, "--qualities: %s %s %g outside %g..%g%s", r->name, r->c->knob, v,
+                            r->c->q_min, r->c->q_max, r->c->integer ? " (integer)" : "");
             return false;
         }
         for (int j = 0; j < k; j++)
             if (r->q[j] == v) {
-                cli_usage_error(k_cmd, "--qualities: %s value %g given twice", r->c->name, v);
+                cli_usage_error(k_cmd, "--qualities: %s value %g given twice", r->name, v);
                 return false;
             }
     }
@@ -158,26 +162,113 @@ static void sort_sweep(rd_run *r) {
 
 #define LEARNED_PREFIX "nnedge:"
 
-/* "nnedge:KIND": the quality ladder KIND-q<N>.nne of --models DIR or of the registry, as one
- * codec (nne_imgcodec_lcodec_open). Usage errors return NNE_EXIT_USAGE, a missing or bad
- * ladder NNE_EXIT_RUNTIME, both after printing why. */
-static int open_learned(rd_ctx *c, const char *kind, const nne_imgcodec **out) {
+/* A learned-codec label: what follows "nnedge:KIND@" in the codec's name. Kept to characters
+ * that need no quoting in the CSV, the markdown tables, --qualities (',' '/' '=') or a
+ * shell. */
+static bool label_char(char ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           ch == '.' || ch == '_' || ch == '+' || ch == '-';
+}
+
+/* The default label of "nnedge:KIND=DIR": DIR's last component (of its real path for ".",
+ * ".." or "/"), other characters replaced by '_'. false if there is none. */
+static bool dir_label(const char *dir, char *out, size_t n) {
+    char real[CLI_PATH_MAX];
+    char tmp[CLI_PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s", dir);
+    for (size_t l = strlen(tmp); l > 1 && tmp[l - 1] == '/'; l--) tmp[l - 1] = 0;
+    const char *slash = strrchr(tmp, '/'), *base = slash ? slash + 1 : tmp;
+    if (!*base || !strcmp(base, ".") || !strcmp(base, "..")) {
+        if (!realpath(dir, real)) return false;
+        slash = strrchr(real, '/');
+        base = slash ? slash + 1 : real;
+    }
+    if (!*base) return false; /* "/" */
+    size_t len = strlen(base);
+    if (len >= n) len = n - 1; /* a long name is cut: labels are short */
+    memcpy(out, base, len);
+    out[len] = 0;
+    for (char *p = out; *p; p++)
+        if (!label_char(*p)) *p = '_';
+    return true;
+}
+
+/* One --codecs entry "nnedge:KIND[@LABEL][=DIR]" (docs/rd.md, "Several ladders of one kind"):
+ * the ladder KIND-q<N>.nne of DIR (of --models or the registry without =DIR). DIR is the rest
+ * of the entry after the first '=', so it may hold ':', '@' and '=' (not ','); the codec is
+ * named nnedge:KIND@LABEL (LABEL defaults to DIR's last component) or, with neither @LABEL
+ * nor =DIR, nnedge:KIND. Usage errors print why and return false. */
+static bool parse_learned(const char *tok, rd_run *r) {
+    const char *spec = tok + strlen(LEARNED_PREFIX);
+    const char *eq = strchr(spec, '='), *end = eq ? eq : spec + strlen(spec);
+    const char *at = memchr(spec, '@', (size_t)(end - spec));
+    const char *kend = at ? at : end;
     nne_rdmodel_kind k;
-    if (nne_rdmodel_kind_from_name(kind, &k))
-        return cli_usage_error(k_cmd,
-                               "--codecs: '%s%s': unknown learned-codec kind (bmshj2018-"
-                               "factorized, bmshj2018-hyperprior, mbt2018-mean)",
-                               LEARNED_PREFIX, kind);
+    snprintf(r->kind, sizeof r->kind, "%.*s", (int)(kend - spec), spec);
+    if ((size_t)(kend - spec) >= sizeof r->kind || nne_rdmodel_kind_from_name(r->kind, &k)) {
+        cli_usage_error(k_cmd,
+                        "--codecs: '%s': unknown learned-codec kind '%.*s' (bmshj2018-"
+                        "factorized, bmshj2018-hyperprior, mbt2018-mean)",
+                        tok, (int)(kend - spec), spec);
+        return false;
+    }
+    r->learned = true;
+    char label[64] = "";
+    if (eq) {
+        if (!eq[1] || strlen(eq + 1) >= sizeof r->dir) {
+            cli_usage_error(k_cmd, "--codecs: '%s': expected a folder after '='", tok);
+            return false;
+        }
+        snprintf(r->dir, sizeof r->dir, "%s", eq + 1);
+    }
+    if (at) {
+        const size_t n = (size_t)(end - at - 1);
+        bool ok = n > 0 && n < sizeof label;
+        for (size_t i = 0; ok && i < n; i++) ok = label_char(at[1 + i]);
+        if (!ok) {
+            cli_usage_error(k_cmd,
+                            "--codecs: '%s': a label is 1..%d of the characters A-Z a-z 0-9 "
+                            ". _ + - (nnedge:KIND@LABEL=DIR)",
+                            tok, (int)sizeof label - 1);
+            return false;
+        }
+        memcpy(label, at + 1, n);
+        label[n] = 0;
+    } else if (eq && !dir_label(r->dir, label, sizeof label)) {
+        cli_usage_error(k_cmd,
+                        "--codecs: '%s': no folder name to label it with; name it: "
+                        "nnedge:%s@LABEL=DIR",
+                        tok, r->kind);
+        return false;
+    }
+    r->has_label = label[0] != 0;
+    char name[sizeof r->name];
+    snprintf(name, sizeof name, "%s%s%s%s", LEARNED_PREFIX, r->kind, label[0] ? "@" : "", label);
+    memcpy(r->name, name, sizeof name);
+    memcpy(r->label, label, sizeof label);
+    return true;
+}
+
+/* Open a learned run's ladder (nne_imgcodec_lcodec_open): KIND-q<N>.nne of its =DIR, of
+ * --models DIR or of the registry. A missing folder or ladder returns NNE_EXIT_RUNTIME after
+ * printing why. */
+static int open_learned(rd_ctx *c, rd_run *r) {
+    const char *dir = r->dir[0] ? r->dir : c->models_dir;
+    struct stat st;
+    if (r->dir[0] && (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))) {
+        cli_error(k_cmd, "--codecs %s: %s: no such folder", r->name, dir);
+        return NNE_EXIT_RUNTIME;
+    }
     static char paths[NNE_IMGCODEC_MAX_SWEEP][CLI_PATH_MAX];
     int32_t qs[NNE_IMGCODEC_MAX_SWEEP];
     char where[4 * CLI_PATH_MAX];
-    const int n = cli_registry_ladder(kind, c->models_dir, NNE_IMGCODEC_MAX_SWEEP, qs, paths, where,
-                                      sizeof where);
+    const int n =
+        cli_registry_ladder(r->kind, dir, NNE_IMGCODEC_MAX_SWEEP, qs, paths, where, sizeof where);
     if (n == 0) {
         cli_error(k_cmd,
-                  "--codecs %s%s: no models %s-q<N>.nne in %s; train them (scripts/"
+                  "--codecs %s: no models %s-q<N>.nne in %s; train them (scripts/"
                   "train_rd.sh) or give --models DIR",
-                  LEARNED_PREFIX, kind, kind, where);
+                  r->name, r->kind, where);
         return NNE_EXIT_RUNTIME;
     }
     const char *pp[NNE_IMGCODEC_MAX_SWEEP];
@@ -186,49 +277,73 @@ static int open_learned(rd_ctx *c, const char *kind, const nne_imgcodec **out) {
     nne_status s = nne_imgcodec_lcodec_open(n, pp, qs, &ic);
     if (s) return cli_fail(k_cmd, s);
     c->owned[c->n_owned++] = ic;
-    *out = ic;
+    r->c = ic;
     return NNE_EXIT_OK;
 }
 
+/* --codecs: every entry is checked (usage errors, exit 2) before any ladder is opened
+ * (runtime errors, exit 1). */
 static int parse_codecs(rd_ctx *c, const char *spec) {
-    char buf[512];
-    snprintf(buf, sizeof buf, "%s", spec);
+    char *buf = nne_malloc(strlen(spec) + 1);
+    if (!buf) return cli_fail(k_cmd, NNE_ERR_NOMEM);
+    strcpy(buf, spec);
+    int rc = NNE_EXIT_USAGE;
     for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
          tok = strtok_r(NULL, ",", &save)) {
-        const nne_imgcodec *ic = nne_imgcodec_find(tok);
+        if (c->n_runs >= RD_MAX_CODECS) {
+            cli_usage_error(k_cmd, "--codecs: too many codecs (at most %d)", RD_MAX_CODECS);
+            goto done;
+        }
+        rd_run *r = &c->runs[c->n_runs];
+        memset(r, 0, sizeof *r);
         if (!strncmp(tok, LEARNED_PREFIX, strlen(LEARNED_PREFIX))) {
-            for (int r = 0; r < c->n_runs; r++)
-                if (!strcmp(c->runs[r].c->name, tok))
-                    return cli_usage_error(k_cmd, "--codecs: '%s' given twice", tok);
-            if (c->n_runs >= RD_MAX_CODECS)
-                return cli_usage_error(k_cmd, "--codecs: too many codecs");
-            const int rc = open_learned(c, tok + strlen(LEARNED_PREFIX), &ic);
-            if (rc) return rc;
-        } else if (!ic) {
+            if (!parse_learned(tok, r)) goto done;
+        } else if ((r->c = nne_imgcodec_find(tok))) {
+            snprintf(r->name, sizeof r->name, "%s", r->c->name);
+        } else {
             char names[256] = "";
             for (int i = 0; i < nne_imgcodec_count(); i++) {
                 strcat(names, i ? ", " : "");
                 strcat(names, nne_imgcodec_get(i)->name);
             }
-            return cli_usage_error(k_cmd, "--codecs: unknown codec '%s' (known: %s, %sKIND)", tok,
-                                   names, LEARNED_PREFIX);
+            cli_usage_error(k_cmd, "--codecs: unknown codec '%s' (known: %s, %sKIND[@LABEL][=DIR])",
+                            tok, names, LEARNED_PREFIX);
+            goto done;
         }
-        for (int r = 0; r < c->n_runs; r++)
-            if (c->runs[r].c == ic)
-                return cli_usage_error(k_cmd, "--codecs: '%s' given twice", tok);
-        if (c->n_runs >= RD_MAX_CODECS) return cli_usage_error(k_cmd, "--codecs: too many codecs");
-        rd_run *r = &c->runs[c->n_runs++];
-        r->c = ic;
-        r->nq = ic->n_sweep;
-        memcpy(r->q, ic->sweep, sizeof r->q);
+        for (int o = 0; o < c->n_runs; o++)
+            if (!strcmp(c->runs[o].name, r->name)) {
+                if (r->learned)
+                    cli_usage_error(k_cmd,
+                                    "--codecs: two ladders named '%s'; give each its own label: "
+                                    "nnedge:%s@LABEL=DIR",
+                                    r->name, r->kind);
+                else
+                    cli_usage_error(k_cmd, "--codecs: '%s' given twice", tok);
+                goto done;
+            }
+        c->n_runs++;
     }
-    if (c->n_runs == 0) return cli_usage_error(k_cmd, "--codecs: empty list");
-    return NNE_EXIT_OK;
+    if (c->n_runs == 0) {
+        cli_usage_error(k_cmd, "--codecs: empty list");
+        goto done;
+    }
+    for (int i = 0; i < c->n_runs; i++) {
+        rd_run *r = &c->runs[i];
+        if (r->learned && (rc = open_learned(c, r))) goto done;
+        char legend[sizeof r->legend];
+        snprintf(legend, sizeof legend, "%s%s%s", r->label, r->has_label ? ": " : "", r->c->label);
+        memcpy(r->legend, legend, sizeof legend);
+        r->nq = r->c->n_sweep;
+        memcpy(r->q, r->c->sweep, sizeof r->q);
+    }
+    rc = NNE_EXIT_OK;
+done:
+    nne_free(buf);
+    return rc;
 }
 
-static bool parse_qualities(rd_ctx *c, const char *spec) {
-    char buf[1024];
-    snprintf(buf, sizeof buf, "%s", spec);
+/* --qualities (below) on `buf`, a copy of `spec` it may cut up. */
+static bool parse_qualities_in(rd_ctx *c, const char *spec, char *buf) {
     if (!strchr(buf, '=')) { /* one list for every selected codec */
         for (int r = 0; r < c->n_runs; r++)
             if (!parse_list(buf, c->runs[r].q, &c->runs[r].nq)) {
@@ -249,7 +364,7 @@ static bool parse_qualities(rd_ctx *c, const char *spec) {
         *eq = 0;
         rd_run *run = NULL;
         for (int r = 0; r < c->n_runs; r++)
-            if (strcmp(c->runs[r].c->name, tok) == 0) run = &c->runs[r];
+            if (strcmp(c->runs[r].name, tok) == 0) run = &c->runs[r];
         if (!run) {
             cli_usage_error(k_cmd, "--qualities: codec '%s' is not among --codecs", tok);
             return false;
@@ -261,6 +376,19 @@ static bool parse_qualities(rd_ctx *c, const char *spec) {
         }
     }
     return true;
+}
+
+/* --qualities SPEC into the runs' sweeps. */
+static bool parse_qualities(rd_ctx *c, const char *spec) {
+    char *buf = nne_malloc(strlen(spec) + 1);
+    if (!buf) {
+        cli_fail(k_cmd, NNE_ERR_NOMEM);
+        return false;
+    }
+    strcpy(buf, spec);
+    const bool ok = parse_qualities_in(c, spec, buf);
+    nne_free(buf);
+    return ok;
 }
 
 /* ---- Anchors -------------------------------------------------------------------------------- */
@@ -335,6 +463,15 @@ static bool load_anchors(rd_ctx *c, const char *dir, const char *extra) {
         char path[4096];
         snprintf(path, sizeof path, "%s/%s.json", dir, stem);
         if (access(path, F_OK) != 0) continue; /* no published curve for this codec here */
+        int same = -1; /* several ladders of one kind share their kind's anchor */
+        for (int i = 0; i < c->n_anchors && same < 0; i++)
+            if (c->anchors[i].run >= 0 && !strcmp(c->anchors[i].stem, stem)) same = i;
+        if (same >= 0) {
+            *a = c->anchors[same];
+            a->run = r;
+            c->n_anchors++;
+            continue;
+        }
         nne_status s = load_anchor(dir, stem, a);
         if (s) {
             cli_fail(k_cmd, s);
@@ -425,13 +562,13 @@ static void rd_task(void *vctx, int task, int thread) {
     if (!s) s = nne_imgcodec_decode(run->c, buf, n, &dec);
     const uint64_t t2 = nne_time_ns();
     if (!s && (dec.width != img->width || dec.height != img->height))
-        s = nne_error(NNE_ERR_FORMAT, "%s decoded %dx%d, expected %dx%d", run->c->name,
-                      (int)dec.width, (int)dec.height, (int)img->width, (int)img->height);
+        s = nne_error(NNE_ERR_FORMAT, "%s decoded %dx%d, expected %dx%d", run->name, (int)dec.width,
+                      (int)dec.height, (int)img->width, (int)img->height);
     if (!s) s = nne_quality_u8(img->data, dec.data, img->width, img->height, 3, &q);
     p->status = s;
     if (s) {
-        snprintf(p->err, sizeof p->err, "%s: %s %s %g: %s", c->names[i], run->c->name,
-                 run->c->knob, run->q[k], nne_last_error());
+        snprintf(p->err, sizeof p->err, "%s: %s %s %g: %s", c->names[i], run->name, run->c->knob,
+                 run->q[k], nne_last_error());
     } else {
         p->bytes = (int64_t)n;
         p->bpp = 8.0 * (double)n / ((double)img->width * (double)img->height);
@@ -442,7 +579,7 @@ static void rd_task(void *vctx, int task, int thread) {
     }
     nne_free(buf);
     nne_image_free(&dec);
-    progress(c, run->c->name);
+    progress(c, run->name);
 }
 
 static double median(double *v, int n) {
@@ -529,7 +666,7 @@ static void aggregate(rd_ctx *c) {
         for (int b = 0; b < c->n_runs; b++) bd_pair(&c->curves[a], &c->curves[b], &c->bd[a][b]);
     int jpeg = -1;
     for (int r = 0; r < c->n_runs; r++)
-        if (strcmp(c->runs[r].c->name, "jpeg") == 0) jpeg = r;
+        if (strcmp(c->runs[r].name, "jpeg") == 0) jpeg = r;
     for (int i = 0; i < c->n_anchors; i++) {
         const rd_anchor *an = &c->anchors[i];
         rd_curve fa = finite_curve(&an->cv);
@@ -560,7 +697,7 @@ static void write_points_csv(FILE *f, const void *vc) {
         for (int k = 0; k < c->runs[r].nq; k++)
             for (int i = 0; i < c->n_img; i++) {
                 const rd_point *p = &c->pts[pt_index(c, r, k, i)];
-                fprintf(f, "%s,%s,%g,", c->runs[r].c->name, c->runs[r].c->knob, c->runs[r].q[k]);
+                fprintf(f, "%s,%s,%g,", c->runs[r].name, c->runs[r].c->knob, c->runs[r].q[k]);
                 cli_csv_field(f, c->names[i]);
                 fprintf(f, ",%d,%d,%lld,%.6f,%s,%s,%.3f,%.3f\n", (int)c->imgs[i].width,
                         (int)c->imgs[i].height, (long long)p->bytes, p->bpp,
@@ -577,10 +714,10 @@ static void write_mean_csv(FILE *f, const void *vc) {
     for (int r = 0; r < c->n_runs; r++)
         for (int k = 0; k < c->runs[r].nq; k++) {
             const rd_agg *a = &c->agg[r][k];
-            fprintf(f, "%s,%s,%g,%d,%.6f,%s,%s,%s,%.3f,%.3f\n", c->runs[r].c->name,
-                    c->runs[r].c->knob, c->runs[r].q[k], c->n_img, a->bpp,
-                    cli_fmtd(b[0], 48, a->psnr, 4, ""), cli_fmtd(b[1], 48, a->ms_ssim, 6, ""),
-                    cli_fmtd(b[2], 48, a->ms_ssim_db, 4, ""), a->enc_ms, a->dec_ms);
+            fprintf(f, "%s,%s,%g,%d,%.6f,%s,%s,%s,%.3f,%.3f\n", c->runs[r].name, c->runs[r].c->knob,
+                    c->runs[r].q[k], c->n_img, a->bpp, cli_fmtd(b[0], 48, a->psnr, 4, ""),
+                    cli_fmtd(b[1], 48, a->ms_ssim, 6, ""), cli_fmtd(b[2], 48, a->ms_ssim_db, 4, ""),
+                    a->enc_ms, a->dec_ms);
         }
 }
 
@@ -609,8 +746,8 @@ static void write_json(FILE *f, const void *vc) {
     for (int r = 0; r < c->n_runs; r++) {
         const rd_run *run = &c->runs[r];
         nne_json_object_begin(&j, NULL);
-        nne_json_string(&j, "name", run->c->name);
-        nne_json_string(&j, "label", run->c->label);
+        nne_json_string(&j, "name", run->name);
+        nne_json_string(&j, "label", run->legend);
         nne_json_string(&j, "version", run->version);
         nne_json_string(&j, "knob", run->c->knob);
         nne_json_string(&j, "settings", run->c->settings);
@@ -638,8 +775,8 @@ static void write_json(FILE *f, const void *vc) {
         for (int b = 0; b < c->n_runs; b++) {
             if (a == b) continue;
             nne_json_object_begin(&j, NULL);
-            nne_json_string(&j, "reference", c->runs[a].c->name);
-            nne_json_string(&j, "test", c->runs[b].c->name);
+            nne_json_string(&j, "reference", c->runs[a].name);
+            nne_json_string(&j, "test", c->runs[b].name);
             json_bd(&j, "values", &c->bd[a][b]);
             nne_json_object_end(&j);
         }
@@ -651,7 +788,7 @@ static void write_json(FILE *f, const void *vc) {
         nne_json_object_begin(&j, NULL);
         nne_json_string(&j, "anchor", an->stem);
         nne_json_string(&j, "label", an->label);
-        nne_json_string(&j, "live", ref >= 0 ? c->runs[ref].c->name : NULL);
+        nne_json_string(&j, "live", ref >= 0 ? c->runs[ref].name : NULL);
         nne_json_string(&j, "comparison", an->run >= 0 ? "live codec (test) vs anchor (reference)"
                                                         : "anchor (test) vs live jpeg (reference)");
         json_bd(&j, "values", &c->anchor_bd[i]);
@@ -662,22 +799,29 @@ static void write_json(FILE *f, const void *vc) {
     nne_json_finish(&j);
 }
 
-/* The BD-rate matrix (row = reference, column = test), `which`: 0 PSNR, 1 MS-SSIM dB. */
+/* The BD-rate matrix (row = reference, column = test), `which`: 0 PSNR, 1 MS-SSIM dB. The
+ * text columns are as wide as the longest codec name (nnedge:KIND@LABEL can be long). */
 static void write_matrix(FILE *f, const rd_ctx *c, int which, bool md) {
     char b[48];
+    int w = 9;
+    for (int r = 0; r < c->n_runs; r++)
+        if ((int)strlen(c->runs[r].name) > w) w = (int)strlen(c->runs[r].name);
     if (md) {
         fprintf(f, "| reference \\ test |");
-        for (int r = 0; r < c->n_runs; r++) fprintf(f, " %s |", c->runs[r].c->name);
+        for (int r = 0; r < c->n_runs; r++) fprintf(f, " %s |", c->runs[r].name);
         fprintf(f, "\n|---|");
         for (int r = 0; r < c->n_runs; r++) fprintf(f, "--:|");
         fprintf(f, "\n");
     } else {
-        fprintf(f, "%-10s", "ref\\test");
-        for (int r = 0; r < c->n_runs; r++) fprintf(f, " %9s", c->runs[r].c->name);
+        fprintf(f, "%-*s", w, "ref\\test");
+        for (int r = 0; r < c->n_runs; r++) fprintf(f, " %*s", w, c->runs[r].name);
         fprintf(f, "\n");
     }
     for (int a = 0; a < c->n_runs; a++) {
-        fprintf(f, md ? "| %s |" : "%-10s", c->runs[a].c->name);
+        if (md)
+            fprintf(f, "| %s |", c->runs[a].name);
+        else
+            fprintf(f, "%-*s", w, c->runs[a].name);
         for (int t = 0; t < c->n_runs; t++) {
             const rd_bd *bd = &c->bd[a][t];
             const double v = which ? bd->rate_ms[RD_BD_METHOD] : bd->rate_psnr[RD_BD_METHOD];
@@ -685,7 +829,10 @@ static void write_matrix(FILE *f, const rd_ctx *c, int which, bool md) {
                 snprintf(b, sizeof b, "-");
             else
                 pct(b, sizeof b, v);
-            fprintf(f, md ? " %s |" : " %9s", b);
+            if (md)
+                fprintf(f, " %s |", b);
+            else
+                fprintf(f, " %*s", w, b);
         }
         fprintf(f, "\n");
     }
@@ -707,21 +854,21 @@ static void write_tables(FILE *f, const rd_ctx *c, bool md) {
                 c->threads);
         fprintf(f, "| codec | version | knob | settings |\n|---|---|---|---|\n");
         for (int r = 0; r < c->n_runs; r++)
-            fprintf(f, "| %s | %s | %s | %s |\n", c->runs[r].c->name, c->runs[r].version,
+            fprintf(f, "| %s | %s | %s | %s |\n", c->runs[r].name, c->runs[r].version,
                     c->runs[r].c->knob, c->runs[r].c->settings);
         fprintf(f, "\n![RD curves](%s)\n\n## Curves\n\n", "RD_SVG_NAME");
     }
     for (int r = 0; r < c->n_runs; r++) {
         const rd_run *run = &c->runs[r];
         if (md) {
-            fprintf(f, "**%s** (median encode %.1f ms, decode %.1f ms per image)\n\n",
-                    run->c->label, c->enc_med[r], c->dec_med[r]);
+            fprintf(f, "**%s** (median encode %.1f ms, decode %.1f ms per image)\n\n", run->legend,
+                    c->enc_med[r], c->dec_med[r]);
             fprintf(f, "| %s | bpp | PSNR (dB) | MS-SSIM | MS-SSIM (dB) | encode (ms) | decode "
                        "(ms) |\n|--:|--:|--:|--:|--:|--:|--:|\n",
                     run->c->knob);
         } else {
-            fprintf(f, "%s: %s (median encode %.1f ms, decode %.1f ms)\n", run->c->name,
-                    run->version, c->enc_med[r], c->dec_med[r]);
+            fprintf(f, "%s: %s (median encode %.1f ms, decode %.1f ms)\n", run->name, run->version,
+                    c->enc_med[r], c->dec_med[r]);
             fprintf(f, "  %9s %8s %9s %8s %9s %9s %9s\n", run->c->knob, "bpp", "PSNR", "MS-SSIM",
                     "MS-SSIMdB", "enc-ms", "dec-ms");
         }
@@ -773,7 +920,7 @@ static void write_tables(FILE *f, const rd_ctx *c, bool md) {
             pct(b[1], 48, bd->rate_psnr[0]);
             cli_fmtd(b[2], 48, bd->psnr_db[RD_BD_METHOD], 3, "n/a");
             pct(b[3], 48, bd->rate_ms[RD_BD_METHOD]);
-            const char *live = ref >= 0 ? c->runs[ref].c->name : "n/a";
+            const char *live = ref >= 0 ? c->runs[ref].name : "n/a";
             if (md)
                 fprintf(f, "| %s | %s | %s | %s | %s | %s |\n", c->anchors[i].label, live, b[0],
                         b[1], b[2], b[3]);
@@ -819,13 +966,16 @@ static nne_status write_svg(const rd_ctx *c, char **out, size_t *size) {
     nne_line_series ser[2][RD_MAX_CODECS + RD_MAX_ANCHORS];
     double xmax = 0, ymin[2] = {INFINITY, INFINITY}, ymax[2] = {-INFINITY, -INFINITY};
     int ns = 0;
-    char labels[RD_MAX_CODECS][160];
     for (int r = 0; r < c->n_runs; r++) {
         const rd_curve *cv = &c->curves[r];
-        snprintf(labels[r], sizeof labels[r], "%s", c->runs[r].c->label);
         for (int p = 0; p < 2; p++)
-            ser[p][ns] = (nne_line_series){labels[r], cv->bpp,   p ? cv->msdb : cv->psnr, cv->n,
-                                           k_colors[r % N_COLORS], NULL, true};
+            ser[p][ns] = (nne_line_series){c->runs[r].legend,
+                                           cv->bpp,
+                                           p ? cv->msdb : cv->psnr,
+                                           cv->n,
+                                           k_colors[r % N_COLORS],
+                                           NULL,
+                                           true};
         for (int i = 0; i < cv->n; i++) {
             xmax = fmax(xmax, cv->bpp[i]);
             const double v[2] = {cv->psnr[i], cv->msdb[i]};
@@ -839,6 +989,9 @@ static nne_status write_svg(const rd_ctx *c, char **out, size_t *size) {
     }
     for (int i = 0, extra = 0; i < c->n_anchors; i++) {
         const rd_anchor *an = &c->anchors[i];
+        bool drawn = false; /* an anchor shared by several ladders is drawn once */
+        for (int j = 0; j < i && !drawn; j++) drawn = !strcmp(c->anchors[j].stem, an->stem);
+        if (drawn) continue;
         const char *col = an->run >= 0 ? k_colors[an->run % N_COLORS]
                                        : k_colors[(c->n_runs + extra++) % N_COLORS];
         for (int p = 0; p < 2; p++)
@@ -901,7 +1054,11 @@ static void help(void) {
         ",\n"
         "                     nnedge:KIND (the learned codec: the models KIND-q<N>.nne of\n"
         "                     --models DIR or of the registry, knob = N; KIND is\n"
-        "                     bmshj2018-factorized, bmshj2018-hyperprior or mbt2018-mean)\n"
+        "                     bmshj2018-factorized, bmshj2018-hyperprior or mbt2018-mean),\n"
+        "                     nnedge:KIND@LABEL=DIR (the ladder in DIR, named\n"
+        "                     nnedge:KIND@LABEL; @LABEL defaults to DIR's last component;\n"
+        "                     several ladders of one kind need distinct labels), e.g.\n"
+        "                     nnedge:mbt2018-mean@fp32=models,nnedge:mbt2018-mean@int8=q8\n"
         "                     (default: the five classical codecs)\n"
         "  --models DIR       folder of the nnedge:KIND ladders (default: the registry,\n"
         "                     $NNEDGE_MODELS, ./models, the repository's models/)\n"

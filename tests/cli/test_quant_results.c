@@ -18,6 +18,7 @@
 #include "cli_util.h"
 #include "nnedge/dataset.h"
 #include "nnedge/image.h"
+#include "nnedge/json.h"
 
 enum { ROWS = 12, COLS = 12 };
 static const char *const k_rows[ROWS] = {
@@ -225,23 +226,38 @@ static void test_table(void) {
  * so the rate grows with q, tests/tiny_lcodec.h), 2 synthetic test images, calibration on 2
  * other synthetic images at 32x32. Checks every variant and rung of the CSV (finite bpp and
  * PSNR, 2 images, sizes fp16 = fp32 / 2 > int8, BD-rates against fp32: 0 for fp32, finite
- * for the others), that the int8 rows' bytes are those of `nnedge compress`, the recorded
- * commands, a rerun that runs nothing, --dry-run and the usage errors. */
+ * for the others, from one nnedge rd run over every ladder, nnedge:KIND@<variant>=DIR), that
+ * the int8 rows' bytes are those of `nnedge compress`, the recorded commands and the BD-rate
+ * matrix in the .md, a rerun that runs nothing (also with --rows of one row: every row done
+ * stays), rows added later (nnedge rd runs again over all), --dry-run and the usage errors. */
 enum { CROWS = 5, RUNGS = 4, CCOLS = 15 };
 static const char *const k_crows[CROWS] = {"fp32", "fp16", "int8-per-tensor", "int8-per-channel",
                                            "int8-pow2"};
 
+/* Is `field` (a CSV cell, "" = n/a) the BD value `key` of nnedge:bmshj2018-factorized@<variant>
+ * against @fp32 in nnedge rd's JSON report `rd`? */
+static bool same_bd(const nne_json_value *rd, const char *variant, const char *key,
+                    const char *field) {
+    char test[96];
+    snprintf(test, sizeof test, "nnedge:bmshj2018-factorized@%s", variant);
+    const nne_json_value *bd = nne_json_get(rd, "bd");
+    for (int i = 0; bd && i < bd->n; i++) {
+        const nne_json_value *r = nne_json_get(&bd->items[i], "reference"),
+                             *t = nne_json_get(&bd->items[i], "test");
+        if (!r || !t || strcmp(r->string, "nnedge:bmshj2018-factorized@fp32") ||
+            strcmp(t->string, test))
+            continue;
+        const nne_json_value *v = nne_json_get(nne_json_get(&bd->items[i], "values"), key);
+        if (!v || v->type != NNE_JSON_NUMBER) return !*field;
+        return *field && fabs(atof(field) - v->number) < 1e-9;
+    }
+    return false;
+}
+
 static void test_codec(void) {
     const char *kind = "bmshj2018-factorized";
     mkdir(nne_cli_tmp_path("cl"), 0755);
-    for (int q = 1; q <= RUNGS; q++) {
-        nne_graph *g = NULL;
-        char rel[128];
-        snprintf(rel, sizeof rel, "cl/%s-q%d.nne", kind, q);
-        CHECK_OK(nne_tiny_lcodec_scaled(NNE_RD_FACTORIZED, 5, (float)(1 << (2 * q + 2)), &g));
-        if (g) CHECK_OK(nne_model_write_file(g, nne_cli_tmp_path(rel)));
-        nne_graph_free(g);
-    }
+    CHECK_OK(nne_tiny_lcodec_ladder(nne_cli_tmp_path("cl"), NNE_RD_FACTORIZED, 5, 2)); /* RUNGS */
     nne_cli_make_images("ctest", 2); /* 40x36, 44x39 */
     nne_cli_make_images("ccal", 3);
     char args[2048];
@@ -253,6 +269,10 @@ static void test_codec(void) {
     char *csv = slurp("cout/quant-bmshj2018-factorized.csv");
     CHECK(csv != NULL);
     if (!csv) return;
+    char *rd_text = slurp("cwork/rd.json");
+    nne_json_value *rd = NULL;
+    CHECK(rd_text && nne_json_parse(rd_text, strlen(rd_text), &rd) == NNE_OK);
+    nne_free(rd_text);
     char *copy = nne_malloc(strlen(csv) + 1);
     strcpy(copy, csv);
     char *save = NULL, *line = strtok_r(copy, "\n", &save);
@@ -283,18 +303,30 @@ static void test_codec(void) {
         /* bpp is the mean over the two images of bytes * 8 / pixels */
         CHECK(bytes[r][q] > 0);
         size[r][q] = atof(f[10]);
-        /* BD against fp32 from nnedge rd: 0 for fp32 itself; BD-PSNR for the others (these
-         * untrained rungs differ in rate, not in PSNR: BD-rate, which integrates over PSNR,
-         * and MS-SSIM, undefined on 40-pixel images, are n/a, i.e. empty) */
+        /* BD against fp32 from nnedge rd: 0 for fp32 itself; for the others the values of
+         * rd's report (reference nnedge:KIND@fp32, test nnedge:KIND@<variant>). These
+         * untrained rungs differ in rate, hardly in PSNR (1e-4 dB), so BD-PSNR is small;
+         * MS-SSIM, undefined on 40-pixel images, is n/a, i.e. empty. */
         if (r == 0) CHECK(!strcmp(f[11], "0") && !strcmp(f[12], "0") && !strcmp(f[13], "0"));
         CHECK_MSG(*f[12] && fabs(atof(f[12])) < 1.0, "%s q%d: BD-PSNR '%s'", f[0], q, f[12]);
-        if (r > 0) CHECK(!*f[11] && !*f[13]);
+        if (r > 0) {
+            CHECK(!*f[13]);
+            CHECK_MSG(same_bd(rd, k_crows[r], "bd_psnr_db_pchip", f[12]) &&
+                          same_bd(rd, k_crows[r], "bd_rate_psnr_pct_pchip", f[11]) &&
+                          same_bd(rd, k_crows[r], "bd_rate_ms_ssim_pct_pchip", f[13]),
+                      "%s: BD %s %s %s differ from nnedge rd's", f[0], f[11], f[12], f[13]);
+        }
         CHECK_MSG(strstr(f[14], "nnedge rd ") && (r == 0 || strstr(f[14], "nnedge quantize ")),
                   "%s: %s", f[0], f[14]);
-        if (r > 0) CHECK(strstr(f[14], "--anchors"));
+        /* one nnedge rd run over every ladder, each its own codec (no anchor files) */
+        CHECK_MSG(strstr(f[14], "nnedge:bmshj2018-factorized@fp32=") &&
+                      strstr(f[14], "nnedge:bmshj2018-factorized@int8-pow2=") &&
+                      !strstr(f[14], "--anchors"),
+                  "%s: %s", f[0], f[14]);
         if (r >= 2) CHECK(strstr(f[14], k_crows[r] + 5) && strstr(f[14], "--calib"));
     }
     nne_free(copy);
+    nne_json_value_free(rd);
     for (int r = 0; r < CROWS; r++)
         CHECK_MSG(seen[r] == 0x1e, "%s: rungs %#x", k_crows[r], seen[r]);
     for (int q = 1; q <= RUNGS; q++) {
@@ -320,16 +352,39 @@ static void test_codec(void) {
                   bytes[r][3]);
     }
     char *md = slurp("cout/quant-bmshj2018-factorized.md");
-    CHECK(md && strstr(md, "| int8-pow2 | 4 | int8") && strstr(md, "## Commands"));
+    CHECK(md && strstr(md, "| int8-pow2 | 4 | int8") && strstr(md, "## Commands") &&
+          strstr(md, "## BD-rate matrix") &&
+          strstr(md, "| nnedge:bmshj2018-factorized@int8-per-tensor |"));
     nne_free(md);
-    /* A rerun runs nothing and writes the same CSV. */
+    CHECK(!nne_cli_tmp_exists("cwork/ref-fp32")); /* no CompressAI-format stand-in */
+    /* A rerun runs nothing and writes the same CSV, also for one row: the ladders made
+     * before stay in the table (and in the same nnedge rd report). */
     check_rerun(args, "cout/quant-bmshj2018-factorized.csv", csv);
+    char one[2900];
+    snprintf(one, sizeof one, "%s --rows int8-pow2", args);
+    check_rerun(one, "cout/quant-bmshj2018-factorized.csv", csv);
     nne_free(csv);
+    /* Rows added later: nnedge rd runs again over the larger set of ladders. */
+    snprintf(one, sizeof one, "%s --work '%s/cw2' --out '%s/co2' --rows fp16", args, nne_cli_tmp,
+             nne_cli_tmp);
+    CHECK(script(one) == 0);
+    char *t = slurp("co2/quant-bmshj2018-factorized.csv");
+    CHECK(t && strstr(t, "\nfp32,") && strstr(t, "\nfp16,") && !strstr(t, "\nint8-pow2,"));
+    nne_free(t);
+    snprintf(one, sizeof one, "%s --work '%s/cw2' --out '%s/co2' --rows int8-pow2", args,
+             nne_cli_tmp, nne_cli_tmp);
+    CHECK(script(one) == 0);
+    char *err = slurp("script.err");
+    CHECK(err && strstr(err, "nnedge rd ") && strstr(err, "@fp16=") && strstr(err, "@int8-pow2="));
+    nne_free(err);
+    t = slurp("co2/quant-bmshj2018-factorized.csv");
+    CHECK(t && strstr(t, "\nfp32,") && strstr(t, "\nfp16,") && strstr(t, "\nint8-pow2,"));
+    nne_free(t);
     /* --dry-run: the commands, nothing made; usage errors. */
     char a[2600];
     snprintf(a, sizeof a, "%s --work '%s/cdry' --dry-run", args, nne_cli_tmp);
     CHECK(script(a) == 0);
-    char *err = slurp("script.err");
+    err = slurp("script.err");
     CHECK(err && strstr(err, "nnedge quantize") && strstr(err, "--scheme pow2") &&
           strstr(err, "nnedge rd"));
     nne_free(err);

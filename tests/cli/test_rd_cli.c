@@ -1,7 +1,8 @@
 /* End-to-end tests of nnedge rd on a tiny synthetic folder: exit codes (usage 2, runtime 1),
  * the five report files and that they parse, no overwrite without --force, identical
  * results for 1 and 2 threads, anchors read from a folder; the learned codec
- * (--codecs nnedge:KIND) on a ladder of tiny untrained models written by the test. */
+ * (--codecs nnedge:KIND) on a ladder of tiny untrained models written by the test, and
+ * several ladders of one kind (nnedge:KIND@LABEL=DIR). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -197,16 +198,7 @@ static void test_anchors(void) {
  * latent is scaled by 4^(q+1) (tests/tiny_lcodec.h), so the rate grows with q. */
 static bool write_ladder(const char *dir, nne_rdmodel_kind kind) {
     mkdir(nne_cli_tmp_path(dir), 0777); /* may exist: one folder holds several kinds */
-    for (int q = 1; q <= 4; q++) {
-        nne_graph *g = NULL;
-        char rel[256];
-        snprintf(rel, sizeof rel, "%s/%s-q%d.nne", dir, nne_rdmodel_kind_name(kind), q);
-        nne_status s = nne_tiny_lcodec_scaled(kind, 5, (float)(1 << (2 * q + 2)), &g);
-        if (!s) s = nne_model_write_file(g, nne_cli_tmp_path(rel));
-        nne_graph_free(g);
-        if (s) return false;
-    }
-    return true;
+    return nne_tiny_lcodec_ladder(nne_cli_tmp_path(dir), kind, 5, 2) == NNE_OK;
 }
 
 /* Field `col` (0-based) of the first CSV line of `rel` that starts with `prefix`. */
@@ -311,6 +303,133 @@ static bool same_files(const char *a, const char *b) {
     return same;
 }
 
+/* Copy the ladder files DIR/<kind>-q1..4.nne byte for byte into TO (made here). */
+static bool copy_ladder(const char *dir, const char *to, const char *kind) {
+    if (mkdir(nne_cli_tmp_path(to), 0777) != 0) return false;
+    for (int q = 1; q <= 4; q++) {
+        char a[512], b[512];
+        snprintf(a, sizeof a, "%s/%s-q%d.nne", dir, kind, q);
+        snprintf(b, sizeof b, "%s/%s-q%d.nne", to, kind, q);
+        uint8_t *buf = NULL;
+        size_t n = 0;
+        nne_status s = nne_file_read(nne_cli_tmp_path(a), 1 << 26, &buf, &n);
+        if (!s) s = nne_file_write_atomic(nne_cli_tmp_path(b), buf, n);
+        nne_free(buf);
+        if (s) return false;
+    }
+    return true;
+}
+
+/* The BD values of `test` against `reference` in an nnedge rd JSON document, or NULL. */
+static const nne_json_value *bd_values(const nne_json_value *doc, const char *reference,
+                                       const char *test) {
+    const nne_json_value *bd = nne_json_get(doc, "bd");
+    for (int i = 0; bd && i < bd->n; i++) {
+        const nne_json_value *r = nne_json_get(&bd->items[i], "reference"),
+                             *t = nne_json_get(&bd->items[i], "test");
+        if (r && t && r->type == NNE_JSON_STRING && t->type == NNE_JSON_STRING &&
+            !strcmp(r->string, reference) && !strcmp(t->string, test))
+            return nne_json_get(&bd->items[i], "values");
+    }
+    return NULL;
+}
+
+static double bd_number(const nne_json_value *values, const char *key) {
+    const nne_json_value *v = nne_json_get(values, key);
+    return v && v->type == NNE_JSON_NUMBER ? v->number : NAN;
+}
+
+/* Several ladders of one kind in one run (nnedge:KIND@LABEL=DIR, docs/rd.md): "a" (lad/),
+ * "b" (lad's weights at other latent scales, so other rates), and "copy" (a byte copy of
+ * lad/, labelled by its folder's name) in a folder whose name holds '=' and ':'. Each has its
+ * own name in the CSV, JSON, BD matrix and plot; BD of b against a is finite, of the copy
+ * against a exactly 0; the errors. */
+static void test_ladders(void) {
+    const char *kind = "mbt2018-mean";
+    if (!nne_cli_tmp_exists("lad/mbt2018-mean-q4.nne"))
+        CHECK(write_ladder("lad", NNE_RD_MEAN_SCALE));
+    CHECK(mkdir(nne_cli_tmp_path("ladb"), 0777) == 0); /* lad's weights, scales 8 .. 512 */
+    CHECK_OK(nne_tiny_lcodec_ladder(nne_cli_tmp_path("ladb"), NNE_RD_MEAN_SCALE, 5, 1));
+    CHECK(mkdir(nne_cli_tmp_path("q=8:x"), 0777) == 0);
+    CHECK(copy_ladder("lad", "q=8:x/copy", kind));
+    EXPECT_RC("rd %T/img --codecs 'jpeg,nnedge:mbt2018-mean@a=%T/lad,nnedge:mbt2018-mean@b=%T/"
+              "ladb,nnedge:mbt2018-mean=%T/q=8:x/copy/' --qualities jpeg=10,30,50,70 --threads 2 "
+              "-o %T/k",
+              0);
+    EXPECT_OUT("nnedge:mbt2018-mean@copy");
+    CHECK(count_lines("k.csv") == 1 + 4 * 4);
+    for (int q = 1; q <= 4; q++) {
+        char pa[64], pb[64], pc[64];
+        snprintf(pa, sizeof pa, "nnedge:mbt2018-mean@a,quality,%d,", q);
+        snprintf(pb, sizeof pb, "nnedge:mbt2018-mean@b,quality,%d,", q);
+        snprintf(pc, sizeof pc, "nnedge:mbt2018-mean@copy,quality,%d,", q);
+        const double a = csv_field("k.csv", pa, 4), b = csv_field("k.csv", pb, 4);
+        CHECK_MSG(a > 0 && b > 0 && a != b, "q%d: bpp a %g, b %g", q, a, b);
+        CHECK(csv_field("k.csv", pc, 4) == a); /* the same models: the same bytes */
+        CHECK(csv_field("k.csv", pc, 5) == csv_field("k.csv", pa, 5));
+    }
+    size_t n = 0;
+    char *json = slurp("k.json", &n);
+    nne_json_value *v = NULL;
+    CHECK(json && nne_json_parse(json, n, &v) == NNE_OK);
+    const nne_json_value *codecs = nne_json_get(v, "codecs");
+    CHECK(codecs && codecs->n == 4);
+    if (codecs && codecs->n == 4) {
+        CHECK(!strcmp(nne_json_get(&codecs->items[1], "name")->string, "nnedge:mbt2018-mean@a"));
+        CHECK(!strcmp(nne_json_get(&codecs->items[2], "label")->string,
+                      "b: nnedge mbt2018-mean (learned)"));
+        CHECK(strstr(nne_json_get(&codecs->items[3], "settings")->string, "q=8:x/copy/"));
+    }
+    CHECK(nne_json_get(v, "bd")->n == 4 * 3);
+    const nne_json_value *ab = bd_values(v, "nnedge:mbt2018-mean@a", "nnedge:mbt2018-mean@b");
+    const nne_json_value *ac = bd_values(v, "nnedge:mbt2018-mean@a", "nnedge:mbt2018-mean@copy");
+    CHECK(ab && ac);
+    /* (untrained rungs: PSNR all but flat, so the values mean nothing but the plumbing) */
+    const double ab_rate = bd_number(ab, "bd_rate_psnr_pct_pchip");
+    CHECK_MSG(isfinite(ab_rate) && ab_rate != 0, "BD-rate b vs a: %g", ab_rate);
+    CHECK(isfinite(bd_number(ab, "bd_psnr_db_pchip")));
+    /* The identical ladder: every computable BD is 0 (the same curve). */
+    CHECK(bd_number(ac, "bd_psnr_db_pchip") == 0 && bd_number(ac, "bd_psnr_db_cubic") == 0);
+    CHECK(bd_number(ac, "bd_rate_psnr_pct_pchip") == 0);
+    CHECK(bd_number(ac, "bd_rate_ms_ssim_pct_pchip") == 0);
+    nne_json_value_free(v);
+    nne_free(json);
+    CHECK(file_has("k.md", "| nnedge:mbt2018-mean@b | ") &&
+          file_has("k.md", "**copy: nnedge mbt2018-mean (learned)**"));
+    CHECK(file_has("k.svg", "a: nnedge mbt2018-mean (learned)") &&
+          file_has("k.svg", "b: nnedge mbt2018-mean (learned)"));
+    /* A labelled ladder beside the plain one of --models; a sub-ladder of one label only. */
+    EXPECT_RC("rd %T/img --codecs nnedge:mbt2018-mean,nnedge:mbt2018-mean@b=%T/ladb --models "
+              "%T/lad --qualities 'nnedge:mbt2018-mean@b=2,4' -o %T/k2 -q",
+              0);
+    CHECK(count_lines("k2.csv") == 1 + 4 + 2);
+    CHECK(csv_field("k2.csv", "nnedge:mbt2018-mean,quality,3,", 4) ==
+          csv_field("k.csv", "nnedge:mbt2018-mean@a,quality,3,", 4));
+    CHECK(csv_field("k2.csv", "nnedge:mbt2018-mean@b,quality,4,", 4) ==
+          csv_field("k.csv", "nnedge:mbt2018-mean@b,quality,4,", 4));
+    /* Usage errors (exit 2, before any ladder is opened): the same label twice, explicitly or
+     * from two folders with one name; a bad label; an empty folder; an unknown kind. */
+    EXPECT_RC("rd %T/img --codecs nnedge:mbt2018-mean@a=%T/lad,nnedge:mbt2018-mean@a=%T/ladb", 2);
+    EXPECT_ERR("two ladders named 'nnedge:mbt2018-mean@a'");
+    EXPECT_RC("rd %T/img --codecs nnedge:mbt2018-mean=%T/q=8:x/copy,nnedge:mbt2018-mean=%T/no/copy",
+              2);
+    EXPECT_ERR("two ladders named 'nnedge:mbt2018-mean@copy'");
+    EXPECT_RC("rd %T/img --codecs nnedge:mbt2018-mean,nnedge:mbt2018-mean --models %T/lad", 2);
+    EXPECT_RC("rd %T/img --codecs 'nnedge:mbt2018-mean@a|b=%T/lad'", 2);
+    EXPECT_ERR("a label is");
+    EXPECT_RC("rd %T/img --codecs nnedge:mbt2018-mean@a=", 2);
+    EXPECT_RC("rd %T/img --codecs nnedge:cheng2020@a=%T/lad", 2);
+    EXPECT_ERR("unknown learned-codec kind");
+    /* Runtime errors (exit 1) naming the folder: missing, or without the ladder. */
+    EXPECT_RC("rd %T/img --codecs nnedge:mbt2018-mean@a=%T/lad,nnedge:mbt2018-mean@z=%T/no-such "
+              "-q",
+              1);
+    EXPECT_ERR("no-such: no such folder");
+    EXPECT_RC("rd %T/img --codecs nnedge:bmshj2018-hyperprior@h=%T/ladb -q", 1);
+    EXPECT_ERR("no models bmshj2018-hyperprior-q<N>.nne in");
+    EXPECT_ERR("/ladb");
+}
+
 /* Int8 codecs (docs/codec.md, "Int8 codecs"): nnedge quantize on a ladder rung, info, a
  * compress / decompress round trip with identical pixels and bytes for NNEDGE_ISA=ref/avx2
  * and NNEDGE_THREADS=1/2, f32 and int8 refusing each other's streams, and nnedge rd on an
@@ -376,6 +495,7 @@ int main(void) {
     CHECK(write_images());
     NNE_RUN(test_learned);
     NNE_RUN(test_int8);
+    NNE_RUN(test_ladders);
     NNE_RUN(test_usage_errors);
     NNE_RUN(test_runtime_errors);
     NNE_RUN(test_reports);
