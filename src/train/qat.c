@@ -314,6 +314,23 @@ bool nne_qat_get_qparams(const nne_qat *q, const char *tensor, float *scale, int
     return true;
 }
 
+/* A range whose nne_qparams_from_range gives back exactly (s, z): [s (-128 - z), s (127 - z)]
+ * with hi moved by ulps where the f32 rounding of (hi - lo) / 255 misses s (a scale one ulp
+ * off would move every int32 bias computed from it). */
+static void affine_range(float s, int32_t z, float *lo, float *hi) {
+    const float l = fminf(s * (float)(-128 - z), 0.0f);
+    float h = fmaxf(s * (float)(127 - z), 0.0f);
+    for (int k = 0; k < 16; k++) {
+        float s2;
+        int32_t z2;
+        nne_qparams_from_range(l, h, false, false, &s2, &z2);
+        if (s2 == s) break;
+        h = nextafterf(h, s2 < s ? INFINITY : -INFINITY);
+    }
+    *lo = l;
+    *hi = h;
+}
+
 nne_status nne_qat_ranges_from_quantized(nne_qat *q, const nne_graph *quantized) {
     return nne_qat_ranges_from_parts(q, &quantized, 1);
 }
@@ -334,8 +351,7 @@ nne_status nne_qat_ranges_from_parts(nne_qat *q, const nne_graph *const *parts, 
             q->lo[i] = -127.0f * s; /* fp0 of [-127 s, 127 s] is the pass's position */
             q->hi[i] = 127.0f * s;
         } else {
-            q->lo[i] = fminf(s * (float)(-128 - z), 0.0f);
-            q->hi[i] = fmaxf(s * (float)(127 - z), 0.0f);
+            affine_range(s, z, &q->lo[i], &q->hi[i]);
         }
         q->has[i] = true;
     }
