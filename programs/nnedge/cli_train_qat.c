@@ -162,8 +162,8 @@ static nne_status calibrate_codec(cli_tq *e, const nne_quantize_opts *o, int32_t
     if (st) return st; /* the reader's message names the file */
     const nne_lcodec_quantize_opts lo = {.q = *o, .height = crop, .width = crop};
     st = nne_lcodec_quantize(m, &lo);
-    if (!st) st = nne_qat_ranges_from_parts(e->q, (const nne_graph *const *)m->attached,
-                                            m->n_attached);
+    if (!st)
+        st = nne_qat_ranges_from_parts(e->q, (const nne_graph *const *)m->attached, m->n_attached);
     nne_graph_free(m);
     return st ? wrap(st, e->init) : NNE_OK;
 }
@@ -259,13 +259,12 @@ static bool qat_range(void *ctx, const char *tensor, float *lo, float *hi) {
 /* A learned codec's output: the int8 codec of the trained weights with the QAT ranges, made
  * by nne_lcodec_quantize as `nnedge quantize` makes one, without calibration. */
 static nne_status attach_int8_parts(const cli_tq *e, nne_graph *g) {
-    const nne_lcodec_quantize_opts o = {
-        .q = {.scheme = e->qcfg.scheme,
-              .observer = {.kind = e->observer},
-              .fixed_range = qat_range,
-              .ctx = e->q},
-        .height = e->crop,
-        .width = e->crop};
+    const nne_lcodec_quantize_opts o = {.q = {.scheme = e->qcfg.scheme,
+                                              .observer = {.kind = e->observer},
+                                              .fixed_range = qat_range,
+                                              .ctx = e->q},
+                                        .height = e->crop,
+                                        .width = e->crop};
     nne_status st = nne_lcodec_quantize(g, &o);
     for (int32_t i = 0; !st && i < g->n_attached; i++)
         st = nne_graph_set_meta(g->attached[i], "quant.calib", "train.qat (qat.range.*)");

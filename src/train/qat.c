@@ -63,8 +63,8 @@ struct nne_qat {
     /* [n_act][numel] or NULL: the fake-quantized copy of a region's boundary input that
      * nodes outside the region also read (cfg.only); the tensor itself stays f32 */
     float **copy;
-    int32_t *slot;  /* [n_tensors] activation index, -1 */
-    bool *node_in;  /* [n_nodes] simulated in int8 (cfg.only) */
+    int32_t *slot; /* [n_tensors] activation index, -1 */
+    bool *node_in; /* [n_nodes] simulated in int8 (cfg.only) */
     int32_t n_w;
     int32_t *wt;     /* [n_w] weight tensors */
     bool *wslope;    /* [n_w] a pow2 PReLU slope tensor (nne_quantize_slopes_pow2) */
@@ -162,8 +162,9 @@ nne_status nne_qat_create(const nne_graph *g, const nne_qat_config *c, nne_qat *
     }
     nne_status st = NNE_OK;
     if (n_in == 0 && g->n_nodes > 0)
-        st = nne_error(NNE_ERR_NOT_FOUND, "qat: no node of graph '%s' has a name starting with "
-                                          "%s%s",
+        st = nne_error(NNE_ERR_NOT_FOUND,
+                       "qat: no node of graph '%s' has a name starting with "
+                       "%s%s",
                        g->name ? g->name : "", c->only && c->only[0] ? c->only[0] : "(none)",
                        c->only && c->only[0] && c->only[1] ? ", ..." : "");
     for (int32_t i = 0; i < g->n_nodes && !st; i++)
@@ -192,8 +193,8 @@ nne_status nne_qat_create(const nne_graph *g, const nne_qat_config *c, nne_qat *
     q->rq_src = nne_calloc(nt, sizeof *q->rq_src);
     q->rq_mask = nne_calloc(nt, sizeof *q->rq_mask);
     q->rq_slot = nne_calloc(nt, sizeof *q->rq_slot);
-    if (!q->act || !q->copy || !q->lo || !q->hi || !q->has || !q->mask || !q->slot || !q->wt || !q->wq ||
-        !q->wmask || !q->wslot || !q->wslope || !q->rq_src || !q->rq_mask || !q->rq_slot)
+    if (!q->act || !q->copy || !q->lo || !q->hi || !q->has || !q->mask || !q->slot || !q->wt ||
+        !q->wq || !q->wmask || !q->wslot || !q->wslope || !q->rq_src || !q->rq_mask || !q->rq_slot)
         goto nomem;
     for (int32_t t = 0; t < g->n_tensors; t++) q->slot[t] = q->wslot[t] = q->rq_slot[t] = -1;
     const bool pow2 = c->scheme == NNE_QSCHEME_POW2;

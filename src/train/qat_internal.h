@@ -19,8 +19,9 @@ const float *nne_qat__weight_cached(const nne_qat *q, int32_t tensor, const floa
 /* STE for a weight gradient: dw[i] = 0 where the weight saturated. */
 void nne_qat__weight_grad(const nne_qat *q, int32_t tensor, float *dw);
 /* After `tensor` [count] was computed: update its range (train, ema > 0) and fake-quantize
- * it in place (or into its copy, see nne_qat__input), recording the STE mask. A pow2 PReLU output (shared parameters) is rounded to
- * its input's grid without a range update. No-op for tensors that are not quantized. */
+ * it in place (or into its copy, see nne_qat__input), recording the STE mask. A pow2 PReLU output
+ * (shared parameters) is rounded to its input's grid without a range update. No-op for tensors that
+ * are not quantized. */
 void nne_qat__activation(nne_qat *q, int32_t tensor, float *x, size_t count, bool train,
                          nne_threadpool *pool);
 /* STE for an activation gradient, in place: dy[i] = 0 where the activation saturated. Not for

@@ -61,8 +61,8 @@ static void test_usage(void) {
              k_run);
     EXPECT_RC(a, 2); /* a codec's QAT fine-tunes a trained codec */
     CHECK(strstr(nne_cli_err, "--init CODEC.nne") != NULL);
-    snprintf(a, sizeof a, "train %s -o x.nne --steps 2 --model bmshj2018-factorized --teacher fp.nne",
-             k_run);
+    snprintf(a, sizeof a,
+             "train %s -o x.nne --steps 2 --model bmshj2018-factorized --teacher fp.nne", k_run);
     EXPECT_RC(a, 2);
     CHECK(strstr(nne_cli_err, "rate-distortion") != NULL);
     CHECK(!nne_cli_tmp_exists("x.nne"));

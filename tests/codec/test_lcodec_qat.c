@@ -86,9 +86,8 @@ static void test_region(void) {
         const nne_qat_config whole = {.scheme = NNE_QSCHEME_PER_CHANNEL};
         if (g) CHECK_STATUS(nne_qat_create(g, &whole, &q), NNE_ERR_UNSUPPORTED);
         for (int pow2 = 0; pow2 < 2 && g && pa && ps; pow2++) {
-            const nne_qat_config qc = {
-                .scheme = pow2 ? NNE_QSCHEME_POW2 : NNE_QSCHEME_PER_CHANNEL,
-                .only = nne_lcodec_int8_prefixes()};
+            const nne_qat_config qc = {.scheme = pow2 ? NNE_QSCHEME_POW2 : NNE_QSCHEME_PER_CHANNEL,
+                                       .only = nne_lcodec_int8_prefixes()};
             CHECK_OK(nne_qat_create(g, &qc, &q));
             if (!q) break;
             int32_t sim = 0, convs = 0, acts = 0;
@@ -216,7 +215,8 @@ static nne_status fine_tune(nne_graph *g, nne_qat *q) {
     const nne_trainer_config c = rd_config();
     nne_status s = nne_trainer_create(g, &c, &tr);
     if (!s && q) s = nne_trainer_set_qat(tr, q);
-    for (int k = 0; k < STEPS && !s; k++) s = nne_trainer_step(tr, x[k % NTRAIN], x[k % NTRAIN], NULL);
+    for (int k = 0; k < STEPS && !s; k++)
+        s = nne_trainer_step(tr, x[k % NTRAIN], x[k % NTRAIN], NULL);
     if (!s) nne_trainer_store(tr);
     nne_trainer_free(tr);
     return s;
@@ -305,8 +305,8 @@ static void check_qat_codec(nne_rdmodel_kind kind, nne_qscheme scheme) {
     if (c) CHECK_OK(nne_lcodec_encode(c, &img, true, &buf, &n, &st));
     if (buf) CHECK_OK(nne_lcodec_decode(c, buf, n, &out));
     if (!out.data) goto done;
-    CHECK_MSG(nne_tiny_psnr(&img, &out) == st.psnr, "%s %s: decoded %.6f dB, encoder %.6f", kn,
-              sn, nne_tiny_psnr(&img, &out), st.psnr);
+    CHECK_MSG(nne_tiny_psnr(&img, &out) == st.psnr, "%s %s: decoded %.6f dB, encoder %.6f", kn, sn,
+              nne_tiny_psnr(&img, &out), st.psnr);
     nne_lcodec_set_s8_backend(c, nne_backend_cpu_s8_ref());
     CHECK_OK(nne_lcodec_encode(c, &img, false, &rbuf, &rn, NULL));
     CHECK(rn == n && rbuf && !memcmp(rbuf, buf, n));
@@ -359,8 +359,8 @@ static void check_qat_codec(nne_rdmodel_kind kind, nne_qscheme scheme) {
         nne_image ev = {0};
         CHECK(nne_tiny_image(&ev, 90, 70, 3) == NNE_OK);
         double p[3], b[3];
-        const double l0 = rd_of(p0, &ev, &p[0], &b[0]), l1 = hp ? rd_of(hp, &ev, &p[1], &b[1]) : NAN,
-                     l2 = rd_of(m, &ev, &p[2], &b[2]);
+        const double l0 = rd_of(p0, &ev, &p[0], &b[0]),
+                     l1 = hp ? rd_of(hp, &ev, &p[1], &b[1]) : NAN, l2 = rd_of(m, &ev, &p[2], &b[2]);
         printf("  %s %s int8 RD loss (PSNR dB, bpp): PTQ %.4f (%.2f, %.3f); %d f32 steps + PTQ "
                "%.4f (%.2f, %.3f); %d QAT steps %.4f (%.2f, %.3f)\n",
                kn, sn, l0, p[0], b[0], STEPS, l1, p[1], b[1], STEPS, l2, p[2], b[2]);

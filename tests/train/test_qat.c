@@ -434,7 +434,8 @@ static void test_qat_region_gradient(void) {
         uint8_t tm[NT], um[NT], wm[NWR];
         float st_, su;
         int32_t zt, zu;
-        CHECK(nne_qat_get_qparams(q, "o.c:out", &st_, &zt) && nne_qat_get_qparams(q, "r.c:out", &su, &zu));
+        CHECK(nne_qat_get_qparams(q, "o.c:out", &st_, &zt) &&
+              nne_qat_get_qparams(q, "r.c:out", &su, &zu));
         const nne_conv2d_geom *gm = &g->nodes[0].conv_geom, *gr = &g->nodes[1].conv_geom;
         CHECK(nne_conv2d_backward_scratch_size(gm) <= 8192 &&
               nne_conv2d_backward_scratch_size(gr) <= 8192);
