@@ -19,13 +19,7 @@
 #include "nnedge/qat.h"
 #include "testutil.h"
 
-#define CAL 64 /* calibration and training crops: 64x64 (the hyperpriors' alignment) */
-
-static nne_status sample(void *ctx, int32_t i, float *x) {
-    (void)ctx;
-    nne_tiny_pattern(x, CAL, CAL, 5 + 7 * i);
-    return NNE_OK;
-}
+#define CAL NNE_TINY_CAL /* calibration and training crops */
 
 static bool qat_range(void *ctx, const char *tensor, float *lo, float *hi) {
     return nne_qat_get_range(ctx, tensor, lo, hi);
@@ -45,13 +39,7 @@ static nne_graph *copy_model(const nne_graph *g) {
 /* Post-training int8 codec of f (min-max on 3 crops), as `nnedge quantize` makes it. */
 static nne_graph *ptq(const nne_graph *f, nne_qscheme scheme) {
     nne_graph *p = copy_model(f);
-    nne_lcodec_quantize_opts o;
-    memset(&o, 0, sizeof o);
-    o.q.scheme = scheme;
-    o.q.observer.kind = NNE_OBSERVER_MINMAX;
-    o.q.n_samples = 3;
-    o.q.sample = sample;
-    o.height = o.width = CAL;
+    const nne_lcodec_quantize_opts o = nne_tiny_quantize_opts(scheme);
     if (p) CHECK_OK(nne_lcodec_quantize(p, &o));
     return p;
 }
@@ -194,18 +182,7 @@ static void test_hand_off_equals_ptq(void) {
 
 enum { STEPS = 30, NTRAIN = 4 };
 
-static nne_trainer_config rd_config(void) {
-    nne_trainer_config c;
-    memset(&c, 0, sizeof c);
-    c.optim = nne_optim_config_adam();
-    c.lr.kind = NNE_LR_CONSTANT;
-    c.lr.lr = 2e-3f;
-    c.loss = NNE_LOSS_RD;
-    c.rd_lambda = 0.01f;
-    c.noise_seed = 7;
-    c.threads = 1;
-    return c;
-}
+static nne_trainer_config rd_config(void) { return nne_tiny_rd_config(2e-3f, 7); }
 
 /* STEPS rate-distortion steps on the NTRAIN training crops, with QAT state q or none. */
 static nne_status fine_tune(nne_graph *g, nne_qat *q) {
