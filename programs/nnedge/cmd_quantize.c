@@ -365,7 +365,7 @@ int nne_cmd_quantize(int argc, char **argv) {
         qo.scheme = NNE_QSCHEME_PER_CHANNEL;
     if (model->n_attached) { /* `nnedge train --qat` of a codec writes the int8 codec itself */
         cli_error(k_cmd,
-                  "%s is an int8 learned codec already (attached int8 g_a and g_s); "
+                  "%s has attached graphs already: an int8 learned codec (int8 g_a and g_s); "
                   "quantize the f32 model",
                   pos[0]);
         goto done;
