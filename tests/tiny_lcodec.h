@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "nnedge/image.h"
+#include "nnedge/lcodec.h"
 #include "nnedge/metrics.h"
 #include "nnedge/model_file.h"
 #include "nnedge/models.h"
@@ -59,6 +60,42 @@ static inline double nne_tiny_psnr(const nne_image *a, const nne_image *b) {
     return nne_psnr_from_mse(se / (double)n, 255.0);
 }
 
+/* Rate-distortion training of the tiny models: Adam at a constant `lr`, lambda 0.01, noise
+ * seeded with `seed`, one thread. */
+static inline nne_trainer_config nne_tiny_rd_config(float lr, uint64_t seed) {
+    nne_trainer_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.optim = nne_optim_config_adam();
+    cfg.lr.kind = NNE_LR_CONSTANT;
+    cfg.lr.lr = lr;
+    cfg.loss = NNE_LOSS_RD;
+    cfg.rd_lambda = 0.01f;
+    cfg.noise_seed = seed;
+    cfg.threads = 1;
+    return cfg;
+}
+
+#define NNE_TINY_CAL 64 /* calibration crops: 64x64 (the hyperpriors' alignment) */
+
+/* Calibration image i: the pattern at phase 5 + 7i (not the test images' phases). */
+static inline nne_status nne_tiny_calib_sample(void *ctx, int32_t i, float *x) {
+    (void)ctx;
+    nne_tiny_pattern(x, NNE_TINY_CAL, NNE_TINY_CAL, 5 + 7 * i);
+    return NNE_OK;
+}
+
+/* nne_lcodec_quantize options for the tiny models: `scheme`, min-max on 3 calibration crops. */
+static inline nne_lcodec_quantize_opts nne_tiny_quantize_opts(nne_qscheme scheme) {
+    nne_lcodec_quantize_opts o;
+    memset(&o, 0, sizeof o);
+    o.q.scheme = scheme;
+    o.q.observer.kind = NNE_OBSERVER_MINMAX;
+    o.q.n_samples = 3;
+    o.q.sample = nne_tiny_calib_sample;
+    o.height = o.width = NNE_TINY_CAL;
+    return o;
+}
+
 /* The trained training graph (NNE_RD_TRAIN at 64x64) in *out; free with nne_graph_free. */
 static inline nne_status nne_tiny_lcodec_model(nne_rdmodel_kind kind, uint64_t seed,
                                                nne_graph **out) {
@@ -70,15 +107,7 @@ static inline nne_status nne_tiny_lcodec_model(nne_rdmodel_kind kind, uint64_t s
     nne_tiny_pattern(x, 64, 64, 0);
     nne_status s = nne_model_rd(&mc, 1, 64, 64, NNE_RD_TRAIN, &g);
     if (!s) s = nne_train_init_params(g, seed);
-    nne_trainer_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.optim = nne_optim_config_adam();
-    cfg.lr.kind = NNE_LR_CONSTANT;
-    cfg.lr.lr = 1e-2f;
-    cfg.loss = NNE_LOSS_RD;
-    cfg.rd_lambda = 0.01f;
-    cfg.noise_seed = seed;
-    cfg.threads = 1;
+    const nne_trainer_config cfg = nne_tiny_rd_config(1e-2f, seed);
     if (!s) s = nne_trainer_create(g, &cfg, &tr);
     for (int k = 0; k < NNE_TINY_STEPS && !s; k++) s = nne_trainer_step(tr, x, x, NULL);
     if (!s) nne_trainer_store(tr);

@@ -124,20 +124,31 @@ void nne_lcodec_set_max_pixels(nne_lcodec *c, int64_t max_pixels);
 
 typedef struct nne_lcodec_quantize_opts {
     /* As for nne_quantize_graph: scheme, observer, bias_correction, weight_bits, progress,
-     * ctx, n_samples (>= 1) and sample, which fills calibration image i as [1][height]
-     * [width][3] f32 in [0, 1]. fixed_range must be NULL (no QAT ranges for codecs). */
+     * ctx, n_samples and sample, which fills calibration image i as [1][height][width][3] f32
+     * in [0, 1]. fixed_range (optional) gives ranges by tensor name for both parts: the names
+     * of the training graph (g_a's "image", "g_a.K:out", "y"; g_s's "y_hat", "g_s.K:out",
+     * "x_hat"), as a QAT state on it has them (nne_qat_get_range); with every range fixed
+     * (and no bias correction) nothing is calibrated and sample may be NULL, n_samples 0. */
     nne_quantize_opts q;
     int32_t height, width; /* calibration crop: positive multiples of the kind's alignment */
 } nne_lcodec_quantize_opts;
+
+/* The node-name prefixes of the parts an int8 codec runs in int8, {"g_a.", "g_s.", NULL}:
+ * they select exactly the nodes of nne_model_rd's NNE_RD_ANALYSIS and NNE_RD_SYNTHESIS graphs
+ * within its NNE_RD_TRAIN graph. Quantization-aware training of a codec simulates these
+ * (nne_qat_config.only; docs/training.md, "QAT of a learned codec"). */
+const char *const *nne_lcodec_int8_prefixes(void);
 
 /* Make the f32 learned-codec model `model` (as for nne_lcodec_create) an int8 codec: g_a,
  * built at height x width, is quantized with nne_quantize_graph on the calibration images;
  * g_s on the y_hat the f32 codec derives from the same images (round(y - mean) + mean, what
  * a decoder gives g_s), and both are attached to `model` (nne_graph_attach) as "<kind>.g_a"
  * and "<kind>.g_s", with their quant.* metadata. h_a, h_s and the entropy model are not
- * quantized. Write `model` with nne_model_write_file to keep it. UNSUPPORTED for a model that
- * has attached graphs already; errors of nne_lcodec_create and nne_quantize_graph (prefixed
- * with the part); `model` is unchanged on error. */
+ * quantized. With o->q.fixed_range the parts take the given ranges (the QAT hand-off: the
+ * result is the int8 codec the QAT forward pass simulated). Write `model` with
+ * nne_model_write_file to keep it. UNSUPPORTED for a model that has attached graphs
+ * already; errors of nne_lcodec_create and nne_quantize_graph (prefixed with the part);
+ * `model` is unchanged on error. */
 nne_status nne_lcodec_quantize(nne_graph *model, const nne_lcodec_quantize_opts *o);
 
 #ifdef __cplusplus

@@ -63,13 +63,23 @@ typedef struct nne_qat_config {
      * the first batch setting them when no range is set (PyTorch's
      * MovingAverageMinMaxObserver; 0.01 is its default). Evaluation never changes them. */
     float ema;
+    /* The nodes simulated in int8: NULL = every node; else a NULL-terminated list of node-name
+     * prefixes, for a graph of which only some parts run in int8 (a learned codec's g_a and
+     * g_s: nne_lcodec_int8_prefixes). Outside them nothing is fake-quantized; the region's
+     * inputs from outside (its boundary) are quantized as a quantized part's inputs are,
+     * and a boundary tensor that nodes outside also read is fake-quantized in a copy that
+     * only the region's readers see (the others keep the f32 values, as in the deployed
+     * model). The strings must outlive the QAT state; they are not stored in metadata. */
+    const char *const *only;
 } nne_qat_config;
 
 typedef struct nne_qat nne_qat;
 
 /* QAT state for the inferred f32 graph g (the trainer's graph): which tensors are
  * fake-quantized, their ranges (initially unset), buffers for the fake-quantized weights and
- * the STE masks (one byte per element of every quantized activation). g must outlive it. */
+ * the STE masks (one byte per element of every quantized activation). g must outlive it.
+ * Every simulated node (all, or those of c->only) needs an int8 kernel (NNE_ERR_UNSUPPORTED
+ * naming it); c->only matching no node is NNE_ERR_NOT_FOUND. */
 nne_status nne_qat_create(const nne_graph *g, const nne_qat_config *c, nne_qat **out);
 void nne_qat_free(nne_qat *q);
 const nne_qat_config *nne_qat_get_config(const nne_qat *q);
@@ -77,6 +87,12 @@ const nne_qat_config *nne_qat_get_config(const nne_qat *q);
 /* Number of quantized activations (graph input included), and the graph tensor of the i-th. */
 int32_t nne_qat_num_activations(const nne_qat *q);
 int32_t nne_qat_activation_tensor(const nne_qat *q, int32_t i);
+/* Number of fake-quantized weight tensors (conv / transposed-conv weights; pow2 PReLU slopes),
+ * and the graph tensor of the i-th (-1 out of range). */
+int32_t nne_qat_num_weights(const nne_qat *q);
+int32_t nne_qat_weight_tensor(const nne_qat *q, int32_t i);
+/* True if node i of the graph is simulated in int8 (all nodes without c->only). */
+bool nne_qat_node_simulated(const nne_qat *q, int32_t node);
 /* The range of a quantized activation by tensor name: set (lo <= 0 <= hi after the usual
  * widening to include 0; finite; NNE_ERR_NOT_FOUND for a tensor that is not quantized) or get
  * (false if the tensor is not an activation or has no range yet; the output of a relu, relu6,
@@ -93,6 +109,11 @@ bool nne_qat_get_qparams(const nne_qat *q, const char *tensor, float *scale, int
  * of the fixed-point position is kept). Tensors are matched by name; a missing or
  * unquantized one is NNE_ERR_NOT_FOUND. */
 nne_status nne_qat_ranges_from_quantized(nne_qat *q, const nne_graph *quantized);
+/* The same from several quantized graphs, e.g. the int8 parts nne_lcodec_quantize attaches to
+ * a codec: each quantized activation takes its range from the first of parts[0, n) that has
+ * a tensor of its name (NNE_ERR_NOT_FOUND if none has, or that one is not quantized per
+ * tensor). */
+nne_status nne_qat_ranges_from_parts(nne_qat *q, const nne_graph *const *parts, int32_t n);
 /* Copy the ranges of every same-named quantized activation of src (e.g. the trainer's QAT
  * state into a QAT state for a validation graph built at another size). */
 nne_status nne_qat_copy_ranges(nne_qat *dst, const nne_qat *src);

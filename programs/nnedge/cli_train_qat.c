@@ -11,6 +11,7 @@
 #include "cli_train_qat.h"
 #include "nnedge/backend.h"
 #include "nnedge/file.h"
+#include "nnedge/lcodec.h"
 #include "nnedge/model_file.h"
 #include "nnedge/models.h"
 #include "nnedge/passes.h"
@@ -23,12 +24,17 @@ int cli_tq_parse(const char *cmd, const cli_tq_raw *r, bool rd, cli_tq *e) {
     double d;
     int64_t i;
     e->init = r->init;
+    e->rd = rd;
     if (r->qat) {
         if (nne_qscheme_from_name(r->qat, &e->qcfg.scheme))
             return cli_usage_error(cmd, "--qat %s: want per-tensor, per-channel or pow2", r->qat);
-        if (rd)
-            return cli_usage_error(cmd, "--qat: the learned codecs have ops without int8 kernels "
-                                        "(entropy models); QAT is for cae-seed");
+        /* A learned codec: only g_a and g_s run in int8 (nne_lcodec_quantize), and their
+         * ranges are calibrated as that calibrates them, on a trained codec. */
+        if (rd && !r->init)
+            return cli_usage_error(cmd, "--qat: quantization-aware training of a learned codec "
+                                        "fine-tunes a trained one; give --init CODEC.nne (the "
+                                        "f32 codec whose int8 g_a and g_s are simulated)");
+        e->qcfg.only = rd ? nne_lcodec_int8_prefixes() : NULL;
         e->qat = true;
         /* Calibrated ranges stay fixed by default; without a model to calibrate, EMA. */
         const char *ema = r->qat_ema ? r->qat_ema : r->init ? "0" : "0.01";
@@ -147,11 +153,25 @@ static nne_status calib_sample(void *ctx, int32_t i, float *x) {
     return nne_dataset_crop_batch(c->ds, &c->crop, (uint64_t)i, x);
 }
 
+/* A learned codec's ranges: the --init codec made an int8 codec by nne_lcodec_quantize with
+ * the same calibration (g_a on the crops, g_s on the f32 codec's y_hat of them), whose two
+ * int8 parts give the ranges of the activations QAT simulates. */
+static nne_status calibrate_codec(cli_tq *e, const nne_quantize_opts *o, int32_t crop) {
+    nne_graph *m = NULL;
+    nne_status st = nne_model_read_file(e->init, &m);
+    if (st) return st; /* the reader's message names the file */
+    const nne_lcodec_quantize_opts lo = {.q = *o, .height = crop, .width = crop};
+    st = nne_lcodec_quantize(m, &lo);
+    if (!st)
+        st = nne_qat_ranges_from_parts(e->q, (const nne_graph *const *)m->attached, m->n_attached);
+    nne_graph_free(m);
+    return st ? wrap(st, e->init) : NNE_OK;
+}
+
 /* Activation ranges by calibrating the --init model with the observer on crops of the
  * training data (seeded apart from the training batches): the pass's own ranges. */
 static nne_status calibrate(cli_tq *e, const nne_dataset *ds, int32_t crop, uint64_t seed) {
     nne_graph *g = NULL, *qg = NULL;
-    nne_status st = model_at(e->init, 1, crop, crop, &g);
     calib_ctx c = {
         .ds = ds,
         .crop = {.batch = 1, .height = crop, .width = crop, .seed = seed ^ CALIB_SEED_XOR}};
@@ -160,6 +180,8 @@ static nne_status calibrate(cli_tq *e, const nne_dataset *ds, int32_t crop, uint
                            .n_samples = e->calib_images,
                            .sample = calib_sample,
                            .ctx = &c};
+    if (e->rd) return calibrate_codec(e, &o, crop);
+    nne_status st = model_at(e->init, 1, crop, crop, &g);
     if (!st) st = nne_quantize_graph(g, &o, &qg);
     if (!st) st = nne_qat_ranges_from_quantized(e->q, qg);
     nne_graph_free(qg);
@@ -170,6 +192,7 @@ static nne_status calibrate(cli_tq *e, const nne_dataset *ds, int32_t crop, uint
 nne_status cli_tq_setup(cli_tq *e, nne_graph *g, nne_trainer *t, const nne_dataset *ds,
                         int32_t crop, uint64_t seed, bool resumed, const char *saved_teacher_hash) {
     nne_status st = NNE_OK;
+    e->crop = crop;
     if (e->qat) {
         if ((st = nne_qat_create(g, &e->qcfg, &e->q))) return st;
         /* A resumed run's ranges are in its model's metadata (written with the checkpoint). */
@@ -229,15 +252,38 @@ nne_status cli_tq_store(const cli_tq *e, nne_graph *g) {
     return e->q ? nne_qat_store_meta(e->q, g) : NNE_OK;
 }
 
-nne_status cli_tq_model_meta(const cli_tq *e, nne_graph *g) {
+static bool qat_range(void *ctx, const char *tensor, float *lo, float *hi) {
+    return nne_qat_get_range(ctx, tensor, lo, hi);
+}
+
+/* A learned codec's output: the int8 codec of the trained weights with the QAT ranges, made
+ * by nne_lcodec_quantize as `nnedge quantize` makes one, without calibration. */
+static nne_status attach_int8_parts(const cli_tq *e, nne_graph *g) {
+    const nne_lcodec_quantize_opts o = {.q = {.scheme = e->qcfg.scheme,
+                                              .observer = {.kind = e->observer},
+                                              .fixed_range = qat_range,
+                                              .ctx = e->q},
+                                        .height = e->crop,
+                                        .width = e->crop};
+    nne_status st = nne_lcodec_quantize(g, &o);
+    for (int32_t i = 0; !st && i < g->n_attached; i++)
+        st = nne_graph_set_meta(g->attached[i], "quant.calib", "train.qat (qat.range.*)");
+    return st;
+}
+
+nne_status cli_tq_model_finish(const cli_tq *e, nne_graph *g) {
     char v[4200];
     nne_status st = cli_tq_store(e, g);
     if (!st && e->qat) {
-        snprintf(v, sizeof v, "%s, %s ranges%s%s", nne_qscheme_name(e->qcfg.scheme),
+        snprintf(v, sizeof v, "%s, %s ranges%s%s%s", nne_qscheme_name(e->qcfg.scheme),
                  e->qcfg.ema > 0.0f ? "EMA" : "fixed", e->init ? " calibrated with " : "",
-                 e->init ? nne_observer_name(e->observer) : "");
+                 e->init ? nne_observer_name(e->observer) : "",
+                 e->rd ? "; g_a and g_s simulated in int8 and attached as the int8 codec's "
+                         "parts"
+                       : "");
         st = nne_graph_set_meta(g, "train.qat", v);
     }
+    if (!st && e->qat && e->rd) st = attach_int8_parts(e, g);
     if (!st && e->init) st = nne_graph_set_meta(g, "train.init", e->init);
     if (!st && e->distill) {
         snprintf(v, sizeof v, "teacher %.4000s (SHA-256 %.16s), alpha %g, temperature %g",

@@ -15,6 +15,8 @@ typedef struct cli_tq_raw {
 
 typedef struct cli_tq {
     bool qat, distill;
+    bool rd;      /* a learned codec: QAT simulates g_a and g_s (nne_lcodec_int8_prefixes) */
+    int32_t crop; /* the training crop (cli_tq_setup) */
     nne_qat_config qcfg;
     nne_observer_kind observer; /* calibration of the --init model's ranges */
     int32_t calib_images;
@@ -28,11 +30,12 @@ typedef struct cli_tq {
     size_t tcount;
 } cli_tq;
 
-/* Validate the options (rd: a learned codec is trained). 0 or NNE_EXIT_USAGE (printed). */
+/* Validate the options (rd: a learned codec is trained; its QAT needs --init). 0 or
+ * NNE_EXIT_USAGE (printed). */
 int cli_tq_parse(const char *cmd, const cli_tq_raw *r, bool rd, cli_tq *e);
 /* After the trainer exists: QAT state (ranges from the checkpoint's model when resumed, else
- * calibrated on `ds` crops of the --init model, else EMA) and the teacher (its file's SHA-256
- * must equal saved_teacher_hash when resumed). */
+ * calibrated on `ds` crops of the --init model, a learned codec's by nne_lcodec_quantize,
+ * else EMA) and the teacher (its file's SHA-256 must equal saved_teacher_hash when resumed). */
 nne_status cli_tq_setup(cli_tq *e, nne_graph *g, nne_trainer *t, const nne_dataset *ds,
                         int32_t crop, uint64_t seed, bool resumed, const char *saved_teacher_hash);
 /* Before each step: the teacher's output for `batch`. */
@@ -40,10 +43,11 @@ nne_status cli_tq_batch(cli_tq *e, nne_trainer *t, const float *batch);
 /* A validation trainer on graph g (another size) gets the same fake quantization; *q (free
  * with nne_qat_free) is its state. */
 nne_status cli_tq_val_setup(const cli_tq *e, nne_graph *g, nne_trainer *t, nne_qat **q);
-/* The QAT ranges into a graph's metadata (before a checkpoint), and with the train.qat /
- * train.init / train.distill provenance into the output model. */
+/* The QAT ranges into a graph's metadata (before a checkpoint); and into the output model g
+ * with the train.qat / train.init / train.distill provenance, and for a learned codec under
+ * QAT its int8 parts (nne_lcodec_quantize with the QAT ranges: g becomes an int8 codec). */
 nne_status cli_tq_store(const cli_tq *e, nne_graph *g);
-nne_status cli_tq_model_meta(const cli_tq *e, nne_graph *g);
+nne_status cli_tq_model_finish(const cli_tq *e, nne_graph *g);
 void cli_tq_free(cli_tq *e);
 
 #endif

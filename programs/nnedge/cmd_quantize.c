@@ -363,6 +363,13 @@ int nne_cmd_quantize(int argc, char **argv) {
         qo.scheme = qcfg.scheme;
     else if (!scheme_s)
         qo.scheme = NNE_QSCHEME_PER_CHANNEL;
+    if (model->n_attached) { /* `nnedge train --qat` of a codec writes the int8 codec itself */
+        cli_error(k_cmd,
+                  "%s has attached graphs already: an int8 learned codec (int8 g_a and g_s); "
+                  "quantize the f32 model",
+                  pos[0]);
+        goto done;
+    }
     if (!calib && !is_qat) {
         rc = cli_usage_error(k_cmd, "missing --calib DIR");
         goto done;

@@ -69,7 +69,9 @@ static void help(void) {
         "  --qat SCHEME          quantization-aware training for per-tensor, per-channel or\n"
         "                        pow2 (DPU) int8: fake-quantized weights and activations,\n"
         "                        straight-through gradients; the model keeps the ranges\n"
-        "                        (qat.* metadata) for 'nnedge quantize'\n"
+        "                        (qat.* metadata) for 'nnedge quantize'. A learned codec\n"
+        "                        (needs --init CODEC.nne): only g_a and g_s, and the output\n"
+        "                        is the int8 codec ('nnedge quantize' with the QAT ranges)\n"
         "  --qat-ema C           activation ranges follow an EMA of the batch min/max with\n"
         "                        constant C; 0 = fixed (default 0 with --init, else 0.01)\n"
         "  --qat-observer O      calibration of the --init model's ranges: minmax (default),\n"
@@ -671,7 +673,7 @@ static nne_status build_model(run *r, nne_graph **out, double val_psnr) {
     META("train.threads", "%d", r->threads);
     META("train.time_s", "%.0f", elapsed(r));
     if (!isnan(val_psnr)) META("train.val_psnr", "%.4f", val_psnr);
-    if (!st) st = cli_tq_model_meta(&r->tq, g);
+    if (!st) st = cli_tq_model_finish(&r->tq, g); /* a codec under QAT: its int8 parts */
     if (r->init_partial[0])
         META("train.init_partial", "%s copied from train.init by name and shape; the rest "
              "initialised with train.seed", r->init_partial);

@@ -2,7 +2,9 @@
  * codecs"): the analysis transform g_a is quantized on the calibration images, the synthesis
  * transform g_s on the y_hat the f32 codec derives from those images, and both are attached
  * to the model. The hyperprior (h_a, h_s) and the entropy model stay f32: the decoder derives
- * its tables from h_s's bits, which must be the encoder's on every machine. */
+ * its tables from h_s's bits, which must be the encoder's on every machine. Ranges fixed by
+ * the caller (nne_quantize_opts.fixed_range: quantization-aware training, `nnedge train
+ * --qat`) replace calibration where given. */
 #include <stdio.h>
 #include <string.h>
 
@@ -17,6 +19,10 @@ typedef struct synth_ctx {
     float *image;      /* [height][width][3] */
 } synth_ctx;
 
+static const char *const k_int8_prefixes[] = {"g_a.", "g_s.", NULL};
+
+const char *const *nne_lcodec_int8_prefixes(void) { return k_int8_prefixes; }
+
 static nne_status synth_sample(void *ctx, int32_t i, float *y_hat) {
     synth_ctx *c = ctx;
     nne_status s = c->o->q.sample(c->o->q.ctx, i, c->image);
@@ -26,6 +32,11 @@ static nne_status synth_sample(void *ctx, int32_t i, float *y_hat) {
 static void synth_progress(void *ctx, const char *phase, int32_t done, int32_t total) {
     const synth_ctx *c = ctx;
     if (c->o->q.progress) c->o->q.progress(c->o->q.ctx, phase, done, total);
+}
+
+static bool synth_fixed_range(void *ctx, const char *tensor, float *lo, float *hi) {
+    const synth_ctx *c = ctx;
+    return c->o->q.fixed_range(c->o->q.ctx, tensor, lo, hi);
 }
 
 /* Build part `which` at the calibration size with the model's weights and quantize it. */
@@ -44,12 +55,10 @@ static nne_status quantize_part(const nne_rdmodel_config *cfg, const nne_graph *
 }
 
 nne_status nne_lcodec_quantize(nne_graph *model, const nne_lcodec_quantize_opts *o) {
-    if (!model || !o || !o->q.sample || o->q.n_samples < 1)
+    /* Without samples every range must be fixed: nne_quantize_graph says which is not. */
+    if (!model || !o || (!o->q.fixed_range && (!o->q.sample || o->q.n_samples < 1)))
         return nne_error(NNE_ERR_INVALID_ARG, "lcodec quantize: no model or no calibration "
                                               "samples");
-    if (o->q.fixed_range)
-        return nne_error(NNE_ERR_INVALID_ARG,
-                         "lcodec quantize: fixed ranges (QAT) are not supported for codecs");
     if (model->n_attached)
         return nne_error(NNE_ERR_UNSUPPORTED,
                          "lcodec quantize: '%s' has attached graphs already (an int8 codec?); "
@@ -76,8 +85,9 @@ nne_status nne_lcodec_quantize(nne_graph *model, const nne_lcodec_quantize_opts 
     synth_ctx sc = {o, c, nne_malloc((size_t)o->height * (size_t)o->width * 3 * sizeof(float))};
     if (!s && !sc.image) s = NNE_ERR_NOMEM;
     nne_quantize_opts qo = o->q;
-    qo.sample = synth_sample;
+    qo.sample = o->q.sample ? synth_sample : NULL;
     qo.progress = synth_progress;
+    qo.fixed_range = o->q.fixed_range ? synth_fixed_range : NULL;
     qo.ctx = &sc;
     if (!s) s = quantize_part(&cfg, model, NNE_RD_SYNTHESIS, o, &qo, &qs);
     nne_free(sc.image);

@@ -60,7 +60,11 @@ struct nne_qat {
     float *lo, *hi; /* [n_act] ranges */
     bool *has;      /* [n_act] range set */
     uint8_t **mask; /* [n_act][numel] STE masks of the last forward */
-    int32_t *slot;  /* [n_tensors] activation index, -1 */
+    /* [n_act][numel] or NULL: the fake-quantized copy of a region's boundary input that
+     * nodes outside the region also read (cfg.only); the tensor itself stays f32 */
+    float **copy;
+    int32_t *slot; /* [n_tensors] activation index, -1 */
+    bool *node_in; /* [n_nodes] simulated in int8 (cfg.only) */
     int32_t n_w;
     int32_t *wt;     /* [n_w] weight tensors */
     bool *wslope;    /* [n_w] a pow2 PReLU slope tensor (nne_quantize_slopes_pow2) */
@@ -80,12 +84,12 @@ static size_t numel(const nne_graph *g, int32_t t) {
 }
 
 /* The quantized activation whose parameters tensor t has: itself, or for the output of a
- * relu / relu6 / max pool / reshape / flatten (and pow2 PReLU), that of its input
+ * simulated relu / relu6 / max pool / reshape / flatten (and pow2 PReLU), that of its input
  * (recursively); -1 if none. Needs the activation slots. */
 static int32_t param_slot_of(const nne_qat *q, int32_t t) {
     for (int32_t hops = 0; t >= 0 && q->slot[t] < 0 && hops < q->g->n_nodes; hops++) {
         const int32_t pr = nne_graph_producer(q->g, t);
-        if (pr < 0 ||
+        if (pr < 0 || !q->node_in[pr] ||
             !nne_op_s8_shares_quant(q->g->nodes[pr].op, q->cfg.scheme == NNE_QSCHEME_POW2))
             return -1;
         t = q->g->nodes[pr].inputs[0];
@@ -96,6 +100,7 @@ static int32_t param_slot_of(const nne_qat *q, int32_t t) {
 void nne_qat_free(nne_qat *q) {
     if (!q) return;
     for (int32_t i = 0; q->mask && i < q->n_act; i++) nne_aligned_free(q->mask[i]);
+    for (int32_t i = 0; q->copy && i < q->n_act; i++) nne_aligned_free(q->copy[i]);
     for (int32_t i = 0; q->wq && i < q->n_w; i++) nne_aligned_free(q->wq[i]);
     for (int32_t i = 0; q->wmask && i < q->n_w; i++) nne_aligned_free(q->wmask[i]);
     for (int32_t i = 0; q->rq_mask && i < q->n_rq; i++) nne_aligned_free(q->rq_mask[i]);
@@ -104,7 +109,9 @@ void nne_qat_free(nne_qat *q) {
     nne_free(q->hi);
     nne_free(q->has);
     nne_free(q->mask);
+    nne_free(q->copy);
     nne_free(q->slot);
+    nne_free(q->node_in);
     nne_free(q->wt);
     nne_free(q->wq);
     nne_free(q->wmask);
@@ -116,6 +123,24 @@ void nne_qat_free(nne_qat *q) {
     nne_free(q);
 }
 
+/* True if node `name` is simulated under `only` (NULL: every node). */
+static bool in_region(const char *const *only, const char *name) {
+    if (!only) return true;
+    for (; *only; only++)
+        if (name && !strncmp(name, *only, strlen(*only))) return true;
+    return false;
+}
+
+/* Who reads tensor t: some simulated node (*in), some other node or the loss (*out). */
+static void readers(const nne_graph *g, const bool *node_in, int32_t t, bool *in, bool *out) {
+    *in = *out = false;
+    for (int32_t k = 0; k < g->n_outputs; k++)
+        if (g->outputs[k] == t) *out = true;
+    for (int32_t i = 0; i < g->n_nodes; i++)
+        for (int32_t j = 0; j < g->nodes[i].n_inputs; j++)
+            if (g->nodes[i].inputs[j] == t) *(node_in[i] ? in : out) = true;
+}
+
 nne_status nne_qat_create(const nne_graph *g, const nne_qat_config *c, nne_qat **out) {
     if (!out) return nne_error(NNE_ERR_INVALID_ARG, "qat: NULL output");
     *out = NULL;
@@ -125,18 +150,36 @@ nne_status nne_qat_create(const nne_graph *g, const nne_qat_config *c, nne_qat *
         return nne_error(NNE_ERR_INVALID_ARG, "qat: scheme %d or ema %g out of range",
                          (int)c->scheme, (double)c->ema);
     if (g->n_inputs != 1) return nne_error(NNE_ERR_UNSUPPORTED, "qat: the graph needs 1 input");
-    for (int32_t i = 0; i < g->n_nodes; i++)
-        if (!nne_op_has_s8_kernel(g->nodes[i].op))
-            return nne_error(NNE_ERR_UNSUPPORTED,
-                             "qat: node '%s': op %s has no int8 kernel, so there is no int8 "
-                             "model to simulate",
-                             g->nodes[i].name, nne_op_name(g->nodes[i].op));
     nne_qat *q = nne_calloc(1, sizeof *q);
     if (!q) return NNE_ERR_NOMEM;
     q->g = g;
     q->cfg = *c;
+    if (!(q->node_in = nne_calloc((size_t)g->n_nodes + 1, sizeof *q->node_in))) goto nomem;
+    int32_t n_in = 0;
+    for (int32_t i = 0; i < g->n_nodes; i++) {
+        q->node_in[i] = in_region(c->only, g->nodes[i].name);
+        n_in += q->node_in[i];
+    }
+    nne_status st = NNE_OK;
+    if (n_in == 0 && g->n_nodes > 0)
+        st = nne_error(NNE_ERR_NOT_FOUND,
+                       "qat: no node of graph '%s' has a name starting with "
+                       "%s%s",
+                       g->name ? g->name : "", c->only && c->only[0] ? c->only[0] : "(none)",
+                       c->only && c->only[0] && c->only[1] ? ", ..." : "");
+    for (int32_t i = 0; i < g->n_nodes && !st; i++)
+        if (q->node_in[i] && !nne_op_has_s8_kernel(g->nodes[i].op))
+            st = nne_error(NNE_ERR_UNSUPPORTED,
+                           "qat: node '%s': op %s has no int8 kernel, so there is no int8 "
+                           "model to simulate",
+                           g->nodes[i].name, nne_op_name(g->nodes[i].op));
+    if (st) {
+        nne_qat_free(q);
+        return st;
+    }
     const size_t nt = (size_t)g->n_tensors + 1;
     q->act = nne_calloc(nt, sizeof *q->act);
+    q->copy = nne_calloc(nt, sizeof *q->copy);
     q->lo = nne_calloc(nt, sizeof *q->lo);
     q->hi = nne_calloc(nt, sizeof *q->hi);
     q->has = nne_calloc(nt, sizeof *q->has);
@@ -150,22 +193,34 @@ nne_status nne_qat_create(const nne_graph *g, const nne_qat_config *c, nne_qat *
     q->rq_src = nne_calloc(nt, sizeof *q->rq_src);
     q->rq_mask = nne_calloc(nt, sizeof *q->rq_mask);
     q->rq_slot = nne_calloc(nt, sizeof *q->rq_slot);
-    if (!q->act || !q->lo || !q->hi || !q->has || !q->mask || !q->slot || !q->wt || !q->wq ||
-        !q->wmask || !q->wslot || !q->wslope || !q->rq_src || !q->rq_mask || !q->rq_slot)
+    if (!q->act || !q->copy || !q->lo || !q->hi || !q->has || !q->mask || !q->slot || !q->wt ||
+        !q->wq || !q->wmask || !q->wslot || !q->wslope || !q->rq_src || !q->rq_mask || !q->rq_slot)
         goto nomem;
     for (int32_t t = 0; t < g->n_tensors; t++) q->slot[t] = q->wslot[t] = q->rq_slot[t] = -1;
     const bool pow2 = c->scheme == NNE_QSCHEME_POW2;
-    /* Activations in tensor order (the pass's order), as the pass assigns parameters. */
+    /* Activations in tensor order (the pass's order), as the pass assigns parameters: the
+     * outputs of simulated nodes that have their own parameters, and the tensors from
+     * outside that simulated nodes read (with every node simulated: the graph input). */
     for (int32_t t = 0; t < g->n_tensors; t++) {
         if (g->tensors[t].kind == NNE_TENSOR_CONSTANT) continue;
         const int32_t pr = nne_graph_producer(g, t);
-        if (pr >= 0 && nne_op_s8_shares_quant(g->nodes[pr].op, pow2)) continue;
+        const bool inside = pr >= 0 && q->node_in[pr];
+        if (inside && nne_op_s8_shares_quant(g->nodes[pr].op, pow2)) continue;
+        bool copy = false;
+        if (!inside && c->only) {
+            bool read_in = false;
+            readers(g, q->node_in, t, &read_in, &copy);
+            if (!read_in) continue;
+        }
         q->slot[t] = q->n_act;
         q->act[q->n_act] = t;
+        if (copy && !(q->copy[q->n_act] = nne_aligned_alloc(numel(g, t) * sizeof(float) + 1)))
+            goto nomem;
         if (!(q->mask[q->n_act++] = nne_aligned_alloc(numel(g, t) + 1))) goto nomem;
     }
     for (int32_t i = 0; i < g->n_nodes; i++) {
         const nne_node *n = &g->nodes[i];
+        if (!q->node_in[i]) continue;
         /* pow2 PReLU (docs/quantization.md, 6): the pass quantizes the slopes to 7-bit codes
          * at one fixed point (nne_quantize_slopes_pow2) and the output, which shares its
          * input's parameters, is rounded to that grid; QAT does the same. Leaky ReLU has no
@@ -210,6 +265,13 @@ int32_t nne_qat_num_activations(const nne_qat *q) { return q->n_act; }
 int32_t nne_qat_activation_tensor(const nne_qat *q, int32_t i) {
     return i >= 0 && i < q->n_act ? q->act[i] : -1;
 }
+int32_t nne_qat_num_weights(const nne_qat *q) { return q->n_w; }
+int32_t nne_qat_weight_tensor(const nne_qat *q, int32_t i) {
+    return i >= 0 && i < q->n_w ? q->wt[i] : -1;
+}
+bool nne_qat_node_simulated(const nne_qat *q, int32_t node) {
+    return node >= 0 && node < q->g->n_nodes && q->node_in[node];
+}
 
 static int32_t slot_by_name(const nne_qat *q, const char *name) {
     const int32_t t = name ? nne_graph_find_tensor(q->g, name) : -1;
@@ -253,11 +315,33 @@ bool nne_qat_get_qparams(const nne_qat *q, const char *tensor, float *scale, int
     return true;
 }
 
+/* A range whose nne_qparams_from_range gives back exactly (s, z): [s (-128 - z), s (127 - z)]
+ * with hi moved by ulps where the f32 rounding of (hi - lo) / 255 misses s (a scale one ulp
+ * off would move every int32 bias computed from it). */
+static void affine_range(float s, int32_t z, float *lo, float *hi) {
+    const float l = fminf(s * (float)(-128 - z), 0.0f);
+    float h = fmaxf(s * (float)(127 - z), 0.0f);
+    for (int k = 0; k < 16; k++) {
+        float s2;
+        int32_t z2;
+        nne_qparams_from_range(l, h, false, false, &s2, &z2);
+        if (s2 == s) break;
+        h = nextafterf(h, s2 < s ? INFINITY : -INFINITY);
+    }
+    *lo = l;
+    *hi = h;
+}
+
 nne_status nne_qat_ranges_from_quantized(nne_qat *q, const nne_graph *quantized) {
+    return nne_qat_ranges_from_parts(q, &quantized, 1);
+}
+
+nne_status nne_qat_ranges_from_parts(nne_qat *q, const nne_graph *const *parts, int32_t n) {
     for (int32_t i = 0; i < q->n_act; i++) {
         const char *name = q->g->tensors[q->act[i]].name;
-        const int32_t t = nne_graph_find_tensor(quantized, name);
-        const nne_quant *u = t >= 0 ? &quantized->tensors[t].quant : NULL;
+        int32_t t = -1, k = 0;
+        for (; k < n && t < 0; k++) t = nne_graph_find_tensor(parts[k], name);
+        const nne_quant *u = t >= 0 ? &parts[k - 1]->tensors[t].quant : NULL;
         if (!u || u->count != 1 || !u->scale || !u->zero_point)
             return nne_error(NNE_ERR_NOT_FOUND,
                              "qat: '%s' has no per-tensor quantization in the quantized model",
@@ -268,8 +352,7 @@ nne_status nne_qat_ranges_from_quantized(nne_qat *q, const nne_graph *quantized)
             q->lo[i] = -127.0f * s; /* fp0 of [-127 s, 127 s] is the pass's position */
             q->hi[i] = 127.0f * s;
         } else {
-            q->lo[i] = fminf(s * (float)(-128 - z), 0.0f);
-            q->hi[i] = fmaxf(s * (float)(127 - z), 0.0f);
+            affine_range(s, z, &q->lo[i], &q->hi[i]);
         }
         q->has[i] = true;
     }
@@ -398,7 +481,7 @@ void nne_qat__weight_grad(const nne_qat *q, int32_t tensor, float *dw) {
 enum { FQ_CHUNKS = 16, FQ_MIN = 4096 };
 
 typedef struct fq_ctx {
-    float *x;
+    float *x, *y; /* y: the fake-quantized values (x itself, or the tensor's copy) */
     uint8_t *mask;
     size_t count;
     int chunks;
@@ -424,7 +507,7 @@ static void fq_task(void *vctx, int task, int thread) {
         c->mx[task] = mx;
         return;
     }
-    nne_fake_quant_act_forward(i1 - i0, c->x + i0, c->scale, c->zp, c->pow2, c->x + i0,
+    nne_fake_quant_act_forward(i1 - i0, c->x + i0, c->scale, c->zp, c->pow2, c->y + i0,
                                c->mask + i0);
 }
 
@@ -441,6 +524,7 @@ static void requantize_shared(nne_qat *q, int32_t r, float *x, size_t count, nne
         return;
     }
     fq_ctx c = {.x = x,
+                .y = x,
                 .mask = q->rq_mask[r],
                 .count = count,
                 .chunks = fq_chunks(count),
@@ -457,7 +541,11 @@ void nne_qat__activation(nne_qat *q, int32_t tensor, float *x, size_t count, boo
             requantize_shared(q, q->rq_slot[tensor], x, count, pool);
         return;
     }
-    fq_ctx c = {.x = x, .mask = q->mask[s], .count = count, .chunks = fq_chunks(count)};
+    fq_ctx c = {.x = x,
+                .y = q->copy[s] ? q->copy[s] : x,
+                .mask = q->mask[s],
+                .count = count,
+                .chunks = fq_chunks(count)};
     if (train && q->cfg.ema > 0.0f) {
         c.minmax = true;
         nne_threadpool_run(pool, c.chunks, fq_task, &c);
@@ -481,6 +569,7 @@ void nne_qat__activation(nne_qat *q, int32_t tensor, float *x, size_t count, boo
     }
     if (!q->has[s]) { /* ready() prevents this; keep the values and pass every gradient */
         memset(q->mask[s], 1, count);
+        if (c.y != x) memcpy(c.y, x, count * sizeof *x);
         return;
     }
     slot_qparams(q, s, &c.scale, &c.zp);
@@ -503,16 +592,34 @@ static void ste_task(void *vctx, int task, int thread) {
     nne_fake_quant_backward(i1 - i0, c->mask + i0, c->dy + i0, c->dy + i0);
 }
 
+static void ste_run(const uint8_t *mask, float *dy, size_t count, nne_threadpool *pool) {
+    ste_ctx c = {.mask = mask, .dy = dy, .count = count, .chunks = fq_chunks(count)};
+    nne_threadpool_run(pool, c.chunks, ste_task, &c);
+}
+
 void nne_qat__activation_grad(const nne_qat *q, int32_t tensor, float *dy, size_t count,
                               nne_threadpool *pool) {
     const int32_t s = tensor >= 0 ? q->slot[tensor] : -1;
     const int32_t r = tensor >= 0 && s < 0 ? q->rq_slot[tensor] : -1;
-    if ((s < 0 && r < 0) || !dy) return;
-    ste_ctx c = {.mask = s >= 0 ? q->mask[s] : q->rq_mask[r],
-                 .dy = dy,
-                 .count = count,
-                 .chunks = fq_chunks(count)};
-    nne_threadpool_run(pool, c.chunks, ste_task, &c);
+    if ((s < 0 && r < 0) || (s >= 0 && q->copy[s]) || !dy) return; /* a copy: per reader */
+    ste_run(s >= 0 ? q->mask[s] : q->rq_mask[r], dy, count, pool);
+}
+
+/* The copy of a boundary tensor, for a simulated reader; else -1. */
+static int32_t copy_slot(const nne_qat *q, int32_t node, int32_t tensor) {
+    const int32_t s = tensor >= 0 ? q->slot[tensor] : -1;
+    return s >= 0 && q->copy[s] && q->node_in[node] ? s : -1;
+}
+
+const float *nne_qat__input(const nne_qat *q, int32_t node, int32_t tensor, const float *x) {
+    const int32_t s = copy_slot(q, node, tensor);
+    return s >= 0 ? q->copy[s] : x;
+}
+
+void nne_qat__input_grad(const nne_qat *q, int32_t node, int32_t tensor, float *dx, size_t count,
+                         nne_threadpool *pool) {
+    const int32_t s = copy_slot(q, node, tensor);
+    if (s >= 0 && dx) ste_run(q->mask[s], dx, count, pool);
 }
 
 /* ---- distillation ---------------------------------------------------------------------------- */

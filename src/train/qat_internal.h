@@ -19,12 +19,22 @@ const float *nne_qat__weight_cached(const nne_qat *q, int32_t tensor, const floa
 /* STE for a weight gradient: dw[i] = 0 where the weight saturated. */
 void nne_qat__weight_grad(const nne_qat *q, int32_t tensor, float *dw);
 /* After `tensor` [count] was computed: update its range (train, ema > 0) and fake-quantize
- * it in place, recording the STE mask. A pow2 PReLU output (shared parameters) is rounded to
- * its input's grid without a range update. No-op for tensors that are not quantized. */
+ * it in place (or into its copy, see nne_qat__input), recording the STE mask. A pow2 PReLU output
+ * (shared parameters) is rounded to its input's grid without a range update. No-op for tensors that
+ * are not quantized. */
 void nne_qat__activation(nne_qat *q, int32_t tensor, float *x, size_t count, bool train,
                          nne_threadpool *pool);
-/* STE for an activation gradient, in place: dy[i] = 0 where the activation saturated. */
+/* STE for an activation gradient, in place: dy[i] = 0 where the activation saturated. Not for
+ * a tensor fake-quantized in a copy (nne_qat__input_grad applies its STE per reader). */
 void nne_qat__activation_grad(const nne_qat *q, int32_t tensor, float *dy, size_t count,
                               nne_threadpool *pool);
+/* What node `node` reads as input `tensor` (data x): the fake-quantized copy when the node is
+ * simulated and the tensor is a region boundary that other nodes also read (cfg.only), else
+ * x. nne_qat__activation fills the copy when the tensor is computed. */
+const float *nne_qat__input(const nne_qat *q, int32_t node, int32_t tensor, const float *x);
+/* STE of that copy on node `node`'s contribution dx [count] to dL/d(tensor), in place before
+ * it is added to the tensor's gradient; no-op where nne_qat__input returns x. */
+void nne_qat__input_grad(const nne_qat *q, int32_t node, int32_t tensor, float *dx, size_t count,
+                         nne_threadpool *pool);
 
 #endif

@@ -435,11 +435,23 @@ static const float *bwd_weight(const nne_trainer *tr, int32_t t) {
     return tr->qat ? nne_qat__weight_cached(tr->qat, t, w) : w;
 }
 
+/* Input tensor t of node `node` as the node reads it: under QAT restricted to a region, a
+ * boundary tensor's fake-quantized copy for the region's nodes (nne_qat__input). */
+static const float *qin(const nne_trainer *tr, int32_t node, int32_t t) {
+    const float *x = tdata(tr, t);
+    return tr->qat ? nne_qat__input(tr->qat, node, t, x) : x;
+}
+
+/* The STE of that copy on the node's gradient contribution dx to tensor t. */
+static void qin_grad(const nne_trainer *tr, int32_t node, int32_t t, float *dx) {
+    if (tr->qat && t >= 0) nne_qat__input_grad(tr->qat, node, t, dx, tnumel(tr->g, t), tr->pool);
+}
+
 static void forward_node(nne_trainer *tr, int32_t idx, fwd_mode mode, int64_t step) {
     const nne_node *n = &tr->g->nodes[idx];
     const nne_graph *g = tr->g;
     const int32_t *in = n->inputs;
-    const float *x = tdata(tr, in[0]);
+    const float *x = qin(tr, idx, in[0]);
     float *y = tr->act[n->output];
     const size_t cnt = tnumel(g, n->output);
     const int32_t c = tchannels(g, in[0]);
@@ -468,7 +480,7 @@ static void forward_node(nne_trainer *tr, int32_t idx, fwd_mode mode, int64_t st
         return;
     case NNE_OP_ADD:
         e.kind = EW_ADD_FWD;
-        e.x2 = tdata(tr, in[1]);
+        e.x2 = qin(tr, idx, in[1]);
         break;
     case NNE_OP_ABS:
         e.kind = EW_ABS_FWD;
@@ -507,7 +519,9 @@ static void forward_node(nne_trainer *tr, int32_t idx, fwd_mode mode, int64_t st
 }
 
 /* Under QAT every quantized activation (the input included) is fake-quantized as soon as it
- * is computed, so its readers see the int8 model's values. Returns the first QAT error. */
+ * is computed, so its readers see the int8 model's values (a region's boundary tensor that
+ * other nodes read too: into a copy for the region's readers, qin). Returns the first QAT
+ * error. */
 static nne_status forward(nne_trainer *tr, const float *input, fwd_mode mode, int64_t step) {
     const nne_graph *g = tr->g;
     tr->qat_status = NNE_OK;
@@ -661,8 +675,9 @@ static void grad_commit(nne_trainer *tr, int32_t t) { grad_commit_from(tr, t, tr
 
 static void backward_node(nne_trainer *tr, const nne_node *n) {
     const nne_graph *g = tr->g;
+    const int32_t idx = (int32_t)(n - g->nodes);
     const int32_t *in = n->inputs;
-    const float *x = tdata(tr, in[0]);
+    const float *x = qin(tr, idx, in[0]);
     const float *dy = tr->grad[n->output];
     const size_t cnt = tnumel(g, n->output);
     float *dx = grad_target(tr, in[0]);
@@ -745,14 +760,17 @@ static void backward_node(nne_trainer *tr, const nne_node *n) {
     case NNE_OP_ADD:
         /* One input at a time, so that add(a, a) accumulates twice. */
         if (dx) nne_add_backward(cnt, dy, dx, NULL);
+        qin_grad(tr, idx, in[0], dx);
         grad_commit(tr, in[0]);
         dx = grad_target(tr, in[1]);
         if (dx) nne_add_backward(cnt, dy, dx, NULL);
+        qin_grad(tr, idx, in[1], dx);
         grad_commit(tr, in[1]);
         return;
     default:
         return;
     }
+    qin_grad(tr, idx, in[0], dx);
     grad_commit(tr, in[0]);
 }
 

@@ -1,7 +1,8 @@
 /* End-to-end tests of quantization-aware fine-tuning and distillation in `nnedge train`
  * (--init, --qat, --teacher) and the hand-off to `nnedge quantize`: usage errors, a tiny QAT
  * run whose model carries its ranges, exact resume with QAT state and a teacher, and
- * quantization with the learned ranges. The binary's path comes from NNEDGE_BIN. */
+ * quantization with the learned ranges; a learned codec's QAT, whose output is the int8
+ * codec, with exact resume. The binary's path comes from NNEDGE_BIN. */
 #include <string.h>
 #include <sys/stat.h>
 
@@ -58,7 +59,12 @@ static void test_usage(void) {
     EXPECT_RC(a, 2);
     snprintf(a, sizeof a, "train %s -o x.nne --steps 2 --model bmshj2018-factorized --qat pow2",
              k_run);
+    EXPECT_RC(a, 2); /* a codec's QAT fine-tunes a trained codec */
+    CHECK(strstr(nne_cli_err, "--init CODEC.nne") != NULL);
+    snprintf(a, sizeof a,
+             "train %s -o x.nne --steps 2 --model bmshj2018-factorized --teacher fp.nne", k_run);
     EXPECT_RC(a, 2);
+    CHECK(strstr(nne_cli_err, "rate-distortion") != NULL);
     CHECK(!nne_cli_tmp_exists("x.nne"));
 }
 
@@ -133,6 +139,67 @@ static void test_resume(void) {
     CHECK(strstr(nne_cli_err, "differs from the checkpoint's teacher") != NULL);
 }
 
+/* Bytes of `rel` in the temporary folder (nne_free), NULL if unreadable. */
+static unsigned char *read_tmp(const char *rel, size_t *n) {
+    return nne_test_read_file(nne_cli_tmp_path(rel), n);
+}
+
+/* A learned codec: QAT of g_a and g_s from a trained codec; the output is the int8 codec
+ * (compress, decompress, info work on it; quantize refuses it); resume is bit-exact. */
+static void test_codec_qat(void) {
+    char a[1024];
+    const char *k_rd = "--model bmshj2018-factorized --channels 6,8 --lambda 0.02 --crop 32 "
+                       "--batch 2 --seed 3 -q";
+    snprintf(a, sizeof a, "train --data data -o rdc.nne --steps 8 %s", k_rd);
+    EXPECT_RC(a, 0);
+    const char *k_q = "--init rdc.nne --qat per-channel --calib-images 3 --steps 6 --lr 1e-3";
+    snprintf(a, sizeof a, "train --data data --val val --val-every 3 -o cq.nne %s %s", k_rd, k_q);
+    EXPECT_RC(a, 0);
+    nne_graph *g = NULL;
+    CHECK_OK(nne_model_read_file(nne_cli_tmp_path("cq.nne"), &g));
+    if (g) {
+        CHECK(g->n_attached == 2);
+        const char *v = nne_graph_get_meta(g, "train.qat");
+        CHECK_MSG(v && strstr(v, "per-channel") && strstr(v, "fixed") && strstr(v, "g_a and g_s"),
+                  "train.qat = %s", v ? v : "(none)");
+        CHECK(nne_graph_get_meta(g, "qat.range.image") && nne_graph_get_meta(g, "qat.range.y") &&
+              nne_graph_get_meta(g, "qat.range.y_hat") && nne_graph_get_meta(g, "qat.range.x_hat"));
+        CHECK(!nne_graph_get_meta(g, "qat.range.likelihoods_y"));
+        for (int32_t i = 0; i < g->n_attached; i++) {
+            v = nne_graph_get_meta(g->attached[i], "quant.ranges");
+            CHECK(v && !strcmp(v, "fixed"));
+        }
+        nne_graph_free(g);
+    }
+    EXPECT_RC("info cq.nne", 0);
+    CHECK(strstr(nne_cli_out, "int8 (g_a, g_s per-channel") != NULL);
+    EXPECT_RC("compress val/img00.png -m cq.nne -o cq.nnc -q", 0);
+    EXPECT_RC("decompress cq.nnc -m cq.nne -o cq.png -q", 0);
+    EXPECT_RC("decompress cq.nnc -m rdc.nne -o cq2.png -q", 1); /* the f32 codec refuses */
+    EXPECT_RC("quantize cq.nne -o cq8.nne --calib data", 1);
+    CHECK(strstr(nne_cli_err, "an int8 learned codec") != NULL);
+    EXPECT_RC("quantize cq.nne -o cq8.nne", 1); /* its qat.* ranges do not make it quantizable */
+    /* in slices: the same weights, ranges and int8 codec (same stream bytes: the container's
+     * model hash covers the int8 parts) */
+    snprintf(a, sizeof a, "train --data data -o cr.nne %s %s --qat-ema 0.1 --stop-after 4", k_rd,
+             k_q);
+    EXPECT_RC(a, 0);
+    EXPECT_RC("train --resume cr.ckpt -q", 0);
+    snprintf(a, sizeof a, "train --data data -o ce.nne %s %s --qat-ema 0.1", k_rd, k_q);
+    EXPECT_RC(a, 0);
+    CHECK_MSG(nne_cli_same_model("ce.nne", "cr.nne", "qat."), "resumed codec QAT differs");
+    EXPECT_RC("compress val/img00.png -m ce.nne -o ce.nnc -q", 0);
+    EXPECT_RC("compress val/img00.png -m cr.nne -o cr.nnc -q", 0);
+    size_t n1 = 0, n2 = 0;
+    unsigned char *b1 = read_tmp("ce.nnc", &n1), *b2 = read_tmp("cr.nnc", &n2);
+    CHECK(b1 && b2 && n1 == n2 && !memcmp(b1, b2, n1));
+    nne_free(b1);
+    nne_free(b2);
+    /* --init-partial stays refused with --qat */
+    snprintf(a, sizeof a, "train --data data -o cp.nne %s %s --init-partial", k_rd, k_q);
+    EXPECT_RC(a, 2);
+}
+
 int main(void) {
     nne_cli_setup("qat-cli");
     make_images("data", 4, 1);
@@ -140,6 +207,7 @@ int main(void) {
     NNE_RUN(test_usage);
     NNE_RUN(test_qat_and_quantize);
     NNE_RUN(test_resume);
+    NNE_RUN(test_codec_qat);
     nne_cli_cleanup();
     return nne_test_summary();
 }

@@ -17,25 +17,7 @@
 #include "nnedge/model_file.h"
 #include "testutil.h"
 
-#define CAL 64 /* calibration crops: 64x64 (the hyperpriors' alignment) */
-
-/* Calibration image i: the tiny pattern at phase 5 + 7i (not the test images' phases). */
-static nne_status sample(void *ctx, int32_t i, float *x) {
-    (void)ctx;
-    nne_tiny_pattern(x, CAL, CAL, 5 + 7 * i);
-    return NNE_OK;
-}
-
-static nne_lcodec_quantize_opts opts(nne_qscheme scheme) {
-    nne_lcodec_quantize_opts o;
-    memset(&o, 0, sizeof o);
-    o.q.scheme = scheme;
-    o.q.observer.kind = NNE_OBSERVER_MINMAX;
-    o.q.n_samples = 3;
-    o.q.sample = sample;
-    o.height = o.width = CAL;
-    return o;
-}
+static nne_lcodec_quantize_opts opts(nne_qscheme scheme) { return nne_tiny_quantize_opts(scheme); }
 
 /* The tiny model of `kind`, quantized with `scheme`, through a model file. */
 static nne_graph *int8_model(nne_rdmodel_kind kind, nne_qscheme scheme) {

@@ -364,6 +364,123 @@ done:
     nne_graph_free(g);
 }
 
+/* QAT of a region (nne_qat_config.only): x -> conv o.c -> t; conv r.c (simulated) reads t ->
+ * u; add o.add (t, u) -> y. Only r.c's weights and u are fake-quantized in place; t is the
+ * region's input, which o.add also reads, so r.c reads a fake-quantized copy while o.add gets
+ * t itself; x is read by no simulated node and stays f32. The trainer's loss and gradient
+ * against the chain written out:
+ *   t_q = fq(t) (mask tm), u = conv(t_q, wq), u_q = fq(u) (mask um), y = t + u_q,
+ *   dL/dt = dy + tm * conv_dx(dy * um),  dL/dw_o = conv_dw(x, dL/dt),
+ *   dL/dw_r = wm * conv_dw(t_q, dy * um). */
+static void test_qat_region_gradient(void) {
+    enum { C = 4, NX = 2 * 6 * 7 * 3, NT = 2 * 6 * 7 * C, NWO = C * 9 * 3, NWR = C * 9 * C };
+    nne_graph *g = NULL;
+    int32_t x_t, t_t, u_t, y_t;
+    nne_op_params p;
+    memset(&p, 0, sizeof p);
+    CHECK_OK(nne_graph_create("region", &g));
+    CHECK_OK(nne_graph_add_input(g, "x", NNE_F32, nne_shape_4d(2, 6, 7, 3), &x_t));
+    CHECK_OK(add_conv(g, "o.c", NNE_OP_CONV2D, 3, C, 1, 0, x_t, &t_t));
+    CHECK_OK(add_conv(g, "r.c", NNE_OP_CONV2D, C, C, 1, 0, t_t, &u_t));
+    CHECK_OK(nne_graph_add_node(g, "o.add", NNE_OP_ADD, &p, (int32_t[]){t_t, u_t}, 2, "y", &y_t));
+    CHECK_OK(nne_graph_mark_output(g, y_t));
+    CHECK_OK(nne_graph_infer(g));
+    CHECK_OK(nne_train_init_params(g, 5));
+    float x[NX], tg[NT];
+    nne_test_rng r;
+    nne_test_rng_seed(&r, 12);
+    for (int i = 0; i < NX; i++) x[i] = (float)nne_test_rng_uniform(&r);
+    for (int i = 0; i < NT; i++) tg[i] = (float)(nne_test_rng_uniform(&r) - 0.5);
+    static const char *const only[] = {"r.", NULL}, *const none[] = {"z.", NULL};
+    nne_qat_config qc = {.scheme = NNE_QSCHEME_PER_CHANNEL, .only = none};
+    nne_qat *q = NULL;
+    CHECK_STATUS(nne_qat_create(g, &qc, &q), NNE_ERR_NOT_FOUND); /* no node matches */
+    qc.only = only;
+    CHECK_OK(nne_qat_create(g, &qc, &q));
+    nne_trainer *tr = NULL, *tf = NULL;
+    nne_trainer_config cfg = adam(1e-3f);
+    CHECK_OK(nne_trainer_create(g, &cfg, &tr));
+    CHECK_OK(nne_trainer_create(g, &cfg, &tf));
+    if (!q || !tr || !tf) goto done;
+    CHECK(nne_qat_num_activations(q) == 2 && nne_qat_activation_tensor(q, 0) == t_t &&
+          nne_qat_activation_tensor(q, 1) == u_t);
+    CHECK(nne_qat_num_weights(q) == 1 &&
+          nne_qat_weight_tensor(q, 0) == nne_graph_find_tensor(g, "r.c.w"));
+    CHECK(!nne_qat_node_simulated(q, 0) && nne_qat_node_simulated(q, 1) &&
+          !nne_qat_node_simulated(q, 2));
+    {
+        /* ranges that saturate part of t and u: half of what the f32 model computes */
+        double l;
+        CHECK_OK(nne_trainer_eval(tf, x, tg, &l));
+        const float *yf = nne_trainer_output(tf); /* y = t + u */
+        float m = 0;
+        for (int i = 0; i < NT; i++) m = fmaxf(m, fabsf(yf[i]));
+        CHECK_OK(nne_qat_set_range(q, "o.c:out", -0.3f * m, 0.3f * m));
+        CHECK_OK(nne_qat_set_range(q, "r.c:out", -0.2f * m, 0.2f * m));
+    }
+    CHECK_OK(nne_trainer_set_qat(tr, q));
+    double loss;
+    CHECK_OK(nne_trainer_grad(tr, x, tg, &loss));
+    {
+        nne_params *pp = nne_trainer_params(tr);
+        const int32_t wo = nne_params_find(pp, nne_graph_find_tensor(g, "o.c.w"));
+        const int32_t bo = nne_params_find(pp, nne_graph_find_tensor(g, "o.c.b"));
+        const int32_t wr = nne_params_find(pp, nne_graph_find_tensor(g, "r.c.w"));
+        const int32_t br = nne_params_find(pp, nne_graph_find_tensor(g, "r.c.b"));
+        const float *w_o = pp->data + pp->items[wo].offset, *b_o = pp->data + pp->items[bo].offset;
+        const float *w_r = pp->data + pp->items[wr].offset, *b_r = pp->data + pp->items[br].offset;
+        static float t[NT], tq[NT], u[NT], uq[NT], y[NT], dy[NT], du[NT], dt[NT];
+        float wq[NWR], dwo[NWO] = {0}, dwr[NWR] = {0}, db[C] = {0}, scratch[8192];
+        uint8_t tm[NT], um[NT], wm[NWR];
+        float st_, su;
+        int32_t zt, zu;
+        CHECK(nne_qat_get_qparams(q, "o.c:out", &st_, &zt) &&
+              nne_qat_get_qparams(q, "r.c:out", &su, &zu));
+        const nne_conv2d_geom *gm = &g->nodes[0].conv_geom, *gr = &g->nodes[1].conv_geom;
+        CHECK(nne_conv2d_backward_scratch_size(gm) <= 8192 &&
+              nne_conv2d_backward_scratch_size(gr) <= 8192);
+        nne_conv2d_forward(gm, x, w_o, b_o, t);
+        nne_fake_quant_act_forward(NT, t, st_, zt, false, tq, tm);
+        CHECK_OK(nne_fake_quant_weight_forward(&g->tensors[nne_graph_find_tensor(g, "r.c.w")].shape,
+                                               w_r, NNE_QSCHEME_PER_CHANNEL, wq, wm, NULL));
+        nne_conv2d_forward(gr, tq, wq, b_r, u);
+        nne_fake_quant_act_forward(NT, u, su, zu, false, uq, um);
+        double lref = 0;
+        int tsat = 0, usat = 0;
+        for (int i = 0; i < NT; i++) {
+            y[i] = t[i] + uq[i]; /* o.add reads t, not t_q */
+            lref += ((double)y[i] - tg[i]) * ((double)y[i] - tg[i]) / NT;
+            dy[i] = (float)(2.0 * ((double)y[i] - tg[i]) / NT);
+            du[i] = um[i] ? dy[i] : 0.0f;
+            tsat += !tm[i];
+            usat += !um[i];
+        }
+        CHECK(tsat > NT / 50 && usat > NT / 50 && tsat < NT / 2 && usat < NT / 2);
+        nne_conv2d_backward(gr, tq, wq, du, dt, dwr, db, scratch);
+        for (int i = 0; i < NT; i++) dt[i] = dy[i] + (tm[i] ? dt[i] : 0.0f);
+        memset(db, 0, sizeof db);
+        nne_conv2d_backward(gm, x, w_o, dt, NULL, dwo, db, scratch);
+        const float *gwo = pp->grad + pp->items[wo].offset, *gwr = pp->grad + pp->items[wr].offset;
+        double gmax = 0, err = 0;
+        for (int i = 0; i < NWO; i++) {
+            gmax = fmax(gmax, fabs(dwo[i]));
+            err = fmax(err, fabs(dwo[i] - gwo[i]));
+        }
+        for (int i = 0; i < NWR; i++) {
+            const float ref = wm[i] ? dwr[i] : 0.0f;
+            gmax = fmax(gmax, fabs(ref));
+            err = fmax(err, fabs(ref - gwr[i]));
+        }
+        CHECK_MSG(err <= 1e-5 * gmax, "max |dL/dw - chain| %.3g of %.3g", err, gmax);
+        CHECK_NEAR(loss, lref, 1e-6 * lref);
+    }
+done:
+    nne_trainer_free(tr);
+    nne_trainer_free(tf);
+    nne_qat_free(q);
+    nne_graph_free(g);
+}
+
 /* ---- QAT forward = the int8 model ----------------------------------------------------------- */
 
 /* The QAT evaluation forward against cpu-s8 running the model the quantization pass builds
@@ -865,6 +982,7 @@ int main(void) {
     NNE_RUN(test_fake_quant_act);
     NNE_RUN(test_fake_quant_weight);
     NNE_RUN(test_ste_graph_gradient);
+    NNE_RUN(test_qat_region_gradient);
     NNE_RUN(test_qat_forward_equals_s8);
     NNE_RUN(test_qat_finetune);
     NNE_RUN(test_qat_state_and_errors);
