@@ -44,7 +44,8 @@
 #   --observer O [minmax]  --calib-images N [32]  --calib-crop N [128]   (nnedge quantize)
 #   --sparsity S [0.5]     --qat-steps N [2000]   --ft-steps N [2000]
 #   --prune-uniform        prune every layer by SPARSITY (no sensitivity calibration)
-#   --batch B [8]  --crop S [256]  --lr LR [1e-4]  --threads T  --stop-after N   (nnedge train)
+#   --batch B [8]  --crop S [256]  --lr LR [1e-4; 2e-5 with --codec]  --threads T
+#   --stop-after N         (nnedge train)
 #   --rows LIST [all]      comma-separated row names to run (the table shows every row done)
 #   --dry-run              print the commands only
 #
@@ -55,6 +56,9 @@
 #   int8-per-tensor   int8 g_a and g_s (cpu-s8), hyperprior and entropy model f32
 #   int8-per-channel                                       nnedge quantize --scheme per-channel
 #   int8-pow2                                              nnedge quantize --scheme pow2
+#   int8-per-channel-qat  QAT_STEPS of per-channel QAT of g_a and g_s at the rung's own
+#                     lambda (train.lambda), from the rung        nnedge train --init --qat
+#   int8-pow2-qat     ... pow2                                 nnedge train --init --qat pow2
 # each a ladder folder WORK/<variant>; one `nnedge rd` run over TEST compares every ladder
 # (`--codecs nnedge:KIND@fp32=MODELS,nnedge:KIND@fp16=WORK/fp16,...`, docs/rd.md "Several
 # ladders of one kind"; report WORK/rd.*), and every variant's BD-rate against fp32 is nnedge
@@ -62,8 +66,9 @@
 # Output: OUT/quant-NAME.csv and .md (NAME defaults to KIND), one row per variant and rung,
 # and the BD-rate matrix of every variant against every other. Options used: --models,
 # --test, --calib, --calib-images, --calib-crop [256; a multiple of 16 or 64], --observer,
-# --work, --out, --name, --rows, --threads, --dry-run. QAT is not available for codecs
-# (nnedge train --qat refuses them).
+# --work, --out, --name, --rows, --threads, --dry-run, and for the QAT rows --data, --val,
+# --qat-steps, --batch, --crop (a multiple of 64 for the hyperpriors), --lr, --stop-after
+# (their checkpoints go to WORK/<variant>-ckpt).
 # Environment: NNEDGE (the binary, default build/nnedge).
 set -eu
 cd "$(dirname "$0")/.."
@@ -87,7 +92,7 @@ QAT_STEPS=2000
 FT_STEPS=2000
 BATCH=8
 CROP=256
-LR=1e-4
+LR=
 THREADS=
 STOP_AFTER=
 ROWS=all
@@ -142,11 +147,15 @@ if [ -n "$CODEC" ]; then
     bmshj2018-factorized | bmshj2018-hyperprior | mbt2018-mean) ;;
     *) die "--codec '$CODEC': expected bmshj2018-factorized, bmshj2018-hyperprior or mbt2018-mean" ;;
     esac
-    ALL_ROWS="fp32 fp16 int8-per-tensor int8-per-channel int8-pow2"
+    ALL_ROWS="fp32 fp16 int8-per-tensor int8-per-channel int8-pow2 int8-per-channel-qat int8-pow2-qat"
     [ -n "$NAME" ] || NAME=$CODEC
+    # QAT of a rung adapts it to rounding at its own lambda; a fifth of scripts/train_rd.sh's
+    # fine-tuning rate, so that it does not move along the RD curve.
+    [ -n "$LR" ] || LR=2e-5
     [ -n "$CALIB_CROP" ] || CALIB_CROP=256
 fi
 [ -n "$CALIB_CROP" ] || CALIB_CROP=128
+[ -n "$LR" ] || LR=1e-4
 [ -n "$NAME" ] || NAME=$(basename "$MODEL" .nne)
 [ -n "$WORK" ] || WORK=build/quant-results/$NAME
 if [ "$ROWS" != all ]; then
@@ -218,7 +227,8 @@ evaluate() {
 }
 
 # train_to OUT INIT STEPS [more train options...]: fine-tune INIT for STEPS into OUT, or
-# resume that run from its checkpoint. OUT.cmd records the command that started the run
+# resume that run from its checkpoint (OUT's name with .ckpt, in CKDIR when set, else beside
+# OUT; the best-validation model goes beside it). The model is TRAIN_MODEL [cae-seed]. OUT.cmd records the command that started the run
 # (--threads and --stop-after change neither the steps nor the bits, so they are left out).
 # Returns 0 when OUT exists afterwards, 3 when paused by --stop-after, the trainer's code on
 # failure.
@@ -227,12 +237,16 @@ train_to() {
     shift 3
     [ -e "$out" ] && [ -z "$DRY_RUN" ] && return 0
     ckpt=${out%.nne}.ckpt log=${out%.nne}.csv
+    if [ -n "${CKDIR:-}" ]; then
+        ckpt=$CKDIR/$(basename "$ckpt") log=$CKDIR/$(basename "$log")
+        [ -n "$DRY_RUN" ] || mkdir -p "$CKDIR"
+    fi
     if [ -f "$ckpt" ] && [ -z "$DRY_RUN" ]; then
         step "$out" train --resume "$ckpt" --data "$DATA" ${VAL:+--val "$VAL"} -o "$out" \
             --log "$log" ${THREADS:+--threads "$THREADS"} \
             ${STOP_AFTER:+--stop-after "$STOP_AFTER"} || return $?
     else
-        set -- train --model cae-seed --init "$init" --data "$DATA" ${VAL:+--val "$VAL"} \
+        set -- train --model "${TRAIN_MODEL:-cae-seed}" --init "$init" --data "$DATA" ${VAL:+--val "$VAL"} \
             --steps "$steps" --batch "$BATCH" --crop "$CROP" --lr "$LR" --seed 1 "$@" \
             --checkpoint "$ckpt" --log "$log" -o "$out"
         if [ -z "$DRY_RUN" ]; then
@@ -286,6 +300,11 @@ codec_info() {
     "$NNEDGE" info "$1" --json | sed -n '/"codec": {/,/}/p' | sed -n "s/^ *\"$2\": \"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}\$/\1/p"
 }
 
+# train_meta FILE KEY: a metadata value of the model (nnedge info's "meta" of its first part).
+train_meta() {
+    "$NNEDGE" info "$1" --json | sed -n '/"meta": {/,/}/p' | sed -n "s/^ *\"$2\": \"\([^\"]*\)\",\{0,1\}\$/\1/p" | head -n 1
+}
+
 # bd_of JSON REF TEST KEY: a BD value (KEY of "values") of codec TEST against codec REF in
 # nnedge rd's JSON report ("" when n/a).
 bd_of() {
@@ -318,6 +337,22 @@ codec_mode() {
                 [ -e "$dst.json" ] || [ -n "$DRY_RUN" ] || rm -f "$dst" # its size is needed too
                 STDOUT=$dst.json
                 step "$dst" quantize "$src" --fake --scheme fp16 --json -o "$dst" ;;
+            int8-*-qat)
+                scheme=${r#int8-}
+                scheme=${scheme%-qat}
+                if [ -n "$DRY_RUN" ]; then
+                    nm=N,M lambda=LAMBDA
+                else
+                    nm=$(codec_info "$src" n),$(codec_info "$src" m)
+                    lambda=$(train_meta "$src" train.lambda)
+                    [ -n "$lambda" ] || die "$src: no train.lambda in its metadata (a model of nnedge train --model $CODEC)"
+                fi
+                rc=0
+                TRAIN_MODEL=$CODEC CKDIR=$W/$r-ckpt train_to "$dst" "$src" "$QAT_STEPS" \
+                    --channels "$nm" --lambda "$lambda" --qat "$scheme" --qat-observer "$OBSERVER" \
+                    --calib-images "$CALIB_IMAGES" || rc=$?
+                [ $rc -eq 3 ] && exit 0 # paused by --stop-after
+                [ $rc -eq 0 ] || exit $rc ;;
             int8-*) ptq "$dst" "${r#int8-}" "$src" ;;
             esac
         done
@@ -356,6 +391,9 @@ codec_mode() {
         case $r in
         fp32) desc="f32 model"; prec=f32; be=cpu-exact; bdp=0; bdq=0; bdm=0 ;;
         fp16) desc="every constant rounded to fp16 (f32 compute)"; prec="fp16 weights"; be=cpu-exact ;;
+        *-qat) s0=${r#int8-}
+           desc="int8 g_a and g_s after $QAT_STEPS steps of ${s0%-qat} QAT at the rung's lambda (ranges calibrated with $OBSERVER, fixed); h_a, h_s, entropy model f32"
+           prec=int8; be="cpu-s8 + cpu-exact" ;;
         *) desc="int8 g_a and g_s, post-training, ${r#int8-} scales, $OBSERVER observer; h_a, h_s, entropy model f32"
            prec=int8; be="cpu-s8 + cpu-exact" ;;
         esac

@@ -18,7 +18,8 @@ static void help(void) {
            "model file (.nne). A built-in model made of parts (cae-seed: encoder, decoder) is\n"
            "shown part by part. For a learned codec, a summary line (precision, the weight\n"
            "bytes it runs with) and, for an int8 codec, its attached int8 g_a and g_s (at\n"
-           "their calibration size; not counted in the total).\n\n"
+           "their calibration size; not counted in the total). Each table is followed by the\n"
+           "graph's metadata: its provenance (model, train.*, quant.*; JSON: \"meta\").\n\n"
            "options:\n"
            "  --json     print JSON instead of a table\n"
            "  --list     list the built-in models\n"
@@ -76,6 +77,20 @@ static void json_shape(nne_json *j, const char *key, const nne_shape *s) {
     nne_json_array_end(j);
 }
 
+/* The model's metadata (provenance: train.*, quant.*, ...), in file order. */
+static void print_meta(const nne_graph *g) {
+    if (!g->n_meta) return;
+    printf("metadata:\n");
+    for (int32_t i = 0; i < g->n_meta; i++)
+        printf("  %s: %s\n", g->meta[i].key, g->meta[i].value);
+}
+
+static void json_meta(nne_json *j, const nne_graph *g) {
+    nne_json_object_begin(j, "meta");
+    for (int32_t i = 0; i < g->n_meta; i++) nne_json_string(j, g->meta[i].key, g->meta[i].value);
+    nne_json_object_end(j);
+}
+
 static void print_json_part(nne_json *j, const nne_graph *g, totals *sum) {
     totals t = {0, 0, 0, 0};
     nne_json_object_begin(j, NULL);
@@ -105,6 +120,7 @@ static void print_json_part(nne_json *j, const nne_graph *g, totals *sum) {
     }
     nne_json_array_end(j);
     json_totals(j, "total", &t);
+    json_meta(j, g);
     nne_json_object_end(j);
     sum->macs += t.macs;
     sum->params += t.params;
@@ -193,6 +209,7 @@ int nne_cmd_info(int argc, char **argv) {
         for (int i = 0; i < np; i++) {
             if (i) printf("\n");
             print_table(gs[i], &sum);
+            print_meta(gs[i]);
         }
         if (np > 1) {
             char c[32];
@@ -204,6 +221,7 @@ int nne_cmd_info(int argc, char **argv) {
             totals unused = {0, 0, 0, 0};
             printf("\nattached: ");
             print_table(gs[0]->attached[i], &unused);
+            print_meta(gs[0]->attached[i]);
         }
         if (is_codec && ci.scheme)
             printf("\nlearned codec %s N=%d M=%d: int8 (g_a, g_s %s on cpu-s8; h_a, h_s and the "

@@ -229,10 +229,15 @@ static void test_table(void) {
  * for the others, from one nnedge rd run over every ladder, nnedge:KIND@<variant>=DIR), that
  * the int8 rows' bytes are those of `nnedge compress`, the recorded commands and the BD-rate
  * matrix in the .md, a rerun that runs nothing (also with --rows of one row: every row done
- * stays), rows added later (nnedge rd runs again over all), --dry-run and the usage errors. */
-enum { CROWS = 5, RUNGS = 4, CCOLS = 15 };
-static const char *const k_crows[CROWS] = {"fp32", "fp16", "int8-per-tensor", "int8-per-channel",
-                                           "int8-pow2"};
+ * stays), rows added later (nnedge rd runs again over all), --dry-run and the usage errors.
+ * The QAT rows train each rung 2 steps at its own train.lambda (set here: the tiny rungs are
+ * not made by nnedge train) and are checked like the other int8 rows. */
+enum { CROWS = 7, RUNGS = 4, CCOLS = 15 };
+static const char *const k_crows[CROWS] = {"fp32",      "fp16",
+                                           "int8-per-tensor",
+                                           "int8-per-channel",
+                                           "int8-pow2", "int8-per-channel-qat",
+                                           "int8-pow2-qat"};
 
 /* Is `field` (a CSV cell, "" = n/a) the BD value `key` of nnedge:bmshj2018-factorized@<variant>
  * against @fp32 in nnedge rd's JSON report `rd`? */
@@ -258,12 +263,25 @@ static void test_codec(void) {
     const char *kind = "bmshj2018-factorized";
     mkdir(nne_cli_tmp_path("cl"), 0755);
     CHECK_OK(nne_tiny_lcodec_ladder(nne_cli_tmp_path("cl"), NNE_RD_FACTORIZED, 5, 2)); /* RUNGS */
+    for (int q = 1; q <= RUNGS; q++) { /* the lambda a QAT row trains each rung at */
+        char path[1024], lam[32];
+        snprintf(path, sizeof path, "%s/cl/%s-q%d.nne", nne_cli_tmp, kind, q);
+        snprintf(lam, sizeof lam, "%g", 0.01 * q);
+        nne_graph *g = NULL;
+        CHECK_OK(nne_model_read_file(path, &g));
+        if (g) {
+            CHECK_OK(nne_graph_set_meta(g, "train.lambda", lam));
+            CHECK_OK(nne_model_write_file(g, path));
+            nne_graph_free(g);
+        }
+    }
     nne_cli_make_images("ctest", 2); /* 40x36, 44x39 */
     nne_cli_make_images("ccal", 3);
     char args[2048];
     snprintf(args, sizeof args,
              "--codec %2$s --models '%1$s/cl' --test '%1$s/ctest' --calib '%1$s/ccal' "
-             "--calib-crop 32 --calib-images 2 --work '%1$s/cwork' --out '%1$s/cout' --threads 2",
+             "--calib-crop 32 --calib-images 2 --work '%1$s/cwork' --out '%1$s/cout' --threads 2 "
+             "--data '%1$s/ccal' --qat-steps 2 --batch 1 --crop 32",
              nne_cli_tmp, kind);
     CHECK_MSG(script(args) == 0, "stderr: %s", slurp("script.err"));
     char *csv = slurp("cout/quant-bmshj2018-factorized.csv");
@@ -316,14 +334,24 @@ static void test_codec(void) {
                           same_bd(rd, k_crows[r], "bd_rate_ms_ssim_pct_pchip", f[13]),
                       "%s: BD %s %s %s differ from nnedge rd's", f[0], f[11], f[12], f[13]);
         }
-        CHECK_MSG(strstr(f[14], "nnedge rd ") && (r == 0 || strstr(f[14], "nnedge quantize ")),
+        const bool qat = strstr(k_crows[r], "-qat") != NULL;
+        CHECK_MSG(strstr(f[14], "nnedge rd ") &&
+                      (r == 0 || strstr(f[14], qat ? "nnedge train " : "nnedge quantize ")),
                   "%s: %s", f[0], f[14]);
         /* one nnedge rd run over every ladder, each its own codec (no anchor files) */
         CHECK_MSG(strstr(f[14], "nnedge:bmshj2018-factorized@fp32=") &&
                       strstr(f[14], "nnedge:bmshj2018-factorized@int8-pow2=") &&
                       !strstr(f[14], "--anchors"),
                   "%s: %s", f[0], f[14]);
-        if (r >= 2) CHECK(strstr(f[14], k_crows[r] + 5) && strstr(f[14], "--calib"));
+        if (r >= 2 && !qat) CHECK(strstr(f[14], k_crows[r] + 5) && strstr(f[14], "--calib"));
+        if (qat) { /* the rung's own lambda, its scheme, 2 steps from the rung */
+            char want[160], init[96];
+            snprintf(want, sizeof want, "--lambda %g --qat %s", 0.01 * q,
+                     strstr(k_crows[r], "pow2") ? "pow2" : "per-channel");
+            snprintf(init, sizeof init, "/cl/%s-q%d.nne --data", kind, q);
+            CHECK_MSG(strstr(f[14], want) && strstr(f[14], "--steps 2 ") && strstr(f[14], init),
+                      "%s q%d: %s", f[0], q, f[14]);
+        }
     }
     nne_free(copy);
     nne_json_value_free(rd);
@@ -381,7 +409,7 @@ static void test_codec(void) {
     CHECK(t && strstr(t, "\nfp32,") && strstr(t, "\nfp16,") && strstr(t, "\nint8-pow2,"));
     nne_free(t);
     /* --dry-run: the commands, nothing made; usage errors. */
-    char a[2600];
+    char a[4096];
     snprintf(a, sizeof a, "%s --work '%s/cdry' --dry-run", args, nne_cli_tmp);
     CHECK(script(a) == 0);
     err = slurp("script.err");
@@ -390,8 +418,17 @@ static void test_codec(void) {
     nne_free(err);
     CHECK(!nne_cli_tmp_exists("cdry"));
     CHECK(script("--codec cheng2020") == 2);
-    snprintf(a, sizeof a, "%s --rows fp32,int8-pow2-qat", args);
+    snprintf(a, sizeof a, "%s --rows fp32,pruned", args);
     CHECK(script(a) == 2);
+    /* QAT needs the rung's lambda: a ladder without train.lambda is refused */
+    mkdir(nne_cli_tmp_path("cl0"), 0755);
+    CHECK_OK(nne_tiny_lcodec_ladder(nne_cli_tmp_path("cl0"), NNE_RD_FACTORIZED, 5, 2));
+    snprintf(a, sizeof a, "%s --models '%s/cl0' --work '%s/cw3' --rows int8-pow2-qat", args,
+             nne_cli_tmp, nne_cli_tmp);
+    CHECK(script(a) == 2);
+    err = slurp("script.err");
+    CHECK(err && strstr(err, "no train.lambda"));
+    nne_free(err);
 }
 
 static void test_usage(void) {

@@ -132,6 +132,9 @@ static void test_run_and_provenance(void) {
     nne_free(csv);
     EXPECT_RC("info a.nne", 0);
     CHECK(strstr(nne_cli_out, "conv2d_1") != NULL);
+    CHECK(strstr(nne_cli_out, "\nmetadata:\n") && strstr(nne_cli_out, "\n  train.steps: 10\n"));
+    EXPECT_RC("info a.nne --json", 0);
+    CHECK(strstr(nne_cli_out, "\"meta\": {") && strstr(nne_cli_out, "\"train.steps\": \"10\""));
     /* Never overwrite. */
     snprintf(args, sizeof args, "train --data data -o a.nne %s", k_small);
     EXPECT_RC(args, 1);
