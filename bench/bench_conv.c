@@ -280,9 +280,11 @@ static void dnnl_run_fn(void *vctx) {
     dnnl_stream_wait(d->stream);
 }
 
+static dnnl_status_t dnnl_last; /* the status of the call that made dnnl_setup fail */
+
 #define DNNL_OK(x)                                                                                 \
     do {                                                                                           \
-        if ((x) != dnnl_success) return false;                                                     \
+        if ((dnnl_last = (x)) != dnnl_success) return false;                                       \
     } while (0)
 
 /* Build the primitive for layer L (dt f32, s8 or bf16: bf16 source and weights, f32 bias and
@@ -299,7 +301,8 @@ static bool dnnl_setup(dnnl_run *d, const layer *L, dnnl_data_type_t dt, void *x
     DNNL_OK(dnnl_memory_desc_init_by_tag(&wei_md, 4, wd, dt, dnnl_format_tag_any));
     DNNL_OK(dnnl_memory_desc_init_by_tag(&wei_user_md, 4, wd, dt, dnnl_ohwi));
     DNNL_OK(dnnl_memory_desc_init_by_tag(&bia_md, 1, bd, s8 ? dnnl_s32 : dnnl_f32, dnnl_a));
-    DNNL_OK(dnnl_memory_desc_init_by_tag(&dst_md, 4, dd, dt == dnnl_bf16 ? dnnl_f32 : dt, dnnl_nhwc));
+    DNNL_OK(
+        dnnl_memory_desc_init_by_tag(&dst_md, 4, dd, dt == dnnl_bf16 ? dnnl_f32 : dt, dnnl_nhwc));
     dnnl_dims_t strides = {g->stride_h, g->stride_w}, pl = {g->pad_t, g->pad_l};
     dnnl_dims_t pr = {g->pad_b, g->pad_r};
     if (L->transposed) { /* output padding as (negative) right padding */
@@ -396,8 +399,8 @@ static void print_row(const char *name, const char *dtype, int threads, const ch
 }
 
 /* One ratio table nnedge / oneDNN from t[thread index][layer, encoder, decoder][dtype][impl]. */
-static void print_ratios(const char *what, double t[8][18][NDT][2], const layer *layers, int n_layers,
-                         const char *only, const int *thread_list, int n_threads) {
+static void print_ratios(const char *what, double t[8][18][NDT][2], const layer *layers,
+                         int n_layers, const char *only, const int *thread_list, int n_threads) {
     printf("\nnnedge / oneDNN (%s; < 1: nnedge is faster)\n\n| layer |", what);
     for (int dt = 0; dt < NDT; dt++)
         for (int ti = 0; ti < n_threads; ti++) printf(" %s %d thr |", dtypes[dt], thread_list[ti]);
@@ -470,8 +473,8 @@ int main(int argc, char **argv) {
            height, width, nne_cpu_features_str(cpu, feat, sizeof feat), nne_ops_isa(),
            nne_conv_s8_isa(), nne_conv_bf16_isa(),
            !(cpu & NNE_CPU_AMX_TILE) ? "none"
-           : nne_cpu_request_amx()  ? "usable (permission granted)"
-                                    : "refused by the OS");
+           : nne_cpu_request_amx()   ? "usable (permission granted)"
+                                     : "refused by the OS");
     void (*omp_set_threads)(int) = NULL;
 #ifdef NNE_HAVE_DNNL
     omp_set_threads = (void (*)(int))dlsym(RTLD_DEFAULT, "omp_set_num_threads");
@@ -565,17 +568,32 @@ int main(int argc, char **argv) {
             for (int dt = 0; dt < NDT; dt++) {
                 const bool s8 = dt == DT_S8 || dt == DT_S8W7, bf16 = dt == DT_BF16;
                 int8_t *wqd = dt == DT_S8W7 ? wq7 : wq;
-                size_t ss = s8 ? (L->transposed ? nne_conv_transpose2d_s8_scratch_size(g, threads)
-                                                : nne_conv2d_s8_scratch_size(g, threads))
-                            : bf16
-                                ? (L->transposed ? nne_conv_transpose2d_bf16_scratch_size(g, threads)
-                                                 : nne_conv2d_bf16_scratch_size(g, threads))
-                                : (L->transposed ? nne_conv_transpose2d_f32_scratch_size(g, threads)
-                                                 : nne_conv2d_f32_scratch_size(g, threads));
+                size_t ss =
+                    s8     ? (L->transposed ? nne_conv_transpose2d_s8_scratch_size(g, threads)
+                                            : nne_conv2d_s8_scratch_size(g, threads))
+                    : bf16 ? (L->transposed ? nne_conv_transpose2d_bf16_scratch_size(g, threads)
+                                            : nne_conv2d_bf16_scratch_size(g, threads))
+                           : (L->transposed ? nne_conv_transpose2d_f32_scratch_size(g, threads)
+                                            : nne_conv2d_f32_scratch_size(g, threads));
                 void *scratch = nne_aligned_alloc(ss);
-                nne_run r = {L,    pools[threads], s8,  bf16, xb, wb,  bf16 ? xr : x,
-                             bf16 ? wr : w,        b,   y,    &act, xq, wqd, -10,
-                             bq,   &out,           yq,  scratch};
+                nne_run r = {.L = L,
+                             .pool = pools[threads],
+                             .s8 = s8,
+                             .bf16 = bf16,
+                             .xb = xb,
+                             .wb = wb,
+                             .x = bf16 ? xr : x,
+                             .w = bf16 ? wr : w,
+                             .b = b,
+                             .y = y,
+                             .act = &act,
+                             .xq = xq,
+                             .wq = wqd,
+                             .x_zp = -10,
+                             .bq = bq,
+                             .out = &out,
+                             .yq = yq,
+                             .scratch = scratch};
                 nne_run_fn(&r);
                 const char *dtype = dtypes[dt];
                 const double peak = s8 ? peak_i[threads] : peak_f[threads];
@@ -588,9 +606,16 @@ int main(int argc, char **argv) {
                 bool dnnl_ok = false;
 #ifdef NNE_HAVE_DNNL
                 dnnl_run d = {eng, stream, NULL, NULL, NULL, NULL, NULL, ""};
-                dnnl_ok = dnnl_setup(&d, L, s8 ? dnnl_s8 : bf16 ? dnnl_bf16 : dnnl_f32,
-                                     s8 ? (void *)xq : bf16 ? (void *)xb : x,
-                                     s8 ? (void *)wqd : bf16 ? (void *)wb : w,
+                dnnl_ok = dnnl_setup(&d, L,
+                                     s8     ? dnnl_s8
+                                     : bf16 ? dnnl_bf16
+                                            : dnnl_f32,
+                                     s8     ? (void *)xq
+                                     : bf16 ? (void *)xb
+                                            : x,
+                                     s8     ? (void *)wqd
+                                     : bf16 ? (void *)wb
+                                            : w,
                                      s8 ? (void *)bq : b, s8 ? (void *)yq : y, scale, -10, -5);
                 if (bf16 && dnnl_ok) snprintf(dnnl_bf16_impl[li], 64, "%s", d.impl);
                 /* a reference implementation is not a peer: not timed (header comment) */
@@ -635,8 +660,11 @@ int main(int argc, char **argv) {
                                "%s | | | |\n",
                                L->name, dtype, threads, d.impl);
                     else
-                        printf("| %s | %s | %d | oneDNN | unsupported | | | |\n", L->name, dtype,
-                               threads);
+                        printf("| %s | %s | %d | oneDNN | unsupported%s | | | |\n", L->name, dtype,
+                               threads,
+                               dnnl_last == dnnl_unimplemented
+                                   ? " (dnnl_unimplemented: no implementation for this CPU)"
+                                   : "");
                     have_dnnl[part][dt] = false;
                 }
                 dnnl_teardown(&d);

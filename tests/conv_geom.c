@@ -55,8 +55,12 @@ void nne_test_conv_geom_str(const nne_conv2d_geom *g, char *buf, size_t n) {
              g->groups);
 }
 
-size_t nne_test_conv_x_len(const nne_conv2d_geom *g) { return (size_t)g->n * g->ih * g->iw * g->ic; }
-size_t nne_test_conv_y_len(const nne_conv2d_geom *g) { return (size_t)g->n * g->oh * g->ow * g->oc; }
+size_t nne_test_conv_x_len(const nne_conv2d_geom *g) {
+    return (size_t)g->n * g->ih * g->iw * g->ic;
+}
+size_t nne_test_conv_y_len(const nne_conv2d_geom *g) {
+    return (size_t)g->n * g->oh * g->ow * g->oc;
+}
 size_t nne_test_conv_w_len(const nne_conv2d_geom *g) {
     return (size_t)g->oc * g->kh * g->kw * (g->ic / g->groups);
 }

@@ -62,11 +62,11 @@ void nne_bf16_to_f32_array(const nne_bf16 *x, float *y, size_t n);
  * y [n][oh][ow][oc] f32. */
 void nne_conv2d_bf16__ref(const nne_conv2d_geom *g, const nne_bf16 *x, const nne_bf16 *w,
                           const float *bias, float *y);
-void nne_conv_transpose2d_bf16__ref(const nne_conv2d_geom *g, const nne_bf16 *x,
-                                    const nne_bf16 *w, const float *bias, float *y);
+void nne_conv_transpose2d_bf16__ref(const nne_conv2d_geom *g, const nne_bf16 *x, const nne_bf16 *w,
+                                    const float *bias, float *y);
 /* x [n][in], w [out][in] (nn.Linear), bias [out] or NULL, y [n][out] f32: a 1x1 conv2d. */
-void nne_dense_bf16__ref(int32_t n, int32_t in, int32_t out, const nne_bf16 *x,
-                         const nne_bf16 *w, const float *bias, float *y);
+void nne_dense_bf16__ref(int32_t n, int32_t in, int32_t out, const nne_bf16 *x, const nne_bf16 *w,
+                         const float *bias, float *y);
 
 /* ---- Fast kernels ---- */
 size_t nne_conv2d_bf16_scratch_size(const nne_conv2d_geom *g, int threads);
@@ -75,9 +75,9 @@ size_t nne_conv_transpose2d_bf16_scratch_size(const nne_conv2d_geom *g, int thre
 void nne_conv2d_bf16(nne_threadpool *pool, const nne_conv2d_geom *g, const nne_bf16 *x,
                      const nne_bf16 *w, const float *bias, const nne_conv_act *act, float *y,
                      void *scratch);
-void nne_conv_transpose2d_bf16(nne_threadpool *pool, const nne_conv2d_geom *g,
-                               const nne_bf16 *x, const nne_bf16 *w, const float *bias,
-                               const nne_conv_act *act, float *y, void *scratch);
+void nne_conv_transpose2d_bf16(nne_threadpool *pool, const nne_conv2d_geom *g, const nne_bf16 *x,
+                               const nne_bf16 *w, const float *bias, const nne_conv_act *act,
+                               float *y, void *scratch);
 
 size_t nne_dense_bf16_scratch_size(int32_t n, int32_t in, int32_t out, int threads);
 void nne_dense_bf16(nne_threadpool *pool, int32_t n, int32_t in, int32_t out, const nne_bf16 *x,

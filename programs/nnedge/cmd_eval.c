@@ -630,8 +630,9 @@ int nne_cmd_eval(int argc, char **argv) {
                     rows[i].name, rows[i].q.psnr, rows[i].q.ms_ssim,
                     (double)(nne_time_ns() - t0) / 1e9);
     }
-    eval_ctx c = {model, data, qmodel != NULL, qmodel ? "cpu-s8" : backend ? backend : "cpu",
-                  "",    jpeg_quality, rows, n};
+    eval_ctx c = {
+        model, data,         qmodel != NULL, qmodel ? "cpu-s8" : backend ? backend : "cpu",
+        "",    jpeg_quality, rows,           n};
     if (codec) nne_latent_hash_hex(nne_cae_codec_hash(codec), c.hash);
     if (co.json)
         write_json(stdout, &c);

@@ -21,8 +21,8 @@
 #include <assert.h>
 #include <string.h>
 
-#include "conv_bf16.h"
 #include "conv_band.h"
+#include "conv_bf16.h"
 #include "conv_plan.h"
 #include "nnedge/gemm.h"
 #include "ops_internal.h"
@@ -100,8 +100,8 @@ void nne_conv2d_bf16__ref(const nne_conv2d_geom *g, const nne_bf16 *x, const nne
     conv_bf16_gather(g, false, x, w, bias, y);
 }
 
-void nne_conv_transpose2d_bf16__ref(const nne_conv2d_geom *g, const nne_bf16 *x,
-                                    const nne_bf16 *w, const float *bias, float *y) {
+void nne_conv_transpose2d_bf16__ref(const nne_conv2d_geom *g, const nne_bf16 *x, const nne_bf16 *w,
+                                    const float *bias, float *y) {
     conv_bf16_gather(g, true, x, w, bias, y);
 }
 
@@ -113,8 +113,8 @@ static nne_conv2d_geom dense_geom(int32_t n, int32_t in, int32_t out) {
     return g;
 }
 
-void nne_dense_bf16__ref(int32_t n, int32_t in, int32_t out, const nne_bf16 *x,
-                         const nne_bf16 *w, const float *bias, float *y) {
+void nne_dense_bf16__ref(int32_t n, int32_t in, int32_t out, const nne_bf16 *x, const nne_bf16 *w,
+                         const float *bias, float *y) {
     assert(n >= 0 && in > 0 && out > 0);
     if (n == 0) return;
     const nne_conv2d_geom g = dense_geom(n, in, out);
@@ -145,9 +145,12 @@ static bf16_path conv_bf16_path(void) {
 
 const char *nne_conv_bf16_isa(void) {
     switch (conv_bf16_path()) {
-    case PATH_PAIR_AVX512BF16: return "avx512bf16";
-    case PATH_PAIR_EMUL: return "emul";
-    default: return nne_ops_isa();
+    case PATH_PAIR_AVX512BF16:
+        return "avx512bf16";
+    case PATH_PAIR_EMUL:
+        return "emul";
+    default:
+        return nne_ops_isa();
     }
 }
 
@@ -295,8 +298,7 @@ static void pair_task(void *vctx, int task, int thread) {
                 float *yp = x->y + conv_out_pixel(p, &c, pix0 + i) * (size_t)g->oc + o0;
                 const float *cr = ct + (size_t)i * CONV_BF16_PANEL;
                 for (int32_t j = 0; j < nj; j++)
-                    yp[j] = conv_f32_act(x->bias ? cr[j] + x->bias[o0 + j] : cr[j], o0 + j,
-                                         x->act);
+                    yp[j] = conv_f32_act(x->bias ? cr[j] + x->bias[o0 + j] : cr[j], o0 + j, x->act);
             }
         }
     }
@@ -318,7 +320,8 @@ static size_t widen_scratch(const nne_conv2d_geom *g, bool transposed, int threa
 
 /* Both paths' sizes: the pair one is small (weights and tiles), and tests may force it. */
 static size_t conv_bf16_scratch(const nne_conv2d_geom *g, bool transposed, int threads) {
-    const size_t a = widen_scratch(g, transposed, threads), b = pair_scratch(g, transposed, threads);
+    const size_t a = widen_scratch(g, transposed, threads),
+                 b = pair_scratch(g, transposed, threads);
     return a > b ? a : b;
 }
 
@@ -366,9 +369,9 @@ void nne_conv2d_bf16(nne_threadpool *pool, const nne_conv2d_geom *g, const nne_b
     conv_bf16_run(pool, g, false, x, w, bias, act, y, scratch);
 }
 
-void nne_conv_transpose2d_bf16(nne_threadpool *pool, const nne_conv2d_geom *g,
-                               const nne_bf16 *x, const nne_bf16 *w, const float *bias,
-                               const nne_conv_act *act, float *y, void *scratch) {
+void nne_conv_transpose2d_bf16(nne_threadpool *pool, const nne_conv2d_geom *g, const nne_bf16 *x,
+                               const nne_bf16 *w, const float *bias, const nne_conv_act *act,
+                               float *y, void *scratch) {
     conv_bf16_run(pool, g, true, x, w, bias, act, y, scratch);
 }
 

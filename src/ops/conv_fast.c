@@ -130,8 +130,8 @@ static void conv_f32_task(void *vctx, int task, int thread) {
     int64_t *rows = (int64_t *)(void *)(ts + l->taps_off), *tcols = rows + g->kh;
     const size_t icg = (size_t)p->icg;
     for (int32_t grp = 0; grp < g->groups; grp++) {
-        conv_gather_tile(p, &c, pix0, m, x->x + (size_t)grp * icg, sizeof(float), cols,
-                         (size_t)c.k, rows, tcols);
+        conv_gather_tile(p, &c, pix0, m, x->x + (size_t)grp * icg, sizeof(float), cols, (size_t)c.k,
+                         rows, tcols);
         x->gemm(NULL, NNE_GEMM_TRANS_B, m, p->ocg, c.k, cols, c.k, wph + (size_t)grp * p->ocg * c.k,
                 c.k, ct + (size_t)grp * p->ocg, ldc, gemm_scratch);
     }

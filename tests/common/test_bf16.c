@@ -24,8 +24,8 @@ static nne_bf16 oracle(float f) {
     const double hv = (hi & 0x7F80) == 0x7F80 && (hi & 0x7F) == 0 ? INFINITY : 0;
     /* past the largest finite bf16 the upper candidate is inf; RNE overflows at the
      * midpoint to 2^128 (the value "0x7F80" would have with an unbounded exponent) */
-    const double hi_val = hv != 0 ? copysign(ldexp(1.0, 128), (double)f)
-                                  : (double)nne_bf16_to_f32(hi);
+    const double hi_val =
+        hv != 0 ? copysign(ldexp(1.0, 128), (double)f) : (double)nne_bf16_to_f32(hi);
     const double d_hi = fabs((double)f - hi_val);
     if (d_lo < d_hi) return lo;
     if (d_hi < d_lo) return hi;
@@ -45,14 +45,14 @@ static void test_bf16_round_trip(void) {
 }
 
 static void test_bf16_rne(void) {
-    const float one = 1.0f, ulp = ldexpf(1.0f, -7); /* bf16 spacing at 1 */
-    CHECK(nne_f32_to_bf16(one + ulp / 2) == 0x3F80);          /* tie -> even (down) */
-    CHECK(nne_f32_to_bf16(one + 3 * ulp / 2) == 0x3F82);      /* tie -> even (up) */
-    CHECK(nne_f32_to_bf16(-(one + ulp / 2)) == 0xBF80);       /* sign-symmetric */
+    const float one = 1.0f, ulp = ldexpf(1.0f, -7);      /* bf16 spacing at 1 */
+    CHECK(nne_f32_to_bf16(one + ulp / 2) == 0x3F80);     /* tie -> even (down) */
+    CHECK(nne_f32_to_bf16(one + 3 * ulp / 2) == 0x3F82); /* tie -> even (up) */
+    CHECK(nne_f32_to_bf16(-(one + ulp / 2)) == 0xBF80);  /* sign-symmetric */
     CHECK(nne_f32_to_bf16(-(one + 3 * ulp / 2)) == 0xBF82);
-    CHECK(nne_f32_to_bf16(bits_f32(0x3F808001)) == 0x3F81);   /* just above the tie */
-    CHECK(nne_f32_to_bf16(bits_f32(0x3F807FFF)) == 0x3F80);   /* just below */
-    CHECK(nne_f32_to_bf16(bits_f32(0x3FFFFFFF)) == 0x4000);   /* carry into the exponent */
+    CHECK(nne_f32_to_bf16(bits_f32(0x3F808001)) == 0x3F81); /* just above the tie */
+    CHECK(nne_f32_to_bf16(bits_f32(0x3F807FFF)) == 0x3F80); /* just below */
+    CHECK(nne_f32_to_bf16(bits_f32(0x3FFFFFFF)) == 0x4000); /* carry into the exponent */
     /* overflow: the largest bf16 is 0x7F7F; values at or past its upper midpoint -> inf */
     CHECK(nne_f32_to_bf16(bits_f32(0x7F7F7FFF)) == 0x7F7F);
     CHECK(nne_f32_to_bf16(bits_f32(0x7F7F8000)) == 0x7F80);
@@ -69,10 +69,10 @@ static void test_bf16_rne(void) {
 
 static void test_bf16_nan(void) {
     CHECK(nne_f32_to_bf16(bits_f32(0x7FC00000)) == 0x7FC0);
-    CHECK(nne_f32_to_bf16(bits_f32(0xFFC00000)) == 0xFFC0);   /* sign kept */
-    CHECK(nne_f32_to_bf16(bits_f32(0x7F800001)) == 0x7FC0);   /* signalling, low payload */
-    CHECK(nne_f32_to_bf16(bits_f32(0x7FBFFFFF)) == 0x7FFF);   /* would round to 0x7FC0 */
-    CHECK(nne_f32_to_bf16(bits_f32(0x7FFFFFFF)) == 0x7FFF);   /* no carry into the sign */
+    CHECK(nne_f32_to_bf16(bits_f32(0xFFC00000)) == 0xFFC0); /* sign kept */
+    CHECK(nne_f32_to_bf16(bits_f32(0x7F800001)) == 0x7FC0); /* signalling, low payload */
+    CHECK(nne_f32_to_bf16(bits_f32(0x7FBFFFFF)) == 0x7FFF); /* would round to 0x7FC0 */
+    CHECK(nne_f32_to_bf16(bits_f32(0x7FFFFFFF)) == 0x7FFF); /* no carry into the sign */
     CHECK(isnan(nne_bf16_to_f32(nne_f32_to_bf16(NAN))));
 }
 
@@ -84,11 +84,11 @@ static void test_bf16_oracle(void) {
         s = s * 6364136223846793005ull + 1442695040888963407ull;
         uint32_t u = (uint32_t)(s >> 32);
         if (i & 1) u = (u & 0xFFFF0000u) | (0x8000u + ((u & 3) - 1)); /* tie, tie +- 1 */
-        if ((u & 0x7F800000u) == 0x7F800000u) continue;                /* inf/NaN: above */
+        if ((u & 0x7F800000u) == 0x7F800000u) continue;               /* inf/NaN: above */
         const float f = bits_f32(u);
         if (nne_f32_to_bf16(f) != oracle(f)) {
-            if (!bad) CHECK_MSG(0, "0x%08x -> 0x%04x, oracle 0x%04x", u, nne_f32_to_bf16(f),
-                                oracle(f));
+            if (!bad)
+                CHECK_MSG(0, "0x%08x -> 0x%04x, oracle 0x%04x", u, nne_f32_to_bf16(f), oracle(f));
             bad++;
         }
     }

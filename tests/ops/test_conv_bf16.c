@@ -61,8 +61,8 @@ static void test_array_cvt(void) {
             }
             memset(y, 0xAB, sizeof y);
             nne_f32_to_bf16_array(x, y, (size_t)n);
-            CHECK_MSG(memcmp(y, want, (size_t)n * sizeof *y) == 0, "%s: f32 -> bf16, n %d",
-                      isas[v], n);
+            CHECK_MSG(memcmp(y, want, (size_t)n * sizeof *y) == 0, "%s: f32 -> bf16, n %d", isas[v],
+                      n);
             CHECK(n == N || y[n] == 0xABAB); /* nothing written past n */
             nne_bf16_to_f32_array(h, back, (size_t)n);
             CHECK_MSG(memcmp(back, want_f, (size_t)n * sizeof *back) == 0, "%s: bf16 -> f32, n %d",
@@ -138,7 +138,8 @@ static void test_ref_is_f32_on_bf16(void) {
         nne_dense_bf16(pool2, n, in, out, x, w, b, yf, scratch);
         for (int i = 0; i < n * out; i++) {
             double s = fabs(b[i % out]);
-            for (int k = 0; k < in; k++) s += fabs((double)xr[i / out * in + k] * wr[i % out * in + k]);
+            for (int k = 0; k < in; k++)
+                s += fabs((double)xr[i / out * in + k] * wr[i % out * in + k]);
             CHECK_MSG(fabs((double)yf[i] - yb[i]) <= NNE_CONV_BF16_TOL * (in + 2) * s,
                       "%s dense [%d]: %.9g vs %.9g", isas[v], i, (double)yf[i], (double)yb[i]);
         }
@@ -288,9 +289,9 @@ static void test_cae_shapes(void) {
 }
 
 static void test_isa_names(void) {
-    const bool hw = (nne_cpu_features() & (NNE_CPU_AVX512F | NNE_CPU_AVX512BW |
-                                           NNE_CPU_AVX512BF16)) ==
-                    (NNE_CPU_AVX512F | NNE_CPU_AVX512BW | NNE_CPU_AVX512BF16);
+    const bool hw =
+        (nne_cpu_features() & (NNE_CPU_AVX512F | NNE_CPU_AVX512BW | NNE_CPU_AVX512BF16)) ==
+        (NNE_CPU_AVX512F | NNE_CPU_AVX512BW | NNE_CPU_AVX512BF16);
     for (size_t v = 0; v < sizeof isas / sizeof isas[0]; v++) {
         if (!nne_ops_isa_supported(isas[v])) continue;
         CHECK_OK(nne_ops_set_isa(isas[v]));

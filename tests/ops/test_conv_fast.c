@@ -16,9 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conv_geom.h"
 #include "nnedge/conv.h"
 #include "nnedge/gemm.h"
-#include "conv_geom.h"
 #include "ops/conv_band.h" /* nne_conv_band_disable, CONV_BAND_* */
 #include "testutil.h"
 
@@ -42,7 +42,8 @@ static void check_f32_geom(nne_test_rng *r, nne_conv2d_geom g, bool transposed,
                            nne_threadpool *pool2) {
     char desc[200];
     nne_test_conv_geom_str(&g, desc, sizeof desc);
-    const size_t nx = nne_test_conv_x_len(&g), ny = nne_test_conv_y_len(&g), nw = nne_test_conv_w_len(&g);
+    const size_t nx = nne_test_conv_x_len(&g), ny = nne_test_conv_y_len(&g),
+                 nw = nne_test_conv_w_len(&g);
     float *x = malloc(nx * sizeof *x), *ax = malloc(nx * sizeof *ax);
     float *w = malloc(nw * sizeof *w), *aw = malloc(nw * sizeof *aw);
     float *b = malloc((size_t)g.oc * sizeof *b), *ab = malloc((size_t)g.oc * sizeof *ab);
@@ -168,7 +169,8 @@ static void test_cae_shapes_f32(void) {
                 g.oh = nne_conv_out_dim(g.ih, 3, g.stride_h, 1, 0, 0);
                 g.ow = nne_conv_out_dim(g.iw, 3, g.stride_w, 1, 0, 0);
             }
-            const size_t nx = nne_test_conv_x_len(&g), ny = nne_test_conv_y_len(&g), nw = nne_test_conv_w_len(&g);
+            const size_t nx = nne_test_conv_x_len(&g), ny = nne_test_conv_y_len(&g),
+                         nw = nne_test_conv_w_len(&g);
             float *x = malloc(nx * 4), *w = malloc(nw * 4), *b = malloc((size_t)g.oc * 4);
             float *yr = malloc(ny * 4), *y = malloc(ny * 4), *slope = malloc((size_t)g.oc * 4);
             for (size_t i = 0; i < nx; i++) x[i] = frand(&r);
@@ -207,7 +209,8 @@ static void check_s8_geom(nne_test_rng *r, nne_conv2d_geom g, bool transposed,
                           nne_threadpool *pool) {
     char desc[200];
     nne_test_conv_geom_str(&g, desc, sizeof desc);
-    const size_t nx = nne_test_conv_x_len(&g), ny = nne_test_conv_y_len(&g), nw = nne_test_conv_w_len(&g);
+    const size_t nx = nne_test_conv_x_len(&g), ny = nne_test_conv_y_len(&g),
+                 nw = nne_test_conv_w_len(&g);
     int8_t *x = malloc(nx), *w = malloc(nw), *yr = malloc(ny), *y1 = malloc(ny), *y2 = malloc(ny);
     int32_t *bias = malloc((size_t)g.oc * sizeof *bias);
     nne_requant *rq = malloc((size_t)g.oc * sizeof *rq);

@@ -85,7 +85,7 @@ static size_t step_scratch(const nne_graph *g, const nne_node *n, bool bf16, int
         return nne_gdn_f32_scratch_size((int32_t)g->tensors[n->inputs[1]].shape.dim[0], threads);
     if (n->op == NNE_OP_CONV2D)
         return (bf16 ? nne_conv2d_bf16_scratch_size : nne_conv2d_f32_scratch_size)(&n->conv_geom,
-                                                                                    threads);
+                                                                                   threads);
     if (n->op == NNE_OP_CONV_TRANSPOSE2D)
         return (bf16 ? nne_conv_transpose2d_bf16_scratch_size
                      : nne_conv_transpose2d_f32_scratch_size)(&n->conv_geom, threads);
@@ -118,7 +118,8 @@ static nne_status bf16_weights(cpu_state *st, const nne_graph *g, int32_t i, siz
     const size_t nx = (size_t)nne_shape_numel(&g->tensors[n->inputs[0]].shape);
     if (nx > *x_max) *x_max = nx;
     if (w->kind != NNE_TENSOR_CONSTANT || !w->data)
-        return nne_error(NNE_ERR_UNSUPPORTED, "backend cpu-bf16: node '%s': weights '%s' are not a constant",
+        return nne_error(NNE_ERR_UNSUPPORTED,
+                         "backend cpu-bf16: node '%s': weights '%s' are not a constant",
                          n->name ? n->name : "?", w->name ? w->name : "?");
     st->wbf[i] = nne_malloc(nw ? nw * sizeof(nne_bf16) : 1);
     if (!st->wbf[i]) return NNE_ERR_NOMEM;
