@@ -1,5 +1,5 @@
 /* bench_conv: cae-seed's encoder and decoder at 512x768 (docs/models.md), per layer and in
- * total, f32 and int8, 1 and 2 threads: nnedge's fast kernels (include/nnedge/conv.h) against
+ * total, f32, int8 and bf16, 1 and 2 threads: nnedge's fast kernels (include/nnedge/conv.h) against
  * oneDNN's convolution / deconvolution primitives (when linked) in the same run.
  *
  *   bench_conv [--reps N] [--threads LIST] [--only SUBSTRING] [--height H --width W]
@@ -9,7 +9,12 @@
  * layers have their PReLU (per channel, 0.25) fused; oneDNN gets the same activation as an
  * eltwise post-op (leaky ReLU 0.25, a shared slope). int8 layers (s8 activations with a zero
  * point, per-channel weight scales, Q31 requantization) clamp at the output zero point (fused
- * ReLU) on both sides, since the int8 output stage of qops.h has no PReLU.
+ * ReLU) on both sides, since the int8 output stage of qops.h has no PReLU. bf16 layers
+ * (bf16.h: bf16 x and w, f32 bias, sums and output) are the f32 layers with x and w rounded
+ * to bf16; oneDNN gets bf16 source and weights, f32 bias and destination. When oneDNN has
+ * no optimized bf16 kernel for this CPU (it then picks a reference implementation, "ref:any"
+ * or similar, e.g. on AVX2 without AVX512_BF16) the row says so and is not timed: its ratio
+ * would compare against a loop nest, not a peer.
  *
  * Method. Before timing, nnedge's output is checked on 256 sampled elements against a
  * direct evaluation of the reference formula (f32: within NNE_CONV_F32_TOL; int8: exact).
@@ -30,6 +35,7 @@
 #include <time.h>
 
 #include "bench_peak.h"
+#include "nnedge/bf16.h"
 #include "nnedge/conv.h"
 #include "nnedge/gemm.h"
 #include "nnedge/graph.h"
@@ -154,7 +160,8 @@ static void time_pair(run_fn fa, void *ca, run_fn fb, void *cb, int reps, result
 typedef struct nne_run {
     const layer *L;
     nne_threadpool *pool;
-    bool s8;
+    bool s8, bf16; /* bf16: xb, wb run; x, w hold their f32 values (for the check) */
+    const nne_bf16 *xb, *wb;
     const float *x, *w, *b;
     float *y;
     const nne_conv_act *act;
@@ -175,6 +182,9 @@ static void nne_run_fn(void *vctx) {
         else
             nne_conv2d_s8(r->pool, &r->L->g, r->xq, r->x_zp, r->wq, r->bq, r->out, r->yq,
                           r->scratch);
+    } else if (r->bf16) {
+        (r->L->transposed ? nne_conv_transpose2d_bf16 : nne_conv2d_bf16)(
+            r->pool, &r->L->g, r->xb, r->wb, r->b, r->act, r->y, r->scratch);
     } else if (r->L->transposed) {
         nne_conv_transpose2d_f32(r->pool, &r->L->g, r->x, r->w, r->b, r->act, r->y, r->scratch);
     } else {
@@ -257,6 +267,7 @@ typedef struct dnnl_run {
     dnnl_stream_t stream;
     dnnl_primitive_t prim;
     dnnl_memory_t src, wei, bia, dst;
+    char impl[64]; /* the implementation oneDNN chose (dnnl_query_impl_info_str) */
 } dnnl_run;
 
 static void dnnl_run_fn(void *vctx) {
@@ -269,17 +280,20 @@ static void dnnl_run_fn(void *vctx) {
     dnnl_stream_wait(d->stream);
 }
 
+static dnnl_status_t dnnl_last; /* the status of the call that made dnnl_setup fail */
+
 #define DNNL_OK(x)                                                                                 \
     do {                                                                                           \
-        if ((x) != dnnl_success) return false;                                                     \
+        if ((dnnl_last = (x)) != dnnl_success) return false;                                       \
     } while (0)
 
-/* Build the primitive for layer L (f32 or s8) over the user buffers; weights are reordered
- * once from OHWI to the primitive's layout (outside the timing). */
-static bool dnnl_setup(dnnl_run *d, const layer *L, bool s8, void *x, void *w, void *b, void *y,
-                       float scale, int32_t x_zp, int32_t y_zp) {
+/* Build the primitive for layer L (dt f32, s8 or bf16: bf16 source and weights, f32 bias and
+ * destination) over the user buffers; weights are reordered once from OHWI to the
+ * primitive's layout (outside the timing). */
+static bool dnnl_setup(dnnl_run *d, const layer *L, dnnl_data_type_t dt, void *x, void *w, void *b,
+                       void *y, float scale, int32_t x_zp, int32_t y_zp) {
     const nne_conv2d_geom *g = &L->g;
-    const dnnl_data_type_t dt = s8 ? dnnl_s8 : dnnl_f32;
+    const bool s8 = dt == dnnl_s8;
     dnnl_memory_desc_t src_md, wei_md, wei_user_md, bia_md, dst_md;
     dnnl_dims_t sd = {g->n, g->ic, g->ih, g->iw}, wd = {g->oc, g->ic, g->kh, g->kw};
     dnnl_dims_t bd = {g->oc}, dd = {g->n, g->oc, g->oh, g->ow};
@@ -287,7 +301,8 @@ static bool dnnl_setup(dnnl_run *d, const layer *L, bool s8, void *x, void *w, v
     DNNL_OK(dnnl_memory_desc_init_by_tag(&wei_md, 4, wd, dt, dnnl_format_tag_any));
     DNNL_OK(dnnl_memory_desc_init_by_tag(&wei_user_md, 4, wd, dt, dnnl_ohwi));
     DNNL_OK(dnnl_memory_desc_init_by_tag(&bia_md, 1, bd, s8 ? dnnl_s32 : dnnl_f32, dnnl_a));
-    DNNL_OK(dnnl_memory_desc_init_by_tag(&dst_md, 4, dd, dt, dnnl_nhwc));
+    DNNL_OK(
+        dnnl_memory_desc_init_by_tag(&dst_md, 4, dd, dt == dnnl_bf16 ? dnnl_f32 : dt, dnnl_nhwc));
     dnnl_dims_t strides = {g->stride_h, g->stride_w}, pl = {g->pad_t, g->pad_l};
     dnnl_dims_t pr = {g->pad_b, g->pad_r};
     if (L->transposed) { /* output padding as (negative) right padding */
@@ -321,6 +336,10 @@ static bool dnnl_setup(dnnl_run *d, const layer *L, bool s8, void *x, void *w, v
                                                    &bia_md, &dst_md, strides, pl, pr));
         DNNL_OK(dnnl_primitive_desc_create(&pd, &cd, attr, d->eng, NULL));
     }
+    const char *impl = NULL;
+    if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success || !impl)
+        impl = "?";
+    snprintf(d->impl, sizeof d->impl, "%s", impl);
     DNNL_OK(dnnl_primitive_create(&d->prim, pd));
     const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     dnnl_memory_t wuser;
@@ -359,10 +378,15 @@ static void dnnl_teardown(dnnl_run *d) {
 
 /* Row dtypes: "int8 w7" is int8 with weights in [-64, 64] (nnedge quantize --weight-bits 7),
  * which the w7 band kernel (vpmaddubsw, docs/conv.md) runs; oneDNN gets the same weights. */
-static const char *const dtypes[3] = {"f32", "int8", "int8 w7"};
+#define NDT 4
+enum { DT_F32, DT_S8, DT_S8W7, DT_BF16 };
+static const char *const dtypes[NDT] = {"f32", "int8", "int8 w7", "bf16"};
+
+/* oneDNN picked one of its reference (plain loop) implementations. */
+static bool dnnl_impl_is_ref(const char *impl) { return strstr(impl, "ref") != NULL; }
 
 typedef struct total {
-    double t[2][3][2]; /* [part][dtype][impl] seconds at the current thread count */
+    double t[2][NDT][2]; /* [part][dtype][impl] seconds at the current thread count */
     double macs[2];
 } total;
 
@@ -375,20 +399,20 @@ static void print_row(const char *name, const char *dtype, int threads, const ch
 }
 
 /* One ratio table nnedge / oneDNN from t[thread index][layer, encoder, decoder][dtype][impl]. */
-static void print_ratios(const char *what, double t[8][18][3][2], const layer *layers, int n_layers,
-                         const char *only, const int *thread_list, int n_threads) {
+static void print_ratios(const char *what, double t[8][18][NDT][2], const layer *layers,
+                         int n_layers, const char *only, const int *thread_list, int n_threads) {
     printf("\nnnedge / oneDNN (%s; < 1: nnedge is faster)\n\n| layer |", what);
-    for (int dt = 0; dt < 3; dt++)
+    for (int dt = 0; dt < NDT; dt++)
         for (int ti = 0; ti < n_threads; ti++) printf(" %s %d thr |", dtypes[dt], thread_list[ti]);
     printf("\n|---|");
-    for (int c = 0; c < 3 * n_threads; c++) printf("---|");
+    for (int c = 0; c < NDT * n_threads; c++) printf("---|");
     printf("\n");
     for (int li = 0; li < 18; li++) {
         if (li >= n_layers && li < 16) continue;
         const char *name = li < 16 ? layers[li].name : li == 16 ? "**encoder**" : "**decoder**";
         if (only && li < 16 && !strstr(name, only)) continue;
         printf("| %s |", name);
-        for (int dt = 0; dt < 3; dt++)
+        for (int dt = 0; dt < NDT; dt++)
             for (int ti = 0; ti < n_threads; ti++) {
                 const double a = t[ti][li][dt][0], b = t[ti][li][dt][1];
                 if (a > 0 && b > 0)
@@ -444,9 +468,13 @@ int main(int argc, char **argv) {
     layer layers[16];
     const int n_layers = load_layers(height, width, layers, 16);
     char feat[256];
-    printf("# bench_conv: cae-seed at %dx%d\n\nCPU features: %s; ISA: %s; int8 kernel: %s\n\n",
+    printf("# bench_conv: cae-seed at %dx%d\n\nCPU features: %s; ISA: %s; int8 kernel: %s; "
+           "bf16 path: %s; AMX: %s\n\n",
            height, width, nne_cpu_features_str(cpu, feat, sizeof feat), nne_ops_isa(),
-           nne_conv_s8_isa());
+           nne_conv_s8_isa(), nne_conv_bf16_isa(),
+           !(cpu & NNE_CPU_AMX_TILE) ? "none"
+           : nne_cpu_request_amx()   ? "usable (permission granted)"
+                                     : "refused by the OS");
     void (*omp_set_threads)(int) = NULL;
 #ifdef NNE_HAVE_DNNL
     omp_set_threads = (void (*)(int))dlsym(RTLD_DEFAULT, "omp_set_num_threads");
@@ -475,11 +503,16 @@ int main(int argc, char **argv) {
     printf("|---|---|---|---|---|---|---|---|\n");
     int failures = 0;
     /* medians [thread index][layer, then encoder / decoder total][dtype][impl], 0 = none */
-    static double med[8][18][3][2], mins[8][18][3][2]; /* mins: the same for the minima */
+    static double med[8][18][NDT][2], mins[8][18][NDT][2]; /* mins: the same for the minima */
     /* oneDNN's int8 outputs that differ from exact int8 arithmetic, of 256 sampled, and the
      * largest difference in output LSBs, per [layer][dtype]; -1: not checked */
     static int dnnl_bad[16][3], dnnl_maxdiff[16][3];
     static int dnnl_bad_halved[16][3]; /* the same against exact math on halved weights */
+    /* oneDNN's bf16 implementation per layer, and its outputs outside the tolerance of the
+     * bf16 semantics (of 256 sampled; -1: not checked) */
+    static char dnnl_bf16_impl[16][64];
+    static int dnnl_bf16_bad[16];
+    for (int li = 0; li < 16; li++) dnnl_bf16_bad[li] = -1;
     for (int li = 0; li < 16; li++)
         for (int dt = 0; dt < 3; dt++) dnnl_bad[li][dt] = -1;
     for (int ti = 0; ti < n_threads; ti++) {
@@ -487,7 +520,7 @@ int main(int argc, char **argv) {
         if (omp_set_threads) omp_set_threads(threads);
         total tot;
         memset(&tot, 0, sizeof tot);
-        bool have_dnnl[2][3] = {{true, true, true}, {true, true, true}};
+        bool have_dnnl[2][NDT] = {{true, true, true, true}, {true, true, true, true}};
         for (int li = 0; li < n_layers; li++) {
             const layer *L = &layers[li];
             if (only && !strstr(L->name, only)) continue;
@@ -505,11 +538,18 @@ int main(int argc, char **argv) {
             int8_t *yq = nne_aligned_alloc(ny);
             int32_t *bq = nne_aligned_alloc((size_t)g->oc * 4);
             nne_requant *rq = nne_aligned_alloc((size_t)g->oc * sizeof *rq);
+            nne_bf16 *xb = nne_aligned_alloc(nx * 2), *wb = nne_aligned_alloc(nw * 2);
+            float *xr = nne_aligned_alloc(nx * 4), *wr = nne_aligned_alloc(nw * 4);
             for (size_t i = 0; i < nx; i++)
                 x[i] = (float)rnd(), xq[i] = (int8_t)(rnd() * 256 - 128);
             for (size_t i = 0; i < nw; i++)
                 w[i] = (float)(rnd() - 0.5) * 0.2f, wq[i] = (int8_t)(rnd() * 254 - 127),
                 wq7[i] = (int8_t)(rnd() * 128 - 64);
+            /* bf16: the same x and w rounded; xr, wr their f32 values for the check */
+            nne_f32_to_bf16_array(x, xb, nx);
+            nne_f32_to_bf16_array(w, wb, nw);
+            nne_bf16_to_f32_array(xb, xr, nx);
+            nne_bf16_to_f32_array(wb, wr, nw);
             for (int32_t o = 0; o < g->oc; o++) {
                 b[o] = (float)(rnd() - 0.5), slope[o] = 0.25f;
                 bq[o] = (int32_t)(rnd() * 2000 - 1000);
@@ -525,16 +565,35 @@ int main(int argc, char **argv) {
             }
             const nne_conv_act act = {L->prelu ? NNE_CONV_ACT_PRELU : NNE_CONV_ACT_NONE, slope,
                                       g->oc};
-            for (int dt = 0; dt < 3; dt++) {
-                const int s8 = dt > 0;
-                int8_t *wqd = dt == 2 ? wq7 : wq;
-                size_t ss = s8 ? (L->transposed ? nne_conv_transpose2d_s8_scratch_size(g, threads)
-                                                : nne_conv2d_s8_scratch_size(g, threads))
-                               : (L->transposed ? nne_conv_transpose2d_f32_scratch_size(g, threads)
-                                                : nne_conv2d_f32_scratch_size(g, threads));
+            for (int dt = 0; dt < NDT; dt++) {
+                const bool s8 = dt == DT_S8 || dt == DT_S8W7, bf16 = dt == DT_BF16;
+                int8_t *wqd = dt == DT_S8W7 ? wq7 : wq;
+                size_t ss =
+                    s8     ? (L->transposed ? nne_conv_transpose2d_s8_scratch_size(g, threads)
+                                            : nne_conv2d_s8_scratch_size(g, threads))
+                    : bf16 ? (L->transposed ? nne_conv_transpose2d_bf16_scratch_size(g, threads)
+                                            : nne_conv2d_bf16_scratch_size(g, threads))
+                           : (L->transposed ? nne_conv_transpose2d_f32_scratch_size(g, threads)
+                                            : nne_conv2d_f32_scratch_size(g, threads));
                 void *scratch = nne_aligned_alloc(ss);
-                nne_run r = {L,  pools[threads], s8, x,      w, b, y, &act, xq, wqd, -10,
-                             bq, &out,           yq, scratch};
+                nne_run r = {.L = L,
+                             .pool = pools[threads],
+                             .s8 = s8,
+                             .bf16 = bf16,
+                             .xb = xb,
+                             .wb = wb,
+                             .x = bf16 ? xr : x,
+                             .w = bf16 ? wr : w,
+                             .b = b,
+                             .y = y,
+                             .act = &act,
+                             .xq = xq,
+                             .wq = wqd,
+                             .x_zp = -10,
+                             .bq = bq,
+                             .out = &out,
+                             .yq = yq,
+                             .scratch = scratch};
                 nne_run_fn(&r);
                 const char *dtype = dtypes[dt];
                 const double peak = s8 ? peak_i[threads] : peak_f[threads];
@@ -546,9 +605,22 @@ int main(int argc, char **argv) {
                 }
                 bool dnnl_ok = false;
 #ifdef NNE_HAVE_DNNL
-                dnnl_run d = {eng, stream, NULL, NULL, NULL, NULL, NULL};
-                dnnl_ok = dnnl_setup(&d, L, s8, s8 ? (void *)xq : x, s8 ? (void *)wqd : w,
+                dnnl_run d = {eng, stream, NULL, NULL, NULL, NULL, NULL, ""};
+                dnnl_ok = dnnl_setup(&d, L,
+                                     s8     ? dnnl_s8
+                                     : bf16 ? dnnl_bf16
+                                            : dnnl_f32,
+                                     s8     ? (void *)xq
+                                     : bf16 ? (void *)xb
+                                            : x,
+                                     s8     ? (void *)wqd
+                                     : bf16 ? (void *)wb
+                                            : w,
                                      s8 ? (void *)bq : b, s8 ? (void *)yq : y, scale, -10, -5);
+                if (bf16 && dnnl_ok) snprintf(dnnl_bf16_impl[li], 64, "%s", d.impl);
+                /* a reference implementation is not a peer: not timed (header comment) */
+                const bool dnnl_ref = dnnl_ok && bf16 && dnnl_impl_is_ref(d.impl);
+                if (dnnl_ref) dnnl_ok = false;
 #endif
                 result rn = {0, 0, 0}, rd = {0, 0, 0};
                 /* nnedge and oneDNN alternate rep by rep (time_pair) */
@@ -568,6 +640,8 @@ int main(int argc, char **argv) {
                 nne_aligned_free(scratch);
 #ifdef NNE_HAVE_DNNL
                 if (dnnl_ok) {
+                    if (bf16 && ti == n_threads - 1) /* oneDNN wrote y last */
+                        dnnl_bf16_bad[li] = check_output(&r, yq, y, NULL, false, false);
                     /* oneDNN wrote yq last (time_pair ends with it): how exact is it? */
                     if (s8 && ti == n_threads - 1)
                     {
@@ -581,8 +655,16 @@ int main(int argc, char **argv) {
                     mins[ti][16 + part][dt][1] += rd.lo;
                     print_row(L->name, dtype, threads, "oneDNN", L->macs, rd, peak);
                 } else {
-                    printf("| %s | %s | %d | oneDNN | unsupported | | | |\n", L->name, dtype,
-                           threads);
+                    if (dnnl_ref)
+                        printf("| %s | %s | %d | oneDNN | not timed: reference implementation "
+                               "%s | | | |\n",
+                               L->name, dtype, threads, d.impl);
+                    else
+                        printf("| %s | %s | %d | oneDNN | unsupported%s | | | |\n", L->name, dtype,
+                               threads,
+                               dnnl_last == dnnl_unimplemented
+                                   ? " (dnnl_unimplemented: no implementation for this CPU)"
+                                   : "");
                     have_dnnl[part][dt] = false;
                 }
                 dnnl_teardown(&d);
@@ -592,11 +674,12 @@ int main(int argc, char **argv) {
             }
             nne_aligned_free(x), nne_aligned_free(w), nne_aligned_free(b), nne_aligned_free(y);
             nne_aligned_free(slope), nne_aligned_free(xq), nne_aligned_free(wq);
-            nne_aligned_free(wq7);
+            nne_aligned_free(wq7), nne_aligned_free(xb), nne_aligned_free(wb);
+            nne_aligned_free(xr), nne_aligned_free(wr);
             nne_aligned_free(yq), nne_aligned_free(bq), nne_aligned_free(rq);
         }
         for (int part = 0; part < 2; part++)
-            for (int dt = 0; dt < 3; dt++)
+            for (int dt = 0; dt < NDT; dt++)
                 for (int im = 0; im < 2; im++) {
                     if (tot.t[part][dt][im] <= 0 || (im && !have_dnnl[part][dt])) continue;
                     char name[64];
@@ -604,7 +687,8 @@ int main(int argc, char **argv) {
                     result r = {tot.t[part][dt][im], 0, 0};
                     med[ti][16 + part][dt][im] = r.med;
                     const double gop = 2 * tot.macs[part] / r.med * 1e-9;
-                    const double peak = dt ? peak_i[threads] : peak_f[threads];
+                    const double peak =
+                        dt == DT_S8 || dt == DT_S8W7 ? peak_i[threads] : peak_f[threads];
                     printf("| %s | %s | %d | %s | %.2f | (sum of medians) | %.1f | %.0f%% |\n",
                            name, dtypes[dt], threads, im ? "oneDNN" : "nnedge", r.med * 1e3, gop,
                            100 * gop / peak);
@@ -642,6 +726,23 @@ int main(int argc, char **argv) {
                            dnnl_bad_halved[li][dt]);
             }
             printf("\n");
+        }
+    }
+    /* oneDNN's bf16: which implementation, and whether it computes the same thing */
+    bool any_bf16 = false;
+    for (int li = 0; li < n_layers; li++) any_bf16 |= dnnl_bf16_impl[li][0] != 0;
+    if (any_bf16) {
+        printf("\noneDNN bf16 (bf16 source and weights, f32 bias and destination): the "
+               "implementation it chose, and its outputs outside NNE_CONV_BF16_TOL of the bf16 "
+               "semantics, of 256 sampled (- : not timed, so not checked)\n\n"
+               "| layer | oneDNN bf16 impl | outside tolerance |\n|---|---|---|\n");
+        for (int li = 0; li < n_layers; li++) {
+            if (only && !strstr(layers[li].name, only)) continue;
+            if (dnnl_bf16_bad[li] < 0)
+                printf("| %s | %s | - |\n", layers[li].name, dnnl_bf16_impl[li]);
+            else
+                printf("| %s | %s | %d |\n", layers[li].name, dnnl_bf16_impl[li],
+                       dnnl_bf16_bad[li]);
         }
     }
     for (int t = 0; t < 65; t++) nne_threadpool_free(pools[t]);

@@ -53,7 +53,13 @@ const nne_backend *nne_backend_cpu_s8(void);
 /* The int8 reference backend "cpu-s8-ref": the same graphs, every node on the qops.h
  * reference kernels (the oracle). */
 const nne_backend *nne_backend_cpu_s8_ref(void);
-/* Look up a backend by name ("cpu", "cpu-exact", "cpu-ref", "cpu-s8", "cpu-s8-ref"); NULL if unknown. */
+/* "cpu-bf16" (f32 graphs run in bf16): the cpu backend's plan with conv2d, conv_transpose2d
+ * and dense on the bf16 kernels of bf16.h: their weights and inputs rounded to bf16 (round to
+ * nearest even), f32 sums, biases and activations (docs/bf16.md). Within NNE_BF16_VS_F32_TOL
+ * per layer of cpu, not bit-identical to it. */
+const nne_backend *nne_backend_cpu_bf16(void);
+/* Look up a backend by name ("cpu", "cpu-exact", "cpu-bf16", "cpu-ref", "cpu-s8",
+ * "cpu-s8-ref"); NULL if unknown. */
 const nne_backend *nne_backend_by_name(const char *name);
 
 typedef struct nne_session nne_session;

@@ -18,6 +18,7 @@
 #ifndef NNEDGE_CODEC_H
 #define NNEDGE_CODEC_H
 
+#include "nnedge/backend.h"
 #include "nnedge/graph.h"
 #include "nnedge/image.h"
 
@@ -137,6 +138,10 @@ nne_status nne_cae_codec_create(const nne_graph *model, nne_cae_codec **out);
 void nne_cae_codec_free(nne_cae_codec *c);
 /* SHA-256 of the codec's weights as stored in latents (docs/latent-format.md, "Model hash"). */
 const uint8_t *nne_cae_codec_hash(const nne_cae_codec *c);
+/* Run the encoder and decoder on backend `be` (an f32 backend: "cpu", the default, "cpu-exact",
+ * "cpu-bf16", "cpu-ref"; backend.h) from the next image on. The weights hash is unchanged:
+ * latents stay interchangeable, but a bf16 encoder's latent differs from an f32 one's. */
+void nne_cae_codec_set_backend(nne_cae_codec *c, const nne_backend *be);
 
 /* Encode an RGB image (channels == 3, both sides >= NNE_CAE_MIN_SIDE) to its latent: the
  * image padded to nne_cae_coded_size on each side (the latent's shape is

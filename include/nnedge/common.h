@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -87,6 +88,27 @@ uint32_t nne_crc32(uint32_t crc, const void *data, size_t n);
 uint16_t nne_f32_to_f16(float f);
 float nne_f16_to_f32(uint16_t h);
 
+/* ---- bf16 (bfloat16: the top 16 bits of an IEEE binary32) storage conversion. ----
+ * bf16 -> f32 is exact (append 16 zero bits). f32 -> bf16 rounds to nearest, ties to even,
+ * on the bit pattern: finite values that round past the largest bf16 (0x7F7F, about
+ * 3.39e38) become +-inf; subnormals round like any other value (no flush to zero); NaN stays
+ * NaN with its sign and top payload bits, made quiet (bit 6 set), so a signalling NaN never
+ * becomes inf. docs/bf16.md; the array versions (dispatched, AVX2) are in bf16.h. */
+typedef uint16_t nne_bf16;
+static inline nne_bf16 nne_f32_to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (nne_bf16)((u >> 16) | 0x0040u); /* NaN */
+    u += 0x7FFFu + ((u >> 16) & 1u); /* carries into the exponent when rounding up: correct */
+    return (nne_bf16)(u >> 16);
+}
+static inline float nne_bf16_to_f32(nne_bf16 h) {
+    const uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
 /* ---- CPU features, detected once. ---- */
 enum {
     NNE_CPU_AVX2 = 1u << 0,
@@ -103,6 +125,14 @@ enum {
 uint32_t nne_cpu_features(void);
 /* Space-separated feature names of a mask, e.g. "avx2 fma avx512f", into buf. */
 const char *nne_cpu_features_str(uint32_t mask, char *buf, size_t n);
+/* Whether AMX tile instructions may run in this process. Linux (5.16+) gives a process the
+ * AMX tile-data state (8 KiB per thread) only on request: the first call asks for it with
+ * arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) and checks it with
+ * ARCH_GET_XCOMP_PERM; later calls return the cached answer (thread-safe, pthread_once).
+ * False without a syscall when CPUID/XCR0 report no AMX tiles (NNE_CPU_AMX_TILE), and false
+ * when the kernel refuses (older kernel, other OS, seccomp). Call it before the first AMX
+ * instruction of any thread: without the permission, the first tile load raises SIGILL. */
+bool nne_cpu_request_amx(void);
 
 /* ---- Time. Monotonic clock in nanoseconds. ---- */
 uint64_t nne_time_ns(void);

@@ -86,6 +86,7 @@ static eval_mean means(const eval_row *r, int n) {
 typedef struct eval_ctx {
     const char *model, *data;
     bool s8;                                 /* int8 model on cpu-s8 */
+    const char *backend;                     /* "cpu", "cpu-bf16" or "cpu-s8" */
     char hash[2 * NNE_LATENT_HASH_SIZE + 1]; /* f32: the codec's weights hash */
     int jpeg_quality;
     const eval_row *rows;
@@ -105,7 +106,7 @@ static void write_json(FILE *f, const eval_ctx *c) {
     nne_json_init(&j, f, true);
     nne_json_object_begin(&j, NULL);
     nne_json_string(&j, "model", c->model);
-    nne_json_string(&j, "backend", c->s8 ? "cpu-s8" : "cpu");
+    nne_json_string(&j, "backend", c->backend);
     if (!c->s8) nne_json_string(&j, "weights_sha256", c->hash);
     nne_json_string(&j, "data", c->data);
     nne_json_int(&j, "jpeg_quality", c->jpeg_quality);
@@ -191,7 +192,8 @@ static void write_table(FILE *f, const eval_ctx *c, bool md) {
         if (c->s8)
             fprintf(f, "Model `%s`, int8 on the cpu-s8 backend [3]", c->model);
         else
-            fprintf(f, "Model `%s` (weights sha256 `%.16s...`)", c->model, c->hash);
+            fprintf(f, "Model `%s` (weights sha256 `%.16s...`) on the %s backend", c->model,
+                    c->hash, c->backend);
         fprintf(f, "; JPEG: libjpeg-turbo at quality %d (4:2:0). Sizes in kB (1000 bytes).\n\n",
                 c->jpeg_quality);
         fprintf(f,
@@ -525,8 +527,10 @@ static void help(void) {
            "  --data DIR        folder of images (.png .jpg .ppm .pgm; RGB, alpha dropped)\n"
            "  --model FILE      trained cae-seed model (default: models/cae-seed.nne)\n"
            "  --jpeg-quality Q  JPEG quality for the comparison, 1..100 (default 90)\n"
-           "  --backend B       cpu (f32 models, the default for them) or cpu-s8 (quantized\n"
-           "                    models, the default for them); another is an error\n"
+           "  --backend B       cpu (f32 models, the default for them), cpu-bf16 (f32 models\n"
+           "                    run in bf16: weights and convolution inputs rounded to bf16,\n"
+           "                    f32 sums; docs/bf16.md) or cpu-s8 (quantized models, the\n"
+           "                    default for them); another is an error\n"
            "  --json            print JSON instead of the table\n"
            "  -o DIR            also write DIR/eval.csv, eval.json, eval.md and figure6.svg\n"
            "                    (the paper's Figure 6); DIR is created if missing\n"
@@ -554,8 +558,9 @@ int nne_cmd_eval(int argc, char **argv) {
     }
     if (n_pos != 0) return cli_usage_error(k_cmd, "unexpected argument '%s'", pos[0]);
     if (!data) return cli_usage_error(k_cmd, "missing --data DIR");
-    if (backend && strcmp(backend, "cpu") != 0 && strcmp(backend, "cpu-s8") != 0)
-        return cli_usage_error(k_cmd, "--backend '%s': expected cpu or cpu-s8", backend);
+    if (backend && strcmp(backend, "cpu") != 0 && strcmp(backend, "cpu-bf16") != 0 &&
+        strcmp(backend, "cpu-s8") != 0)
+        return cli_usage_error(k_cmd, "--backend '%s': expected cpu, cpu-bf16 or cpu-s8", backend);
     int jpeg_quality = NNE_IMAGE_JPEG_DEFAULT_QUALITY;
     if (jq_s) {
         char *end;
@@ -588,7 +593,7 @@ int nne_cmd_eval(int argc, char **argv) {
         model = found;
     }
     if (!read_if_quantized(model, &qmodel)) goto done;
-    if (backend && !strcmp(backend, qmodel ? "cpu" : "cpu-s8")) {
+    if (backend && (qmodel ? strcmp(backend, "cpu-s8") != 0 : !strcmp(backend, "cpu-s8"))) {
         cli_error(k_cmd,
                   qmodel ? "%s is a quantized model: it runs on --backend cpu-s8"
                          : "%s is an f32 model: quantize it with 'nnedge quantize' for cpu-s8",
@@ -597,6 +602,7 @@ int nne_cmd_eval(int argc, char **argv) {
     }
     s8.model = qmodel;
     if (!qmodel && !cli_load_cae_codec(k_cmd, model, &codec)) goto done;
+    if (codec && backend) nne_cae_codec_set_backend(codec, nne_backend_by_name(backend));
     const int n = nne_dataset_size(ds);
     rows = nne_calloc((size_t)n, sizeof *rows);
     if (!rows) {
@@ -624,7 +630,9 @@ int nne_cmd_eval(int argc, char **argv) {
                     rows[i].name, rows[i].q.psnr, rows[i].q.ms_ssim,
                     (double)(nne_time_ns() - t0) / 1e9);
     }
-    eval_ctx c = {model, data, qmodel != NULL, "", jpeg_quality, rows, n};
+    eval_ctx c = {
+        model, data,         qmodel != NULL, qmodel ? "cpu-s8" : backend ? backend : "cpu",
+        "",    jpeg_quality, rows,           n};
     if (codec) nne_latent_hash_hex(nne_cae_codec_hash(codec), c.hash);
     if (co.json)
         write_json(stdout, &c);

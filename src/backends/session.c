@@ -12,9 +12,9 @@ struct nne_session {
 };
 
 const nne_backend *nne_backend_by_name(const char *name) {
-    const nne_backend *all[] = {nne_backend_cpu(),    nne_backend_cpu_exact(),
-                                nne_backend_cpu_ref(), nne_backend_cpu_s8(),
-                                nne_backend_cpu_s8_ref()};
+    const nne_backend *all[] = {nne_backend_cpu(),      nne_backend_cpu_exact(),
+                                nne_backend_cpu_bf16(), nne_backend_cpu_ref(),
+                                nne_backend_cpu_s8(),   nne_backend_cpu_s8_ref()};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (name && strcmp(all[i]->name, name) == 0) return all[i];
     return NULL;

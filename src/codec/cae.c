@@ -3,7 +3,8 @@
  * The codec keeps the trained weights in a cae-seed autoencoder built at the smallest input
  * size (the weights do not depend on it) and, per image size, builds the encoder or decoder
  * part with nne_model_cae_seed_like (so a channel-pruned model keeps its widths), rebinds the
- * weights by name (nne_model_copy_weights) and runs it in a session on the fast cpu backend.
+ * weights by name (nne_model_copy_weights) and runs it in a session on the fast cpu backend
+ * (or the one nne_cae_codec_set_backend chose).
  * The last size's graphs and sessions are kept, so a folder of same-sized images (Kodak: 512x768
  * and 768x512) builds them once per size change. */
 #include <math.h>
@@ -28,6 +29,7 @@ struct nne_cae_codec {
     nne_graph *weights; /* NNE_CAE_FULL at NNE_CAE_MIN_SIDE, holding the trained weights */
     uint8_t hash[NNE_LATENT_HASH_SIZE];
     cae_part enc, dec;
+    const nne_backend *be; /* NULL: nne_backend_cpu() */
 };
 
 static void part_reset(cae_part *p) {
@@ -100,6 +102,13 @@ void nne_cae_codec_free(nne_cae_codec *c) {
 
 const uint8_t *nne_cae_codec_hash(const nne_cae_codec *c) { return c->hash; }
 
+void nne_cae_codec_set_backend(nne_cae_codec *c, const nne_backend *be) {
+    if (c->be == be) return;
+    c->be = be;
+    part_reset(&c->enc); /* rebuilt on the new backend at the next image */
+    part_reset(&c->dec);
+}
+
 /* The encoder or decoder for an image of height x width, built and bound on first use. */
 static nne_status get_part(nne_cae_codec *c, nne_cae_part which, int32_t height, int32_t width,
                            cae_part **out) {
@@ -111,7 +120,7 @@ static nne_status get_part(nne_cae_codec *c, nne_cae_part which, int32_t height,
     part_reset(p);
     nne_status s = nne_model_cae_seed_like(c->weights, height, width, which, &p->g);
     if (!s) s = nne_model_copy_weights(p->g, c->weights);
-    if (!s) s = nne_session_create(p->g, nne_backend_cpu(), &p->s);
+    if (!s) s = nne_session_create(p->g, c->be ? c->be : nne_backend_cpu(), &p->s);
     if (s) {
         part_reset(p);
         return s;

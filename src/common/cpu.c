@@ -1,7 +1,15 @@
-/* CPU feature detection (x86-64 CPUID + XGETBV); other architectures report none. */
+/* CPU feature detection (x86-64 CPUID + XGETBV); other architectures report none. AMX
+ * permission request (Linux arch_prctl). */
+#include <pthread.h>
 #include <string.h>
 
+#include "common/cpu_internal.h"
 #include "nnedge/common.h"
+
+#if defined(__linux__) && defined(__x86_64__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -77,4 +85,35 @@ const char *nne_cpu_features_str(uint32_t m, char *buf, size_t n) {
         len += (size_t)w;
     }
     return buf;
+}
+
+/* Linux x86-64 uapi (asm/prctl.h), spelled out for older headers: the permission request
+ * and query for dynamically enabled XSAVE state, and AMX tile data's XSAVE component. */
+#define NNE_ARCH_GET_XCOMP_PERM 0x1022
+#define NNE_ARCH_REQ_XCOMP_PERM 0x1023
+#define NNE_XFEATURE_XTILEDATA  18
+
+bool nne_cpu_amx_perm_syscall(void) {
+#if defined(__linux__) && defined(__x86_64__)
+    /* The request is per process and idempotent; it fails with EINVAL on a CPU or kernel
+     * without AMX support (or the kernel does not know the arch_prctl code). */
+    if (syscall(SYS_arch_prctl, NNE_ARCH_REQ_XCOMP_PERM, NNE_XFEATURE_XTILEDATA) != 0) return false;
+    unsigned long perm = 0;
+    if (syscall(SYS_arch_prctl, NNE_ARCH_GET_XCOMP_PERM, &perm) != 0) return false;
+    return (perm >> NNE_XFEATURE_XTILEDATA) & 1;
+#else
+    return false;
+#endif
+}
+
+static bool amx_ok;
+static pthread_once_t amx_once = PTHREAD_ONCE_INIT;
+
+static void amx_request_once(void) {
+    amx_ok = (nne_cpu_features() & NNE_CPU_AMX_TILE) && nne_cpu_amx_perm_syscall();
+}
+
+bool nne_cpu_request_amx(void) {
+    pthread_once(&amx_once, amx_request_once);
+    return amx_ok;
 }

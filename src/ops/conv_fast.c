@@ -130,26 +130,8 @@ static void conv_f32_task(void *vctx, int task, int thread) {
     int64_t *rows = (int64_t *)(void *)(ts + l->taps_off), *tcols = rows + g->kh;
     const size_t icg = (size_t)p->icg;
     for (int32_t grp = 0; grp < g->groups; grp++) {
-        const float *xg = x->x + (size_t)grp * icg;
-        conv_gather_it it;
-        conv_gather_begin(&it, p, &c, pix0, rows, tcols);
-        for (int32_t i = 0; i < m; i++, conv_gather_next(&it)) {
-            conv_gather_pixel(&it);
-            float *d = cols + (size_t)i * c.k;
-            for (int32_t ty = 0; ty < c.y.taps; ty++) {
-                if (it.contig && rows[ty] >= 0) { /* one run of x.taps pixels */
-                    memcpy(d, xg + rows[ty] + tcols[0], (size_t)c.x.taps * icg * sizeof(float));
-                    d += (size_t)c.x.taps * icg;
-                    continue;
-                }
-                for (int32_t tx = 0; tx < c.x.taps; tx++, d += icg) {
-                    if (rows[ty] < 0 || tcols[tx] < 0)
-                        memset(d, 0, icg * sizeof(float));
-                    else
-                        memcpy(d, xg + rows[ty] + tcols[tx], icg * sizeof(float));
-                }
-            }
-        }
+        conv_gather_tile(p, &c, pix0, m, x->x + (size_t)grp * icg, sizeof(float), cols, (size_t)c.k,
+                         rows, tcols);
         x->gemm(NULL, NNE_GEMM_TRANS_B, m, p->ocg, c.k, cols, c.k, wph + (size_t)grp * p->ocg * c.k,
                 c.k, ct + (size_t)grp * p->ocg, ldc, gemm_scratch);
     }

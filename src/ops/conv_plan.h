@@ -227,6 +227,37 @@ static inline void conv_gather_next(conv_gather_it *it) {
     it->b++;
 }
 
+/* Gather (im2col) m pixels of a tile, from phase pixel pix0, into cols [m][ld] elements of
+ * `elem` bytes: pixel i's row holds its taps (ty, tx) in the phase's order, icg elements each,
+ * read from xg (x offset to the group's first channel), zero for padding; elements
+ * [c->k, ld) are left as they are. rows, tcols: [kh], [kw] scratch for the iterator.
+ * Shared by the f32 implicit GEMM (elem 4) and the bf16 pair kernels (elem 2). */
+static inline void conv_gather_tile(const conv_plan *p, const conv_phase *c, int64_t pix0,
+                                    int32_t m, const void *xg, size_t elem, void *cols, size_t ld,
+                                    int64_t *rows, int64_t *tcols) {
+    const size_t run = (size_t)p->icg * elem; /* bytes of one tap */
+    const unsigned char *xb = xg;
+    conv_gather_it it;
+    conv_gather_begin(&it, p, c, pix0, rows, tcols);
+    for (int32_t i = 0; i < m; i++, conv_gather_next(&it)) {
+        conv_gather_pixel(&it);
+        unsigned char *d = (unsigned char *)cols + (size_t)i * ld * elem;
+        for (int32_t ty = 0; ty < c->y.taps; ty++) {
+            if (it.contig && rows[ty] >= 0) { /* one run of x.taps pixels */
+                memcpy(d, xb + (size_t)(rows[ty] + tcols[0]) * elem, (size_t)c->x.taps * run);
+                d += (size_t)c->x.taps * run;
+                continue;
+            }
+            for (int32_t tx = 0; tx < c->x.taps; tx++, d += run) {
+                if (rows[ty] < 0 || tcols[tx] < 0)
+                    memset(d, 0, run);
+                else
+                    memcpy(d, xb + (size_t)(rows[ty] + tcols[tx]) * elem, run);
+            }
+        }
+    }
+}
+
 /* Transposed kernels: the weights of every phase, [phase][oc][taps of the phase][icg], from
  * OHWI w [oc][kh][kw][icg]; elem bytes per weight. Returns the elements written (= w's). */
 static inline size_t conv_plan_phase_weights(const conv_plan *p, const void *w, size_t elem,

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "nnedge/backend.h"
+#include "nnedge/bf16.h"
 #include "nnedge/gemm.h"
 #include "nnedge/models.h"
 #include "testutil.h"
@@ -19,8 +20,17 @@ static void fill_random(nne_graph *g, nne_test_rng *rng) {
     }
 }
 
-/* Run the graph node by node with a separate buffer per tensor (no arena). */
-static float **run_unplanned(const nne_graph *g, const float *input) {
+/* Copy of x[n] rounded to bf16 (malloc'd). */
+static nne_bf16 *to_bf16(const float *x, int64_t n) {
+    nne_bf16 *y = malloc((size_t)n * sizeof *y);
+    for (int64_t i = 0; i < n; i++) y[i] = nne_f32_to_bf16(x[i]);
+    return y;
+}
+
+/* Run the graph node by node with a separate buffer per tensor (no arena); bf16: the
+ * convolutions on the bf16 reference kernels with input and weights rounded (cpu-bf16's
+ * semantics, docs/bf16.md). */
+static float **run_unplanned_as(const nne_graph *g, const float *input, bool bf16) {
     float **buf = calloc((size_t)g->n_tensors, sizeof *buf);
     buf[g->inputs[0]] = (float *)input;
     for (int32_t i = 0; i < g->n_nodes; i++) {
@@ -32,7 +42,13 @@ static float **run_unplanned(const nne_graph *g, const float *input) {
         const float *w = n->n_inputs > 1 ? g->tensors[n->inputs[1]].data : NULL;
         const float *b = n->n_inputs > 2 ? g->tensors[n->inputs[2]].data : NULL;
         int32_t c = (int32_t)o->shape.dim[o->shape.ndim - 1];
-        if (n->op == NNE_OP_CONV2D)
+        if (bf16 && (n->op == NNE_OP_CONV2D || n->op == NNE_OP_CONV_TRANSPOSE2D)) {
+            nne_bf16 *xb = to_bf16(x, nne_shape_numel(&g->tensors[n->inputs[0]].shape));
+            nne_bf16 *wb = to_bf16(w, nne_shape_numel(&g->tensors[n->inputs[1]].shape));
+            (n->op == NNE_OP_CONV2D ? nne_conv2d_bf16__ref
+                                    : nne_conv_transpose2d_bf16__ref)(&n->conv_geom, xb, wb, b, y);
+            free(xb), free(wb);
+        } else if (n->op == NNE_OP_CONV2D)
             nne_conv2d_f32__ref(&n->conv_geom, x, w, b, y);
         else if (n->op == NNE_OP_CONV_TRANSPOSE2D)
             nne_conv_transpose2d_f32__ref(&n->conv_geom, x, w, b, y);
@@ -40,6 +56,16 @@ static float **run_unplanned(const nne_graph *g, const float *input) {
             nne_prelu_f32__ref((size_t)nne_shape_numel(&o->shape) / (size_t)c, c, x, w, c, y);
     }
     return buf;
+}
+
+static float **run_unplanned(const nne_graph *g, const float *input) {
+    return run_unplanned_as(g, input, false);
+}
+
+static void free_unplanned(const nne_graph *g, float **buf, const float *input) {
+    for (int32_t i = 0; i < g->n_tensors; i++)
+        if (buf[i] != input && g->tensors[i].kind == NNE_TENSOR_ACTIVATION) free(buf[i]);
+    free(buf);
 }
 
 static void test_cae_session_matches_unplanned(void) {
@@ -78,9 +104,7 @@ static void test_cae_session_matches_unplanned(void) {
     nne_node_profile prof[32];
     CHECK_OK(nne_session_profile(s, prof));
     CHECK(prof[0].node == 0);
-    for (int32_t i = 0; i < g->n_tensors; i++)
-        if (ref[i] != copy && g->tensors[i].kind == NNE_TENSOR_ACTIVATION) free(ref[i]);
-    free(ref);
+    free_unplanned(g, ref, copy);
     free(first);
     free(copy);
     nne_session_free(s);
@@ -199,10 +223,79 @@ static void test_cpu_exact_is_ref(void) {
     nne_ops_set_isa(NULL);
 }
 
+/* cae-seed on "cpu-bf16" against the bf16 semantics run node by node on the references
+ * (run_unplanned_as). The encoder (conv2d + PReLU only) runs on the band kernels, which keep
+ * the reference's summation order (portable under ref, the panel kernel under avx2 / avx512),
+ * so it must match bit for bit. The whole model's transposed layers sum in another order: a
+ * 1e-7 difference then flips the bf16 rounding of the odd activation (one bf16 step, 2^-8
+ * relative), so the check is statistical: the RMS distance to the bf16 semantics must be
+ * under a tenth of the RMS distance between bf16 and f32 (a backend that ran f32, or rounded
+ * differently, sits at about that distance), and bf16 must really differ from f32. */
+static void check_cpu_bf16(int part, int seed) {
+    nne_test_rng rng;
+    nne_test_rng_seed(&rng, (unsigned long long)seed);
+    nne_graph *g;
+    CHECK_OK(nne_model_cae_seed(41, 53, part, &g));
+    if (!g) return;
+    fill_random(g, &rng);
+    nne_session *s = NULL;
+    CHECK_OK(nne_session_create(g, nne_backend_cpu_bf16(), &s));
+    if (!s) {
+        nne_graph_free(g);
+        return;
+    }
+    const size_t n_in = (size_t)nne_shape_numel(&nne_session_input_tensor(s, 0)->shape);
+    const size_t n_out = (size_t)nne_shape_numel(&nne_session_output_tensor(s, 0)->shape);
+    float *x = nne_session_input(s, 0), *copy = malloc(n_in * sizeof *copy);
+    for (size_t i = 0; i < n_in; i++) x[i] = copy[i] = (float)nne_test_rng_uniform(&rng);
+    float **want = run_unplanned_as(g, copy, true), **f32 = run_unplanned(g, copy);
+    const float *yw = want[g->outputs[0]], *yf = f32[g->outputs[0]];
+    double range = 0, ss_f32 = 0;
+    for (size_t i = 0; i < n_out; i++) {
+        range = fmax(range, fabs(yw[i]));
+        ss_f32 += ((double)yw[i] - yf[i]) * ((double)yw[i] - yf[i]);
+    }
+    const double rms_f32 = sqrt(ss_f32 / (double)n_out);
+    CHECK(range > 0.01);
+    CHECK_MSG(rms_f32 > 1e-4 * range && rms_f32 < 0.05 * range, "bf16 vs f32: rms %g, range %g",
+              rms_f32, range);
+    const char *isas[] = {"ref", "avx2", "avx512"};
+    for (int v = 0; v < 3; v++) {
+        if (!nne_ops_isa_supported(isas[v])) continue;
+        CHECK_OK(nne_ops_set_isa(isas[v]));
+        memcpy(x, copy, n_in * sizeof *x);
+        CHECK_OK(nne_session_run(s));
+        const float *y = nne_session_output(s, 0);
+        if (part == NNE_CAE_ENCODER) {
+            CHECK_MSG(memcmp(y, yw, n_out * sizeof *y) == 0,
+                      "%s: cpu-bf16 encoder != the bf16 references", isas[v]);
+            continue;
+        }
+        double ss = 0;
+        for (size_t i = 0; i < n_out; i++) ss += ((double)y[i] - yw[i]) * ((double)y[i] - yw[i]);
+        const double rms = sqrt(ss / (double)n_out);
+        CHECK_MSG(rms < 0.1 * rms_f32, "%s: rms %g from the bf16 references (bf16 vs f32: %g)",
+                  isas[v], rms, rms_f32);
+    }
+    nne_ops_set_isa(NULL);
+    free_unplanned(g, want, copy);
+    free_unplanned(g, f32, copy);
+    free(copy);
+    nne_session_free(s);
+    nne_graph_free(g);
+}
+
+static void test_cpu_bf16_semantics(void) {
+    CHECK(nne_backend_by_name("cpu-bf16") == nne_backend_cpu_bf16());
+    check_cpu_bf16(NNE_CAE_ENCODER, 10);
+    check_cpu_bf16(NNE_CAE_FULL, 11);
+}
+
 int main(void) {
     NNE_RUN(test_cae_session_matches_unplanned);
     NNE_RUN(test_cpu_backend_matches_ref);
     NNE_RUN(test_cpu_exact_is_ref);
+    NNE_RUN(test_cpu_bf16_semantics);
     NNE_RUN(test_unsupported_dtype);
     return nne_test_summary();
 }

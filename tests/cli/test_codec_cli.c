@@ -3,6 +3,7 @@
  * written by the test (no trained model is needed: these tests check plumbing, not quality).
  * The binary comes from NNEDGE_BIN (set by CTest). */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -234,7 +235,25 @@ static void test_eval(void) {
     EXPECT_RC("eval --model %T/m1.nne --data %T/data --json -q", 0);
     CHECK(nne_cli_out[0] == '{');
     EXPECT_OUT("\"raw_ratio\"");
+    EXPECT_OUT("\"backend\": \"cpu\"");
     CHECK(nne_cli_err[0] == 0);
+    /* bf16 (docs/bf16.md): the same report from the cpu-bf16 backend, a PSNR within a few
+     * tenths of a dB of f32's (a random-weight model here) but not the same numbers */
+    char *f32 = strdup(nne_cli_out);
+    EXPECT_RC("eval --model %T/m1.nne --data %T/data --json -q --backend cpu-bf16", 0);
+    EXPECT_OUT("\"backend\": \"cpu-bf16\"");
+    const char *p32 = strstr(f32, "\"mean\""), *p16 = strstr(nne_cli_out, "\"mean\"");
+    p32 = p32 ? strstr(p32, "\"psnr\": ") : NULL;
+    p16 = p16 ? strstr(p16, "\"psnr\": ") : NULL;
+    CHECK(p32 && p16);
+    if (p32 && p16) {
+        const double a = atof(p32 + 8), b = atof(p16 + 8);
+        CHECK_MSG(a > 0 && fabs(a - b) < 0.2, "mean PSNR f32 %g, bf16 %g", a, b);
+    }
+    CHECK(strcmp(f32, nne_cli_out) != 0);
+    free(f32);
+    EXPECT_RC("eval --model %T/m1.nne --data %T/data --backend cpu-exact", 2);
+    EXPECT_ERR("cpu-bf16");
     /* The report directory may not be the data directory; a missing folder is an error. */
     EXPECT_RC("eval --model %T/m1.nne --data %T/data -o %T/data", 1);
     EXPECT_RC("eval --model %T/m1.nne --data %T/nonexistent", 1);

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conv_geom.h"
 #include "nnedge/conv.h"
 #include "nnedge/gemm.h"
 #include "ops/conv_band.h" /* nne_conv_band_disable, CONV_BAND_* */
@@ -32,64 +33,6 @@ static bool also_gemm;
  * +-w_lim and the extreme inputs frequent (the w7 panel, test_band_w7). */
 static int w_lim;
 
-static void rand_geom(nne_test_rng *r, bool transposed, nne_conv2d_geom *g) {
-    for (;;) {
-        memset(g, 0, sizeof *g);
-        g->n = nne_test_rng_int(r, 1, 2);
-        const int shape = nne_test_rng_int(r, 0, 3);
-        if (shape == 0) { /* depthwise */
-            g->ic = nne_test_rng_int(r, 1, 40);
-            g->groups = g->ic;
-            g->oc = g->ic * nne_test_rng_int(r, 1, 2);
-        } else if (shape == 1) { /* grouped */
-            g->groups = nne_test_rng_int(r, 2, 4);
-            g->ic = g->groups * nne_test_rng_int(r, 1, 12);
-            g->oc = g->groups * nne_test_rng_int(r, 1, 12);
-        } else {
-            g->groups = 1;
-            g->ic = nne_test_rng_int(r, 1, 70);
-            g->oc = nne_test_rng_int(r, 1, 70);
-        }
-        g->ih = nne_test_rng_int(r, 1, 11);
-        g->iw = nne_test_rng_int(r, 1, 11);
-        g->kh = nne_test_rng_int(r, 1, 4);
-        g->kw = nne_test_rng_int(r, 1, 4);
-        g->stride_h = nne_test_rng_int(r, 1, 3);
-        g->stride_w = nne_test_rng_int(r, 1, 2);
-        g->dil_h = nne_test_rng_int(r, 1, 2);
-        g->dil_w = nne_test_rng_int(r, 1, 2);
-        g->pad_t = nne_test_rng_int(r, 0, 2);
-        g->pad_b = nne_test_rng_int(r, 0, 2);
-        g->pad_l = nne_test_rng_int(r, 0, 2);
-        g->pad_r = nne_test_rng_int(r, 0, 2);
-        if (transposed) {
-            g->out_pad_h = nne_test_rng_int(r, 0, g->stride_h - 1);
-            g->out_pad_w = nne_test_rng_int(r, 0, g->stride_w - 1);
-            g->oh = nne_conv_transpose_out_dim(g->ih, g->kh, g->stride_h, g->dil_h, g->pad_t,
-                                               g->pad_b, g->out_pad_h);
-            g->ow = nne_conv_transpose_out_dim(g->iw, g->kw, g->stride_w, g->dil_w, g->pad_l,
-                                               g->pad_r, g->out_pad_w);
-        } else {
-            g->oh = nne_conv_out_dim(g->ih, g->kh, g->stride_h, g->dil_h, g->pad_t, g->pad_b);
-            g->ow = nne_conv_out_dim(g->iw, g->kw, g->stride_w, g->dil_w, g->pad_l, g->pad_r);
-        }
-        if (g->oh > 0 && g->ow > 0) return;
-    }
-}
-
-static void geom_str(const nne_conv2d_geom *g, char *buf, size_t n) {
-    snprintf(buf, n, "n%d %dx%dx%d -> %dx%dx%d k%dx%d s%dx%d d%dx%d pad %d,%d,%d,%d opad %d,%d g%d",
-             g->n, g->ih, g->iw, g->ic, g->oh, g->ow, g->oc, g->kh, g->kw, g->stride_h, g->stride_w,
-             g->dil_h, g->dil_w, g->pad_t, g->pad_l, g->pad_b, g->pad_r, g->out_pad_h, g->out_pad_w,
-             g->groups);
-}
-
-static size_t x_len(const nne_conv2d_geom *g) { return (size_t)g->n * g->ih * g->iw * g->ic; }
-static size_t y_len(const nne_conv2d_geom *g) { return (size_t)g->n * g->oh * g->ow * g->oc; }
-static size_t w_len(const nne_conv2d_geom *g) {
-    return (size_t)g->oc * g->kh * g->kw * (g->ic / g->groups);
-}
-
 /* ---- f32 -------------------------------------------------------------------------------- */
 
 static float frand(nne_test_rng *r) { return (float)(nne_test_rng_uniform(r) * 2.0 - 1.0); }
@@ -98,8 +41,9 @@ static float frand(nne_test_rng *r) { return (float)(nne_test_rng_uniform(r) * 2
 static void check_f32_geom(nne_test_rng *r, nne_conv2d_geom g, bool transposed,
                            nne_threadpool *pool2) {
     char desc[200];
-    geom_str(&g, desc, sizeof desc);
-    const size_t nx = x_len(&g), ny = y_len(&g), nw = w_len(&g);
+    nne_test_conv_geom_str(&g, desc, sizeof desc);
+    const size_t nx = nne_test_conv_x_len(&g), ny = nne_test_conv_y_len(&g),
+                 nw = nne_test_conv_w_len(&g);
     float *x = malloc(nx * sizeof *x), *ax = malloc(nx * sizeof *ax);
     float *w = malloc(nw * sizeof *w), *aw = malloc(nw * sizeof *aw);
     float *b = malloc((size_t)g.oc * sizeof *b), *ab = malloc((size_t)g.oc * sizeof *ab);
@@ -182,7 +126,7 @@ static void check_f32_geom(nne_test_rng *r, nne_conv2d_geom g, bool transposed,
 
 static void check_f32_case(nne_test_rng *r, bool transposed, nne_threadpool *pool2) {
     nne_conv2d_geom g;
-    rand_geom(r, transposed, &g);
+    nne_test_conv_geom_rand(r, transposed, &g);
     check_f32_geom(r, g, transposed, pool2);
 }
 
@@ -225,7 +169,8 @@ static void test_cae_shapes_f32(void) {
                 g.oh = nne_conv_out_dim(g.ih, 3, g.stride_h, 1, 0, 0);
                 g.ow = nne_conv_out_dim(g.iw, 3, g.stride_w, 1, 0, 0);
             }
-            const size_t nx = x_len(&g), ny = y_len(&g), nw = w_len(&g);
+            const size_t nx = nne_test_conv_x_len(&g), ny = nne_test_conv_y_len(&g),
+                         nw = nne_test_conv_w_len(&g);
             float *x = malloc(nx * 4), *w = malloc(nw * 4), *b = malloc((size_t)g.oc * 4);
             float *yr = malloc(ny * 4), *y = malloc(ny * 4), *slope = malloc((size_t)g.oc * 4);
             for (size_t i = 0; i < nx; i++) x[i] = frand(&r);
@@ -263,8 +208,9 @@ static void test_cae_shapes_f32(void) {
 static void check_s8_geom(nne_test_rng *r, nne_conv2d_geom g, bool transposed,
                           nne_threadpool *pool) {
     char desc[200];
-    geom_str(&g, desc, sizeof desc);
-    const size_t nx = x_len(&g), ny = y_len(&g), nw = w_len(&g);
+    nne_test_conv_geom_str(&g, desc, sizeof desc);
+    const size_t nx = nne_test_conv_x_len(&g), ny = nne_test_conv_y_len(&g),
+                 nw = nne_test_conv_w_len(&g);
     int8_t *x = malloc(nx), *w = malloc(nw), *yr = malloc(ny), *y1 = malloc(ny), *y2 = malloc(ny);
     int32_t *bias = malloc((size_t)g.oc * sizeof *bias);
     nne_requant *rq = malloc((size_t)g.oc * sizeof *rq);
@@ -346,7 +292,7 @@ static void check_s8_geom(nne_test_rng *r, nne_conv2d_geom g, bool transposed,
 
 static void check_s8_case(nne_test_rng *r, bool transposed, nne_threadpool *pool) {
     nne_conv2d_geom g;
-    rand_geom(r, transposed, &g);
+    nne_test_conv_geom_rand(r, transposed, &g);
     check_s8_geom(r, g, transposed, pool);
 }
 
@@ -374,7 +320,7 @@ static void test_conv_transpose2d_s8_random(void) {
  * rand_geom's, images up to 2 x 13 x 23 so that rows cross tile tails (6 and 4 pixels). */
 static void rand_band_geom(nne_test_rng *r, bool transposed, bool tinyn, nne_conv2d_geom *g) {
     do {
-        rand_geom(r, transposed, g);
+        nne_test_conv_geom_rand(r, transposed, g);
         g->groups = 1;
         if (tinyn) {
             g->oc = nne_test_rng_int(r, 1, 4);

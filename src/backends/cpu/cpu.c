@@ -15,11 +15,19 @@
  * (NNEDGE_THREADS); one scratch buffer sized for the largest node.
  *
  * "cpu-exact" is the same plan with the _exact convolutions (conv.h) and dense on the
- * reference: bit-identical to cpu-ref for every NNEDGE_ISA and thread count. */
+ * reference: bit-identical to cpu-ref for every NNEDGE_ISA and thread count.
+ *
+ * "cpu-bf16" is the same plan in bf16 (bf16.h, docs/bf16.md): conv2d, conv_transpose2d and
+ * dense weights are rounded to bf16 once at compile (kept in the state, 2 bytes each), the
+ * layer's f32 input is rounded to bf16 into a state buffer at each run, the kernels sum in
+ * f32 and write act(acc + bias) in f32 to the arena. So every activation a convolution or
+ * dense layer reads is a bf16 value (rounding it where it is written or where it is read
+ * gives the same bits); the other nodes, biases and PReLU slopes stay f32. */
 #include <string.h>
 
 #include "backends/cpu/cpu_internal.h"
 #include "nnedge/backend.h"
+#include "nnedge/bf16.h"
 #include "nnedge/conv.h"
 #include "nnedge/gemm.h"
 
@@ -38,6 +46,9 @@ typedef struct cpu_state {
     nne_threadpool *pool;
     void *scratch;
     bool exact; /* cpu-exact: the _exact convolutions, dense on the reference */
+    bool bf16;  /* cpu-bf16 */
+    nne_bf16 **wbf; /* cpu-bf16: [n_nodes] the conv / dense weights in bf16, or NULL */
+    nne_bf16 *xbf;  /* cpu-bf16: the input of the running conv / dense in bf16 */
 } cpu_state;
 
 static float *tdata(const nne_graph *g, uint8_t *arena, int32_t t) {
@@ -69,40 +80,69 @@ static bool overlap(const nne_graph *g, int32_t a, int32_t b) {
     return xa < yb && ya < xb;
 }
 
-static size_t step_scratch(const nne_graph *g, const nne_node *n, int threads) {
+static size_t step_scratch(const nne_graph *g, const nne_node *n, bool bf16, int threads) {
     if (n->op == NNE_OP_GDN || n->op == NNE_OP_IGDN)
         return nne_gdn_f32_scratch_size((int32_t)g->tensors[n->inputs[1]].shape.dim[0], threads);
-    if (n->op == NNE_OP_CONV2D) return nne_conv2d_f32_scratch_size(&n->conv_geom, threads);
+    if (n->op == NNE_OP_CONV2D)
+        return (bf16 ? nne_conv2d_bf16_scratch_size : nne_conv2d_f32_scratch_size)(&n->conv_geom,
+                                                                                   threads);
     if (n->op == NNE_OP_CONV_TRANSPOSE2D)
-        return nne_conv_transpose2d_f32_scratch_size(&n->conv_geom, threads);
+        return (bf16 ? nne_conv_transpose2d_bf16_scratch_size
+                     : nne_conv_transpose2d_f32_scratch_size)(&n->conv_geom, threads);
     const nne_shape *ws = &g->tensors[n->inputs[1]].shape;
-    return nne_gemm_f32_scratch_size((int32_t)g->tensors[n->inputs[0]].shape.dim[0],
-                                     (int32_t)ws->dim[0], (int32_t)ws->dim[1], threads);
+    const int32_t batch = (int32_t)g->tensors[n->inputs[0]].shape.dim[0];
+    if (bf16)
+        return nne_dense_bf16_scratch_size(batch, (int32_t)ws->dim[1], (int32_t)ws->dim[0],
+                                           threads);
+    return nne_gemm_f32_scratch_size(batch, (int32_t)ws->dim[0], (int32_t)ws->dim[1], threads);
 }
 
 static void cpu_free(void *state) {
     cpu_state *st = state;
     if (!st) return;
+    if (st->wbf)
+        for (int32_t i = 0; i < st->n_nodes; i++) nne_free(st->wbf[i]);
+    nne_free(st->wbf);
+    nne_free(st->xbf);
     nne_free(st->steps);
     nne_free(st->ns);
     nne_aligned_free(st->scratch);
     nne_free(st);
 }
 
-static nne_status cpu_compile_as(const nne_graph *g, bool exact, void **state) {
+/* cpu-bf16: the node's weights in bf16, and the largest input to convert, in *x_max. */
+static nne_status bf16_weights(cpu_state *st, const nne_graph *g, int32_t i, size_t *x_max) {
+    const nne_node *n = &g->nodes[i];
+    const nne_tensor *w = &g->tensors[n->inputs[1]];
+    const size_t nw = (size_t)nne_shape_numel(&w->shape);
+    const size_t nx = (size_t)nne_shape_numel(&g->tensors[n->inputs[0]].shape);
+    if (nx > *x_max) *x_max = nx;
+    if (w->kind != NNE_TENSOR_CONSTANT || !w->data)
+        return nne_error(NNE_ERR_UNSUPPORTED,
+                         "backend cpu-bf16: node '%s': weights '%s' are not a constant",
+                         n->name ? n->name : "?", w->name ? w->name : "?");
+    st->wbf[i] = nne_malloc(nw ? nw * sizeof(nne_bf16) : 1);
+    if (!st->wbf[i]) return NNE_ERR_NOMEM;
+    nne_f32_to_bf16_array(w->data, st->wbf[i], nw);
+    return NNE_OK;
+}
+
+static nne_status cpu_compile_as(const nne_graph *g, bool exact, bool bf16, void **state) {
     cpu_state *st = nne_calloc(1, sizeof *st);
     if (!st) return NNE_ERR_NOMEM;
     st->exact = exact;
+    st->bf16 = bf16;
     st->n_nodes = g->n_nodes;
     st->steps = nne_calloc((size_t)g->n_nodes + 1, sizeof *st->steps);
     st->ns = nne_calloc((size_t)g->n_nodes + 1, sizeof *st->ns);
-    if (!st->steps || !st->ns) {
+    if (bf16) st->wbf = nne_calloc((size_t)g->n_nodes + 1, sizeof *st->wbf);
+    if (!st->steps || !st->ns || (bf16 && !st->wbf)) {
         cpu_free(st);
         return NNE_ERR_NOMEM;
     }
     st->pool = nne_threadpool_default();
     const int threads = nne_threadpool_threads(st->pool);
-    size_t scratch = 0;
+    size_t scratch = 0, x_max = 0;
     for (int32_t i = 0; i < g->n_nodes; i++) {
         const nne_node *n = &g->nodes[i];
         cpu_step *s = &st->steps[i];
@@ -116,7 +156,14 @@ static nne_status cpu_compile_as(const nne_graph *g, bool exact, void **state) {
             s->kind = STEP_CONV;
         else
             continue;
-        const size_t need = step_scratch(g, n, threads);
+        if (bf16 && s->kind != STEP_GDN) {
+            const nne_status rc = bf16_weights(st, g, i, &x_max);
+            if (rc) {
+                cpu_free(st);
+                return rc;
+            }
+        }
+        const size_t need = step_scratch(g, n, bf16, threads);
         if (need > scratch) scratch = need;
         if (s->kind != STEP_CONV || i + 1 >= g->n_nodes) continue;
         const nne_node *a = &g->nodes[i + 1];
@@ -131,12 +178,11 @@ static nne_status cpu_compile_as(const nne_graph *g, bool exact, void **state) {
         s->copy_out = overlap(g, a->output, n->inputs[0]);
         st->steps[i + 1].kind = STEP_SKIP;
     }
-    if (scratch) {
-        st->scratch = nne_aligned_alloc(scratch);
-        if (!st->scratch) {
-            cpu_free(st);
-            return NNE_ERR_NOMEM;
-        }
+    if (x_max) st->xbf = nne_malloc(x_max * sizeof(nne_bf16));
+    if (scratch) st->scratch = nne_aligned_alloc(scratch);
+    if ((x_max && !st->xbf) || (scratch && !st->scratch)) {
+        cpu_free(st);
+        return NNE_ERR_NOMEM;
     }
     *state = st;
     return NNE_OK;
@@ -159,7 +205,12 @@ static void run_conv(cpu_state *st, const nne_graph *g, const nne_node *n, const
     }
     const float *x = tdata(g, arena, n->inputs[0]), *w = tdata(g, arena, n->inputs[1]);
     const float *b = tdata(g, arena, n->inputs[2]);
-    if (n->op == NNE_OP_CONV2D)
+    if (st->bf16) {
+        const nne_bf16 *wb = st->wbf[n - g->nodes];
+        nne_f32_to_bf16_array(x, st->xbf, (size_t)nne_shape_numel(&g->tensors[n->inputs[0]].shape));
+        (n->op == NNE_OP_CONV2D ? nne_conv2d_bf16 : nne_conv_transpose2d_bf16)(
+            st->pool, &n->conv_geom, st->xbf, wb, b, &act, y, st->scratch);
+    } else if (n->op == NNE_OP_CONV2D)
         (st->exact ? nne_conv2d_f32_exact : nne_conv2d_f32)(st->pool, &n->conv_geom, x, w, b, &act,
                                                             y, st->scratch);
     else
@@ -174,6 +225,12 @@ static void run_dense(cpu_state *st, const nne_graph *g, const nne_node *n, uint
     const int32_t out = (int32_t)ws->dim[0], in = (int32_t)ws->dim[1];
     float *y = tdata(g, arena, n->output);
     const float *b = tdata(g, arena, n->inputs[2]);
+    if (st->bf16) {
+        const float *x = tdata(g, arena, n->inputs[0]);
+        nne_f32_to_bf16_array(x, st->xbf, (size_t)batch * in);
+        nne_dense_bf16(st->pool, batch, in, out, st->xbf, st->wbf[n - g->nodes], b, y, st->scratch);
+        return;
+    }
     nne_gemm_f32(st->pool, NNE_GEMM_TRANS_B, batch, out, in, tdata(g, arena, n->inputs[0]), in,
                  tdata(g, arena, n->inputs[1]), in, y, out, st->scratch);
     if (b)
@@ -219,11 +276,27 @@ static nne_status cpu_profile(void *state, const nne_graph *g, nne_node_profile 
 }
 
 static nne_status cpu_compile(const nne_graph *g, void **state) {
-    return cpu_compile_as(g, false, state);
+    return cpu_compile_as(g, false, false, state);
 }
 
 static nne_status cpu_exact_compile(const nne_graph *g, void **state) {
-    return cpu_compile_as(g, true, state);
+    return cpu_compile_as(g, true, false, state);
+}
+
+static nne_status cpu_bf16_compile(const nne_graph *g, void **state) {
+    return cpu_compile_as(g, false, true, state);
+}
+
+const nne_backend *nne_backend_cpu_bf16(void) {
+    static const nne_backend be = {
+        .name = "cpu-bf16",
+        .supports_node = nne_cpu_ref_supports,
+        .compile = cpu_bf16_compile,
+        .run = cpu_run,
+        .profile = cpu_profile,
+        .free = cpu_free,
+    };
+    return &be;
 }
 
 const nne_backend *nne_backend_cpu_exact(void) {
