@@ -22,16 +22,7 @@ static bool write_model(nne_rdmodel_kind kind, uint64_t seed, const char *name) 
 
 /* bmshj2018-factorized-q1..q4.nne: untrained, latent scaled by 16, 64, 256, 1024. */
 static bool write_ladder(void) {
-    for (int q = 1; q <= 4; q++) {
-        nne_graph *g = NULL;
-        char name[64];
-        snprintf(name, sizeof name, "bmshj2018-factorized-q%d.nne", q);
-        nne_status s = nne_tiny_lcodec_scaled(NNE_RD_FACTORIZED, 5, (float)(1 << (2 * q + 2)), &g);
-        if (!s) s = nne_model_write_file(g, nne_cli_tmp_path(name));
-        nne_graph_free(g);
-        if (s) return false;
-    }
-    return true;
+    return nne_tiny_lcodec_ladder(nne_cli_tmp, NNE_RD_FACTORIZED, 5, 2) == NNE_OK;
 }
 
 static bool write_image(const char *name, int32_t w, int32_t h, int32_t phase) {
