@@ -221,6 +221,9 @@ static inline void conv_band_phase_make(const conv_plan *p, int32_t ph, int64_t 
  * both the scratch size and the run, so set it only between calls. Defined in
  * conv_band_f32.c. */
 extern int nne_conv_band_disable;
+/* Tests only: 1 makes nne_conv2d_pair_ok false (the backends then run the layers one by one,
+ * as NNEDGE_FUSE=0 does); defined in conv_pair.c. */
+extern int nne_conv_pair_disable;
 
 /* Which band kernel, if any, runs the geometry of plan p (groups 1 only); s8: the int8
  * drivers (their own depth limit). Depends on the geometry only, not on the ISA. */
