@@ -97,10 +97,20 @@ static bool conv_pair_make(conv_pair_plan *pl, const nne_conv2d_geom *g1, const 
     return true;
 }
 
-/* Whether the measured policy keeps the fused pair (docs/perf.md, "Fused pairs"). */
-static bool conv_pair_pays(bool s8, int threads) {
-    (void)s8, (void)threads;
-    return true;
+/* int8: the deepest l1 input the planner fuses. l1 runs one row per band kernel call, so its
+ * int8 input band (int16 x - x_zp) is converted spany1 times per row instead of (R + 2) / R
+ * times (R: the rows of a separate call's tile); with a deep l1 input this costs more than
+ * the saved round trip of l1's output. Measured under load (docs/perf.md, "Fused pairs"):
+ * conv2d_1 + conv2d_2 (3 input channels) 2-10% faster fused, conv2d_3 + conv2d_4 (32) 3-7%
+ * slower in 3 of 4 runs. f32 reads a valid l1's input in place (no conversion): both pairs
+ * 9-25% faster. */
+#define CONV_PAIR_S8_MAX_IC1 4
+
+/* Whether the measured policy keeps the fused pair (the thread count did not change it:
+ * 1 and 2 threads measured). */
+static bool conv_pair_pays(const nne_conv2d_geom *g1, bool s8, int threads) {
+    (void)threads;
+    return !s8 || g1->ic <= CONV_PAIR_S8_MAX_IC1;
 }
 
 bool nne_conv2d_pair_ok(const nne_conv2d_geom *g1, const nne_conv2d_geom *g2, bool s8,
@@ -108,7 +118,7 @@ bool nne_conv2d_pair_ok(const nne_conv2d_geom *g1, const nne_conv2d_geom *g2, bo
     const char *e = getenv("NNEDGE_FUSE");
     if (nne_conv_pair_disable || (e && strcmp(e, "0") == 0)) return false;
     conv_pair_plan pl;
-    return conv_pair_make(&pl, g1, g2, s8, threads) && conv_pair_pays(s8, threads);
+    return conv_pair_make(&pl, g1, g2, s8, threads) && conv_pair_pays(g1, s8, threads);
 }
 
 static size_t conv_pair_scratch(const nne_conv2d_geom *g1, const nne_conv2d_geom *g2, bool s8,

@@ -2,7 +2,8 @@
  *   cpu     with fusion (conv2d_1 -> PReLU -> conv2d_2 and conv2d_3 -> PReLU -> conv2d_4 run
  *           as pairs) against cpu with NNEDGE_FUSE=0: bitwise equal output;
  *   cpu-s8  on the quantized encoder (per-channel Q31 and pow2) against cpu-s8-ref: bitwise
- *           equal output;
+ *           equal output (conv2d_1 -> PReLU -> conv2d_2 fused; conv2d_3 -> conv2d_4 not, the
+ *           int8 policy of nne_conv2d_pair_ok);
  * under each ISA the CPU runs (ref, avx2). The planner must actually fuse: the skipped second
  * conv of a pair reports 0 ns in the profile, and a positive time with NNEDGE_FUSE=0. The
  * encoder at 70 x 100 (conv2d_2 has 33 output rows, so 2 threads split them into tasks). */
@@ -130,6 +131,10 @@ static void test_cpu_s8_fused_equals_ref(void) {
             void *yu = run(q, "cpu-s8", false, false, c2, &off_ns);
             CHECK_MSG(on_ns == 0, "%s %s: conv2d_2 not fused", nne_qscheme_name(schemes[sc]),
                       isas[v]);
+            /* the int8 policy keeps conv2d_3 -> conv2d_4 (32 input channels) unfused */
+            uint64_t c4_ns = 0;
+            free(run(q, "cpu-s8", true, false, node_index(q, "conv2d_4"), &c4_ns));
+            CHECK_MSG(c4_ns > 0, "%s: conv2d_3 -> conv2d_4 fused in int8", isas[v]);
             CHECK_MSG(off_ns > 0, "%s: NNEDGE_FUSE=0 still fuses", isas[v]);
             CHECK_MSG(yr && yf && memcmp(yf, yr, m) == 0, "%s %s: cpu-s8 fused != cpu-s8-ref",
                       nne_qscheme_name(schemes[sc]), isas[v]);
