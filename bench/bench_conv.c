@@ -3,7 +3,13 @@
  * oneDNN's convolution / deconvolution primitives (when linked) in the same run.
  *
  *   bench_conv [--reps N] [--threads LIST] [--only SUBSTRING] [--height H --width W]
- *              [--gap-ms MS]
+ *              [--gap-ms MS] [--pairs]
+ *
+ * --pairs times the fused pairs instead (docs/conv.md "Cross-layer fusion", docs/perf.md
+ * "Fused pairs"): conv2d_1+conv2d_2 and conv2d_3+conv2d_4, f32 and int8, nnedge's fused pair
+ * against nnedge's two layers and oneDNN's two layers, round-robin; then the encoder on
+ * sessions with fusion on and off (NNEDGE_FUSE=0) at the default pool's thread count
+ * (NNEDGE_THREADS).
  *
  * Layers and geometry come from the model itself (nne_model_cae_seed, nne_graph_infer). f32
  * layers have their PReLU (per channel, 0.25) fused; oneDNN gets the same activation as an

@@ -454,8 +454,8 @@ void nne_conv_band_f32_tile(const conv_band_f32_layer *L, const float *x, const 
 void nne_conv_band_s8_tile(const conv_band_s8_layer *L, const int8_t *x, const conv_band_tile *t,
                            unsigned char *ts, int8_t *y, int64_t y_row);
 
-/* Tile rows of one tile of layer L that start at y (tile t's output), for the drivers: the
- * element offset between consecutive tile rows. */
+/* Elements between consecutive rows of a tile of phase c in y (the y_row of a separate call's
+ * nne_conv_band_*_tile). */
 static inline int64_t conv_band_y_row(const conv_plan *p, const conv_phase *c) {
     return (int64_t)c->y.ostep * p->g.ow * p->g.oc;
 }

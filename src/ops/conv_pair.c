@@ -34,7 +34,7 @@ int nne_conv_pair_disable = 0; /* conv_band.h: tests only */
 
 /* Largest ring (bytes) the planner accepts: it shares Zen 3's 512 KiB L2 with l1's input rows,
  * l2's weights (36 KiB f32 for cae-seed's conv2d_2) and the output rows. cae-seed at
- * 512 x 768: 3 rows x 766 x 32 channels = 294 KiB f32, 147 KiB int16. */
+ * 512 x 768: 3 rows x 765 pixels x 32 channels = 287 KiB f32, 143 KiB int16. */
 #define CONV_PAIR_RING_BYTES (384 * 1024)
 
 #define CONV_PAIR_TILE_ELEMS 32768 /* conv_plan_make's arguments; unused by the band path */
@@ -99,11 +99,11 @@ static bool conv_pair_make(conv_pair_plan *pl, const nne_conv2d_geom *g1, const 
 
 /* int8: the deepest l1 input the planner fuses. l1 runs one row per band kernel call, so its
  * int8 input band (int16 x - x_zp) is converted spany1 times per row instead of (R + 2) / R
- * times (R: the rows of a separate call's tile); with a deep l1 input this costs more than
- * the saved round trip of l1's output. Measured under load (docs/perf.md, "Fused pairs"):
- * conv2d_1 + conv2d_2 (3 input channels) 2-10% faster fused, conv2d_3 + conv2d_4 (32) 3-7%
- * slower in 3 of 4 runs. f32 reads a valid l1's input in place (no conversion): both pairs
- * 9-25% faster. */
+ * times (R: the rows of a separate call's tile, 3 for conv2d_3); with a deep l1 input that
+ * eats what the saved round trip of l1's output gains. Measured under load (docs/perf.md,
+ * "Fused pairs"), unfused / fused time: conv2d_1 + conv2d_2 (3 input channels) 1.01-1.13 in 8
+ * of 8 runs; conv2d_3 + conv2d_4 (32) 0.93-1.07, median 1.01: no reliable gain, so off. f32
+ * reads a valid l1's input in place (no conversion): both pairs 1.08-1.25. */
 #define CONV_PAIR_S8_MAX_IC1 4
 
 /* Whether the measured policy keeps the fused pair (the thread count did not change it:
