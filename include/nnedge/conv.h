@@ -163,8 +163,8 @@ typedef struct nne_conv_s8_mid {
 /* Whether the fused pair runs g1 -> g2 and pays, for a pool of `threads` threads (s8: the
  * int8 pair): both conv2d with groups 1 on the band kernels (conv_band.h), g1's output is g2's
  * input, the ring of g2's input rows fits CONV_PAIR_RING_BYTES (conv_pair.c), and the
- * measured policy of docs/perf.md ("Fused pairs") keeps it for this dtype and thread count.
- * False when NNEDGE_FUSE=0 is set in the environment. */
+ * measured policy of docs/perf.md ("Fused pairs") keeps it: f32 always, int8 when g1 has at
+ * most 4 input channels. False when NNEDGE_FUSE=0 is set in the environment. */
 bool nne_conv2d_pair_ok(const nne_conv2d_geom *g1, const nne_conv2d_geom *g2, bool s8, int threads);
 /* Scratch bytes of a pair for `threads` pool threads (valid when nne_conv2d_pair_ok). */
 size_t nne_conv2d_pair_f32_scratch_size(const nne_conv2d_geom *g1, const nne_conv2d_geom *g2,

@@ -329,9 +329,9 @@ typedef struct conv_band_tile {
 
 /* The tile of phase b (number ph) of image img at phase pixel (qy0, qx0), at most rows x cols
  * pixels (clipped to the phase). */
-static inline void conv_band_tile_at(const nne_conv2d_geom *g, const conv_band_phase *b,
-                                     int32_t ph, int32_t img, int32_t qy0, int32_t qx0,
-                                     int32_t rows, int32_t cols, conv_band_tile *t) {
+static inline void conv_band_tile_at(const nne_conv2d_geom *g, const conv_band_phase *b, int32_t ph,
+                                     int32_t img, int32_t qy0, int32_t qx0, int32_t rows,
+                                     int32_t cols, conv_band_tile *t) {
     t->ph = ph;
     t->b = img;
     t->qy0 = qy0;
@@ -435,8 +435,8 @@ typedef struct conv_band_s8_layer {
     const size_t *woff;
     const int16_t *wp; /* int16 pairs, or (w7) s8 quads */
     conv_band_s8_fn fn;
-    bool avx2;                /* AVX2 band conversion */
-    bool w7;                  /* the w7 panel: u8 band, per-phase addv at addv_ph + ph * ocp */
+    bool avx2; /* AVX2 band conversion */
+    bool w7;   /* the w7 panel: u8 band, per-phase addv at addv_ph + ph * ocp */
     const int32_t *addv_ph;
     int32_t x_zp;
     conv_band_s8_out q;

@@ -84,8 +84,14 @@ void nne_conv_band_f32_tile(const conv_band_f32_layer *L, const float *x, const 
         band_f32_fill(g, x, t, buf);
     }
     conv_band_soff(p, b, bstride, soff);
-    conv_band_run run = {t->cols, b->nseg, b->seglen, g->oc, NULL, (int64_t)b->c.x.istep * g->ic,
-                         (int64_t)b->c.x.ostep * g->oc, soff};
+    conv_band_run run = {t->cols,
+                         b->nseg,
+                         b->seglen,
+                         g->oc,
+                         NULL,
+                         (int64_t)b->c.x.istep * g->ic,
+                         (int64_t)b->c.x.ostep * g->oc,
+                         soff};
     const float *w = L->wp + L->woff[t->ph];
     /* panel: calls of `chunk` pixels, whose band part stays in L1 across the channel panels */
     const int32_t chunk =
@@ -162,9 +168,8 @@ static void band_f32_task(void *vctx, int task, int thread) {
                            conv_band_y_row(&l->plan, &b->c));
 }
 
-void nne_conv_band_f32_run(nne_threadpool *pool, const conv_plan *p, const float *x,
-                           const float *w, const float *bias, const nne_conv_act *act, float *y,
-                           void *scratch) {
+void nne_conv_band_f32_run(nne_threadpool *pool, const conv_plan *p, const float *x, const float *w,
+                           const float *bias, const nne_conv_act *act, float *y, void *scratch) {
     conv_band_f32_layer L;
     nne_conv_band_f32_prepare(&L, p, w, bias, act, scratch);
     int32_t n_tasks = 0;

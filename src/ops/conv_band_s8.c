@@ -250,8 +250,9 @@ void nne_conv_band_s8_prepare(conv_band_s8_layer *L, const conv_plan *p, int32_t
 #else
     (void)avx2;
 #endif
-    *L = (conv_band_s8_layer){l,  phases,  woff, wp,   fn,
-                              avx2, w7, addv_ph, x_zp, {out, q, q + ocp, q + 2 * ocp, q + 3 * ocp}};
+    *L = (conv_band_s8_layer){
+        l,    phases, woff,    wp,   fn,
+        avx2, w7,     addv_ph, x_zp, {out, q, q + ocp, q + 2 * ocp, q + 3 * ocp}};
 }
 
 void nne_conv_band_s8_run(nne_threadpool *pool, const conv_plan *p, const int8_t *x, int32_t x_zp,
