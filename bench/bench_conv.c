@@ -3,7 +3,13 @@
  * oneDNN's convolution / deconvolution primitives (when linked) in the same run.
  *
  *   bench_conv [--reps N] [--threads LIST] [--only SUBSTRING] [--height H --width W]
- *              [--gap-ms MS]
+ *              [--gap-ms MS] [--pairs]
+ *
+ * --pairs times the fused pairs instead (docs/conv.md "Cross-layer fusion", docs/perf.md
+ * "Fused pairs"): conv2d_1+conv2d_2 and conv2d_3+conv2d_4, f32 and int8, nnedge's fused pair
+ * against nnedge's two layers and oneDNN's two layers, round-robin; then the encoder on
+ * sessions with fusion on and off (NNEDGE_FUSE=0) at the default pool's thread count
+ * (NNEDGE_THREADS).
  *
  * Layers and geometry come from the model itself (nne_model_cae_seed, nne_graph_infer). f32
  * layers have their PReLU (per channel, 0.25) fused; oneDNN gets the same activation as an
@@ -35,11 +41,13 @@
 #include <time.h>
 
 #include "bench_peak.h"
+#include "nnedge/backend.h"
 #include "nnedge/bf16.h"
 #include "nnedge/conv.h"
 #include "nnedge/gemm.h"
 #include "nnedge/graph.h"
 #include "nnedge/models.h"
+#include "nnedge/passes.h"
 
 #ifdef NNE_HAVE_DNNL
 #include <oneapi/dnnl/dnnl.h>
@@ -132,27 +140,32 @@ static void gap(void) {
     nanosleep(&ts, NULL);
 }
 
-/* Times fa and, when fb is not NULL, fb, alternating: a, b, a, b, ... so that a load that
- * drifts during the run (another process on the cores) weighs on both alike, and their
- * ratio means something even when the absolute times do not. One warm-up call each. */
-static void time_pair(run_fn fa, void *ca, run_fn fb, void *cb, int reps, result *ra, result *rb) {
-    static double ta[1000], tb[1000];
+/* Times fns[0..n-1] round-robin: f0, f1, ..., f0, f1, ... so that a load that drifts during
+ * the run (another process on the cores) weighs on all alike, and their ratios mean
+ * something even when the absolute times do not. One warm-up call each; a gap before each
+ * timed call. */
+static void time_n(run_fn *fns, void **ctxs, int n, int reps, result *res) {
+    static double t[4][1000];
     if (reps > 1000) reps = 1000;
-    fa(ca);
-    if (fb) fb(cb);
-    for (int r = 0; r < reps; r++) {
-        gap();
-        uint64_t t0 = nne_time_ns();
-        fa(ca);
-        ta[r] = (double)(nne_time_ns() - t0) * 1e-9;
-        if (!fb) continue;
-        gap();
-        t0 = nne_time_ns();
-        fb(cb);
-        tb[r] = (double)(nne_time_ns() - t0) * 1e-9;
-    }
-    *ra = summarize(ta, reps);
-    if (fb) *rb = summarize(tb, reps);
+    for (int k = 0; k < n; k++) fns[k](ctxs[k]);
+    for (int r = 0; r < reps; r++)
+        for (int k = 0; k < n; k++) {
+            gap();
+            const uint64_t t0 = nne_time_ns();
+            fns[k](ctxs[k]);
+            t[k][r] = (double)(nne_time_ns() - t0) * 1e-9;
+        }
+    for (int k = 0; k < n; k++) res[k] = summarize(t[k], reps);
+}
+
+/* Times fa and, when fb is not NULL, fb, alternating: a, b, a, b, ... (time_n). */
+static void time_pair(run_fn fa, void *ca, run_fn fb, void *cb, int reps, result *ra, result *rb) {
+    run_fn fns[2] = {fa, fb};
+    void *ctxs[2] = {ca, cb};
+    result res[2];
+    time_n(fns, ctxs, fb ? 2 : 1, reps, res);
+    *ra = res[0];
+    if (fb) *rb = res[1];
 }
 
 /* ---- nnedge ---------------------------------------------------------------------------- */
@@ -374,6 +387,276 @@ static void dnnl_teardown(dnnl_run *d) {
 }
 #endif
 
+/* ---- fused pairs (--pairs) ------------------------------------------------------------- */
+
+/* conv2d l1 -> conv2d l2 of the encoder, three ways: nnedge's fused pair
+ * (nne_conv2d_pair_*), nnedge's two layers one after the other, oneDNN's two layers. f32:
+ * PReLU 0.25 after each (oneDNN: leaky ReLU post-ops); int8: the ReLU clamp after each (the
+ * per-layer rows' setup: x zero point -10, outputs -5, M = 2^-12), nothing between. */
+typedef struct pair_run {
+    const layer *L1, *L2;
+    nne_threadpool *pool;
+    bool s8, fused;
+    const float *x, *w1, *b1, *w2, *b2;
+    const nne_conv_act *act;
+    float *mid, *y;
+    const int8_t *xq, *wq1, *wq2;
+    const int32_t *bq1, *bq2;
+    const nne_qoutput *o1, *o2;
+    int8_t *midq, *yq;
+    void *scratch;
+} pair_run;
+
+static void pair_run_fn(void *vctx) {
+    const pair_run *r = vctx;
+    const nne_conv2d_geom *g1 = &r->L1->g, *g2 = &r->L2->g;
+    if (r->s8 && r->fused) {
+        const nne_conv_s8_layer l1 = {g1, -10, r->wq1, r->bq1, r->o1};
+        const nne_conv_s8_layer l2 = {g2, -5, r->wq2, r->bq2, r->o2};
+        nne_conv2d_pair_s8(r->pool, &l1, NULL, &l2, r->xq, r->yq, r->scratch);
+    } else if (r->s8) {
+        nne_conv2d_s8(r->pool, g1, r->xq, -10, r->wq1, r->bq1, r->o1, r->midq, r->scratch);
+        nne_conv2d_s8(r->pool, g2, r->midq, -5, r->wq2, r->bq2, r->o2, r->yq, r->scratch);
+    } else if (r->fused) {
+        const nne_conv_f32_layer l1 = {g1, r->w1, r->b1, r->act}, l2 = {g2, r->w2, r->b2, r->act};
+        nne_conv2d_pair_f32(r->pool, &l1, &l2, r->x, r->y, r->scratch);
+    } else {
+        nne_conv2d_f32(r->pool, g1, r->x, r->w1, r->b1, r->act, r->mid, r->scratch);
+        nne_conv2d_f32(r->pool, g2, r->mid, r->w2, r->b2, r->act, r->y, r->scratch);
+    }
+}
+
+#ifdef NNE_HAVE_DNNL
+typedef struct dnnl_pair {
+    dnnl_run a, b;
+} dnnl_pair;
+
+static void dnnl_pair_fn(void *vctx) {
+    dnnl_pair *d = vctx;
+    dnnl_run_fn(&d->a);
+    dnnl_run_fn(&d->b);
+}
+#endif
+
+/* The cae-seed encoder at h x w on a session, fused pairs on (the planner's choice) and off
+ * (NNEDGE_FUSE=0 at compile); f32 on "cpu", int8 on "cpu-s8" (quantized at 64 x 96 on random
+ * images, then nne_quantize_like at h x w). Times the two sessions alternating. */
+typedef struct enc_run {
+    nne_session *s;
+} enc_run;
+
+static void enc_run_fn(void *vctx) { nne_session_run(((enc_run *)vctx)->s); }
+
+static nne_status enc_sample(void *ctx, int32_t i, float *x) {
+    const size_t n = *(const size_t *)ctx;
+    rng_state = 0x1234567ull + (unsigned long long)i;
+    for (size_t k = 0; k < n; k++) x[k] = (float)rnd();
+    return NNE_OK;
+}
+
+static nne_graph *enc_graph(int32_t h, int32_t w, bool s8) {
+    nne_graph *g = NULL, *small = NULL, *q = NULL, *out = NULL;
+    if (nne_model_cae_seed(h, w, NNE_CAE_ENCODER, &g)) return NULL;
+    rng_state = 0x9E3779B97F4A7C15ull;
+    for (int32_t i = 0; i < g->n_tensors; i++) {
+        nne_tensor *t = &g->tensors[i];
+        if (t->kind != NNE_TENSOR_CONSTANT || t->dtype != NNE_F32) continue;
+        const int64_t n = nne_shape_numel(&t->shape);
+        const float a = t->shape.ndim == 4 ? sqrtf(3.0f / (float)(n / t->shape.dim[0])) : 0.25f;
+        for (int64_t k = 0; k < n; k++) ((float *)t->data)[k] = (float)(rnd() * 2 - 1) * a;
+    }
+    if (!s8) return g;
+    if (!nne_model_cae_seed(64, 96, NNE_CAE_ENCODER, &small)) {
+        for (int32_t i = 0; i < small->n_tensors; i++) /* the same weights */
+            if (small->tensors[i].kind == NNE_TENSOR_CONSTANT && small->tensors[i].dtype == NNE_F32)
+                memcpy(small->tensors[i].data, g->tensors[i].data,
+                       nne_tensor_nbytes(&g->tensors[i]));
+        size_t n_in = (size_t)nne_shape_numel(&small->tensors[small->inputs[0]].shape);
+        nne_quantize_opts o = {
+            .scheme = NNE_QSCHEME_PER_CHANNEL, .n_samples = 2, .sample = enc_sample, .ctx = &n_in};
+        if (!nne_quantize_graph(small, &o, &q)) nne_quantize_like(g, q, &out);
+    }
+    nne_graph_free(small), nne_graph_free(q), nne_graph_free(g);
+    return out;
+}
+
+static void bench_encoder(int32_t h, int32_t w, int reps) {
+    const int threads = nne_threadpool_threads(nne_threadpool_default());
+    for (int s8 = 0; s8 < 2; s8++) {
+        nne_graph *g = enc_graph(h, w, s8);
+        nne_session *on = NULL, *off = NULL;
+        const char *be = s8 ? "cpu-s8" : "cpu";
+        if (!g || nne_session_create(g, nne_backend_by_name(be), &on)) {
+            fprintf(stderr, "bench_conv: encoder %s: %s\n", be, nne_last_error());
+            nne_graph_free(g);
+            continue;
+        }
+        setenv("NNEDGE_FUSE", "0", 1);
+        const nne_status st = nne_session_create(g, nne_backend_by_name(be), &off);
+        unsetenv("NNEDGE_FUSE");
+        if (st) {
+            fprintf(stderr, "bench_conv: encoder %s: %s\n", be, nne_last_error());
+            nne_session_free(on), nne_graph_free(g);
+            continue;
+        }
+        size_t n = (size_t)nne_shape_numel(&nne_session_input_tensor(on, 0)->shape);
+        float *x = malloc(n * sizeof *x);
+        enc_sample(&n, 0, x);
+        nne_session_set_input_f32(on, 0, x, n);
+        nne_session_set_input_f32(off, 0, x, n);
+        free(x);
+        enc_run a = {on}, b = {off};
+        result r[2];
+        time_n((run_fn[]){enc_run_fn, enc_run_fn}, (void *[]){&a, &b}, 2, reps, r);
+        const size_t m = nne_tensor_nbytes(nne_session_output_tensor(on, 0));
+        const bool same = memcmp(nne_session_output(on, 0), nne_session_output(off, 0), m) == 0;
+        for (int k = 0; k < 2; k++)
+            printf("| encoder (session, %s) | %s | %d | %s | %.2f | %.2f-%.2f | %s |\n", be,
+                   s8 ? "int8" : "f32", threads, k ? "fusion off" : "fusion on", r[k].med * 1e3,
+                   r[k].lo * 1e3, r[k].hi * 1e3,
+                   k      ? ""
+                   : same ? "output identical"
+                          : "OUTPUT DIFFERS");
+        printf("| encoder (session, %s) | %s | %d | on / off | %.3f | | |\n", be,
+               s8 ? "int8" : "f32", threads, r[0].med / r[1].med);
+        nne_session_free(on), nne_session_free(off), nne_graph_free(g);
+    }
+}
+
+/* --pairs: the fused pairs (conv2d_1 + conv2d_2, conv2d_3 + conv2d_4) against the unfused
+ * pair and oneDNN's two layers, f32 and int8, at each thread count; then the encoder on
+ * sessions, fusion on / off, at the default pool's thread count (NNEDGE_THREADS). */
+static int bench_pairs(const layer *layers, int n_layers, const int *thread_list, int n_threads,
+                       int reps, int32_t h, int32_t w) {
+    int failures = 0;
+    printf("| pair | dtype | threads | impl | ms (median) | ms (min-max) | ratio to fused |\n"
+           "|---|---|---|---|---|---|---|\n");
+    for (int ti = 0; ti < n_threads; ti++) {
+        const int threads = thread_list[ti];
+        nne_threadpool *pool = NULL;
+        if (nne_threadpool_create(threads, &pool)) return 1;
+#ifdef NNE_HAVE_DNNL
+        void (*omp_set_threads)(int) = (void (*)(int))dlsym(RTLD_DEFAULT, "omp_set_num_threads");
+        if (omp_set_threads) omp_set_threads(threads);
+        dnnl_engine_t eng;
+        dnnl_stream_t stream;
+        dnnl_engine_create(&eng, dnnl_cpu, 0);
+        dnnl_stream_create(&stream, eng, dnnl_stream_default_flags);
+#endif
+        for (int li = 0; li + 1 < n_layers; li++) {
+            const layer *L1 = &layers[li], *L2 = &layers[li + 1];
+            if (L1->transposed || L2->transposed || L1->g.oc != L2->g.ic || L1->g.oh != L2->g.ih ||
+                strcmp(L1->part, L2->part) != 0 || li % 2)
+                continue;
+            const nne_conv2d_geom *g1 = &L1->g, *g2 = &L2->g;
+            char name[160];
+            snprintf(name, sizeof name, "%.63s+%.63s", L1->name, L2->name);
+            const size_t nx = (size_t)g1->n * g1->ih * g1->iw * g1->ic;
+            const size_t nm = (size_t)g1->n * g1->oh * g1->ow * g1->oc;
+            const size_t ny = (size_t)g2->n * g2->oh * g2->ow * g2->oc;
+            const size_t nw1 = (size_t)g1->oc * g1->kh * g1->kw * g1->ic;
+            const size_t nw2 = (size_t)g2->oc * g2->kh * g2->kw * g2->ic;
+            float *x = nne_aligned_alloc(nx * 4), *mid = nne_aligned_alloc(nm * 4);
+            float *y = nne_aligned_alloc(ny * 4), *y2 = nne_aligned_alloc(ny * 4);
+            float *w1 = nne_aligned_alloc(nw1 * 4), *w2 = nne_aligned_alloc(nw2 * 4);
+            float *b1 = nne_aligned_alloc(256 * 4), *b2 = nne_aligned_alloc(256 * 4);
+            float *slope = nne_aligned_alloc(256 * 4);
+            int8_t *xq = nne_aligned_alloc(nx), *midq = nne_aligned_alloc(nm);
+            int8_t *yq = nne_aligned_alloc(ny), *yq2 = nne_aligned_alloc(ny);
+            int8_t *wq1 = nne_aligned_alloc(nw1), *wq2 = nne_aligned_alloc(nw2);
+            int32_t *bq1 = nne_aligned_alloc(256 * 4), *bq2 = nne_aligned_alloc(256 * 4);
+            nne_requant *rq = nne_aligned_alloc(sizeof *rq);
+            for (size_t i = 0; i < nx; i++)
+                x[i] = (float)rnd(), xq[i] = (int8_t)(rnd() * 256 - 128);
+            for (size_t i = 0; i < nw1; i++)
+                w1[i] = (float)(rnd() - 0.5) * 0.2f, wq1[i] = (int8_t)(rnd() * 254 - 127);
+            for (size_t i = 0; i < nw2; i++)
+                w2[i] = (float)(rnd() - 0.5) * 0.2f, wq2[i] = (int8_t)(rnd() * 254 - 127);
+            for (int o = 0; o < 256; o++) {
+                b1[o] = (float)(rnd() - 0.5), b2[o] = (float)(rnd() - 0.5), slope[o] = 0.25f;
+                bq1[o] = (int32_t)(rnd() * 2000 - 1000), bq2[o] = (int32_t)(rnd() * 2000 - 1000);
+            }
+            const float scale = 1.0f / 4096;
+            nne_qoutput out;
+            nne_qoutput_init(&out, rq, 1, 1.0f, &scale, 1.0f, -5, false, NNE_QACT_RELU);
+            const nne_conv_act act = {NNE_CONV_ACT_PRELU, slope, 256};
+            for (int s8 = 0; s8 < 2; s8++) {
+                const char *dt = s8 ? "int8" : "f32";
+                if (!nne_conv2d_pair_ok(g1, g2, s8, threads))
+                    printf("| %s | %s | %d | fused | off (nne_conv2d_pair_ok) | | |\n", name, dt,
+                           threads);
+                size_t ss = s8 ? nne_conv2d_pair_s8_scratch_size(g1, g2, threads)
+                               : nne_conv2d_pair_f32_scratch_size(g1, g2, threads);
+                const size_t s1 = s8 ? nne_conv2d_s8_scratch_size(g1, threads)
+                                     : nne_conv2d_f32_scratch_size(g1, threads);
+                const size_t s2 = s8 ? nne_conv2d_s8_scratch_size(g2, threads)
+                                     : nne_conv2d_f32_scratch_size(g2, threads);
+                if (ss == 0) {
+                    printf("| %s | %s | %d | fused | geometry refused | | |\n", name, dt, threads);
+                    continue;
+                }
+                ss = ss > s1 ? ss : s1;
+                ss = ss > s2 ? ss : s2;
+                void *scratch = nne_aligned_alloc(ss);
+                pair_run fz = {L1, L2, pool, s8,  true, x,   w1,   b1,   w2,   b2, &act,   mid,
+                               y,  xq, wq1,  wq2, bq1,  bq2, &out, &out, midq, yq, scratch};
+                pair_run un = fz;
+                un.fused = false, un.y = y2, un.yq = yq2;
+                pair_run_fn(&fz);
+                pair_run_fn(&un);
+                const bool same = s8 ? memcmp(yq, yq2, ny) == 0 : memcmp(y, y2, ny * 4) == 0;
+                if (!same) {
+                    printf("| %s | %s | %d | fused | WRONG RESULT (differs from unfused) | | |\n",
+                           name, dt, threads);
+                    failures++;
+                }
+                run_fn fns[3] = {pair_run_fn, pair_run_fn, NULL};
+                void *ctxs[3] = {&fz, &un, NULL};
+                int nf = 2;
+#ifdef NNE_HAVE_DNNL
+                dnnl_pair dp = {{eng, stream, NULL, NULL, NULL, NULL, NULL, ""},
+                                {eng, stream, NULL, NULL, NULL, NULL, NULL, ""}};
+                if (dnnl_setup(&dp.a, L1, s8 ? dnnl_s8 : dnnl_f32, s8 ? (void *)xq : x,
+                               s8 ? (void *)wq1 : w1, s8 ? (void *)bq1 : b1,
+                               s8 ? (void *)midq : mid, scale, -10, -5) &&
+                    dnnl_setup(&dp.b, L2, s8 ? dnnl_s8 : dnnl_f32, s8 ? (void *)midq : mid,
+                               s8 ? (void *)wq2 : w2, s8 ? (void *)bq2 : b2, s8 ? (void *)yq2 : y2,
+                               scale, -5, -5))
+                    fns[2] = dnnl_pair_fn, ctxs[2] = &dp, nf = 3;
+#endif
+                result r[3];
+                time_n(fns, ctxs, nf, reps, r);
+                static const char *const impl[3] = {"nnedge fused", "nnedge unfused",
+                                                    "oneDNN (sum of the 2 layers)"};
+                for (int k = 0; k < nf; k++)
+                    printf("| %s | %s | %d | %s | %.2f | %.2f-%.2f | %.3f |\n", name, dt, threads,
+                           impl[k], r[k].med * 1e3, r[k].lo * 1e3, r[k].hi * 1e3,
+                           r[k].med / r[0].med);
+                fflush(stdout);
+#ifdef NNE_HAVE_DNNL
+                dnnl_teardown(&dp.a), dnnl_teardown(&dp.b);
+#endif
+                nne_aligned_free(scratch);
+            }
+            nne_aligned_free(x), nne_aligned_free(mid), nne_aligned_free(y), nne_aligned_free(y2);
+            nne_aligned_free(w1), nne_aligned_free(w2), nne_aligned_free(b1);
+            nne_aligned_free(b2), nne_aligned_free(slope), nne_aligned_free(xq);
+            nne_aligned_free(midq), nne_aligned_free(yq), nne_aligned_free(yq2);
+            nne_aligned_free(wq1), nne_aligned_free(wq2), nne_aligned_free(bq1);
+            nne_aligned_free(bq2), nne_aligned_free(rq);
+        }
+#ifdef NNE_HAVE_DNNL
+        dnnl_stream_destroy(stream);
+        dnnl_engine_destroy(eng);
+#endif
+        nne_threadpool_free(pool);
+    }
+    printf("\n| model | dtype | threads | sessions | ms (median) | ms (min-max) | check |\n"
+           "|---|---|---|---|---|---|---|\n");
+    bench_encoder(h, w, reps);
+    return failures ? 1 : 0;
+}
+
 /* ---- main ------------------------------------------------------------------------------ */
 
 /* Row dtypes: "int8 w7" is int8 with weights in [-64, 64] (nnedge quantize --weight-bits 7),
@@ -429,11 +712,14 @@ int main(int argc, char **argv) {
     const char *only = NULL;
     int32_t height = 512, width = 768;
     int thread_list[8] = {1, 2}, n_threads = 2;
+    bool pairs = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc) {
             reps = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--gap-ms") == 0 && i + 1 < argc) {
             gap_ns = (long)(atof(argv[++i]) * 1e6);
+        } else if (strcmp(argv[i], "--pairs") == 0) {
+            pairs = true;
         } else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
             only = argv[++i];
         } else if (strcmp(argv[i], "--height") == 0 && i + 1 < argc) {
@@ -452,7 +738,7 @@ int main(int argc, char **argv) {
             }
         } else {
             fprintf(stderr, "usage: bench_conv [--reps N] [--threads 1,2] [--only NAME] "
-                            "[--height H --width W] [--gap-ms MS]\n");
+                            "[--height H --width W] [--gap-ms MS] [--pairs]\n");
             return 2;
         }
     }
@@ -486,6 +772,7 @@ int main(int argc, char **argv) {
     dnnl_engine_create(&eng, dnnl_cpu, 0);
     dnnl_stream_create(&stream, eng, dnnl_stream_default_flags);
 #endif
+    if (pairs) return bench_pairs(layers, n_layers, thread_list, n_threads, reps, height, width);
     nne_threadpool *pools[65] = {0};
     double peak_f[65] = {0}, peak_i[65] = {0};
     for (int i = 0; i < n_threads; i++) {

@@ -117,6 +117,68 @@ void nne_conv_transpose2d_s8(nne_threadpool *pool, const nne_conv2d_geom *g, con
                              int32_t x_zero_point, const int8_t *w, const int32_t *bias,
                              const nne_qoutput *out, int8_t *y, void *scratch);
 
+/* ---- Fused pairs: two consecutive convolutions as one pass (docs/conv.md, "Cross-layer
+ * fusion") ------------------------------------------------------------------------------------
+ *
+ * conv2d l1 -> (activation) -> conv2d l2, where l1's output feeds only l2: l1 runs row by row
+ * into a per-thread ring of l2's input rows that stays in L2 (each thread works on a band of
+ * l2's output rows), so l1's output is never written to memory. Same kernels, same sums as
+ * the two separate calls: the output is bitwise identical to nne_conv2d_f32 (l1, with its
+ * act) then nne_conv2d_f32 (l2), and for int8 to nne_conv2d_s8, the activation of `mid`
+ * (qops.h), nne_conv2d_s8; for every ISA and thread count. */
+
+/* One layer of a pair: geometry (conv2d, not transposed), weights, bias or NULL, act or NULL. */
+typedef struct nne_conv_f32_layer {
+    const nne_conv2d_geom *g;
+    const float *w, *bias;
+    const nne_conv_act *act;
+} nne_conv_f32_layer;
+
+typedef struct nne_conv_s8_layer {
+    const nne_conv2d_geom *g;
+    int32_t x_zero_point; /* the layer's input zero point */
+    const int8_t *w;
+    const int32_t *bias;
+    const nne_qoutput *out;
+} nne_conv_s8_layer;
+
+/* The int8 activation between the layers of a pair, applied to l1's output codes as the
+ * graph's own int8 node does it: none (l1's output codes are l2's input), a clamp
+ * (nne_clamp_s8__ref: ReLU / ReLU6) or a PReLU / leaky ReLU (nne_prelu_s8__ref's arguments;
+ * x_zero_point: l1's output zero point). */
+typedef enum nne_conv_s8_mid_kind {
+    NNE_CONV_S8_MID_NONE = 0,
+    NNE_CONV_S8_MID_CLAMP = 1,
+    NNE_CONV_S8_MID_PRELU = 2,
+} nne_conv_s8_mid_kind;
+
+typedef struct nne_conv_s8_mid {
+    nne_conv_s8_mid_kind kind;
+    int32_t lo, hi;       /* CLAMP */
+    int32_t x_zero_point; /* PRELU */
+    const nne_qoutput *pos, *neg;
+    const int32_t *neg_slope;
+} nne_conv_s8_mid;
+
+/* Whether the fused pair runs g1 -> g2 and pays, for a pool of `threads` threads (s8: the
+ * int8 pair): both conv2d with groups 1 on the band kernels (conv_band.h), g1's output is g2's
+ * input, the ring of g2's input rows fits CONV_PAIR_RING_BYTES (conv_pair.c), and the
+ * measured policy of docs/perf.md ("Fused pairs") keeps it: f32 always, int8 when g1 has at
+ * most 4 input channels. False when NNEDGE_FUSE=0 is set in the environment. */
+bool nne_conv2d_pair_ok(const nne_conv2d_geom *g1, const nne_conv2d_geom *g2, bool s8, int threads);
+/* Scratch bytes of a pair for `threads` pool threads (valid when nne_conv2d_pair_ok). */
+size_t nne_conv2d_pair_f32_scratch_size(const nne_conv2d_geom *g1, const nne_conv2d_geom *g2,
+                                        int threads);
+size_t nne_conv2d_pair_s8_scratch_size(const nne_conv2d_geom *g1, const nne_conv2d_geom *g2,
+                                       int threads);
+/* x: l1's input, y: l2's output (not overlapping x). Preconditions: nne_conv2d_pair_ok
+ * without the policy (the geometry rules), and those of the single-layer calls. */
+void nne_conv2d_pair_f32(nne_threadpool *pool, const nne_conv_f32_layer *l1,
+                         const nne_conv_f32_layer *l2, const float *x, float *y, void *scratch);
+void nne_conv2d_pair_s8(nne_threadpool *pool, const nne_conv_s8_layer *l1,
+                        const nne_conv_s8_mid *mid, const nne_conv_s8_layer *l2, const int8_t *x,
+                        int8_t *y, void *scratch);
+
 /* The int8 micro-kernel in use: "ref", "avx2" or "avx512vnni". */
 const char *nne_conv_s8_isa(void);
 

@@ -221,6 +221,9 @@ static inline void conv_band_phase_make(const conv_plan *p, int32_t ph, int64_t 
  * both the scratch size and the run, so set it only between calls. Defined in
  * conv_band_f32.c. */
 extern int nne_conv_band_disable;
+/* Tests only: 1 makes nne_conv2d_pair_ok false (the backends then run the layers one by one,
+ * as NNEDGE_FUSE=0 does); defined in conv_pair.c. */
+extern int nne_conv_pair_disable;
 
 /* Which band kernel, if any, runs the geometry of plan p (groups 1 only); s8: the int8
  * drivers (their own depth limit). Depends on the geometry only, not on the ISA. */
@@ -324,26 +327,34 @@ typedef struct conv_band_tile {
     bool inside;
 } conv_band_tile;
 
-/* Task numbering: phase after phase, then image, tile row, tile column. */
-static inline const conv_band_phase *conv_band_task(const conv_band_layout *l,
-                                                    const conv_band_phase *bp, int32_t task,
-                                                    conv_band_tile *t) {
-    const nne_conv2d_geom *g = &l->plan.g;
-    int32_t ph = 0;
-    while (ph < l->n_phases - 1 && task >= bp[ph].n_tasks) task -= bp[ph++].n_tasks;
-    const conv_band_phase *b = &bp[ph];
-    const int32_t per_img = b->tiles_y * b->tiles_x;
+/* The tile of phase b (number ph) of image img at phase pixel (qy0, qx0), at most rows x cols
+ * pixels (clipped to the phase). */
+static inline void conv_band_tile_at(const nne_conv2d_geom *g, const conv_band_phase *b, int32_t ph,
+                                     int32_t img, int32_t qy0, int32_t qx0, int32_t rows,
+                                     int32_t cols, conv_band_tile *t) {
     t->ph = ph;
-    t->b = task / per_img;
-    t->qy0 = task % per_img / b->tiles_x * b->R;
-    t->qx0 = task % b->tiles_x * b->C;
-    t->rows = b->c.y.q - t->qy0 < b->R ? b->c.y.q - t->qy0 : b->R;
-    t->cols = b->c.x.q - t->qx0 < b->C ? b->c.x.q - t->qx0 : b->C;
+    t->b = img;
+    t->qy0 = qy0;
+    t->qx0 = qx0;
+    t->rows = b->c.y.q - t->qy0 < rows ? b->c.y.q - t->qy0 : rows;
+    t->cols = b->c.x.q - t->qx0 < cols ? b->c.x.q - t->qx0 : cols;
     t->iy0 = t->qy0 * b->c.y.istep + b->offy0;
     t->ix0 = t->qx0 * b->c.x.istep + b->offx0;
     t->bh = (t->rows - 1) * b->c.y.istep + b->spany;
     t->bw = (t->cols - 1) * b->c.x.istep + b->spanx;
     t->inside = t->iy0 >= 0 && t->iy0 + t->bh <= g->ih && t->ix0 >= 0 && t->ix0 + t->bw <= g->iw;
+}
+
+/* Task numbering: phase after phase, then image, tile row, tile column. */
+static inline const conv_band_phase *conv_band_task(const conv_band_layout *l,
+                                                    const conv_band_phase *bp, int32_t task,
+                                                    conv_band_tile *t) {
+    int32_t ph = 0;
+    while (ph < l->n_phases - 1 && task >= bp[ph].n_tasks) task -= bp[ph++].n_tasks;
+    const conv_band_phase *b = &bp[ph];
+    const int32_t per_img = b->tiles_y * b->tiles_x;
+    conv_band_tile_at(&l->plan.g, b, ph, task / per_img, task % per_img / b->tiles_x * b->R,
+                      task % b->tiles_x * b->C, b->R, b->C, t);
     return b;
 }
 
@@ -401,6 +412,52 @@ static inline int32_t conv_band_phase_weights(const conv_plan *p, const conv_pha
             }
         }
     return c->k;
+}
+
+/* A layer prepared for the band kernels (conv_band_f32.c / conv_band_s8.c): weights packed
+ * into the layout's global area (l.global bytes at `global`, 64-byte aligned), kernel chosen
+ * for the ISA in use, output stage spread per channel (int8). nne_conv_band_*_run prepare one
+ * layer and run its tiles; the fused pairs (conv_pair.c) prepare two and run their own
+ * schedule, through the same per-tile code (nne_conv_band_*_tile) and kernels. */
+typedef struct conv_band_f32_layer {
+    conv_band_layout l;
+    const conv_band_phase *phases; /* [l.n_phases], in the global area */
+    const size_t *woff;            /* packed weights of phase ph at wp + woff[ph] */
+    const float *wp;
+    conv_band_f32_fn fn;
+    const float *bias;
+    const nne_conv_act *act;
+} conv_band_f32_layer;
+
+typedef struct conv_band_s8_layer {
+    conv_band_layout l;
+    const conv_band_phase *phases;
+    const size_t *woff;
+    const int16_t *wp; /* int16 pairs, or (w7) s8 quads */
+    conv_band_s8_fn fn;
+    bool avx2; /* AVX2 band conversion */
+    bool w7;   /* the w7 panel: u8 band, per-phase addv at addv_ph + ph * ocp */
+    const int32_t *addv_ph;
+    int32_t x_zp;
+    conv_band_s8_out q;
+} conv_band_s8_layer;
+
+void nne_conv_band_f32_prepare(conv_band_f32_layer *L, const conv_plan *p, const float *w,
+                               const float *bias, const nne_conv_act *act, void *global);
+void nne_conv_band_s8_prepare(conv_band_s8_layer *L, const conv_plan *p, int32_t x_zp,
+                              const int8_t *w, const int32_t *bias, const nne_qoutput *out,
+                              void *global);
+/* Tile t of layer L on input x: row r of the tile goes to y + r * y_row (elements; y: the
+ * tile's first output pixel); ts: the thread's area (l.per_thread bytes). */
+void nne_conv_band_f32_tile(const conv_band_f32_layer *L, const float *x, const conv_band_tile *t,
+                            unsigned char *ts, float *y, int64_t y_row);
+void nne_conv_band_s8_tile(const conv_band_s8_layer *L, const int8_t *x, const conv_band_tile *t,
+                           unsigned char *ts, int8_t *y, int64_t y_row);
+
+/* Elements between consecutive rows of a tile of phase c in y (the y_row of a separate call's
+ * nne_conv_band_*_tile). */
+static inline int64_t conv_band_y_row(const conv_plan *p, const conv_phase *c) {
+    return (int64_t)c->y.ostep * p->g.ow * p->g.oc;
 }
 
 #endif

@@ -46,17 +46,6 @@ static void band_f32_tinyn_ref(const conv_band_run *r, const float *w, const flo
 
 /* ---- run ----------------------------------------------------------------------------------- */
 
-typedef struct band_f32_ctx {
-    const conv_band_layout *l;
-    const conv_band_phase *phases;
-    const size_t *woff;
-    conv_band_f32_fn fn;
-    const float *x, *bias;
-    const nne_conv_act *act;
-    float *y;
-    unsigned char *scratch;
-} band_f32_ctx;
-
 /* Zero-padded copy of tile t's band (rows of bw * ic floats). */
 static void band_f32_fill(const nne_conv2d_geom *g, const float *x, const conv_band_tile *t,
                           float *d) {
@@ -76,62 +65,65 @@ static void band_f32_fill(const nne_conv2d_geom *g, const float *x, const conv_b
     }
 }
 
-static void band_f32_task(void *vctx, int task, int thread) {
-    const band_f32_ctx *x = vctx;
-    const conv_band_layout *l = x->l;
+void nne_conv_band_f32_tile(const conv_band_f32_layer *L, const float *x, const conv_band_tile *t,
+                            unsigned char *ts, float *y, int64_t y_row) {
+    const conv_band_layout *l = &L->l;
     const conv_plan *p = &l->plan;
     const nne_conv2d_geom *g = &p->g;
-    conv_band_tile t;
-    const conv_band_phase *b = conv_band_task(l, x->phases, task, &t);
-    unsigned char *ts = x->scratch + l->global + (size_t)thread * l->per_thread;
+    const conv_band_phase *b = &L->phases[t->ph];
     float *buf = (float *)(void *)(ts + l->band_off);
     int64_t *soff = (int64_t *)(void *)(ts + l->soff_off);
     const float *band = buf;
-    int64_t bstride = (int64_t)t.bw * g->ic;
+    int64_t bstride = (int64_t)t->bw * g->ic;
     if (b->nseg == 0) { /* no tap reaches this phase: y = act(bias) */
         bstride = 0;
-    } else if (t.inside) { /* read x in place */
-        band = x->x + (((size_t)t.b * g->ih + t.iy0) * g->iw + t.ix0) * g->ic;
+    } else if (t->inside) { /* read x in place */
+        band = x + (((size_t)t->b * g->ih + t->iy0) * g->iw + t->ix0) * g->ic;
         bstride = (int64_t)g->iw * g->ic;
     } else {
-        band_f32_fill(g, x->x, &t, buf);
+        band_f32_fill(g, x, t, buf);
     }
     conv_band_soff(p, b, bstride, soff);
-    conv_band_run run = {t.cols, b->nseg, b->seglen, g->oc, NULL, (int64_t)b->c.x.istep * g->ic,
-                         (int64_t)b->c.x.ostep * g->oc, soff};
-    const float *w = (const float *)(const void *)(x->scratch + l->w_off) + x->woff[t.ph];
+    conv_band_run run = {t->cols,
+                         b->nseg,
+                         b->seglen,
+                         g->oc,
+                         NULL,
+                         (int64_t)b->c.x.istep * g->ic,
+                         (int64_t)b->c.x.ostep * g->oc,
+                         soff};
+    const float *w = L->wp + L->woff[t->ph];
     /* panel: calls of `chunk` pixels, whose band part stays in L1 across the channel panels */
     const int32_t chunk =
-        l->kind == CONV_BAND_PANEL ? conv_band_chunk(b, g->ic, sizeof(float)) : t.cols;
-    for (int32_t r = 0; r < t.rows; r++) {
+        l->kind == CONV_BAND_PANEL ? conv_band_chunk(b, g->ic, sizeof(float)) : t->cols;
+    for (int32_t r = 0; r < t->rows; r++) {
         const float *a = band + (size_t)r * b->c.y.istep * bstride;
-        float *yr = x->y + conv_band_y_at(p, &b->c, t.b, t.qy0 + r, t.qx0);
-        for (int32_t c0 = 0; c0 < t.cols; c0 += chunk) {
-            run.m = t.cols - c0 < chunk ? t.cols - c0 : chunk;
+        float *yr = y + r * y_row;
+        for (int32_t c0 = 0; c0 < t->cols; c0 += chunk) {
+            run.m = t->cols - c0 < chunk ? t->cols - c0 : chunk;
             run.a = a + c0 * run.a_step;
-            x->fn(&run, w, x->bias, x->act, yr + (size_t)c0 * run.y_step);
+            L->fn(&run, w, L->bias, L->act, yr + (size_t)c0 * run.y_step);
         }
     }
 }
 
-void nne_conv_band_f32_run(nne_threadpool *pool, const conv_plan *p, const float *x,
-                           const float *w, const float *bias, const nne_conv_act *act, float *y,
-                           void *scratch) {
-    unsigned char *s = scratch;
-    conv_band_layout l;
-    conv_band_phase *phases = (conv_band_phase *)(void *)s;
-    conv_band_layout_make(&l, p, false, phases);
-    assert(l.kind != CONV_BAND_NONE);
-    size_t *woff = (size_t *)(void *)(s + l.woff_off);
-    float *wp = (float *)(void *)(s + l.w_off), *tmp = (float *)(void *)(s + l.tmp_off);
+void nne_conv_band_f32_prepare(conv_band_f32_layer *L, const conv_plan *p, const float *w,
+                               const float *bias, const nne_conv_act *act, void *global) {
+    unsigned char *s = global;
+    conv_band_layout *l = &L->l;
+    conv_band_phase *phases = (conv_band_phase *)(void *)(s + 0); /* phases_off */
+    conv_band_layout_make(l, p, false, phases);
+    assert(l->kind != CONV_BAND_NONE);
+    size_t *woff = (size_t *)(void *)(s + l->woff_off);
+    float *wp = (float *)(void *)(s + l->w_off), *tmp = (float *)(void *)(s + l->tmp_off);
     const int32_t oc = p->g.oc;
     size_t at = 0;
-    for (int32_t ph = 0; ph < l.n_phases; ph++) {
+    for (int32_t ph = 0; ph < l->n_phases; ph++) {
         const conv_band_phase *b = &phases[ph];
         const int32_t K = conv_band_phase_weights(p, &b->c, w, sizeof(float), tmp);
         float *d = wp + at;
         woff[ph] = at;
-        if (l.kind == CONV_BAND_PANEL) { /* [oc/16][K][16] */
+        if (l->kind == CONV_BAND_PANEL) { /* [oc/16][K][16] */
             for (int32_t o = 0; o < conv_band_up(oc, 16); o++)
                 for (int32_t k = 0; k < K; k++)
                     d[((size_t)(o / 16) * K + k) * 16 + o % 16] =
@@ -144,19 +136,44 @@ void nne_conv_band_f32_run(nne_threadpool *pool, const conv_plan *p, const float
                         d[((size_t)o * b->nseg + sg) * lp + e] =
                             e < b->seglen ? tmp[(size_t)o * K + (size_t)sg * b->seglen + e] : 0.0f;
         }
-        at += conv_band_wsize(&l, b);
+        at += conv_band_wsize(l, b);
     }
-    const bool avx2 = conv_band_use_avx2();
-    conv_band_f32_fn fn = l.kind == CONV_BAND_PANEL ? band_f32_panel_ref : band_f32_tinyn_ref;
+    L->phases = phases;
+    L->woff = woff;
+    L->wp = wp;
+    L->bias = bias;
+    L->act = act;
+    L->fn = l->kind == CONV_BAND_PANEL ? band_f32_panel_ref : band_f32_tinyn_ref;
 #if defined(__x86_64__) || defined(__i386__)
-    if (avx2)
-        fn = l.kind == CONV_BAND_PANEL ? nne_conv_band_f32_panel__avx2
-                                       : nne_conv_band_f32_tinyn__avx2;
-#else
-    (void)avx2;
+    if (conv_band_use_avx2())
+        L->fn = l->kind == CONV_BAND_PANEL ? nne_conv_band_f32_panel__avx2
+                                           : nne_conv_band_f32_tinyn__avx2;
 #endif
+}
+
+typedef struct band_f32_ctx {
+    const conv_band_f32_layer *L;
+    const float *x;
+    float *y;
+    unsigned char *scratch; /* the per-thread areas */
+} band_f32_ctx;
+
+static void band_f32_task(void *vctx, int task, int thread) {
+    const band_f32_ctx *x = vctx;
+    const conv_band_layout *l = &x->L->l;
+    conv_band_tile t;
+    const conv_band_phase *b = conv_band_task(l, x->L->phases, task, &t);
+    nne_conv_band_f32_tile(x->L, x->x, &t, x->scratch + (size_t)thread * l->per_thread,
+                           x->y + conv_band_y_at(&l->plan, &b->c, t.b, t.qy0, t.qx0),
+                           conv_band_y_row(&l->plan, &b->c));
+}
+
+void nne_conv_band_f32_run(nne_threadpool *pool, const conv_plan *p, const float *x, const float *w,
+                           const float *bias, const nne_conv_act *act, float *y, void *scratch) {
+    conv_band_f32_layer L;
+    nne_conv_band_f32_prepare(&L, p, w, bias, act, scratch);
     int32_t n_tasks = 0;
-    for (int32_t ph = 0; ph < l.n_phases; ph++) n_tasks += phases[ph].n_tasks;
-    band_f32_ctx ctx = {&l, phases, woff, fn, x, bias, act, y, s};
+    for (int32_t ph = 0; ph < L.l.n_phases; ph++) n_tasks += L.phases[ph].n_tasks;
+    band_f32_ctx ctx = {&L, x, y, (unsigned char *)scratch + L.l.global};
     nne_threadpool_run(pool, n_tasks, band_f32_task, &ctx);
 }

@@ -53,21 +53,6 @@ static void band_s8_tinyn_ref(const conv_band_run *r, const void *w, const conv_
 
 /* ---- run ----------------------------------------------------------------------------------- */
 
-typedef struct band_s8_ctx {
-    const conv_band_layout *l;
-    const conv_band_phase *phases;
-    const size_t *woff;
-    conv_band_s8_fn fn;
-    bool avx2; /* AVX2 band conversion */
-    bool w7;   /* the w7 panel: u8 band, per-phase addv at addv_ph + ph * ocp */
-    const int32_t *addv_ph;
-    const int8_t *x;
-    int32_t x_zp;
-    conv_band_s8_out q;
-    int8_t *y;
-    unsigned char *scratch;
-} band_s8_ctx;
-
 /* int16 x - x_zp copy of tile t's band (rows of bw * ic), zero outside the image, then
  * CONV_BAND_SLACK zeros. */
 static void band_s8_fill(const nne_conv2d_geom *g, const int8_t *x, int32_t x_zp,
@@ -122,27 +107,25 @@ static void band_s8_fill_u8(const nne_conv2d_geom *g, const int8_t *x, int32_t x
     memset(d, pad, CONV_BAND_SLACK);
 }
 
-static void band_s8_task(void *vctx, int task, int thread) {
-    const band_s8_ctx *x = vctx;
-    const conv_band_layout *l = x->l;
+void nne_conv_band_s8_tile(const conv_band_s8_layer *L, const int8_t *x, const conv_band_tile *t,
+                           unsigned char *ts, int8_t *y, int64_t y_row) {
+    const conv_band_layout *l = &L->l;
     const conv_plan *p = &l->plan;
     const nne_conv2d_geom *g = &p->g;
-    conv_band_tile t;
-    const conv_band_phase *b = conv_band_task(l, x->phases, task, &t);
-    unsigned char *ts = x->scratch + l->global + (size_t)thread * l->per_thread;
+    const conv_band_phase *b = &L->phases[t->ph];
     unsigned char *band = ts + l->band_off;
     int64_t *soff = (int64_t *)(void *)(ts + l->soff_off);
-    const size_t elem = x->w7 ? 1 : sizeof(int16_t); /* band element bytes */
+    const size_t elem = L->w7 ? 1 : sizeof(int16_t); /* band element bytes */
     int64_t bstride = 0;                             /* no tap reaches this phase: y = out(bias) */
     if (b->nseg) {
-        if (x->w7)
-            band_s8_fill_u8(g, x->x, x->x_zp, &t, band);
+        if (L->w7)
+            band_s8_fill_u8(g, x, L->x_zp, t, band);
         else
-            band_s8_fill(g, x->x, x->x_zp, &t, x->avx2, (int16_t *)(void *)band);
-        bstride = (int64_t)t.bw * g->ic;
+            band_s8_fill(g, x, L->x_zp, t, L->avx2, (int16_t *)(void *)band);
+        bstride = (int64_t)t->bw * g->ic;
     }
     conv_band_soff(p, b, bstride, soff);
-    conv_band_run run = {t.cols,
+    conv_band_run run = {t->cols,
                          b->nseg,
                          b->seglen,
                          g->oc,
@@ -150,26 +133,43 @@ static void band_s8_task(void *vctx, int task, int thread) {
                          (int64_t)b->c.x.istep * g->ic,
                          (int64_t)b->c.x.ostep * g->oc,
                          soff};
-    const int16_t *w = (const int16_t *)(const void *)(x->scratch + l->w_off) + x->woff[t.ph];
-    conv_band_s8_out q = x->q;
-    if (x->w7) q.addv = x->addv_ph + (size_t)t.ph * conv_band_up(g->oc, 16);
+    const int16_t *w = L->wp + L->woff[t->ph];
+    conv_band_s8_out q = L->q;
+    if (L->w7) q.addv = L->addv_ph + (size_t)t->ph * conv_band_up(g->oc, 16);
     /* panel: calls of `chunk` pixels, whose band part stays in L1 across the channel panels */
-    const int32_t chunk = l->kind == CONV_BAND_PANEL ? conv_band_chunk(b, g->ic, elem) : t.cols;
-    for (int32_t r = 0; r < t.rows; r++) {
+    const int32_t chunk = l->kind == CONV_BAND_PANEL ? conv_band_chunk(b, g->ic, elem) : t->cols;
+    for (int32_t r = 0; r < t->rows; r++) {
         const unsigned char *a = band + (size_t)r * b->c.y.istep * bstride * elem;
-        int8_t *yr = x->y + conv_band_y_at(p, &b->c, t.b, t.qy0 + r, t.qx0);
-        for (int32_t c0 = 0; c0 < t.cols; c0 += chunk) {
-            run.m = t.cols - c0 < chunk ? t.cols - c0 : chunk;
+        int8_t *yr = y + r * y_row;
+        for (int32_t c0 = 0; c0 < t->cols; c0 += chunk) {
+            run.m = t->cols - c0 < chunk ? t->cols - c0 : chunk;
             run.a = a + (size_t)c0 * run.a_step * elem;
-            x->fn(&run, w, &q, yr + (size_t)c0 * run.y_step);
+            L->fn(&run, w, &q, yr + (size_t)c0 * run.y_step);
         }
     }
 }
 
-void nne_conv_band_s8_run(nne_threadpool *pool, const conv_plan *p, const int8_t *x, int32_t x_zp,
-                          const int8_t *w, const int32_t *bias, const nne_qoutput *out, int8_t *y,
-                          void *scratch) {
-    unsigned char *s = scratch;
+typedef struct band_s8_ctx {
+    const conv_band_s8_layer *L;
+    const int8_t *x;
+    int8_t *y;
+    unsigned char *scratch; /* the per-thread areas */
+} band_s8_ctx;
+
+static void band_s8_task(void *vctx, int task, int thread) {
+    const band_s8_ctx *x = vctx;
+    const conv_band_layout *l = &x->L->l;
+    conv_band_tile t;
+    const conv_band_phase *b = conv_band_task(l, x->L->phases, task, &t);
+    nne_conv_band_s8_tile(x->L, x->x, &t, x->scratch + (size_t)thread * l->per_thread,
+                          x->y + conv_band_y_at(&l->plan, &b->c, t.b, t.qy0, t.qx0),
+                          conv_band_y_row(&l->plan, &b->c));
+}
+
+void nne_conv_band_s8_prepare(conv_band_s8_layer *L, const conv_plan *p, int32_t x_zp,
+                              const int8_t *w, const int32_t *bias, const nne_qoutput *out,
+                              void *global) {
+    unsigned char *s = global;
     conv_band_layout l;
     conv_band_phase *phases = (conv_band_phase *)(void *)s;
     conv_band_layout_make(&l, p, true, phases);
@@ -250,10 +250,18 @@ void nne_conv_band_s8_run(nne_threadpool *pool, const conv_plan *p, const int8_t
 #else
     (void)avx2;
 #endif
+    *L = (conv_band_s8_layer){
+        l,    phases, woff,    wp,   fn,
+        avx2, w7,     addv_ph, x_zp, {out, q, q + ocp, q + 2 * ocp, q + 3 * ocp}};
+}
+
+void nne_conv_band_s8_run(nne_threadpool *pool, const conv_plan *p, const int8_t *x, int32_t x_zp,
+                          const int8_t *w, const int32_t *bias, const nne_qoutput *out, int8_t *y,
+                          void *scratch) {
+    conv_band_s8_layer L;
+    nne_conv_band_s8_prepare(&L, p, x_zp, w, bias, out, scratch);
     int32_t n_tasks = 0;
-    for (int32_t ph = 0; ph < l.n_phases; ph++) n_tasks += phases[ph].n_tasks;
-    band_s8_ctx ctx = {&l, phases,  woff, fn,   avx2,
-                       w7, addv_ph, x,    x_zp, {out, q, q + ocp, q + 2 * ocp, q + 3 * ocp},
-                       y,  s};
+    for (int32_t ph = 0; ph < L.l.n_phases; ph++) n_tasks += L.phases[ph].n_tasks;
+    band_s8_ctx ctx = {&L, x, y, (unsigned char *)scratch + L.l.global};
     nne_threadpool_run(pool, n_tasks, band_s8_task, &ctx);
 }

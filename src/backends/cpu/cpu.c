@@ -6,6 +6,10 @@
  * Compile decides, per node, one step:
  *   FAST_CONV   conv (+ act when the next node is a ReLU / PReLU that is the conv output's
  *               only reader and the conv output is not a graph output: that node is skipped)
+ *   PAIR        conv2d (+ act) -> conv2d (+ act) as one fused pair (nne_conv2d_pair_f32,
+ *               docs/conv.md "Cross-layer fusion") when the tensor between them has no other
+ *               reader and nne_conv2d_pair_ok accepts them (NNEDGE_FUSE=0: never); the
+ *               second conv and the activations are skipped
  *   FAST_DENSE  dense via GEMM (NT) plus bias
  *   FAST_GDN    GDN / IGDN on nne_gdn_f32_exact (the reference's bits, tiled and threaded)
  *   REF         the reference node runner
@@ -31,12 +35,21 @@
 #include "nnedge/conv.h"
 #include "nnedge/gemm.h"
 
-typedef enum cpu_step_kind { STEP_REF, STEP_SKIP, STEP_CONV, STEP_DENSE, STEP_GDN } cpu_step_kind;
+typedef enum cpu_step_kind {
+    STEP_REF,
+    STEP_SKIP,
+    STEP_CONV,
+    STEP_PAIR, /* conv (+ act) -> conv (+ act) fused (nne_conv2d_pair_f32) */
+    STEP_DENSE,
+    STEP_GDN
+} cpu_step_kind;
 
 typedef struct cpu_step {
     cpu_step_kind kind;
-    int32_t act_node; /* fused activation node, or -1 */
-    bool copy_out;    /* conv writes its own output, then copies it to the act's output */
+    int32_t act_node;  /* fused activation node, or -1 */
+    bool copy_out;     /* conv writes its own output, then copies it to the act's output */
+    int32_t pair_node; /* STEP_PAIR: the second conv; its fused activation node or -1 */
+    int32_t pair_act;
 } cpu_step;
 
 typedef struct cpu_state {
@@ -58,26 +71,51 @@ static float *tdata(const nne_graph *g, uint8_t *arena, int32_t t) {
     return (float *)(void *)(arena + x->arena_offset);
 }
 
-static int32_t readers(const nne_graph *g, int32_t t) {
-    int32_t n = 0;
-    for (int32_t i = 0; i < g->n_nodes; i++)
-        for (int32_t k = 0; k < g->nodes[i].n_inputs; k++) n += g->nodes[i].inputs[k] == t;
-    return n;
+/* The ReLU / PReLU node after conv node i that can be fused into it (the conv output's only
+ * reader, not a graph output), or -1. */
+static int32_t fusable_act(const nne_graph *g, int32_t i) {
+    const nne_node *n = &g->nodes[i];
+    if (i + 1 >= g->n_nodes) return -1;
+    const nne_node *a = &g->nodes[i + 1];
+    const bool act =
+        a->op == NNE_OP_RELU ||
+        (a->op == NNE_OP_PRELU && (g->tensors[a->inputs[1]].shape.dim[0] == 1 ||
+                                   g->tensors[a->inputs[1]].shape.dim[0] == n->conv_geom.oc));
+    if (!act || a->inputs[0] != n->output || nne_cpu_tensor_readers(g, n->output) != 1 ||
+        nne_cpu_is_graph_output(g, n->output))
+        return -1;
+    return i + 1;
 }
 
-static bool is_graph_output(const nne_graph *g, int32_t t) {
-    for (int32_t i = 0; i < g->n_outputs; i++)
-        if (g->outputs[i] == t) return true;
-    return false;
-}
-
-/* Whether the arena bytes of tensors a and b overlap (constants never do). */
-static bool overlap(const nne_graph *g, int32_t a, int32_t b) {
-    const nne_tensor *x = &g->tensors[a], *y = &g->tensors[b];
-    if (x->kind == NNE_TENSOR_CONSTANT || y->kind == NNE_TENSOR_CONSTANT) return false;
-    const int64_t xa = x->arena_offset, xb = xa + (int64_t)nne_tensor_nbytes(x);
-    const int64_t ya = y->arena_offset, yb = ya + (int64_t)nne_tensor_nbytes(y);
-    return xa < yb && ya < xb;
+/* Plan conv2d node i (act fused at s->act_node or -1) and the conv2d after it as a fused pair
+ * (docs/conv.md, "Cross-layer fusion") when the tensor between them has no other reader, is
+ * not a graph output, the written output does not overlap the pair's input (it is read until
+ * the end) and nne_conv2d_pair_ok accepts the geometry. Returns the pair's scratch or 0. */
+static size_t plan_pair(const nne_graph *g, int32_t i, cpu_step *steps, int threads) {
+    cpu_step *s = &steps[i];
+    const nne_node *n = &g->nodes[i];
+    const int32_t last = s->act_node >= 0 ? s->act_node : i, j = last + 1;
+    const int32_t mid = g->nodes[last].output;
+    if (n->op != NNE_OP_CONV2D || j >= g->n_nodes) return 0;
+    const nne_node *n2 = &g->nodes[j];
+    if (n2->op != NNE_OP_CONV2D || n2->inputs[0] != mid || nne_cpu_tensor_readers(g, mid) != 1 ||
+        nne_cpu_is_graph_output(g, mid) ||
+        !nne_conv2d_pair_ok(&n->conv_geom, &n2->conv_geom, false, threads))
+        return 0;
+    const int32_t a2 = fusable_act(g, j);
+    const int32_t final = a2 >= 0 ? g->nodes[a2].output : n2->output;
+    bool copy = false;
+    if (nne_cpu_tensors_overlap(g, final, n->inputs[0])) {
+        if (a2 < 0 || nne_cpu_tensors_overlap(g, n2->output, n->inputs[0])) return 0;
+        copy = true; /* the pair writes the conv's own output, then copies */
+    }
+    s->kind = STEP_PAIR;
+    s->copy_out = copy;
+    s->pair_node = j;
+    s->pair_act = a2;
+    steps[j].kind = STEP_SKIP;
+    if (a2 >= 0) steps[a2].kind = STEP_SKIP;
+    return nne_conv2d_pair_f32_scratch_size(&n->conv_geom, &n2->conv_geom, threads);
 }
 
 static size_t step_scratch(const nne_graph *g, const nne_node *n, bool bf16, int threads) {
@@ -165,18 +203,16 @@ static nne_status cpu_compile_as(const nne_graph *g, bool exact, bool bf16, void
         }
         const size_t need = step_scratch(g, n, bf16, threads);
         if (need > scratch) scratch = need;
-        if (s->kind != STEP_CONV || i + 1 >= g->n_nodes) continue;
-        const nne_node *a = &g->nodes[i + 1];
-        const bool act = a->op == NNE_OP_RELU ||
-                         (a->op == NNE_OP_PRELU &&
-                          (g->tensors[a->inputs[1]].shape.dim[0] == 1 ||
-                           g->tensors[a->inputs[1]].shape.dim[0] == n->conv_geom.oc));
-        if (!act || a->inputs[0] != n->output || readers(g, n->output) != 1 ||
-            is_graph_output(g, n->output))
-            continue;
-        s->act_node = i + 1;
-        s->copy_out = overlap(g, a->output, n->inputs[0]);
-        st->steps[i + 1].kind = STEP_SKIP;
+        if (s->kind != STEP_CONV) continue;
+        const int32_t a = fusable_act(g, i);
+        if (a >= 0) {
+            s->act_node = a;
+            s->copy_out = nne_cpu_tensors_overlap(g, g->nodes[a].output, n->inputs[0]);
+            st->steps[a].kind = STEP_SKIP;
+        }
+        if (exact || bf16) continue; /* the pair runs the FMA band kernels in f32 */
+        const size_t pair = plan_pair(g, i, st->steps, threads);
+        if (pair > scratch) scratch = pair;
     }
     if (x_max) st->xbf = nne_malloc(x_max * sizeof(nne_bf16));
     if (scratch) st->scratch = nne_aligned_alloc(scratch);
@@ -188,19 +224,26 @@ static nne_status cpu_compile_as(const nne_graph *g, bool exact, bool bf16, void
     return NNE_OK;
 }
 
+/* The act of a conv whose fused activation node is a (-1: none). */
+static nne_conv_act step_act(const nne_graph *g, uint8_t *arena, int32_t a) {
+    nne_conv_act act = {NNE_CONV_ACT_NONE, NULL, 0};
+    if (a < 0) return act;
+    const nne_node *an = &g->nodes[a];
+    act.kind = an->op == NNE_OP_RELU ? NNE_CONV_ACT_RELU : NNE_CONV_ACT_PRELU;
+    if (an->op == NNE_OP_PRELU) {
+        act.slope = tdata(g, arena, an->inputs[1]);
+        act.n_slope = (int32_t)g->tensors[an->inputs[1]].shape.dim[0];
+    }
+    return act;
+}
+
 static void run_conv(cpu_state *st, const nne_graph *g, const nne_node *n, const cpu_step *s,
                      uint8_t *arena) {
-    nne_conv_act act = {NNE_CONV_ACT_NONE, NULL, 0};
+    const nne_conv_act act = step_act(g, arena, s->act_node);
     float *y = tdata(g, arena, n->output);
     float *final = NULL;
     if (s->act_node >= 0) {
-        const nne_node *a = &g->nodes[s->act_node];
-        act.kind = a->op == NNE_OP_RELU ? NNE_CONV_ACT_RELU : NNE_CONV_ACT_PRELU;
-        if (a->op == NNE_OP_PRELU) {
-            act.slope = tdata(g, arena, a->inputs[1]);
-            act.n_slope = (int32_t)g->tensors[a->inputs[1]].shape.dim[0];
-        }
-        final = tdata(g, arena, a->output);
+        final = tdata(g, arena, g->nodes[s->act_node].output);
         if (!s->copy_out) y = final;
     }
     const float *x = tdata(g, arena, n->inputs[0]), *w = tdata(g, arena, n->inputs[1]);
@@ -217,6 +260,20 @@ static void run_conv(cpu_state *st, const nne_graph *g, const nne_node *n, const
         (st->exact ? nne_conv_transpose2d_f32_exact : nne_conv_transpose2d_f32)(
             st->pool, &n->conv_geom, x, w, b, &act, y, st->scratch);
     if (final && y != final) memcpy(final, y, nne_tensor_nbytes(&g->tensors[n->output]));
+}
+
+static void run_pair(cpu_state *st, const nne_graph *g, const nne_node *n, const cpu_step *s,
+                     uint8_t *arena) {
+    const nne_node *n2 = &g->nodes[s->pair_node];
+    const nne_conv_act a1 = step_act(g, arena, s->act_node), a2 = step_act(g, arena, s->pair_act);
+    const nne_conv_f32_layer l1 = {&n->conv_geom, tdata(g, arena, n->inputs[1]),
+                                   tdata(g, arena, n->inputs[2]), &a1};
+    const nne_conv_f32_layer l2 = {&n2->conv_geom, tdata(g, arena, n2->inputs[1]),
+                                   tdata(g, arena, n2->inputs[2]), &a2};
+    float *final = tdata(g, arena, s->pair_act >= 0 ? g->nodes[s->pair_act].output : n2->output);
+    float *y = s->copy_out ? tdata(g, arena, n2->output) : final;
+    nne_conv2d_pair_f32(st->pool, &l1, &l2, tdata(g, arena, n->inputs[0]), y, st->scratch);
+    if (y != final) memcpy(final, y, nne_tensor_nbytes(&g->tensors[n2->output]));
 }
 
 static void run_dense(cpu_state *st, const nne_graph *g, const nne_node *n, uint8_t *arena) {
@@ -254,6 +311,8 @@ static nne_status cpu_run(void *state, const nne_graph *g, uint8_t *arena) {
         nne_status rc = NNE_OK;
         if (s->kind == STEP_CONV)
             run_conv(st, g, &g->nodes[i], s, arena);
+        else if (s->kind == STEP_PAIR)
+            run_pair(st, g, &g->nodes[i], s, arena);
         else if (s->kind == STEP_DENSE)
             run_dense(st, g, &g->nodes[i], arena);
         else if (s->kind == STEP_GDN)

@@ -2,7 +2,10 @@
  * pass") node by node.
  *   "cpu-s8"      conv2d / conv_transpose2d on the fast, threaded int8 kernels of
  *                 nnedge/conv.h (bit-exact with the reference, docs/conv.md) on
- *                 nne_threadpool_default(); every other node on the reference kernels
+ *                 nne_threadpool_default(), consecutive conv2d layers (through an activation
+ *                 node) as fused pairs where nne_conv2d_pair_ok accepts them (NNEDGE_FUSE=0:
+ *                 never; docs/conv.md "Cross-layer fusion"); every other node on the
+ *                 reference kernels
  *   "cpu-s8-ref"  every node on the reference int8 kernels of qops.h: the oracle
  * The two produce identical bytes (tests/passes/test_quantize.c). Activations
  * (graph inputs and outputs included) are s8 codes with per-tensor parameters; MAC weights
@@ -14,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backends/cpu/cpu_internal.h"
 #include "nnedge/backend.h"
 #include "nnedge/conv.h"
 #include "nnedge/qops.h"
@@ -29,6 +33,10 @@ typedef struct s8_node {
     nne_requant *cat_rq;
     int32_t lo, hi; /* ReLU / ReLU6 clamp */
     float *gdn_scratch;
+    /* cpu-s8: conv2d -> (activation node) -> conv2d fused (nne_conv2d_pair_s8) from this
+     * node: the second conv and the activation node between, or -1; skip: run by a pair */
+    int32_t pair_node, pair_mid;
+    bool skip;
 } s8_node;
 
 typedef struct s8_state {
@@ -232,6 +240,35 @@ static void s8_free(void *state) {
     nne_free(st);
 }
 
+/* cpu-s8: plan conv2d node i and the conv2d after it (through a ReLU / ReLU6 / PReLU / leaky
+ * ReLU node, or directly) as a fused pair (docs/conv.md, "Cross-layer fusion") when each
+ * tensor between them has no other reader and is not a graph output, the pair's output does
+ * not overlap its input (read until the end) and nne_conv2d_pair_ok accepts the geometry.
+ * Returns the pair's scratch or 0. */
+static size_t plan_pair(const nne_graph *g, int32_t i, s8_node *nodes, int threads) {
+    const nne_node *n = &g->nodes[i];
+    if (n->op != NNE_OP_CONV2D || i + 1 >= g->n_nodes) return 0;
+    int32_t j = i + 1, mid = -1, t = n->output;
+    const nne_op_type op = g->nodes[j].op;
+    if (op == NNE_OP_RELU || op == NNE_OP_RELU6 || op == NNE_OP_PRELU || op == NNE_OP_LEAKY_RELU) {
+        if (g->nodes[j].inputs[0] != t || nne_cpu_tensor_readers(g, t) != 1 ||
+            nne_cpu_is_graph_output(g, t) || j + 1 >= g->n_nodes)
+            return 0;
+        mid = j++;
+        t = g->nodes[mid].output;
+    }
+    const nne_node *n2 = &g->nodes[j];
+    if (n2->op != NNE_OP_CONV2D || n2->inputs[0] != t || nne_cpu_tensor_readers(g, t) != 1 ||
+        nne_cpu_is_graph_output(g, t) || nne_cpu_tensors_overlap(g, n2->output, n->inputs[0]) ||
+        !nne_conv2d_pair_ok(&n->conv_geom, &n2->conv_geom, true, threads))
+        return 0;
+    nodes[i].pair_node = j;
+    nodes[i].pair_mid = mid;
+    nodes[j].skip = true;
+    if (mid >= 0) nodes[mid].skip = true;
+    return nne_conv2d_pair_s8_scratch_size(&n->conv_geom, &n2->conv_geom, threads);
+}
+
 static nne_status s8_compile(const nne_graph *g, bool fast, void **state) {
     s8_state *st = nne_calloc(1, sizeof *st);
     if (!st) return NNE_ERR_NOMEM;
@@ -253,6 +290,12 @@ static nne_status s8_compile(const nne_graph *g, bool fast, void **state) {
         if (fast && n->op == NNE_OP_CONV2D) need = nne_conv2d_s8_scratch_size(&n->conv_geom, threads);
         if (fast && n->op == NNE_OP_CONV_TRANSPOSE2D)
             need = nne_conv_transpose2d_s8_scratch_size(&n->conv_geom, threads);
+        if (need > scratch) scratch = need;
+        st->nodes[i].pair_node = st->nodes[i].pair_mid = -1;
+    }
+    for (int32_t i = 0; i < g->n_nodes && !s && fast; i++) {
+        if (st->nodes[i].skip) continue;
+        const size_t need = plan_pair(g, i, st->nodes, nne_threadpool_threads(st->pool));
         if (need > scratch) scratch = need;
     }
     if (!s && scratch && !(st->scratch = nne_aligned_alloc(scratch))) s = NNE_ERR_NOMEM;
@@ -363,11 +406,46 @@ static void run_node(const s8_state *ss, const nne_graph *g, const nne_node *n,
     }
 }
 
+/* The fused pair planned at node n (plan_pair). */
+static void run_pair(const s8_state *ss, const nne_graph *g, const nne_node *n, const s8_node *st,
+                     uint8_t *arena) {
+    const nne_node *n2 = &g->nodes[st->pair_node];
+    const s8_node *s2 = &ss->nodes[st->pair_node];
+    nne_conv_s8_mid mid;
+    memset(&mid, 0, sizeof mid);
+    if (st->pair_mid >= 0) {
+        const nne_node *a = &g->nodes[st->pair_mid];
+        const s8_node *sa = &ss->nodes[st->pair_mid];
+        if (a->op == NNE_OP_RELU || a->op == NNE_OP_RELU6) {
+            mid.kind = NNE_CONV_S8_MID_CLAMP;
+            mid.lo = sa->lo, mid.hi = sa->hi;
+        } else {
+            mid.kind = NNE_CONV_S8_MID_PRELU;
+            mid.x_zero_point = zp(g, a->inputs[0]);
+            mid.pos = &sa->out, mid.neg = &sa->neg, mid.neg_slope = sa->neg_slope;
+        }
+    }
+    const nne_conv_s8_layer l1 = {&n->conv_geom, zp(g, n->inputs[0]), tdata(g, arena, n->inputs[1]),
+                                  tdata(g, arena, n->n_inputs > 2 ? n->inputs[2] : -1), &st->out};
+    const nne_conv_s8_layer l2 = {&n2->conv_geom, zp(g, n2->inputs[0]),
+                                  tdata(g, arena, n2->inputs[1]),
+                                  tdata(g, arena, n2->n_inputs > 2 ? n2->inputs[2] : -1), &s2->out};
+    nne_conv2d_pair_s8(ss->pool, &l1, &mid, &l2, tdata(g, arena, n->inputs[0]),
+                       tdata(g, arena, n2->output), ss->scratch);
+}
+
 static nne_status s8_run(void *state, const nne_graph *g, uint8_t *arena) {
     s8_state *st = state;
     for (int32_t i = 0; i < g->n_nodes && i < st->n_nodes; i++) {
         const uint64_t t0 = nne_time_ns();
-        run_node(st, g, &g->nodes[i], &st->nodes[i], arena);
+        if (st->nodes[i].skip) { /* run by a fused pair */
+            st->ns[i] = 0;
+            continue;
+        }
+        if (st->nodes[i].pair_node >= 0)
+            run_pair(st, g, &g->nodes[i], &st->nodes[i], arena);
+        else
+            run_node(st, g, &g->nodes[i], &st->nodes[i], arena);
         st->ns[i] = nne_time_ns() - t0;
     }
     return NNE_OK;
