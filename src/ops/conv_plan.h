@@ -215,7 +215,9 @@ static inline void conv_gather_pixel(conv_gather_it *it) {
         contig = contig && ix >= 0 && it->cols[t] == it->cols[0] + (int64_t)t * g->ic;
         t++;
     }
-    it->contig = contig;
+    /* A phase without column taps (transposed, stride > kernel) has no run: tcols[0] is then
+     * never written, and reading it would form a pointer from stale scratch. */
+    it->contig = contig && t > 0;
 }
 
 static inline void conv_gather_next(conv_gather_it *it) {
