@@ -390,6 +390,60 @@ static void test_band_cae_layers(void) {
  * (conv_band_chunk: 6..60 pixels here, rows of 39..162) with a ragged last call; stride 1 and 2,
  * dilation 2, padding, and the transposed cousins (phases). Then the depth limits: K just under and
  * over CONV_BAND_MAX_K_F32 (f32 band / GEMM) and CONV_BAND_MAX_K_S8 (int8 band / GEMM). */
+/* Column tiles (conv_band_phase_make): rows too wide for the band target are cut into column
+ * tiles of even widths, a multiple of 6 pixels when that fits. cae-seed's conv2d_5 (64 -> 32
+ * channels, 3x3 stride 2, valid) on 21 x 189 and two odd channel counts (37 -> 45 with
+ * padding, 61 -> 19 stride 2: channels not a multiple of 16), each under every ISA, serial and
+ * with 2 threads (check_*_geom), int8 full range and with weights in +-64 (the w7 panel). */
+static void test_band_col_tiles(void) {
+    nne_test_rng r;
+    nne_test_rng_seed(&r, 29);
+    const int32_t ch[][3] = {{64, 32, 2}, {37, 45, 1}, {61, 19, 2}};
+    for (int l = 0; l < 3; l++) {
+        nne_conv2d_geom g = {.n = 1,
+                             .ih = 21,
+                             .iw = 189,
+                             .ic = ch[l][0],
+                             .oc = ch[l][1],
+                             .kh = 3,
+                             .kw = 3,
+                             .stride_h = ch[l][2],
+                             .stride_w = ch[l][2],
+                             .dil_h = 1,
+                             .dil_w = 1,
+                             .groups = 1};
+        if (l == 1) g.pad_t = g.pad_b = g.pad_l = g.pad_r = 1;
+        g.oh = nne_conv_out_dim(g.ih, 3, g.stride_h, 1, g.pad_t, g.pad_b);
+        g.ow = nne_conv_out_dim(g.iw, 3, g.stride_w, 1, g.pad_l, g.pad_r);
+        for (int s8 = 0; s8 < 2; s8++) {
+            conv_plan p;
+            conv_plan_make(&p, &g, false, 1 << 16, 24);
+            conv_band_phase b;
+            conv_band_phase_make(&p, 0, (int64_t)(128 * 1024 / (s8 ? 2 : 4)), &b);
+            const int32_t qw = b.c.x.q;
+            /* cut into columns, evenly: rounding the even width up to a multiple of 6 takes
+             * less than 6 pixels per tile from the last one (without rounding: 1) */
+            CHECK_MSG(b.tiles_x > 1 && b.C * (b.tiles_x - 1) < qw && b.C * b.tiles_x >= qw,
+                      "layer %d s8 %d: %d tiles of %d columns for %d", l, s8, b.tiles_x, b.C, qw);
+            CHECK_MSG(qw - b.C * (b.tiles_x - 1) > b.C - (b.C % 6 ? 2 : 6) * b.tiles_x,
+                      "layer %d s8 %d: last tile of %d columns, others %d", l, s8,
+                      qw - b.C * (b.tiles_x - 1), b.C);
+        }
+        if (l == 0) { /* conv2d_5: 94 columns in 24 + 24 + 24 + 22 (int8) */
+            conv_plan p;
+            conv_plan_make(&p, &g, false, 1 << 16, 24);
+            conv_band_phase b;
+            conv_band_phase_make(&p, 0, 64 * 1024, &b);
+            CHECK_MSG(b.C == 24 && b.tiles_x == 4, "conv2d_5: %d x %d columns", b.tiles_x, b.C);
+        }
+        check_f32_geom(&r, g, false, pool2);
+        check_s8_geom(&r, g, false, pool2);
+        w_lim = 64;
+        check_s8_geom(&r, g, false, pool2);
+        w_lim = 0;
+    }
+}
+
 static void test_band_panel_deep(void) {
     nne_test_rng r;
     nne_test_rng_seed(&r, 23);
@@ -544,6 +598,7 @@ int main(void) {
     NNE_RUN(test_band_random);
     NNE_RUN(test_band_cae_layers);
     NNE_RUN(test_band_panel_deep);
+    NNE_RUN(test_band_col_tiles);
     NNE_RUN(test_band_w7);
     NNE_RUN(test_s8_isa_names);
     nne_threadpool_free(pool2);
