@@ -19,7 +19,10 @@ static void help(void) {
            "model file (.nne). A built-in model made of parts (cae-seed: encoder, decoder) is\n"
            "shown part by part. For a learned codec, a summary line (precision, the weight\n"
            "bytes it runs with) and, for an int8 codec, its attached int8 g_a and g_s (at\n"
-           "their calibration size; not counted in the total). Each table is followed by the\n"
+           "their calibration size; not counted in the total). With zero weights (magnitude\n"
+           "pruning) a 'sparse' line gives the nonzero parameters and the MACs skipping them\n"
+           "(JSON: nonzero_params, sparse_macs; for a codec also sparse_weight_bytes and\n"
+           "ops per pixel). Each table is followed by the\n"
            "graph's metadata: its provenance (model, train.*, quant.*; JSON: \"meta\").\n\n"
            "options:\n"
            "  --json     print JSON instead of a table\n"
@@ -75,7 +78,7 @@ static void print_table(const nne_graph *g, totals *sum) {
     printf("%3s  %-26s %-17s %-20s %-20s %10lld %16s %12.3f %12lld %12lld\n", "", "total", "", "",
            "", (long long)t.params, cli_thousands(t.macs, c2, sizeof c2),
            2.0 * (double)t.macs / 1e6, (long long)t.weight_bytes, (long long)t.act_bytes);
-    if (t.sparse_macs != t.macs || t.nonzero_params != t.params)
+    if (t.sparse_macs != t.macs) /* weights with zeros (zero biases alone do not count) */
         printf("%3s  %-26s %-17s %-20s %-20s %10lld %16s %12.3f  (zero weights skipped)\n", "",
                "sparse", "", "", "", (long long)t.nonzero_params,
                cli_thousands(t.sparse_macs, c2, sizeof c2), 2.0 * (double)t.sparse_macs / 1e6);
