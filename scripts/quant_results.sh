@@ -59,16 +59,24 @@
 #   int8-per-channel-qat  QAT_STEPS of per-channel QAT of g_a and g_s at the rung's own
 #                     lambda (train.lambda), from the rung        nnedge train --init --qat
 #   int8-pow2-qat     ... pow2                                 nnedge train --init --qat pow2
+#   pruned            FT_STEPS of fine-tuning at the rung's lambda with gradual magnitude
+#                     pruning of every conv weight to SPARSITY     nnedge train --init
+#                     --prune-schedule SPARSITY (docs/pruning.md, "Magnitude-pruned learned codecs")
+#   pruned-int8       the pruned rung, int8 per-channel       nnedge quantize --scheme per-channel
 # each a ladder folder WORK/<variant>; one `nnedge rd` run over TEST compares every ladder
 # (`--codecs nnedge:KIND@fp32=MODELS,nnedge:KIND@fp16=WORK/fp16,...`, docs/rd.md "Several
 # ladders of one kind"; report WORK/rd.*), and every variant's BD-rate against fp32 is nnedge
 # rd's. It is rerun when the set of ladders changes; ladders made by earlier runs stay in it.
 # Output: OUT/quant-NAME.csv and .md (NAME defaults to KIND), one row per variant and rung,
-# and the BD-rate matrix of every variant against every other. Options used: --models,
+# and the BD-rate matrix of every variant against every other; OUT/quant-NAME-qutibench.csv
+# with QuTiBench's ratios (A fp32, B int8-per-channel, C pruned, D pruned-int8) of the ops per
+# pixel skipping zero weights, the sparse size, the PSNR per rung and its mean, the mean bpp
+# and the rate at equal PSNR (1 + BD-rate / 100 against fp32). Options used: --models,
 # --test, --calib, --calib-images, --calib-crop [256; a multiple of 16 or 64], --observer,
-# --work, --out, --name, --rows, --threads, --dry-run, and for the QAT rows --data, --val,
-# --qat-steps, --batch, --crop (a multiple of 64 for the hyperpriors), --lr, --stop-after
-# (their checkpoints go to WORK/<variant>-ckpt).
+# --work, --out, --name, --rows, --threads, --dry-run, and for the QAT and pruned rows --data,
+# --val, --qat-steps, --ft-steps, --sparsity, --batch, --crop (a multiple of 64 for the
+# hyperpriors), --lr, --stop-after (their checkpoints go to WORK/<variant>-ckpt; pruned-int8
+# makes the pruned ladder WORK/pruned first).
 # Environment: NNEDGE (the binary, default build/nnedge).
 set -eu
 cd "$(dirname "$0")/.."
@@ -147,7 +155,7 @@ if [ -n "$CODEC" ]; then
     bmshj2018-factorized | bmshj2018-hyperprior | mbt2018-mean) ;;
     *) die "--codec '$CODEC': expected bmshj2018-factorized, bmshj2018-hyperprior or mbt2018-mean" ;;
     esac
-    ALL_ROWS="fp32 fp16 int8-per-tensor int8-per-channel int8-pow2 int8-per-channel-qat int8-pow2-qat"
+    ALL_ROWS="fp32 fp16 int8-per-tensor int8-per-channel int8-pow2 int8-per-channel-qat int8-pow2-qat pruned pruned-int8"
     [ -n "$NAME" ] || NAME=$CODEC
     # QAT of a rung adapts it to rounding at its own lambda; a fifth of scripts/train_rd.sh's
     # fine-tuning rate, so that it does not move along the RD curve.
@@ -320,6 +328,26 @@ bd_of() {
 # The rd codec entry of variant $1: its ladder, named nnedge:CODEC@<variant>.
 rd_name() { echo "nnedge:$CODEC@$1"; }
 
+# rung_ft DST SRC CKDIR STEPS [train options]: fine-tune rung SRC of the ladder for STEPS at its
+# own N, M and lambda (train.lambda) into DST, checkpoints in CKDIR (resumable, train_to). A
+# pause (--stop-after) ends the script; a failure too, with the trainer's code.
+rung_ft() {
+    fdst=$1 fsrc=$2 fck=$3 fsteps=$4
+    shift 4
+    if [ -n "$DRY_RUN" ]; then
+        nm=N,M lambda=LAMBDA
+    elif [ ! -e "$fdst" ]; then
+        nm=$(codec_info "$fsrc" n),$(codec_info "$fsrc" m)
+        lambda=$(train_meta "$fsrc" train.lambda)
+        [ -n "$lambda" ] || die "$fsrc: no train.lambda in its metadata (a model of nnedge train --model $CODEC)"
+    fi
+    rc=0
+    TRAIN_MODEL=$CODEC CKDIR=$fck train_to "$fdst" "$fsrc" "$fsteps" --channels "${nm:-}" \
+        --lambda "${lambda:-}" "$@" || rc=$?
+    [ $rc -eq 3 ] && exit 0 # paused by --stop-after
+    [ $rc -eq 0 ] || exit $rc
+}
+
 codec_mode() {
     RUNGS=$(ladder)
     [ -n "$RUNGS" ] || [ -n "$DRY_RUN" ] || die "no models $CODEC-q<N>.nne in $MODELS"
@@ -339,20 +367,15 @@ codec_mode() {
                 step "$dst" quantize "$src" --fake --scheme fp16 --json -o "$dst" ;;
             int8-*-qat)
                 scheme=${r#int8-}
-                scheme=${scheme%-qat}
-                if [ -n "$DRY_RUN" ]; then
-                    nm=N,M lambda=LAMBDA
-                else
-                    nm=$(codec_info "$src" n),$(codec_info "$src" m)
-                    lambda=$(train_meta "$src" train.lambda)
-                    [ -n "$lambda" ] || die "$src: no train.lambda in its metadata (a model of nnedge train --model $CODEC)"
-                fi
-                rc=0
-                TRAIN_MODEL=$CODEC CKDIR=$W/$r-ckpt train_to "$dst" "$src" "$QAT_STEPS" \
-                    --channels "$nm" --lambda "$lambda" --qat "$scheme" --qat-observer "$OBSERVER" \
-                    --calib-images "$CALIB_IMAGES" || rc=$?
-                [ $rc -eq 3 ] && exit 0 # paused by --stop-after
-                [ $rc -eq 0 ] || exit $rc ;;
+                rung_ft "$dst" "$src" "$W/$r-ckpt" "$QAT_STEPS" --qat "${scheme%-qat}" \
+                    --qat-observer "$OBSERVER" --calib-images "$CALIB_IMAGES" ;;
+            pruned) rung_ft "$dst" "$src" "$W/pruned-ckpt" "$FT_STEPS" --prune-schedule "$SPARSITY" ;;
+            pruned-int8)
+                # the pruned rung (made here when the pruned row is not asked for)
+                [ -n "$DRY_RUN" ] || mkdir -p "$W/pruned"
+                rung_ft "$W/pruned/$CODEC-q$n.nne" "$src" "$W/pruned-ckpt" "$FT_STEPS" \
+                    --prune-schedule "$SPARSITY"
+                ptq "$dst" per-channel "$W/pruned/$CODEC-q$n.nne" ;;
             int8-*) ptq "$dst" "${r#int8-}" "$src" ;;
             esac
         done
@@ -394,6 +417,10 @@ codec_mode() {
         *-qat) s0=${r#int8-}
            desc="int8 g_a and g_s after $QAT_STEPS steps of ${s0%-qat} QAT at the rung's lambda (ranges calibrated with $OBSERVER, fixed); h_a, h_s, entropy model f32"
            prec=int8; be="cpu-s8 + cpu-exact" ;;
+        pruned) desc="magnitude-pruned to $SPARSITY of every conv weight tensor (g_a, h_a, h_s, g_s; gradual, Zhu & Gupta) during $FT_STEPS steps of fine-tuning at the rung's lambda; f32"
+           prec=f32; be=cpu-exact ;;
+        pruned-int8) desc="the pruned rung, int8 g_a and g_s post-training per-channel ($OBSERVER observer); h_a, h_s, entropy model f32"
+           prec=int8; be="cpu-s8 + cpu-exact" ;;
         *) desc="int8 g_a and g_s, post-training, ${r#int8-} scales, $OBSERVER observer; h_a, h_s, entropy model f32"
            prec=int8; be="cpu-s8 + cpu-exact" ;;
         esac
@@ -406,19 +433,27 @@ codec_mode() {
         for n in $RUNGS; do
             m=$MODELS/$CODEC-q$n.nne
             [ "$r" = fp32 ] || m=$W/$r/$CODEC-q$n.nne
+            # the bytes it runs with; stored sparse (nonzero values + presence bits; n/a for
+            # fp16, whose values are stored f32); ops per pixel skipping zero weights
+            sparse='' ops=$(codec_info "$m" sparse_ops_per_pixel)
             case $r in
             fp16) size=$(json_field "$m.json" storage_bytes) ;;
-            *) size=$(codec_info "$m" weight_bytes) ;;
+            *) size=$(codec_info "$m" weight_bytes) sparse=$(codec_info "$m" sparse_weight_bytes) ;;
             esac
             # Means of rd's CSV row of rung n; bytes summed over the images.
             # shellcheck disable=SC2046 # four words: images bpp psnr ms_ssim
             set -- $(awk -F, -v c="$name" -v q="$n" '$1 == c && $3 == q { print $4, $5, $6, $7 }' "$RD.csv")
             bytes=$(awk -F, -v c="$name" -v q="$n" '$1 == c && $3 == q { s += $7 } END { printf "%d", s }' "$RD-images.csv")
             cmd=$(cmd_of "$RD.json")
-            [ "$r" = fp32 ] || cmd="$(cmd_of "$m") && $cmd"
-            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" \
+            case $r in
+            fp32) ;;
+            pruned-int8) p=$W/pruned/$CODEC-q$n.nne
+                cmd="$(cmd_of "$p") && $(cmd_of "$m") && $cmd" ;;
+            *) cmd="$(cmd_of "$m") && $cmd" ;;
+            esac
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" \
                 "$desc" "$prec" "$be" "$n" "${1:-0}" "$bytes" "${2:-}" "${3:-}" "${4:-}" \
-                "${size:-}" "${bdp:-}" "${bdq:-}" "${bdm:-}" "$cmd" >>"$TAB"
+                "${size:-}" "${sparse:-}" "${ops:-}" "${bdp:-}" "${bdq:-}" "${bdm:-}" "$cmd" >>"$TAB"
         done
     done
     [ -s "$TAB" ] || die "no variant evaluated yet"
@@ -426,9 +461,38 @@ codec_mode() {
     MD=$OUT/quant-$NAME.md
     awk -F'\t' -v OFS=, '
     function q(s) { if (s ~ /[",\n]/) { gsub(/"/, "\"\"", s); s = "\"" s "\"" } return s }
-    BEGIN { print "variant,description,precision,backend,rung,images,bytes,bpp,psnr_db,ms_ssim,size_bytes,bd_rate_psnr_pct,bd_psnr_db,bd_rate_ms_ssim_pct,command" }
-    { print $1, q($2), q($3), q($4), $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, q($15) }
+    BEGIN { print "variant,description,precision,backend,rung,images,bytes,bpp,psnr_db,ms_ssim,size_bytes,sparse_size_bytes,ops_per_pixel,bd_rate_psnr_pct,bd_psnr_db,bd_rate_ms_ssim_pct,command" }
+    { print $1, q($2), q($3), q($4), $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, q($17) }
     ' "$TAB" >"$CSV.tmp" && mv "$CSV.tmp" "$CSV"
+    # QuTiBench ratios (A fp32, B int8-per-channel, C pruned, D pruned-int8): ops per pixel
+    # skipping zero weights and sparse size (means over the rungs), PSNR at each rung and its
+    # mean, mean bpp, and the rate at equal PSNR relative to fp32, 1 + BD-rate / 100 (nnedge
+    # rd's PCHIP BD-rate against fp32; docs/quantization.md, "Results table: learned codecs").
+    QCSV=$OUT/quant-$NAME-qutibench.csv
+    awk -F'\t' -v OFS=, -v rungs="$RUNGS" '
+    BEGIN { split("fp32 int8-per-channel pruned pruned-int8", V, " ") }
+    { n[$1]++; ops[$1] += $13; sz[$1] += $12; ps[$1] += $9; bp[$1] += $8; rp[$1, $5] = $9
+      bd[$1] = $14; if ($12 == "" || $13 == "" || $9 == "") bad[$1] = 1 }
+    function r(a, b) { return (a == "" || b == "" || b + 0 == 0) ? "" : sprintf("%.4f", a / b) }
+    function line(name, A, B, C, D) {
+        p1 = r(C, A); q1 = r(B, A); p2 = r(D, B); q2 = r(D, C)
+        print name, A, B, C, D, p1, q1, p2, q2, r(p2, p1)
+    }
+    function mean(a, v, f) { return sprintf(f, a[v] / n[v]) }
+    function rate(v) { return v == "fp32" ? "1.0000" : (bd[v] == "" ? "" : sprintf("%.4f", 1 + bd[v] / 100)) }
+    END {
+        print "metric,A_fp32,B_int8_per_channel,C_pruned,D_pruned_int8,p1_C_over_A,q1_B_over_A,p2_D_over_B,q2_D_over_C,p2_over_p1"
+        for (i = 1; i <= 4; i++) if (!(V[i] in n) || (V[i] in bad)) exit
+        for (i = 1; i <= 4; i++) if (n[V[i]] != n["fp32"]) exit
+        line("ops_per_pixel", mean(ops, "fp32", "%.3f"), mean(ops, V[2], "%.3f"), mean(ops, V[3], "%.3f"), mean(ops, V[4], "%.3f"))
+        line("size_bytes", mean(sz, "fp32", "%.0f"), mean(sz, V[2], "%.0f"), mean(sz, V[3], "%.0f"), mean(sz, V[4], "%.0f"))
+        k = split(rungs, R, " ")
+        for (j = 1; j <= k; j++)
+            line("psnr_db_q" R[j], rp["fp32", R[j]], rp[V[2], R[j]], rp[V[3], R[j]], rp[V[4], R[j]])
+        line("psnr_db_mean", mean(ps, "fp32", "%.4f"), mean(ps, V[2], "%.4f"), mean(ps, V[3], "%.4f"), mean(ps, V[4], "%.4f"))
+        line("bpp_mean", mean(bp, "fp32", "%.4f"), mean(bp, V[2], "%.4f"), mean(bp, V[3], "%.4f"), mean(bp, V[4], "%.4f"))
+        line("rate_at_equal_psnr", rate("fp32"), rate(V[2]), rate(V[3]), rate(V[4]))
+    }' "$TAB" >"$QCSV.tmp" && mv "$QCSV.tmp" "$QCSV"
     {
         echo "# Quantization results: learned codec \`$CODEC\`"
         echo
@@ -442,13 +506,29 @@ codec_mode() {
             "rungs, quality not strictly increasing, MS-SSIM undefined below 161 pixels)." \
             "Columns: docs/quantization.md, \"Results table: learned codecs\"."
         echo
-        echo "| variant | rung | precision | bpp | PSNR (dB) | MS-SSIM | size (bytes) | BD-rate PSNR | BD-PSNR (dB) | BD-rate MS-SSIM |"
-        echo "|---|--:|---|--:|--:|--:|--:|--:|--:|--:|"
+        echo "| variant | rung | precision | bpp | PSNR (dB) | MS-SSIM | size (bytes) | sparse size | ops/pixel | BD-rate PSNR | BD-PSNR (dB) | BD-rate MS-SSIM |"
+        echo "|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
         awk -F'\t' '
         function f(v, d) { return v == "" ? "n/a" : sprintf("%." d "f", v) }
         function pc(v) { return v == "" ? "n/a" : sprintf("%+.2f %%", v) }
-        { printf "| %s | %s | %s (%s) | %s | %s | %s | %s | %s | %s | %s |\n", $1, $5, $3, $4, f($8, 4), f($9, 2), f($10, 4), $11 == "" ? "n/a" : $11, pc($12), ($13 == "" ? "n/a" : sprintf("%+.4f", $13)), pc($14) }
+        { printf "| %s | %s | %s (%s) | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $5, $3, $4, f($8, 4), f($9, 2), f($10, 4), $11 == "" ? "n/a" : $11, $12 == "" ? "n/a" : $12, f($13, 1), pc($14), ($15 == "" ? "n/a" : sprintf("%+.4f", $15)), pc($16) }
         ' "$TAB"
+        echo
+        echo "## QuTiBench pruning x quantization ratios"
+        echo
+        echo "A = fp32, B = int8-per-channel, C = pruned, D = pruned-int8; p1 = C/A, q1 = B/A," \
+            "p2 = D/B, q2 = D/C; orthogonal when p2/p1 = q2/q1 = 1 (../shared/specs/qutibench.md," \
+            "2.4). ops/pixel: the ops (2 x MACs) of g_a, h_a, h_s and g_s per pixel, skipping zero" \
+            "weights; size: sparse bytes (nonzero values + 1-bit presence maps); both means over" \
+            "the rungs. PSNR per rung and mean; rate_at_equal_psnr = 1 + BD-rate/100 against fp32."
+        echo
+        if [ "$(wc -l <"$QCSV")" -gt 1 ]; then
+            echo "| metric | A | B | C | D | p1 | q1 | p2 | q2 | p2/p1 |"
+            echo "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+            awk -F, 'NR > 1 { printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 }' "$QCSV"
+        else
+            echo "Not available: ladders fp32, int8-per-channel, pruned and pruned-int8 are all needed."
+        fi
         echo
         echo "## Variants"
         echo
@@ -459,9 +539,9 @@ codec_mode() {
         echo
         echo "## Commands"
         echo
-        awk -F'\t' '{ printf "- %s q%s: `%s`\n", $1, $5, $15 }' "$TAB"
+        awk -F'\t' '{ printf "- %s q%s: `%s`\n", $1, $5, $17 }' "$TAB"
     } >"$MD.tmp" && mv "$MD.tmp" "$MD"
-    echo "quant_results.sh: wrote $CSV and $MD" >&2
+    echo "quant_results.sh: wrote $CSV, $QCSV and $MD" >&2
     exit 0
 }
 [ -z "$CODEC" ] || codec_mode

@@ -80,6 +80,11 @@ typedef struct nne_lcodec_info {
     const char *scheme;    /* int8: the parts' quant.scheme (per-tensor, ...); else NULL */
     int64_t weight_bytes;  /* the constants the codec runs with at their storage precision
                               (int8 parts: s8 weights, s32 biases; scales not counted) */
+    int64_t sparse_weight_bytes; /* the same constants stored sparse: a tensor with zeros
+                                    (nne_tensor_count_nonzero) as its nonzero elements plus a
+                                    presence bitmap of 1 bit per element where that is
+                                    smaller (docs/pruning.md, "Magnitude-pruned learned
+                                    codecs"); = weight_bytes without zeros */
 } nne_lcodec_info;
 void nne_lcodec_get_info(const nne_lcodec *c, nne_lcodec_info *info);
 

@@ -38,7 +38,8 @@ extern "C" {
 /* ---- Cost: what a graph computes ------------------------------------------------------------ */
 
 /* Workload of one node or of a whole graph. macs and params as nne_node_cost_get (dense
- * counts); nonzero_params counts constants that are not exactly 0; sparse_macs scales each
+ * counts); nonzero_params counts constant elements that are not exactly 0
+ * (nne_tensor_count_nonzero: quantized codes other than their zero point too); sparse_macs scales each
  * conv2d / conv_transpose2d / dense node's MACs by the nonzero fraction of its weight (the
  * work of a kernel that skips zero weights; equal to macs for a dense model). */
 typedef struct nne_prune_cost {

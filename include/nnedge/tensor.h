@@ -92,6 +92,12 @@ typedef struct nne_tensor {
 /* Bytes of the tensor's contiguous data (numel * dtype size); 0 on overflow/invalid. */
 size_t nne_tensor_nbytes(const nne_tensor *t);
 
+/* Elements of a constant whose real value is not exactly 0: f32 / f16 values other than +-0;
+ * s8 / u8 / s32 codes other than their zero point (per tensor or per index of quant.axis; 0
+ * when not quantized). A tensor without data counts every element (its values are unknown).
+ * Used for the nonzero parameters and sparse storage of magnitude-pruned models. */
+int64_t nne_tensor_count_nonzero(const nne_tensor *t);
+
 /* Quantization helpers. nne_quant_set copies the arrays (count pairs). */
 nne_status nne_quant_set(nne_quant *q, int32_t axis, int32_t count, const float *scale,
                          const int32_t *zero_point, bool pow2);

@@ -6,6 +6,7 @@
 #include "nnedge/json.h"
 #include "nnedge/lcodec.h"
 #include "nnedge/models.h"
+#include "nnedge/prune.h"
 
 static const char *k_cmd = "info";
 
@@ -18,7 +19,10 @@ static void help(void) {
            "model file (.nne). A built-in model made of parts (cae-seed: encoder, decoder) is\n"
            "shown part by part. For a learned codec, a summary line (precision, the weight\n"
            "bytes it runs with) and, for an int8 codec, its attached int8 g_a and g_s (at\n"
-           "their calibration size; not counted in the total). Each table is followed by the\n"
+           "their calibration size; not counted in the total). With zero weights (magnitude\n"
+           "pruning) a 'sparse' line gives the nonzero parameters and the MACs skipping them\n"
+           "(JSON: nonzero_params, sparse_macs; for a codec also sparse_weight_bytes and\n"
+           "ops per pixel). Each table is followed by the\n"
            "graph's metadata: its provenance (model, train.*, quant.*; JSON: \"meta\").\n\n"
            "options:\n"
            "  --json     print JSON instead of a table\n"
@@ -28,36 +32,57 @@ static void help(void) {
 
 typedef struct totals {
     int64_t macs, params, weight_bytes, act_bytes;
+    int64_t sparse_macs, nonzero_params; /* nne_prune_cost: zero weights skipped */
 } totals;
+
+static void add_totals(totals *sum, const totals *t) {
+    sum->macs += t->macs;
+    sum->params += t->params;
+    sum->weight_bytes += t->weight_bytes;
+    sum->act_bytes += t->act_bytes;
+    sum->sparse_macs += t->sparse_macs;
+    sum->nonzero_params += t->nonzero_params;
+}
+
+/* Node i's costs, dense and sparse, added to t. */
+static void node_costs(const nne_graph *g, int32_t i, nne_node_cost *c, nne_prune_cost *pc,
+                       totals *t) {
+    nne_node_cost_get(g, i, c);
+    if (nne_prune_cost_get(g, i, pc)) {
+        pc->sparse_macs = c->macs;
+        pc->nonzero_params = c->params;
+    }
+    const totals n = {c->macs, c->params, c->weight_bytes, c->in_bytes + c->out_bytes,
+                      pc->sparse_macs, pc->nonzero_params};
+    add_totals(t, &n);
+}
 
 static void print_table(const nne_graph *g, totals *sum) {
     char a[64], b[64], c1[32], c2[32];
     printf("model %s\n", g->name);
     printf("%3s  %-26s %-17s %-20s %-20s %10s %16s %12s %12s %12s\n", "ID", "Name", "Op", "Input",
            "Output", "Params", "MACs", "MOP", "Weights(B)", "Acts(B)");
-    totals t = {0, 0, 0, 0};
+    totals t = {0};
     for (int32_t i = 0; i < g->n_nodes; i++) {
         const nne_node *n = &g->nodes[i];
         nne_node_cost c;
-        nne_node_cost_get(g, i, &c);
+        nne_prune_cost pc;
+        node_costs(g, i, &c, &pc, &t);
         nne_shape_str(&g->tensors[n->inputs[0]].shape, a, sizeof a);
         nne_shape_str(&g->tensors[n->output].shape, b, sizeof b);
         printf("%3d  %-26s %-17s %-20s %-20s %10lld %16s %12.3f %12lld %12lld\n", (int)i, n->name,
                nne_op_name(n->op), a, b, (long long)c.params, cli_thousands(c.macs, c1, sizeof c1),
                2.0 * (double)c.macs / 1e6, (long long)c.weight_bytes,
                (long long)(c.in_bytes + c.out_bytes));
-        t.macs += c.macs;
-        t.params += c.params;
-        t.weight_bytes += c.weight_bytes;
-        t.act_bytes += c.in_bytes + c.out_bytes;
     }
     printf("%3s  %-26s %-17s %-20s %-20s %10lld %16s %12.3f %12lld %12lld\n", "", "total", "", "",
            "", (long long)t.params, cli_thousands(t.macs, c2, sizeof c2),
            2.0 * (double)t.macs / 1e6, (long long)t.weight_bytes, (long long)t.act_bytes);
-    sum->macs += t.macs;
-    sum->params += t.params;
-    sum->weight_bytes += t.weight_bytes;
-    sum->act_bytes += t.act_bytes;
+    if (t.sparse_macs != t.macs) /* weights with zeros (zero biases alone do not count) */
+        printf("%3s  %-26s %-17s %-20s %-20s %10lld %16s %12.3f  (zero weights skipped)\n", "",
+               "sparse", "", "", "", (long long)t.nonzero_params,
+               cli_thousands(t.sparse_macs, c2, sizeof c2), 2.0 * (double)t.sparse_macs / 1e6);
+    add_totals(sum, &t);
 }
 
 static void json_totals(nne_json *j, const char *key, const totals *t) {
@@ -68,6 +93,8 @@ static void json_totals(nne_json *j, const char *key, const totals *t) {
     nne_json_number(j, "mop", 2.0 * (double)t->macs / 1e6, 6);
     nne_json_int(j, "weight_bytes", t->weight_bytes);
     nne_json_int(j, "activation_bytes", t->act_bytes);
+    nne_json_int(j, "nonzero_params", t->nonzero_params);
+    nne_json_int(j, "sparse_macs", t->sparse_macs);
     nne_json_object_end(j);
 }
 
@@ -92,14 +119,15 @@ static void json_meta(nne_json *j, const nne_graph *g) {
 }
 
 static void print_json_part(nne_json *j, const nne_graph *g, totals *sum) {
-    totals t = {0, 0, 0, 0};
+    totals t = {0};
     nne_json_object_begin(j, NULL);
     nne_json_string(j, "name", g->name);
     nne_json_array_begin(j, "layers");
     for (int32_t i = 0; i < g->n_nodes; i++) {
         const nne_node *n = &g->nodes[i];
         nne_node_cost c;
-        nne_node_cost_get(g, i, &c);
+        nne_prune_cost pc;
+        node_costs(g, i, &c, &pc, &t);
         nne_json_object_begin(j, NULL);
         nne_json_int(j, "id", i);
         nne_json_string(j, "name", n->name);
@@ -112,20 +140,22 @@ static void print_json_part(nne_json *j, const nne_graph *g, totals *sum) {
         nne_json_number(j, "mop", 2.0 * (double)c.macs / 1e6, 6);
         nne_json_int(j, "weight_bytes", c.weight_bytes);
         nne_json_int(j, "activation_bytes", c.in_bytes + c.out_bytes);
+        nne_json_int(j, "nonzero_params", pc.nonzero_params);
+        nne_json_int(j, "sparse_macs", pc.sparse_macs);
         nne_json_object_end(j);
-        t.macs += c.macs;
-        t.params += c.params;
-        t.weight_bytes += c.weight_bytes;
-        t.act_bytes += c.in_bytes + c.out_bytes;
     }
     nne_json_array_end(j);
     json_totals(j, "total", &t);
     json_meta(j, g);
     nne_json_object_end(j);
-    sum->macs += t.macs;
-    sum->params += t.params;
-    sum->weight_bytes += t.weight_bytes;
-    sum->act_bytes += t.act_bytes;
+    add_totals(sum, &t);
+}
+
+/* Pixels of the first input [B][H][W][C] (B x H x W; 0 when it has another rank). */
+static double input_pixels(const nne_graph *g) {
+    if (g->n_inputs < 1) return 0.0;
+    const nne_shape *s = &g->tensors[g->inputs[0]].shape;
+    return s->ndim == 4 ? (double)s->dim[0] * (double)s->dim[1] * (double)s->dim[2] : 0.0;
 }
 
 /* A learned codec's summary (nne_lcodec_get_info); false when `g` is none. */
@@ -171,7 +201,7 @@ int nne_cmd_info(int argc, char **argv) {
             goto done;
         }
     }
-    totals sum = {0, 0, 0, 0};
+    totals sum = {0};
     nne_lcodec_info ci;
     const bool is_codec = np == 1 && codec_info(gs[0], &codec, &ci);
     char codec_err[256] = "";
@@ -187,7 +217,7 @@ int nne_cmd_info(int argc, char **argv) {
         nne_json_array_end(&j);
         json_totals(&j, "total", &sum);
         if (np == 1 && gs[0]->n_attached) {
-            totals unused = {0, 0, 0, 0};
+            totals unused = {0};
             nne_json_array_begin(&j, "attached");
             for (int32_t i = 0; i < gs[0]->n_attached; i++)
                 print_json_part(&j, gs[0]->attached[i], &unused);
@@ -201,6 +231,12 @@ int nne_cmd_info(int argc, char **argv) {
             nne_json_string(&j, "precision", ci.precision);
             if (ci.scheme) nne_json_string(&j, "scheme", ci.scheme);
             nne_json_int(&j, "weight_bytes", ci.weight_bytes);
+            nne_json_int(&j, "sparse_weight_bytes", ci.sparse_weight_bytes);
+            /* the training graph's g_a, h_a, h_s and g_s (each once) per input pixel */
+            const double px = input_pixels(gs[0]);
+            nne_json_number(&j, "ops_per_pixel", px > 0 ? 2.0 * (double)sum.macs / px : 0.0, 3);
+            nne_json_number(&j, "sparse_ops_per_pixel",
+                            px > 0 ? 2.0 * (double)sum.sparse_macs / px : 0.0, 3);
             nne_json_object_end(&j);
         }
         nne_json_object_end(&j);
@@ -218,7 +254,7 @@ int nne_cmd_info(int argc, char **argv) {
                    2.0 * (double)sum.macs / 1e6, (long long)sum.weight_bytes);
         }
         for (int32_t i = 0; np == 1 && i < gs[0]->n_attached; i++) {
-            totals unused = {0, 0, 0, 0};
+            totals unused = {0};
             printf("\nattached: ");
             print_table(gs[0]->attached[i], &unused);
             print_meta(gs[0]->attached[i]);
@@ -230,6 +266,9 @@ int nne_cmd_info(int argc, char **argv) {
         else if (is_codec)
             printf("\nlearned codec %s N=%d M=%d: f32, %lld weight bytes\n", ci.model_id, (int)ci.n,
                    (int)ci.m, (long long)ci.weight_bytes);
+        if (is_codec && ci.sparse_weight_bytes != ci.weight_bytes)
+            printf("sparse: %lld weight bytes (nonzero values + 1-bit presence maps)\n",
+                   (long long)ci.sparse_weight_bytes);
     }
     if (codec_err[0]) {
         cli_error(k_cmd, "%s: not a valid int8 codec: %s", spec, codec_err);

@@ -61,6 +61,7 @@ struct nne_lcodec {
     nne_graph *q[NNE_RD_SYNTHESIS + 1];
     const nne_backend *s8;
     int64_t weight_bytes; /* the constants the codec runs with, at their storage precision */
+    int64_t sparse_weight_bytes; /* the same stored sparse (nne_lcodec_info) */
 };
 
 static nne_status get_part(nne_lcodec *c, nne_rd_part which, int32_t height, int32_t width,
@@ -212,23 +213,34 @@ static nne_status load_int8(nne_lcodec *c, const nne_graph *model, uint8_t *byte
     return NNE_OK;
 }
 
+/* Bytes of constant t stored dense (`dense`) and sparse: a tensor with zeros as its nonzero
+ * elements plus a presence bitmap of 1 bit per element, when that is smaller. */
+static void add_bytes(const nne_tensor *t, int64_t *dense, int64_t *sparse) {
+    const int64_t nb = (int64_t)nne_tensor_nbytes(t), n = nne_shape_numel(&t->shape);
+    const int64_t nz = nne_tensor_count_nonzero(t);
+    const int64_t sp = nz * (int64_t)nne_dtype_size(t->dtype) + (n + 7) / 8;
+    *dense += nb;
+    *sparse += nz < n && sp < nb ? sp : nb;
+}
+
 /* Bytes of the constants the codec runs with: the f32 weights, except g_a's and g_s's for an
  * int8 codec, which count at the quantized parts' storage (s8 weights, s32 biases, f32 GDN
- * parameters; scales not counted, as in nnedge info's weight bytes). */
+ * parameters; scales not counted, as in nnedge info's weight bytes); dense and sparse. */
 static void count_weight_bytes(nne_lcodec *c) {
     const bool int8 = c->q[NNE_RD_ANALYSIS] != NULL;
-    int64_t n = 0;
+    int64_t n = 0, sp = 0;
     for (int32_t i = 0; i < c->weights->n_tensors; i++) {
         const nne_tensor *t = &c->weights->tensors[i];
         if (t->kind != NNE_TENSOR_CONSTANT) continue;
         if (int8 && (!strncmp(t->name, "g_a.", 4) || !strncmp(t->name, "g_s.", 4))) continue;
-        n += (int64_t)nne_tensor_nbytes(t);
+        add_bytes(t, &n, &sp);
     }
     for (int k = 0; k <= NNE_RD_SYNTHESIS; k++)
         for (int32_t i = 0; c->q[k] && i < c->q[k]->n_tensors; i++)
             if (c->q[k]->tensors[i].kind == NNE_TENSOR_CONSTANT)
-                n += (int64_t)nne_tensor_nbytes(&c->q[k]->tensors[i]);
+                add_bytes(&c->q[k]->tensors[i], &n, &sp);
     c->weight_bytes = n;
+    c->sparse_weight_bytes = sp;
 }
 
 nne_status nne_lcodec_create(const nne_graph *model, int32_t quality, nne_lcodec **out) {
@@ -338,6 +350,7 @@ void nne_lcodec_get_info(const nne_lcodec *c, nne_lcodec_info *info) {
     info->precision = q ? "int8" : "f32";
     info->scheme = q ? nne_graph_get_meta(q, "quant.scheme") : NULL;
     info->weight_bytes = c->weight_bytes;
+    info->sparse_weight_bytes = c->sparse_weight_bytes;
 }
 
 void nne_lcodec_set_max_pixels(nne_lcodec *c, int64_t max_pixels) {

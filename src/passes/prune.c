@@ -21,15 +21,6 @@
 
 /* ---- Cost ------------------------------------------------------------------------------------ */
 
-static int64_t count_nonzero(const nne_tensor *t) {
-    const int64_t n = nne_shape_numel(&t->shape);
-    if (t->dtype != NNE_F32 || !t->data) return n; /* only f32 constants are inspected */
-    const float *d = t->data;
-    int64_t nz = 0;
-    for (int64_t i = 0; i < n; i++) nz += d[i] != 0.0f;
-    return nz;
-}
-
 static bool is_mac_op(nne_op_type op) {
     return op == NNE_OP_CONV2D || op == NNE_OP_CONV_TRANSPOSE2D || op == NNE_OP_DENSE;
 }
@@ -45,7 +36,7 @@ static nne_status node_cost(const nne_graph *g, int32_t node, nne_prune_cost *c)
     for (int32_t k = 0; k < n->n_inputs; k++) {
         const int32_t t = n->inputs[k];
         if (t < 0 || g->tensors[t].kind != NNE_TENSOR_CONSTANT) continue;
-        const int64_t nz = count_nonzero(&g->tensors[t]);
+        const int64_t nz = nne_tensor_count_nonzero(&g->tensors[t]);
         c->nonzero_params += nz;
         if (k == 1) {
             w_nz = nz;

@@ -123,6 +123,34 @@ size_t nne_tensor_nbytes(const nne_tensor *t) {
     return total;
 }
 
+int64_t nne_tensor_count_nonzero(const nne_tensor *t) {
+    const int64_t n = nne_shape_numel(&t->shape);
+    if (!t->data || n <= 0) return n > 0 ? n : 0;
+    const nne_quant *q = &t->quant;
+    /* Elements per index of the quantization axis (inner) and the axis' extent: element e
+     * belongs to index (e / inner) % extent. */
+    int64_t inner = n, extent = 1;
+    if (q->count > 0 && q->axis >= 0 && q->axis < t->shape.ndim) {
+        extent = t->shape.dim[q->axis];
+        inner = 1;
+        for (int d = q->axis + 1; d < t->shape.ndim; d++) inner *= t->shape.dim[d];
+    }
+    int64_t nz = 0;
+    for (int64_t e = 0; e < n; e++) {
+        const int64_t k = extent > 1 ? (e / inner) % extent : 0;
+        const int32_t zp = q->count > 0 && q->zero_point && k < q->count ? q->zero_point[k] : 0;
+        switch (t->dtype) {
+        case NNE_F32: nz += ((const float *)t->data)[e] != 0.0f; break;
+        case NNE_F16: nz += (((const uint16_t *)t->data)[e] & 0x7fffu) != 0; break; /* +-0 */
+        case NNE_S8: nz += ((const int8_t *)t->data)[e] != zp; break;
+        case NNE_U8: nz += ((const uint8_t *)t->data)[e] != zp; break;
+        case NNE_S32: nz += ((const int32_t *)t->data)[e] != zp; break;
+        default: return n;
+        }
+    }
+    return nz;
+}
+
 nne_status nne_quant_set(nne_quant *q, int32_t axis, int32_t count, const float *scale,
                          const int32_t *zero_point, bool pow2) {
     nne_quant_free(q);

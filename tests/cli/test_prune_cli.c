@@ -139,8 +139,19 @@ static void test_magnitude(void) {
         nne_prune_cost c;
         CHECK_OK(nne_prune_cost_get(g, -1, &c));
         CHECK(c.macs == 7950244608LL && fabs((double)c.sparse_macs / c.macs - 0.25) < 0.002);
+        /* nnedge info reports the same sparse counts (JSON totals, and a text line) */
+        char want[160];
+        EXPECT_RC("info g75.nne --json", 0);
+        snprintf(want, sizeof want, "\"nonzero_params\": %lld,\n", (long long)c.nonzero_params);
+        CHECK_MSG(strstr(nne_cli_out, want) != NULL, "want %s", want);
+        snprintf(want, sizeof want, "\"sparse_macs\": %lld\n", (long long)c.sparse_macs);
+        CHECK_MSG(strstr(nne_cli_out, want) != NULL, "want %s", want);
+        EXPECT_RC("info g75.nne", 0);
+        CHECK(strstr(nne_cli_out, "(zero weights skipped)") != NULL);
         nne_graph_free(g);
     }
+    EXPECT_RC("info m.nne", 0); /* no sparse line for a dense model */
+    CHECK(strstr(nne_cli_out, "(zero weights skipped)") == NULL);
     EXPECT_RC("prune m.nne --method magnitude --sparsity 0.5 --json -o g50.nne", 0);
     CHECK(nne_cli_json_valid(nne_cli_out) && strstr(nne_cli_out, "\"nonzero_params\""));
 }

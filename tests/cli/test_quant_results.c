@@ -232,12 +232,11 @@ static void test_table(void) {
  * stays), rows added later (nnedge rd runs again over all), --dry-run and the usage errors.
  * The QAT rows train each rung 2 steps at its own train.lambda (set here: the tiny rungs are
  * not made by nnedge train) and are checked like the other int8 rows. */
-enum { CROWS = 7, RUNGS = 4, CCOLS = 15 };
-static const char *const k_crows[CROWS] = {"fp32",      "fp16",
-                                           "int8-per-tensor",
-                                           "int8-per-channel",
-                                           "int8-pow2", "int8-per-channel-qat",
-                                           "int8-pow2-qat"};
+enum { CROWS = 9, RUNGS = 4, CCOLS = 17 };
+static const char *const k_crows[CROWS] = {
+    "fp32",      "fp16",          "int8-per-tensor", "int8-per-channel", "int8-pow2",
+    "int8-per-channel-qat",       "int8-pow2-qat",   "pruned",           "pruned-int8"};
+enum { C_PC = 3, C_PRUNED = 7, C_PI8 = 8 };
 
 /* Is `field` (a CSV cell, "" = n/a) the BD value `key` of nnedge:bmshj2018-factorized@<variant>
  * against @fp32 in nnedge rd's JSON report `rd`? */
@@ -257,6 +256,147 @@ static bool same_bd(const nne_json_value *rd, const char *variant, const char *k
         return *field && fabs(atof(field) - v->number) < 1e-9;
     }
     return false;
+}
+
+/* Zeros of every conv2d / conv_transpose2d weight of g: each tensor of n elements has at
+ * least round(s n) (exactly, when `exact`); g has at least min_convs of them. */
+static void check_zeros(const nne_graph *g, double s, bool exact, int min_convs,
+                        const char *what) {
+    int convs = 0;
+    for (int32_t i = 0; i < g->n_nodes; i++) {
+        const nne_node *n = &g->nodes[i];
+        if (n->op != NNE_OP_CONV2D && n->op != NNE_OP_CONV_TRANSPOSE2D) continue;
+        const nne_tensor *w = &g->tensors[n->inputs[1]];
+        const int64_t numel = nne_shape_numel(&w->shape), zeros = numel - nne_tensor_count_nonzero(w);
+        const int64_t want = (int64_t)floor(s * (double)numel + 0.5);
+        CHECK_MSG(exact ? zeros == want : zeros >= want, "%s %s: %lld zeros of %lld", what,
+                  w->name, (long long)zeros, (long long)numel);
+        convs++;
+    }
+    CHECK_MSG(convs >= min_convs, "%s: %d convolutions", what, convs);
+}
+
+/* The pruned rungs: exactly half of every conv weight is 0 (the masks; g_a, g_s and the
+ * factorized codec has no h_a/h_s), recorded as prune.sparsity 0.5; their int8 codecs keep
+ * those zeros (per-channel scales map 0 to code 0). */
+static void check_sparsity(const char *kind) {
+    for (int q = 1; q <= RUNGS; q++) {
+        char path[1024];
+        nne_graph *g = NULL;
+        snprintf(path, sizeof path, "%s/cwork/pruned/%s-q%d.nne", nne_cli_tmp, kind, q);
+        CHECK_OK(nne_model_read_file(path, &g));
+        if (!g) continue;
+        const char *sp = nne_graph_get_meta(g, "prune.sparsity");
+        CHECK_MSG(sp && !strcmp(sp, "0.5"), "q%d: prune.sparsity %s", q, sp ? sp : "(none)");
+        check_zeros(g, 0.5, true, 8, path); /* g_a 4, g_s 4 */
+        nne_graph_free(g);
+        g = NULL;
+        snprintf(path, sizeof path, "%s/cwork/pruned-int8/%s-q%d.nne", nne_cli_tmp, kind, q);
+        CHECK_OK(nne_model_read_file(path, &g));
+        CHECK(g && g->n_attached == 2);
+        for (int32_t i = 0; g && i < g->n_attached; i++) {
+            CHECK(g->attached[i]->tensors[g->attached[i]->nodes[0].inputs[1]].dtype == NNE_S8);
+            check_zeros(g->attached[i], 0.5, false, 4, path);
+        }
+        nne_graph_free(g);
+    }
+}
+
+/* One line "metric,A,B,C,D,p1,q1,p2,q2,p2/p1" of the QuTiBench CSV, split into f[10]. */
+static bool qline(char *csv, const char *metric, char *buf, size_t nb, char **f) {
+    char key[64];
+    snprintf(key, sizeof key, "\n%s,", metric);
+    const char *l = strstr(csv, key);
+    CHECK_MSG(l != NULL, "no QuTiBench line %s", metric);
+    if (!l) return false;
+    snprintf(buf, nb, "%s", l + 1);
+    char *nl = strchr(buf, '\n');
+    if (nl) *nl = 0;
+    const int n = split_csv(buf, f, 10);
+    CHECK_MSG(n == 10, "%s: %d fields", metric, n);
+    return n == 10;
+}
+
+/* The codec's QuTiBench ratios: A fp32, B int8-per-channel, C pruned, D pruned-int8, from the
+ * table's columns (means over the rungs), PSNR per rung, and the rate at equal PSNR from the
+ * BD-rates against fp32. */
+static void check_qutibench(double ops[][RUNGS + 1], double sparse[][RUNGS + 1],
+                            const double *bdrate) {
+    char *q = slurp("cout/quant-bmshj2018-factorized-qutibench.csv");
+    CHECK(q && !strncmp(q, "metric,A_fp32,B_int8_per_channel,C_pruned,D_pruned_int8,p1_C_over_A,"
+                           "q1_B_over_A,p2_D_over_B,q2_D_over_C,p2_over_p1\n", 100));
+    if (!q) return;
+    char buf[512], *f[10];
+    const int col[4] = {0, C_PC, C_PRUNED, C_PI8};
+    double mo[4] = {0}, ms[4] = {0};
+    for (int k = 0; k < 4; k++)
+        for (int r = 1; r <= RUNGS; r++) {
+            mo[k] += ops[col[k]][r] / RUNGS;
+            ms[k] += sparse[col[k]][r] / RUNGS;
+        }
+    if (qline(q, "ops_per_pixel", buf, sizeof buf, f)) {
+        for (int k = 0; k < 4; k++) CHECK(fabs(atof(f[1 + k]) - mo[k]) < 1e-3 * mo[k]);
+        CHECK(!strcmp(f[6], "1.0000"));                        /* q1: quantization keeps ops */
+        CHECK(fabs(atof(f[5]) - mo[2] / mo[0]) < 1e-3 && atof(f[5]) < 0.6); /* p1 */
+        CHECK(fabs(atof(f[9]) - 1.0) < 2e-3);                  /* p2/p1 */
+    }
+    if (qline(q, "size_bytes", buf, sizeof buf, f)) {
+        for (int k = 0; k < 4; k++) CHECK(fabs(atof(f[1 + k]) - ms[k]) <= 0.5);
+        CHECK(atof(f[5]) < 0.75 && atof(f[6]) < 0.5 && atof(f[7]) < 1.0); /* p1, q1, p2 */
+    }
+    static const char *const psnr[] = {"psnr_db_q1", "psnr_db_q2", "psnr_db_q3", "psnr_db_q4",
+                                       "psnr_db_mean", "bpp_mean"};
+    for (int i = 0; i < 6; i++)
+        if (qline(q, psnr[i], buf, sizeof buf, f))
+            for (int k = 1; k <= 9; k++) CHECK_MSG(*f[k] && atof(f[k]) > 0, "%s %d", psnr[i], k);
+    if (qline(q, "rate_at_equal_psnr", buf, sizeof buf, f)) {
+        CHECK(!strcmp(f[1], "1.0000"));
+        for (int k = 1; k < 4; k++)
+            if (isfinite(bdrate[col[k]]))
+                CHECK_MSG(fabs(atof(f[1 + k]) - (1 + bdrate[col[k]] / 100)) < 1e-4, "%s vs %g",
+                          f[1 + k], bdrate[col[k]]);
+            else
+                CHECK(!*f[1 + k]);
+    }
+    nne_free(q);
+}
+
+/* The pruned rows resume: the ladder made 1 step per call (--stop-after 1: the script pauses,
+ * exit 0, and continues from the rung's checkpoint on the next call) has the weights of the
+ * uninterrupted one. */
+static void check_resume(const char *args, const char *kind) {
+    char a[2900];
+    snprintf(a, sizeof a, "%s --work '%s/cw4' --out '%s/co4' --rows pruned --stop-after 1", args,
+             nne_cli_tmp, nne_cli_tmp);
+    int calls = 0, paused = 0;
+    while (calls < 2 * RUNGS + 2 && !nne_cli_tmp_exists("co4/quant-bmshj2018-factorized.csv")) {
+        CHECK(script(a) == 0);
+        char *err = slurp("script.err");
+        paused += err && strstr(err, "paused (--stop-after)") != NULL;
+        nne_free(err);
+        calls++;
+    }
+    CHECK_MSG(paused == RUNGS && calls == RUNGS + 1, "%d calls, %d pauses", calls, paused);
+    for (int q = 1; q <= RUNGS; q++) {
+        char p0[1024], p1[1024];
+        snprintf(p0, sizeof p0, "%s/cwork/pruned/%s-q%d.nne", nne_cli_tmp, kind, q);
+        snprintf(p1, sizeof p1, "%s/cw4/pruned/%s-q%d.nne", nne_cli_tmp, kind, q);
+        nne_graph *g0 = NULL, *g1 = NULL;
+        CHECK_OK(nne_model_read_file(p0, &g0));
+        CHECK_OK(nne_model_read_file(p1, &g1));
+        int same = 0, consts = 0;
+        for (int32_t i = 0; g0 && g1 && i < g0->n_tensors; i++) {
+            const nne_tensor *t = &g0->tensors[i];
+            if (t->kind != NNE_TENSOR_CONSTANT) continue;
+            consts++;
+            const int32_t j = nne_graph_find_tensor(g1, t->name);
+            same += j >= 0 && nne_tensor_nbytes(t) == nne_tensor_nbytes(&g1->tensors[j]) &&
+                    !memcmp(t->data, g1->tensors[j].data, nne_tensor_nbytes(t));
+        }
+        CHECK_MSG(consts > 0 && same == consts, "q%d: %d of %d constants equal", q, same, consts);
+        nne_graph_free(g0);
+        nne_graph_free(g1);
+    }
 }
 
 static void test_codec(void) {
@@ -281,7 +421,7 @@ static void test_codec(void) {
     snprintf(args, sizeof args,
              "--codec %2$s --models '%1$s/cl' --test '%1$s/ctest' --calib '%1$s/ccal' "
              "--calib-crop 32 --calib-images 2 --work '%1$s/cwork' --out '%1$s/cout' --threads 2 "
-             "--data '%1$s/ccal' --qat-steps 2 --batch 1 --crop 32",
+             "--data '%1$s/ccal' --qat-steps 2 --ft-steps 2 --sparsity 0.5 --batch 1 --crop 32",
              nne_cli_tmp, kind);
     CHECK_MSG(script(args) == 0, "stderr: %s", slurp("script.err"));
     char *csv = slurp("cout/quant-bmshj2018-factorized.csv");
@@ -295,12 +435,15 @@ static void test_codec(void) {
     strcpy(copy, csv);
     char *save = NULL, *line = strtok_r(copy, "\n", &save);
     CHECK(line && !strcmp(line, "variant,description,precision,backend,rung,images,bytes,bpp,"
-                                "psnr_db,ms_ssim,size_bytes,bd_rate_psnr_pct,bd_psnr_db,"
-                                "bd_rate_ms_ssim_pct,command"));
-    double size[CROWS][RUNGS + 1], bytes[CROWS][RUNGS + 1];
+                                "psnr_db,ms_ssim,size_bytes,sparse_size_bytes,ops_per_pixel,"
+                                "bd_rate_psnr_pct,bd_psnr_db,bd_rate_ms_ssim_pct,command"));
+    double size[CROWS][RUNGS + 1], bytes[CROWS][RUNGS + 1], sparse[CROWS][RUNGS + 1],
+        ops[CROWS][RUNGS + 1], bdrate[CROWS];
     int seen[CROWS] = {0};
     memset(size, 0, sizeof size);
     memset(bytes, 0, sizeof bytes);
+    memset(sparse, 0, sizeof sparse);
+    memset(ops, 0, sizeof ops);
     while ((line = strtok_r(NULL, "\n", &save))) {
         char *f[CCOLS];
         const int n = split_csv(line, f, CCOLS);
@@ -321,6 +464,11 @@ static void test_codec(void) {
         /* bpp is the mean over the two images of bytes * 8 / pixels */
         CHECK(bytes[r][q] > 0);
         size[r][q] = atof(f[10]);
+        sparse[r][q] = *f[11] ? atof(f[11]) : NAN; /* n/a for fp16 */
+        ops[r][q] = atof(f[12]);
+        CHECK_MSG(ops[r][q] > 0 && (r == 1 || sparse[r][q] > 0), "%s q%d", f[0], q);
+        bdrate[r] = *f[13] ? atof(f[13]) : NAN;
+        f[11] = f[13], f[12] = f[14], f[13] = f[15], f[14] = f[16]; /* BD-rates, command */
         /* BD against fp32 from nnedge rd: 0 for fp32 itself; for the others the values of
          * rd's report (reference nnedge:KIND@fp32, test nnedge:KIND@<variant>). These
          * untrained rungs differ in rate, hardly in PSNR (1e-4 dB), so BD-PSNR is small;
@@ -334,16 +482,26 @@ static void test_codec(void) {
                           same_bd(rd, k_crows[r], "bd_rate_ms_ssim_pct_pchip", f[13]),
                       "%s: BD %s %s %s differ from nnedge rd's", f[0], f[11], f[12], f[13]);
         }
-        const bool qat = strstr(k_crows[r], "-qat") != NULL;
+        const bool qat = strstr(k_crows[r], "-qat") != NULL, pruned = r >= C_PRUNED;
         CHECK_MSG(strstr(f[14], "nnedge rd ") &&
-                      (r == 0 || strstr(f[14], qat ? "nnedge train " : "nnedge quantize ")),
+                      (r == 0 || strstr(f[14], qat || pruned ? "nnedge train " : "nnedge quantize ")),
                   "%s: %s", f[0], f[14]);
         /* one nnedge rd run over every ladder, each its own codec (no anchor files) */
         CHECK_MSG(strstr(f[14], "nnedge:bmshj2018-factorized@fp32=") &&
                       strstr(f[14], "nnedge:bmshj2018-factorized@int8-pow2=") &&
                       !strstr(f[14], "--anchors"),
                   "%s: %s", f[0], f[14]);
-        if (r >= 2 && !qat) CHECK(strstr(f[14], k_crows[r] + 5) && strstr(f[14], "--calib"));
+        if (r >= 2 && !qat && !pruned)
+            CHECK(strstr(f[14], k_crows[r] + 5) && strstr(f[14], "--calib"));
+        if (pruned) { /* 2 steps from the rung at its lambda, then (int8) per-channel PTQ */
+            char want[160], init[96];
+            snprintf(want, sizeof want, "--lambda %g --prune-schedule 0.5", 0.01 * q);
+            snprintf(init, sizeof init, "/cl/%s-q%d.nne --data", kind, q);
+            CHECK_MSG(strstr(f[14], want) && strstr(f[14], "--steps 2 ") && strstr(f[14], init),
+                      "%s q%d: %s", f[0], q, f[14]);
+            CHECK((r == C_PI8) == (strstr(f[14], "nnedge quantize ") != NULL));
+            if (r == C_PI8) CHECK(strstr(f[14], "--scheme per-channel") != NULL);
+        }
         if (qat) { /* the rung's own lambda, its scheme, 2 steps from the rung */
             char want[160], init[96];
             snprintf(want, sizeof want, "--lambda %g --qat %s", 0.01 * q,
@@ -359,8 +517,20 @@ static void test_codec(void) {
         CHECK_MSG(seen[r] == 0x1e, "%s: rungs %#x", k_crows[r], seen[r]);
     for (int q = 1; q <= RUNGS; q++) {
         CHECK(size[1][q] * 2 == size[0][q]); /* fp16: 2 bytes a value */
-        for (int r = 2; r < CROWS; r++) CHECK(size[r][q] > 0 && size[r][q] < size[1][q]);
+        for (int r = 2; r < CROWS; r++)
+            if (r != C_PRUNED) CHECK(size[r][q] > 0 && size[r][q] < size[1][q]);
+        /* magnitude pruning keeps the shapes: the dense bytes stay, the sparse ones and the
+         * ops skipping zeros drop (half of every conv weight; biases, GDN, entropy model stay) */
+        CHECK(size[C_PRUNED][q] == size[0][q] && size[C_PI8][q] == size[C_PC][q]);
+        CHECK(sparse[C_PRUNED][q] < 0.75 * sparse[0][q] && sparse[C_PI8][q] < sparse[C_PC][q]);
+        CHECK(sparse[0][q] <= size[0][q] && sparse[C_PC][q] <= size[C_PC][q]);
+        CHECK_MSG(ops[C_PRUNED][q] < 0.6 * ops[0][q] && ops[C_PRUNED][q] > 0.4 * ops[0][q],
+                  "q%d: ops %g of %g", q, ops[C_PRUNED][q], ops[0][q]);
+        for (int r = 1; r < C_PRUNED; r++) CHECK(ops[r][q] == ops[0][q]);
+        CHECK(ops[C_PI8][q] == ops[C_PRUNED][q]);
     }
+    check_sparsity(kind);
+    check_qutibench(ops, sparse, bdrate);
     /* The int8 rows' bytes are the .nnc files nnedge compress writes with the same models. */
     for (int r = 2; r < CROWS; r++) {
         double sum = 0;
@@ -388,6 +558,7 @@ static void test_codec(void) {
     /* A rerun runs nothing and writes the same CSV, also for one row: the ladders made
      * before stay in the table (and in the same nnedge rd report). */
     check_rerun(args, "cout/quant-bmshj2018-factorized.csv", csv);
+    check_resume(args, kind);
     char one[2900];
     snprintf(one, sizeof one, "%s --rows int8-pow2", args);
     check_rerun(one, "cout/quant-bmshj2018-factorized.csv", csv);
@@ -418,7 +589,7 @@ static void test_codec(void) {
     nne_free(err);
     CHECK(!nne_cli_tmp_exists("cdry"));
     CHECK(script("--codec cheng2020") == 2);
-    snprintf(a, sizeof a, "%s --rows fp32,pruned", args);
+    snprintf(a, sizeof a, "%s --rows fp32,pruned-oneshot", args);
     CHECK(script(a) == 2);
     /* QAT needs the rung's lambda: a ladder without train.lambda is refused */
     mkdir(nne_cli_tmp_path("cl0"), 0755);

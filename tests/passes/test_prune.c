@@ -445,11 +445,45 @@ static void test_cost(void) {
     nne_graph_free(g);
 }
 
+/* nne_tensor_count_nonzero: real values other than 0 for every dtype; quantized codes other
+ * than their zero point (per tensor and per index of the quantization axis). */
+static void test_count_nonzero(void) {
+    float f[6] = {0.0f, -0.0f, 1.0f, -2.0f, 0.0f, 1e-30f};
+    nne_tensor t;
+    memset(&t, 0, sizeof t);
+    t.kind = NNE_TENSOR_CONSTANT;
+    t.shape.ndim = 2;
+    t.shape.dim[0] = 2;
+    t.shape.dim[1] = 3;
+    t.dtype = NNE_F32;
+    t.data = f;
+    CHECK(nne_tensor_count_nonzero(&t) == 3); /* -0 is 0; a denormal-range value is not */
+    uint16_t h[6] = {0x0000, 0x8000, 0x3c00, 0x0001, 0x0000, 0xbc00};
+    t.dtype = NNE_F16;
+    t.data = h;
+    CHECK(nne_tensor_count_nonzero(&t) == 3);
+    int8_t q[6] = {0, 5, 0, /* row 1, zero point 5: */ 5, 0, 5};
+    t.dtype = NNE_S8;
+    t.data = q;
+    CHECK(nne_tensor_count_nonzero(&t) == 3); /* not quantized: codes other than 0 */
+    const float sc[2] = {0.5f, 0.25f};
+    const int32_t zp[2] = {0, 5};
+    CHECK_OK(nne_quant_set(&t.quant, 0, 2, sc, zp, false));
+    CHECK(nne_tensor_count_nonzero(&t) == 2); /* 5 in row 0, 0 in row 1 */
+    const int32_t zp1[1] = {5};
+    CHECK_OK(nne_quant_set(&t.quant, -1, 1, sc, zp1, false));
+    CHECK(nne_tensor_count_nonzero(&t) == 3); /* the three 0 codes */
+    nne_quant_free(&t.quant);
+    t.data = NULL;
+    CHECK(nne_tensor_count_nonzero(&t) == 6); /* unknown values count */
+}
+
 int main(void) {
     NNE_RUN(test_equivalence_mixed);
     NNE_RUN(test_cae_seed);
     NNE_RUN(test_errors_and_locks);
     NNE_RUN(test_sensitivity);
     NNE_RUN(test_cost);
+    NNE_RUN(test_count_nonzero);
     return nne_test_summary();
 }
