@@ -236,13 +236,13 @@ static void conv_s8_task(void *vctx, int task, int thread) {
     int32_t *ct = (int32_t *)(void *)(ts + l->c_off);
     int64_t *rows = (int64_t *)(void *)(ts + l->taps_off), *cols = rows + g->kh;
     const size_t *boff = (const size_t *)(const void *)(x->global + l->boff_off);
-    const int32_t *comp = (const int32_t *)(const void *)(x->global + l->comp_off) +
-                          (size_t)ph * g->oc;
+    const int32_t *comp =
+        (const int32_t *)(const void *)(x->global + l->comp_off) + (size_t)ph * g->oc;
     const int kg = x->uk->kgroup, kp = kpad(c.k), lda = kpad(p->k_max);
     const size_t elem = kg == 2 ? sizeof(int16_t) : 1;
     for (int32_t grp = 0; grp < g->groups; grp++) {
-        const void *b = x->global + l->b_off +
-                        (boff[ph] + (size_t)grp * l->ocp * (size_t)kp) * elem;
+        const void *b =
+            x->global + l->b_off + (boff[ph] + (size_t)grp * l->ocp * (size_t)kp) * elem;
         s8_gather(p, &c, pix0, m, x->x + (size_t)grp * p->icg, x->x_zp, kg, a, lda, rows, cols);
         x->uk->fn(m, p->ocg, kp, a, lda, b, ct, p->ocg);
         const int32_t o0 = grp * p->ocg;
@@ -360,8 +360,8 @@ struct nne_conv_s8_prep {
     int32_t *bias;
     /* the packed weights for the kernel picked at create */
     unsigned char *global;
-    conv_band_s8_layer band; /* band kinds */
-    bool band_avx2;          /* band: conv_band_use_avx2() at create */
+    conv_band_s8_layer band;  /* band kinds */
+    bool band_avx2;           /* band: conv_band_use_avx2() at create */
     const nne_s8_ukernel *uk; /* implicit GEMM: the micro-kernel packed for */
 };
 
@@ -445,7 +445,7 @@ void nne_conv_s8_prep_run(nne_threadpool *pool, const nne_conv_s8_prep *prep, co
         nne_conv_band_s8_exec(pool, &prep->band, x, y, scratch);
         return;
     }
-    conv_s8_ctx ctx = {l, prep->uk, x, prep->x_zp, prep->bias, &prep->out, y, prep->global,
-                       scratch};
+    conv_s8_ctx ctx = {l, prep->uk,     x,      prep->x_zp, prep->bias, &prep->out,
+                       y, prep->global, scratch};
     nne_threadpool_run(pool, l->plan.n_tasks, conv_s8_task, &ctx);
 }

@@ -276,8 +276,8 @@ static void check_s8_geom(nne_test_rng *r, nne_conv2d_geom g, bool transposed,
         void *scratch = nne_aligned_alloc(ss ? ss : 64);
         /* prepared under "ref": under the other ISAs it takes the per-call fallback */
         CHECK_OK(nne_ops_set_isa("ref"));
-        nne_conv_s8_prep *prep_ref = prep_copy(&g, transposed, x_zp, w, has_bias ? bias : NULL,
-                                               &out);
+        nne_conv_s8_prep *prep_ref =
+            prep_copy(&g, transposed, x_zp, w, has_bias ? bias : NULL, &out);
         for (size_t v = 0; v < sizeof isas / sizeof isas[0]; v++) {
             if (!nne_ops_isa_supported(isas[v])) continue;
             CHECK_OK(nne_ops_set_isa(isas[v]));

@@ -11,8 +11,9 @@
  * (graph inputs and outputs included) are s8 codes with per-tensor parameters; MAC weights
  * s8 (per tensor or per output channel, zero point 0), biases s32 at s_x * s_w; PReLU slopes
  * and GDN parameters f32. Output stages, tables and PReLU multipliers are prepared once at
- * compile time, and on cpu-s8 the convolutions' packed weights (nne_conv_s8_prep_create). f32 data enters and leaves through nne_session_set_input_f32 /
- * nne_session_get_output_f32, which quantize and dequantize with the tensors' parameters. */
+ * compile time, and on cpu-s8 the convolutions' packed weights (nne_conv_s8_prep_create). f32
+ * data enters and leaves through nne_session_set_input_f32 / nne_session_get_output_f32, which
+ * quantize and dequantize with the tensors' parameters. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
