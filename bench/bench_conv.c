@@ -3,13 +3,18 @@
  * oneDNN's convolution / deconvolution primitives (when linked) in the same run.
  *
  *   bench_conv [--reps N] [--threads LIST] [--only SUBSTRING] [--height H --width W]
- *              [--gap-ms MS] [--pairs]
+ *              [--gap-ms MS] [--pairs] [--s8-per-call]
  *
  * --pairs times the fused pairs instead (docs/conv.md "Cross-layer fusion", docs/perf.md
  * "Fused pairs"): conv2d_1+conv2d_2 and conv2d_3+conv2d_4, f32 and int8, nnedge's fused pair
  * against nnedge's two layers and oneDNN's two layers, round-robin; then the encoder on
  * sessions with fusion on and off (NNEDGE_FUSE=0) at the default pool's thread count
  * (NNEDGE_THREADS).
+ *
+ * int8 rows time a prepared layer (nne_conv_s8_prep_create before the timed calls, then
+ * nne_conv_s8_prep_run), as the cpu-s8 backend runs it: the weights are packed once, outside
+ * the timed loop, as oneDNN's weights are reordered once in dnnl_setup. --s8-per-call times
+ * nne_conv2d_s8 / nne_conv_transpose2d_s8 instead, which pack at every call.
  *
  * Layers and geometry come from the model itself (nne_model_cae_seed, nne_graph_infer). f32
  * layers have their PReLU (per channel, 0.25) fused; oneDNN gets the same activation as an
@@ -183,12 +188,15 @@ typedef struct nne_run {
     const int32_t *bq;
     const nne_qoutput *out;
     int8_t *yq;
+    const nne_conv_s8_prep *prep; /* int8: the prepared layer (NULL: --s8-per-call) */
     void *scratch;
 } nne_run;
 
 static void nne_run_fn(void *vctx) {
     nne_run *r = vctx;
-    if (r->s8) {
+    if (r->s8 && r->prep) {
+        nne_conv_s8_prep_run(r->pool, r->prep, r->xq, r->yq, r->scratch);
+    } else if (r->s8) {
         if (r->L->transposed)
             nne_conv_transpose2d_s8(r->pool, &r->L->g, r->xq, r->x_zp, r->wq, r->bq, r->out, r->yq,
                                     r->scratch);
@@ -712,12 +720,14 @@ int main(int argc, char **argv) {
     const char *only = NULL;
     int32_t height = 512, width = 768;
     int thread_list[8] = {1, 2}, n_threads = 2;
-    bool pairs = false;
+    bool pairs = false, s8_per_call = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc) {
             reps = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--gap-ms") == 0 && i + 1 < argc) {
             gap_ns = (long)(atof(argv[++i]) * 1e6);
+        } else if (strcmp(argv[i], "--s8-per-call") == 0) {
+            s8_per_call = true;
         } else if (strcmp(argv[i], "--pairs") == 0) {
             pairs = true;
         } else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
@@ -738,7 +748,7 @@ int main(int argc, char **argv) {
             }
         } else {
             fprintf(stderr, "usage: bench_conv [--reps N] [--threads 1,2] [--only NAME] "
-                            "[--height H --width W] [--gap-ms MS] [--pairs]\n");
+                            "[--height H --width W] [--gap-ms MS] [--pairs] [--s8-per-call]\n");
             return 2;
         }
     }
@@ -863,6 +873,14 @@ int main(int argc, char **argv) {
                            : (L->transposed ? nne_conv_transpose2d_f32_scratch_size(g, threads)
                                             : nne_conv2d_f32_scratch_size(g, threads));
                 void *scratch = nne_aligned_alloc(ss);
+                /* int8: weights packed once, outside the timed calls, as oneDNN's reorder
+                 * (dnnl_setup); --s8-per-call times the per-call functions instead */
+                nne_conv_s8_prep *prep = NULL;
+                if (s8 && !s8_per_call &&
+                    nne_conv_s8_prep_create(g, L->transposed, -10, wqd, bq, &out, &prep)) {
+                    fprintf(stderr, "bench_conv: %s\n", nne_last_error());
+                    return 1;
+                }
                 nne_run r = {.L = L,
                              .pool = pools[threads],
                              .s8 = s8,
@@ -880,6 +898,7 @@ int main(int argc, char **argv) {
                              .bq = bq,
                              .out = &out,
                              .yq = yq,
+                             .prep = prep,
                              .scratch = scratch};
                 nne_run_fn(&r);
                 const char *dtype = dtypes[dt];
@@ -925,6 +944,7 @@ int main(int argc, char **argv) {
                     print_row(L->name, dtype, threads, "nnedge", L->macs, rn, peak);
                 }
                 nne_aligned_free(scratch);
+                nne_conv_s8_prep_free(prep);
 #ifdef NNE_HAVE_DNNL
                 if (dnnl_ok) {
                     if (bf16 && ti == n_threads - 1) /* oneDNN wrote y last */

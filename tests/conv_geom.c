@@ -3,6 +3,18 @@
 
 #include "conv_geom.h"
 
+void nne_test_conv_geom_out(nne_conv2d_geom *g, bool transposed) {
+    if (transposed) {
+        g->oh = nne_conv_transpose_out_dim(g->ih, g->kh, g->stride_h, g->dil_h, g->pad_t, g->pad_b,
+                                           g->out_pad_h);
+        g->ow = nne_conv_transpose_out_dim(g->iw, g->kw, g->stride_w, g->dil_w, g->pad_l, g->pad_r,
+                                           g->out_pad_w);
+    } else {
+        g->oh = nne_conv_out_dim(g->ih, g->kh, g->stride_h, g->dil_h, g->pad_t, g->pad_b);
+        g->ow = nne_conv_out_dim(g->iw, g->kw, g->stride_w, g->dil_w, g->pad_l, g->pad_r);
+    }
+}
+
 void nne_test_conv_geom_rand(nne_test_rng *r, bool transposed, nne_conv2d_geom *g) {
     for (;;) {
         memset(g, 0, sizeof *g);
@@ -36,14 +48,8 @@ void nne_test_conv_geom_rand(nne_test_rng *r, bool transposed, nne_conv2d_geom *
         if (transposed) {
             g->out_pad_h = nne_test_rng_int(r, 0, g->stride_h - 1);
             g->out_pad_w = nne_test_rng_int(r, 0, g->stride_w - 1);
-            g->oh = nne_conv_transpose_out_dim(g->ih, g->kh, g->stride_h, g->dil_h, g->pad_t,
-                                               g->pad_b, g->out_pad_h);
-            g->ow = nne_conv_transpose_out_dim(g->iw, g->kw, g->stride_w, g->dil_w, g->pad_l,
-                                               g->pad_r, g->out_pad_w);
-        } else {
-            g->oh = nne_conv_out_dim(g->ih, g->kh, g->stride_h, g->dil_h, g->pad_t, g->pad_b);
-            g->ow = nne_conv_out_dim(g->iw, g->kw, g->stride_w, g->dil_w, g->pad_l, g->pad_r);
         }
+        nne_test_conv_geom_out(g, transposed);
         if (g->oh > 0 && g->ow > 0) return;
     }
 }

@@ -6,6 +6,8 @@
 #include "nnedge/ops.h"
 #include "testutil.h"
 
+/* Set g->oh, g->ow from the other fields (nne_conv_out_dim / nne_conv_transpose_out_dim). */
+void nne_test_conv_geom_out(nne_conv2d_geom *g, bool transposed);
 /* A valid random geometry (transposed or not): batch 1..2; depthwise, grouped (2..4 groups)
  * or groups 1 with 1..70 channels; input 1..11 per side; kernels 1..4; strides 1..3 x 1..2;
  * dilation 1..2; padding 0..2 per side; output padding below the stride. */

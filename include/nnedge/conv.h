@@ -117,6 +117,31 @@ void nne_conv_transpose2d_s8(nne_threadpool *pool, const nne_conv2d_geom *g, con
                              int32_t x_zero_point, const int8_t *w, const int32_t *bias,
                              const nne_qoutput *out, int8_t *y, void *scratch);
 
+/* ---- Prepared int8 layers: weights packed once per layer ----------------------------------
+ *
+ * nne_conv2d_s8 / nne_conv_transpose2d_s8 pack the weights for their micro-kernel (int16
+ * pairs, u8 x s8 quads with their compensation) and spread the output stage per channel at
+ * every call, serially (50-70 us of conv2d_5's 1.8 ms, docs/perf.md). A prepared layer does
+ * it once: nne_conv_s8_prep_create packs for the kernel the ISA in use picks (nne_ops_isa)
+ * and keeps copies of w, bias and out (out->rq included), so the arguments need not outlive
+ * the call; nne_conv_s8_prep_run then only runs the tiles. The output is bitwise that of the
+ * per-call function with the same arguments, for every ISA and thread count. When the ISA in
+ * use no longer picks the prepared kernel (nne_ops_set_isa since create), run packs into the
+ * scratch as the per-call path does (same result, the per-call cost). One prepared layer may
+ * be run by several threads at once, each with its own scratch. */
+typedef struct nne_conv_s8_prep nne_conv_s8_prep;
+
+/* Arguments and preconditions of nne_conv2d_s8 (transposed false) / nne_conv_transpose2d_s8
+ * (true). Errors: NNE_ERR_INVALID_ARG (a precondition fails), NNE_ERR_NOMEM. */
+nne_status nne_conv_s8_prep_create(const nne_conv2d_geom *g, bool transposed, int32_t x_zero_point,
+                                   const int8_t *w, const int32_t *bias, const nne_qoutput *out,
+                                   nne_conv_s8_prep **prep);
+void nne_conv_s8_prep_free(nne_conv_s8_prep *prep); /* NULL: no-op */
+/* x, y as for the per-call function; scratch: nne_conv2d_s8_scratch_size /
+ * nne_conv_transpose2d_s8_scratch_size(g, threads) bytes, 64-byte aligned. */
+void nne_conv_s8_prep_run(nne_threadpool *pool, const nne_conv_s8_prep *prep, const int8_t *x,
+                          int8_t *y, void *scratch);
+
 /* ---- Fused pairs: two consecutive convolutions as one pass (docs/conv.md, "Cross-layer
  * fusion") ------------------------------------------------------------------------------------
  *
@@ -178,6 +203,12 @@ void nne_conv2d_pair_f32(nne_threadpool *pool, const nne_conv_f32_layer *l1,
 void nne_conv2d_pair_s8(nne_threadpool *pool, const nne_conv_s8_layer *l1,
                         const nne_conv_s8_mid *mid, const nne_conv_s8_layer *l2, const int8_t *x,
                         int8_t *y, void *scratch);
+
+/* nne_conv2d_pair_s8 on two prepared layers (nne_conv_s8_prep_create, transposed false), the
+ * same output; their weights are not packed again unless the ISA in use changed since. */
+void nne_conv2d_pair_s8_prep(nne_threadpool *pool, const nne_conv_s8_prep *l1,
+                             const nne_conv_s8_mid *mid, const nne_conv_s8_prep *l2,
+                             const int8_t *x, int8_t *y, void *scratch);
 
 /* The int8 micro-kernel in use: "ref", "avx2" or "avx512vnni". */
 const char *nne_conv_s8_isa(void);

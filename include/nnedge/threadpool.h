@@ -57,6 +57,13 @@ int nne_threadpool_threads(const nne_threadpool *pool);
  * calling thread. */
 void nne_threadpool_run(nne_threadpool *pool, int n_tasks, nne_threadpool_fn fn, void *ctx);
 
+/* Hint that a run on this pool follows soon (the caller has serial work to do first, e.g.
+ * packing weights): sleeping workers wake now and spin for it (up to about 300 us), so the
+ * run does not wait for their wake-up (40-60 us measured under load, docs/perf.md). Changes
+ * no result: which thread runs which task is dynamic anyway (above). No-op for a NULL or
+ * 1-thread pool and inside a task of the pool. */
+void nne_threadpool_prewake(nne_threadpool *pool);
+
 /* The process-wide pool, created on first use with nne_threadpool_default_threads()
  * threads. Returns NULL (serial execution) if it cannot be created. Lives until exit. */
 nne_threadpool *nne_threadpool_default(void);

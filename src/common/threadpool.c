@@ -14,6 +14,10 @@
  * (which it can only take once the sleeper is inside pthread_cond_wait). `caller_waiting`
  * and `pending` pair up the same way for the completion signal.
  *
+ * Pre-wake (nne_threadpool_prewake): bumps `hint` and broadcasts to sleepers the same way; a
+ * sleeper that sees `hint` change spins PREWAKE_SPIN_NS for `gen`, then sleeps again. `hint`
+ * only moves the wake-up earlier: a lost hint costs latency, never a run.
+ *
  * Memory ordering: the run's fields are written before the seq_cst bump of `gen` and read
  * after the worker's load of it; a worker's task outputs are written before its seq_cst
  * decrement of `pending` and the caller reads them after seeing `pending == 0`. */
@@ -28,6 +32,10 @@
 /* How long an idle thread spins before sleeping, in ns: long enough to bridge the serial
  * gap between two back-to-back kernels, short enough not to burn a core when idle. */
 #define SPIN_NS 50000
+/* How long a worker woken by nne_threadpool_prewake spins for the run that follows, in ns:
+ * it covers the serial preparation a caller does between the hint and the run (conv2d_5
+ * int8's per-call weight packing: 50-70 us, docs/perf.md). */
+#define PREWAKE_SPIN_NS 300000
 
 typedef struct nne_worker {
     struct nne_threadpool *pool;
@@ -43,6 +51,7 @@ struct nne_threadpool {
     pthread_mutex_t mu;     /* with cv_work / cv_done: sleeping and waking only */
     pthread_cond_t cv_work, cv_done;
     atomic_uint gen;     /* bumped once per run (and once to stop) */
+    atomic_uint hint;    /* bumped by nne_threadpool_prewake */
     atomic_int sleepers; /* workers inside the cv_work wait loop */
     atomic_int pending;  /* workers not yet done with the current run */
     atomic_int caller_waiting;
@@ -75,23 +84,34 @@ static void run_tasks(nne_threadpool *p, int thread) {
     }
 }
 
-/* Wait until `gen` differs from `seen`; returns the new value. */
-static unsigned wait_for_run(nne_threadpool *p, unsigned seen) {
-    unsigned g = atomic_load(&p->gen);
-    if (g != seen) return g;
+/* Spin until `gen` differs from `seen` (returns true) or spin_ns have passed. */
+static bool spin_for_run(nne_threadpool *p, unsigned seen, uint64_t spin_ns, unsigned *g) {
     uint64_t t0 = nne_time_ns();
     for (unsigned i = 1;; i++) {
         cpu_relax();
-        g = atomic_load(&p->gen);
-        if (g != seen) return g;
-        if ((i & 63) == 0 && nne_time_ns() - t0 > SPIN_NS) break;
+        *g = atomic_load(&p->gen);
+        if (*g != seen) return true;
+        if ((i & 63) == 0 && nne_time_ns() - t0 > spin_ns) return false;
     }
-    pthread_mutex_lock(&p->mu);
-    atomic_fetch_add(&p->sleepers, 1);
-    while ((g = atomic_load(&p->gen)) == seen) pthread_cond_wait(&p->cv_work, &p->mu);
-    atomic_fetch_sub(&p->sleepers, 1);
-    pthread_mutex_unlock(&p->mu);
-    return g;
+}
+
+/* Wait until `gen` differs from `seen`; returns the new value. A sleeper woken by a pre-wake
+ * (`hint` changed, gen not) spins PREWAKE_SPIN_NS for the announced run, then sleeps again. */
+static unsigned wait_for_run(nne_threadpool *p, unsigned seen) {
+    unsigned g = atomic_load(&p->gen);
+    if (g != seen) return g;
+    if (spin_for_run(p, seen, SPIN_NS, &g)) return g;
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        atomic_fetch_add(&p->sleepers, 1);
+        const unsigned h = atomic_load(&p->hint);
+        while ((g = atomic_load(&p->gen)) == seen && atomic_load(&p->hint) == h)
+            pthread_cond_wait(&p->cv_work, &p->mu);
+        atomic_fetch_sub(&p->sleepers, 1);
+        pthread_mutex_unlock(&p->mu);
+        if (g != seen) return g;
+        if (spin_for_run(p, seen, PREWAKE_SPIN_NS, &g)) return g;
+    }
 }
 
 static void *worker_main(void *arg) {
@@ -138,6 +158,17 @@ static void bump_generation(nne_threadpool *p) {
     }
 }
 
+void nne_threadpool_prewake(nne_threadpool *pool) {
+    /* Same handshake as bump_generation: a sleeper re-reads `hint` after registering. */
+    if (!pool || pool->n_started == 0 || tls_pool == pool) return;
+    atomic_fetch_add(&pool->hint, 1);
+    if (atomic_load(&pool->sleepers) > 0) {
+        pthread_mutex_lock(&pool->mu);
+        pthread_cond_broadcast(&pool->cv_work);
+        pthread_mutex_unlock(&pool->mu);
+    }
+}
+
 static void stop_workers(nne_threadpool *p) {
     if (p->n_started == 0) return;
     atomic_store(&p->stop, 1);
@@ -170,6 +201,7 @@ nne_status nne_threadpool_create(int n_threads, nne_threadpool **out) {
     pthread_cond_init(&p->cv_work, NULL);
     pthread_cond_init(&p->cv_done, NULL);
     atomic_init(&p->gen, 0);
+    atomic_init(&p->hint, 0);
     atomic_init(&p->sleepers, 0);
     atomic_init(&p->pending, 0);
     atomic_init(&p->caller_waiting, 0);

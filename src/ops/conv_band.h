@@ -454,6 +454,16 @@ void nne_conv_band_f32_prepare(conv_band_f32_layer *L, const conv_plan *p, const
 void nne_conv_band_s8_prepare(conv_band_s8_layer *L, const conv_plan *p, int32_t x_zp,
                               const int8_t *w, const int32_t *bias, const nne_qoutput *out,
                               void *global);
+/* Run prepared layer L on x into y: its tiles on the pool; threads_area: the per-thread areas
+ * (threads x l.per_thread bytes, 64-byte aligned). */
+void nne_conv_band_s8_exec(nne_threadpool *pool, const conv_band_s8_layer *L, const int8_t *x,
+                           int8_t *y, void *threads_area);
+/* The band layer of a prepared int8 layer (conv_fast_s8.c), or NULL when it is not on the band
+ * kernels or was prepared for another kernel than the ISA in use now picks (the caller then
+ * takes the per-call path). */
+const conv_band_s8_layer *nne_conv_s8_prep_band(const nne_conv_s8_prep *prep);
+/* The arguments prep was created with (its own copies; l->g points into prep). */
+void nne_conv_s8_prep_layer(const nne_conv_s8_prep *prep, nne_conv_s8_layer *l);
 /* Tile t of layer L on input x: row r of the tile goes to y + r * y_row (elements; y: the
  * tile's first output pixel); ts: the thread's area (l.per_thread bytes). */
 void nne_conv_band_f32_tile(const conv_band_f32_layer *L, const float *x, const conv_band_tile *t,

@@ -3,9 +3,11 @@
  * every groups-1 layer with K <= CONV_BAND_MAX_K_S8 (panel and tiny-N kernels), and the
  * portable kernels.
  *
- * Per call, serially: the weights of every phase are packed as int16 for the kernel
- * (conv_band.h) and the output stage is spread per channel (addv = bias, Q31 mantissa, left
- * and right shifts, zero past oc). Per task (one tile of R x C phase pixels of one image):
+ * Serially, once per layer (nne_conv_s8_prep_create, conv_fast_s8.c) or per call
+ * (nne_conv2d_s8, the pool's workers pre-woken meanwhile): the weights of every phase are
+ * packed as int16 for the kernel (conv_band.h) and the output stage is spread per channel
+ * (addv = bias, Q31 mantissa, left and right shifts, zero past oc): nne_conv_band_s8_prepare.
+ * Per task (one tile of R x C phase pixels of one image):
  * the band is converted to int16 x - x_zp (AVX2: nne_conv_band_s8_cvt__avx2), zero outside
  * the image (padding contributes (x_zp - x_zp) w = 0, as the reference skips it), then
  * kernel calls of conv_band_chunk pixels per tile row write the requantized outputs
@@ -255,13 +257,20 @@ void nne_conv_band_s8_prepare(conv_band_s8_layer *L, const conv_plan *p, int32_t
         avx2, w7,     addv_ph, x_zp, {out, q, q + ocp, q + 2 * ocp, q + 3 * ocp}};
 }
 
+void nne_conv_band_s8_exec(nne_threadpool *pool, const conv_band_s8_layer *L, const int8_t *x,
+                           int8_t *y, void *threads_area) {
+    int32_t n_tasks = 0;
+    for (int32_t ph = 0; ph < L->l.n_phases; ph++) n_tasks += L->phases[ph].n_tasks;
+    band_s8_ctx ctx = {L, x, y, threads_area};
+    nne_threadpool_run(pool, n_tasks, band_s8_task, &ctx);
+}
+
 void nne_conv_band_s8_run(nne_threadpool *pool, const conv_plan *p, const int8_t *x, int32_t x_zp,
                           const int8_t *w, const int32_t *bias, const nne_qoutput *out, int8_t *y,
                           void *scratch) {
+    /* the workers wake while the weights are packed (nne_threadpool_prewake) */
+    nne_threadpool_prewake(pool);
     conv_band_s8_layer L;
     nne_conv_band_s8_prepare(&L, p, x_zp, w, bias, out, scratch);
-    int32_t n_tasks = 0;
-    for (int32_t ph = 0; ph < L.l.n_phases; ph++) n_tasks += L.phases[ph].n_tasks;
-    band_s8_ctx ctx = {&L, x, y, (unsigned char *)scratch + L.l.global};
-    nne_threadpool_run(pool, n_tasks, band_s8_task, &ctx);
+    nne_conv_band_s8_exec(pool, &L, x, y, (unsigned char *)scratch + L.l.global);
 }

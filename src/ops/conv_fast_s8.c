@@ -171,7 +171,8 @@ typedef struct conv_s8_ctx {
     const int32_t *bias;
     const nne_qoutput *out;
     int8_t *y;
-    unsigned char *scratch;
+    const unsigned char *global; /* the packed weights and output stage (l->global bytes) */
+    unsigned char *threads_area; /* per-thread areas, l->per_thread bytes each */
 } conv_s8_ctx;
 
 /* Gather one tile of one group into A [m][lda] (kgroup 2: int16, 4: uint8), zero past k. */
@@ -230,23 +231,23 @@ static void conv_s8_task(void *vctx, int task, int thread) {
     const int32_t ph = c.y.r * p->ph_x + c.x.r;
     const int64_t pix0 = (int64_t)tile * p->tile_px;
     const int32_t m = (int32_t)(c.pixels - pix0 < p->tile_px ? c.pixels - pix0 : p->tile_px);
-    unsigned char *ts = x->scratch + l->global + (size_t)thread * l->per_thread;
+    unsigned char *ts = x->threads_area + (size_t)thread * l->per_thread;
     void *a = ts + l->a_off;
     int32_t *ct = (int32_t *)(void *)(ts + l->c_off);
     int64_t *rows = (int64_t *)(void *)(ts + l->taps_off), *cols = rows + g->kh;
-    const size_t *boff = (const size_t *)(const void *)(x->scratch + l->boff_off);
-    const int32_t *comp = (const int32_t *)(const void *)(x->scratch + l->comp_off) +
-                          (size_t)ph * g->oc;
+    const size_t *boff = (const size_t *)(const void *)(x->global + l->boff_off);
+    const int32_t *comp =
+        (const int32_t *)(const void *)(x->global + l->comp_off) + (size_t)ph * g->oc;
     const int kg = x->uk->kgroup, kp = kpad(c.k), lda = kpad(p->k_max);
     const size_t elem = kg == 2 ? sizeof(int16_t) : 1;
     for (int32_t grp = 0; grp < g->groups; grp++) {
-        const void *b = x->scratch + l->b_off +
-                        (boff[ph] + (size_t)grp * l->ocp * (size_t)kp) * elem;
+        const void *b =
+            x->global + l->b_off + (boff[ph] + (size_t)grp * l->ocp * (size_t)kp) * elem;
         s8_gather(p, &c, pix0, m, x->x + (size_t)grp * p->icg, x->x_zp, kg, a, lda, rows, cols);
         x->uk->fn(m, p->ocg, kp, a, lda, b, ct, p->ocg);
         const int32_t o0 = grp * p->ocg;
         const int32_t *addv = comp + o0;
-        const int32_t *q = (const int32_t *)(const void *)(x->scratch + l->q_off);
+        const int32_t *q = (const int32_t *)(const void *)(x->global + l->q_off);
         const nne_qoutput *out = x->out;
         for (int32_t i = 0; i < m; i++) {
             int8_t *yp = x->y + conv_out_pixel(p, &c, pix0 + i) * (size_t)g->oc + o0;
@@ -262,14 +263,61 @@ static void conv_s8_task(void *vctx, int task, int thread) {
     }
 }
 
-static void conv_s8_run(nne_threadpool *pool, const nne_conv2d_geom *g, bool transposed,
-                        const int8_t *x, int32_t x_zp, const int8_t *w, const int32_t *bias,
-                        const nne_qoutput *out, int8_t *y, void *scratch) {
-    assert(g && x && w && out && y && scratch && ((uintptr_t)scratch & 63) == 0);
+/* Pack the weights of every (phase, group) for micro-kernel uk into global (l->global bytes),
+ * with addv = bias - comp per phase and the output stage's per-channel parts. */
+static void conv_s8_pack(const conv_s8_layout *l, const nne_s8_ukernel *uk, int32_t x_zp,
+                         const int8_t *w, const int32_t *bias, const nne_qoutput *out,
+                         unsigned char *s) {
+    const conv_plan *p = &l->plan;
+    const nne_conv2d_geom *g = &p->g;
+    size_t *boff = (size_t *)(void *)(s + l->boff_off);
+    int32_t *comp = (int32_t *)(void *)(s + l->comp_off);
+    const size_t elem = uk->kgroup == 2 ? sizeof(int16_t) : 1;
+    /* Transposed: the phase weights [phase][oc][taps][icg] first, packed from there. */
+    const int8_t *wsrc = w;
+    if (p->transposed) {
+        wsrc = (const int8_t *)(s + l->wph_off);
+        conv_plan_phase_weights(p, w, 1, s + l->wph_off);
+    }
+    size_t at = 0, w_at = 0;
+    for (int32_t ph = 0; ph < l->n_phases; ph++) {
+        conv_phase c;
+        conv_plan_phase(p, ph, &c);
+        boff[ph] = at;
+        for (int32_t grp = 0; grp < g->groups; grp++) {
+            s8_pack_b(wsrc + w_at + (size_t)grp * p->ocg * c.k, p->ocg, c.k, uk->kgroup, x_zp,
+                      s + l->b_off + at * elem, comp + (size_t)ph * g->oc + (size_t)grp * p->ocg);
+            at += (size_t)l->ocp * (size_t)kpad(c.k);
+        }
+        w_at += (size_t)g->oc * c.k;
+        /* addv = bias - comp: |.| <= INT32_MAX as nne_s8_acc_bound(K, |bias|) is */
+        for (int32_t o = 0; o < g->oc; o++)
+            comp[(size_t)ph * g->oc + o] = (bias ? bias[o] : 0) - comp[(size_t)ph * g->oc + o];
+    }
+    int32_t *q = (int32_t *)(void *)(s + l->q_off); /* mult, lsh, rsh [oc] each */
+    for (int32_t o = 0; o < g->oc; o++) {
+        const nne_requant rq = out->rq[out->count == 1 ? 0 : o];
+        q[o] = rq.multiplier;
+        q[g->oc + o] = rq.shift < 0 ? -rq.shift : 0;
+        q[2 * g->oc + o] = rq.shift > 0 ? rq.shift : 0;
+    }
+}
+
+static void conv_s8_args_check(const nne_conv2d_geom *g, bool transposed, int32_t x_zp,
+                               const int8_t *w, const nne_qoutput *out) {
+    assert(g && w && out);
     assert(nne_conv2d_geom_ok(g, transposed));
     assert(out->count == 1 || out->count == g->oc);
     assert(x_zp >= -128 && x_zp <= 127);
     assert((int64_t)g->kh * g->kw * (g->ic / g->groups) <= NNE_S8_MAX_K);
+    (void)g, (void)transposed, (void)x_zp, (void)w, (void)out;
+}
+
+static void conv_s8_run(nne_threadpool *pool, const nne_conv2d_geom *g, bool transposed,
+                        const int8_t *x, int32_t x_zp, const int8_t *w, const int32_t *bias,
+                        const nne_qoutput *out, int8_t *y, void *scratch) {
+    assert(x && y && scratch && ((uintptr_t)scratch & 63) == 0);
+    conv_s8_args_check(g, transposed, x_zp, w, out);
     conv_s8_layout l;
     conv_s8_layout_make(&l, g, transposed);
     const conv_plan *p = &l.plan;
@@ -277,40 +325,12 @@ static void conv_s8_run(nne_threadpool *pool, const nne_conv2d_geom *g, bool tra
         nne_conv_band_s8_run(pool, p, x, x_zp, w, bias, out, y, scratch);
         return;
     }
+    /* the workers wake while the weights are packed (nne_threadpool_prewake) */
+    nne_threadpool_prewake(pool);
     const nne_s8_ukernel *uk = s8_ukernel_pick();
     unsigned char *s = scratch;
-    size_t *boff = (size_t *)(void *)(s + l.boff_off);
-    int32_t *comp = (int32_t *)(void *)(s + l.comp_off);
-    const size_t elem = uk->kgroup == 2 ? sizeof(int16_t) : 1;
-    /* Transposed: the phase weights [phase][oc][taps][icg] first, packed from there. */
-    const int8_t *wsrc = w;
-    if (transposed) {
-        wsrc = (const int8_t *)(s + l.wph_off);
-        conv_plan_phase_weights(p, w, 1, s + l.wph_off);
-    }
-    size_t at = 0, w_at = 0;
-    for (int32_t ph = 0; ph < l.n_phases; ph++) {
-        conv_phase c;
-        conv_plan_phase(p, ph, &c);
-        boff[ph] = at;
-        for (int32_t grp = 0; grp < g->groups; grp++) {
-            s8_pack_b(wsrc + w_at + (size_t)grp * p->ocg * c.k, p->ocg, c.k, uk->kgroup, x_zp,
-                      s + l.b_off + at * elem, comp + (size_t)ph * g->oc + (size_t)grp * p->ocg);
-            at += (size_t)l.ocp * (size_t)kpad(c.k);
-        }
-        w_at += (size_t)g->oc * c.k;
-        /* addv = bias - comp: |.| <= INT32_MAX as nne_s8_acc_bound(K, |bias|) is */
-        for (int32_t o = 0; o < g->oc; o++)
-            comp[(size_t)ph * g->oc + o] = (bias ? bias[o] : 0) - comp[(size_t)ph * g->oc + o];
-    }
-    int32_t *q = (int32_t *)(void *)(s + l.q_off); /* mult, lsh, rsh [oc] each */
-    for (int32_t o = 0; o < g->oc; o++) {
-        const nne_requant rq = out->rq[out->count == 1 ? 0 : o];
-        q[o] = rq.multiplier;
-        q[g->oc + o] = rq.shift < 0 ? -rq.shift : 0;
-        q[2 * g->oc + o] = rq.shift > 0 ? rq.shift : 0;
-    }
-    conv_s8_ctx ctx = {&l, uk, x, x_zp, bias, out, y, scratch};
+    conv_s8_pack(&l, uk, x_zp, w, bias, out, s);
+    conv_s8_ctx ctx = {&l, uk, x, x_zp, bias, out, y, s, s + l.global};
     nne_threadpool_run(pool, p->n_tasks, conv_s8_task, &ctx);
 }
 
@@ -324,4 +344,108 @@ void nne_conv_transpose2d_s8(nne_threadpool *pool, const nne_conv2d_geom *g, con
                              int32_t x_zero_point, const int8_t *w, const int32_t *bias,
                              const nne_qoutput *out, int8_t *y, void *scratch) {
     conv_s8_run(pool, g, true, x, x_zero_point, w, bias, out, y, scratch);
+}
+
+/* ---- prepared layers ---------------------------------------------------------------------- */
+
+struct nne_conv_s8_prep {
+    conv_s8_layout l; /* the plan (both paths) and the implicit GEMM's layout */
+    conv_band_kind kind;
+    int32_t x_zp;
+    /* copies of the arguments: the output stage the kernels read, and what the per-call path
+     * needs when the ISA in use no longer picks the prepared kernel */
+    nne_qoutput out;
+    nne_requant *rq;
+    int8_t *w;
+    int32_t *bias;
+    /* the packed weights for the kernel picked at create */
+    unsigned char *global;
+    conv_band_s8_layer band;  /* band kinds */
+    bool band_avx2;           /* band: conv_band_use_avx2() at create */
+    const nne_s8_ukernel *uk; /* implicit GEMM: the micro-kernel packed for */
+};
+
+void nne_conv_s8_prep_free(nne_conv_s8_prep *prep) {
+    if (!prep) return;
+    nne_aligned_free(prep->global);
+    nne_free(prep->rq);
+    nne_free(prep->w);
+    nne_free(prep->bias);
+    nne_free(prep);
+}
+
+nne_status nne_conv_s8_prep_create(const nne_conv2d_geom *g, bool transposed, int32_t x_zero_point,
+                                   const int8_t *w, const int32_t *bias, const nne_qoutput *out,
+                                   nne_conv_s8_prep **prep_out) {
+    if (!prep_out) return nne_error(NNE_ERR_INVALID_ARG, "conv_s8_prep: prep is NULL");
+    *prep_out = NULL;
+    if (!g || !w || !out || !nne_conv2d_geom_ok(g, transposed) ||
+        (out->count != 1 && out->count != g->oc) || x_zero_point < -128 || x_zero_point > 127 ||
+        (int64_t)g->kh * g->kw * (g->ic / g->groups) > NNE_S8_MAX_K)
+        return nne_error(NNE_ERR_INVALID_ARG, "conv_s8_prep: invalid arguments");
+    nne_conv_s8_prep *r = nne_calloc(1, sizeof *r);
+    if (!r) return NNE_ERR_NOMEM;
+    conv_s8_layout_make(&r->l, g, transposed);
+    const conv_plan *p = &r->l.plan;
+    r->kind = conv_band_select(p, true);
+    r->x_zp = x_zero_point;
+    const size_t nw = (size_t)g->oc * g->kh * g->kw * p->icg;
+    conv_band_layout bl;
+    if (r->kind != CONV_BAND_NONE) conv_band_layout_make(&bl, p, true, NULL);
+    const size_t global = r->kind != CONV_BAND_NONE ? bl.global : r->l.global;
+    r->rq = nne_calloc((size_t)out->count, sizeof *r->rq);
+    r->w = nne_calloc(nw, 1);
+    r->bias = bias ? nne_calloc((size_t)g->oc, sizeof *r->bias) : NULL;
+    r->global = nne_aligned_alloc(global > 0 ? global : 64);
+    if (!r->rq || !r->w || (bias && !r->bias) || !r->global) {
+        nne_conv_s8_prep_free(r);
+        return NNE_ERR_NOMEM;
+    }
+    memcpy(r->rq, out->rq, (size_t)out->count * sizeof *r->rq);
+    r->out = *out;
+    r->out.rq = r->rq;
+    memcpy(r->w, w, nw);
+    if (bias) memcpy(r->bias, bias, (size_t)g->oc * sizeof *r->bias);
+    if (r->kind != CONV_BAND_NONE) {
+        r->band_avx2 = conv_band_use_avx2();
+        nne_conv_band_s8_prepare(&r->band, p, r->x_zp, r->w, r->bias, &r->out, r->global);
+    } else {
+        r->uk = s8_ukernel_pick();
+        conv_s8_pack(&r->l, r->uk, r->x_zp, r->w, r->bias, &r->out, r->global);
+    }
+    *prep_out = r;
+    return NNE_OK;
+}
+
+/* Whether the ISA in use (and the band switch of the tests) still picks the prepared kernel. */
+static bool conv_s8_prep_current(const nne_conv_s8_prep *r) {
+    if (conv_band_select(&r->l.plan, true) != r->kind) return false;
+    return r->kind != CONV_BAND_NONE ? conv_band_use_avx2() == r->band_avx2
+                                     : s8_ukernel_pick() == r->uk;
+}
+
+const conv_band_s8_layer *nne_conv_s8_prep_band(const nne_conv_s8_prep *prep) {
+    return prep->kind != CONV_BAND_NONE && conv_s8_prep_current(prep) ? &prep->band : NULL;
+}
+
+void nne_conv_s8_prep_layer(const nne_conv_s8_prep *prep, nne_conv_s8_layer *l) {
+    *l = (nne_conv_s8_layer){&prep->l.plan.g, prep->x_zp, prep->w, prep->bias, &prep->out};
+}
+
+void nne_conv_s8_prep_run(nne_threadpool *pool, const nne_conv_s8_prep *prep, const int8_t *x,
+                          int8_t *y, void *scratch) {
+    assert(prep && x && y && scratch && ((uintptr_t)scratch & 63) == 0);
+    const conv_s8_layout *l = &prep->l;
+    if (!conv_s8_prep_current(prep)) { /* the per-call path, packing into scratch */
+        conv_s8_run(pool, &l->plan.g, l->plan.transposed, x, prep->x_zp, prep->w, prep->bias,
+                    &prep->out, y, scratch);
+        return;
+    }
+    if (prep->kind != CONV_BAND_NONE) {
+        nne_conv_band_s8_exec(pool, &prep->band, x, y, scratch);
+        return;
+    }
+    conv_s8_ctx ctx = {l, prep->uk,     x,      prep->x_zp, prep->bias, &prep->out,
+                       y, prep->global, scratch};
+    nne_threadpool_run(pool, l->plan.n_tasks, conv_s8_task, &ctx);
 }

@@ -308,6 +308,15 @@ void nne_conv2d_pair_f32(nne_threadpool *pool, const nne_conv_f32_layer *l1,
     nne_threadpool_run(pool, l1->g->n * pl.tasks_per_img, conv_pair_task, &ctx);
 }
 
+/* The int8 pair on prepared layers q1, q2 (their global areas hold the packed weights). */
+static void conv_pair_s8_exec(nne_threadpool *pool, const conv_pair_plan *pl,
+                              const conv_band_s8_layer *q1, const nne_conv_s8_mid *mid,
+                              const conv_band_s8_layer *q2, const int8_t *x, int8_t *y,
+                              unsigned char *threads_area) {
+    conv_pair_ctx ctx = {pl, true, NULL, NULL, NULL, NULL, q1, q2, mid, x, y, threads_area};
+    nne_threadpool_run(pool, pl->p1.g.n * pl->tasks_per_img, conv_pair_task, &ctx);
+}
+
 void nne_conv2d_pair_s8(nne_threadpool *pool, const nne_conv_s8_layer *l1,
                         const nne_conv_s8_mid *mid, const nne_conv_s8_layer *l2, const int8_t *x,
                         int8_t *y, void *scratch) {
@@ -316,11 +325,30 @@ void nne_conv2d_pair_s8(nne_threadpool *pool, const nne_conv_s8_layer *l1,
     const bool ok = conv_pair_make(&pl, l1->g, l2->g, true, conv_pair_threads(pool));
     assert(ok);
     (void)ok;
+    nne_threadpool_prewake(pool); /* the workers wake while the weights are packed */
     unsigned char *s = scratch;
     conv_band_s8_layer q1, q2;
     nne_conv_band_s8_prepare(&q1, &pl.p1, l1->x_zero_point, l1->w, l1->bias, l1->out, s);
     nne_conv_band_s8_prepare(&q2, &pl.p2, l2->x_zero_point, l2->w, l2->bias, l2->out,
                              s + pl.g2_off);
-    conv_pair_ctx ctx = {&pl, true, NULL, NULL, NULL, NULL, &q1, &q2, mid, x, y, s + pl.global};
-    nne_threadpool_run(pool, l1->g->n * pl.tasks_per_img, conv_pair_task, &ctx);
+    conv_pair_s8_exec(pool, &pl, &q1, mid, &q2, x, y, s + pl.global);
+}
+
+void nne_conv2d_pair_s8_prep(nne_threadpool *pool, const nne_conv_s8_prep *p1,
+                             const nne_conv_s8_mid *mid, const nne_conv_s8_prep *p2,
+                             const int8_t *x, int8_t *y, void *scratch) {
+    assert(p1 && p2 && x && y && scratch && ((uintptr_t)scratch & 63) == 0);
+    nne_conv_s8_layer l1, l2;
+    nne_conv_s8_prep_layer(p1, &l1);
+    nne_conv_s8_prep_layer(p2, &l2);
+    const conv_band_s8_layer *q1 = nne_conv_s8_prep_band(p1), *q2 = nne_conv_s8_prep_band(p2);
+    if (!q1 || !q2) { /* prepared for another kernel: pack per call */
+        nne_conv2d_pair_s8(pool, &l1, mid, &l2, x, y, scratch);
+        return;
+    }
+    conv_pair_plan pl;
+    const bool ok = conv_pair_make(&pl, l1.g, l2.g, true, conv_pair_threads(pool));
+    assert(ok);
+    (void)ok;
+    conv_pair_s8_exec(pool, &pl, q1, mid, q2, x, y, (unsigned char *)scratch + pl.global);
 }

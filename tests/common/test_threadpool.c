@@ -213,6 +213,35 @@ static void test_create_and_default(void) {
     check_once(d, 100);
 }
 
+/* Pre-wake: a run right after it, a run after the woken workers went back to sleep (past
+ * the 300 us spin), repeated hints, hints inside a task (no-op) and on NULL / 1-thread pools.
+ * Every run must still run each task once (a lost wake-up would hang the test). */
+static void prewake_nested_fn(void *ctx, int task, int thread) {
+    nne_threadpool_prewake(ctx);
+    (void)task, (void)thread;
+}
+
+static void test_prewake(void) {
+    nne_threadpool_prewake(NULL);
+    nne_threadpool *one = NULL, *pool = NULL;
+    CHECK_OK(nne_threadpool_create(1, &one));
+    CHECK_OK(nne_threadpool_create(3, &pool));
+    nne_threadpool_prewake(one);
+    check_once(one, 7);
+    for (int i = 0; i < 40; i++) {
+        const struct timespec ts = {0, (i % 4) * 250000L}; /* 0 .. 0.75 ms */
+        nanosleep(&ts, NULL);
+        nne_threadpool_prewake(pool);
+        if (i % 3 == 0) nne_threadpool_prewake(pool);
+        nanosleep(&ts, NULL);
+        check_once(pool, 1 + i * 37 % 300);
+    }
+    nne_threadpool_run(pool, 16, prewake_nested_fn, pool);
+    check_once(pool, 100);
+    nne_threadpool_free(one);
+    nne_threadpool_free(pool);
+}
+
 int main(void) {
     NNE_RUN(test_each_task_once);
     NNE_RUN(test_many_small_runs);
@@ -220,5 +249,6 @@ int main(void) {
     NNE_RUN(test_nested);
     NNE_RUN(test_concurrent_callers);
     NNE_RUN(test_create_and_default);
+    NNE_RUN(test_prewake);
     return nne_test_summary();
 }

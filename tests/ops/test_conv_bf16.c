@@ -276,14 +276,8 @@ static void test_cae_shapes(void) {
                 .n = 1, .ih = 21, .iw = 27, .kh = 3, .kw = 3, .dil_h = 1, .dil_w = 1, .groups = 1};
             g.ic = chans[l][t ? 1 : 0], g.oc = chans[l][t ? 0 : 1];
             g.stride_h = g.stride_w = l == 0 || l == 2 || l == 5 ? 1 : 2;
-            if (t) {
-                g.out_pad_h = g.out_pad_w = g.stride_h - 1;
-                g.oh = nne_conv_transpose_out_dim(g.ih, 3, g.stride_h, 1, 0, 0, g.out_pad_h);
-                g.ow = nne_conv_transpose_out_dim(g.iw, 3, g.stride_w, 1, 0, 0, g.out_pad_w);
-            } else {
-                g.oh = nne_conv_out_dim(g.ih, 3, g.stride_h, 1, 0, 0);
-                g.ow = nne_conv_out_dim(g.iw, 3, g.stride_w, 1, 0, 0);
-            }
+            if (t) g.out_pad_h = g.out_pad_w = g.stride_h - 1;
+            nne_test_conv_geom_out(&g, t);
             check_geom(&r, &g, t);
         }
 }

@@ -161,14 +161,8 @@ static void test_cae_shapes_f32(void) {
                 .n = 2, .ih = 37, .iw = 29, .kh = 3, .kw = 3, .dil_h = 1, .dil_w = 1, .groups = 1};
             g.ic = chans[l][t ? 1 : 0], g.oc = chans[l][t ? 0 : 1];
             g.stride_h = g.stride_w = l == 0 || l == 2 ? 1 : 2;
-            if (t) {
-                g.out_pad_h = g.stride_h - 1;
-                g.oh = nne_conv_transpose_out_dim(g.ih, 3, g.stride_h, 1, 0, 0, g.out_pad_h);
-                g.ow = nne_conv_transpose_out_dim(g.iw, 3, g.stride_w, 1, 0, 0, 0);
-            } else {
-                g.oh = nne_conv_out_dim(g.ih, 3, g.stride_h, 1, 0, 0);
-                g.ow = nne_conv_out_dim(g.iw, 3, g.stride_w, 1, 0, 0);
-            }
+            if (t) g.out_pad_h = g.stride_h - 1;
+            nne_test_conv_geom_out(&g, t);
             const size_t nx = nne_test_conv_x_len(&g), ny = nne_test_conv_y_len(&g),
                          nw = nne_test_conv_w_len(&g);
             float *x = malloc(nx * 4), *w = malloc(nw * 4), *b = malloc((size_t)g.oc * 4);
@@ -205,6 +199,28 @@ static void test_cae_shapes_f32(void) {
 /* ---- int8 ------------------------------------------------------------------------------- */
 
 /* One int8 geometry under every ISA, serial and with pool. */
+/* A prepared layer made from copies of w, bias and out that are overwritten right after
+ * nne_conv_s8_prep_create: the prepared layer must not read the caller's arguments later. */
+static nne_conv_s8_prep *prep_copy(const nne_conv2d_geom *g, bool transposed, int32_t x_zp,
+                                   const int8_t *w, const int32_t *bias, const nne_qoutput *out) {
+    const size_t nw = nne_test_conv_w_len(g);
+    int8_t *wc = malloc(nw);
+    int32_t *bc = malloc((size_t)g->oc * sizeof *bc);
+    nne_requant *rc = malloc((size_t)out->count * sizeof *rc);
+    memcpy(wc, w, nw);
+    if (bias) memcpy(bc, bias, (size_t)g->oc * sizeof *bc);
+    memcpy(rc, out->rq, (size_t)out->count * sizeof *rc);
+    nne_qoutput oc = *out;
+    oc.rq = rc;
+    nne_conv_s8_prep *prep = NULL;
+    CHECK_OK(nne_conv_s8_prep_create(g, transposed, x_zp, wc, bias ? bc : NULL, &oc, &prep));
+    memset(wc, 0x3c, nw);
+    memset(bc, 0x3c, (size_t)g->oc * sizeof *bc);
+    memset(rc, 0x3c, (size_t)out->count * sizeof *rc);
+    free(wc), free(bc), free(rc);
+    return prep;
+}
+
 static void check_s8_geom(nne_test_rng *r, nne_conv2d_geom g, bool transposed,
                           nne_threadpool *pool) {
     char desc[200];
@@ -258,9 +274,28 @@ static void check_s8_geom(nne_test_rng *r, nne_conv2d_geom g, bool transposed,
         size_t ss = transposed ? nne_conv_transpose2d_s8_scratch_size(&g, 2)
                                : nne_conv2d_s8_scratch_size(&g, 2);
         void *scratch = nne_aligned_alloc(ss ? ss : 64);
+        /* prepared under "ref": under the other ISAs it takes the per-call fallback */
+        CHECK_OK(nne_ops_set_isa("ref"));
+        nne_conv_s8_prep *prep_ref =
+            prep_copy(&g, transposed, x_zp, w, has_bias ? bias : NULL, &out);
         for (size_t v = 0; v < sizeof isas / sizeof isas[0]; v++) {
             if (!nne_ops_isa_supported(isas[v])) continue;
             CHECK_OK(nne_ops_set_isa(isas[v]));
+            /* prepared layers, 1 and 2 threads: this ISA's, and the stale one */
+            nne_conv_s8_prep *prep =
+                prep_copy(&g, transposed, x_zp, w, has_bias ? bias : NULL, &out);
+            for (int k = 0; k < 2; k++) {
+                memset(y1, 0x5a, ny);
+                memset(y2, 0xa5, ny);
+                nne_conv_s8_prep_run(NULL, k ? prep_ref : prep, x, y1, scratch);
+                nne_conv_s8_prep_run(pool, k ? prep_ref : prep, x, y2, scratch);
+                size_t bad = 0;
+                for (size_t i = 0; i < ny; i++) bad += y1[i] != yr[i] || y2[i] != yr[i];
+                CHECK_MSG(bad == 0, "%s %sprepared%s %s%s: %zu differ", isas[v],
+                          path ? "(gemm) " : "", k ? " under ref" : "", transposed ? "T " : "",
+                          desc, bad);
+            }
+            nne_conv_s8_prep_free(prep);
             memset(y1, 0x5a, ny);
             memset(y2, 0xa5, ny);
             if (transposed) {
@@ -284,6 +319,7 @@ static void check_s8_geom(nne_test_rng *r, nne_conv2d_geom g, bool transposed,
                       desc, (int)x_zp, (int)out.mode, (int)out.count, bad, first, y1[first],
                       y2[first], yr[first]);
         }
+        nne_conv_s8_prep_free(prep_ref);
         nne_aligned_free(scratch);
     }
     nne_conv_band_disable = 0;
@@ -333,15 +369,7 @@ static void rand_band_geom(nne_test_rng *r, bool transposed, bool tinyn, nne_con
         }
         g->ih = nne_test_rng_int(r, 1, 13);
         g->iw = nne_test_rng_int(r, 1, 23);
-        if (transposed) {
-            g->oh = nne_conv_transpose_out_dim(g->ih, g->kh, g->stride_h, g->dil_h, g->pad_t,
-                                               g->pad_b, g->out_pad_h);
-            g->ow = nne_conv_transpose_out_dim(g->iw, g->kw, g->stride_w, g->dil_w, g->pad_l,
-                                               g->pad_r, g->out_pad_w);
-        } else {
-            g->oh = nne_conv_out_dim(g->ih, g->kh, g->stride_h, g->dil_h, g->pad_t, g->pad_b);
-            g->ow = nne_conv_out_dim(g->iw, g->kw, g->stride_w, g->dil_w, g->pad_l, g->pad_r);
-        }
+        nne_test_conv_geom_out(g, transposed);
     } while (g->oh <= 0 || g->ow <= 0);
 }
 
@@ -372,14 +400,8 @@ static void test_band_cae_layers(void) {
             .n = 2, .ih = 24, .iw = 250, .kh = 3, .kw = 3, .dil_h = 1, .dil_w = 1, .groups = 1};
         g.ic = transposed ? 32 : 3, g.oc = transposed ? 3 : 32;
         g.stride_h = g.stride_w = l < 2 ? 1 : 2;
-        if (transposed) {
-            g.out_pad_h = g.out_pad_w = g.stride_h - 1;
-            g.oh = nne_conv_transpose_out_dim(g.ih, 3, g.stride_h, 1, 0, 0, g.out_pad_h);
-            g.ow = nne_conv_transpose_out_dim(g.iw, 3, g.stride_w, 1, 0, 0, g.out_pad_w);
-        } else {
-            g.oh = nne_conv_out_dim(g.ih, 3, g.stride_h, 1, 0, 0);
-            g.ow = nne_conv_out_dim(g.iw, 3, g.stride_w, 1, 0, 0);
-        }
+        if (transposed) g.out_pad_h = g.out_pad_w = g.stride_h - 1;
+        nne_test_conv_geom_out(&g, transposed);
         check_f32_geom(&r, g, transposed, pool2);
         check_s8_geom(&r, g, transposed, pool2);
     }
@@ -413,8 +435,7 @@ static void test_band_col_tiles(void) {
                              .dil_w = 1,
                              .groups = 1};
         if (l == 1) g.pad_t = g.pad_b = g.pad_l = g.pad_r = 1;
-        g.oh = nne_conv_out_dim(g.ih, 3, g.stride_h, 1, g.pad_t, g.pad_b);
-        g.ow = nne_conv_out_dim(g.iw, 3, g.stride_w, 1, g.pad_l, g.pad_r);
+        nne_test_conv_geom_out(&g, false);
         for (int s8 = 0; s8 < 2; s8++) {
             conv_plan p;
             conv_plan_make(&p, &g, false, 1 << 16, 24);
@@ -462,16 +483,8 @@ static void test_band_panel_deep(void) {
         g.stride_h = g.stride_w = (l % 6) & 1 ? 2 : 1;
         if (l % 6 == 4) g.dil_w = 2, g.pad_l = 2, g.pad_r = 1;
         if (l % 6 == 5) g.pad_t = 1, g.pad_b = 1, g.pad_l = 1, g.pad_r = 1;
-        if (transposed) {
-            g.out_pad_h = g.out_pad_w = g.stride_h - 1;
-            g.oh = nne_conv_transpose_out_dim(g.ih, 3, g.stride_h, g.dil_h, g.pad_t, g.pad_b,
-                                              g.out_pad_h);
-            g.ow = nne_conv_transpose_out_dim(g.iw, 3, g.stride_w, g.dil_w, g.pad_l, g.pad_r,
-                                              g.out_pad_w);
-        } else {
-            g.oh = nne_conv_out_dim(g.ih, 3, g.stride_h, g.dil_h, g.pad_t, g.pad_b);
-            g.ow = nne_conv_out_dim(g.iw, 3, g.stride_w, g.dil_w, g.pad_l, g.pad_r);
-        }
+        if (transposed) g.out_pad_h = g.out_pad_w = g.stride_h - 1;
+        nne_test_conv_geom_out(&g, transposed);
         check_f32_geom(&r, g, transposed, pool2);
         check_s8_geom(&r, g, transposed, pool2);
     }
@@ -532,8 +545,7 @@ static void test_band_w7(void) {
                 .n = 1, .ih = 9, .iw = 70, .kh = 3, .kw = 3, .dil_h = 1, .dil_w = 1, .groups = 1};
             g.ic = l ? 32 : 3, g.oc = l ? 64 : 32;
             g.stride_h = g.stride_w = l ? 2 : 1;
-            g.oh = nne_conv_out_dim(g.ih, 3, g.stride_h, 1, 0, 0);
-            g.ow = nne_conv_out_dim(g.iw, 3, g.stride_w, 1, 0, 0);
+            nne_test_conv_geom_out(&g, false);
             check_s8_geom(&r, g, false, pool2);
         }
     }

@@ -210,9 +210,14 @@ static void check_s8_pair(nne_test_rng *r, const nne_conv2d_geom *g1, const nne_
     size_t ss = nne_conv2d_s8_scratch_size(g1, 2);
     if (nne_conv2d_s8_scratch_size(g2, 2) > ss) ss = nne_conv2d_s8_scratch_size(g2, 2);
     void *su = nne_aligned_alloc(ss);
+    nne_conv_s8_prep *p1_ref = NULL, *p1 = NULL, *p2 = NULL;
+    CHECK_OK(nne_ops_set_isa("ref"));
+    CHECK_OK(nne_conv_s8_prep_create(g1, false, x_zp, w1, l1.bias, &o1, &p1_ref));
     for (size_t v = 0; v < sizeof isas / sizeof isas[0]; v++) {
         if (!nne_ops_isa_supported(isas[v])) continue;
         CHECK_OK(nne_ops_set_isa(isas[v]));
+        CHECK_OK(nne_conv_s8_prep_create(g1, false, x_zp, w1, l1.bias, &o1, &p1));
+        CHECK_OK(nne_conv_s8_prep_create(g2, false, x2_zp, w2, l2.bias, &o2, &p2));
         for (int t = 1; t <= 2; t++) {
             nne_threadpool *pool = t == 2 ? pool2 : NULL;
             nne_conv2d_s8(pool, g1, x, x_zp, w1, l1.bias, &o1, m, su);
@@ -224,14 +229,25 @@ static void check_s8_pair(nne_test_rng *r, const nne_conv2d_geom *g1, const nne_
             void *sf = nne_aligned_alloc(nne_conv2d_pair_s8_scratch_size(g1, g2, t));
             memset(yf, 0x5a, ny);
             nne_conv2d_pair_s8(pool, &l1, &mid, &l2, x, yf, sf);
-            nne_aligned_free(sf);
             size_t bad = 0, first = 0;
             for (size_t i = 0; i < ny; i++)
                 if (yf[i] != yu[i] && !bad++) first = i;
             CHECK_MSG(bad == 0, "int8 %s %d thr %s mid %d: %zu differ, first [%zu] %d vs %d",
                       isas[v], t, desc, (int)mid.kind, bad, first, yf[first], yu[first]);
+            /* on prepared layers: this ISA's, then l1 prepared under ref (per-call fallback) */
+            for (int k = 0; k < 2; k++) {
+                memset(yf, 0xa5, ny);
+                nne_conv2d_pair_s8_prep(pool, k ? p1_ref : p1, &mid, p2, x, yf, sf);
+                bad = 0;
+                for (size_t i = 0; i < ny; i++) bad += yf[i] != yu[i];
+                CHECK_MSG(bad == 0, "int8 prepared%s %s %d thr %s mid %d: %zu differ",
+                          k ? " (l1 under ref)" : "", isas[v], t, desc, (int)mid.kind, bad);
+            }
+            nne_aligned_free(sf);
         }
+        nne_conv_s8_prep_free(p1), nne_conv_s8_prep_free(p2);
     }
+    nne_conv_s8_prep_free(p1_ref);
     nne_aligned_free(su);
     free(x), free(m), free(yu), free(yf), free(w1), free(w2), free(b1), free(b2), free(rq1);
     free(rq2);

@@ -11,8 +11,9 @@
  * (graph inputs and outputs included) are s8 codes with per-tensor parameters; MAC weights
  * s8 (per tensor or per output channel, zero point 0), biases s32 at s_x * s_w; PReLU slopes
  * and GDN parameters f32. Output stages, tables and PReLU multipliers are prepared once at
- * compile time. f32 data enters and leaves through nne_session_set_input_f32 /
- * nne_session_get_output_f32, which quantize and dequantize with the tensors' parameters. */
+ * compile time, and on cpu-s8 the convolutions' packed weights (nne_conv_s8_prep_create). f32
+ * data enters and leaves through nne_session_set_input_f32 / nne_session_get_output_f32, which
+ * quantize and dequantize with the tensors' parameters. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,7 @@ typedef struct s8_node {
     nne_requant *cat_rq;
     int32_t lo, hi; /* ReLU / ReLU6 clamp */
     float *gdn_scratch;
+    nne_conv_s8_prep *prep; /* cpu-s8 conv2d / conv_transpose2d: weights packed at compile */
     /* cpu-s8: conv2d -> (activation node) -> conv2d fused (nne_conv2d_pair_s8) from this
      * node: the second conv and the activation node between, or -1; skip: run by a pair */
     int32_t pair_node, pair_mid;
@@ -223,6 +225,16 @@ static nne_status prepare_node(const nne_graph *g, const nne_node *n, s8_node *s
     }
 }
 
+/* cpu-s8: pack a convolution's constant weights once (nne_conv_s8_prep_create), for the ISA in
+ * use at compile; weights or a bias computed by the graph stay on the per-call path. */
+static nne_status prepare_conv(const nne_graph *g, const nne_node *n, s8_node *st) {
+    const nne_tensor *w = T(g, n->inputs[1]), *b = n->n_inputs > 2 ? T(g, n->inputs[2]) : NULL;
+    if (w->kind != NNE_TENSOR_CONSTANT || (b && b->kind != NNE_TENSOR_CONSTANT)) return NNE_OK;
+    return nne_conv_s8_prep_create(&n->conv_geom, n->op == NNE_OP_CONV_TRANSPOSE2D,
+                                   zp(g, n->inputs[0]), w->data, b ? b->data : NULL, &st->out,
+                                   &st->prep);
+}
+
 static void s8_free(void *state) {
     s8_state *st = state;
     if (!st) return;
@@ -233,6 +245,7 @@ static void s8_free(void *state) {
         nne_free(st->nodes[i].cat_out);
         nne_free(st->nodes[i].cat_rq);
         nne_aligned_free(st->nodes[i].gdn_scratch);
+        nne_conv_s8_prep_free(st->nodes[i].prep);
     }
     nne_free(st->nodes);
     nne_free(st->ns);
@@ -282,6 +295,8 @@ static nne_status s8_compile(const nne_graph *g, bool fast, void **state) {
     for (int32_t i = 0; i < g->n_nodes && !s; i++) {
         const nne_node *n = &g->nodes[i];
         s = prepare_node(g, n, &st->nodes[i]);
+        if (!s && fast && (n->op == NNE_OP_CONV2D || n->op == NNE_OP_CONV_TRANSPOSE2D))
+            s = prepare_conv(g, n, &st->nodes[i]);
         if (s)
             s = nne_error(s, "backend %s: node '%s' (%s): %s", fast ? "cpu-s8" : "cpu-s8-ref",
                           n->name, nne_op_name(n->op), nne_last_error());
@@ -321,7 +336,9 @@ static void run_node(const s8_state *ss, const nne_graph *g, const nne_node *n,
     const size_t cnt = (size_t)nne_shape_numel(&g->tensors[n->output].shape);
     switch (n->op) {
     case NNE_OP_CONV2D:
-        if (ss->fast)
+        if (st->prep)
+            nne_conv_s8_prep_run(ss->pool, st->prep, x, y, ss->scratch);
+        else if (ss->fast)
             nne_conv2d_s8(ss->pool, &n->conv_geom, x, zp(g, in[0]), tdata(g, arena, in[1]),
                           tdata(g, arena, n->n_inputs > 2 ? in[2] : -1), &st->out, y,
                           ss->scratch);
@@ -330,7 +347,9 @@ static void run_node(const s8_state *ss, const nne_graph *g, const nne_node *n,
                                tdata(g, arena, n->n_inputs > 2 ? in[2] : -1), &st->out, y);
         break;
     case NNE_OP_CONV_TRANSPOSE2D:
-        if (ss->fast)
+        if (st->prep)
+            nne_conv_s8_prep_run(ss->pool, st->prep, x, y, ss->scratch);
+        else if (ss->fast)
             nne_conv_transpose2d_s8(ss->pool, &n->conv_geom, x, zp(g, in[0]),
                                     tdata(g, arena, in[1]),
                                     tdata(g, arena, n->n_inputs > 2 ? in[2] : -1), &st->out, y,
@@ -430,8 +449,12 @@ static void run_pair(const s8_state *ss, const nne_graph *g, const nne_node *n, 
     const nne_conv_s8_layer l2 = {&n2->conv_geom, zp(g, n2->inputs[0]),
                                   tdata(g, arena, n2->inputs[1]),
                                   tdata(g, arena, n2->n_inputs > 2 ? n2->inputs[2] : -1), &s2->out};
-    nne_conv2d_pair_s8(ss->pool, &l1, &mid, &l2, tdata(g, arena, n->inputs[0]),
-                       tdata(g, arena, n2->output), ss->scratch);
+    if (st->prep && s2->prep)
+        nne_conv2d_pair_s8_prep(ss->pool, st->prep, &mid, s2->prep, tdata(g, arena, n->inputs[0]),
+                                tdata(g, arena, n2->output), ss->scratch);
+    else
+        nne_conv2d_pair_s8(ss->pool, &l1, &mid, &l2, tdata(g, arena, n->inputs[0]),
+                           tdata(g, arena, n2->output), ss->scratch);
 }
 
 static nne_status s8_run(void *state, const nne_graph *g, uint8_t *arena) {
