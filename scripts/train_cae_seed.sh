@@ -16,10 +16,17 @@
 # Environment: NNEDGE (the binary, default build/nnedge), DATA, VAL (the folders), EPOCHS
 # (default 300: the paper's 50 epochs were over 1834 full 512x768 images, about 15 times the
 # pixels of our 50 epochs of 729 256x256 crops), BATCH (8), CROP (256), THREADS (default: all CPUs), EXTRA (more
-# options for nnedge train).
+# options for nnedge train), COMMIT (train.commit; default: git HEAD of this repository).
 set -eu
 cd "$(dirname "$0")/.."
 NNEDGE=${NNEDGE:-build/nnedge}
+# The source revision recorded as train.commit: the repository's HEAD (-dirty when tracked
+# files differ), passed explicitly because NNEDGE may be a copy outside the repository (so
+# that a rebuild cannot replace the running binary), where the trainer cannot find git.
+if [ -z "${COMMIT:-}" ]; then
+    COMMIT=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+    [ "$COMMIT" != unknown ] && ! git diff --quiet HEAD -- 2>/dev/null && COMMIT=$COMMIT-dirty
+fi
 DATA=${DATA:-../shared/data/train}
 VAL=${VAL:-../shared/data/val}
 EPOCHS=${EPOCHS:-300}
@@ -49,14 +56,14 @@ if [ -f "$CKPT" ]; then
     # Paths are given again (relative to the repository) so that a checkpoint made in another
     # checkout or on another machine writes here, not to the folders it recorded.
     set -- train --resume "$CKPT" --data "$DATA" --val "$VAL" -o "$OUT" --log "$CSV" \
-        $THREADS_OPT ${EXTRA:-}
+        $THREADS_OPT --commit "$COMMIT" ${EXTRA:-}
 else
     echo "$(date -u +%FT%TZ) starting" >>"$LOG"
     # shellcheck disable=SC2086
     set -- train --model cae-seed --data "$DATA" --val "$VAL" -o "$OUT" --log "$CSV" \
         --checkpoint "$CKPT" --epochs "$EPOCHS" --batch "$BATCH" --crop "$CROP" \
         --optimizer adam --lr 2e-3 --warmup 200 --lr-schedule cosine --loss mse --seed 1 \
-        --val-every 1000 --checkpoint-minutes 5 $THREADS_OPT ${EXTRA:-}
+        --val-every 1000 --checkpoint-minutes 5 $THREADS_OPT --commit "$COMMIT" ${EXTRA:-}
 fi
 echo "$(date -u +%FT%TZ) $NNEDGE $*" >>"$LOG"
 rc=0

@@ -32,10 +32,17 @@
 # options for nnedge train, e.g. --stop-after 500 to train in time slices), BASE_INIT (a model
 # of another kind to start the first stage from with --init --init-partial: the tensors of the
 # same name and shape, e.g. g_a/g_s of models/mbt2018-mean-q7.nne for the factorized ladder;
-# the rest from the seed), DRY_RUN.
+# the rest from the seed), COMMIT (train.commit; default: git HEAD of this repository), DRY_RUN.
 set -eu
 cd "$(dirname "$0")/.."
 NNEDGE=${NNEDGE:-build/nnedge}
+# The source revision recorded as train.commit: the repository's HEAD (-dirty when tracked
+# files differ), passed explicitly because NNEDGE may be a copy outside the repository (so
+# that a rebuild cannot replace the running binary), where the trainer cannot find git.
+if [ -z "${COMMIT:-}" ]; then
+    COMMIT=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+    [ "$COMMIT" != unknown ] && ! git diff --quiet HEAD -- 2>/dev/null && COMMIT=$COMMIT-dirty
+fi
 KIND=${KIND:-mbt2018-mean}
 CHANNELS=${CHANNELS:-64,96}
 DATA=${DATA:-../shared/data/train}
@@ -81,7 +88,7 @@ stage() {
         # checkout writes here, not to the folders it recorded.
         # shellcheck disable=SC2086
         set -- train --resume "$ckpt" --data "$DATA" --val "$VAL" -o "$out" --log "$csv" \
-            $THREADS_OPT ${EXTRA:-}
+            $THREADS_OPT --commit "$COMMIT" ${EXTRA:-}
     else
         log "q$q: starting (lambda $lambda, $steps steps${init:+, from $init})"
         # shellcheck disable=SC2086
@@ -90,7 +97,7 @@ stage() {
             --steps "$steps" --batch "$BATCH" --crop "$CROP" --optimizer adam --lr "$lr" \
             --lr-schedule cosine --loss rd --seed 1 --val-every 1000 \
             --checkpoint-minutes "$CKPT_MINUTES" ${init:+--init "$init"} \
-            ${partial:+--init-partial} $THREADS_OPT ${EXTRA:-}
+            ${partial:+--init-partial} $THREADS_OPT --commit "$COMMIT" ${EXTRA:-}
     fi
     log "$NNEDGE $*"
     [ -n "$DRY_RUN" ] && return 0
