@@ -26,7 +26,9 @@
 #
 # Environment: NNEDGE (default build/nnedge), KIND (mbt2018-mean; or bmshj2018-hyperprior,
 # bmshj2018-factorized), CHANNELS (N,M; default 64,96), DATA, VAL, BASE_STEPS (default 20000),
-# FT_STEPS (default 4000), BASE_LR (5e-4), FT_LR (1e-4), BATCH (8), CROP (256), THREADS
+# FT_STEPS (default 4000), BASE_LR (5e-4), FT_LR (1e-4), CLIP (gradient-norm limit, 1.0 as
+# CompressAI's clip_max_norm: without it a q7 run at step ~3400 had one batch whose loss reached
+# ~1e11 and wrecked Adam's second moments), BATCH (8), CROP (256), THREADS
 # (default: all CPUs), CKPT_MINUTES (10), LADDER ("7:0.0932 6:0.0483 ... 1:0.0018": quality:
 # lambda pairs, the first one trained from scratch, the rest fine-tuned from it), EXTRA (more
 # options for nnedge train, e.g. --stop-after 500 to train in time slices), BASE_INIT (a model
@@ -50,6 +52,7 @@ VAL=${VAL:-../shared/data/val}
 BASE_STEPS=${BASE_STEPS:-20000}
 FT_STEPS=${FT_STEPS:-4000}
 BASE_LR=${BASE_LR:-5e-4}
+CLIP=${CLIP:-1.0}
 FT_LR=${FT_LR:-1e-4}
 BATCH=${BATCH:-8}
 CROP=${CROP:-256}
@@ -95,7 +98,7 @@ stage() {
         set -- train --model "$KIND" --channels "$CHANNELS" --lambda "$lambda" \
             --data "$DATA" --val "$VAL" -o "$out" --log "$csv" --checkpoint "$ckpt" \
             --steps "$steps" --batch "$BATCH" --crop "$CROP" --optimizer adam --lr "$lr" \
-            --lr-schedule cosine --loss rd --seed 1 --val-every 1000 \
+            --lr-schedule cosine --loss rd --seed 1 --val-every 1000 --clip "$CLIP" \
             --checkpoint-minutes "$CKPT_MINUTES" ${init:+--init "$init"} \
             ${partial:+--init-partial} $THREADS_OPT --commit "$COMMIT" ${EXTRA:-}
     fi
