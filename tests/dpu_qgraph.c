@@ -317,10 +317,10 @@ nne_status qg_reference(const nne_graph *g, const int8_t *in, int8_t *out) {
             const int32_t ns = n->op == NNE_OP_PRELU
                                    ? (int32_t)nne_shape_numel(&g->tensors[n->inputs[1]].shape)
                                    : 1;
-            int32_t codes[4096];
-            s = nne_qprelu_init(&o, rq, &o2, rq2, codes, scale(g, ti), sl, ns, scale(g, to), 0,
-                                true);
-            if (!s) nne_prelu_s8__ref(count / (size_t)C, C, x, 0, &o, &o2, codes, y);
+            int32_t codes[4096], pos_mul = 0;
+            s = nne_qprelu_init(&o, rq, &pos_mul, &o2, rq2, codes, scale(g, ti), sl, ns,
+                                scale(g, to), 0, true);
+            if (!s) nne_prelu_s8__ref(count / (size_t)C, C, x, 0, &o, pos_mul, &o2, codes, y);
             break;
         }
         case NNE_OP_MAXPOOL2D:

@@ -182,6 +182,7 @@ typedef struct nne_conv_s8_mid {
     int32_t lo, hi;       /* CLAMP */
     int32_t x_zero_point; /* PRELU */
     const nne_qoutput *pos, *neg;
+    int32_t pos_mul;
     const int32_t *neg_slope;
 } nne_conv_s8_mid;
 

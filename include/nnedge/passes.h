@@ -73,6 +73,35 @@ double nne_histogram_qerror(const nne_histogram *h, float scale, int32_t zero_po
  * the smallest nne_histogram_qerror. Returns fp; scale = 2^-fp. */
 int32_t nne_histogram_pow2_fp(const nne_histogram *h, float lo, float hi);
 
+/* ---- Cross-layer equalization ---------------------------------------------------------------
+ * Nagel et al. 2019, "Data-Free Quantization Through Weight Equalization and Bias Correction"
+ * (section 4.1); docs/quantization.md, "Cross-layer equalization". For every pair
+ *   A -> act -> B
+ * of conv2d / conv_transpose2d nodes (groups 1, f32 constant weights, optional f32 bias) with a
+ * positively homogeneous activation between (PReLU with one or per-channel slopes, ReLU, leaky
+ * ReLU: f(s x) = s f(x) for s > 0), whose two tensors have no other reader and are not graph
+ * outputs, output channel c of A (w_A[c][..], b_A[c]) is divided by s_c and input channel c of
+ * B (w_B[..][c], the innermost OHWI axis for both ops) multiplied by it, with
+ *   s_c = sqrt(r_A[c] / r_B[c]),  r_A[c] = max |w_A[c][..]|,  r_B[c] = max |w_B[..][c]|,
+ * which makes both ranges sqrt(r_A[c] r_B[c]). A channel with r = 0 on either side keeps
+ * s_c = 1. Sweeps over all pairs repeat until no s_c differs from 1 by more than 1e-4, or
+ * max_sweeps. The result computes the same function up to f32 rounding. Two convolutions with
+ * no activation between are left alone: such a tensor (a codec's latent) is often read in its
+ * own units by other graphs. */
+typedef struct nne_equalize_opts {
+    int32_t max_sweeps; /* 0: 64 */
+} nne_equalize_opts;
+
+typedef struct nne_equalize_info {
+    int32_t pairs;  /* pairs equalized */
+    int32_t sweeps; /* sweeps run */
+} nne_equalize_info;
+
+/* *out: a new inferred graph with the equalized constants (names, nodes, metadata of g; o and
+ * info may be NULL). A graph with no pair gives an unchanged copy. */
+nne_status nne_equalize_graph(nne_graph *g, const nne_equalize_opts *o, nne_graph **out,
+                              nne_equalize_info *info);
+
 /* ---- The quantization pass ----------------------------------------------------------------- */
 
 /* nne_qscheme (per-tensor, per-channel, pow2) is declared in qops.h. */
@@ -86,6 +115,7 @@ typedef struct nne_quantize_opts {
     nne_qscheme scheme;
     nne_observer_opts observer; /* observer.symmetric is set by the pass from the scheme */
     bool bias_correction;       /* correct conv biases by E[y_f32 - y_qweights] */
+    bool equalize;              /* nne_equalize_graph first (calibration on its result) */
     int32_t n_samples;          /* calibration samples, >= 1 */
     nne_calib_sample_fn sample; /* required */
     nne_calib_progress_fn progress;
@@ -108,8 +138,8 @@ typedef struct nne_quantize_opts {
  * conv_transpose2d, dense, relu, relu6, leaky_relu, prelu, sigmoid, tanh, hardswish, GDN,
  * IGDN, max/avg pool, add, concat, reshape, flatten). Calibration runs `g` on cpu-ref
  * n_samples times. *out is a new inferred graph; g is unchanged (it is inferred if it was
- * not). Metadata is copied, plus quant.scheme, quant.observer, quant.samples and
- * quant.bias_correction. Errors name the node or tensor (unsupported op, non-finite weight,
+ * not). Metadata is copied, plus quant.scheme, quant.observer, quant.samples,
+ * quant.bias_correction and quant.equalize ("0", or "1" and quant.equalize_pairs). Errors name the node or tensor (unsupported op, non-finite weight,
  * accumulator bound exceeded). */
 nne_status nne_quantize_graph(nne_graph *g, const nne_quantize_opts *o, nne_graph **out);
 

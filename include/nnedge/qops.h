@@ -311,22 +311,31 @@ void nne_concat_s8__ref(size_t outer, int32_t n_inputs, const int8_t *const *xs,
 void nne_clamp_s8__ref(size_t count, const int8_t *x, int32_t lo, int32_t hi, int8_t *y);
 
 /* PReLU / leaky ReLU over x, y [pixels][c]: v = x - x_zp;
- *   y = v >= 0 ? pos(v) : neg(v * neg_slope[k], k)        k = neg->count == 1 ? 0 : ch
+ *   y = v >= 0 ? pos(v * pos_mul) : neg(v * neg_slope[k], k)    k = neg->count == 1 ? 0 : ch
  * pos->count == 1; neg->count 1 (leaky) or c (per-channel slopes); both share zero point and
- * clamp. neg_slope [neg->count]: the integer slope codes from nne_qprelu_init (1 where the
- * slope is folded into neg's Q31 multiplier); |v * neg_slope| <= 255 * 128. y may alias x. */
+ * clamp. pos_mul and neg_slope [neg->count] are the integer factors from nne_qprelu_init
+ * (Q31: 2^NNE_PRELU_Q31_FRAC, pow2: 1 and the slope codes); |v * factor| <= 255 * 2^16.
+ * y may alias x. */
 void nne_prelu_s8__ref(size_t pixels, int32_t c, const int8_t *x, int32_t x_zero_point,
-                       const nne_qoutput *pos, const nne_qoutput *neg, const int32_t *neg_slope,
-                       int8_t *y);
+                       const nne_qoutput *pos, int32_t pos_mul, const nne_qoutput *neg,
+                       const int32_t *neg_slope, int8_t *y);
+/* Fraction bits a Q31 PReLU gives its input difference v (|v| <= 255) before requantizing:
+ * nne_requantize rounds twice (SRDHM, then the final shift; section 4.2), which on a bare v
+ * with a shift of 1 or 2 (a multiplier in [1/8, 1/2), every slope < 1) is off by one code in
+ * up to a tenth of the negative outputs, always away from zero: a bias. With v * 2^16 the
+ * first rounding is 2^16 times finer, so the result is v * M rounded once (section 6). */
+#define NNE_PRELU_Q31_FRAC 16
 /* Output stages of a PReLU (n_slope 1 or c entries of neg_rq and neg_slope; section 6):
- *   Q31:  M_pos = x/y, neg_slope = 1, M_neg[i] = slope[i] * x/y (any finite slope);
- *   pow2: M_pos = x/y, slope[i] = a * 2^-k exactly with |a| <= 127 (nne_slope_pow2; zero and
- *         negative slopes included): neg_slope[i] = a, M_neg[i] = 2^-k * x/y. Any other
- *         slope is NNE_ERR_UNSUPPORTED (quantize it with nne_quantize_slopes_pow2). */
-nne_status nne_qprelu_init(nne_qoutput *pos, nne_requant *pos_rq, nne_qoutput *neg,
-                           nne_requant *neg_rq, int32_t *neg_slope, float x_scale,
-                           const float *slope, int32_t n_slope, float y_scale, int32_t y_zero_point,
-                           bool pow2);
+ *   Q31:  *pos_mul = neg_slope[i] = 2^NNE_PRELU_Q31_FRAC, M_pos = x/y * 2^-FRAC,
+ *         M_neg[i] = slope[i] * x/y * 2^-FRAC (any finite slope);
+ *   pow2: *pos_mul = 1, M_pos = x/y, slope[i] = a * 2^-k exactly with |a| <= 127
+ *         (nne_slope_pow2; zero and negative slopes included): neg_slope[i] = a,
+ *         M_neg[i] = 2^-k * x/y. Any other slope is NNE_ERR_UNSUPPORTED (quantize it with
+ *         nne_quantize_slopes_pow2). */
+nne_status nne_qprelu_init(nne_qoutput *pos, nne_requant *pos_rq, int32_t *pos_mul,
+                           nne_qoutput *neg, nne_requant *neg_rq, int32_t *neg_slope,
+                           float x_scale, const float *slope, int32_t n_slope, float y_scale,
+                           int32_t y_zero_point, bool pow2);
 /* A slope as an integer slope at a power of two, as pow2 PReLU and the DPU use it:
  * slope = code * 2^-k exactly, code odd with |code| <= 127 (slope 0: code 0, k 0). false
  * (outputs untouched) for a non-finite slope or one that needs more than 7 bits. */

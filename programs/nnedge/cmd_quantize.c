@@ -53,6 +53,9 @@ static void help(void) {
            "                         faster, still exactly (docs/quantization.md)\n"
            "  --bias-correction      correct conv biases by the mean output shift of the\n"
            "                         quantized weights over the calibration data\n"
+           "  --equalize             cross-layer equalization first: balance the weight\n"
+           "                         ranges of conv -> PReLU/ReLU -> conv pairs (same f32\n"
+           "                         function; docs/quantization.md)\n"
            "  --max-images N         calibrate on at most N images (default 32)\n"
            "  --crop N               calibration crop side: cae-seed 128 by default; a learned\n"
            "                         codec 256, a multiple of its alignment (16 or 64)\n"
@@ -261,7 +264,7 @@ int nne_cmd_quantize(int argc, char **argv) {
     cli_common co;
     const char *calib = NULL, *scheme_s = NULL, *obs_s = "minmax", *pct_s = NULL, *max_s = NULL,
                *crop_s = NULL, *seed_s = NULL, *eval = NULL, *eval_max_s = NULL, *wbits_s = NULL;
-    bool bias_corr = false, fake = false;
+    bool bias_corr = false, fake = false, equalize = false;
     const cli_option opts[] = {
         {"fake", 0, false, NULL, &fake},
         {"calib", 0, true, &calib, NULL},
@@ -269,6 +272,7 @@ int nne_cmd_quantize(int argc, char **argv) {
         {"observer", 0, true, &obs_s, NULL},
         {"percentile", 0, true, &pct_s, NULL},
         {"bias-correction", 0, false, NULL, &bias_corr},
+        {"equalize", 0, false, NULL, &equalize},
         {"weight-bits", 0, true, &wbits_s, NULL},
         {"max-images", 0, true, &max_s, NULL},
         {"crop", 0, true, &crop_s, NULL},
@@ -291,9 +295,9 @@ int nne_cmd_quantize(int argc, char **argv) {
         return NNE_EXIT_USAGE;
     }
     if (fake) {
-        if (calib || bias_corr || eval || wbits_s)
+        if (calib || bias_corr || equalize || eval || wbits_s)
             return cli_usage_error(
-                k_cmd, "--fake takes no --calib, --bias-correction, "
+                k_cmd, "--fake takes no --calib, --bias-correction, --equalize, "
                        "--weight-bits or --eval (evaluate the f32 output with 'nnedge eval')");
         return fake_quantize(pos[0], scheme_s, &co);
     }
@@ -328,6 +332,7 @@ int nne_cmd_quantize(int argc, char **argv) {
         return cli_usage_error(k_cmd, "--eval-max '%s': expected a positive integer", eval_max_s);
     qo.observer.percentile = pct;
     qo.bias_correction = bias_corr;
+    qo.equalize = equalize;
     char real[4096];
     int rc = calib ? cli_check_data_dir(k_cmd, "--calib", calib, real, sizeof real) : 0;
     if (rc) return rc;
@@ -352,6 +357,12 @@ int nne_cmd_quantize(int argc, char **argv) {
                              "--scheme %s: %s was trained for %s (quantization-aware); quantize "
                              "it with that scheme, or train it again",
                              scheme_s, pos[0], nne_qscheme_name(qcfg.scheme));
+        goto done;
+    }
+    if (is_qat && equalize) { /* its learned ranges are those of the unequalized activations */
+        rc = cli_usage_error(k_cmd, "--equalize: %s was trained quantization-aware; its learned "
+                                    "activation ranges belong to its own weights",
+                             pos[0]);
         goto done;
     }
     if (is_qat && wbits != 8) { /* QAT trained the weights on [-127, 127] codes */
@@ -455,9 +466,9 @@ int nne_cmd_quantize(int argc, char **argv) {
     }
     if (co.json) {
         printf("{\"model\": \"%s\", \"output\": \"%s\", \"scheme\": \"%s\", \"observer\": \"%s\", "
-               "\"bias_correction\": %s, \"samples\": %d, \"ranges\": \"%s\"",
+               "\"bias_correction\": %s, \"equalize\": %s, \"samples\": %d, \"ranges\": \"%s\"",
                pos[0], co.output, nne_qscheme_name(qo.scheme), nne_observer_name(qo.observer.kind),
-               bias_corr ? "true" : "false", (int)qo.n_samples,
+               bias_corr ? "true" : "false", equalize ? "true" : "false", (int)qo.n_samples,
                nne_graph_get_meta(q, "quant.ranges") ? nne_graph_get_meta(q, "quant.ranges")
                                                      : "observer");
         if (eval)
@@ -469,9 +480,10 @@ int nne_cmd_quantize(int argc, char **argv) {
             printf("%s: %s, activation ranges learned by QAT%s -> %s\n", pos[0],
                    nne_qscheme_name(qo.scheme), bias_corr ? ", bias correction" : "", co.output);
         else
-            printf("%s: %s, %s observer%s, %d calibration crops of %lldx%lld -> %s\n", pos[0],
+            printf("%s: %s, %s observer%s%s, %d calibration crops of %lldx%lld -> %s\n", pos[0],
                    nne_qscheme_name(qo.scheme), nne_observer_name(qo.observer.kind),
-                   bias_corr ? ", bias correction" : "", (int)qo.n_samples, (long long)is->dim[1],
+                   bias_corr ? ", bias correction" : "", equalize ? ", equalized" : "",
+                   (int)qo.n_samples, (long long)is->dim[1],
                    (long long)is->dim[2], co.output);
         if (eval)
             printf("eval %s: %d images, mean PSNR f32 %.2f dB, int8 %.2f dB (%+.2f dB)\n", eval,

@@ -11,17 +11,18 @@ void nne_clamp_s8__ref(size_t count, const int8_t *x, int32_t lo, int32_t hi, in
 }
 
 /* x, y [pixels][c]; v = x - x_zp in [-255, 255];
- * y = v >= 0 ? pos(v) : neg(v * a[ch], ch), |v * a| <= 255 * 128 < 2^15 (a int8 codes). */
+ * y = v >= 0 ? pos(v * pos_mul) : neg(v * a[ch], ch); the factors are 2^16 (Q31) or int8
+ * slope codes (pow2), so |v * factor| <= 255 * 2^16 < 2^24. */
 void nne_prelu_s8__ref(size_t pixels, int32_t c, const int8_t *x, int32_t x_zero_point,
-                       const nne_qoutput *pos, const nne_qoutput *neg, const int32_t *neg_slope,
-                       int8_t *y) {
+                       const nne_qoutput *pos, int32_t pos_mul, const nne_qoutput *neg,
+                       const int32_t *neg_slope, int8_t *y) {
     assert(x && pos && neg && neg_slope && y && c >= 0 && pos->count == 1);
     assert(neg->count == 1 || neg->count == c);
     for (size_t p = 0; p < pixels; p++)
         for (int32_t ch = 0; ch < c; ch++) {
             const int32_t v = x[p * c + ch] - x_zero_point;
             const int32_t k = neg->count == 1 ? 0 : ch;
-            y[p * c + ch] = v >= 0 ? nne_qoutput_apply(pos, 0, v)
+            y[p * c + ch] = v >= 0 ? nne_qoutput_apply(pos, 0, v * pos_mul)
                                    : nne_qoutput_apply(neg, ch, v * neg_slope[k]);
         }
 }

@@ -212,8 +212,8 @@ static void conv_pair_row(const conv_pair_ctx *c, unsigned char *ts, int32_t img
     if (mid && mid->kind == NNE_CONV_S8_MID_CLAMP)
         nne_clamp_s8__ref(n, m, mid->lo, mid->hi, m);
     else if (mid && mid->kind == NNE_CONV_S8_MID_PRELU)
-        nne_prelu_s8__ref((size_t)ncols, g1->oc, m, mid->x_zero_point, mid->pos, mid->neg,
-                          mid->neg_slope, m);
+        nne_prelu_s8__ref((size_t)ncols, g1->oc, m, mid->x_zero_point, mid->pos, mid->pos_mul,
+                          mid->neg, mid->neg_slope, m);
     if (u8) { /* the w7 panel's band: x + 128 */
         uint8_t *d = dst + lo;
         for (size_t e = 0; e < n; e++) d[e] = (uint8_t)((uint8_t)m[e] ^ 0x80);

@@ -238,14 +238,15 @@ nne_status nne_quantize_slopes_pow2(int32_t n, const float *slope, float *out, i
     return NNE_OK;
 }
 
-nne_status nne_qprelu_init(nne_qoutput *pos, nne_requant *pos_rq, nne_qoutput *neg,
-                           nne_requant *neg_rq, int32_t *neg_slope, float x_scale,
-                           const float *slope, int32_t n_slope, float y_scale, int32_t y_zero_point,
-                           bool pow2) {
+nne_status nne_qprelu_init(nne_qoutput *pos, nne_requant *pos_rq, int32_t *pos_mul,
+                           nne_qoutput *neg, nne_requant *neg_rq, int32_t *neg_slope,
+                           float x_scale, const float *slope, int32_t n_slope, float y_scale,
+                           int32_t y_zero_point, bool pow2) {
     if (n_slope < 1) return nne_error(NNE_ERR_INVALID_ARG, "PReLU with %d slopes", (int)n_slope);
     nne_status st =
         nne_qoutput_init(pos, pos_rq, 1, x_scale, NULL, y_scale, y_zero_point, pow2, NNE_QACT_NONE);
     if (st != NNE_OK) return st;
+    *pos_mul = 1;
     if (pow2) {
         /* slope a * 2^-k: the integer a multiplies v (a one-tap MAC whose weight a has the
          * scale 2^-k), and the shift grows by k. */
@@ -270,14 +271,22 @@ nne_status nne_qprelu_init(nne_qoutput *pos, nne_requant *pos_rq, nne_qoutput *n
         if (ws != wscale) nne_free(ws);
         return st;
     }
-    /* Slopes may be negative or zero: M_neg = slope * x / y with a signed Q31 mantissa. */
+    /* v (|v| <= 255) enters the output stage as v * 2^FRAC and the multipliers are 2^FRAC
+     * smaller, so that SRDHM keeps FRAC fraction bits and only the final shift rounds
+     * (NNE_PRELU_Q31_FRAC). A multiplier below 2^-32 becomes 0: v * M < 2^-23 rounds to 0.
+     * Slopes may be negative or zero: M_neg = slope * x / y with a signed Q31 mantissa. */
+    const double frac = ldexp(1.0, -NNE_PRELU_Q31_FRAC);
+    st = nne_quant_multiplier_from_scale((double)x_scale / y_scale * frac, pos_rq);
+    if (st != NNE_OK) return st;
+    *pos_mul = 1 << NNE_PRELU_Q31_FRAC;
     for (int32_t c = 0; c < n_slope; c++) {
         if (!isfinite(slope[c]))
             return nne_error(NNE_ERR_INVALID_ARG, "PReLU slope %g (channel %d)", (double)slope[c],
                              (int)c);
-        st = nne_quant_multiplier_from_scale((double)slope[c] * x_scale / y_scale, &neg_rq[c]);
+        st = nne_quant_multiplier_from_scale((double)slope[c] * x_scale / y_scale * frac,
+                                             &neg_rq[c]);
         if (st != NNE_OK) return st;
-        neg_slope[c] = 1;
+        neg_slope[c] = 1 << NNE_PRELU_Q31_FRAC;
     }
     *neg = *pos;
     neg->count = n_slope;

@@ -468,10 +468,19 @@ nne_status nne_quantize_graph(nne_graph *g, const nne_quantize_opts *o, nne_grap
     nne_status s = nne_graph_infer(g);
     if (!s) s = check_graph(g);
     if (s) return s;
+    /* Equalized weights: the pass then runs on the equalized copy (same names and function). */
+    nne_graph *ge = NULL;
+    nne_equalize_info eq = {0};
+    if (o->equalize) {
+        if ((s = nne_equalize_graph(g, NULL, &ge, &eq))) return s;
+        g = ge;
+    }
     pass p = {.g = g, .o = o};
     const bool calib = !all_fixed(&p);
-    if (calib && (!o->sample || o->n_samples < 1))
+    if (calib && (!o->sample || o->n_samples < 1)) {
+        nne_graph_free(ge);
         return nne_error(NNE_ERR_INVALID_ARG, "quantize: no calibration samples");
+    }
     p.plan = nne_calloc((size_t)g->n_tensors, sizeof *p.plan);
     p.owned = nne_calloc(2 * (size_t)g->n_tensors + 1, sizeof *p.owned);
     nne_histogram *hist = nne_calloc((size_t)g->n_tensors, sizeof *hist);
@@ -503,6 +512,9 @@ nne_status nne_quantize_graph(nne_graph *g, const nne_quantize_opts *o, nne_grap
     if (!s) s = nne_graph_set_meta(q, "quant.samples", buf);
     if (!s) s = nne_graph_set_meta(q, "quant.bias_correction", o->bias_correction ? "1" : "0");
     if (!s) s = nne_graph_set_meta(q, "quant.weight_bits", o->weight_bits == 7 ? "7" : "8");
+    if (!s) s = nne_graph_set_meta(q, "quant.equalize", o->equalize ? "1" : "0");
+    snprintf(buf, sizeof buf, "%d", (int)eq.pairs);
+    if (!s && o->equalize) s = nne_graph_set_meta(q, "quant.equalize_pairs", buf);
     if (!s && o->observer.kind == NNE_OBSERVER_PERCENTILE) {
         snprintf(buf, sizeof buf, "%g",
                  o->observer.percentile == 0.0 ? 99.99 : o->observer.percentile);
@@ -512,6 +524,7 @@ nne_status nne_quantize_graph(nne_graph *g, const nne_quantize_opts *o, nne_grap
     bias_fix_free(fix, n_fix);
     nne_free(hist);
     plans_free(p.plan, g->n_tensors, p.owned, p.n_owned);
+    nne_graph_free(ge);
     if (s) {
         nne_graph_free(q);
         return s;

@@ -20,11 +20,12 @@
 #include "nnedge/image.h"
 #include "nnedge/json.h"
 
-enum { ROWS = 12, COLS = 12 };
+enum { ROWS = 13, COLS = 12 };
 static const char *const k_rows[ROWS] = {
     "fp32",           "fp16",          "int8-per-tensor", "int8-per-channel",
     "int8-pow2",      "int8-pow2-qat", "int4-weights",    "int2-weights",
-    "pruned-oneshot", "pruned",        "pruned-int8",     "int8-per-channel-w7"};
+    "pruned-oneshot", "pruned",        "pruned-int8",     "int8-per-channel-w7",
+    "int8-pow2-cle"};
 
 /* The top-left w x h of the first n images of a shared folder, as PNGs in tmp/dir. */
 static bool crops(const char *shared_rel, const char *dir, int n, int w, int h) {
@@ -180,6 +181,8 @@ static void test_table(void) {
     CHECK(pruned->macs < 0.5 * fp32->macs && pi8->macs == pruned->macs);
     CHECK(rows[8].macs == pruned->macs && pruned->size < fp32->size && pi8->size < pruned->size);
     CHECK(strstr(rows[5].cmd, "--qat pow2") && strstr(rows[5].cmd, "--steps 3"));
+    CHECK(strstr(rows[12].cmd, "--scheme pow2") && strstr(rows[12].cmd, "--equalize") &&
+          rows[12].macs == fp32->macs && rows[12].size == rows[4].size);
     CHECK(strstr(pi8->cmd, "nnedge prune") && strstr(pi8->cmd, "--init") &&
           strstr(pi8->cmd, "--scheme per-channel") && strstr(pi8->cmd, "--backend cpu-s8"));
     CHECK(strstr(rows[6].cmd, "--fake --scheme int4") != NULL);

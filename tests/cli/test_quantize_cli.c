@@ -178,6 +178,39 @@ static void test_fake(void) {
 
 /* nnedge eval of an int8 model runs it on cpu-s8: its mean PSNR is the one quantize --eval
  * measures with its own code path; f32 models keep the latent-codec path. */
+/* --equalize: recorded in the model and the JSON; the f32 function is the same (so the
+ * int8 model stays close to the plain one's PSNR), the weights differ; refused with --fake. */
+static void test_equalize(void) {
+    EXPECT_RC("quantize m.nne --calib data --crop 32 --equalize -o qe.nne --eval data --json -q",
+              0);
+    CHECK(nne_cli_json_valid(nne_cli_out) && strstr(nne_cli_out, "\"equalize\": true"));
+    const char *p = strstr(nne_cli_out, "\"psnr_int8\": ");
+    const double pe = p ? atof(p + strlen("\"psnr_int8\": ")) : NAN;
+    EXPECT_RC("quantize m.nne --calib data --crop 32 -o qn.nne --eval data --json -q", 0);
+    CHECK(strstr(nne_cli_out, "\"equalize\": false") != NULL);
+    p = strstr(nne_cli_out, "\"psnr_int8\": ");
+    const double pn = p ? atof(p + strlen("\"psnr_int8\": ")) : NAN;
+    CHECK_MSG(fabs(pe - pn) < 3.0, "int8 PSNR %.2f equalized vs %.2f", pe, pn);
+    nne_graph *q = NULL, *n = NULL;
+    CHECK_OK(nne_model_read_file(nne_cli_tmp_path("qe.nne"), &q));
+    CHECK_OK(nne_model_read_file(nne_cli_tmp_path("qn.nne"), &n));
+    if (q && n) {
+        const char *v = nne_graph_get_meta(q, "quant.equalize"),
+                   *k = nne_graph_get_meta(q, "quant.equalize_pairs");
+        /* cae-seed: 4 encoder and 4 decoder pairs (conv2d_5 -> latent -> transpose_1 has no
+         * activation: left alone) */
+        CHECK(v && strcmp(v, "1") == 0 && k && strcmp(k, "8") == 0);
+        const int32_t a = nne_graph_find_tensor(q, "conv2d_2.weight"),
+                      b = nne_graph_find_tensor(n, "conv2d_2.weight");
+        CHECK(a >= 0 && b >= 0 &&
+              memcmp(q->tensors[a].data, n->tensors[b].data, nne_tensor_nbytes(&q->tensors[a])));
+    }
+    nne_graph_free(q);
+    nne_graph_free(n);
+    EXPECT_RC("quantize m.nne --fake --scheme int8 --equalize -o f.nne", 2);
+    CHECK(strstr(nne_cli_err, "--equalize") != NULL);
+}
+
 static void test_eval_s8(void) {
     EXPECT_RC("quantize m.nne --calib data --crop 32 --scheme pow2 -o e.nne --eval data --json -q",
               0);
@@ -215,6 +248,7 @@ int main(void) {
     NNE_RUN(test_kodak_refused);
     NNE_RUN(test_runs);
     NNE_RUN(test_fake);
+    NNE_RUN(test_equalize);
     NNE_RUN(test_eval_s8);
     nne_cli_cleanup();
     return nne_test_summary();

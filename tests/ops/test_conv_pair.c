@@ -187,7 +187,7 @@ static void check_s8_pair(nne_test_rng *r, const nne_conv2d_geom *g1, const nne_
     int32_t x2_zp = o1.zero_point;
     nne_qoutput pos, neg;
     nne_requant pos_rq, neg_rq[40];
-    int32_t neg_slope[40];
+    int32_t neg_slope[40], pos_mul = 0;
     float slope[40];
     if (mid.kind == NNE_CONV_S8_MID_CLAMP) {
         mid.lo = o1.zero_point + nne_test_rng_int(r, 0, 10);
@@ -199,10 +199,10 @@ static void check_s8_pair(nne_test_rng *r, const nne_conv2d_geom *g1, const nne_
             slope[c] = pow2 ? (float)nne_test_rng_int(r, -8, 8) * 0.0625f : frand(r) * 0.5f;
         x2_zp = nne_test_rng_int(r, -128, 127);
         const float ys = pow2 ? 0.03125f : 0.04f + 0.02f * (float)nne_test_rng_uniform(r);
-        CHECK_OK(nne_qprelu_init(&pos, &pos_rq, &neg, neg_rq, neg_slope, pow2 ? 0.0625f : 0.05f,
-                                 slope, ns, ys, x2_zp, pow2));
+        CHECK_OK(nne_qprelu_init(&pos, &pos_rq, &pos_mul, &neg, neg_rq, neg_slope,
+                                 pow2 ? 0.0625f : 0.05f, slope, ns, ys, x2_zp, pow2));
         mid.x_zero_point = o1.zero_point;
-        mid.pos = &pos, mid.neg = &neg, mid.neg_slope = neg_slope;
+        mid.pos = &pos, mid.neg = &neg, mid.neg_slope = neg_slope, mid.pos_mul = pos_mul;
     }
     const int32_t x_zp = nne_test_rng_int(r, -128, 127);
     const nne_conv_s8_layer l1 = {g1, x_zp, w1, nne_test_rng_int(r, 0, 3) ? b1 : NULL, &o1};
@@ -223,8 +223,8 @@ static void check_s8_pair(nne_test_rng *r, const nne_conv2d_geom *g1, const nne_
             nne_conv2d_s8(pool, g1, x, x_zp, w1, l1.bias, &o1, m, su);
             if (mid.kind == NNE_CONV_S8_MID_CLAMP) nne_clamp_s8__ref(nm, m, mid.lo, mid.hi, m);
             if (mid.kind == NNE_CONV_S8_MID_PRELU)
-                nne_prelu_s8__ref(nm / (size_t)g1->oc, g1->oc, m, o1.zero_point, &pos, &neg,
-                                  neg_slope, m);
+                nne_prelu_s8__ref(nm / (size_t)g1->oc, g1->oc, m, o1.zero_point, &pos, pos_mul,
+                                  &neg, neg_slope, m);
             nne_conv2d_s8(pool, g2, m, x2_zp, w2, l2.bias, &o2, yu, su);
             void *sf = nne_aligned_alloc(nne_conv2d_pair_s8_scratch_size(g1, g2, t));
             memset(yf, 0x5a, ny);

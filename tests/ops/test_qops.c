@@ -806,29 +806,32 @@ static void test_prelu(void) {
         const int32_t xz = pow2 ? 0 : nne_test_rng_int(&r, -128, 127),
                       zy = pow2 ? 0 : nne_test_rng_int(&r, -60, 60);
         nne_requant prq, nrq[19];
-        int32_t codes[19];
+        int32_t codes[19], pos_mul = 0;
         nne_qoutput pos, neg;
-        CHECK_OK(nne_qprelu_init(&pos, &prq, &neg, nrq, codes, sx, slope, n_slope, sy, zy, pow2));
+        CHECK_OK(nne_qprelu_init(&pos, &prq, &pos_mul, &neg, nrq, codes, sx, slope, n_slope, sy,
+                                 zy, pow2));
         int8_t *x = rand_s8(&r, pixels * c, -128, 127), *y = rand_s8(&r, pixels * c, -128, 127);
         float *xf = nne_malloc(pixels * c * sizeof *xf), *yf = nne_malloc(pixels * c * sizeof *yf);
-        nne_prelu_s8__ref(pixels, c, x, xz, &pos, &neg, codes, y);
+        nne_prelu_s8__ref(pixels, c, x, xz, &pos, pos_mul, &neg, codes, y);
         nne_dequantize_s8_f32__ref(pixels * c, x, sx, xz, xf);
         nne_prelu_f32__ref(pixels, c, xf, slope, n_slope, yf);
         for (size_t i = 0; i < pixels * c; i++) {
             const int32_t ch = (int32_t)(i % c), v = x[i] - xz;
             int8_t want;
             if (v >= 0) {
-                want = sim_out(&pos, 0, v);
+                want = sim_out(&pos, 0, (int64_t)v * pos_mul);
             } else if (pow2) { /* exact: every factor is a small integer times 2^n */
                 const long double e =
                     floorl((long double)v * slope[n_slope == 1 ? 0 : ch] * sx / sy + 0.5L) + zy;
                 want = (int8_t)(e < -128 ? -128 : e > 127 ? 127 : e);
             } else {
-                want = sim_out(&neg, ch, v);
+                want = sim_out(&neg, ch, (int64_t)v * codes[n_slope == 1 ? 0 : ch]);
             }
             bad += y[i] != want;
             const double ref = fmin(fmax(yf[i], sy * (-128.0 - zy)), sy * (127.0 - zy));
-            approx_bad += fabs(sy * (y[i] - zy) - ref) > sy * (pow2 ? 0.5 : 1.0) + 1e-6;
+            /* one rounding of the exact result in both modes (Q31: up to 2^-17 of a step
+             * more, NNE_PRELU_Q31_FRAC); the f32 kernel's own rounding is far below 1e-6 */
+            approx_bad += fabs(sy * (y[i] - zy) - ref) > sy * 0.5 + 1e-6;
         }
         total += pixels * c;
         nne_free(x), nne_free(y), nne_free(xf), nne_free(yf);
@@ -836,12 +839,44 @@ static void test_prelu(void) {
     CHECK_MSG(bad == 0, "%zu of %zu PReLU outputs differ from the oracle", bad, total);
     CHECK_MSG(approx_bad == 0, "%zu of %zu PReLU outputs off the f32 kernel", approx_bad, total);
     nne_requant prq, nrq;
-    int32_t code;
+    int32_t code, pos_mul;
     nne_qoutput pos, neg;
     const float bad_slope = 0.1f; /* not 7 bits at any power of two */
-    CHECK_STATUS(
-        nne_qprelu_init(&pos, &prq, &neg, &nrq, &code, 0.25f, &bad_slope, 1, 0.25f, 0, true),
-        NNE_ERR_UNSUPPORTED);
+    CHECK_STATUS(nne_qprelu_init(&pos, &prq, &pos_mul, &neg, &nrq, &code, 0.25f, &bad_slope, 1,
+                                 0.25f, 0, true),
+                 NNE_ERR_UNSUPPORTED);
+}
+
+/* Q31 PReLU rounds once: every code equals the exact result rounded to nearest. The
+ * parameters are cae-seed's conv2d_1.prelu (int8 per-channel, docs/quantization.md, "Why
+ * cae-seed loses in PTQ"), where rounding twice (SRDHM, then a shift of 1 or 2) put 6% of the
+ * outputs one code lower, e.g. v = -1 -> -0.29 steps -> -1 instead of 0. */
+static void test_prelu_q31_rounding(void) {
+    const float sx = 0.00654755f, sy = 0.0043932f;
+    const int32_t zx = 31, zy = -16;
+    const float slopes[4] = {0.197f, 0.05f, 0.9f, -0.3f};
+    nne_requant prq, nrq[4];
+    int32_t codes[4], pos_mul = 0;
+    nne_qoutput pos, neg;
+    CHECK_OK(nne_qprelu_init(&pos, &prq, &pos_mul, &neg, nrq, codes, sx, slopes, 4, sy, zy, false));
+    int8_t x[256 * 4], y[256 * 4];
+    for (int i = 0; i < 256; i++)
+        for (int c = 0; c < 4; c++) x[i * 4 + c] = (int8_t)(i - 128);
+    nne_prelu_s8__ref(256, 4, x, zx, &pos, pos_mul, &neg, codes, y);
+    int bad = 0, shift_sum = 0;
+    for (int i = 0; i < 256 * 4; i++) {
+        const int32_t v = x[i] - zx;
+        const double r = (v >= 0 ? v : v * (double)slopes[i % 4]) * (double)sx / (double)sy;
+        const double f = r - floor(r);
+        if (fabs(f - 0.5) < 1e-4) continue; /* a near tie: either neighbour is right */
+        const double w = fmin(127.0, fmax(-128.0, floor(r + 0.5) + zy));
+        if (y[i] != (int8_t)w && bad++ < 3)
+            fprintf(stderr, "  v %d slope %g: %d, exact %.4f -> %d\n", (int)v,
+                    (double)slopes[i % 4], y[i], r, (int)w);
+        shift_sum += y[i] - (int)w;
+    }
+    CHECK_MSG(bad == 0, "%d of 1024 PReLU codes not rounded once (sum of errors %d)", bad,
+              shift_sum);
 }
 
 /* Integer slopes at a power of two, and the pow2 scheme's slope rule. */
@@ -1108,6 +1143,7 @@ int main(void) {
     NNE_RUN(test_concat);
     NNE_RUN(test_clamp_relu);
     NNE_RUN(test_prelu);
+    NNE_RUN(test_prelu_q31_rounding);
     NNE_RUN(test_slopes_pow2);
     NNE_RUN(test_lut);
     NNE_RUN(test_gdn_s8);

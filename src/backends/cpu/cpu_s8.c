@@ -27,7 +27,8 @@ typedef struct s8_node {
     nne_qoutput out, neg; /* MAC / pool / PReLU-positive output stage; PReLU negative */
     nne_requant *rq;      /* [out.count] */
     nne_requant *neg_rq;  /* [neg.count] */
-    int32_t *neg_slope;   /* [neg.count] PReLU integer slopes (1: folded into neg_rq) */
+    int32_t *neg_slope;   /* [neg.count] PReLU integer factors (nne_qprelu_init) */
+    int32_t pos_mul;      /* PReLU: the positive side's integer factor */
     nne_qadd add;
     int8_t lut[256];
     nne_qoutput *cat_out; /* concat: one output stage per input */
@@ -192,8 +193,9 @@ static nne_status prepare_node(const nne_graph *g, const nne_node *n, s8_node *s
         st->neg_rq = nne_calloc((size_t)ns, sizeof *st->neg_rq);
         st->neg_slope = nne_calloc((size_t)ns, sizeof *st->neg_slope);
         if (!st->rq || !st->neg_rq || !st->neg_slope) return NNE_ERR_NOMEM;
-        return nne_qprelu_init(&st->out, st->rq, &st->neg, st->neg_rq, st->neg_slope, sc(g, x),
-                               slope, ns, sc(g, y), zp(g, y), slopes_pow2);
+        return nne_qprelu_init(&st->out, st->rq, &st->pos_mul, &st->neg, st->neg_rq,
+                               st->neg_slope, sc(g, x), slope, ns, sc(g, y), zp(g, y),
+                               slopes_pow2);
     }
     case NNE_OP_SIGMOID:
     case NNE_OP_TANH:
@@ -378,8 +380,8 @@ static void run_node(const s8_state *ss, const nne_graph *g, const nne_node *n,
     case NNE_OP_PRELU:
     case NNE_OP_LEAKY_RELU: {
         const int32_t c = (int32_t)last_dim(g, in[0]);
-        nne_prelu_s8__ref(cnt / (size_t)c, c, x, zp(g, in[0]), &st->out, &st->neg, st->neg_slope,
-                          y);
+        nne_prelu_s8__ref(cnt / (size_t)c, c, x, zp(g, in[0]), &st->out, st->pos_mul, &st->neg,
+                          st->neg_slope, y);
         break;
     }
     case NNE_OP_SIGMOID:
@@ -442,6 +444,7 @@ static void run_pair(const s8_state *ss, const nne_graph *g, const nne_node *n, 
             mid.kind = NNE_CONV_S8_MID_PRELU;
             mid.x_zero_point = zp(g, a->inputs[0]);
             mid.pos = &sa->out, mid.neg = &sa->neg, mid.neg_slope = sa->neg_slope;
+            mid.pos_mul = sa->pos_mul;
         }
     }
     const nne_conv_s8_layer l1 = {&n->conv_geom, zp(g, n->inputs[0]), tdata(g, arena, n->inputs[1]),
