@@ -291,6 +291,18 @@ fake() {
     step "$1" quantize "$MODEL" --fake --scheme "$2" --json -o "$1"
 }
 
+# The QuTiBench ratios of $QCSV as a markdown table; $1 names what is missing ("rows" or
+# "ladders") when the CSV has no data line.
+qutibench_table() {
+    if [ "$(wc -l <"$QCSV")" -gt 1 ]; then
+        echo "| metric | A | B | C | D | p1 | q1 | p2 | q2 | p2/p1 |"
+        echo "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+        awk -F, 'NR > 1 { printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 }' "$QCSV"
+    else
+        echo "Not available: $1 fp32, int8-per-channel, pruned and pruned-int8 are all needed."
+    fi
+}
+
 want() { [ "$ROWS" = all ] || case ",$ROWS," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 
 # ---- Learned codecs ---------------------------------------------------------------------------
@@ -525,13 +537,7 @@ codec_mode() {
             "weights; size: sparse bytes (nonzero values + 1-bit presence maps); both means over" \
             "the rungs. PSNR per rung and mean; rate_at_equal_psnr = 1 + BD-rate/100 against fp32."
         echo
-        if [ "$(wc -l <"$QCSV")" -gt 1 ]; then
-            echo "| metric | A | B | C | D | p1 | q1 | p2 | q2 | p2/p1 |"
-            echo "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
-            awk -F, 'NR > 1 { printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 }' "$QCSV"
-        else
-            echo "Not available: ladders fp32, int8-per-channel, pruned and pruned-int8 are all needed."
-        fi
+        qutibench_table ladders
         echo
         echo "## Variants"
         echo
@@ -741,13 +747,7 @@ END {
         "p1 = C/A, q1 = B/A, p2 = D/B, q2 = D/C. The two optimizations are orthogonal when" \
         "p2/p1 = q2/q1 = 1 (../shared/specs/qutibench.md, 2.4)."
     echo
-    if [ "$(wc -l <"$QCSV")" -gt 1 ]; then
-        echo "| metric | A | B | C | D | p1 | q1 | p2 | q2 | p2/p1 |"
-        echo "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
-        awk -F, 'NR > 1 { printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 }' "$QCSV"
-    else
-        echo "Not available: rows fp32, int8-per-channel, pruned and pruned-int8 are all needed."
-    fi
+    qutibench_table rows
     echo
     echo "## Commands"
     echo
