@@ -22,6 +22,9 @@
 #                    (docs/quantization.md section 20: +0.24 dB on val for pow2; it costs
 #                    per-tensor and per-channel 0.1-0.2 dB, so only pow2 gets a row)
 #   int8-pow2-qat    QAT_STEPS of pow2 QAT, then quantized  nnedge train --init --qat pow2
+#   int8-per-channel-qat      ... per-channel QAT            nnedge train --init --qat per-channel
+#   int8-per-channel-w7-qat   ... per-channel QAT of 7-bit weights   ... --qat-weight-bits 7
+#                    (QAT's activation ranges: calibrated with QAT_OBSERVER, then fixed)
 #   int4-weights     conv weights at 4 bits, f32 otherwise  nnedge quantize --fake --scheme int4
 #   int2-weights     ... 2 bits (ternary)                   nnedge quantize --fake --scheme int2
 #   pruned-oneshot   channel pruning at SPARSITY (per-layer sensitivity on CALIB), no
@@ -45,6 +48,7 @@
 #   --test DIR [../shared/data/kodak]     evaluation
 #   --work DIR [build/quant-results/NAME] --out DIR [docs/results]
 #   --observer O [minmax]  --calib-images N [32]  --calib-crop N [128]   (nnedge quantize)
+#   --qat-observer O [the --observer]     calibration of the QAT rows' ranges
 #   --sparsity S [0.5]     --qat-steps N [2000]   --ft-steps N [2000]
 #   --prune-uniform        prune every layer by SPARSITY (no sensitivity calibration)
 #   --batch B [8]  --crop S [256]  --lr LR [1e-4; 2e-5 with --codec]  --threads T
@@ -96,6 +100,7 @@ MODELS=models
 WORK=
 OUT=docs/results
 OBSERVER=minmax
+QAT_OBSERVER=
 CALIB_IMAGES=32
 CALIB_CROP=
 SPARSITY=0.5
@@ -110,7 +115,7 @@ ROWS=all
 DRY_RUN=
 PRUNE_UNIFORM=
 
-ALL_ROWS="fp32 fp16 int8-per-tensor int8-per-channel int8-pow2 int8-per-channel-w7 int8-pow2-cle int8-pow2-qat int4-weights int2-weights pruned-oneshot pruned pruned-int8"
+ALL_ROWS="fp32 fp16 int8-per-tensor int8-per-channel int8-pow2 int8-per-channel-w7 int8-pow2-cle int8-pow2-qat int8-per-channel-qat int8-per-channel-w7-qat int4-weights int2-weights pruned-oneshot pruned pruned-int8"
 
 die() {
     echo "quant_results.sh: $*" >&2
@@ -137,6 +142,7 @@ while [ $# -gt 0 ]; do
     --work) WORK=$val ;;
     --out) OUT=$val ;;
     --observer) OBSERVER=$val ;;
+    --qat-observer) QAT_OBSERVER=$val ;;
     --calib-images) CALIB_IMAGES=$val ;;
     --calib-crop) CALIB_CROP=$val ;;
     --sparsity) SPARSITY=$val ;;
@@ -167,6 +173,7 @@ if [ -n "$CODEC" ]; then
 fi
 [ -n "$CALIB_CROP" ] || CALIB_CROP=128
 [ -n "$LR" ] || LR=1e-4
+[ -n "$QAT_OBSERVER" ] || QAT_OBSERVER=$OBSERVER
 [ -n "$NAME" ] || NAME=$(basename "$MODEL" .nne)
 [ -n "$WORK" ] || WORK=build/quant-results/$NAME
 if [ "$ROWS" != all ]; then
@@ -383,7 +390,7 @@ codec_mode() {
             int8-*-qat)
                 scheme=${r#int8-}
                 rung_ft "$dst" "$src" "$W/$r-ckpt" "$QAT_STEPS" --qat "${scheme%-qat}" \
-                    --qat-observer "$OBSERVER" --calib-images "$CALIB_IMAGES" ;;
+                    --qat-observer "$QAT_OBSERVER" --calib-images "$CALIB_IMAGES" ;;
             pruned) rung_ft "$dst" "$src" "$W/pruned-ckpt" "$FT_STEPS" --prune-schedule "$SPARSITY" ;;
             pruned-int8)
                 # the pruned rung (made here when the pruned row is not asked for)
@@ -430,7 +437,7 @@ codec_mode() {
         fp32) desc="f32 model"; prec=f32; be=cpu-exact; bdp=0; bdq=0; bdm=0 ;;
         fp16) desc="every constant rounded to fp16 (f32 compute)"; prec="fp16 weights"; be=cpu-exact ;;
         *-qat) s0=${r#int8-}
-           desc="int8 g_a and g_s after $QAT_STEPS steps of ${s0%-qat} QAT at the rung's lambda (ranges calibrated with $OBSERVER, fixed); h_a, h_s, entropy model f32"
+           desc="int8 g_a and g_s after $QAT_STEPS steps of ${s0%-qat} QAT at the rung's lambda (ranges calibrated with $QAT_OBSERVER, fixed); h_a, h_s, entropy model f32"
            prec=int8; be="cpu-s8 + cpu-exact" ;;
         pruned) desc="magnitude-pruned to $SPARSITY of every conv weight tensor (g_a, h_a, h_s, g_s; gradual, Zhu & Gupta) during $FT_STEPS steps of fine-tuning at the rung's lambda; f32"
            prec=f32; be=cpu-exact ;;
@@ -558,7 +565,6 @@ codec_mode() {
 W=$WORK
 PRUNED=$W/pruned.nne
 PRUNED_FT=$W/pruned-ft.nne
-QAT=$W/qat-pow2.nne
 paused=
 # fine_tune OUT INIT STEPS [options]: train_to, with a pause noted (returns 1) and a failure
 # ending the script.
@@ -618,11 +624,16 @@ if { want pruned || want pruned-int8; } && fine_tune "$PRUNED_FT" "$PRUNED" "$FT
         evaluate pruned-int8 "$W/pruned-int8.nne" cpu-s8
     fi
 fi
-if want int8-pow2-qat && fine_tune "$QAT" "$MODEL" "$QAT_STEPS" --qat pow2 \
-    --qat-observer "$OBSERVER" --calib-images "$CALIB_IMAGES"; then
-    step "$W/int8-pow2-qat.nne" quantize "$QAT" -q -o "$W/int8-pow2-qat.nne"
-    evaluate int8-pow2-qat "$W/int8-pow2-qat.nne" cpu-s8
-fi
+# QAT rows: W/qat-<s>.nne fine-tuned quantization-aware, then quantized with its own ranges
+# and weight bits (no calibration: nnedge quantize reads the qat.* metadata).
+for s in pow2 per-channel per-channel-w7; do
+    if want "int8-$s-qat" && fine_tune "$W/qat-$s.nne" "$MODEL" "$QAT_STEPS" --qat "${s%-w7}" \
+        $([ "$s" = "${s%-w7}" ] || echo --qat-weight-bits 7) \
+        --qat-observer "$QAT_OBSERVER" --calib-images "$CALIB_IMAGES"; then
+        step "$W/int8-$s-qat.nne" quantize "$W/qat-$s.nne" -q -o "$W/int8-$s-qat.nne"
+        evaluate "int8-$s-qat" "$W/int8-$s-qat.nne" cpu-s8
+    fi
+done
 [ -n "$DRY_RUN" ] && exit 0
 
 # ---- The table ------------------------------------------------------------------------------
@@ -668,8 +679,10 @@ for r in $ALL_ROWS; do
             cmd="$(cmd_of "$m") && $(cmd_of "$W/eval-$r/eval.csv")" ;;
         int8-pow2-cle) desc="post-training, pow2 scales, cross-layer equalization, $OBSERVER observer"
             cmd="$(cmd_of "$m") && $(cmd_of "$W/eval-$r/eval.csv")" ;;
-        int8-pow2-qat) desc="pow2 after $(sed -n 's/.*--steps \([0-9]*\).*/\1/p' "$QAT.cmd" 2>/dev/null) steps of QAT"
-            cmd="$(cmd_of "$QAT") && $(cmd_of "$m") && $(cmd_of "$W/eval-$r/eval.csv")" ;;
+        *-qat) s0=${r#int8-} s0=${s0%-qat}
+            qm=$W/qat-$s0.nne
+            desc="${s0%-w7} scales$([ "$s0" = "${s0%-w7}" ] || echo ", 7-bit weights") after $(sed -n 's/.*--steps \([0-9]*\).*/\1/p' "$qm.cmd" 2>/dev/null) steps of QAT ($(sed -n 's/.*--qat-observer \([a-z]*\).*/\1/p' "$qm.cmd" 2>/dev/null) ranges, fixed)"
+            cmd="$(cmd_of "$qm") && $(cmd_of "$m") && $(cmd_of "$W/eval-$r/eval.csv")" ;;
         *) desc="post-training, ${r#int8-} scales, $OBSERVER observer"
             cmd="$(cmd_of "$m") && $(cmd_of "$W/eval-$r/eval.csv")" ;;
         esac

@@ -14,8 +14,8 @@
  *    PReLU output (which shares its input's parameters in pow2 graphs) is rounded to that
  *    input's grid, as cpu-s8 and dpu-sim compute it;
  *  - backward: straight-through estimator, the gradient passes where the unclamped code lies
- *    in the code range and is 0 where it saturates (weights: [-127, 127], activations
- *    [-128, 127]).
+ *    in the code range and is 0 where it saturates (weights: [-127, 127], or [-64, 64] for
+ *    7-bit weights, nne_qat_config.weight_bits; activations [-128, 127]).
  * Activation ranges come from calibration (nne_qat_ranges_from_quantized on the output of
  * nne_quantize_graph, or nne_qat_set_range) and stay fixed (ema = 0), or follow an
  * exponential moving average of each training batch's min/max (ema > 0). They are stored as
@@ -53,6 +53,12 @@ void nne_fake_quant_backward(size_t count, const uint8_t *mask, const float *dy,
  * non-finite weight (NNE_ERR_INVALID_ARG), NNE_ERR_NOMEM. */
 nne_status nne_fake_quant_weight_forward(const nne_shape *shape, const float *w, nne_qscheme scheme,
                                          float *y, uint8_t *mask, float *scale);
+/* The same for codes in [-qmax, qmax] (1..127) with the scales of nne_weight_scales_s8_qmax:
+ * qmax 64 is the quantization pass's 7-bit weights (nne_quantize_opts.weight_bits = 7);
+ * nne_fake_quant_weight_forward is qmax 127. */
+nne_status nne_fake_quant_weight_forward_qmax(const nne_shape *shape, const float *w,
+                                              nne_qscheme scheme, int32_t qmax, float *y,
+                                              uint8_t *mask, float *scale);
 
 /* ==== QAT state for a graph ========================================================== */
 
@@ -63,6 +69,10 @@ typedef struct nne_qat_config {
      * the first batch setting them when no range is set (PyTorch's
      * MovingAverageMinMaxObserver; 0.01 is its default). Evaluation never changes them. */
     float ema;
+    /* Weight codes: 0 or 8 = [-127, 127], 7 = [-64, 64] (the pass's weight_bits 7, which the
+     * AVX2 w7 kernels run exactly on vpmaddubsw; docs/quantization.md section 11). Other
+     * values: NNE_ERR_INVALID_ARG. Stored as qat.weight_bits. */
+    int32_t weight_bits;
     /* The nodes simulated in int8: NULL = every node; else a NULL-terminated list of node-name
      * prefixes, for a graph of which only some parts run in int8 (a learned codec's g_a and
      * g_s: nne_lcodec_int8_prefixes). Outside them nothing is fake-quantized; the region's
@@ -118,10 +128,12 @@ nne_status nne_qat_ranges_from_parts(nne_qat *q, const nne_graph *const *parts, 
  * state into a QAT state for a validation graph built at another size). */
 nne_status nne_qat_copy_ranges(nne_qat *dst, const nne_qat *src);
 
-/* Metadata: qat.scheme (nne_qscheme_name spelling), qat.ema (%.9g), and one
+/* Metadata: qat.scheme (nne_qscheme_name spelling), qat.ema (%.9g), qat.weight_bits ("8" or
+ * "7"; absent = 8, as in models from before it), and one
  * qat.range.<tensor> = "lo hi" (%.9g each, exact for f32) per activation with a range.
  * store replaces earlier qat.* keys of g; load reads the ranges of q's tensors from g (a
- * tensor without a key keeps its state) and checks qat.scheme against q's. config_from_meta
+ * tensor without a key keeps its state) and checks qat.scheme and qat.weight_bits against
+ * q's. config_from_meta
  * gives the configuration of a graph's qat.* keys (*present = false without qat.scheme). */
 nne_status nne_qat_store_meta(const nne_qat *q, nne_graph *g);
 nne_status nne_qat_load_meta(nne_qat *q, const nne_graph *g);

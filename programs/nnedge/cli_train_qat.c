@@ -51,8 +51,12 @@ int cli_tq_parse(const char *cmd, const cli_tq_raw *r, bool rd, cli_tq *e) {
             return cli_usage_error(cmd, "--calib-images %s: want an integer in [1, 4096]",
                                    r->calib_images);
         e->calib_images = (int32_t)i;
-    } else if (r->qat_ema || r->qat_observer || r->calib_images) {
-        return cli_usage_error(cmd, "--qat-ema, --qat-observer and --calib-images need --qat");
+        if (!cli_parse_i64(r->qat_weight_bits ? r->qat_weight_bits : "8", 7, 8, &i))
+            return cli_usage_error(cmd, "--qat-weight-bits %s: want 7 or 8", r->qat_weight_bits);
+        e->qcfg.weight_bits = (int32_t)i;
+    } else if (r->qat_ema || r->qat_observer || r->qat_weight_bits || r->calib_images) {
+        return cli_usage_error(cmd, "--qat-ema, --qat-observer, --qat-weight-bits and "
+                                    "--calib-images need --qat");
     }
     if (r->teacher) {
         if (rd)
@@ -177,6 +181,7 @@ static nne_status calibrate(cli_tq *e, const nne_dataset *ds, int32_t crop, uint
         .crop = {.batch = 1, .height = crop, .width = crop, .seed = seed ^ CALIB_SEED_XOR}};
     nne_quantize_opts o = {.scheme = e->qcfg.scheme,
                            .observer = {.kind = e->observer},
+                           .weight_bits = e->qcfg.weight_bits,
                            .n_samples = e->calib_images,
                            .sample = calib_sample,
                            .ctx = &c};
@@ -261,6 +266,7 @@ static bool qat_range(void *ctx, const char *tensor, float *lo, float *hi) {
 static nne_status attach_int8_parts(const cli_tq *e, nne_graph *g) {
     const nne_lcodec_quantize_opts o = {.q = {.scheme = e->qcfg.scheme,
                                               .observer = {.kind = e->observer},
+                                              .weight_bits = e->qcfg.weight_bits,
                                               .fixed_range = qat_range,
                                               .ctx = e->q},
                                         .height = e->crop,
@@ -275,7 +281,8 @@ nne_status cli_tq_model_finish(const cli_tq *e, nne_graph *g) {
     char v[4200];
     nne_status st = cli_tq_store(e, g);
     if (!st && e->qat) {
-        snprintf(v, sizeof v, "%s, %s ranges%s%s%s", nne_qscheme_name(e->qcfg.scheme),
+        snprintf(v, sizeof v, "%s%s, %s ranges%s%s%s", nne_qscheme_name(e->qcfg.scheme),
+                 e->qcfg.weight_bits == 7 ? " 7-bit weights" : "",
                  e->qcfg.ema > 0.0f ? "EMA" : "fixed", e->init ? " calibrated with " : "",
                  e->init ? nne_observer_name(e->observer) : "",
                  e->rd ? "; g_a and g_s simulated in int8 and attached as the int8 codec's "

@@ -10,7 +10,8 @@ struct nne_session;
 
 /* The option values as given (NULL = absent). */
 typedef struct cli_tq_raw {
-    const char *qat, *qat_ema, *qat_observer, *calib_images, *init, *teacher, *alpha, *temperature;
+    const char *qat, *qat_ema, *qat_observer, *qat_weight_bits, *calib_images, *init, *teacher,
+        *alpha, *temperature;
 } cli_tq_raw;
 
 typedef struct cli_tq {

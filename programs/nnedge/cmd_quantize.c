@@ -365,13 +365,16 @@ int nne_cmd_quantize(int argc, char **argv) {
                              pos[0]);
         goto done;
     }
-    if (is_qat && wbits != 8) { /* QAT trained the weights on [-127, 127] codes */
-        rc = cli_usage_error(k_cmd, "--weight-bits %d: %s was trained for 8-bit weights",
-                             (int)wbits, pos[0]);
+    /* QAT trained the weights on the codes of its qat.weight_bits: 8 [-127, 127], 7 [-64, 64] */
+    if (is_qat && wbits_s && wbits != qcfg.weight_bits) {
+        rc = cli_usage_error(k_cmd, "--weight-bits %d: %s was trained for %d-bit weights",
+                             (int)wbits, pos[0], (int)qcfg.weight_bits);
         goto done;
     }
-    if (is_qat)
+    if (is_qat) {
         qo.scheme = qcfg.scheme;
+        qo.weight_bits = qcfg.weight_bits;
+    }
     else if (!scheme_s)
         qo.scheme = NNE_QSCHEME_PER_CHANNEL;
     if (model->n_attached) { /* `nnedge train --qat` of a codec writes the int8 codec itself */

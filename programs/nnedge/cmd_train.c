@@ -76,6 +76,8 @@ static void help(void) {
         "                        constant C; 0 = fixed (default 0 with --init, else 0.01)\n"
         "  --qat-observer O      calibration of the --init model's ranges: minmax (default),\n"
         "                        percentile, mse, kl\n"
+        "  --qat-weight-bits B   8 (default): weight codes in [-127, 127]; 7: [-64, 64], the\n"
+        "                        codes of 'nnedge quantize --weight-bits 7' (AVX2 w7 kernels)\n"
         "  --calib-images N      calibration crops from --data (default 16)\n"
         "  --teacher MODEL       distil from an f32 teacher model: L = A*L_task(y, x) +\n"
         "                        (1-A)*L_task(y, teacher(x))\n"
@@ -161,7 +163,8 @@ static const train_key k_train_keys[] = {
     {"weight-decay", RAW(wd)},   {"clip", RAW(clip)},     {"loss", RAW(loss)},
     {"seed", RAW(seed)},         {"channels", RAW(channels)}, {"lambda", RAW(lambda)},
     {"qat", RAW(tq.qat)},        {"qat-ema", RAW(tq.qat_ema)},
-    {"qat-observer", RAW(tq.qat_observer)}, {"calib-images", RAW(tq.calib_images)},
+    {"qat-observer", RAW(tq.qat_observer)}, {"qat-weight-bits", RAW(tq.qat_weight_bits)},
+    {"calib-images", RAW(tq.calib_images)},
     {"distill-alpha", RAW(tq.alpha)}, {"distill-temperature", RAW(tq.temperature)},
     {"prune-schedule", RAW(prune)},
 };
@@ -556,6 +559,7 @@ static void settings_kv(const run *r, kvbuf *b) {
         kv_add(b, "qat", "%s", nne_qscheme_name(r->tq.qcfg.scheme));
         kv_add(b, "qat-ema", "%.9g", (double)r->tq.qcfg.ema);
         kv_add(b, "qat-observer", "%s", nne_observer_name(r->tq.observer));
+        kv_add(b, "qat-weight-bits", "%d", r->tq.qcfg.weight_bits == 7 ? 7 : 8);
         kv_add(b, "calib-images", "%d", (int)r->tq.calib_images);
     }
     if (r->tq.init) {
@@ -1034,6 +1038,7 @@ int nne_cmd_train(int argc, char **argv) {
         {"qat", 0, true, &ro->tq.qat, NULL},
         {"qat-ema", 0, true, &ro->tq.qat_ema, NULL},
         {"qat-observer", 0, true, &ro->tq.qat_observer, NULL},
+        {"qat-weight-bits", 0, true, &ro->tq.qat_weight_bits, NULL},
         {"calib-images", 0, true, &ro->tq.calib_images, NULL},
         {"teacher", 0, true, &ro->tq.teacher, NULL},
         {"distill-alpha", 0, true, &ro->tq.alpha, NULL},

@@ -28,20 +28,28 @@ void nne_fake_quant_backward(size_t count, const uint8_t *mask, const float *dy,
 
 nne_status nne_fake_quant_weight_forward(const nne_shape *shape, const float *w, nne_qscheme scheme,
                                          float *y, uint8_t *mask, float *scale) {
+    return nne_fake_quant_weight_forward_qmax(shape, w, scheme, 127, y, mask, scale);
+}
+
+nne_status nne_fake_quant_weight_forward_qmax(const nne_shape *shape, const float *w,
+                                              nne_qscheme scheme, int32_t qmax, float *y,
+                                              uint8_t *mask, float *scale) {
     if (!shape || !w || !y) return nne_error(NNE_ERR_INVALID_ARG, "fake quant: NULL argument");
+    if (qmax < 1 || qmax > 127)
+        return nne_error(NNE_ERR_INVALID_ARG, "fake quant: qmax %d (expected 1..127)", (int)qmax);
     const int32_t groups =
         scheme == NNE_QSCHEME_PER_CHANNEL && shape->ndim > 0 ? (int32_t)shape->dim[0] : 1;
     float one, *s = scale;
     if (!s && groups > 1 && !(s = nne_malloc((size_t)groups * sizeof *s))) return NNE_ERR_NOMEM;
     if (!s) s = &one;
-    nne_status st = nne_weight_scales_s8(shape, w, scheme, s);
+    nne_status st = nne_weight_scales_s8_qmax(shape, w, scheme, qmax, s);
     if (st == NNE_OK) {
         const bool pow2 = scheme == NNE_QSCHEME_POW2;
         const size_t n = (size_t)nne_shape_numel(shape), per = n / (size_t)groups;
         for (size_t i = 0; i < n; i++) {
             const float sc = s[i / per];
-            const int32_t c = nne_quantize_value(w[i], sc, 0, -128, 128, pow2);
-            const int32_t q = c < -127 ? -127 : c > 127 ? 127 : c;
+            const int32_t c = nne_quantize_value(w[i], sc, 0, -qmax - 1, qmax + 1, pow2);
+            const int32_t q = c < -qmax ? -qmax : c > qmax ? qmax : c;
             if (mask) mask[i] = (uint8_t)(c == q);
             y[i] = (float)q * sc;
         }
@@ -149,6 +157,9 @@ nne_status nne_qat_create(const nne_graph *g, const nne_qat_config *c, nne_qat *
     if ((unsigned)c->scheme > NNE_QSCHEME_POW2 || !(c->ema >= 0.0f && c->ema <= 1.0f))
         return nne_error(NNE_ERR_INVALID_ARG, "qat: scheme %d or ema %g out of range",
                          (int)c->scheme, (double)c->ema);
+    if (c->weight_bits != 0 && c->weight_bits != 7 && c->weight_bits != 8)
+        return nne_error(NNE_ERR_INVALID_ARG, "qat: weight_bits %d (expected 7 or 8)",
+                         (int)c->weight_bits);
     if (g->n_inputs != 1) return nne_error(NNE_ERR_UNSUPPORTED, "qat: the graph needs 1 input");
     nne_qat *q = nne_calloc(1, sizeof *q);
     if (!q) return NNE_ERR_NOMEM;
@@ -379,6 +390,7 @@ nne_status nne_qat_store_meta(const nne_qat *q, nne_graph *g) {
     nne_status st = nne_graph_set_meta(g, "qat.scheme", nne_qscheme_name(q->cfg.scheme));
     snprintf(v, sizeof v, "%.9g", (double)q->cfg.ema);
     if (!st) st = nne_graph_set_meta(g, "qat.ema", v);
+    if (!st) st = nne_graph_set_meta(g, "qat.weight_bits", q->cfg.weight_bits == 7 ? "7" : "8");
     for (int32_t i = 0; i < q->n_act && !st; i++) {
         if (!q->has[i]) continue;
         snprintf(key, sizeof key, META_RANGE "%s", q->g->tensors[q->act[i]].name);
@@ -402,6 +414,10 @@ nne_status nne_qat_config_from_meta(const nne_graph *g, nne_qat_config *c, bool 
             return nne_error(NNE_ERR_FORMAT, "qat.ema '%s' is not a number in [0, 1]", e);
         c->ema = (float)v;
     }
+    const char *b = nne_graph_get_meta(g, "qat.weight_bits");
+    if (b && strcmp(b, "7") != 0 && strcmp(b, "8") != 0)
+        return nne_error(NNE_ERR_FORMAT, "qat.weight_bits '%s' is not 7 or 8", b);
+    c->weight_bits = b && b[0] == '7' ? 7 : 8;
     *present = true;
     return NNE_OK;
 }
@@ -414,6 +430,10 @@ nne_status nne_qat_load_meta(nne_qat *q, const nne_graph *g) {
     if (present && c.scheme != q->cfg.scheme)
         return nne_error(NNE_ERR_INVALID_ARG, "qat: the model's ranges are for scheme %s, not %s",
                          nne_qscheme_name(c.scheme), nne_qscheme_name(q->cfg.scheme));
+    if (present && (c.weight_bits == 7) != (q->cfg.weight_bits == 7))
+        return nne_error(NNE_ERR_INVALID_ARG,
+                         "qat: the model was trained for %d-bit weights, not %d-bit",
+                         (int)c.weight_bits, q->cfg.weight_bits == 7 ? 7 : 8);
     char key[NNE_MAX_NAME + 16];
     for (int32_t i = 0; i < q->n_act; i++) {
         const char *name = q->g->tensors[q->act[i]].name;
@@ -455,8 +475,10 @@ const float *nne_qat__weight(nne_qat *q, int32_t tensor, const float *w, nne_sta
      * the STE passes every slope gradient. */
     const nne_status r =
         q->wslope[s] ? nne_quantize_slopes_pow2((int32_t)numel(q->g, tensor), w, q->wq[s], NULL)
-                     : nne_fake_quant_weight_forward(&q->g->tensors[tensor].shape, w, q->cfg.scheme,
-                                                     q->wq[s], q->wmask[s], NULL);
+                     : nne_fake_quant_weight_forward_qmax(&q->g->tensors[tensor].shape, w,
+                                                          q->cfg.scheme,
+                                                          q->cfg.weight_bits == 7 ? 64 : 127,
+                                                          q->wq[s], q->wmask[s], NULL);
     if (r != NNE_OK) {
         if (*st == NNE_OK)
             *st =

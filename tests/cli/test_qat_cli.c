@@ -100,7 +100,49 @@ static void test_qat_and_quantize(void) {
           strstr(nne_cli_out, "\"ranges\": \"fixed\""));
     EXPECT_RC("quantize q.nne -o q8b.nne --scheme per-channel", 2);
     CHECK(strstr(nne_cli_err, "trained for pow2") != NULL);
+    EXPECT_RC("quantize q.nne -o q8d.nne --weight-bits 7", 2); /* trained for 8-bit weights */
+    CHECK(strstr(nne_cli_err, "8-bit") != NULL);
     EXPECT_RC("quantize fp.nne -o q8c.nne", 2); /* an f32 model still needs --calib */
+    /* 7-bit weights: trained on [-64, 64] codes, quantized with them by default */
+    snprintf(a, sizeof a,
+             "train %s -o q7.nne --steps 3 --init fp.nne --qat per-channel --qat-weight-bits 7 "
+             "--calib-images 2",
+             k_run);
+    EXPECT_RC(a, 0);
+    CHECK_OK(nne_model_read_file(nne_cli_tmp_path("q7.nne"), &g));
+    if (g) {
+        const char *v = nne_graph_get_meta(g, "qat.weight_bits");
+        CHECK(v && !strcmp(v, "7"));
+        v = nne_graph_get_meta(g, "train.qat");
+        CHECK(v && strstr(v, "7-bit weights"));
+        nne_graph_free(g);
+    }
+    EXPECT_RC("quantize q7.nne -o q7b.nne --weight-bits 8", 2);
+    CHECK(strstr(nne_cli_err, "7-bit") != NULL);
+    EXPECT_RC("quantize q7.nne -o q7b.nne", 0);
+    CHECK_OK(nne_model_read_file(nne_cli_tmp_path("q7b.nne"), &g));
+    if (g) {
+        const char *v = nne_graph_get_meta(g, "quant.weight_bits");
+        CHECK(v && !strcmp(v, "7"));
+        int checked = 0; /* every weight code within [-64, 64] */
+        for (int32_t i = 0; i < g->n_nodes; i++) {
+            const nne_node *n = &g->nodes[i];
+            if (n->op != NNE_OP_CONV2D && n->op != NNE_OP_CONV_TRANSPOSE2D) continue;
+            const nne_tensor *w = &g->tensors[n->inputs[1]];
+            CHECK(w->dtype == NNE_S8);
+            const int8_t *d = w->data;
+            for (int64_t k = 0; k < nne_shape_numel(&w->shape); k++) CHECK(d[k] >= -64 && d[k] <= 64);
+            checked++;
+        }
+        CHECK(checked == 10);
+        nne_graph_free(g);
+    }
+    snprintf(a, sizeof a, "train %s -o x.nne --steps 2 --qat pow2 --qat-weight-bits 6 --init fp.nne",
+             k_run);
+    EXPECT_RC(a, 2);
+    snprintf(a, sizeof a, "train %s -o x.nne --steps 2 --qat-weight-bits 7", k_run);
+    EXPECT_RC(a, 2);
+    CHECK(strstr(nne_cli_err, "need --qat") != NULL);
     EXPECT_RC("run q8.nne --help", 0);
     /* An initial model of another architecture or a quantized one is refused. */
     snprintf(a, sizeof a, "train %s -o y.nne --steps 2 --init q8.nne --qat pow2", k_run);

@@ -140,12 +140,16 @@ static nne_graph *batch1(const nne_graph *g, int h, int w, nne_op_type act, int 
     return b;
 }
 
+/* Weight bits of the pass in quantize() and of the QAT state in check_qat_vs_s8 (8 or 7). */
+static int32_t g_wbits = 8;
+
 /* Quantize g (batch 1) with ranges from the QAT state q, or by calibrating with min-max on
  * the n images x when q is NULL. */
 static nne_graph *quantize(nne_graph *g, nne_qscheme scheme, const nne_qat *q, const float *x,
                            int n) {
     calib c = {.x = x, .per = (size_t)nne_shape_numel(&g->tensors[g->inputs[0]].shape)};
     nne_quantize_opts o = {.scheme = scheme,
+                           .weight_bits = g_wbits,
                            .observer = {.kind = NNE_OBSERVER_MINMAX},
                            .n_samples = q ? 0 : n,
                            .sample = q ? NULL : calib_sample,
@@ -279,6 +283,27 @@ static void test_fake_quant_weight(void) {
             nne_quant_free(&qq);
         }
     }
+    /* 7-bit weights: codes in [-64, 64] with the scales of nne_weight_scales_s8_qmax(64) */
+    for (int scheme = 0; scheme < 3; scheme++) {
+        const int groups = scheme == NNE_QSCHEME_PER_CHANNEL ? OC : 1;
+        float s2[OC];
+        CHECK_OK(nne_fake_quant_weight_forward_qmax(&sh, w, (nne_qscheme)scheme, 64, y, m, sc));
+        CHECK_OK(nne_weight_scales_s8_qmax(&sh, w, (nne_qscheme)scheme, 64, s2));
+        int top = 0;
+        for (int i = 0; i < N; i++) {
+            const float s = s2[groups == 1 ? 0 : i / PER];
+            CHECK(s == sc[groups == 1 ? 0 : i / PER]);
+            const int32_t c = nne_quantize_value(w[i], s, 0, -64, 64, scheme == NNE_QSCHEME_POW2);
+            CHECK(y[i] == (float)c * s);
+            CHECK(m[i] == (fabs((double)w[i] / s) < 64.5));
+            top += c == 64 || c == -64;
+        }
+        CHECK(top >= 1); /* the grid reaches +-64 (not a 127 grid halved) */
+    }
+    CHECK_STATUS(nne_fake_quant_weight_forward_qmax(&sh, w, NNE_QSCHEME_PER_TENSOR, 128, y, m, NULL),
+                 NNE_ERR_INVALID_ARG);
+    CHECK_STATUS(nne_fake_quant_weight_forward_qmax(&sh, w, NNE_QSCHEME_PER_TENSOR, 0, y, m, NULL),
+                 NNE_ERR_INVALID_ARG);
     w[0] = NAN;
     CHECK_STATUS(nne_fake_quant_weight_forward(&sh, w, NNE_QSCHEME_PER_TENSOR, y, m, NULL),
                  NNE_ERR_INVALID_ARG);
@@ -496,7 +521,7 @@ static void check_qat_vs_s8(nne_qscheme scheme, nne_op_type act, bool grid_bias)
     nne_graph *cal = NULL, *qg = NULL;
     nne_trainer *tr = NULL;
     nne_qat *q = NULL;
-    const nne_qat_config qc = {.scheme = scheme};
+    const nne_qat_config qc = {.scheme = scheme, .weight_bits = g_wbits};
     if (!g) return;
     /* PReLU slopes off the pow2 slope grid (docs/quantization.md, 6: 7-bit codes at one
      * fixed point per layer, here 2^-7 for max |slope| 0.61), negative and zero included:
@@ -519,7 +544,8 @@ static void check_qat_vs_s8(nne_qscheme scheme, nne_op_type act, bool grid_bias)
             const nne_tensor *wt = &g->tensors[n->inputs[1]];
             float *b = g->tensors[n->inputs[2]].data, sw[16], sx;
             int32_t zx;
-            CHECK_OK(nne_weight_scales_s8(&wt->shape, wt->data, scheme, sw));
+            CHECK_OK(nne_weight_scales_s8_qmax(&wt->shape, wt->data, scheme,
+                                               g_wbits == 7 ? 64 : 127, sw));
             CHECK(nne_qat_get_qparams(q, g->tensors[n->inputs[0]].name, &sx, &zx));
             for (int k = 0; k < (int)wt->shape.dim[0]; k++) {
                 const double s = (double)sx * sw[scheme == NNE_QSCHEME_PER_CHANNEL ? k : 0];
@@ -550,9 +576,12 @@ static void check_qat_vs_s8(nne_qscheme scheme, nne_op_type act, bool grid_bias)
         differ += yq[i] != ys[i];
         worst = fmax(worst, fabs((double)yq[i] - ys[i]) / sy);
     }
-    printf("  %s, %s%s: %d of %d outputs differ, worst %.3g steps\n", nne_qscheme_name(scheme),
-           nne_op_name(act), grid_bias ? " (biases on the grid)" : "", differ, (int)(NI * per),
-           worst);
+    printf("  %s%s, %s%s: %d of %d outputs differ, worst %.3g steps\n", nne_qscheme_name(scheme),
+           g_wbits == 7 ? " w7" : "", nne_op_name(act), grid_bias ? " (biases on the grid)" : "",
+           differ, (int)(NI * per), worst);
+    /* The quantized weights are the QAT ones: codes within [-qmax, qmax] */
+    const char *wb = nne_graph_get_meta(qg, "quant.weight_bits");
+    CHECK(wb && atoi(wb) == (g_wbits == 7 ? 7 : 8));
     if (scheme == NNE_QSCHEME_POW2 && grid_bias)
         CHECK_MSG(differ == 0, "pow2 must be exact: %d differ", differ);
     else /* Q31 PReLU: the Q31 slope multiplier rounds differently from f32 x * slope */
@@ -577,6 +606,11 @@ static void test_qat_forward_equals_s8(void) {
     check_qat_vs_s8(NNE_QSCHEME_PER_TENSOR, NNE_OP_RELU, false);
     check_qat_vs_s8(NNE_QSCHEME_PER_CHANNEL, NNE_OP_RELU, false);
     check_qat_vs_s8(NNE_QSCHEME_PER_CHANNEL, NNE_OP_PRELU, false);
+    /* 7-bit weights ([-64, 64], what the AVX2 w7 kernels take): the same agreement */
+    g_wbits = 7;
+    check_qat_vs_s8(NNE_QSCHEME_POW2, NNE_OP_RELU, true);
+    check_qat_vs_s8(NNE_QSCHEME_PER_CHANNEL, NNE_OP_PRELU, false);
+    g_wbits = 8;
 }
 
 /* ---- QAT fine-tuning ----------------------------------------------------------------------- */
@@ -714,9 +748,28 @@ static void test_qat_state_and_errors(void) {
     nne_qat_config rc;
     bool present = false;
     CHECK_OK(nne_qat_config_from_meta(g, &rc, &present));
-    CHECK(present && rc.scheme == NNE_QSCHEME_PER_CHANNEL && rc.ema == 0.0f);
+    CHECK(present && rc.scheme == NNE_QSCHEME_PER_CHANNEL && rc.ema == 0.0f &&
+          rc.weight_bits == 8);
     nne_qat_free(q2);
     q2 = NULL;
+    /* weight bits: stored, checked on load, 7 or 8 only */
+    qc.weight_bits = 7;
+    CHECK_OK(nne_qat_create(g, &qc, &q2));
+    if (q2) CHECK_STATUS(nne_qat_load_meta(q2, g), NNE_ERR_INVALID_ARG); /* 8-bit ranges */
+    if (q2) CHECK(strstr(nne_last_error(), "8-bit") != NULL);
+    if (q2) CHECK_OK(nne_qat_copy_ranges(q2, q));
+    if (q2) CHECK_OK(nne_qat_store_meta(q2, g));
+    CHECK_OK(nne_qat_config_from_meta(g, &rc, &present));
+    CHECK(present && rc.weight_bits == 7);
+    if (q2) CHECK_OK(nne_qat_load_meta(q2, g));
+    nne_qat_free(q2);
+    q2 = NULL;
+    qc.weight_bits = 6;
+    CHECK_STATUS(nne_qat_create(g, &qc, &q2), NNE_ERR_INVALID_ARG);
+    CHECK_OK(nne_graph_set_meta(g, "qat.weight_bits", "6"));
+    CHECK_STATUS(nne_qat_config_from_meta(g, &rc, &present), NNE_ERR_FORMAT);
+    CHECK_OK(nne_graph_set_meta(g, "qat.weight_bits", "8"));
+    qc.weight_bits = 0; /* 0 = 8 */
     qc.scheme = NNE_QSCHEME_POW2;
     CHECK_OK(nne_qat_create(g, &qc, &q2));
     if (q2) CHECK_STATUS(nne_qat_load_meta(q2, g), NNE_ERR_INVALID_ARG); /* other scheme */
