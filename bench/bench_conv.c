@@ -3,7 +3,7 @@
  * oneDNN's convolution / deconvolution primitives (when linked) in the same run.
  *
  *   bench_conv [--reps N] [--threads LIST] [--only SUBSTRING] [--height H --width W]
- *              [--gap-ms MS] [--pairs] [--s8-per-call]
+ *              [--gap-ms MS] [--blocked] [--pairs] [--s8-per-call]
  *
  * --pairs times the fused pairs instead (docs/conv.md "Cross-layer fusion", docs/perf.md
  * "Fused pairs"): conv2d_1+conv2d_2 and conv2d_3+conv2d_4, f32 and int8, nnedge's fused pair
@@ -135,9 +135,11 @@ static result summarize(double *t, int reps) {
     return res;
 }
 
-/* Pause before each timed call: long enough that the other implementation's idle threads
- * have stopped spinning (libgomp's workers spin after a parallel region, GOMP_SPINCOUNT;
- * nnedge's pool for 50 us), so that neither call competes with the other's leftovers. */
+/* Pause before each timed call, so that a call does not run into the previous one's memory
+ * traffic. It does not outlast every idle spin: nnedge's pool sleeps after 50 us
+ * (NNEDGE_SPIN_US), but libgomp's workers, with its default wait policy, were measured still
+ * awake after it (oneDNN 1.16 ms per conv2d_5 call against 1.93 with OMP_WAIT_POLICY=passive;
+ * docs/perf.md, "Timing protocol"). --blocked separates the two implementations. */
 static long gap_ns = 10000000L; /* --gap-ms */
 
 static void gap(void) {
@@ -145,13 +147,34 @@ static void gap(void) {
     nanosleep(&ts, NULL);
 }
 
+/* --blocked: time each implementation's reps in one block instead of round-robin. */
+static bool blocked = false;
+
 /* Times fns[0..n-1] round-robin: f0, f1, ..., f0, f1, ... so that a load that drifts during
  * the run (another process on the cores) weighs on all alike, and their ratios mean
  * something even when the absolute times do not. One warm-up call each; a gap before each
- * timed call. */
+ * timed call. --blocked: all reps of f0, then all of f1, ..., each block after a 200 ms
+ * pause (the previous implementation's idle threads stop spinning: libgomp's spin for
+ * milliseconds) and a warm-up call; with --gap-ms 0 every implementation then runs
+ * back-to-back with its own threads awake, as the layers of a network do. */
 static void time_n(run_fn *fns, void **ctxs, int n, int reps, result *res) {
     static double t[4][1000];
     if (reps > 1000) reps = 1000;
+    if (blocked) {
+        for (int k = 0; k < n; k++) {
+            const struct timespec settle = {0, 200000000L};
+            nanosleep(&settle, NULL);
+            fns[k](ctxs[k]);
+            for (int r = 0; r < reps; r++) {
+                gap();
+                const uint64_t t0 = nne_time_ns();
+                fns[k](ctxs[k]);
+                t[k][r] = (double)(nne_time_ns() - t0) * 1e-9;
+            }
+            res[k] = summarize(t[k], reps);
+        }
+        return;
+    }
     for (int k = 0; k < n; k++) fns[k](ctxs[k]);
     for (int r = 0; r < reps; r++)
         for (int k = 0; k < n; k++) {
@@ -726,6 +749,8 @@ int main(int argc, char **argv) {
             reps = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--gap-ms") == 0 && i + 1 < argc) {
             gap_ns = (long)(atof(argv[++i]) * 1e6);
+        } else if (strcmp(argv[i], "--blocked") == 0) {
+            blocked = true;
         } else if (strcmp(argv[i], "--s8-per-call") == 0) {
             s8_per_call = true;
         } else if (strcmp(argv[i], "--pairs") == 0) {
@@ -748,7 +773,8 @@ int main(int argc, char **argv) {
             }
         } else {
             fprintf(stderr, "usage: bench_conv [--reps N] [--threads 1,2] [--only NAME] "
-                            "[--height H --width W] [--gap-ms MS] [--pairs] [--s8-per-call]\n");
+                            "[--height H --width W] [--gap-ms MS] [--blocked] [--pairs] "
+                            "[--s8-per-call]\n");
             return 2;
         }
     }
@@ -771,6 +797,10 @@ int main(int argc, char **argv) {
            !(cpu & NNE_CPU_AMX_TILE) ? "none"
            : nne_cpu_request_amx()   ? "usable (permission granted)"
                                      : "refused by the OS");
+    printf("Timing: %s, %.1f ms pause before each timed call, %d reps\n\n",
+           blocked ? "blocked (all reps of one implementation, then the other)"
+                   : "round-robin (nnedge and oneDNN alternating call by call)",
+           (double)gap_ns * 1e-6, reps);
     void (*omp_set_threads)(int) = NULL;
 #ifdef NNE_HAVE_DNNL
     omp_set_threads = (void (*)(int))dlsym(RTLD_DEFAULT, "omp_set_num_threads");

@@ -15,9 +15,12 @@
  * Following these rules a computation is bitwise identical for any thread count and any
  * schedule (the GEMM in gemm.h is built this way and tested for it).
  *
- * Waiting: idle workers spin briefly (a few microseconds of `pause`) for the next run, then
- * sleep on a condition variable, so back-to-back runs cost about a microsecond and an idle
- * pool costs no CPU.
+ * Waiting: idle workers spin briefly (50 us of `pause`) for the next run, then sleep on a
+ * condition variable, so back-to-back runs cost about a microsecond and an idle pool costs no
+ * CPU. NNEDGE_SPIN_US (read when a pool is created, 0..10,000,000) sets the spin, as
+ * GOMP_SPINCOUNT does for libgomp: a longer spin spares a run that follows after a pause the
+ * sleeping workers' wake-up (up to about 1 ms on a virtual machine; docs/perf.md), at the
+ * price of a busy core while the pool is idle.
  *
  * Thread safety: runs on one pool are serialized (concurrent callers take turns). A task may
  * call nne_threadpool_run on the same pool again: the nested loop then runs serially on the

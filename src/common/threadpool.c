@@ -61,6 +61,7 @@ struct nne_threadpool {
     nne_threadpool_fn fn;
     void *ctx;
     int n_tasks;
+    uint64_t spin_ns; /* SPIN_NS, or NNEDGE_SPIN_US from the environment at creation */
 };
 
 /* The pool whose task this thread is running (workers: always their pool), for nested runs. */
@@ -100,7 +101,7 @@ static bool spin_for_run(nne_threadpool *p, unsigned seen, uint64_t spin_ns, uns
 static unsigned wait_for_run(nne_threadpool *p, unsigned seen) {
     unsigned g = atomic_load(&p->gen);
     if (g != seen) return g;
-    if (spin_for_run(p, seen, SPIN_NS, &g)) return g;
+    if (spin_for_run(p, seen, p->spin_ns, &g)) return g;
     for (;;) {
         pthread_mutex_lock(&p->mu);
         atomic_fetch_add(&p->sleepers, 1);
@@ -196,6 +197,13 @@ nne_status nne_threadpool_create(int n_threads, nne_threadpool **out) {
     nne_threadpool *p = nne_calloc(1, sizeof *p);
     if (!p) return NNE_ERR_NOMEM;
     p->n_threads = n_threads;
+    p->spin_ns = SPIN_NS;
+    const char *e = getenv("NNEDGE_SPIN_US");
+    if (e && *e) {
+        char *end = NULL;
+        const unsigned long long us = strtoull(e, &end, 10);
+        if (end && !*end && us <= 10000000ull) p->spin_ns = (uint64_t)us * 1000u;
+    }
     pthread_mutex_init(&p->run_mu, NULL);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv_work, NULL);

@@ -242,6 +242,24 @@ static void test_prewake(void) {
     nne_threadpool_free(pool);
 }
 
+/* NNEDGE_SPIN_US: 0 (workers sleep at once), a long spin, and values that are ignored; every
+ * run still runs each task once, with pauses between runs that outlast a short spin. */
+static void test_spin_env(void) {
+    const char *values[] = {"0", "3000", "x1", "", "99999999999"};
+    for (size_t v = 0; v < sizeof values / sizeof values[0]; v++) {
+        setenv("NNEDGE_SPIN_US", values[v], 1);
+        nne_threadpool *pool = NULL;
+        CHECK_OK(nne_threadpool_create(2, &pool));
+        for (int i = 0; i < 12; i++) {
+            const struct timespec ts = {0, (i % 3) * 400000L}; /* 0 .. 0.8 ms */
+            nanosleep(&ts, NULL);
+            check_once(pool, 1 + i * 53 % 200);
+        }
+        nne_threadpool_free(pool);
+    }
+    unsetenv("NNEDGE_SPIN_US");
+}
+
 int main(void) {
     NNE_RUN(test_each_task_once);
     NNE_RUN(test_many_small_runs);
@@ -250,5 +268,6 @@ int main(void) {
     NNE_RUN(test_concurrent_callers);
     NNE_RUN(test_create_and_default);
     NNE_RUN(test_prewake);
+    NNE_RUN(test_spin_env);
     return nne_test_summary();
 }
