@@ -682,6 +682,8 @@ for r in $ALL_ROWS; do
         *-qat) s0=${r#int8-} s0=${s0%-qat}
             qm=$W/qat-$s0.nne
             desc="${s0%-w7} scales$([ "$s0" = "${s0%-w7}" ] || echo ", 7-bit weights") after $(sed -n 's/.*--steps \([0-9]*\).*/\1/p' "$qm.cmd" 2>/dev/null) steps of QAT ($(sed -n 's/.*--qat-observer \([a-z]*\).*/\1/p' "$qm.cmd" 2>/dev/null) ranges, fixed)"
+            qi=$(sed -n 's/.*--init \([^ ]*\).*/\1/p' "$qm.cmd" 2>/dev/null)
+            [ -z "$qi" ] || [ "$qi" = "$MODEL" ] || desc="$desc, starting from $qi"
             cmd="$(cmd_of "$qm") && $(cmd_of "$m") && $(cmd_of "$W/eval-$r/eval.csv")" ;;
         *) desc="post-training, ${r#int8-} scales, $OBSERVER observer"
             cmd="$(cmd_of "$m") && $(cmd_of "$W/eval-$r/eval.csv")" ;;
