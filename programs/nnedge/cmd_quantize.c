@@ -374,9 +374,9 @@ int nne_cmd_quantize(int argc, char **argv) {
     if (is_qat) {
         qo.scheme = qcfg.scheme;
         qo.weight_bits = qcfg.weight_bits;
-    }
-    else if (!scheme_s)
+    } else if (!scheme_s) {
         qo.scheme = NNE_QSCHEME_PER_CHANNEL;
+    }
     if (model->n_attached) { /* `nnedge train --qat` of a codec writes the int8 codec itself */
         cli_error(k_cmd,
                   "%s has attached graphs already: an int8 learned codec (int8 g_a and g_s); "

@@ -20,12 +20,12 @@
 #include "nnedge/image.h"
 #include "nnedge/json.h"
 
-enum { ROWS = 13, COLS = 12 };
+enum { ROWS = 15, COLS = 12 };
 static const char *const k_rows[ROWS] = {
     "fp32",           "fp16",          "int8-per-tensor", "int8-per-channel",
     "int8-pow2",      "int8-pow2-qat", "int4-weights",    "int2-weights",
     "pruned-oneshot", "pruned",        "pruned-int8",     "int8-per-channel-w7",
-    "int8-pow2-cle"};
+    "int8-pow2-cle",  "int8-per-channel-qat", "int8-per-channel-w7-qat"};
 
 /* The top-left w x h of the first n images of a shared folder, as PNGs in tmp/dir. */
 static bool crops(const char *shared_rel, const char *dir, int n, int w, int h) {
@@ -183,6 +183,12 @@ static void test_table(void) {
     CHECK(strstr(rows[5].cmd, "--qat pow2") && strstr(rows[5].cmd, "--steps 3"));
     CHECK(strstr(rows[12].cmd, "--scheme pow2") && strstr(rows[12].cmd, "--equalize") &&
           rows[12].macs == fp32->macs && rows[12].size == rows[4].size);
+    /* the per-channel QAT rows: 8-bit and 7-bit weights, each quantized with its own bits */
+    for (int r = 13; r < 15; r++)
+        CHECK_MSG(strstr(rows[r].cmd, "--qat per-channel") && strstr(rows[r].cmd, "--steps 3") &&
+                      (strstr(rows[r].cmd, "--qat-weight-bits 7") != NULL) == (r == 14) &&
+                      rows[r].macs == fp32->macs && rows[r].size == pc->size,
+                  "%s: %s", k_rows[r], rows[r].cmd);
     CHECK(strstr(pi8->cmd, "nnedge prune") && strstr(pi8->cmd, "--init") &&
           strstr(pi8->cmd, "--scheme per-channel") && strstr(pi8->cmd, "--backend cpu-s8"));
     CHECK(strstr(rows[6].cmd, "--fake --scheme int4") != NULL);
