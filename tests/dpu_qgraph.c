@@ -325,13 +325,15 @@ nne_status qg_reference(const nne_graph *g, const int8_t *in, int8_t *out) {
         }
         case NNE_OP_MAXPOOL2D:
         case NNE_OP_AVGPOOL2D:
-            s = nne_qoutput_init(&o, rq, 1, scale(g, ti), NULL, scale(g, to), 0, true,
-                                 NNE_QACT_NONE);
+        {
+            int32_t mul = 0;
+            s = nne_qrescale_init(&o, rq, scale(g, ti), scale(g, to), 0, true, &mul);
             if (!s)
                 nne_pool2d_s8__ref(&n->pool_geom,
                                    n->op == NNE_OP_MAXPOOL2D ? NNE_POOL_MAX : NNE_POOL_AVG, x, 0,
-                                   &o, y);
+                                   &o, mul, y);
             break;
+        }
         case NNE_OP_ADD: {
             nne_qadd qa;
             s = nne_qadd_init(&qa, scale(g, ti), 0, scale(g, n->inputs[1]), 0, scale(g, to), 0,
@@ -344,14 +346,16 @@ nne_status qg_reference(const nne_graph *g, const int8_t *in, int8_t *out) {
             size_t inner[NNE_MAX_NODE_INPUTS];
             int32_t zps[NNE_MAX_NODE_INPUTS];
             nne_qoutput outs[NNE_MAX_NODE_INPUTS];
+            int32_t mul = 0;
             for (int32_t k = 0; k < n->n_inputs && !s; k++) {
                 xs[k] = v[n->inputs[k]];
                 inner[k] = (size_t)g->tensors[n->inputs[k]].shape.dim[3];
                 zps[k] = 0;
-                s = nne_qoutput_init(&outs[k], &rq[k], 1, scale(g, n->inputs[k]), NULL,
-                                     scale(g, to), 0, true, NNE_QACT_NONE);
+                s = nne_qrescale_init(&outs[k], &rq[k], scale(g, n->inputs[k]), scale(g, to), 0,
+                                      true, &mul);
             }
-            if (!s) nne_concat_s8__ref(count / (size_t)C, n->n_inputs, xs, inner, zps, outs, y);
+            if (!s)
+                nne_concat_s8__ref(count / (size_t)C, n->n_inputs, xs, inner, zps, outs, mul, y);
             break;
         }
         default:

@@ -268,16 +268,33 @@ void nne_dense_s8__ref(int32_t n, int32_t in, int32_t out, const int8_t *x, int3
  * For backends that compute accumulators elsewhere (GEMM) and for tests. */
 void nne_requantize_s32_s8__ref(size_t pixels, int32_t c, const int32_t *acc,
                                 const nne_qoutput *out, int8_t *y);
-/* Rescale an s8 tensor to other parameters: y = out(x - x_zero_point), out->count 1.
- * y may alias x. */
+/* Fraction bits a Q31 output stage gives a bare s8 difference v = x - z_x (|v| <= 255)
+ * before requantizing (PReLU, rescale, concat, pooling): nne_requantize rounds twice (SRDHM,
+ * then the final shift; docs/quantization.md 4.2), which on a bare v with a shift of 1 or
+ * more (a multiplier below 1/2) leaves ties that the shift rounds away from zero: off by one
+ * code in up to a tenth of the outputs, a bias. With v * 2^16 and a multiplier 2^16 times
+ * smaller the first rounding is 2^16 times finer, so the result is v * M rounded once
+ * (section 6). */
+#define NNE_Q31_DIFF_FRAC 16
+
+/* Output stage for rescaling a bare difference v = x - z_x (count 1) from x_scale to
+ * (y_scale, y_zero_point), and the integer factor *mul that v is multiplied by first:
+ *   Q31:  *mul = 2^NNE_Q31_DIFF_FRAC, M = x/y * 2^-FRAC (one rounding of v * x/y);
+ *   pow2: *mul = 1, M = x/y (a shift: one rounding, half up).
+ * y = out->apply(v * *mul); |v * *mul| <= 255 * 2^16. Errors as nne_qoutput_init. */
+nne_status nne_qrescale_init(nne_qoutput *out, nne_requant *rq, float x_scale, float y_scale,
+                             int32_t y_zero_point, bool pow2, int32_t *mul);
+/* Rescale an s8 tensor to other parameters: y = out((x - x_zero_point) * mul), out->count 1,
+ * out and mul from nne_qrescale_init. y may alias x. */
 void nne_rescale_s8__ref(size_t count, const int8_t *x, int32_t x_zero_point,
-                         const nne_qoutput *out, int8_t *y);
+                         const nne_qoutput *out, int32_t mul, int8_t *y);
 
 /* ---- Pooling (docs/quantization.md, section 7) ---------------------------------------------
- * Geometry as nne_pool2d_f32__ref. max: y = out(max(x) - x_zp); avg: y = out(a) with
- * a = round_half_away(sum(x - x_zp) / divisor). out->count == 1. Asserts kh*kw <= 8421504. */
+ * Geometry as nne_pool2d_f32__ref; out and mul from nne_qrescale_init. max: y = out((max(x) -
+ * x_zp) * mul); avg: y = out(a) with a = round_half_away(sum(x - x_zp) * mul / divisor)
+ * (int64). out->count == 1. Asserts kh*kw <= 8421504. */
 void nne_pool2d_s8__ref(const nne_pool2d_geom *g, nne_pool_kind kind, const int8_t *x,
-                        int32_t x_zero_point, const nne_qoutput *out, int8_t *y);
+                        int32_t x_zero_point, const nne_qoutput *out, int32_t mul, int8_t *y);
 
 /* ---- add, concat (docs/quantization.md, section 8) ---------------------------------------- */
 
@@ -299,11 +316,12 @@ nne_status nne_qadd_init(nne_qadd *p, float a_scale, int32_t a_zero_point, float
 void nne_add_s8__ref(size_t count, const int8_t *a, const int8_t *b, const nne_qadd *p, int8_t *y);
 
 /* Concatenation, layout as nne_concat_f32__ref (outer blocks, input k contributes inner[k]
- * elements per block). Input k is rescaled with outs[k] (count 1; all outs share zero point
- * and clamp): y = outs[k](x_k - x_zero_points[k]). y must not alias an input. */
+ * elements per block). Input k is rescaled with outs[k] (count 1; all outs share mode, zero
+ * point and clamp; from nne_qrescale_init, which gives them all the same mul):
+ * y = outs[k]((x_k - x_zero_points[k]) * mul). y must not alias an input. */
 void nne_concat_s8__ref(size_t outer, int32_t n_inputs, const int8_t *const *xs,
                         const size_t *inner, const int32_t *x_zero_points, const nne_qoutput *outs,
-                        int8_t *y);
+                        int32_t mul, int8_t *y);
 
 /* ---- Activations (docs/quantization.md, section 6) ----------------------------------------- */
 
@@ -314,19 +332,13 @@ void nne_clamp_s8__ref(size_t count, const int8_t *x, int32_t lo, int32_t hi, in
  *   y = v >= 0 ? pos(v * pos_mul) : neg(v * neg_slope[k], k)    k = neg->count == 1 ? 0 : ch
  * pos->count == 1; neg->count 1 (leaky) or c (per-channel slopes); both share zero point and
  * clamp. pos_mul and neg_slope [neg->count] are the integer factors from nne_qprelu_init
- * (Q31: 2^NNE_PRELU_Q31_FRAC, pow2: 1 and the slope codes); |v * factor| <= 255 * 2^16.
+ * (Q31: 2^NNE_Q31_DIFF_FRAC, pow2: 1 and the slope codes); |v * factor| <= 255 * 2^16.
  * y may alias x. */
 void nne_prelu_s8__ref(size_t pixels, int32_t c, const int8_t *x, int32_t x_zero_point,
                        const nne_qoutput *pos, int32_t pos_mul, const nne_qoutput *neg,
                        const int32_t *neg_slope, int8_t *y);
-/* Fraction bits a Q31 PReLU gives its input difference v (|v| <= 255) before requantizing:
- * nne_requantize rounds twice (SRDHM, then the final shift; section 4.2), which on a bare v
- * with a shift of 1 or 2 (a multiplier in [1/8, 1/2), every slope < 1) is off by one code in
- * up to a tenth of the negative outputs, always away from zero: a bias. With v * 2^16 the
- * first rounding is 2^16 times finer, so the result is v * M rounded once (section 6). */
-#define NNE_PRELU_Q31_FRAC 16
 /* Output stages of a PReLU (n_slope 1 or c entries of neg_rq and neg_slope; section 6):
- *   Q31:  *pos_mul = neg_slope[i] = 2^NNE_PRELU_Q31_FRAC, M_pos = x/y * 2^-FRAC,
+ *   Q31:  *pos_mul = neg_slope[i] = 2^NNE_Q31_DIFF_FRAC, M_pos = x/y * 2^-FRAC,
  *         M_neg[i] = slope[i] * x/y * 2^-FRAC (any finite slope);
  *   pow2: *pos_mul = 1, M_pos = x/y, slope[i] = a * 2^-k exactly with |a| <= 127
  *         (nne_slope_pow2; zero and negative slopes included): neg_slope[i] = a,

@@ -20,12 +20,12 @@ void nne_add_s8__ref(size_t count, const int8_t *a, const int8_t *b, const nne_q
  * every run goes through nne_rescale_s8__ref. */
 void nne_concat_s8__ref(size_t outer, int32_t n_inputs, const int8_t *const *xs,
                         const size_t *inner, const int32_t *x_zero_points, const nne_qoutput *outs,
-                        int8_t *y) {
+                        int32_t mul, int8_t *y) {
     assert(n_inputs >= 0 && (n_inputs == 0 || (xs && inner && x_zero_points && outs)) && y);
     for (size_t o = 0; o < outer; o++)
         for (int32_t k = 0; k < n_inputs; k++) {
             if (inner[k] == 0) continue; /* xs[k] may be NULL */
-            nne_rescale_s8__ref(inner[k], xs[k] + o * inner[k], x_zero_points[k], &outs[k], y);
+            nne_rescale_s8__ref(inner[k], xs[k] + o * inner[k], x_zero_points[k], &outs[k], mul, y);
             y += inner[k];
         }
 }

@@ -149,11 +149,27 @@ void nne_requantize_s32_s8__ref(size_t pixels, int32_t c, const int32_t *acc,
             y[p * c + ch] = nne_qoutput_apply(out, ch, acc[p * c + ch]);
 }
 
+nne_status nne_qrescale_init(nne_qoutput *out, nne_requant *rq, float x_scale, float y_scale,
+                             int32_t y_zero_point, bool pow2, int32_t *mul) {
+    nne_status st =
+        nne_qoutput_init(out, rq, 1, x_scale, NULL, y_scale, y_zero_point, pow2, NNE_QACT_NONE);
+    *mul = 1;
+    if (st != NNE_OK || pow2) return st;
+    /* v (|v| <= 255) enters as v * 2^FRAC and the multiplier is 2^FRAC smaller, so that SRDHM
+     * keeps FRAC fraction bits and only the final shift rounds (NNE_Q31_DIFF_FRAC). A
+     * multiplier below 2^-32 becomes 0: v * M < 2^-23 rounds to 0. */
+    st = nne_quant_multiplier_from_scale((double)x_scale / y_scale * ldexp(1.0, -NNE_Q31_DIFF_FRAC),
+                                         rq);
+    if (st == NNE_OK) *mul = 1 << NNE_Q31_DIFF_FRAC;
+    return st;
+}
+
 void nne_rescale_s8__ref(size_t count, const int8_t *x, int32_t x_zero_point,
-                         const nne_qoutput *out, int8_t *y) {
-    assert(x && out && y && out->count == 1);
-    /* |x - zp| <= 255 */
-    for (size_t i = 0; i < count; i++) y[i] = nne_qoutput_apply(out, 0, x[i] - x_zero_point);
+                         const nne_qoutput *out, int32_t mul, int8_t *y) {
+    assert(x && out && y && out->count == 1 && mul >= 1 && mul <= 1 << NNE_Q31_DIFF_FRAC);
+    /* |(x - zp) * mul| <= 255 * 2^16 */
+    for (size_t i = 0; i < count; i++)
+        y[i] = nne_qoutput_apply(out, 0, (x[i] - x_zero_point) * mul);
 }
 
 nne_status nne_qadd_init(nne_qadd *p, float a_scale, int32_t a_zero_point, float b_scale,
@@ -243,10 +259,8 @@ nne_status nne_qprelu_init(nne_qoutput *pos, nne_requant *pos_rq, int32_t *pos_m
                            float x_scale, const float *slope, int32_t n_slope, float y_scale,
                            int32_t y_zero_point, bool pow2) {
     if (n_slope < 1) return nne_error(NNE_ERR_INVALID_ARG, "PReLU with %d slopes", (int)n_slope);
-    nne_status st =
-        nne_qoutput_init(pos, pos_rq, 1, x_scale, NULL, y_scale, y_zero_point, pow2, NNE_QACT_NONE);
+    nne_status st = nne_qrescale_init(pos, pos_rq, x_scale, y_scale, y_zero_point, pow2, pos_mul);
     if (st != NNE_OK) return st;
-    *pos_mul = 1;
     if (pow2) {
         /* slope a * 2^-k: the integer a multiplies v (a one-tap MAC whose weight a has the
          * scale 2^-k), and the shift grows by k. */
@@ -271,14 +285,10 @@ nne_status nne_qprelu_init(nne_qoutput *pos, nne_requant *pos_rq, int32_t *pos_m
         if (ws != wscale) nne_free(ws);
         return st;
     }
-    /* v (|v| <= 255) enters the output stage as v * 2^FRAC and the multipliers are 2^FRAC
-     * smaller, so that SRDHM keeps FRAC fraction bits and only the final shift rounds
-     * (NNE_PRELU_Q31_FRAC). A multiplier below 2^-32 becomes 0: v * M < 2^-23 rounds to 0.
-     * Slopes may be negative or zero: M_neg = slope * x / y with a signed Q31 mantissa. */
-    const double frac = ldexp(1.0, -NNE_PRELU_Q31_FRAC);
-    st = nne_quant_multiplier_from_scale((double)x_scale / y_scale * frac, pos_rq);
-    if (st != NNE_OK) return st;
-    *pos_mul = 1 << NNE_PRELU_Q31_FRAC;
+    /* The negative side as the positive one (nne_qrescale_init): v * 2^FRAC into multipliers
+     * 2^FRAC smaller. Slopes may be negative or zero: M_neg = slope * x / y with a signed Q31
+     * mantissa. */
+    const double frac = ldexp(1.0, -NNE_Q31_DIFF_FRAC);
     for (int32_t c = 0; c < n_slope; c++) {
         if (!isfinite(slope[c]))
             return nne_error(NNE_ERR_INVALID_ARG, "PReLU slope %g (channel %d)", (double)slope[c],
@@ -286,7 +296,7 @@ nne_status nne_qprelu_init(nne_qoutput *pos, nne_requant *pos_rq, int32_t *pos_m
         st = nne_quant_multiplier_from_scale((double)slope[c] * x_scale / y_scale * frac,
                                              &neg_rq[c]);
         if (st != NNE_OK) return st;
-        neg_slope[c] = 1 << NNE_PRELU_Q31_FRAC;
+        neg_slope[c] = 1 << NNE_Q31_DIFF_FRAC;
     }
     *neg = *pos;
     neg->count = n_slope;

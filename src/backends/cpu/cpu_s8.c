@@ -28,7 +28,8 @@ typedef struct s8_node {
     nne_requant *rq;      /* [out.count] */
     nne_requant *neg_rq;  /* [neg.count] */
     int32_t *neg_slope;   /* [neg.count] PReLU integer factors (nne_qprelu_init) */
-    int32_t pos_mul;      /* PReLU: the positive side's integer factor */
+    int32_t mul;          /* PReLU (positive side), pool, concat: the integer factor of
+                           * the input difference (nne_qrescale_init, nne_qprelu_init) */
     nne_qadd add;
     int8_t lut[256];
     nne_qoutput *cat_out; /* concat: one output stage per input */
@@ -169,8 +170,7 @@ static nne_status prepare_node(const nne_graph *g, const nne_node *n, s8_node *s
     case NNE_OP_MAXPOOL2D:
     case NNE_OP_AVGPOOL2D:
         if (!(st->rq = nne_calloc(1, sizeof *st->rq))) return NNE_ERR_NOMEM;
-        return nne_qoutput_init(&st->out, st->rq, 1, sc(g, x), NULL, sc(g, y), zp(g, y), pow2,
-                                NNE_QACT_NONE);
+        return nne_qrescale_init(&st->out, st->rq, sc(g, x), sc(g, y), zp(g, y), pow2, &st->mul);
     case NNE_OP_RELU:
     case NNE_OP_RELU6:
         nne_qact_range(n->op == NNE_OP_RELU ? NNE_QACT_RELU : NNE_QACT_RELU6, sc(g, y), zp(g, y),
@@ -193,7 +193,7 @@ static nne_status prepare_node(const nne_graph *g, const nne_node *n, s8_node *s
         st->neg_rq = nne_calloc((size_t)ns, sizeof *st->neg_rq);
         st->neg_slope = nne_calloc((size_t)ns, sizeof *st->neg_slope);
         if (!st->rq || !st->neg_rq || !st->neg_slope) return NNE_ERR_NOMEM;
-        return nne_qprelu_init(&st->out, st->rq, &st->pos_mul, &st->neg, st->neg_rq,
+        return nne_qprelu_init(&st->out, st->rq, &st->mul, &st->neg, st->neg_rq,
                                st->neg_slope, sc(g, x), slope, ns, sc(g, y), zp(g, y),
                                slopes_pow2);
     }
@@ -219,8 +219,8 @@ static nne_status prepare_node(const nne_graph *g, const nne_node *n, s8_node *s
         st->cat_rq = nne_calloc((size_t)n->n_inputs, sizeof *st->cat_rq);
         if (!st->cat_out || !st->cat_rq) return NNE_ERR_NOMEM;
         for (int32_t k = 0; k < n->n_inputs && !s; k++)
-            s = nne_qoutput_init(&st->cat_out[k], &st->cat_rq[k], 1, sc(g, n->inputs[k]), NULL,
-                                 sc(g, y), zp(g, y), pow2, NNE_QACT_NONE);
+            s = nne_qrescale_init(&st->cat_out[k], &st->cat_rq[k], sc(g, n->inputs[k]), sc(g, y),
+                                  zp(g, y), pow2, &st->mul); /* the same mul for every input */
         return s;
     default:
         return NNE_OK;
@@ -371,7 +371,7 @@ static void run_node(const s8_state *ss, const nne_graph *g, const nne_node *n,
     case NNE_OP_MAXPOOL2D:
     case NNE_OP_AVGPOOL2D:
         nne_pool2d_s8__ref(&n->pool_geom, n->op == NNE_OP_MAXPOOL2D ? NNE_POOL_MAX : NNE_POOL_AVG,
-                           x, zp(g, in[0]), &st->out, y);
+                           x, zp(g, in[0]), &st->out, st->mul, y);
         break;
     case NNE_OP_RELU:
     case NNE_OP_RELU6:
@@ -380,7 +380,7 @@ static void run_node(const s8_state *ss, const nne_graph *g, const nne_node *n,
     case NNE_OP_PRELU:
     case NNE_OP_LEAKY_RELU: {
         const int32_t c = (int32_t)last_dim(g, in[0]);
-        nne_prelu_s8__ref(cnt / (size_t)c, c, x, zp(g, in[0]), &st->out, st->pos_mul, &st->neg,
+        nne_prelu_s8__ref(cnt / (size_t)c, c, x, zp(g, in[0]), &st->out, st->mul, &st->neg,
                           st->neg_slope, y);
         break;
     }
@@ -415,7 +415,7 @@ static void run_node(const s8_state *ss, const nne_graph *g, const nne_node *n,
             inner[k] = (size_t)g->tensors[in[k]].shape.dim[axis] * unit;
             zps[k] = zp(g, in[k]);
         }
-        nne_concat_s8__ref(outer, n->n_inputs, xs, inner, zps, st->cat_out, y);
+        nne_concat_s8__ref(outer, n->n_inputs, xs, inner, zps, st->cat_out, st->mul, y);
         break;
     }
     case NNE_OP_RESHAPE:
@@ -444,7 +444,7 @@ static void run_pair(const s8_state *ss, const nne_graph *g, const nne_node *n, 
             mid.kind = NNE_CONV_S8_MID_PRELU;
             mid.x_zero_point = zp(g, a->inputs[0]);
             mid.pos = &sa->out, mid.neg = &sa->neg, mid.neg_slope = sa->neg_slope;
-            mid.pos_mul = sa->pos_mul;
+            mid.pos_mul = sa->mul;
         }
     }
     const nne_conv_s8_layer l1 = {&n->conv_geom, zp(g, n->inputs[0]), tdata(g, arena, n->inputs[1]),
