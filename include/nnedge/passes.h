@@ -88,8 +88,29 @@ int32_t nne_histogram_pow2_fp(const nne_histogram *h, float lo, float hi);
  * max_sweeps. The result computes the same function up to f32 rounding. Two convolutions with
  * no activation between are left alone: such a tensor (a codec's latent) is often read in its
  * own units by other graphs. */
+/* What the channel scales balance. */
+typedef enum nne_equalize_kind {
+    NNE_EQUALIZE_WEIGHTS = 0, /* the weight ranges of both layers (above; data-free) */
+    /* The activation ranges of the pair's two tensors (A's output and the activation's),
+     * measured by the caller (act_range): channel c is multiplied by
+     *   t_c = (1 / r_c)^alpha,  r_c = max(rA[c] / max_k rA[k], rM[c] / max_k rM[k])
+     * (output channel c of A by t_c, input channel c of B by 1 / t_c), so that the narrow
+     * channels of both tensors use more of the int8 grid while neither tensor's widest
+     * channel grows: alpha = 1 makes the narrower-normalized channel as wide as the widest,
+     * smaller alphas leave part of the imbalance (B's weights of the scaled channels shrink
+     * by t_c, which costs weight resolution: the trade-off alpha sets). One sweep (the
+     * pairs' tensors are disjoint). A channel with r_c = 0 keeps t_c = 1. */
+    NNE_EQUALIZE_ACTIVATIONS = 1,
+} nne_equalize_kind;
+
 typedef struct nne_equalize_opts {
-    int32_t max_sweeps; /* 0: 64 */
+    int32_t max_sweeps; /* 0: 64 (weights) */
+    nne_equalize_kind kind;
+    /* NNE_EQUALIZE_ACTIVATIONS: act_range[t] = the range (max - min) of each channel (the
+     * last axis) of tensor t over the calibration data, [channels] floats, for the tensors
+     * of g (NULL entries: a pair through such a tensor is left alone). */
+    const float *const *act_range;
+    float alpha; /* NNE_EQUALIZE_ACTIVATIONS: in (0, 1]; 0 means 1 */
 } nne_equalize_opts;
 
 typedef struct nne_equalize_info {
@@ -98,7 +119,8 @@ typedef struct nne_equalize_info {
 } nne_equalize_info;
 
 /* *out: a new inferred graph with the equalized constants (names, nodes, metadata of g; o and
- * info may be NULL). A graph with no pair gives an unchanged copy. */
+ * info may be NULL: weights). A graph with no pair gives an unchanged copy.
+ * NNE_ERR_INVALID_ARG: activations without act_range, alpha outside [0, 1]. */
 nne_status nne_equalize_graph(nne_graph *g, const nne_equalize_opts *o, nne_graph **out,
                               nne_equalize_info *info);
 
@@ -116,6 +138,11 @@ typedef struct nne_quantize_opts {
     nne_observer_opts observer; /* observer.symmetric is set by the pass from the scheme */
     bool bias_correction;       /* correct conv biases by E[y_f32 - y_qweights] */
     bool equalize;              /* nne_equalize_graph first (calibration on its result) */
+    /* With equalize: NNE_EQUALIZE_ACTIVATIONS measures every activation's per-channel range
+     * on the calibration samples first (one more f32 pass over them) and balances those,
+     * with equalize_alpha (0: 1); NNE_EQUALIZE_WEIGHTS (0) the weight ranges. */
+    nne_equalize_kind equalize_kind;
+    float equalize_alpha;
     int32_t n_samples;          /* calibration samples, >= 1 */
     nne_calib_sample_fn sample; /* required */
     nne_calib_progress_fn progress;

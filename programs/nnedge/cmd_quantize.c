@@ -56,6 +56,9 @@ static void help(void) {
            "  --equalize             cross-layer equalization first: balance the weight\n"
            "                         ranges of conv -> PReLU/ReLU -> conv pairs (same f32\n"
            "                         function; docs/quantization.md)\n"
+           "  --equalize-act ALPHA   equalize the calibrated per-channel activation ranges of\n"
+           "                         those pairs instead: channel scales (1/r)^ALPHA, ALPHA in\n"
+           "                         (0, 1] (1: every channel as wide as the widest)\n"
            "  --max-images N         calibrate on at most N images (default 32)\n"
            "  --crop N               calibration crop side: cae-seed 128 by default; a learned\n"
            "                         codec 256, a multiple of its alignment (16 or 64)\n"
@@ -263,7 +266,8 @@ static int quantize_codec(nne_graph *model, const char *in, const char *calib,
 int nne_cmd_quantize(int argc, char **argv) {
     cli_common co;
     const char *calib = NULL, *scheme_s = NULL, *obs_s = "minmax", *pct_s = NULL, *max_s = NULL,
-               *crop_s = NULL, *seed_s = NULL, *eval = NULL, *eval_max_s = NULL, *wbits_s = NULL;
+               *crop_s = NULL, *seed_s = NULL, *eval = NULL, *eval_max_s = NULL, *wbits_s = NULL,
+               *eq_act_s = NULL;
     bool bias_corr = false, fake = false, equalize = false;
     const cli_option opts[] = {
         {"fake", 0, false, NULL, &fake},
@@ -273,6 +277,7 @@ int nne_cmd_quantize(int argc, char **argv) {
         {"percentile", 0, true, &pct_s, NULL},
         {"bias-correction", 0, false, NULL, &bias_corr},
         {"equalize", 0, false, NULL, &equalize},
+        {"equalize-act", 0, true, &eq_act_s, NULL},
         {"weight-bits", 0, true, &wbits_s, NULL},
         {"max-images", 0, true, &max_s, NULL},
         {"crop", 0, true, &crop_s, NULL},
@@ -295,7 +300,7 @@ int nne_cmd_quantize(int argc, char **argv) {
         return NNE_EXIT_USAGE;
     }
     if (fake) {
-        if (calib || bias_corr || equalize || eval || wbits_s)
+        if (calib || bias_corr || equalize || eq_act_s || eval || wbits_s)
             return cli_usage_error(
                 k_cmd, "--fake takes no --calib, --bias-correction, --equalize, "
                        "--weight-bits or --eval (evaluate the f32 output with 'nnedge eval')");
@@ -333,6 +338,15 @@ int nne_cmd_quantize(int argc, char **argv) {
     qo.observer.percentile = pct;
     qo.bias_correction = bias_corr;
     qo.equalize = equalize;
+    if (eq_act_s) {
+        double alpha = 0.0;
+        if (equalize) return cli_usage_error(k_cmd, "--equalize and --equalize-act: choose one");
+        if (!cli_parse_f64(eq_act_s, 1e-6, 1.0, &alpha))
+            return cli_usage_error(k_cmd, "--equalize-act '%s': expected (0, 1]", eq_act_s);
+        qo.equalize = equalize = true;
+        qo.equalize_kind = NNE_EQUALIZE_ACTIVATIONS;
+        qo.equalize_alpha = (float)alpha;
+    }
     char real[4096];
     int rc = calib ? cli_check_data_dir(k_cmd, "--calib", calib, real, sizeof real) : 0;
     if (rc) return rc;
@@ -474,6 +488,7 @@ int nne_cmd_quantize(int argc, char **argv) {
                bias_corr ? "true" : "false", equalize ? "true" : "false", (int)qo.n_samples,
                nne_graph_get_meta(q, "quant.ranges") ? nne_graph_get_meta(q, "quant.ranges")
                                                      : "observer");
+        if (eq_act_s) printf(", \"equalize_alpha\": %g", (double)qo.equalize_alpha);
         if (eval)
             printf(", \"eval\": {\"images\": %d, \"psnr_f32\": %.4f, \"psnr_int8\": %.4f}", ev.n,
                    ev.psnr_f32, ev.psnr_s8);
@@ -485,7 +500,8 @@ int nne_cmd_quantize(int argc, char **argv) {
         else
             printf("%s: %s, %s observer%s%s, %d calibration crops of %lldx%lld -> %s\n", pos[0],
                    nne_qscheme_name(qo.scheme), nne_observer_name(qo.observer.kind),
-                   bias_corr ? ", bias correction" : "", equalize ? ", equalized" : "",
+                   bias_corr ? ", bias correction" : "",
+                   eq_act_s ? ", activation ranges equalized" : equalize ? ", equalized" : "",
                    (int)qo.n_samples, (long long)is->dim[1],
                    (long long)is->dim[2], co.output);
         if (eval)

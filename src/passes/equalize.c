@@ -65,6 +65,36 @@ static void ranges(const nne_tensor *wa, const float *a, const nne_tensor *wb, c
         for (int32_t c = 0; c < ch; c++) rb[c] = fmaxf(rb[c], fabsf(b[r * (size_t)ch + c]));
 }
 
+/* Channel c of the tensor between a and b scaled by 1 / s[c]: output channel c of a (weights
+ * and bias) divided by s[c], input channel c of b multiplied by it. y_a[c] / s and
+ * PReLU(y / s) = PReLU(y) / s (s > 0); b multiplies it back. s[c] == 1 leaves c exactly. */
+static void scale_pair(const nne_graph *g, const nne_node *a, const nne_node *b, float **copy,
+                       const float *s) {
+    const nne_tensor *wa = &g->tensors[a->inputs[1]], *wb = &g->tensors[b->inputs[1]];
+    float *fa = copy[a->inputs[1]], *fb = copy[b->inputs[1]];
+    float *ba = a->n_inputs > 2 && a->inputs[2] >= 0 ? copy[a->inputs[2]] : NULL;
+    const int32_t ch = (int32_t)wa->shape.dim[0];
+    const size_t per_a = (size_t)nne_shape_numel(&wa->shape) / (size_t)ch,
+                 rows_b = (size_t)nne_shape_numel(&wb->shape) / (size_t)ch;
+    for (int32_t c = 0; c < ch; c++) {
+        if (s[c] == 1.0f) continue;
+        for (size_t i = 0; i < per_a; i++) fa[(size_t)c * per_a + i] /= s[c];
+        if (ba) ba[c] /= s[c];
+        for (size_t r = 0; r < rows_b; r++) fb[r * (size_t)ch + c] *= s[c];
+    }
+}
+
+/* Activation equalization's s_c = 1 / t_c = r_c^alpha, r_c = max(ra[c] / max ra,
+ * rm[c] / max rm) (nne_equalize_kind). */
+static void act_scales(const float *ra, const float *rm, int32_t ch, float alpha, float *s) {
+    float ma = 0.0f, mm = 0.0f;
+    for (int32_t c = 0; c < ch; c++) ma = fmaxf(ma, ra[c]), mm = fmaxf(mm, rm[c]);
+    for (int32_t c = 0; c < ch; c++) {
+        const float r = fmaxf(ma > 0.0f ? ra[c] / ma : 0.0f, mm > 0.0f ? rm[c] / mm : 0.0f);
+        s[c] = r > 0.0f && r < 1.0f ? powf(r, alpha) : 1.0f;
+    }
+}
+
 nne_status nne_equalize_graph(nne_graph *g, const nne_equalize_opts *o, nne_graph **out,
                               nne_equalize_info *info) {
     *out = NULL;
@@ -72,6 +102,14 @@ nne_status nne_equalize_graph(nne_graph *g, const nne_equalize_opts *o, nne_grap
     nne_status s = nne_graph_infer(g);
     if (s) return s;
     const int32_t max_sweeps = o && o->max_sweeps > 0 ? o->max_sweeps : DEFAULT_SWEEPS;
+    const bool by_act = o && o->kind == NNE_EQUALIZE_ACTIVATIONS;
+    if (o && o->kind != NNE_EQUALIZE_WEIGHTS && !by_act)
+        return nne_error(NNE_ERR_INVALID_ARG, "equalize: kind %d", (int)o->kind);
+    if (by_act && (!o->act_range || !(o->alpha >= 0.0f && o->alpha <= 1.0f)))
+        return nne_error(NNE_ERR_INVALID_ARG, "equalize: activations need ranges and alpha in "
+                                              "[0, 1] (alpha %g)",
+                         (double)(o->act_range ? o->alpha : 0.0f));
+    const float alpha = by_act && o->alpha > 0.0f ? o->alpha : 1.0f;
     pair *pairs = nne_calloc((size_t)g->n_nodes + 1, sizeof *pairs);
     nne_tplan *plan = nne_calloc((size_t)g->n_tensors + 1, sizeof *plan);
     float **copy = nne_calloc((size_t)g->n_tensors + 1, sizeof *copy); /* [tensor] scaled */
@@ -90,6 +128,7 @@ nne_status nne_equalize_graph(nne_graph *g, const nne_equalize_opts *o, nne_grap
         if (b < 0 || !is_conv(g, &g->nodes[b])) continue;
         const int32_t ch = (int32_t)g->tensors[a->inputs[1]].shape.dim[0];
         if (g->tensors[g->nodes[b].inputs[1]].shape.dim[3] != ch) continue;
+        if (by_act && (!o->act_range[a->output] || !o->act_range[g->nodes[m].output])) continue;
         pairs[n_pairs++] = (pair){i, b};
         if (ch > max_ch) max_ch = ch;
     }
@@ -109,27 +148,30 @@ nne_status nne_equalize_graph(nne_graph *g, const nne_equalize_opts *o, nne_grap
                 (rb = nne_malloc((size_t)max_ch * sizeof *rb))))
         s = NNE_ERR_NOMEM;
     int32_t sweep = 0;
-    for (bool moved = n_pairs > 0; !s && moved && sweep < max_sweeps; sweep++) {
+    if (by_act && !s && n_pairs > 0) { /* one sweep: the pairs' activation tensors differ */
+        for (int32_t p = 0; p < n_pairs; p++) {
+            const nne_node *a = &g->nodes[pairs[p].a], *b = &g->nodes[pairs[p].b];
+            const int32_t m = sole_reader(g, a->output);
+            act_scales(o->act_range[a->output], o->act_range[g->nodes[m].output],
+                       (int32_t)g->tensors[a->inputs[1]].shape.dim[0], alpha, ra);
+            scale_pair(g, a, b, copy, ra);
+        }
+        sweep = 1;
+    }
+    for (bool moved = n_pairs > 0 && !by_act; !s && moved && sweep < max_sweeps; sweep++) {
         moved = false;
         for (int32_t p = 0; p < n_pairs; p++) {
             const nne_node *a = &g->nodes[pairs[p].a], *b = &g->nodes[pairs[p].b];
             const nne_tensor *wa = &g->tensors[a->inputs[1]], *wb = &g->tensors[b->inputs[1]];
-            float *fa = copy[a->inputs[1]], *fb = copy[b->inputs[1]];
-            float *ba = a->n_inputs > 2 && a->inputs[2] >= 0 ? copy[a->inputs[2]] : NULL;
             const int32_t ch = (int32_t)wa->shape.dim[0];
-            const size_t per_a = (size_t)nne_shape_numel(&wa->shape) / (size_t)ch,
-                         rows_b = (size_t)nne_shape_numel(&wb->shape) / (size_t)ch;
-            ranges(wa, fa, wb, fb, ra, rb);
+            ranges(wa, copy[a->inputs[1]], wb, copy[b->inputs[1]], ra, rb);
             for (int32_t c = 0; c < ch; c++) {
                 /* a dead channel on either side has nothing to balance */
                 const float sc = ra[c] > 0.0f && rb[c] > 0.0f ? sqrtf(ra[c] / rb[c]) : 1.0f;
-                if (!(fabsf(sc - 1.0f) > CONVERGED)) continue;
-                moved = true;
-                /* y_a[c] / s and PReLU(y / s) = PReLU(y) / s (s > 0); b multiplies it back */
-                for (size_t i = 0; i < per_a; i++) fa[(size_t)c * per_a + i] /= sc;
-                if (ba) ba[c] /= sc;
-                for (size_t r = 0; r < rows_b; r++) fb[r * (size_t)ch + c] *= sc;
+                ra[c] = fabsf(sc - 1.0f) > CONVERGED ? sc : 1.0f; /* ra: the scales now */
+                moved = moved || ra[c] != 1.0f;
             }
+            scale_pair(g, a, b, copy, ra);
         }
     }
     if (!s) {

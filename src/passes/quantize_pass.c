@@ -184,6 +184,57 @@ static nne_status calibrate(nne_graph *g, const nne_quantize_opts *o, nne_histog
     return s;
 }
 
+/* Per-channel ranges (max - min over every sample and pixel, channels on the last axis) of
+ * g's inputs and activations, for activation equalization: rng[t] = [channels] floats, NULL
+ * for constants. One f32 pass over the calibration samples. */
+static nne_status channel_ranges(nne_graph *g, const nne_quantize_opts *o, float **rng) {
+    nne_graph *x = NULL;
+    nne_session *ss = NULL;
+    float **mn = nne_calloc((size_t)g->n_tensors + 1, sizeof *mn);
+    nne_status s = mn ? nne_graph_expose_activations(g, &x) : NNE_ERR_NOMEM;
+    for (int32_t t = 0; t < g->n_tensors && !s; t++) {
+        const nne_tensor *tt = &g->tensors[t];
+        if (tt->kind == NNE_TENSOR_CONSTANT || tt->shape.ndim < 1) continue;
+        const size_t ch = (size_t)tt->shape.dim[tt->shape.ndim - 1];
+        if (!(rng[t] = nne_malloc(ch * sizeof(float) + 1)) ||
+            !(mn[t] = nne_malloc(ch * sizeof(float) + 1))) {
+            s = NNE_ERR_NOMEM;
+            break;
+        }
+        for (size_t c = 0; c < ch; c++) rng[t][c] = -INFINITY, mn[t][c] = INFINITY; /* max, min */
+    }
+    if (!s) s = nne_session_create(x, nne_backend_cpu_ref(), &ss);
+    for (int32_t i = 0; i < o->n_samples && !s; i++) {
+        s = o->sample(o->ctx, i, nne_session_input(ss, 0));
+        if (!s) s = nne_session_run(ss);
+        for (int32_t t = 0; t < g->n_tensors && !s; t++) {
+            if (!rng[t]) continue;
+            const nne_tensor *tt = &g->tensors[t];
+            const size_t ch = (size_t)tt->shape.dim[tt->shape.ndim - 1];
+            const size_t n = (size_t)nne_shape_numel(&tt->shape);
+            const float *d = nne_session_tensor_data(ss, nne_graph_find_tensor(x, tt->name));
+            for (size_t k = 0; k < n; k++) {
+                const float v = d[k];
+                if (!isfinite(v)) continue;
+                if (v > rng[t][k % ch]) rng[t][k % ch] = v;
+                if (v < mn[t][k % ch]) mn[t][k % ch] = v;
+            }
+        }
+        if (!s && o->progress) o->progress(o->ctx, "channel ranges", i + 1, o->n_samples);
+    }
+    for (int32_t t = 0; t < g->n_tensors && mn; t++) {
+        if (!rng[t] || !mn[t]) continue;
+        const size_t ch = (size_t)g->tensors[t].shape.dim[g->tensors[t].shape.ndim - 1];
+        for (size_t c = 0; c < ch; c++)
+            rng[t][c] = rng[t][c] >= mn[t][c] ? rng[t][c] - mn[t][c] : 0.0f; /* none seen: 0 */
+        nne_free(mn[t]);
+    }
+    nne_free(mn);
+    nne_session_free(ss);
+    nne_graph_free(x);
+    return s;
+}
+
 /* ---- The pass -------------------------------------------------------------------------------- */
 
 typedef struct pass {
@@ -472,7 +523,20 @@ nne_status nne_quantize_graph(nne_graph *g, const nne_quantize_opts *o, nne_grap
     nne_graph *ge = NULL;
     nne_equalize_info eq = {0};
     if (o->equalize) {
-        if ((s = nne_equalize_graph(g, NULL, &ge, &eq))) return s;
+        nne_equalize_opts eo = {.kind = o->equalize_kind, .alpha = o->equalize_alpha};
+        float **rng = NULL;
+        if (o->equalize_kind == NNE_EQUALIZE_ACTIVATIONS) {
+            if (!o->sample || o->n_samples < 1)
+                return nne_error(NNE_ERR_INVALID_ARG,
+                                 "quantize: activation equalization needs calibration samples");
+            if (!(rng = nne_calloc((size_t)g->n_tensors + 1, sizeof *rng))) return NNE_ERR_NOMEM;
+            s = channel_ranges(g, o, rng);
+            eo.act_range = (const float *const *)rng;
+        }
+        if (!s) s = nne_equalize_graph(g, &eo, &ge, &eq);
+        for (int32_t t = 0; rng && t < g->n_tensors; t++) nne_free(rng[t]);
+        nne_free(rng);
+        if (s) return s;
         g = ge;
     }
     pass p = {.g = g, .o = o};
@@ -512,7 +576,15 @@ nne_status nne_quantize_graph(nne_graph *g, const nne_quantize_opts *o, nne_grap
     if (!s) s = nne_graph_set_meta(q, "quant.samples", buf);
     if (!s) s = nne_graph_set_meta(q, "quant.bias_correction", o->bias_correction ? "1" : "0");
     if (!s) s = nne_graph_set_meta(q, "quant.weight_bits", o->weight_bits == 7 ? "7" : "8");
-    if (!s) s = nne_graph_set_meta(q, "quant.equalize", o->equalize ? "1" : "0");
+    if (!s)
+        s = nne_graph_set_meta(q, "quant.equalize",
+                               !o->equalize ? "0"
+                               : o->equalize_kind == NNE_EQUALIZE_ACTIVATIONS ? "activations"
+                                                                              : "1");
+    if (!s && o->equalize && o->equalize_kind == NNE_EQUALIZE_ACTIVATIONS) {
+        snprintf(buf, sizeof buf, "%g", o->equalize_alpha > 0.0f ? o->equalize_alpha : 1.0);
+        s = nne_graph_set_meta(q, "quant.equalize_alpha", buf);
+    }
     snprintf(buf, sizeof buf, "%d", (int)eq.pairs);
     if (!s && o->equalize) s = nne_graph_set_meta(q, "quant.equalize_pairs", buf);
     if (!s && o->observer.kind == NNE_OBSERVER_PERCENTILE) {

@@ -209,6 +209,23 @@ static void test_equalize(void) {
     nne_graph_free(n);
     EXPECT_RC("quantize m.nne --fake --scheme int8 --equalize -o f.nne", 2);
     CHECK(strstr(nne_cli_err, "--equalize") != NULL);
+    /* --equalize-act ALPHA: activation ranges; recorded with alpha; bad values refused */
+    EXPECT_RC("quantize m.nne --calib data --crop 32 --equalize-act 0.5 -o qa.nne --json -q", 0);
+    CHECK(nne_cli_json_valid(nne_cli_out) && strstr(nne_cli_out, "\"equalize\": true") &&
+          strstr(nne_cli_out, "\"equalize_alpha\": 0.5"));
+    nne_graph *qa = NULL;
+    CHECK_OK(nne_model_read_file(nne_cli_tmp_path("qa.nne"), &qa));
+    if (qa) {
+        const char *v = nne_graph_get_meta(qa, "quant.equalize"),
+                   *al = nne_graph_get_meta(qa, "quant.equalize_alpha");
+        CHECK(v && strcmp(v, "activations") == 0 && al && strcmp(al, "0.5") == 0);
+    }
+    nne_graph_free(qa);
+    EXPECT_RC("quantize m.nne --calib data --crop 32 --equalize-act 0 -o qb.nne", 2);
+    EXPECT_RC("quantize m.nne --calib data --crop 32 --equalize-act 1.5 -o qb.nne", 2);
+    EXPECT_RC("quantize m.nne --calib data --crop 32 --equalize --equalize-act 1 -o qb.nne", 2);
+    EXPECT_RC("quantize m.nne --fake --scheme int8 --equalize-act 1 -o qb.nne", 2);
+    CHECK(!nne_cli_tmp_exists("qb.nne"));
 }
 
 static void test_eval_s8(void) {

@@ -3,7 +3,8 @@
  * leaky ReLU), a wrongly applied scale (the wrong axis of the second layer, no compensation)
  * is caught by the same comparison, each pair's two channel ranges end up equal, the channel
  * range spread shrinks, and pairs that must be left alone are (no activation between, a
- * tensor with a second reader). nne_quantize_graph with equalize records it. */
+ * tensor with a second reader). Activation equalization: the same function, the measured
+ * channel ranges afterwards as the rule says. nne_quantize_graph with equalize records it. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -260,6 +261,121 @@ static nne_status sample(void *ctx, int32_t i, float *x) {
     return NNE_OK;
 }
 
+/* Per-channel ranges (max - min, last axis) of every activation of g over samples 0 and 1,
+ * [n_tensors] arrays (NULL: constants and inputs). */
+static float **measure_ranges(nne_graph *g) {
+    nne_graph *x = NULL;
+    nne_session *ss = NULL;
+    float **r = calloc((size_t)g->n_tensors, sizeof *r), **lo = calloc((size_t)g->n_tensors, sizeof *lo);
+    CHECK_OK(nne_graph_expose_activations(g, &x));
+    if (x) CHECK_OK(nne_session_create(x, nne_backend_cpu_ref(), &ss));
+    for (int32_t i = 0; ss && i < 2; i++) {
+        CHECK_OK(sample(NULL, i, nne_session_input(ss, 0)));
+        CHECK_OK(nne_session_run(ss));
+        for (int32_t t = 0; t < g->n_tensors; t++) {
+            const nne_tensor *tt = &g->tensors[t];
+            if (tt->kind != NNE_TENSOR_ACTIVATION) continue;
+            const size_t ch = (size_t)tt->shape.dim[tt->shape.ndim - 1];
+            const size_t n = (size_t)nne_shape_numel(&tt->shape);
+            if (!r[t]) {
+                r[t] = malloc(ch * sizeof(float)), lo[t] = malloc(ch * sizeof(float));
+                for (size_t c = 0; c < ch; c++) r[t][c] = -INFINITY, lo[t][c] = INFINITY;
+            }
+            const float *d = nne_session_tensor_data(ss, nne_graph_find_tensor(x, tt->name));
+            for (size_t k = 0; k < n; k++)
+                r[t][k % ch] = fmaxf(r[t][k % ch], d[k]), lo[t][k % ch] = fminf(lo[t][k % ch], d[k]);
+        }
+    }
+    for (int32_t t = 0; t < g->n_tensors; t++) {
+        if (!r[t]) continue;
+        for (int64_t c = 0; c < g->tensors[t].shape.dim[g->tensors[t].shape.ndim - 1]; c++)
+            r[t][c] -= lo[t][c];
+        free(lo[t]);
+    }
+    free(lo);
+    nne_session_free(ss);
+    nne_graph_free(x);
+    return r;
+}
+
+static void free_ranges(const nne_graph *g, float **r) {
+    for (int32_t t = 0; r && t < g->n_tensors; t++) free(r[t]);
+    free(r);
+}
+
+/* Activation equalization: the same function; afterwards, measured again on the same data,
+ * every channel c of a pair has max(rA[c] / max rA, rM[c] / max rM) = (that before)^(1 -
+ * alpha) (1 for alpha = 1: as wide as the widest on at least one side) and neither tensor's
+ * widest channel grew; bad options are refused. */
+static void test_activation_ranges(void) {
+    static const char *const k_tensors[4][2] = {
+        {"a:out", "a.act:out"}, {"b:out", "b.act:out"}, {"c:out", "c.act:out"}, {"d:out", "d.act:out"}};
+    const float alphas[2] = {1.0f, 0.5f};
+    for (int ai = 0; ai < 2; ai++) {
+        nne_graph *g = build(20 + (unsigned long long)ai), *e = NULL;
+        float **r0 = measure_ranges(g);
+        nne_equalize_opts eo = {.kind = NNE_EQUALIZE_ACTIVATIONS,
+                                .act_range = (const float *const *)r0,
+                                .alpha = alphas[ai]};
+        nne_equalize_info info;
+        CHECK_OK(nne_equalize_graph(g, &eo, &e, &info));
+        if (!e) {
+            free_ranges(g, r0);
+            nne_graph_free(g);
+            continue;
+        }
+        CHECK(info.pairs == 4 && info.sweeps == 1);
+        const double d = rel_diff(g, e);
+        CHECK_MSG(d < 1e-5, "alpha %g: equalized output off by %g (relative)", alphas[ai], d);
+        float **r1 = measure_ranges(e);
+        double worst = 0, grew = 0, moved = 0;
+        for (int p = 0; p < 4; p++) {
+            const int32_t ta = nne_graph_find_tensor(g, k_tensors[p][0]),
+                          tm = nne_graph_find_tensor(g, k_tensors[p][1]),
+                          ea = nne_graph_find_tensor(e, k_tensors[p][0]),
+                          em = nne_graph_find_tensor(e, k_tensors[p][1]);
+            CHECK(ta >= 0 && tm >= 0 && ea >= 0 && em >= 0);
+            if (ta < 0 || tm < 0 || ea < 0 || em < 0) continue;
+            CHECK(r0[ta] && r0[tm] && r1[ea] && r1[em]);
+            if (!r0[ta] || !r0[tm] || !r1[ea] || !r1[em]) continue;
+            const int64_t ch = g->tensors[ta].shape.dim[3];
+            float m0a = 0, m0m = 0, m1a = 0, m1m = 0;
+            for (int64_t c = 0; c < ch; c++) {
+                m0a = fmaxf(m0a, r0[ta][c]), m0m = fmaxf(m0m, r0[tm][c]);
+                m1a = fmaxf(m1a, r1[ea][c]), m1m = fmaxf(m1m, r1[em][c]);
+            }
+            grew = fmax(grew, fmax(m1a / m0a, m1m / m0m) - 1.0);
+            for (int64_t c = 0; c < ch; c++) {
+                const double n0 = fmax(r0[ta][c] / m0a, r0[tm][c] / m0m),
+                             n1 = fmax(r1[ea][c] / m1a, r1[em][c] / m1m);
+                worst = fmax(worst, fabs(n1 - pow(n0, 1.0 - alphas[ai])));
+                moved = fmax(moved, n1 - n0);
+            }
+        }
+        CHECK_MSG(worst < 1e-3, "alpha %g: normalized channel ranges off by %g", alphas[ai],
+                  worst);
+        CHECK_MSG(grew < 1e-4, "alpha %g: a tensor's widest channel grew by %g", alphas[ai], grew);
+        CHECK_MSG(moved > 0.2, "alpha %g: no channel widened (%g)", alphas[ai], moved);
+        free_ranges(e, r1);
+        free_ranges(g, r0);
+        nne_graph_free(e);
+        nne_graph_free(g);
+    }
+    /* refused: no ranges, alpha outside [0, 1], an unknown kind */
+    nne_graph *g = build(5), *e = NULL;
+    nne_equalize_opts bad = {.kind = NNE_EQUALIZE_ACTIVATIONS};
+    CHECK(nne_equalize_graph(g, &bad, &e, NULL) == NNE_ERR_INVALID_ARG && !e);
+    float **r = measure_ranges(g);
+    bad.act_range = (const float *const *)r;
+    bad.alpha = 1.5f;
+    CHECK(nne_equalize_graph(g, &bad, &e, NULL) == NNE_ERR_INVALID_ARG && !e);
+    bad.kind = (nne_equalize_kind)7;
+    bad.alpha = 0.5f;
+    CHECK(nne_equalize_graph(g, &bad, &e, NULL) == NNE_ERR_INVALID_ARG && !e);
+    free_ranges(g, r);
+    nne_graph_free(g);
+}
+
 /* nne_quantize_graph with equalize: the metadata, and the quantized weights are those of the
  * equalized graph. */
 static void test_quantize_equalized(void) {
@@ -278,6 +394,23 @@ static void test_quantize_equalized(void) {
                       b = nne_graph_find_tensor(q0, "b.weight");
         CHECK(a >= 0 && b >= 0 && q->tensors[a].quant.scale[0] != q0->tensors[b].quant.scale[0]);
     }
+    /* by activation ranges: measured on the calibration samples, recorded with alpha */
+    nne_graph *qa = NULL;
+    o.equalize_kind = NNE_EQUALIZE_ACTIVATIONS;
+    o.equalize_alpha = 0.5f;
+    CHECK_OK(nne_quantize_graph(g, &o, &qa));
+    if (qa && q) {
+        const char *v = nne_graph_get_meta(qa, "quant.equalize"),
+                   *al = nne_graph_get_meta(qa, "quant.equalize_alpha");
+        CHECK(v && strcmp(v, "activations") == 0 && al && strcmp(al, "0.5") == 0);
+        const int32_t a = nne_graph_find_tensor(qa, "b.weight"),
+                      b = nne_graph_find_tensor(q, "b.weight");
+        CHECK(a >= 0 && b >= 0 && qa->tensors[a].quant.scale[0] != q->tensors[b].quant.scale[0]);
+    }
+    o.sample = NULL; /* the ranges need samples */
+    nne_graph *qn = NULL;
+    CHECK(nne_quantize_graph(g, &o, &qn) == NNE_ERR_INVALID_ARG && !qn);
+    nne_graph_free(qa);
     nne_graph_free(q);
     nne_graph_free(q0);
     nne_graph_free(g);
@@ -287,6 +420,7 @@ int main(void) {
     NNE_RUN(test_same_function);
     NNE_RUN(test_mutants_caught);
     NNE_RUN(test_left_alone);
+    NNE_RUN(test_activation_ranges);
     NNE_RUN(test_quantize_equalized);
     return nne_test_summary();
 }
