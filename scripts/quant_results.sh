@@ -21,6 +21,9 @@
 #   int8-pow2-cle    pow2 after cross-layer equalization   ... --scheme pow2 --equalize
 #                    (docs/quantization.md section 20: +0.24 dB on val for pow2; it costs
 #                    per-tensor and per-channel 0.1-0.2 dB, so only pow2 gets a row)
+#   int8-per-channel-acteq  per-channel after equalizing the calibrated activation ranges
+#                    ... --scheme per-channel --equalize-act ACTEQ_ALPHA (section 20: +0.10 to
+#                    +0.18 dB on val with the MSE observer)
 #   int8-pow2-qat    QAT_STEPS of pow2 QAT, then quantized  nnedge train --init --qat pow2
 #   int8-per-channel-qat      ... per-channel QAT            nnedge train --init --qat per-channel
 #   int8-per-channel-w7-qat   ... per-channel QAT of 7-bit weights   ... --qat-weight-bits 7
@@ -48,6 +51,7 @@
 #   --test DIR [../shared/data/kodak]     evaluation
 #   --work DIR [build/quant-results/NAME] --out DIR [docs/results]
 #   --observer O [minmax]  --calib-images N [32]  --calib-crop N [128]   (nnedge quantize)
+#   --acteq-alpha A [0.5]  the int8-per-channel-acteq row's --equalize-act
 #   --qat-observer O [the --observer]     calibration of the QAT rows' ranges
 #   --sparsity S [0.5]     --qat-steps N [2000]   --ft-steps N [2000]
 #   --prune-uniform        prune every layer by SPARSITY (no sensitivity calibration)
@@ -100,6 +104,7 @@ MODELS=models
 WORK=
 OUT=docs/results
 OBSERVER=minmax
+ACTEQ_ALPHA=0.5
 QAT_OBSERVER=
 CALIB_IMAGES=32
 CALIB_CROP=
@@ -115,7 +120,7 @@ ROWS=all
 DRY_RUN=
 PRUNE_UNIFORM=
 
-ALL_ROWS="fp32 fp16 int8-per-tensor int8-per-channel int8-pow2 int8-per-channel-w7 int8-pow2-cle int8-pow2-qat int8-per-channel-qat int8-per-channel-w7-qat int4-weights int2-weights pruned-oneshot pruned pruned-int8"
+ALL_ROWS="fp32 fp16 int8-per-tensor int8-per-channel int8-pow2 int8-per-channel-w7 int8-pow2-cle int8-per-channel-acteq int8-pow2-qat int8-per-channel-qat int8-per-channel-w7-qat int4-weights int2-weights pruned-oneshot pruned pruned-int8"
 
 die() {
     echo "quant_results.sh: $*" >&2
@@ -142,6 +147,7 @@ while [ $# -gt 0 ]; do
     --work) WORK=$val ;;
     --out) OUT=$val ;;
     --observer) OBSERVER=$val ;;
+    --acteq-alpha) ACTEQ_ALPHA=$val ;;
     --qat-observer) QAT_OBSERVER=$val ;;
     --calib-images) CALIB_IMAGES=$val ;;
     --calib-crop) CALIB_CROP=$val ;;
@@ -598,6 +604,10 @@ if want int8-pow2-cle; then
     ptq "$W/int8-pow2-cle.nne" pow2 "$MODEL" --equalize
     evaluate int8-pow2-cle "$W/int8-pow2-cle.nne" cpu-s8
 fi
+if want int8-per-channel-acteq; then
+    ptq "$W/int8-per-channel-acteq.nne" per-channel "$MODEL" --equalize-act "$ACTEQ_ALPHA"
+    evaluate int8-per-channel-acteq "$W/int8-per-channel-acteq.nne" cpu-s8
+fi
 for b in int4 int2; do
     if want "$b-weights"; then
         fake "$W/$b.nne" "$b"
@@ -674,10 +684,15 @@ for r in $ALL_ROWS; do
         cmd="$(cmd_of "$W/$f.nne") && $(cmd_of "$W/eval-$r/eval.csv")" ;;
     int8-*)
         m=$W/$r.nne
+        # the observer the row's model was calibrated with (its command), not this run's
+        obs=$(sed -n 's/.*--observer \([a-z]*\).*/\1/p' "$m.cmd" 2>/dev/null)
+        [ -n "$obs" ] || obs=$OBSERVER
         case $r in
-        int8-per-channel-w7) desc="post-training, per-channel scales, 7-bit weights, $OBSERVER observer"
+        int8-per-channel-w7) desc="post-training, per-channel scales, 7-bit weights, $obs observer"
             cmd="$(cmd_of "$m") && $(cmd_of "$W/eval-$r/eval.csv")" ;;
-        int8-pow2-cle) desc="post-training, pow2 scales, cross-layer equalization, $OBSERVER observer"
+        int8-pow2-cle) desc="post-training, pow2 scales, cross-layer equalization, $obs observer"
+            cmd="$(cmd_of "$m") && $(cmd_of "$W/eval-$r/eval.csv")" ;;
+        int8-per-channel-acteq) desc="post-training, per-channel scales, activation-range equalization (alpha $(sed -n 's/.*--equalize-act \([0-9.]*\).*/\1/p' "$m.cmd" 2>/dev/null)), $obs observer"
             cmd="$(cmd_of "$m") && $(cmd_of "$W/eval-$r/eval.csv")" ;;
         *-qat) s0=${r#int8-} s0=${s0%-qat}
             qm=$W/qat-$s0.nne
@@ -685,7 +700,7 @@ for r in $ALL_ROWS; do
             qi=$(sed -n 's/.*--init \([^ ]*\).*/\1/p' "$qm.cmd" 2>/dev/null)
             [ -z "$qi" ] || [ "$qi" = "$MODEL" ] || desc="$desc, starting from $qi"
             cmd="$(cmd_of "$qm") && $(cmd_of "$m") && $(cmd_of "$W/eval-$r/eval.csv")" ;;
-        *) desc="post-training, ${r#int8-} scales, $OBSERVER observer"
+        *) desc="post-training, ${r#int8-} scales, $obs observer"
             cmd="$(cmd_of "$m") && $(cmd_of "$W/eval-$r/eval.csv")" ;;
         esac
         prec=int8; be=cpu-s8; macs=$MACS; size=$(info_total "$m" weight_bytes) ;;
