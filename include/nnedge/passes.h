@@ -143,6 +143,10 @@ typedef struct nne_quantize_opts {
      * with equalize_alpha (0: 1); NNE_EQUALIZE_WEIGHTS (0) the weight ranges. */
     nne_equalize_kind equalize_kind;
     float equalize_alpha;
+    /* With equalize: when not NULL, *equalized receives the equalized f32 graph that was
+     * quantized (the caller frees it; NULL on error), e.g. for quantization-aware training
+     * to continue from the weights the int8 ranges belong to. */
+    nne_graph **equalized;
     int32_t n_samples;          /* calibration samples, >= 1 */
     nne_calib_sample_fn sample; /* required */
     nne_calib_progress_fn progress;

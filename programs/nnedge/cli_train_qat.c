@@ -54,9 +54,22 @@ int cli_tq_parse(const char *cmd, const cli_tq_raw *r, bool rd, cli_tq *e) {
         if (!cli_parse_i64(r->qat_weight_bits ? r->qat_weight_bits : "8", 7, 8, &i))
             return cli_usage_error(cmd, "--qat-weight-bits %s: want 7 or 8", r->qat_weight_bits);
         e->qcfg.weight_bits = (int32_t)i;
-    } else if (r->qat_ema || r->qat_observer || r->qat_weight_bits || r->calib_images) {
-        return cli_usage_error(cmd, "--qat-ema, --qat-observer, --qat-weight-bits and "
-                                    "--calib-images need --qat");
+        if (r->qat_equalize_act) {
+            if (!r->init || rd)
+                return cli_usage_error(cmd, "--qat-equalize-act: needs --init MODEL (its weights "
+                                            "are equalized), and not a learned codec");
+            if (e->qcfg.ema > 0.0f)
+                return cli_usage_error(cmd, "--qat-equalize-act: the ranges must be calibrated "
+                                            "and fixed (--qat-ema 0)");
+            if (!cli_parse_f64(r->qat_equalize_act, 1e-6, 1.0, &d))
+                return cli_usage_error(cmd, "--qat-equalize-act %s: want a number in (0, 1]",
+                                       r->qat_equalize_act);
+            e->eq_alpha = (float)d;
+        }
+    } else if (r->qat_ema || r->qat_observer || r->qat_weight_bits || r->qat_equalize_act ||
+               r->calib_images) {
+        return cli_usage_error(cmd, "--qat-ema, --qat-observer, --qat-weight-bits, "
+                                    "--qat-equalize-act and --calib-images need --qat");
     }
     if (r->teacher) {
         if (rd)
@@ -173,8 +186,11 @@ static nne_status calibrate_codec(cli_tq *e, const nne_quantize_opts *o, int32_t
 }
 
 /* Activation ranges by calibrating the --init model with the observer on crops of the
- * training data (seeded apart from the training batches): the pass's own ranges. */
-static nne_status calibrate(cli_tq *e, const nne_dataset *ds, int32_t crop, uint64_t seed) {
+ * training data (seeded apart from the training batches): the pass's own ranges. With
+ * --qat-equalize-act the pass first equalizes the model's activation ranges on the same crops,
+ * and *eq receives the equalized f32 model (the weights those ranges belong to). */
+static nne_status calibrate(cli_tq *e, const nne_dataset *ds, int32_t crop, uint64_t seed,
+                            nne_graph **eq) {
     nne_graph *g = NULL, *qg = NULL;
     calib_ctx c = {
         .ds = ds,
@@ -184,7 +200,11 @@ static nne_status calibrate(cli_tq *e, const nne_dataset *ds, int32_t crop, uint
                            .weight_bits = e->qcfg.weight_bits,
                            .n_samples = e->calib_images,
                            .sample = calib_sample,
-                           .ctx = &c};
+                           .ctx = &c,
+                           .equalize = e->eq_alpha > 0.0f,
+                           .equalize_kind = NNE_EQUALIZE_ACTIVATIONS,
+                           .equalize_alpha = e->eq_alpha,
+                           .equalized = e->eq_alpha > 0.0f ? eq : NULL};
     if (e->rd) return calibrate_codec(e, &o, crop);
     nne_status st = model_at(e->init, 1, crop, crop, &g);
     if (!st) st = nne_quantize_graph(g, &o, &qg);
@@ -201,10 +221,18 @@ nne_status cli_tq_setup(cli_tq *e, nne_graph *g, nne_trainer *t, const nne_datas
     if (e->qat) {
         if ((st = nne_qat_create(g, &e->qcfg, &e->q))) return st;
         /* A resumed run's ranges are in its model's metadata (written with the checkpoint). */
+        nne_graph *eq = NULL;
         if (resumed)
             st = nne_qat_load_meta(e->q, g);
         else if (e->init)
-            st = calibrate(e, ds, crop, seed);
+            st = calibrate(e, ds, crop, seed, &eq);
+        /* --qat-equalize-act: train the equalized weights (the same f32 function) that the
+         * calibrated ranges belong to; a resumed run has them in its checkpoint. */
+        if (!st && eq) {
+            st = nne_model_copy_weights(g, eq);
+            if (!st) nne_params_load(nne_trainer_params(t), g);
+        }
+        nne_graph_free(eq);
         if (!st) st = nne_trainer_set_qat(t, e->q);
         if (st) return st;
     }
@@ -281,10 +309,14 @@ nne_status cli_tq_model_finish(const cli_tq *e, nne_graph *g) {
     char v[4200];
     nne_status st = cli_tq_store(e, g);
     if (!st && e->qat) {
-        snprintf(v, sizeof v, "%s%s, %s ranges%s%s%s", nne_qscheme_name(e->qcfg.scheme),
+        char eqs[64] = "";
+        if (e->eq_alpha > 0.0f)
+            snprintf(eqs, sizeof eqs, " after activation-range equalization (alpha %g)",
+                     (double)e->eq_alpha);
+        snprintf(v, sizeof v, "%s%s, %s ranges%s%s%s%s", nne_qscheme_name(e->qcfg.scheme),
                  e->qcfg.weight_bits == 7 ? " 7-bit weights" : "",
                  e->qcfg.ema > 0.0f ? "EMA" : "fixed", e->init ? " calibrated with " : "",
-                 e->init ? nne_observer_name(e->observer) : "",
+                 e->init ? nne_observer_name(e->observer) : "", eqs,
                  e->rd ? "; g_a and g_s simulated in int8 and attached as the int8 codec's "
                          "parts"
                        : "");

@@ -10,8 +10,8 @@ struct nne_session;
 
 /* The option values as given (NULL = absent). */
 typedef struct cli_tq_raw {
-    const char *qat, *qat_ema, *qat_observer, *qat_weight_bits, *calib_images, *init, *teacher,
-        *alpha, *temperature;
+    const char *qat, *qat_ema, *qat_observer, *qat_weight_bits, *qat_equalize_act, *calib_images,
+        *init, *teacher, *alpha, *temperature;
 } cli_tq_raw;
 
 typedef struct cli_tq {
@@ -21,6 +21,7 @@ typedef struct cli_tq {
     nne_qat_config qcfg;
     nne_observer_kind observer; /* calibration of the --init model's ranges */
     int32_t calib_images;
+    float eq_alpha; /* --qat-equalize-act: > 0 equalizes the --init weights first */
     const char *init, *teacher_path;
     nne_distill_config dcfg;
     char teacher_hash[65];

@@ -78,6 +78,9 @@ static void help(void) {
         "                        percentile, mse, kl\n"
         "  --qat-weight-bits B   8 (default): weight codes in [-127, 127]; 7: [-64, 64], the\n"
         "                        codes of 'nnedge quantize --weight-bits 7' (AVX2 w7 kernels)\n"
+        "  --qat-equalize-act A  equalize the --init model's activation ranges first\n"
+        "                        (nnedge quantize --equalize-act A): QAT trains the\n"
+        "                        equalized weights; fixed ranges only\n"
         "  --calib-images N      calibration crops from --data (default 16)\n"
         "  --teacher MODEL       distil from an f32 teacher model: L = A*L_task(y, x) +\n"
         "                        (1-A)*L_task(y, teacher(x))\n"
@@ -164,7 +167,7 @@ static const train_key k_train_keys[] = {
     {"seed", RAW(seed)},         {"channels", RAW(channels)}, {"lambda", RAW(lambda)},
     {"qat", RAW(tq.qat)},        {"qat-ema", RAW(tq.qat_ema)},
     {"qat-observer", RAW(tq.qat_observer)}, {"qat-weight-bits", RAW(tq.qat_weight_bits)},
-    {"calib-images", RAW(tq.calib_images)},
+    {"qat-equalize-act", RAW(tq.qat_equalize_act)}, {"calib-images", RAW(tq.calib_images)},
     {"distill-alpha", RAW(tq.alpha)}, {"distill-temperature", RAW(tq.temperature)},
     {"prune-schedule", RAW(prune)},
 };
@@ -561,6 +564,8 @@ static void settings_kv(const run *r, kvbuf *b) {
         kv_add(b, "qat-observer", "%s", nne_observer_name(r->tq.observer));
         kv_add(b, "qat-weight-bits", "%d", r->tq.qcfg.weight_bits == 7 ? 7 : 8);
         kv_add(b, "calib-images", "%d", (int)r->tq.calib_images);
+        if (r->tq.eq_alpha > 0.0f)
+            kv_add(b, "qat-equalize-act", "%.9g", (double)r->tq.eq_alpha);
     }
     if (r->tq.init) {
         abs_path(r->tq.init, abs, sizeof abs);
@@ -1039,6 +1044,7 @@ int nne_cmd_train(int argc, char **argv) {
         {"qat-ema", 0, true, &ro->tq.qat_ema, NULL},
         {"qat-observer", 0, true, &ro->tq.qat_observer, NULL},
         {"qat-weight-bits", 0, true, &ro->tq.qat_weight_bits, NULL},
+        {"qat-equalize-act", 0, true, &ro->tq.qat_equalize_act, NULL},
         {"calib-images", 0, true, &ro->tq.calib_images, NULL},
         {"teacher", 0, true, &ro->tq.teacher, NULL},
         {"distill-alpha", 0, true, &ro->tq.alpha, NULL},

@@ -511,6 +511,7 @@ static nne_status leaky_slopes(nne_graph *q, const nne_graph *from, bool pow2) {
 
 nne_status nne_quantize_graph(nne_graph *g, const nne_quantize_opts *o, nne_graph **out) {
     *out = NULL;
+    if (o && o->equalized) *o->equalized = NULL;
     if (!o || (unsigned)o->scheme > NNE_QSCHEME_POW2)
         return nne_error(NNE_ERR_INVALID_ARG, "quantize: no options or bad scheme");
     if (o->weight_bits != 0 && o->weight_bits != 7 && o->weight_bits != 8)
@@ -596,6 +597,10 @@ nne_status nne_quantize_graph(nne_graph *g, const nne_quantize_opts *o, nne_grap
     bias_fix_free(fix, n_fix);
     nne_free(hist);
     plans_free(p.plan, g->n_tensors, p.owned, p.n_owned);
+    if (!s && ge && o->equalized) {
+        *o->equalized = ge; /* the caller's now */
+        ge = NULL;
+    }
     nne_graph_free(ge);
     if (s) {
         nne_graph_free(q);

@@ -1,13 +1,16 @@
 /* End-to-end tests of quantization-aware fine-tuning and distillation in `nnedge train`
  * (--init, --qat, --teacher) and the hand-off to `nnedge quantize`: usage errors, a tiny QAT
  * run whose model carries its ranges, exact resume with QAT state and a teacher, and
- * quantization with the learned ranges; a learned codec's QAT, whose output is the int8
- * codec, with exact resume. The binary's path comes from NNEDGE_BIN. */
+ * quantization with the learned ranges; QAT from activation-equalized weights
+ * (--qat-equalize-act: the same function, other weights); a learned codec's QAT, whose
+ * output is the int8 codec, with exact resume. The binary's path comes from NNEDGE_BIN. */
+#include <math.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "cli_fixtures.h"
 #include "cli_util.h"
+#include "nnedge/backend.h"
 #include "nnedge/image.h"
 #include "nnedge/model_file.h"
 
@@ -65,7 +68,78 @@ static void test_usage(void) {
              "train %s -o x.nne --steps 2 --model bmshj2018-factorized --teacher fp.nne", k_run);
     EXPECT_RC(a, 2);
     CHECK(strstr(nne_cli_err, "rate-distortion") != NULL);
+    snprintf(a, sizeof a, "train %s -o x.nne --steps 2 --qat per-channel --qat-equalize-act 0.5",
+             k_run);
+    EXPECT_RC(a, 2); /* equalizes the --init model's weights */
+    snprintf(a, sizeof a,
+             "train %s -o x.nne --steps 2 --init fp.nne --qat per-channel --qat-ema 0.01 "
+             "--qat-equalize-act 0.5",
+             k_run);
+    EXPECT_RC(a, 2); /* its ranges are calibrated and fixed */
+    snprintf(a, sizeof a,
+             "train %s -o x.nne --steps 2 --init fp.nne --qat per-channel --qat-equalize-act 0",
+             k_run);
+    EXPECT_RC(a, 2);
+    snprintf(a, sizeof a, "train %s -o x.nne --steps 2 --qat-equalize-act 0.5", k_run);
+    EXPECT_RC(a, 2);
     CHECK(!nne_cli_tmp_exists("x.nne"));
+}
+
+/* max |f(x) - g(x)| / max |f(x)| of two models with the same input on one random input. */
+static double model_diff(const char *a, const char *b) {
+    nne_graph *ga = NULL, *gb = NULL;
+    nne_session *sa = NULL, *sb = NULL;
+    double d = INFINITY, m = 0;
+    CHECK_OK(nne_model_read_file(nne_cli_tmp_path(a), &ga));
+    CHECK_OK(nne_model_read_file(nne_cli_tmp_path(b), &gb));
+    if (ga && gb && !nne_session_create(ga, nne_backend_cpu_ref(), &sa) &&
+        !nne_session_create(gb, nne_backend_cpu_ref(), &sb)) {
+        const nne_tensor *it = nne_session_input_tensor(sa, 0);
+        const nne_tensor *ot = nne_session_output_tensor(sa, 0);
+        const size_t ni = (size_t)nne_shape_numel(&it->shape);
+        const size_t no = (size_t)nne_shape_numel(&ot->shape);
+        float *x = nne_session_input(sa, 0);
+        for (size_t i = 0; i < ni; i++) x[i] = (float)((i * 2654435761u) % 1000) / 1000.0f;
+        memcpy(nne_session_input(sb, 0), x, ni * sizeof *x);
+        CHECK_OK(nne_session_run(sa));
+        CHECK_OK(nne_session_run(sb));
+        const float *ya = nne_session_output(sa, 0), *yb = nne_session_output(sb, 0);
+        d = 0;
+        for (size_t i = 0; i < no; i++) {
+            m = fmax(m, fabs(ya[i]));
+            d = fmax(d, fabs((double)ya[i] - yb[i]));
+        }
+        d /= fmax(m, 1e-30);
+    }
+    nne_session_free(sa);
+    nne_session_free(sb);
+    nne_graph_free(ga);
+    nne_graph_free(gb);
+    return d;
+}
+
+/* max |w_a - w_b| / max |w_a| of one constant of two model files. */
+static double weight_diff(const char *a, const char *b, const char *tensor) {
+    nne_graph *ga = NULL, *gb = NULL;
+    double d = -1;
+    CHECK_OK(nne_model_read_file(nne_cli_tmp_path(a), &ga));
+    CHECK_OK(nne_model_read_file(nne_cli_tmp_path(b), &gb));
+    const int32_t ta = ga ? nne_graph_find_tensor(ga, tensor) : -1;
+    const int32_t tb = gb ? nne_graph_find_tensor(gb, tensor) : -1;
+    CHECK(ta >= 0 && tb >= 0);
+    if (ta >= 0 && tb >= 0) {
+        const float *wa = ga->tensors[ta].data, *wb = gb->tensors[tb].data;
+        double m = 0;
+        d = 0;
+        for (int64_t i = 0; i < nne_shape_numel(&ga->tensors[ta].shape); i++) {
+            m = fmax(m, fabs(wa[i]));
+            d = fmax(d, fabs((double)wa[i] - wb[i]));
+        }
+        d /= fmax(m, 1e-30);
+    }
+    nne_graph_free(ga);
+    nne_graph_free(gb);
+    return d;
 }
 
 static void test_qat_and_quantize(void) {
@@ -117,6 +191,24 @@ static void test_qat_and_quantize(void) {
         CHECK(v && strstr(v, "7-bit weights"));
         nne_graph_free(g);
     }
+    /* --qat-equalize-act: QAT trains the activation-equalized weights (one step at lr 1e-9:
+     * the output is the equalized model), the same f32 function with other weights */
+    snprintf(a, sizeof a,
+             "train %s -o qe.nne --steps 1 --lr 1e-9 --init fp.nne --qat per-channel "
+             "--qat-equalize-act 0.5 --calib-images 2",
+             k_run);
+    EXPECT_RC(a, 0);
+    CHECK_OK(nne_model_read_file(nne_cli_tmp_path("qe.nne"), &g));
+    if (g) {
+        const char *v = nne_graph_get_meta(g, "train.qat");
+        CHECK(v && strstr(v, "activation-range equalization (alpha 0.5)"));
+        nne_graph_free(g);
+    }
+    const double wd = weight_diff("fp.nne", "qe.nne", "conv2d_1.weight"),
+                 fd = model_diff("fp.nne", "qe.nne");
+    CHECK_MSG(wd > 1e-2, "equalized weights moved by only %g", wd);
+    CHECK_MSG(fd < 1e-4, "equalized model's output off by %g", fd);
+    EXPECT_RC("quantize qe.nne -o qe8.nne", 0);
     EXPECT_RC("quantize q7.nne -o q7b.nne --weight-bits 8", 2);
     CHECK(strstr(nne_cli_err, "7-bit") != NULL);
     EXPECT_RC("quantize q7.nne -o q7b.nne", 0);
