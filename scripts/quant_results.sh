@@ -27,6 +27,8 @@
 #   int8-pow2-qat    QAT_STEPS of pow2 QAT, then quantized  nnedge train --init --qat pow2
 #   int8-per-channel-qat      ... per-channel QAT            nnedge train --init --qat per-channel
 #   int8-per-channel-w7-qat   ... per-channel QAT of 7-bit weights   ... --qat-weight-bits 7
+#   int8-per-channel-acteq-qat  ... per-channel QAT from activation-equalized weights
+#                                                        ... --qat-equalize-act ACTEQ_ALPHA
 #                    (QAT's activation ranges: calibrated with QAT_OBSERVER, then fixed)
 #   int4-weights     conv weights at 4 bits, f32 otherwise  nnedge quantize --fake --scheme int4
 #   int2-weights     ... 2 bits (ternary)                   nnedge quantize --fake --scheme int2
@@ -120,7 +122,7 @@ ROWS=all
 DRY_RUN=
 PRUNE_UNIFORM=
 
-ALL_ROWS="fp32 fp16 int8-per-tensor int8-per-channel int8-pow2 int8-per-channel-w7 int8-pow2-cle int8-per-channel-acteq int8-pow2-qat int8-per-channel-qat int8-per-channel-w7-qat int4-weights int2-weights pruned-oneshot pruned pruned-int8"
+ALL_ROWS="fp32 fp16 int8-per-tensor int8-per-channel int8-pow2 int8-per-channel-w7 int8-pow2-cle int8-per-channel-acteq int8-pow2-qat int8-per-channel-qat int8-per-channel-w7-qat int8-per-channel-acteq-qat int4-weights int2-weights pruned-oneshot pruned pruned-int8"
 
 die() {
     echo "quant_results.sh: $*" >&2
@@ -636,9 +638,14 @@ if { want pruned || want pruned-int8; } && fine_tune "$PRUNED_FT" "$PRUNED" "$FT
 fi
 # QAT rows: W/qat-<s>.nne fine-tuned quantization-aware, then quantized with its own ranges
 # and weight bits (no calibration: nnedge quantize reads the qat.* metadata).
-for s in pow2 per-channel per-channel-w7; do
-    if want "int8-$s-qat" && fine_tune "$W/qat-$s.nne" "$MODEL" "$QAT_STEPS" --qat "${s%-w7}" \
-        $([ "$s" = "${s%-w7}" ] || echo --qat-weight-bits 7) \
+for s in pow2 per-channel per-channel-w7 per-channel-acteq; do
+    case $s in
+    per-channel-w7) qs=per-channel qx="--qat-weight-bits 7" ;;
+    per-channel-acteq) qs=per-channel qx="--qat-equalize-act $ACTEQ_ALPHA" ;;
+    *) qs=$s qx= ;;
+    esac
+    # $qx unquoted: an option and its value, or nothing
+    if want "int8-$s-qat" && fine_tune "$W/qat-$s.nne" "$MODEL" "$QAT_STEPS" --qat "$qs" $qx \
         --qat-observer "$QAT_OBSERVER" --calib-images "$CALIB_IMAGES"; then
         step "$W/int8-$s-qat.nne" quantize "$W/qat-$s.nne" -q -o "$W/int8-$s-qat.nne"
         evaluate "int8-$s-qat" "$W/int8-$s-qat.nne" cpu-s8
@@ -696,7 +703,8 @@ for r in $ALL_ROWS; do
             cmd="$(cmd_of "$m") && $(cmd_of "$W/eval-$r/eval.csv")" ;;
         *-qat) s0=${r#int8-} s0=${s0%-qat}
             qm=$W/qat-$s0.nne
-            desc="${s0%-w7} scales$([ "$s0" = "${s0%-w7}" ] || echo ", 7-bit weights") after $(sed -n 's/.*--steps \([0-9]*\).*/\1/p' "$qm.cmd" 2>/dev/null) steps of QAT ($(sed -n 's/.*--qat-observer \([a-z]*\).*/\1/p' "$qm.cmd" 2>/dev/null) ranges, fixed)"
+            s1=${s0%-w7} s1=${s1%-acteq}
+            desc="$s1 scales$([ "$s0" = "${s0%-w7}" ] || echo ", 7-bit weights")$([ "$s0" = "${s0%-acteq}" ] || echo " from activation-equalized weights (alpha $(sed -n 's/.*--qat-equalize-act \([0-9.]*\).*/\1/p' "$qm.cmd" 2>/dev/null))") after $(sed -n 's/.*--steps \([0-9]*\).*/\1/p' "$qm.cmd" 2>/dev/null) steps of QAT ($(sed -n 's/.*--qat-observer \([a-z]*\).*/\1/p' "$qm.cmd" 2>/dev/null) ranges, fixed)"
             qi=$(sed -n 's/.*--init \([^ ]*\).*/\1/p' "$qm.cmd" 2>/dev/null)
             [ -z "$qi" ] || [ "$qi" = "$MODEL" ] || desc="$desc, starting from $qi"
             cmd="$(cmd_of "$qm") && $(cmd_of "$m") && $(cmd_of "$W/eval-$r/eval.csv")" ;;

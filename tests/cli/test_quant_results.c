@@ -20,13 +20,13 @@
 #include "nnedge/image.h"
 #include "nnedge/json.h"
 
-enum { ROWS = 16, COLS = 12 };
+enum { ROWS = 17, COLS = 12 };
 static const char *const k_rows[ROWS] = {
     "fp32",           "fp16",          "int8-per-tensor", "int8-per-channel",
     "int8-pow2",      "int8-pow2-qat", "int4-weights",    "int2-weights",
     "pruned-oneshot", "pruned",        "pruned-int8",     "int8-per-channel-w7",
     "int8-pow2-cle",  "int8-per-channel-qat", "int8-per-channel-w7-qat",
-    "int8-per-channel-acteq"};
+    "int8-per-channel-acteq", "int8-per-channel-acteq-qat"};
 
 /* The top-left w x h of the first n images of a shared folder, as PNGs in tmp/dir. */
 static bool crops(const char *shared_rel, const char *dir, int n, int w, int h) {
@@ -190,6 +190,12 @@ static void test_table(void) {
                       (strstr(rows[r].cmd, "--qat-weight-bits 7") != NULL) == (r == 14) &&
                       rows[r].macs == fp32->macs && rows[r].size == pc->size,
                   "%s: %s", k_rows[r], rows[r].cmd);
+    /* QAT from activation-equalized weights: --qat per-channel --qat-equalize-act 0.5 */
+    CHECK_MSG(strstr(rows[16].cmd, "--qat per-channel") &&
+                  strstr(rows[16].cmd, "--qat-equalize-act 0.5") &&
+                  strstr(rows[16].cmd, "--steps 3") && rows[16].macs == fp32->macs &&
+                  rows[16].size == pc->size,
+              "%s", rows[16].cmd);
     /* activation-range equalization: per-channel with --equalize-act 0.5 (the default) */
     CHECK_MSG(strstr(rows[15].cmd, "--scheme per-channel") &&
                   strstr(rows[15].cmd, "--equalize-act 0.5") && rows[15].macs == fp32->macs &&
