@@ -141,10 +141,13 @@ typedef struct bias_fix {
     uint64_t pixels; /* outputs per channel accumulated */
 } bias_fix;
 
-/* Run the exposed f32 graph on every sample: histograms of inputs and activations, and the
- * bias-correction statistics. */
-static nne_status calibrate(nne_graph *g, const nne_quantize_opts *o, nne_histogram *hist,
-                            bias_fix *fix, int32_t n_fix) {
+/* Run g, every activation exposed, on cpu-ref over the o->n_samples calibration samples and
+ * hand each run to visit (x: the exposed copy, whose tensors are numbered differently from
+ * g's; look them up by name), with progress under `phase`. */
+typedef nne_status (*sample_visit_fn)(void *ctx, const nne_graph *x, nne_session *ss);
+
+static nne_status run_samples(nne_graph *g, const nne_quantize_opts *o, const char *phase,
+                              sample_visit_fn visit, void *ctx) {
     nne_graph *x = NULL;
     nne_session *ss = NULL;
     nne_status s = nne_graph_expose_activations(g, &x);
@@ -152,86 +155,115 @@ static nne_status calibrate(nne_graph *g, const nne_quantize_opts *o, nne_histog
     for (int32_t i = 0; i < o->n_samples && !s; i++) {
         s = o->sample(o->ctx, i, nne_session_input(ss, 0));
         if (!s) s = nne_session_run(ss);
-        /* hist is indexed like g; the exposed copy numbers its tensors differently. */
-        for (int32_t t = 0; t < g->n_tensors && !s; t++) {
-            const nne_tensor *tt = &g->tensors[t];
-            if (tt->kind == NNE_TENSOR_CONSTANT) continue;
-            nne_histogram_add(&hist[t],
-                              nne_session_tensor_data(ss, nne_graph_find_tensor(x, tt->name)),
-                              (size_t)nne_shape_numel(&tt->shape));
-        }
-        for (int32_t f = 0; f < n_fix && !s; f++) {
-            const nne_node *n = &x->nodes[fix[f].node];
-            const nne_conv2d_geom *gm = &n->conv_geom;
-            const float *in = nne_session_tensor_data(ss, n->inputs[0]);
-            const float *y = nne_session_tensor_data(ss, n->output);
-            const float *b = x->tensors[n->inputs[2]].data;
-            if (n->op == NNE_OP_CONV2D)
-                nne_conv2d_f32__ref(gm, in, fix[f].wq, NULL, fix[f].scratch);
-            else
-                nne_conv_transpose2d_f32__ref(gm, in, fix[f].wq, NULL, fix[f].scratch);
-            const size_t pix = (size_t)gm->n * gm->oh * gm->ow;
-            for (size_t p = 0; p < pix; p++)
-                for (int32_t c = 0; c < gm->oc; c++)
-                    fix[f].sum[c] +=
-                        (double)y[p * gm->oc + c] - b[c] - fix[f].scratch[p * gm->oc + c];
-            fix[f].pixels += pix;
-        }
-        if (!s && o->progress) o->progress(o->ctx, "calibrate", i + 1, o->n_samples);
+        if (!s) s = visit(ctx, x, ss);
+        if (!s && o->progress) o->progress(o->ctx, phase, i + 1, o->n_samples);
     }
     nne_session_free(ss);
     nne_graph_free(x);
     return s;
 }
 
+/* f32 data of g's tensor t in a run of the exposed copy x. */
+static const float *exposed_data(const nne_graph *g, const nne_graph *x, nne_session *ss,
+                                 int32_t t) {
+    return nne_session_tensor_data(ss, nne_graph_find_tensor(x, g->tensors[t].name));
+}
+
+typedef struct calib_run {
+    const nne_graph *g;
+    nne_histogram *hist; /* indexed like g */
+    bias_fix *fix;
+    int32_t n_fix;
+} calib_run;
+
+/* One calibration run: histograms of inputs and activations, and the bias-correction
+ * statistics. */
+static nne_status calib_visit(void *ctx, const nne_graph *x, nne_session *ss) {
+    const calib_run *c = ctx;
+    for (int32_t t = 0; t < c->g->n_tensors; t++) {
+        const nne_tensor *tt = &c->g->tensors[t];
+        if (tt->kind == NNE_TENSOR_CONSTANT) continue;
+        nne_histogram_add(&c->hist[t], exposed_data(c->g, x, ss, t),
+                          (size_t)nne_shape_numel(&tt->shape));
+    }
+    for (int32_t f = 0; f < c->n_fix; f++) {
+        bias_fix *fx = &c->fix[f];
+        const nne_node *n = &x->nodes[fx->node];
+        const nne_conv2d_geom *gm = &n->conv_geom;
+        const float *in = nne_session_tensor_data(ss, n->inputs[0]);
+        const float *y = nne_session_tensor_data(ss, n->output);
+        const float *b = x->tensors[n->inputs[2]].data;
+        if (n->op == NNE_OP_CONV2D)
+            nne_conv2d_f32__ref(gm, in, fx->wq, NULL, fx->scratch);
+        else
+            nne_conv_transpose2d_f32__ref(gm, in, fx->wq, NULL, fx->scratch);
+        const size_t pix = (size_t)gm->n * gm->oh * gm->ow;
+        for (size_t p = 0; p < pix; p++)
+            for (int32_t ch = 0; ch < gm->oc; ch++)
+                fx->sum[ch] += (double)y[p * gm->oc + ch] - b[ch] - fx->scratch[p * gm->oc + ch];
+        fx->pixels += pix;
+    }
+    return NNE_OK;
+}
+
+static nne_status calibrate(nne_graph *g, const nne_quantize_opts *o, nne_histogram *hist,
+                            bias_fix *fix, int32_t n_fix) {
+    calib_run c = {.g = g, .hist = hist, .fix = fix, .n_fix = n_fix};
+    return run_samples(g, o, "calibrate", calib_visit, &c);
+}
+
+typedef struct range_run {
+    const nne_graph *g;
+    float **hi, **lo; /* [n_tensors]: per-channel max and min, NULL for constants */
+} range_run;
+
+static nne_status range_visit(void *ctx, const nne_graph *x, nne_session *ss) {
+    const range_run *r = ctx;
+    for (int32_t t = 0; t < r->g->n_tensors; t++) {
+        if (!r->hi[t]) continue;
+        const nne_tensor *tt = &r->g->tensors[t];
+        const size_t ch = (size_t)tt->shape.dim[tt->shape.ndim - 1];
+        const size_t n = (size_t)nne_shape_numel(&tt->shape);
+        const float *d = exposed_data(r->g, x, ss, t);
+        float *hi = r->hi[t], *lo = r->lo[t];
+        for (size_t k = 0; k < n; k++) {
+            const float v = d[k];
+            if (!isfinite(v)) continue;
+            if (v > hi[k % ch]) hi[k % ch] = v;
+            if (v < lo[k % ch]) lo[k % ch] = v;
+        }
+    }
+    return NNE_OK;
+}
+
 /* Per-channel ranges (max - min over every sample and pixel, channels on the last axis) of
  * g's inputs and activations, for activation equalization: rng[t] = [channels] floats, NULL
- * for constants. One f32 pass over the calibration samples. */
+ * for constants; 0 for a channel with no finite value. One f32 pass over the calibration
+ * samples. */
 static nne_status channel_ranges(nne_graph *g, const nne_quantize_opts *o, float **rng) {
-    nne_graph *x = NULL;
-    nne_session *ss = NULL;
-    float **mn = nne_calloc((size_t)g->n_tensors + 1, sizeof *mn);
-    nne_status s = mn ? nne_graph_expose_activations(g, &x) : NNE_ERR_NOMEM;
+    float **lo = nne_calloc((size_t)g->n_tensors + 1, sizeof *lo);
+    nne_status s = lo ? NNE_OK : NNE_ERR_NOMEM;
     for (int32_t t = 0; t < g->n_tensors && !s; t++) {
         const nne_tensor *tt = &g->tensors[t];
         if (tt->kind == NNE_TENSOR_CONSTANT || tt->shape.ndim < 1) continue;
         const size_t ch = (size_t)tt->shape.dim[tt->shape.ndim - 1];
         if (!(rng[t] = nne_malloc(ch * sizeof(float) + 1)) ||
-            !(mn[t] = nne_malloc(ch * sizeof(float) + 1))) {
+            !(lo[t] = nne_malloc(ch * sizeof(float) + 1))) {
             s = NNE_ERR_NOMEM;
             break;
         }
-        for (size_t c = 0; c < ch; c++) rng[t][c] = -INFINITY, mn[t][c] = INFINITY; /* max, min */
+        for (size_t c = 0; c < ch; c++) rng[t][c] = -INFINITY, lo[t][c] = INFINITY;
     }
-    if (!s) s = nne_session_create(x, nne_backend_cpu_ref(), &ss);
-    for (int32_t i = 0; i < o->n_samples && !s; i++) {
-        s = o->sample(o->ctx, i, nne_session_input(ss, 0));
-        if (!s) s = nne_session_run(ss);
-        for (int32_t t = 0; t < g->n_tensors && !s; t++) {
-            if (!rng[t]) continue;
-            const nne_tensor *tt = &g->tensors[t];
-            const size_t ch = (size_t)tt->shape.dim[tt->shape.ndim - 1];
-            const size_t n = (size_t)nne_shape_numel(&tt->shape);
-            const float *d = nne_session_tensor_data(ss, nne_graph_find_tensor(x, tt->name));
-            for (size_t k = 0; k < n; k++) {
-                const float v = d[k];
-                if (!isfinite(v)) continue;
-                if (v > rng[t][k % ch]) rng[t][k % ch] = v;
-                if (v < mn[t][k % ch]) mn[t][k % ch] = v;
-            }
-        }
-        if (!s && o->progress) o->progress(o->ctx, "channel ranges", i + 1, o->n_samples);
-    }
-    for (int32_t t = 0; t < g->n_tensors && mn; t++) {
-        if (!rng[t] || !mn[t]) continue;
+    range_run r = {.g = g, .hi = rng, .lo = lo};
+    if (!s) s = run_samples(g, o, "channel ranges", range_visit, &r);
+    for (int32_t t = 0; t < g->n_tensors && lo; t++) {
+        if (!rng[t] || !lo[t]) continue;
         const size_t ch = (size_t)g->tensors[t].shape.dim[g->tensors[t].shape.ndim - 1];
-        for (size_t c = 0; c < ch; c++)
-            rng[t][c] = rng[t][c] >= mn[t][c] ? rng[t][c] - mn[t][c] : 0.0f; /* none seen: 0 */
-        nne_free(mn[t]);
+        for (size_t c = 0; c < ch; c++) /* max - min in place; none seen: 0 */
+            rng[t][c] = rng[t][c] >= lo[t][c] ? rng[t][c] - lo[t][c] : 0.0f;
+        nne_free(lo[t]);
     }
-    nne_free(mn);
-    nne_session_free(ss);
-    nne_graph_free(x);
+    nne_free(lo);
     return s;
 }
 

@@ -85,13 +85,19 @@ static void test_usage(void) {
     CHECK(!nne_cli_tmp_exists("x.nne"));
 }
 
+/* Two model files of the tmp dir (NULL where reading fails, checked). */
+static void read_two(const char *a, const char *b, nne_graph **ga, nne_graph **gb) {
+    *ga = *gb = NULL;
+    CHECK_OK(nne_model_read_file(nne_cli_tmp_path(a), ga));
+    CHECK_OK(nne_model_read_file(nne_cli_tmp_path(b), gb));
+}
+
 /* max |f(x) - g(x)| / max |f(x)| of two models with the same input on one random input. */
 static double model_diff(const char *a, const char *b) {
-    nne_graph *ga = NULL, *gb = NULL;
+    nne_graph *ga, *gb;
     nne_session *sa = NULL, *sb = NULL;
     double d = INFINITY, m = 0;
-    CHECK_OK(nne_model_read_file(nne_cli_tmp_path(a), &ga));
-    CHECK_OK(nne_model_read_file(nne_cli_tmp_path(b), &gb));
+    read_two(a, b, &ga, &gb);
     if (ga && gb && !nne_session_create(ga, nne_backend_cpu_ref(), &sa) &&
         !nne_session_create(gb, nne_backend_cpu_ref(), &sb)) {
         const nne_tensor *it = nne_session_input_tensor(sa, 0);
@@ -120,10 +126,9 @@ static double model_diff(const char *a, const char *b) {
 
 /* max |w_a - w_b| / max |w_a| of one constant of two model files. */
 static double weight_diff(const char *a, const char *b, const char *tensor) {
-    nne_graph *ga = NULL, *gb = NULL;
+    nne_graph *ga, *gb;
     double d = -1;
-    CHECK_OK(nne_model_read_file(nne_cli_tmp_path(a), &ga));
-    CHECK_OK(nne_model_read_file(nne_cli_tmp_path(b), &gb));
+    read_two(a, b, &ga, &gb);
     const int32_t ta = ga ? nne_graph_find_tensor(ga, tensor) : -1;
     const int32_t tb = gb ? nne_graph_find_tensor(gb, tensor) : -1;
     CHECK(ta >= 0 && tb >= 0);

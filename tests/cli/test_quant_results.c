@@ -232,8 +232,12 @@ static void test_table(void) {
           strstr(md, "## Commands"));
     nne_free(md);
 
-    /* A rerun does nothing but rebuild the table: the same CSV, no command run. */
+    /* A rerun does nothing but rebuild the table: the same CSV, no command run; also with
+     * another --observer, since each row describes the observer of its own command. */
     check_rerun(k_args, "out/quant-tiny.csv", csv);
+    char other[2100]; /* k_args: at most 2047 chars */
+    snprintf(other, sizeof other, "%s --observer mse", k_args);
+    check_rerun(other, "out/quant-tiny.csv", csv);
     nne_free(csv);
 
     /* the pruned int8 model also runs through nnedge run (cli_model_part keeps its widths) */
