@@ -4,7 +4,8 @@
  *       y = act(bias + conv(x, w))          act: none, ReLU or PReLU (per channel or shared)
  *   nne_conv2d_s8 / nne_conv_transpose2d_s8:
  *       y = out(bias + sum (x - x_zp) * w)  the int8 output stage of qops.h (requantize,
- *                                           zero point, clamp = fused ReLU/ReLU6)
+ *                                           zero point, clamp = fused ReLU/ReLU6, or a
+ *                                           fused PReLU: out->rq_neg)
  *
  * Geometry, layouts (NHWC activations, OHWI weights, groups, stride, dilation, asymmetric
  * padding, output padding) and meaning are exactly those of the reference kernels
@@ -123,9 +124,9 @@ void nne_conv_transpose2d_s8(nne_threadpool *pool, const nne_conv2d_geom *g, con
  * pairs, u8 x s8 quads with their compensation) and spread the output stage per channel at
  * every call, serially (50-70 us of conv2d_5's 1.8 ms, docs/perf.md). A prepared layer does
  * it once: nne_conv_s8_prep_create packs for the kernel the ISA in use picks (nne_ops_isa)
- * and keeps copies of w, bias and out (out->rq included), so the arguments need not outlive
- * the call; nne_conv_s8_prep_run then only runs the tiles. The output is bitwise that of the
- * per-call function with the same arguments, for every ISA and thread count. When the ISA in
+ * and keeps copies of w, bias and out (out->rq and out->rq_neg included), so the arguments need not
+ * outlive the call; nne_conv_s8_prep_run then only runs the tiles. The output is bitwise that of
+ * the per-call function with the same arguments, for every ISA and thread count. When the ISA in
  * use no longer picks the prepared kernel (nne_ops_set_isa since create), run packs into the
  * scratch as the per-call path does (same result, the per-call cost). One prepared layer may
  * be run by several threads at once, each with its own scratch. */
@@ -170,7 +171,8 @@ typedef struct nne_conv_s8_layer {
 /* The int8 activation between the layers of a pair, applied to l1's output codes as the
  * graph's own int8 node does it: none (l1's output codes are l2's input), a clamp
  * (nne_clamp_s8__ref: ReLU / ReLU6) or a PReLU / leaky ReLU (nne_prelu_s8__ref's arguments;
- * x_zero_point: l1's output zero point). */
+ * x_zero_point: l1's output zero point). A PReLU fused into l1's output stage
+ * (nne_qoutput_fuse_prelu: one rounding instead of two) comes with mid none. */
 typedef enum nne_conv_s8_mid_kind {
     NNE_CONV_S8_MID_NONE = 0,
     NNE_CONV_S8_MID_CLAMP = 1,

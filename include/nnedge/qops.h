@@ -104,7 +104,10 @@ typedef enum nne_qact { NNE_QACT_NONE = 0, NNE_QACT_RELU = 1, NNE_QACT_RELU6 = 2
 /* Rescale + zero point + clamp applied to every int32 accumulator of a kernel:
  *   y = clamp(nne_requantize(acc, rq[count == 1 ? 0 : ch], mode) + zero_point,
  *             act_min, act_max)
- * rq is caller-owned storage (the struct does not own it). */
+ * with rq_neg[neg_count == 1 ? 0 : ch] in place of rq[...] when rq_neg is set and acc < 0
+ * (a fused PReLU). rq and rq_neg are caller-owned storage (the struct does not own them).
+ * Zero-initialized trailing members mean no fusion, so positional initializers of the first
+ * six members stay valid. */
 typedef struct nne_qoutput {
     nne_rq_mode mode;
     int32_t count;         /* 1 (per tensor) or the number of output channels */
@@ -112,11 +115,20 @@ typedef struct nne_qoutput {
     int32_t zero_point;    /* output zero point, [-128, 127] */
     int32_t act_min;       /* clamp, -128 <= act_min <= act_max <= 127 */
     int32_t act_max;
+    /* Fused PReLU / leaky ReLU (docs/quantization.md, 5): NULL = none. An accumulator < 0 is
+     * requantized with rq_neg[neg_count == 1 ? 0 : ch] instead of rq[...]: M_neg = slope * M,
+     * so y = clamp(R(acc * M * (acc < 0 ? slope : 1)) + zero_point): one rounding of the real
+     * PReLU output. Q31 mode only. */
+    const nne_requant *rq_neg;
+    int32_t neg_count; /* 1, or the number of output channels */
 } nne_qoutput;
 
-/* The output stage for channel ch. */
+/* The output stage for channel ch. acc is the full accumulator (bias included): M > 0, so
+ * its sign is the sign of the real output, the PReLU's test. */
 static inline int8_t nne_qoutput_apply(const nne_qoutput *o, int32_t ch, int32_t acc) {
-    const int64_t r = (int64_t)nne_requantize(acc, o->rq[o->count == 1 ? 0 : ch], o->mode) +
+    const nne_requant rq = o->rq_neg && acc < 0 ? o->rq_neg[o->neg_count == 1 ? 0 : ch]
+                                                : o->rq[o->count == 1 ? 0 : ch];
+    const int64_t r = (int64_t)nne_requantize(acc, rq, o->mode) +
                       o->zero_point; /* int64: r may be near INT32_MAX */
     return (int8_t)(r < o->act_min ? o->act_min : r > o->act_max ? o->act_max : r);
 }
@@ -145,6 +157,19 @@ nne_status nne_qoutput_init(nne_qoutput *out, nne_requant *rq, int32_t count, fl
 nne_status nne_qoutput_from_quant(nne_qoutput *out, nne_requant *rq, int32_t rq_capacity,
                                   const nne_quant *x, const nne_quant *w, const nne_quant *y,
                                   nne_qact act);
+
+/* Fuse a PReLU (n_slope = count: per channel) or leaky ReLU / shared-slope PReLU (n_slope = 1)
+ * into an output stage made by nne_qoutput_init / nne_qoutput_from_quant with the same scales:
+ *   rq_neg[c] = Q31(slope[c] * x_scale * w_scale[c] / y_scale)   (nne_quant_multiplier_from_scale)
+ * for c < count, count = max(out->count, n_slope), where out->count and n_slope are each 1 or
+ * count; w_scale has out->count entries (NULL: 1, a layer without weights). Slopes may be
+ * negative or zero (zero gives {0, 0}: y = zero_point for acc < 0). out->rq_neg = rq_neg,
+ * out->neg_count = count. Errors: NNE_ERR_UNSUPPORTED in pow2 mode (out->mode == NNE_RQ_POW2),
+ * NNE_ERR_INVALID_ARG for non-finite slopes, bad counts, or a clamp narrower than [-128, 127]
+ * on out (a fused ReLU/ReLU6 and a PReLU do not combine). out is unchanged on error. */
+nne_status nne_qoutput_fuse_prelu(nne_qoutput *out, nne_requant *rq_neg, int32_t count,
+                                  float x_scale, const float *w_scale, float y_scale,
+                                  const float *slope, int32_t n_slope);
 
 /* int32 accumulator bound of a MAC layer with k taps: k * 255 * 128 + max|bias|, for x and
  * zero points in [-128, 127] and |w| <= 128. The layer is safe iff it is <= INT32_MAX. */

@@ -73,6 +73,9 @@ typedef struct conv_band_s8_out {
     const nne_qoutput *out;
     const int32_t *addv;             /* bias (0 without) */
     const int32_t *mult, *lsh, *rsh; /* Q31 mantissa, max(-shift, 0), max(shift, 0) */
+    /* the same of out->rq_neg (a fused PReLU: used where the accumulator is < 0); all NULL
+     * without one */
+    const int32_t *nmult, *nlsh, *nrsh;
 } conv_band_s8_out;
 
 /* int8: y[i][o] = out(addv[o] + sum_k a[i][k] w[o][k]), a int16 (x - x_zp), w int16:
@@ -260,7 +263,8 @@ static inline int32_t conv_band_chunk(const conv_band_phase *b, int32_t ic, size
 
 /* Scratch layout shared by the f32 and int8 drivers: global [phase plans][packed weight
  * offsets (elements)][packed weights][OHWI in depth order: oc x k_max][int8: addv, mult, lsh,
- * rsh, then one addv per phase (w7 panel): int32 [round_up(oc, 16)] each] then per thread [band +
+ * rsh, nmult, nlsh, nrsh (rq_neg), then one addv per phase (w7 panel): int32 [round_up(oc, 16)]
+ * each] then per thread [band +
  * CONV_BAND_SLACK][soff int64 [kh * kw]]. Element: float (f32) or int16 (int8: band x - x_zp and
  * packed weights). */
 typedef struct conv_band_layout {
@@ -314,7 +318,7 @@ static inline void conv_band_layout_make(conv_band_layout *l, const conv_plan *p
     l->tmp_off = l->w_off + w_elems * elem;
     l->q_off = l->tmp_off + conv_band_al64((size_t)g->oc * p->k_max * (s8 ? 1 : 4));
     l->global =
-        l->q_off + (s8 ? (size_t)(4 + l->n_phases) * conv_band_up(g->oc, 16) * sizeof(int32_t) : 0);
+        l->q_off + (s8 ? (size_t)(7 + l->n_phases) * conv_band_up(g->oc, 16) * sizeof(int32_t) : 0);
     l->band_off = 0;
     l->soff_off = conv_band_al64((band + CONV_BAND_SLACK) * elem);
     l->per_thread = l->soff_off + conv_band_al64((size_t)g->kh * g->kw * sizeof(int64_t));

@@ -6,7 +6,8 @@
  * Serially, once per layer (nne_conv_s8_prep_create, conv_fast_s8.c) or per call
  * (nne_conv2d_s8, the pool's workers pre-woken meanwhile): the weights of every phase are
  * packed as int16 for the kernel (conv_band.h) and the output stage is spread per channel
- * (addv = bias, Q31 mantissa, left and right shifts, zero past oc): nne_conv_band_s8_prepare.
+ * (addv = bias, Q31 mantissa, left and right shifts, and those of a fused PReLU's rq_neg,
+ * zero past oc): nne_conv_band_s8_prepare.
  * Per task (one tile of R x C phase pixels of one image):
  * the band is converted to int16 x - x_zp (AVX2: nne_conv_band_s8_cvt__avx2), zero outside
  * the image (padding contributes (x_zp - x_zp) w = 0, as the reference skips it), then
@@ -18,6 +19,7 @@
 #include <assert.h>
 
 #include "conv_band.h"
+#include "conv_s8_kernels.h"
 #include "ops_internal.h"
 
 /* ---- portable kernels ---------------------------------------------------------------------- */
@@ -184,8 +186,9 @@ void nne_conv_band_s8_prepare(conv_band_s8_layer *L, const conv_plan *p, int32_t
     /* the w7 panel when every weight is within +-CONV_BAND_W7 (exact, conv_band.h) */
     const bool w7 = avx2 && l.kind == CONV_BAND_PANEL &&
                     conv_band_s8_w7(w, (size_t)oc * p->g.kh * p->g.kw * p->g.ic);
-    int32_t *q = (int32_t *)(void *)(s + l.q_off); /* addv, mult, lsh, rsh [ocp] each */
-    int32_t *addv_ph = q + 4 * ocp;                /* then one addv per phase (w7) */
+    /* addv, mult, lsh, rsh, nmult, nlsh, nrsh [ocp] each */
+    int32_t *q = (int32_t *)(void *)(s + l.q_off);
+    int32_t *addv_ph = q + 7 * ocp; /* then one addv per phase (w7) */
     size_t at = 0;
     for (int32_t ph = 0; ph < l.n_phases; ph++) {
         const conv_band_phase *b = &phases[ph];
@@ -235,14 +238,12 @@ void nne_conv_band_s8_prepare(conv_band_s8_layer *L, const conv_plan *p, int32_t
         }
         at += conv_band_wsize(&l, b);
     }
-    memset(q, 0, (size_t)4 * ocp * sizeof *q);
-    for (int32_t o = 0; o < oc; o++) {
-        const nne_requant rq = out->rq[out->count == 1 ? 0 : o];
-        q[o] = bias ? bias[o] : 0;
-        q[ocp + o] = rq.multiplier;
-        q[2 * ocp + o] = rq.shift < 0 ? -rq.shift : 0;
-        q[3 * ocp + o] = rq.shift > 0 ? rq.shift : 0;
-    }
+    memset(q, 0, (size_t)7 * ocp * sizeof *q);
+    for (int32_t o = 0; o < oc; o++) q[o] = bias ? bias[o] : 0;
+    nne_s8_spread_rq(out->rq, out->count, oc, q + ocp, q + 2 * ocp, q + 3 * ocp);
+    const bool neg = out->rq_neg != NULL; /* a fused PReLU */
+    if (neg)
+        nne_s8_spread_rq(out->rq_neg, out->neg_count, oc, q + 4 * ocp, q + 5 * ocp, q + 6 * ocp);
     conv_band_s8_fn fn = l.kind == CONV_BAND_PANEL ? band_s8_panel_ref : band_s8_tinyn_ref;
 #if defined(__x86_64__) || defined(__i386__)
     if (avx2)
@@ -252,9 +253,17 @@ void nne_conv_band_s8_prepare(conv_band_s8_layer *L, const conv_plan *p, int32_t
 #else
     (void)avx2;
 #endif
-    *L = (conv_band_s8_layer){
-        l,    phases, woff,    wp,   fn,
-        avx2, w7,     addv_ph, x_zp, {out, q, q + ocp, q + 2 * ocp, q + 3 * ocp}};
+    *L = (conv_band_s8_layer){l,
+                              phases,
+                              woff,
+                              wp,
+                              fn,
+                              avx2,
+                              w7,
+                              addv_ph,
+                              x_zp,
+                              {out, q, q + ocp, q + 2 * ocp, q + 3 * ocp, neg ? q + 4 * ocp : NULL,
+                               neg ? q + 5 * ocp : NULL, neg ? q + 6 * ocp : NULL}};
 }
 
 void nne_conv_band_s8_exec(nne_threadpool *pool, const conv_band_s8_layer *L, const int8_t *x,

@@ -15,10 +15,10 @@
  *
  * The output stage runs on 8 channels at a time where the ISA has a vector version
  * (nne_s8_output__avx2), on addv = bias - comp and the per-channel multipliers and shifts
- * spread out once per call.
+ * spread out once per call (and those of out->rq_neg, a fused PReLU).
  *
- * Scratch: [phase offsets][packed B, int16 size][addv int32 [phases][oc]][mult, lsh, rsh
- * int32 [3][oc]][transposed: phase
+ * Scratch: [phase offsets][packed B, int16 size][addv int32 [phases][oc]][mult, lsh, rsh,
+ * then the same of rq_neg: int32 [6][oc]][transposed: phase
  * weights, oc*kh*kw*icg bytes] then per thread
  * [A tile_px x kp_max int16][C tile_px x ocg int32][gather state]. The layout does not depend
  * on the micro-kernel (B is sized for int16, the larger), so it is valid for every ISA. */
@@ -111,7 +111,7 @@ static void conv_s8_layout_make(conv_s8_layout *l, const nne_conv2d_geom *g, boo
     l->b_off = al64((size_t)l->n_phases * sizeof(size_t));
     l->comp_off = l->b_off + al64(b_elems * sizeof(int16_t));
     l->q_off = l->comp_off + al64((size_t)l->n_phases * g->oc * sizeof(int32_t));
-    l->wph_off = l->q_off + al64((size_t)3 * g->oc * sizeof(int32_t));
+    l->wph_off = l->q_off + al64((size_t)6 * g->oc * sizeof(int32_t));
     l->global = l->wph_off + (transposed ? al64((size_t)g->oc * g->kh * g->kw * p->icg) : 0);
     const size_t lda = (size_t)kpad(p->k_max);
     l->a_off = 0;
@@ -248,15 +248,18 @@ static void conv_s8_task(void *vctx, int task, int thread) {
         const int32_t o0 = grp * p->ocg;
         const int32_t *addv = comp + o0;
         const int32_t *q = (const int32_t *)(const void *)(x->global + l->q_off);
+        const int32_t *nq = q + 3 * g->oc; /* the fused PReLU's negative side */
         const nne_qoutput *out = x->out;
+        const bool neg = out->rq_neg != NULL;
         for (int32_t i = 0; i < m; i++) {
             int8_t *yp = x->y + conv_out_pixel(p, &c, pix0 + i) * (size_t)g->oc + o0;
             const int32_t *ci = ct + (size_t)i * p->ocg;
             int32_t j = 0;
             if (x->uk->output)
                 j = x->uk->output(p->ocg, ci, addv, q + o0, q + g->oc + o0, q + 2 * g->oc + o0,
-                                  out->mode == NNE_RQ_POW2, out->zero_point, out->act_min,
-                                  out->act_max, yp);
+                                  neg ? nq + o0 : NULL, neg ? nq + g->oc + o0 : NULL,
+                                  neg ? nq + 2 * g->oc + o0 : NULL, out->mode == NNE_RQ_POW2,
+                                  out->zero_point, out->act_min, out->act_max, yp);
             /* The reference's exact accumulator (see the top); within the bound. */
             for (; j < p->ocg; j++) yp[j] = nne_qoutput_apply(out, o0 + j, ci[j] + addv[j]);
         }
@@ -294,13 +297,11 @@ static void conv_s8_pack(const conv_s8_layout *l, const nne_s8_ukernel *uk, int3
         for (int32_t o = 0; o < g->oc; o++)
             comp[(size_t)ph * g->oc + o] = (bias ? bias[o] : 0) - comp[(size_t)ph * g->oc + o];
     }
-    int32_t *q = (int32_t *)(void *)(s + l->q_off); /* mult, lsh, rsh [oc] each */
-    for (int32_t o = 0; o < g->oc; o++) {
-        const nne_requant rq = out->rq[out->count == 1 ? 0 : o];
-        q[o] = rq.multiplier;
-        q[g->oc + o] = rq.shift < 0 ? -rq.shift : 0;
-        q[2 * g->oc + o] = rq.shift > 0 ? rq.shift : 0;
-    }
+    int32_t *q = (int32_t *)(void *)(s + l->q_off); /* mult, lsh, rsh [oc] each, rq then rq_neg */
+    nne_s8_spread_rq(out->rq, out->count, g->oc, q, q + g->oc, q + 2 * g->oc);
+    if (out->rq_neg)
+        nne_s8_spread_rq(out->rq_neg, out->neg_count, g->oc, q + 3 * g->oc, q + 4 * g->oc,
+                         q + 5 * g->oc);
 }
 
 static void conv_s8_args_check(const nne_conv2d_geom *g, bool transposed, int32_t x_zp,
@@ -308,6 +309,7 @@ static void conv_s8_args_check(const nne_conv2d_geom *g, bool transposed, int32_
     assert(g && w && out);
     assert(nne_conv2d_geom_ok(g, transposed));
     assert(out->count == 1 || out->count == g->oc);
+    assert(!out->rq_neg || out->neg_count == 1 || out->neg_count == g->oc);
     assert(x_zp >= -128 && x_zp <= 127);
     assert((int64_t)g->kh * g->kw * (g->ic / g->groups) <= NNE_S8_MAX_K);
     (void)g, (void)transposed, (void)x_zp, (void)w, (void)out;
@@ -355,7 +357,7 @@ struct nne_conv_s8_prep {
     /* copies of the arguments: the output stage the kernels read, and what the per-call path
      * needs when the ISA in use no longer picks the prepared kernel */
     nne_qoutput out;
-    nne_requant *rq;
+    nne_requant *rq; /* [out.count] then [out.neg_count] (rq_neg, a fused PReLU) */
     int8_t *w;
     int32_t *bias;
     /* the packed weights for the kernel picked at create */
@@ -380,8 +382,9 @@ nne_status nne_conv_s8_prep_create(const nne_conv2d_geom *g, bool transposed, in
     if (!prep_out) return nne_error(NNE_ERR_INVALID_ARG, "conv_s8_prep: prep is NULL");
     *prep_out = NULL;
     if (!g || !w || !out || !nne_conv2d_geom_ok(g, transposed) ||
-        (out->count != 1 && out->count != g->oc) || x_zero_point < -128 || x_zero_point > 127 ||
-        (int64_t)g->kh * g->kw * (g->ic / g->groups) > NNE_S8_MAX_K)
+        (out->count != 1 && out->count != g->oc) ||
+        (out->rq_neg && out->neg_count != 1 && out->neg_count != g->oc) || x_zero_point < -128 ||
+        x_zero_point > 127 || (int64_t)g->kh * g->kw * (g->ic / g->groups) > NNE_S8_MAX_K)
         return nne_error(NNE_ERR_INVALID_ARG, "conv_s8_prep: invalid arguments");
     nne_conv_s8_prep *r = nne_calloc(1, sizeof *r);
     if (!r) return NNE_ERR_NOMEM;
@@ -393,7 +396,8 @@ nne_status nne_conv_s8_prep_create(const nne_conv2d_geom *g, bool transposed, in
     conv_band_layout bl;
     if (r->kind != CONV_BAND_NONE) conv_band_layout_make(&bl, p, true, NULL);
     const size_t global = r->kind != CONV_BAND_NONE ? bl.global : r->l.global;
-    r->rq = nne_calloc((size_t)out->count, sizeof *r->rq);
+    const int32_t n_neg = out->rq_neg ? out->neg_count : 0;
+    r->rq = nne_calloc((size_t)(out->count + n_neg), sizeof *r->rq);
     r->w = nne_calloc(nw, 1);
     r->bias = bias ? nne_calloc((size_t)g->oc, sizeof *r->bias) : NULL;
     r->global = nne_aligned_alloc(global > 0 ? global : 64);
@@ -402,8 +406,10 @@ nne_status nne_conv_s8_prep_create(const nne_conv2d_geom *g, bool transposed, in
         return NNE_ERR_NOMEM;
     }
     memcpy(r->rq, out->rq, (size_t)out->count * sizeof *r->rq);
+    if (n_neg) memcpy(r->rq + out->count, out->rq_neg, (size_t)n_neg * sizeof *r->rq);
     r->out = *out;
     r->out.rq = r->rq;
+    r->out.rq_neg = n_neg ? r->rq + out->count : NULL;
     memcpy(r->w, w, nw);
     if (bias) memcpy(r->bias, bias, (size_t)g->oc * sizeof *r->bias);
     if (r->kind != CONV_BAND_NONE) {

@@ -6,7 +6,8 @@
 /* t = rq(a - za, a_rq) + rq(b - zb, b_rq);  y = clamp(rq(t, y_rq) + zy). */
 void nne_add_s8__ref(size_t count, const int8_t *a, const int8_t *b, const nne_qadd *p, int8_t *y) {
     assert(a && b && p && y);
-    const nne_qoutput out = {p->mode, 1, &p->y_rq, p->y_zero_point, p->act_min, p->act_max};
+    const nne_qoutput out = {p->mode,    1,          &p->y_rq, p->y_zero_point,
+                             p->act_min, p->act_max, NULL,     0};
     for (size_t i = 0; i < count; i++) {
         /* Each term is at most 255 * 2^22 in magnitude by construction of nne_qadd_init
          * (2^19 * 255 + 1 in Q31 mode), so the int32 sum cannot overflow. */

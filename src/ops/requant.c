@@ -103,6 +103,8 @@ nne_status nne_qoutput_init(nne_qoutput *out, nne_requant *rq, int32_t count, fl
     out->rq = rq;
     out->zero_point = y_zero_point;
     nne_qact_range(act, y_scale, y_zero_point, pow2, &out->act_min, &out->act_max);
+    out->rq_neg = NULL;
+    out->neg_count = 0;
     return NNE_OK;
 }
 
@@ -139,6 +141,44 @@ nne_status nne_qoutput_from_quant(nne_qoutput *out, nne_requant *rq, int32_t rq_
                          (int)count, (int)rq_capacity);
     return nne_qoutput_init(out, rq, count, x->scale[0], w ? w->scale : NULL, y->scale[0],
                             y->zero_point[0], pow2, act);
+}
+
+nne_status nne_qoutput_fuse_prelu(nne_qoutput *out, nne_requant *rq_neg, int32_t count,
+                                  float x_scale, const float *w_scale, float y_scale,
+                                  const float *slope, int32_t n_slope) {
+    if (!out || !rq_neg || !slope)
+        return nne_error(NNE_ERR_INVALID_ARG, "PReLU fusion: NULL argument");
+    if (out->mode == NNE_RQ_POW2)
+        return nne_error(NNE_ERR_UNSUPPORTED,
+                         "PReLU fusion into a power-of-two output stage (Q31 only)");
+    const int32_t want = out->count > n_slope ? out->count : n_slope;
+    if (count < 1 || (out->count != 1 && out->count != count) ||
+        (n_slope != 1 && n_slope != count) || count != want)
+        return nne_error(NNE_ERR_INVALID_ARG,
+                         "PReLU fusion: %d channels, output stage of %d, %d slopes", (int)count,
+                         (int)out->count, (int)n_slope);
+    if (out->act_min != -128 || out->act_max != 127)
+        return nne_error(NNE_ERR_INVALID_ARG,
+                         "PReLU fusion into an output stage clamped to [%d, %d] (a fused "
+                         "ReLU/ReLU6 and a PReLU do not combine)",
+                         (int)out->act_min, (int)out->act_max);
+    nne_status st = check_scale(x_scale, "input");
+    if (st == NNE_OK) st = check_scale(y_scale, "output");
+    for (int32_t c = 0; st == NNE_OK && c < count; c++) {
+        const float ws = w_scale ? w_scale[out->count == 1 ? 0 : c] : 1.0f;
+        const float a = slope[n_slope == 1 ? 0 : c];
+        st = check_scale(ws, "weight");
+        if (st == NNE_OK && !isfinite(a))
+            st = nne_error(NNE_ERR_INVALID_ARG, "PReLU slope %g (channel %d)", (double)a, (int)c);
+        /* M_neg = slope * M with M computed as nne_qoutput_init does: slope 1 gives rq[c]
+         * exactly; a negative slope gives a signed Q31 mantissa, slope 0 {0, 0}. */
+        if (st == NNE_OK)
+            st = nne_quant_multiplier_from_scale((double)x_scale * ws / y_scale * a, &rq_neg[c]);
+    }
+    if (st != NNE_OK) return st;
+    out->rq_neg = rq_neg;
+    out->neg_count = count;
+    return NNE_OK;
 }
 
 void nne_requantize_s32_s8__ref(size_t pixels, int32_t c, const int32_t *acc,

@@ -8,7 +8,8 @@
  *     the bound computed from the same convolution on |x|, |w|, |bias| (see conv.h); the
  *     _exact variants bitwise equal to it;
  *   - int8: bit-exact with nne_conv2d_s8__ref / nne_conv_transpose2d_s8__ref, per-tensor and
- *     per-channel Q31 and power-of-two output stages, fused ReLU clamps.
+ *     per-channel Q31 and power-of-two output stages, fused ReLU clamps, and fused PReLUs
+ *     (nne_qoutput.rq_neg: a quarter of the cases, and test_prelu_fused).
  * Outputs are poisoned (NaN / a marker byte) before each run, so an unwritten element fails.
  * An indexing error (a lost or doubled tap, a wrong phase) changes a value by ~|x w| ~ 0.1,
  * several orders above the tolerance. */
@@ -198,38 +199,145 @@ static void test_cae_shapes_f32(void) {
 
 /* ---- int8 ------------------------------------------------------------------------------- */
 
-/* One int8 geometry under every ISA, serial and with pool. */
-/* A prepared layer made from copies of w, bias and out that are overwritten right after
- * nne_conv_s8_prep_create: the prepared layer must not read the caller's arguments later. */
+/* A prepared layer made from copies of w, bias and out (rq and rq_neg) that are overwritten
+ * right after nne_conv_s8_prep_create: the prepared layer must not read the caller's
+ * arguments later. */
 static nne_conv_s8_prep *prep_copy(const nne_conv2d_geom *g, bool transposed, int32_t x_zp,
                                    const int8_t *w, const int32_t *bias, const nne_qoutput *out) {
     const size_t nw = nne_test_conv_w_len(g);
+    const int32_t n_neg = out->rq_neg ? out->neg_count : 0;
     int8_t *wc = malloc(nw);
     int32_t *bc = malloc((size_t)g->oc * sizeof *bc);
     nne_requant *rc = malloc((size_t)out->count * sizeof *rc);
+    nne_requant *nc = malloc((size_t)(n_neg ? n_neg : 1) * sizeof *nc);
     memcpy(wc, w, nw);
     if (bias) memcpy(bc, bias, (size_t)g->oc * sizeof *bc);
     memcpy(rc, out->rq, (size_t)out->count * sizeof *rc);
+    if (n_neg) memcpy(nc, out->rq_neg, (size_t)n_neg * sizeof *nc);
     nne_qoutput oc = *out;
     oc.rq = rc;
+    if (n_neg) oc.rq_neg = nc;
     nne_conv_s8_prep *prep = NULL;
     CHECK_OK(nne_conv_s8_prep_create(g, transposed, x_zp, wc, bias ? bc : NULL, &oc, &prep));
     memset(wc, 0x3c, nw);
     memset(bc, 0x3c, (size_t)g->oc * sizeof *bc);
     memset(rc, 0x3c, (size_t)out->count * sizeof *rc);
-    free(wc), free(bc), free(rc);
+    memset(nc, 0x3c, (size_t)(n_neg ? n_neg : 1) * sizeof *nc);
+    free(wc), free(bc), free(rc), free(nc);
     return prep;
 }
 
-static void check_s8_geom(nne_test_rng *r, nne_conv2d_geom g, bool transposed,
-                          nne_threadpool *pool) {
+/* The fast kernels on one int8 layer against the reference's output yr: under every ISA,
+ * serial and with pool, per call and prepared (this ISA's and one prepared under "ref"), on
+ * the band kernels and (also_gemm, groups 1) the implicit GEMM. */
+static void check_s8_run(const nne_conv2d_geom *gp, bool transposed, const int8_t *x, int32_t x_zp,
+                         const int8_t *w, const int32_t *bias, const nne_qoutput *outp,
+                         const int8_t *yr, nne_threadpool *pool) {
+    const nne_conv2d_geom g = *gp;
+    const nne_qoutput out = *outp;
     char desc[200];
     nne_test_conv_geom_str(&g, desc, sizeof desc);
+    const size_t ny = nne_test_conv_y_len(&g);
+    int8_t *y1 = malloc(ny), *y2 = malloc(ny);
+    for (int path = 0; path < (g.groups == 1 && also_gemm ? 2 : 1); path++) { /* as f32 */
+        nne_conv_band_disable = path;
+        size_t ss = transposed ? nne_conv_transpose2d_s8_scratch_size(&g, 2)
+                               : nne_conv2d_s8_scratch_size(&g, 2);
+        void *scratch = nne_aligned_alloc(ss ? ss : 64);
+        /* prepared under "ref": under the other ISAs it takes the per-call fallback */
+        CHECK_OK(nne_ops_set_isa("ref"));
+        nne_conv_s8_prep *prep_ref = prep_copy(&g, transposed, x_zp, w, bias, &out);
+        for (size_t v = 0; v < sizeof isas / sizeof isas[0]; v++) {
+            if (!nne_ops_isa_supported(isas[v])) continue;
+            CHECK_OK(nne_ops_set_isa(isas[v]));
+            /* prepared layers, 1 and 2 threads: this ISA's, and the stale one */
+            nne_conv_s8_prep *prep = prep_copy(&g, transposed, x_zp, w, bias, &out);
+            for (int k = 0; k < 2; k++) {
+                memset(y1, 0x5a, ny);
+                memset(y2, 0xa5, ny);
+                nne_conv_s8_prep_run(NULL, k ? prep_ref : prep, x, y1, scratch);
+                nne_conv_s8_prep_run(pool, k ? prep_ref : prep, x, y2, scratch);
+                size_t bad = 0;
+                for (size_t i = 0; i < ny; i++) bad += y1[i] != yr[i] || y2[i] != yr[i];
+                CHECK_MSG(bad == 0, "%s %sprepared%s %s%s%s: %zu differ", isas[v],
+                          path ? "(gemm) " : "", k ? " under ref" : "", transposed ? "T " : "",
+                          desc, out.rq_neg ? " prelu" : "", bad);
+            }
+            nne_conv_s8_prep_free(prep);
+            memset(y1, 0x5a, ny);
+            memset(y2, 0xa5, ny);
+            if (transposed) {
+                nne_conv_transpose2d_s8(NULL, &g, x, x_zp, w, bias, &out, y1, scratch);
+                nne_conv_transpose2d_s8(pool, &g, x, x_zp, w, bias, &out, y2, scratch);
+            } else {
+                nne_conv2d_s8(NULL, &g, x, x_zp, w, bias, &out, y1, scratch);
+                nne_conv2d_s8(pool, &g, x, x_zp, w, bias, &out, y2, scratch);
+            }
+            size_t bad = 0, first = 0;
+            for (size_t i = 0; i < ny; i++)
+                if (y1[i] != yr[i] || y2[i] != yr[i]) {
+                    if (!bad) first = i;
+                    bad++;
+                }
+            CHECK_MSG(bad == 0,
+                      "%s (%s) %s%s%s zp %d mode %d count %d prelu %d: %zu differ, first [%zu] "
+                      "%d %d ref %d",
+                      isas[v], nne_conv_s8_isa(), path ? "(gemm) " : "", transposed ? "T " : "",
+                      desc, (int)x_zp, (int)out.mode, (int)out.count,
+                      out.rq_neg ? (int)out.neg_count : 0, bad, first, y1[first], y2[first],
+                      yr[first]);
+        }
+        nne_conv_s8_prep_free(prep_ref);
+        nne_aligned_free(scratch);
+    }
+    nne_conv_band_disable = 0;
+    free(y1), free(y2);
+}
+
+/* The fused PReLU variants of check_s8_geom draw from their own generator, so that the
+ * geometries and data the other draws give stay those of the unfused suites. */
+static nne_test_rng prelu_rng;
+/* 0: check_s8_geom adds a fused-PReLU run to a quarter of its cases; 1: to every case. */
+static int prelu_always;
+/* Outputs that the fused runs checked must change against the plain stage (all cases). */
+static size_t prelu_far;
+
+/* The real value of a Q31 multiplier. */
+static double rq_real(nne_requant rq) { return ldexp((double)rq.multiplier, -31 - rq.shift); }
+
+/* A fused PReLU for output stage `out` (Q31, clamp [-128, 127]): neg_count 1 or oc
+ * (independently of out->count), slopes among 0, 0.01, 0.25, 0.9, -0.3, 1.5 and random in
+ * [-2, 2] (none within 0.1 of 1); rq_neg[c] = Q31(slope_c M_c) as nne_qoutput_fuse_prelu makes it,
+ * so negative and zero mantissas and left shifts on one side only occur. rq_neg has room for oc. */
+static void draw_prelu(nne_test_rng *r, int32_t oc, nne_qoutput *out, nne_requant *rq_neg) {
+    static const double slopes[] = {0.0, 0.01, 0.25, 0.9, -0.3, 1.5};
+    out->neg_count = nne_test_rng_int(r, 0, 1) ? oc : 1;
+    const bool shared = nne_test_rng_int(r, 0, 1);
+    double a = 0;
+    for (int32_t c = 0; c < out->neg_count; c++) {
+        if (c == 0 || !shared) {
+            const int k = nne_test_rng_int(r, 0, 6);
+            a = k < 6 ? slopes[k] : nne_test_rng_uniform(r) * 3.8 - 2.0;
+            if (a > 0.9 && a < 1.1) a += 0.2; /* |a - 1| >= 0.09 (0.9): see check_s8_geom */
+        }
+        const double m = rq_real(out->rq[out->count == 1 ? 0 : c]);
+        CHECK_OK(nne_quant_multiplier_from_scale(a * m, &rq_neg[c]));
+    }
+    out->rq_neg = rq_neg;
+}
+
+/* One int8 geometry: random data and output stage, the fast kernels against the reference
+ * (check_s8_run); then, for a quarter of the cases (every case with prelu_always), the same layer
+ * with a fused PReLU (Q31, clamp [-128, 127]) against the reference with that output stage,
+ * whose output must differ from the plain one (the fusion is no no-op). */
+static void check_s8_geom(nne_test_rng *r, nne_conv2d_geom g, bool transposed,
+                          nne_threadpool *pool) {
     const size_t nx = nne_test_conv_x_len(&g), ny = nne_test_conv_y_len(&g),
                  nw = nne_test_conv_w_len(&g);
-    int8_t *x = malloc(nx), *w = malloc(nw), *yr = malloc(ny), *y1 = malloc(ny), *y2 = malloc(ny);
+    int8_t *x = malloc(nx), *w = malloc(nw), *yr = malloc(ny), *yf = malloc(ny);
     int32_t *bias = malloc((size_t)g.oc * sizeof *bias);
     nne_requant *rq = malloc((size_t)g.oc * sizeof *rq);
+    nne_requant *rq_neg = malloc((size_t)g.oc * sizeof *rq_neg);
     /* Extreme codes are common: -128 and 127 inputs, -128 weights, zero points at the ends.
      * With w_lim: weights in [-w_lim, w_lim], half of them +-w_lim, and half the inputs 127
      * (x + 128 = 255: the w7 panel's worst case) or -128 (0). */
@@ -248,7 +356,8 @@ static void check_s8_geom(nne_test_rng *r, nne_conv2d_geom g, bool transposed,
     const int32_t x_zp = zsel == 0 ? -128 : zsel == 1 ? 127 : nne_test_rng_int(r, -128, 127);
     for (int32_t o = 0; o < g.oc; o++) bias[o] = nne_test_rng_int(r, -200000, 200000);
     const bool has_bias = nne_test_rng_int(r, 0, 3) != 0;
-    nne_qoutput out;
+    const int32_t *b = has_bias ? bias : NULL;
+    nne_qoutput out = {0};
     out.mode = nne_test_rng_int(r, 0, 1) ? NNE_RQ_POW2 : NNE_RQ_Q31;
     out.count = nne_test_rng_int(r, 0, 1) ? g.oc : 1;
     out.rq = rq;
@@ -266,64 +375,57 @@ static void check_s8_geom(nne_test_rng *r, nne_conv2d_geom g, bool transposed,
     out.act_min = -128, out.act_max = 127;
     if (nne_test_rng_int(r, 0, 1)) out.act_min = out.zero_point; /* fused ReLU */
     if (transposed)
-        nne_conv_transpose2d_s8__ref(&g, x, x_zp, w, has_bias ? bias : NULL, &out, yr);
+        nne_conv_transpose2d_s8__ref(&g, x, x_zp, w, b, &out, yr);
     else
-        nne_conv2d_s8__ref(&g, x, x_zp, w, has_bias ? bias : NULL, &out, yr);
-    for (int path = 0; path < (g.groups == 1 && also_gemm ? 2 : 1); path++) { /* as f32 */
-        nne_conv_band_disable = path;
-        size_t ss = transposed ? nne_conv_transpose2d_s8_scratch_size(&g, 2)
-                               : nne_conv2d_s8_scratch_size(&g, 2);
-        void *scratch = nne_aligned_alloc(ss ? ss : 64);
-        /* prepared under "ref": under the other ISAs it takes the per-call fallback */
-        CHECK_OK(nne_ops_set_isa("ref"));
-        nne_conv_s8_prep *prep_ref =
-            prep_copy(&g, transposed, x_zp, w, has_bias ? bias : NULL, &out);
-        for (size_t v = 0; v < sizeof isas / sizeof isas[0]; v++) {
-            if (!nne_ops_isa_supported(isas[v])) continue;
-            CHECK_OK(nne_ops_set_isa(isas[v]));
-            /* prepared layers, 1 and 2 threads: this ISA's, and the stale one */
-            nne_conv_s8_prep *prep =
-                prep_copy(&g, transposed, x_zp, w, has_bias ? bias : NULL, &out);
-            for (int k = 0; k < 2; k++) {
-                memset(y1, 0x5a, ny);
-                memset(y2, 0xa5, ny);
-                nne_conv_s8_prep_run(NULL, k ? prep_ref : prep, x, y1, scratch);
-                nne_conv_s8_prep_run(pool, k ? prep_ref : prep, x, y2, scratch);
-                size_t bad = 0;
-                for (size_t i = 0; i < ny; i++) bad += y1[i] != yr[i] || y2[i] != yr[i];
-                CHECK_MSG(bad == 0, "%s %sprepared%s %s%s: %zu differ", isas[v],
-                          path ? "(gemm) " : "", k ? " under ref" : "", transposed ? "T " : "",
-                          desc, bad);
+        nne_conv2d_s8__ref(&g, x, x_zp, w, b, &out, yr);
+    check_s8_run(&g, transposed, x, x_zp, w, b, &out, yr, pool);
+
+    nne_test_rng *fr = &prelu_rng;
+    if (prelu_always || nne_test_rng_int(fr, 0, 3) == 0) {
+        /* Q31 (pow2 stages get Q31 multipliers from fr, and with prelu_always every stage,
+         * M in [2^-8, 2): left shifts on one side only are frequent), no clamp, the PReLU */
+        if (out.mode == NNE_RQ_POW2 || prelu_always) {
+            out.mode = NNE_RQ_Q31;
+            for (int32_t o = 0; o < out.count; o++) {
+                const int e = nne_test_rng_int(fr, -1, prelu_always ? 7 : 13);
+                CHECK_OK(nne_quant_multiplier_from_scale(
+                    ldexp(0.5 + 0.5 * nne_test_rng_uniform(fr), -e), &rq[o]));
             }
-            nne_conv_s8_prep_free(prep);
-            memset(y1, 0x5a, ny);
-            memset(y2, 0xa5, ny);
-            if (transposed) {
-                nne_conv_transpose2d_s8(NULL, &g, x, x_zp, w, has_bias ? bias : NULL, &out, y1,
-                                        scratch);
-                nne_conv_transpose2d_s8(pool, &g, x, x_zp, w, has_bias ? bias : NULL, &out, y2,
-                                        scratch);
-            } else {
-                nne_conv2d_s8(NULL, &g, x, x_zp, w, has_bias ? bias : NULL, &out, y1, scratch);
-                nne_conv2d_s8(pool, &g, x, x_zp, w, has_bias ? bias : NULL, &out, y2, scratch);
-            }
-            size_t bad = 0, first = 0;
-            for (size_t i = 0; i < ny; i++)
-                if (y1[i] != yr[i] || y2[i] != yr[i]) {
-                    if (!bad) first = i;
-                    bad++;
-                }
-            CHECK_MSG(bad == 0,
-                      "%s (%s) %s%s%s zp %d mode %d count %d: %zu differ, first [%zu] %d %d ref %d",
-                      isas[v], nne_conv_s8_isa(), path ? "(gemm) " : "", transposed ? "T " : "",
-                      desc, (int)x_zp, (int)out.mode, (int)out.count, bad, first, y1[first],
-                      y2[first], yr[first]);
         }
-        nne_conv_s8_prep_free(prep_ref);
-        nne_aligned_free(scratch);
+        out.act_min = -128;
+        draw_prelu(fr, g.oc, &out, rq_neg);
+        if (transposed)
+            nne_conv_transpose2d_s8__ref(&g, x, x_zp, w, b, &out, yf);
+        else
+            nne_conv2d_s8__ref(&g, x, x_zp, w, b, &out, yf);
+        check_s8_run(&g, transposed, x, x_zp, w, b, &out, yf, pool);
+        /* Against the plain stage (rq_neg NULL): an output above the zero point had acc >= 0
+         * and must not change; one in [-127, zp - 20] had acc M <= -19.25 (each rounding is
+         * within 0.75 of the real value), so the PReLU moves it by |s - 1| * 19.25, s =
+         * M_neg / M the channel's effective slope: by 1.73 > 2 * 0.75 when |s - 1| >= 0.09
+         * (every slope draw_prelu draws; a shared rq_neg with per-channel rq gives others),
+         * and then it must change. */
+        nne_qoutput plain = out;
+        plain.rq_neg = NULL;
+        if (transposed)
+            nne_conv_transpose2d_s8__ref(&g, x, x_zp, w, b, &plain, yr);
+        else
+            nne_conv2d_s8__ref(&g, x, x_zp, w, b, &plain, yr);
+        size_t bad = 0, far = 0;
+        for (size_t i = 0; i < ny; i++) {
+            const int32_t c = (int32_t)(i % (size_t)g.oc);
+            const double s = rq_real(out.rq_neg[out.neg_count == 1 ? 0 : c]) /
+                             rq_real(out.rq[out.count == 1 ? 0 : c]);
+            const bool must_change =
+                fabs(s - 1) >= 0.09 && yr[i] >= -127 && yr[i] <= out.zero_point - 20;
+            far += must_change;
+            bad += yr[i] > out.zero_point ? yf[i] != yr[i] : must_change && yf[i] == yr[i];
+        }
+        prelu_far += far;
+        CHECK_MSG(bad == 0, "fused prelu against the plain stage: %zu of %zu wrong (%zu far)", bad,
+                  ny, far);
     }
-    nne_conv_band_disable = 0;
-    free(x), free(w), free(yr), free(y1), free(y2), free(bias), free(rq);
+    free(x), free(w), free(yr), free(yf), free(bias), free(rq), free(rq_neg);
 }
 
 static void check_s8_case(nne_test_rng *r, bool transposed, nne_threadpool *pool) {
@@ -552,6 +654,62 @@ static void test_band_w7(void) {
     w_lim = 0;
 }
 
+/* Fused PReLU output stages (nne_qoutput.rq_neg) on every int8 path: random groups-1
+ * conv2d and conv_transpose2d, kernels 1x1..5x5, strides 1-2, padding, channels 1..40 with
+ * 3 and non-multiples of 8 / 16 frequent, per-tensor and per-channel multipliers, shared and
+ * per-channel slopes (zero and negative included: draw_prelu), each bit-exact with the
+ * reference under every ISA, 1 and 2 threads, per call and prepared (check_s8_run), on the
+ * band kernels and the implicit GEMM (also_gemm); a third of the cases with weights in +-64
+ * (the w7 panel). The draws are counted so that every path is known to be reached: band
+ * panel, w7 panel, tiny N and GEMM. */
+static void test_prelu_fused(void) {
+    static const int32_t chans[] = {1, 3, 3, 5, 8, 13, 16, 17, 24, 32, 33, 40};
+    nne_test_rng r;
+    nne_test_rng_seed(&r, 31);
+    also_gemm = true;
+    prelu_always = 1;
+    int reached[4] = {0}; /* panel, w7 panel, tiny N, implicit GEMM */
+    const size_t far0 = prelu_far;
+    for (int i = 0; i < 96; i++) {
+        const bool transposed = i & 1;
+        nne_conv2d_geom g;
+        do {
+            memset(&g, 0, sizeof g);
+            g.n = nne_test_rng_int(&r, 1, 2);
+            g.ic = chans[nne_test_rng_int(&r, 0, 11)];
+            g.oc = i % 6 < 2 ? nne_test_rng_int(&r, 1, 4) : chans[nne_test_rng_int(&r, 0, 11)];
+            g.kh = nne_test_rng_int(&r, 1, 5), g.kw = nne_test_rng_int(&r, 1, 5);
+            g.stride_h = nne_test_rng_int(&r, 1, 2), g.stride_w = nne_test_rng_int(&r, 1, 2);
+            g.dil_h = g.dil_w = 1;
+            g.groups = 1;
+            g.pad_t = nne_test_rng_int(&r, 0, g.kh - 1),
+            g.pad_b = nne_test_rng_int(&r, 0, g.kh - 1);
+            g.pad_l = nne_test_rng_int(&r, 0, g.kw - 1),
+            g.pad_r = nne_test_rng_int(&r, 0, g.kw - 1);
+            if (transposed) {
+                g.out_pad_h = nne_test_rng_int(&r, 0, g.stride_h - 1);
+                g.out_pad_w = nne_test_rng_int(&r, 0, g.stride_w - 1);
+            }
+            g.ih = nne_test_rng_int(&r, 1, 14), g.iw = nne_test_rng_int(&r, 1, 30);
+            nne_test_conv_geom_out(&g, transposed);
+        } while (g.oh <= 0 || g.ow <= 0);
+        w_lim = i % 3 == 2 ? 64 : 0;
+        conv_plan p;
+        conv_plan_make(&p, &g, transposed, 1 << 16, 24);
+        const conv_band_kind kind = conv_band_select(&p, true);
+        reached[kind == CONV_BAND_TINYN ? 2 : w_lim ? 1 : 0]++;
+        reached[3]++; /* also_gemm: every case also runs on the implicit GEMM */
+        check_s8_geom(&r, g, transposed, pool2);
+    }
+    w_lim = 0;
+    prelu_always = 0;
+    also_gemm = false;
+    CHECK_MSG(reached[0] >= 16 && reached[1] >= 16 && reached[2] >= 16 && reached[3] == 96,
+              "paths reached: panel %d, w7 %d, tiny N %d, GEMM %d", reached[0], reached[1],
+              reached[2], reached[3]);
+    CHECK_MSG(prelu_far - far0 >= 1000, "only %zu outputs checked to change", prelu_far - far0);
+}
+
 /* The micro-kernel names follow the ISA; VNNI only where the CPU has it. */
 static void test_s8_isa_names(void) {
     CHECK_OK(nne_ops_set_isa("ref"));
@@ -601,6 +759,7 @@ static void test_gdn_exact(void) {
 
 int main(void) {
     CHECK_OK(nne_threadpool_create(2, &pool2));
+    nne_test_rng_seed(&prelu_rng, 30);
     NNE_RUN(test_conv2d_f32_random);
     NNE_RUN(test_conv_transpose2d_f32_random);
     NNE_RUN(test_cae_shapes_f32);
@@ -612,6 +771,7 @@ int main(void) {
     NNE_RUN(test_band_panel_deep);
     NNE_RUN(test_band_col_tiles);
     NNE_RUN(test_band_w7);
+    NNE_RUN(test_prelu_fused);
     NNE_RUN(test_s8_isa_names);
     nne_threadpool_free(pool2);
     nne_ops_set_isa(NULL);

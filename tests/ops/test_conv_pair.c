@@ -10,7 +10,9 @@
  * stages. Each under every ISA the CPU runs (ref, avx2, avx512), serial and with 2 threads
  * (rows split into several tasks, so the recomputed overlap rows are exercised); outputs
  * poisoned before each run. Plus cae-seed's conv2d_1 -> conv2d_2 shape (3 -> 32 -> 32, stride
- * 1 then 2, valid) on a 61 x 90 image, and the planner's rules (ring budget, the int8 policy,
+ * 1 then 2, valid) on a 61 x 90 image; int8 l1 with a fused PReLU (nne_qoutput.rq_neg, mid
+ * none) for a third of the pairs and three more cae-seed pairs, also against two reference
+ * convolutions; and the planner's rules (ring budget, the int8 policy,
  * NNEDGE_FUSE=0, nne_conv_pair_disable, geometry mismatch). */
 #include <math.h>
 #include <stdlib.h>
@@ -155,6 +157,12 @@ static void rand_s8(nne_test_rng *r, int8_t *v, size_t n, int lim) {
                                                   : (nne_test_rng_int(r, 0, 1) ? lim : -lim));
 }
 
+/* l1 with a fused PReLU (nne_qoutput.rq_neg; mid none, as a backend runs it): drawn from
+ * its own generator, so that the other draws stay those of the unfused pairs; for a third of
+ * the int8 pairs, or every one with prelu_always. */
+static nne_test_rng prelu_rng;
+static int prelu_always;
+
 static void check_s8_pair(nne_test_rng *r, const nne_conv2d_geom *g1, const nne_conv2d_geom *g2,
                           nne_threadpool *pool2) {
     char desc[256];
@@ -171,13 +179,14 @@ static void check_s8_pair(nne_test_rng *r, const nne_conv2d_geom *g1, const nne_
     int32_t *b1 = malloc((size_t)g1->oc * 4), *b2 = malloc((size_t)g2->oc * 4);
     nne_requant *rq1 = malloc((size_t)g1->oc * sizeof *rq1);
     nne_requant *rq2 = malloc((size_t)g2->oc * sizeof *rq2);
+    nne_requant *rq1_neg = malloc((size_t)g1->oc * sizeof *rq1_neg);
     rand_s8(r, x, nx, 127);
     /* weights in +-64 take the w7 panel (u8 band, for l2 a u8 ring) on AVX2 */
     rand_s8(r, w1, nw1, nne_test_rng_int(r, 0, 2) ? 127 : 64);
     rand_s8(r, w2, nw2, nne_test_rng_int(r, 0, 1) ? 127 : 64);
     for (int32_t o = 0; o < g1->oc; o++) b1[o] = nne_test_rng_int(r, -20000, 20000);
     for (int32_t o = 0; o < g2->oc; o++) b2[o] = nne_test_rng_int(r, -20000, 20000);
-    nne_qoutput o1, o2;
+    nne_qoutput o1 = {0}, o2 = {0};
     rand_out(r, g1->oc, rq1, &o1);
     rand_out(r, g2->oc, rq2, &o2);
     /* the activation between: none, a clamp, or a PReLU (Q31 or pow2 slopes) */
@@ -204,9 +213,39 @@ static void check_s8_pair(nne_test_rng *r, const nne_conv2d_geom *g1, const nne_
         mid.x_zero_point = o1.zero_point;
         mid.pos = &pos, mid.neg = &neg, mid.neg_slope = neg_slope, mid.pos_mul = pos_mul;
     }
+    nne_test_rng *fr = &prelu_rng;
+    const bool fused = prelu_always || nne_test_rng_int(fr, 0, 2) == 0;
+    if (fused) { /* Q31 (M from fr), no clamp, slopes shared or per channel, mid none */
+        o1.mode = NNE_RQ_Q31;
+        for (int32_t o = 0; o < o1.count; o++)
+            CHECK_OK(nne_quant_multiplier_from_scale(
+                ldexp(0.5 + 0.5 * nne_test_rng_uniform(fr), -nne_test_rng_int(fr, 4, 12)),
+                &rq1[o]));
+        o1.act_min = -128;
+        float a[40], wsc[40];
+        const int32_t ns = nne_test_rng_int(fr, 0, 1) ? g1->oc : 1;
+        for (int32_t c = 0; c < ns; c++)
+            a[c] =
+                nne_test_rng_int(fr, 0, 4) ? (float)(nne_test_rng_uniform(fr) * 2.0 - 0.5) : 0.0f;
+        /* x and y scale 1, w_scale = M: the scales o1's multipliers stand for */
+        for (int32_t o = 0; o < o1.count; o++)
+            wsc[o] = (float)ldexp((double)rq1[o].multiplier, -31 - rq1[o].shift);
+        CHECK_OK(nne_qoutput_fuse_prelu(&o1, rq1_neg, o1.count > ns ? o1.count : ns, 1.0f, wsc,
+                                        1.0f, a, ns));
+        memset(&mid, 0, sizeof mid);
+        x2_zp = o1.zero_point;
+    }
     const int32_t x_zp = nne_test_rng_int(r, -128, 127);
     const nne_conv_s8_layer l1 = {g1, x_zp, w1, nne_test_rng_int(r, 0, 3) ? b1 : NULL, &o1};
     const nne_conv_s8_layer l2 = {g2, x2_zp, w2, nne_test_rng_int(r, 0, 3) ? b2 : NULL, &o2};
+    int8_t *yr = NULL; /* fused: l1 then l2 by nne_conv2d_s8__ref */
+    if (fused) {
+        int8_t *mr = malloc(nm);
+        yr = malloc(ny);
+        nne_conv2d_s8__ref(g1, x, x_zp, w1, l1.bias, &o1, mr);
+        nne_conv2d_s8__ref(g2, mr, x2_zp, w2, l2.bias, &o2, yr);
+        free(mr);
+    }
     size_t ss = nne_conv2d_s8_scratch_size(g1, 2);
     if (nne_conv2d_s8_scratch_size(g2, 2) > ss) ss = nne_conv2d_s8_scratch_size(g2, 2);
     void *su = nne_aligned_alloc(ss);
@@ -226,22 +265,27 @@ static void check_s8_pair(nne_test_rng *r, const nne_conv2d_geom *g1, const nne_
                 nne_prelu_s8__ref(nm / (size_t)g1->oc, g1->oc, m, o1.zero_point, &pos, pos_mul,
                                   &neg, neg_slope, m);
             nne_conv2d_s8(pool, g2, m, x2_zp, w2, l2.bias, &o2, yu, su);
+            if (yr) /* and the two reference convolutions */
+                CHECK_MSG(memcmp(yr, yu, ny) == 0,
+                          "int8 %s %d thr %s l1 prelu: not the reference's", isas[v], t, desc);
             void *sf = nne_aligned_alloc(nne_conv2d_pair_s8_scratch_size(g1, g2, t));
             memset(yf, 0x5a, ny);
             nne_conv2d_pair_s8(pool, &l1, &mid, &l2, x, yf, sf);
             size_t bad = 0, first = 0;
             for (size_t i = 0; i < ny; i++)
                 if (yf[i] != yu[i] && !bad++) first = i;
-            CHECK_MSG(bad == 0, "int8 %s %d thr %s mid %d: %zu differ, first [%zu] %d vs %d",
-                      isas[v], t, desc, (int)mid.kind, bad, first, yf[first], yu[first]);
+            CHECK_MSG(bad == 0, "int8 %s %d thr %s mid %d%s: %zu differ, first [%zu] %d vs %d",
+                      isas[v], t, desc, (int)mid.kind, fused ? " l1 prelu" : "", bad, first,
+                      yf[first], yu[first]);
             /* on prepared layers: this ISA's, then l1 prepared under ref (per-call fallback) */
             for (int k = 0; k < 2; k++) {
                 memset(yf, 0xa5, ny);
                 nne_conv2d_pair_s8_prep(pool, k ? p1_ref : p1, &mid, p2, x, yf, sf);
                 bad = 0;
                 for (size_t i = 0; i < ny; i++) bad += yf[i] != yu[i];
-                CHECK_MSG(bad == 0, "int8 prepared%s %s %d thr %s mid %d: %zu differ",
-                          k ? " (l1 under ref)" : "", isas[v], t, desc, (int)mid.kind, bad);
+                CHECK_MSG(bad == 0, "int8 prepared%s %s %d thr %s mid %d%s: %zu differ",
+                          k ? " (l1 under ref)" : "", isas[v], t, desc, (int)mid.kind,
+                          fused ? " l1 prelu" : "", bad);
             }
             nne_aligned_free(sf);
         }
@@ -250,7 +294,7 @@ static void check_s8_pair(nne_test_rng *r, const nne_conv2d_geom *g1, const nne_
     nne_conv_s8_prep_free(p1_ref);
     nne_aligned_free(su);
     free(x), free(m), free(yu), free(yf), free(w1), free(w2), free(b1), free(b2), free(rq1);
-    free(rq2);
+    free(rq2), free(rq1_neg), free(yr);
 }
 
 /* ---- tests -------------------------------------------------------------------------------- */
@@ -282,6 +326,11 @@ static void test_pair_cae_shape(void) {
         check_f32_pair(&r, &g1, &g2, pool2);
         check_s8_pair(&r, &g1, &g2, pool2);
     }
+    /* conv2d_1 with its PReLU fused into the output stage (mid none), also with weights in
+     * +-64 (the w7 panel; drawn by check_s8_pair) */
+    prelu_always = 1;
+    for (int i = 0; i < 3; i++) check_s8_pair(&r, &g1, &g2, pool2);
+    prelu_always = 0;
     CHECK_OK(nne_ops_set_isa(NULL));
 }
 
@@ -330,6 +379,7 @@ static void test_pair_ok(void) {
 
 int main(void) {
     CHECK_OK(nne_threadpool_create(2, &pool2));
+    nne_test_rng_seed(&prelu_rng, 0xF0A1u);
     NNE_RUN(test_pair_ok);
     NNE_RUN(test_pair_cae_shape);
     NNE_RUN(test_pair_random);

@@ -37,8 +37,11 @@ static int64_t sim_requant(int64_t acc, nne_requant rq, nne_rq_mode mode) {
     return (int64_t)h;
 }
 
+/* With a fused PReLU (rq_neg), a negative accumulator takes rq_neg (docs/quantization.md 5). */
 static int8_t sim_out(const nne_qoutput *o, int32_t ch, int64_t acc) {
-    const int64_t r = sim_requant(acc, o->rq[o->count == 1 ? 0 : ch], o->mode) + o->zero_point;
+    const nne_requant rq = o->rq_neg && acc < 0 ? o->rq_neg[o->neg_count == 1 ? 0 : ch]
+                                                : o->rq[o->count == 1 ? 0 : ch];
+    const int64_t r = sim_requant(acc, rq, o->mode) + o->zero_point;
     return (int8_t)(r < o->act_min ? o->act_min : r > o->act_max ? o->act_max : r);
 }
 
@@ -386,15 +389,21 @@ static void test_qoutput_from_quant(void) {
 typedef struct {
     bool pow2;
     int32_t xz;
-    nne_requant rq[64];
+    nne_requant rq[64], rq_neg[64];
     nne_qoutput out;
     float sx, sy, sw[64];
     int32_t *bias;
 } qlayer;
 
+/* The fused PReLUs of rand_layer draw from their own generator, so that the other draws
+ * (geometries, data) stay those of the unfused suites. */
+static nne_test_rng fuse_rng;
+
 /* Random quantization of a layer with `oc` outputs and K taps: x scale, per-tensor or
  * per-channel weight scales, output scale sized so that most outputs land inside the s8 range
- * (some saturate), random zero points and fused activation. */
+ * (some saturate), random zero points and fused activation: in Q31 mode, a third of the
+ * layers have a fused PReLU instead (nne_qoutput_fuse_prelu; shared or per-channel slopes in
+ * [-0.5, 1.5], zero included). */
 static void rand_layer(nne_test_rng *r, qlayer *L, int32_t oc, int64_t k, bool pow2) {
     L->pow2 = pow2;
     L->xz = nne_test_rng_int(r, 0, 2) == 0 ? 0 : nne_test_rng_int(r, -128, 127);
@@ -406,6 +415,17 @@ static void rand_layer(nne_test_rng *r, qlayer *L, int32_t oc, int64_t k, bool p
     L->sy = pow2 ? ldexpf(1.0f, (int)floor(log2(typ))) : (float)(typ * rand_f(r, 0.7, 1.4));
     const int32_t zy = nne_test_rng_int(r, -20, 20);
     CHECK_OK(nne_qoutput_init(&L->out, L->rq, count, L->sx, L->sw, L->sy, zy, pow2, rand_act(r)));
+    nne_test_rng *f = &fuse_rng;
+    if (!pow2 && nne_test_rng_int(f, 0, 2) == 0) {
+        CHECK_OK(
+            nne_qoutput_init(&L->out, L->rq, count, L->sx, L->sw, L->sy, zy, false, NNE_QACT_NONE));
+        float slope[64];
+        const int32_t n_slope = nne_test_rng_int(f, 0, 1) ? oc : 1;
+        for (int32_t c = 0; c < n_slope; c++)
+            slope[c] = nne_test_rng_int(f, 0, 5) ? rand_f(f, -0.5, 1.5) : 0.0f;
+        CHECK_OK(nne_qoutput_fuse_prelu(&L->out, L->rq_neg, count > n_slope ? count : n_slope,
+                                        L->sx, L->sw, L->sy, slope, n_slope));
+    }
     L->bias = nne_malloc((size_t)oc * sizeof(int32_t));
     const int32_t bmax = (int32_t)(sqrt((double)k) * 8000.0); /* comparable to sum(x w) */
     for (int32_t c = 0; c < oc; c++)
@@ -506,7 +526,7 @@ static void test_acc_bound_worst_case(void) {
     const int32_t bias = (int32_t)(INT32_MAX - (int64_t)k * 255 * 128);
     CHECK(bias == 127);
     const nne_requant rq = {0, 24};
-    const nne_qoutput out = {NNE_RQ_POW2, 1, &rq, -100, -128, 127};
+    const nne_qoutput out = {NNE_RQ_POW2, 1, &rq, -100, -128, 127, NULL, 0};
     int8_t y = 0;
     nne_dense_s8__ref(1, k, 1, x, 127, w, &bias, &out, &y);
     CHECK_MSG(y == 28, "y = %d", y);
@@ -712,7 +732,7 @@ static void test_add(void) {
             b[i] = (int8_t)nne_test_rng_int(&r, -128, 127);
         }
         nne_add_s8__ref(N, a, b, &p, y);
-        const nne_qoutput out = {p.mode, 1, &p.y_rq, zy, p.act_min, p.act_max};
+        const nne_qoutput out = {p.mode, 1, &p.y_rq, zy, p.act_min, p.act_max, NULL, 0};
         for (int i = 0; i < N; i++) {
             const int64_t t =
                 sim_requant(a[i] - za, p.a_rq, p.mode) + sim_requant(b[i] - zb, p.b_rq, p.mode);
@@ -870,6 +890,165 @@ static void test_prelu(void) {
     CHECK_STATUS(nne_qprelu_init(&pos, &prq, &pos_mul, &neg, &nrq, &code, 0.25f, &bad_slope, 1,
                                  0.25f, 0, true),
                  NNE_ERR_UNSUPPORTED);
+}
+
+/* nne_qoutput_fuse_prelu: a PReLU / leaky ReLU fused into a MAC layer's output stage.
+ *   - M_neg = slope * M: apply equals the direct formula (rq_neg for acc < 0, rq else) and the
+ *     long-double oracle, for random and extreme accumulators (INT32_MIN .. INT32_MAX);
+ *   - one rounding: every output is within half a step (plus the final shift's double rounding,
+ *     2^-(s+1) of a step, docs/quantization.md 4.2) of the exact zp + prelu(acc x w / y),
+ *     clamped, for the slopes 0, 0.01, 0.25, 0.9, -0.3, 1.5, shared or per channel, with
+ *     per-tensor and per-channel weight scales; the two-step path (requantize to s8, then
+ *     nne_prelu_s8__ref) is off by more;
+ *   - slope 1 gives rq_neg == rq, slope 0 gives y = zero point for acc < 0;
+ *   - errors: pow2, counts, clamps, non-finite slopes; out untouched on error. */
+static void test_qoutput_fuse_prelu(void) {
+    static const float slopes[6] = {0.0f, 0.01f, 0.25f, 0.9f, -0.3f, 1.5f};
+    nne_test_rng r;
+    nne_test_rng_seed(&r, 212);
+    size_t bad_direct = 0, bad_oracle = 0, bad_bound = 0, total = 0, unclamped_neg = 0;
+    double max_err = 0, max_err_s6 = 0, max_err_2step = 0; /* s6: final shift >= 6 */
+    for (int iter = 0; iter < 96; iter++) {
+        const int32_t c = 3;
+        const int32_t count = iter % 4 < 2 ? c : 1; /* per-channel / per-tensor weights */
+        const int32_t n_slope = iter % 2 ? c : 1;   /* per-channel / shared slopes */
+        const int32_t nc = count > n_slope ? count : n_slope;
+        float slope[3], sw[3];
+        for (int32_t i = 0; i < n_slope; i++) slope[i] = slopes[(iter / 4 + i) % 6];
+        /* M = sx sw / sy in [2^-15, 2^-2] mostly, [2^-1, 2) for an eighth of the layers (no
+         * right shift: SRDHM alone rounds) */
+        const float sx = rand_scale(&r, false, 4, 9), sy = rand_scale(&r, false, 3, 8);
+        for (int32_t i = 0; i < count; i++)
+            sw[i] = iter % 8 == 7 ? ldexpf(rand_f(&r, 1.0, 2.0), -1) * sy / sx
+                                  : rand_scale(&r, false, 4, 9);
+        const int32_t zy = nne_test_rng_int(&r, -100, 100);
+        nne_requant rq[3], rq_neg[3];
+        nne_qoutput out;
+        memset(&out, 0xff, sizeof out); /* init must clear rq_neg */
+        CHECK_OK(nne_qoutput_init(&out, rq, count, sx, sw, sy, zy, false, NNE_QACT_NONE));
+        CHECK(out.rq_neg == NULL && out.neg_count == 0);
+        CHECK_OK(nne_qoutput_fuse_prelu(&out, rq_neg, nc, sx, sw, sy, slope, n_slope));
+        CHECK(out.rq_neg == rq_neg && out.neg_count == nc);
+        /* the two-step path: conv output at y's parameters, then the PReLU y -> y */
+        nne_qoutput plain = out, pos, neg;
+        plain.rq_neg = NULL;
+        nne_requant prq, nrq[3];
+        int32_t codes[3], pos_mul = 0;
+        CHECK_OK(nne_qprelu_init(&pos, &prq, &pos_mul, &neg, nrq, codes, sy, slope, n_slope, sy, zy,
+                                 false));
+        for (int32_t ch = 0; ch < nc; ch++) {
+            const nne_requant p = rq[count == 1 ? 0 : ch], q = rq_neg[nc == 1 ? 0 : ch];
+            const float a = slope[n_slope == 1 ? 0 : ch];
+            if (a == 1.0f) CHECK(q.multiplier == p.multiplier && q.shift == p.shift);
+            if (a == 0.0f) CHECK(q.multiplier == 0 && q.shift == 0);
+            CHECK((q.multiplier < 0) == (a < 0.0f));
+        }
+        const double m_real = (double)sx / sy; /* times sw[k] */
+        for (int i = 0; i < 400; i++) {
+            const int32_t ch = nne_test_rng_int(&r, 0, nc - 1);
+            const double m = m_real * sw[count == 1 ? 0 : ch];
+            int32_t acc;
+            const int kind = nne_test_rng_int(&r, 0, 7);
+            if (kind == 0) { /* extremes */
+                static const int32_t ext[] = {INT32_MIN, INT32_MIN + 1, -1, 0, 1, INT32_MAX};
+                acc = ext[nne_test_rng_int(&r, 0, 5)];
+            } else if (kind == 1) { /* anywhere in int32: mostly saturating */
+                acc = (int32_t)(uint32_t)nne_test_rng_u64(&r);
+            } else { /* outputs within about +-300 steps */
+                const double lim = fmin(300.0 / m, 2e9);
+                acc = (int32_t)((nne_test_rng_uniform(&r) * 2 - 1) * lim);
+            }
+            const int8_t y = nne_qoutput_apply(&out, ch, acc);
+            const nne_requant used = acc < 0 ? rq_neg[nc == 1 ? 0 : ch] : rq[count == 1 ? 0 : ch];
+            const int64_t d = (int64_t)nne_requantize(acc, used, NNE_RQ_Q31) + zy;
+            bad_direct += y != (int8_t)(d < -128 ? -128 : d > 127 ? 127 : d);
+            bad_oracle += y != sim_out(&out, ch, acc);
+            const double a = acc < 0 ? slope[n_slope == 1 ? 0 : ch] : 1.0;
+            const double exact = fmin(127.0, fmax(-128.0, zy + a * (double)acc * m));
+            const double tol = 0.5 + (used.shift > 0 ? ldexp(1.0, -used.shift - 1) : 0.0) + 1e-6;
+            const double err = fabs(y - exact);
+            bad_bound += err > tol;
+            if (err > max_err) max_err = err;
+            if (used.shift >= 6 && err > max_err_s6) max_err_s6 = err;
+            if (acc < 0 && exact > -128 && exact < 127) unclamped_neg++;
+            /* two steps: s8 at y's parameters, then the PReLU (one rounding each) */
+            const int8_t y1 = nne_qoutput_apply(&plain, ch, acc);
+            int8_t y2;
+            nne_qoutput neg1 = neg; /* channel ch's slope as a one-channel PReLU */
+            neg1.count = 1;
+            neg1.rq = &nrq[n_slope == 1 ? 0 : ch];
+            nne_prelu_s8__ref(1, 1, &y1, zy, &pos, pos_mul, &neg1, codes + (n_slope == 1 ? 0 : ch),
+                              &y2);
+            /* (where y1 is not clamped: the intermediate clamp is another loss) */
+            if (y1 > -128 && y1 < 127 && fabs(y2 - exact) > max_err_2step)
+                max_err_2step = fabs(y2 - exact);
+            if (a == 0.0 && acc < 0) bad_direct += y != zy;
+            total++;
+        }
+    }
+    CHECK_MSG(bad_direct == 0, "%zu of %zu fused outputs differ from the direct formula",
+              bad_direct, total);
+    CHECK_MSG(bad_oracle == 0, "%zu of %zu fused outputs differ from the oracle", bad_oracle,
+              total);
+    CHECK_MSG(bad_bound == 0,
+              "%zu of %zu fused outputs off the exact PReLU by more than half a "
+              "step (max %.4f)",
+              bad_bound, total, max_err);
+    CHECK_MSG(unclamped_neg * 4 > total, "only %zu of %zu negative unclamped", unclamped_neg,
+              total);
+    /* A conv layer's M is small (x w / y ~ 2^-6 .. 2^-14): the final shift s >= 6 leaves at
+     * most 2^-7 of a step over the half; rounding twice in two int8 steps (half a step, then
+     * half a step more after the PReLU) shows on this many samples. */
+    CHECK_MSG(max_err_s6 <= 0.5 + 1.0 / 128 && max_err_2step > 0.55,
+              "max error: fused %.4f (shift >= 6: %.4f), two steps %.4f steps", max_err, max_err_s6,
+              max_err_2step);
+    printf("  max |y - exact PReLU| in steps: fused %.4f (final shift >= 6: %.4f), two int8 "
+           "steps %.4f (%zu outputs)\n",
+           max_err, max_err_s6, max_err_2step, total);
+
+    /* errors: out is left untouched */
+    const float sx = 0.02f, sy = 0.05f, sw[3] = {0.01f, 0.02f, 0.03f}, one = 0.25f;
+    const float three[3] = {0.1f, 0.2f, 0.3f}, two[2] = {0.1f, 0.2f};
+    nne_requant rq[3], rq_neg[3];
+    nne_qoutput out;
+    CHECK_OK(nne_qoutput_init(&out, rq, 3, sx, sw, sy, 5, false, NNE_QACT_NONE));
+    CHECK_STATUS(nne_qoutput_fuse_prelu(&out, rq_neg, 1, sx, sw, sy, &one, 1), NNE_ERR_INVALID_ARG);
+    CHECK_STATUS(nne_qoutput_fuse_prelu(&out, rq_neg, 4, sx, sw, sy, &one, 1), NNE_ERR_INVALID_ARG);
+    CHECK_STATUS(nne_qoutput_fuse_prelu(&out, rq_neg, 2, sx, sw, sy, two, 2), NNE_ERR_INVALID_ARG);
+    CHECK_STATUS(nne_qoutput_fuse_prelu(&out, rq_neg, 3, sx, sw, sy, two, 2), NNE_ERR_INVALID_ARG);
+    CHECK_STATUS(nne_qoutput_fuse_prelu(&out, rq_neg, 0, sx, sw, sy, &one, 1), NNE_ERR_INVALID_ARG);
+    const float nan_slope[3] = {0.1f, NAN, 0.3f}, inf_slope = INFINITY, huge = 3e38f;
+    CHECK_STATUS(nne_qoutput_fuse_prelu(&out, rq_neg, 3, sx, sw, sy, nan_slope, 3),
+                 NNE_ERR_INVALID_ARG);
+    CHECK_STATUS(nne_qoutput_fuse_prelu(&out, rq_neg, 3, sx, sw, sy, &inf_slope, 1),
+                 NNE_ERR_INVALID_ARG);
+    CHECK_STATUS(nne_qoutput_fuse_prelu(&out, rq_neg, 3, sx, sw, sy, &huge, 1),
+                 NNE_ERR_INVALID_ARG); /* M_neg >= 2^31 */
+    CHECK_STATUS(nne_qoutput_fuse_prelu(&out, rq_neg, 3, 0.0f, sw, sy, &one, 1),
+                 NNE_ERR_INVALID_ARG);
+    CHECK(out.rq_neg == NULL && out.neg_count == 0);
+    CHECK_OK(nne_qoutput_fuse_prelu(&out, rq_neg, 3, sx, sw, sy, &one, 1));
+    CHECK(out.rq_neg == rq_neg && out.neg_count == 3);
+    CHECK_OK(nne_qoutput_fuse_prelu(&out, rq_neg, 3, sx, sw, sy, three, 3));
+    /* per-tensor weights, per-channel slopes: count 3; no weights (w_scale NULL): M = x / y */
+    CHECK_OK(nne_qoutput_init(&out, rq, 1, sx, NULL, sy, 5, false, NNE_QACT_NONE));
+    CHECK_OK(nne_qoutput_fuse_prelu(&out, rq_neg, 3, sx, NULL, sy, three, 3));
+    CHECK(out.neg_count == 3);
+    nne_requant want;
+    CHECK_OK(nne_quant_multiplier_from_scale((double)sx / sy * three[2], &want));
+    CHECK(rq_neg[2].multiplier == want.multiplier && rq_neg[2].shift == want.shift);
+    /* a fused ReLU / ReLU6 clamp does not combine with a PReLU */
+    CHECK_OK(nne_qoutput_init(&out, rq, 3, sx, sw, sy, 5, false, NNE_QACT_RELU));
+    CHECK_STATUS(nne_qoutput_fuse_prelu(&out, rq_neg, 3, sx, sw, sy, &one, 1), NNE_ERR_INVALID_ARG);
+    CHECK_OK(nne_qoutput_init(&out, rq, 3, sx, sw, sy, 5, false, NNE_QACT_RELU6));
+    CHECK_STATUS(nne_qoutput_fuse_prelu(&out, rq_neg, 3, sx, sw, sy, &one, 1), NNE_ERR_INVALID_ARG);
+    CHECK(out.rq_neg == NULL);
+    /* power-of-two output stages: unsupported */
+    const float p2w = 0.125f;
+    CHECK_OK(nne_qoutput_init(&out, rq, 1, 0.25f, &p2w, 0.5f, 0, true, NNE_QACT_NONE));
+    CHECK_STATUS(nne_qoutput_fuse_prelu(&out, rq_neg, 1, 0.25f, &p2w, 0.5f, &one, 1),
+                 NNE_ERR_UNSUPPORTED);
+    CHECK(out.rq_neg == NULL);
 }
 
 /* Q31 PReLU rounds once: every code equals the exact result rounded to nearest. The
@@ -1154,6 +1333,7 @@ static void test_fake_quant_f16(void) {
 
 int main(void) {
     if (LDBL_MANT_DIG < 64) nne_test_skip("the oracle needs a 64-bit long double mantissa");
+    nne_test_rng_seed(&fuse_rng, 213);
     NNE_RUN(test_requant_edges);
     NNE_RUN(test_multiplier_from_scale);
     NNE_RUN(test_quantize_value);
@@ -1169,6 +1349,7 @@ int main(void) {
     NNE_RUN(test_clamp_relu);
     NNE_RUN(test_prelu);
     NNE_RUN(test_prelu_q31_rounding);
+    NNE_RUN(test_qoutput_fuse_prelu);
     NNE_RUN(test_slopes_pow2);
     NNE_RUN(test_lut);
     NNE_RUN(test_gdn_s8);

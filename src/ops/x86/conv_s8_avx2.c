@@ -125,7 +125,8 @@ static inline s8_q8 s8_q8_load(const int32_t *mult, const int32_t *lsh, const in
                       _mm256_loadu_si256((const __m256i *)rsh));
 }
 
-static inline __m256i s8_requant8(const s8_stage *st, const s8_q8 *q, __m256i v) {
+/* r = nne_requantize(v, q) on 8 lanes: no zero point, no clamp. */
+static inline __m256i s8_rq8(const s8_stage *st, const s8_q8 *q, __m256i v) {
     const __m256i one = _mm256_set1_epi32(1), zero = _mm256_setzero_si256();
     const __m256i a = q->shl ? sat_shl(v, q->ls) : v;
     __m256i r;
@@ -145,7 +146,43 @@ static inline __m256i s8_requant8(const s8_stage *st, const s8_q8 *q, __m256i v)
         const __m256i thr = _mm256_sub_epi32(q->half, _mm256_srai_epi32(h, 31));
         r = _mm256_sub_epi32(_mm256_srav_epi32(h, q->rs), _mm256_cmpgt_epi32(rem, thr));
     }
+    return r;
+}
+
+/* The clamp and zero point of r: the output codes. */
+static inline __m256i s8_finish8(const s8_stage *st, __m256i r) {
     return _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(r, st->vlo), st->vhi), st->vzp);
+}
+
+static inline __m256i s8_requant8(const s8_stage *st, const s8_q8 *q, __m256i v) {
+    return s8_finish8(st, s8_rq8(st, q, v));
+}
+
+/* The same with a fused PReLU (nne_qoutput.rq_neg), as nne_qoutput_apply: each lane takes
+ * the negative side's parameters where v < 0 (vblendvps selects on v's sign bit), then the
+ * one requantization, clamp and zero point. Selecting the parameters costs 4 blends and a
+ * shift where a second requantization and a blend of the results would cost ~15 operations
+ * (docs/conv.md, "Fused PReLU output stage"). */
+static inline __m256i s8_requant8_prelu(const s8_stage *st, const s8_q8 *qp, const s8_q8 *qn,
+                                        __m256i v) {
+    const __m256 neg = _mm256_castsi256_ps(v);
+#define SEL(f)                                                                                     \
+    _mm256_castps_si256(                                                                           \
+        _mm256_blendv_ps(_mm256_castsi256_ps(qp->f), _mm256_castsi256_ps(qn->f), neg))
+    s8_q8 q;
+    q.shl = qp->shl || qn->shl;
+    q.ls = q.shl ? SEL(ls) : qp->ls; /* all zero when neither side shifts left */
+    q.rs = SEL(rs);
+    if (st->pow2) {
+        q.rs1 = SEL(rs1);
+    } else {
+        q.m = SEL(m);
+        q.m_odd = _mm256_srli_epi64(q.m, 32); /* lane 2i + 1's in lane 2i: not a blend by v */
+        q.mask = SEL(mask);
+        q.half = SEL(half);
+    }
+#undef SEL
+    return s8_finish8(st, s8_rq8(st, &q, v));
 }
 
 /* 8 int32 codes (in [-128, 127]) to 8 bytes at y. */
@@ -163,12 +200,24 @@ static inline __m128i pack16(__m256i r0, __m256i r1) {
     return _mm_packs_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1));
 }
 
-/* The output stage of the first n & ~7 channels of one pixel (nne_s8_output_fn). */
+/* The output stage of the first n & ~7 channels of one pixel (nne_s8_output_fn); a fused
+ * PReLU (nmult set) takes its own loop, so that the plain one is unchanged. */
 int32_t nne_s8_output__avx2(int32_t n, const int32_t *acc, const int32_t *addv, const int32_t *mult,
-                            const int32_t *lsh, const int32_t *rsh, bool pow2, int32_t zero_point,
+                            const int32_t *lsh, const int32_t *rsh, const int32_t *nmult,
+                            const int32_t *nlsh, const int32_t *nrsh, bool pow2, int32_t zero_point,
                             int32_t lo, int32_t hi, int8_t *y) {
     const s8_stage st = s8_stage_make(pow2, zero_point, lo, hi);
     int32_t j = 0;
+    if (nmult) {
+        for (; j + 8 <= n; j += 8) {
+            const __m256i v = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(acc + j)),
+                                               _mm256_loadu_si256((const __m256i *)(addv + j)));
+            const s8_q8 qp = s8_q8_load(mult + j, lsh + j, rsh + j);
+            const s8_q8 qn = s8_q8_load(nmult + j, nlsh + j, nrsh + j);
+            store8(s8_requant8_prelu(&st, &qp, &qn, v), y + j);
+        }
+        return j;
+    }
     for (; j + 8 <= n; j += 8) {
         /* acc + addv is the reference's exact accumulator (within nne_s8_acc_bound) */
         const __m256i v = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(acc + j)),
@@ -202,14 +251,14 @@ void nne_conv_band_s8_cvt__avx2(const int8_t *s, int32_t zp, int16_t *d, size_t 
  * Per pair of depth elements: 2 weight loads, 6 broadcasts of an int16 pair of the band,
  * 12 vpmaddwd + 12 vpaddd (exact, see the top). The output stage runs on the registers. */
 /* The output stage of a 16-channel panel (channels j..j+15 of q; the spread arrays are
- * zero-padded to a multiple of 16 channels). */
+ * zero-padded to a multiple of 16 channels); nrq0, nrq1: a fused PReLU's negative side. */
 typedef struct panel_q {
     s8_stage st;
     __m256i add0, add1;
-    s8_q8 rq0, rq1;
+    s8_q8 rq0, rq1, nrq0, nrq1;
 } panel_q;
 
-static inline panel_q panel_q_make(const conv_band_s8_out *q, int32_t j) {
+static inline panel_q panel_q_make(const conv_band_s8_out *q, int32_t j, bool prelu) {
     const nne_qoutput *out = q->out;
     panel_q pq;
     pq.st = s8_stage_make(out->mode == NNE_RQ_POW2, out->zero_point, out->act_min, out->act_max);
@@ -217,19 +266,26 @@ static inline panel_q panel_q_make(const conv_band_s8_out *q, int32_t j) {
     pq.add1 = _mm256_loadu_si256((const __m256i *)(q->addv + j + 8));
     pq.rq0 = s8_q8_load(q->mult + j, q->lsh + j, q->rsh + j);
     pq.rq1 = s8_q8_load(q->mult + j + 8, q->lsh + j + 8, q->rsh + j + 8);
+    if (prelu) {
+        pq.nrq0 = s8_q8_load(q->nmult + j, q->nlsh + j, q->nrsh + j);
+        pq.nrq1 = s8_q8_load(q->nmult + j + 8, q->nlsh + j + 8, q->nrsh + j + 8);
+    }
     return pq;
 }
 
 /* Requantize mr pixels x nr (<= 16) channels of a panel tile and store them at y (pixel
- * stride y_step). */
+ * stride y_step); prelu: with pq's negative side. */
 static inline void panel_store(const panel_q *pq, const __m256i acc[][2], int32_t mr, int32_t nr,
-                               int8_t *y, int64_t y_step) {
+                               int8_t *y, int64_t y_step, bool prelu) {
     for (int32_t t = 0; t < mr; t++) {
         int8_t *yr = y + t * y_step;
         /* acc + addv: the reference's exact accumulator, within nne_s8_acc_bound */
+        const __m256i v0 = _mm256_add_epi32(acc[t][0], pq->add0);
+        const __m256i v1 = _mm256_add_epi32(acc[t][1], pq->add1);
         const __m128i v =
-            pack16(s8_requant8(&pq->st, &pq->rq0, _mm256_add_epi32(acc[t][0], pq->add0)),
-                   s8_requant8(&pq->st, &pq->rq1, _mm256_add_epi32(acc[t][1], pq->add1)));
+            prelu ? pack16(s8_requant8_prelu(&pq->st, &pq->rq0, &pq->nrq0, v0),
+                           s8_requant8_prelu(&pq->st, &pq->rq1, &pq->nrq1, v1))
+                  : pack16(s8_requant8(&pq->st, &pq->rq0, v0), s8_requant8(&pq->st, &pq->rq1, v1));
         if (nr == NNE_S8_NR) {
             _mm_storeu_si128((__m128i *)yr, v);
         } else {
@@ -240,13 +296,18 @@ static inline void panel_store(const panel_q *pq, const __m256i acc[][2], int32_
     }
 }
 
-void nne_conv_band_s8_panel__avx2(const conv_band_run *r, const void *vw, const conv_band_s8_out *q,
-                                  int8_t *y) {
+/* The kernels' bodies take `prelu` as a compile-time constant (always inlined into one
+ * copy per value; the entry points branch once per call), so that the plain output stage
+ * keeps its code. */
+#define NNE_ALWAYS_INLINE inline __attribute__((always_inline))
+
+static NNE_ALWAYS_INLINE void band_panel(const conv_band_run *r, const void *vw,
+                                         const conv_band_s8_out *q, int8_t *y, bool prelu) {
     const int16_t *a = r->a, *w = vw;
     const int32_t np = (r->seglen + 1) / 2, K2 = r->nseg * np * 2; /* pairs per segment */
     for (int32_t j = 0; j < r->oc; j += NNE_S8_NR) {
         const int32_t nr = r->oc - j < NNE_S8_NR ? r->oc - j : NNE_S8_NR;
-        const panel_q pq = panel_q_make(q, j);
+        const panel_q pq = panel_q_make(q, j, prelu);
         const int16_t *wp = w + (size_t)(j / NNE_S8_NR) * K2 * NNE_S8_NR;
         for (int32_t i = 0; i < r->m; i += BMR) {
             const int32_t mr = r->m - i < BMR ? r->m - i : BMR;
@@ -282,9 +343,17 @@ void nne_conv_band_s8_panel__avx2(const conv_band_run *r, const void *vw, const 
             }
             const __m256i acc[BMR][2] = {{c00, c01}, {c10, c11}, {c20, c21},
                                          {c30, c31}, {c40, c41}, {c50, c51}};
-            panel_store(&pq, acc, mr, nr, y + i * r->y_step + j, r->y_step);
+            panel_store(&pq, acc, mr, nr, y + i * r->y_step + j, r->y_step, prelu);
         }
     }
+}
+
+void nne_conv_band_s8_panel__avx2(const conv_band_run *r, const void *w, const conv_band_s8_out *q,
+                                  int8_t *y) {
+    if (q->nmult)
+        band_panel(r, w, q, y, true);
+    else
+        band_panel(r, w, q, y, false);
 }
 
 /* w7 panel (conv_band.h), tile 6 pixels x 16 channels on a u8 band (x + 128) and s8 weights
@@ -293,15 +362,15 @@ void nne_conv_band_s8_panel__avx2(const conv_band_run *r, const void *vw, const 
  * 12 vpmaddwd by ones (int16 pairs -> the int32 sum of 4 products) + 12 vpaddd: 3 instructions
  * per 32 MACs against the int16 panel's 4. acc = sum (x + 128) w, |acc| <= K * 255 * 64;
  * addv holds bias - (x_zp + 128) sum w (driver), so acc + addv is exact. */
-void nne_conv_band_s8_panel_w7__avx2(const conv_band_run *r, const void *vw,
-                                     const conv_band_s8_out *q, int8_t *y) {
+static NNE_ALWAYS_INLINE void band_panel_w7(const conv_band_run *r, const void *vw,
+                                            const conv_band_s8_out *q, int8_t *y, bool prelu) {
     const uint8_t *a = r->a;
     const int8_t *w = vw;
     const int32_t nq = (r->seglen + 3) / 4, K4 = r->nseg * nq * 4; /* quads per segment */
     const __m256i ones = _mm256_set1_epi16(1);
     for (int32_t j = 0; j < r->oc; j += NNE_S8_NR) {
         const int32_t nr = r->oc - j < NNE_S8_NR ? r->oc - j : NNE_S8_NR;
-        const panel_q pq = panel_q_make(q, j);
+        const panel_q pq = panel_q_make(q, j, prelu);
         const int8_t *wp = w + (size_t)(j / NNE_S8_NR) * K4 * NNE_S8_NR;
         for (int32_t i = 0; i < r->m; i += BMR) {
             const int32_t mr = r->m - i < BMR ? r->m - i : BMR;
@@ -337,9 +406,17 @@ void nne_conv_band_s8_panel_w7__avx2(const conv_band_run *r, const void *vw,
             }
             const __m256i acc[BMR][2] = {{c00, c01}, {c10, c11}, {c20, c21},
                                          {c30, c31}, {c40, c41}, {c50, c51}};
-            panel_store(&pq, acc, mr, nr, y + i * r->y_step + j, r->y_step);
+            panel_store(&pq, acc, mr, nr, y + i * r->y_step + j, r->y_step, prelu);
         }
     }
+}
+
+void nne_conv_band_s8_panel_w7__avx2(const conv_band_run *r, const void *w,
+                                     const conv_band_s8_out *q, int8_t *y) {
+    if (q->nmult)
+        band_panel_w7(r, w, q, y, true);
+    else
+        band_panel_w7(r, w, q, y, false);
 }
 
 /* [sum(a) sum(b) sum(c) sum(d)] of int32 lanes. */
@@ -351,8 +428,8 @@ static inline __m128i hsum4_epi32(__m256i a, __m256i b, __m256i c, __m256i d) {
 /* tiny N, tile 4 pixels x 3 channels, vectorized along the depth: per 16 depth elements
  * 4 band loads (up to 15 int16 past a segment: zero weights, CONV_BAND_SLACK), 3 weight
  * loads, 12 vpmaddwd + 12 vpaddd. Then a hadd tree and the scalar output stage (3 channels). */
-void nne_conv_band_s8_tinyn__avx2(const conv_band_run *r, const void *vw, const conv_band_s8_out *q,
-                                  int8_t *y) {
+static NNE_ALWAYS_INLINE void band_tinyn(const conv_band_run *r, const void *vw,
+                                         const conv_band_s8_out *q, int8_t *y, bool prelu) {
     const int16_t *a = r->a, *w = vw;
     const int32_t lp = (r->seglen + 15) & ~15;
     const size_t wstride = (size_t)r->nseg * lp; /* one channel's packed weights */
@@ -371,6 +448,12 @@ void nne_conv_band_s8_tinyn__avx2(const conv_band_run *r, const void *vw, const 
             s8_q8_make(PAIRV(j, j1, q->mult), PAIRV(j, j1, q->lsh), PAIRV(j, j1, q->rsh));
         const s8_q8 qb =
             s8_q8_make(PAIRV(j2, j2, q->mult), PAIRV(j2, j2, q->lsh), PAIRV(j2, j2, q->rsh));
+        s8_q8 nqa = qa, nqb = qb; /* a fused PReLU's negative side */
+        if (prelu) {
+            nqa = s8_q8_make(PAIRV(j, j1, q->nmult), PAIRV(j, j1, q->nlsh), PAIRV(j, j1, q->nrsh));
+            nqb =
+                s8_q8_make(PAIRV(j2, j2, q->nmult), PAIRV(j2, j2, q->nlsh), PAIRV(j2, j2, q->nrsh));
+        }
         const __m256i adda = PAIRV(j, j1, q->addv), addb = PAIRV(j2, j2, q->addv);
 #undef PAIRV
         for (int32_t i = 0; i < r->m; i += 4) {
@@ -409,15 +492,25 @@ void nne_conv_band_s8_tinyn__avx2(const conv_band_run *r, const void *vw, const 
                 _mm256_setr_m128i(hsum4_epi32(c00, c10, c20, c30), hsum4_epi32(c01, c11, c21, c31));
             const __m256i vb = _mm256_setr_m128i(s2, s2);
             int8_t codes[16]; /* [channel][pixel] */
+            const __m256i wa = _mm256_add_epi32(va, adda), wb = _mm256_add_epi32(vb, addb);
             _mm_storeu_si128((__m128i *)codes,
-                             pack16(s8_requant8(&st, &qa, _mm256_add_epi32(va, adda)),
-                                    s8_requant8(&st, &qb, _mm256_add_epi32(vb, addb))));
+                             prelu ? pack16(s8_requant8_prelu(&st, &qa, &nqa, wa),
+                                            s8_requant8_prelu(&st, &qb, &nqb, wb))
+                                   : pack16(s8_requant8(&st, &qa, wa), s8_requant8(&st, &qb, wb)));
             for (int t = 0; t < mr; t++) {
                 int8_t *yr = y + (i + t) * r->y_step + j;
                 for (int32_t c = 0; c < nc; c++) yr[c] = codes[c * 4 + t];
             }
         }
     }
+}
+
+void nne_conv_band_s8_tinyn__avx2(const conv_band_run *r, const void *w, const conv_band_s8_out *q,
+                                  int8_t *y) {
+    if (q->nmult)
+        band_tinyn(r, w, q, y, true);
+    else
+        band_tinyn(r, w, q, y, false);
 }
 
 #endif
