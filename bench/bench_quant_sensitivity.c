@@ -47,8 +47,11 @@ static int fail(const char *what) {
 }
 
 /* Fake-quantize activation tensor t of c->g in place with the int8 model's parameters. */
+/* Fake-quantize activation t with the int8 model's parameters; a tensor without them (between
+ * a conv and the PReLU fused into it, nne_graph_fusable_prelu) stays f32, as in that model. */
 static void fq_act(const ctx *c, int32_t t, float *x) {
     const nne_quant *qq = &c->q->tensors[nne_graph_find_tensor(c->q, c->g->tensors[t].name)].quant;
+    if (!qq->count) return;
     nne_fake_quant_act_forward((size_t)nne_shape_numel(&c->g->tensors[t].shape), x, qq->scale[0],
                                qq->zero_point[0], qq->pow2, x, NULL);
 }
@@ -112,14 +115,15 @@ int main(int argc, char **argv) {
     if (nne_dataset_open(argv[3], &dopts, &ds)) return fail(argv[3]);
     ctx c = {0};
     if (nne_threadpool_create(2, &c.pool)) return fail("threadpool");
-    /* Cases: 0 f32, 1 all, 2 cpu-s8, then one per activation and one per MAC layer (names
+    /* Cases: 0 f32, 1 all, 2 cpu-s8, 3 all with conv+PReLU fused, then one per activation and one per MAC layer (names
      * taken from the f32 model, whose tensors and nodes every size shares). */
     char names[MAX_CASES][64];
     double sum[MAX_CASES] = {0};
-    int n_cases = 3;
+    int n_cases = 4;
     snprintf(names[0], 64, "f32");
     snprintf(names[1], 64, "all (float simulation)");
     snprintf(names[2], 64, "cpu-s8");
+    snprintf(names[3], 64, "all, conv+prelu fused (simulation)");
     chstat st[256] = {0};
     const int n = nne_dataset_size(ds) < max_images ? nne_dataset_size(ds) : max_images;
     for (int im = 0; im < n; im++) {
@@ -194,6 +198,14 @@ int main(int argc, char **argv) {
         fq_act(&c, in_t, x);
         run_chain(&c, 0, x, aq, wq, y);
         sum[1] += psnr(&img, y, ph, pw);
+        /* all, but a tensor read only by one PReLU is left in f32: the int8 model with each
+         * convolution and its PReLU as one layer (one rounding, at the PReLU's output) */
+        for (int32_t i = 0; i < g->n_nodes; i++)
+            if (g->nodes[i].op == NNE_OP_PRELU) aq[g->nodes[i].inputs[0]] = false;
+        memcpy(x, act[in_t], (size_t)nne_shape_numel(&g->tensors[in_t].shape) * sizeof *x);
+        fq_act(&c, in_t, x);
+        run_chain(&c, 0, x, aq, wq, y);
+        sum[3] += psnr(&img, y, ph, pw);
         /* cpu-s8 */
         {
             nne_session *ss = NULL;
@@ -216,7 +228,8 @@ int main(int argc, char **argv) {
                 nne_session_set_input_f32(ss, 0, act[in_t],
                                           (size_t)nne_shape_numel(&g->tensors[in_t].shape)) ||
                 nne_session_run(ss))
-                return fail("check");
+                return fail("check (a model with fused conv + PReLU cannot expose the tensor "
+                            "between them: quantize it with --no-fuse-prelu)");
             for (int32_t i = 0; i < g->n_nodes; i++) {
                 const nne_node *nd = &g->nodes[i];
                 const nne_tensor *it = &gx->tensors[nne_graph_find_tensor(
@@ -259,7 +272,7 @@ int main(int argc, char **argv) {
         }
         memset(aq, 0, (size_t)g->n_tensors * sizeof *aq);
         memset(wq, 0, (size_t)g->n_nodes);
-        int k = 3;
+        int k = 4;
         /* One activation at a time (the input first, then in node order). */
         for (int32_t j = -1; j < g->n_nodes; j++) {
             const int32_t t = j < 0 ? in_t : g->nodes[j].output;
@@ -315,10 +328,11 @@ int main(int argc, char **argv) {
     /* Channel ranges in steps of the tensor's scale (the int8 model's parameters). */
     printf("\n%-24s %6s %10s %10s %9s %10s %10s %10s %7s\n", "activation", "ch", "lo", "hi",
            "step", "ch_min", "ch_median", "ch_max", "spread");
-    for (int k = 3; k < n_cases; k++) {
+    for (int k = 4; k < n_cases; k++) {
         if (!st[k].c) continue;
         const char *tn = names[k] + 4;
         const nne_quant *qq = &q8->tensors[nne_graph_find_tensor(q8, tn)].quant;
+        if (!qq->count) continue; /* fused into its producer: no int8 grid */
         const float s = qq->scale[0];
         float r[1024];
         const int32_t ch = st[k].c;

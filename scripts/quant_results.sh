@@ -711,6 +711,8 @@ for r in $ALL_ROWS; do
         *) desc="post-training, ${r#int8-} scales, $obs observer"
             cmd="$(cmd_of "$m") && $(cmd_of "$W/eval-$r/eval.csv")" ;;
         esac
+        # models quantized since conv + PReLU fusion say so (quant.fuse_prelu; QAT rows: qat.*)
+        [ "$(train_meta "$m" quant.fuse_prelu)" = 1 ] && desc="$desc, conv + PReLU fused"
         prec=int8; be=cpu-s8; macs=$MACS; size=$(info_total "$m" weight_bytes) ;;
     pruned-oneshot) desc="channel-pruned (sparsity $SPARSITY$PRUNE_HOW), no fine-tuning"; prec=f32; be=cpu
         macs=$PMACS; size=$(info_total "$PRUNED" weight_bytes)
@@ -719,6 +721,7 @@ for r in $ALL_ROWS; do
         prec=f32; be=cpu; macs=$(info_total "$PRUNED_FT" macs); size=$(info_total "$PRUNED_FT" weight_bytes)
         cmd="$(cmd_of "$PRUNED") && $(cmd_of "$PRUNED_FT") && $(cmd_of "$W/eval-$r/eval.csv")" ;;
     pruned-int8) desc="the pruned model, post-training int8 per-channel"; prec=int8; be=cpu-s8
+        [ "$(train_meta "$W/pruned-int8.nne" quant.fuse_prelu)" = 1 ] && desc="$desc, conv + PReLU fused"
         macs=$(info_total "$PRUNED_FT" macs); size=$(info_total "$W/pruned-int8.nne" weight_bytes)
         cmd="$(cmd_of "$PRUNED") && $(cmd_of "$PRUNED_FT") && $(cmd_of "$W/pruned-int8.nne") && $(cmd_of "$W/eval-$r/eval.csv")" ;;
     esac

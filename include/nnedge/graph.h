@@ -217,6 +217,15 @@ const char *nne_graph_get_meta(const nne_graph *g, const char *key); /* NULL if 
 /* Index of the node producing `tensor`, or -1 for inputs and constants (valid after
  * nne_graph_infer; -1 before). */
 int32_t nne_graph_producer(const nne_graph *g, int32_t tensor);
+/* Int8 conv + PReLU fusion (docs/quantization.md, sections 5 and 14): the PReLU or leaky ReLU
+ * node that reads `tensor` when `tensor` is the output of a conv2d, conv_transpose2d or dense
+ * node, that node is its only reader (one input slot) and it is not a graph output; -1
+ * otherwise (and before nne_graph_infer). The quantization pass leaves such a tensor without
+ * int8 parameters (except in power-of-two mode, or when told not to fuse), QAT does not
+ * fake-quantize it, and the int8 backends run the two nodes as one layer whose output stage
+ * applies the slope to the int32 accumulator: one rounding instead of two. Shared by the
+ * pass, QAT and the backends. */
+int32_t nne_graph_fusable_prelu(const nne_graph *g, int32_t tensor);
 
 /* Change an input's shape (e.g. another image size) and invalidate inference and plan. */
 nne_status nne_graph_set_input_shape(nne_graph *g, int32_t input_index, nne_shape shape);

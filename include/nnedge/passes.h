@@ -163,6 +163,14 @@ typedef struct nne_quantize_opts {
      * int8 kernels run with vpmaddubsw, exactly (docs/quantization.md, "Weight bits").
      * Other values: NNE_ERR_INVALID_ARG. Recorded as quant.weight_bits. */
     int32_t weight_bits;
+    /* Keep every PReLU / leaky ReLU after a conv2d / conv_transpose2d / dense as its own int8
+     * step (requantize to s8, then the activation: two roundings), as models quantized before
+     * conv + PReLU fusion were. By default (false) each such pair (nne_graph_fusable_prelu) is
+     * one int8 layer in the per-tensor and per-channel schemes: the tensor between them gets no
+     * parameters and the backends apply the slope to the accumulator. Power-of-two graphs never
+     * fuse this way (the DPU's PReLU shares its input's grid, section 6). Recorded as
+     * quant.fuse_prelu ("1" when fused, "0"). */
+    bool no_fuse_prelu;
 } nne_quantize_opts;
 
 /* Quantize the f32 graph `g` (one f32 input, every op supported by cpu-s8: conv2d,
@@ -182,7 +190,9 @@ nne_status nne_quantize_graph(nne_graph *g, const nne_quantize_opts *o, nne_grap
 nne_status nne_quantize_like(nne_graph *g, const nne_graph *q, nne_graph **out);
 
 /* A copy of `g` in which every activation is also a graph output, so a session keeps all of
- * them alive after a run (calibration, per-layer debugging and tests). */
+ * them alive after a run (calibration, per-layer debugging and tests); in an int8 graph, all
+ * but the tensors between a conv and the PReLU fused into it (s8 without parameters), which
+ * the backends never write. */
 nne_status nne_graph_expose_activations(nne_graph *g, nne_graph **out);
 
 /* ---- Lower-precision weight formats, simulated in f32 (accuracy studies) -------------------

@@ -16,6 +16,9 @@
  *  - backward: straight-through estimator, the gradient passes where the unclamped code lies
  *    in the code range and is 0 where it saturates (weights: [-127, 127], or [-64, 64] for
  *    7-bit weights, nne_qat_config.weight_bits; activations [-128, 127]).
+ * A conv2d / conv_transpose2d whose output only a PReLU reads (nne_graph_fusable_prelu) is one
+ * int8 layer with it (per-tensor / per-channel, unless no_fuse_prelu): that tensor is not
+ * fake-quantized.
  * Activation ranges come from calibration (nne_qat_ranges_from_quantized on the output of
  * nne_quantize_graph, or nne_qat_set_range) and stay fixed (ema = 0), or follow an
  * exponential moving average of each training batch's min/max (ema > 0). They are stored as
@@ -81,6 +84,12 @@ typedef struct nne_qat_config {
      * only the region's readers see (the others keep the f32 values, as in the deployed
      * model). The strings must outlive the QAT state; they are not stored in metadata. */
     const char *const *only;
+    /* As nne_quantize_opts.no_fuse_prelu: false (the default) simulates each conv + PReLU pair
+     * of nne_graph_fusable_prelu as the quantization pass builds it in the per-tensor and
+     * per-channel schemes, one int8 layer, so the tensor between them is not fake-quantized;
+     * true keeps it quantized (two roundings, the models of before the fusion). Stored as
+     * qat.fuse_prelu ("1" / "0"); a model without the key was trained unfused. */
+    bool no_fuse_prelu;
 } nne_qat_config;
 
 typedef struct nne_qat nne_qat;
@@ -129,11 +138,12 @@ nne_status nne_qat_ranges_from_parts(nne_qat *q, const nne_graph *const *parts, 
 nne_status nne_qat_copy_ranges(nne_qat *dst, const nne_qat *src);
 
 /* Metadata: qat.scheme (nne_qscheme_name spelling), qat.ema (%.9g), qat.weight_bits ("8" or
- * "7"; absent = 8, as in models from before it), and one
+ * "7"; absent = 8, as in models from before it), qat.fuse_prelu ("1" or "0"; absent = 0, as in
+ * models from before the fusion), and one
  * qat.range.<tensor> = "lo hi" (%.9g each, exact for f32) per activation with a range.
  * store replaces earlier qat.* keys of g; load reads the ranges of q's tensors from g (a
- * tensor without a key keeps its state) and checks qat.scheme and qat.weight_bits against
- * q's. config_from_meta
+ * tensor without a key keeps its state) and checks qat.scheme, qat.weight_bits and
+ * qat.fuse_prelu against q's. config_from_meta
  * gives the configuration of a graph's qat.* keys (*present = false without qat.scheme). */
 nne_status nne_qat_store_meta(const nne_qat *q, nne_graph *g);
 nne_status nne_qat_load_meta(nne_qat *q, const nne_graph *g);

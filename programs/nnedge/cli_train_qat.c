@@ -54,6 +54,9 @@ int cli_tq_parse(const char *cmd, const cli_tq_raw *r, bool rd, cli_tq *e) {
         if (!cli_parse_i64(r->qat_weight_bits ? r->qat_weight_bits : "8", 7, 8, &i))
             return cli_usage_error(cmd, "--qat-weight-bits %s: want 7 or 8", r->qat_weight_bits);
         e->qcfg.weight_bits = (int32_t)i;
+        if (!cli_parse_i64(r->qat_fuse_prelu ? r->qat_fuse_prelu : "1", 0, 1, &i))
+            return cli_usage_error(cmd, "--qat-fuse-prelu %s: want 0 or 1", r->qat_fuse_prelu);
+        e->qcfg.no_fuse_prelu = i == 0;
         if (r->qat_equalize_act) {
             if (!r->init || rd)
                 return cli_usage_error(cmd, "--qat-equalize-act: needs --init MODEL (its weights "
@@ -67,9 +70,10 @@ int cli_tq_parse(const char *cmd, const cli_tq_raw *r, bool rd, cli_tq *e) {
             e->eq_alpha = (float)d;
         }
     } else if (r->qat_ema || r->qat_observer || r->qat_weight_bits || r->qat_equalize_act ||
-               r->calib_images) {
+               r->qat_fuse_prelu || r->calib_images) {
         return cli_usage_error(cmd, "--qat-ema, --qat-observer, --qat-weight-bits, "
-                                    "--qat-equalize-act and --calib-images need --qat");
+                                    "--qat-equalize-act, --qat-fuse-prelu and --calib-images "
+                                    "need --qat");
     }
     if (r->teacher) {
         if (rd)
@@ -198,6 +202,7 @@ static nne_status calibrate(cli_tq *e, const nne_dataset *ds, int32_t crop, uint
     nne_quantize_opts o = {.scheme = e->qcfg.scheme,
                            .observer = {.kind = e->observer},
                            .weight_bits = e->qcfg.weight_bits,
+                           .no_fuse_prelu = e->qcfg.no_fuse_prelu,
                            .n_samples = e->calib_images,
                            .sample = calib_sample,
                            .ctx = &c,
@@ -295,6 +300,7 @@ static nne_status attach_int8_parts(const cli_tq *e, nne_graph *g) {
     const nne_lcodec_quantize_opts o = {.q = {.scheme = e->qcfg.scheme,
                                               .observer = {.kind = e->observer},
                                               .weight_bits = e->qcfg.weight_bits,
+                                              .no_fuse_prelu = e->qcfg.no_fuse_prelu,
                                               .fixed_range = qat_range,
                                               .ctx = e->q},
                                         .height = e->crop,
@@ -313,8 +319,9 @@ nne_status cli_tq_model_finish(const cli_tq *e, nne_graph *g) {
         if (e->eq_alpha > 0.0f)
             snprintf(eqs, sizeof eqs, " after activation-range equalization (alpha %g)",
                      (double)e->eq_alpha);
-        snprintf(v, sizeof v, "%s%s, %s ranges%s%s%s%s", nne_qscheme_name(e->qcfg.scheme),
+        snprintf(v, sizeof v, "%s%s%s, %s ranges%s%s%s%s", nne_qscheme_name(e->qcfg.scheme),
                  e->qcfg.weight_bits == 7 ? " 7-bit weights" : "",
+                 e->qcfg.no_fuse_prelu ? " unfused PReLU" : "",
                  e->qcfg.ema > 0.0f ? "EMA" : "fixed", e->init ? " calibrated with " : "",
                  e->init ? nne_observer_name(e->observer) : "", eqs,
                  e->rd ? "; g_a and g_s simulated in int8 and attached as the int8 codec's "

@@ -59,6 +59,9 @@ static void help(void) {
            "  --equalize-act ALPHA   equalize the calibrated per-channel activation ranges of\n"
            "                         those pairs instead: channel scales (1/r)^ALPHA, ALPHA in\n"
            "                         (0, 1] (1: every channel as wide as the widest)\n"
+           "  --no-fuse-prelu        keep each conv -> PReLU as two int8 steps (requantize, then\n"
+           "                         the PReLU); by default they are one layer, one rounding\n"
+           "                         (per-tensor / per-channel; pow2 never fuses)\n"
            "  --max-images N         calibrate on at most N images (default 32)\n"
            "  --crop N               calibration crop side: cae-seed 128 by default; a learned\n"
            "                         codec 256, a multiple of its alignment (16 or 64)\n"
@@ -268,7 +271,7 @@ int nne_cmd_quantize(int argc, char **argv) {
     const char *calib = NULL, *scheme_s = NULL, *obs_s = "minmax", *pct_s = NULL, *max_s = NULL,
                *crop_s = NULL, *seed_s = NULL, *eval = NULL, *eval_max_s = NULL, *wbits_s = NULL,
                *eq_act_s = NULL;
-    bool bias_corr = false, fake = false, equalize = false;
+    bool bias_corr = false, fake = false, equalize = false, no_fuse = false;
     const cli_option opts[] = {
         {"fake", 0, false, NULL, &fake},
         {"calib", 0, true, &calib, NULL},
@@ -279,6 +282,7 @@ int nne_cmd_quantize(int argc, char **argv) {
         {"equalize", 0, false, NULL, &equalize},
         {"equalize-act", 0, true, &eq_act_s, NULL},
         {"weight-bits", 0, true, &wbits_s, NULL},
+        {"no-fuse-prelu", 0, false, NULL, &no_fuse},
         {"max-images", 0, true, &max_s, NULL},
         {"crop", 0, true, &crop_s, NULL},
         {"seed", 0, true, &seed_s, NULL},
@@ -300,10 +304,10 @@ int nne_cmd_quantize(int argc, char **argv) {
         return NNE_EXIT_USAGE;
     }
     if (fake) {
-        if (calib || bias_corr || equalize || eq_act_s || eval || wbits_s)
+        if (calib || bias_corr || equalize || eq_act_s || eval || wbits_s || no_fuse)
             return cli_usage_error(
-                k_cmd, "--fake takes no --calib, --bias-correction, --equalize, "
-                       "--weight-bits or --eval (evaluate the f32 output with 'nnedge eval')");
+                k_cmd, "--fake takes no --calib, --bias-correction, --equalize, --weight-bits, "
+                       "--no-fuse-prelu or --eval (evaluate the f32 output with 'nnedge eval')");
         return fake_quantize(pos[0], scheme_s, &co);
     }
     nne_quantize_opts qo = {0};
@@ -324,6 +328,7 @@ int nne_cmd_quantize(int argc, char **argv) {
     if (wbits_s && (!cli_parse_i64(wbits_s, 7, 8, &wbits)))
         return cli_usage_error(k_cmd, "--weight-bits '%s': expected 7 or 8", wbits_s);
     qo.weight_bits = (int32_t)wbits;
+    qo.no_fuse_prelu = no_fuse;
     double pct = 99.99;
     if (pct_s && !cli_parse_f64(pct_s, 50.000001, 100.0, &pct))
         return cli_usage_error(k_cmd, "--percentile '%s': expected (50, 100]", pct_s);
@@ -385,9 +390,17 @@ int nne_cmd_quantize(int argc, char **argv) {
                              (int)wbits, pos[0], (int)qcfg.weight_bits);
         goto done;
     }
+    /* ... and simulated conv + PReLU as one or two int8 steps (qat.fuse_prelu) */
+    if (is_qat && no_fuse && !qcfg.no_fuse_prelu) {
+        rc = cli_usage_error(k_cmd, "--no-fuse-prelu: %s was trained with each conv + PReLU "
+                                    "as one int8 layer",
+                             pos[0]);
+        goto done;
+    }
     if (is_qat) {
         qo.scheme = qcfg.scheme;
         qo.weight_bits = qcfg.weight_bits;
+        qo.no_fuse_prelu = qcfg.no_fuse_prelu;
     } else if (!scheme_s) {
         qo.scheme = NNE_QSCHEME_PER_CHANNEL;
     }
@@ -489,6 +502,8 @@ int nne_cmd_quantize(int argc, char **argv) {
                nne_graph_get_meta(q, "quant.ranges") ? nne_graph_get_meta(q, "quant.ranges")
                                                      : "observer");
         if (eq_act_s) printf(", \"equalize_alpha\": %g", (double)qo.equalize_alpha);
+        printf(", \"fuse_prelu\": %s",
+               !strcmp(nne_graph_get_meta(q, "quant.fuse_prelu"), "1") ? "true" : "false");
         if (eval)
             printf(", \"eval\": {\"images\": %d, \"psnr_f32\": %.4f, \"psnr_int8\": %.4f}", ev.n,
                    ev.psnr_f32, ev.psnr_s8);

@@ -81,6 +81,8 @@ static void help(void) {
         "  --qat-equalize-act A  equalize the --init model's activation ranges first\n"
         "                        (nnedge quantize --equalize-act A): QAT trains the\n"
         "                        equalized weights; fixed ranges only\n"
+        "  --qat-fuse-prelu 0|1  1 (default): each conv + PReLU is one int8 layer, as\n"
+        "                        'nnedge quantize' builds it; 0: two (--no-fuse-prelu)\n"
         "  --calib-images N      calibration crops from --data (default 16)\n"
         "  --teacher MODEL       distil from an f32 teacher model: L = A*L_task(y, x) +\n"
         "                        (1-A)*L_task(y, teacher(x))\n"
@@ -168,6 +170,7 @@ static const train_key k_train_keys[] = {
     {"qat", RAW(tq.qat)},        {"qat-ema", RAW(tq.qat_ema)},
     {"qat-observer", RAW(tq.qat_observer)}, {"qat-weight-bits", RAW(tq.qat_weight_bits)},
     {"qat-equalize-act", RAW(tq.qat_equalize_act)}, {"calib-images", RAW(tq.calib_images)},
+    {"qat-fuse-prelu", RAW(tq.qat_fuse_prelu)},
     {"distill-alpha", RAW(tq.alpha)}, {"distill-temperature", RAW(tq.temperature)},
     {"prune-schedule", RAW(prune)},
 };
@@ -566,6 +569,7 @@ static void settings_kv(const run *r, kvbuf *b) {
         kv_add(b, "calib-images", "%d", (int)r->tq.calib_images);
         if (r->tq.eq_alpha > 0.0f)
             kv_add(b, "qat-equalize-act", "%.9g", (double)r->tq.eq_alpha);
+        kv_add(b, "qat-fuse-prelu", "%d", r->tq.qcfg.no_fuse_prelu ? 0 : 1);
     }
     if (r->tq.init) {
         abs_path(r->tq.init, abs, sizeof abs);
@@ -1045,6 +1049,7 @@ int nne_cmd_train(int argc, char **argv) {
         {"qat-observer", 0, true, &ro->tq.qat_observer, NULL},
         {"qat-weight-bits", 0, true, &ro->tq.qat_weight_bits, NULL},
         {"qat-equalize-act", 0, true, &ro->tq.qat_equalize_act, NULL},
+        {"qat-fuse-prelu", 0, true, &ro->tq.qat_fuse_prelu, NULL},
         {"calib-images", 0, true, &ro->tq.calib_images, NULL},
         {"teacher", 0, true, &ro->tq.teacher, NULL},
         {"distill-alpha", 0, true, &ro->tq.alpha, NULL},
@@ -1099,6 +1104,8 @@ int nne_cmd_train(int argc, char **argv) {
             }
             raw_set(ro, k_train_keys[i].off, saved);
         }
+        /* A QAT checkpoint from before conv + PReLU fusion trained the unfused model. */
+        if (ro->tq.qat && !ro->tq.qat_fuse_prelu) ro->tq.qat_fuse_prelu = "0";
         /* "steps" holds the resolved length even for a run given in epochs. */
         if (ro->epochs) ro->steps = NULL;
         if (!ro->data) ro->data = nne_checkpoint_get(&ck, "data");

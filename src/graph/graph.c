@@ -51,6 +51,23 @@ bool nne_op_s8_shares_quant(nne_op_type t, bool pow2) {
            (pow2 && (t == NNE_OP_PRELU || t == NNE_OP_LEAKY_RELU));
 }
 
+int32_t nne_graph_fusable_prelu(const nne_graph *g, int32_t tensor) {
+    const int32_t pr = nne_graph_producer(g, tensor);
+    if (pr < 0) return -1;
+    const nne_op_type op = g->nodes[pr].op;
+    if (op != NNE_OP_CONV2D && op != NNE_OP_CONV_TRANSPOSE2D && op != NNE_OP_DENSE) return -1;
+    for (int32_t i = 0; i < g->n_outputs; i++)
+        if (g->outputs[i] == tensor) return -1;
+    int32_t reader = -1, reads = 0;
+    for (int32_t i = 0; i < g->n_nodes; i++)
+        for (int32_t k = 0; k < g->nodes[i].n_inputs; k++)
+            if (g->nodes[i].inputs[k] == tensor) reader = i, reads++;
+    if (reads != 1) return -1;
+    const nne_node *n = &g->nodes[reader];
+    return (n->op == NNE_OP_PRELU || n->op == NNE_OP_LEAKY_RELU) && n->inputs[0] == tensor ? reader
+                                                                                              : -1;
+}
+
 bool nne_op_has_s8_kernel(nne_op_type t) {
     switch (t) {
     case NNE_OP_CONV2D:

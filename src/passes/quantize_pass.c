@@ -60,6 +60,10 @@ nne_status nne_pass_rebuild(const nne_graph *src, const tplan *plan, bool expose
         s = nne_graph_mark_output(g, map[src->outputs[i]]);
     for (int32_t i = 0; i < src->n_nodes && !s && expose; i++) {
         const int32_t t = map[src->nodes[i].output];
+        /* an int8 tensor without parameters sits between a conv and the PReLU fused into it:
+         * it never exists, and exposing it would break the fusion (nne_graph_fusable_prelu) */
+        const nne_tensor *st = &src->tensors[src->nodes[i].output];
+        if (st->dtype == NNE_S8 && !st->quant.count) continue;
         bool is_out = false;
         for (int32_t k = 0; k < g->n_outputs; k++) is_out |= g->outputs[k] == t;
         if (!is_out) s = nne_graph_mark_output(g, t);
@@ -344,6 +348,15 @@ static bool fixed(const pass *p, int32_t t, float *lo, float *hi) {
            isfinite(*lo) && isfinite(*hi);
 }
 
+/* Whether the pass fuses PReLU / leaky ReLU into its producer (nne_quantize_opts.no_fuse_prelu),
+ * and whether tensor t is the unquantized tensor between such a pair. */
+static bool fuses(const nne_quantize_opts *o) {
+    return !o->no_fuse_prelu && o->scheme != NNE_QSCHEME_POW2;
+}
+static bool fused(const pass *p, int32_t t) {
+    return fuses(p->o) && nne_graph_fusable_prelu(p->g, t) >= 0;
+}
+
 /* True if calibration has nothing to do: every own-parameter activation has a fixed range
  * and there is no bias correction. */
 static bool all_fixed(const pass *p) {
@@ -352,7 +365,8 @@ static bool all_fixed(const pass *p) {
     for (int32_t t = 0; t < g->n_tensors; t++) {
         if (g->tensors[t].kind == NNE_TENSOR_CONSTANT) continue;
         const int32_t pr = nne_graph_producer(g, t);
-        if (pr >= 0 && nne_op_s8_shares_quant(g->nodes[pr].op, p->o->scheme == NNE_QSCHEME_POW2))
+        if ((pr >= 0 && nne_op_s8_shares_quant(g->nodes[pr].op, p->o->scheme == NNE_QSCHEME_POW2)) ||
+            fused(p, t))
             continue;
         float lo, hi;
         if (!fixed(p, t, &lo, &hi)) return false;
@@ -397,6 +411,7 @@ static nne_status plan_activations(pass *p, const nne_histogram *hist) {
         const int32_t pr = nne_graph_producer(g, t);
         p->plan[t].dtype = NNE_S8;
         if (pr >= 0 && nne_op_s8_shares_quant(g->nodes[pr].op, pow2)) continue; /* below */
+        if (fused(p, t)) continue; /* never materialized: no parameters */
         float lo, hi, scale;
         int32_t zp;
         if (fixed(p, t, &lo, &hi)) {
@@ -609,6 +624,7 @@ nne_status nne_quantize_graph(nne_graph *g, const nne_quantize_opts *o, nne_grap
     if (!s) s = nne_graph_set_meta(q, "quant.samples", buf);
     if (!s) s = nne_graph_set_meta(q, "quant.bias_correction", o->bias_correction ? "1" : "0");
     if (!s) s = nne_graph_set_meta(q, "quant.weight_bits", o->weight_bits == 7 ? "7" : "8");
+    if (!s) s = nne_graph_set_meta(q, "quant.fuse_prelu", fuses(o) ? "1" : "0");
     if (!s)
         s = nne_graph_set_meta(q, "quant.equalize",
                                !o->equalize ? "0"

@@ -217,6 +217,10 @@ nne_status nne_qat_create(const nne_graph *g, const nne_qat_config *c, nne_qat *
         const int32_t pr = nne_graph_producer(g, t);
         const bool inside = pr >= 0 && q->node_in[pr];
         if (inside && nne_op_s8_shares_quant(g->nodes[pr].op, pow2)) continue;
+        if (inside && !pow2 && !c->no_fuse_prelu) { /* conv + PReLU as one layer */
+            const int32_t a = nne_graph_fusable_prelu(g, t);
+            if (a >= 0 && q->node_in[a]) continue;
+        }
         bool copy = false;
         if (!inside && c->only) {
             bool read_in = false;
@@ -391,6 +395,7 @@ nne_status nne_qat_store_meta(const nne_qat *q, nne_graph *g) {
     snprintf(v, sizeof v, "%.9g", (double)q->cfg.ema);
     if (!st) st = nne_graph_set_meta(g, "qat.ema", v);
     if (!st) st = nne_graph_set_meta(g, "qat.weight_bits", q->cfg.weight_bits == 7 ? "7" : "8");
+    if (!st) st = nne_graph_set_meta(g, "qat.fuse_prelu", q->cfg.no_fuse_prelu ? "0" : "1");
     for (int32_t i = 0; i < q->n_act && !st; i++) {
         if (!q->has[i]) continue;
         snprintf(key, sizeof key, META_RANGE "%s", q->g->tensors[q->act[i]].name);
@@ -418,6 +423,10 @@ nne_status nne_qat_config_from_meta(const nne_graph *g, nne_qat_config *c, bool 
     if (b && strcmp(b, "7") != 0 && strcmp(b, "8") != 0)
         return nne_error(NNE_ERR_FORMAT, "qat.weight_bits '%s' is not 7 or 8", b);
     c->weight_bits = b && b[0] == '7' ? 7 : 8;
+    const char *f = nne_graph_get_meta(g, "qat.fuse_prelu");
+    if (f && strcmp(f, "0") != 0 && strcmp(f, "1") != 0)
+        return nne_error(NNE_ERR_FORMAT, "qat.fuse_prelu '%s' is not 0 or 1", f);
+    c->no_fuse_prelu = !f || f[0] == '0'; /* absent: trained before the fusion */
     *present = true;
     return NNE_OK;
 }
@@ -434,6 +443,10 @@ nne_status nne_qat_load_meta(nne_qat *q, const nne_graph *g) {
         return nne_error(NNE_ERR_INVALID_ARG,
                          "qat: the model was trained for %d-bit weights, not %d-bit",
                          (int)c.weight_bits, q->cfg.weight_bits == 7 ? 7 : 8);
+    if (present && c.no_fuse_prelu != q->cfg.no_fuse_prelu)
+        return nne_error(NNE_ERR_INVALID_ARG,
+                         "qat: the model was trained %s conv + PReLU fusion, this run is %s it",
+                         c.no_fuse_prelu ? "without" : "with", q->cfg.no_fuse_prelu ? "without" : "with");
     char key[NNE_MAX_NAME + 16];
     for (int32_t i = 0; i < q->n_act; i++) {
         const char *name = q->g->tensors[q->act[i]].name;

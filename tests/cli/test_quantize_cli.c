@@ -100,6 +100,65 @@ static void test_runs(void) {
           strstr(nne_cli_out, "psnr_int8"));
 }
 
+/* Conv + PReLU fusion: by default (per-channel) every tensor between a conv and its PReLU has
+ * no parameters and quant.fuse_prelu is "1"; --no-fuse-prelu quantizes them all ("0"); pow2
+ * never fuses; both run on cpu-s8 and their outputs differ (one rounding against two). */
+static int fused_tensors(const nne_graph *q) {
+    int n = 0;
+    for (int32_t t = 0; t < q->n_tensors; t++)
+        if (q->tensors[t].kind != NNE_TENSOR_CONSTANT && !q->tensors[t].quant.count) {
+            CHECK(nne_graph_fusable_prelu(q, t) >= 0);
+            n++;
+        }
+    return n;
+}
+
+static void test_fuse_prelu(void) {
+    EXPECT_RC("quantize m.nne --calib data --crop 32 --max-images 2 -o fu.nne --json", 0);
+    CHECK(strstr(nne_cli_out, "\"fuse_prelu\": true") != NULL);
+    EXPECT_RC("quantize m.nne --calib data --crop 32 --max-images 2 -o un.nne --no-fuse-prelu "
+              "--json",
+              0);
+    CHECK(strstr(nne_cli_out, "\"fuse_prelu\": false") != NULL);
+    EXPECT_RC("quantize m.nne --calib data --crop 32 --max-images 2 --scheme pow2 -o p2.nne -q", 0);
+    EXPECT_RC("quantize m.nne --fake --scheme fp16 --no-fuse-prelu -o f.nne", 2);
+    CHECK(strstr(nne_cli_err, "--no-fuse-prelu") != NULL);
+    nne_graph *fu = NULL, *un = NULL, *p2 = NULL;
+    CHECK_OK(nne_model_read_file(nne_cli_tmp_path("fu.nne"), &fu));
+    CHECK_OK(nne_model_read_file(nne_cli_tmp_path("un.nne"), &un));
+    CHECK_OK(nne_model_read_file(nne_cli_tmp_path("p2.nne"), &p2));
+    if (fu && un && p2) {
+        CHECK_OK(nne_graph_infer(fu));
+        CHECK_OK(nne_graph_infer(un));
+        CHECK_OK(nne_graph_infer(p2));
+        CHECK(fused_tensors(fu) == 8 && !strcmp(nne_graph_get_meta(fu, "quant.fuse_prelu"), "1"));
+        CHECK(fused_tensors(un) == 0 && !strcmp(nne_graph_get_meta(un, "quant.fuse_prelu"), "0"));
+        CHECK(fused_tensors(p2) == 0 && !strcmp(nne_graph_get_meta(p2, "quant.fuse_prelu"), "0"));
+        /* the same input through both on cpu-s8: runs, and the codes differ somewhere */
+        const size_t n = (size_t)nne_shape_numel(&fu->tensors[fu->inputs[0]].shape);
+        float *x = malloc(n * sizeof *x), *ya = malloc(n * sizeof *ya), *yb = malloc(n * sizeof *yb);
+        for (size_t i = 0; i < n; i++) x[i] = (float)((i * 37) % 101) / 100.0f;
+        nne_session *sa = NULL, *sb = NULL;
+        CHECK_OK(nne_session_create(fu, nne_backend_cpu_s8(), &sa));
+        CHECK_OK(nne_session_create(un, nne_backend_cpu_s8(), &sb));
+        if (sa && sb) {
+            CHECK_OK(nne_session_set_input_f32(sa, 0, x, n));
+            CHECK_OK(nne_session_set_input_f32(sb, 0, x, n));
+            CHECK_OK(nne_session_run(sa));
+            CHECK_OK(nne_session_run(sb));
+            CHECK_OK(nne_session_get_output_f32(sa, 0, ya, n));
+            CHECK_OK(nne_session_get_output_f32(sb, 0, yb, n));
+            CHECK(memcmp(ya, yb, n * sizeof *ya) != 0);
+        }
+        nne_session_free(sa);
+        nne_session_free(sb);
+        free(x), free(ya), free(yb);
+    }
+    nne_graph_free(fu);
+    nne_graph_free(un);
+    nne_graph_free(p2);
+}
+
 static bool is_mac_weight(const nne_graph *g, int32_t t) {
     for (int32_t i = 0; i < g->n_nodes; i++) {
         const nne_op_type op = g->nodes[i].op;
@@ -264,6 +323,7 @@ int main(void) {
     NNE_RUN(test_usage);
     NNE_RUN(test_kodak_refused);
     NNE_RUN(test_runs);
+    NNE_RUN(test_fuse_prelu);
     NNE_RUN(test_fake);
     NNE_RUN(test_equalize);
     NNE_RUN(test_eval_s8);

@@ -191,7 +191,8 @@ static void e2e_error(nne_graph *f, nne_graph *q, double *mean_steps, double *ma
 /* Per-node oracle: each node of the int8 run against the f32 op (cpu-ref, one-node graph) on
  * the dequantized inputs, weights and biases, quantized with the output's parameters: at
  * most one code apart (two roundings: Q31's SRDHM + RDBP, or average pooling's division).
- * Returns the largest difference in codes. */
+ * A conv with a fused PReLU (its output has no parameters) is checked with that PReLU, as a
+ * two-node f32 graph, against the PReLU's output. Returns the largest difference in codes. */
 static int per_node_check(nne_graph *q) {
     nne_graph *x = NULL;
     nne_session *s = NULL;
@@ -208,6 +209,11 @@ static int per_node_check(nne_graph *q) {
     int worst = 0;
     for (int32_t i = 0; i < x->n_nodes; i++) {
         const nne_node *nd = &x->nodes[i];
+        if (!x->tensors[nd->inputs[0]].quant.count) continue; /* fused: with its conv */
+        const int32_t fused = x->tensors[nd->output].quant.count
+                                  ? -1
+                                  : nne_graph_fusable_prelu(x, nd->output);
+        CHECK(x->tensors[nd->output].quant.count || fused >= 0);
         nne_graph *o = NULL;
         CHECK_OK(nne_graph_create("one", &o));
         int32_t ins[NNE_MAX_NODE_INPUTS];
@@ -234,7 +240,17 @@ static int per_node_check(nne_graph *q) {
             free(f);
         }
         int32_t y = -1;
-        CHECK_OK(nne_graph_add_node(o, nd->name, nd->op, &nd->params, ins, nd->n_inputs, "y", &y));
+        CHECK_OK(nne_graph_add_node(o, nd->name, nd->op, &nd->params, ins, nd->n_inputs,
+                                    fused >= 0 ? "mid" : "y", &y));
+        if (fused >= 0) { /* the PReLU (f32 slopes) or leaky ReLU after it */
+            const nne_node *a = &x->nodes[fused];
+            int32_t ain[2] = {y, -1};
+            if (a->n_inputs > 1) {
+                const nne_tensor *st = &x->tensors[a->inputs[1]];
+                CHECK_OK(nne_graph_add_constant(o, st->name, NNE_F32, st->shape, st->data, &ain[1]));
+            }
+            CHECK_OK(nne_graph_add_node(o, a->name, a->op, &a->params, ain, a->n_inputs, "y", &y));
+        }
         CHECK_OK(nne_graph_mark_output(o, y));
         nne_session *os = NULL;
         CHECK_OK(nne_session_create(o, nne_backend_cpu_ref(), &os));
@@ -251,9 +267,10 @@ static int per_node_check(nne_graph *q) {
                                        nne_session_input(os, gi++));
         }
         CHECK_OK(nne_session_run(os));
-        const nne_tensor *yt = &x->tensors[nd->output];
+        const int32_t yi = fused >= 0 ? x->nodes[fused].output : nd->output;
+        const nne_tensor *yt = &x->tensors[yi];
         const float *yf = nne_session_output(os, 0);
-        const int8_t *yq = nne_session_tensor_data(s, nd->output);
+        const int8_t *yq = nne_session_tensor_data(s, yi);
         const size_t m = (size_t)nne_shape_numel(&yt->shape);
         int node_worst = 0;
         for (size_t j = 0; j < m; j++) {
@@ -283,7 +300,10 @@ static void check_structure(const nne_graph *q, nne_qscheme scheme) {
     for (int32_t i = 0; i < q->n_tensors; i++) {
         const nne_tensor *t = &q->tensors[i];
         if (t->kind != NNE_TENSOR_CONSTANT) {
-            CHECK_MSG(t->dtype == NNE_S8 && t->quant.count == 1, "tensor '%s'", t->name);
+            /* every conv -> PReLU pair fused (no parameters between), except in pow2 */
+            const bool fused = scheme != NNE_QSCHEME_POW2 && nne_graph_fusable_prelu(q, i) >= 0;
+            CHECK_MSG(t->dtype == NNE_S8 && t->quant.count == (fused ? 0 : 1), "tensor '%s'",
+                      t->name);
         }
         if (t->dtype == NNE_S8 && t->kind == NNE_TENSOR_CONSTANT)
             CHECK(t->quant.count == (scheme == NNE_QSCHEME_PER_CHANNEL ? t->shape.dim[0] : 1));

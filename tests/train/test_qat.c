@@ -813,6 +813,47 @@ done:
 
 /* EMA ranges change every step; N steps + checkpoint (weights, optimizer, ranges in the
  * model's metadata) + resume + M steps must equal N + M steps bit for bit. */
+/* Conv + PReLU fusion (nne_qat_config.no_fuse_prelu): the fused configuration does not
+ * fake-quantize the three conv outputs that only a PReLU reads (per-channel; pow2 always
+ * does), and qat.fuse_prelu round-trips, is checked on load and is read as unfused when absent. */
+static void test_qat_fuse_prelu(void) {
+    nne_graph *g = autoencoder(1, 9, 9, 4, NNE_OP_PRELU, 2);
+    nne_qat *qf = NULL, *qu = NULL, *qp = NULL;
+    if (!g) return;
+    nne_qat_config fc = {.scheme = NNE_QSCHEME_PER_CHANNEL}, uc = fc, pc = {.scheme = NNE_QSCHEME_POW2};
+    uc.no_fuse_prelu = true;
+    CHECK_OK(nne_qat_create(g, &fc, &qf));
+    CHECK_OK(nne_qat_create(g, &uc, &qu));
+    CHECK_OK(nne_qat_create(g, &pc, &qp));
+    if (!qf || !qu || !qp) goto done;
+    /* unfused: input, 4 convs, 3 PReLUs; fused: without c1:out, c2:out, t1:out */
+    CHECK(nne_qat_num_activations(qu) == 8 && nne_qat_num_activations(qf) == 5);
+    CHECK_STATUS(nne_qat_set_range(qf, "c1:out", -1, 1), NNE_ERR_NOT_FOUND);
+    CHECK_OK(nne_qat_set_range(qu, "c1:out", -1, 1));
+    CHECK_OK(nne_qat_set_range(qf, "c3:out", -1, 1)); /* read by no PReLU: quantized */
+    CHECK(nne_qat_num_activations(qp) == 5); /* pow2: PReLU shares its input's grid */
+    CHECK_OK(nne_qat_store_meta(qf, g));
+    CHECK(!strcmp(nne_graph_get_meta(g, "qat.fuse_prelu"), "1"));
+    nne_qat_config rc;
+    bool present = false;
+    CHECK_OK(nne_qat_config_from_meta(g, &rc, &present));
+    CHECK(present && !rc.no_fuse_prelu);
+    CHECK_OK(nne_qat_load_meta(qf, g));
+    CHECK_STATUS(nne_qat_load_meta(qu, g), NNE_ERR_INVALID_ARG);
+    CHECK(strstr(nne_last_error(), "fusion") != NULL);
+    CHECK_OK(nne_qat_store_meta(qu, g));
+    CHECK(!strcmp(nne_graph_get_meta(g, "qat.fuse_prelu"), "0"));
+    CHECK_OK(nne_qat_config_from_meta(g, &rc, &present));
+    CHECK(present && rc.no_fuse_prelu);
+    CHECK_OK(nne_graph_set_meta(g, "qat.fuse_prelu", "2"));
+    CHECK_STATUS(nne_qat_config_from_meta(g, &rc, &present), NNE_ERR_FORMAT);
+done:
+    nne_qat_free(qf);
+    nne_qat_free(qu);
+    nne_qat_free(qp);
+    nne_graph_free(g);
+}
+
 static void test_qat_resume(void) {
     enum { N = 3, M = 4, H = 9, W = 9 };
     static float x[2 * H * W * 3];
@@ -1040,6 +1081,7 @@ int main(void) {
     NNE_RUN(test_qat_finetune);
     NNE_RUN(test_qat_state_and_errors);
     NNE_RUN(test_qat_resume);
+    NNE_RUN(test_qat_fuse_prelu);
     NNE_RUN(test_distill_softmax_loss);
     NNE_RUN(test_distill_trainer);
     return nne_test_summary();

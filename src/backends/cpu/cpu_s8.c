@@ -10,7 +10,12 @@
  * The two produce identical bytes (tests/passes/test_quantize.c). Activations
  * (graph inputs and outputs included) are s8 codes with per-tensor parameters; MAC weights
  * s8 (per tensor or per output channel, zero point 0), biases s32 at s_x * s_w; PReLU slopes
- * and GDN parameters f32. Output stages, tables and PReLU multipliers are prepared once at
+ * and GDN parameters f32. A conv2d / conv_transpose2d / dense whose output has no parameters
+ * and is read only by a PReLU / leaky ReLU (nne_graph_fusable_prelu: the quantization pass's
+ * fused pairs) runs with that node as one layer: the slope is applied to the accumulator in the
+ * output stage (nne_qoutput_fuse_prelu) and the result written to the activation's output;
+ * the tensor between them is never written. Output stages, tables and PReLU multipliers are
+ * prepared once at
  * compile time, and on cpu-s8 the convolutions' packed weights (nne_conv_s8_prep_create). f32
  * data enters and leaves through nne_session_set_input_f32 / nne_session_get_output_f32, which
  * quantize and dequantize with the tensors' parameters. */
@@ -37,6 +42,11 @@ typedef struct s8_node {
     int32_t lo, hi; /* ReLU / ReLU6 clamp */
     float *gdn_scratch;
     nne_conv_s8_prep *prep; /* cpu-s8 conv2d / conv_transpose2d: weights packed at compile */
+    /* MAC node with a fused PReLU / leaky ReLU: that node (run here, skipped itself) and the
+     * tensor written (its output); else -1 and the node's own output. copy_to: the arena
+     * planner put the activation's output over the MAC's input (their lifetimes do not
+     * overlap, so it may): the MAC writes its own output tensor, copied there after (-1: no) */
+    int32_t fused_act, y_tensor, copy_to;
     /* cpu-s8: conv2d -> (activation node) -> conv2d fused (nne_conv2d_pair_s8) from this
      * node: the second conv and the activation node between, or -1; skip: run by a pair */
     int32_t pair_node, pair_mid;
@@ -61,6 +71,12 @@ static bool per_tensor_s8(const nne_tensor *t) {
            t->quant.zero_point[0] <= 127;
 }
 
+/* The unquantized s8 tensor between a MAC node and the PReLU / leaky ReLU fused into it. */
+static bool fused_mid(const nne_graph *g, int32_t t) {
+    return g->tensors[t].dtype == NNE_S8 && g->tensors[t].quant.count == 0 &&
+           nne_graph_fusable_prelu(g, t) >= 0;
+}
+
 static bool same_quant(const nne_tensor *a, const nne_tensor *b) {
     return a->quant.scale[0] == b->quant.scale[0] &&
            a->quant.zero_point[0] == b->quant.zero_point[0];
@@ -81,12 +97,17 @@ static nne_status s8_supports(const nne_graph *g, const nne_node *n) {
     for (int32_t k = 0; k < n->n_inputs; k++) {
         const nne_tensor *t = T(g, n->inputs[k]);
         if (!t || t->kind == NNE_TENSOR_CONSTANT) continue;
+        if (k == 0 && fused_mid(g, n->inputs[0])) continue; /* run by its producer */
         if (!per_tensor_s8(t))
             FAIL("input '%s' is %s%s; expects s8 with per-tensor quantization (run `nnedge "
                  "quantize` first)",
                  nm, op, t->name, nne_dtype_name(t->dtype), t->quant.count ? "" : " (no quant)");
     }
-    if (!per_tensor_s8(y)) FAIL("output '%s' has no per-tensor s8 quantization", nm, op, y->name);
+    const bool fused = fused_mid(g, n->output);
+    if (fused && !per_tensor_s8(T(g, g->nodes[nne_graph_fusable_prelu(g, n->output)].output)))
+        FAIL("fused activation's output has no per-tensor s8 quantization", nm, op);
+    if (!fused && !per_tensor_s8(y))
+        FAIL("output '%s' has no per-tensor s8 quantization", nm, op, y->name);
     switch (n->op) {
     case NNE_OP_CONV2D:
     case NNE_OP_CONV_TRANSPOSE2D:
@@ -164,8 +185,23 @@ static nne_status prepare_node(const nne_graph *g, const nne_node *n, s8_node *s
     case NNE_OP_DENSE: {
         const nne_quant *wq = &g->tensors[n->inputs[1]].quant;
         if (!(st->rq = nne_calloc((size_t)wq->count, sizeof *st->rq))) return NNE_ERR_NOMEM;
-        return nne_qoutput_from_quant(&st->out, st->rq, wq->count, &g->tensors[x].quant, wq,
-                                      &g->tensors[y].quant, NNE_QACT_NONE);
+        if (st->fused_act < 0)
+            return nne_qoutput_from_quant(&st->out, st->rq, wq->count, &g->tensors[x].quant, wq,
+                                          &g->tensors[y].quant, NNE_QACT_NONE);
+        /* conv + PReLU / leaky ReLU as one layer: to the activation's output parameters, the
+         * slope on the accumulator's negative side */
+        const nne_node *a = &g->nodes[st->fused_act];
+        const bool leaky = a->op == NNE_OP_LEAKY_RELU;
+        const float *slope = leaky ? &a->params.leaky.alpha : g->tensors[a->inputs[1]].data;
+        const int32_t ns = leaky ? 1 : (int32_t)g->tensors[a->inputs[1]].shape.dim[0];
+        const int32_t cnt = ns > wq->count ? ns : wq->count;
+        if ((s = nne_qoutput_from_quant(&st->out, st->rq, wq->count, &g->tensors[x].quant, wq,
+                                        &g->tensors[a->output].quant, NNE_QACT_NONE)))
+            return s;
+        if (!(st->neg_rq = nne_calloc((size_t)cnt, sizeof *st->neg_rq))) return NNE_ERR_NOMEM;
+        s = nne_qoutput_fuse_prelu(&st->out, st->neg_rq, cnt, sc(g, x), wq->scale,
+                                      sc(g, a->output), slope, ns);
+        return s;
     }
     case NNE_OP_MAXPOOL2D:
     case NNE_OP_AVGPOOL2D:
@@ -273,8 +309,10 @@ static size_t plan_pair(const nne_graph *g, int32_t i, s8_node *nodes, int threa
         t = g->nodes[mid].output;
     }
     const nne_node *n2 = &g->nodes[j];
+    /* the pair writes the second conv's output, or that of the activation fused into it */
     if (n2->op != NNE_OP_CONV2D || n2->inputs[0] != t || nne_cpu_tensor_readers(g, t) != 1 ||
-        nne_cpu_is_graph_output(g, t) || nne_cpu_tensors_overlap(g, n2->output, n->inputs[0]) ||
+        nne_cpu_is_graph_output(g, t) || nodes[j].copy_to >= 0 ||
+        nne_cpu_tensors_overlap(g, nodes[j].y_tensor, n->inputs[0]) ||
         !nne_conv2d_pair_ok(&n->conv_geom, &n2->conv_geom, true, threads))
         return 0;
     nodes[i].pair_node = j;
@@ -294,8 +332,24 @@ static nne_status s8_compile(const nne_graph *g, bool fast, void **state) {
     size_t scratch = 0;
     st->fast = fast;
     if (fast) st->pool = nne_threadpool_default();
+    for (int32_t i = 0; i < g->n_nodes; i++) {
+        st->nodes[i].fused_act = st->nodes[i].pair_node = st->nodes[i].pair_mid = -1;
+        st->nodes[i].copy_to = -1;
+        st->nodes[i].y_tensor = g->nodes[i].output;
+    }
+    for (int32_t i = 0; i < g->n_nodes; i++)
+        if (fused_mid(g, g->nodes[i].output)) {
+            const int32_t a = nne_graph_fusable_prelu(g, g->nodes[i].output);
+            st->nodes[i].fused_act = a;
+            st->nodes[a].skip = true;
+            if (nne_cpu_tensors_overlap(g, g->nodes[a].output, g->nodes[i].inputs[0]))
+                st->nodes[i].copy_to = g->nodes[a].output;
+            else
+                st->nodes[i].y_tensor = g->nodes[a].output;
+        }
     for (int32_t i = 0; i < g->n_nodes && !s; i++) {
         const nne_node *n = &g->nodes[i];
+        if (st->nodes[i].skip) continue; /* an activation fused into its producer */
         s = prepare_node(g, n, &st->nodes[i]);
         if (!s && fast && (n->op == NNE_OP_CONV2D || n->op == NNE_OP_CONV_TRANSPOSE2D))
             s = prepare_conv(g, n, &st->nodes[i]);
@@ -308,7 +362,6 @@ static nne_status s8_compile(const nne_graph *g, bool fast, void **state) {
         if (fast && n->op == NNE_OP_CONV_TRANSPOSE2D)
             need = nne_conv_transpose2d_s8_scratch_size(&n->conv_geom, threads);
         if (need > scratch) scratch = need;
-        st->nodes[i].pair_node = st->nodes[i].pair_mid = -1;
     }
     for (int32_t i = 0; i < g->n_nodes && !s && fast; i++) {
         if (st->nodes[i].skip) continue;
@@ -334,7 +387,7 @@ static void run_node(const s8_state *ss, const nne_graph *g, const nne_node *n,
                      const s8_node *st, uint8_t *arena) {
     const int32_t *in = n->inputs;
     const int8_t *x = tdata(g, arena, in[0]);
-    int8_t *y = tdata(g, arena, n->output);
+    int8_t *y = tdata(g, arena, st->y_tensor);
     const size_t cnt = (size_t)nne_shape_numel(&g->tensors[n->output].shape);
     switch (n->op) {
     case NNE_OP_CONV2D:
@@ -434,7 +487,7 @@ static void run_pair(const s8_state *ss, const nne_graph *g, const nne_node *n, 
     const s8_node *s2 = &ss->nodes[st->pair_node];
     nne_conv_s8_mid mid;
     memset(&mid, 0, sizeof mid);
-    if (st->pair_mid >= 0) {
+    if (st->pair_mid >= 0 && st->fused_act != st->pair_mid) { /* else in l1's output stage */
         const nne_node *a = &g->nodes[st->pair_mid];
         const s8_node *sa = &ss->nodes[st->pair_mid];
         if (a->op == NNE_OP_RELU || a->op == NNE_OP_RELU6) {
@@ -454,10 +507,10 @@ static void run_pair(const s8_state *ss, const nne_graph *g, const nne_node *n, 
                                   tdata(g, arena, n2->n_inputs > 2 ? n2->inputs[2] : -1), &s2->out};
     if (st->prep && s2->prep)
         nne_conv2d_pair_s8_prep(ss->pool, st->prep, &mid, s2->prep, tdata(g, arena, n->inputs[0]),
-                                tdata(g, arena, n2->output), ss->scratch);
+                                tdata(g, arena, s2->y_tensor), ss->scratch);
     else
         nne_conv2d_pair_s8(ss->pool, &l1, &mid, &l2, tdata(g, arena, n->inputs[0]),
-                           tdata(g, arena, n2->output), ss->scratch);
+                           tdata(g, arena, s2->y_tensor), ss->scratch);
 }
 
 static nne_status s8_run(void *state, const nne_graph *g, uint8_t *arena) {
@@ -472,6 +525,9 @@ static nne_status s8_run(void *state, const nne_graph *g, uint8_t *arena) {
             run_pair(st, g, &g->nodes[i], &st->nodes[i], arena);
         else
             run_node(st, g, &g->nodes[i], &st->nodes[i], arena);
+        if (st->nodes[i].copy_to >= 0 && st->nodes[i].pair_node < 0)
+            memcpy(tdata(g, arena, st->nodes[i].copy_to), tdata(g, arena, g->nodes[i].output),
+                   nne_tensor_nbytes(&g->tensors[g->nodes[i].output]));
         st->ns[i] = nne_time_ns() - t0;
     }
     return NNE_OK;
