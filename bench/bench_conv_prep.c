@@ -60,7 +60,7 @@ int main(int argc, char **argv) {
         b[o] = rand() % 2000 - 1000;
         rq[o] = (nne_requant){1 << 30, 12}; /* M = 2^-13 */
     }
-    const nne_qoutput out = {NNE_RQ_Q31, geo->oc, rq, -5, -5, 127}; /* fused ReLU clamp */
+    const nne_qoutput out = {NNE_RQ_Q31, geo->oc, rq, -5, -5, 127, NULL, 0}; /* fused ReLU clamp */
     nne_threadpool *pool = NULL;
     nne_conv_s8_prep *p = NULL;
     void *s = nne_aligned_alloc(nne_conv2d_s8_scratch_size(geo, threads));
