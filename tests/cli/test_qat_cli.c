@@ -82,6 +82,12 @@ static void test_usage(void) {
     EXPECT_RC(a, 2);
     snprintf(a, sizeof a, "train %s -o x.nne --steps 2 --qat-equalize-act 0.5", k_run);
     EXPECT_RC(a, 2);
+    snprintf(a, sizeof a, "train %s -o x.nne --steps 2 --qat-fuse-prelu 0", k_run);
+    EXPECT_RC(a, 2); /* needs --qat */
+    snprintf(a, sizeof a, "train %s -o x.nne --steps 2 --qat per-channel --qat-fuse-prelu 2",
+             k_run);
+    EXPECT_RC(a, 2);
+    CHECK(strstr(nne_cli_err, "--qat-fuse-prelu 2") != NULL);
     CHECK(!nne_cli_tmp_exists("x.nne"));
 }
 
@@ -214,6 +220,30 @@ static void test_qat_and_quantize(void) {
     CHECK_MSG(wd > 1e-2, "equalized weights moved by only %g", wd);
     CHECK_MSG(fd < 1e-4, "equalized model's output off by %g", fd);
     EXPECT_RC("quantize qe.nne -o qe8.nne", 0);
+    /* conv + PReLU fusion: q7.nne trained fused (the default), quantized fused; one trained
+     * unfused is quantized unfused, and --no-fuse-prelu on a fused one is refused */
+    snprintf(a, sizeof a,
+             "train %s -o qu.nne --steps 2 --init fp.nne --qat per-channel --qat-fuse-prelu 0 "
+             "--calib-images 2",
+             k_run);
+    EXPECT_RC(a, 0);
+    EXPECT_RC("quantize qu.nne -o qu8.nne --json", 0);
+    CHECK(strstr(nne_cli_out, "\"fuse_prelu\": false") != NULL);
+    CHECK_OK(nne_model_read_file(nne_cli_tmp_path("qu.nne"), &g));
+    if (g) {
+        const char *v = nne_graph_get_meta(g, "qat.fuse_prelu");
+        CHECK(v && !strcmp(v, "0") && nne_graph_get_meta(g, "qat.range.conv2d_1:out"));
+        nne_graph_free(g);
+    }
+    CHECK_OK(nne_model_read_file(nne_cli_tmp_path("q7.nne"), &g));
+    if (g) {
+        const char *v = nne_graph_get_meta(g, "qat.fuse_prelu");
+        CHECK(v && !strcmp(v, "1") && !nne_graph_get_meta(g, "qat.range.conv2d_1:out") &&
+              nne_graph_get_meta(g, "qat.range.enc1"));
+        nne_graph_free(g);
+    }
+    EXPECT_RC("quantize q7.nne -o q7n.nne --no-fuse-prelu", 2);
+    CHECK(strstr(nne_cli_err, "one int8 layer") != NULL);
     EXPECT_RC("quantize q7.nne -o q7b.nne --weight-bits 8", 2);
     CHECK(strstr(nne_cli_err, "7-bit") != NULL);
     EXPECT_RC("quantize q7.nne -o q7b.nne", 0);
