@@ -90,6 +90,19 @@ typedef struct nne_qat_config {
      * true keeps it quantized (two roundings, the models of before the fusion). Stored as
      * qat.fuse_prelu ("1" / "0"); a model without the key was trained unfused. */
     bool no_fuse_prelu;
+    /* Learned step sizes (LSQ, Esser et al. 2020): 0 = off (the ranges stay as set). > 0: the
+     * scale s of every quantized activation but the graph input is trained, its zero point
+     * kept: each training step (nne_trainer_step) moves log s by Adam (0.9, 0.999, 1e-8) at
+     * the step's learning rate times `lsq`, on
+     *   dL/d log s = s / sqrt(N * 127) * sum_i dL/dy_i * (y_i in range ? round(x_i/s) - x_i/s
+     *                                                                  : y_i / s)
+     * (y = the fake-quantized tensor of N elements, the clamp case being (q - z) of the clamped
+     * code), and the range becomes [s (-128 - z), s (127 - z)]. Per-tensor and per-channel
+     * schemes with fixed ranges (ema 0) only (pow2: NNE_ERR_UNSUPPORTED; ema > 0:
+     * NNE_ERR_INVALID_ARG); tensors fake-quantized in a copy (cfg.only boundaries) keep theirs.
+     * Stored as qat.lsq, with the Adam state as qat.lsq_t and qat.lsq_state.<tensor>, so that a
+     * resumed run continues exactly. */
+    float lsq;
 } nne_qat_config;
 
 typedef struct nne_qat nne_qat;
@@ -148,6 +161,11 @@ nne_status nne_qat_copy_ranges(nne_qat *dst, const nne_qat *src);
 nne_status nne_qat_store_meta(const nne_qat *q, nne_graph *g);
 nne_status nne_qat_load_meta(nne_qat *q, const nne_graph *g);
 nne_status nne_qat_config_from_meta(const nne_graph *g, nne_qat_config *c, bool *present);
+
+/* LSQ (cfg.lsq > 0): the gradient dL/ds summed by the last backward pass for the scale of
+ * activation `tensor` (before the 1/sqrt(N * 127) scaling; 0 if none), for tests and
+ * diagnostics. */
+double nne_qat_lsq_grad(const nne_qat *q, const char *tensor);
 
 /* Attach q (built for the trainer's graph, or NULL to detach) to a trainer: from then on
  * every forward pass (step, grad, eval) runs the fake-quantized model and backward passes

@@ -57,6 +57,15 @@ int cli_tq_parse(const char *cmd, const cli_tq_raw *r, bool rd, cli_tq *e) {
         if (!cli_parse_i64(r->qat_fuse_prelu ? r->qat_fuse_prelu : "1", 0, 1, &i))
             return cli_usage_error(cmd, "--qat-fuse-prelu %s: want 0 or 1", r->qat_fuse_prelu);
         e->qcfg.no_fuse_prelu = i == 0;
+        if (r->qat_lsq) {
+            if (!cli_parse_f64(r->qat_lsq, 1e-6, 1e6, &d))
+                return cli_usage_error(cmd, "--qat-lsq %s: want a number in (0, 1e6]", r->qat_lsq);
+            if (e->qcfg.scheme == NNE_QSCHEME_POW2 || e->qcfg.ema > 0.0f)
+                return cli_usage_error(cmd, "--qat-lsq: learned step sizes need per-tensor or "
+                                            "per-channel scales and calibrated, fixed ranges "
+                                            "(--init, --qat-ema 0)");
+            e->qcfg.lsq = (float)d;
+        }
         if (r->qat_equalize_act) {
             if (!r->init || rd)
                 return cli_usage_error(cmd, "--qat-equalize-act: needs --init MODEL (its weights "
@@ -70,10 +79,10 @@ int cli_tq_parse(const char *cmd, const cli_tq_raw *r, bool rd, cli_tq *e) {
             e->eq_alpha = (float)d;
         }
     } else if (r->qat_ema || r->qat_observer || r->qat_weight_bits || r->qat_equalize_act ||
-               r->qat_fuse_prelu || r->calib_images) {
+               r->qat_fuse_prelu || r->qat_lsq || r->calib_images) {
         return cli_usage_error(cmd, "--qat-ema, --qat-observer, --qat-weight-bits, "
-                                    "--qat-equalize-act, --qat-fuse-prelu and --calib-images "
-                                    "need --qat");
+                                    "--qat-equalize-act, --qat-fuse-prelu, --qat-lsq and "
+                                    "--calib-images need --qat");
     }
     if (r->teacher) {
         if (rd)
@@ -319,11 +328,14 @@ nne_status cli_tq_model_finish(const cli_tq *e, nne_graph *g) {
         if (e->eq_alpha > 0.0f)
             snprintf(eqs, sizeof eqs, " after activation-range equalization (alpha %g)",
                      (double)e->eq_alpha);
-        snprintf(v, sizeof v, "%s%s%s, %s ranges%s%s%s%s", nne_qscheme_name(e->qcfg.scheme),
+        char lsq[64] = "";
+        if (e->qcfg.lsq > 0.0f)
+            snprintf(lsq, sizeof lsq, ", learned step sizes (LSQ, lr x %g)", (double)e->qcfg.lsq);
+        snprintf(v, sizeof v, "%s%s%s, %s ranges%s%s%s%s%s", nne_qscheme_name(e->qcfg.scheme),
                  e->qcfg.weight_bits == 7 ? " 7-bit weights" : "",
                  e->qcfg.no_fuse_prelu ? " unfused PReLU" : "",
                  e->qcfg.ema > 0.0f ? "EMA" : "fixed", e->init ? " calibrated with " : "",
-                 e->init ? nne_observer_name(e->observer) : "", eqs,
+                 e->init ? nne_observer_name(e->observer) : "", eqs, lsq,
                  e->rd ? "; g_a and g_s simulated in int8 and attached as the int8 codec's "
                          "parts"
                        : "");

@@ -83,6 +83,8 @@ static void help(void) {
         "                        equalized weights; fixed ranges only\n"
         "  --qat-fuse-prelu 0|1  1 (default): each conv + PReLU is one int8 layer, as\n"
         "                        'nnedge quantize' builds it; 0: two (--no-fuse-prelu)\n"
+        "  --qat-lsq M           learn the activation scales (LSQ): Adam on log s at the\n"
+        "                        learning rate times M; fixed calibrated ranges, not pow2\n"
         "  --calib-images N      calibration crops from --data (default 16)\n"
         "  --teacher MODEL       distil from an f32 teacher model: L = A*L_task(y, x) +\n"
         "                        (1-A)*L_task(y, teacher(x))\n"
@@ -170,7 +172,7 @@ static const train_key k_train_keys[] = {
     {"qat", RAW(tq.qat)},        {"qat-ema", RAW(tq.qat_ema)},
     {"qat-observer", RAW(tq.qat_observer)}, {"qat-weight-bits", RAW(tq.qat_weight_bits)},
     {"qat-equalize-act", RAW(tq.qat_equalize_act)}, {"calib-images", RAW(tq.calib_images)},
-    {"qat-fuse-prelu", RAW(tq.qat_fuse_prelu)},
+    {"qat-fuse-prelu", RAW(tq.qat_fuse_prelu)}, {"qat-lsq", RAW(tq.qat_lsq)},
     {"distill-alpha", RAW(tq.alpha)}, {"distill-temperature", RAW(tq.temperature)},
     {"prune-schedule", RAW(prune)},
 };
@@ -570,6 +572,7 @@ static void settings_kv(const run *r, kvbuf *b) {
         if (r->tq.eq_alpha > 0.0f)
             kv_add(b, "qat-equalize-act", "%.9g", (double)r->tq.eq_alpha);
         kv_add(b, "qat-fuse-prelu", "%d", r->tq.qcfg.no_fuse_prelu ? 0 : 1);
+        if (r->tq.qcfg.lsq > 0.0f) kv_add(b, "qat-lsq", "%.9g", (double)r->tq.qcfg.lsq);
     }
     if (r->tq.init) {
         abs_path(r->tq.init, abs, sizeof abs);
@@ -1050,6 +1053,7 @@ int nne_cmd_train(int argc, char **argv) {
         {"qat-weight-bits", 0, true, &ro->tq.qat_weight_bits, NULL},
         {"qat-equalize-act", 0, true, &ro->tq.qat_equalize_act, NULL},
         {"qat-fuse-prelu", 0, true, &ro->tq.qat_fuse_prelu, NULL},
+        {"qat-lsq", 0, true, &ro->tq.qat_lsq, NULL},
         {"calib-images", 0, true, &ro->tq.calib_images, NULL},
         {"teacher", 0, true, &ro->tq.teacher, NULL},
         {"distill-alpha", 0, true, &ro->tq.alpha, NULL},

@@ -85,7 +85,19 @@ struct nne_qat {
     int32_t *rq_src;   /* [n_rq] the activation slot whose parameters they use */
     uint8_t **rq_mask; /* [n_rq][numel] STE masks of the last forward */
     int32_t *rq_slot;  /* [n_tensors] index, -1 */
+    /* LSQ (cfg.lsq > 0): per activation slot, the rounding residue x/s - round(x/s) of the
+     * last training forward in 1/254 steps (allocated on first use), dL/ds of the last
+     * backward, and the Adam moments of log s; lsq_t updates so far */
+    int8_t **frac;
+    double *lsq_g, *lsq_m, *lsq_v;
+    int64_t lsq_t;
 };
+
+/* LSQ trains slot s's scale: on, not the graph input (an image's [0, 1] grid is exact), not a
+ * boundary copy. */
+static bool lsq_on(const nne_qat *q, int32_t s) {
+    return q->cfg.lsq > 0.0f && !q->copy[s] && q->act[s] != q->g->inputs[0];
+}
 
 static size_t numel(const nne_graph *g, int32_t t) {
     return (size_t)nne_shape_numel(&g->tensors[t].shape);
@@ -112,6 +124,11 @@ void nne_qat_free(nne_qat *q) {
     for (int32_t i = 0; q->wq && i < q->n_w; i++) nne_aligned_free(q->wq[i]);
     for (int32_t i = 0; q->wmask && i < q->n_w; i++) nne_aligned_free(q->wmask[i]);
     for (int32_t i = 0; q->rq_mask && i < q->n_rq; i++) nne_aligned_free(q->rq_mask[i]);
+    for (int32_t i = 0; q->frac && i < q->n_act; i++) nne_aligned_free(q->frac[i]);
+    nne_free(q->frac);
+    nne_free(q->lsq_g);
+    nne_free(q->lsq_m);
+    nne_free(q->lsq_v);
     nne_free(q->act);
     nne_free(q->lo);
     nne_free(q->hi);
@@ -161,6 +178,17 @@ nne_status nne_qat_create(const nne_graph *g, const nne_qat_config *c, nne_qat *
         return nne_error(NNE_ERR_INVALID_ARG, "qat: weight_bits %d (expected 7 or 8)",
                          (int)c->weight_bits);
     if (g->n_inputs != 1) return nne_error(NNE_ERR_UNSUPPORTED, "qat: the graph needs 1 input");
+    if (!(c->lsq >= 0.0f) || !isfinite(c->lsq))
+        return nne_error(NNE_ERR_INVALID_ARG, "qat: lsq %g is not a number >= 0", (double)c->lsq);
+    if (c->lsq > 0.0f && c->scheme == NNE_QSCHEME_POW2)
+        return nne_error(NNE_ERR_UNSUPPORTED,
+                         "qat: learned step sizes (lsq) need per-tensor or per-channel scales; "
+                         "pow2 scales are powers of two");
+    if (c->lsq > 0.0f && c->ema > 0.0f)
+        return nne_error(NNE_ERR_INVALID_ARG,
+                         "qat: learned step sizes (lsq) and EMA ranges (ema %g) both move the "
+                         "ranges: use fixed (calibrated) ranges with lsq",
+                         (double)c->ema);
     nne_qat *q = nne_calloc(1, sizeof *q);
     if (!q) return NNE_ERR_NOMEM;
     q->g = g;
@@ -204,8 +232,13 @@ nne_status nne_qat_create(const nne_graph *g, const nne_qat_config *c, nne_qat *
     q->rq_src = nne_calloc(nt, sizeof *q->rq_src);
     q->rq_mask = nne_calloc(nt, sizeof *q->rq_mask);
     q->rq_slot = nne_calloc(nt, sizeof *q->rq_slot);
+    q->frac = nne_calloc(nt, sizeof *q->frac);
+    q->lsq_g = nne_calloc(nt, sizeof *q->lsq_g);
+    q->lsq_m = nne_calloc(nt, sizeof *q->lsq_m);
+    q->lsq_v = nne_calloc(nt, sizeof *q->lsq_v);
     if (!q->act || !q->copy || !q->lo || !q->hi || !q->has || !q->mask || !q->slot || !q->wt ||
-        !q->wq || !q->wmask || !q->wslot || !q->wslope || !q->rq_src || !q->rq_mask || !q->rq_slot)
+        !q->wq || !q->wmask || !q->wslot || !q->wslope || !q->rq_src || !q->rq_mask || !q->rq_slot ||
+        !q->frac || !q->lsq_g || !q->lsq_m || !q->lsq_v)
         goto nomem;
     for (int32_t t = 0; t < g->n_tensors; t++) q->slot[t] = q->wslot[t] = q->rq_slot[t] = -1;
     const bool pow2 = c->scheme == NNE_QSCHEME_POW2;
@@ -388,6 +421,7 @@ nne_status nne_qat_copy_ranges(nne_qat *dst, const nne_qat *src) {
 /* ---- metadata ------------------------------------------------------------------------------ */
 
 #define META_RANGE "qat.range."
+#define META_LSQ "qat.lsq_state."
 
 nne_status nne_qat_store_meta(const nne_qat *q, nne_graph *g) {
     char key[NNE_MAX_NAME + 16], v[64];
@@ -396,11 +430,22 @@ nne_status nne_qat_store_meta(const nne_qat *q, nne_graph *g) {
     if (!st) st = nne_graph_set_meta(g, "qat.ema", v);
     if (!st) st = nne_graph_set_meta(g, "qat.weight_bits", q->cfg.weight_bits == 7 ? "7" : "8");
     if (!st) st = nne_graph_set_meta(g, "qat.fuse_prelu", q->cfg.no_fuse_prelu ? "0" : "1");
+    if (!st && q->cfg.lsq > 0.0f) {
+        snprintf(v, sizeof v, "%.9g", (double)q->cfg.lsq);
+        st = nne_graph_set_meta(g, "qat.lsq", v);
+        snprintf(v, sizeof v, "%lld", (long long)q->lsq_t);
+        if (!st) st = nne_graph_set_meta(g, "qat.lsq_t", v);
+    }
     for (int32_t i = 0; i < q->n_act && !st; i++) {
         if (!q->has[i]) continue;
         snprintf(key, sizeof key, META_RANGE "%s", q->g->tensors[q->act[i]].name);
         snprintf(v, sizeof v, "%.9g %.9g", (double)q->lo[i], (double)q->hi[i]);
         st = nne_graph_set_meta(g, key, v);
+        if (!st && lsq_on(q, i)) { /* Adam's moments, exact (%.17g) for a resumed run */
+            snprintf(key, sizeof key, META_LSQ "%s", q->g->tensors[q->act[i]].name);
+            snprintf(v, sizeof v, "%.17g %.17g", q->lsq_m[i], q->lsq_v[i]);
+            st = nne_graph_set_meta(g, key, v);
+        }
     }
     return st;
 }
@@ -427,6 +472,14 @@ nne_status nne_qat_config_from_meta(const nne_graph *g, nne_qat_config *c, bool 
     if (f && strcmp(f, "0") != 0 && strcmp(f, "1") != 0)
         return nne_error(NNE_ERR_FORMAT, "qat.fuse_prelu '%s' is not 0 or 1", f);
     c->no_fuse_prelu = !f || f[0] == '0'; /* absent: trained before the fusion */
+    const char *l = nne_graph_get_meta(g, "qat.lsq");
+    if (l) {
+        char *end = NULL;
+        const double v = strtod(l, &end);
+        if (end == l || *end || !(v > 0.0 && v < 1e30))
+            return nne_error(NNE_ERR_FORMAT, "qat.lsq '%s' is not a positive number", l);
+        c->lsq = (float)v;
+    }
     *present = true;
     return NNE_OK;
 }
@@ -462,6 +515,24 @@ nne_status nne_qat_load_meta(nne_qat *q, const nne_graph *g) {
         q->lo[i] = lo;
         q->hi[i] = hi;
         q->has[i] = true;
+        snprintf(key, sizeof key, META_LSQ "%s", name);
+        const char *m = nne_graph_get_meta(g, key);
+        double a, b;
+        if (m && lsq_on(q, i)) {
+            if (sscanf(m, "%lf %lf%n", &a, &b, &used) != 2 || m[used] || !isfinite(a) ||
+                !isfinite(b) || b < 0.0)
+                return nne_error(NNE_ERR_FORMAT, "%s: '%s' is not 'm v' (v >= 0)", key, m);
+            q->lsq_m[i] = a;
+            q->lsq_v[i] = b;
+        }
+    }
+    const char *lt = nne_graph_get_meta(g, "qat.lsq_t");
+    if (lt && q->cfg.lsq > 0.0f) {
+        char *end = NULL;
+        const long long t = strtoll(lt, &end, 10);
+        if (end == lt || *end || t < 0)
+            return nne_error(NNE_ERR_FORMAT, "qat.lsq_t '%s' is not a step count", lt);
+        q->lsq_t = t;
     }
     return NNE_OK;
 }
@@ -518,6 +589,7 @@ enum { FQ_CHUNKS = 16, FQ_MIN = 4096 };
 typedef struct fq_ctx {
     float *x, *y; /* y: the fake-quantized values (x itself, or the tensor's copy) */
     uint8_t *mask;
+    int8_t *frac; /* LSQ: x/s - round(x/s) in 1/254 steps, or NULL */
     size_t count;
     int chunks;
     float scale;
@@ -541,6 +613,14 @@ static void fq_task(void *vctx, int task, int thread) {
         c->mn[task] = mn;
         c->mx[task] = mx;
         return;
+    }
+    if (c->frac) { /* before y (which may be x) is written; R's product, as the quantizer's */
+        const float inv = 1.0f / c->scale;
+        for (size_t i = i0; i < i1; i++) {
+            const float v = c->x[i] * inv;
+            const float r = isfinite(v) ? v - nearbyintf(v) : 0.0f; /* |r| <= 1/2 */
+            c->frac[i] = (int8_t)lrintf(r * 254.0f);
+        }
     }
     nne_fake_quant_act_forward(i1 - i0, c->x + i0, c->scale, c->zp, c->pow2, c->y + i0,
                                c->mask + i0);
@@ -609,6 +689,13 @@ void nne_qat__activation(nne_qat *q, int32_t tensor, float *x, size_t count, boo
     }
     slot_qparams(q, s, &c.scale, &c.zp);
     c.pow2 = q->cfg.scheme == NNE_QSCHEME_POW2;
+    if (train && lsq_on(q, s)) { /* LSQ: keep the rounding residues for the backward */
+        if (!q->frac[s] && !(q->frac[s] = nne_aligned_alloc(count + 1))) {
+            /* no memory: this step trains no scale for the tensor (the gradient stays 0) */
+        }
+        c.frac = q->frac[s];
+        q->lsq_g[s] = 0.0;
+    }
     nne_threadpool_run(pool, c.chunks, fq_task, &c);
 }
 
@@ -632,12 +719,81 @@ static void ste_run(const uint8_t *mask, float *dy, size_t count, nne_threadpool
     nne_threadpool_run(pool, c.chunks, ste_task, &c);
 }
 
-void nne_qat__activation_grad(const nne_qat *q, int32_t tensor, float *dy, size_t count,
+/* LSQ's sum over one tensor in fixed chunks (the thread count does not change the bits). */
+typedef struct lsq_ctx {
+    const uint8_t *mask;
+    const int8_t *frac;
+    const float *y, *dy;
+    float inv_s;
+    size_t count;
+    int chunks;
+    double part[FQ_CHUNKS];
+} lsq_ctx;
+
+static void lsq_task(void *vctx, int task, int thread) {
+    (void)thread;
+    lsq_ctx *c = vctx;
+    const size_t i0 = c->count * (size_t)task / (size_t)c->chunks;
+    const size_t i1 = c->count * (size_t)(task + 1) / (size_t)c->chunks;
+    double sum = 0.0;
+    for (size_t i = i0; i < i1; i++) {
+        /* dy/ds: round(x/s) - x/s in range; the clamped code minus z, i.e. y/s, outside */
+        const double d = c->mask[i] ? -(double)c->frac[i] * (1.0 / 254.0) : (double)c->y[i] * c->inv_s;
+        sum += (double)c->dy[i] * d;
+    }
+    c->part[task] = sum;
+}
+
+void nne_qat__activation_grad(nne_qat *q, int32_t tensor, const float *y, float *dy, size_t count,
                               nne_threadpool *pool) {
     const int32_t s = tensor >= 0 ? q->slot[tensor] : -1;
     const int32_t r = tensor >= 0 && s < 0 ? q->rq_slot[tensor] : -1;
     if ((s < 0 && r < 0) || (s >= 0 && q->copy[s]) || !dy) return; /* a copy: per reader */
+    if (s >= 0 && lsq_on(q, s) && q->frac[s] && y) { /* before the STE zeroes the clamped */
+        float scale;
+        int32_t zp;
+        slot_qparams(q, s, &scale, &zp);
+        lsq_ctx c = {.mask = q->mask[s],
+                     .frac = q->frac[s],
+                     .y = y,
+                     .dy = dy,
+                     .inv_s = 1.0f / scale,
+                     .count = count,
+                     .chunks = fq_chunks(count)};
+        nne_threadpool_run(pool, c.chunks, lsq_task, &c);
+        double g = 0.0;
+        for (int k = 0; k < c.chunks; k++) g += c.part[k];
+        q->lsq_g[s] = g;
+    }
     ste_run(s >= 0 ? q->mask[s] : q->rq_mask[r], dy, count, pool);
+}
+
+void nne_qat__update(nne_qat *q, float rate) {
+    if (q->cfg.lsq <= 0.0f) return;
+    const double b1 = 0.9, b2 = 0.999, eps = 1e-8;
+    const int64_t t = ++q->lsq_t;
+    const double c1 = 1.0 - pow(b1, (double)t), c2 = 1.0 - pow(b2, (double)t);
+    for (int32_t s = 0; s < q->n_act; s++) {
+        if (!lsq_on(q, s) || !q->has[s]) continue;
+        float scale;
+        int32_t zp;
+        slot_qparams(q, s, &scale, &zp);
+        /* d/d log s = s d/ds, with LSQ's gradient scale 1 / sqrt(N Q_p) */
+        const double n = (double)numel(q->g, q->act[s]);
+        const double gu = q->lsq_g[s] * (double)scale / sqrt(n * 127.0);
+        q->lsq_m[s] = b1 * q->lsq_m[s] + (1.0 - b1) * gu;
+        q->lsq_v[s] = b2 * q->lsq_v[s] + (1.0 - b2) * gu * gu;
+        const double step =
+            (double)rate * q->cfg.lsq * (q->lsq_m[s] / c1) / (sqrt(q->lsq_v[s] / c2) + eps);
+        const float s2 = (float)((double)scale * exp(-step));
+        if (isfinite(s2) && s2 > 0.0f) affine_range(s2, zp, &q->lo[s], &q->hi[s]);
+        q->lsq_g[s] = 0.0;
+    }
+}
+
+double nne_qat_lsq_grad(const nne_qat *q, const char *tensor) {
+    const int32_t s = q ? slot_by_name(q, tensor) : -1;
+    return s >= 0 ? q->lsq_g[s] : 0.0;
 }
 
 /* The copy of a boundary tensor, for a simulated reader; else -1. */

@@ -24,10 +24,15 @@ void nne_qat__weight_grad(const nne_qat *q, int32_t tensor, float *dw);
  * are not quantized. */
 void nne_qat__activation(nne_qat *q, int32_t tensor, float *x, size_t count, bool train,
                          nne_threadpool *pool);
-/* STE for an activation gradient, in place: dy[i] = 0 where the activation saturated. Not for
- * a tensor fake-quantized in a copy (nne_qat__input_grad applies its STE per reader). */
-void nne_qat__activation_grad(const nne_qat *q, int32_t tensor, float *dy, size_t count,
-                              nne_threadpool *pool);
+/* STE for an activation gradient, in place: dy[i] = 0 where the activation saturated; with
+ * LSQ it first adds the tensor's contribution to dL/ds (y [count]: the fake-quantized values
+ * of the forward pass). Not for a tensor fake-quantized in a copy (nne_qat__input_grad
+ * applies its STE per reader). */
+void nne_qat__activation_grad(nne_qat *q, int32_t tensor, const float *y, float *dy,
+                              size_t count, nne_threadpool *pool);
+/* After the parameters' update of a training step at learning rate `rate`: LSQ's update of the
+ * activation scales (cfg.lsq > 0), from the gradients of the last backward pass. */
+void nne_qat__update(nne_qat *q, float rate);
 /* What node `node` reads as input `tensor` (data x): the fake-quantized copy when the node is
  * simulated and the tensor is a region boundary that other nodes also read (cfg.only), else
  * x. nne_qat__activation fills the copy when the tensor is computed. */

@@ -798,8 +798,8 @@ static nne_status forward_backward(nne_trainer *tr, const float *input, const fl
         if (tr->prof) t0 = nne_time_ns();
         /* STE of the output's fake quantization, before the node's own backward */
         if (tr->qat)
-            nne_qat__activation_grad(tr->qat, n->output, tr->grad[n->output],
-                                     tnumel(g, n->output), tr->pool);
+            nne_qat__activation_grad(tr->qat, n->output, tr->act[n->output],
+                                     tr->grad[n->output], tnumel(g, n->output), tr->pool);
         backward_node(tr, n);
         if (tr->prof) tr->prof->bwd_ns[i] += nne_time_ns() - t0;
     }
@@ -855,6 +855,7 @@ nne_status nne_trainer_step_ext(nne_trainer *t, nne_optim *o, const nne_lr_sched
     const float rate = nne_lr_at(lr, step);
     nne_optim_step(o, p->data, p->grad, p->n_decay, rate);
     project_params(t);
+    if (t->qat) nne_qat__update(t->qat, rate); /* LSQ's activation scales */
     if (t->prof) t->prof->update_ns += nne_time_ns() - t0;
     if (stats) {
         stats->loss = loss;

@@ -88,6 +88,17 @@ static void test_usage(void) {
              k_run);
     EXPECT_RC(a, 2);
     CHECK(strstr(nne_cli_err, "--qat-fuse-prelu 2") != NULL);
+    snprintf(a, sizeof a, "train %s -o x.nne --steps 2 --qat-lsq 10", k_run);
+    EXPECT_RC(a, 2); /* needs --qat */
+    snprintf(a, sizeof a, "train %s -o x.nne --steps 2 --init fp.nne --qat pow2 --qat-lsq 10",
+             k_run);
+    EXPECT_RC(a, 2); /* pow2 scales are powers of two */
+    snprintf(a, sizeof a, "train %s -o x.nne --steps 2 --qat per-channel --qat-lsq 10", k_run);
+    EXPECT_RC(a, 2); /* EMA ranges without --init */
+    CHECK(strstr(nne_cli_err, "--qat-lsq") != NULL);
+    snprintf(a, sizeof a, "train %s -o x.nne --steps 2 --init fp.nne --qat per-channel --qat-lsq 0",
+             k_run);
+    EXPECT_RC(a, 2);
     CHECK(!nne_cli_tmp_exists("x.nne"));
 }
 
@@ -220,6 +231,22 @@ static void test_qat_and_quantize(void) {
     CHECK_MSG(wd > 1e-2, "equalized weights moved by only %g", wd);
     CHECK_MSG(fd < 1e-4, "equalized model's output off by %g", fd);
     EXPECT_RC("quantize qe.nne -o qe8.nne", 0);
+    /* --qat-lsq: the scales are trained (qat.lsq and its Adam state in the model), and the
+     * quantized model takes the learned ranges */
+    snprintf(a, sizeof a,
+             "train %s -o ql.nne --steps 3 --init fp.nne --qat per-channel --qat-lsq 20 "
+             "--calib-images 2",
+             k_run);
+    EXPECT_RC(a, 0);
+    CHECK_OK(nne_model_read_file(nne_cli_tmp_path("ql.nne"), &g));
+    if (g) {
+        const char *v = nne_graph_get_meta(g, "qat.lsq"), *d = nne_graph_get_meta(g, "train.qat");
+        CHECK(v && !strcmp(v, "20") && nne_graph_get_meta(g, "qat.lsq_state.latent"));
+        CHECK(d && strstr(d, "learned step sizes (LSQ, lr x 20)"));
+        nne_graph_free(g);
+    }
+    EXPECT_RC("quantize ql.nne -o ql8.nne --json", 0);
+    CHECK(strstr(nne_cli_out, "\"ranges\": \"fixed\"") != NULL);
     /* conv + PReLU fusion: q7.nne trained fused (the default), quantized fused; one trained
      * unfused is quantized unfused, and --no-fuse-prelu on a fused one is refused */
     snprintf(a, sizeof a,

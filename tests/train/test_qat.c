@@ -854,6 +854,161 @@ done:
     nne_graph_free(g);
 }
 
+/* LSQ: the scale gradient of one tensor against the formula written out, on a graph
+ * x [1,6,6,3] -> 1x1 conv with the identity (bias 0) -> y, MSE against a random target. The
+ * input is on its exact 1/255 grid, so the conv's input is x; the conv output's range is set
+ * so that about a third of it clamps (both terms of the formula are exercised). */
+static void test_qat_lsq_formula(void) {
+    enum { H = 6, W = 6, C = 3, N = H * W * C };
+    nne_graph *g = NULL;
+    CHECK_OK(nne_graph_create("id", &g));
+    if (!g) return;
+    int32_t x, w, b, y;
+    float wv[C * C] = {0}, bv[C] = {0};
+    for (int c = 0; c < C; c++) wv[c * C + c] = 1.0f;
+    const nne_op_params p = conv_params(1, 1, 0, 0);
+    CHECK_OK(nne_graph_add_input(g, "x", NNE_F32, nne_shape_4d(1, H, W, C), &x));
+    CHECK_OK(nne_graph_add_constant(g, "c.w", NNE_F32, nne_shape_4d(C, 1, 1, C), wv, &w));
+    CHECK_OK(nne_graph_add_constant(g, "c.b", NNE_F32, nne_shape_1d(C), bv, &b));
+    CHECK_OK(nne_graph_add_node(g, "c", NNE_OP_CONV2D, &p, (int32_t[]){x, w, b}, 3, "c:out", &y));
+    CHECK_OK(nne_graph_mark_output(g, y));
+    CHECK_OK(nne_graph_infer(g));
+    nne_qat *q = NULL, *q0 = NULL;
+    nne_trainer *tr = NULL;
+    const nne_qat_config qc = {.scheme = NNE_QSCHEME_PER_CHANNEL, .lsq = 1.0f};
+    CHECK_OK(nne_qat_create(g, &qc, &q));
+    if (!q) goto done;
+    CHECK_OK(nne_qat_set_range(q, "x", 0.0f, 1.0f));
+    CHECK_OK(nne_qat_set_range(q, "c:out", -0.2f, 0.6f));
+    nne_trainer_config cfg = adam(1e-3f);
+    CHECK_OK(nne_trainer_create(g, &cfg, &tr));
+    CHECK_OK(nne_trainer_set_qat(tr, q));
+    if (!tr) goto done;
+    nne_test_rng r;
+    nne_test_rng_seed(&r, 5);
+    float in[N], t[N];
+    for (int i = 0; i < N; i++) {
+        in[i] = (float)(int)(nne_test_rng_uniform(&r) * 255.0) / 255.0f;
+        t[i] = (float)nne_test_rng_uniform(&r) - 0.1f;
+    }
+    double l;
+    CHECK_OK(nne_trainer_grad(tr, in, t, &l));
+    /* the same forward written out: y = fq(x * wq), dL/dy = (2/N)(y - t) in f32 */
+    float ws[C], wq[C * C], sy;
+    int32_t zy;
+    CHECK_OK(nne_fake_quant_weight_forward(&g->tensors[w].shape, wv, NNE_QSCHEME_PER_CHANNEL, wq,
+                                           NULL, ws));
+    CHECK(nne_qat_get_qparams(q, "c:out", &sy, &zy));
+    double want = 0.0, mag = 0.0;
+    int clamped = 0;
+    for (int i = 0; i < N; i++) {
+        const int c = i % C;
+        const float v = in[i] * wq[c * C + c];
+        float yq;
+        uint8_t m;
+        nne_fake_quant_act_forward(1, &v, sy, zy, false, &yq, &m);
+        const float dy = (float)(2.0 / N) * (yq - t[i]);
+        const double fr = (double)(v * (1.0f / sy)) - nearbyint((double)(v * (1.0f / sy)));
+        want += (double)dy * (m ? -fr : (double)yq / sy);
+        mag += fabs((double)dy);
+        clamped += !m;
+    }
+    const double got = nne_qat_lsq_grad(q, "c:out");
+    printf("  lsq dL/ds: %.6g (formula %.6g), %d of %d clamped\n", got, want, clamped, N);
+    CHECK(clamped > N / 8 && clamped < N / 2);
+    /* the residue is kept in 1/254 steps: at most half of one off per element */
+    CHECK_MSG(fabs(got - want) <= mag / 500.0 + 1e-12 && fabs(want) > mag / 50.0,
+              "lsq gradient %g, formula %g (sum |dy| %g)", got, want, mag);
+    CHECK(nne_qat_lsq_grad(q, "x") == 0.0); /* the graph input keeps its range */
+    /* errors: pow2 has no continuous scale; EMA and LSQ would both move the ranges */
+    const nne_qat_config p2 = {.scheme = NNE_QSCHEME_POW2, .lsq = 1.0f},
+                         em = {.scheme = NNE_QSCHEME_PER_CHANNEL, .ema = 0.01f, .lsq = 1.0f},
+                         ng = {.scheme = NNE_QSCHEME_PER_CHANNEL, .lsq = -1.0f};
+    CHECK_STATUS(nne_qat_create(g, &p2, &q0), NNE_ERR_UNSUPPORTED);
+    CHECK_STATUS(nne_qat_create(g, &em, &q0), NNE_ERR_INVALID_ARG);
+    CHECK_STATUS(nne_qat_create(g, &ng, &q0), NNE_ERR_INVALID_ARG);
+done:
+    nne_trainer_free(tr);
+    nne_qat_free(q);
+    nne_graph_free(g);
+}
+
+/* LSQ in training: an output range four times too narrow (most of it clamps) widens, a
+ * run without LSQ keeps it; 1 and 2 threads give the same bits; the Adam state goes through
+ * the metadata exactly. */
+static void run_lsq(float lsq, int threads, float *lo, float *hi, nne_graph **keep) {
+    nne_graph *g = autoencoder(2, 9, 9, 4, NNE_OP_PRELU, 4);
+    nne_qat *q = NULL;
+    nne_trainer *tr = NULL;
+    *lo = *hi = 0.0f;
+    if (!g) return;
+    float x[2 * 9 * 9 * 3];
+    images(x, 2, 9, 9, 7);
+    const nne_qat_config qc = {.scheme = NNE_QSCHEME_PER_CHANNEL, .lsq = lsq};
+    nne_graph *cal = quantize(g, NNE_QSCHEME_PER_CHANNEL, NULL, x, 1);
+    CHECK_OK(nne_qat_create(g, &qc, &q));
+    if (!q || !cal) goto done;
+    CHECK_OK(nne_qat_ranges_from_quantized(q, cal));
+    float l0, h0;
+    CHECK(nne_qat_get_range(q, "c3:out", &l0, &h0));
+    CHECK_OK(nne_qat_set_range(q, "c3:out", l0 / 4.0f, h0 / 4.0f));
+    nne_trainer_config cfg = adam(1e-3f);
+    cfg.threads = threads;
+    CHECK_OK(nne_trainer_create(g, &cfg, &tr));
+    CHECK_OK(nne_trainer_set_qat(tr, q));
+    for (int i = 0; tr && i < 40; i++) CHECK_OK(nne_trainer_step(tr, x, x, NULL));
+    CHECK(nne_qat_get_range(q, "c3:out", lo, hi));
+    if (keep) {
+        CHECK_OK(nne_qat_store_meta(q, g));
+        *keep = g;
+        g = NULL;
+    }
+done:
+    nne_trainer_free(tr);
+    nne_qat_free(q);
+    nne_graph_free(cal);
+    nne_graph_free(g);
+}
+
+static void test_qat_lsq_train(void) {
+    float lo0, hi0, lo1, hi1, lo2, hi2;
+    nne_graph *g = NULL;
+    run_lsq(0.0f, 1, &lo0, &hi0, NULL);
+    run_lsq(50.0f, 1, &lo1, &hi1, &g);
+    run_lsq(50.0f, 2, &lo2, &hi2, NULL);
+    printf("  lsq: output range %.4g..%.4g without, %.4g..%.4g with\n", lo0, hi0, lo1, hi1);
+    CHECK_MSG(hi1 > 1.5f * hi0 && lo1 < 1.5f * lo0, "LSQ did not widen a clamping range");
+    CHECK(lo1 == lo2 && hi1 == hi2); /* thread count */
+    if (!g) return;
+    /* metadata: load into a fresh state and store again, the same strings */
+    const char *m = nne_graph_get_meta(g, "qat.lsq_state.c3:out");
+    CHECK(m && nne_graph_get_meta(g, "qat.lsq_t") && !strcmp(nne_graph_get_meta(g, "qat.lsq"), "50"));
+    CHECK(!nne_graph_get_meta(g, "qat.lsq_state.x")); /* the input is not trained */
+    nne_qat_config rc;
+    bool present = false;
+    CHECK_OK(nne_qat_config_from_meta(g, &rc, &present));
+    CHECK(present && rc.lsq == 50.0f);
+    nne_qat *q = NULL;
+    CHECK_OK(nne_qat_create(g, &rc, &q));
+    if (q) {
+        char saved[128];
+        snprintf(saved, sizeof saved, "%s", m ? m : "");
+        const char *t = nne_graph_get_meta(g, "qat.lsq_t");
+        char st[32];
+        snprintf(st, sizeof st, "%s", t ? t : "");
+        CHECK_OK(nne_qat_load_meta(q, g));
+        CHECK_OK(nne_graph_set_meta(g, "qat.lsq_state.c3:out", "0 0"));
+        CHECK_OK(nne_graph_set_meta(g, "qat.lsq_t", "0"));
+        CHECK_OK(nne_qat_store_meta(q, g));
+        CHECK(!strcmp(nne_graph_get_meta(g, "qat.lsq_state.c3:out"), saved));
+        CHECK(!strcmp(nne_graph_get_meta(g, "qat.lsq_t"), st) && atoi(st) == 40);
+        CHECK_OK(nne_graph_set_meta(g, "qat.lsq_state.c3:out", "1 -1"));
+        CHECK_STATUS(nne_qat_load_meta(q, g), NNE_ERR_FORMAT);
+    }
+    nne_qat_free(q);
+    nne_graph_free(g);
+}
+
 static void test_qat_resume(void) {
     enum { N = 3, M = 4, H = 9, W = 9 };
     static float x[2 * H * W * 3];
@@ -1082,6 +1237,8 @@ int main(void) {
     NNE_RUN(test_qat_state_and_errors);
     NNE_RUN(test_qat_resume);
     NNE_RUN(test_qat_fuse_prelu);
+    NNE_RUN(test_qat_lsq_formula);
+    NNE_RUN(test_qat_lsq_train);
     NNE_RUN(test_distill_softmax_loss);
     NNE_RUN(test_distill_trainer);
     return nne_test_summary();
