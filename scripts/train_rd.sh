@@ -34,7 +34,9 @@
 # options for nnedge train, e.g. --stop-after 500 to train in time slices), BASE_INIT (a model
 # of another kind to start the first stage from with --init --init-partial: the tensors of the
 # same name and shape, e.g. g_a/g_s of models/mbt2018-mean-q7.nne for the factorized ladder;
-# the rest from the seed), COMMIT (train.commit; default: git HEAD of this repository), DRY_RUN.
+# the rest from the seed), QUANT_PROXY (noise, the default, or mixed: nnedge train --quant-proxy,
+# for the stages that start after it is set; a resumed stage keeps its own), COMMIT
+# (train.commit; default: git HEAD of this repository), DRY_RUN.
 set -eu
 cd "$(dirname "$0")/.."
 NNEDGE=${NNEDGE:-build/nnedge}
@@ -53,6 +55,8 @@ BASE_STEPS=${BASE_STEPS:-20000}
 FT_STEPS=${FT_STEPS:-4000}
 BASE_LR=${BASE_LR:-5e-4}
 CLIP=${CLIP:-1.0}
+QUANT_PROXY=${QUANT_PROXY:-noise}
+case $QUANT_PROXY in noise) QP_OPT= ;; mixed) QP_OPT="--quant-proxy mixed" ;; *) echo "QUANT_PROXY=$QUANT_PROXY: noise or mixed" >&2; exit 2 ;; esac
 FT_LR=${FT_LR:-1e-4}
 BATCH=${BATCH:-8}
 CROP=${CROP:-256}
@@ -100,7 +104,7 @@ stage() {
             --steps "$steps" --batch "$BATCH" --crop "$CROP" --optimizer adam --lr "$lr" \
             --lr-schedule cosine --loss rd --seed 1 --val-every 1000 --clip "$CLIP" \
             --checkpoint-minutes "$CKPT_MINUTES" ${init:+--init "$init"} \
-            ${partial:+--init-partial} $THREADS_OPT --commit "$COMMIT" ${EXTRA:-}
+            ${partial:+--init-partial} $QP_OPT $THREADS_OPT --commit "$COMMIT" ${EXTRA:-}
     fi
     log "$NNEDGE $*"
     [ -n "$DRY_RUN" ] && return 0

@@ -100,7 +100,7 @@ static inline nne_lcodec_quantize_opts nne_tiny_quantize_opts(nne_qscheme scheme
 static inline nne_status nne_tiny_lcodec_model(nne_rdmodel_kind kind, uint64_t seed,
                                                nne_graph **out) {
     *out = NULL;
-    const nne_rdmodel_config mc = {kind, NNE_TINY_N, NNE_TINY_M, NNE_QUANTIZE_NOISE};
+    const nne_rdmodel_config mc = {kind, NNE_TINY_N, NNE_TINY_M, NNE_QUANTIZE_NOISE, false};
     nne_graph *g = NULL;
     nne_trainer *tr = NULL;
     float x[64 * 64 * 3];
@@ -128,7 +128,7 @@ static inline nne_status nne_tiny_lcodec_model(nne_rdmodel_kind kind, uint64_t s
 static inline nne_status nne_tiny_lcodec_scaled(nne_rdmodel_kind kind, uint64_t seed, float scale,
                                                 nne_graph **out) {
     *out = NULL;
-    const nne_rdmodel_config mc = {kind, NNE_TINY_N, NNE_TINY_M, NNE_QUANTIZE_NOISE};
+    const nne_rdmodel_config mc = {kind, NNE_TINY_N, NNE_TINY_M, NNE_QUANTIZE_NOISE, false};
     nne_graph *g = NULL;
     nne_status s = nne_model_rd(&mc, 1, 64, 64, NNE_RD_TRAIN, &g);
     if (!s) s = nne_train_init_params(g, seed);

@@ -96,6 +96,12 @@ typedef struct nne_rdmodel_config {
     nne_rdmodel_kind kind;
     int32_t n, m;                       /* channels: N (hidden), M (latent y) */
     nne_quantize_train_mode train_mode; /* what training does at the quantize nodes */
+    /* With train_mode NOISE: also STE-rounded copies for the networks after them ("mixed",
+     * Minnen & Singh 2020): the rate terms (likelihoods) take y + u and z + u, while g_s and h_s
+     * take round(y - means) + means and round(z), the values they get when decoding. The
+     * training graph gains the nodes quantize_y_ste / quantize_z_ste (no weights: every part
+     * keeps its names). Ignored with STE. */
+    bool mixed;
 } nne_rdmodel_config;
 
 /* Build part `part` of a learned codec for batch x height x width x 3 images in [0, 1].

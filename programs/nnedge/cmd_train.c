@@ -41,6 +41,9 @@ static void help(void) {
         "                        bmshj2018-hyperprior, mbt2018-mean (rate-distortion loss)\n"
         "  --channels N,M        learned codecs: hidden and latent channels (default 64,96)\n"
         "  --lambda L            learned codecs: L = lambda*255^2*MSE + bpp (default 0.0130)\n"
+        "  --quant-proxy P       learned codecs: noise (default): y + u, z + u stand in for\n"
+        "                        rounding everywhere; mixed: the rate terms take y + u, z + u,\n"
+        "                        g_s and h_s the STE-rounded values they decode from\n"
         "  --data DIR            training images (.png .jpg .ppm .pgm), never Kodak\n"
         "  --val DIR             validation images (full size), never Kodak\n"
         "  --batch B             crops per step (default 8)\n"
@@ -151,7 +154,7 @@ static int name_index(const char *s, const char *const *names, int n) {
 typedef struct raw_opts {
     const char *model, *data, *val, *steps, *epochs, *batch, *crop, *lr, *sched, *warmup, *optim,
         *wd, *clip, *loss, *seed, *threads, *ckpt, *ckpt_minutes, *resume, *log, *val_every,
-        *log_every, *commit, *stop_after, *channels, *lambda, *prune;
+        *log_every, *commit, *stop_after, *channels, *lambda, *prune, *quant_proxy;
     cli_tq_raw tq; /* --init, --qat*, --calib-images, --teacher, --distill-* */
     bool force, init_partial;
 } raw_opts;
@@ -169,6 +172,7 @@ static const train_key k_train_keys[] = {
     {"lr-schedule", RAW(sched)}, {"warmup", RAW(warmup)}, {"optimizer", RAW(optim)},
     {"weight-decay", RAW(wd)},   {"clip", RAW(clip)},     {"loss", RAW(loss)},
     {"seed", RAW(seed)},         {"channels", RAW(channels)}, {"lambda", RAW(lambda)},
+    {"quant-proxy", RAW(quant_proxy)},
     {"qat", RAW(tq.qat)},        {"qat-ema", RAW(tq.qat_ema)},
     {"qat-observer", RAW(tq.qat_observer)}, {"qat-weight-bits", RAW(tq.qat_weight_bits)},
     {"qat-equalize-act", RAW(tq.qat_equalize_act)}, {"calib-images", RAW(tq.calib_images)},
@@ -240,6 +244,10 @@ static int settings_from_raw(const raw_opts *r, settings *s) {
                                    s->model);
         s->rd = true;
         s->rdm.train_mode = NNE_QUANTIZE_NOISE;
+        const char *qp = r->quant_proxy ? r->quant_proxy : "noise";
+        if (strcmp(qp, "noise") != 0 && strcmp(qp, "mixed") != 0)
+            return cli_usage_error(k_cmd, "--quant-proxy %s: want noise or mixed", qp);
+        s->rdm.mixed = !strcmp(qp, "mixed");
         const char *ch = r->channels ? r->channels : "64,96";
         int n = 0, m = 0, used = 0;
         if (sscanf(ch, "%d,%d%n", &n, &m, &used) != 2 || ch[used] || n < 1 || m < 1 || n > 1024 ||
@@ -250,8 +258,9 @@ static int settings_from_raw(const raw_opts *r, settings *s) {
         if (!cli_parse_f64(r->lambda ? r->lambda : "0.0130", 1e-6, 100.0, &d))
             return cli_usage_error(k_cmd, "--lambda %s: want a number in [1e-6, 100]", r->lambda);
         s->lambda = (float)d;
-    } else if (r->channels || r->lambda) {
-        return cli_usage_error(k_cmd, "--channels and --lambda are for learned-codec models");
+    } else if (r->channels || r->lambda || r->quant_proxy) {
+        return cli_usage_error(k_cmd,
+                               "--channels, --lambda and --quant-proxy are for learned-codec models");
     }
     s->data = r->data;
     s->val = r->val;
@@ -562,6 +571,7 @@ static void settings_kv(const run *r, kvbuf *b) {
     if (s->rd) {
         kv_add(b, "channels", "%d,%d", (int)s->rdm.n, (int)s->rdm.m);
         kv_add(b, "lambda", "%.9g", (double)s->lambda);
+        if (s->rdm.mixed) kv_add(b, "quant-proxy", "mixed");
     }
     if (r->tq.qat) {
         kv_add(b, "qat", "%s", nne_qscheme_name(r->tq.qcfg.scheme));
@@ -677,6 +687,7 @@ static nne_status build_model(run *r, nne_graph **out, double val_psnr) {
              (int)r->cfg.loss_border_bottom, (int)r->cfg.loss_border_right, (int)r->s.crop,
              (int)r->s.crop, (long long)r->loss_border_from);
     if (r->s.rd) META("train.lambda", "%g", (double)r->s.lambda);
+    if (r->s.rd) META("train.quant_proxy", "%s", r->s.rdm.mixed ? "mixed" : "noise");
     META("train.optimizer", "%s, weight decay %g, clip %g", k_optim_names[r->s.optim],
          (double)r->s.weight_decay, (double)r->s.clip);
     META("train.lr", "%g, %s schedule, %lld warm-up steps", (double)r->s.lr,
@@ -1046,6 +1057,7 @@ int nne_cmd_train(int argc, char **argv) {
         {"stop-after", 0, true, &ro->stop_after, NULL},
         {"channels", 0, true, &ro->channels, NULL},
         {"lambda", 0, true, &ro->lambda, NULL},
+        {"quant-proxy", 0, true, &ro->quant_proxy, NULL},
         {"init", 0, true, &ro->tq.init, NULL},
         {"qat", 0, true, &ro->tq.qat, NULL},
         {"qat-ema", 0, true, &ro->tq.qat_ema, NULL},

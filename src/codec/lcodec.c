@@ -250,7 +250,7 @@ nne_status nne_lcodec_create(const nne_graph *model, int32_t quality, nne_lcodec
         return nne_error(NNE_ERR_INVALID_ARG, "lcodec: quality %d outside 0..%d", (int)quality,
                          NNE_NNC_MAX_QUALITY);
     const char *id = nne_graph_get_meta(model, "model");
-    nne_rdmodel_config cfg = {NNE_RD_HYPERPRIOR, 0, 0, NNE_QUANTIZE_NOISE};
+    nne_rdmodel_config cfg = {NNE_RD_HYPERPRIOR, 0, 0, NNE_QUANTIZE_NOISE, false};
     if (!id || nne_rdmodel_kind_from_name(id, &cfg.kind))
         return nne_error(NNE_ERR_UNSUPPORTED,
                          "model '%s' is %s%s%s, not a learned codec (bmshj2018-factorized, "

@@ -77,7 +77,7 @@ nne_status nne_lcodec_quantize(nne_graph *model, const nne_lcodec_quantize_opts 
                          "of %d",
                          (int)o->width, (int)o->height, info.model_id, (int)info.align);
     }
-    const nne_rdmodel_config cfg = {info.kind, info.n, info.m, NNE_QUANTIZE_NOISE};
+    const nne_rdmodel_config cfg = {info.kind, info.n, info.m, NNE_QUANTIZE_NOISE, false};
     nne_graph *qa = NULL, *qs = NULL;
     /* g_a on the images themselves. */
     s = quantize_part(&cfg, model, NNE_RD_ANALYSIS, o, &o->q, &qa);

@@ -129,11 +129,11 @@ static int32_t h_s(builder *b, int32_t z, const nne_rdmodel_config *c, int32_t *
 }
 
 static int32_t quantize(builder *b, const char *name, int32_t x, int32_t means,
-                        const nne_rdmodel_config *c, const char *out) {
+                        nne_quantize_train_mode mode, const char *out) {
     if (b->st) return -1;
     nne_op_params p;
     memset(&p, 0, sizeof p);
-    p.quantize.train_mode = c->train_mode;
+    p.quantize.train_mode = mode;
     int32_t y = -1;
     b->st = nne_graph_add_node(b->g, name, NNE_OP_QUANTIZE, &p, (int32_t[]){x, means},
                                means >= 0 ? 2 : 1, out, &y);
@@ -201,6 +201,7 @@ nne_status nne_model_rd(const nne_rdmodel_config *c, int32_t batch, int32_t heig
     builder b = {NULL, NNE_OK};
     if ((b.st = nne_graph_create(gname, &b.g))) return b.st;
     const bool hyper = c->kind != NNE_RD_FACTORIZED;
+    const bool mixed = c->mixed && c->train_mode == NNE_QUANTIZE_NOISE;
     const int64_t yh = height / 16, yw = width / 16, zh = height / 64, zw = width / 64;
     int32_t x = -1, means = -1;
     switch (part) {
@@ -211,12 +212,18 @@ nne_status nne_model_rd(const nne_rdmodel_config *c, int32_t batch, int32_t heig
         int32_t lik_z = -1, scales = -1;
         if (hyper) {
             const int32_t z = h_a(&b, y, c);
-            const int32_t z_hat = quantize(&b, "quantize_z", z, -1, c, "z_hat");
+            const int32_t z_hat = quantize(&b, "quantize_z", z, -1, c->train_mode, "z_hat");
             lik_z = factorized(&b, z_hat, c->n, "likelihoods_z");
-            scales = h_s(&b, z_hat, c, &means);
+            /* mixed: h_s gets round(z), as when decoding */
+            scales = h_s(&b,
+                         mixed ? quantize(&b, "quantize_z_ste", z, -1, NNE_QUANTIZE_STE, "z_ste")
+                               : z_hat,
+                         c, &means);
         }
-        const int32_t y_hat = quantize(&b, "quantize_y", y, means, c, "y_hat");
-        const int32_t x_hat = g_s(&b, y_hat, c->n, c->m);
+        const int32_t y_hat = quantize(&b, "quantize_y", y, means, c->train_mode, "y_hat");
+        const int32_t x_hat =
+            g_s(&b, mixed ? quantize(&b, "quantize_y_ste", y, means, NNE_QUANTIZE_STE, "y_ste") : y_hat,
+                c->n, c->m);
         int32_t lik_y = -1;
         if (hyper) {
             nne_op_params p;

@@ -178,7 +178,7 @@ static void test_cpu_exact_is_ref(void) {
     nne_test_rng_seed(&rng, 9);
     const char *isas[] = {"ref", "avx2", "avx512"};
     for (int kind = 0; kind < 3; kind++) {
-        const nne_rdmodel_config mc = {(nne_rdmodel_kind)kind, 12, 20, NNE_QUANTIZE_NOISE};
+        const nne_rdmodel_config mc = {(nne_rdmodel_kind)kind, 12, 20, NNE_QUANTIZE_NOISE, false};
         for (int part = NNE_RD_ANALYSIS; part <= NNE_RD_HYPER_SYNTHESIS; part++) {
             if (kind == NNE_RD_FACTORIZED && part > NNE_RD_SYNTHESIS) continue;
             nne_graph *g = NULL;

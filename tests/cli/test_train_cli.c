@@ -336,6 +336,26 @@ static void test_rd_model(void) {
     EXPECT_RC("train --data data -o h.nne --model bmshj2018-factorized --loss mse --crop 32", 2);
     EXPECT_RC("train --data data -o h.nne --model bmshj2018-factorized --channels 8 --crop 32", 2);
     EXPECT_RC("train --data data -o h.nne --lambda 0.01", 2); /* cae-seed has no lambda */
+    EXPECT_RC("train --data data -o h.nne --quant-proxy mixed", 2);
+    EXPECT_RC("train --data data -o h.nne --model bmshj2018-factorized --crop 32 "
+              "--quant-proxy round",
+              2);
+    CHECK(strstr(nne_cli_err, "--quant-proxy round") != NULL);
+    /* --quant-proxy mixed: recorded, and the model runs as a codec like any other */
+    EXPECT_RC("train --data data -o mx.nne --model bmshj2018-factorized --channels 6,8 "
+              "--crop 32 --batch 2 --steps 2 --quant-proxy mixed -q",
+              0);
+    {
+        nne_graph *mx = NULL;
+        CHECK_OK(nne_model_read_file(nne_cli_tmp_path("mx.nne"), &mx));
+        if (mx) {
+            const char *v = nne_graph_get_meta(mx, "train.quant_proxy");
+            CHECK(v && !strcmp(v, "mixed") && nne_graph_find_node(mx, "quantize_y_ste") >= 0);
+            nne_graph_free(mx);
+        }
+        EXPECT_RC("compress data/img00.png -o mx.nnc --model mx.nne -q", 0);
+        EXPECT_RC("decompress mx.nnc -o mx.png --model mx.nne -q", 0);
+    }
     const char *k_rd = "--model bmshj2018-factorized --channels 6,8 --lambda 0.02 --crop 32 "
                        "--batch 2 --steps 8 --seed 3 --val data --val-every 4";
     char args[1024];
@@ -357,6 +377,7 @@ static void test_rd_model(void) {
     snprintf(args, sizeof args, "train --data data -o rs.nne -q %s --stop-after 5", k_rd);
     EXPECT_RC(args, 0);
     EXPECT_RC("train --resume rs.ckpt --lambda 0.05", 2);
+    EXPECT_RC("train --resume rs.ckpt --quant-proxy mixed", 2); /* a resumed run keeps it */
     EXPECT_RC("train --resume rs.ckpt -q", 0);
     CHECK_MSG(nne_cli_same_model("rd.nne", "rs.nne", NULL),
               "resumed learned codec differs from the reference");
@@ -381,7 +402,7 @@ static void test_rd_model(void) {
      * mean-scale model is made here with its own seed, since its 64-pixel alignment is larger
      * than these images. g_a/g_s come from it; the entropy bottleneck (other channels: M
      * here, N there) starts from --seed as in a run without --init. */
-    nne_rdmodel_config mc = {NNE_RD_MEAN_SCALE, 6, 8, NNE_QUANTIZE_NOISE};
+    nne_rdmodel_config mc = {NNE_RD_MEAN_SCALE, 6, 8, NNE_QUANTIZE_NOISE, false};
     nne_graph *ms = NULL;
     CHECK_OK(nne_model_rd(&mc, 1, 64, 64, NNE_RD_TRAIN, &ms));
     CHECK_OK(nne_train_init_params(ms, 11));

@@ -64,7 +64,7 @@ static bool has_node(const nne_graph *g, const char *name) {
 /* The simulated nodes, activations and weights are exactly the int8 parts'. */
 static void test_region(void) {
     for (int kind = 0; kind <= NNE_RD_MEAN_SCALE; kind++) {
-        const nne_rdmodel_config mc = {(nne_rdmodel_kind)kind, 6, 8, NNE_QUANTIZE_NOISE};
+        const nne_rdmodel_config mc = {(nne_rdmodel_kind)kind, 6, 8, NNE_QUANTIZE_NOISE, false};
         nne_graph *g = NULL, *pa = NULL, *ps = NULL;
         nne_qat *q = NULL;
         CHECK_OK(nne_model_rd(&mc, 2, CAL, CAL, NNE_RD_TRAIN, &g));

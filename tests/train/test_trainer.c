@@ -271,7 +271,7 @@ static void test_ms_ssim_training(void) {
  * replays the same noise. */
 static void test_rd_training(void) {
     for (int kind = 0; kind <= NNE_RD_MEAN_SCALE; kind++) {
-        const nne_rdmodel_config mc = {(nne_rdmodel_kind)kind, 4, 6, NNE_QUANTIZE_NOISE};
+        const nne_rdmodel_config mc = {(nne_rdmodel_kind)kind, 4, 6, NNE_QUANTIZE_NOISE, false};
         nne_graph *g;
         CHECK_OK(nne_model_rd(&mc, 1, 64, 64, NNE_RD_TRAIN, &g));
         if (!g) return;
@@ -331,7 +331,7 @@ static void test_rd_training(void) {
         nne_graph_free(g);
     }
     /* Parts: shapes of every part at 128x192, and invalid sizes. */
-    const nne_rdmodel_config hc = {NNE_RD_MEAN_SCALE, 8, 12, NNE_QUANTIZE_NOISE};
+    const nne_rdmodel_config hc = {NNE_RD_MEAN_SCALE, 8, 12, NNE_QUANTIZE_NOISE, false};
     nne_graph *p;
     CHECK_OK(nne_model_rd(&hc, 1, 128, 192, NNE_RD_ANALYSIS, &p));
     if (p) {
@@ -347,10 +347,47 @@ static void test_rd_training(void) {
         nne_graph_free(p);
     }
     CHECK_STATUS(nne_model_rd(&hc, 1, 96, 128, NNE_RD_TRAIN, &p), NNE_ERR_INVALID_ARG);
-    const nne_rdmodel_config fc = {NNE_RD_FACTORIZED, 8, 12, NNE_QUANTIZE_NOISE};
+    const nne_rdmodel_config fc = {NNE_RD_FACTORIZED, 8, 12, NNE_QUANTIZE_NOISE, false};
     CHECK_STATUS(nne_model_rd(&fc, 1, 64, 64, NNE_RD_HYPER_ANALYSIS, &p), NNE_ERR_INVALID_ARG);
     CHECK_OK(nne_model_rd(&fc, 1, 48, 80, NNE_RD_TRAIN, &p));
     nne_graph_free(p);
+}
+
+/* The mixed proxy (nne_rdmodel_config.mixed): g_s and h_s see the rounded latents in training
+ * too, so a training forward's reconstruction equals the evaluation's (which always rounds),
+ * while the noise proxy's differs; the rate terms keep the noise (the losses differ). */
+static void test_rd_mixed_proxy(void) {
+    for (int mixed = 0; mixed < 2; mixed++) {
+        const nne_rdmodel_config mc = {NNE_RD_MEAN_SCALE, 4, 6, NNE_QUANTIZE_NOISE, mixed == 1};
+        nne_graph *g = NULL;
+        CHECK_OK(nne_model_rd(&mc, 1, 64, 64, NNE_RD_TRAIN, &g));
+        if (!g) return;
+        CHECK((nne_graph_find_node(g, "quantize_y_ste") >= 0) == (mixed == 1));
+        CHECK((nne_graph_find_node(g, "quantize_z_ste") >= 0) == (mixed == 1));
+        CHECK_OK(nne_train_init_params(g, 17));
+        nne_trainer_config cfg = adam_mse(1e-3f);
+        cfg.loss = NNE_LOSS_RD;
+        cfg.rd_lambda = 0.01f;
+        cfg.noise_seed = 5;
+        nne_trainer *tr = NULL;
+        CHECK_OK(nne_trainer_create(g, &cfg, &tr));
+        const size_t n = 64 * 64 * 3;
+        float *x = malloc(n * sizeof *x), *ye = malloc(n * sizeof *ye);
+        for (size_t i = 0; i < n; i++) x[i] = 0.5f + 0.4f * sinf(0.37f * (float)i);
+        double lt = 0, le = 0;
+        if (tr) {
+            CHECK_OK(nne_trainer_eval(tr, x, x, &le));
+            memcpy(ye, nne_trainer_output(tr), n * sizeof *ye);
+            CHECK_OK(nne_trainer_grad(tr, x, x, &lt));
+            const bool same = memcmp(ye, nne_trainer_output(tr), n * sizeof *ye) == 0;
+            CHECK_MSG(same == (mixed == 1), "%s proxy: training reconstruction %s the eval one",
+                      mixed ? "mixed" : "noise", same ? "equals" : "differs from");
+            CHECK(lt != le); /* the rate terms still take the noise */
+        }
+        free(x), free(ye);
+        nne_trainer_free(tr);
+        nne_graph_free(g);
+    }
 }
 
 /* After every update GDN/IGDN parameters are projected into their domain: beta >= 1e-6,
@@ -517,6 +554,7 @@ int main(void) {
     NNE_RUN(test_determinism_and_descent);
     NNE_RUN(test_ms_ssim_training);
     NNE_RUN(test_rd_training);
+    NNE_RUN(test_rd_mixed_proxy);
     NNE_RUN(test_gdn_projection);
     return nne_test_summary();
 }
