@@ -3,7 +3,7 @@
  * oneDNN's convolution / deconvolution primitives (when linked) in the same run.
  *
  *   bench_conv [--reps N] [--threads LIST] [--only SUBSTRING] [--height H --width W]
- *              [--gap-ms MS] [--blocked] [--pairs] [--s8-per-call]
+ *              [--gap-ms MS] [--blocked] [--pairs] [--s8-per-call] [--s8-prelu]
  *
  * --pairs times the fused pairs instead (docs/conv.md "Cross-layer fusion", docs/perf.md
  * "Fused pairs"): conv2d_1+conv2d_2 and conv2d_3+conv2d_4, f32 and int8, nnedge's fused pair
@@ -20,7 +20,9 @@
  * layers have their PReLU (per channel, 0.25) fused; oneDNN gets the same activation as an
  * eltwise post-op (leaky ReLU 0.25, a shared slope). int8 layers (s8 activations with a zero
  * point, per-channel weight scales, Q31 requantization) clamp at the output zero point (fused
- * ReLU) on both sides, since the int8 output stage of qops.h has no PReLU. bf16 layers
+ * ReLU) on both sides; with --s8-prelu they apply the PReLU instead (slope 0.25) as the
+ * quantization pass deploys cae-seed, fused into the output stage (nne_qoutput_fuse_prelu,
+ * docs/quantization.md section 5), and oneDNN gets a leaky ReLU 0.25 post-op. bf16 layers
  * (bf16.h: bf16 x and w, f32 bias, sums and output) are the f32 layers with x and w rounded
  * to bf16; oneDNN gets bf16 source and weights, f32 bias and destination. When oneDNN has
  * no optimized bf16 kernel for this CPU (it then picks a reference implementation, "ref:any"
@@ -325,6 +327,7 @@ static void dnnl_run_fn(void *vctx) {
 }
 
 static dnnl_status_t dnnl_last; /* the status of the call that made dnnl_setup fail */
+static bool g_s8_prelu;         /* --s8-prelu: int8 layers with their PReLU fused */
 
 #define DNNL_OK(x)                                                                                 \
     do {                                                                                           \
@@ -361,7 +364,9 @@ static bool dnnl_setup(dnnl_run *d, const layer *L, dnnl_data_type_t dt, void *x
         DNNL_OK(dnnl_primitive_attr_set_output_scales(attr, 1, 0, &scale));
         DNNL_OK(dnnl_primitive_attr_set_zero_points(attr, DNNL_ARG_SRC, 1, 0, &x_zp));
         DNNL_OK(dnnl_primitive_attr_set_zero_points(attr, DNNL_ARG_DST, 1, 0, &y_zp));
-        if (L->prelu) DNNL_OK(dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_relu, 0, 0));
+        if (L->prelu)
+            DNNL_OK(dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_relu,
+                                                 g_s8_prelu ? 0.25f : 0.0f, 0));
     } else if (L->prelu) {
         DNNL_OK(dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_relu, 0.25f, 0));
     }
@@ -753,6 +758,8 @@ int main(int argc, char **argv) {
             blocked = true;
         } else if (strcmp(argv[i], "--s8-per-call") == 0) {
             s8_per_call = true;
+        } else if (strcmp(argv[i], "--s8-prelu") == 0) {
+            g_s8_prelu = true;
         } else if (strcmp(argv[i], "--pairs") == 0) {
             pairs = true;
         } else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
@@ -774,7 +781,7 @@ int main(int argc, char **argv) {
         } else {
             fprintf(stderr, "usage: bench_conv [--reps N] [--threads 1,2] [--only NAME] "
                             "[--height H --width W] [--gap-ms MS] [--blocked] [--pairs] "
-                            "[--s8-per-call]\n");
+                            "[--s8-per-call] [--s8-prelu]\n");
             return 2;
         }
     }
@@ -885,8 +892,12 @@ int main(int argc, char **argv) {
              * gets the same single scale), ReLU clamp where the f32 model has a PReLU. */
             const float scale = 1.0f / 4096;
             nne_qoutput out;
+            nne_requant rq_neg;
+            const float shared = 0.25f;
+            const bool fuse = L->prelu && g_s8_prelu;
             if (nne_qoutput_init(&out, rq, 1, 1.0f, &scale, 1.0f, -5, false,
-                                 L->prelu ? NNE_QACT_RELU : NNE_QACT_NONE)) {
+                                 L->prelu && !fuse ? NNE_QACT_RELU : NNE_QACT_NONE) ||
+                (fuse && nne_qoutput_fuse_prelu(&out, &rq_neg, 1, 1.0f, &scale, 1.0f, &shared, 1))) {
                 fprintf(stderr, "bench_conv: %s\n", nne_last_error());
                 return 1;
             }
