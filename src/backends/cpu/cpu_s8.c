@@ -15,10 +15,9 @@
  * fused pairs) runs with that node as one layer: the slope is applied to the accumulator in the
  * output stage (nne_qoutput_fuse_prelu) and the result written to the activation's output;
  * the tensor between them is never written. Output stages, tables and PReLU multipliers are
- * prepared once at
- * compile time, and on cpu-s8 the convolutions' packed weights (nne_conv_s8_prep_create). f32
- * data enters and leaves through nne_session_set_input_f32 / nne_session_get_output_f32, which
- * quantize and dequantize with the tensors' parameters. */
+ * prepared once at compile time, and on cpu-s8 the convolutions' packed weights
+ * (nne_conv_s8_prep_create). f32 data enters and leaves through nne_session_set_input_f32 /
+ * nne_session_get_output_f32, which quantize and dequantize with the tensors' parameters. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,9 +198,8 @@ static nne_status prepare_node(const nne_graph *g, const nne_node *n, s8_node *s
                                         &g->tensors[a->output].quant, NNE_QACT_NONE)))
             return s;
         if (!(st->neg_rq = nne_calloc((size_t)cnt, sizeof *st->neg_rq))) return NNE_ERR_NOMEM;
-        s = nne_qoutput_fuse_prelu(&st->out, st->neg_rq, cnt, sc(g, x), wq->scale,
+        return nne_qoutput_fuse_prelu(&st->out, st->neg_rq, cnt, sc(g, x), wq->scale,
                                       sc(g, a->output), slope, ns);
-        return s;
     }
     case NNE_OP_MAXPOOL2D:
     case NNE_OP_AVGPOOL2D:
