@@ -689,10 +689,10 @@ void nne_qat__activation(nne_qat *q, int32_t tensor, float *x, size_t count, boo
     }
     slot_qparams(q, s, &c.scale, &c.zp);
     c.pow2 = q->cfg.scheme == NNE_QSCHEME_POW2;
-    if (train && lsq_on(q, s)) { /* LSQ: keep the rounding residues for the backward */
-        if (!q->frac[s] && !(q->frac[s] = nne_aligned_alloc(count + 1))) {
-            /* no memory: this step trains no scale for the tensor (the gradient stays 0) */
-        }
+    if (train && lsq_on(q, s)) {
+        /* LSQ: keep the rounding residues for the backward (without memory for them, the
+         * tensor's dL/ds stays 0 this step) */
+        if (!q->frac[s]) q->frac[s] = nne_aligned_alloc(count + 1);
         c.frac = q->frac[s];
         q->lsq_g[s] = 0.0;
     }
