@@ -178,7 +178,8 @@ typedef struct nne_quantize_opts {
  * IGDN, max/avg pool, add, concat, reshape, flatten). Calibration runs `g` on cpu-ref
  * n_samples times. *out is a new inferred graph; g is unchanged (it is inferred if it was
  * not). Metadata is copied, plus quant.scheme, quant.observer, quant.samples,
- * quant.bias_correction and quant.equalize ("0", or "1" and quant.equalize_pairs). Errors name the node or tensor (unsupported op, non-finite weight,
+ * quant.bias_correction, quant.weight_bits, quant.fuse_prelu and quant.equalize ("0", or "1"
+ * and quant.equalize_pairs). Errors name the node or tensor (unsupported op, non-finite weight,
  * accumulator bound exceeded). */
 nne_status nne_quantize_graph(nne_graph *g, const nne_quantize_opts *o, nne_graph **out);
 
