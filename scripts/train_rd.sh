@@ -12,7 +12,10 @@
 # Stages, in order (a stage whose model exists is skipped, so rerunning continues the ladder):
 #   q7  lambda 0.0932, BASE_STEPS steps from scratch       -> models/<KIND>-q7.nne
 #   q6 .. q1  lambdas 0.0483 0.025 0.013 0.0067 0.0035 0.0018 (CompressAI's, quality 6..1),
-#       FT_STEPS steps each, initialised from q7 (--init)  -> models/<KIND>-q<N>.nne
+#       FT_STEPS steps each, initialised (--init) from the rung before it (CHAIN=1, the
+#       default), or all from q7 (CHAIN=0)               -> models/<KIND>-q<N>.nne
+# Why chained: fine-tunes of 2000 steps at lr 1e-4 straight from q7 moved the rate only 11%
+# (q6) and 24% (q5) below q7's (models/README.md); each chained step is one lambda halving.
 # Each stage keeps checkpoints/<KIND>/q<N>.ckpt (every CKPT_MINUTES, on Ctrl-C or SIGTERM) and
 # its best-validation model beside it, and logs models/<KIND>-q<N>.csv (step, loss, val PSNR,
 # val bpp). An interrupted stage resumes bit for bit from its checkpoint. Stop a background run
@@ -29,13 +32,18 @@
 # FT_STEPS (default 4000), BASE_LR (5e-4), FT_LR (1e-4), CLIP (gradient-norm limit, 1.0 as
 # CompressAI's clip_max_norm: without it a q7 run at step ~3400 had one batch whose loss reached
 # ~1e11 and wrecked Adam's second moments), BATCH (8), CROP (256), THREADS
-# (default: all CPUs), CKPT_MINUTES (10), LADDER ("7:0.0932 6:0.0483 ... 1:0.0018": quality:
+# (default: all CPUs), CKPT_MINUTES (10), CHAIN (1: each fine-tune starts from the previous
+# rung's shipped model; 0: every fine-tune starts from the first rung), LADDER ("7:0.0932 6:0.0483 ... 1:0.0018": quality:
 # lambda pairs, the first one trained from scratch, the rest fine-tuned from it), EXTRA (more
 # options for nnedge train, e.g. --stop-after 500 to train in time slices), BASE_INIT (a model
 # of another kind to start the first stage from with --init --init-partial: the tensors of the
 # same name and shape, e.g. g_a/g_s of models/mbt2018-mean-q7.nne for the factorized ladder;
 # the rest from the seed), QUANT_PROXY (noise, the default, or mixed: nnedge train --quant-proxy,
-# for the stages that start after it is set; a resumed stage keeps its own), COMMIT
+# for the stages it starts, and a resumed noise stage switches to mixed from its checkpoint's
+# step: docs/training.md, "Switching on resume"; noise never switches a stage back), STORE
+# (f16, the default: each finished stage's model is rewritten with its weights rounded to fp16
+# and stored as f16, half the size, by nnedge quantize --fake --scheme fp16, the trainer's f32
+# file kept as checkpoints/<KIND>/q<N>.f32.nne; f32 ships the trainer's file), COMMIT
 # (train.commit; default: git HEAD of this repository), DRY_RUN.
 set -eu
 cd "$(dirname "$0")/.."
@@ -63,6 +71,10 @@ CROP=${CROP:-256}
 CKPT_MINUTES=${CKPT_MINUTES:-10}
 LADDER=${LADDER:-"7:0.0932 6:0.0483 5:0.025 4:0.013 3:0.0067 2:0.0035 1:0.0018"}
 BASE_INIT=${BASE_INIT:-}
+STORE=${STORE:-f16}
+CHAIN=${CHAIN:-1}
+case $CHAIN in 0 | 1) ;; *) echo "CHAIN=$CHAIN: 0 or 1" >&2; exit 2 ;; esac
+case $STORE in f16 | f32) ;; *) echo "STORE=$STORE: f16 or f32" >&2; exit 2 ;; esac
 DRY_RUN=${DRY_RUN:-}
 DIR=checkpoints/$KIND
 LOG=$DIR/train.log
@@ -95,7 +107,7 @@ stage() {
         # checkout writes here, not to the folders it recorded.
         # shellcheck disable=SC2086
         set -- train --resume "$ckpt" --data "$DATA" --val "$VAL" -o "$out" --log "$csv" \
-            $THREADS_OPT --commit "$COMMIT" ${EXTRA:-}
+            $QP_OPT $THREADS_OPT --commit "$COMMIT" ${EXTRA:-}
     else
         log "q$q: starting (lambda $lambda, $steps steps${init:+, from $init})"
         # shellcheck disable=SC2086
@@ -111,6 +123,16 @@ stage() {
     rc=0
     "$NNEDGE" "$@" >>"$LOG" 2>&1 </dev/null || rc=$?
     log "q$q: exit $rc"
+    # The shipped model: its weights rounded to fp16 and stored so (half the file; read back
+    # as f32, exactly: docs/model-format.md, "Data"); the next stages start from it. The
+    # trainer's f32 file stays beside the checkpoint as q<N>.f32.nne (the fp32 reference of
+    # scripts/quant_results.sh --codec).
+    if [ $rc -eq 0 ] && [ -e "$out" ] && [ "$STORE" = f16 ]; then
+        cp "$out" "$DIR/q$q.f32.nne" &&
+            "$NNEDGE" quantize "$out" --fake --scheme fp16 -q -o "$out.f16.tmp" >>"$LOG" 2>&1 &&
+            mv "$out.f16.tmp" "$out" || rc=$?
+        log "q$q: $out stored in f16, the f32 model kept as $DIR/q$q.f32.nne (exit $rc)"
+    fi
     return $rc
 }
 
@@ -124,6 +146,7 @@ for pair in $LADDER; do
         base=models/$KIND-q$q.nne
     else
         stage "$q" "$lambda" "$FT_STEPS" "$FT_LR" "$base" || rc=$?
+        [ "$CHAIN" = 1 ] && base=models/$KIND-q$q.nne
     fi
     case $rc in
     0)

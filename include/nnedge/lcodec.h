@@ -133,7 +133,9 @@ typedef struct nne_lcodec_quantize_opts {
      * in [0, 1]. fixed_range (optional) gives ranges by tensor name for both parts: the names
      * of the training graph (g_a's "image", "g_a.K:out", "y"; g_s's "y_hat", "g_s.K:out",
      * "x_hat"), as a QAT state on it has them (nne_qat_get_range); with every range fixed
-     * (and no bias correction) nothing is calibrated and sample may be NULL, n_samples 0. */
+     * (and no bias correction) nothing is calibrated and sample may be NULL, n_samples 0.
+     * output_lo / output_hi (e.g. 0 and 1: x_hat on the 8-bit pixel grid) apply to g_s only,
+     * whose output is the image; g_a's is the latent. */
     nne_quantize_opts q;
     int32_t height, width; /* calibration crop: positive multiples of the kind's alignment */
 } nne_lcodec_quantize_opts;

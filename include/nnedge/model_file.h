@@ -30,8 +30,23 @@ nne_status nne_model_write_mem(const nne_graph *g, uint8_t **out, size_t *out_si
  * temporary file is removed and an existing `path` is left as it was (NNE_ERR_IO). */
 nne_status nne_model_write_file(const nne_graph *g, const char *path);
 
+/* Writer options (NULL: all off). */
+typedef struct nne_model_write_opts {
+    /* Store every unquantized f32 constant whose values are all exactly f16 values (none NaN)
+     * as an f16 constant: half its bytes, lossless, since the reader widens f16 constants
+     * back to the same f32 values. Others stay f32. Meant for weights rounded to fp16
+     * (nne_fake_quantize_weights NNE_WFORMAT_FP16; `nnedge quantize --fake --scheme fp16`),
+     * where every constant qualifies. Attached graphs are written with the same options. */
+    bool f16_exact;
+} nne_model_write_opts;
+nne_status nne_model_write_mem_opts(const nne_graph *g, const nne_model_write_opts *o,
+                                    uint8_t **out, size_t *out_size);
+nne_status nne_model_write_file_opts(const nne_graph *g, const nne_model_write_opts *o,
+                                     const char *path);
+
 /* Parse from memory. On success *out is an inferred graph (nne_graph_infer passed); on
- * failure *out is NULL and nne_last_error() starts with "model: ". */
+ * failure *out is NULL and nne_last_error() starts with "model: ". f16 is a storage format:
+ * every f16 constant becomes an f32 constant of the same values (exact). */
 nne_status nne_model_read_mem(const uint8_t *buf, size_t size, nne_graph **out);
 /* Read a regular file of at most 4 GiB (checked before reading: NNE_ERR_LIMIT); errors are
  * prefixed with the path. */

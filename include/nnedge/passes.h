@@ -171,6 +171,16 @@ typedef struct nne_quantize_opts {
      * fuse this way (the DPU's PReLU shares its input's grid, section 6). Recorded as
      * quant.fuse_prelu ("1" when fused, "0"). */
     bool no_fuse_prelu;
+    /* The range the graph's outputs are clipped to by whatever reads them: output_lo <
+     * output_hi, or both 0 (none: outputs are calibrated like any activation). An image
+     * model's output, read as 8-bit pixels, is clipped to [0, 1] and rounded to multiples of
+     * 1/255; the range [0, 1] gives the s8 output exactly that grid (scale 1/255, zero point
+     * -128: code c is pixel value c + 128), so the int8 output adds no error the 8-bit image
+     * does not have (docs/quantization.md section 23; pow2 can only take the smallest power of
+     * two covering the range). It goes to the tensor whose parameters an output shares (through
+     * relu, max pool, reshape, ...) and takes precedence over fixed_range. Recorded as
+     * quant.output_range ("lo hi"). lo > hi, or one of them not finite: NNE_ERR_INVALID_ARG. */
+    float output_lo, output_hi;
 } nne_quantize_opts;
 
 /* Quantize the f32 graph `g` (one f32 input, every op supported by cpu-s8: conv2d,
@@ -178,8 +188,8 @@ typedef struct nne_quantize_opts {
  * IGDN, max/avg pool, add, concat, reshape, flatten). Calibration runs `g` on cpu-ref
  * n_samples times. *out is a new inferred graph; g is unchanged (it is inferred if it was
  * not). Metadata is copied, plus quant.scheme, quant.observer, quant.samples,
- * quant.bias_correction, quant.weight_bits, quant.fuse_prelu and quant.equalize ("0", or "1"
- * and quant.equalize_pairs). Errors name the node or tensor (unsupported op, non-finite weight,
+ * quant.bias_correction, quant.weight_bits, quant.fuse_prelu, quant.output_range (when set)
+ * and quant.equalize ("0", or "1" and quant.equalize_pairs). Errors name the node or tensor (unsupported op, non-finite weight,
  * accumulator bound exceeded). */
 nne_status nne_quantize_graph(nne_graph *g, const nne_quantize_opts *o, nne_graph **out);
 

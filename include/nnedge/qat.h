@@ -103,6 +103,12 @@ typedef struct nne_qat_config {
      * Stored as qat.lsq, with the Adam state as qat.lsq_t and qat.lsq_state.<tensor>, so that a
      * resumed run continues exactly. */
     float lsq;
+    /* As nne_quantize_opts.output_lo / output_hi (both 0: none): the graph outputs produced by
+     * simulated nodes (a codec's x_hat, not its likelihoods) are fake-quantized on [lo, hi]
+     * (0, 1: the 8-bit pixel grid), held there through calibration, nne_qat_set_range (which
+     * then leaves them as they are), loading, EMA and LSQ alike.
+     * Stored as qat.output_range ("lo hi"); `nnedge quantize` of the model applies it. */
+    float output_lo, output_hi;
 } nne_qat_config;
 
 typedef struct nne_qat nne_qat;

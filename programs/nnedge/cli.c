@@ -189,6 +189,22 @@ bool cli_parse_f64(const char *s, double lo, double hi, double *out) {
     return true;
 }
 
+bool cli_parse_range(const char *s, float *lo, float *hi) {
+    if (!s) return false;
+    const char *comma = strchr(s, ',');
+    char a[64];
+    double l, h;
+    if (!comma || (size_t)(comma - s) >= sizeof a) return false;
+    memcpy(a, s, (size_t)(comma - s));
+    a[comma - s] = '\0';
+    if (!cli_parse_f64(a, -1e30, 1e30, &l) || !cli_parse_f64(comma + 1, -1e30, 1e30, &h) ||
+        !(l < h) || !((float)l < (float)h))
+        return false;
+    *lo = (float)l;
+    *hi = (float)h;
+    return true;
+}
+
 const char *cli_fmtd(char *buf, size_t n, double v, int dec, const char *na) {
     if (isnan(v))
         snprintf(buf, n, "%s", na);

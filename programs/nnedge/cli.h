@@ -67,6 +67,8 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
  * (and *out untouched) otherwise, also for NULL or "". */
 bool cli_parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out);
 bool cli_parse_f64(const char *s, double lo, double hi, double *out);
+/* "LO,HI": two finite numbers with LO < HI (as f32). */
+bool cli_parse_range(const char *s, float *lo, float *hi);
 
 /* Load a model given as a built-in name (see `nnedge info --list`) or a model file path. */
 struct nne_graph;

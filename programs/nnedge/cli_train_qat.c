@@ -66,6 +66,10 @@ int cli_tq_parse(const char *cmd, const cli_tq_raw *r, bool rd, cli_tq *e) {
                                             "(--init, --qat-ema 0)");
             e->qcfg.lsq = (float)d;
         }
+        if (r->qat_output_range &&
+            !cli_parse_range(r->qat_output_range, &e->qcfg.output_lo, &e->qcfg.output_hi))
+            return cli_usage_error(cmd, "--qat-output-range %s: want LO,HI with LO < HI, e.g. 0,1",
+                                   r->qat_output_range);
         if (r->qat_equalize_act) {
             if (!r->init || rd)
                 return cli_usage_error(cmd, "--qat-equalize-act: needs --init MODEL (its weights "
@@ -79,10 +83,10 @@ int cli_tq_parse(const char *cmd, const cli_tq_raw *r, bool rd, cli_tq *e) {
             e->eq_alpha = (float)d;
         }
     } else if (r->qat_ema || r->qat_observer || r->qat_weight_bits || r->qat_equalize_act ||
-               r->qat_fuse_prelu || r->qat_lsq || r->calib_images) {
+               r->qat_fuse_prelu || r->qat_lsq || r->qat_output_range || r->calib_images) {
         return cli_usage_error(cmd, "--qat-ema, --qat-observer, --qat-weight-bits, "
-                                    "--qat-equalize-act, --qat-fuse-prelu, --qat-lsq and "
-                                    "--calib-images need --qat");
+                                    "--qat-equalize-act, --qat-fuse-prelu, --qat-lsq, "
+                                    "--qat-output-range and --calib-images need --qat");
     }
     if (r->teacher) {
         if (rd)
@@ -212,6 +216,8 @@ static nne_status calibrate(cli_tq *e, const nne_dataset *ds, int32_t crop, uint
                            .observer = {.kind = e->observer},
                            .weight_bits = e->qcfg.weight_bits,
                            .no_fuse_prelu = e->qcfg.no_fuse_prelu,
+                           .output_lo = e->qcfg.output_lo,
+                           .output_hi = e->qcfg.output_hi,
                            .n_samples = e->calib_images,
                            .sample = calib_sample,
                            .ctx = &c,
@@ -310,6 +316,8 @@ static nne_status attach_int8_parts(const cli_tq *e, nne_graph *g) {
                                               .observer = {.kind = e->observer},
                                               .weight_bits = e->qcfg.weight_bits,
                                               .no_fuse_prelu = e->qcfg.no_fuse_prelu,
+                                              .output_lo = e->qcfg.output_lo,
+                                              .output_hi = e->qcfg.output_hi,
                                               .fixed_range = qat_range,
                                               .ctx = e->q},
                                         .height = e->crop,
@@ -331,11 +339,15 @@ nne_status cli_tq_model_finish(const cli_tq *e, nne_graph *g) {
         char lsq[64] = "";
         if (e->qcfg.lsq > 0.0f)
             snprintf(lsq, sizeof lsq, ", learned step sizes (LSQ, lr x %g)", (double)e->qcfg.lsq);
-        snprintf(v, sizeof v, "%s%s%s, %s ranges%s%s%s%s%s", nne_qscheme_name(e->qcfg.scheme),
+        char orng[80] = "";
+        if (e->qcfg.output_lo < e->qcfg.output_hi)
+            snprintf(orng, sizeof orng, ", output range [%g, %g]", (double)e->qcfg.output_lo,
+                     (double)e->qcfg.output_hi);
+        snprintf(v, sizeof v, "%s%s%s, %s ranges%s%s%s%s%s%s", nne_qscheme_name(e->qcfg.scheme),
                  e->qcfg.weight_bits == 7 ? " 7-bit weights" : "",
                  e->qcfg.no_fuse_prelu ? " unfused PReLU" : "",
                  e->qcfg.ema > 0.0f ? "EMA" : "fixed", e->init ? " calibrated with " : "",
-                 e->init ? nne_observer_name(e->observer) : "", eqs, lsq,
+                 e->init ? nne_observer_name(e->observer) : "", eqs, lsq, orng,
                  e->rd ? "; g_a and g_s simulated in int8 and attached as the int8 codec's "
                          "parts"
                        : "");

@@ -11,7 +11,7 @@ struct nne_session;
 /* The option values as given (NULL = absent). */
 typedef struct cli_tq_raw {
     const char *qat, *qat_ema, *qat_observer, *qat_weight_bits, *qat_equalize_act, *calib_images,
-        *qat_fuse_prelu, *qat_lsq, *init, *teacher, *alpha, *temperature;
+        *qat_fuse_prelu, *qat_lsq, *qat_output_range, *init, *teacher, *alpha, *temperature;
 } cli_tq_raw;
 
 typedef struct cli_tq {

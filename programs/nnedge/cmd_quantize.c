@@ -62,6 +62,10 @@ static void help(void) {
            "  --no-fuse-prelu        keep each conv -> PReLU as two int8 steps (requantize, then\n"
            "                         the PReLU); by default they are one layer, one rounding\n"
            "                         (per-tensor / per-channel; pow2 never fuses)\n"
+           "  --output-range LO,HI   the range the model's output is clipped to when read;\n"
+           "                         0,1 for an image (cae-seed, a codec's synthesis): the\n"
+           "                         int8 output is then exactly the 8-bit pixel grid\n"
+           "                         (scale 1/255, zero point -128; docs/quantization.md)\n"
            "  --max-images N         calibrate on at most N images (default 32)\n"
            "  --crop N               calibration crop side: cae-seed 128 by default; a learned\n"
            "                         codec 256, a multiple of its alignment (16 or 64)\n"
@@ -94,7 +98,10 @@ static int fake_quantize(const char *in, const char *scheme, const cli_common *c
         nne_graph_free(g);
         return NNE_EXIT_RUNTIME;
     }
-    if ((st = nne_model_write_file(g, co->output))) {
+    /* fp16: every constant is now an f16 value, stored as one (half the file; the reader
+     * widens them back, exactly) */
+    const nne_model_write_opts wo = {.f16_exact = f == NNE_WFORMAT_FP16};
+    if ((st = nne_model_write_file_opts(g, &wo, co->output))) {
         cli_error(k_cmd, "%s: %s: %s", co->output, nne_status_str(st), nne_last_error());
         nne_graph_free(g);
         return NNE_EXIT_RUNTIME;
@@ -105,9 +112,10 @@ static int fake_quantize(const char *in, const char *scheme, const cli_common *c
                "\"storage_bytes\": %lld}\n",
                in, co->output, nne_wformat_name(f), (long long)bytes);
     else if (!co->quiet)
-        printf("%s: %s weights (fake-quantized, kept in f32), %lld bytes at storage precision "
-               "-> %s\n",
-               in, nne_wformat_name(f), (long long)bytes, co->output);
+        printf("%s: %s weights (fake-quantized, %s), %lld bytes at storage precision -> %s\n",
+               in, nne_wformat_name(f),
+               f == NNE_WFORMAT_FP16 ? "stored as f16, read back as f32" : "kept in f32",
+               (long long)bytes, co->output);
     return NNE_EXIT_OK;
 }
 
@@ -253,10 +261,11 @@ static int quantize_codec(nne_graph *model, const char *in, const char *calib,
     }
     if (co->json)
         printf("{\"model\": \"%s\", \"output\": \"%s\", \"codec\": \"%s\", \"scheme\": \"%s\", "
-               "\"observer\": \"%s\", \"bias_correction\": %s, \"samples\": %d, \"crop\": %lld}\n",
+               "\"observer\": \"%s\", \"bias_correction\": %s, \"samples\": %d, \"crop\": %lld%s}\n",
                in, co->output, nne_rdmodel_kind_name(kind), nne_qscheme_name(o.q.scheme),
                nne_observer_name(o.q.observer.kind), o.q.bias_correction ? "true" : "false",
-               (int)o.q.n_samples, (long long)crop);
+               (int)o.q.n_samples, (long long)crop,
+               o.q.output_lo < o.q.output_hi ? ", \"output_range\": true" : "");
     else if (!co->quiet)
         printf("%s: int8 %s codec (g_a, g_s %s, %s observer%s; hyperprior and entropy model "
                "f32), %d calibration crops of %lldx%lld -> %s\n",
@@ -270,7 +279,7 @@ int nne_cmd_quantize(int argc, char **argv) {
     cli_common co;
     const char *calib = NULL, *scheme_s = NULL, *obs_s = "minmax", *pct_s = NULL, *max_s = NULL,
                *crop_s = NULL, *seed_s = NULL, *eval = NULL, *eval_max_s = NULL, *wbits_s = NULL,
-               *eq_act_s = NULL;
+               *eq_act_s = NULL, *orange_s = NULL;
     bool bias_corr = false, fake = false, equalize = false, no_fuse = false;
     const cli_option opts[] = {
         {"fake", 0, false, NULL, &fake},
@@ -283,6 +292,7 @@ int nne_cmd_quantize(int argc, char **argv) {
         {"equalize-act", 0, true, &eq_act_s, NULL},
         {"weight-bits", 0, true, &wbits_s, NULL},
         {"no-fuse-prelu", 0, false, NULL, &no_fuse},
+        {"output-range", 0, true, &orange_s, NULL},
         {"max-images", 0, true, &max_s, NULL},
         {"crop", 0, true, &crop_s, NULL},
         {"seed", 0, true, &seed_s, NULL},
@@ -304,10 +314,11 @@ int nne_cmd_quantize(int argc, char **argv) {
         return NNE_EXIT_USAGE;
     }
     if (fake) {
-        if (calib || bias_corr || equalize || eq_act_s || eval || wbits_s || no_fuse)
+        if (calib || bias_corr || equalize || eq_act_s || eval || wbits_s || no_fuse || orange_s)
             return cli_usage_error(
                 k_cmd, "--fake takes no --calib, --bias-correction, --equalize, --weight-bits, "
-                       "--no-fuse-prelu or --eval (evaluate the f32 output with 'nnedge eval')");
+                       "--no-fuse-prelu, --output-range or --eval (evaluate the f32 output with "
+                       "'nnedge eval')");
         return fake_quantize(pos[0], scheme_s, &co);
     }
     nne_quantize_opts qo = {0};
@@ -329,6 +340,9 @@ int nne_cmd_quantize(int argc, char **argv) {
         return cli_usage_error(k_cmd, "--weight-bits '%s': expected 7 or 8", wbits_s);
     qo.weight_bits = (int32_t)wbits;
     qo.no_fuse_prelu = no_fuse;
+    if (orange_s && !cli_parse_range(orange_s, &qo.output_lo, &qo.output_hi))
+        return cli_usage_error(k_cmd, "--output-range '%s': expected LO,HI with LO < HI, e.g. 0,1",
+                               orange_s);
     double pct = 99.99;
     if (pct_s && !cli_parse_f64(pct_s, 50.000001, 100.0, &pct))
         return cli_usage_error(k_cmd, "--percentile '%s': expected (50, 100]", pct_s);
@@ -401,6 +415,10 @@ int nne_cmd_quantize(int argc, char **argv) {
         qo.scheme = qcfg.scheme;
         qo.weight_bits = qcfg.weight_bits;
         qo.no_fuse_prelu = qcfg.no_fuse_prelu;
+        if (!orange_s) { /* its qat.output_range, unless given */
+            qo.output_lo = qcfg.output_lo;
+            qo.output_hi = qcfg.output_hi;
+        }
     } else if (!scheme_s) {
         qo.scheme = NNE_QSCHEME_PER_CHANNEL;
     }
@@ -504,6 +522,8 @@ int nne_cmd_quantize(int argc, char **argv) {
         if (eq_act_s) printf(", \"equalize_alpha\": %g", (double)qo.equalize_alpha);
         printf(", \"fuse_prelu\": %s",
                !strcmp(nne_graph_get_meta(q, "quant.fuse_prelu"), "1") ? "true" : "false");
+        if (qo.output_lo < qo.output_hi)
+            printf(", \"output_range\": [%.9g, %.9g]", (double)qo.output_lo, (double)qo.output_hi);
         if (eval)
             printf(", \"eval\": {\"images\": %d, \"psnr_f32\": %.4f, \"psnr_int8\": %.4f}", ev.n,
                    ev.psnr_f32, ev.psnr_s8);

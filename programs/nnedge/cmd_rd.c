@@ -1155,6 +1155,19 @@ int nne_cmd_rd(int argc, char **argv) {
                 cli_error(k_cmd, "%s already exists; use --force to overwrite it", paths[i]);
                 goto done;
             }
+        /* The reports' folder must exist and be writable: found out now, not after the run. */
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s", paths[0]);
+        char *slash = strrchr(dir, '/');
+        if (slash == dir) slash[1] = '\0';
+        else if (slash) *slash = '\0';
+        else snprintf(dir, sizeof dir, ".");
+        struct stat st_dir;
+        if (stat(dir, &st_dir) != 0 || !S_ISDIR(st_dir.st_mode) || access(dir, W_OK) != 0) {
+            cli_error(k_cmd, "-o %s: the folder %s does not exist or is not writable", co.output,
+                      dir);
+            goto done;
+        }
     }
     rc = NNE_EXIT_RUNTIME;
     /* The command line, for the report. */

@@ -88,6 +88,8 @@ static void help(void) {
         "                        'nnedge quantize' builds it; 0: two (--no-fuse-prelu)\n"
         "  --qat-lsq M           learn the activation scales (LSQ): Adam on log s at the\n"
         "                        learning rate times M; fixed calibrated ranges, not pow2\n"
+        "  --qat-output-range LO,HI  the output's range (0,1: an image on the 8-bit pixel\n"
+        "                        grid, nnedge quantize --output-range), held fixed\n"
         "  --calib-images N      calibration crops from --data (default 16)\n"
         "  --teacher MODEL       distil from an f32 teacher model: L = A*L_task(y, x) +\n"
         "                        (1-A)*L_task(y, teacher(x))\n"
@@ -177,6 +179,7 @@ static const train_key k_train_keys[] = {
     {"qat-observer", RAW(tq.qat_observer)}, {"qat-weight-bits", RAW(tq.qat_weight_bits)},
     {"qat-equalize-act", RAW(tq.qat_equalize_act)}, {"calib-images", RAW(tq.calib_images)},
     {"qat-fuse-prelu", RAW(tq.qat_fuse_prelu)}, {"qat-lsq", RAW(tq.qat_lsq)},
+    {"qat-output-range", RAW(tq.qat_output_range)},
     {"distill-alpha", RAW(tq.alpha)}, {"distill-temperature", RAW(tq.temperature)},
     {"prune-schedule", RAW(prune)},
 };
@@ -492,6 +495,9 @@ typedef struct run {
      * 0 for a run started with it, the resume step for a checkpoint made before it existed;
      * -1 for models without a border */
     int64_t loss_border_from;
+    /* learned codecs: the step from which the mixed proxy replaced noise (a noise run resumed
+     * with --quant-proxy mixed); -1: the whole run used one proxy */
+    int64_t proxy_from;
     int64_t best_step;
     FILE *csv;
     int threads;
@@ -572,6 +578,7 @@ static void settings_kv(const run *r, kvbuf *b) {
         kv_add(b, "channels", "%d,%d", (int)s->rdm.n, (int)s->rdm.m);
         kv_add(b, "lambda", "%.9g", (double)s->lambda);
         if (s->rdm.mixed) kv_add(b, "quant-proxy", "mixed");
+        if (r->proxy_from >= 0) kv_add(b, "quant-proxy-from", "%lld", (long long)r->proxy_from);
     }
     if (r->tq.qat) {
         kv_add(b, "qat", "%s", nne_qscheme_name(r->tq.qcfg.scheme));
@@ -583,6 +590,9 @@ static void settings_kv(const run *r, kvbuf *b) {
             kv_add(b, "qat-equalize-act", "%.9g", (double)r->tq.eq_alpha);
         kv_add(b, "qat-fuse-prelu", "%d", r->tq.qcfg.no_fuse_prelu ? 0 : 1);
         if (r->tq.qcfg.lsq > 0.0f) kv_add(b, "qat-lsq", "%.9g", (double)r->tq.qcfg.lsq);
+        if (r->tq.qcfg.output_lo < r->tq.qcfg.output_hi)
+            kv_add(b, "qat-output-range", "%.9g,%.9g", (double)r->tq.qcfg.output_lo,
+                   (double)r->tq.qcfg.output_hi);
     }
     if (r->tq.init) {
         abs_path(r->tq.init, abs, sizeof abs);
@@ -650,6 +660,43 @@ static nne_status train_graph(const settings *s, const nne_graph *like, int32_t 
     return st;
 }
 
+/* A noise-proxy codec run resumed with --quant-proxy mixed: the training graph is rebuilt with
+ * the straight-through nodes (which have no parameters) and takes the checkpoint's weights and
+ * metadata. The trainable parameters must come out in the same order and sizes, so that the
+ * checkpoint's optimizer state still lines up; anything else is refused. */
+static nne_status switch_to_mixed(run *r) {
+    const nne_shape *in = &r->graph->tensors[r->graph->inputs[0]].shape;
+    nne_graph *g = NULL;
+    nne_params *a = NULL, *b = NULL;
+    nne_status st = train_graph(&r->s, NULL, (int32_t)in->dim[0], (int32_t)in->dim[1],
+                                (int32_t)in->dim[2], &g);
+    if (!st) st = nne_model_copy_weights(g, r->graph);
+    for (int32_t i = 0; !st && i < r->graph->n_meta; i++)
+        st = nne_graph_set_meta(g, r->graph->meta[i].key, r->graph->meta[i].value);
+    if (!st) st = nne_params_create(r->graph, &a);
+    if (!st) st = nne_params_create(g, &b);
+    if (!st && (a->n != b->n || a->total != b->total))
+        st = nne_error(NNE_ERR_UNSUPPORTED, "--quant-proxy mixed: the training graph's "
+                                            "parameters differ from the checkpoint's");
+    for (int32_t i = 0; !st && i < a->n; i++)
+        if (a->items[i].count != b->items[i].count || a->items[i].offset != b->items[i].offset ||
+            strcmp(r->graph->tensors[a->items[i].tensor].name, g->tensors[b->items[i].tensor].name))
+            st = nne_error(NNE_ERR_UNSUPPORTED,
+                           "--quant-proxy mixed: parameter %d is '%s' in the checkpoint, '%s' "
+                           "in the mixed graph",
+                           (int)i, r->graph->tensors[a->items[i].tensor].name,
+                           g->tensors[b->items[i].tensor].name);
+    nne_params_free(a);
+    nne_params_free(b);
+    if (st) {
+        nne_graph_free(g);
+        return st;
+    }
+    nne_graph_free(r->graph);
+    r->graph = g;
+    return NNE_OK;
+}
+
 /* The shipped model: the built-in graph at its default size with the trained weights and
  * the provenance metadata. */
 static nne_status build_model(run *r, nne_graph **out, double val_psnr) {
@@ -687,7 +734,10 @@ static nne_status build_model(run *r, nne_graph **out, double val_psnr) {
              (int)r->cfg.loss_border_bottom, (int)r->cfg.loss_border_right, (int)r->s.crop,
              (int)r->s.crop, (long long)r->loss_border_from);
     if (r->s.rd) META("train.lambda", "%g", (double)r->s.lambda);
-    if (r->s.rd) META("train.quant_proxy", "%s", r->s.rdm.mixed ? "mixed" : "noise");
+    if (r->s.rd && r->proxy_from >= 0)
+        META("train.quant_proxy", "noise to step %lld, then mixed", (long long)r->proxy_from);
+    else if (r->s.rd)
+        META("train.quant_proxy", "%s", r->s.rdm.mixed ? "mixed" : "noise");
     META("train.optimizer", "%s, weight decay %g, clip %g", k_optim_names[r->s.optim],
          (double)r->s.weight_decay, (double)r->s.clip);
     META("train.lr", "%g, %s schedule, %lld warm-up steps", (double)r->s.lr,
@@ -1066,6 +1116,7 @@ int nne_cmd_train(int argc, char **argv) {
         {"qat-equalize-act", 0, true, &ro->tq.qat_equalize_act, NULL},
         {"qat-fuse-prelu", 0, true, &ro->tq.qat_fuse_prelu, NULL},
         {"qat-lsq", 0, true, &ro->tq.qat_lsq, NULL},
+        {"qat-output-range", 0, true, &ro->tq.qat_output_range, NULL},
         {"calib-images", 0, true, &ro->tq.calib_images, NULL},
         {"teacher", 0, true, &ro->tq.teacher, NULL},
         {"distill-alpha", 0, true, &ro->tq.alpha, NULL},
@@ -1095,6 +1146,8 @@ int nne_cmd_train(int argc, char **argv) {
     r->best_val_loss = r->best_val_psnr = r->last_val_loss = r->last_val_psnr = NAN;
     r->best_step = -1;
     const bool resumed = ro->resume != NULL;
+    bool switch_proxy = false; /* a noise run resumed with --quant-proxy mixed */
+    r->proxy_from = -1;
 
     /* ---- settings: from the command line, or from the checkpoint on --resume ---- */
     if (resumed) {
@@ -1103,6 +1156,17 @@ int nne_cmd_train(int argc, char **argv) {
             goto out;
         }
         raw_opts given = *ro;
+        /* The one setting a resume may change: a learned codec trained with the noise proxy
+         * continues with the mixed one (docs/training.md, "Mixed proxy"); the checkpoint
+         * records the step. */
+        const char *qpf = nne_checkpoint_get(&ck, "quant-proxy-from");
+        r->proxy_from = qpf ? strtoll(qpf, NULL, 10) : -1;
+        if (given.quant_proxy && !strcmp(given.quant_proxy, "mixed") &&
+            !nne_checkpoint_get(&ck, "quant-proxy") && nne_checkpoint_get(&ck, "lambda")) {
+            given.quant_proxy = NULL;
+            switch_proxy = true;
+            r->proxy_from = ck.step;
+        }
         for (size_t i = 0; i < sizeof k_train_keys / sizeof k_train_keys[0]; i++) {
             const char *saved = nne_checkpoint_get(&ck, k_train_keys[i].key);
             const char *cmd = raw_get(&given, k_train_keys[i].off);
@@ -1118,7 +1182,8 @@ int nne_cmd_train(int argc, char **argv) {
                     goto out;
                 }
             }
-            raw_set(ro, k_train_keys[i].off, saved);
+            if (!(k_train_keys[i].off == RAW(quant_proxy) && switch_proxy))
+                raw_set(ro, k_train_keys[i].off, saved);
         }
         /* A QAT checkpoint from before conv + PReLU fusion trained the unfused model. */
         if (ro->tq.qat && !ro->tq.qat_fuse_prelu) ro->tq.qat_fuse_prelu = "0";
@@ -1245,6 +1310,13 @@ int nne_cmd_train(int argc, char **argv) {
     if (resumed) {
         r->graph = ck.model;
         ck.model = NULL;
+        if (switch_proxy && (st = switch_to_mixed(r))) {
+            rc = cli_fail(k_cmd, st);
+            goto out;
+        }
+        if (switch_proxy && !r->quiet)
+            fprintf(stderr, "nnedge train: quantization proxy noise -> mixed from step %lld\n",
+                    (long long)ck.step);
         r->optim = ck.optim;
         ck.optim = NULL;
         r->cfg = ck.config;

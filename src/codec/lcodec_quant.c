@@ -79,8 +79,11 @@ nne_status nne_lcodec_quantize(nne_graph *model, const nne_lcodec_quantize_opts 
     }
     const nne_rdmodel_config cfg = {info.kind, info.n, info.m, NNE_QUANTIZE_NOISE, false};
     nne_graph *qa = NULL, *qs = NULL;
-    /* g_a on the images themselves. */
-    s = quantize_part(&cfg, model, NNE_RD_ANALYSIS, o, &o->q, &qa);
+    /* g_a on the images themselves; its output is the latent y, not an image: no output
+     * range. */
+    nne_quantize_opts qa_o = o->q;
+    qa_o.output_lo = qa_o.output_hi = 0.0f;
+    s = quantize_part(&cfg, model, NNE_RD_ANALYSIS, o, &qa_o, &qa);
     /* g_s on y_hat: the f32 codec's analysis of each image. */
     synth_ctx sc = {o, c, nne_malloc((size_t)o->height * (size_t)o->width * 3 * sizeof(float))};
     if (!s && !sc.image) s = NNE_ERR_NOMEM;

@@ -47,7 +47,23 @@ typedef struct mf_writer {
     size_t sec_off[NNE_MF_SEC_KNOWN_COUNT + 1];
     size_t sec_size[NNE_MF_SEC_KNOWN_COUNT + 1];
     size_t str_pos, quant_pos, data_pos; /* cursors, relative to their section */
+    bool f16_exact;                       /* nne_model_write_opts.f16_exact */
 } mf_writer;
+
+/* Whether constant t is stored as f16: asked for, an unquantized f32 constant, and every
+ * value exactly an f16 value (so the reader's widening gives back the same bits). */
+static bool stores_f16(const mf_writer *w, const nne_tensor *t) {
+    if (!w->f16_exact || t->kind != NNE_TENSOR_CONSTANT || t->dtype != NNE_F32 ||
+        t->quant.count > 0 || !t->data)
+        return false;
+    const float *v = t->data;
+    const int64_t n = nne_shape_numel(&t->shape);
+    for (int64_t i = 0; i < n; i++) {
+        const float r = nne_f16_to_f32(nne_f32_to_f16(v[i]));
+        if (memcmp(&r, &v[i], sizeof r) != 0) return false; /* NaN, -0 vs 0 */
+    }
+    return true;
+}
 
 static bool size_acc(size_t *total, size_t add) { return nne_size_add(*total, add, total); }
 
@@ -127,6 +143,7 @@ static nne_status writer_measure(const nne_graph *g, const int32_t *order, mf_wr
         }
         if (t->kind == NNE_TENSOR_CONSTANT) {
             size_t nb = nne_tensor_nbytes(t);
+            if (stores_f16(w, t)) nb /= 2;
             if (nb == 0 || !t->data)
                 return nne_error(NNE_ERR_INVALID_ARG, "model write: constant '%s' has no data",
                                  t->name);
@@ -168,8 +185,9 @@ static nne_status writer_measure(const nne_graph *g, const int32_t *order, mf_wr
 }
 
 static void write_tensor(mf_writer *w, uint8_t *e, const nne_tensor *t) {
+    const bool f16 = stores_f16(w, t);
     put_string(w, e + NNE_MF_T_NAME_OFF, t->name);
-    nne_le_wr32(e + NNE_MF_T_DTYPE, (uint32_t)t->dtype);
+    nne_le_wr32(e + NNE_MF_T_DTYPE, (uint32_t)(f16 ? NNE_F16 : t->dtype));
     nne_le_wr32(e + NNE_MF_T_KIND, (uint32_t)t->kind);
     nne_le_wr32(e + NNE_MF_T_NDIM, (uint32_t)t->shape.ndim);
     for (int d = 0; d < t->shape.ndim; d++)
@@ -194,7 +212,18 @@ static void write_tensor(mf_writer *w, uint8_t *e, const nne_tensor *t) {
     if (t->kind == NNE_TENSOR_CONSTANT) {
         size_t nb = nne_tensor_nbytes(t);
         w->data_pos = nne_align_up(w->data_pos, NNE_MF_WEIGHTS_ALIGN);
-        memcpy(w->buf + w->sec_off[NNE_MF_SEC_WEIGHTS] + w->data_pos, t->data, nb);
+        uint8_t *d = w->buf + w->sec_off[NNE_MF_SEC_WEIGHTS] + w->data_pos;
+        if (f16) {
+            nb /= 2;
+            const float *v = t->data;
+            for (size_t i = 0; i < nb / 2; i++) {
+                const uint16_t h = nne_f32_to_f16(v[i]);
+                d[2 * i] = (uint8_t)h;
+                d[2 * i + 1] = (uint8_t)(h >> 8);
+            }
+        } else {
+            memcpy(d, t->data, nb);
+        }
         nne_le_wr64(e + NNE_MF_T_DATA_OFFSET, w->data_pos);
         nne_le_wr64(e + NNE_MF_T_DATA_SIZE, nb);
         w->data_pos += nb;
@@ -202,6 +231,11 @@ static void write_tensor(mf_writer *w, uint8_t *e, const nne_tensor *t) {
 }
 
 nne_status nne_model_write_mem(const nne_graph *g, uint8_t **out, size_t *out_size) {
+    return nne_model_write_mem_opts(g, NULL, out, out_size);
+}
+
+nne_status nne_model_write_mem_opts(const nne_graph *g, const nne_model_write_opts *o,
+                                    uint8_t **out, size_t *out_size) {
     if (!out || !out_size) return nne_error(NNE_ERR_INVALID_ARG, "model write: NULL output");
     *out = NULL;
     *out_size = 0;
@@ -239,6 +273,7 @@ nne_status nne_model_write_mem(const nne_graph *g, uint8_t **out, size_t *out_si
     nne_status s;
     mf_writer w;
     memset(&w, 0, sizeof w);
+    w.f16_exact = o && o->f16_exact;
     int32_t n_fixed = 0;
     int32_t *order = nne_malloc(((size_t)g->n_tensors + 1) * sizeof *order);
     int32_t *file_of = nne_malloc(((size_t)g->n_tensors + 1) * sizeof *file_of);
@@ -260,7 +295,7 @@ nne_status nne_model_write_mem(const nne_graph *g, uint8_t **out, size_t *out_si
                           (int)i);
             goto done;
         }
-        if ((s = nne_model_write_mem(a, &att[i], &att_size[i]))) {
+        if ((s = nne_model_write_mem_opts(a, o, &att[i], &att_size[i]))) {
             s = nne_error(s, "model write: attached graph %d ('%s'): %s", (int)i, a->name,
                           nne_last_error());
             goto done;
@@ -381,10 +416,15 @@ done:
 }
 
 nne_status nne_model_write_file(const nne_graph *g, const char *path) {
+    return nne_model_write_file_opts(g, NULL, path);
+}
+
+nne_status nne_model_write_file_opts(const nne_graph *g, const nne_model_write_opts *o,
+                                     const char *path) {
     if (!path || !*path) return nne_error(NNE_ERR_INVALID_ARG, "model write: empty path");
     uint8_t *buf = NULL;
     size_t size = 0;
-    nne_status s = nne_model_write_mem(g, &buf, &size);
+    nne_status s = nne_model_write_mem_opts(g, o, &buf, &size);
     if (s) return s;
     s = nne_file_write_atomic(path, buf, size);
     nne_free(buf);
@@ -946,6 +986,20 @@ static nne_status set_quant(const mf_reader *r, nne_graph *g, int32_t idx, const
     return s;
 }
 
+/* An f16 constant (storage only, docs/model-format.md) becomes an f32 constant of the same
+ * values: every f16 value is exactly an f32 one, so the graph computes as if it had been
+ * stored in f32 after rounding to f16. */
+static nne_status add_widened(nne_graph *g, const mf_tensor *t, int32_t *idx) {
+    const size_t n = (size_t)nne_shape_numel(&t->shape);
+    float *f = nne_malloc(n * sizeof *f + 1);
+    if (!f) return NNE_ERR_NOMEM;
+    const uint8_t *d = t->data;
+    for (size_t i = 0; i < n; i++) f[i] = nne_f16_to_f32((uint16_t)(d[2 * i] | d[2 * i + 1] << 8));
+    const nne_status s = nne_graph_add_constant(g, t->name.s, NNE_F32, t->shape, f, idx);
+    nne_free(f);
+    return s;
+}
+
 /* Pass 2: rebuild the graph through the builder and let nne_graph_infer judge it. */
 static nne_status build(const mf_reader *r, nne_graph **out) {
     nne_graph *g = NULL;
@@ -957,6 +1011,8 @@ static nne_status build(const mf_reader *r, nne_graph **out) {
         int32_t idx = -1;
         if (t->kind == NNE_TENSOR_INPUT)
             s = nne_graph_add_input(g, t->name.s, t->dtype, t->shape, &idx);
+        else if (t->dtype == NNE_F16)
+            s = add_widened(g, t, &idx);
         else
             s = nne_graph_add_constant(g, t->name.s, t->dtype, t->shape, t->data, &idx);
         if (s) {

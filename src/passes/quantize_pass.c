@@ -342,8 +342,29 @@ static nne_status plan_constants(pass *p) {
     return s;
 }
 
-/* A range fixed by the caller (nne_quantize_opts.fixed_range), finite. */
+/* Whether tensor t holds the parameters of a graph output: the output itself, or the tensor
+ * it shares them with through shared-parameter ops (relu, max pool, reshape, ...). */
+static bool output_owner(const pass *p, int32_t t) {
+    const nne_graph *g = p->g;
+    const bool pow2 = p->o->scheme == NNE_QSCHEME_POW2;
+    for (int32_t i = 0; i < g->n_outputs; i++) {
+        int32_t u = g->outputs[i];
+        for (int32_t pr; (pr = nne_graph_producer(g, u)) >= 0 &&
+                         nne_op_s8_shares_quant(g->nodes[pr].op, pow2);)
+            u = g->nodes[pr].inputs[0];
+        if (u == t) return true;
+    }
+    return false;
+}
+
+/* A range given by the caller: nne_quantize_opts.output_lo/hi for the graph's outputs, else
+ * nne_quantize_opts.fixed_range; finite. */
 static bool fixed(const pass *p, int32_t t, float *lo, float *hi) {
+    if (p->o->output_lo < p->o->output_hi && output_owner(p, t)) {
+        *lo = p->o->output_lo;
+        *hi = p->o->output_hi;
+        return true;
+    }
     return p->o->fixed_range && p->o->fixed_range(p->o->ctx, p->g->tensors[t].name, lo, hi) &&
            isfinite(*lo) && isfinite(*hi);
 }
@@ -360,7 +381,7 @@ static bool fused(const pass *p, int32_t t) {
 /* True if calibration has nothing to do: every own-parameter activation has a fixed range
  * and there is no bias correction. */
 static bool all_fixed(const pass *p) {
-    if (p->o->bias_correction || !p->o->fixed_range) return false;
+    if (p->o->bias_correction) return false;
     const nne_graph *g = p->g;
     for (int32_t t = 0; t < g->n_tensors; t++) {
         if (g->tensors[t].kind == NNE_TENSOR_CONSTANT) continue;
@@ -564,6 +585,10 @@ nne_status nne_quantize_graph(nne_graph *g, const nne_quantize_opts *o, nne_grap
     if (o->weight_bits != 0 && o->weight_bits != 7 && o->weight_bits != 8)
         return nne_error(NNE_ERR_INVALID_ARG, "quantize: weight_bits %d (expected 7 or 8)",
                          (int)o->weight_bits);
+    if (!(isfinite(o->output_lo) && isfinite(o->output_hi)) ||
+        (o->output_lo >= o->output_hi && (o->output_lo != 0.0f || o->output_hi != 0.0f)))
+        return nne_error(NNE_ERR_INVALID_ARG, "quantize: output range [%g, %g] (expected lo < hi)",
+                         (double)o->output_lo, (double)o->output_hi);
     nne_status s = nne_graph_infer(g);
     if (!s) s = check_graph(g);
     if (s) return s;
@@ -615,7 +640,7 @@ nne_status nne_quantize_graph(nne_graph *g, const nne_quantize_opts *o, nne_grap
     nne_graph *q = NULL;
     if (!s) s = nne_pass_rebuild(g, p.plan, false, &q);
     if (!s) s = leaky_slopes(q, NULL, o->scheme == NNE_QSCHEME_POW2);
-    char buf[32];
+    char buf[64];
     if (!s) s = nne_graph_set_meta(q, "quant.scheme", nne_qscheme_name(o->scheme));
     if (!s) s = nne_graph_set_meta(q, "quant.observer", nne_observer_name(o->observer.kind));
     if (!s && o->fixed_range) /* ranges given by the caller (QAT): all, or some */
@@ -625,6 +650,10 @@ nne_status nne_quantize_graph(nne_graph *g, const nne_quantize_opts *o, nne_grap
     if (!s) s = nne_graph_set_meta(q, "quant.bias_correction", o->bias_correction ? "1" : "0");
     if (!s) s = nne_graph_set_meta(q, "quant.weight_bits", o->weight_bits == 7 ? "7" : "8");
     if (!s) s = nne_graph_set_meta(q, "quant.fuse_prelu", fuses(o) ? "1" : "0");
+    if (!s && o->output_lo < o->output_hi) {
+        snprintf(buf, sizeof buf, "%.9g %.9g", (double)o->output_lo, (double)o->output_hi);
+        s = nne_graph_set_meta(q, "quant.output_range", buf);
+    }
     if (!s)
         s = nne_graph_set_meta(q, "quant.equalize",
                                !o->equalize ? "0"

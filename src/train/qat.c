@@ -67,6 +67,7 @@ struct nne_qat {
     int32_t *act;   /* [n_act] graph tensors */
     float *lo, *hi; /* [n_act] ranges */
     bool *has;      /* [n_act] range set */
+    bool *pinned;   /* [n_act] a graph output's parameters, held at cfg.output_lo/hi */
     uint8_t **mask; /* [n_act][numel] STE masks of the last forward */
     /* [n_act][numel] or NULL: the fake-quantized copy of a region's boundary input that
      * nodes outside the region also read (cfg.only); the tensor itself stays f32 */
@@ -96,7 +97,18 @@ struct nne_qat {
 /* LSQ trains slot s's scale: on, not the graph input (an image's [0, 1] grid is exact), not a
  * boundary copy. */
 static bool lsq_on(const nne_qat *q, int32_t s) {
-    return q->cfg.lsq > 0.0f && !q->copy[s] && q->act[s] != q->g->inputs[0];
+    return q->cfg.lsq > 0.0f && !q->copy[s] && !q->pinned[s] && q->act[s] != q->g->inputs[0];
+}
+
+/* The pinned slots (graph outputs under cfg.output_lo/hi) get that range back, whatever was
+ * set, calibrated or loaded. */
+static void pin_outputs(nne_qat *q) {
+    for (int32_t s = 0; s < q->n_act; s++)
+        if (q->pinned[s]) {
+            q->lo[s] = fminf(q->cfg.output_lo, 0.0f);
+            q->hi[s] = fmaxf(q->cfg.output_hi, 0.0f);
+            q->has[s] = true;
+        }
 }
 
 static size_t numel(const nne_graph *g, int32_t t) {
@@ -133,6 +145,7 @@ void nne_qat_free(nne_qat *q) {
     nne_free(q->lo);
     nne_free(q->hi);
     nne_free(q->has);
+    nne_free(q->pinned);
     nne_free(q->mask);
     nne_free(q->copy);
     nne_free(q->slot);
@@ -189,6 +202,10 @@ nne_status nne_qat_create(const nne_graph *g, const nne_qat_config *c, nne_qat *
                          "qat: learned step sizes (lsq) and EMA ranges (ema %g) both move the "
                          "ranges: use fixed (calibrated) ranges with lsq",
                          (double)c->ema);
+    if (!(isfinite(c->output_lo) && isfinite(c->output_hi)) ||
+        (c->output_lo >= c->output_hi && (c->output_lo != 0.0f || c->output_hi != 0.0f)))
+        return nne_error(NNE_ERR_INVALID_ARG, "qat: output range [%g, %g] (expected lo < hi)",
+                         (double)c->output_lo, (double)c->output_hi);
     nne_qat *q = nne_calloc(1, sizeof *q);
     if (!q) return NNE_ERR_NOMEM;
     q->g = g;
@@ -222,6 +239,7 @@ nne_status nne_qat_create(const nne_graph *g, const nne_qat_config *c, nne_qat *
     q->lo = nne_calloc(nt, sizeof *q->lo);
     q->hi = nne_calloc(nt, sizeof *q->hi);
     q->has = nne_calloc(nt, sizeof *q->has);
+    q->pinned = nne_calloc(nt, sizeof *q->pinned);
     q->mask = nne_calloc(nt, sizeof *q->mask);
     q->slot = nne_calloc(nt, sizeof *q->slot);
     q->wt = nne_calloc(nt, sizeof *q->wt);
@@ -236,7 +254,7 @@ nne_status nne_qat_create(const nne_graph *g, const nne_qat_config *c, nne_qat *
     q->lsq_g = nne_calloc(nt, sizeof *q->lsq_g);
     q->lsq_m = nne_calloc(nt, sizeof *q->lsq_m);
     q->lsq_v = nne_calloc(nt, sizeof *q->lsq_v);
-    if (!q->act || !q->copy || !q->lo || !q->hi || !q->has || !q->mask || !q->slot || !q->wt ||
+    if (!q->act || !q->copy || !q->lo || !q->hi || !q->has || !q->pinned || !q->mask || !q->slot || !q->wt ||
         !q->wq || !q->wmask || !q->wslot || !q->wslope || !q->rq_src || !q->rq_mask || !q->rq_slot ||
         !q->frac || !q->lsq_g || !q->lsq_m || !q->lsq_v)
         goto nomem;
@@ -301,6 +319,14 @@ nne_status nne_qat_create(const nne_graph *g, const nne_qat_config *c, nne_qat *
         memset(q->wmask[q->n_w], 1, m);
         q->n_w++;
     }
+    /* cfg.output_lo/hi: the graph outputs that simulated nodes produce (a codec's x_hat, not
+     * its likelihoods), through shared-parameter ops as the pass does */
+    for (int32_t i = 0; i < g->n_outputs && c->output_lo < c->output_hi; i++) {
+        const int32_t o = g->outputs[i], pr = nne_graph_producer(g, o);
+        const int32_t ps = pr >= 0 && q->node_in[pr] ? param_slot_of(q, o) : -1;
+        if (ps >= 0) q->pinned[ps] = true;
+    }
+    pin_outputs(q);
     *out = q;
     return NNE_OK;
 nomem:
@@ -336,6 +362,7 @@ nne_status nne_qat_set_range(nne_qat *q, const char *tensor, float lo, float hi)
     q->lo[s] = fminf(lo, 0.0f);
     q->hi[s] = fmaxf(hi, 0.0f);
     q->has[s] = true;
+    pin_outputs(q);
     return NNE_OK;
 }
 
@@ -404,6 +431,7 @@ nne_status nne_qat_ranges_from_parts(nne_qat *q, const nne_graph *const *parts, 
         }
         q->has[i] = true;
     }
+    pin_outputs(q);
     return NNE_OK;
 }
 
@@ -415,6 +443,7 @@ nne_status nne_qat_copy_ranges(nne_qat *dst, const nne_qat *src) {
         dst->hi[i] = src->hi[s];
         dst->has[i] = true;
     }
+    pin_outputs(dst);
     return NNE_OK;
 }
 
@@ -430,6 +459,10 @@ nne_status nne_qat_store_meta(const nne_qat *q, nne_graph *g) {
     if (!st) st = nne_graph_set_meta(g, "qat.ema", v);
     if (!st) st = nne_graph_set_meta(g, "qat.weight_bits", q->cfg.weight_bits == 7 ? "7" : "8");
     if (!st) st = nne_graph_set_meta(g, "qat.fuse_prelu", q->cfg.no_fuse_prelu ? "0" : "1");
+    if (!st && q->cfg.output_lo < q->cfg.output_hi) {
+        snprintf(v, sizeof v, "%.9g %.9g", (double)q->cfg.output_lo, (double)q->cfg.output_hi);
+        st = nne_graph_set_meta(g, "qat.output_range", v);
+    }
     if (!st && q->cfg.lsq > 0.0f) {
         snprintf(v, sizeof v, "%.9g", (double)q->cfg.lsq);
         st = nne_graph_set_meta(g, "qat.lsq", v);
@@ -480,6 +513,17 @@ nne_status nne_qat_config_from_meta(const nne_graph *g, nne_qat_config *c, bool 
             return nne_error(NNE_ERR_FORMAT, "qat.lsq '%s' is not a positive number", l);
         c->lsq = (float)v;
     }
+    const char *o = nne_graph_get_meta(g, "qat.output_range");
+    if (o) {
+        float lo, hi;
+        int used = 0;
+        if (sscanf(o, "%f %f%n", &lo, &hi, &used) != 2 || o[used] || !isfinite(lo) ||
+            !isfinite(hi) || !(lo < hi))
+            return nne_error(NNE_ERR_FORMAT, "qat.output_range '%s' is not 'lo hi' with lo < hi",
+                             o);
+        c->output_lo = lo;
+        c->output_hi = hi;
+    }
     *present = true;
     return NNE_OK;
 }
@@ -500,6 +544,12 @@ nne_status nne_qat_load_meta(nne_qat *q, const nne_graph *g) {
         return nne_error(NNE_ERR_INVALID_ARG,
                          "qat: the model was trained %s conv + PReLU fusion, this run is %s it",
                          c.no_fuse_prelu ? "without" : "with", q->cfg.no_fuse_prelu ? "without" : "with");
+    if (present && (c.output_lo != q->cfg.output_lo || c.output_hi != q->cfg.output_hi))
+        return nne_error(NNE_ERR_INVALID_ARG,
+                         "qat: the model's output range is [%g, %g], this run's [%g, %g] (0, 0: "
+                         "calibrated)",
+                         (double)c.output_lo, (double)c.output_hi, (double)q->cfg.output_lo,
+                         (double)q->cfg.output_hi);
     char key[NNE_MAX_NAME + 16];
     for (int32_t i = 0; i < q->n_act; i++) {
         const char *name = q->g->tensors[q->act[i]].name;
@@ -534,6 +584,7 @@ nne_status nne_qat_load_meta(nne_qat *q, const nne_graph *g) {
             return nne_error(NNE_ERR_FORMAT, "qat.lsq_t '%s' is not a step count", lt);
         q->lsq_t = t;
     }
+    pin_outputs(q);
     return NNE_OK;
 }
 
@@ -661,7 +712,7 @@ void nne_qat__activation(nne_qat *q, int32_t tensor, float *x, size_t count, boo
                 .mask = q->mask[s],
                 .count = count,
                 .chunks = fq_chunks(count)};
-    if (train && q->cfg.ema > 0.0f) {
+    if (train && q->cfg.ema > 0.0f && !q->pinned[s]) {
         c.minmax = true;
         nne_threadpool_run(pool, c.chunks, fq_task, &c);
         float mn = INFINITY, mx = -INFINITY;

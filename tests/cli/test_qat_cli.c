@@ -90,6 +90,13 @@ static void test_usage(void) {
     CHECK(strstr(nne_cli_err, "--qat-fuse-prelu 2") != NULL);
     snprintf(a, sizeof a, "train %s -o x.nne --steps 2 --qat-lsq 10", k_run);
     EXPECT_RC(a, 2); /* needs --qat */
+    snprintf(a, sizeof a, "train %s -o x.nne --steps 2 --qat-output-range 0,1", k_run);
+    EXPECT_RC(a, 2); /* needs --qat */
+    snprintf(a, sizeof a,
+             "train %s -o x.nne --steps 2 --init fp.nne --qat per-channel --qat-output-range 1,0",
+             k_run);
+    EXPECT_RC(a, 2);
+    CHECK(strstr(nne_cli_err, "--qat-output-range") != NULL);
     snprintf(a, sizeof a, "train %s -o x.nne --steps 2 --init fp.nne --qat pow2 --qat-lsq 10",
              k_run);
     EXPECT_RC(a, 2); /* pow2 scales are powers of two */
@@ -247,6 +254,28 @@ static void test_qat_and_quantize(void) {
     }
     EXPECT_RC("quantize ql.nne -o ql8.nne --json", 0);
     CHECK(strstr(nne_cli_out, "\"ranges\": \"fixed\"") != NULL);
+    /* --qat-output-range: the reconstruction held on [0, 1] (qat.output_range), which the
+     * quantized model takes: its output on the pixel grid */
+    snprintf(a, sizeof a,
+             "train %s -o qo.nne --steps 2 --init fp.nne --qat per-channel --qat-output-range 0,1 "
+             "--calib-images 2",
+             k_run);
+    EXPECT_RC(a, 0);
+    CHECK_OK(nne_model_read_file(nne_cli_tmp_path("qo.nne"), &g));
+    if (g) {
+        const char *v = nne_graph_get_meta(g, "qat.output_range"),
+                   *r = nne_graph_get_meta(g, "qat.range.reconstruction");
+        CHECK(v && !strcmp(v, "0 1") && r && !strcmp(r, "0 1"));
+        nne_graph_free(g);
+    }
+    EXPECT_RC("quantize qo.nne -o qo8.nne --json", 0);
+    CHECK(strstr(nne_cli_out, "\"output_range\": [0, 1]") != NULL);
+    CHECK_OK(nne_model_read_file(nne_cli_tmp_path("qo8.nne"), &g));
+    if (g) {
+        const nne_quant *u = &g->tensors[g->outputs[0]].quant;
+        CHECK(u->count == 1 && u->scale[0] == 1.0f / 255 && u->zero_point[0] == -128);
+        nne_graph_free(g);
+    }
     /* conv + PReLU fusion: q7.nne trained fused (the default), quantized fused; one trained
      * unfused is quantized unfused, and --no-fuse-prelu on a fused one is refused */
     snprintf(a, sizeof a,

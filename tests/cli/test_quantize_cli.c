@@ -159,6 +159,35 @@ static void test_fuse_prelu(void) {
     nne_graph_free(p2);
 }
 
+/* --output-range LO,HI: the reconstruction on the pixel grid, recorded; bad ranges and --fake
+ * with it are usage errors. */
+static void test_output_range(void) {
+    EXPECT_RC("quantize m.nne --calib data --crop 32 --max-images 2 -o or.nne --output-range 0,1 "
+              "--json",
+              0);
+    CHECK(strstr(nne_cli_out, "\"output_range\": [0, 1]") != NULL);
+    nne_graph *q = NULL;
+    CHECK_OK(nne_model_read_file(nne_cli_tmp_path("or.nne"), &q));
+    if (q) {
+        const nne_quant *u = &q->tensors[q->outputs[0]].quant;
+        CHECK(u->count == 1 && u->scale[0] == 1.0f / 255 && u->zero_point[0] == -128);
+        const char *m = nne_graph_get_meta(q, "quant.output_range");
+        CHECK(m && !strcmp(m, "0 1"));
+    }
+    nne_graph_free(q);
+    const char *bad[] = {"1,0", "0", "0,1,2", "a,1", "0,nan", "0.5,0.5"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char cmd[160];
+        snprintf(cmd, sizeof cmd,
+                 "quantize m.nne --calib data --crop 32 --max-images 2 -o x.nne --output-range %s",
+                 bad[i]);
+        EXPECT_RC(cmd, 2);
+        CHECK_MSG(strstr(nne_cli_err, "--output-range") != NULL, "%s", bad[i]);
+    }
+    EXPECT_RC("quantize m.nne --fake --scheme fp16 --output-range 0,1 -o f.nne", 2);
+    CHECK(strstr(nne_cli_err, "--output-range") != NULL);
+}
+
 static bool is_mac_weight(const nne_graph *g, int32_t t) {
     for (int32_t i = 0; i < g->n_nodes; i++) {
         const nne_op_type op = g->nodes[i].op;
@@ -214,6 +243,14 @@ static void check_fake(const char *scheme, int bits) {
     }
     CHECK_MSG(printed == bytes, "%s: storage %lld, want %lld", scheme, printed, bytes);
     CHECK(changed > 0 && tensors > 10); /* the rounding did something */
+    if (bits == 16) { /* stored as f16: the file is about half the f32 model's */
+        size_t nm = 0, nf = 0;
+        unsigned char *bm = nne_test_read_file(nne_cli_tmp_path("m.nne"), &nm);
+        unsigned char *bf = nne_test_read_file(nne_cli_tmp_path(a), &nf);
+        CHECK_MSG(bm && bf && nf < nm * 6 / 10, "fp16 file %zu bytes, f32 %zu", nf, nm);
+        nne_free(bm);
+        nne_free(bf);
+    }
 done:
     nne_graph_free(m);
     nne_graph_free(f);
@@ -324,6 +361,7 @@ int main(void) {
     NNE_RUN(test_kodak_refused);
     NNE_RUN(test_runs);
     NNE_RUN(test_fuse_prelu);
+    NNE_RUN(test_output_range);
     NNE_RUN(test_fake);
     NNE_RUN(test_equalize);
     NNE_RUN(test_eval_s8);

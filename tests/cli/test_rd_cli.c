@@ -156,6 +156,10 @@ static void test_reports(void) {
     /* Existing outputs are kept unless --force. */
     EXPECT_RC("rd %T/img --codecs jpeg -o %T/r -q", 1);
     EXPECT_ERR("already exists");
+    /* A missing report folder is an error before any coding, not after. */
+    EXPECT_RC("rd %T/img --codecs jpeg -o %T/nosuch/r -q", 1);
+    EXPECT_ERR("does not exist or is not writable");
+    CHECK(!nne_cli_tmp_exists("nosuch"));
     CHECK(count_lines("r.csv") == 1 + 12);
     /* 1 thread gives the same numbers as 2 (only the timings may differ). */
     EXPECT_RC("rd %T/img --codecs jpeg,webp,jxl --qualities 'jpeg=10,30,50,70/webp=10,30,50,70/"

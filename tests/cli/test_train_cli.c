@@ -377,10 +377,27 @@ static void test_rd_model(void) {
     snprintf(args, sizeof args, "train --data data -o rs.nne -q %s --stop-after 5", k_rd);
     EXPECT_RC(args, 0);
     EXPECT_RC("train --resume rs.ckpt --lambda 0.05", 2);
-    EXPECT_RC("train --resume rs.ckpt --quant-proxy mixed", 2); /* a resumed run keeps it */
     EXPECT_RC("train --resume rs.ckpt -q", 0);
     CHECK_MSG(nne_cli_same_model("rd.nne", "rs.nne", NULL),
               "resumed learned codec differs from the reference");
+    /* the one change a resume allows: noise -> mixed proxy, from the checkpoint's step on
+     * (recorded; the weights then differ from the all-noise run); not back */
+    snprintf(args, sizeof args, "train --data data -o sw.nne -q %s --stop-after 5", k_rd);
+    EXPECT_RC(args, 0);
+    EXPECT_RC("train --resume sw.ckpt --quant-proxy mixed -q", 0);
+    {
+        nne_graph *sw = NULL;
+        CHECK_OK(nne_model_read_file(nne_cli_tmp_path("sw.nne"), &sw));
+        if (sw) {
+            const char *v = nne_graph_get_meta(sw, "train.quant_proxy");
+            CHECK_MSG(v && !strcmp(v, "noise to step 5, then mixed"), "%s", v ? v : "(none)");
+            CHECK(nne_graph_find_node(sw, "quantize_y_ste") >= 0);
+            nne_graph_free(sw);
+        }
+        CHECK(max_weight_diff("sw.nne", "rd.nne") > 0.0);
+    }
+    EXPECT_RC("train --resume sw.ckpt --quant-proxy noise", 2); /* mixed stays */
+    CHECK(strstr(nne_cli_err, "--quant-proxy noise") != NULL);
     /* --init (fine-tuning): a new run from rd.nne's weights at another lambda. With a
      * learning rate of 1e-9 one step leaves them within 1e-6 of rd.nne's; from scratch
      * (same seed) they are the random initialisation, far from them. */

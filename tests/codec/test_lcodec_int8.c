@@ -230,9 +230,65 @@ static void test_malformed(void) {
     nne_graph_free(f);
 }
 
+/* output_lo/hi: g_s's output x_hat on the pixel grid (scale 1/255, zero point -128), g_a's
+ * output (the latent) calibrated as without it; the codec decodes what its encoder predicted,
+ * close to the int8 codec without the range. */
+static double int8_psnr(const nne_graph *m, const nne_image *img) {
+    nne_lcodec *c = NULL;
+    nne_image out = {0};
+    uint8_t *bs = NULL;
+    size_t n = 0;
+    nne_lcodec_stats st = {0};
+    double p = 0.0;
+    CHECK_OK(nne_lcodec_create(m, 0, &c));
+    if (c) CHECK_OK(nne_lcodec_encode(c, img, true, &bs, &n, &st));
+    if (bs) CHECK_OK(nne_lcodec_decode(c, bs, n, &out));
+    if (out.data) {
+        p = psnr(img, &out);
+        CHECK_MSG(p == st.psnr, "decoded %.6f dB, encoder predicted %.6f", p, st.psnr);
+    }
+    nne_free(bs);
+    nne_image_free(&out);
+    nne_lcodec_free(c);
+    return p;
+}
+
+static void test_output_range(void) {
+    nne_graph *g = NULL, *h = NULL;
+    CHECK_OK(nne_tiny_lcodec_model(NNE_RD_HYPERPRIOR, 5, &g));
+    CHECK_OK(nne_tiny_lcodec_model(NNE_RD_HYPERPRIOR, 5, &h));
+    if (!g || !h) goto done;
+    nne_lcodec_quantize_opts o = opts(NNE_QSCHEME_PER_CHANNEL);
+    CHECK_OK(nne_lcodec_quantize(h, &o));
+    o.q.output_hi = 1.0f;
+    CHECK_OK(nne_lcodec_quantize(g, &o));
+    if (g->n_attached != 2 || h->n_attached != 2) goto done;
+    const nne_graph *ga = g->attached[0], *gs = g->attached[1];
+    const nne_quant *ua = &ga->tensors[ga->outputs[0]].quant,
+                    *us = &gs->tensors[gs->outputs[0]].quant,
+                    *va = &h->attached[0]->tensors[h->attached[0]->outputs[0]].quant;
+    CHECK(us->count == 1 && us->scale[0] == 1.0f / 255 && us->zero_point[0] == -128);
+    CHECK(ua->count == 1 && va->count == 1 && ua->scale[0] == va->scale[0] &&
+          ua->zero_point[0] == va->zero_point[0]);
+    CHECK(!nne_graph_get_meta(ga, "quant.output_range"));
+    const char *m = nne_graph_get_meta(gs, "quant.output_range");
+    CHECK(m && !strcmp(m, "0 1"));
+    nne_image img = {0};
+    if (make_image(&img, 64, 64, 1)) {
+        const double p = int8_psnr(g, &img), p0 = int8_psnr(h, &img);
+        printf("  output range [0, 1]: %.3f dB, calibrated: %.3f dB\n", p, p0);
+        CHECK_MSG(p > 0.0 && fabs(p - p0) < 1.0, "%.3f vs %.3f dB", p, p0);
+    }
+    nne_image_free(&img);
+done:
+    nne_graph_free(g);
+    nne_graph_free(h);
+}
+
 int main(void) {
     NNE_RUN(test_round_trip);
     NNE_RUN(test_isa_independent);
     NNE_RUN(test_malformed);
+    NNE_RUN(test_output_range);
     return nne_test_summary();
 }

@@ -630,6 +630,97 @@ static void test_rejects(void) {
     nne_graph_free(g);
 }
 
+/* nne_quantize_opts.output_lo/hi: every graph output (and the tensor whose parameters it
+ * shares: relu6 -> avgpool) gets the range's parameters, [0, 1] being the 8-bit pixel grid
+ * (scale 1/255, zero point -128), which the cpu-s8 outputs then lie on; recorded as
+ * quant.output_range; a reversed or non-finite range is refused. cae-seed: its output
+ * reconstruction has the grid, the rest is as without the option. */
+static void test_output_range(void) {
+    nne_graph *g = build_small(13);
+    if (!g) return;
+    const nne_qscheme schemes[3] = {NNE_QSCHEME_PER_TENSOR, NNE_QSCHEME_PER_CHANNEL,
+                                    NNE_QSCHEME_POW2};
+    sampler sm = {(size_t)nne_shape_numel(&g->tensors[g->inputs[0]].shape), 7};
+    for (int sc = 0; sc < 3; sc++) {
+        const bool pow2 = schemes[sc] == NNE_QSCHEME_POW2;
+        nne_quantize_opts o = {.scheme = schemes[sc],
+                               .n_samples = 2,
+                               .sample = fill_sample,
+                               .ctx = &sm,
+                               .output_lo = 0.0f,
+                               .output_hi = 1.0f};
+        nne_graph *q = NULL;
+        CHECK_OK(nne_quantize_graph(g, &o, &q));
+        if (!q) continue;
+        float es;
+        int32_t ez;
+        nne_qparams_from_range(0.0f, 1.0f, pow2, pow2, &es, &ez);
+        CHECK(pow2 ? es == 1.0f / 64 && ez == 0 : es == 1.0f / 255 && ez == -128);
+        const int32_t own[3] = {q->outputs[0], q->outputs[1], nne_graph_find_tensor(q, "avgpool.out")};
+        for (int k = 0; k < 3; k++) {
+            const nne_quant *u = &q->tensors[own[k]].quant;
+            CHECK_MSG(u->count == 1 && u->scale[0] == es && u->zero_point[0] == ez,
+                      "%s: '%s' scale %g zp %d", nne_qscheme_name(schemes[sc]),
+                      q->tensors[own[k]].name, u->count ? (double)u->scale[0] : 0.0,
+                      u->count ? (int)u->zero_point[0] : 0);
+        }
+        const char *mv = nne_graph_get_meta(q, "quant.output_range");
+        CHECK(mv && strcmp(mv, "0 1") == 0);
+        /* the int8 outputs: on the grid and in the range */
+        float *y[4] = {0};
+        run_f32(q, nne_backend_cpu_s8(), 0, y);
+        for (int32_t k = 0; k < q->n_outputs; k++) {
+            const size_t m = (size_t)nne_shape_numel(&q->tensors[q->outputs[k]].shape);
+            int bad = 0;
+            for (size_t j = 0; y[k] && j < m; j++) {
+                const double c = (double)y[k][j] / es;
+                bad += !((pow2 || (y[k][j] >= 0.0f && y[k][j] <= 1.0f)) &&
+                         fabs(c - nearbyint(c)) < 1e-3);
+            }
+            CHECK_MSG(bad == 0, "%s output %d: %d values off the grid",
+                      nne_qscheme_name(schemes[sc]), (int)k, bad);
+            free(y[k]);
+        }
+        nne_graph_free(q);
+    }
+    /* without the option: calibrated, no key */
+    nne_graph *q = quantize(g, NNE_QSCHEME_PER_TENSOR, NNE_OBSERVER_MINMAX, false, 2);
+    if (q) {
+        CHECK(!nne_graph_get_meta(q, "quant.output_range"));
+        CHECK(q->tensors[q->outputs[1]].quant.scale[0] != 1.0f / 255);
+        nne_graph_free(q);
+    }
+    const float bad[3][2] = {{1.0f, 0.0f}, {0.5f, 0.5f}, {0.0f, NAN}};
+    for (int k = 0; k < 3; k++) {
+        nne_quantize_opts o = {.n_samples = 1, .sample = fill_sample, .ctx = &sm,
+                               .output_lo = bad[k][0], .output_hi = bad[k][1]};
+        q = NULL;
+        CHECK_STATUS(nne_quantize_graph(g, &o, &q), NNE_ERR_INVALID_ARG);
+        CHECK(!q && strstr(nne_last_error(), "output range"));
+    }
+    nne_graph_free(g);
+    /* cae-seed: only the reconstruction changes */
+    g = cae_random(24, 24);
+    if (!g) return;
+    sampler sc = {(size_t)nne_shape_numel(&g->tensors[g->inputs[0]].shape), 7};
+    nne_quantize_opts o = {.scheme = NNE_QSCHEME_PER_CHANNEL, .n_samples = 1, .sample = fill_sample,
+                           .ctx = &sc, .output_lo = 0.0f, .output_hi = 1.0f};
+    nne_graph *a = NULL, *b = quantize(g, NNE_QSCHEME_PER_CHANNEL, NNE_OBSERVER_MINMAX, false, 1);
+    CHECK_OK(nne_quantize_graph(g, &o, &a));
+    for (int32_t t = 0; a && b && t < a->n_tensors; t++) {
+        const nne_quant *u = &a->tensors[t].quant, *v = &b->tensors[t].quant;
+        if (a->tensors[t].kind == NNE_TENSOR_CONSTANT || !u->count) continue;
+        if (t == a->outputs[0])
+            CHECK(u->scale[0] == 1.0f / 255 && u->zero_point[0] == -128);
+        else
+            CHECK_MSG(u->scale[0] == v->scale[0] && u->zero_point[0] == v->zero_point[0],
+                      "'%s'", a->tensors[t].name);
+    }
+    nne_graph_free(a);
+    nne_graph_free(b);
+    nne_graph_free(g);
+}
+
 /* nne_fake_quantize_weights on a graph with every weighted op (conv, transposed conv, dense,
  * PReLU, GDN/IGDN): which constants change, the codes, the storage size, the errors. */
 static void test_fake_weights(void) {
@@ -704,5 +795,6 @@ int main(void) {
     NNE_RUN(test_bias_correction);
     NNE_RUN(test_rejects);
     NNE_RUN(test_weight_bits);
+    NNE_RUN(test_output_range);
     return nne_test_summary();
 }

@@ -1009,6 +1009,84 @@ static void test_qat_lsq_train(void) {
     nne_graph_free(g);
 }
 
+/* nne_qat_config.output_lo/hi: the graph output (c3:out) stays on [0, 1] through calibrated
+ * ranges, nne_qat_set_range and training with EMA or LSQ, which move the other ranges; it is
+ * stored as qat.output_range and checked on load; the pass then gives the output the 8-bit
+ * pixel grid. */
+static void test_qat_output_range(void) {
+    nne_graph *g = autoencoder(2, 9, 9, 4, NNE_OP_PRELU, 4);
+    if (!g) return;
+    float x[2 * 9 * 9 * 3];
+    images(x, 2, 9, 9, 7);
+    nne_graph *cal = quantize(g, NNE_QSCHEME_PER_CHANNEL, NULL, x, 1);
+    for (int mode = 0; mode < 2 && cal; mode++) {
+        const nne_qat_config qc = {.scheme = NNE_QSCHEME_PER_CHANNEL,
+                                   .ema = mode == 0 ? 0.5f : 0.0f,
+                                   .lsq = mode == 1 ? 50.0f : 0.0f,
+                                   .output_lo = 0.0f,
+                                   .output_hi = 1.0f};
+        nne_qat *q = NULL;
+        nne_trainer *tr = NULL;
+        CHECK_OK(nne_qat_create(g, &qc, &q));
+        if (!q) continue;
+        float lo, hi;
+        CHECK(nne_qat_get_range(q, "c3:out", &lo, &hi) && lo == 0.0f && hi == 1.0f);
+        CHECK_OK(nne_qat_ranges_from_quantized(q, cal));
+        CHECK(nne_qat_get_range(q, "c3:out", &lo, &hi) && lo == 0.0f && hi == 1.0f);
+        CHECK_OK(nne_qat_set_range(q, "c3:out", -2.0f, 2.0f));
+        CHECK(nne_qat_get_range(q, "c3:out", &lo, &hi) && lo == 0.0f && hi == 1.0f);
+        const int32_t na = nne_qat_num_activations(q);
+        float before[32][2];
+        for (int32_t i = 0; i < na && i < 32; i++)
+            CHECK(nne_qat_get_range(q, g->tensors[nne_qat_activation_tensor(q, i)].name,
+                                    &before[i][0], &before[i][1]));
+        nne_trainer_config cfg = adam(1e-3f);
+        CHECK_OK(nne_trainer_create(g, &cfg, &tr));
+        CHECK_OK(nne_trainer_set_qat(tr, q));
+        for (int i = 0; tr && i < 10; i++) CHECK_OK(nne_trainer_step(tr, x, x, NULL));
+        int moved = 0;
+        for (int32_t i = 0; i < na && i < 32; i++) {
+            float l, h;
+            CHECK(nne_qat_get_range(q, g->tensors[nne_qat_activation_tensor(q, i)].name, &l, &h));
+            moved += l != before[i][0] || h != before[i][1];
+        }
+        CHECK(nne_qat_get_range(q, "c3:out", &lo, &hi) && lo == 0.0f && hi == 1.0f);
+        CHECK_MSG(moved > 0, "%s moved no range", mode == 0 ? "EMA" : "LSQ");
+        /* the pass: the output on the pixel grid */
+        nne_graph *qg = quantize(g, NNE_QSCHEME_PER_CHANNEL, q, NULL, 0);
+        if (qg) {
+            const nne_quant *u = &qg->tensors[qg->outputs[0]].quant;
+            CHECK(u->count == 1 && u->scale[0] == 1.0f / 255 && u->zero_point[0] == -128);
+        }
+        nne_graph_free(qg);
+        /* metadata */
+        CHECK_OK(nne_qat_store_meta(q, g));
+        const char *m = nne_graph_get_meta(g, "qat.output_range");
+        CHECK(m && !strcmp(m, "0 1"));
+        nne_qat_config rc;
+        bool present = false;
+        CHECK_OK(nne_qat_config_from_meta(g, &rc, &present));
+        CHECK(present && rc.output_lo == 0.0f && rc.output_hi == 1.0f);
+        nne_qat *q2 = NULL;
+        const nne_qat_config plain = {.scheme = NNE_QSCHEME_PER_CHANNEL};
+        CHECK_OK(nne_qat_create(g, &plain, &q2));
+        if (q2) {
+            CHECK_STATUS(nne_qat_load_meta(q2, g), NNE_ERR_INVALID_ARG);
+            CHECK(strstr(nne_last_error(), "output range") != NULL);
+        }
+        nne_qat_free(q2);
+        CHECK_OK(nne_graph_set_meta(g, "qat.output_range", "1 0"));
+        CHECK_STATUS(nne_qat_config_from_meta(g, &rc, &present), NNE_ERR_FORMAT);
+        nne_trainer_free(tr);
+        nne_qat_free(q);
+    }
+    const nne_qat_config bad = {.scheme = NNE_QSCHEME_PER_CHANNEL, .output_lo = 1.0f};
+    nne_qat *q = NULL;
+    CHECK_STATUS(nne_qat_create(g, &bad, &q), NNE_ERR_INVALID_ARG);
+    nne_graph_free(cal);
+    nne_graph_free(g);
+}
+
 static void test_qat_resume(void) {
     enum { N = 3, M = 4, H = 9, W = 9 };
     static float x[2 * H * W * 3];
@@ -1239,6 +1317,7 @@ int main(void) {
     NNE_RUN(test_qat_fuse_prelu);
     NNE_RUN(test_qat_lsq_formula);
     NNE_RUN(test_qat_lsq_train);
+    NNE_RUN(test_qat_output_range);
     NNE_RUN(test_distill_softmax_loss);
     NNE_RUN(test_distill_trainer);
     return nne_test_summary();
