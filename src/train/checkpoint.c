@@ -43,12 +43,12 @@ static uint32_t file_crc(const uint8_t *buf, size_t size) {
 
 static uint64_t align64(uint64_t x) { return (x + CK_ALIGN - 1) & ~(uint64_t)(CK_ALIGN - 1); }
 
-/* Prefix the current error message: "<prefix><message>" (the message is copied first,
+/* Prefix the current error message: "<who><what><message>" (the message is copied first,
  * since nne_error formats into the buffer nne_last_error() returns). */
-static nne_status rethrow(nne_status st, const char *prefix) {
+static nne_status rethrow(nne_status st, const char *who, const char *what) {
     char msg[768];
     snprintf(msg, sizeof msg, "%s", nne_last_error());
-    return nne_error(st, "%s%s", prefix, msg);
+    return nne_error(st, "%s%s%s", who, what, msg);
 }
 
 /* ---- state block (offsets relative to CK_STATE_OFF) --------------------------------------- */
@@ -128,9 +128,10 @@ static nne_status state_decode(const uint8_t *s, const char *who, nne_checkpoint
     if (loss > NNE_LOSS_RD)
         return nne_error(NNE_ERR_FORMAT, "%s: unknown loss %u", who, (unsigned)loss);
     k->loss = (nne_loss_kind)loss;
-    /* lambda: > 0 and finite for the rate-distortion loss, exactly 0 otherwise (canonical) */
+    /* lambda: > 0 and finite for the rate-distortion loss, +0 otherwise (canonical: all four
+     * bytes zero, so -0 is refused too) */
     if (loss == NNE_LOSS_RD ? !(isfinite(k->rd_lambda) && k->rd_lambda > 0.0f)
-                            : k->rd_lambda != 0.0f)
+                            : nne_le_rd32(s + 152) != 0)
         return nne_error(NNE_ERR_FORMAT, "%s: invalid rate-distortion lambda %g for loss %u", who,
                          (double)k->rd_lambda, (unsigned)loss);
     if (lkind > NNE_LR_COSINE)
@@ -225,14 +226,14 @@ nne_status nne_checkpoint_write_mem(const nne_checkpoint *c, uint8_t **out, size
         memset(&tmp, 0, sizeof tmp);
         int64_t t;
         if ((st = state_decode(state, "checkpoint", &tmp, &t)) != NNE_OK)
-            return rethrow(NNE_ERR_INVALID_ARG, "");
+            return rethrow(NNE_ERR_INVALID_ARG, "", "");
     }
     nne_params *p = NULL;
     if ((st = nne_params_create(c->model, &p)) != NNE_OK) return st;
     const size_t n_params = p->total;
     st = c->mask ? check_masked_zero(p, c->mask, "checkpoint") : NNE_OK;
     nne_params_free(p);
-    if (st) return rethrow(NNE_ERR_INVALID_ARG, "");
+    if (st) return rethrow(NNE_ERR_INVALID_ARG, "", "");
     if (n_params != c->optim->n)
         return nne_error(NNE_ERR_INVALID_ARG,
                          "checkpoint: optimizer holds %zu values, the model %zu parameters",
@@ -297,11 +298,7 @@ nne_status nne_checkpoint_write_file(const nne_checkpoint *c, const char *path) 
     uint8_t *buf = NULL;
     size_t n = 0;
     nne_status st = nne_checkpoint_write_mem(c, &buf, &n);
-    if (st != NNE_OK) {
-        char prefix[600];
-        snprintf(prefix, sizeof prefix, "%s: ", path);
-        return rethrow(st, prefix);
-    }
+    if (st != NNE_OK) { return rethrow(st, path, ": "); }
     st = nne_file_write_atomic(path, buf, n);
     nne_free(buf);
     return st;
@@ -379,6 +376,26 @@ static nne_status read_kv(const uint8_t *buf, uint64_t size, uint32_t n, const c
     return NNE_OK;
 }
 
+/* The embedded model must be exactly the bytes nne_checkpoint_write_mem would store for it:
+ * the model reader accepts encodings the writer never produces for a checkpoint (f16-stored
+ * constants, which it widens to f32), and a checkpoint that does not write back to the same
+ * bytes would not resume into the file it came from. */
+static nne_status check_canonical_model(const nne_graph *g, const uint8_t *bytes, uint64_t size,
+                                        const char *who) {
+    uint8_t *b = NULL;
+    size_t n = 0;
+    nne_status st = nne_model_write_mem(g, &b, &n);
+    if (st != NNE_OK) return rethrow(NNE_ERR_FORMAT, who, ": embedded model does not serialize: ");
+    const bool same = n == size && memcmp(b, bytes, n) == 0;
+    nne_free(b);
+    if (!same)
+        return nne_error(NNE_ERR_FORMAT,
+                         "%s: the embedded model is not stored as checkpoints store it "
+                         "(f32 constants, canonical encoding)",
+                         who);
+    return NNE_OK;
+}
+
 static nne_status read_mem(const uint8_t *buf, size_t size, const char *who, nne_checkpoint *c) {
     memset(c, 0, sizeof *c);
     if (!buf && size) return nne_error(NNE_ERR_INVALID_ARG, "%s: NULL buffer", who);
@@ -450,20 +467,18 @@ static nne_status read_mem(const uint8_t *buf, size_t size, const char *who, nne
     if ((st = read_kv(buf + CK_KV_OFF, kv_size, n_kv, who, c)) != NNE_OK) goto fail;
 
     if ((st = nne_model_read_mem(buf + model_off, (size_t)model_size, &c->model)) != NNE_OK) {
-        char prefix[600];
-        snprintf(prefix, sizeof prefix, "%s: embedded ", who);
-        st = rethrow(st, prefix);
+        st = rethrow(st, who, ": embedded ");
         goto fail;
     }
     if (!all_f32(c->model)) {
         st = nne_error(NNE_ERR_FORMAT, "%s: the embedded model is not all f32", who);
         goto fail;
     }
+    if ((st = check_canonical_model(c->model, buf + model_off, model_size, who)) != NNE_OK)
+        goto fail;
     nne_params *p = NULL;
     if ((st = nne_params_create(c->model, &p)) != NNE_OK) {
-        char prefix[600];
-        snprintf(prefix, sizeof prefix, "%s: embedded model: ", who);
-        st = rethrow(NNE_ERR_FORMAT, prefix);
+        st = rethrow(NNE_ERR_FORMAT, who, ": embedded model: ");
         goto fail;
     }
     const size_t total = p->total;
@@ -491,9 +506,7 @@ static nne_status read_mem(const uint8_t *buf, size_t size, const char *who, nne
         goto fail;
     }
     if ((st = nne_optim_create(&c->config.optim, (size_t)n_params, &c->optim)) != NNE_OK) {
-        char prefix[600];
-        snprintf(prefix, sizeof prefix, "%s: ", who);
-        st = rethrow(NNE_ERR_FORMAT, prefix);
+        st = rethrow(NNE_ERR_FORMAT, who, ": ");
         goto fail;
     }
     c->optim->t = optim_t;

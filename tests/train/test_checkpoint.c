@@ -4,7 +4,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/le.h"
 #include "nnedge/file.h"
+#include "nnedge/model_file.h"
 #include "nnedge/models.h"
 #include "nnedge/train.h"
 #include "testutil.h"
@@ -253,6 +255,10 @@ static void test_rejects_damage(void) {
     fix_crc(b, n);
     expect_reject(b, n, NNE_ERR_FORMAT, "Adam parameters");
     memcpy(b, g_buf, n);
+    b[64 + 155] = 0x80; /* lambda -0 with the MSE loss: must be +0 (found by fuzzing) */
+    fix_crc(b, n);
+    expect_reject(b, n, NNE_ERR_FORMAT, "rate-distortion lambda");
+    memcpy(b, g_buf, n);
     b[56] ^= 0x01; /* n_params off by one */
     fix_crc(b, n);
     expect_reject(b, n, NNE_ERR_FORMAT, "layout needs");
@@ -385,6 +391,59 @@ static void test_tiny_and_corpus(void) {
     }
 }
 
+/* A checkpoint whose embedded model stores its constants as f16 (nne_model_write_opts,
+ * never written by nne_checkpoint_write_mem) parses as a model but is refused: it would not
+ * write back to the same bytes (found by fuzz/fuzz_checkpoint.c). */
+static void test_rejects_f16_model(void) {
+    nne_graph *g = tiny_model();
+    if (!g) return;
+    for (int32_t i = 0; i < g->n_tensors; i++) { /* f16-exact weights: multiples of 1/8 */
+        nne_tensor *t = &g->tensors[i];
+        if (t->kind != NNE_TENSOR_CONSTANT) continue;
+        float *v = t->data;
+        for (int64_t k = 0; k < nne_shape_numel(&t->shape); k++) v[k] = (float)(k % 5) * 0.125f;
+    }
+    nne_trainer_config cfg = make_config(NNE_OPTIM_SGD);
+    nne_optim *o = NULL;
+    nne_params *p = NULL;
+    CHECK_OK(nne_params_create(g, &p));
+    if (p) CHECK_OK(nne_optim_create(&cfg.optim, p->total, &o));
+    nne_params_free(p);
+    nne_checkpoint c;
+    fill(&c, g, o, &cfg, 0, NULL, 0);
+    uint8_t *b = NULL, *m16 = NULL, *f = NULL;
+    size_t n = 0, n16 = 0;
+    if (o) CHECK_OK(nne_checkpoint_write_mem(&c, &b, &n));
+    const nne_model_write_opts wo = {.f16_exact = true};
+    CHECK_OK(nne_model_write_mem_opts(g, &wo, &m16, &n16));
+    if (b && m16) {
+        const uint64_t kv_size = nne_le_rd64(b + 40), model_size = nne_le_rd64(b + 48);
+        const size_t model_off = (size_t)((224 + kv_size + 63) / 64 * 64);
+        const size_t mom_off = (size_t)((model_off + model_size + 63) / 64 * 64);
+        const size_t mom_off16 = (model_off + n16 + 63) / 64 * 64;
+        CHECK(n16 < model_size); /* the constants really are stored as f16 */
+        nne_graph *back = NULL;
+        CHECK_OK(nne_model_read_mem(m16, n16, &back)); /* a valid model by itself */
+        nne_graph_free(back);
+        const size_t nf = mom_off16 + (n - mom_off);
+        f = calloc(nf, 1);
+        if (f) {
+            memcpy(f, b, model_off);
+            memcpy(f + model_off, m16, n16);
+            memcpy(f + mom_off16, b + mom_off, n - mom_off);
+            nne_le_wr64(f + 32, nf);
+            nne_le_wr64(f + 48, n16);
+            fix_crc(f, nf);
+            expect_reject(f, nf, NNE_ERR_FORMAT, "not stored as checkpoints store it");
+        }
+    }
+    free(f);
+    nne_free(m16);
+    nne_free(b);
+    nne_optim_free(o);
+    nne_graph_free(g);
+}
+
 int main(void) {
     NNE_RUN(test_tiny_and_corpus);
     NNE_RUN(test_step_ext_matches_trainer_step);
@@ -392,6 +451,7 @@ int main(void) {
     NNE_RUN(test_exact_resume_sgd);
     NNE_RUN(test_rejects_damage);
     NNE_RUN(test_files);
+    NNE_RUN(test_rejects_f16_model);
     nne_free(g_buf);
     return nne_test_summary();
 }
