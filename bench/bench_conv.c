@@ -305,6 +305,8 @@ static int check_output(const nne_run *r, const int8_t *yq, const float *y, int 
 
 static bool verify(const nne_run *r) { return check_output(r, r->yq, r->y, NULL, false, true) == 0; }
 
+static bool g_s8_prelu; /* --s8-prelu: int8 layers with their PReLU fused */
+
 /* ---- oneDNN ---------------------------------------------------------------------------- */
 
 #ifdef NNE_HAVE_DNNL
@@ -327,7 +329,6 @@ static void dnnl_run_fn(void *vctx) {
 }
 
 static dnnl_status_t dnnl_last; /* the status of the call that made dnnl_setup fail */
-static bool g_s8_prelu;         /* --s8-prelu: int8 layers with their PReLU fused */
 
 #define DNNL_OK(x)                                                                                 \
     do {                                                                                           \
@@ -701,8 +702,10 @@ static int bench_pairs(const layer *layers, int n_layers, const int *thread_list
 enum { DT_F32, DT_S8, DT_S8W7, DT_BF16 };
 static const char *const dtypes[NDT] = {"f32", "int8", "int8 w7", "bf16"};
 
+#ifdef NNE_HAVE_DNNL
 /* oneDNN picked one of its reference (plain loop) implementations. */
 static bool dnnl_impl_is_ref(const char *impl) { return strstr(impl, "ref") != NULL; }
+#endif
 
 typedef struct total {
     double t[2][NDT][2]; /* [part][dtype][impl] seconds at the current thread count */
@@ -975,6 +978,7 @@ int main(int argc, char **argv) {
                 time_pair(nne_run_fn, &r, dnnl_ok ? dnnl_run_fn : NULL, &d, ok ? reps : 1, &rn,
                           &rd);
 #else
+                (void)dnnl_ok;
                 time_pair(nne_run_fn, &r, NULL, NULL, ok ? reps : 1, &rn, &rd);
 #endif
                 if (ok) {
