@@ -254,9 +254,9 @@ nne_status nne_qat_create(const nne_graph *g, const nne_qat_config *c, nne_qat *
     q->lsq_g = nne_calloc(nt, sizeof *q->lsq_g);
     q->lsq_m = nne_calloc(nt, sizeof *q->lsq_m);
     q->lsq_v = nne_calloc(nt, sizeof *q->lsq_v);
-    if (!q->act || !q->copy || !q->lo || !q->hi || !q->has || !q->pinned || !q->mask || !q->slot || !q->wt ||
-        !q->wq || !q->wmask || !q->wslot || !q->wslope || !q->rq_src || !q->rq_mask || !q->rq_slot ||
-        !q->frac || !q->lsq_g || !q->lsq_m || !q->lsq_v)
+    if (!q->act || !q->copy || !q->lo || !q->hi || !q->has || !q->pinned || !q->mask || !q->slot ||
+        !q->wt || !q->wq || !q->wmask || !q->wslot || !q->wslope || !q->rq_src || !q->rq_mask ||
+        !q->rq_slot || !q->frac || !q->lsq_g || !q->lsq_m || !q->lsq_v)
         goto nomem;
     for (int32_t t = 0; t < g->n_tensors; t++) q->slot[t] = q->wslot[t] = q->rq_slot[t] = -1;
     const bool pow2 = c->scheme == NNE_QSCHEME_POW2;
@@ -393,18 +393,39 @@ bool nne_qat_get_qparams(const nne_qat *q, const char *tensor, float *scale, int
 /* A range whose nne_qparams_from_range gives back exactly (s, z): [s (-128 - z), s (127 - z)]
  * with hi moved by ulps where the f32 rounding of (hi - lo) / 255 misses s (a scale one ulp
  * off would move every int32 bias computed from it). */
+/* A range [lo, hi] that nne_qparams_from_range maps back to exactly (s, z): start from
+ * [s (-128 - z), s (127 - z)] and move each end by up to 16 float steps (the nearest ends
+ * first). Moving hi alone is not always enough: (hi - lo) / 255 may step over s in both
+ * directions (found with a 2.1-wide range, s 0.0128275435, z -38), so lo moves too. */
 static void affine_range(float s, int32_t z, float *lo, float *hi) {
-    const float l = fminf(s * (float)(-128 - z), 0.0f);
-    float h = fmaxf(s * (float)(127 - z), 0.0f);
-    for (int k = 0; k < 16; k++) {
-        float s2;
-        int32_t z2;
-        nne_qparams_from_range(l, h, false, false, &s2, &z2);
-        if (s2 == s) break;
-        h = nextafterf(h, s2 < s ? INFINITY : -INFINITY);
+    const float l0 = fminf(s * (float)(-128 - z), 0.0f);
+    const float h0 = fmaxf(s * (float)(127 - z), 0.0f);
+    *lo = l0;
+    *hi = h0;
+    for (int r = 0; r <= 32; r++) { /* r = |dl| + |dh|: nearest first */
+        for (int dl = -r; dl <= r; dl++) {
+            const int dh_abs = r - (dl < 0 ? -dl : dl);
+            for (int sign = -1; sign <= 1; sign += 2) {
+                const int dh = sign * dh_abs;
+                if (dh_abs == 0 && sign > 0) continue; /* dh 0 once */
+                if (dl < -16 || dl > 16 || dh < -16 || dh > 16) continue;
+                float l = l0, h = h0;
+                for (int k = 0; k < (dl < 0 ? -dl : dl); k++)
+                    l = nextafterf(l, dl < 0 ? -INFINITY : INFINITY);
+                for (int k = 0; k < (dh < 0 ? -dh : dh); k++)
+                    h = nextafterf(h, dh < 0 ? -INFINITY : INFINITY);
+                if (l > 0.0f || h < 0.0f) continue;
+                float s2;
+                int32_t z2;
+                nne_qparams_from_range(l, h, false, false, &s2, &z2);
+                if (s2 == s && z2 == z) {
+                    *lo = l;
+                    *hi = h;
+                    return;
+                }
+            }
+        }
     }
-    *lo = l;
-    *hi = h;
 }
 
 nne_status nne_qat_ranges_from_quantized(nne_qat *q, const nne_graph *quantized) {
@@ -450,7 +471,7 @@ nne_status nne_qat_copy_ranges(nne_qat *dst, const nne_qat *src) {
 /* ---- metadata ------------------------------------------------------------------------------ */
 
 #define META_RANGE "qat.range."
-#define META_LSQ "qat.lsq_state."
+#define META_LSQ   "qat.lsq_state."
 
 nne_status nne_qat_store_meta(const nne_qat *q, nne_graph *g) {
     char key[NNE_MAX_NAME + 16], v[64];
@@ -543,7 +564,8 @@ nne_status nne_qat_load_meta(nne_qat *q, const nne_graph *g) {
     if (present && c.no_fuse_prelu != q->cfg.no_fuse_prelu)
         return nne_error(NNE_ERR_INVALID_ARG,
                          "qat: the model was trained %s conv + PReLU fusion, this run is %s it",
-                         c.no_fuse_prelu ? "without" : "with", q->cfg.no_fuse_prelu ? "without" : "with");
+                         c.no_fuse_prelu ? "without" : "with",
+                         q->cfg.no_fuse_prelu ? "without" : "with");
     if (present && (c.output_lo != q->cfg.output_lo || c.output_hi != q->cfg.output_hi))
         return nne_error(NNE_ERR_INVALID_ARG,
                          "qat: the model's output range is [%g, %g], this run's [%g, %g] (0, 0: "
@@ -609,11 +631,11 @@ const float *nne_qat__weight(nne_qat *q, int32_t tensor, const float *w, nne_sta
     /* Slopes never clip (the fixed point fits the largest), so their mask stays all ones:
      * the STE passes every slope gradient. */
     const nne_status r =
-        q->wslope[s] ? nne_quantize_slopes_pow2((int32_t)numel(q->g, tensor), w, q->wq[s], NULL)
-                     : nne_fake_quant_weight_forward_qmax(&q->g->tensors[tensor].shape, w,
-                                                          q->cfg.scheme,
-                                                          q->cfg.weight_bits == 7 ? 64 : 127,
-                                                          q->wq[s], q->wmask[s], NULL);
+        q->wslope[s]
+            ? nne_quantize_slopes_pow2((int32_t)numel(q->g, tensor), w, q->wq[s], NULL)
+            : nne_fake_quant_weight_forward_qmax(&q->g->tensors[tensor].shape, w, q->cfg.scheme,
+                                                 q->cfg.weight_bits == 7 ? 64 : 127, q->wq[s],
+                                                 q->wmask[s], NULL);
     if (r != NNE_OK) {
         if (*st == NNE_OK)
             *st =
@@ -789,7 +811,8 @@ static void lsq_task(void *vctx, int task, int thread) {
     double sum = 0.0;
     for (size_t i = i0; i < i1; i++) {
         /* dy/ds: round(x/s) - x/s in range; the clamped code minus z, i.e. y/s, outside */
-        const double d = c->mask[i] ? -(double)c->frac[i] * (1.0 / 254.0) : (double)c->y[i] * c->inv_s;
+        const double d =
+            c->mask[i] ? -(double)c->frac[i] * (1.0 / 254.0) : (double)c->y[i] * c->inv_s;
         sum += (double)c->dy[i] * d;
     }
     c->part[task] = sum;

@@ -300,8 +300,9 @@ static void test_fake_quant_weight(void) {
         }
         CHECK(top >= 1); /* the grid reaches +-64 (not a 127 grid halved) */
     }
-    CHECK_STATUS(nne_fake_quant_weight_forward_qmax(&sh, w, NNE_QSCHEME_PER_TENSOR, 128, y, m, NULL),
-                 NNE_ERR_INVALID_ARG);
+    CHECK_STATUS(
+        nne_fake_quant_weight_forward_qmax(&sh, w, NNE_QSCHEME_PER_TENSOR, 128, y, m, NULL),
+        NNE_ERR_INVALID_ARG);
     CHECK_STATUS(nne_fake_quant_weight_forward_qmax(&sh, w, NNE_QSCHEME_PER_TENSOR, 0, y, m, NULL),
                  NNE_ERR_INVALID_ARG);
     w[0] = NAN;
@@ -748,8 +749,7 @@ static void test_qat_state_and_errors(void) {
     nne_qat_config rc;
     bool present = false;
     CHECK_OK(nne_qat_config_from_meta(g, &rc, &present));
-    CHECK(present && rc.scheme == NNE_QSCHEME_PER_CHANNEL && rc.ema == 0.0f &&
-          rc.weight_bits == 8);
+    CHECK(present && rc.scheme == NNE_QSCHEME_PER_CHANNEL && rc.ema == 0.0f && rc.weight_bits == 8);
     nne_qat_free(q2);
     q2 = NULL;
     /* weight bits: stored, checked on load, 7 or 8 only */
@@ -820,7 +820,8 @@ static void test_qat_fuse_prelu(void) {
     nne_graph *g = autoencoder(1, 9, 9, 4, NNE_OP_PRELU, 2);
     nne_qat *qf = NULL, *qu = NULL, *qp = NULL;
     if (!g) return;
-    nne_qat_config fc = {.scheme = NNE_QSCHEME_PER_CHANNEL}, uc = fc, pc = {.scheme = NNE_QSCHEME_POW2};
+    nne_qat_config fc = {.scheme = NNE_QSCHEME_PER_CHANNEL}, uc = fc,
+                   pc = {.scheme = NNE_QSCHEME_POW2};
     uc.no_fuse_prelu = true;
     CHECK_OK(nne_qat_create(g, &fc, &qf));
     CHECK_OK(nne_qat_create(g, &uc, &qu));
@@ -831,7 +832,7 @@ static void test_qat_fuse_prelu(void) {
     CHECK_STATUS(nne_qat_set_range(qf, "c1:out", -1, 1), NNE_ERR_NOT_FOUND);
     CHECK_OK(nne_qat_set_range(qu, "c1:out", -1, 1));
     CHECK_OK(nne_qat_set_range(qf, "c3:out", -1, 1)); /* read by no PReLU: quantized */
-    CHECK(nne_qat_num_activations(qp) == 5); /* pow2: PReLU shares its input's grid */
+    CHECK(nne_qat_num_activations(qp) == 5);          /* pow2: PReLU shares its input's grid */
     CHECK_OK(nne_qat_store_meta(qf, g));
     CHECK(!strcmp(nne_graph_get_meta(g, "qat.fuse_prelu"), "1"));
     nne_qat_config rc;
@@ -982,7 +983,8 @@ static void test_qat_lsq_train(void) {
     if (!g) return;
     /* metadata: load into a fresh state and store again, the same strings */
     const char *m = nne_graph_get_meta(g, "qat.lsq_state.c3:out");
-    CHECK(m && nne_graph_get_meta(g, "qat.lsq_t") && !strcmp(nne_graph_get_meta(g, "qat.lsq"), "50"));
+    CHECK(m && nne_graph_get_meta(g, "qat.lsq_t") &&
+          !strcmp(nne_graph_get_meta(g, "qat.lsq"), "50"));
     CHECK(!nne_graph_get_meta(g, "qat.lsq_state.x")); /* the input is not trained */
     nne_qat_config rc;
     bool present = false;
@@ -1083,6 +1085,61 @@ static void test_qat_output_range(void) {
     const nne_qat_config bad = {.scheme = NNE_QSCHEME_PER_CHANNEL, .output_lo = 1.0f};
     nne_qat *q = NULL;
     CHECK_STATUS(nne_qat_create(g, &bad, &q), NNE_ERR_INVALID_ARG);
+    nne_graph_free(cal);
+    nne_graph_free(g);
+}
+
+/* nne_qat_ranges_from_quantized hands every affine (scale, zero point) back exactly: the
+ * range it derives maps to the same parameters under nne_qparams_from_range. Moving only the
+ * range's top end failed for scale 0.0128275435, zero point -38 (seen on a codec's output
+ * with the AVX-512 GEMM's calibration): (hi - lo) / 255 stepped over the scale both ways. */
+static void test_qat_hand_off_exact(void) {
+    nne_graph *g = autoencoder(2, 9, 9, 4, NNE_OP_PRELU, 4);
+    if (!g) return;
+    float x[2 * 9 * 9 * 3];
+    images(x, 2, 9, 9, 7);
+    nne_graph *cal = quantize(g, NNE_QSCHEME_PER_TENSOR, NULL, x, 1);
+    const nne_qat_config qc = {.scheme = NNE_QSCHEME_PER_TENSOR};
+    nne_qat *q = NULL;
+    CHECK_OK(nne_qat_create(g, &qc, &q));
+    if (q && cal) CHECK_OK(nne_qat_ranges_from_quantized(q, cal));
+    int32_t t = -1; /* the first quantized activation QAT has too */
+    for (int32_t i = 0; q && cal && i < cal->n_tensors && t < 0; i++) {
+        float s0;
+        int32_t z0;
+        if (cal->tensors[i].kind == NNE_TENSOR_ACTIVATION && cal->tensors[i].quant.count == 1 &&
+            nne_qat_get_qparams(q, cal->tensors[i].name, &s0, &z0))
+            t = i;
+    }
+    CHECK(t >= 0);
+    nne_test_rng r;
+    nne_test_rng_seed(&r, 99);
+    int bad = 0;
+    for (int k = 0; q && t >= 0 && k < 2000; k++) {
+        nne_quant *u = &cal->tensors[t].quant;
+        float s =
+            k == 0 ? 0.0128275435f
+                   : (float)(ldexp(1.0 + nne_test_rng_uniform(&r), nne_test_rng_int(&r, -14, 2)));
+        int32_t z = k == 0 ? -38 : nne_test_rng_int(&r, -127, 127);
+        /* only pairs the quantizer can produce: from some range */
+        float s1;
+        int32_t z1;
+        nne_qparams_from_range(s * (float)(-128 - z), s * (float)(127 - z), false, false, &s1, &z1);
+        if (k > 0) s = s1, z = z1;
+        u->scale[0] = s;
+        u->zero_point[0] = z;
+        CHECK_OK(nne_qat_ranges_from_quantized(q, cal));
+        float s2;
+        int32_t z2;
+        CHECK(nne_qat_get_qparams(q, cal->tensors[t].name, &s2, &z2));
+        if (s2 != s || z2 != z) {
+            if (bad++ < 3)
+                printf("  hand-off of scale %.9g zero point %d gave %.9g %d\n", (double)s, (int)z,
+                       (double)s2, (int)z2);
+        }
+    }
+    CHECK_MSG(bad == 0, "%d of 2000 hand-offs inexact", bad);
+    nne_qat_free(q);
     nne_graph_free(cal);
     nne_graph_free(g);
 }
@@ -1318,6 +1375,7 @@ int main(void) {
     NNE_RUN(test_qat_lsq_formula);
     NNE_RUN(test_qat_lsq_train);
     NNE_RUN(test_qat_output_range);
+    NNE_RUN(test_qat_hand_off_exact);
     NNE_RUN(test_distill_softmax_loss);
     NNE_RUN(test_distill_trainer);
     return nne_test_summary();
