@@ -224,13 +224,18 @@ static void test_cpu_exact_is_ref(void) {
 }
 
 /* cae-seed on "cpu-bf16" against the bf16 semantics run node by node on the references
- * (run_unplanned_as). The encoder (conv2d + PReLU only) runs on the band kernels, which keep
- * the reference's summation order (portable under ref, the panel kernel under avx2 / avx512),
- * so it must match bit for bit. The whole model's transposed layers sum in another order: a
- * 1e-7 difference then flips the bf16 rounding of the odd activation (one bf16 step, 2^-8
- * relative), so the check is statistical: the RMS distance to the bf16 semantics must be
- * under a tenth of the RMS distance between bf16 and f32 (a backend that ran f32, or rounded
- * differently, sits at about that distance), and bf16 must really differ from f32. */
+ * (run_unplanned_as). On the widen path (nne_conv_bf16_isa() is the ISA itself) the encoder
+ * (conv2d + PReLU only) runs on the band kernels, which keep the reference's summation order
+ * (portable under ref, the panel kernel under avx2 / avx512), so it must match bit for bit.
+ * Transposed layers, and every layer on the vdpbf16ps pair path (AVX512_BF16 CPUs under
+ * avx512), sum in another order: a 1e-7 difference then flips the bf16 rounding of the odd
+ * activation (one bf16 step, 2^-8 relative), so the check is statistical: the RMS distance
+ * to the bf16 semantics must be under a tenth of the RMS distance between bf16 and f32 (a
+ * backend that ran f32, or rounded differently, sits at about that distance), and bf16 must
+ * really differ from f32. The whole model (random weights) amplifies a latent that differs
+ * in its last bits: with the pair path's encoder it lands at 0.16-0.38 of the bf16-f32
+ * distance (seeds 11, 13, 14 on an AVX512_BF16 CPU), so there the encoder and the decoder
+ * are checked apart and the whole model only on the widen path. */
 static void check_cpu_bf16(int part, int seed) {
     nne_test_rng rng;
     nne_test_rng_seed(&rng, (unsigned long long)seed);
@@ -266,11 +271,13 @@ static void check_cpu_bf16(int part, int seed) {
         memcpy(x, copy, n_in * sizeof *x);
         CHECK_OK(nne_session_run(s));
         const float *y = nne_session_output(s, 0);
-        if (part == NNE_CAE_ENCODER) {
+        const bool widen = strcmp(nne_conv_bf16_isa(), isas[v]) == 0;
+        if (part == NNE_CAE_ENCODER && widen) {
             CHECK_MSG(memcmp(y, yw, n_out * sizeof *y) == 0,
                       "%s: cpu-bf16 encoder != the bf16 references", isas[v]);
             continue;
         }
+        if (part == NNE_CAE_FULL && !widen) continue;
         double ss = 0;
         for (size_t i = 0; i < n_out; i++) ss += ((double)y[i] - yw[i]) * ((double)y[i] - yw[i]);
         const double rms = sqrt(ss / (double)n_out);
@@ -288,6 +295,7 @@ static void check_cpu_bf16(int part, int seed) {
 static void test_cpu_bf16_semantics(void) {
     CHECK(nne_backend_by_name("cpu-bf16") == nne_backend_cpu_bf16());
     check_cpu_bf16(NNE_CAE_ENCODER, 10);
+    check_cpu_bf16(NNE_CAE_DECODER, 12);
     check_cpu_bf16(NNE_CAE_FULL, 11);
 }
 
