@@ -17,7 +17,7 @@
 #include "nnedge/json.h"
 #include "nnedge/lcodec.h"
 
-#define DEFAULT_KIND    "bmshj2018-hyperprior"
+#define DEFAULT_KIND    "mbt2018-mean" /* the kind models/ ships */
 #define DEFAULT_QUALITY 3
 #define MAX_QUALITY     99 /* registry file names; the container allows 255 */
 #define NNC_MAX_FILE    ((size_t)1 << 30)
@@ -220,9 +220,25 @@ static nne_status rate_control(job *j, const nne_image *img, encoded *best, bool
     return s;
 }
 
+/* The quality a model file's name gives (registry spelling ...-q<N>.nne, N 0..MAX_QUALITY),
+ * or -1: `--model models/mbt2018-mean-q7.nne` stores quality 7, so that `decompress` finds
+ * the same file in the registry without options. */
+static int quality_of_file(const char *path) {
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    const size_t n = strlen(base);
+    if (n < 7 || strcmp(base + n - 4, ".nne") != 0) return -1;
+    size_t i = n - 4, d = 0;
+    while (i > 0 && d < 3 && base[i - 1] >= '0' && base[i - 1] <= '9') i--, d++;
+    if (d == 0 || d > 2 || i < 2 || base[i - 1] != 'q' || base[i - 2] != '-') return -1;
+    const int q = atoi(base + i);
+    return q <= MAX_QUALITY ? q : -1;
+}
+
 static bool compress_one(job *j, const char *in, const char *out) {
     if (!may_write(j, in, out)) return false;
-    const int q = j->quality >= 0 ? j->quality : DEFAULT_QUALITY;
+    const int qf = j->model && cli_is_regular(j->model) ? quality_of_file(j->model) : -1;
+    const int q = j->quality >= 0 ? j->quality : qf >= 0 ? qf : DEFAULT_QUALITY;
     char path[PATH_MAX];
     nne_image img = {0};
     encoded e = {0};
@@ -423,7 +439,7 @@ static void help(bool compress) {
     printf("options:\n"
            "  -o PATH         output file (or folder); written atomically, never the input\n"
            "  --model M       a trained model file (.nne), or a kind: bmshj2018-factorized,\n"
-           "                  bmshj2018-hyperprior (default), mbt2018-mean\n"
+           "                  bmshj2018-hyperprior, mbt2018-mean (default)\n"
            "  --quality N     %s\n"
            "%s"
            "  --force         overwrite existing outputs\n"
@@ -433,7 +449,8 @@ static void help(bool compress) {
            "Model registry: a kind at quality N is the file <kind>-q<N>.nne in $NNEDGE_MODELS,\n"
            "./models or the nnedge repository's models/ (docs/codec.md).\n\n"
            "exit status: 0 success, 1 runtime error (any file), 2 usage error\n",
-           compress ? "rate index 0..99 (default 3): picks the registry's model file and is\n"
+           compress ? "rate index 0..99 (default 3; with --model FILE the N of a name\n"
+                      "                  ...-qN.nne): picks the registry's model file and is\n"
                       "                  stored in the stream"
                     : "registry quality to decode with (default: the stream's)",
            compress

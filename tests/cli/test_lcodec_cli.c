@@ -85,6 +85,17 @@ static void test_single(void) {
     CHECK_OK(nne_image_load(nne_cli_tmp_path("m.png"), NNE_IMAGE_LOAD_RGB, &img));
     CHECK(img.width == 37 && img.height == 23);
     nne_image_free(&img);
+    /* A registry-named file by path stores its own quality (2, not the default 3), so the
+     * stream decodes from the registry without options; --quality still wins. */
+    EXPECT_RC("compress %T/odd.png -o %T/f.nnc --model %T/mbt2018-mean-q2.nne", 0);
+    EXPECT_OUT(" q2)");
+    CHECK(same_files("f.nnc", "m.nnc"));
+    EXPECT_RC("decompress %T/f.nnc -o %T/f.png", 0);
+    EXPECT_OUT("mbt2018-mean-q2.nne q2");
+    EXPECT_RC("compress %T/odd.png -o %T/g.nnc --model %T/mbt2018-mean-q2.nne --quality 5", 0);
+    EXPECT_OUT(" q5)");
+    EXPECT_RC("compress %T/odd.png -o %T/h.nnc --model %T/other.nne", 0);
+    EXPECT_OUT(" q3)");
 }
 
 static void test_errors(void) {
@@ -92,9 +103,13 @@ static void test_errors(void) {
     EXPECT_RC("decompress %T/a.nnc -o %T/w.png --model %T/other.nne", 1);
     EXPECT_ERR("wrong model");
     /* Not in the registry. */
-    EXPECT_RC("compress samples/wiki-crop.png -o %T/q7.nnc --quality 7", 1);
-    EXPECT_ERR("bmshj2018-hyperprior-q7.nne");
+    EXPECT_RC("compress samples/wiki-crop.png -o %T/q7.nnc --quality 42", 1);
+    EXPECT_ERR("mbt2018-mean-q42.nne");
     CHECK(!nne_cli_tmp_exists("q7.nnc"));
+    EXPECT_RC("compress samples/wiki-crop.png -o %T/q7.nnc --model bmshj2018-hyperprior "
+              "--quality 42",
+              1);
+    EXPECT_ERR("bmshj2018-hyperprior-q42.nne");
     EXPECT_RC("compress samples/wiki-crop.png -o %T/x.nnc --model nosuch", 1);
     EXPECT_ERR("neither a model file nor");
     /* Usage errors. */
@@ -220,9 +235,10 @@ static void test_bpp(void) {
 
 int main(void) {
     nne_cli_setup("lcodec_cli");
-    if (!write_model(NNE_RD_HYPERPRIOR, 11, "bmshj2018-hyperprior-q1.nne") ||
+    /* q1 of the default kind (mbt2018-mean), which --quality alone picks */
+    if (!write_model(NNE_RD_MEAN_SCALE, 11, "mbt2018-mean-q1.nne") ||
         !write_model(NNE_RD_MEAN_SCALE, 12, "mbt2018-mean-q2.nne") ||
-        !write_model(NNE_RD_HYPERPRIOR, 13, "other.nne") || !write_image("odd.png", 37, 23, 4) ||
+        !write_model(NNE_RD_MEAN_SCALE, 13, "other.nne") || !write_image("odd.png", 37, 23, 4) ||
         !write_ladder()) {
         fprintf(stderr, "cannot write the test models: %s\n", nne_last_error());
         return 1;
