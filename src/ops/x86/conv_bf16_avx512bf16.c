@@ -1,9 +1,10 @@
 /* The bf16 pair micro-kernel on AVX512_BF16 (conv_bf16.h): vdpbf16ps, 8 rows x 16 output
  * channels per block (8 zmm accumulators), one weight load and 8 broadcasts of a bf16 pair
  * per pair of depth elements. Compiled with -mavx512bf16 and dispatched only when CPUID
- * reports AVX512F, AVX512BW and AVX512_BF16 (conv_bf16.c). NOT EXECUTED on the development
- * machine (AMD Zen 3, AVX2 only): the driver around it is tested with the portable
- * emulation nne_conv_bf16_pair__emul, which follows the same instruction's pseudocode. */
+ * reports AVX512F, AVX512BW and AVX512_BF16 (conv_bf16.c). The driver around it is tested on
+ * every CPU with the portable emulation nne_conv_bf16_pair__emul, which follows the same
+ * instruction's pseudocode; on AVX512_BF16 CPUs the kernel is compared with it bit for bit
+ * (tests/ops/test_conv_bf16.c, passing on an Intel Xeon on 2026-11-22). */
 #include <immintrin.h>
 #include <string.h>
 
