@@ -129,6 +129,7 @@ die() {
     exit 2
 }
 
+INVOCATION="scripts/quant_results.sh${*:+ $*}" # recorded in the .md
 while [ $# -gt 0 ]; do
     opt=$1
     case $opt in
@@ -526,7 +527,7 @@ codec_mode() {
     {
         echo "# Quantization results: learned codec \`$CODEC\`"
         echo
-        echo "Made by \`scripts/quant_results.sh --codec $CODEC\` ($(date -u +%Y-%m-%dT%H:%M:%SZ))." \
+        echo "Made by \`$INVOCATION\` ($(date -u +%Y-%m-%dT%H:%M:%SZ))." \
             "Ladder \`$MODELS/$CODEC-q<N>.nne\` (rungs $(echo $RUNGS | tr ' ' ',')), test folder \`$TEST\`" \
             "(means over its images), calibration \`$CALIB\` ($CALIB_IMAGES crops of" \
             "${CALIB_CROP}x$CALIB_CROP). bpp from the real .nnc files; one \`nnedge rd\` run compares" \
@@ -764,7 +765,7 @@ END {
 {
     echo "# Quantization and pruning results: \`$NAME\`"
     echo
-    echo "Made by \`scripts/quant_results.sh\` ($(date -u +%Y-%m-%dT%H:%M:%SZ)). Model \`$MODEL\`" \
+    echo "Made by \`$INVOCATION\` ($(date -u +%Y-%m-%dT%H:%M:%SZ)). Model \`$MODEL\`" \
         "(SHA-256 \`$(sha256sum "$MODEL" | cut -c1-16)...\`), test folder \`$TEST\`" \
         "($(awk -F'\t' '$1 == "fp32" { print $7 }' "$TAB") images, mean over them)," \
         "calibration \`$CALIB\`, fine-tuning data \`$DATA\`. Columns: docs/quantization.md," \
