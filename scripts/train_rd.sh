@@ -33,7 +33,11 @@
 # CompressAI's clip_max_norm: without it a q7 run at step ~3400 had one batch whose loss reached
 # ~1e11 and wrecked Adam's second moments), BATCH (8), CROP (256), THREADS
 # (default: all CPUs), CKPT_MINUTES (10), CHAIN (1: each fine-tune starts from the previous
-# rung's shipped model; 0: every fine-tune starts from the first rung), LADDER ("7:0.0932 6:0.0483 ... 1:0.0018": quality:
+# rung's shipped model; 0: every fine-tune starts from the first rung), INIT_KIND (another kind
+# whose ladder is trained, e.g. mbt2018-mean for KIND=bmshj2018-factorized: then every stage,
+# the first too, starts from models/<INIT_KIND>-q<N>.nne of its own quality with --init
+# --init-partial, the transforms of that rung and a fresh entropy model, for FT_STEPS at FT_LR;
+# CHAIN and BASE_INIT do not apply), LADDER ("7:0.0932 6:0.0483 ... 1:0.0018": quality:
 # lambda pairs, the first one trained from scratch, the rest fine-tuned from it), EXTRA (more
 # options for nnedge train, e.g. --stop-after 500 to train in time slices), BASE_INIT (a model
 # of another kind to start the first stage from with --init --init-partial: the tensors of the
@@ -73,6 +77,7 @@ LADDER=${LADDER:-"7:0.0932 6:0.0483 5:0.025 4:0.013 3:0.0067 2:0.0035 1:0.0018"}
 BASE_INIT=${BASE_INIT:-}
 STORE=${STORE:-f16}
 CHAIN=${CHAIN:-1}
+INIT_KIND=${INIT_KIND:-}
 case $CHAIN in 0 | 1) ;; *) echo "CHAIN=$CHAIN: 0 or 1" >&2; exit 2 ;; esac
 case $STORE in f16 | f32) ;; *) echo "STORE=$STORE: f16 or f32" >&2; exit 2 ;; esac
 DRY_RUN=${DRY_RUN:-}
@@ -141,7 +146,14 @@ for pair in $LADDER; do
     q=${pair%%:*}
     lambda=${pair#*:}
     rc=0
-    if [ -z "$base" ]; then
+    if [ -n "$INIT_KIND" ]; then
+        src=models/$INIT_KIND-q$q.nne
+        if [ -z "$DRY_RUN" ] && [ ! -e "$src" ] && [ ! -e "models/$KIND-q$q.nne" ]; then
+            echo "train_rd.sh: INIT_KIND=$INIT_KIND: $src not found" >&2
+            exit 1
+        fi
+        stage "$q" "$lambda" "$FT_STEPS" "$FT_LR" "$src" partial || rc=$?
+    elif [ -z "$base" ]; then
         stage "$q" "$lambda" "$BASE_STEPS" "$BASE_LR" "$BASE_INIT" "$BASE_INIT" || rc=$?
         base=models/$KIND-q$q.nne
     else
