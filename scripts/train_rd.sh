@@ -70,6 +70,7 @@ CLIP=${CLIP:-1.0}
 QUANT_PROXY=${QUANT_PROXY:-noise}
 case $QUANT_PROXY in noise) QP_OPT= ;; mixed) QP_OPT="--quant-proxy mixed" ;; *) echo "QUANT_PROXY=$QUANT_PROXY: noise or mixed" >&2; exit 2 ;; esac
 FT_LR=${FT_LR:-1e-4}
+ENTROPY_LR_MULT=${ENTROPY_LR_MULT:-}
 BATCH=${BATCH:-8}
 CROP=${CROP:-256}
 CKPT_MINUTES=${CKPT_MINUTES:-10}
@@ -121,7 +122,7 @@ stage() {
             --steps "$steps" --batch "$BATCH" --crop "$CROP" --optimizer adam --lr "$lr" \
             --lr-schedule cosine --loss rd --seed 1 --val-every 1000 --clip "$CLIP" \
             --checkpoint-minutes "$CKPT_MINUTES" ${init:+--init "$init"} \
-            ${partial:+--init-partial} $QP_OPT $THREADS_OPT --commit "$COMMIT" ${EXTRA:-}
+            ${partial:+--init-partial} ${ENTROPY_LR_MULT:+--entropy-lr-mult "$ENTROPY_LR_MULT"} $QP_OPT $THREADS_OPT --commit "$COMMIT" ${EXTRA:-}
     fi
     log "$NNEDGE $*"
     [ -n "$DRY_RUN" ] && return 0

@@ -198,6 +198,8 @@ typedef struct nne_param {
     size_t offset;  /* first element in data/grad */
     size_t count;   /* elements */
     bool decay;     /* weight decay applies (conv weights; not biases, slopes, GDN) */
+    bool entropy;   /* a parameter of an entropy model (the factorized density of a learned
+                       codec's bottleneck): nne_trainer_config.entropy_lr_mult applies */
 } nne_param;
 
 /* All trainable tensors of a graph in one contiguous f32 buffer, and their gradients in a
@@ -262,6 +264,10 @@ void nne_optim_free(nne_optim *o);
 /* One update of p[0, n) with gradient g at learning rate lr; elements [0, n_decay) get
  * weight decay. */
 void nne_optim_step(nne_optim *o, float *p, const float *g, size_t n_decay, float lr);
+/* The same with a per-element learning-rate factor: element i updates at lr * lr_scale[i]
+ * (weight decay too). lr_scale NULL is nne_optim_step, bit for bit. */
+void nne_optim_step_scaled(nne_optim *o, float *p, const float *g, size_t n_decay, float lr,
+                           const float *lr_scale);
 
 /* Global L2 norm of g[0, n) (summed in double). If max_norm > 0 and the norm exceeds it,
  * g is scaled by max_norm / (norm + 1e-6) (torch.nn.utils.clip_grad_norm_). Returns the
@@ -314,6 +320,12 @@ typedef struct nne_trainer_config {
      * bitwise identical for every thread count (docs/training.md). */
     int32_t threads;
     float rd_lambda;     /* NNE_LOSS_RD: lambda (> 0), e.g. 0.0018 .. 0.0932 (CompressAI) */
+    /* Learning-rate factor of the entropy models' parameters (nne_param.entropy: the
+     * factorized densities), in [0, 1e4]; 0 and 1 = the base rate. A fresh bottleneck on
+     * trained transforms (a factorized codec started from another kind's g_a/g_s) must move
+     * its density parameters by units, which Adam at a fine-tuning rate of 1e-4 does in
+     * ~10^4 steps (docs/training.md, "Entropy learning rate"). Checkpointed by the caller. */
+    float entropy_lr_mult;
     uint64_t noise_seed; /* NNE_LOSS_RD: quantization noise of update `step` is drawn from a
                             generator seeded by (noise_seed, step, node), so resuming at a
                             step replays the same noise */

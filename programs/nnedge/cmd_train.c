@@ -44,6 +44,9 @@ static void help(void) {
         "  --quant-proxy P       learned codecs: noise (default): y + u, z + u stand in for\n"
         "                        rounding everywhere; mixed: the rate terms take y + u, z + u,\n"
         "                        g_s and h_s the STE-rounded values they decode from\n"
+        "  --entropy-lr-mult M   learned codecs: the entropy bottleneck's density parameters\n"
+        "                        learn at M times the learning rate (default 1), e.g. 30 for\n"
+        "                        a fresh bottleneck on trained transforms (--init-partial)\n"
         "  --data DIR            training images (.png .jpg .ppm .pgm), never Kodak\n"
         "  --val DIR             validation images (full size), never Kodak\n"
         "  --batch B             crops per step (default 8)\n"
@@ -132,6 +135,7 @@ typedef struct settings {
     bool rd;                /* a learned codec (rate-distortion loss) */
     nne_rdmodel_config rdm; /* its kind and channels */
     float lambda;
+    float entropy_lr_mult; /* 1 = the base rate */
     uint64_t seed;
     int64_t val_every, log_every;
     int64_t stop_after; /* 0 = run to the end */
@@ -156,7 +160,8 @@ static int name_index(const char *s, const char *const *names, int n) {
 typedef struct raw_opts {
     const char *model, *data, *val, *steps, *epochs, *batch, *crop, *lr, *sched, *warmup, *optim,
         *wd, *clip, *loss, *seed, *threads, *ckpt, *ckpt_minutes, *resume, *log, *val_every,
-        *log_every, *commit, *stop_after, *channels, *lambda, *prune, *quant_proxy;
+        *log_every, *commit, *stop_after, *channels, *lambda, *prune, *quant_proxy,
+        *entropy_lr_mult;
     cli_tq_raw tq; /* --init, --qat*, --calib-images, --teacher, --distill-* */
     bool force, init_partial;
 } raw_opts;
@@ -174,7 +179,7 @@ static const train_key k_train_keys[] = {
     {"lr-schedule", RAW(sched)}, {"warmup", RAW(warmup)}, {"optimizer", RAW(optim)},
     {"weight-decay", RAW(wd)},   {"clip", RAW(clip)},     {"loss", RAW(loss)},
     {"seed", RAW(seed)},         {"channels", RAW(channels)}, {"lambda", RAW(lambda)},
-    {"quant-proxy", RAW(quant_proxy)},
+    {"quant-proxy", RAW(quant_proxy)}, {"entropy-lr-mult", RAW(entropy_lr_mult)},
     {"qat", RAW(tq.qat)},        {"qat-ema", RAW(tq.qat_ema)},
     {"qat-observer", RAW(tq.qat_observer)}, {"qat-weight-bits", RAW(tq.qat_weight_bits)},
     {"qat-equalize-act", RAW(tq.qat_equalize_act)}, {"calib-images", RAW(tq.calib_images)},
@@ -261,9 +266,13 @@ static int settings_from_raw(const raw_opts *r, settings *s) {
         if (!cli_parse_f64(r->lambda ? r->lambda : "0.0130", 1e-6, 100.0, &d))
             return cli_usage_error(k_cmd, "--lambda %s: want a number in [1e-6, 100]", r->lambda);
         s->lambda = (float)d;
-    } else if (r->channels || r->lambda || r->quant_proxy) {
-        return cli_usage_error(k_cmd,
-                               "--channels, --lambda and --quant-proxy are for learned-codec models");
+        if (!cli_parse_f64(r->entropy_lr_mult ? r->entropy_lr_mult : "1", 1e-3, 1e4, &d))
+            return cli_usage_error(k_cmd, "--entropy-lr-mult %s: want a number in [1e-3, 1e4]",
+                                   r->entropy_lr_mult);
+        s->entropy_lr_mult = (float)d;
+    } else if (r->channels || r->lambda || r->quant_proxy || r->entropy_lr_mult) {
+        return cli_usage_error(k_cmd, "--channels, --lambda, --quant-proxy and --entropy-lr-mult "
+                                      "are for learned-codec models");
     }
     s->data = r->data;
     s->val = r->val;
@@ -578,6 +587,8 @@ static void settings_kv(const run *r, kvbuf *b) {
         kv_add(b, "channels", "%d,%d", (int)s->rdm.n, (int)s->rdm.m);
         kv_add(b, "lambda", "%.9g", (double)s->lambda);
         if (s->rdm.mixed) kv_add(b, "quant-proxy", "mixed");
+        if (s->entropy_lr_mult != 1.0f)
+            kv_add(b, "entropy-lr-mult", "%.9g", (double)s->entropy_lr_mult);
         if (r->proxy_from >= 0) kv_add(b, "quant-proxy-from", "%lld", (long long)r->proxy_from);
     }
     if (r->tq.qat) {
@@ -738,6 +749,8 @@ static nne_status build_model(run *r, nne_graph **out, double val_psnr) {
         META("train.quant_proxy", "noise to step %lld, then mixed", (long long)r->proxy_from);
     else if (r->s.rd)
         META("train.quant_proxy", "%s", r->s.rdm.mixed ? "mixed" : "noise");
+    if (r->s.rd && r->s.entropy_lr_mult != 1.0f)
+        META("train.entropy_lr_mult", "%g", (double)r->s.entropy_lr_mult);
     META("train.optimizer", "%s, weight decay %g, clip %g", k_optim_names[r->s.optim],
          (double)r->s.weight_decay, (double)r->s.clip);
     META("train.lr", "%g, %s schedule, %lld warm-up steps", (double)r->s.lr,
@@ -1061,6 +1074,7 @@ static void make_config(run *r) {
     c->optim.clip_norm = s->clip;
     c->loss = s->loss;
     c->rd_lambda = s->rd ? s->lambda : 0.0f;
+    c->entropy_lr_mult = s->rd ? s->entropy_lr_mult : 1.0f;
     c->noise_seed = s->seed;
     c->lr.kind = s->sched;
     c->lr.lr = s->lr;
@@ -1108,6 +1122,7 @@ int nne_cmd_train(int argc, char **argv) {
         {"channels", 0, true, &ro->channels, NULL},
         {"lambda", 0, true, &ro->lambda, NULL},
         {"quant-proxy", 0, true, &ro->quant_proxy, NULL},
+        {"entropy-lr-mult", 0, true, &ro->entropy_lr_mult, NULL},
         {"init", 0, true, &ro->tq.init, NULL},
         {"qat", 0, true, &ro->tq.qat, NULL},
         {"qat-ema", 0, true, &ro->tq.qat_ema, NULL},

@@ -136,8 +136,9 @@ nne_status nne_params_create(const nne_graph *g, nne_params **out) {
     int32_t *order = nne_calloc((size_t)g->n_tensors + 1, sizeof *order);
     bool *seen = nne_calloc((size_t)g->n_tensors + 1, sizeof *seen);
     bool *decay_of = nne_calloc((size_t)g->n_tensors + 1, sizeof *decay_of);
+    bool *entropy_of = nne_calloc((size_t)g->n_tensors + 1, sizeof *entropy_of);
     nne_status st = NNE_OK;
-    if (!p || !order || !seen || !decay_of) {
+    if (!p || !order || !seen || !decay_of || !entropy_of) {
         st = NNE_ERR_NOMEM;
         goto done;
     }
@@ -156,6 +157,7 @@ nne_status nne_params_create(const nne_graph *g, nne_params **out) {
                                t->name);
                 goto done;
             }
+            if (nd->op == NNE_OP_FACTORIZED_LIKELIHOOD) entropy_of[ti] = true;
             if (seen[ti]) {
                 decay_of[ti] = decay_of[ti] && decay;
                 continue;
@@ -181,6 +183,7 @@ nne_status nne_params_create(const nne_graph *g, nne_params **out) {
             it->offset = off;
             it->count = (size_t)nne_shape_numel(&g->tensors[ti].shape);
             it->decay = decay_of[ti];
+            it->entropy = entropy_of[ti];
             /* Keep every tensor 64-byte aligned in the arena (16 floats). */
             if (!nne_size_add(off, nne_align_up(it->count, 16), &off)) {
                 st = nne_error(NNE_ERR_NOMEM, "params: too many parameters");
@@ -208,6 +211,7 @@ done:
     nne_free(order);
     nne_free(seen);
     nne_free(decay_of);
+    nne_free(entropy_of);
     if (st != NNE_OK) {
         nne_params_free(p);
         return st == NNE_ERR_NOMEM && !*nne_last_error()
@@ -302,14 +306,16 @@ void nne_optim_free(nne_optim *o) {
     nne_free(o);
 }
 
-void nne_optim_step(nne_optim *o, float *p, const float *g, size_t n_decay, float lr) {
+void nne_optim_step_scaled(nne_optim *o, float *p, const float *g, size_t n_decay, float lr,
+                           const float *lr_scale) {
     const size_t n = o->n;
     const nne_optim_config *c = &o->cfg;
     o->t++;
     if (c->weight_decay > 0.0f) {
         /* Decoupled decay (AdamW / torch.optim.AdamW's p.mul_(1 - lr * wd)). */
         const float keep = 1.0f - lr * c->weight_decay;
-        for (size_t i = 0; i < n_decay && i < n; i++) p[i] *= keep;
+        for (size_t i = 0; i < n_decay && i < n; i++)
+            p[i] *= lr_scale ? 1.0f - lr * lr_scale[i] * c->weight_decay : keep;
     }
     if (c->kind == NNE_OPTIM_ADAM) {
         /* Coefficients in double, rounded to f32 once, as PyTorch's Python scalars are. */
@@ -324,17 +330,22 @@ void nne_optim_step(nne_optim *o, float *p, const float *g, size_t n_decay, floa
             m[i] = b1 * m[i] + a1 * g[i];
             v[i] = b2 * v[i] + a2 * g[i] * g[i];
             const float denom = sqrtf(v[i]) / bc2_sqrt + eps;
-            p[i] -= step_size * (m[i] / denom);
+            const float ss = lr_scale ? step_size * lr_scale[i] : step_size;
+            p[i] -= ss * (m[i] / denom);
         }
     } else if (c->momentum > 0.0f) {
         float *buf = o->m;
         for (size_t i = 0; i < n; i++) {
             buf[i] = c->momentum * buf[i] + g[i];
-            p[i] -= lr * buf[i];
+            p[i] -= (lr_scale ? lr * lr_scale[i] : lr) * buf[i];
         }
     } else {
-        for (size_t i = 0; i < n; i++) p[i] -= lr * g[i];
+        for (size_t i = 0; i < n; i++) p[i] -= (lr_scale ? lr * lr_scale[i] : lr) * g[i];
     }
+}
+
+void nne_optim_step(nne_optim *o, float *p, const float *g, size_t n_decay, float lr) {
+    nne_optim_step_scaled(o, p, g, n_decay, lr, NULL);
 }
 
 double nne_clip_grad_norm(float *g, size_t n, double max_norm) {

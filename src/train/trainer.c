@@ -34,6 +34,8 @@ struct nne_trainer {
     nne_trainer_config cfg;
     nne_params *params;
     nne_optim *optim;
+    float *lr_scale;    /* [params->total] per-element learning-rate factor (entropy_lr_mult);
+                           NULL: all 1 */
     float **act;        /* [n_tensors] storage of inputs/activations, NULL for constants */
     float **grad;       /* [n_tensors] activation gradients, NULL where none is needed */
     int32_t *param_of;  /* [n_tensors] index into params->items, -1 if not a parameter */
@@ -131,6 +133,7 @@ void nne_trainer_free(nne_trainer *t) {
     nne_aligned_free(t->crop_dy);
     nne_params_free(t->params);
     nne_optim_free(t->optim);
+    nne_free(t->lr_scale);
     nne_aligned_free(t->dgrad);
     nne_free(t);
 }
@@ -188,6 +191,9 @@ nne_status nne_trainer_create(nne_graph *g, const nne_trainer_config *cfg, nne_t
         return nne_error(NNE_ERR_INVALID_ARG, "trainer: unknown loss %d", (int)cfg->loss);
     if (cfg->loss == NNE_LOSS_RD && !(cfg->rd_lambda > 0.0f && isfinite(cfg->rd_lambda)))
         return nne_error(NNE_ERR_INVALID_ARG, "trainer: rate-distortion lambda must be > 0");
+    if (!(cfg->entropy_lr_mult >= 0.0f && cfg->entropy_lr_mult <= 1e4f))
+        return nne_error(NNE_ERR_INVALID_ARG, "trainer: entropy learning-rate factor %g not in [0, 1e4]",
+                         (double)cfg->entropy_lr_mult);
     nne_status st = check_graph(g, cfg->loss);
     if (st != NNE_OK) return st;
     const bool border = cfg->loss_border_bottom != 0 || cfg->loss_border_right != 0;
@@ -229,6 +235,18 @@ nne_status nne_trainer_create(nne_graph *g, const nne_trainer_config *cfg, nne_t
     const int threads = nne_threadpool_threads(t->pool);
     if ((st = nne_params_create(g, &t->params)) != NNE_OK) goto fail;
     if ((st = nne_optim_create(&cfg->optim, t->params->total, &t->optim)) != NNE_OK) goto fail;
+    if (cfg->entropy_lr_mult != 0.0f && cfg->entropy_lr_mult != 1.0f) {
+        t->lr_scale = nne_calloc(t->params->total ? t->params->total : 1, sizeof *t->lr_scale);
+        if (!t->lr_scale) {
+            st = NNE_ERR_NOMEM;
+            goto fail;
+        }
+        for (int32_t i = 0; i < t->params->n; i++) {
+            const nne_param *it = &t->params->items[i];
+            for (size_t e = 0; e < it->count; e++)
+                t->lr_scale[it->offset + e] = it->entropy ? cfg->entropy_lr_mult : 1.0f;
+        }
+    }
     for (size_t i = 0; i < nt; i++) t->param_of[i] = -1;
     for (int32_t i = 0; i < t->params->n; i++) t->param_of[t->params->items[i].tensor] = i;
 
@@ -853,7 +871,7 @@ nne_status nne_trainer_step_ext(nne_trainer *t, nne_optim *o, const nne_lr_sched
     nne_prune_masks_apply(p, p->grad); /* pruned weights: no gradient, not in the norm */
     const double norm = nne_clip_grad_norm(p->grad, p->total, (double)o->cfg.clip_norm);
     const float rate = nne_lr_at(lr, step);
-    nne_optim_step(o, p->data, p->grad, p->n_decay, rate);
+    nne_optim_step_scaled(o, p->data, p->grad, p->n_decay, rate, t->lr_scale);
     project_params(t);
     if (t->qat) nne_qat__update(t->qat, rate); /* LSQ's activation scales */
     if (t->prof) t->prof->update_ns += nne_time_ns() - t0;
