@@ -73,6 +73,20 @@ nne_status nne_model_copy_weights(nne_graph *dst, const nne_graph *src);
 nne_status nne_model_copy_weights_matching(nne_graph *dst, const nne_graph *src,
                                            int32_t *n_copied, int32_t *n_constants);
 
+/* Widening (net2net): start a model from a narrower one of the same structure, e.g. an
+ * mbt2018-mean codec with M = 192 latent channels from one with M = 96. As
+ * nne_model_copy_weights_matching, and further, for every unquantized f32 constant of `dst`
+ * whose namesake in `src` has the same rank and no larger extent on any axis: src's values go
+ * to the leading block (index i of src -> index i of dst on every axis); the rest of `dst`
+ * keeps its values (the caller's fresh initialisation), except that in the weights of
+ * conv2d / conv_transpose2d nodes (OHWI: input channels last) the elements of new input
+ * channels become 0. So the new channels a layer reads contribute nothing, and a graph whose
+ * only growth is channels produced by one layer and read by the next computes what `src`
+ * computes on the old channels (the new ones are extra outputs, for training to put to use).
+ * *n_widened receives how many constants were widened. */
+nne_status nne_model_copy_weights_widen(nne_graph *dst, const nne_graph *src, int32_t *n_copied,
+                                        int32_t *n_widened, int32_t *n_constants);
+
 /* ---- Learned codecs (src/models/bmshj2018.c, docs/models.md "Learned codecs") ---------- */
 
 typedef enum nne_rdmodel_kind {

@@ -59,6 +59,10 @@ static void help(void) {
         "  --init-partial        with --init: copy only the tensors whose name and shape\n"
         "                        match (a bmshj2018-factorized codec from an mbt2018-mean\n"
         "                        codec's g_a/g_s); the rest start from --seed\n"
+        "  --init-widen          with --init: as --init-partial, and a tensor this run has\n"
+        "                        with more channels (--channels larger than the --init\n"
+        "                        model's) takes its values in the leading channels; new\n"
+        "                        input channels of convolutions start at 0 (net2net)\n"
         "  --prune-schedule SPEC gradual magnitude pruning of the conv weights (Zhu & Gupta):\n"
         "                        final=S[,initial=S0][,begin=T0][,every=DT][,count=N], or just\n"
         "                        S; defaults initial 0, begin 0, every steps/100, count up to\n"
@@ -163,7 +167,7 @@ typedef struct raw_opts {
         *log_every, *commit, *stop_after, *channels, *lambda, *prune, *quant_proxy,
         *entropy_lr_mult;
     cli_tq_raw tq; /* --init, --qat*, --calib-images, --teacher, --distill-* */
-    bool force, init_partial;
+    bool force, init_partial, init_widen;
 } raw_opts;
 
 /* The options that define the computation: on --resume they come from the checkpoint and a
@@ -490,7 +494,8 @@ typedef struct run {
     uint64_t data_hash, val_hash;
     nne_graph *graph; /* training graph [batch][crop][crop][3] */
     nne_graph *init;  /* --init model (fresh runs), NULL otherwise */
-    char init_partial[64]; /* --init-partial: "N of M constants" copied; "" otherwise */
+    char init_partial[80]; /* --init-partial / --init-widen: "N of M constants" copied (and
+                              "W widened"); "" otherwise */
     nne_trainer *tr;
     cli_tq tq; /* QAT and distillation */
     nne_optim *optim;
@@ -765,8 +770,11 @@ static nne_status build_model(run *r, nne_graph **out, double val_psnr) {
     if (!isnan(val_psnr)) META("train.val_psnr", "%.4f", val_psnr);
     if (!st) st = cli_tq_model_finish(&r->tq, g); /* a codec under QAT: its int8 parts */
     if (r->init_partial[0])
-        META("train.init_partial", "%s copied from train.init by name and shape; the rest "
-             "initialised with train.seed", r->init_partial);
+        META("train.init_partial", "%s copied from train.init by name and shape%s; the rest "
+             "initialised with train.seed", r->init_partial,
+             strstr(r->init_partial, "widened") ? " (widened ones: into the leading channels, "
+                                                  "new conv input channels 0)"
+                                                : "");
     if (r->s.prune) {
         const nne_prune_schedule *p = &r->s.psched;
         size_t masked = 0, maskable = 0;
@@ -1139,6 +1147,7 @@ int nne_cmd_train(int argc, char **argv) {
         {"prune-schedule", 0, true, &ro->prune, NULL},
         {"force", 0, false, NULL, &ro->force},
         {"init-partial", 0, false, NULL, &ro->init_partial},
+        {"init-widen", 0, false, NULL, &ro->init_widen},
         {NULL, 0, false, NULL, NULL},
     };
     const char *pos[1];
@@ -1213,8 +1222,8 @@ int nne_cmd_train(int argc, char **argv) {
             rc = cli_usage_error(k_cmd, "--init: a resumed run continues from its checkpoint");
             goto out;
         }
-        if (ro->init_partial) {
-            rc = cli_usage_error(k_cmd, "--init-partial: a resumed run continues from its "
+        if (ro->init_partial || ro->init_widen) {
+            rc = cli_usage_error(k_cmd, "--init-partial, --init-widen: a resumed run continues from its "
                                         "checkpoint");
             goto out;
         }
@@ -1365,6 +1374,7 @@ int nne_cmd_train(int argc, char **argv) {
         }
     } else {
         make_config(r);
+        if (ro->init_widen) ro->init_partial = true;
         if (ro->init_partial && (!ro->tq.init || ro->tq.qat)) {
             rc = cli_usage_error(k_cmd, "%s",
                                  ro->tq.init ? "--init-partial: not with --qat (QAT calibrates "
@@ -1384,21 +1394,28 @@ int nne_cmd_train(int argc, char **argv) {
         if (ro->init_partial) {
             /* Fresh weights from the seed, then whatever --init has under the same name and
              * shape (cae-seed would take its widths from --init; partial means this run's). */
-            int32_t copied = 0, total = 0;
+            int32_t copied = 0, total = 0, widened = 0;
             if ((st = train_graph(&r->s, NULL, r->s.batch, r->s.crop, r->s.crop, &r->graph)) ||
                 (st = nne_train_init_params(r->graph, r->s.seed)) ||
-                (st = nne_model_copy_weights_matching(r->graph, r->init, &copied, &total))) {
+                (st = ro->init_widen ? nne_model_copy_weights_widen(r->graph, r->init, &copied,
+                                                                    &widened, &total)
+                                     : nne_model_copy_weights_matching(r->graph, r->init, &copied,
+                                                                       &total))) {
                 rc = cli_fail(k_cmd, st);
                 goto out;
             }
-            if (copied == 0) {
+            if (copied + widened == 0) {
                 cli_error(k_cmd, "--init %s --init-partial: no tensor of the model has the name "
                           "and shape of a %s tensor of this run", ro->tq.init, r->s.model);
                 rc = NNE_EXIT_RUNTIME;
                 goto out;
             }
-            snprintf(r->init_partial, sizeof r->init_partial, "%d of %d constants", (int)copied,
-                     (int)total);
+            if (ro->init_widen)
+                snprintf(r->init_partial, sizeof r->init_partial, "%d of %d constants (%d widened)",
+                         (int)(copied + widened), (int)total, (int)widened);
+            else
+                snprintf(r->init_partial, sizeof r->init_partial, "%d of %d constants",
+                         (int)copied, (int)total);
         } else if ((st = train_graph(&r->s, r->init, r->s.batch, r->s.crop, r->s.crop,
                                      &r->graph)) ||
                    (st = r->init ? nne_model_copy_weights(r->graph, r->init)
@@ -1452,8 +1469,9 @@ int nne_cmd_train(int argc, char **argv) {
         note(r, "continuing at step %lld/%lld from %s", (long long)r->step, (long long)r->total,
              ro->resume);
     if (r->init_partial[0] && !resumed)
-        note(r, "--init-partial: %s copied from %s by name and shape, the rest from --seed",
-             r->init_partial, ro->tq.init);
+        note(r, "--init-%s: %s copied from %s by name and shape, the rest from --seed",
+             strstr(r->init_partial, "widened") ? "widen" : "partial", r->init_partial,
+             ro->tq.init);
     note(r, "checkpoint: %s (every %g min)%s%s", r->ckpt, r->s.ckpt_minutes,
          r->log[0] ? ", log: " : "", r->log);
 

@@ -398,6 +398,29 @@ static void test_rd_model(void) {
     }
     EXPECT_RC("train --resume sw.ckpt --quant-proxy noise", 2); /* mixed stays */
     CHECK(strstr(nne_cli_err, "--quant-proxy noise") != NULL);
+    /* --entropy-lr-mult: learned codecs only, in [1e-3, 1e4], recorded in the model and the
+     * checkpoint; a resume keeps it and refuses another value */
+    EXPECT_RC("train --data data -o h.nne --entropy-lr-mult 10", 2); /* cae-seed */
+    CHECK(strstr(nne_cli_err, "--entropy-lr-mult") != NULL);
+    snprintf(args, sizeof args, "train --data data -o em.nne -q %s --entropy-lr-mult 0", k_rd);
+    EXPECT_RC(args, 2);
+    snprintf(args, sizeof args, "train --data data -o em.nne -q %s --entropy-lr-mult 20 "
+             "--stop-after 4", k_rd);
+    EXPECT_RC(args, 0);
+    EXPECT_RC("train --resume em.ckpt --entropy-lr-mult 10", 2);
+    CHECK(strstr(nne_cli_err, "conflicts with the checkpoint (20)") != NULL);
+    EXPECT_RC("train --resume em.ckpt --entropy-lr-mult 20 -q", 0);
+    {
+        nne_graph *em = NULL;
+        CHECK_OK(nne_model_read_file(nne_cli_tmp_path("em.nne"), &em));
+        if (em) {
+            const char *v = nne_graph_get_meta(em, "train.entropy_lr_mult");
+            CHECK_MSG(v && !strcmp(v, "20"), "%s", v ? v : "(none)");
+            nne_graph_free(em);
+        }
+        /* the density learned faster, the rest of the run is the reference's */
+        CHECK(max_weight_diff("em.nne", "rd.nne") > 0.0);
+    }
     /* --init (fine-tuning): a new run from rd.nne's weights at another lambda. With a
      * learning rate of 1e-9 one step leaves them within 1e-6 of rd.nne's; from scratch
      * (same seed) they are the random initialisation, far from them. */
@@ -439,6 +462,27 @@ static void test_rd_model(void) {
         CHECK_MSG(ip && strstr(ip, " constants copied from train.init"), "%s", ip ? ip : "none");
         nne_graph_free(fp);
     }
+    /* --init-widen: rd.nne (factorized 6,8) widened to 6,12 latent channels. The tensors of the
+     * same shape are rd.nne's, the grown ones (g_a.6, g_s.0, the bottleneck) hold it in their
+     * leading channels; the model records it; not on resume. */
+    EXPECT_RC("train --data data -o fw.nne --init rd.nne --init-widen --model "
+              "bmshj2018-factorized --channels 6,12 --lambda 0.05 --crop 32 --batch 2 --steps 1 "
+              "--seed 3 --lr 1e-9 --warmup 0 -q",
+              0);
+    CHECK(prefix_weight_diff("fw.nne", "rd.nne", "g_a.0") < 1e-6);
+    CHECK(prefix_weight_diff("fw.nne", "rd.nne", "g_s.2") < 1e-6);
+    {
+        nne_graph *fw = NULL;
+        CHECK_OK(nne_model_read_file(nne_cli_tmp_path("fw.nne"), &fw));
+        if (fw) {
+            const char *ip = nne_graph_get_meta(fw, "train.init_partial");
+            CHECK_MSG(ip && strstr(ip, "widened)"), "%s", ip ? ip : "none");
+            const int32_t w = nne_graph_find_tensor(fw, "g_s.0.weight");
+            CHECK(w >= 0 && fw->tensors[w].shape.dim[3] == 12);
+            nne_graph_free(fw);
+        }
+    }
+    EXPECT_RC("train --resume rs.ckpt --init-widen", 2);
     /* without --init, with --qat, on resume, and when nothing matches */
     snprintf(args, sizeof args, "train --data data -o fq.nne --init-partial %s", k_ft);
     EXPECT_RC(args, 2);

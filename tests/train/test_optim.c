@@ -194,8 +194,44 @@ static void test_params_cae(void) {
     nne_graph_free(g);
 }
 
+/* nne_optim_step_scaled: a NULL factor is nne_optim_step bit for bit, factors of 1 too, and
+ * element i moves as it would at lr * lr_scale[i] (Adam's first step: lr * s * sign(g);
+ * SGD: lr * s * g; weight decay by 1 - lr * s * wd). */
+static void test_scaled_step(void) {
+    for (int kind = 0; kind < 2; kind++) {
+        nne_optim_config cfg = kind ? nne_optim_config_adam() : nne_optim_config_sgd(0.0f);
+        cfg.weight_decay = 0.1f;
+        nne_optim *a, *b, *c;
+        CHECK_OK(nne_optim_create(&cfg, 4, &a));
+        CHECK_OK(nne_optim_create(&cfg, 4, &b));
+        CHECK_OK(nne_optim_create(&cfg, 4, &c));
+        if (!a || !b || !c) return;
+        float pa[4] = {1.0f, -2.0f, 0.5f, 3.0f}, pb[4], pc[4];
+        memcpy(pb, pa, sizeof pa);
+        memcpy(pc, pa, sizeof pa);
+        const float ones[4] = {1, 1, 1, 1}, sc[4] = {1.0f, 10.0f, 0.5f, 30.0f};
+        for (int t = 0; t < 3; t++) {
+            const float g[4] = {0.3f * (float)(t + 1), -1.5f, 0.02f, -0.7f / (float)(t + 1)};
+            nne_optim_step(a, pa, g, 2, 0.01f);
+            nne_optim_step_scaled(b, pb, g, 2, 0.01f, ones);
+            CHECK(memcmp(pa, pb, sizeof pa) == 0);
+            const float before[4] = {pc[0], pc[1], pc[2], pc[3]};
+            nne_optim_step_scaled(c, pc, g, 2, 0.01f, sc);
+            if (t == 0)
+                for (int i = 0; i < 4; i++) {
+                    const double dec = i < 2 ? before[i] * (0.01 * sc[i] * 0.1) : 0.0;
+                    const double upd = kind ? 0.01 * sc[i] * (g[i] > 0 ? 1 : -1) : 0.01 * sc[i] * g[i];
+                    CHECK_NEAR(pc[i], before[i] - dec - upd, 1e-5 * fabs(upd) + 1e-7);
+                }
+        }
+        CHECK(pc[0] == pa[0]); /* factor 1 follows the unscaled update exactly */
+        nne_optim_free(a), nne_optim_free(b), nne_optim_free(c);
+    }
+}
+
 int main(void) {
     NNE_RUN(test_adam_quadratic);
+    NNE_RUN(test_scaled_step);
     NNE_RUN(test_sgd_momentum_decay);
     NNE_RUN(test_clip);
     NNE_RUN(test_schedules);

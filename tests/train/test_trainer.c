@@ -390,6 +390,69 @@ static void test_rd_mixed_proxy(void) {
     }
 }
 
+/* entropy_lr_mult: only the factorized densities (nne_param.entropy) learn faster. Two
+ * trainers from the same weights and data, factor 1 and 10: after one Adam step every other
+ * parameter is identical and each density parameter has moved 10 times as far (Adam's first
+ * step is lr * sign(g)). A factor outside [0, 1e4] is refused. */
+static void test_entropy_lr_mult(void) {
+    const nne_rdmodel_config mc = {NNE_RD_MEAN_SCALE, 4, 6, NNE_QUANTIZE_NOISE, false};
+    nne_graph *g[2] = {NULL, NULL};
+    nne_trainer *tr[2] = {NULL, NULL};
+    float *before = NULL;
+    const size_t n = 64 * 64 * 3;
+    float *x = malloc(n * sizeof *x);
+    for (size_t i = 0; i < n; i++) x[i] = 0.5f + 0.4f * sinf(0.37f * (float)i);
+    for (int k = 0; k < 2; k++) {
+        CHECK_OK(nne_model_rd(&mc, 1, 64, 64, NNE_RD_TRAIN, &g[k]));
+        if (!g[k]) goto out;
+        CHECK_OK(nne_train_init_params(g[k], 17));
+        nne_trainer_config cfg = adam_mse(1e-3f);
+        cfg.loss = NNE_LOSS_RD;
+        cfg.rd_lambda = 0.01f;
+        cfg.noise_seed = 5;
+        cfg.entropy_lr_mult = k ? 10.0f : 1.0f;
+        CHECK_OK(nne_trainer_create(g[k], &cfg, &tr[k]));
+        if (!tr[k]) goto out;
+    }
+    nne_params *p0 = nne_trainer_params(tr[0]), *p1 = nne_trainer_params(tr[1]);
+    CHECK(p0->total == p1->total);
+    before = malloc(p0->total * sizeof *before);
+    memcpy(before, p0->data, p0->total * sizeof *before);
+    int n_entropy = 0;
+    for (int32_t i = 0; i < p0->n; i++) {
+        const char *name = g[0]->tensors[p0->items[i].tensor].name;
+        n_entropy += p0->items[i].entropy;
+        CHECK_MSG(p0->items[i].entropy == (strstr(name, "bottleneck") != NULL),
+                  "%s: entropy flag %d", name, (int)p0->items[i].entropy);
+    }
+    CHECK(n_entropy == 1); /* mbt2018-mean: the hyper-latent's factorized density */
+    CHECK_OK(nne_trainer_step(tr[0], x, x, NULL));
+    CHECK_OK(nne_trainer_step(tr[1], x, x, NULL));
+    int moved = 0;
+    for (int32_t i = 0; i < p0->n; i++) {
+        const nne_param *it = &p0->items[i];
+        for (size_t e = it->offset; e < it->offset + it->count; e++) {
+            const double d0 = (double)p0->data[e] - before[e], d1 = (double)p1->data[e] - before[e];
+            if (!it->entropy) {
+                CHECK(p0->data[e] == p1->data[e]);
+            } else if (fabs(d0) > 1e-4) {
+                CHECK_NEAR(d1 / d0, 10.0, 1e-2);
+                moved++;
+            }
+        }
+    }
+    CHECK(moved > 0);
+    nne_trainer_config bad = adam_mse(1e-3f);
+    bad.loss = NNE_LOSS_RD;
+    bad.rd_lambda = 0.01f;
+    bad.entropy_lr_mult = -1.0f;
+    nne_trainer *t3 = NULL;
+    CHECK_STATUS(nne_trainer_create(g[0], &bad, &t3), NNE_ERR_INVALID_ARG);
+out:
+    free(x), free(before);
+    for (int k = 0; k < 2; k++) nne_trainer_free(tr[k]), nne_graph_free(g[k]);
+}
+
 /* After every update GDN/IGDN parameters are projected into their domain: beta >= 1e-6,
  * gamma >= 0 (with lr 0 the projection is the only change); without it an Adam step can make
  * the normaliser negative and the next loss NaN. */
@@ -555,6 +618,7 @@ int main(void) {
     NNE_RUN(test_ms_ssim_training);
     NNE_RUN(test_rd_training);
     NNE_RUN(test_rd_mixed_proxy);
+    NNE_RUN(test_entropy_lr_mult);
     NNE_RUN(test_gdn_projection);
     return nne_test_summary();
 }
