@@ -33,6 +33,8 @@ typedef struct lc_ctx {
     int n;
     lc_model m[NNE_IMGCODEC_MAX_SWEEP];
     nne_lcodec_info info; /* of the first model (hash pointer not kept) */
+    int32_t n_lo, n_hi, m_lo, m_hi; /* channel ranges over the ladder (rungs may differ) */
+    char sizes[48];                 /* "N=64 M=96" or "N=64 M=96..192" */
     char name[64], label[96], settings[512], anchor[96];
     char scheme[32]; /* an int8 ladder's quantization scheme, "" for f32 */
 } lc_ctx;
@@ -72,8 +74,7 @@ static void give_back(lc_ctx *x, lc_model *m, nne_lcodec *c) {
 
 static const char *lc_version(const nne_imgcodec *c, char *buf, size_t n) {
     const lc_ctx *x = c->ctx;
-    snprintf(buf, n, "nnedge lcodec: %s N=%d M=%d, %d model(s)", x->info.model_id, (int)x->info.n,
-             (int)x->info.m, x->n);
+    snprintf(buf, n, "nnedge lcodec: %s %s, %d model(s)", x->info.model_id, x->sizes, x->n);
     return buf;
 }
 
@@ -152,8 +153,9 @@ nne_status nne_imgcodec_lcodec_open(int n, const char *const *paths, const int32
             break;
         }
         memcpy(m->path, paths[i], len);
-        /* Load each model once: it must be a learned codec of the first one's kind and size;
-         * the object stays as the model's first idle codec. */
+        /* Load each model once: it must be a learned codec of the first one's kind and
+         * precision (its channels N, M may differ: a wider top rung); the object stays as the
+         * model's first idle codec. */
         nne_lcodec *lc = NULL;
         if ((s = nne_lcodec_load(m->path, q, &lc))) break;
         nne_lcodec_info info;
@@ -163,14 +165,21 @@ nne_status nne_imgcodec_lcodec_open(int n, const char *const *paths, const int32
             snprintf(x->scheme, sizeof x->scheme, "%s", info.scheme ? info.scheme : "");
             info.scheme = NULL; /* points into `lc`, which may be freed below */
             x->info = info;
-        } else if (info.kind != x->info.kind || info.n != x->info.n || info.m != x->info.m ||
-                   strcmp(info.precision, x->info.precision))
+            x->n_lo = x->n_hi = info.n;
+            x->m_lo = x->m_hi = info.m;
+        } else if (info.kind != x->info.kind || strcmp(info.precision, x->info.precision)) {
             s = nne_error(NNE_ERR_INVALID_ARG,
                           "nnedge imgcodec: %s is %s N=%d M=%d %s, but %s is %s N=%d M=%d %s: a "
-                          "ladder holds one kind, size and precision",
+                          "ladder holds one kind and precision",
                           m->path, info.model_id, (int)info.n, (int)info.m, info.precision,
                           x->m[0].path, x->info.model_id, (int)x->info.n, (int)x->info.m,
                           x->info.precision);
+        } else {
+            if (info.n < x->n_lo) x->n_lo = info.n;
+            if (info.n > x->n_hi) x->n_hi = info.n;
+            if (info.m < x->m_lo) x->m_lo = info.m;
+            if (info.m > x->m_hi) x->m_hi = info.m;
+        }
         if (s || x->n > LC_MAX_IDLE) /* keep at most LC_MAX_IDLE idle objects */
             nne_lcodec_free(lc);
         else
@@ -181,6 +190,12 @@ nne_status nne_imgcodec_lcodec_open(int n, const char *const *paths, const int32
         return s;
     }
     qsort(x->m, (size_t)x->n, sizeof x->m[0], cmp_model);
+    char nr[20], mr[20];
+    if (x->n_lo == x->n_hi) snprintf(nr, sizeof nr, "%d", (int)x->n_lo);
+    else snprintf(nr, sizeof nr, "%d..%d", (int)x->n_lo, (int)x->n_hi);
+    if (x->m_lo == x->m_hi) snprintf(mr, sizeof mr, "%d", (int)x->m_lo);
+    else snprintf(mr, sizeof mr, "%d..%d", (int)x->m_lo, (int)x->m_hi);
+    snprintf(x->sizes, sizeof x->sizes, "N=%s M=%s", nr, mr);
     snprintf(x->name, sizeof x->name, "nnedge:%s", x->info.model_id);
     snprintf(x->label, sizeof x->label, "nnedge %s%s (learned)", x->info.model_id,
              x->scheme[0] ? " int8" : "");
@@ -188,10 +203,10 @@ nne_status nne_imgcodec_lcodec_open(int n, const char *const *paths, const int32
     const char *slash = strrchr(x->m[0].path, '/');
     const int dir_len = slash ? (int)(slash - x->m[0].path) : 1;
     snprintf(x->settings, sizeof x->settings,
-             "models %.*s/%s-q{%d..%d}.nne, N=%d M=%d; %s%s%s, h_a/h_s f32 on cpu-exact, "
+             "models %.*s/%s-q{%d..%d}.nne, %s; %s%s%s, h_a/h_s f32 on cpu-exact, "
              "threads: the process pool (docs/codec.md); 16-bit rANS; bpp from the .nnc file",
              dir_len, slash ? x->m[0].path : ".", x->info.model_id, (int)x->m[0].quality,
-             (int)x->m[x->n - 1].quality, (int)x->info.n, (int)x->info.m,
+             (int)x->m[x->n - 1].quality, x->sizes,
              x->scheme[0] ? "g_a/g_s int8 (" : "g_a/g_s f32 on cpu-exact", x->scheme,
              x->scheme[0] ? ") on cpu-s8" : "");
     nne_imgcodec *c = &x->codec;

@@ -17,6 +17,7 @@
 #include "nnedge/json.h"
 #include "nnedge/metrics.h"
 #include "nnedge/model_file.h"
+#include "nnedge/models.h"
 
 /* Two 176x168 RGB images (> 160 per side, so MS-SSIM is defined): smooth shapes and a
  * little seeded noise, different per image. */
@@ -491,7 +492,36 @@ static void test_int8(void) {
               "%T/lad8/mbt2018-mean-q4.nne -q",
               0);
     EXPECT_RC("rd %T/img --codecs nnedge:mbt2018-mean --models %T/lad8 -q", 1);
-    EXPECT_ERR("one kind, size and precision");
+    EXPECT_ERR("one kind and precision");
+}
+
+/* A ladder whose rungs differ in width (the shipped mbt2018-mean's q6/q7 are 64,192 over a
+ * 64,96 ladder): the 4 rungs of lad/ and a q5 widened from q4 to M = 20 (--init-widen's copy)
+ * open as one codec, report the range of M and code every rung; a wider rung's streams
+ * decode. */
+static void test_mixed_widths(void) {
+    if (!nne_cli_tmp_exists("lad/mbt2018-mean-q4.nne"))
+        CHECK(write_ladder("lad", NNE_RD_MEAN_SCALE));
+    CHECK(copy_ladder("lad", "ladw", "mbt2018-mean"));
+    const nne_rdmodel_config wc = {NNE_RD_MEAN_SCALE, NNE_TINY_N, NNE_TINY_M + 8,
+                                   NNE_QUANTIZE_NOISE, false};
+    nne_graph *q4 = NULL, *w = NULL;
+    CHECK_OK(nne_model_read_file(nne_cli_tmp_path("ladw/mbt2018-mean-q4.nne"), &q4));
+    CHECK_OK(nne_model_rd(&wc, 1, 64, 64, NNE_RD_TRAIN, &w));
+    if (q4 && w) {
+        CHECK_OK(nne_train_init_params(w, 7));
+        int32_t copied = 0, widened = 0;
+        CHECK_OK(nne_model_copy_weights_widen(w, q4, &copied, &widened, NULL));
+        CHECK(widened > 0);
+        CHECK_OK(nne_model_write_file(w, nne_cli_tmp_path("ladw/mbt2018-mean-q5.nne")));
+    }
+    nne_graph_free(q4);
+    nne_graph_free(w);
+    EXPECT_RC("rd %T/img --codecs nnedge:mbt2018-mean --models %T/ladw --threads 2 -o %T/rw -q", 0);
+    CHECK(count_lines("rw.csv") == 1 + 5);
+    CHECK(file_has("rw.md", "N=8 M=12..20"));
+    EXPECT_RC("compress %T/img/im1.png -o %T/w5.nnc --model %T/ladw/mbt2018-mean-q5.nne -q", 0);
+    EXPECT_RC("decompress %T/w5.nnc -o %T/w5.ppm --model %T/ladw/mbt2018-mean-q5.nne -q", 0);
 }
 
 int main(void) {
@@ -500,6 +530,7 @@ int main(void) {
     NNE_RUN(test_learned);
     NNE_RUN(test_int8);
     NNE_RUN(test_ladders);
+    NNE_RUN(test_mixed_widths);
     NNE_RUN(test_usage_errors);
     NNE_RUN(test_runtime_errors);
     NNE_RUN(test_reports);
