@@ -80,7 +80,8 @@ nne_status nne_model_copy_weights_matching(nne_graph *dst, const nne_graph *src,
  * to the leading block (index i of src -> index i of dst on every axis); the rest of `dst`
  * keeps its values (the caller's fresh initialisation), except that in the weights of
  * conv2d / conv_transpose2d nodes (OHWI: input channels last) the elements of new input
- * channels become 0. So the new channels a layer reads contribute nothing, and a graph whose
+ * channels become 0 (grouped convolutions' weights are not widened). So the new channels a
+ * layer reads contribute nothing, and a graph whose
  * only growth is channels produced by one layer and read by the next computes what `src`
  * computes on the old channels (the new ones are extra outputs, for training to put to use).
  * *n_widened receives how many constants were widened. */

@@ -1223,8 +1223,8 @@ int nne_cmd_train(int argc, char **argv) {
             goto out;
         }
         if (ro->init_partial || ro->init_widen) {
-            rc = cli_usage_error(k_cmd, "--init-partial, --init-widen: a resumed run continues from its "
-                                        "checkpoint");
+            rc = cli_usage_error(k_cmd, "--init-partial, --init-widen: a resumed run continues "
+                                        "from its checkpoint");
             goto out;
         }
         ro->tq.init = nne_checkpoint_get(&ck, "init"); /* provenance only */
@@ -1405,8 +1405,9 @@ int nne_cmd_train(int argc, char **argv) {
                 goto out;
             }
             if (copied + widened == 0) {
-                cli_error(k_cmd, "--init %s --init-partial: no tensor of the model has the name "
-                          "and shape of a %s tensor of this run", ro->tq.init, r->s.model);
+                cli_error(k_cmd, "--init %s --init-%s: no tensor of the model has the name "
+                          "and shape of a %s tensor of this run", ro->tq.init,
+                          ro->init_widen ? "widen" : "partial", r->s.model);
                 rc = NNE_EXIT_RUNTIME;
                 goto out;
             }

@@ -32,7 +32,7 @@ typedef struct lc_ctx {
     pthread_mutex_t mu;
     int n;
     lc_model m[NNE_IMGCODEC_MAX_SWEEP];
-    nne_lcodec_info info; /* of the first model (hash pointer not kept) */
+    nne_lcodec_info info;           /* of the first model (hash pointer not kept) */
     int32_t n_lo, n_hi, m_lo, m_hi; /* channel ranges over the ladder (rungs may differ) */
     char sizes[48];                 /* "N=64 M=96" or "N=64 M=96..192" */
     char name[64], label[96], settings[512], anchor[96];
@@ -191,10 +191,14 @@ nne_status nne_imgcodec_lcodec_open(int n, const char *const *paths, const int32
     }
     qsort(x->m, (size_t)x->n, sizeof x->m[0], cmp_model);
     char nr[20], mr[20];
-    if (x->n_lo == x->n_hi) snprintf(nr, sizeof nr, "%d", (int)x->n_lo);
-    else snprintf(nr, sizeof nr, "%d..%d", (int)x->n_lo, (int)x->n_hi);
-    if (x->m_lo == x->m_hi) snprintf(mr, sizeof mr, "%d", (int)x->m_lo);
-    else snprintf(mr, sizeof mr, "%d..%d", (int)x->m_lo, (int)x->m_hi);
+    if (x->n_lo == x->n_hi)
+        snprintf(nr, sizeof nr, "%d", (int)x->n_lo);
+    else
+        snprintf(nr, sizeof nr, "%d..%d", (int)x->n_lo, (int)x->n_hi);
+    if (x->m_lo == x->m_hi)
+        snprintf(mr, sizeof mr, "%d", (int)x->m_lo);
+    else
+        snprintf(mr, sizeof mr, "%d..%d", (int)x->m_lo, (int)x->m_hi);
     snprintf(x->sizes, sizeof x->sizes, "N=%s M=%s", nr, mr);
     snprintf(x->name, sizeof x->name, "nnedge:%s", x->info.model_id);
     snprintf(x->label, sizeof x->label, "nnedge %s%s (learned)", x->info.model_id,

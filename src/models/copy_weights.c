@@ -50,16 +50,16 @@ nne_status nne_model_copy_weights(nne_graph *dst, const nne_graph *src) {
     return NNE_OK;
 }
 
-/* Is tensor `ti` the weight (input 1) of a conv2d / conv_transpose2d node of g? Both are OHWI:
- * the last axis is the input channel. */
-static bool is_conv_weight(const nne_graph *g, int32_t ti) {
+/* The groups of the conv2d / conv_transpose2d node whose weight (input 1) is tensor `ti` of g,
+ * or 0 if it is none's. Both are OHWI: the last axis is the input channel (of a group). */
+static int64_t conv_weight_groups(const nne_graph *g, int32_t ti) {
     for (int32_t i = 0; i < g->n_nodes; i++) {
         const nne_node *n = &g->nodes[i];
         if ((n->op == NNE_OP_CONV2D || n->op == NNE_OP_CONV_TRANSPOSE2D) && n->n_inputs > 1 &&
             n->inputs[1] == ti)
-            return true;
+            return n->params.conv.groups > 1 ? n->params.conv.groups : 1;
     }
-    return false;
+    return 0;
 }
 
 /* Copy src's block into the leading corner of d (same rank, every dim of d >= src's); with
@@ -91,8 +91,8 @@ static void widen_one(nne_tensor *d, const nne_tensor *t, bool zero_new_inputs) 
 
 /* The lenient copies: tensors of the same name, dtype and shape are copied; with `widen`,
  * also those of the same rank that are no larger on any axis in src (widen_one). */
-static nne_status copy_lenient(nne_graph *dst, const nne_graph *src, bool widen,
-                               int32_t *n_copied, int32_t *n_widened, int32_t *n_constants) {
+static nne_status copy_lenient(nne_graph *dst, const nne_graph *src, bool widen, int32_t *n_copied,
+                               int32_t *n_widened, int32_t *n_constants) {
     if (n_copied) *n_copied = 0;
     if (n_widened) *n_widened = 0;
     if (n_constants) *n_constants = 0;
@@ -117,7 +117,11 @@ static nne_status copy_lenient(nne_graph *dst, const nne_graph *src, bool widen,
         for (int k = 0; k < d->shape.ndim && larger; k++)
             larger = d->shape.dim[k] >= t->shape.dim[k] && t->shape.dim[k] > 0;
         if (!larger) continue;
-        widen_one(d, t, is_conv_weight(dst, i));
+        /* A grouped convolution's weight has its input channels per group: the leading block
+         * would mix groups, so it keeps its initialisation. */
+        const int64_t groups = conv_weight_groups(dst, i);
+        if (groups > 1) continue;
+        widen_one(d, t, groups == 1);
         if (n_widened) (*n_widened)++;
     }
     return NNE_OK;

@@ -72,8 +72,10 @@ static void test_widen_latent(void) {
         for (int64_t o = 0; o < 10; o++)
             for (int64_t i = 0; i < 4; i++) {
                 const float v = at4(d6, o, 2, 3, i);
-                if (o < 6) ok_old &= v == at4(s6, o, 2, 3, i);
-                else ok_new &= v == at4(f6, o, 2, 3, i) && v != 0.0f;
+                if (o < 6)
+                    ok_old &= v == at4(s6, o, 2, 3, i);
+                else
+                    ok_new &= v == at4(f6, o, 2, 3, i) && v != 0.0f;
             }
         CHECK(ok_old && ok_new);
     }
@@ -110,8 +112,7 @@ static void test_widen_latent(void) {
         if (a && b && na == nb) {
             double worst = 0.0;
             for (size_t i = 0; i < na; i++) worst = fmax(worst, fabs((double)a[i] - b[i]));
-            CHECK_MSG(worst <= 1e-5, "part %d: widened output differs by %g", (int)parts[k],
-                      worst);
+            CHECK_MSG(worst <= 1e-5, "part %d: widened output differs by %g", (int)parts[k], worst);
         } else {
             CHECK(a && b && na == nb);
         }
@@ -133,7 +134,44 @@ out:
     nne_graph_free(src), nne_graph_free(dst), nne_graph_free(fresh);
 }
 
+/* x [1][4][4][ic] -> conv 1x1, 4 outputs, groups 2, weight "w" [4][1][1][ic / 2] filled with
+ * `v`. */
+static nne_graph *grouped(int64_t ic, float v) {
+    nne_graph *g = NULL;
+    CHECK_OK(nne_graph_create("grouped", &g));
+    if (!g) return NULL;
+    float w[4 * 8];
+    for (int i = 0; i < 4 * 8; i++) w[i] = v;
+    int32_t in[3] = {-1, -1, -1}, out = -1;
+    nne_op_params p;
+    memset(&p, 0, sizeof p);
+    p.conv.kernel[0] = p.conv.kernel[1] = 1;
+    p.conv.stride[0] = p.conv.stride[1] = 1;
+    p.conv.dilation[0] = p.conv.dilation[1] = 1;
+    p.conv.pad_mode = NNE_PAD_EXPLICIT;
+    p.conv.groups = 2;
+    CHECK_OK(nne_graph_add_input(g, "x", NNE_F32, nne_shape_4d(1, 4, 4, ic), &in[0]));
+    CHECK_OK(nne_graph_add_constant(g, "w", NNE_F32, nne_shape_4d(4, 1, 1, ic / 2), w, &in[1]));
+    CHECK_OK(nne_graph_add_node(g, "conv", NNE_OP_CONV2D, &p, in, 2, "y", &out));
+    return g;
+}
+
+/* A grouped convolution's weight holds each group's input channels: a leading-block copy
+ * would mix groups, so widening leaves it (it is neither copied nor widened). */
+static void test_widen_grouped(void) {
+    nne_graph *src = grouped(4, 1.0f), *dst = grouped(6, 2.0f);
+    if (src && dst) {
+        int32_t copied = -1, widened = -1, total = -1;
+        CHECK_OK(nne_model_copy_weights_widen(dst, src, &copied, &widened, &total));
+        CHECK(copied == 0 && widened == 0 && total == 1);
+        const nne_tensor *w = tensor(dst, "w");
+        if (w) CHECK(((const float *)w->data)[0] == 2.0f);
+    }
+    nne_graph_free(src), nne_graph_free(dst);
+}
+
 int main(void) {
     NNE_RUN(test_widen_latent);
+    NNE_RUN(test_widen_grouped);
     return nne_test_summary();
 }

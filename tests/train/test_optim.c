@@ -220,7 +220,8 @@ static void test_scaled_step(void) {
             if (t == 0)
                 for (int i = 0; i < 4; i++) {
                     const double dec = i < 2 ? before[i] * (0.01 * sc[i] * 0.1) : 0.0;
-                    const double upd = kind ? 0.01 * sc[i] * (g[i] > 0 ? 1 : -1) : 0.01 * sc[i] * g[i];
+                    const double upd =
+                        kind ? 0.01 * sc[i] * (g[i] > 0 ? 1 : -1) : 0.01 * sc[i] * g[i];
                     CHECK_NEAR(pc[i], before[i] - dec - upd, 1e-5 * fabs(upd) + 1e-7);
                 }
         }
