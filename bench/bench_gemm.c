@@ -1,6 +1,9 @@
 /* bench_gemm: GFLOP/s of the f32 GEMM variants (and oneDNN's dnnl_sgemm when linked) on
  * square sizes and on the cae-seed convolutions written as im2col GEMMs, with 1 and 2
- * threads, as a fraction of the machine's measured peak FMA throughput.
+ * threads, as a fraction of the machine's measured peak FMA throughput. With NNE_GEMM_BF16
+ * (bf16 inputs, f32 sums): the avx512 variant rounding its packed panels ("avx512 bf16")
+ * and the AMX tile kernel ("amx bf16", when the CPU and kernel allow it); their "of peak"
+ * is against the 512-bit f32 FMA peak, for comparison (AMX's own peak is far higher).
  *
  *   bench_gemm [--quick] [--threads LIST] [--min-time SECONDS] [--only SUBSTRING]
  *
@@ -51,6 +54,7 @@ static const shape conv_shapes[] = {
 typedef struct impl {
     const char *name;
     const nne_gemm_f32_variant *v; /* NULL: oneDNN */
+    uint32_t extra;                /* flags added to the shape's (NNE_GEMM_BF16) */
 } impl;
 
 static void (*omp_set_threads)(int);
@@ -58,7 +62,7 @@ static void (*omp_set_threads)(int);
 static void run_impl(const impl *im, nne_threadpool *pool, const shape *s, const float *a,
                      int32_t lda, const float *b, int32_t ldb, float *c, void *scratch) {
     if (im->v) {
-        im->v->gemm(pool, s->flags, s->m, s->n, s->k, a, lda, b, ldb, c, s->n, scratch);
+        im->v->gemm(pool, s->flags | im->extra, s->m, s->n, s->k, a, lda, b, ldb, c, s->n, scratch);
         return;
     }
 #ifdef NNE_HAVE_DNNL
@@ -78,17 +82,21 @@ static double rnd(void) {
     return (double)(rng_state >> 11) * 0x1.0p-53;
 }
 
-/* Sampled check of C = op(A) op(B) against double precision; returns false on mismatch. */
-static bool verify(const shape *s, const float *a, int32_t lda, const float *b, int32_t ldb,
-                   const float *c) {
+static double as_bf16(double v) { return nne_bf16_to_f32(nne_f32_to_bf16((float)v)); }
+
+/* Sampled check of C = op(A) op(B) against double precision (of the bf16-rounded inputs
+ * with NNE_GEMM_BF16); returns false on mismatch. */
+static bool verify(const shape *s, uint32_t extra, const float *a, int32_t lda, const float *b,
+                   int32_t ldb, const float *c) {
     bool ta = s->flags & NNE_GEMM_TRANS_A, tb = s->flags & NNE_GEMM_TRANS_B;
+    bool bf16 = extra & NNE_GEMM_BF16;
     for (int t = 0; t < 64; t++) {
         int32_t i = (int32_t)(rnd() * s->m), j = (int32_t)(rnd() * s->n);
         double acc = 0;
         for (int32_t p = 0; p < s->k; p++) {
             double av = ta ? a[(size_t)p * lda + i] : a[(size_t)i * lda + p];
             double bv = tb ? b[(size_t)j * ldb + p] : b[(size_t)p * ldb + j];
-            acc += av * bv;
+            acc += bf16 ? as_bf16(av) * as_bf16(bv) : av * bv;
         }
         double tol = 2.0 * (s->k + 1) * 0x1.0p-24 * s->k; /* |a|, |b| <= 1 */
         if (!(fabs(acc - c[(size_t)i * s->n + j]) <= tol)) {
@@ -123,7 +131,7 @@ static void bench_shape(const shape *s, const impl *impls, int n_impls, nne_thre
             if (is_ref && (flop > 1e9 || threads > 1)) continue; /* serial, ~1 GFLOP/s */
             if (!im->v && omp_set_threads) omp_set_threads(threads);
             run_impl(im, pool, s, a, lda, b, ldb, c, scratch);
-            if (!verify(s, a, lda, b, ldb, c)) {
+            if (!verify(s, im->extra, a, lda, b, ldb, c)) {
                 printf("| %s | %d x %d x %d | %d | %s | WRONG RESULT | | |\n", s->name, s->m, s->n,
                        s->k, threads, im->name);
                 continue;
@@ -140,7 +148,9 @@ static void bench_shape(const shape *s, const impl *impls, int n_impls, nne_thre
             qsort(times, (size_t)n, sizeof times[0], cmp_double);
             double med = n % 2 ? times[n / 2] : 0.5 * (times[n / 2 - 1] + times[n / 2]);
             double peak =
-                im->v && strcmp(im->v->isa, "avx512") == 0 ? peak_zmm[threads] : peak_ymm[threads];
+                im->v && (strcmp(im->v->isa, "avx512") == 0 || strcmp(im->v->isa, "amx") == 0)
+                    ? peak_zmm[threads]
+                    : peak_ymm[threads];
             printf("| %s | %d x %d x %d | %d | %s | %.1f | %.1f-%.1f | %.0f%% |\n", s->name, s->m,
                    s->n, s->k, threads, im->name, flop / med * 1e-9, flop / times[n - 1] * 1e-9,
                    flop / times[0] * 1e-9, 100.0 * flop / med * 1e-9 / peak);
@@ -210,9 +220,15 @@ int main(int argc, char **argv) {
     int n_impls = 0, count = 0;
     const nne_gemm_f32_variant *vs = nne_gemm_f32_variants(&count);
     for (int i = 0; i < count; i++)
-        if (nne_ops_isa_supported(vs[i].isa)) impls[n_impls++] = (impl){vs[i].isa, &vs[i]};
+        if (nne_ops_isa_supported(vs[i].isa)) impls[n_impls++] = (impl){vs[i].isa, &vs[i], 0};
+    /* bf16 inputs (NNE_GEMM_BF16): the best f32 variant rounding its panels, and AMX */
+    if (count > 1 && nne_ops_isa_supported(vs[count - 1].isa))
+        impls[n_impls++] = (impl){"avx512 bf16", &vs[count - 1], NNE_GEMM_BF16};
+    static const nne_gemm_f32_variant amx = {"amx", 0, nne_gemm_f32__amx,
+                                             nne_gemm_f32_scratch_size__amx};
+    if (nne_gemm_amx_usable()) impls[n_impls++] = (impl){"amx bf16", &amx, NNE_GEMM_BF16};
 #ifdef NNE_HAVE_DNNL
-    impls[n_impls++] = (impl){"oneDNN", NULL};
+    impls[n_impls++] = (impl){"oneDNN", NULL, 0};
     omp_set_threads = (void (*)(int))dlsym(RTLD_DEFAULT, "omp_set_num_threads");
     dnnl_version_t const *ver = dnnl_version();
     printf("oneDNN %d.%d.%d (dnnl_sgemm, %s)\n\n", ver->major, ver->minor, ver->patch,

@@ -2,6 +2,7 @@
  *
  *   bench_train [--model NAME] [--channels N,M] [--lambda L] [--batch N] [--size PX]
  *               [--threads LIST] [--steps N] [--warmup N] [--layers] [--profile]
+ *               [--matmul f32|bf16]
  *
  * One step = nne_trainer_step: forward, loss, backward, Adam update (lr 1e-4), on a batch of
  * random crops (uniform [0, 1), a fixed seed; the data do not change the work). --model
@@ -24,6 +25,10 @@
  * per step) and the shares of the op kinds (convolutions, GDN, likelihoods, quantize, other
  * element-wise, loss, gradient clearing, update).
  *
+ * --matmul bf16: the convolutions' GEMMs in mixed precision (nne_trainer_config.bf16_matmul,
+ * NNE_GEMM_BF16: operands rounded to bf16, f32 sums; AMX tiles where the CPU has them; the
+ * path is printed), for --layers too.
+ *
  * Output: Markdown on stdout, and one `RESULT threads=T crops_per_s=X gflops=Y ms=Z cpu_ms=C`
  * line per thread count (C: the process's CPU time per step, all threads) for
  * scripts/bench_train.sh. Exit status 1 when a check fails. */
@@ -33,6 +38,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "nnedge/gemm.h"
 #include "nnedge/graph.h"
 #include "nnedge/models.h"
 #include "nnedge/ops.h"
@@ -88,7 +94,7 @@ static float *alloc_rand(size_t n, nne_rng *r) {
 }
 
 /* --layers: each convolution's kernels alone, median of 5 after one warm-up. */
-static void time_layers(const nne_graph *g, int threads) {
+static void time_layers(const nne_graph *g, int threads, uint32_t gf) {
     nne_threadpool *pool = NULL;
     if (threads > 1 && nne_threadpool_create(threads, &pool) != NNE_OK) return;
     printf("\n### Convolution kernels alone, %d thread(s)\n\n", threads);
@@ -118,15 +124,15 @@ static void time_layers(const nne_graph *g, int threads) {
         for (int k = 0; k < 6; k++) {
             uint64_t t0 = nne_time_ns();
             if (tr)
-                nne_conv_transpose2d_forward_gemm(pool, c, x, w, b, y, scr);
+                nne_conv_transpose2d_forward_gemm(pool, c, x, w, b, y, scr, gf);
             else
-                nne_conv2d_forward_gemm(pool, c, x, w, b, y, scr);
+                nne_conv2d_forward_gemm(pool, c, x, w, b, y, scr, gf);
             uint64_t t1 = nne_time_ns();
             if (tr)
-                nne_conv_transpose2d_backward_gemm(pool, c, x, w, y, first ? NULL : dx, dw, db,
-                                                   scr);
+                nne_conv_transpose2d_backward_gemm(pool, c, x, w, y, first ? NULL : dx, dw, db, scr,
+                                                   gf);
             else
-                nne_conv2d_backward_gemm(pool, c, x, w, y, first ? NULL : dx, dw, db, scr);
+                nne_conv2d_backward_gemm(pool, c, x, w, y, first ? NULL : dx, dw, db, scr, gf);
             uint64_t t2 = nne_time_ns();
             tf[k] = (double)(t1 - t0) * 1e-9;
             tb[k] = (double)(t2 - t1) * 1e-9;
@@ -247,7 +253,7 @@ static void print_profile(const nne_graph *g, const nne_train_profile *p, int st
 int main(int argc, char **argv) {
     int batch = 8, size = 256, steps = 7, warmup = 2, n_threads = 2;
     int threads[16] = {1, 2};
-    bool layers = false, profile = false;
+    bool layers = false, profile = false, bf16 = false;
     const char *model = "cae-seed";
     int ch_n = 64, ch_m = 96;
     float lambda = 0.0130f;
@@ -274,11 +280,14 @@ int main(int argc, char **argv) {
             if (sscanf(argv[++i], "%d,%d", &ch_n, &ch_m) != 2) ch_n = 0;
         } else if (!strcmp(a, "--lambda") && more)
             lambda = (float)atof(argv[++i]);
+        else if (!strcmp(a, "--matmul") && more &&
+                 (!strcmp(argv[i + 1], "f32") || !strcmp(argv[i + 1], "bf16")))
+            bf16 = !strcmp(argv[++i], "bf16");
         else {
             fprintf(stderr, "usage: bench_train [--model cae-seed|bmshj2018-factorized|"
                             "bmshj2018-hyperprior|mbt2018-mean] [--channels N,M] [--lambda L] "
                             "[--batch N] [--size PX] [--threads LIST] [--steps N] [--warmup N] "
-                            "[--layers] [--profile]\n");
+                            "[--layers] [--profile] [--matmul f32|bf16]\n");
             return 2;
         }
     }
@@ -316,6 +325,8 @@ int main(int argc, char **argv) {
         printf("## bench_train: %s N,M = %d,%d, batch %d of %dx%d crops, rate-distortion "
                "(lambda %g), Adam\n\n",
                model, ch_n, ch_m, batch, size, size, (double)lambda);
+    if (bf16)
+        printf("Convolution GEMMs in bf16 (NNE_GEMM_BF16), path: %s.\n\n", nne_gemm_bf16_path());
     printf("Forward: %.3f GMAC per step (%.2f GMAC per crop); GFLOP/s counts 3 x 2 x forward "
            "MACs per step (%.1f GFLOP).\n\n",
            macs * 1e-9, macs * 1e-9 / batch, flop_step * 1e-9);
@@ -337,6 +348,7 @@ int main(int argc, char **argv) {
         cfg.rd_lambda = lambda;
         cfg.noise_seed = 7;
         cfg.threads = threads[ti];
+        cfg.bf16_matmul = bf16;
         nne_trainer *tr = NULL;
         nne_train_init_params(g, 1); /* the same start for every thread count */
         if (nne_trainer_create(g, &cfg, &tr) != NNE_OK) {
@@ -402,7 +414,8 @@ int main(int argc, char **argv) {
         free(profs[ti].fwd_ns);
     }
     if (layers)
-        for (int ti = 0; ti < n_threads; ti++) time_layers(g, threads[ti]);
+        for (int ti = 0; ti < n_threads; ti++)
+            time_layers(g, threads[ti], bf16 ? NNE_GEMM_BF16 : 0u);
     nne_aligned_free(data);
     nne_graph_free(g);
     return failed;

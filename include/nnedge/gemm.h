@@ -46,7 +46,18 @@ enum {
     NNE_GEMM_TRANS_A = 1u << 0,    /* op(A) = A^T, A stored [K][lda] */
     NNE_GEMM_TRANS_B = 1u << 1,    /* op(B) = B^T, B stored [N][ldb] */
     NNE_GEMM_ACCUMULATE = 1u << 2, /* C += ... (beta = 1) instead of C = ... (beta = 0) */
+    NNE_GEMM_BF16 = 1u << 3,       /* bf16 inputs: see below */
 };
+
+/* NNE_GEMM_BF16 (mixed-precision training, docs/perf-gemm.md "bf16 on AMX"): every element
+ * of op(A) and op(B) is rounded to bf16 as it is read (round to nearest even, NaN stays NaN:
+ * nne_f32_to_bf16, common.h); the products of two bf16 are exact in f32 and are summed in
+ * f32 as without the flag. The reference rounds each element where it reads it; the
+ * AVX2/AVX-512 variants round their packed panels; with the avx512 ISA on a CPU with
+ * AMX-BF16 whose kernel grants the tile state (nne_cpu_request_amx), nne_gemm_f32 runs
+ * nne_gemm_f32__amx instead (tdpbf16ps: bf16 subnormal inputs count as zero and subnormal
+ * sums are flushed). All are within the f32 bound below against the reference with the
+ * flag, and deterministic in the same sense. A, B and C stay f32 in memory. */
 
 /* The signature shared by every variant. Preconditions (asserted): m, n, k >= 0, the
  * leading dimensions as above, pointers non-NULL when the matrix is non-empty, C not
@@ -77,6 +88,20 @@ void nne_gemm_f32__avx512(nne_threadpool *pool, uint32_t flags, int32_t m, int32
 size_t nne_gemm_f32_scratch_size__avx2(int32_t m, int32_t n, int32_t k, int threads);
 size_t nne_gemm_f32_scratch_size__avx512(int32_t m, int32_t n, int32_t k, int threads);
 
+/* The AMX-BF16 kernel: computes every call as if NNE_GEMM_BF16 were set (32x32 tiles of
+ * C, src/ops/x86/gemm_amx.c). Call only when nne_gemm_amx_usable(); nne_gemm_f32 routes
+ * NNE_GEMM_BF16 calls to it by itself. Its scratch is part of nne_gemm_f32_scratch_size. */
+void nne_gemm_f32__amx(nne_threadpool *pool, uint32_t flags, int32_t m, int32_t n, int32_t k,
+                       const float *a, int32_t lda, const float *b, int32_t ldb, float *c,
+                       int32_t ldc, void *scratch);
+size_t nne_gemm_f32_scratch_size__amx(int32_t m, int32_t n, int32_t k, int threads);
+/* Whether this process can run nne_gemm_f32__amx: x86-64 with AVX512F/BW/VL/BF16, AMX-TILE +
+ * AMX-BF16, and the tile state granted (asked for at the first call). */
+bool nne_gemm_amx_usable(void);
+/* What nne_gemm_f32 does with NNE_GEMM_BF16 now: "amx", or the ISA in use ("ref", "avx2",
+ * "avx512") rounding its panels. */
+const char *nne_gemm_bf16_path(void);
+
 /* ---- The reference's arithmetic, fast (nne_gemm_f32_seq) ----
  *
  * The same result as nne_gemm_f32__ref, bit for bit, on every ISA: each element is an f32
@@ -86,9 +111,9 @@ size_t nne_gemm_f32_scratch_size__avx512(int32_t m, int32_t n, int32_t k, int th
  * across rows of C (one element per lane, same sequence) instead of across k. Used where
  * results must not depend on NNEDGE_ISA (the learned codec's synthesis, docs/codec.md).
  * Dispatch: nne_gemm_f32__ref when nne_ops_isa() is "ref", else the AVX2 kernel for
- * NT calls (flags NNE_GEMM_TRANS_B, optionally with NNE_GEMM_ACCUMULATE; other layouts use
- * the reference). Serial (`pool` ignored). Scratch: nne_gemm_f32_seq_scratch_size bytes,
- * 64-byte aligned (the packed A). */
+ * NT calls (flags NNE_GEMM_TRANS_B, optionally with NNE_GEMM_ACCUMULATE; other layouts and
+ * NNE_GEMM_BF16 use the reference). Serial (`pool` ignored). Scratch: nne_gemm_f32_seq_scratch_size
+ * bytes, 64-byte aligned (the packed A). */
 void nne_gemm_f32_seq(nne_threadpool *pool, uint32_t flags, int32_t m, int32_t n, int32_t k,
                       const float *a, int32_t lda, const float *b, int32_t ldb, float *c,
                       int32_t ldc, void *scratch);

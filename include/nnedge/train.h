@@ -56,20 +56,24 @@ void nne_conv_transpose2d_backward(const nne_conv2d_geom *g, const float *x, con
  * reference loops (serial). scratch: *_gemm_scratch_size(g, nne_threadpool_threads(pool))
  * bytes, 64-byte aligned (nne_aligned_alloc), shared by forward and backward; it is bounded
  * by a tile of about 256 KiB of patches plus GEMM packing (~0.5 MiB) per thread and
- * 16 partial weight gradients. */
+ * 16 partial weight gradients. gemm_flags: 0, or NNE_GEMM_BF16 (gemm.h) for mixed precision:
+ * every GEMM of the pass (forward; input and weight gradients) reads its operands rounded
+ * to bf16 and sums in f32 (AMX tiles where the CPU has them); im2col, col2im, biases and the
+ * partial and final weight gradients stay f32. Other bits are ignored. */
 size_t nne_conv2d_gemm_scratch_size(const nne_conv2d_geom *g, int threads);
 void nne_conv2d_forward_gemm(nne_threadpool *pool, const nne_conv2d_geom *g, const float *x,
-                             const float *w, const float *b, float *y, void *scratch);
+                             const float *w, const float *b, float *y, void *scratch,
+                             uint32_t gemm_flags);
 void nne_conv2d_backward_gemm(nne_threadpool *pool, const nne_conv2d_geom *g, const float *x,
                               const float *w, const float *dy, float *dx, float *dw, float *db,
-                              void *scratch);
+                              void *scratch, uint32_t gemm_flags);
 size_t nne_conv_transpose2d_gemm_scratch_size(const nne_conv2d_geom *g, int threads);
 void nne_conv_transpose2d_forward_gemm(nne_threadpool *pool, const nne_conv2d_geom *g,
                                        const float *x, const float *w, const float *b, float *y,
-                                       void *scratch);
+                                       void *scratch, uint32_t gemm_flags);
 void nne_conv_transpose2d_backward_gemm(nne_threadpool *pool, const nne_conv2d_geom *g,
                                         const float *x, const float *w, const float *dy, float *dx,
-                                        float *dw, float *db, void *scratch);
+                                        float *dw, float *db, void *scratch, uint32_t gemm_flags);
 
 /* relu: x, dy, dx [count]. dx = x > 0 ? dy : 0 (dx may alias dy). */
 void nne_relu_forward(size_t count, const float *x, float *y);
@@ -326,6 +330,12 @@ typedef struct nne_trainer_config {
      * its density parameters by units, which Adam at a fine-tuning rate of 1e-4 does in
      * ~10^4 steps (docs/training.md, "Entropy learning rate"). Checkpointed by the caller. */
     float entropy_lr_mult;
+    /* Mixed precision: the convolutions' GEMMs (forward, input and weight gradients) read
+     * their operands rounded to bf16 and sum in f32 (NNE_GEMM_BF16, gemm.h; AMX tiles where
+     * the CPU has them). Weights, activations, gradients and the optimizer stay f32. Results
+     * still do not depend on the thread count, but do on the path (nne_gemm_bf16_path).
+     * Checkpointed by the caller. */
+    bool bf16_matmul;
     uint64_t noise_seed; /* NNE_LOSS_RD: quantization noise of update `step` is drawn from a
                             generator seeded by (noise_seed, step, node), so resuming at a
                             step replays the same noise */

@@ -117,14 +117,43 @@ nne_status nne_ops_set_isa(const char *isa) {
 
 const char *nne_ops_isa(void) { return get_active()->isa; }
 
+/* AMX-BF16 (NNE_GEMM_BF16): the CPU's features and the kernel's grant, asked once. */
+#define NEEDS_AMX                                                                                  \
+    (NEEDS_AVX512 | NNE_CPU_AVX512BW | NNE_CPU_AVX512VL | NNE_CPU_AVX512BF16 | NNE_CPU_AMX_TILE |  \
+     NNE_CPU_AMX_BF16)
+
+static bool amx_cpu(void) { return NNE_HAVE_X86 && (nne_cpu_features() & NEEDS_AMX) == NEEDS_AMX; }
+
+bool nne_gemm_amx_usable(void) { return amx_cpu() && nne_cpu_request_amx(); }
+
+/* The bf16 path runs AMX only under the avx512 ISA, so NNEDGE_ISA=avx2|ref turns it off. */
+static bool bf16_on_amx(const nne_gemm_f32_variant *v) {
+    return strcmp(v->isa, "avx512") == 0 && nne_gemm_amx_usable();
+}
+
+const char *nne_gemm_bf16_path(void) {
+    const nne_gemm_f32_variant *v = get_active();
+    return bf16_on_amx(v) ? "amx" : v->isa;
+}
+
 void nne_gemm_f32(nne_threadpool *pool, uint32_t flags, int32_t m, int32_t n, int32_t k,
                   const float *a, int32_t lda, const float *b, int32_t ldb, float *c, int32_t ldc,
                   void *scratch) {
-    get_active()->gemm(pool, flags, m, n, k, a, lda, b, ldb, c, ldc, scratch);
+    const nne_gemm_f32_variant *v = get_active();
+#if NNE_HAVE_X86
+    if ((flags & NNE_GEMM_BF16) && bf16_on_amx(v)) {
+        nne_gemm_f32__amx(pool, flags, m, n, k, a, lda, b, ldb, c, ldc, scratch);
+        return;
+    }
+#endif
+    v->gemm(pool, flags, m, n, k, a, lda, b, ldb, c, ldc, scratch);
 }
 
 size_t nne_gemm_f32_scratch_size(int32_t m, int32_t n, int32_t k, int threads) {
     size_t max = 0;
+#if NNE_HAVE_X86
+    if (amx_cpu()) max = nne_gemm_f32_scratch_size__amx(m, n, k, threads);
+#endif
     for (int i = 0; i < N_VARIANTS; i++) {
         if (!variants[i].scratch_size || !runnable(i)) continue;
         size_t s = variants[i].scratch_size(m, n, k, threads);

@@ -4,8 +4,9 @@
  *
  * The sum runs over k in increasing order in an f32 accumulator starting from 0 (separate
  * multiply and add, no FMA: the build uses -std=c11, so the compiler does not contract);
- * the result is then stored, or added to C with one rounding. Serial: `pool` and `scratch`
- * are ignored. See include/nnedge/gemm.h for the argument conventions. */
+ * the result is then stored, or added to C with one rounding. With NNE_GEMM_BF16 each element
+ * of op(A) and op(B) is rounded to bf16 (nne_f32_to_bf16) where it is read. Serial: `pool` and
+ * `scratch` are ignored. See include/nnedge/gemm.h for the argument conventions. */
 #include <assert.h>
 
 #include "nnedge/gemm.h"
@@ -16,7 +17,7 @@ void nne_gemm_f32__ref(nne_threadpool *pool, uint32_t flags, int32_t m, int32_t 
     (void)pool;
     (void)scratch;
     const bool ta = flags & NNE_GEMM_TRANS_A, tb = flags & NNE_GEMM_TRANS_B;
-    const bool acc_c = flags & NNE_GEMM_ACCUMULATE;
+    const bool acc_c = flags & NNE_GEMM_ACCUMULATE, bf16 = flags & NNE_GEMM_BF16;
     assert(m >= 0 && n >= 0 && k >= 0);
     assert(ldc >= n && lda >= (ta ? m : k) && ldb >= (tb ? k : n));
     /* Element strides of op(A) along i and k, of op(B) along k and j. */
@@ -32,7 +33,12 @@ void nne_gemm_f32__ref(nne_threadpool *pool, uint32_t flags, int32_t m, int32_t 
         for (int32_t j = 0; j < n; j++) {
             const float *ai = a + i * a_si, *bj = b + j * b_sj;
             float acc = 0.0f;
-            for (int32_t p = 0; p < k; p++) acc += ai[p * a_sk] * bj[p * b_sk];
+            if (bf16)
+                for (int32_t p = 0; p < k; p++)
+                    acc += nne_bf16_to_f32(nne_f32_to_bf16(ai[p * a_sk])) *
+                           nne_bf16_to_f32(nne_f32_to_bf16(bj[p * b_sk]));
+            else
+                for (int32_t p = 0; p < k; p++) acc += ai[p * a_sk] * bj[p * b_sk];
             float *cij = c + (size_t)i * ldc + j;
             *cij = acc_c ? *cij + acc : acc;
         }

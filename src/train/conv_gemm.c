@@ -247,6 +247,7 @@ typedef struct cg_ctx {
     bool want_dw;
     int64_t fill_px; /* CG_FILL: y[fill_px][fill_c] = bias or 0 */
     int32_t fill_c;
+    uint32_t gf; /* extra nne_gemm_f32 flags: 0 or NNE_GEMM_BF16 */
     unsigned char *scratch;
 } cg_ctx;
 
@@ -312,7 +313,7 @@ static void cg_task(void *vctx, int task, int thread) {
         const int32_t r1 = r0 + p->tile_rows < p->rows ? r0 + p->tile_rows : p->rows;
         const int32_t P = (r1 - r0) * dw_;
         const size_t px0 = (size_t)r0 * dw_; /* first destination pixel */
-        const uint32_t acc = t > t0 ? NNE_GEMM_ACCUMULATE : 0;
+        const uint32_t acc = t > t0 ? NNE_GEMM_ACCUMULATE : 0, gf = c->gf;
         switch (c->pass) {
         case CG_CONV_FWD: {
             const float *a = c->x + px0 * ic; /* 1x1: the pixels are the patches */
@@ -321,7 +322,7 @@ static void cg_task(void *vctx, int task, int thread) {
                 a = cols;
             }
             float *y = c->y + px0 * oc;
-            nne_gemm_f32(NULL, NNE_GEMM_TRANS_B, P, oc, K, a, K, c->w, K, y, oc, gs);
+            nne_gemm_f32(NULL, NNE_GEMM_TRANS_B | gf, P, oc, K, a, K, c->w, K, y, oc, gs);
             if (c->bias)
                 for (int32_t q = 0; q < P; q++)
                     for (int32_t o = 0; o < oc; o++) y[(size_t)q * oc + o] += c->bias[o];
@@ -335,16 +336,17 @@ static void cg_task(void *vctx, int task, int thread) {
                     cg_im2col(&p->gt, c->x, r0, r1, cols);
                     b = cols;
                 }
-                nne_gemm_f32(NULL, NNE_GEMM_TRANS_A | acc, oc, K, P, dy, oc, b, K, part, K, gs);
+                nne_gemm_f32(NULL, NNE_GEMM_TRANS_A | acc | gf, oc, K, P, dy, oc, b, K, part, K,
+                             gs);
             }
             if (c->dx) {
-                nne_gemm_f32(NULL, 0, P, K, oc, dy, oc, c->w, K, cols, K, gs);
+                nne_gemm_f32(NULL, gf, P, K, oc, dy, oc, c->w, K, cols, K, gs);
                 cg_col2im(&p->gt, cols, r0, r1, c->dx);
             }
             break;
         }
         case CG_TCONV_FWD:
-            nne_gemm_f32(NULL, 0, P, K, ic, c->x + px0 * ic, ic, c->wt, K, cols, K, gs);
+            nne_gemm_f32(NULL, gf, P, K, ic, c->x + px0 * ic, ic, c->wt, K, cols, K, gs);
             cg_col2im(&p->gt, cols, r0, r1, c->y);
             break;
         case CG_TCONV_BWD: {
@@ -354,10 +356,10 @@ static void cg_task(void *vctx, int task, int thread) {
                 a = cols;
             }
             if (c->dx)
-                nne_gemm_f32(NULL, NNE_GEMM_TRANS_B, P, ic, K, a, K, c->wt, K, c->dx + px0 * ic, ic,
-                             gs);
+                nne_gemm_f32(NULL, NNE_GEMM_TRANS_B | gf, P, ic, K, a, K, c->wt, K,
+                             c->dx + px0 * ic, ic, gs);
             if (c->want_dw)
-                nne_gemm_f32(NULL, NNE_GEMM_TRANS_A | acc, K, ic, P, a, K, c->x + px0 * ic, ic,
+                nne_gemm_f32(NULL, NNE_GEMM_TRANS_A | acc | gf, K, ic, P, a, K, c->x + px0 * ic, ic,
                              part, ic, gs);
             break;
         }
@@ -426,7 +428,8 @@ static void cg_transpose_w(const cg_plan *p, const nne_conv2d_geom *g, const flo
 /* ---- entry points ----------------------------------------------------------------------- */
 
 void nne_conv2d_forward_gemm(nne_threadpool *pool, const nne_conv2d_geom *g, const float *x,
-                             const float *w, const float *b, float *y, void *scratch) {
+                             const float *w, const float *b, float *y, void *scratch,
+                             uint32_t gemm_flags) {
     assert(g && x && w && y);
     cg_plan p;
     cg_make_plan(g, false, nne_threadpool_threads(pool), &p);
@@ -442,13 +445,14 @@ void nne_conv2d_forward_gemm(nne_threadpool *pool, const nne_conv2d_geom *g, con
                 .w = w,
                 .bias = b,
                 .y = y,
+                .gf = gemm_flags & NNE_GEMM_BF16,
                 .scratch = scratch};
     cg_run(pool, &c, false);
 }
 
 void nne_conv2d_backward_gemm(nne_threadpool *pool, const nne_conv2d_geom *g, const float *x,
                               const float *w, const float *dy, float *dx, float *dw, float *db,
-                              void *scratch) {
+                              void *scratch, uint32_t gemm_flags) {
     assert(g && x && w && dy && scratch);
     cg_plan p;
     cg_make_plan(g, false, nne_threadpool_threads(pool), &p);
@@ -465,6 +469,7 @@ void nne_conv2d_backward_gemm(nne_threadpool *pool, const nne_conv2d_geom *g, co
                 .y = dx,
                 .dx = dx,
                 .want_dw = dw != NULL,
+                .gf = gemm_flags & NNE_GEMM_BF16,
                 .scratch = scratch};
     if (dx) { /* dx is a sum of scatters: clear it first */
         c.pass = CG_FILL;
@@ -482,7 +487,7 @@ void nne_conv2d_backward_gemm(nne_threadpool *pool, const nne_conv2d_geom *g, co
 
 void nne_conv_transpose2d_forward_gemm(nne_threadpool *pool, const nne_conv2d_geom *g,
                                        const float *x, const float *w, const float *b, float *y,
-                                       void *scratch) {
+                                       void *scratch, uint32_t gemm_flags) {
     assert(g && x && w && y);
     cg_plan p;
     cg_make_plan(g, true, nne_threadpool_threads(pool), &p);
@@ -503,6 +508,7 @@ void nne_conv_transpose2d_forward_gemm(nne_threadpool *pool, const nne_conv2d_ge
                 .y = y,
                 .fill_px = (int64_t)g->n * g->oh * g->ow,
                 .fill_c = g->oc,
+                .gf = gemm_flags & NNE_GEMM_BF16,
                 .scratch = scratch};
     cg_run(pool, &c, false); /* y = bias, then the scatter adds every tap */
     c.pass = CG_TCONV_FWD;
@@ -511,7 +517,7 @@ void nne_conv_transpose2d_forward_gemm(nne_threadpool *pool, const nne_conv2d_ge
 
 void nne_conv_transpose2d_backward_gemm(nne_threadpool *pool, const nne_conv2d_geom *g,
                                         const float *x, const float *w, const float *dy, float *dx,
-                                        float *dw, float *db, void *scratch) {
+                                        float *dw, float *db, void *scratch, uint32_t gemm_flags) {
     assert(g && x && w && dy && scratch);
     cg_plan p;
     cg_make_plan(g, true, nne_threadpool_threads(pool), &p);
@@ -531,6 +537,7 @@ void nne_conv_transpose2d_backward_gemm(nne_threadpool *pool, const nne_conv2d_g
                 .dy = dy,
                 .dx = dx,
                 .want_dw = dw != NULL,
+                .gf = gemm_flags & NNE_GEMM_BF16,
                 .scratch = scratch};
     if (dx || dw) {
         cg_run(pool, &c, false);

@@ -22,6 +22,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "nnedge/gemm.h"
 #include "nnedge/train.h"
 #include "qat_internal.h"
 #include "train/train_internal.h"
@@ -34,6 +35,7 @@ struct nne_trainer {
     nne_trainer_config cfg;
     nne_params *params;
     nne_optim *optim;
+    uint32_t gemm_flags; /* NNE_GEMM_BF16 with cfg.bf16_matmul, else 0 */
     float *lr_scale;    /* [params->total] per-element learning-rate factor (entropy_lr_mult);
                            NULL: all 1 */
     float **act;        /* [n_tensors] storage of inputs/activations, NULL for constants */
@@ -212,6 +214,7 @@ nne_status nne_trainer_create(nne_graph *g, const nne_trainer_config *cfg, nne_t
     if (!t) return NNE_ERR_NOMEM;
     t->g = g;
     t->cfg = *cfg;
+    t->gemm_flags = cfg->bf16_matmul ? NNE_GEMM_BF16 : 0u;
     t->input = g->inputs[0];
     t->output = g->outputs[0];
     const size_t nt = (size_t)g->n_tensors;
@@ -477,11 +480,11 @@ static void forward_node(nne_trainer *tr, int32_t idx, fwd_mode mode, int64_t st
     switch (n->op) {
     case NNE_OP_CONV2D:
         nne_conv2d_forward_gemm(tr->pool, &n->conv_geom, x, fwd_weight(tr, in[1]),
-                                tdata(tr, in[2]), y, tr->scratch);
+                                tdata(tr, in[2]), y, tr->scratch, tr->gemm_flags);
         return;
     case NNE_OP_CONV_TRANSPOSE2D:
         nne_conv_transpose2d_forward_gemm(tr->pool, &n->conv_geom, x, fwd_weight(tr, in[1]),
-                                          tdata(tr, in[2]), y, tr->scratch);
+                                          tdata(tr, in[2]), y, tr->scratch, tr->gemm_flags);
         return;
     case NNE_OP_PRELU: /* slopes: quantized under pow2 QAT */
         e.kind = EW_PRELU_FWD;
@@ -704,12 +707,13 @@ static void backward_node(nne_trainer *tr, const nne_node *n) {
     switch (n->op) {
     case NNE_OP_CONV2D:
         nne_conv2d_backward_gemm(tr->pool, &n->conv_geom, x, bwd_weight(tr, in[1]), dy, dx,
-                                 pgrad(tr, in[1]), pgrad(tr, in[2]), tr->scratch);
+                                 pgrad(tr, in[1]), pgrad(tr, in[2]), tr->scratch, tr->gemm_flags);
         if (tr->qat) nne_qat__weight_grad(tr->qat, in[1], pgrad(tr, in[1]));
         break;
     case NNE_OP_CONV_TRANSPOSE2D:
         nne_conv_transpose2d_backward_gemm(tr->pool, &n->conv_geom, x, bwd_weight(tr, in[1]), dy,
-                                           dx, pgrad(tr, in[1]), pgrad(tr, in[2]), tr->scratch);
+                                           dx, pgrad(tr, in[1]), pgrad(tr, in[2]), tr->scratch,
+                                           tr->gemm_flags);
         if (tr->qat) nne_qat__weight_grad(tr->qat, in[1], pgrad(tr, in[1]));
         break;
     case NNE_OP_PRELU:

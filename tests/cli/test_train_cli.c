@@ -421,6 +421,38 @@ static void test_rd_model(void) {
         /* the density learned faster, the rest of the run is the reference's */
         CHECK(max_weight_diff("em.nne", "rd.nne") > 0.0);
     }
+    /* ... and the resumed run is the uninterrupted one, bit for bit (a resume once lost the
+     * factor: the trainer's configuration comes from the checkpoint, the factor from the
+     * settings) */
+    snprintf(args, sizeof args, "train --data data -o emr.nne -q %s --entropy-lr-mult 20", k_rd);
+    EXPECT_RC(args, 0);
+    CHECK_MSG(nne_cli_same_model("emr.nne", "em.nne", NULL),
+              "resumed --entropy-lr-mult run differs from the uninterrupted one");
+    /* --matmul bf16 (mixed precision): recorded; close to the f32 run but not equal to it;
+     * a resume keeps it (bit for bit) and refuses f32; unknown precisions are usage errors */
+    snprintf(args, sizeof args, "train --data data -o bf.nne -q %s --matmul bf16", k_rd);
+    EXPECT_RC(args, 0);
+    {
+        nne_graph *bf = NULL;
+        CHECK_OK(nne_model_read_file(nne_cli_tmp_path("bf.nne"), &bf));
+        if (bf) {
+            const char *v = nne_graph_get_meta(bf, "train.matmul");
+            CHECK_MSG(v && !strncmp(v, "bf16", 4), "%s", v ? v : "(none)");
+            nne_graph_free(bf);
+        }
+        const double d = max_weight_diff("bf.nne", "rd.nne");
+        CHECK_MSG(d > 0.0 && d < 0.05, "bf16 vs f32 weights: max difference %g", d);
+    }
+    snprintf(args, sizeof args, "train --data data -o bfs.nne -q %s --matmul bf16 --stop-after 3",
+             k_rd);
+    EXPECT_RC(args, 0);
+    EXPECT_RC("train --resume bfs.ckpt --matmul f32", 2);
+    CHECK(strstr(nne_cli_err, "--matmul f32 conflicts") != NULL);
+    EXPECT_RC("train --resume bfs.ckpt -q", 0);
+    CHECK_MSG(nne_cli_same_model("bfs.nne", "bf.nne", NULL),
+              "resumed --matmul bf16 run differs from the uninterrupted one");
+    EXPECT_RC("train --data data -o h.nne --matmul fp8", 2);
+    CHECK(strstr(nne_cli_err, "--matmul fp8") != NULL);
     /* --init (fine-tuning): a new run from rd.nne's weights at another lambda. With a
      * learning rate of 1e-9 one step leaves them within 1e-6 of rd.nne's; from scratch
      * (same seed) they are the random initialisation, far from them. */

@@ -124,14 +124,15 @@ static int32_t pick_dim(nne_test_rng *r) {
 
 static nne_threadpool *pools[4]; /* [t] has t threads; [0] = NULL (serial) */
 
-static void check_variant_random(const nne_gemm_f32_variant *v) {
+/* extra: flags added to every case (NNE_GEMM_BF16 for the bf16 runs). */
+static void check_variant_random(const nne_gemm_f32_variant *v, uint32_t extra) {
     nne_test_rng rng;
-    nne_test_rng_seed(&rng, 12345);
+    nne_test_rng_seed(&rng, 12345 + extra);
     int n_cases = 0;
     double work = 0;
     for (int it = 0; it < 400 && work < 6e8; it++) {
         int32_t m = pick_dim(&rng), n = pick_dim(&rng), k = pick_dim(&rng);
-        uint32_t flags = (uint32_t)(it % 8); /* every transpose x beta combination */
+        uint32_t flags = (uint32_t)(it % 8) | extra; /* every transpose x beta combination */
         int threads = it % 4;
         mats x;
         mats_make(&x, &rng, m, n, k, flags, it % 3 != 0);
@@ -143,12 +144,12 @@ static void check_variant_random(const nne_gemm_f32_variant *v) {
         n_cases++;
         if (!ok) break;
     }
-    printf("  %s: %d random cases\n", v->isa, n_cases);
+    printf("  %s%s: %d random cases\n", v->isa, extra & NNE_GEMM_BF16 ? " bf16" : "", n_cases);
 }
 
 /* Shapes that cross the larger blocks: several K blocks, N beyond NC, M beyond MC, the
  * conv shapes (NT forward, NN input gradient, TN weight gradient), K = 0, empty C. */
-static void check_variant_special(const nne_gemm_f32_variant *v) {
+static void check_variant_special(const nne_gemm_f32_variant *v, uint32_t extra) {
     static const struct {
         int32_t m, n, k;
     } shapes[] = {
@@ -161,7 +162,7 @@ static void check_variant_special(const nne_gemm_f32_variant *v) {
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         for (uint32_t flags = 0; flags < 8; flags++) {
             mats x;
-            mats_make(&x, &rng, shapes[s].m, shapes[s].n, shapes[s].k, flags, 1);
+            mats_make(&x, &rng, shapes[s].m, shapes[s].n, shapes[s].k, flags | extra, 1);
             run_ref(&x);
             run_variant(v, pools[2], &x, x.c);
             bool ok = compare(v->isa, &x, 2);
@@ -172,7 +173,7 @@ static void check_variant_special(const nne_gemm_f32_variant *v) {
 }
 
 /* Bitwise identical for NULL, 1, 2 and 3 threads. */
-static void check_variant_determinism(const nne_gemm_f32_variant *v) {
+static void check_variant_determinism(const nne_gemm_f32_variant *v, uint32_t extra) {
     static const struct {
         int32_t m, n, k;
         uint32_t flags;
@@ -186,7 +187,7 @@ static void check_variant_determinism(const nne_gemm_f32_variant *v) {
     nne_test_rng_seed(&rng, 5);
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         mats x;
-        mats_make(&x, &rng, shapes[s].m, shapes[s].n, shapes[s].k, shapes[s].flags, 1);
+        mats_make(&x, &rng, shapes[s].m, shapes[s].n, shapes[s].k, shapes[s].flags | extra, 1);
         run_variant(v, NULL, &x, x.c_ref);
         for (int t = 1; t <= 3; t++) {
             run_variant(v, pools[t], &x, x.c);
@@ -208,16 +209,66 @@ static void test_variants(void) {
             printf("  %s: skipped (CPU lacks it)\n", vs[i].isa);
             continue;
         }
-        check_variant_random(&vs[i]);
-        check_variant_special(&vs[i]);
-        check_variant_determinism(&vs[i]);
+        for (uint32_t extra = 0; extra <= NNE_GEMM_BF16; extra += NNE_GEMM_BF16) {
+            check_variant_random(&vs[i], extra);
+            check_variant_special(&vs[i], extra);
+            check_variant_determinism(&vs[i], extra);
+        }
         ran++;
     }
     /* The reference against itself through the same harness: shapes, k = 0, padding. */
-    check_variant_special(&vs[0]);
+    check_variant_special(&vs[0], 0);
+    check_variant_special(&vs[0], NNE_GEMM_BF16);
 #if defined(__x86_64__)
     if (nne_cpu_features() & NNE_CPU_AVX2) CHECK(ran >= 1);
 #endif
+}
+
+/* The AMX kernel (bf16 only) against the reference with NNE_GEMM_BF16, as the variants. */
+static void test_amx(void) {
+#if defined(__x86_64__)
+    if (!nne_gemm_amx_usable()) {
+        printf("  amx: skipped (CPU or kernel lacks AMX-BF16)\n");
+        return;
+    }
+    const nne_gemm_f32_variant amx = {"amx", 0, nne_gemm_f32__amx, nne_gemm_f32_scratch_size__amx};
+    check_variant_random(&amx, NNE_GEMM_BF16);
+    check_variant_special(&amx, NNE_GEMM_BF16);
+    check_variant_determinism(&amx, NNE_GEMM_BF16);
+    /* The dispatched entry point routes bf16 calls to it under avx512 only. */
+    CHECK_OK(nne_ops_set_isa("avx512"));
+    CHECK(strcmp(nne_gemm_bf16_path(), "amx") == 0);
+    CHECK_OK(nne_ops_set_isa("avx2"));
+    CHECK(strcmp(nne_gemm_bf16_path(), "avx2") == 0);
+    nne_ops_set_isa(NULL);
+#endif
+}
+
+/* Rounding of NNE_GEMM_BF16, exact on every path: ties to even (1 + 2^-8 -> 1, 1 + 3 2^-8
+ * -> 1 + 2^-6), carries, signs, NaN propagation; truncation or round-half-up fail. The
+ * sums are exact in f32, so every order gives the same bits. */
+static void test_bf16_rounding(void) {
+    const float u8 = 1.0f / 256.0f;
+    /* A [2][4], B [4][1]: row 0 dots ties with 1, row 1 carries and a plain value */
+    const float a[8] = {1 + u8, 1 + 3 * u8, -(1 + u8), 2 - u8 / 2, 1, 0.5f, 3, 1 + u8 / 2};
+    const float b[4] = {1, 1, 1, 1};
+    const double want0 = 1.0 + (1.0 + 4 * u8) - 1.0 + 2.0; /* 2 - 2^-9 rounds up to 2 */
+    const double want1 = 1.0 + 0.5 + 3.0 + 1.0;            /* 1 + 2^-9 rounds down */
+    const char *isas[] = {"ref", "avx2", "avx512"};
+    for (int v = 0; v < 3; v++) {
+        if (!nne_ops_isa_supported(isas[v])) continue;
+        CHECK_OK(nne_ops_set_isa(isas[v]));
+        float c[2];
+        void *scratch = nne_aligned_alloc(nne_gemm_f32_scratch_size(2, 1, 4, 1) + 64);
+        nne_gemm_f32(NULL, NNE_GEMM_BF16, 2, 1, 4, a, 4, b, 1, c, 1, scratch);
+        CHECK_MSG(c[0] == (float)want0 && c[1] == (float)want1, "%s (%s): %.9g %.9g", isas[v],
+                  nne_gemm_bf16_path(), c[0], c[1]);
+        const float an[8] = {1, NAN, 1, 1, 1, 1, 1, 1};
+        nne_gemm_f32(NULL, NNE_GEMM_BF16, 2, 1, 4, an, 4, b, 1, c, 1, scratch);
+        CHECK_MSG(isnan(c[0]) && c[1] == 4.0f, "%s NaN: %g %g", isas[v], c[0], c[1]);
+        nne_aligned_free(scratch);
+    }
+    nne_ops_set_isa(NULL);
 }
 
 /* The reference on a hand-computed case (it is the oracle, so it gets an exact check). */
@@ -341,6 +392,8 @@ int main(void) {
     NNE_RUN(test_ref_exact);
     NNE_RUN(test_seq_exact);
     NNE_RUN(test_variants);
+    NNE_RUN(test_amx);
+    NNE_RUN(test_bf16_rounding);
     NNE_RUN(test_dispatch);
     NNE_RUN(test_scratch_bounded);
     for (int t = 1; t < 4; t++) nne_threadpool_free(pools[t]);

@@ -89,13 +89,13 @@ static void run_case(const conv_case *cc, uint64_t seed) {
         float *dx = rnd(&r, nx, 5.0f, 6.0f); /* garbage: dx is overwritten */
         float *dw = dup(dw0, nw), *db = dup(db0, nb), *dwn = dup(dw0, nw);
         if (cc->transpose) {
-            nne_conv_transpose2d_forward_gemm(pool, &g, x, w, b, y, scr);
-            nne_conv_transpose2d_backward_gemm(pool, &g, x, w, dy, dx, dw, db, scr);
-            nne_conv_transpose2d_backward_gemm(pool, &g, x, w, dy, NULL, dwn, NULL, scr);
+            nne_conv_transpose2d_forward_gemm(pool, &g, x, w, b, y, scr, 0);
+            nne_conv_transpose2d_backward_gemm(pool, &g, x, w, dy, dx, dw, db, scr, 0);
+            nne_conv_transpose2d_backward_gemm(pool, &g, x, w, dy, NULL, dwn, NULL, scr, 0);
         } else {
-            nne_conv2d_forward_gemm(pool, &g, x, w, b, y, scr);
-            nne_conv2d_backward_gemm(pool, &g, x, w, dy, dx, dw, db, scr);
-            nne_conv2d_backward_gemm(pool, &g, x, w, dy, NULL, dwn, NULL, scr);
+            nne_conv2d_forward_gemm(pool, &g, x, w, b, y, scr, 0);
+            nne_conv2d_backward_gemm(pool, &g, x, w, dy, dx, dw, db, scr, 0);
+            nne_conv2d_backward_gemm(pool, &g, x, w, dy, NULL, dwn, NULL, scr, 0);
         }
         const double ey = rel_err(y, y_ref, ny), ex = rel_err(dx, dx_ref, nx);
         const double ew = rel_err(dw, dw_ref, nw), eb = rel_err(db, db_ref, nb);

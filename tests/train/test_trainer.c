@@ -3,6 +3,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "nnedge/gemm.h"
 #include "nnedge/models.h"
 #include "nnedge/train.h"
 #include "testutil.h"
@@ -148,52 +149,86 @@ static void test_graph_grad_fd(void) {
 }
 
 /* Two trainers from the same seed and data end bit-identical; the loss falls. */
-static void test_determinism_and_descent(void) {
-    float *out[2] = {NULL, NULL};
-    double first = 0, last = 0;
-    size_t total = 0;
-    for (int run = 0; run < 2; run++) {
-        nne_graph *g;
-        CHECK_OK(nne_model_cae_seed(24, 28, NNE_CAE_FULL, &g));
-        if (!g) return;
-        CHECK_OK(nne_graph_set_input_shape(g, 0, nne_shape_4d(2, 24, 28, 3)));
-        CHECK_OK(nne_graph_infer(g));
-        CHECK_OK(nne_train_init_params(g, 1234));
-        nne_trainer_config cfg = adam_mse(3e-3f);
-        cfg.optim.clip_norm = 1.0f;
-        cfg.optim.weight_decay = 1e-4f;
-        nne_trainer *tr;
-        CHECK_OK(nne_trainer_create(g, &cfg, &tr));
-        if (!tr) return;
-        const size_t n = 2 * 24 * 28 * 3;
-        float *x = malloc(n * 4);
-        nne_rng rng;
-        nne_rng_seed(&rng, 99);
-        for (size_t i = 0; i < n; i++) x[i] = nne_rng_uniform_f32(&rng);
-        nne_train_stats st;
-        for (int k = 0; k < 30; k++) {
-            CHECK_OK(nne_trainer_step(tr, x, x, &st));
-            if (k == 0) first = st.loss;
-        }
-        last = st.loss;
-        CHECK(st.step == 30 && nne_trainer_steps(tr) == 30);
-        nne_params *p = nne_trainer_params(tr);
-        total = p->total;
-        out[run] = malloc(total * 4);
-        memcpy(out[run], p->data, total * 4);
-        /* store writes the trained values into the graph */
+/* 30 Adam steps (lr 3e-3, clip 1) of cae-seed 2x24x28 on a fixed random image, from seed
+ * 1234: the first and last losses and a malloc'd copy of the parameters (*total floats).
+ * With `store`, checks that nne_trainer_store writes the trained values into the graph. */
+static float *train_cae_small(nne_trainer_config cfg, bool store, double *first, double *last,
+                              size_t *total) {
+    nne_graph *g;
+    CHECK_OK(nne_model_cae_seed(24, 28, NNE_CAE_FULL, &g));
+    if (!g) return NULL;
+    CHECK_OK(nne_graph_set_input_shape(g, 0, nne_shape_4d(2, 24, 28, 3)));
+    CHECK_OK(nne_graph_infer(g));
+    CHECK_OK(nne_train_init_params(g, 1234));
+    nne_trainer *tr;
+    CHECK_OK(nne_trainer_create(g, &cfg, &tr));
+    if (!tr) {
+        nne_graph_free(g);
+        return NULL;
+    }
+    const size_t n = 2 * 24 * 28 * 3;
+    float *x = malloc(n * 4);
+    nne_rng rng;
+    nne_rng_seed(&rng, 99);
+    for (size_t i = 0; i < n; i++) x[i] = nne_rng_uniform_f32(&rng);
+    nne_train_stats st;
+    for (int k = 0; k < 30; k++) {
+        CHECK_OK(nne_trainer_step(tr, x, x, &st));
+        if (k == 0) *first = st.loss;
+    }
+    *last = st.loss;
+    CHECK(st.step == 30 && nne_trainer_steps(tr) == 30);
+    nne_params *p = nne_trainer_params(tr);
+    *total = p->total;
+    float *out = malloc(p->total * 4);
+    memcpy(out, p->data, p->total * 4);
+    if (store) { /* store writes the trained values into the graph */
         nne_trainer_store(tr);
         CHECK(memcmp(g->tensors[p->items[0].tensor].data, p->data + p->items[0].offset,
                      p->items[0].count * 4) == 0);
-        free(x);
-        nne_trainer_free(tr);
-        nne_graph_free(g);
     }
+    free(x);
+    nne_trainer_free(tr);
+    nne_graph_free(g);
+    return out;
+}
+
+static void test_determinism_and_descent(void) {
+    float *out[2];
+    double first = 0, last = 0;
+    size_t total = 0;
+    nne_trainer_config cfg = adam_mse(3e-3f);
+    cfg.optim.clip_norm = 1.0f;
+    cfg.optim.weight_decay = 1e-4f;
+    for (int run = 0; run < 2; run++) out[run] = train_cae_small(cfg, true, &first, &last, &total);
     printf("  cae-seed 2x24x28, 30 Adam steps: loss %.5f -> %.5f\n", first, last);
     CHECK(last < 0.5 * first);
     CHECK(out[0] && out[1] && memcmp(out[0], out[1], total * 4) == 0);
     free(out[0]);
     free(out[1]);
+}
+
+/* bf16_matmul (mixed precision): the convolutions' GEMMs on bf16-rounded operands. It
+ * descends like f32, its first loss is within bf16 rounding of f32's (not equal to it), and
+ * 1 and 2 threads give the same bits. */
+static void test_bf16_matmul(void) {
+    float *out[3];
+    double first[3] = {0, 0, 0}, last[3] = {0, 0, 0};
+    size_t total = 0;
+    for (int run = 0; run < 3; run++) { /* f32 1 thread, bf16 1 thread, bf16 2 threads */
+        nne_trainer_config cfg = adam_mse(3e-3f);
+        cfg.optim.clip_norm = 1.0f;
+        cfg.bf16_matmul = run > 0;
+        cfg.threads = run == 2 ? 2 : 1;
+        out[run] = train_cae_small(cfg, false, &first[run], &last[run], &total);
+    }
+    printf("  bf16 (%s): loss %.5f -> %.5f (f32 %.5f -> %.5f)\n", nne_gemm_bf16_path(), first[1],
+           last[1], first[0], last[0]);
+    CHECK(last[1] < 0.5 * first[1]);
+    CHECK(first[1] != first[0] && fabs(first[1] - first[0]) < 1e-2 * first[0]);
+    CHECK(out[0] && out[1] && out[2] && memcmp(out[0], out[1], total * 4) != 0);
+    CHECK(out[1] && out[2] && memcmp(out[1], out[2], total * 4) == 0);
+    for (int i = 0; i < 3; i++) free(out[i]);
 }
 
 /* MS-SSIM loss through the trainer (3 scales at 48x52), and SGD. */
@@ -615,6 +650,7 @@ int main(void) {
     NNE_RUN(test_graph_grad_fd);
     NNE_RUN(test_loss_border);
     NNE_RUN(test_determinism_and_descent);
+    NNE_RUN(test_bf16_matmul);
     NNE_RUN(test_ms_ssim_training);
     NNE_RUN(test_rd_training);
     NNE_RUN(test_rd_mixed_proxy);

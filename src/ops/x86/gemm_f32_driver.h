@@ -30,6 +30,7 @@
 #include <immintrin.h>
 #include <string.h>
 
+#include "gemm_common.h"
 #include "nnedge/gemm.h"
 
 #if GEMM_MC % GEMM_MR || GEMM_NC % GEMM_NR || GEMM_NR % 8 || GEMM_MR > 16
@@ -39,13 +40,8 @@
 /* Extra floats after the packed A block: the 8-wide transposing stores of pack_a may run
  * up to 8 floats past the last panel's end (they are overwritten or unused). */
 #define GEMM_A_SLACK 16
-/* Below this many multiply-adds a GEMM runs as one task: waking threads costs more. */
-#define GEMM_MIN_PARALLEL_MACS (128 * 128 * 64)
-
 typedef struct gemm_plan {
-    bool split_m;   /* tasks own row slabs (else column slabs) */
-    int n_tasks;    /* <= threads */
-    int32_t slab;   /* rows (split_m) or columns per task, a multiple of MR or NR */
+    gemm_split split;
     int32_t kc;     /* K block: ceil(K / nkb) rounded up to 8, nkb = ceil(K / GEMM_KC) */
     size_t a_bytes; /* packed A block, 64-byte multiple */
     size_t b_bytes; /* packed B panel, 64-byte multiple */
@@ -59,27 +55,12 @@ static inline int64_t gemm_ceil_div(int64_t x, int64_t y) { return (x + y - 1) /
 static void gemm_make_plan(int32_t m, int32_t n, int32_t k, int threads, gemm_plan *p) {
     memset(p, 0, sizeof *p);
     if (m <= 0 || n <= 0 || k <= 0) return;
-    if (threads < 1) threads = 1;
-    if ((double)m * n * k < GEMM_MIN_PARALLEL_MACS) threads = 1;
-    int64_t tiles_m = gemm_ceil_div(m, GEMM_MR), tiles_n = gemm_ceil_div(n, GEMM_NR);
-    /* Each task packs all of op(B)'s panels when splitting M (all of op(A)'s when splitting
-     * N): split the larger dimension, so the duplicated packing is of the smaller operand,
-     * unless it has fewer micro-tiles than threads. */
-    if (m >= n)
-        p->split_m = tiles_m >= threads || tiles_m >= tiles_n;
-    else
-        p->split_m = !(tiles_n >= threads || tiles_n >= tiles_m);
-    int64_t tiles = p->split_m ? tiles_m : tiles_n;
-    int64_t per = gemm_ceil_div(tiles, threads < tiles ? threads : tiles);
-    p->n_tasks = (int)gemm_ceil_div(tiles, per);
-    p->slab = (int32_t)(per * (p->split_m ? GEMM_MR : GEMM_NR));
-    int32_t task_m = p->split_m ? gemm_min(p->slab, m) : m;
-    int32_t task_n = p->split_m ? n : gemm_min(p->slab, n);
+    p->split = gemm_split_tasks(m, n, k, threads, GEMM_MR, GEMM_NR);
     int64_t nkb = gemm_ceil_div(k, GEMM_KC);
     int64_t kc = (gemm_ceil_div(k, nkb) + 7) / 8 * 8;
     p->kc = (int32_t)(kc < k ? kc : k);
-    int64_t mc = gemm_min(GEMM_MC, (int32_t)gemm_ceil_div(task_m, GEMM_MR) * GEMM_MR);
-    int64_t nc = gemm_min(GEMM_NC, (int32_t)gemm_ceil_div(task_n, GEMM_NR) * GEMM_NR);
+    int64_t mc = gemm_min(GEMM_MC, (int32_t)gemm_ceil_div(p->split.tasks_m, GEMM_MR) * GEMM_MR);
+    int64_t nc = gemm_min(GEMM_NC, (int32_t)gemm_ceil_div(p->split.tasks_n, GEMM_NR) * GEMM_NR);
     p->a_bytes = nne_align_up((size_t)(mc * p->kc + GEMM_A_SLACK) * sizeof(float), 64);
     p->b_bytes = nne_align_up((size_t)(nc * p->kc) * sizeof(float), 64);
     p->per_thread = p->a_bytes + p->b_bytes;
@@ -200,46 +181,56 @@ static void gemm_pack_b(bool trans, const float *b, int32_t ldb, int32_t p0, int
     }
 }
 
+/* NNE_GEMM_BF16: round n packed floats to bf16 in place (nne_f32_to_bf16's bits, kept as
+ * f32 with zero low halves), so that the micro-kernel multiplies the rounded values. */
+static void gemm_round_bf16(float *p, size_t n) {
+    const __m256i lsb1 = _mm256_set1_epi32(1), half = _mm256_set1_epi32(0x7FFF);
+    const __m256i hi = _mm256_set1_epi32((int)0xFFFF0000u), absm = _mm256_set1_epi32(0x7FFFFFFF);
+    const __m256i inf = _mm256_set1_epi32(0x7F800000), quiet = _mm256_set1_epi32(0x00400000);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i u = _mm256_loadu_si256((const __m256i *)(const void *)(p + i));
+        __m256i r = _mm256_add_epi32(
+            u, _mm256_add_epi32(half, _mm256_and_si256(_mm256_srli_epi32(u, 16), lsb1)));
+        __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, absm), inf);
+        r = _mm256_blendv_epi8(r, _mm256_or_si256(u, quiet), nan);
+        _mm256_storeu_si256((__m256i *)(void *)(p + i), _mm256_and_si256(r, hi));
+    }
+    for (; i < n; i++) p[i] = nne_bf16_to_f32(nne_f32_to_bf16(p[i]));
+}
+
 typedef struct gemm_ctx {
     gemm_plan plan;
-    uint32_t flags;
-    int32_t m, n, k, lda, ldb, ldc;
-    const float *a, *b;
-    float *c;
-    unsigned char *scratch;
+    gemm_args g;
 } gemm_ctx;
 
 static void gemm_task(void *vctx, int task, int thread) {
     const gemm_ctx *x = vctx;
     const gemm_plan *p = &x->plan;
-    int32_t m0 = 0, m1 = x->m, n0 = 0, n1 = x->n;
-    if (p->split_m) {
-        m0 = task * p->slab;
-        m1 = gemm_min(x->m, m0 + p->slab);
-    } else {
-        n0 = task * p->slab;
-        n1 = gemm_min(x->n, n0 + p->slab);
-    }
-    float *ap = (float *)(void *)(x->scratch + (size_t)thread * p->per_thread);
-    float *bp = (float *)(void *)(x->scratch + (size_t)thread * p->per_thread + p->a_bytes);
-    const bool ta = x->flags & NNE_GEMM_TRANS_A, tb = x->flags & NNE_GEMM_TRANS_B;
-    const bool beta0 = !(x->flags & NNE_GEMM_ACCUMULATE);
+    int32_t m0, m1, n0, n1;
+    gemm_task_range(&p->split, task, x->g.m, x->g.n, &m0, &m1, &n0, &n1);
+    float *ap = (float *)(void *)(x->g.scratch + (size_t)thread * p->per_thread);
+    float *bp = (float *)(void *)(x->g.scratch + (size_t)thread * p->per_thread + p->a_bytes);
+    const bool ta = x->g.flags & NNE_GEMM_TRANS_A, tb = x->g.flags & NNE_GEMM_TRANS_B;
+    const bool beta0 = !(x->g.flags & NNE_GEMM_ACCUMULATE), bf16 = x->g.flags & NNE_GEMM_BF16;
     for (int32_t jc = n0; jc < n1; jc += GEMM_NC) {
         const int32_t nb = gemm_min(GEMM_NC, n1 - jc);
-        for (int32_t pc = 0; pc < x->k; pc += p->kc) {
-            const int32_t kb = gemm_min(p->kc, x->k - pc);
+        for (int32_t pc = 0; pc < x->g.k; pc += p->kc) {
+            const int32_t kb = gemm_min(p->kc, x->g.k - pc);
             const bool overwrite = beta0 && pc == 0;
-            gemm_pack_b(tb, x->b, x->ldb, pc, jc, kb, nb, bp);
+            gemm_pack_b(tb, x->g.b, x->g.ldb, pc, jc, kb, nb, bp);
+            if (bf16) gemm_round_bf16(bp, (size_t)gemm_ceil_div(nb, GEMM_NR) * GEMM_NR * kb);
             for (int32_t ic = m0; ic < m1; ic += GEMM_MC) {
                 const int32_t mb = gemm_min(GEMM_MC, m1 - ic);
-                gemm_pack_a(ta, x->a, x->lda, ic, pc, mb, kb, ap);
+                gemm_pack_a(ta, x->g.a, x->g.lda, ic, pc, mb, kb, ap);
+                if (bf16) gemm_round_bf16(ap, (size_t)gemm_ceil_div(mb, GEMM_MR) * GEMM_MR * kb);
                 for (int32_t jr = 0; jr < nb; jr += GEMM_NR) {
                     const int nr = gemm_min(GEMM_NR, nb - jr);
                     for (int32_t ir = 0; ir < mb; ir += GEMM_MR) {
                         const int mr = gemm_min(GEMM_MR, mb - ir);
                         gemm_ukernel(kb, ap + (size_t)ir * kb, bp + (size_t)jr * kb,
-                                     x->c + (size_t)(ic + ir) * x->ldc + jc + jr, x->ldc, overwrite,
-                                     mr, nr);
+                                     x->g.c + (size_t)(ic + ir) * x->g.ldc + jc + jr, x->g.ldc,
+                                     overwrite, mr, nr);
                     }
                 }
             }
@@ -250,31 +241,10 @@ static void gemm_task(void *vctx, int task, int thread) {
 static void gemm_driver(nne_threadpool *pool, uint32_t flags, int32_t m, int32_t n, int32_t k,
                         const float *a, int32_t lda, const float *b, int32_t ldb, float *c,
                         int32_t ldc, void *scratch) {
-    const bool ta = flags & NNE_GEMM_TRANS_A, tb = flags & NNE_GEMM_TRANS_B;
-    assert(m >= 0 && n >= 0 && k >= 0);
-    assert(ldc >= n && lda >= (ta ? m : k) && ldb >= (tb ? k : n));
-    (void)ta;
-    (void)tb;
-    if (m == 0 || n == 0) return;
-    if (k == 0) {
-        if (!(flags & NNE_GEMM_ACCUMULATE))
-            for (int32_t i = 0; i < m; i++) memset(c + (size_t)i * ldc, 0, (size_t)n * sizeof *c);
-        return;
-    }
-    assert(scratch && ((uintptr_t)scratch & 63) == 0);
-    gemm_ctx x = {.flags = flags,
-                  .m = m,
-                  .n = n,
-                  .k = k,
-                  .lda = lda,
-                  .ldb = ldb,
-                  .ldc = ldc,
-                  .a = a,
-                  .b = b,
-                  .c = c,
-                  .scratch = scratch};
+    if (gemm_trivial(flags, m, n, k, lda, ldb, c, ldc, scratch)) return;
+    gemm_ctx x = {.g = gemm_args_make(flags, m, n, k, a, lda, b, ldb, c, ldc, scratch)};
     gemm_make_plan(m, n, k, nne_threadpool_threads(pool), &x.plan);
-    nne_threadpool_run(pool, x.plan.n_tasks, gemm_task, &x);
+    nne_threadpool_run(pool, x.plan.split.n_tasks, gemm_task, &x);
 }
 
 #endif
