@@ -334,6 +334,7 @@ typedef struct nne_trainer_config {
      * their operands rounded to bf16 and sum in f32 (NNE_GEMM_BF16, gemm.h; AMX tiles where
      * the CPU has them). Weights, activations, gradients and the optimizer stay f32. Results
      * still do not depend on the thread count, but do on the path (nne_gemm_bf16_path).
+     * Training steps only: nne_trainer_eval runs f32 GEMMs (the model as it will be used).
      * Checkpointed by the caller. */
     bool bf16_matmul;
     uint64_t noise_seed; /* NNE_LOSS_RD: quantization noise of update `step` is drawn from a

@@ -469,6 +469,9 @@ static void qin_grad(const nne_trainer *tr, int32_t node, int32_t t, float *dx) 
 }
 
 static void forward_node(nne_trainer *tr, int32_t idx, fwd_mode mode, int64_t step) {
+    /* bf16_matmul is a training speed-up: evaluation (validation) runs the f32 model that
+     * will be shipped. */
+    const uint32_t gf = mode == FWD_TRAIN ? tr->gemm_flags : 0u;
     const nne_node *n = &tr->g->nodes[idx];
     const nne_graph *g = tr->g;
     const int32_t *in = n->inputs;
@@ -480,11 +483,11 @@ static void forward_node(nne_trainer *tr, int32_t idx, fwd_mode mode, int64_t st
     switch (n->op) {
     case NNE_OP_CONV2D:
         nne_conv2d_forward_gemm(tr->pool, &n->conv_geom, x, fwd_weight(tr, in[1]),
-                                tdata(tr, in[2]), y, tr->scratch, tr->gemm_flags);
+                                tdata(tr, in[2]), y, tr->scratch, gf);
         return;
     case NNE_OP_CONV_TRANSPOSE2D:
         nne_conv_transpose2d_forward_gemm(tr->pool, &n->conv_geom, x, fwd_weight(tr, in[1]),
-                                          tdata(tr, in[2]), y, tr->scratch, tr->gemm_flags);
+                                          tdata(tr, in[2]), y, tr->scratch, gf);
         return;
     case NNE_OP_PRELU: /* slopes: quantized under pow2 QAT */
         e.kind = EW_PRELU_FWD;

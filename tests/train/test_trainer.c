@@ -209,8 +209,8 @@ static void test_determinism_and_descent(void) {
 }
 
 /* bf16_matmul (mixed precision): the convolutions' GEMMs on bf16-rounded operands. It
- * descends like f32, its first loss is within bf16 rounding of f32's (not equal to it), and
- * 1 and 2 threads give the same bits. */
+ * descends like f32, its first loss is within bf16 rounding of f32's (not equal to it),
+ * 1 and 2 threads give the same bits, and evaluation is f32's. */
 static void test_bf16_matmul(void) {
     float *out[3];
     double first[3] = {0, 0, 0}, last[3] = {0, 0, 0};
@@ -229,6 +229,27 @@ static void test_bf16_matmul(void) {
     CHECK(out[0] && out[1] && out[2] && memcmp(out[0], out[1], total * 4) != 0);
     CHECK(out[1] && out[2] && memcmp(out[1], out[2], total * 4) == 0);
     for (int i = 0; i < 3; i++) free(out[i]);
+    /* Evaluation runs the f32 model: the same loss with and without bf16_matmul. */
+    double ev[2] = {0, 0};
+    nne_graph *g;
+    CHECK_OK(nne_model_cae_seed(24, 28, NNE_CAE_FULL, &g));
+    if (!g) return;
+    CHECK_OK(nne_graph_set_input_shape(g, 0, nne_shape_4d(2, 24, 28, 3)));
+    CHECK_OK(nne_graph_infer(g));
+    CHECK_OK(nne_train_init_params(g, 1234));
+    float *x = malloc(2 * 24 * 28 * 3 * 4);
+    for (int i = 0; i < 2 * 24 * 28 * 3; i++) x[i] = (float)(i % 97) / 97.0f;
+    for (int run = 0; run < 2; run++) {
+        nne_trainer_config cfg = adam_mse(3e-3f);
+        cfg.bf16_matmul = run == 1;
+        nne_trainer *tr;
+        CHECK_OK(nne_trainer_create(g, &cfg, &tr));
+        if (tr) CHECK_OK(nne_trainer_eval(tr, x, x, &ev[run]));
+        nne_trainer_free(tr);
+    }
+    CHECK_MSG(ev[0] == ev[1] && ev[0] > 0, "eval f32 %.9g, bf16 trainer %.9g", ev[0], ev[1]);
+    free(x);
+    nne_graph_free(g);
 }
 
 /* MS-SSIM loss through the trainer (3 scales at 48x52), and SGD. */
