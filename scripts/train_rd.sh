@@ -39,7 +39,9 @@
 # --init-partial, the transforms of that rung and a fresh entropy model, for FT_STEPS at FT_LR;
 # CHAIN and BASE_INIT do not apply), LADDER ("7:0.0932 6:0.0483 ... 1:0.0018": quality:
 # lambda pairs, the first one trained from scratch, the rest fine-tuned from it), EXTRA (more
-# options for nnedge train, e.g. --stop-after 500 to train in time slices), BASE_INIT (a model
+# options for nnedge train, e.g. --stop-after 500 to train in time slices, or --matmul bf16:
+# mixed precision, 1.74x per step on an AMX CPU, docs/training.md "Mixed precision"; the
+# 64,192 q1..q5 were trained so, about 0.7 s per step on 2 threads), BASE_INIT (a model
 # of another kind to start the first stage from with --init --init-partial: the tensors of the
 # same name and shape, e.g. g_a/g_s of models/mbt2018-mean-q7.nne for the factorized ladder;
 # the rest from the seed), QUANT_PROXY (noise, the default, or mixed: nnedge train --quant-proxy,
