@@ -122,7 +122,14 @@ const char *nne_ops_isa(void) { return get_active()->isa; }
     (NEEDS_AVX512 | NNE_CPU_AVX512BW | NNE_CPU_AVX512VL | NNE_CPU_AVX512BF16 | NNE_CPU_AMX_TILE |  \
      NNE_CPU_AMX_BF16)
 
-static bool amx_cpu(void) { return NNE_HAVE_X86 && (nne_cpu_features() & NEEDS_AMX) == NEEDS_AMX; }
+/* The AMX kernel is built for x86-64 only (src/ops/x86/gemm_amx.c). */
+#if defined(__x86_64__)
+#define NNE_HAVE_AMX 1
+#else
+#define NNE_HAVE_AMX 0
+#endif
+
+static bool amx_cpu(void) { return NNE_HAVE_AMX && (nne_cpu_features() & NEEDS_AMX) == NEEDS_AMX; }
 
 bool nne_gemm_amx_usable(void) { return amx_cpu() && nne_cpu_request_amx(); }
 
@@ -140,7 +147,7 @@ void nne_gemm_f32(nne_threadpool *pool, uint32_t flags, int32_t m, int32_t n, in
                   const float *a, int32_t lda, const float *b, int32_t ldb, float *c, int32_t ldc,
                   void *scratch) {
     const nne_gemm_f32_variant *v = get_active();
-#if NNE_HAVE_X86
+#if NNE_HAVE_AMX
     if ((flags & NNE_GEMM_BF16) && bf16_on_amx(v)) {
         nne_gemm_f32__amx(pool, flags, m, n, k, a, lda, b, ldb, c, ldc, scratch);
         return;
@@ -151,7 +158,7 @@ void nne_gemm_f32(nne_threadpool *pool, uint32_t flags, int32_t m, int32_t n, in
 
 size_t nne_gemm_f32_scratch_size(int32_t m, int32_t n, int32_t k, int threads) {
     size_t max = 0;
-#if NNE_HAVE_X86
+#if NNE_HAVE_AMX
     if (amx_cpu()) max = nne_gemm_f32_scratch_size__amx(m, n, k, threads);
 #endif
     for (int i = 0; i < N_VARIANTS; i++) {
