@@ -8,11 +8,16 @@
  * Every case runs with the default tile and with tiny tiles (many tiles, 16 chunks, the
  * two-phase scatter), and must be bitwise identical for 1, 2 and 3 threads. */
 #include "kernel_test_util.h"
+#include "nnedge/gemm.h"
 #include "nnedge/models.h"
 #include "nnedge/ops.h"
 #include "train/conv_gemm_private.h"
 
 #define FAST_TOL 1e-5
+/* With NNE_GEMM_BF16 each product moves by <= 2^-7 of |x w|, so a sum by <= 2^-7 of its
+ * sum of |terms|; 2e-2 of max|ref| leaves room for cancellation (an unrounded GEMM would
+ * pass too: the bitwise comparison with the f32 run catches that). */
+#define BF16_TOL 2e-2
 
 typedef struct conv_case {
     const char *name;
@@ -108,6 +113,31 @@ static void run_case(const conv_case *cc, uint64_t seed) {
         const double e4[4] = {ey, ex, ew, eb};
         for (int k = 0; k < 4; k++)
             if (e4[k] > worst_err) worst_err = e4[k];
+        if (th == 1 && cc->groups == 1) {
+            /* NNE_GEMM_BF16 reaches every GEMM of the pass: within bf16 rounding of the
+             * reference (operands moved by <= 2^-8 relative each), and not f32's bits. */
+            float *yb = nne_aligned_alloc(ny * sizeof(float)), *dxb = rnd(&r, nx, 5.0f, 6.0f);
+            float *dwb = dup(dw0, nw), *dbb = dup(db0, nb);
+            if (cc->transpose) {
+                nne_conv_transpose2d_forward_gemm(pool, &g, x, w, b, yb, scr, NNE_GEMM_BF16);
+                nne_conv_transpose2d_backward_gemm(pool, &g, x, w, dy, dxb, dwb, dbb, scr,
+                                                   NNE_GEMM_BF16);
+            } else {
+                nne_conv2d_forward_gemm(pool, &g, x, w, b, yb, scr, NNE_GEMM_BF16);
+                nne_conv2d_backward_gemm(pool, &g, x, w, dy, dxb, dwb, dbb, scr, NNE_GEMM_BF16);
+            }
+            const double by = rel_err(yb, y_ref, ny), bx = rel_err(dxb, dx_ref, nx);
+            const double bw = rel_err(dwb, dw_ref, nw);
+            CHECK_MSG(by <= BF16_TOL && bx <= BF16_TOL && bw <= BF16_TOL,
+                      "%s bf16: errors y %.3g dx %.3g dw %.3g", cc->name, by, bx, bw);
+            CHECK_MSG(memcmp(yb, y, ny * sizeof(float)) != 0 &&
+                          memcmp(dwb, dw, nw * sizeof(float)) != 0,
+                      "%s bf16: the f32 result (flag not applied)", cc->name);
+            nne_aligned_free(yb);
+            nne_aligned_free(dxb);
+            nne_aligned_free(dwb);
+            nne_aligned_free(dbb);
+        }
         if (th == 1) {
             y1 = y, dx1 = dx, dw1 = dw, db1 = db, dwn1 = dwn;
         } else {
