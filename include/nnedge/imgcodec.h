@@ -23,6 +23,7 @@
 #define NNEDGE_IMGCODEC_H
 
 #include "nnedge/image.h"
+#include "nnedge/lcodec.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -86,6 +87,11 @@ nne_status nne_imgcodec_decode(const nne_imgcodec *c, const uint8_t *buf, size_t
 nne_status nne_imgcodec_lcodec_open(int n, const char *const *paths, const int32_t *qualities,
                                     nne_imgcodec **out);
 void nne_imgcodec_lcodec_free(nne_imgcodec *c);
+/* Encode with latent refinement (nne_lcodec_set_refine; o NULL or iterations 0: off), from
+ * the next call on; the codec's settings string says so. Checked against every model of the
+ * ladder (a model without train.lambda and no o->lambda is INVALID_ARG). Call it before rd
+ * starts its threads. */
+nne_status nne_imgcodec_lcodec_set_refine(const nne_imgcodec *c, const nne_lcodec_refine_opts *o);
 
 #ifdef __cplusplus
 }

@@ -106,6 +106,12 @@ typedef struct nne_lcodec_stats {
      * the decoder will compute) and reports the PSNR (dB, RGB8, peak 255) of that image
      * against the input; NaN otherwise. */
     double psnr;
+    /* Latent refinement (nne_lcodec_set_refine): the estimated rate-distortion loss
+     * lambda 255^2 MSE + bpp of g_a's latents (refine_loss[0]) and of the refined ones that
+     * were coded (refine_loss[1], never above [0]), on the padded image with the model's
+     * float densities; both 0 without refinement. */
+    double refine_loss[2];
+    int32_t refine_iterations; /* gradient steps taken (0 without refinement) */
 } nne_lcodec_stats;
 
 /* Encode an RGB image (3 channels, any size from 1x1 to the image limits). The image is
@@ -124,6 +130,35 @@ nne_status nne_lcodec_decode(nne_lcodec *c, const uint8_t *data, size_t size, nn
  * bytes, so a tiny hostile file can ask for a huge synthesis run: services and fuzzers bound
  * that work here. */
 void nne_lcodec_set_max_pixels(nne_lcodec *c, int64_t max_pixels);
+
+/* ---- Latent refinement (encoder effort) ------------------------------------------------ */
+
+/* Encoder-side latent refinement (docs/codec.md, "Latent refinement"): instead of coding
+ * g_a's latents y as they are, the encoder runs `iterations` steps of Adam on y (and through
+ * h_a on z) against the model's own rate-distortion loss lambda 255^2 MSE(g_s(y_hat), x) +
+ * bpp, where y_hat and z_hat are stochastic Gumbel annealing samples (SGA; Yang, Bamler &
+ * Mandt 2020: a soft rounding whose temperature falls from NNE_LCODEC_REFINE_TAU0 to _TAU1),
+ * and codes the iterate with the lowest true loss (hard rounding, f32, checked every tenth
+ * step and after the last; g_a's own y if none is lower). The decoder and the bitstream do
+ * not change: a refined stream decodes anywhere, bit-exact as before. The encoder's bytes
+ * stay independent of the thread count but depend on the machine's ISA (the trainer's GEMM
+ * paths; bf16 on AMX). Costs about iterations x (a forward and backward pass of g_s, h_a and
+ * h_s, without weight gradients) per image. */
+#define NNE_LCODEC_REFINE_LR      0.01f /* default Adam step size, in quantization bins */
+#define NNE_LCODEC_REFINE_TAU0    0.3   /* SGA temperature at the first step */
+#define NNE_LCODEC_REFINE_TAU1    0.05  /* ... and at the last, geometric in between */
+#define NNE_LCODEC_REFINE_SEED    0x5A6AULL /* the Gumbel samples' seed (nne_trainer) */
+#define NNE_LCODEC_REFINE_MAX_ITS 100000
+typedef struct nne_lcodec_refine_opts {
+    int32_t iterations; /* 0 = off (the default of a new codec) */
+    float lr;           /* Adam step size; 0 = NNE_LCODEC_REFINE_LR; cosine decay to 0 */
+    float lambda;       /* the rate-distortion trade-off; 0 = the model's meta train.lambda */
+    int32_t threads;    /* 0 = the process-wide pool, n >= 1 a pool of n threads (1: serial) */
+} nne_lcodec_refine_opts;
+/* Set (o->iterations > 0) or turn off (o NULL or iterations 0) refinement for the following
+ * encodes. INVALID_ARG for values out of range, or lambda 0 with a model that has no
+ * train.lambda. */
+nne_status nne_lcodec_set_refine(nne_lcodec *c, const nne_lcodec_refine_opts *o);
 
 /* ---- Int8 codecs ------------------------------------------------------------------------- */
 

@@ -102,6 +102,11 @@ typedef enum nne_rd_part {
     NNE_RD_SYNTHESIS = 2,       /* g_s: y_hat -> x_hat */
     NNE_RD_HYPER_ANALYSIS = 3,  /* h_a: y -> z [B][H/64][W/64][N] (hyperpriors only) */
     NNE_RD_HYPER_SYNTHESIS = 4, /* h_s: z_hat -> scales [, means] (hyperpriors only) */
+    /* The training graph without g_a: y -> x_hat, likelihoods_y [, likelihoods_z], input "y"
+     * [B][H/16][W/16][M]. What an encoder differentiates to refine its latents for one image
+     * (docs/codec.md, "Latent refinement"); built with train_mode STE it measures the rate
+     * and distortion of the rounded symbols. */
+    NNE_RD_REFINE = 5,
 } nne_rd_part;
 
 #define NNE_RD_LIK_MIN   1e-9f /* likelihood floor (CompressAI) */

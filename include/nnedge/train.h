@@ -129,6 +129,21 @@ struct nne_rng; /* the PRNG, below */
 void nne_quantize_train_forward(size_t count, nne_quantize_train_mode mode, const float *x,
                                 const float *means, struct nne_rng *rng, float *y);
 
+/* Stochastic Gumbel annealing (SGA; Yang, Bamler & Mandt 2020, "Improving Inference for
+ * Neural Image Compression"), a soft rounding for optimizing latents: with v = x - m,
+ * f = floor(v), r = v - f, the logits of rounding down and up are -atanh(r) / tau and
+ * -atanh(1 - r) / tau (arguments capped at 1 - 1e-5), and
+ *     y = f + w + m,  w = sigmoid(((up + g2) - (down + g1)) / tau)
+ * with g1, g2 Gumbel(0, 1) samples drawn from `rng` (two per element, in element order): a
+ * relaxed one-hot sample of {f, f + 1} at temperature tau, the nearer integer more likely,
+ * hard rounding as tau -> 0. The backward recomputes w from x, m and y:
+ *     dx = dy w (1 - w) / tau d(up - down)/dv   (overwritten; the means get no gradient,
+ * as with the other modes). means NULL: m = 0. tau > 0. */
+void nne_quantize_sga_forward(size_t count, float tau, const float *x, const float *means,
+                              struct nne_rng *rng, float *y);
+void nne_quantize_sga_backward(size_t count, float tau, const float *x, const float *means,
+                               const float *y, const float *dy, float *dx);
+
 /* Factorized likelihood (ops.h): x, dy, dx [pixels][c]; params, dparams [c][NNE_FACT_PARAMS].
  * y = max(P(x), lik_min); the lower bound passes the gradient where P >= lik_min or dy < 0
  * (CompressAI's LowerBound), so a rate loss (dy < 0) always pulls P up. dx overwritten (NULL
@@ -347,6 +362,14 @@ typedef struct nne_trainer_config {
      * (nne_cae_seed_border, docs/models.md "The border"). 0 = the whole output; not stored in
      * checkpoints (the caller derives it from the model). */
     int32_t loss_border_bottom, loss_border_right;
+    /* Gradients for something other than the weights (encoder-side latent refinement of a
+     * learned codec, docs/codec.md "Latent refinement"): with input_grad, nne_trainer_grad
+     * also leaves dL/d(graph input) in nne_trainer_input_grad; with frozen, the
+     * convolutions skip their weight and bias gradients (a third of their backward), and
+     * the parameter gradients are then incomplete: for gradients that flow to the input
+     * only, never with nne_trainer_step. Neither is stored in checkpoints. */
+    bool input_grad;
+    bool frozen;
 } nne_trainer_config;
 
 typedef struct nne_train_stats {
@@ -385,6 +408,9 @@ nne_status nne_trainer_step(nne_trainer *t, const float *input, const float *tar
 nne_status nne_trainer_grad(nne_trainer *t, const float *input, const float *target, double *loss);
 /* Forward and loss only (validation); the parameters are not changed. */
 nne_status nne_trainer_eval(nne_trainer *t, const float *input, const float *target, double *loss);
+/* dL/d(graph input) of the last nne_trainer_grad [input shape]; NULL unless the trainer
+ * was created with config.input_grad. Valid until the next forward/backward pass. */
+const float *nne_trainer_input_grad(const nne_trainer *t);
 /* The MSE and bpp of the last loss computed with NNE_LOSS_RD (both 0 for other losses). */
 void nne_trainer_last_rd(const nne_trainer *t, double *mse, double *bpp);
 /* The output of the last forward pass [graph output shape]. */
@@ -393,6 +419,14 @@ const float *nne_trainer_output(const nne_trainer *t);
  * that the update used. */
 nne_params *nne_trainer_params(nne_trainer *t);
 int64_t nne_trainer_steps(const nne_trainer *t);
+/* Set the update counter: the index the next nne_trainer_step uses, and the one whose
+ * quantization noise nne_trainer_grad draws (NNE_LOSS_RD with NNE_QUANTIZE_NOISE). */
+void nne_trainer_set_steps(nne_trainer *t, int64_t step);
+/* tau > 0: training passes (nne_trainer_grad / _step) make every quantize node an SGA soft
+ * rounding at temperature tau (nne_quantize_sga_forward, noise from the step as for
+ * NNE_QUANTIZE_NOISE) instead of its train_mode; 0 (the default): off. For latent
+ * refinement with an annealed temperature; nne_trainer_eval still rounds. */
+void nne_trainer_set_sga(nne_trainer *t, float tau);
 /* Write the trained parameters back into the graph's constants. */
 void nne_trainer_store(const nne_trainer *t);
 

@@ -37,6 +37,7 @@ typedef struct job {
     double target_bpp; /* --bpp, 0 if absent */
     int n_ladder;      /* --bpp: the kind's registry ladder, by increasing quality */
     int32_t ladder_q[MAX_QUALITY + 1];
+    nne_lcodec_refine_opts refine; /* --refine N [--refine-lr R] */
     char (*ladder_path)[CLI_PATH_MAX];
     cached cache[CACHE_SIZE];
     int n_cached;
@@ -82,6 +83,10 @@ static nne_lcodec *get_codec(job *j, const char *path, int quality) {
         if (!strcmp(j->cache[i].path, path) && j->cache[i].quality == quality) return j->cache[i].c;
     nne_lcodec *c = NULL;
     nne_status s = nne_lcodec_load(path, quality, &c);
+    if (!s && j->refine.iterations > 0 && (s = nne_lcodec_set_refine(c, &j->refine)) != NNE_OK) {
+        s = nne_error(s, "%s: %s", path, nne_last_error());
+        nne_lcodec_free(c);
+    }
     if (s) {
         cli_fail(j->cmd, s);
         j->reported = true;
@@ -278,6 +283,11 @@ static bool compress_one(job *j, const char *in, const char *out) {
         nne_json_int(&j->js, "z_bytes", (int64_t)e.st.z_bytes);
         nne_json_number(&j->js, "bpp", e.st.bpp, 6);
         nne_json_number(&j->js, "estimated_bits", e.st.y_bits_est + e.st.z_bits_est, 1);
+        if (j->refine.iterations > 0) {
+            nne_json_int(&j->js, "refine_iterations", e.st.refine_iterations);
+            nne_json_number(&j->js, "refine_loss_before", e.st.refine_loss[0], 6);
+            nne_json_number(&j->js, "refine_loss_after", e.st.refine_loss[1], 6);
+        }
         if (j->target_bpp > 0) {
             nne_json_number(&j->js, "target_bpp", j->target_bpp, 6);
             nne_json_bool(&j->js, "target_met", met);
@@ -289,6 +299,12 @@ static bool compress_one(job *j, const char *in, const char *out) {
         printf("%s: %dx%d -> %s: %s bytes, %.4f bpp (y %zu, z %zu bytes; model %s q%d)\n", in,
                (int)img.width, (int)img.height, out, cli_thousands((int64_t)e.n, b, sizeof b),
                e.st.bpp, e.st.y_bytes, e.st.z_bytes, e.path, e.quality);
+        if (j->refine.iterations > 0)
+            printf("latent refinement: %d steps, estimated loss %.5f -> %.5f (%+.2f%%)\n",
+                   (int)e.st.refine_iterations, e.st.refine_loss[0], e.st.refine_loss[1],
+                   e.st.refine_loss[0] > 0
+                       ? 100.0 * (e.st.refine_loss[1] / e.st.refine_loss[0] - 1.0)
+                       : 0.0);
         if (j->target_bpp > 0 && met)
             printf("target %.4f bpp met: quality %d of %d..%d is the highest that fits (%d "
                    "encodes)\n",
@@ -426,7 +442,7 @@ static int run_folder(job *j, const char *in, const char *out) {
 static void help(bool compress) {
     if (compress)
         printf("usage: nnedge compress IN -o OUT.nnc [--model M] [--quality N | --bpp R]\n"
-               "                          [--force] [--json] [-q]\n\n"
+               "                          [--refine N [--refine-lr R]] [--force] [--json] [-q]\n\n"
                "Compress an image (PNG, PPM, PGM or JPEG) with a learned codec into a .nnc\n"
                "bitstream (docs/bitstream.md). IN may be a folder: every image in it is\n"
                "compressed into the folder OUT as <name>.nnc, with a progress bar.\n\n");
@@ -457,6 +473,12 @@ static void help(bool compress) {
                ? "  --bpp R         rate control: per image, the highest quality of the kind's\n"
                  "                  registry models whose file is at most R bits per pixel\n"
                  "                  (the lowest if none is; a warning says so)\n"
+                 "  --refine N      encoder effort: N steps of latent refinement per image\n"
+                 "                  against the model's rate-distortion loss (default 0: off;\n"
+                 "                  ~20-50 pay off; each costs about a training step of g_s on\n"
+                 "                  the image). The stream decodes as any other\n"
+                 "                  (docs/codec.md, \"Latent refinement\")\n"
+                 "  --refine-lr R   its Adam step size (default 0.01)\n"
                : "");
 }
 
@@ -467,10 +489,14 @@ static int run(bool compress, int argc, char **argv) {
     j.compress = compress;
     j.quality = -1;
     cli_common co;
-    const char *quality_s = NULL, *bpp_s = NULL;
+    const char *quality_s = NULL, *bpp_s = NULL, *refine_s = NULL, *refine_lr_s = NULL;
     const cli_option opts[] = {
-        {"model", 'm', true, &j.model, NULL}, {"quality", 0, true, &quality_s, NULL},
-        {"bpp", 0, true, &bpp_s, NULL},       {"force", 'f', false, NULL, &j.force},
+        {"model", 'm', true, &j.model, NULL},
+        {"quality", 0, true, &quality_s, NULL},
+        {"bpp", 0, true, &bpp_s, NULL},
+        {"refine", 0, true, &refine_s, NULL},
+        {"refine-lr", 0, true, &refine_lr_s, NULL},
+        {"force", 'f', false, NULL, &j.force},
         {NULL, 0, false, NULL, NULL},
     };
     const char *pos[1];
@@ -501,6 +527,24 @@ static int run(bool compress, int argc, char **argv) {
         if (j.model && cli_is_regular(j.model))
             return cli_usage_error(j.cmd, "--bpp chooses among a kind's registry models: give "
                                           "--model KIND, not a file");
+    }
+    if ((refine_s || refine_lr_s) && !compress)
+        return cli_usage_error(j.cmd,
+                               "--refine is an option of compress (the decoder is the same)");
+    if (refine_s) {
+        int64_t v;
+        if (!cli_parse_i64(refine_s, 0, NNE_LCODEC_REFINE_MAX_ITS, &v))
+            return cli_usage_error(j.cmd, "--refine '%s': expected 0..%d steps", refine_s,
+                                   NNE_LCODEC_REFINE_MAX_ITS);
+        j.refine.iterations = (int32_t)v;
+    }
+    if (refine_lr_s) {
+        double v;
+        if (!refine_s) return cli_usage_error(j.cmd, "--refine-lr needs --refine N");
+        if (!cli_parse_f64(refine_lr_s, 1e-6, 100, &v))
+            return cli_usage_error(j.cmd, "--refine-lr '%s': expected a step size in (0, 100]",
+                                   refine_lr_s);
+        j.refine.lr = (float)v;
     }
     j.json = co.json;
     j.quiet = co.quiet;

@@ -1038,7 +1038,8 @@ static void write_table_stdout(FILE *f, const void *vc) { write_tables(f, vc, fa
 
 static void help(void) {
     printf("usage: nnedge rd DIR [--codecs LIST] [--qualities SPEC] [--threads N]\n"
-           "                [--models DIR] [--anchors DIR [--anchor-extra STEMS]]\n"
+           "                [--models DIR] [--refine N [--refine-lr R]]\n"
+           "                [--anchors DIR [--anchor-extra STEMS]]\n"
            "                [-o PREFIX [--force]] [--json] [-q]\n\n"
            "Rate-distortion evaluation of image codecs on the images of DIR (sorted by name;\n"
            ".png .jpg .ppm .pgm; alpha dropped). Each codec runs live at each value of its\n"
@@ -1065,6 +1066,9 @@ static void help(void) {
         "  --qualities SPEC   knob values: 'V,V,...' for every selected codec, or\n"
         "                     'CODEC=V,V,.../CODEC=V,...' (others keep their default sweep)\n"
         "  --threads N        images coded in parallel (default: NNEDGE_THREADS or all CPUs)\n"
+        "  --refine N         the learned ladders encode with N steps of latent refinement\n"
+        "                     (nnedge compress --refine; one thread per image)\n"
+        "  --refine-lr R      its Adam step size (default 0.01)\n"
         "  --anchors DIR      CompressAI result files (e.g. ../shared/anchors/compressai-kodak):\n"
         "                     each codec's matching curve is drawn dashed and compared\n"
         "  --anchor-extra S   more anchor file stems to draw and compare with live JPEG,\n"
@@ -1094,13 +1098,14 @@ static bool output_paths(const char *prefix, char paths[5][4096]) {
 int nne_cmd_rd(int argc, char **argv) {
     cli_common co;
     const char *codecs_s = NULL, *qual_s = NULL, *threads_s = NULL, *anchors_s = NULL,
-               *extra_s = NULL, *models_s = NULL;
+               *extra_s = NULL, *models_s = NULL, *refine_s = NULL, *refine_lr_s = NULL;
     bool force = false;
     const cli_option opts[] = {
         {"codecs", 0, true, &codecs_s, NULL},      {"qualities", 0, true, &qual_s, NULL},
         {"threads", 0, true, &threads_s, NULL},    {"anchors", 0, true, &anchors_s, NULL},
         {"anchor-extra", 0, true, &extra_s, NULL}, {"force", 0, false, NULL, &force},
-        {"models", 0, true, &models_s, NULL},      {NULL, 0, false, NULL, NULL},
+        {"models", 0, true, &models_s, NULL},      {"refine", 0, true, &refine_s, NULL},
+        {"refine-lr", 0, true, &refine_lr_s, NULL}, {NULL, 0, false, NULL, NULL},
     };
     const char *pos[1];
     int n_pos;
@@ -1119,7 +1124,39 @@ int nne_cmd_rd(int argc, char **argv) {
     pthread_mutex_init(&c->mu, NULL);
     c->data = pos[0];
     c->models_dir = models_s;
+    /* --refine: every learned ladder encodes with latent refinement, one thread per image
+     * (the images are what runs in parallel). */
+    nne_lcodec_refine_opts refine;
+    memset(&refine, 0, sizeof refine);
+    refine.threads = 1;
+    if (refine_s) {
+        int64_t v;
+        if (!cli_parse_i64(refine_s, 0, NNE_LCODEC_REFINE_MAX_ITS, &v)) {
+            cli_usage_error(k_cmd, "--refine '%s': expected 0..%d steps", refine_s,
+                            NNE_LCODEC_REFINE_MAX_ITS);
+            goto done;
+        }
+        refine.iterations = (int32_t)v;
+    }
+    if (refine_lr_s) {
+        double v;
+        if (!refine_s || !cli_parse_f64(refine_lr_s, 1e-6, 100, &v)) {
+            cli_usage_error(k_cmd, "--refine-lr '%s': expected a step size in (0, 100] with "
+                                   "--refine N", refine_lr_s);
+            goto done;
+        }
+        refine.lr = (float)v;
+    }
     if ((rc = parse_codecs(c, codecs_s ? codecs_s : "jpeg,webp,jp2,avif,jxl"))) goto done;
+    rc = NNE_EXIT_RUNTIME;
+    for (int r = 0; r < c->n_runs && refine.iterations > 0; r++) {
+        if (!c->runs[r].learned) continue;
+        const nne_status st = nne_imgcodec_lcodec_set_refine(c->runs[r].c, &refine);
+        if (st) {
+            cli_fail(k_cmd, st);
+            goto done;
+        }
+    }
     rc = NNE_EXIT_USAGE;
     if (qual_s && !parse_qualities(c, qual_s)) goto done;
     for (int r = 0; r < c->n_runs; r++) {

@@ -33,6 +33,7 @@
 #include "nnedge/model_file.h"
 #include "nnedge/ops.h"
 #include "nnedge/passes.h"
+#include "nnedge/threadpool.h"
 
 #define PRECISION 16
 /* Symbols are int32; a latent value beyond this magnitude means a broken model. */
@@ -62,6 +63,11 @@ struct nne_lcodec {
     const nne_backend *s8;
     int64_t weight_bytes; /* the constants the codec runs with, at their storage precision */
     int64_t sparse_weight_bytes; /* the same stored sparse (nne_lcodec_info) */
+    /* Latent refinement (nne_lcodec_set_refine): options (iterations 0 = off), the model's
+     * train.lambda (0 if it has none) and the refiner of the last image size. */
+    nne_lcodec_refine_opts refine;
+    float model_lambda;
+    nne_lcodec_refiner *refiner;
 };
 
 static nne_status get_part(nne_lcodec *c, nne_rd_part which, int32_t height, int32_t width,
@@ -308,6 +314,12 @@ nne_status nne_lcodec_create(const nne_graph *model, int32_t quality, nne_lcodec
     }
     nne_free(qbytes[0]), nne_free(qbytes[1]);
     if (!s) count_weight_bytes(c);
+    const char *lam = nne_graph_get_meta(model, "train.lambda");
+    if (lam) {
+        char *end = NULL;
+        const double v = strtod(lam, &end);
+        if (end != lam && !*end && v > 0.0 && v < 1e6) c->model_lambda = (float)v;
+    }
     if (s) {
         nne_lcodec_free(c);
         return s;
@@ -330,6 +342,7 @@ nne_status nne_lcodec_load(const char *path, int32_t quality, nne_lcodec **out) 
 void nne_lcodec_free(nne_lcodec *c) {
     if (!c) return;
     for (int i = 0; i <= NNE_RD_HYPER_SYNTHESIS; i++) part_reset(&c->part[i]);
+    nne_lcodec__refiner_free(c->refiner);
     for (int i = 0; i <= NNE_RD_SYNTHESIS; i++) nne_graph_free(c->q[i]);
     nne_cdf_set_free(&c->fact);
     nne_cdf_set_free(&c->gauss);
@@ -355,6 +368,32 @@ void nne_lcodec_get_info(const nne_lcodec *c, nne_lcodec_info *info) {
 
 void nne_lcodec_set_max_pixels(nne_lcodec *c, int64_t max_pixels) {
     c->max_pixels = max_pixels < 1 ? 1 : max_pixels;
+}
+
+nne_status nne_lcodec_set_refine(nne_lcodec *c, const nne_lcodec_refine_opts *o) {
+    if (!c) return nne_error(NNE_ERR_INVALID_ARG, "lcodec: NULL codec");
+    if (!o || o->iterations == 0) {
+        memset(&c->refine, 0, sizeof c->refine);
+        return NNE_OK;
+    }
+    if (o->iterations < 0 || o->iterations > NNE_LCODEC_REFINE_MAX_ITS)
+        return nne_error(NNE_ERR_INVALID_ARG, "lcodec: refinement iterations %d outside 0..%d",
+                         (int)o->iterations, NNE_LCODEC_REFINE_MAX_ITS);
+    if (!(o->lr >= 0.0f && o->lr <= 100.0f))
+        return nne_error(NNE_ERR_INVALID_ARG, "lcodec: refinement step size %g outside [0, 100]",
+                         (double)o->lr);
+    if (!(o->lambda >= 0.0f && o->lambda < 1e6f))
+        return nne_error(NNE_ERR_INVALID_ARG, "lcodec: refinement lambda %g outside [0, 1e6)",
+                         (double)o->lambda);
+    if (o->threads < 0 || o->threads > NNE_THREADPOOL_MAX_THREADS)
+        return nne_error(NNE_ERR_INVALID_ARG, "lcodec: refinement threads %d outside 0..%d",
+                         (int)o->threads, NNE_THREADPOOL_MAX_THREADS);
+    if (o->lambda == 0.0f && c->model_lambda == 0.0f)
+        return nne_error(NNE_ERR_INVALID_ARG,
+                         "lcodec: latent refinement needs the rate-distortion lambda: the model "
+                         "has no train.lambda, give one");
+    c->refine = *o;
+    return NNE_OK;
 }
 
 const nne_lcodec_symbols *nne_lcodec_last_symbols(const nne_lcodec *c) { return &c->last; }
@@ -519,6 +558,8 @@ typedef struct analysis {
     float *y_hat, *mean;  /* [ny] ysym + mean: g_s's input; the means (0 without) */
     int32_t *zsym, *zidx; /* [nz] z symbols and table indexes (hyperpriors) */
     double ybits, zbits;  /* -log2 P under the model's float densities */
+    double refine_loss[2]; /* latent refinement: loss before and after (0 without) */
+    int32_t refine_its;
 } analysis;
 
 static void analysis_free(analysis *a) {
@@ -552,6 +593,10 @@ static nne_status analyse(nne_lcodec *c, const geom *g, const float *x, analysis
     if (!s) s = nne_session_set_input_f32(pa->s, 0, x, (size_t)g->ph * (size_t)g->pw * 3);
     if (!s) s = nne_session_run(pa->s);
     if (!s) s = nne_session_get_output_f32(pa->s, 0, a->y, g->ny);
+    if (!s && c->refine.iterations > 0)
+        s = nne_lcodec__refine(&c->refiner, &c->cfg, c->weights, &c->refine,
+                               c->refine.lambda > 0.0f ? c->refine.lambda : c->model_lambda, g->ph,
+                               g->pw, x, a->y, a->refine_loss, &a->refine_its);
     if (s) return s;
     const nne_tensor *ep =
         &c->weights->tensors[nne_graph_find_tensor(c->weights, "entropy_bottleneck.params")];
@@ -687,6 +732,9 @@ nne_status nne_lcodec_encode(nne_lcodec *c, const nne_image *img, bool want_reco
         st->z_bits_table =
             hyper(c) ? nne_entropy_cost_bits(&c->fact, a.zsym, a.zidx, NULL, g.nz) : 0;
         st->bpp = (double)*out_size * 8.0 / ((double)w * (double)h);
+        st->refine_loss[0] = a.refine_loss[0];
+        st->refine_loss[1] = a.refine_loss[1];
+        st->refine_iterations = a.refine_its;
     }
     if (want_reconstruction) {
         if ((s = synthesize(c, &g, a.y_hat, pad, w, h, &rec))) goto done;

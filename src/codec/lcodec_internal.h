@@ -28,4 +28,16 @@ nne_status nne_lcodec_latents(nne_lcodec *c, const float *x, int32_t height, int
  * reference int8 backend "cpu-s8-ref" in tests; nothing for an f32 codec. */
 void nne_lcodec_set_s8_backend(nne_lcodec *c, const nne_backend *be);
 
+/* Latent refinement (lcodec_refine.c; nne_lcodec_set_refine). The refiner keeps the
+ * NNE_RD_REFINE graph and its trainer for the last padded size. */
+typedef struct nne_lcodec_refiner nne_lcodec_refiner;
+/* Refine y ([ph/16][pw/16][M], g_a's output on x [1][ph][pw][3]) in place with the weights of
+ * `weights` (the codec's training graph); loss[0] / loss[1]: the estimated loss of y before
+ * and after, *its: the gradient steps taken. *r is created (or rebuilt for a new size). */
+nne_status nne_lcodec__refine(nne_lcodec_refiner **r, const nne_rdmodel_config *cfg,
+                              const nne_graph *weights, const nne_lcodec_refine_opts *o,
+                              float lambda, int32_t ph, int32_t pw, const float *x, float *y,
+                              double loss[2], int32_t *its);
+void nne_lcodec__refiner_free(nne_lcodec_refiner *r);
+
 #endif

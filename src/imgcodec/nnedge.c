@@ -36,7 +36,9 @@ typedef struct lc_ctx {
     int32_t n_lo, n_hi, m_lo, m_hi; /* channel ranges over the ladder (rungs may differ) */
     char sizes[48];                 /* "N=64 M=96" or "N=64 M=96..192" */
     char name[64], label[96], settings[512], anchor[96];
-    char scheme[32]; /* an int8 ladder's quantization scheme, "" for f32 */
+    char scheme[32];               /* an int8 ladder's quantization scheme, "" for f32 */
+    nne_lcodec_refine_opts refine; /* latent refinement of every encode (iterations 0: off) */
+    size_t settings_len;           /* of the settings without the refinement note */
 } lc_ctx;
 
 static lc_model *find_model(lc_ctx *x, int32_t quality) {
@@ -49,8 +51,13 @@ static nne_status borrow(lc_ctx *x, lc_model *m, nne_lcodec **out) {
     pthread_mutex_lock(&x->mu);
     *out = m->n_idle ? m->idle[--m->n_idle] : NULL;
     pthread_mutex_unlock(&x->mu);
-    if (*out) return NNE_OK;
-    return nne_lcodec_load(m->path, m->quality, out);
+    nne_status s = *out ? NNE_OK : nne_lcodec_load(m->path, m->quality, out);
+    if (!s) s = nne_lcodec_set_refine(*out, &x->refine);
+    if (s && *out) {
+        nne_lcodec_free(*out);
+        *out = NULL;
+    }
+    return s;
 }
 
 static void give_back(lc_ctx *x, lc_model *m, nne_lcodec *c) {
@@ -120,6 +127,32 @@ void nne_imgcodec_lcodec_free(nne_imgcodec *c) {
     }
     pthread_mutex_destroy(&x->mu);
     nne_free(x);
+}
+
+nne_status nne_imgcodec_lcodec_set_refine(const nne_imgcodec *c, const nne_lcodec_refine_opts *o) {
+    if (!c || !c->ctx) return nne_error(NNE_ERR_INVALID_ARG, "nnedge imgcodec: NULL codec");
+    lc_ctx *x = c->ctx;
+    nne_lcodec_refine_opts r;
+    memset(&r, 0, sizeof r);
+    if (o) r = *o;
+    /* Check the options against every model (its train.lambda) before keeping them. */
+    for (int i = 0; i < x->n; i++) {
+        nne_lcodec *lc = NULL;
+        nne_status s = nne_lcodec_load(x->m[i].path, x->m[i].quality, &lc);
+        if (!s) s = nne_lcodec_set_refine(lc, &r);
+        nne_lcodec_free(lc);
+        if (s) return nne_error(s, "%s: %s", x->m[i].path, nne_last_error());
+    }
+    x->refine = r;
+    x->settings[x->settings_len] = 0;
+    if (r.iterations > 0) {
+        char lam[32] = "each model's train.lambda";
+        if (r.lambda > 0.0f) snprintf(lam, sizeof lam, "lambda %g", (double)r.lambda);
+        snprintf(x->settings + x->settings_len, sizeof x->settings - x->settings_len,
+                 "; latent refinement: %d Adam steps at %g, %s (docs/codec.md)", (int)r.iterations,
+                 (double)(r.lr > 0.0f ? r.lr : NNE_LCODEC_REFINE_LR), lam);
+    }
+    return NNE_OK;
 }
 
 static int cmp_model(const void *a, const void *b) {
@@ -213,6 +246,7 @@ nne_status nne_imgcodec_lcodec_open(int n, const char *const *paths, const int32
              (int)x->m[x->n - 1].quality, x->sizes,
              x->scheme[0] ? "g_a/g_s int8 (" : "g_a/g_s f32 on cpu-exact", x->scheme,
              x->scheme[0] ? ") on cpu-s8" : "");
+    x->settings_len = strlen(x->settings);
     nne_imgcodec *c = &x->codec;
     c->name = x->name;
     c->label = x->label;

@@ -157,7 +157,7 @@ static int32_t factorized(builder *b, int32_t x, int32_t c, const char *out) {
 
 static const char *const k_kind_names[] = {"bmshj2018-factorized", "bmshj2018-hyperprior",
                                            "mbt2018-mean"};
-static const char *const k_part_names[] = {"train", "g_a", "g_s", "h_a", "h_s"};
+static const char *const k_part_names[] = {"train", "g_a", "g_s", "h_a", "h_s", "refine"};
 
 const char *nne_rdmodel_kind_name(nne_rdmodel_kind k) {
     return (int)k >= 0 && k <= NNE_RD_MEAN_SCALE ? k_kind_names[k] : NULL;
@@ -183,8 +183,8 @@ nne_status nne_model_rd(const nne_rdmodel_config *c, int32_t batch, int32_t heig
         return nne_error(NNE_ERR_INVALID_ARG,
                          "rd model: channel counts N=%d M=%d outside [1, 1024]", (int)c->n,
                          (int)c->m);
-    if ((int)part < 0 || part > NNE_RD_HYPER_SYNTHESIS ||
-        (c->kind == NNE_RD_FACTORIZED && part > NNE_RD_SYNTHESIS))
+    if ((int)part < 0 || part > NNE_RD_REFINE ||
+        (c->kind == NNE_RD_FACTORIZED && part > NNE_RD_SYNTHESIS && part != NNE_RD_REFINE))
         return nne_error(NNE_ERR_INVALID_ARG, "rd model %s: invalid part %d", k_kind_names[c->kind],
                          (int)part);
     if (c->train_mode != NNE_QUANTIZE_NOISE && c->train_mode != NNE_QUANTIZE_STE)
@@ -205,10 +205,16 @@ nne_status nne_model_rd(const nne_rdmodel_config *c, int32_t batch, int32_t heig
     const int64_t yh = height / 16, yw = width / 16, zh = height / 64, zw = width / 64;
     int32_t x = -1, means = -1;
     switch (part) {
-    case NNE_RD_TRAIN: {
-        b.st =
-            nne_graph_add_input(b.g, "image", NNE_F32, nne_shape_4d(batch, height, width, 3), &x);
-        const int32_t y = g_a(&b, x, c->n, c->m);
+    case NNE_RD_TRAIN:
+    case NNE_RD_REFINE: {
+        int32_t y = -1;
+        if (part == NNE_RD_TRAIN) {
+            b.st = nne_graph_add_input(b.g, "image", NNE_F32,
+                                       nne_shape_4d(batch, height, width, 3), &x);
+            y = g_a(&b, x, c->n, c->m);
+        } else {
+            b.st = nne_graph_add_input(b.g, "y", NNE_F32, nne_shape_4d(batch, yh, yw, c->m), &y);
+        }
         int32_t lik_z = -1, scales = -1;
         if (hyper) {
             const int32_t z = h_a(&b, y, c);

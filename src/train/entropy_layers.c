@@ -28,6 +28,42 @@ void nne_quantize_train_forward(size_t count, nne_quantize_train_mode mode, cons
     for (size_t i = 0; i < count; i++) y[i] = x[i] + (nne_rng_uniform_f32(rng) - 0.5f);
 }
 
+/* SGA (train.h): r = v - floor(v) of v = x - m; the logits of rounding down and up are
+ * -atanh(r) / tau and -atanh(1 - r) / tau, each argument capped at 1 - SGA_EPS. */
+#define SGA_EPS 1e-5f
+
+void nne_quantize_sga_forward(size_t count, float tau, const float *x, const float *means,
+                              nne_rng *rng, float *y) {
+    assert(x && y && rng && tau > 0.0f);
+    const float cap = 1.0f - SGA_EPS;
+    for (size_t i = 0; i < count; i++) {
+        const float m = means ? means[i] : 0.0f, v = x[i] - m, f = floorf(v), r = v - f;
+        const float down = -atanhf(fminf(r, cap)) / tau, up = -atanhf(fminf(1.0f - r, cap)) / tau;
+        /* Gumbel(0, 1) samples -log(-log u), u in the open interval (0, 1). */
+        const float u1 = nne_rng_uniform_f32(rng) + 0x1p-25f,
+                    u2 = nne_rng_uniform_f32(rng) + 0x1p-25f;
+        const float g1 = -logf(-logf(u1)), g2 = -logf(-logf(u2));
+        const float w = 1.0f / (1.0f + expf(-((up + g2) - (down + g1)) / tau));
+        y[i] = f + w + m;
+    }
+}
+
+void nne_quantize_sga_backward(size_t count, float tau, const float *x, const float *means,
+                               const float *y, const float *dy, float *dx) {
+    assert(x && y && dy && dx && tau > 0.0f);
+    const float cap = 1.0f - SGA_EPS;
+    for (size_t i = 0; i < count; i++) {
+        const float m = means ? means[i] : 0.0f, v = x[i] - m, f = floorf(v), r = v - f;
+        float w = y[i] - m - f; /* the soft choice of the forward pass */
+        w = w < 0.0f ? 0.0f : w > 1.0f ? 1.0f : w;
+        /* d(up - down)/dv: atanh' = 1 / (1 - t^2), zero where an argument was capped */
+        float dl = 0.0f;
+        if (r < cap) dl += 1.0f / (tau * (1.0f - r * r));
+        if (1.0f - r < cap) dl += 1.0f / (tau * (1.0f - (1.0f - r) * (1.0f - r)));
+        dx[i] = dy[i] * w * (1.0f - w) / tau * dl;
+    }
+}
+
 static bool bound_passes(float value, float bound, float dy) { return value >= bound || dy < 0.0f; }
 
 static float sigmoidf(float v) { return 1.0f / (1.0f + expf(-v)); }

@@ -4,7 +4,7 @@
  * Memory (allocated once in nne_trainer_create, nothing during a step):
  *   act[t]   every input/activation tensor t, its own buffer (no arena reuse: the backward
  *            pass reads the forward's inputs and outputs of every node)
- *   grad[t]  dL/d(tensor t) for every activation (the graph input gets none)
+ *   grad[t]  dL/d(tensor t) for every activation (the graph input only with cfg.input_grad)
  *   tmp      [largest activation] for tensors read by several nodes: each consumer's
  *            backward writes its contribution here and it is added to grad[t]
  *   scratch  [largest kernel scratch] bytes (nne_conv*_gemm_scratch_size and
@@ -67,6 +67,7 @@ struct nne_trainer {
     float *dgrad;               /* [output numel] gradient of the distillation term */
     double last_task, last_distill;
     nne_train_profile *prof; /* NULL: no time accounting */
+    float sga_tau;           /* > 0: quantize nodes are SGA soft roundings (set_sga) */
 };
 
 /* What quantize nodes do in a forward pass. */
@@ -112,6 +113,11 @@ static float *tdata(const nne_trainer *tr, int32_t t) {
 static float *pgrad(const nne_trainer *tr, int32_t t) {
     if (t < 0 || tr->param_of[t] < 0) return NULL;
     return tr->params->grad + tr->params->items[tr->param_of[t]].offset;
+}
+
+/* A convolution's weight or bias gradient: none for a frozen trainer (cfg.frozen). */
+static float *conv_pgrad(const nne_trainer *tr, int32_t t) {
+    return tr->cfg.frozen ? NULL : pgrad(tr, t);
 }
 
 void nne_trainer_free(nne_trainer *t) {
@@ -281,9 +287,10 @@ nne_status nne_trainer_create(nne_graph *g, const nne_trainer_config *cfg, nne_t
         const size_t n = tnumel(g, i);
         if (n > max_numel) max_numel = n;
         if (!(t->act[i] = alloc_floats(n))) goto nomem;
-        /* The graph input needs no gradient; every activation does. */
-        if (g->tensors[i].kind == NNE_TENSOR_ACTIVATION && !(t->grad[i] = alloc_floats(n)))
-            goto nomem;
+        /* Every activation needs a gradient; the graph input only with cfg.input_grad. */
+        const bool want = g->tensors[i].kind == NNE_TENSOR_ACTIVATION ||
+                          (cfg->input_grad && i == t->input);
+        if (want && !(t->grad[i] = alloc_floats(n))) goto nomem;
     }
     t->tmp2_floats = (t->tmp2_floats + 15) / 16 * 16; /* 64-byte slices */
     if (!(t->tmp = alloc_floats(max_numel)) || !(t->scratch = nne_aligned_alloc(max_scratch)) ||
@@ -517,8 +524,11 @@ static void forward_node(nne_trainer *tr, int32_t idx, fwd_mode mode, int64_t st
         } else {
             nne_rng r;
             noise_rng(tr, step, idx, &r);
-            nne_quantize_train_forward(cnt, (nne_quantize_train_mode)n->params.quantize.train_mode,
-                                       x, means, &r, y);
+            if (tr->sga_tau > 0.0f)
+                nne_quantize_sga_forward(cnt, tr->sga_tau, x, means, &r, y);
+            else
+                nne_quantize_train_forward(
+                    cnt, (nne_quantize_train_mode)n->params.quantize.train_mode, x, means, &r, y);
         }
         return;
     }
@@ -710,13 +720,14 @@ static void backward_node(nne_trainer *tr, const nne_node *n) {
     switch (n->op) {
     case NNE_OP_CONV2D:
         nne_conv2d_backward_gemm(tr->pool, &n->conv_geom, x, bwd_weight(tr, in[1]), dy, dx,
-                                 pgrad(tr, in[1]), pgrad(tr, in[2]), tr->scratch, tr->gemm_flags);
+                                 conv_pgrad(tr, in[1]), conv_pgrad(tr, in[2]), tr->scratch,
+                                 tr->gemm_flags);
         if (tr->qat) nne_qat__weight_grad(tr->qat, in[1], pgrad(tr, in[1]));
         break;
     case NNE_OP_CONV_TRANSPOSE2D:
         nne_conv_transpose2d_backward_gemm(tr->pool, &n->conv_geom, x, bwd_weight(tr, in[1]), dy,
-                                           dx, pgrad(tr, in[1]), pgrad(tr, in[2]), tr->scratch,
-                                           tr->gemm_flags);
+                                           dx, conv_pgrad(tr, in[1]), conv_pgrad(tr, in[2]),
+                                           tr->scratch, tr->gemm_flags);
         if (tr->qat) nne_qat__weight_grad(tr->qat, in[1], pgrad(tr, in[1]));
         break;
     case NNE_OP_PRELU:
@@ -741,8 +752,13 @@ static void backward_node(nne_trainer *tr, const nne_node *n) {
         e.kind = EW_ABS_BWD;
         if (dx) ew_run(tr, &e);
         break;
-    case NNE_OP_QUANTIZE: /* identity for x; zero for the means */
-        if (dx) memcpy(dx, dy, cnt * sizeof(float));
+    case NNE_OP_QUANTIZE: /* identity for x (SGA: its derivative); zero for the means */
+        if (dx && tr->sga_tau > 0.0f)
+            nne_quantize_sga_backward(cnt, tr->sga_tau, x,
+                                      n->n_inputs > 1 && in[1] >= 0 ? tdata(tr, in[1]) : NULL,
+                                      tr->act[n->output], dy, dx);
+        else if (dx)
+            memcpy(dx, dy, cnt * sizeof(float));
         grad_commit(tr, in[0]);
         if (n->n_inputs > 1 && in[1] >= 0 && grad_target(tr, in[1]) == tr->grad[in[1]] &&
             tr->grad[in[1]])
@@ -914,6 +930,10 @@ nne_status nne_trainer_eval(nne_trainer *t, const float *input, const float *tar
     return st ? st : compute_loss(t, target, loss, false);
 }
 
+const float *nne_trainer_input_grad(const nne_trainer *t) {
+    return t && t->cfg.input_grad ? t->grad[t->input] : NULL;
+}
+
 void nne_trainer_last_rd(const nne_trainer *t, double *mse, double *bpp) {
     if (mse) *mse = t ? t->last_mse : 0.0;
     if (bpp) *bpp = t ? t->last_bpp : 0.0;
@@ -930,6 +950,12 @@ void nne_train__sum_partials(const float *part, size_t n, size_t stride, int chu
 const float *nne_trainer_output(const nne_trainer *t) { return t->act[t->output]; }
 nne_params *nne_trainer_params(nne_trainer *t) { return t->params; }
 int64_t nne_trainer_steps(const nne_trainer *t) { return t->step; }
+void nne_trainer_set_steps(nne_trainer *t, int64_t step) {
+    if (t && step >= 0) t->step = step;
+}
+void nne_trainer_set_sga(nne_trainer *t, float tau) {
+    if (t) t->sga_tau = tau > 0.0f && isfinite(tau) ? tau : 0.0f;
+}
 void nne_trainer_store(const nne_trainer *t) { nne_params_store(t->params, t->g); }
 void nne_trainer_set_profile(nne_trainer *t, nne_train_profile *prof) {
     if (t) t->prof = prof;

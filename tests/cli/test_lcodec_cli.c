@@ -2,7 +2,7 @@
  * tiny models trained by the test (tests/tiny_lcodec.h) and put in a registry folder named
  * by NNEDGE_MODELS: single files and folders, overwrite rules, the model registry, wrong
  * models, damaged files, JSON, identical pixels for NNEDGE_ISA=ref/avx2 and
- * NNEDGE_THREADS=1/2, and --bpp rate control over a ladder of untrained models. */
+ * NNEDGE_THREADS=1/2, --refine, and --bpp rate control over a ladder of untrained models. */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -139,6 +139,40 @@ static void test_errors(void) {
     free(b);
 }
 
+/* --refine: latent refinement needs the model's train.lambda; a refined stream decodes like
+ * any other; usage errors. */
+static void test_refine(void) {
+    nne_graph *g = NULL;
+    CHECK_OK(nne_tiny_lcodec_model(NNE_RD_MEAN_SCALE, 21, &g));
+    if (!g) return;
+    CHECK_OK(nne_graph_set_meta(g, "train.lambda", "0.01"));
+    CHECK_OK(nne_model_write_file(g, nne_cli_tmp_path("lam.nne")));
+    nne_graph_free(g);
+    EXPECT_RC("compress %T/odd.png -o %T/r.nnc --model %T/lam.nne --refine 4 --json", 0);
+    CHECK(nne_cli_json_valid(nne_cli_out));
+    EXPECT_OUT("\"refine_iterations\": 4");
+    EXPECT_OUT("\"refine_loss_after\"");
+    EXPECT_RC("compress %T/odd.png -o %T/r.nnc --model %T/lam.nne --refine 4 --refine-lr 0.05 "
+              "--force",
+              0);
+    EXPECT_OUT("latent refinement: 4 steps, estimated loss");
+    EXPECT_RC("decompress %T/r.nnc -o %T/r.png --model %T/lam.nne", 0);
+    nne_image img = {0};
+    CHECK_OK(nne_image_load(nne_cli_tmp_path("r.png"), NNE_IMAGE_LOAD_RGB, &img));
+    CHECK(img.width == 37 && img.height == 23);
+    nne_image_free(&img);
+    /* The registry's tiny models were stored without train.lambda. */
+    EXPECT_RC("compress %T/odd.png -o %T/r2.nnc --model %T/other.nne --refine 4", 1);
+    EXPECT_ERR("train.lambda");
+    CHECK(!nne_cli_tmp_exists("r2.nnc"));
+    EXPECT_RC("compress %T/odd.png -o %T/r2.nnc --refine -1", 2);
+    EXPECT_RC("compress %T/odd.png -o %T/r2.nnc --refine x", 2);
+    EXPECT_RC("compress %T/odd.png -o %T/r2.nnc --refine-lr 0.1", 2);
+    EXPECT_ERR("--refine-lr needs --refine");
+    EXPECT_RC("compress %T/odd.png -o %T/r2.nnc --refine 3 --refine-lr 0", 2);
+    EXPECT_RC("decompress %T/r.nnc -o %T/r3.png --refine 3", 2);
+}
+
 static void test_folder(void) {
     mkdir(nne_cli_tmp_path("in"), 0777);
     CHECK(write_image("in/one.png", 65, 64, 1));
@@ -246,6 +280,7 @@ int main(void) {
     setenv("NNEDGE_MODELS", nne_cli_tmp, 1);
     NNE_RUN(test_single);
     NNE_RUN(test_errors);
+    NNE_RUN(test_refine);
     NNE_RUN(test_folder);
     NNE_RUN(test_bpp);
     nne_cli_cleanup();

@@ -287,6 +287,13 @@ static void test_learned(void) {
     EXPECT_ERR("no models bmshj2018-hyperprior-q<N>.nne in");
     EXPECT_RC("rd %T/img --codecs nnedge:mbt2018-mean --models %T/lad --qualities 7 -q", 2);
     EXPECT_RC("rd %T/img --codecs nnedge:mbt2018-mean --models %T/lad --qualities 1,3,2 -q", 0);
+    /* --refine: the tiny ladder has no train.lambda (runtime error before any coding); usage
+     * errors. */
+    EXPECT_RC("rd %T/img --codecs jpeg,nnedge:mbt2018-mean --models %T/lad --refine 2 -q", 1);
+    EXPECT_ERR("train.lambda");
+    EXPECT_RC("rd %T/img --codecs nnedge:mbt2018-mean --models %T/lad --refine -2 -q", 2);
+    EXPECT_RC("rd %T/img --codecs nnedge:mbt2018-mean --models %T/lad --refine-lr 0.1 -q", 2);
+    EXPECT_RC("rd %T/img --codecs jpeg --refine 0 --qualities 50 -q", 0);
 }
 
 /* Does the file hold `s`? */

@@ -114,6 +114,56 @@ static void test_round_trip(void) {
     }
 }
 
+/* Latent refinement (nne_lcodec_set_refine): needs a lambda when the model has none; lowers
+ * the estimated loss of g_a's latents; the refined stream decodes to the pixels the encoder
+ * predicted; the bytes do not depend on the thread count; turning it off gives the plain
+ * encoder's bytes again. */
+static void test_refine(void) {
+    for (int kind = 0; kind <= NNE_RD_MEAN_SCALE; kind++) {
+        nne_lcodec *c = codec(kind);
+        if (!c) return;
+        nne_image img = {0}, out = {0};
+        CHECK(make_image(&img, 200, 136, 3));
+        uint8_t *plain = NULL, *buf[2] = {NULL, NULL};
+        size_t np = 0, n[2] = {0, 0};
+        nne_lcodec_stats st, st2;
+        CHECK_OK(nne_lcodec_encode(c, &img, false, &plain, &np, &st));
+        CHECK(st.refine_iterations == 0 && st.refine_loss[0] == 0 && st.refine_loss[1] == 0);
+        nne_lcodec_refine_opts o = {8, 0.05f, 0.0f, 1};
+        /* The tiny models carry no train.lambda. */
+        CHECK_STATUS(nne_lcodec_set_refine(c, &o), NNE_ERR_INVALID_ARG);
+        nne_lcodec_refine_opts bad = {-1, 0.0f, 0.01f, 1};
+        CHECK_STATUS(nne_lcodec_set_refine(c, &bad), NNE_ERR_INVALID_ARG);
+        bad.iterations = 4, bad.lr = -1.0f;
+        CHECK_STATUS(nne_lcodec_set_refine(c, &bad), NNE_ERR_INVALID_ARG);
+        o.lambda = 0.01f; /* the tiny models' training lambda */
+        CHECK_OK(nne_lcodec_set_refine(c, &o));
+        CHECK_OK(nne_lcodec_encode(c, &img, true, &buf[0], &n[0], &st));
+        printf("  %s: refinement %d steps: estimated loss %.5f -> %.5f, %zu -> %zu bytes\n",
+               nne_rdmodel_kind_name((nne_rdmodel_kind)kind), (int)st.refine_iterations,
+               st.refine_loss[0], st.refine_loss[1], np, n[0]);
+        CHECK(st.refine_iterations == 8);
+        CHECK_MSG(st.refine_loss[0] > 0 && st.refine_loss[1] < st.refine_loss[0],
+                  "loss %.6f -> %.6f", st.refine_loss[0], st.refine_loss[1]);
+        CHECK(n[0] != np || memcmp(buf[0], plain, np) != 0); /* other latents */
+        CHECK_OK(nne_lcodec_decode(c, buf[0], n[0], &out));
+        CHECK_MSG(psnr(&img, &out) == st.psnr, "decoded %.6f, predicted %.6f", psnr(&img, &out),
+                  st.psnr);
+        o.threads = 2;
+        CHECK_OK(nne_lcodec_set_refine(c, &o));
+        CHECK_OK(nne_lcodec_encode(c, &img, false, &buf[1], &n[1], &st2));
+        CHECK(n[1] == n[0] && buf[1] && memcmp(buf[0], buf[1], n[0]) == 0);
+        CHECK(st2.refine_loss[1] == st.refine_loss[1]);
+        nne_free(buf[1]);
+        CHECK_OK(nne_lcodec_set_refine(c, NULL));
+        CHECK_OK(nne_lcodec_encode(c, &img, false, &buf[1], &n[1], NULL));
+        CHECK(n[1] == np && memcmp(buf[1], plain, np) == 0);
+        nne_free(buf[0]), nne_free(buf[1]), nne_free(plain);
+        nne_image_free(&img);
+        nne_image_free(&out);
+    }
+}
+
 /* Any size: 1x1, odd sizes, exact multiples, sizes above one multiple. */
 static void test_sizes(void) {
     static const int32_t sz[][2] = {{1, 1}, {1, 65}, {67, 3}, {64, 64}, {17, 16}, {130, 67}};
@@ -313,6 +363,7 @@ static void test_fuzz_seeds(void) {
 int main(void) {
     NNE_RUN(test_round_trip);
     NNE_RUN(test_sizes);
+    NNE_RUN(test_refine);
     NNE_RUN(test_corruption);
     NNE_RUN(test_isa_independent);
     NNE_RUN(test_tables);

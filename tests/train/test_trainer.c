@@ -320,6 +320,29 @@ static void test_ms_ssim_training(void) {
     nne_graph_free(g);
 }
 
+/* Part `part` of a learned codec at 64x64, initialised from seed 17, with its scales well
+ * above their floor, so that finite differences do not meet the lower bound, whose gradient
+ * is deliberately not the derivative (LowerBound). NULL on failure (checked). */
+static nne_graph *tiny_rd_graph(const nne_rdmodel_config *mc, nne_rd_part part) {
+    nne_graph *g = NULL;
+    CHECK_OK(nne_model_rd(mc, 1, 64, 64, part, &g));
+    if (!g) return NULL;
+    CHECK_OK(nne_train_init_params(g, 17));
+    const int32_t sb = nne_graph_find_tensor(g, "h_s.4.bias");
+    if (sb >= 0)
+        for (int k = 0; k < mc->m; k++) ((float *)g->tensors[sb].data)[k] = 1.0f;
+    return g;
+}
+
+/* Adam at lr, the RD loss at lambda 0.01, noise seed 5. */
+static nne_trainer_config rd_config(float lr) {
+    nne_trainer_config cfg = adam_mse(lr);
+    cfg.loss = NNE_LOSS_RD;
+    cfg.rd_lambda = 0.01f;
+    cfg.noise_seed = 5;
+    return cfg;
+}
+
 /* Rate-distortion training (NNE_LOSS_RD) of the learned-codec graphs at tiny channel counts:
  * the gradient of the whole loss (noise fixed by the step) against central differences, for
  * each kind (shared y, y_hat and z_hat; gaussian with scales and means; the factorized
@@ -328,20 +351,10 @@ static void test_ms_ssim_training(void) {
 static void test_rd_training(void) {
     for (int kind = 0; kind <= NNE_RD_MEAN_SCALE; kind++) {
         const nne_rdmodel_config mc = {(nne_rdmodel_kind)kind, 4, 6, NNE_QUANTIZE_NOISE, false};
-        nne_graph *g;
-        CHECK_OK(nne_model_rd(&mc, 1, 64, 64, NNE_RD_TRAIN, &g));
+        nne_graph *g = tiny_rd_graph(&mc, NNE_RD_TRAIN);
         if (!g) return;
         CHECK(g->n_outputs == (kind == NNE_RD_FACTORIZED ? 2 : 3));
-        CHECK_OK(nne_train_init_params(g, 17));
-        /* Scales well above their floor, so the finite differences do not meet the lower
-         * bound, whose gradient is deliberately not the derivative (LowerBound). */
-        const int32_t sb = nne_graph_find_tensor(g, "h_s.4.bias");
-        if (sb >= 0)
-            for (int k = 0; k < 6; k++) ((float *)g->tensors[sb].data)[k] = 1.0f;
-        nne_trainer_config cfg = adam_mse(3e-3f);
-        cfg.loss = NNE_LOSS_RD;
-        cfg.rd_lambda = 0.01f;
-        cfg.noise_seed = 5;
+        nne_trainer_config cfg = rd_config(3e-3f);
         nne_trainer *tr;
         CHECK_OK(nne_trainer_create(g, &cfg, &tr));
         if (!tr) {
@@ -667,8 +680,154 @@ static void test_loss_border(void) {
     nne_graph_free(g);
 }
 
+/* config.input_grad: dL/d(input) against central differences, on the small graph (MSE) and on
+ * the learned codecs' NNE_RD_REFINE graphs (y -> x_hat and likelihoods; noise fixed by the
+ * step, so the loss is smooth in y); config.frozen gives the same input gradient without
+ * weight gradients of the convolutions; NULL without input_grad. */
+static double input_fd(nne_trainer *tr, float *x, const float *tg, const float *ga, size_t n,
+                       int samples, nne_test_rng *r) {
+    double max_num = 0, max_err = 0;
+    for (int s = 0; s < samples; s++) {
+        const size_t i = (size_t)nne_test_rng_int(r, 0, (int)n - 1);
+        const float save = x[i], h = 2e-3f;
+        double lp, lm;
+        x[i] = save + h;
+        CHECK_OK(nne_trainer_grad(tr, x, tg, &lp));
+        x[i] = save - h;
+        CHECK_OK(nne_trainer_grad(tr, x, tg, &lm));
+        x[i] = save;
+        const double num = (lp - lm) / (2.0 * (double)h);
+        max_num = fmax(max_num, fabs(num));
+        max_err = fmax(max_err, fabs(num - ga[i]));
+    }
+    return max_err / fmax(max_num, 1e-6);
+}
+
+static void test_input_grad(void) {
+    nne_test_rng r;
+    nne_test_rng_seed(&r, 11);
+    {
+        nne_graph *g = small_graph();
+        CHECK(g != NULL);
+        if (!g) return;
+        nne_trainer_config cfg = adam_mse(1e-3f);
+        nne_trainer *tr;
+        CHECK_OK(nne_trainer_create(g, &cfg, &tr));
+        CHECK(nne_trainer_input_grad(tr) == NULL);
+        nne_trainer_free(tr);
+        cfg.input_grad = true;
+        CHECK_OK(nne_trainer_create(g, &cfg, &tr));
+        const size_t n = 2 * 9 * 10 * 3;
+        float *x = malloc(n * 4), *tg = malloc(n * 4), *ga = malloc(n * 4);
+        for (size_t i = 0; i < n; i++) {
+            x[i] = (float)nne_test_rng_uniform(&r);
+            tg[i] = (float)nne_test_rng_uniform(&r);
+        }
+        double loss;
+        CHECK_OK(nne_trainer_grad(tr, x, tg, &loss));
+        CHECK(nne_trainer_input_grad(tr) != NULL);
+        memcpy(ga, nne_trainer_input_grad(tr), n * 4);
+        const double rel = input_fd(tr, x, tg, ga, n, 24, &r);
+        CHECK_MSG(rel < 2e-2, "small graph: input gradient rel err %.3g", rel);
+        free(x), free(tg), free(ga);
+        nne_trainer_free(tr);
+        nne_graph_free(g);
+    }
+    for (int kind = 0; kind <= NNE_RD_MEAN_SCALE; kind++) {
+        const nne_rdmodel_config mc = {(nne_rdmodel_kind)kind, 4, 6, NNE_QUANTIZE_NOISE, false};
+        nne_graph *g = tiny_rd_graph(&mc, NNE_RD_REFINE);
+        if (!g) return;
+        nne_trainer_config cfg = rd_config(1e-3f);
+        cfg.input_grad = true;
+        const size_t ny = 4 * 4 * 6, nx = 64 * 64 * 3;
+        float *y = malloc(ny * 4), *x = malloc(nx * 4), *ga = malloc(ny * 4);
+        for (size_t i = 0; i < ny; i++) y[i] = 4.0f * ((float)nne_test_rng_uniform(&r) - 0.5f);
+        for (size_t i = 0; i < nx; i++) x[i] = (float)nne_test_rng_uniform(&r);
+        double rel[2] = {0, 0}, l0 = 0;
+        for (int frozen = 0; frozen < 2; frozen++) {
+            cfg.frozen = frozen == 1;
+            nne_trainer *tr;
+            CHECK_OK(nne_trainer_create(g, &cfg, &tr));
+            if (!tr) break;
+            nne_trainer_set_steps(tr, 3);
+            double loss;
+            CHECK_OK(nne_trainer_grad(tr, y, x, &loss));
+            if (frozen) {
+                CHECK_MSG(loss == l0, "frozen loss %.17g vs %.17g", loss, l0);
+                for (size_t i = 0; i < ny; i++)
+                    CHECK_MSG(ga[i] == nne_trainer_input_grad(tr)[i],
+                              "%s: frozen input gradient differs at %zu",
+                              nne_rdmodel_kind_name(mc.kind), i);
+            }
+            l0 = loss;
+            memcpy(ga, nne_trainer_input_grad(tr), ny * 4);
+            rel[frozen] = input_fd(tr, y, x, ga, ny, 16, &r);
+            CHECK_MSG(rel[frozen] < 3e-2, "%s: input gradient rel err %.3g",
+                      nne_rdmodel_kind_name(mc.kind), rel[frozen]);
+            nne_trainer_free(tr);
+        }
+        free(y), free(x), free(ga);
+        nne_graph_free(g);
+    }
+}
+
+/* SGA soft rounding (nne_quantize_sga_forward/backward): the backward against central
+ * differences of the forward with the same Gumbel samples (each element draws its own two,
+ * so a perturbed element sees the same noise), away from the integers where floor jumps;
+ * the output stays within [floor, floor + 1] + m; a cold temperature rounds to nearest. */
+static void test_sga(void) {
+    enum { N = 64 };
+    float x[N], m[N], y[N], yp[N], ym[N], dy[N], dx[N];
+    nne_test_rng r;
+    nne_test_rng_seed(&r, 5);
+    for (int i = 0; i < N; i++) {
+        const float frac = 0.05f + 0.9f * (float)nne_test_rng_uniform(&r);
+        m[i] = (float)(nne_test_rng_uniform(&r) - 0.5);
+        x[i] = (float)nne_test_rng_int(&r, -3, 3) + frac + m[i];
+        dy[i] = (float)(nne_test_rng_uniform(&r) - 0.5);
+    }
+    const float taus[3] = {0.5f, 0.2f, 0.05f};
+    for (int t = 0; t < 3; t++) {
+        nne_rng g;
+        nne_rng_seed(&g, 9);
+        nne_quantize_sga_forward(N, taus[t], x, m, &g, y);
+        nne_quantize_sga_backward(N, taus[t], x, m, y, dy, dx);
+        double worst = 0, scale = 0;
+        for (int i = 0; i < N; i++) {
+            const float f = floorf(x[i] - m[i]);
+            CHECK(y[i] >= f + m[i] - 1e-5f && y[i] <= f + 1.0f + m[i] + 1e-5f);
+            const float h = 2e-3f * taus[t], save = x[i];
+            x[i] = save + h;
+            nne_rng_seed(&g, 9);
+            nne_quantize_sga_forward(N, taus[t], x, m, &g, yp);
+            x[i] = save - h;
+            nne_rng_seed(&g, 9);
+            nne_quantize_sga_forward(N, taus[t], x, m, &g, ym);
+            x[i] = save;
+            const double num = (double)dy[i] * ((double)yp[i] - ym[i]) / (2.0 * h);
+            worst = fmax(worst, fabs(num - dx[i]));
+            scale = fmax(scale, fabs(num));
+        }
+        CHECK_MSG(worst <= 2e-2 * scale + 1e-3, "tau %g: SGA backward err %.3g (max %.3g)",
+                  (double)taus[t], worst, scale);
+    }
+    /* tau -> 0: hard rounding to the nearest integer (fractions kept away from 0.5). */
+    for (int i = 0; i < N; i++) {
+        const float f = floorf(x[i] - m[i]), frac = x[i] - m[i] - f;
+        if (fabsf(frac - 0.5f) < 0.1f) x[i] = f + 0.3f + m[i];
+    }
+    nne_rng g;
+    nne_rng_seed(&g, 9);
+    nne_quantize_sga_forward(N, 1e-3f, x, m, &g, y);
+    int hard = 0;
+    for (int i = 0; i < N; i++) hard += fabsf(y[i] - (roundf(x[i] - m[i]) + m[i])) < 1e-3f;
+    CHECK_MSG(hard == N, "tau 1e-3: %d of %d rounded", hard, N);
+}
+
 int main(void) {
     NNE_RUN(test_graph_grad_fd);
+    NNE_RUN(test_input_grad);
+    NNE_RUN(test_sga);
     NNE_RUN(test_loss_border);
     NNE_RUN(test_determinism_and_descent);
     NNE_RUN(test_bf16_matmul);
