@@ -1038,7 +1038,7 @@ static void write_table_stdout(FILE *f, const void *vc) { write_tables(f, vc, fa
 
 static void help(void) {
     printf("usage: nnedge rd DIR [--codecs LIST] [--qualities SPEC] [--threads N]\n"
-           "                [--models DIR] [--refine N [--refine-lr R]]\n"
+           "                [--models DIR] [--refine N [--refine-lr R] [--refine-codecs L]]\n"
            "                [--anchors DIR [--anchor-extra STEMS]]\n"
            "                [-o PREFIX [--force]] [--json] [-q]\n\n"
            "Rate-distortion evaluation of image codecs on the images of DIR (sorted by name;\n"
@@ -1069,6 +1069,10 @@ static void help(void) {
         "  --refine N         the learned ladders encode with N steps of latent refinement\n"
         "                     (nnedge compress --refine; one thread per image)\n"
         "  --refine-lr R      its Adam step size (default 0.01)\n"
+        "  --refine-codecs L  only these learned codecs refine (names as in the tables,\n"
+        "                     comma-separated), e.g. to compare a ladder with and without:\n"
+        "                     --codecs nnedge:mbt2018-mean,nnedge:mbt2018-mean@plain=models\n"
+        "                     --refine 50 --refine-codecs nnedge:mbt2018-mean\n"
         "  --anchors DIR      CompressAI result files (e.g. ../shared/anchors/compressai-kodak):\n"
         "                     each codec's matching curve is drawn dashed and compared\n"
         "  --anchor-extra S   more anchor file stems to draw and compare with live JPEG,\n"
@@ -1098,14 +1102,17 @@ static bool output_paths(const char *prefix, char paths[5][4096]) {
 int nne_cmd_rd(int argc, char **argv) {
     cli_common co;
     const char *codecs_s = NULL, *qual_s = NULL, *threads_s = NULL, *anchors_s = NULL,
-               *extra_s = NULL, *models_s = NULL, *refine_s = NULL, *refine_lr_s = NULL;
+               *extra_s = NULL, *models_s = NULL, *refine_s = NULL, *refine_lr_s = NULL,
+               *refine_codecs_s = NULL;
     bool force = false;
     const cli_option opts[] = {
         {"codecs", 0, true, &codecs_s, NULL},      {"qualities", 0, true, &qual_s, NULL},
         {"threads", 0, true, &threads_s, NULL},    {"anchors", 0, true, &anchors_s, NULL},
         {"anchor-extra", 0, true, &extra_s, NULL}, {"force", 0, false, NULL, &force},
         {"models", 0, true, &models_s, NULL},      {"refine", 0, true, &refine_s, NULL},
-        {"refine-lr", 0, true, &refine_lr_s, NULL}, {NULL, 0, false, NULL, NULL},
+        {"refine-lr", 0, true, &refine_lr_s, NULL},
+        {"refine-codecs", 0, true, &refine_codecs_s, NULL},
+        {NULL, 0, false, NULL, NULL},
     };
     const char *pos[1];
     int n_pos;
@@ -1147,10 +1154,36 @@ int nne_cmd_rd(int argc, char **argv) {
         }
         refine.lr = (float)v;
     }
+    if (refine_codecs_s && !refine_s) {
+        cli_usage_error(k_cmd, "--refine-codecs needs --refine N");
+        goto done;
+    }
     if ((rc = parse_codecs(c, codecs_s ? codecs_s : "jpeg,webp,jp2,avif,jxl"))) goto done;
+    /* --refine-codecs: the learned runs, by their table names, that refine (default all). */
+    bool refine_run[RD_MAX_CODECS];
+    for (int r = 0; r < c->n_runs; r++) refine_run[r] = !refine_codecs_s && c->runs[r].learned;
+    if (refine_codecs_s) {
+        char list[1024];
+        snprintf(list, sizeof list, "%s", refine_codecs_s);
+        rc = NNE_EXIT_USAGE;
+        for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok;
+             tok = strtok_r(NULL, ",", &save)) {
+            int hit = -1;
+            for (int r = 0; r < c->n_runs; r++)
+                if (c->runs[r].learned && !strcmp(c->runs[r].name, tok)) hit = r;
+            if (hit < 0) {
+                cli_usage_error(k_cmd,
+                                "--refine-codecs: '%s' is not a learned codec of --codecs "
+                                "(names as in the tables: nnedge:KIND or nnedge:KIND@LABEL)",
+                                tok);
+                goto done;
+            }
+            refine_run[hit] = true;
+        }
+    }
     rc = NNE_EXIT_RUNTIME;
     for (int r = 0; r < c->n_runs && refine.iterations > 0; r++) {
-        if (!c->runs[r].learned) continue;
+        if (!refine_run[r]) continue;
         const nne_status st = nne_imgcodec_lcodec_set_refine(c->runs[r].c, &refine);
         if (st) {
             cli_fail(k_cmd, st);

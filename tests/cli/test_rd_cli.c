@@ -225,6 +225,8 @@ static double csv_field(const char *rel, const char *prefix, int col) {
     return v;
 }
 
+static bool file_has(const char *rel, const char *s);
+
 static void test_learned(void) {
     CHECK(write_ladder("lad", NNE_RD_FACTORIZED));
     CHECK(write_ladder("lad", NNE_RD_MEAN_SCALE));
@@ -294,6 +296,40 @@ static void test_learned(void) {
     EXPECT_RC("rd %T/img --codecs nnedge:mbt2018-mean --models %T/lad --refine -2 -q", 2);
     EXPECT_RC("rd %T/img --codecs nnedge:mbt2018-mean --models %T/lad --refine-lr 0.1 -q", 2);
     EXPECT_RC("rd %T/img --codecs jpeg --refine 0 --qualities 50 -q", 0);
+    EXPECT_RC("rd %T/img --codecs jpeg --refine-codecs jpeg -q", 2);
+    EXPECT_ERR("--refine-codecs needs --refine N");
+    EXPECT_RC("rd %T/img --codecs jpeg,nnedge:mbt2018-mean --models %T/lad --refine 2 "
+              "--refine-codecs jpeg -q",
+              2);
+    EXPECT_ERR("not a learned codec of --codecs");
+    /* Only the named ladder refines: the other one, here the only one, is not checked for a
+     * lambda. */
+    EXPECT_RC("rd %T/img --codecs nnedge:mbt2018-mean,nnedge:mbt2018-mean@b=%T/lad --models "
+              "%T/lad --qualities nnedge:mbt2018-mean=1,2,3,4/nnedge:mbt2018-mean@b=1,2,3,4 "
+              "--refine 2 --refine-codecs nnedge:mbt2018-mean -q",
+              1);
+    EXPECT_ERR("train.lambda");
+    /* The same tiny mean-scale ladder with train.lambda in a folder of its own: it refines, the
+     * lambda-less one beside it does not. */
+    mkdir(nne_cli_tmp_path("ladl"), 0777);
+    for (int q = 1; q <= 4; q++) {
+        char src[64], dst[64];
+        snprintf(src, sizeof src, "lad/mbt2018-mean-q%d.nne", q);
+        snprintf(dst, sizeof dst, "ladl/mbt2018-mean-q%d.nne", q);
+        nne_graph *g = NULL;
+        CHECK_OK(nne_model_read_file(nne_cli_tmp_path(src), &g));
+        if (!g) return;
+        CHECK_OK(nne_graph_set_meta(g, "train.lambda", "0.01"));
+        CHECK_OK(nne_model_write_file(g, nne_cli_tmp_path(dst)));
+        nne_graph_free(g);
+    }
+    EXPECT_RC("rd %T/img --codecs nnedge:mbt2018-mean@l=%T/ladl,nnedge:mbt2018-mean@b=%T/lad "
+              "--refine 2 --refine-codecs nnedge:mbt2018-mean@l --threads 2 -o %T/rf -q",
+              0);
+    CHECK(file_has("rf.md", "latent refinement: 2 Adam steps"));
+    CHECK(csv_field("rf.csv", "nnedge:mbt2018-mean@l,quality,2,", 4) > 0);
+    CHECK(csv_field("rf.csv", "nnedge:mbt2018-mean@b,quality,2,", 4) ==
+          csv_field("m.csv", "nnedge:mbt2018-mean,quality,2,", 4));
 }
 
 /* Does the file hold `s`? */
