@@ -7,6 +7,10 @@
  *   w    L   only layer L's weights and bias dequantized from INT8;
  *   all      every activation and weight as in INT8 (a float simulation of the int8 model);
  *   cpu-s8   INT8 itself on the cpu-s8 backend (agreement with `all` rules out kernel bugs).
+ * With QSENS_BITS=B[,B...] (e.g. 9,10,12) also the fused simulation with B-bit activations on
+ * each int8 tensor's own range (2^B - 1 steps instead of 255), for every tensor and for the
+ * latent and the decoder only: how many bits a PSNR target would need. The case "weights only"
+ * has every layer's int8 weights and f32 activations.
  * PSNR as `nnedge quantize --eval` measures it (border filled, padding cropped). It also
  * prints, per activation, each channel's range in quantization steps of its per-tensor scale:
  * a channel spanning few steps is coarsely quantized whatever the observer.
@@ -39,6 +43,8 @@ typedef struct ctx {
     void *scratch;
     float **wdq, **bdq;       /* [node] dequantized weights and bias (MAC nodes) */
     float *a, *b;             /* ping-pong buffers, largest activation */
+    int act_bits;             /* 8, or more: the same range on a finer grid */
+    int32_t bits_from;        /* the finer grid only for tensors produced by nodes >= this */
 } ctx;
 
 static int fail(const char *what) {
@@ -46,12 +52,30 @@ static int fail(const char *what) {
     return 1;
 }
 
-/* Fake-quantize activation tensor t of c->g in place with the int8 model's parameters. */
+/* The node that produces tensor t, or -1. */
+static int32_t producer(const nne_graph *g, int32_t t) {
+    for (int32_t i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i].output == t) return i;
+    return -1;
+}
+
 /* Fake-quantize activation t with the int8 model's parameters; a tensor without them (between
  * a conv and the PReLU fused into it, nne_graph_fusable_prelu) stays f32, as in that model. */
 static void fq_act(const ctx *c, int32_t t, float *x) {
     const nne_quant *qq = &c->q->tensors[nne_graph_find_tensor(c->q, c->g->tensors[t].name)].quant;
     if (!qq->count) return;
+    if (c->act_bits > 8 && t != c->g->inputs[0] && producer(c->g, t) >= c->bits_from) {
+        /* The int8 range [s (-128 - zp), s (127 - zp)] on 2^B - 1 steps; B = 8 is the int8 grid. */
+        const int32_t levels = (1 << c->act_bits) - 1;
+        const float lo = qq->scale[0] * (float)(-128 - qq->zero_point[0]);
+        const float sb = qq->scale[0] * 255.0f / (float)levels;
+        const size_t e = (size_t)nne_shape_numel(&c->g->tensors[t].shape);
+        for (size_t i = 0; i < e; i++) {
+            const float q = nearbyintf((x[i] - lo) / sb);
+            x[i] = lo + sb * (q < 0.0f ? 0.0f : q > (float)levels ? (float)levels : q);
+        }
+        return;
+    }
     nne_fake_quant_act_forward((size_t)nne_shape_numel(&c->g->tensors[t].shape), x, qq->scale[0],
                                qq->zero_point[0], qq->pow2, x, NULL);
 }
@@ -113,10 +137,21 @@ int main(int argc, char **argv) {
     nne_dataset *ds = NULL;
     const nne_dataset_opts dopts = {false, false, 21, 21};
     if (nne_dataset_open(argv[3], &dopts, &ds)) return fail(argv[3]);
-    ctx c = {0};
+    ctx c = {.act_bits = 8};
     if (nne_threadpool_create(2, &c.pool)) return fail("threadpool");
     /* Cases: 0 f32, 1 all, 2 cpu-s8, 3 all with conv+PReLU fused, then one per activation and one per MAC layer (names
      * taken from the f32 model, whose tensors and nodes every size shares). */
+    int bits[8], n_bits = 0;
+    for (const char *b = getenv("QSENS_BITS"); b && *b && n_bits < 8;) {
+        char *end = NULL;
+        const long v = strtol(b, &end, 10);
+        if (end == b || v < 8 || v > 16) {
+            fprintf(stderr, "bench_quant_sensitivity: QSENS_BITS: expected B[,B...] in 8..16\n");
+            return 2;
+        }
+        bits[n_bits++] = (int)v;
+        b = *end == ',' ? end + 1 : end;
+    }
     char names[MAX_CASES][64];
     double sum[MAX_CASES] = {0};
     int n_cases = 4;
@@ -206,6 +241,26 @@ int main(int argc, char **argv) {
         fq_act(&c, in_t, x);
         run_chain(&c, 0, x, aq, wq, y);
         sum[3] += psnr(&img, y, ph, pw);
+        int k = 4;
+        /* every layer's int8 weights, activations f32 */
+        memcpy(x, act[in_t], (size_t)nne_shape_numel(&g->tensors[in_t].shape) * sizeof *x);
+        run_chain(&c, 0, x, NULL, wq, y);
+        snprintf(names[k], 64, "weights only (every layer)");
+        sum[k++] += psnr(&img, y, ph, pw);
+        /* the same with finer activation grids: every tensor, then the latent and the decoder */
+        int32_t latent_node = producer(g, nne_graph_find_tensor(g, "latent"));
+        for (int b = 0; b < n_bits; b++)
+            for (int part = 0; part < 2; part++) {
+                c.act_bits = bits[b];
+                c.bits_from = part ? (latent_node < 0 ? 0 : latent_node) : 0;
+                memcpy(x, act[in_t], (size_t)nne_shape_numel(&g->tensors[in_t].shape) * sizeof *x);
+                fq_act(&c, in_t, x);
+                run_chain(&c, 0, x, aq, wq, y);
+                c.act_bits = 8;
+                snprintf(names[k], 64, "fused, %d-bit acts%s", bits[b],
+                         part ? ", latent+decoder only" : "");
+                sum[k++] += psnr(&img, y, ph, pw);
+            }
         /* cpu-s8 */
         {
             nne_session *ss = NULL;
@@ -272,7 +327,6 @@ int main(int argc, char **argv) {
         }
         memset(aq, 0, (size_t)g->n_tensors * sizeof *aq);
         memset(wq, 0, (size_t)g->n_nodes);
-        int k = 4;
         /* One activation at a time (the input first, then in node order). */
         for (int32_t j = -1; j < g->n_nodes; j++) {
             const int32_t t = j < 0 ? in_t : g->nodes[j].output;
@@ -329,7 +383,7 @@ int main(int argc, char **argv) {
     printf("\n%-24s %6s %10s %10s %9s %10s %10s %10s %7s\n", "activation", "ch", "lo", "hi",
            "step", "ch_min", "ch_median", "ch_max", "spread");
     for (int k = 4; k < n_cases; k++) {
-        if (!st[k].c) continue;
+        if (!st[k].c || strncmp(names[k], "act ", 4)) continue;
         const char *tn = names[k] + 4;
         const nne_quant *qq = &q8->tensors[nne_graph_find_tensor(q8, tn)].quant;
         if (!qq->count) continue; /* fused into its producer: no int8 grid */

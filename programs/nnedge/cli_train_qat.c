@@ -82,10 +82,24 @@ int cli_tq_parse(const char *cmd, const cli_tq_raw *r, bool rd, cli_tq *e) {
                                        r->qat_equalize_act);
             e->eq_alpha = (float)d;
         }
+        if (r->qat_equalize) {
+            if (!r->init || rd)
+                return cli_usage_error(cmd, "--qat-equalize: needs --init MODEL (its weights "
+                                            "are equalized), and not a learned codec");
+            if (r->qat_equalize_act)
+                return cli_usage_error(cmd, "--qat-equalize and --qat-equalize-act: choose one "
+                                            "(weight ranges or activation ranges)");
+            if (e->qcfg.ema > 0.0f)
+                return cli_usage_error(cmd, "--qat-equalize: the ranges must be calibrated "
+                                            "and fixed (--qat-ema 0)");
+            e->eq_weights = true;
+        }
     } else if (r->qat_ema || r->qat_observer || r->qat_weight_bits || r->qat_equalize_act ||
+               r->qat_equalize ||
                r->qat_fuse_prelu || r->qat_lsq || r->qat_output_range || r->calib_images) {
         return cli_usage_error(cmd, "--qat-ema, --qat-observer, --qat-weight-bits, "
-                                    "--qat-equalize-act, --qat-fuse-prelu, --qat-lsq, "
+                                    "--qat-equalize, --qat-equalize-act, --qat-fuse-prelu, "
+                                    "--qat-lsq, "
                                     "--qat-output-range and --calib-images need --qat");
     }
     if (r->teacher) {
@@ -204,8 +218,9 @@ static nne_status calibrate_codec(cli_tq *e, const nne_quantize_opts *o, int32_t
 
 /* Activation ranges by calibrating the --init model with the observer on crops of the
  * training data (seeded apart from the training batches): the pass's own ranges. With
- * --qat-equalize-act the pass first equalizes the model's activation ranges on the same crops,
- * and *eq receives the equalized f32 model (the weights those ranges belong to). */
+ * --qat-equalize-act the pass first equalizes the model's activation ranges on the same crops
+ * (with --qat-equalize its weight ranges, cross-layer equalization), and *eq receives the
+ * equalized f32 model (the weights those ranges belong to). */
 static nne_status calibrate(cli_tq *e, const nne_dataset *ds, int32_t crop, uint64_t seed,
                             nne_graph **eq) {
     nne_graph *g = NULL, *qg = NULL;
@@ -221,10 +236,11 @@ static nne_status calibrate(cli_tq *e, const nne_dataset *ds, int32_t crop, uint
                            .n_samples = e->calib_images,
                            .sample = calib_sample,
                            .ctx = &c,
-                           .equalize = e->eq_alpha > 0.0f,
-                           .equalize_kind = NNE_EQUALIZE_ACTIVATIONS,
+                           .equalize = e->eq_alpha > 0.0f || e->eq_weights,
+                           .equalize_kind = e->eq_weights ? NNE_EQUALIZE_WEIGHTS
+                                                          : NNE_EQUALIZE_ACTIVATIONS,
                            .equalize_alpha = e->eq_alpha,
-                           .equalized = e->eq_alpha > 0.0f ? eq : NULL};
+                           .equalized = e->eq_alpha > 0.0f || e->eq_weights ? eq : NULL};
     if (e->rd) return calibrate_codec(e, &o, crop);
     nne_status st = model_at(e->init, 1, crop, crop, &g);
     if (!st) st = nne_quantize_graph(g, &o, &qg);
@@ -336,6 +352,8 @@ nne_status cli_tq_model_finish(const cli_tq *e, nne_graph *g) {
         if (e->eq_alpha > 0.0f)
             snprintf(eqs, sizeof eqs, " after activation-range equalization (alpha %g)",
                      (double)e->eq_alpha);
+        else if (e->eq_weights)
+            snprintf(eqs, sizeof eqs, " after cross-layer equalization");
         char lsq[64] = "";
         if (e->qcfg.lsq > 0.0f)
             snprintf(lsq, sizeof lsq, ", learned step sizes (LSQ, lr x %g)", (double)e->qcfg.lsq);

@@ -95,6 +95,8 @@ static void help(void) {
         "  --qat-equalize-act A  equalize the --init model's activation ranges first\n"
         "                        (nnedge quantize --equalize-act A): QAT trains the\n"
         "                        equalized weights; fixed ranges only\n"
+        "  --qat-equalize        cross-layer equalization of the --init model's weights\n"
+        "                        first (nnedge quantize --equalize; for pow2)\n"
         "  --qat-fuse-prelu 0|1  1 (default): each conv + PReLU is one int8 layer, as\n"
         "                        'nnedge quantize' builds it; 0: two (--no-fuse-prelu)\n"
         "  --qat-lsq M           learn the activation scales (LSQ): Adam on log s at the\n"
@@ -172,7 +174,7 @@ typedef struct raw_opts {
         *log_every, *commit, *stop_after, *channels, *lambda, *prune, *quant_proxy,
         *entropy_lr_mult, *matmul;
     cli_tq_raw tq; /* --init, --qat*, --calib-images, --teacher, --distill-* */
-    bool force, init_partial, init_widen;
+    bool force, init_partial, init_widen, qat_equalize;
 } raw_opts;
 
 /* The options that define the computation: on --resume they come from the checkpoint and a
@@ -193,6 +195,7 @@ static const train_key k_train_keys[] = {
     {"qat", RAW(tq.qat)},        {"qat-ema", RAW(tq.qat_ema)},
     {"qat-observer", RAW(tq.qat_observer)}, {"qat-weight-bits", RAW(tq.qat_weight_bits)},
     {"qat-equalize-act", RAW(tq.qat_equalize_act)}, {"calib-images", RAW(tq.calib_images)},
+    {"qat-equalize", RAW(tq.qat_equalize)},
     {"qat-fuse-prelu", RAW(tq.qat_fuse_prelu)}, {"qat-lsq", RAW(tq.qat_lsq)},
     {"qat-output-range", RAW(tq.qat_output_range)},
     {"distill-alpha", RAW(tq.alpha)}, {"distill-temperature", RAW(tq.temperature)},
@@ -615,6 +618,7 @@ static void settings_kv(const run *r, kvbuf *b) {
         kv_add(b, "calib-images", "%d", (int)r->tq.calib_images);
         if (r->tq.eq_alpha > 0.0f)
             kv_add(b, "qat-equalize-act", "%.9g", (double)r->tq.eq_alpha);
+        if (r->tq.eq_weights) kv_add(b, "qat-equalize", "1");
         kv_add(b, "qat-fuse-prelu", "%d", r->tq.qcfg.no_fuse_prelu ? 0 : 1);
         if (r->tq.qcfg.lsq > 0.0f) kv_add(b, "qat-lsq", "%.9g", (double)r->tq.qcfg.lsq);
         if (r->tq.qcfg.output_lo < r->tq.qcfg.output_hi)
@@ -1164,6 +1168,7 @@ int nne_cmd_train(int argc, char **argv) {
         {"force", 0, false, NULL, &ro->force},
         {"init-partial", 0, false, NULL, &ro->init_partial},
         {"init-widen", 0, false, NULL, &ro->init_widen},
+        {"qat-equalize", 0, false, NULL, &ro->qat_equalize},
         {NULL, 0, false, NULL, NULL},
     };
     const char *pos[1];
@@ -1189,6 +1194,7 @@ int nne_cmd_train(int argc, char **argv) {
     bool switch_proxy = false; /* a noise run resumed with --quant-proxy mixed */
     r->proxy_from = -1;
 
+    if (ro->qat_equalize) ro->tq.qat_equalize = "1"; /* a flag, kept as a checkpoint key */
     /* ---- settings: from the command line, or from the checkpoint on --resume ---- */
     if (resumed) {
         if ((st = nne_checkpoint_read_file(ro->resume, &ck))) {

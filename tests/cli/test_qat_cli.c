@@ -82,6 +82,21 @@ static void test_usage(void) {
     EXPECT_RC(a, 2);
     snprintf(a, sizeof a, "train %s -o x.nne --steps 2 --qat-equalize-act 0.5", k_run);
     EXPECT_RC(a, 2);
+    snprintf(a, sizeof a, "train %s -o x.nne --steps 2 --qat-equalize", k_run);
+    EXPECT_RC(a, 2); /* needs --qat */
+    snprintf(a, sizeof a, "train %s -o x.nne --steps 2 --qat pow2 --qat-equalize", k_run);
+    EXPECT_RC(a, 2); /* equalizes the --init model's weights */
+    CHECK(strstr(nne_cli_err, "--qat-equalize") != NULL);
+    snprintf(a, sizeof a,
+             "train %s -o x.nne --steps 2 --init fp.nne --qat pow2 --qat-equalize "
+             "--qat-equalize-act 0.5",
+             k_run);
+    EXPECT_RC(a, 2); /* one kind of equalization */
+    CHECK(strstr(nne_cli_err, "choose one") != NULL);
+    snprintf(a, sizeof a,
+             "train %s -o x.nne --steps 2 --init fp.nne --qat pow2 --qat-ema 0.01 --qat-equalize",
+             k_run);
+    EXPECT_RC(a, 2); /* its ranges are calibrated and fixed */
     snprintf(a, sizeof a, "train %s -o x.nne --steps 2 --qat-fuse-prelu 0", k_run);
     EXPECT_RC(a, 2); /* needs --qat */
     snprintf(a, sizeof a, "train %s -o x.nne --steps 2 --qat per-channel --qat-fuse-prelu 2",
@@ -171,6 +186,21 @@ static double weight_diff(const char *a, const char *b, const char *tensor) {
     return d;
 }
 
+/* A QAT run's output from equalized fp.nne weights: train.qat names the equalization, the
+ * weights moved while the f32 function stayed (the trainer kept the equalized weights). */
+static void check_equalized(const char *out, const char *what) {
+    nne_graph *g = NULL;
+    CHECK_OK(nne_model_read_file(nne_cli_tmp_path(out), &g));
+    if (g) {
+        const char *v = nne_graph_get_meta(g, "train.qat");
+        CHECK_MSG(v && strstr(v, what), "%s: train.qat = %s", out, v ? v : "(none)");
+        nne_graph_free(g);
+    }
+    const double wd = weight_diff("fp.nne", out, "conv2d_1.weight"), fd = model_diff("fp.nne", out);
+    CHECK_MSG(wd > 1e-2, "%s: equalized weights moved by only %g", out, wd);
+    CHECK_MSG(fd < 1e-4, "%s: equalized model's output off by %g", out, fd);
+}
+
 static void test_qat_and_quantize(void) {
     char a[768];
     /* An f32 model to start from, then 6 QAT steps from it (ranges calibrated, fixed). */
@@ -227,17 +257,18 @@ static void test_qat_and_quantize(void) {
              "--qat-equalize-act 0.5 --calib-images 2",
              k_run);
     EXPECT_RC(a, 0);
-    CHECK_OK(nne_model_read_file(nne_cli_tmp_path("qe.nne"), &g));
-    if (g) {
-        const char *v = nne_graph_get_meta(g, "train.qat");
-        CHECK(v && strstr(v, "activation-range equalization (alpha 0.5)"));
-        nne_graph_free(g);
-    }
-    const double wd = weight_diff("fp.nne", "qe.nne", "conv2d_1.weight"),
-                 fd = model_diff("fp.nne", "qe.nne");
-    CHECK_MSG(wd > 1e-2, "equalized weights moved by only %g", wd);
-    CHECK_MSG(fd < 1e-4, "equalized model's output off by %g", fd);
+    check_equalized("qe.nne", "activation-range equalization (alpha 0.5)");
     EXPECT_RC("quantize qe.nne -o qe8.nne", 0);
+    /* --qat-equalize: the same with cross-layer (weight-range) equalization, for pow2; the
+     * flag is a checkpoint setting (a resume keeps it) */
+    snprintf(a, sizeof a,
+             "train %s -o qw.nne --steps 2 --stop-after 1 --lr 1e-9 --init fp.nne --qat pow2 "
+             "--qat-equalize --calib-images 2",
+             k_run);
+    EXPECT_RC(a, 0);
+    EXPECT_RC("train --resume qw.ckpt", 0);
+    check_equalized("qw.nne", "after cross-layer equalization");
+    EXPECT_RC("quantize qw.nne -o qw8.nne", 0);
     /* --qat-lsq: the scales are trained (qat.lsq and its Adam state in the model), and the
      * quantized model takes the learned ranges */
     snprintf(a, sizeof a,
