@@ -111,6 +111,12 @@ typedef struct nne_equalize_opts {
      * of g (NULL entries: a pair through such a tensor is left alone). */
     const float *const *act_range;
     float alpha; /* NNE_EQUALIZE_ACTIVATIONS: in (0, 1]; 0 means 1 */
+    /* Also conv -> conv pairs with no activation between (a linear tensor read only by the
+     * second conv, e.g. cae-seed's latent), either kind. Exact in f32 like the others, but the
+     * tensor's units change: off by default, since another graph may read it in its own
+     * units (a codec's latent); a cae-seed latent file names its model's weights (hash), so
+     * an equalized model never decodes another's. */
+    bool linear;
 } nne_equalize_opts;
 
 typedef struct nne_equalize_info {
@@ -143,6 +149,7 @@ typedef struct nne_quantize_opts {
      * with equalize_alpha (0: 1); NNE_EQUALIZE_WEIGHTS (0) the weight ranges. */
     nne_equalize_kind equalize_kind;
     float equalize_alpha;
+    bool equalize_linear; /* nne_equalize_opts.linear */
     /* With equalize: when not NULL, *equalized receives the equalized f32 graph that was
      * quantized (the caller frees it; NULL on error), e.g. for quantization-aware training
      * to continue from the weights the int8 ranges belong to. */

@@ -94,11 +94,17 @@ int cli_tq_parse(const char *cmd, const cli_tq_raw *r, bool rd, cli_tq *e) {
                                             "and fixed (--qat-ema 0)");
             e->eq_weights = true;
         }
+        if (r->qat_equalize_linear) {
+            if (!r->qat_equalize && !r->qat_equalize_act)
+                return cli_usage_error(cmd, "--qat-equalize-linear: with --qat-equalize or "
+                                            "--qat-equalize-act");
+            e->eq_linear = true;
+        }
     } else if (r->qat_ema || r->qat_observer || r->qat_weight_bits || r->qat_equalize_act ||
-               r->qat_equalize ||
+               r->qat_equalize || r->qat_equalize_linear ||
                r->qat_fuse_prelu || r->qat_lsq || r->qat_output_range || r->calib_images) {
         return cli_usage_error(cmd, "--qat-ema, --qat-observer, --qat-weight-bits, "
-                                    "--qat-equalize, --qat-equalize-act, --qat-fuse-prelu, "
+                                    "--qat-equalize[-act, -linear], --qat-fuse-prelu, "
                                     "--qat-lsq, "
                                     "--qat-output-range and --calib-images need --qat");
     }
@@ -240,6 +246,7 @@ static nne_status calibrate(cli_tq *e, const nne_dataset *ds, int32_t crop, uint
                            .equalize_kind = e->eq_weights ? NNE_EQUALIZE_WEIGHTS
                                                           : NNE_EQUALIZE_ACTIVATIONS,
                            .equalize_alpha = e->eq_alpha,
+                           .equalize_linear = e->eq_linear,
                            .equalized = e->eq_alpha > 0.0f || e->eq_weights ? eq : NULL};
     if (e->rd) return calibrate_codec(e, &o, crop);
     nne_status st = model_at(e->init, 1, crop, crop, &g);
@@ -348,12 +355,13 @@ nne_status cli_tq_model_finish(const cli_tq *e, nne_graph *g) {
     char v[4200];
     nne_status st = cli_tq_store(e, g);
     if (!st && e->qat) {
-        char eqs[64] = "";
+        char eqs[96] = "";
         if (e->eq_alpha > 0.0f)
             snprintf(eqs, sizeof eqs, " after activation-range equalization (alpha %g)",
                      (double)e->eq_alpha);
         else if (e->eq_weights)
             snprintf(eqs, sizeof eqs, " after cross-layer equalization");
+        if (e->eq_linear) snprintf(eqs + strlen(eqs), sizeof eqs - strlen(eqs), " (latent too)");
         char lsq[64] = "";
         if (e->qcfg.lsq > 0.0f)
             snprintf(lsq, sizeof lsq, ", learned step sizes (LSQ, lr x %g)", (double)e->qcfg.lsq);

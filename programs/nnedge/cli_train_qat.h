@@ -10,7 +10,8 @@ struct nne_session;
 
 /* The option values as given (NULL = absent). */
 typedef struct cli_tq_raw {
-    const char *qat_equalize; /* "1" when the flag --qat-equalize is given (a checkpoint key) */
+    /* "1" when the flag --qat-equalize (--qat-equalize-linear) is given: checkpoint keys */
+    const char *qat_equalize, *qat_equalize_linear;
     const char *qat, *qat_ema, *qat_observer, *qat_weight_bits, *qat_equalize_act, *calib_images,
         *qat_fuse_prelu, *qat_lsq, *qat_output_range, *init, *teacher, *alpha, *temperature;
 } cli_tq_raw;
@@ -24,6 +25,7 @@ typedef struct cli_tq {
     int32_t calib_images;
     float eq_alpha;  /* --qat-equalize-act: > 0 equalizes the --init weights first */
     bool eq_weights; /* --qat-equalize: cross-layer equalization of the --init weights first */
+    bool eq_linear;  /* --qat-equalize-linear: the equalization includes linear pairs */
     const char *init, *teacher_path;
     nne_distill_config dcfg;
     char teacher_hash[65];

@@ -59,6 +59,9 @@ static void help(void) {
            "  --equalize-act ALPHA   equalize the calibrated per-channel activation ranges of\n"
            "                         those pairs instead: channel scales (1/r)^ALPHA, ALPHA in\n"
            "                         (0, 1] (1: every channel as wide as the widest)\n"
+           "  --equalize-linear      with --equalize / --equalize-act: also conv -> conv pairs\n"
+           "                         with nothing between (cae-seed's latent: its units change,\n"
+           "                         so its latent files are this model's only)\n"
            "  --no-fuse-prelu        keep each conv -> PReLU as two int8 steps (requantize, then\n"
            "                         the PReLU); by default they are one layer, one rounding\n"
            "                         (per-tensor / per-channel; pow2 never fuses)\n"
@@ -280,7 +283,7 @@ int nne_cmd_quantize(int argc, char **argv) {
     const char *calib = NULL, *scheme_s = NULL, *obs_s = "minmax", *pct_s = NULL, *max_s = NULL,
                *crop_s = NULL, *seed_s = NULL, *eval = NULL, *eval_max_s = NULL, *wbits_s = NULL,
                *eq_act_s = NULL, *orange_s = NULL;
-    bool bias_corr = false, fake = false, equalize = false, no_fuse = false;
+    bool bias_corr = false, fake = false, equalize = false, no_fuse = false, eq_linear = false;
     const cli_option opts[] = {
         {"fake", 0, false, NULL, &fake},
         {"calib", 0, true, &calib, NULL},
@@ -290,6 +293,7 @@ int nne_cmd_quantize(int argc, char **argv) {
         {"bias-correction", 0, false, NULL, &bias_corr},
         {"equalize", 0, false, NULL, &equalize},
         {"equalize-act", 0, true, &eq_act_s, NULL},
+        {"equalize-linear", 0, false, NULL, &eq_linear},
         {"weight-bits", 0, true, &wbits_s, NULL},
         {"no-fuse-prelu", 0, false, NULL, &no_fuse},
         {"output-range", 0, true, &orange_s, NULL},
@@ -314,7 +318,8 @@ int nne_cmd_quantize(int argc, char **argv) {
         return NNE_EXIT_USAGE;
     }
     if (fake) {
-        if (calib || bias_corr || equalize || eq_act_s || eval || wbits_s || no_fuse || orange_s)
+        if (calib || bias_corr || equalize || eq_act_s || eq_linear || eval || wbits_s || no_fuse ||
+            orange_s)
             return cli_usage_error(
                 k_cmd, "--fake takes no --calib, --bias-correction, --equalize, --weight-bits, "
                        "--no-fuse-prelu, --output-range or --eval (evaluate the f32 output with "
@@ -366,6 +371,9 @@ int nne_cmd_quantize(int argc, char **argv) {
         qo.equalize_kind = NNE_EQUALIZE_ACTIVATIONS;
         qo.equalize_alpha = (float)alpha;
     }
+    if (eq_linear && !equalize)
+        return cli_usage_error(k_cmd, "--equalize-linear: with --equalize or --equalize-act");
+    qo.equalize_linear = eq_linear;
     char real[4096];
     int rc = calib ? cli_check_data_dir(k_cmd, "--calib", calib, real, sizeof real) : 0;
     if (rc) return rc;
@@ -520,6 +528,12 @@ int nne_cmd_quantize(int argc, char **argv) {
                nne_graph_get_meta(q, "quant.ranges") ? nne_graph_get_meta(q, "quant.ranges")
                                                      : "observer");
         if (eq_act_s) printf(", \"equalize_alpha\": %g", (double)qo.equalize_alpha);
+        if (equalize)
+            printf(", \"equalize_pairs\": %s, \"equalize_linear\": %s",
+                   nne_graph_get_meta(q, "quant.equalize_pairs")
+                       ? nne_graph_get_meta(q, "quant.equalize_pairs")
+                       : "null",
+                   eq_linear ? "true" : "false");
         printf(", \"fuse_prelu\": %s",
                !strcmp(nne_graph_get_meta(q, "quant.fuse_prelu"), "1") ? "true" : "false");
         if (qo.output_lo < qo.output_hi)

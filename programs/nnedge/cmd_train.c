@@ -97,6 +97,7 @@ static void help(void) {
         "                        equalized weights; fixed ranges only\n"
         "  --qat-equalize        cross-layer equalization of the --init model's weights\n"
         "                        first (nnedge quantize --equalize; for pow2)\n"
+        "  --qat-equalize-linear with either: the latent pair too (--equalize-linear)\n"
         "  --qat-fuse-prelu 0|1  1 (default): each conv + PReLU is one int8 layer, as\n"
         "                        'nnedge quantize' builds it; 0: two (--no-fuse-prelu)\n"
         "  --qat-lsq M           learn the activation scales (LSQ): Adam on log s at the\n"
@@ -174,7 +175,7 @@ typedef struct raw_opts {
         *log_every, *commit, *stop_after, *channels, *lambda, *prune, *quant_proxy,
         *entropy_lr_mult, *matmul;
     cli_tq_raw tq; /* --init, --qat*, --calib-images, --teacher, --distill-* */
-    bool force, init_partial, init_widen, qat_equalize;
+    bool force, init_partial, init_widen, qat_equalize, qat_equalize_linear;
 } raw_opts;
 
 /* The options that define the computation: on --resume they come from the checkpoint and a
@@ -195,7 +196,7 @@ static const train_key k_train_keys[] = {
     {"qat", RAW(tq.qat)},        {"qat-ema", RAW(tq.qat_ema)},
     {"qat-observer", RAW(tq.qat_observer)}, {"qat-weight-bits", RAW(tq.qat_weight_bits)},
     {"qat-equalize-act", RAW(tq.qat_equalize_act)}, {"calib-images", RAW(tq.calib_images)},
-    {"qat-equalize", RAW(tq.qat_equalize)},
+    {"qat-equalize", RAW(tq.qat_equalize)}, {"qat-equalize-linear", RAW(tq.qat_equalize_linear)},
     {"qat-fuse-prelu", RAW(tq.qat_fuse_prelu)}, {"qat-lsq", RAW(tq.qat_lsq)},
     {"qat-output-range", RAW(tq.qat_output_range)},
     {"distill-alpha", RAW(tq.alpha)}, {"distill-temperature", RAW(tq.temperature)},
@@ -619,6 +620,7 @@ static void settings_kv(const run *r, kvbuf *b) {
         if (r->tq.eq_alpha > 0.0f)
             kv_add(b, "qat-equalize-act", "%.9g", (double)r->tq.eq_alpha);
         if (r->tq.eq_weights) kv_add(b, "qat-equalize", "1");
+        if (r->tq.eq_linear) kv_add(b, "qat-equalize-linear", "1");
         kv_add(b, "qat-fuse-prelu", "%d", r->tq.qcfg.no_fuse_prelu ? 0 : 1);
         if (r->tq.qcfg.lsq > 0.0f) kv_add(b, "qat-lsq", "%.9g", (double)r->tq.qcfg.lsq);
         if (r->tq.qcfg.output_lo < r->tq.qcfg.output_hi)
@@ -1169,6 +1171,7 @@ int nne_cmd_train(int argc, char **argv) {
         {"init-partial", 0, false, NULL, &ro->init_partial},
         {"init-widen", 0, false, NULL, &ro->init_widen},
         {"qat-equalize", 0, false, NULL, &ro->qat_equalize},
+        {"qat-equalize-linear", 0, false, NULL, &ro->qat_equalize_linear},
         {NULL, 0, false, NULL, NULL},
     };
     const char *pos[1];
@@ -1194,7 +1197,8 @@ int nne_cmd_train(int argc, char **argv) {
     bool switch_proxy = false; /* a noise run resumed with --quant-proxy mixed */
     r->proxy_from = -1;
 
-    if (ro->qat_equalize) ro->tq.qat_equalize = "1"; /* a flag, kept as a checkpoint key */
+    if (ro->qat_equalize) ro->tq.qat_equalize = "1"; /* flags, kept as checkpoint keys */
+    if (ro->qat_equalize_linear) ro->tq.qat_equalize_linear = "1";
     /* ---- settings: from the command line, or from the checkpoint on --resume ---- */
     if (resumed) {
         if ((st = nne_checkpoint_read_file(ro->resume, &ck))) {

@@ -46,6 +46,7 @@ static int32_t sole_reader(const nne_graph *g, int32_t t) {
 
 typedef struct pair {
     int32_t a, b; /* conv nodes: a -> activation -> b */
+    int32_t m;    /* the activation node, -1 for a linear pair (opts.linear) */
 } pair;
 
 /* max |w| of output channel c of a (axis 0 of OHWI), of input channel c of b (the last axis,
@@ -117,19 +118,27 @@ nne_status nne_equalize_graph(nne_graph *g, const nne_equalize_opts *o, nne_grap
     int32_t n_pairs = 0, max_ch = 1;
     if (!pairs || !plan || !copy) s = NNE_ERR_NOMEM;
     /* Pairs: conv a -> homogeneous activation -> conv b, each tensor read only along it. A
-     * conv -> conv pair with no activation between (a linear tensor, e.g. a codec's latent,
-     * which other graphs may read in its own units) is left alone. */
+     * conv -> conv pair with no activation between (a linear tensor, e.g. a latent, which
+     * other graphs may read in its own units) only with opts.linear. */
+    const bool linear = o && o->linear;
     for (int32_t i = 0; i < g->n_nodes && !s; i++) {
         const nne_node *a = &g->nodes[i];
         if (!is_conv(g, a)) continue;
-        const int32_t m = sole_reader(g, a->output);
-        if (m < 0 || !is_homogeneous(g, &g->nodes[m])) continue;
-        const int32_t b = sole_reader(g, g->nodes[m].output);
+        int32_t m = sole_reader(g, a->output), b = -1;
+        if (m < 0) continue;
+        if (linear && is_conv(g, &g->nodes[m])) {
+            b = m;
+            m = -1;
+        } else if (is_homogeneous(g, &g->nodes[m])) {
+            b = sole_reader(g, g->nodes[m].output);
+        }
         if (b < 0 || !is_conv(g, &g->nodes[b])) continue;
         const int32_t ch = (int32_t)g->tensors[a->inputs[1]].shape.dim[0];
         if (g->tensors[g->nodes[b].inputs[1]].shape.dim[3] != ch) continue;
-        if (by_act && (!o->act_range[a->output] || !o->act_range[g->nodes[m].output])) continue;
-        pairs[n_pairs++] = (pair){i, b};
+        if (by_act &&
+            (!o->act_range[a->output] || (m >= 0 && !o->act_range[g->nodes[m].output])))
+            continue;
+        pairs[n_pairs++] = (pair){i, b, m};
         if (ch > max_ch) max_ch = ch;
     }
     /* Scaled copies of every weight and bias the pairs touch. */
@@ -151,8 +160,9 @@ nne_status nne_equalize_graph(nne_graph *g, const nne_equalize_opts *o, nne_grap
     if (by_act && !s && n_pairs > 0) { /* one sweep: the pairs' activation tensors differ */
         for (int32_t p = 0; p < n_pairs; p++) {
             const nne_node *a = &g->nodes[pairs[p].a], *b = &g->nodes[pairs[p].b];
-            const int32_t m = sole_reader(g, a->output);
-            act_scales(o->act_range[a->output], o->act_range[g->nodes[m].output],
+            const int32_t m = pairs[p].m; /* a linear pair has one tensor between */
+            act_scales(o->act_range[a->output],
+                       o->act_range[m >= 0 ? g->nodes[m].output : a->output],
                        (int32_t)g->tensors[a->inputs[1]].shape.dim[0], alpha, ra);
             scale_pair(g, a, b, copy, ra);
         }

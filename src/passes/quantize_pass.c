@@ -596,7 +596,8 @@ nne_status nne_quantize_graph(nne_graph *g, const nne_quantize_opts *o, nne_grap
     nne_graph *ge = NULL;
     nne_equalize_info eq = {0};
     if (o->equalize) {
-        nne_equalize_opts eo = {.kind = o->equalize_kind, .alpha = o->equalize_alpha};
+        nne_equalize_opts eo = {
+            .kind = o->equalize_kind, .alpha = o->equalize_alpha, .linear = o->equalize_linear};
         float **rng = NULL;
         if (o->equalize_kind == NNE_EQUALIZE_ACTIVATIONS) {
             if (!o->sample || o->n_samples < 1)
@@ -665,6 +666,8 @@ nne_status nne_quantize_graph(nne_graph *g, const nne_quantize_opts *o, nne_grap
     }
     snprintf(buf, sizeof buf, "%d", (int)eq.pairs);
     if (!s && o->equalize) s = nne_graph_set_meta(q, "quant.equalize_pairs", buf);
+    if (!s && o->equalize && o->equalize_linear)
+        s = nne_graph_set_meta(q, "quant.equalize_linear", "1");
     if (!s && o->observer.kind == NNE_OBSERVER_PERCENTILE) {
         snprintf(buf, sizeof buf, "%g",
                  o->observer.percentile == 0.0 ? 99.99 : o->observer.percentile);

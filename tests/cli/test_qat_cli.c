@@ -268,6 +268,18 @@ static void test_qat_and_quantize(void) {
     EXPECT_RC(a, 0);
     EXPECT_RC("train --resume qw.ckpt", 0);
     check_equalized("qw.nne", "after cross-layer equalization");
+    /* --qat-equalize-linear: the latent pair joins (recorded); only with an equalization */
+    snprintf(a, sizeof a,
+             "train %s -o qwl.nne --steps 1 --lr 1e-9 --init fp.nne --qat per-channel "
+             "--qat-equalize-act 0.5 --qat-equalize-linear --calib-images 2",
+             k_run);
+    EXPECT_RC(a, 0);
+    check_equalized("qwl.nne", "(alpha 0.5) (latent too)");
+    snprintf(a, sizeof a,
+             "train %s -o x.nne --steps 1 --init fp.nne --qat per-channel --qat-equalize-linear",
+             k_run);
+    EXPECT_RC(a, 2);
+    CHECK(strstr(nne_cli_err, "--qat-equalize-linear") != NULL);
     EXPECT_RC("quantize qw.nne -o qw8.nne", 0);
     /* --qat-lsq: the scales are trained (qat.lsq and its Adam state in the model), and the
      * quantized model takes the learned ranges */

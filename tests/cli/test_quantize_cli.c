@@ -321,6 +321,22 @@ static void test_equalize(void) {
     EXPECT_RC("quantize m.nne --calib data --crop 32 --equalize-act 1.5 -o qb.nne", 2);
     EXPECT_RC("quantize m.nne --calib data --crop 32 --equalize --equalize-act 1 -o qb.nne", 2);
     EXPECT_RC("quantize m.nne --fake --scheme int8 --equalize-act 1 -o qb.nne", 2);
+    /* --equalize-linear: the latent pair joins (9 pairs), recorded; only with an equalization */
+    EXPECT_RC("quantize m.nne --calib data --crop 32 --equalize-act 0.5 --equalize-linear "
+              "-o ql.nne --json -q",
+              0);
+    CHECK(nne_cli_json_valid(nne_cli_out) && strstr(nne_cli_out, "\"equalize_pairs\": 9") &&
+          strstr(nne_cli_out, "\"equalize_linear\": true"));
+    nne_graph *ql = NULL;
+    CHECK_OK(nne_model_read_file(nne_cli_tmp_path("ql.nne"), &ql));
+    if (ql) {
+        const char *v = nne_graph_get_meta(ql, "quant.equalize_linear");
+        CHECK(v && strcmp(v, "1") == 0);
+    }
+    nne_graph_free(ql);
+    EXPECT_RC("quantize m.nne --calib data --crop 32 --equalize-linear -o qb.nne", 2);
+    CHECK(strstr(nne_cli_err, "--equalize-linear") != NULL);
+    EXPECT_RC("quantize m.nne --fake --scheme int8 --equalize-linear -o qb.nne", 2);
     CHECK(!nne_cli_tmp_exists("qb.nne"));
 }
 

@@ -416,10 +416,74 @@ static void test_quantize_equalized(void) {
     nne_graph_free(g);
 }
 
+/* opts.linear: a conv -> conv pair with nothing between (a latent) joins, for either kind; the
+ * function stays, and with activations the linear tensor's normalized channel ranges become
+ * (before)^(1 - alpha) (its one tensor on both sides). Without the option it stays alone. */
+static void test_linear(void) {
+    nne_test_rng_seed(&g_rng, 31);
+    nne_graph *g = NULL;
+    CHECK_OK(nne_graph_create("linear", &g));
+    int32_t x = -1;
+    CHECK_OK(nne_graph_add_input(g, "x", NNE_F32, nne_shape_4d(1, 17, 19, 3), &x));
+    x = layer(g, "a", NNE_OP_CONV2D, x, 3, 6, 1, 0);
+    x = layer(g, "lat", NNE_OP_CONV2D, x, 6, 5, 1, -1); /* the linear tensor lat:out */
+    x = layer(g, "c", NNE_OP_CONV_TRANSPOSE2D, x, 5, 4, 1, 0);
+    x = layer(g, "d", NNE_OP_CONV2D, x, 4, 3, 1, -1);
+    CHECK_OK(nne_graph_mark_output(g, x));
+    CHECK_OK(nne_graph_infer(g));
+    float **r0 = measure_ranges(g);
+    for (int kind = 0; kind < 2; kind++)
+        for (int lin = 0; lin < 2; lin++) {
+            nne_equalize_opts eo = {.kind = kind ? NNE_EQUALIZE_ACTIVATIONS : NNE_EQUALIZE_WEIGHTS,
+                                    .act_range = kind ? (const float *const *)r0 : NULL,
+                                    .alpha = 0.5f,
+                                    .linear = lin != 0};
+            nne_equalize_info info = {-1, -1};
+            nne_graph *e = NULL;
+            CHECK_OK(nne_equalize_graph(g, &eo, &e, &info));
+            if (!e) continue;
+            CHECK_MSG(info.pairs == 2 + lin, "kind %d linear %d: %d pairs", kind, lin,
+                      (int)info.pairs);
+            const double d = rel_diff(g, e);
+            CHECK_MSG(d < 1e-5, "kind %d linear %d: output off by %g", kind, lin, d);
+            /* lat's weights move only with the option: lat -> c is the one pair that
+             * touches them as its first conv and a -> lat as its second */
+            nne_shape sw;
+            const float *w0 = wdata(g, "lat", &sw), *w1 = wdata(e, "lat", &sw);
+            double dw = 0, m = 0;
+            for (int64_t i = 0; i < nne_shape_numel(&sw); i++)
+                dw = fmax(dw, fabs((double)w1[i] - w0[i])), m = fmax(m, fabs(w0[i]));
+            CHECK_MSG(dw / m > 1e-3, "kind %d linear %d: lat's weights moved %g", kind, lin,
+                      dw / m); /* a -> lat scales lat's input channels in every case */
+            if (kind == 1) {
+                float **r1 = measure_ranges(e);
+                const int32_t t0 = nne_graph_find_tensor(g, "lat:out"),
+                              t1 = nne_graph_find_tensor(e, "lat:out");
+                float m0 = 0, m1 = 0;
+                for (int c = 0; c < 5; c++) m0 = fmaxf(m0, r0[t0][c]), m1 = fmaxf(m1, r1[t1][c]);
+                double worst = 0, moved = 0;
+                for (int c = 0; c < 5; c++) {
+                    const double n0 = r0[t0][c] / m0, n1 = r1[t1][c] / m1;
+                    worst = fmax(worst, fabs(n1 - (lin ? pow(n0, 0.5) : n0)));
+                    moved = fmax(moved, n1 - n0);
+                }
+                CHECK_MSG(worst < 1e-3, "linear %d: lat:out's normalized ranges off by %g", lin,
+                          worst);
+                CHECK_MSG(lin ? moved > 0.05 : moved < 1e-4, "linear %d: widened by %g", lin,
+                          moved);
+                free_ranges(e, r1);
+            }
+            nne_graph_free(e);
+        }
+    free_ranges(g, r0);
+    nne_graph_free(g);
+}
+
 int main(void) {
     NNE_RUN(test_same_function);
     NNE_RUN(test_mutants_caught);
     NNE_RUN(test_left_alone);
+    NNE_RUN(test_linear);
     NNE_RUN(test_activation_ranges);
     NNE_RUN(test_quantize_equalized);
     return nne_test_summary();
