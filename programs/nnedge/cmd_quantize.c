@@ -321,7 +321,8 @@ int nne_cmd_quantize(int argc, char **argv) {
         if (calib || bias_corr || equalize || eq_act_s || eq_linear || eval || wbits_s || no_fuse ||
             orange_s)
             return cli_usage_error(
-                k_cmd, "--fake takes no --calib, --bias-correction, --equalize, --weight-bits, "
+                k_cmd, "--fake takes no --calib, --bias-correction, --equalize[-act, -linear], "
+                       "--weight-bits, "
                        "--no-fuse-prelu, --output-range or --eval (evaluate the f32 output with "
                        "'nnedge eval')");
         return fake_quantize(pos[0], scheme_s, &co);

@@ -275,6 +275,11 @@ static void test_qat_and_quantize(void) {
              k_run);
     EXPECT_RC(a, 0);
     check_equalized("qwl.nne", "(alpha 0.5) (latent too)");
+    /* the same run as qe.nne but for the latent pair: only conv2d_transpose_1's input
+     * channels (the latent) differ */
+    const double dl = weight_diff("qe.nne", "qwl.nne", "conv2d_transpose_1.weight"),
+                 d1 = weight_diff("qe.nne", "qwl.nne", "conv2d_1.weight");
+    CHECK_MSG(dl > 1e-3 && d1 < 1e-6, "latent pair: transpose_1 moved %g, conv2d_1 %g", dl, d1);
     snprintf(a, sizeof a,
              "train %s -o x.nne --steps 1 --init fp.nne --qat per-channel --qat-equalize-linear",
              k_run);
