@@ -59,6 +59,8 @@
 #   --prune-uniform        prune every layer by SPARSITY (no sensitivity calibration)
 #   --batch B [8]  --crop S [256]  --lr LR [1e-4; 2e-5 with --codec]  --threads T
 #   --stop-after N         (nnedge train)
+#   --train-opts 'OPTS'    more nnedge train options for every fine-tune (the QAT and pruned
+#                          rows), split at spaces: '--matmul bf16', '--qat-lsq 10 --qat-output-range 0,1'
 #   --rows LIST [all]      comma-separated row names to run (the table shows every row done)
 #   --dry-run              print the commands only
 #
@@ -88,7 +90,7 @@
 # --test, --calib, --calib-images, --calib-crop [256; a multiple of 16 or 64], --observer,
 # --work, --out, --name, --rows, --threads, --dry-run, and for the QAT and pruned rows --data,
 # --val, --qat-steps, --ft-steps, --sparsity, --batch, --crop (a multiple of 64 for the
-# hyperpriors), --lr, --stop-after (their checkpoints go to WORK/<variant>-ckpt; pruned-int8
+# hyperpriors), --lr, --train-opts, --stop-after (their checkpoints go to WORK/<variant>-ckpt; pruned-int8
 # makes the pruned ladder WORK/pruned first).
 # Environment: NNEDGE (the binary, default build/nnedge).
 set -eu
@@ -118,6 +120,7 @@ CROP=256
 LR=
 THREADS=
 STOP_AFTER=
+TRAIN_OPTS=
 ROWS=all
 DRY_RUN=
 PRUNE_UNIFORM=
@@ -162,6 +165,7 @@ while [ $# -gt 0 ]; do
     --lr) LR=$val ;;
     --threads) THREADS=$val ;;
     --stop-after) STOP_AFTER=$val ;;
+    --train-opts) TRAIN_OPTS=$val ;;
     --rows) ROWS=$val ;;
     --codec) CODEC=$val ;;
     --models) MODELS=$val ;;
@@ -273,9 +277,10 @@ train_to() {
             --log "$log" ${THREADS:+--threads "$THREADS"} \
             ${STOP_AFTER:+--stop-after "$STOP_AFTER"} || return $?
     else
+        # shellcheck disable=SC2086 # TRAIN_OPTS: options, split at spaces
         set -- train --model "${TRAIN_MODEL:-cae-seed}" --init "$init" --data "$DATA" ${VAL:+--val "$VAL"} \
             --steps "$steps" --batch "$BATCH" --crop "$CROP" --lr "$LR" --seed 1 "$@" \
-            --checkpoint "$ckpt" --log "$log" -o "$out"
+            $TRAIN_OPTS --checkpoint "$ckpt" --log "$log" -o "$out"
         if [ -z "$DRY_RUN" ]; then
             rm -f "$log" # a log without a checkpoint is from a failed start
             echo "nnedge $(quote "$@")" >"$ckpt.start"

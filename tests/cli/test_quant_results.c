@@ -648,6 +648,29 @@ static void test_usage(void) {
     CHECK(err && strstr(err, "nnedge quantize") && strstr(err, "nnedge train"));
     nne_free(err);
     CHECK(!nne_cli_tmp_exists("dry"));
+    /* --train-opts: split at spaces into every fine-tune's options (the QAT and pruned rows),
+     * none of the other commands */
+    snprintf(a, sizeof a,
+             "%s --work '%s/dry' --rows int8-per-channel,pruned,int8-per-channel-qat "
+             "--train-opts '--qat-lsq 10  --matmul bf16' --dry-run",
+             k_args, nne_cli_tmp);
+    CHECK(script(a) == 0);
+    err = slurp("script.err");
+    int trains = 0, with = 0;
+    for (char *l = err; l && *l;) {
+        char *e = strchr(l, '\n');
+        if (e) *e = 0;
+        if (strstr(l, "nnedge train ")) {
+            trains++;
+            with += strstr(l, " --qat-lsq 10 --matmul bf16 ") != NULL;
+        } else {
+            CHECK(!strstr(l, "--qat-lsq"));
+        }
+        l = e ? e + 1 : NULL;
+    }
+    CHECK(trains == 2 && with == 2);
+    nne_free(err);
+    CHECK(!nne_cli_tmp_exists("dry"));
 }
 
 int main(void) {
