@@ -132,7 +132,18 @@ die() {
     exit 2
 }
 
-INVOCATION="scripts/quant_results.sh${*:+ $*}" # recorded in the .md
+# Shell-quote the words of a command for the record (plain words stay as they are).
+quote() {
+    q=
+    for w in "$@"; do
+        case $w in
+        *[!A-Za-z0-9_./:=,+@-]* | '') w="'$(printf '%s' "$w" | sed "s/'/'\\\\''/g")'" ;;
+        esac
+        q="$q${q:+ }$w"
+    done
+    printf '%s' "$q"
+}
+INVOCATION="scripts/quant_results.sh${*:+ $(quote "$@")}" # recorded in the .md
 while [ $# -gt 0 ]; do
     opt=$1
     case $opt in
@@ -204,18 +215,6 @@ if [ -z "$DRY_RUN" ]; then
     [ -d "$TEST" ] || die "$TEST: no such test folder"
     mkdir -p "$WORK" "$OUT"
 fi
-
-# Shell-quote the words of a command for the record (plain words stay as they are).
-quote() {
-    q=
-    for w in "$@"; do
-        case $w in
-        *[!A-Za-z0-9_./:=,+@-]* | '') w="'$(printf '%s' "$w" | sed "s/'/'\\\\''/g")'" ;;
-        esac
-        q="$q${q:+ }$w"
-    done
-    printf '%s' "$q"
-}
 
 # step OUT CMD...: run CMD (the nnedge binary first) unless OUT exists; the command, as it
 # was run, goes to OUT.cmd. stdout goes to OUT.stdout when OUT.stdout is asked for (see

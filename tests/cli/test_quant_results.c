@@ -230,6 +230,9 @@ static void test_table(void) {
     char *md = slurp("out/quant-tiny.md");
     CHECK(md && strstr(md, "| int8-pow2-qat |") && strstr(md, "## QuTiBench") &&
           strstr(md, "## Commands"));
+    /* the invocation is recorded quoted, rerunnable: --train-opts keeps its one argument */
+    CHECK(md && strstr(md, " --train-opts '--clip 0'`"));
+    CHECK(strstr(rows[5].cmd, " --clip 0 ") && strstr(pruned->cmd, " --clip 0 "));
     nne_free(md);
 
     /* A rerun does nothing but rebuild the table: the same CSV, no command run; also with
@@ -690,7 +693,7 @@ int main(void) {
     snprintf(args, sizeof args,
              "--model '%1$s/tiny.nne' --calib '%1$s/calib' --data '%1$s/calib' --test "
              "'%1$s/test' --work '%1$s/work' --out '%1$s/out' --qat-steps 3 --ft-steps 3 "
-             "--batch 2 --crop 32 --calib-images 2 --calib-crop 32",
+             "--batch 2 --crop 32 --calib-images 2 --calib-crop 32 --train-opts '--clip 0'",
              nne_cli_tmp);
     k_args = args;
     NNE_RUN(test_table);
