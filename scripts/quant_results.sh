@@ -60,7 +60,8 @@
 #   --batch B [8]  --crop S [256]  --lr LR [1e-4; 2e-5 with --codec]  --threads T
 #   --stop-after N         (nnedge train)
 #   --train-opts 'OPTS'    more nnedge train options for every fine-tune (the QAT and pruned
-#                          rows), split at spaces: '--matmul bf16', '--qat-lsq 10 --qat-output-range 0,1'
+#                          rows), split at spaces: '--matmul bf16',
+#                          '--qat-lsq 10 --qat-output-range 0,1'
 #   --rows LIST [all]      comma-separated row names to run (the table shows every row done)
 #   --dry-run              print the commands only
 #
@@ -90,8 +91,8 @@
 # --test, --calib, --calib-images, --calib-crop [256; a multiple of 16 or 64], --observer,
 # --work, --out, --name, --rows, --threads, --dry-run, and for the QAT and pruned rows --data,
 # --val, --qat-steps, --ft-steps, --sparsity, --batch, --crop (a multiple of 64 for the
-# hyperpriors), --lr, --train-opts, --stop-after (their checkpoints go to WORK/<variant>-ckpt; pruned-int8
-# makes the pruned ladder WORK/pruned first).
+# hyperpriors), --lr, --train-opts, --stop-after (their checkpoints go to
+# WORK/<variant>-ckpt; pruned-int8 makes the pruned ladder WORK/pruned first).
 # Environment: NNEDGE (the binary, default build/nnedge).
 set -eu
 cd "$(dirname "$0")/.."
