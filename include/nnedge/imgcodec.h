@@ -56,11 +56,15 @@ struct nne_imgcodec {
     void *ctx; /* codec state (NULL for the built-in codecs) */
 };
 
-/* The built-in codecs, in a fixed order (jpeg, webp, jp2, avif, jxl). */
+/* The built-in codecs, in a fixed order (jpeg, webp, jp2, avif, jxl); a build configured with
+ * -DNNE_CLASSICAL_CODECS=OFF has jpeg alone (docs/build.md). */
 int nne_imgcodec_count(void);
 const nne_imgcodec *nne_imgcodec_get(int i);
 /* By name (case-sensitive); NULL if there is none. */
 const nne_imgcodec *nne_imgcodec_find(const char *name);
+/* Whether name is one of the codecs above, built into this library or not: a known name that
+ * nne_imgcodec_find misses was left out at build time. */
+bool nne_imgcodec_known(const char *name);
 
 /* Checked calls through the table: validate the arguments (RGB8 image within the image
  * limits, quality inside the range and integral where required), then call the codec.

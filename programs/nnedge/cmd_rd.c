@@ -300,6 +300,12 @@ static int parse_codecs(rd_ctx *c, const char *spec) {
             if (!parse_learned(tok, r)) goto done;
         } else if ((r->c = nne_imgcodec_find(tok))) {
             snprintf(r->name, sizeof r->name, "%s", r->c->name);
+        } else if (nne_imgcodec_known(tok)) {
+            cli_usage_error(k_cmd,
+                            "--codecs: '%s' is not in this build of nnedge (configured with "
+                            "-DNNE_CLASSICAL_CODECS=OFF; docs/build.md)",
+                            tok);
+            goto done;
         } else {
             char names[256] = "";
             for (int i = 0; i < nne_imgcodec_count(); i++) {
@@ -1060,7 +1066,8 @@ static void help(void) {
         "                     nnedge:KIND@LABEL; @LABEL defaults to DIR's last component;\n"
         "                     several ladders of one kind need distinct labels), e.g.\n"
         "                     nnedge:mbt2018-mean@fp32=models,nnedge:mbt2018-mean@int8=q8\n"
-        "                     (default: the five classical codecs)\n"
+        "                     (default: the classical codecs of this build, all five\n"
+        "                     unless built with -DNNE_CLASSICAL_CODECS=OFF)\n"
         "  --models DIR       folder of the nnedge:KIND ladders (default: the registry,\n"
         "                     $NNEDGE_MODELS, ./models, the repository's models/)\n"
         "  --qualities SPEC   knob values: 'V,V,...' for every selected codec, or\n"
@@ -1158,7 +1165,13 @@ int nne_cmd_rd(int argc, char **argv) {
         cli_usage_error(k_cmd, "--refine-codecs needs --refine N");
         goto done;
     }
-    if ((rc = parse_codecs(c, codecs_s ? codecs_s : "jpeg,webp,jp2,avif,jxl"))) goto done;
+    /* The default: every classical codec this build has. */
+    char all_codecs[256] = "";
+    for (int i = 0; i < nne_imgcodec_count(); i++) {
+        strcat(all_codecs, i ? "," : "");
+        strcat(all_codecs, nne_imgcodec_get(i)->name);
+    }
+    if ((rc = parse_codecs(c, codecs_s ? codecs_s : all_codecs))) goto done;
     /* --refine-codecs: the learned runs, by their table names, that refine (default all). */
     bool refine_run[RD_MAX_CODECS];
     for (int r = 0; r < c->n_runs; r++) refine_run[r] = !refine_codecs_s && c->runs[r].learned;

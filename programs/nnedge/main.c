@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "nnedge/imgcodec.h"
 
 typedef struct command {
     const char *name;
@@ -71,8 +72,10 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
         char feats[256];
-        printf("nnedge %s\ncpu: %s\n", NNE_VERSION_STRING,
+        printf("nnedge %s\ncpu: %s\nclassical codecs:", NNE_VERSION_STRING,
                nne_cpu_features_str(nne_cpu_features(), feats, sizeof feats));
+        for (int i = 0; i < nne_imgcodec_count(); i++) printf(" %s", nne_imgcodec_get(i)->name);
+        printf("\n");
         return NNE_EXIT_OK;
     }
     for (size_t i = 0; i < sizeof k_commands / sizeof k_commands[0]; i++)

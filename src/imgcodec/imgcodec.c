@@ -5,11 +5,18 @@
 
 #include "imgcodec/imgcodec_internal.h"
 
+/* NNE_HAVE_CLASSICAL_CODECS: set by CMake unless -DNNE_CLASSICAL_CODECS=OFF, which leaves
+ * out webp.c, jp2.c, avif.c and jxl.c and their libraries. */
 static const nne_imgcodec *const k_codecs[] = {
-    &nne_imgcodec_jpeg, &nne_imgcodec_webp, &nne_imgcodec_jp2, &nne_imgcodec_avif,
-    &nne_imgcodec_jxl,
+    &nne_imgcodec_jpeg,
+#ifdef NNE_HAVE_CLASSICAL_CODECS
+    &nne_imgcodec_webp, &nne_imgcodec_jp2, &nne_imgcodec_avif, &nne_imgcodec_jxl,
+#endif
 };
 enum { K_N = (int)(sizeof k_codecs / sizeof k_codecs[0]) };
+
+/* Every codec name a build of nnedge can have, in table order. */
+static const char *const k_known[] = {"jpeg", "webp", "jp2", "avif", "jxl"};
 
 int nne_imgcodec_count(void) { return K_N; }
 
@@ -19,6 +26,12 @@ const nne_imgcodec *nne_imgcodec_find(const char *name) {
     for (int i = 0; name && i < K_N; i++)
         if (strcmp(k_codecs[i]->name, name) == 0) return k_codecs[i];
     return NULL;
+}
+
+bool nne_imgcodec_known(const char *name) {
+    for (size_t i = 0; name && i < sizeof k_known / sizeof k_known[0]; i++)
+        if (strcmp(k_known[i], name) == 0) return true;
+    return false;
 }
 
 nne_status nne_imgcodec_encode(const nne_imgcodec *c, const nne_image *img, double quality,
