@@ -5,6 +5,7 @@
 #include "nnedge/imgcodec.h"
 
 extern const nne_imgcodec nne_imgcodec_jpeg;
+/* The next four are compiled only with NNE_HAVE_CLASSICAL_CODECS (CMake NNE_CLASSICAL_CODECS). */
 extern const nne_imgcodec nne_imgcodec_webp;
 extern const nne_imgcodec nne_imgcodec_jp2;
 extern const nne_imgcodec nne_imgcodec_avif;
