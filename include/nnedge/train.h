@@ -104,14 +104,17 @@ void nne_gdn_backward(size_t pixels, int32_t c, const float *x, const float *bet
  * within f32 rounding (tests/train/test_fast_kernels.c) and bitwise identical for every thread
  * count (tiles and chunks fixed by `pixels`, parameter gradients reduced in chunk order).
  * scratch: nne_gdn_gemm_scratch_size(pixels, c, nne_threadpool_threads(pool)) bytes,
- * 64-byte aligned, shared by forward and backward. */
+ * 64-byte aligned, shared by forward and backward. gemm_flags: 0, or NNE_GEMM_BF16 (gemm.h)
+ * to run the three GEMMs with bf16 inputs and f32 sums (the trainer's bf16_matmul): then
+ * within bf16 rounding of the pair above (~2^-8 relative), still thread-count independent. */
 size_t nne_gdn_gemm_scratch_size(size_t pixels, int32_t c, int threads);
 void nne_gdn_forward_gemm(nne_threadpool *pool, size_t pixels, int32_t c, const float *x,
                           const float *beta, const float *gamma, bool inverse, float *y,
-                          void *scratch);
+                          void *scratch, uint32_t gemm_flags);
 void nne_gdn_backward_gemm(nne_threadpool *pool, size_t pixels, int32_t c, const float *x,
                            const float *beta, const float *gamma, bool inverse, const float *dy,
-                           float *dx, float *dbeta, float *dgamma, void *scratch);
+                           float *dx, float *dbeta, float *dgamma, void *scratch,
+                           uint32_t gemm_flags);
 
 /* add: y = a + b; da = db = dy (overwritten; either may be NULL or alias dy). */
 void nne_add_forward(size_t count, const float *a, const float *b, float *y);

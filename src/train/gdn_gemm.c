@@ -17,6 +17,11 @@
  * The three GEMMs are the per-pixel loops' c^2 terms (norm, dgamma, the dx sum); the rest is
  * element-wise, written as loops over whole tiles that the compiler vectorizes.
  *
+ * gemm_flags NNE_GEMM_BF16 (the trainer's --matmul bf16) runs the three GEMMs with bf16
+ * inputs (x^2, gamma, dn rounded; f32 sums; AMX tiles where the CPU has them): the recipe of
+ * autocast, under which a GDN written as a 1x1 convolution of x^2 runs in bf16 too. The
+ * element-wise parts, beta and every stored tensor stay f32.
+ *
  * Partition and determinism as conv_gemm.c: the pixels are cut into tiles of GG_TILE
  * pixels and the tiles into at most GG_CHUNKS contiguous chunks, both fixed by the pixel
  * count; a pool task is one chunk, its tiles in order, each GEMM serial on the task
@@ -91,6 +96,7 @@ typedef struct gg_ctx {
     const gg_plan *p;
     const float *x, *beta, *gamma, *dy;
     bool inverse, backward;
+    uint32_t gemm_flags; /* 0 or NNE_GEMM_BF16, added to every GEMM */
     float *y, *dx;
     unsigned char *scratch;
 } gg_ctx;
@@ -113,8 +119,8 @@ static void gg_forward_tile(const gg_ctx *g, size_t px0, int32_t T, float *sq, f
     const float *x = g->x + px0 * c;
     float *y = g->y + px0 * c;
     for (size_t i = 0; i < n; i++) sq[i] = x[i] * x[i];
-    nne_gemm_f32(NULL, NNE_GEMM_TRANS_B, T, (int32_t)c, (int32_t)c, sq, (int32_t)c, g->gamma,
-                 (int32_t)c, s, (int32_t)c, gs);
+    nne_gemm_f32(NULL, NNE_GEMM_TRANS_B | g->gemm_flags, T, (int32_t)c, (int32_t)c, sq, (int32_t)c,
+                 g->gamma, (int32_t)c, s, (int32_t)c, gs);
     gg_sqrt(s, g->beta, T, c);
     if (g->inverse)
         for (size_t i = 0; i < n; i++) y[i] = x[i] * s[i];
@@ -128,7 +134,8 @@ static void gg_backward_tile(const gg_ctx *g, size_t px0, int32_t T, float *sq, 
     const size_t c = (size_t)ci, n = (size_t)T * c;
     const float *x = g->x + px0 * c, *dy = g->dy + px0 * c;
     for (size_t i = 0; i < n; i++) sq[i] = x[i] * x[i];
-    nne_gemm_f32(NULL, NNE_GEMM_TRANS_B, T, ci, ci, sq, ci, g->gamma, ci, s, ci, gs);
+    const uint32_t gf = g->gemm_flags;
+    nne_gemm_f32(NULL, NNE_GEMM_TRANS_B | gf, T, ci, ci, sq, ci, g->gamma, ci, s, ci, gs);
     gg_sqrt(s, g->beta, T, c);
     if (g->inverse)
         for (size_t i = 0; i < n; i++) dn[i] = 0.5f * dy[i] * x[i] / s[i];
@@ -138,15 +145,15 @@ static void gg_backward_tile(const gg_ctx *g, size_t px0, int32_t T, float *sq, 
     float *db = part;
     for (int32_t q = 0; q < T; q++)
         for (size_t i = 0; i < c; i++) db[i] += dn[(size_t)q * c + i];
-    nne_gemm_f32(NULL, NNE_GEMM_TRANS_A | (first ? 0u : NNE_GEMM_ACCUMULATE), ci, ci, T, dn, ci, sq,
-                 ci, part + c, ci, gs);
+    nne_gemm_f32(NULL, NNE_GEMM_TRANS_A | gf | (first ? 0u : NNE_GEMM_ACCUMULATE), ci, ci, T, dn,
+                 ci, sq, ci, part + c, ci, gs);
     if (!g->dx) return;
     float *dx = g->dx + px0 * c;
     if (g->inverse)
         for (size_t i = 0; i < n; i++) dx[i] = dy[i] * s[i];
     else
         for (size_t i = 0; i < n; i++) dx[i] = dy[i] / s[i];
-    nne_gemm_f32(NULL, 0, T, ci, ci, dn, ci, g->gamma, ci, sq, ci, gs); /* t, over sq */
+    nne_gemm_f32(NULL, gf, T, ci, ci, dn, ci, g->gamma, ci, sq, ci, gs); /* t, over sq */
     for (size_t i = 0; i < n; i++) dx[i] += 2.0f * x[i] * sq[i];
 }
 
@@ -181,19 +188,27 @@ static void gg_run(nne_threadpool *pool, size_t pixels, int32_t c, gg_plan *p, g
 
 void nne_gdn_forward_gemm(nne_threadpool *pool, size_t pixels, int32_t c, const float *x,
                           const float *beta, const float *gamma, bool inverse, float *y,
-                          void *scratch) {
+                          void *scratch, uint32_t gemm_flags) {
     assert(x && beta && gamma && y && c > 0 && x != y);
+    assert((gemm_flags & ~(uint32_t)NNE_GEMM_BF16) == 0);
     if (pixels == 0) return;
     gg_plan p;
-    gg_ctx g = {
-        .x = x, .beta = beta, .gamma = gamma, .inverse = inverse, .y = y, .scratch = scratch};
+    gg_ctx g = {.x = x,
+                .beta = beta,
+                .gamma = gamma,
+                .inverse = inverse,
+                .gemm_flags = gemm_flags,
+                .y = y,
+                .scratch = scratch};
     gg_run(pool, pixels, c, &p, &g);
 }
 
 void nne_gdn_backward_gemm(nne_threadpool *pool, size_t pixels, int32_t c, const float *x,
                            const float *beta, const float *gamma, bool inverse, const float *dy,
-                           float *dx, float *dbeta, float *dgamma, void *scratch) {
+                           float *dx, float *dbeta, float *dgamma, void *scratch,
+                           uint32_t gemm_flags) {
     assert(x && beta && gamma && dy && dbeta && dgamma && c > 0);
+    assert((gemm_flags & ~(uint32_t)NNE_GEMM_BF16) == 0);
     assert(dx != x && dx != dy);
     if (pixels == 0) return;
     gg_plan p;
@@ -203,6 +218,7 @@ void nne_gdn_backward_gemm(nne_threadpool *pool, size_t pixels, int32_t c, const
                 .dy = dy,
                 .inverse = inverse,
                 .backward = true,
+                .gemm_flags = gemm_flags,
                 .dx = dx,
                 .scratch = scratch};
     gg_run(pool, pixels, c, &p, &g);

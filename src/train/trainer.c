@@ -507,7 +507,7 @@ static void forward_node(nne_trainer *tr, int32_t idx, fwd_mode mode, int64_t st
     case NNE_OP_GDN:
     case NNE_OP_IGDN:
         nne_gdn_forward_gemm(tr->pool, e.pixels, c, x, tdata(tr, in[1]), tdata(tr, in[2]),
-                             n->op == NNE_OP_IGDN, y, tr->scratch);
+                             n->op == NNE_OP_IGDN, y, tr->scratch, gf);
         return;
     case NNE_OP_ADD:
         e.kind = EW_ADD_FWD;
@@ -746,7 +746,7 @@ static void backward_node(nne_trainer *tr, const nne_node *n) {
     case NNE_OP_IGDN:
         nne_gdn_backward_gemm(tr->pool, e.pixels, c, x, tdata(tr, in[1]), tdata(tr, in[2]),
                               n->op == NNE_OP_IGDN, dy, dx, pgrad(tr, in[1]), pgrad(tr, in[2]),
-                              tr->scratch);
+                              tr->scratch, tr->gemm_flags);
         break;
     case NNE_OP_ABS:
         e.kind = EW_ABS_BWD;

@@ -1,6 +1,7 @@
 /* The trainer's fast kernels of the learned-codec ops against their plain reference
  * versions, on random shapes, and their thread-count independence:
- *   - GDN / IGDN through GEMM (gdn_gemm.c) against nne_gdn_forward / nne_gdn_backward;
+ *   - GDN / IGDN through GEMM (gdn_gemm.c) against nne_gdn_forward / nne_gdn_backward, in
+ *     f32 and with bf16 GEMM inputs (NNE_GEMM_BF16);
  *   - the factorized density with per-channel prepared constants against the per-call code
  *     it replaced (bit for bit);
  *   - the trainer on a small mbt2018-mean graph (every codec op) with 1, 2 and 3 threads.
@@ -10,17 +11,26 @@
  * per-pixel loops), whose rounding differences are ~sqrt(terms) * 2^-24 of the sum of
  * |terms|; an index or formula error gives 1e-1 or more. */
 #include "kernel_test_util.h"
+#include "nnedge/gemm.h"
 #include "nnedge/models.h"
 #include "nnedge/ops.h"
 #include "train/conv_gemm_private.h"
 
 #define FAST_TOL 1e-5
+/* With NNE_GEMM_BF16 the GEMMs round x^2, gamma and dn to bf16 (relative error up to 2^-9
+ * each): the normalizer's sum of positive terms is off by up to ~2^-8 relative, and the
+ * signed sums of the gradients by that much of their |terms|. A wrong operand or a missing
+ * flag shows as 1e-1 or more, or as a result bitwise equal to f32's (checked too). */
+#define FAST_TOL_BF16 1e-2
 
-static double worst_gdn;
+static double worst_gdn, worst_gdn_bf16;
 
 /* One GDN/IGDN case: forward, backward with and without dx, for 1, 2 and 3 threads (bitwise
- * equal to each other), against the reference loops. */
-static void gdn_case(size_t pixels, int32_t c, bool inverse, uint64_t seed) {
+ * equal to each other), against the reference loops; gemm_flags 0 or NNE_GEMM_BF16. */
+static void gdn_case_flags(size_t pixels, int32_t c, bool inverse, uint64_t seed,
+                           uint32_t gemm_flags) {
+    const bool bf16 = gemm_flags != 0;
+    const double tol = bf16 ? FAST_TOL_BF16 : FAST_TOL;
     nne_rng r;
     nne_rng_seed(&r, seed);
     const size_t n = pixels * (size_t)c, cc = (size_t)c * c;
@@ -39,17 +49,28 @@ static void gdn_case(size_t pixels, int32_t c, bool inverse, uint64_t seed) {
         float *y = rnd(&r, n, 7.0f, 8.0f), *dx = rnd(&r, n, 7.0f, 8.0f); /* overwritten */
         float *db = dup(db0, (size_t)c), *dg = dup(dg0, cc);
         float *dbn = dup(db0, (size_t)c), *dgn = dup(dg0, cc);
-        nne_gdn_forward_gemm(pools[th], pixels, c, x, beta, gamma, inverse, y, scr);
-        nne_gdn_backward_gemm(pools[th], pixels, c, x, beta, gamma, inverse, dy, dx, db, dg, scr);
+        nne_gdn_forward_gemm(pools[th], pixels, c, x, beta, gamma, inverse, y, scr, gemm_flags);
+        nne_gdn_backward_gemm(pools[th], pixels, c, x, beta, gamma, inverse, dy, dx, db, dg, scr,
+                              gemm_flags);
         nne_gdn_backward_gemm(pools[th], pixels, c, x, beta, gamma, inverse, dy, NULL, dbn, dgn,
-                              scr);
+                              scr, gemm_flags);
         const double e[4] = {rel_err(y, y_ref, n), rel_err(dx, dx_ref, n),
                              rel_err(db, db_ref, (size_t)c), rel_err(dg, dg_ref, cc)};
         const char *what[4] = {"y", "dx", "dbeta", "dgamma"};
         for (int k = 0; k < 4; k++) {
-            CHECK_MSG(e[k] <= FAST_TOL, "%s %zux%d threads %d: %s error %.3g",
-                      inverse ? "igdn" : "gdn", pixels, (int)c, th, what[k], e[k]);
-            if (e[k] > worst_gdn) worst_gdn = e[k];
+            CHECK_MSG(e[k] <= tol, "%s%s %zux%d threads %d: %s error %.3g",
+                      inverse ? "igdn" : "gdn", bf16 ? " bf16" : "", pixels, (int)c, th, what[k],
+                      e[k]);
+            double *worst = bf16 ? &worst_gdn_bf16 : &worst_gdn;
+            if (e[k] > *worst) *worst = e[k];
+        }
+        if (bf16 && th == 1 && pixels * (size_t)c >= 64) {
+            /* The flag reaches the GEMMs: the forward differs from the f32 path's. */
+            float *yf = nne_aligned_alloc(n * sizeof(float));
+            nne_gdn_forward_gemm(pools[1], pixels, c, x, beta, gamma, inverse, yf, scr, 0u);
+            CHECK_MSG(memcmp(yf, y, n * sizeof(float)) != 0, "gdn bf16 %zux%d equals f32", pixels,
+                      (int)c);
+            nne_aligned_free(yf);
         }
         CHECK(memcmp(dbn, db, (size_t)c * sizeof(float)) == 0);
         CHECK(memcmp(dgn, dg, cc * sizeof(float)) == 0);
@@ -60,11 +81,11 @@ static void gdn_case(size_t pixels, int32_t c, bool inverse, uint64_t seed) {
             y1 = y, dx1 = dx, db1 = db, dg1 = dg;
             continue;
         }
-        CHECK_MSG(memcmp(y, y1, n * sizeof(float)) == 0 &&
-                      memcmp(dx, dx1, n * sizeof(float)) == 0 &&
-                      memcmp(db, db1, (size_t)c * sizeof(float)) == 0 &&
-                      memcmp(dg, dg1, cc * sizeof(float)) == 0,
-                  "gdn %zux%d: %d threads differ from 1", pixels, (int)c, th);
+        CHECK_MSG(
+            memcmp(y, y1, n * sizeof(float)) == 0 && memcmp(dx, dx1, n * sizeof(float)) == 0 &&
+                memcmp(db, db1, (size_t)c * sizeof(float)) == 0 &&
+                memcmp(dg, dg1, cc * sizeof(float)) == 0,
+            "gdn%s %zux%d: %d threads differ from 1", bf16 ? " bf16" : "", pixels, (int)c, th);
         nne_aligned_free(y);
         nne_aligned_free(dx);
         nne_aligned_free(db);
@@ -75,12 +96,17 @@ static void gdn_case(size_t pixels, int32_t c, bool inverse, uint64_t seed) {
     for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++) nne_aligned_free(bufs[k]);
 }
 
+static void gdn_case(size_t pixels, int32_t c, bool inverse, uint64_t seed) {
+    gdn_case_flags(pixels, c, inverse, seed, 0u);
+    gdn_case_flags(pixels, c, inverse, seed, NNE_GEMM_BF16);
+}
+
 static void test_gdn_gemm(void) {
     /* Random shapes: pixel counts below, at and across the tile (128) and chunk (16 tiles)
      * boundaries; channel counts that are not multiples of the GEMM's 16- or 6-wide blocks. */
     nne_rng r;
     nne_rng_seed(&r, 4242);
-    worst_gdn = 0.0;
+    worst_gdn = worst_gdn_bf16 = 0.0;
     const size_t px_fixed[] = {1, 128, 129, 16 * 128 + 5};
     for (int k = 0; k < 12; k++) {
         const size_t pixels = k < 4 ? px_fixed[k] : 1 + (size_t)(nne_rng_uniform_f32(&r) * 3000);
@@ -89,8 +115,9 @@ static void test_gdn_gemm(void) {
     }
     gdn_case(600, 64, false, 5); /* the codecs' N = 64 */
     gdn_case(600, 64, true, 6);
-    printf("  GDN/IGDN: worst relative error fast vs reference %.3g (bound %g)\n", worst_gdn,
-           FAST_TOL);
+    printf("  GDN/IGDN: worst relative error fast vs reference %.3g (bound %g), with bf16 GEMM "
+           "inputs %.3g (bound %g)\n",
+           worst_gdn, FAST_TOL, worst_gdn_bf16, FAST_TOL_BF16);
 }
 
 /* ---- factorized density: the per-call code before nne_factorized_prepare, as the oracle ---- */
