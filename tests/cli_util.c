@@ -61,6 +61,15 @@ bool nne_cli_tmp_exists(const char *rel) {
     return stat(nne_cli_tmp_path(rel), &st) == 0;
 }
 
+bool nne_cli_same_files(const char *a, const char *b) {
+    size_t na = 0, nb = 0;
+    unsigned char *pa = nne_test_read_file(nne_cli_tmp_path(a), &na);
+    unsigned char *pb = nne_test_read_file(nne_cli_tmp_path(b), &nb);
+    const bool same = pa && pb && na == nb && memcmp(pa, pb, na) == 0;
+    free(pa), free(pb);
+    return same;
+}
+
 /* ---- a JSON syntax checker (recursive descent, depth-limited) ---- */
 
 static const char *json_ws(const char *p) {

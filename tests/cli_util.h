@@ -28,6 +28,8 @@ static inline int nne_cli_run(const char *args) { return nne_cli_run_in(NULL, ar
 /* Path of `rel` inside the temporary folder (nne_test_path's rotating buffers). */
 const char *nne_cli_tmp_path(const char *rel);
 bool nne_cli_tmp_exists(const char *rel);
+/* true if the two files of the temporary folder exist and have the same bytes. */
+bool nne_cli_same_files(const char *a, const char *b);
 /* true if `s` is one well-formed JSON value (RFC 8259 syntax) followed only by whitespace. */
 bool nne_cli_json_valid(const char *s);
 

@@ -37,15 +37,6 @@ static bool write_image(const char *name, int32_t w, int32_t h, int32_t phase) {
     return ok;
 }
 
-static bool same_files(const char *a, const char *b) {
-    size_t na = 0, nb = 0;
-    unsigned char *pa = nne_test_read_file(nne_cli_tmp_path(a), &na);
-    unsigned char *pb = nne_test_read_file(nne_cli_tmp_path(b), &nb);
-    const bool same = pa && pb && na == nb && memcmp(pa, pb, na) == 0;
-    free(pa), free(pb);
-    return same;
-}
-
 static void test_single(void) {
     EXPECT_RC("compress samples/wiki-crop.png -o %T/a.nnc --quality 1", 0);
     EXPECT_OUT("bpp");
@@ -70,12 +61,12 @@ static void test_single(void) {
     EXPECT_RC("decompress %T/a.nnc -o %T/r2.ppm", 0);
     unsetenv("NNEDGE_ISA");
     unsetenv("NNEDGE_THREADS");
-    CHECK(same_files("r1.ppm", "r2.ppm"));
+    CHECK(nne_cli_same_files("r1.ppm", "r2.ppm"));
     /* And the encoder's bytes too. */
     setenv("NNEDGE_ISA", "ref", 1);
     EXPECT_RC("compress samples/wiki-crop.png -o %T/b.nnc --quality 1 -q", 0);
     unsetenv("NNEDGE_ISA");
-    CHECK(same_files("a.nnc", "b.nnc"));
+    CHECK(nne_cli_same_files("a.nnc", "b.nnc"));
     /* A model file by path, and the mean-scale kind from the registry. */
     EXPECT_RC("compress %T/odd.png -o %T/m.nnc --model mbt2018-mean --quality 2 --json", 0);
     CHECK(nne_cli_json_valid(nne_cli_out));
@@ -89,7 +80,7 @@ static void test_single(void) {
      * stream decodes from the registry without options; --quality still wins. */
     EXPECT_RC("compress %T/odd.png -o %T/f.nnc --model %T/mbt2018-mean-q2.nne", 0);
     EXPECT_OUT(" q2)");
-    CHECK(same_files("f.nnc", "m.nnc"));
+    CHECK(nne_cli_same_files("f.nnc", "m.nnc"));
     EXPECT_RC("decompress %T/f.nnc -o %T/f.png", 0);
     EXPECT_OUT("mbt2018-mean-q2.nne q2");
     EXPECT_RC("compress %T/odd.png -o %T/g.nnc --model %T/mbt2018-mean-q2.nne --quality 5", 0);
@@ -232,7 +223,7 @@ static void test_bpp(void) {
     CHECK(nne_cli_json_valid(nne_cli_out));
     EXPECT_OUT("\"quality\": 2,");
     EXPECT_OUT("\"target_met\": true");
-    CHECK(same_files("t.nnc", "f2.nnc"));
+    CHECK(nne_cli_same_files("t.nnc", "f2.nnc"));
     /* Exactly the q3 rate still fits; a generous target takes the top of the ladder. */
     snprintf(cmd, sizeof cmd,
              "compress samples/wiki-crop.png -o %%T/t.nnc --model bmshj2018-factorized --bpp %.9f "
@@ -240,18 +231,18 @@ static void test_bpp(void) {
              bpp[3] + 1e-9);
     EXPECT_RC(cmd, 0);
     EXPECT_OUT("target");
-    CHECK(same_files("t.nnc", "f3.nnc"));
+    CHECK(nne_cli_same_files("t.nnc", "f3.nnc"));
     EXPECT_RC("compress samples/wiki-crop.png -o %T/t.nnc --model bmshj2018-factorized --bpp 50 "
               "--force -q",
               0);
-    CHECK(same_files("t.nnc", "f4.nnc"));
+    CHECK(nne_cli_same_files("t.nnc", "f4.nnc"));
     /* Below the whole ladder: the lowest quality, with a warning; the stream decodes. */
     EXPECT_RC("compress samples/wiki-crop.png -o %T/t.nnc --model bmshj2018-factorized --bpp "
               "0.001 --force --json",
               0);
     EXPECT_OUT("\"target_met\": false");
     EXPECT_ERR("not met");
-    CHECK(same_files("t.nnc", "f1.nnc"));
+    CHECK(nne_cli_same_files("t.nnc", "f1.nnc"));
     EXPECT_RC("decompress %T/t.nnc -o %T/t.png", 0);
     /* A folder: each image gets its own choice. */
     snprintf(cmd, sizeof cmd,
