@@ -181,6 +181,7 @@ static void gg_task(void *vctx, int task, int thread) {
 /* Plan for (pixels, c) and the pool, then every chunk of g (its pass and buffers set). */
 static void gg_run(nne_threadpool *pool, size_t pixels, int32_t c, gg_plan *p, gg_ctx *g) {
     assert(g->scratch && ((uintptr_t)g->scratch & 63) == 0);
+    assert((g->gemm_flags & ~(uint32_t)NNE_GEMM_BF16) == 0);
     gg_make_plan(pixels, c, nne_threadpool_threads(pool), p);
     g->p = p;
     nne_threadpool_run(pool, p->n_chunks, gg_task, g);
@@ -190,7 +191,6 @@ void nne_gdn_forward_gemm(nne_threadpool *pool, size_t pixels, int32_t c, const 
                           const float *beta, const float *gamma, bool inverse, float *y,
                           void *scratch, uint32_t gemm_flags) {
     assert(x && beta && gamma && y && c > 0 && x != y);
-    assert((gemm_flags & ~(uint32_t)NNE_GEMM_BF16) == 0);
     if (pixels == 0) return;
     gg_plan p;
     gg_ctx g = {.x = x,
@@ -208,7 +208,6 @@ void nne_gdn_backward_gemm(nne_threadpool *pool, size_t pixels, int32_t c, const
                            float *dx, float *dbeta, float *dgamma, void *scratch,
                            uint32_t gemm_flags) {
     assert(x && beta && gamma && dy && dbeta && dgamma && c > 0);
-    assert((gemm_flags & ~(uint32_t)NNE_GEMM_BF16) == 0);
     assert(dx != x && dx != dy);
     if (pixels == 0) return;
     gg_plan p;
