@@ -489,11 +489,17 @@ static uint64_t dataset_hash(const nne_dataset *ds, const char *dir) {
 
 /* ---- signals ----------------------------------------------------------------------------- */
 
-static volatile sig_atomic_t g_stop; /* the signal that asked us to stop, 0 = none */
+static volatile sig_atomic_t g_stop; /* the first signal that asked us to stop, 0 = none */
 
+/* Any of SIGINT, SIGTERM, SIGHUP asks for a graceful stop (finish the step, write the
+ * checkpoint); the exit status is the first one's. Only a second Ctrl-C kills at once: a
+ * person pressing it again means it. SIGTERM and SIGHUP stay graceful however often they
+ * come, because supervisors send them in bunches: `kill` of the runs plus their parent
+ * script's trap forwarding its own SIGTERM (scripts/train_on.sh) killed runs that way and
+ * lost every step since their last periodic checkpoint. */
 static void on_signal(int sig) {
-    g_stop = sig;
-    signal(sig, SIG_DFL); /* a second Ctrl-C kills at once */
+    if (!g_stop) g_stop = sig;
+    if (sig == SIGINT) signal(SIGINT, SIG_DFL);
 }
 
 /* ---- the run ----------------------------------------------------------------------------- */

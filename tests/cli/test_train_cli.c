@@ -18,14 +18,15 @@
 #undef EXPECT_RC
 #define EXPECT_RC(args, rc) EXPECT_RC_IN(nne_cli_tmp, args, rc)
 
-/* A folder of small images: textured gradients, mixed sizes and formats. */
-static void make_images(const char *dir, int n, int seed) {
+/* A folder of small images: textured gradients, mixed sizes and formats, about 40 x 36
+ * pixels times `scale`. */
+static void make_images(const char *dir, int n, int seed, int scale) {
     mkdir(nne_cli_tmp_path(dir), 0755);
     nne_test_rng r;
     nne_test_rng_seed(&r, (unsigned long long)seed);
     for (int i = 0; i < n; i++) {
         nne_image img;
-        const int w = 40 + 7 * (i % 3), h = 36 + 5 * (i % 2);
+        const int w = (40 + 7 * (i % 3)) * scale, h = (36 + 5 * (i % 2)) * scale;
         if (nne_image_alloc(&img, w, h, 3) != NNE_OK) return;
         for (int y = 0; y < h; y++)
             for (int x = 0; x < w; x++) {
@@ -257,6 +258,34 @@ static void test_resume(void) {
     CHECK(nne_cli_tmp_exists("int.ckpt") && !nne_cli_tmp_exists("int.nne"));
     EXPECT_RC("train --resume int.ckpt --stop-after 1", 0);
     CHECK(strstr(nne_cli_err, "continuing at step") != NULL);
+    /* Signals in bunches, as supervisors send them: SIGTERM, then SIGTERM again once the
+     * first was handled (a group kill plus a script's trap forwarding it), and Ctrl-C then
+     * SIGTERM. Both stop gracefully with a checkpoint; the exit status is the first
+     * signal's. Only a second Ctrl-C kills at once. The run's steps (160 px crops, ~0.1 s)
+     * outlast the 30 ms between the signals, so a second SIGTERM that killed would land. */
+    static const struct {
+        const char *name, *kills;
+        int rc;
+    } bunch[] = {{"tt", "kill -TERM $p; sleep 0.03; kill -TERM $p", 143},
+                 {"it", "kill -INT $p; sleep 0.03; kill -TERM $p", 130}};
+    for (size_t b = 0; b < sizeof bunch / sizeof bunch[0]; b++) {
+        snprintf(args, sizeof args,
+                 "'%s' train --data big -o %s.nne --log %s.csv --log-every 1 --steps 1000000 "
+                 "--crop 160 --batch 2 & p=$!; i=0; while [ $i -lt 1000 ] && ! grep -q '^2,' "
+                 "%s.csv 2>/dev/null; do sleep 0.01; i=$((i+1)); done; %s; wait $p",
+                 nne_cli_bin, bunch[b].name, bunch[b].name, bunch[b].name, bunch[b].kills);
+        snprintf(cmd, sizeof cmd, "cd '%s' && ( %s ) 2>'%s'", nne_cli_tmp, args, pe);
+        const int st2 = system(cmd);
+        const int rc2 = WIFEXITED(st2) ? WEXITSTATUS(st2) : -1;
+        e = nne_test_read_file(pe, &n);
+        CHECK_MSG(rc2 == bunch[b].rc && e && strstr((char *)e, "interrupted at step"),
+                  "%s: exited %d (want %d): %s", bunch[b].kills, rc2, bunch[b].rc,
+                  e ? (char *)e : "");
+        nne_free(e);
+        char ck_name[16];
+        snprintf(ck_name, sizeof ck_name, "%s.ckpt", bunch[b].name);
+        CHECK_MSG(nne_cli_tmp_exists(ck_name), "%s: no checkpoint", bunch[b].kills);
+    }
     /* A damaged checkpoint is refused, naming it. */
     unsigned char *ck = nne_test_read_file(nne_cli_tmp_path("res.ckpt"), &n);
     if (ck) {
@@ -404,8 +433,10 @@ static void test_rd_model(void) {
     CHECK(strstr(nne_cli_err, "--entropy-lr-mult") != NULL);
     snprintf(args, sizeof args, "train --data data -o em.nne -q %s --entropy-lr-mult 0", k_rd);
     EXPECT_RC(args, 2);
-    snprintf(args, sizeof args, "train --data data -o em.nne -q %s --entropy-lr-mult 20 "
-             "--stop-after 4", k_rd);
+    snprintf(args, sizeof args,
+             "train --data data -o em.nne -q %s --entropy-lr-mult 20 "
+             "--stop-after 4",
+             k_rd);
     EXPECT_RC(args, 0);
     EXPECT_RC("train --resume em.ckpt --entropy-lr-mult 10", 2);
     CHECK(strstr(nne_cli_err, "conflicts with the checkpoint (20)") != NULL);
@@ -519,8 +550,10 @@ static void test_rd_model(void) {
     snprintf(args, sizeof args, "train --data data -o fq.nne --init-partial %s", k_ft);
     EXPECT_RC(args, 2);
     CHECK(strstr(nne_cli_err, "needs --init") != NULL);
-    snprintf(args, sizeof args, "train --data data -o fq.nne --init ms.nne --init-partial --qat "
-             "per-channel %s", k_ft);
+    snprintf(args, sizeof args,
+             "train --data data -o fq.nne --init ms.nne --init-partial --qat "
+             "per-channel %s",
+             k_ft);
     EXPECT_RC(args, 2);
     EXPECT_RC("train --resume rs.ckpt --init-partial", 2);
     nne_graph *cs = NULL; /* cae-seed: no name in common with a learned codec */
@@ -535,8 +568,9 @@ static void test_rd_model(void) {
 
 int main(void) {
     nne_cli_setup("train-cli");
-    make_images("data", 6, 1);
-    make_images("val", 2, 2);
+    make_images("data", 6, 1, 1);
+    make_images("val", 2, 2, 1);
+    make_images("big", 2, 3, 4);
     NNE_RUN(test_usage);
     NNE_RUN(test_guards);
     NNE_RUN(test_run_and_provenance);
