@@ -13,7 +13,9 @@
 # Each rung N works in WORK: qN.init.nne (the shipped model it started from), qN.ckpt (every
 # CKPT_MINUTES, on Ctrl-C or SIGTERM), qN.csv (the log), qN.out (the trainer's output) and
 # qN.nne (the trained f32 model). Rerunning resumes: a rung with a checkpoint continues from
-# it bit for bit, a finished rung is not trained again. When every requested rung has
+# it bit for bit, a finished rung is not trained again, a rung with a log but no checkpoint
+# (its run died before writing one) starts over, its log moved to qN.csv.orphan. One instance
+# at a time per WORK (WORK/lock); stop it with Ctrl-C or `kill` of the script's process. When every requested rung has
 # finished, each one whose last validation loss is below the last one in the shipped log
 # (MODELS/<KIND>-qN.csv) is stored in f16 (nnedge quantize --fake --scheme fp16, as
 # scripts/train_rd.sh does) and replaces MODELS/<KIND>-qN.nne, its log replacing the .csv;
@@ -100,7 +102,12 @@ for a in "$@"; do
     steps_of+=("$s")
 done
 
-[ -z "$DRY_RUN" ] && mkdir -p "$WORK"
+if [ -z "$DRY_RUN" ]; then
+    mkdir -p "$WORK"
+    # One instance per work folder: a second would start the same runs on the same files.
+    exec 9>"$WORK/lock"
+    flock -n 9 || die "another train_on.sh is running in $WORK (it holds $WORK/lock)"
+fi
 LOG=$WORK/train.log
 log() { if [ -n "$DRY_RUN" ]; then echo "$*"; else echo "$(date -u +%FT%TZ) $*" >>"$LOG"; fi; }
 
@@ -117,6 +124,13 @@ train_rung() {
     if [ -e "$out" ]; then
         log "q$q: $out exists, not trained again"
         return 0
+    fi
+    if [ ! -f "$ckpt" ] && [ -e "$WORK/q$q.csv" ]; then
+        # A log but no checkpoint: an earlier run died before its first checkpoint (killed,
+        # or the machine went away). Its steps are lost; keep its log aside and start over.
+        mv -f "$WORK/q$q.csv" "$WORK/q$q.csv.orphan"
+        log "q$q: $WORK/q$q.csv had no checkpoint (a run that died before its first one):" \
+            "moved to q$q.csv.orphan, starting over"
     fi
     if [ -f "$ckpt" ]; then
         log "q$q: resuming from $ckpt"

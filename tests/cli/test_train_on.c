@@ -3,8 +3,10 @@
  * by the script for 3 steps. Checks that the script reads the rung's lambda and channels from
  * the model, replaces the shipped model (stored in f16, smaller than the trainer's f32 file)
  * and its log only when the last validation loss went down, leaves everything alone with
- * SHIP=0 or a loss that did not go down, does not train a finished rung again, and refuses bad
- * arguments and settings with exit 2 before training anything. No shared data needed. */
+ * SHIP=0 or a loss that did not go down, does not train a finished rung again, starts over a
+ * rung whose run died before its first checkpoint, refuses a second instance on the same work
+ * folder, and refuses bad arguments and settings with exit 2 before training anything. No shared
+ * data needed. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,6 +136,39 @@ static void test_keeps_when_not_better(void) {
     CHECK(nne_cli_same_files("models/mbt2018-mean-q3.nne", "orig.nne"));
 }
 
+/* A run that died before its first checkpoint leaves a log and nothing to resume from: the
+ * rerun starts that rung over, its log kept aside. A second instance on the same work folder
+ * is refused while the first holds the lock. */
+static void test_orphan_log_and_lock(void) {
+    shipped_rung();
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s/work' && echo 'step,stale' >'%s/work/q3.csv'",
+             nne_cli_tmp, nne_cli_tmp);
+    CHECK(system(cmd) == 0);
+    CHECK(script("SHIP=0", "3") == 0);
+    char *orphan = slurp("work/q3.csv.orphan");
+    CHECK(orphan && strcmp(orphan, "step,stale\n") == 0);
+    free(orphan);
+    char *log = slurp("work/train.log");
+    CHECK(log && strstr(log, "moved to q3.csv.orphan, starting over"));
+    free(log);
+    CHECK(nne_cli_tmp_exists("work/q3.nne"));
+
+    /* The lock: held by flock(1) around a second run of the script. */
+    snprintf(cmd, sizeof cmd, "flock '%s/work/lock' true", nne_cli_tmp);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "  (no flock(1): lock check skipped)\n");
+        return;
+    }
+    char extra[512];
+    snprintf(extra, sizeof extra, "flock '%s/work/lock' env", nne_cli_tmp);
+    CHECK(script(extra, "3") == 2);
+    char *err = slurp("script.err");
+    CHECK_MSG(err && strstr(err, "another train_on.sh is running"), "stderr: %s",
+              err ? err : "(none)");
+    free(err);
+}
+
 static void test_usage(void) {
     const struct {
         const char *extra, *args, *msg;
@@ -169,6 +204,7 @@ int main(void) {
     NNE_RUN(test_usage);
     NNE_RUN(test_replaces_when_better);
     NNE_RUN(test_keeps_when_not_better);
+    NNE_RUN(test_orphan_log_and_lock);
     if (nne_test_checks_failed == 0)
         nne_cli_cleanup();
     else
