@@ -29,7 +29,7 @@
 # from replacing the running binary), KIND (mbt2018-mean), MODELS (models), WORK
 # (checkpoints/<KIND>-train-on), DATA (../shared/data/train), VAL (../shared/data/val),
 # STEPS (1500, per rung unless given as N:STEPS), LR (2e-4), WARMUP (30), SEED (7), BATCH (8),
-# CROP (256), CLIP (1.0), QUANT_PROXY (mixed), MATMUL (bf16; f32), VAL_EVERY (500),
+# CROP (256), CLIP (1.0), QUANT_PROXY (mixed), MATMUL (auto: bf16 where AMX runs it, else f32; or f32, bf16), VAL_EVERY (500),
 # CKPT_MINUTES (10), JOBS (rungs at a time; default twice the CPU count), THREADS (per run,
 # 1), SHIP (1; 0 trains and reports without replacing), EXTRA (more nnedge train options),
 # COMMIT (train.commit; default git HEAD of this repository), DRY_RUN. Relative paths are
@@ -50,7 +50,7 @@ BATCH=${BATCH:-8}
 CROP=${CROP:-256}
 CLIP=${CLIP:-1.0}
 QUANT_PROXY=${QUANT_PROXY:-mixed}
-MATMUL=${MATMUL:-bf16}
+MATMUL=${MATMUL:-auto}
 VAL_EVERY=${VAL_EVERY:-500}
 CKPT_MINUTES=${CKPT_MINUTES:-10}
 THREADS=${THREADS:-1}
@@ -69,7 +69,7 @@ die() {
     exit 2
 }
 case $QUANT_PROXY in noise | mixed) ;; *) die "QUANT_PROXY=$QUANT_PROXY: noise or mixed" ;; esac
-case $MATMUL in f32 | bf16) ;; *) die "MATMUL=$MATMUL: f32 or bf16" ;; esac
+case $MATMUL in f32 | bf16 | auto) ;; *) die "MATMUL=$MATMUL: f32, bf16 or auto" ;; esac
 case $SHIP in 0 | 1) ;; *) die "SHIP=$SHIP: 0 or 1" ;; esac
 for v in STEPS JOBS THREADS; do
     case ${!v} in '' | *[!0-9]* | 0) die "$v=${!v}: a positive integer" ;; esac

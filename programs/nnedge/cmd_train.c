@@ -76,9 +76,11 @@ static void help(void) {
         "  --weight-decay W      decoupled weight decay on conv weights (default 0)\n"
         "  --clip C              global gradient-norm limit, 0 = none (default 0)\n"
         "  --loss mse|ms-ssim|rd (default mse; rd, the only choice, for learned codecs)\n"
-        "  --matmul f32|bf16     precision of the convolutions' matrix products (default f32);\n"
-        "                        bf16: operands rounded to bf16, sums in f32 (mixed\n"
-        "                        precision; AMX tiles where the CPU has them, ~1.7x faster)\n"
+        "  --matmul f32|bf16|auto  precision of the convolutions' matrix products (default\n"
+        "                        f32); bf16: operands rounded to bf16, sums in f32 (mixed\n"
+        "                        precision; AMX tiles where the CPU has them, ~1.7x faster;\n"
+        "                        without AMX ~5%% slower than f32); auto: bf16 where AMX\n"
+        "                        runs it, else f32 (on --resume: the checkpoint's)\n"
         "fine-tuning, quantization-aware training, distillation (cae-seed):\n"
         "  --qat SCHEME          quantization-aware training for per-tensor, per-channel or\n"
         "                        pow2 (DPU) int8: fake-quantized weights and activations,\n"
@@ -253,6 +255,9 @@ static void resolve_prune(nne_prune_schedule *p, int64_t total) {
 }
 
 /* Validate the raw options into s. Returns 0 or NNE_EXIT_USAGE (message printed). */
+/* Whether --matmul bf16 runs on AMX tiles here (else it is emulated, slower than f32). */
+static bool amx_bf16(void) { return strcmp(nne_gemm_bf16_path(), "amx") == 0; }
+
 static int settings_from_raw(const raw_opts *r, settings *s) {
     memset(s, 0, sizeof *s);
     int64_t i;
@@ -289,9 +294,10 @@ static int settings_from_raw(const raw_opts *r, settings *s) {
                                       "are for learned-codec models");
     }
     const char *mm = r->matmul ? r->matmul : "f32";
-    if (strcmp(mm, "f32") != 0 && strcmp(mm, "bf16") != 0)
-        return cli_usage_error(k_cmd, "--matmul %s: want f32 or bf16", mm);
-    s->bf16_matmul = !strcmp(mm, "bf16");
+    if (strcmp(mm, "f32") != 0 && strcmp(mm, "bf16") != 0 && strcmp(mm, "auto") != 0)
+        return cli_usage_error(k_cmd, "--matmul %s: want f32, bf16 or auto", mm);
+    /* auto: bf16 only where it pays (AMX); the checkpoint records what was chosen. */
+    s->bf16_matmul = !strcmp(mm, "bf16") || (!strcmp(mm, "auto") && amx_bf16());
     s->data = r->data;
     s->val = r->val;
     if (r->steps && r->epochs) return cli_usage_error(k_cmd, "give --steps or --epochs, not both");
@@ -1212,6 +1218,11 @@ int nne_cmd_train(int argc, char **argv) {
             goto out;
         }
         raw_opts given = *ro;
+        /* --matmul auto keeps the checkpoint's precision (a run keeps its numerics when it
+         * moves to another machine); f32 is what a checkpoint without the key trained with. */
+        if (given.matmul && (!strcmp(given.matmul, "auto") ||
+                             (!strcmp(given.matmul, "f32") && !nne_checkpoint_get(&ck, "matmul"))))
+            given.matmul = NULL;
         /* The one setting a resume may change: a learned codec trained with the noise proxy
          * continues with the mixed one (docs/training.md, "Mixed proxy"); the checkpoint
          * records the step. */
